@@ -1,0 +1,136 @@
+/*
+ * z3fold.h - the z3fold compressed-object allocator (user-space port).
+ *
+ * This header is private to uzswap: the daemon, its tests and its
+ * benchmarks include it; it is never installed.
+ *
+ * A pool packs up to three objects (FIRST, MIDDLE, LAST buddies) into each
+ * 4 KiB pool page, or one object that is too big to share into a HEADLESS
+ * page. Objects are named by opaque handles; z3fold_map() turns a handle
+ * into an address for as long as the object stays mapped.
+ *
+ * Errors: int-returning calls return 0 or -errno. Invalid handles (freed,
+ * never allocated, stale after reuse) are detected, counted in
+ * z3fold_stats.invalid_ops and reported on stderr; they never touch
+ * another object.
+ *
+ * Threads: every call is safe from any thread. The evict handler is called
+ * without any pool lock held and may call z3fold_free(), z3fold_map() and
+ * z3fold_unmap() (it must free the handle it evicts, see
+ * z3fold_reclaim_page()).
+ */
+#ifndef UZSWAP_Z3FOLD_H
+#define UZSWAP_Z3FOLD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define Z3FOLD_PAGE_SIZE 4096u
+/* Largest object that shares a page; bigger ones get a HEADLESS page. */
+#define Z3FOLD_MAX_SHARED_SIZE (Z3FOLD_PAGE_SIZE - 2 * 64u)
+
+struct z3fold_pool;
+
+/*
+ * struct z3fold_ops - user callbacks of a pool
+ * @evict: called by z3fold_reclaim_page() for each object of the page being
+ *         reclaimed. Returns 0 after it has stored the object elsewhere and
+ *         called z3fold_free() on @handle; non-zero if it cannot evict.
+ */
+struct z3fold_ops {
+	int (*evict)(struct z3fold_pool *pool, unsigned long handle);
+};
+
+/* Counters of a pool; a snapshot, each field read atomically. */
+struct z3fold_stats {
+	uint64_t pages;           /* pool pages in use (all kinds) */
+	uint64_t headless_pages;  /* of which HEADLESS */
+	uint64_t objects;         /* objects currently allocated */
+	uint64_t payload_bytes;   /* sum of the sizes asked of z3fold_alloc() */
+	uint64_t reserved_pages;  /* pages taken from the OS (in use + cached) */
+	uint64_t allocs;          /* successful z3fold_alloc() calls */
+	uint64_t frees;           /* successful z3fold_free() calls */
+	uint64_t compactions;     /* middle buddies moved */
+	uint64_t reclaimed_pages; /* pages freed by z3fold_reclaim_page() */
+	uint64_t evict_failures;  /* evict handler calls that returned non-zero */
+	uint64_t invalid_ops;     /* invalid handles passed to free/map/unmap */
+};
+
+/*
+ * z3fold_create_pool() - create a pool
+ * @name: pool name, copied; used in diagnostics
+ * @ops:  callbacks (may be NULL: then z3fold_reclaim_page() returns -EINVAL)
+ *
+ * The pool reserves address space for as many pages as the machine has
+ * RAM, and takes pages from the OS in batches as it grows.
+ * Return: the pool, or NULL with errno set.
+ */
+struct z3fold_pool *z3fold_create_pool(const char *name,
+				       const struct z3fold_ops *ops);
+
+/* Destroys a pool; every object must have been freed. */
+void z3fold_destroy_pool(struct z3fold_pool *pool);
+
+/*
+ * z3fold_alloc() - allocate an object of @size bytes
+ * Return: 0 and *@handle set; -EINVAL if @size is 0 or an argument is NULL;
+ * -ENOSPC if @size exceeds a page; -ENOMEM if no page could be had.
+ */
+int z3fold_alloc(struct z3fold_pool *pool, size_t size, unsigned long *handle);
+
+/*
+ * z3fold_free() - free the object of @handle
+ * If its page is being reclaimed, only marks the buddy free; the reclaimer
+ * releases the page once every buddy is gone.
+ */
+void z3fold_free(struct z3fold_pool *pool, unsigned long handle);
+
+/*
+ * z3fold_map() - address of the object of @handle
+ * The object does not move until z3fold_unmap(); pair every map with one
+ * unmap. Return: the address, or NULL for an invalid handle.
+ */
+void *z3fold_map(struct z3fold_pool *pool, unsigned long handle);
+void z3fold_unmap(struct z3fold_pool *pool, unsigned long handle);
+
+/*
+ * z3fold_reclaim_page() - evict the objects of the least recently allocated
+ * page and free it ("reclaim from the bottom").
+ * @retries: how many pages from the LRU tail to try before giving up
+ *
+ * Takes the LRU tail page, claims it, and calls ops->evict for each of its
+ * buddies (middle, first, last). If every handler returned 0 (each having
+ * freed its handle) the page is freed. If one returns non-zero, the page
+ * goes back on the pool lists with the buddies that remain and the next
+ * page is tried.
+ * Return: 0 when a page was freed; -EINVAL if there is no evict handler or
+ * the pool is empty; -EAGAIN when @retries pages were tried.
+ */
+int z3fold_reclaim_page(struct z3fold_pool *pool, unsigned int retries);
+
+/*
+ * z3fold_compact() - compact pages whose middle buddy could not be moved
+ * when a neighbour was freed (because it was mapped at the time).
+ * At most @max_pages pages are examined per call.
+ * Return: the number of pages compacted.
+ */
+unsigned int z3fold_compact(struct z3fold_pool *pool, unsigned int max_pages);
+
+/* Pool size in pages (pages holding objects, all kinds). */
+uint64_t z3fold_get_pool_size(struct z3fold_pool *pool);
+
+/* Size in bytes of the object of @handle, 0 for an invalid handle. */
+size_t z3fold_object_size(struct z3fold_pool *pool, unsigned long handle);
+
+void z3fold_get_stats(struct z3fold_pool *pool, struct z3fold_stats *st);
+
+/*
+ * z3fold_verify() - check the pool's invariants: every in-use page is on
+ * the LRU once, sits on the unbuddied list its free space selects, its
+ * buddies do not overlap, and the counters agree with the pages. For tests
+ * and debugging; call it while no other thread uses the pool. O(pages).
+ * Return: 0, or -EUCLEAN with the first broken invariant on stderr.
+ */
+int z3fold_verify(struct z3fold_pool *pool);
+
+#endif /* UZSWAP_Z3FOLD_H */

@@ -1,0 +1,928 @@
+/*
+ * check_z3fold.c - unit tests of the z3fold allocator (lib/z3fold).
+ *
+ * Placement of each buddy and every transition between layouts, handles
+ * across compaction, reclaim with handlers that succeed, fail and race
+ * with frees, size limits, invalid handles, pages going back to the OS,
+ * allocation-failure injection, a 4-thread stress where every object holds
+ * a pattern derived from its handle, and the density reached on lz4-
+ * compressed pages of a real process memory image.
+ *
+ * Under valgrind: CK_FORK=no valgrind --leak-check=full ./check_z3fold
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/common/failpoint.h"
+#include "lib/z3fold/z3fold.h"
+#include "density.h"
+#include "memimage.h"
+
+#define PAGE 4096u
+#define CHUNK 64u
+
+static struct z3fold_pool *pool;
+
+static uintptr_t page_of(const void *p)
+{
+	return (uintptr_t)p & ~(uintptr_t)(PAGE - 1);
+}
+
+static size_t off_in_page(const void *p)
+{
+	return (uintptr_t)p & (PAGE - 1);
+}
+
+/* A byte pattern derived from a handle, and its check. */
+static void fill(unsigned long handle, size_t size)
+{
+	uint8_t *p = z3fold_map(pool, handle);
+	uint64_t x = handle * 0x9e3779b97f4a7c15ull | 1;
+	size_t i;
+
+	ck_assert_ptr_nonnull(p);
+	for (i = 0; i < size; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+	z3fold_unmap(pool, handle);
+}
+
+static bool pattern_ok(const uint8_t *p, unsigned long handle, size_t size)
+{
+	uint64_t x = handle * 0x9e3779b97f4a7c15ull | 1;
+	size_t i;
+
+	for (i = 0; i < size; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (p[i] != (uint8_t)x)
+			return false;
+	}
+	return true;
+}
+
+static void check_pattern(unsigned long handle, size_t size)
+{
+	uint8_t *p = z3fold_map(pool, handle);
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_msg(pattern_ok(p, handle, size), "object %#lx corrupted",
+		      handle);
+	z3fold_unmap(pool, handle);
+}
+
+static unsigned long alloc_filled(size_t size)
+{
+	unsigned long h = 0;
+
+	ck_assert_int_eq(z3fold_alloc(pool, size, &h), 0);
+	ck_assert_uint_ne(h, 0);
+	fill(h, size);
+	return h;
+}
+
+static void *map_once(unsigned long handle)
+{
+	void *p = z3fold_map(pool, handle);
+
+	ck_assert_ptr_nonnull(p);
+	z3fold_unmap(pool, handle);
+	return p;
+}
+
+static void check_verify(void)
+{
+	ck_assert_int_eq(z3fold_verify(pool), 0);
+}
+
+static void setup(void)
+{
+	pool = z3fold_create_pool("test", NULL);
+	ck_assert_ptr_nonnull(pool);
+}
+
+static void teardown(void)
+{
+	struct z3fold_stats st;
+
+	z3fold_get_stats(pool, &st);
+	check_verify();
+	ck_assert_uint_eq(st.objects, 0);
+	ck_assert_uint_eq(st.pages, 0);
+	z3fold_destroy_pool(pool);
+	pool = NULL;
+}
+
+/*****************
+ * Sizes and placement
+ *****************/
+
+START_TEST(test_size_limits)
+{
+	struct z3fold_stats st;
+	unsigned long h, big, shared;
+
+	ck_assert_int_eq(z3fold_alloc(pool, 0, &h), -EINVAL);
+	ck_assert_int_eq(z3fold_alloc(pool, 10, NULL), -EINVAL);
+	ck_assert_int_eq(z3fold_alloc(NULL, 10, &h), -EINVAL);
+	ck_assert_int_eq(z3fold_alloc(pool, PAGE + 1, &h), -ENOSPC);
+	ck_assert_int_eq(z3fold_alloc(pool, SIZE_MAX, &h), -ENOSPC);
+
+	big = alloc_filled(PAGE);
+	ck_assert_uint_eq(off_in_page(map_once(big)), 0);
+	h = alloc_filled(Z3FOLD_MAX_SHARED_SIZE + 1);
+	shared = alloc_filled(Z3FOLD_MAX_SHARED_SIZE);
+	ck_assert_uint_eq(off_in_page(map_once(shared)), CHUNK);
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.headless_pages, 2);
+	ck_assert_uint_eq(st.pages, 3);
+	ck_assert_uint_eq(z3fold_object_size(pool, big), PAGE);
+	ck_assert_uint_eq(z3fold_object_size(pool, shared),
+			  Z3FOLD_MAX_SHARED_SIZE);
+	check_pattern(big, PAGE);
+	check_pattern(h, Z3FOLD_MAX_SHARED_SIZE + 1);
+	check_pattern(shared, Z3FOLD_MAX_SHARED_SIZE);
+	check_verify();
+	z3fold_free(pool, big);
+	z3fold_free(pool, h);
+	z3fold_free(pool, shared);
+}
+END_TEST
+
+START_TEST(test_three_buddies)
+{
+	/* 10, 5 and 7 chunks: FIRST, LAST, MIDDLE in one page */
+	unsigned long a = alloc_filled(10 * CHUNK - 3);
+	unsigned long b = alloc_filled(5 * CHUNK);
+	unsigned long c = alloc_filled(7 * CHUNK - 60);
+	unsigned long d;
+	uint8_t *pa = map_once(a), *pb = map_once(b), *pc = map_once(c);
+
+	ck_assert_uint_eq(page_of(pa), page_of(pb));
+	ck_assert_uint_eq(page_of(pa), page_of(pc));
+	ck_assert_uint_eq(off_in_page(pa), CHUNK);
+	ck_assert_uint_eq(off_in_page(pb), PAGE - 5 * CHUNK);
+	ck_assert_uint_eq(off_in_page(pc), CHUNK + 10 * CHUNK);
+	ck_assert_uint_eq(z3fold_get_pool_size(pool), 1);
+	check_verify();
+
+	/* a fully buddied page takes nothing more, even if space is left */
+	d = alloc_filled(CHUNK);
+	ck_assert_uint_ne(page_of(map_once(d)), page_of(pa));
+	ck_assert_uint_eq(z3fold_get_pool_size(pool), 2);
+
+	check_pattern(a, 10 * CHUNK - 3);
+	check_pattern(b, 5 * CHUNK);
+	check_pattern(c, 7 * CHUNK - 60);
+	check_verify();
+	z3fold_free(pool, a);
+	z3fold_free(pool, b);
+	z3fold_free(pool, c);
+	z3fold_free(pool, d);
+}
+END_TEST
+
+START_TEST(test_best_fit)
+{
+	/* page 1 keeps 63-50 = 13 free chunks, page 2 keeps 63-20 = 43 */
+	unsigned long p1 = alloc_filled(50 * CHUNK);
+	unsigned long p2, small, mid;
+
+	ck_assert_int_eq(z3fold_alloc(pool, 40 * CHUNK, &p2), 0);
+	ck_assert_uint_ne(page_of(map_once(p2)), page_of(map_once(p1)));
+	z3fold_free(pool, p2);
+	p2 = alloc_filled(20 * CHUNK);
+	ck_assert_uint_eq(z3fold_get_pool_size(pool), 2);
+
+	/* 12 chunks fit both; the tighter page (13 free) wins */
+	small = alloc_filled(12 * CHUNK);
+	ck_assert_uint_eq(page_of(map_once(small)), page_of(map_once(p1)));
+	/* 30 chunks only fit page 2 */
+	mid = alloc_filled(30 * CHUNK);
+	ck_assert_uint_eq(page_of(map_once(mid)), page_of(map_once(p2)));
+	check_verify();
+	z3fold_free(pool, p1);
+	z3fold_free(pool, p2);
+	z3fold_free(pool, small);
+	z3fold_free(pool, mid);
+}
+END_TEST
+
+START_TEST(test_middle_alone_becomes_first)
+{
+	unsigned long a = alloc_filled(8 * CHUNK);
+	unsigned long b = alloc_filled(8 * CHUNK);
+	unsigned long c = alloc_filled(6 * CHUNK);
+	struct z3fold_stats st;
+	uint8_t *pc = map_once(c);
+
+	ck_assert_uint_eq(off_in_page(pc), CHUNK + 8 * CHUNK);
+	z3fold_free(pool, a);
+	check_pattern(c, 6 * CHUNK);
+	z3fold_free(pool, b);
+	/* middle alone: moved to the start, now FIRST, same handle */
+	ck_assert_uint_eq(off_in_page(map_once(c)), CHUNK);
+	check_pattern(c, 6 * CHUNK);
+	ck_assert_uint_eq(z3fold_object_size(pool, c), 6 * CHUNK);
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_ge(st.compactions, 1);
+	check_verify();
+
+	/* the page takes new buddies around it */
+	a = alloc_filled(30 * CHUNK);
+	ck_assert_uint_eq(page_of(map_once(a)), page_of(pc));
+	ck_assert_uint_eq(off_in_page(map_once(a)), PAGE - 30 * CHUNK);
+	check_pattern(c, 6 * CHUNK);
+	check_verify();
+	z3fold_free(pool, c);
+	check_pattern(a, 30 * CHUNK);
+	z3fold_free(pool, a);
+}
+END_TEST
+
+START_TEST(test_middle_moves_next_to_last)
+{
+	unsigned long a = alloc_filled(20 * CHUNK);
+	unsigned long b = alloc_filled(10 * CHUNK);
+	unsigned long c = alloc_filled(5 * CHUNK);
+
+	ck_assert_uint_eq(off_in_page(map_once(c)), CHUNK + 20 * CHUNK);
+	z3fold_free(pool, a);
+	/* gap after the middle >= 3 chunks: it moves up against LAST */
+	ck_assert_uint_eq(off_in_page(map_once(c)), PAGE - 15 * CHUNK);
+	check_pattern(c, 5 * CHUNK);
+	check_pattern(b, 10 * CHUNK);
+	check_verify();
+	/* the freed start takes a FIRST of up to 63-15 = 48 chunks */
+	a = alloc_filled(48 * CHUNK);
+	ck_assert_uint_eq(page_of(map_once(a)), page_of(map_once(c)));
+	check_verify();
+	z3fold_free(pool, a);
+	z3fold_free(pool, b);
+	z3fold_free(pool, c);
+}
+END_TEST
+
+START_TEST(test_mapped_middle_deferred)
+{
+	unsigned long a = alloc_filled(8 * CHUNK);
+	unsigned long b = alloc_filled(8 * CHUNK);
+	unsigned long c = alloc_filled(6 * CHUNK);
+	uint8_t *pc = z3fold_map(pool, c);
+
+	ck_assert_ptr_nonnull(pc);
+	z3fold_free(pool, a);
+	z3fold_free(pool, b);
+	/* mapped: it must not move under the mapper */
+	ck_assert_ptr_eq(map_once(c), pc);
+	ck_assert(pattern_ok(pc, c, 6 * CHUNK));
+	ck_assert_uint_eq(z3fold_compact(pool, 10), 0);
+	check_verify();
+	z3fold_unmap(pool, c);
+	ck_assert_uint_eq(z3fold_compact(pool, 10), 1);
+	ck_assert_uint_eq(off_in_page(map_once(c)), CHUNK);
+	check_pattern(c, 6 * CHUNK);
+	ck_assert_uint_eq(z3fold_compact(pool, 10), 0);
+	check_verify();
+	z3fold_free(pool, c);
+}
+END_TEST
+
+/*****************
+ * Invalid handles
+ *****************/
+
+START_TEST(test_invalid_handles)
+{
+	unsigned long a = alloc_filled(100);
+	unsigned long b = alloc_filled(200);
+	uint8_t *pa = map_once(a);
+	unsigned long c;
+	struct z3fold_stats st;
+
+	z3fold_free(pool, a);
+	z3fold_free(pool, a);                    /* double free */
+	ck_assert_ptr_null(z3fold_map(pool, a)); /* map of a freed handle */
+	z3fold_unmap(pool, a);
+	ck_assert_ptr_null(z3fold_map(pool, 0));
+	ck_assert_ptr_null(z3fold_map(pool, ~0ul));
+	ck_assert_ptr_null(z3fold_map(pool, (1ul << 40) | 5));
+	z3fold_free(pool, ~0ul);
+	ck_assert_uint_eq(z3fold_object_size(pool, a), 0);
+
+	/* the slot is reused: the old handle must not reach the new object */
+	c = alloc_filled(100);
+	ck_assert_ptr_eq(map_once(c), pa);
+	ck_assert_uint_ne(c, a);
+	ck_assert_ptr_null(z3fold_map(pool, a));
+	z3fold_free(pool, a);
+
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.invalid_ops, 9);
+	ck_assert_uint_eq(st.objects, 2);
+	check_pattern(b, 200);
+	check_pattern(c, 100);
+	check_verify();
+	z3fold_free(pool, b);
+	z3fold_free(pool, c);
+}
+END_TEST
+
+/*****************
+ * Reclaim from the bottom
+ *****************/
+
+#define MAX_EVICT 64
+
+/* What the test evict handler does and saw. */
+static struct {
+	unsigned long seen[MAX_EVICT];
+	int nr_seen;
+	int fail_at;                /* fail the n-th call (1-based), 0 never */
+	bool fail_all;              /* fail every call */
+	unsigned long also_free;    /* a handle to free first, as a racing
+				       fault thread would */
+	bool skip_free;             /* return 0 without freeing (bad user) */
+} ev;
+
+static int test_evict(struct z3fold_pool *p, unsigned long handle)
+{
+	int n;
+
+	ck_assert_ptr_eq(p, pool);
+	ck_assert_int_lt(ev.nr_seen, MAX_EVICT);
+	ev.seen[ev.nr_seen++] = handle;
+	n = ev.nr_seen;
+	if (ev.also_free) {
+		z3fold_free(pool, ev.also_free);
+		ev.also_free = 0;
+	}
+	if (ev.fail_at == n || ev.fail_all)
+		return -EBUSY;
+	/* the object is readable while its page is claimed */
+	ck_assert_uint_ne(z3fold_object_size(pool, handle), 0);
+	check_pattern(handle, z3fold_object_size(pool, handle));
+	if (!ev.skip_free)
+		z3fold_free(pool, handle);
+	return 0;
+}
+
+static const struct z3fold_ops evict_ops = { .evict = test_evict };
+
+static void setup_evict(void)
+{
+	memset(&ev, 0, sizeof(ev));
+	pool = z3fold_create_pool("reclaim", &evict_ops);
+	ck_assert_ptr_nonnull(pool);
+}
+
+static bool seen(unsigned long h)
+{
+	int i;
+
+	for (i = 0; i < ev.nr_seen; i++)
+		if (ev.seen[i] == h)
+			return true;
+	return false;
+}
+
+START_TEST(test_reclaim_no_handler)
+{
+	unsigned long h = alloc_filled(100);
+
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 4), -EINVAL);
+	z3fold_free(pool, h);
+}
+END_TEST
+
+START_TEST(test_reclaim_empty)
+{
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 4), -EINVAL);
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 0), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_reclaim_lru_tail)
+{
+	/* page 1 (oldest): a, b, c; page 2: d, e, f; page 3: headless g */
+	unsigned long a = alloc_filled(900), b = alloc_filled(1100),
+		      c = alloc_filled(700);
+	unsigned long d = alloc_filled(1000), e = alloc_filled(1000),
+		      f = alloc_filled(1000);
+	unsigned long g = alloc_filled(PAGE);
+	struct z3fold_stats st;
+
+	ck_assert_uint_eq(z3fold_get_pool_size(pool), 3);
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 1), 0);
+	/* middle, first, last of the least recently allocated page */
+	ck_assert_int_eq(ev.nr_seen, 3);
+	ck_assert_uint_eq(ev.seen[0], c);
+	ck_assert_uint_eq(ev.seen[1], a);
+	ck_assert_uint_eq(ev.seen[2], b);
+	ck_assert_uint_eq(z3fold_get_pool_size(pool), 2);
+	check_verify();
+
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 1), 0);
+	ck_assert(seen(d) && seen(e) && seen(f));
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 1), 0);
+	ck_assert(seen(g));
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 1), -EINVAL);
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.reclaimed_pages, 3);
+	ck_assert_uint_eq(st.invalid_ops, 0);
+}
+END_TEST
+
+START_TEST(test_reclaim_alloc_refreshes_lru)
+{
+	unsigned long a = alloc_filled(1000);	/* page 1 */
+	unsigned long b = alloc_filled(3500);	/* page 2 */
+	unsigned long c = alloc_filled(1000);	/* page 1 again: now newest */
+
+	ck_assert_uint_eq(page_of(map_once(a)), page_of(map_once(c)));
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 1), 0);
+	ck_assert_int_eq(ev.nr_seen, 1);
+	ck_assert_uint_eq(ev.seen[0], b);
+	check_verify();
+	z3fold_free(pool, a);
+	z3fold_free(pool, c);
+}
+END_TEST
+
+START_TEST(test_reclaim_handler_fails)
+{
+	unsigned long a = alloc_filled(900), b = alloc_filled(1100),
+		      c = alloc_filled(700);
+	struct z3fold_stats st;
+
+	/* the second handler call (first buddy) fails: the middle is gone,
+	 * first and last stay, the page goes back on the lists */
+	ev.fail_at = 2;
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 1), -EAGAIN);
+	ck_assert_int_eq(ev.nr_seen, 2);
+	ck_assert_uint_eq(ev.seen[0], c);
+	ck_assert_uint_eq(z3fold_object_size(pool, c), 0);
+	check_pattern(a, 900);
+	check_pattern(b, 1100);
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.evict_failures, 1);
+	ck_assert_uint_eq(st.pages, 1);
+	check_verify();
+
+	/* it can take a new middle buddy again */
+	c = alloc_filled(700);
+	ck_assert_uint_eq(page_of(map_once(c)), page_of(map_once(a)));
+
+	/* every call fails: retries run out, nothing is lost */
+	ev.nr_seen = 0;
+	ev.fail_all = true;
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 3), -EAGAIN);
+	ck_assert_int_eq(ev.nr_seen, 3);
+	check_pattern(a, 900);
+	check_pattern(b, 1100);
+	check_pattern(c, 700);
+	check_verify();
+	z3fold_free(pool, a);
+	z3fold_free(pool, b);
+	z3fold_free(pool, c);
+}
+END_TEST
+
+START_TEST(test_reclaim_retries_next_page)
+{
+	unsigned long a = alloc_filled(3000);	/* page 1, oldest */
+	unsigned long b = alloc_filled(3000);	/* page 2 */
+
+	ev.fail_at = 1;
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 2), 0);
+	ck_assert_int_eq(ev.nr_seen, 2);
+	ck_assert_uint_eq(ev.seen[0], a);
+	ck_assert_uint_eq(ev.seen[1], b);
+	check_pattern(a, 3000);
+	ck_assert_uint_eq(z3fold_object_size(pool, b), 0);
+	check_verify();
+	z3fold_free(pool, a);
+}
+END_TEST
+
+START_TEST(test_reclaim_concurrent_free)
+{
+	unsigned long a = alloc_filled(900), b = alloc_filled(1100),
+		      c = alloc_filled(700);
+	unsigned long h = alloc_filled(PAGE);
+	struct z3fold_stats st;
+
+	/*
+	 * While the middle buddy is evicted, a fault thread frees LAST: the
+	 * free only marks the buddy free. The handler is still called for
+	 * LAST, with the handle collected when the page was claimed, and
+	 * fails as a store that no longer knows the object would: the page
+	 * is released all the same, since no buddy is left.
+	 */
+	ev.also_free = b;
+	ev.fail_at = 3;
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 1), 0);
+	ck_assert_int_eq(ev.nr_seen, 3);
+	ck_assert_uint_eq(ev.seen[2], b);
+	ck_assert_uint_eq(z3fold_object_size(pool, a), 0);
+	ck_assert_uint_eq(z3fold_object_size(pool, c), 0);
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.reclaimed_pages, 1);
+	ck_assert_uint_eq(st.pages, 1);
+	check_verify();
+
+	/* a headless page freed by someone else during its reclaim */
+	ev.nr_seen = 0;
+	ev.fail_at = 1;
+	ev.also_free = h;
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 1), 0);
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.pages, 0);
+	ck_assert_uint_eq(st.invalid_ops, 0);
+}
+END_TEST
+
+START_TEST(test_reclaim_handler_must_free)
+{
+	unsigned long a = alloc_filled(2000);
+
+	/* a handler that says 0 without freeing does not lose the object */
+	ev.skip_free = true;
+	ck_assert_int_eq(z3fold_reclaim_page(pool, 1), -EAGAIN);
+	check_pattern(a, 2000);
+	check_verify();
+	z3fold_free(pool, a);
+}
+END_TEST
+
+/*****************
+ * Pages from and back to the OS, allocation failures
+ *****************/
+
+START_TEST(test_pages_return_to_os)
+{
+	enum { N = 3 * 256 * 3 };
+	static unsigned long h[N];
+	struct z3fold_stats st;
+	int i;
+
+	for (i = 0; i < N; i++)
+		h[i] = alloc_filled(1200);
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.pages, N / 3);
+	ck_assert_uint_ge(st.reserved_pages, N / 3);
+	check_verify();
+	for (i = 0; i < N; i++) {
+		check_pattern(h[i], 1200);
+		z3fold_free(pool, h[i]);
+	}
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.pages, 0);
+	/* all but one spare batch went back */
+	ck_assert_uint_le(st.reserved_pages, 256);
+	check_verify();
+}
+END_TEST
+
+START_TEST(test_alloc_failure_injection)
+{
+	struct z3fold_pool *p = NULL;
+	unsigned long n, h[4];
+	int ret = -ENOMEM, i;
+
+	/* creation: fail the n-th request until it succeeds */
+	for (n = 1; !p; n++) {
+		failpoint_arm(n);
+		p = z3fold_create_pool("inject", NULL);
+		ck_assert(p || failpoint_failures() == 1);
+	}
+	failpoint_arm(0);
+	ck_assert_uint_gt(n, 2);
+	z3fold_destroy_pool(p);
+
+	/* growth: the first alloc needs a batch from the OS */
+	for (n = 1; ret != 0; n++) {
+		failpoint_arm(n);
+		ret = z3fold_alloc(pool, 500, &h[0]);
+		ck_assert(ret == 0 || ret == -ENOMEM);
+		check_verify();
+	}
+	failpoint_arm(0);
+	fill(h[0], 500);
+	for (i = 1; i < 4; i++)
+		h[i] = alloc_filled(500);
+	for (i = 0; i < 4; i++) {
+		check_pattern(h[i], 500);
+		z3fold_free(pool, h[i]);
+	}
+}
+END_TEST
+
+/*****************
+ * Four threads at once
+ *****************/
+
+#define ST_THREADS 4
+#define ST_ENTRIES 4096
+#define ST_OPS 60000
+
+/* One object slot of the stress test; @lock guards the rest. */
+struct st_entry {
+	pthread_mutex_t lock;
+	unsigned long handle;   /* 0: none */
+	size_t size;
+	uint8_t *copy;          /* evicted copy, pattern of @copy_handle */
+	unsigned long copy_handle;
+	struct st_entry *hnext; /* rmap chain; rmap_lock */
+};
+
+static struct st_entry st_entries[ST_ENTRIES];
+static struct st_entry *rmap[8192];
+static pthread_mutex_t rmap_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned long st_evicted, st_mismatch;
+
+static unsigned int rmap_slot(unsigned long h)
+{
+	return (unsigned int)((h * 0x9e3779b97f4a7c15ull) >> 51);
+}
+
+static void rmap_add(struct st_entry *e)
+{
+	unsigned int s = rmap_slot(e->handle);
+
+	pthread_mutex_lock(&rmap_lock);
+	e->hnext = rmap[s];
+	rmap[s] = e;
+	pthread_mutex_unlock(&rmap_lock);
+}
+
+static void rmap_del(struct st_entry *e)
+{
+	struct st_entry **pp;
+
+	pthread_mutex_lock(&rmap_lock);
+	for (pp = &rmap[rmap_slot(e->handle)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == e) {
+			*pp = e->hnext;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&rmap_lock);
+}
+
+static struct st_entry *rmap_find(unsigned long h)
+{
+	struct st_entry *e;
+
+	pthread_mutex_lock(&rmap_lock);
+	for (e = rmap[rmap_slot(h)]; e && e->handle != h; e = e->hnext)
+		;
+	pthread_mutex_unlock(&rmap_lock);
+	return e;
+}
+
+static bool object_ok(unsigned long h, size_t size)
+{
+	uint8_t *p = z3fold_map(pool, h);
+	bool ok = p && pattern_ok(p, h, size);
+
+	if (p)
+		z3fold_unmap(pool, h);
+	return ok;
+}
+
+/* Evict: copy the object out, then free it, as the store's writeback
+ * does. An object its owner freed meanwhile is simply gone. */
+static int stress_evict(struct z3fold_pool *p, unsigned long handle)
+{
+	struct st_entry *e = rmap_find(handle);
+	uint8_t *src;
+	int ret = 0;
+
+	if (!e)
+		return 0;
+	pthread_mutex_lock(&e->lock);
+	if (e->handle != handle)
+		goto out_unlock;
+	if ((handle >> 3) % 7 == 0) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	src = z3fold_map(p, handle);
+	if (!src || !pattern_ok(src, handle, e->size))
+		st_mismatch++;
+	e->copy = malloc(e->size);
+	if (src) {
+		memcpy(e->copy, src, e->size);
+		z3fold_unmap(p, handle);
+	}
+	e->copy_handle = handle;
+	rmap_del(e);
+	e->handle = 0;
+	z3fold_free(p, handle);
+	st_evicted++;
+out_unlock:
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}
+
+static const struct z3fold_ops stress_ops = { .evict = stress_evict };
+
+static uint64_t xorshift(uint64_t *rng)
+{
+	uint64_t x = *rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*rng = x;
+	return x;
+}
+
+static size_t stress_size(uint64_t *rng)
+{
+	uint64_t x = xorshift(rng);
+
+	if (x % 16 == 0)
+		return PAGE - (x >> 8) % 200;	/* raw, headless */
+	return 16 + (x >> 8) % 2800;
+}
+
+static void stress_touch(struct st_entry *e, uint64_t *rng)
+{
+	if (e->copy) {
+		/* fault back the evicted copy */
+		if (!pattern_ok(e->copy, e->copy_handle, e->size))
+			st_mismatch++;
+		free(e->copy);
+		e->copy = NULL;
+	}
+	if (e->handle) {
+		if (!object_ok(e->handle, e->size))
+			st_mismatch++;
+		if (*rng & 1) {
+			rmap_del(e);
+			z3fold_free(pool, e->handle);
+			e->handle = 0;
+		}
+		return;
+	}
+	e->size = stress_size(rng);
+	if (z3fold_alloc(pool, e->size, &e->handle) != 0) {
+		st_mismatch++;
+		e->handle = 0;
+		return;
+	}
+	fill(e->handle, e->size);
+	rmap_add(e);
+}
+
+static void *stress_thread(void *arg)
+{
+	uint64_t rng = 0x1234567ull * ((uintptr_t)arg + 1);
+	unsigned int i;
+
+	for (i = 0; i < ST_OPS; i++) {
+		struct st_entry *e =
+			&st_entries[(xorshift(&rng) >> 11) % ST_ENTRIES];
+
+		pthread_mutex_lock(&e->lock);
+		stress_touch(e, &rng);
+		pthread_mutex_unlock(&e->lock);
+		if (i % 64 == 0)
+			z3fold_reclaim_page(pool, 4);
+		if (i % 128 == 0)
+			z3fold_compact(pool, 16);
+	}
+	return NULL;
+}
+
+START_TEST(test_stress_threads)
+{
+	pthread_t t[ST_THREADS];
+	struct z3fold_stats st;
+	uintptr_t i;
+
+	z3fold_destroy_pool(pool);
+	pool = z3fold_create_pool("stress", &stress_ops);
+	ck_assert_ptr_nonnull(pool);
+	for (i = 0; i < ST_ENTRIES; i++)
+		pthread_mutex_init(&st_entries[i].lock, NULL);
+	for (i = 0; i < ST_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, stress_thread,
+						(void *)i), 0);
+	for (i = 0; i < ST_THREADS; i++)
+		pthread_join(t[i], NULL);
+
+	check_verify();
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st_mismatch, 0);
+	ck_assert_uint_eq(st.invalid_ops, 0);
+	ck_assert_uint_gt(st_evicted, 100);
+	ck_assert_uint_gt(st.reclaimed_pages, 10);
+	ck_assert_uint_gt(st.compactions, 100);
+	ck_assert_uint_gt(st.evict_failures, 0);
+	for (i = 0; i < ST_ENTRIES; i++) {
+		struct st_entry *e = &st_entries[i];
+
+		if (e->handle) {
+			ck_assert(object_ok(e->handle, e->size));
+			z3fold_free(pool, e->handle);
+		}
+		if (e->copy)
+			ck_assert(pattern_ok(e->copy, e->copy_handle,
+					     e->size));
+		free(e->copy);
+		pthread_mutex_destroy(&e->lock);
+	}
+}
+END_TEST
+
+/*****************
+ * Density on a real memory image
+ *****************/
+
+START_TEST(test_density_real_memory)
+{
+	struct density_result res;
+	struct memimage img;
+
+	ck_assert_int_eq(memimage_build(48, &img), 0);
+	ck_assert_int_eq(density_load(pool, &img, DENSITY_LZ4, &res), 0);
+	printf("density: %zu pages (%zu same-filled), %zu stored (%zu raw), "
+	       "lz4 ratio %.2f, payload / pool bytes %.3f\n",
+	       res.pages, res.same_filled, res.stored, res.raw, res.ratio,
+	       res.density);
+	ck_assert_uint_gt(res.stored, 1000);
+	check_verify();
+	ck_assert_msg(res.density >= 0.85, "density %.3f below 0.85",
+		      res.density);
+	density_unload(pool, &res);
+	memimage_free(&img);
+}
+END_TEST
+
+static Suite *z3fold_suite(void)
+{
+	Suite *s = suite_create("z3fold");
+	TCase *tc;
+
+	tc = tcase_create("placement");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_size_limits);
+	tcase_add_test(tc, test_three_buddies);
+	tcase_add_test(tc, test_best_fit);
+	tcase_add_test(tc, test_middle_alone_becomes_first);
+	tcase_add_test(tc, test_middle_moves_next_to_last);
+	tcase_add_test(tc, test_mapped_middle_deferred);
+	tcase_add_test(tc, test_invalid_handles);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reclaim");
+	tcase_add_checked_fixture(tc, setup_evict, teardown);
+	tcase_add_test(tc, test_reclaim_empty);
+	tcase_add_test(tc, test_reclaim_lru_tail);
+	tcase_add_test(tc, test_reclaim_alloc_refreshes_lru);
+	tcase_add_test(tc, test_reclaim_handler_fails);
+	tcase_add_test(tc, test_reclaim_retries_next_page);
+	tcase_add_test(tc, test_reclaim_concurrent_free);
+	tcase_add_test(tc, test_reclaim_handler_must_free);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("os");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_reclaim_no_handler);
+	tcase_add_test(tc, test_pages_return_to_os);
+	tcase_add_test(tc, test_alloc_failure_injection);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("stress");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_stress_threads);
+	tcase_add_test(tc, test_density_real_memory);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(z3fold_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
