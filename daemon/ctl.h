@@ -1,0 +1,70 @@
+/*
+ * ctl.h - the control server: the listening socket, the client
+ * connections, and the one table that maps message types to handlers.
+ *
+ * Private to uzswapd. Loop thread only.
+ */
+#ifndef UZSWAPD_CTL_H
+#define UZSWAPD_CTL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "lib/common/list.h"
+#include "lib/proto/proto.h"
+
+struct uzswapd;
+struct mm_slot;
+struct uffd_ctx;
+
+/*
+ * struct ctl_conn - one control connection; loop thread only. Its memory
+ * holds @poll, so it is freed in the poll's close callback.
+ * @d:      the daemon
+ * @poll:   libuv poll on @fd
+ * @fd:     the accepted socket
+ * @pid:    the peer process, from SO_PEERCRED (never from a message)
+ * @uid:    the peer's user, from SO_PEERCRED
+ * @pidfd:  the peer's pidfd from SO_PEERPIDFD, -1 if not given (yet to
+ *          be handed to the mm_slot)
+ * @rd:     the message being received
+ * @out:    the reply being sent: while it waits for room in the socket
+ *          (a peer that does not read), no request is read
+ * @out_len: bytes in @out, 0 when nothing waits
+ * @out_off: bytes of @out already sent
+ * @slot:   the peer's mm_slot once HELLO succeeded (holds a reference)
+ * @ctx:    the peer's uffd once HELLO succeeded
+ * @node:   entry of @slot's connection list
+ * @all:    entry of the daemon's connection list
+ * @closing: being closed
+ */
+struct ctl_conn {
+	struct uzswapd *d;
+	uv_poll_t poll;
+	int fd;
+	pid_t pid;
+	uid_t uid;
+	int pidfd;
+	struct proto_reader rd;
+	uint8_t out[PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD];
+	size_t out_len;
+	size_t out_off;
+	struct mm_slot *slot;
+	struct uffd_ctx *ctx;
+	struct list_node node;
+	struct list_node all;
+	bool closing;
+};
+
+/* Listen on @fd (already bound and listening). Return: 0 or -errno. */
+int ctl_listen(struct uzswapd *d, int fd);
+
+/* Stop accepting and close the listening socket. */
+void ctl_stop_listening(struct uzswapd *d);
+
+/* Close a connection: its regions are unregistered (the client keeps its
+ * memory) and its uffd released. */
+void ctl_conn_close(struct ctl_conn *c);
+
+#endif /* UZSWAPD_CTL_H */

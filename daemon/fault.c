@@ -1,0 +1,581 @@
+/*
+ * fault.c - the fault path of uzswapd.
+ *
+ * A small fixed set of fault threads (not the libuv loop) serves every
+ * client's userfaultfd. Each uffd belongs to one thread, chosen by pid, so
+ * the faults of a process are handled in order and a region's page states
+ * have a single writer. A fault travels:
+ *
+ *   client touches a page of a managed region that is not in its memfd
+ *     -> the kernel queues a uffd_msg and puts the client thread to sleep
+ *   fault thread: epoll_wait() on all its uffds
+ *     -> read() of up to FAULT_MSG_BATCH messages at once
+ *     -> region lookup in the client's mm_slot (slot lock, reference)
+ *     -> by page state:
+ *          NEW:      UFFDIO_COPY (DONTWAKE) from a zero buffer of every NEW
+ *                    page of the aligned FAULT_BLOCK_PAGES block around
+ *                    the fault (one ioctl), states -> RESIDENT, then
+ *                    UFFDIO_WAKE: the states are published before the
+ *                    client runs again
+ *          RESIDENT: the page is there (a duplicate fault of threads that
+ *                    touched it together): UFFDIO_COPY fails EEXIST ->
+ *                    UFFDIO_WAKE
+ *     -> a write-protect fault on a page nobody is evicting is un-protected
+ *        at once (wakes the writer)
+ *   EEXIST means already resolved: wake. EAGAIN: retried after
+ *   FAULT_RETRY_MS. ESRCH/ENOMEM: the client is gone; its uffd is skipped
+ *   until the loop thread, told by the process's pidfd, detaches it.
+ *
+ * Detaching: the loop thread removes the uffd from the thread's epoll set
+ * and queues a release command; the thread handles commands only after
+ * every event of its current batch, so once it passes the context back
+ * (release queue + uv_async_send) no fault thread holds it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "lib/uffd/uffd.h"
+#include "log.h"
+#include "registry.h"
+
+#define FAULT_MSG_BATCH		64	/* messages per read() */
+#define FAULT_EVENTS		32	/* epoll events per wait */
+#define FAULT_BLOCK_PAGES	16	/* NEW pages filled per fault, aligned */
+#define FAULT_RETRY_MS		1
+#define FAULT_MAX_THREADS	16
+/* Fault threads need little stack; a small one is cheap to lock. */
+#define FAULT_STACK_SIZE	(256 * 1024)
+
+/* A fault to try again later (EAGAIN). */
+struct fault_retry {
+	struct uffd_ctx *ctx;
+	unsigned long addr;
+};
+
+/*
+ * struct fault_thread - one fault thread
+ * @tid:        the thread; written by fault_start() only
+ * @epfd:       its epoll set: client uffds and @cmdfd; epoll_ctl() from the
+ *              loop thread, epoll_wait() from the thread
+ * @cmdfd:      eventfd the loop thread writes to post a command
+ * @lock:       protects @releasing and @stop
+ * @releasing:  contexts to release (struct uffd_ctx.node)
+ * @stop:       exit when set
+ * @retry:      faults to retry; thread only
+ * @nr_retry:   entries in @retry; thread only
+ * @cap_retry:  capacity of @retry; thread only
+ * @st:         counters; written by the thread, read by anyone (atomic)
+ */
+struct fault_thread {
+	pthread_t tid;
+	int epfd;
+	int cmdfd;
+	pthread_mutex_t lock;
+	struct list_node releasing;
+	bool stop;
+	struct fault_retry *retry;
+	size_t nr_retry;
+	size_t cap_retry;
+	struct {
+		atomic_uint_fast64_t faults, zero_fills, zero_pages, wakes,
+			wp_faults, retries, client_gone, client_dropped;
+	} st;
+};
+
+/*
+ * The fault threads and the loop side of the release path. @threads and
+ * @nr_threads are written by fault_start()/fault_stop() on the loop thread
+ * while no fault thread runs; @released (the queue of contexts handed back
+ * to the loop) is protected by @released_lock; @async is the loop's.
+ */
+static struct {
+	struct fault_thread threads[FAULT_MAX_THREADS];
+	unsigned int nr_threads;
+	uv_async_t async;
+	pthread_mutex_t released_lock;
+	struct list_node released;
+	fault_released_cb released_cb;
+} fp = {
+	.released_lock = PTHREAD_MUTEX_INITIALIZER,
+	.released = LIST_INIT(fp.released),
+};
+
+/* Source of zero-fills; never written, so it stays the zero page. */
+static uint8_t zero_block[FAULT_BLOCK_PAGES * PAGE_SIZE];
+
+#define STAT_INC(t, field, n) \
+	atomic_fetch_add_explicit(&(t)->st.field, (n), memory_order_relaxed)
+
+/*****************
+ * Serving one fault
+ *****************/
+
+/* The ioctl found the process gone: stop serving this uffd. */
+static bool client_gone(struct fault_thread *t, struct uffd_ctx *ctx,
+			int err)
+{
+	if (err != -ESRCH && err != -ENOMEM)
+		return false;
+	if (!ctx->gone)
+		STAT_INC(t, client_gone, 1);
+	ctx->gone = true;
+	return true;
+}
+
+static void retry_later(struct fault_thread *t, struct uffd_ctx *ctx,
+			unsigned long addr)
+{
+	struct fault_retry *grown;
+
+	if (t->nr_retry == t->cap_retry) {
+		size_t cap = t->cap_retry ? 2 * t->cap_retry : 64;
+
+		grown = realloc(t->retry, cap * sizeof(*grown));
+		if (!grown) {
+			/* the faulting thread stays asleep until a refault;
+			 * waking it makes it refault */
+			log_err("fault", "pid %d: no memory to queue a retry",
+				(int)ctx->slot->pid);
+			uffd_wake(ctx->fd, addr, PAGE_SIZE);
+			return;
+		}
+		t->retry = grown;
+		t->cap_retry = cap;
+	}
+	t->retry[t->nr_retry++] = (struct fault_retry){ ctx, addr };
+	STAT_INC(t, retries, 1);
+}
+
+static void mark_resident(struct region *r, size_t first, size_t n)
+{
+	size_t i, added = 0;
+
+	for (i = first; i < first + n; i++)
+		if (atomic_exchange(&r->pages[i].state, PAGE_RESIDENT) !=
+		    PAGE_RESIDENT)
+			added++;
+	atomic_fetch_add(&r->resident, added);
+}
+
+/* The range was unregistered (UNREGISTER, connection closed, shutdown) or
+ * unmapped since the fault was read: the kernel woke the faulting thread,
+ * which refaults on plain memory. Nothing to do. */
+static bool range_gone(struct uffd_ctx *ctx, unsigned long addr, int err)
+{
+	if (err != -ENOENT)
+		return false;
+	log_debug("fault", "pid %d: %#lx no longer registered",
+		  (int)ctx->slot->pid, addr);
+	return true;
+}
+
+/* Zero-fill one page that should be there or be NEW; wakes its waiters. */
+static void fill_one(struct fault_thread *t, struct uffd_ctx *ctx,
+		     struct region *r, size_t idx)
+{
+	unsigned long addr = r->start + (idx << PAGE_SHIFT);
+	bool was_resident = atomic_load(&r->pages[idx].state) == PAGE_RESIDENT;
+	int ret = uffd_copy(ctx->fd, addr, zero_block, PAGE_SIZE,
+			    UFFD_COPY_DONTWAKE);
+
+	if (ret == 0) {
+		if (was_resident) {
+			/* the client punched its own page; it reads zeros,
+			 * which is what its memfd says */
+			STAT_INC(t, client_dropped, 1);
+		} else {
+			STAT_INC(t, zero_fills, 1);
+			STAT_INC(t, zero_pages, 1);
+		}
+		mark_resident(r, idx, 1);
+		uffd_wake(ctx->fd, addr, PAGE_SIZE);
+	} else if (ret == -EEXIST) {
+		mark_resident(r, idx, 1);
+		uffd_wake(ctx->fd, addr, PAGE_SIZE);
+		STAT_INC(t, wakes, 1);
+	} else if (ret == -EAGAIN) {
+		retry_later(t, ctx, addr);
+	} else if (!range_gone(ctx, addr, ret) && !client_gone(t, ctx, ret)) {
+		log_err("fault", "pid %d: UFFDIO_COPY at %#lx: %s",
+			(int)ctx->slot->pid, addr, strerror(-ret));
+	}
+}
+
+/*
+ * A MISSING fault on page @idx: fill the run of NEW pages around it inside
+ * its aligned block with one UFFDIO_COPY; anything unusual (a page already
+ * there, a partial copy) falls back to one page at a time.
+ */
+static void fill_missing(struct fault_thread *t, struct uffd_ctx *ctx,
+			 struct region *r, size_t idx)
+{
+	size_t block = idx & ~(size_t)(FAULT_BLOCK_PAGES - 1);
+	size_t end = block + FAULT_BLOCK_PAGES, first = idx, last = idx + 1, i;
+	size_t copied = 0;
+	int ret;
+
+	if (atomic_load(&r->pages[idx].state) != PAGE_NEW) {
+		fill_one(t, ctx, r, idx);
+		return;
+	}
+	if (end > r->npages)
+		end = r->npages;
+	while (first > block &&
+	       atomic_load(&r->pages[first - 1].state) == PAGE_NEW)
+		first--;
+	while (last < end && atomic_load(&r->pages[last].state) == PAGE_NEW)
+		last++;
+
+	ret = uffd_copy_partial(ctx->fd, r->start + (first << PAGE_SHIFT),
+				zero_block, (last - first) << PAGE_SHIFT,
+				UFFD_COPY_DONTWAKE, &copied);
+	if (copied) {
+		mark_resident(r, first, copied >> PAGE_SHIFT);
+		uffd_wake(ctx->fd, r->start + (first << PAGE_SHIFT), copied);
+		STAT_INC(t, zero_fills, 1);
+		STAT_INC(t, zero_pages, copied >> PAGE_SHIFT);
+	}
+	if (ret == 0 || range_gone(ctx, r->start, ret) ||
+	    client_gone(t, ctx, ret))
+		return;
+	for (i = first + (copied >> PAGE_SHIFT); i < last; i++)
+		if (i == idx || atomic_load(&r->pages[i].state) == PAGE_NEW)
+			fill_one(t, ctx, r, i);
+}
+
+static void handle_pagefault(struct fault_thread *t, struct uffd_ctx *ctx,
+			     unsigned long addr, uint64_t flags)
+{
+	struct region *r;
+	int ret;
+
+	addr &= ~(PAGE_SIZE - 1);
+	STAT_INC(t, faults, 1);
+	atomic_fetch_add_explicit(&ctx->slot->faults, 1,
+				  memory_order_relaxed);
+	r = mm_slot_find_region(ctx->slot, addr);
+	if (!r) {
+		/* being unregistered: the refault finds the range plain */
+		uffd_wake(ctx->fd, addr, PAGE_SIZE);
+		STAT_INC(t, wakes, 1);
+		return;
+	}
+	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		ret = uffd_writeprotect(ctx->fd, addr, PAGE_SIZE, false, false);
+		if (ret == 0)
+			STAT_INC(t, wp_faults, 1);
+		else if (!range_gone(ctx, addr, ret) &&
+			 !client_gone(t, ctx, ret))
+			log_err("fault", "pid %d: un-protect %#lx: %s",
+				(int)ctx->slot->pid, addr, strerror(-ret));
+	} else {
+		fill_missing(t, ctx, r, (addr - r->start) >> PAGE_SHIFT);
+	}
+	region_put(r);
+}
+
+/* Read and serve the pending messages of one uffd; bounded per call so
+ * that one busy client cannot starve the others of its thread. */
+static void serve_uffd(struct fault_thread *t, struct uffd_ctx *ctx)
+{
+	struct uffd_msg msgs[FAULT_MSG_BATCH];
+	int n, i, rounds;
+
+	for (rounds = 0; rounds < 4 && !ctx->gone; rounds++) {
+		n = uffd_read_msgs(ctx->fd, msgs, FAULT_MSG_BATCH);
+		if (n <= 0) {
+			if (n < 0 && n != -EAGAIN)
+				client_gone(t, ctx, n == -EBADF ? -ESRCH : n);
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
+				log_debug("fault", "pid %d: event %u ignored",
+					  (int)ctx->slot->pid, msgs[i].event);
+				continue;
+			}
+			handle_pagefault(t, ctx,
+					 msgs[i].arg.pagefault.address,
+					 msgs[i].arg.pagefault.flags);
+		}
+		if (n < FAULT_MSG_BATCH)
+			return;
+	}
+}
+
+static void run_retries(struct fault_thread *t)
+{
+	size_t i, n = t->nr_retry;
+	struct fault_retry *todo;
+
+	if (!n)
+		return;
+	todo = t->retry;
+	t->retry = NULL;
+	t->nr_retry = t->cap_retry = 0;
+	for (i = 0; i < n; i++)
+		if (!todo[i].ctx->gone)
+			handle_pagefault(t, todo[i].ctx, todo[i].addr, 0);
+	free(todo);
+}
+
+/*****************
+ * Threads and the release path
+ *****************/
+
+static void forget_retries(struct fault_thread *t, struct uffd_ctx *ctx)
+{
+	size_t i, j;
+
+	for (i = j = 0; i < t->nr_retry; i++)
+		if (t->retry[i].ctx != ctx)
+			t->retry[j++] = t->retry[i];
+	t->nr_retry = j;
+}
+
+/* Hand released contexts to the loop; returns whether to stop. */
+static bool run_commands(struct fault_thread *t)
+{
+	struct list_node todo, *pos, *tmp;
+	uint64_t v;
+	bool stop;
+
+	if (read(t->cmdfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_err("fault", "command eventfd: %s", strerror(errno));
+	list_init(&todo);
+	pthread_mutex_lock(&t->lock);
+	list_for_each_safe(pos, tmp, &t->releasing) {
+		list_del(pos);
+		list_add_tail(pos, &todo);
+	}
+	stop = t->stop;
+	pthread_mutex_unlock(&t->lock);
+	if (list_empty(&todo))
+		return stop;
+
+	pthread_mutex_lock(&fp.released_lock);
+	list_for_each_safe(pos, tmp, &todo) {
+		forget_retries(t, container_of(pos, struct uffd_ctx, node));
+		list_del(pos);
+		list_add_tail(pos, &fp.released);
+	}
+	pthread_mutex_unlock(&fp.released_lock);
+	uv_async_send(&fp.async);
+	return stop;
+}
+
+static void *fault_thread_main(void *arg)
+{
+	struct fault_thread *t = arg;
+	struct epoll_event ev[FAULT_EVENTS];
+	bool command, stop = false;
+	int n, i;
+
+	while (!stop) {
+		n = epoll_wait(t->epfd, ev, FAULT_EVENTS,
+			       t->nr_retry ? FAULT_RETRY_MS : -1);
+		if (n < 0 && errno != EINTR) {
+			log_err("fault", "epoll_wait: %s", strerror(errno));
+			break;
+		}
+		command = false;
+		for (i = 0; i < n; i++) {
+			if (ev[i].data.ptr == t)
+				command = true;
+			else
+				serve_uffd(t, ev[i].data.ptr);
+		}
+		run_retries(t);
+		if (command)
+			stop = run_commands(t);
+	}
+	return NULL;
+}
+
+static void released_async_cb(uv_async_t *handle)
+{
+	struct list_node todo, *pos, *tmp;
+
+	list_init(&todo);
+	pthread_mutex_lock(&fp.released_lock);
+	list_for_each_safe(pos, tmp, &fp.released) {
+		list_del(pos);
+		list_add_tail(pos, &todo);
+	}
+	pthread_mutex_unlock(&fp.released_lock);
+	list_for_each_safe(pos, tmp, &todo) {
+		list_del(pos);
+		fp.released_cb(container_of(pos, struct uffd_ctx, node));
+	}
+}
+
+static void post_command(struct fault_thread *t)
+{
+	uint64_t one = 1;
+
+	if (write(t->cmdfd, &one, sizeof(one)) < 0)
+		log_err("fault", "command eventfd: %s", strerror(errno));
+}
+
+static void thread_close(struct fault_thread *t)
+{
+	close(t->cmdfd);
+	close(t->epfd);
+	pthread_mutex_destroy(&t->lock);
+	free(t->retry);
+}
+
+static int thread_start(struct fault_thread *t)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = t };
+	pthread_attr_t attr;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	list_init(&t->releasing);
+	t->epfd = epoll_create1(EPOLL_CLOEXEC);
+	t->cmdfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->epfd < 0 || t->cmdfd < 0 ||
+	    epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->cmdfd, &ev) < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, FAULT_STACK_SIZE);
+	ret = -pthread_create(&t->tid, &attr, fault_thread_main, t);
+	pthread_attr_destroy(&attr);
+	if (ret == 0)
+		return 0;
+out_close:
+	if (t->epfd >= 0)
+		close(t->epfd);
+	if (t->cmdfd >= 0)
+		close(t->cmdfd);
+	pthread_mutex_destroy(&t->lock);
+	return ret;
+}
+
+int fault_start(uv_loop_t *loop, unsigned int nthreads,
+		fault_released_cb released)
+{
+	unsigned int i;
+	int ret;
+
+	if (nthreads == 0 || nthreads > FAULT_MAX_THREADS)
+		return -EINVAL;
+	fp.released_cb = released;
+	ret = uv_async_init(loop, &fp.async, released_async_cb);
+	if (ret)
+		return ret;
+	for (i = 0; i < nthreads; i++) {
+		ret = thread_start(&fp.threads[i]);
+		if (ret)
+			break;
+		fp.nr_threads++;
+	}
+	if (ret)
+		fault_stop();
+	return ret;
+}
+
+void fault_stop(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < fp.nr_threads; i++) {
+		struct fault_thread *t = &fp.threads[i];
+
+		pthread_mutex_lock(&t->lock);
+		t->stop = true;
+		pthread_mutex_unlock(&t->lock);
+		post_command(t);
+	}
+	for (i = 0; i < fp.nr_threads; i++) {
+		pthread_join(fp.threads[i].tid, NULL);
+		thread_close(&fp.threads[i]);
+	}
+	fp.nr_threads = 0;
+	uv_close((uv_handle_t *)&fp.async, NULL);
+}
+
+unsigned int fault_nr_threads(void)
+{
+	return fp.nr_threads;
+}
+
+struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
+				bool user_mode_only)
+{
+	struct uffd_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (!ctx) {
+		close(fd);
+		return NULL;
+	}
+	ctx->fd = fd;
+	ctx->slot = slot;
+	mm_slot_get(slot);
+	ctx->thread = fp.nr_threads ? (unsigned int)slot->pid % fp.nr_threads
+				    : 0;
+	ctx->user_mode_only = user_mode_only;
+	list_init(&ctx->node);
+	return ctx;
+}
+
+void uffd_ctx_free(struct uffd_ctx *ctx)
+{
+	close(ctx->fd);
+	mm_slot_put(ctx->slot);
+	free(ctx);
+}
+
+int fault_attach(struct uffd_ctx *ctx)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ctx };
+
+	if (epoll_ctl(fp.threads[ctx->thread].epfd, EPOLL_CTL_ADD, ctx->fd,
+		      &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void fault_detach(struct uffd_ctx *ctx)
+{
+	struct fault_thread *t = &fp.threads[ctx->thread];
+
+	epoll_ctl(t->epfd, EPOLL_CTL_DEL, ctx->fd, NULL);
+	pthread_mutex_lock(&t->lock);
+	list_add_tail(&ctx->node, &t->releasing);
+	pthread_mutex_unlock(&t->lock);
+	post_command(t);
+}
+
+void fault_get_stats(struct fault_stats *st)
+{
+	unsigned int i;
+
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < fp.nr_threads; i++) {
+		struct fault_thread *t = &fp.threads[i];
+
+		st->faults += atomic_load(&t->st.faults);
+		st->zero_fills += atomic_load(&t->st.zero_fills);
+		st->zero_pages += atomic_load(&t->st.zero_pages);
+		st->wakes += atomic_load(&t->st.wakes);
+		st->wp_faults += atomic_load(&t->st.wp_faults);
+		st->retries += atomic_load(&t->st.retries);
+		st->client_gone += atomic_load(&t->st.client_gone);
+		st->client_dropped += atomic_load(&t->st.client_dropped);
+	}
+}

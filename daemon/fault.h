@@ -1,0 +1,82 @@
+/*
+ * fault.h - the fault path: a small fixed set of threads that serve every
+ * client's userfaultfd. See fault.c for the path a fault takes.
+ *
+ * Private to uzswapd.
+ */
+#ifndef UZSWAPD_FAULT_H
+#define UZSWAPD_FAULT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/common/list.h"
+
+struct mm_slot;
+
+/*
+ * struct uffd_ctx - one client userfaultfd, owned by one fault thread
+ * @fd:     the daemon's descriptor of the uffd; immutable, closed by
+ *          uffd_ctx_free()
+ * @slot:   the client process; immutable, holds a slot reference
+ * @thread: index of the fault thread serving it; immutable
+ * @user_mode_only: the client could only get a user-mode-only uffd;
+ *          immutable
+ * @gone:   an ioctl said the process is gone; its fault thread only
+ * @node:   entry of the release queues (thread, then loop); each queue's
+ *          lock
+ */
+struct uffd_ctx {
+	int fd;
+	struct mm_slot *slot;
+	unsigned int thread;
+	bool user_mode_only;
+	bool gone;
+	struct list_node node;
+};
+
+/* Counters of the fault path, summed over threads (each read atomically). */
+struct fault_stats {
+	uint64_t faults;          /* page-fault messages handled */
+	uint64_t zero_fills;      /* UFFDIO_COPY calls filling NEW pages */
+	uint64_t zero_pages;      /* pages those calls filled */
+	uint64_t wakes;           /* faults already resolved: woken */
+	uint64_t wp_faults;       /* write-protect faults un-protected */
+	uint64_t retries;         /* copies retried after EAGAIN */
+	uint64_t client_gone;     /* ioctls that found the process gone */
+	uint64_t client_dropped;  /* RESIDENT pages the client itself punched */
+};
+
+typedef void (*fault_released_cb)(struct uffd_ctx *ctx);
+
+/*
+ * fault_start() - start @nthreads fault threads
+ * @released: called on @loop's thread for each context given to
+ *            fault_detach(), once no fault thread can touch it any more
+ * Return: 0 or -errno (no thread left running then). Loop thread.
+ */
+int fault_start(uv_loop_t *loop, unsigned int nthreads,
+		fault_released_cb released);
+
+/* Stop and join the threads; every context must have been released.
+ * Closes the loop handle it owns (run the loop once more to finish). */
+void fault_stop(void);
+
+unsigned int fault_nr_threads(void);
+
+/* Allocate a context for @fd (taken over) serving @slot; NULL+errno. */
+struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
+				bool user_mode_only);
+/* Close and free a released (or never attached) context. */
+void uffd_ctx_free(struct uffd_ctx *ctx);
+
+/* Start serving @ctx's faults. Return: 0 or -errno. Loop thread. */
+int fault_attach(struct uffd_ctx *ctx);
+
+/* Stop serving @ctx; the released callback follows. Loop thread. */
+void fault_detach(struct uffd_ctx *ctx);
+
+void fault_get_stats(struct fault_stats *st);
+
+#endif /* UZSWAPD_FAULT_H */

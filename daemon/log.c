@@ -1,0 +1,72 @@
+/*
+ * log.c - uzswapd's logging to stderr with syslog priority prefixes; see
+ * log.h. The debug token list is written once at startup, before any
+ * thread exists, and only read afterwards.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOG_MAX_TOKENS 16
+#define LOG_LINE_MAX 1024
+
+static const char *debug_tokens[LOG_MAX_TOKENS];
+static int nr_debug_tokens;
+
+void log_enable_debug(const char *token)
+{
+	if (nr_debug_tokens < LOG_MAX_TOKENS)
+		debug_tokens[nr_debug_tokens++] = token;
+}
+
+bool log_debug_enabled(const char *token)
+{
+	int i;
+
+	for (i = 0; i < nr_debug_tokens; i++)
+		if (!strcmp(debug_tokens[i], "all") ||
+		    !strcmp(debug_tokens[i], token))
+			return true;
+	return false;
+}
+
+static void log_vline(int prio, const char *token, const char *fmt,
+		      va_list ap)
+{
+	char line[LOG_LINE_MAX];
+	int n, m;
+
+	n = snprintf(line, sizeof(line), "<%d>%s: ", prio, token);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return; /* nowhere left to report it */
+}
+
+#define LOG_FN(name, prio, guard)                                       \
+	void name(const char *token, const char *fmt, ...)              \
+	{                                                               \
+		va_list ap;                                             \
+									\
+		if (!(guard))                                           \
+			return;                                         \
+		va_start(ap, fmt);                                      \
+		log_vline(prio, token, fmt, ap);                        \
+		va_end(ap);                                             \
+	}
+
+LOG_FN(log_err, LOG_ERR, true)
+LOG_FN(log_warn, LOG_WARNING, true)
+LOG_FN(log_info, LOG_INFO, true)
+LOG_FN(log_debug, LOG_DEBUG, log_debug_enabled(token))

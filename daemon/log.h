@@ -1,0 +1,30 @@
+/*
+ * log.h - uzswapd's logging: one line per event on stderr, prefixed with a
+ * "<N>" syslog priority so that journald files it at the right level.
+ * Every call carries a subsystem token ("ctl", "fault", "registry", ...);
+ * debug lines are printed only for the tokens enabled with log_enable_debug()
+ * (uzswapd -D TOKEN, or -D all).
+ *
+ * Private to uzswapd. Thread-safe: each line is written with one write(2).
+ */
+#ifndef UZSWAPD_LOG_H
+#define UZSWAPD_LOG_H
+
+#include <stdbool.h>
+
+/* Enable debug lines for @token ("all" for every subsystem); the tokens
+ * are kept by reference. Call before any thread starts. */
+void log_enable_debug(const char *token);
+
+bool log_debug_enabled(const char *token);
+
+void log_err(const char *token, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void log_warn(const char *token, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void log_info(const char *token, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void log_debug(const char *token, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif /* UZSWAPD_LOG_H */

@@ -1,0 +1,190 @@
+/*
+ * region.c - managed regions: creation from a client's memfd, the page
+ * state table, reference counting, and the checks that a region is what
+ * the client says it is.
+ *
+ * The state table is one calloc'ed array with an entry per page, so that a
+ * restarted daemon can take it over whole. Pages that hold data when the
+ * region is registered (an adopted buffer) are found with
+ * lseek(SEEK_DATA/SEEK_HOLE), never by touching the memfd: touching a hole
+ * would allocate a zero page and hide the truth from the client.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "region.h"
+
+static int mark_resident_pages(struct region *r)
+{
+	off_t len = (off_t)(r->npages << PAGE_SHIFT);
+	off_t off = 0, data, hole;
+	size_t i;
+
+	while (off < len) {
+		data = lseek(r->memfd, off, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		if (data >= len)
+			return 0;
+		hole = lseek(r->memfd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if (hole > len)
+			hole = len;
+		for (i = (size_t)data >> PAGE_SHIFT;
+		     i < ((size_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT; i++)
+			atomic_store(&r->pages[i].state, PAGE_RESIDENT);
+		atomic_fetch_add(&r->resident,
+				 (((size_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT) -
+					 ((size_t)data >> PAGE_SHIFT));
+		off = hole;
+	}
+	return 0;
+}
+
+struct region *region_create(struct mm_slot *slot, struct uffd_ctx *ctx,
+			     unsigned long start, size_t npages, int memfd,
+			     const char *name)
+{
+	struct region *r;
+	static atomic_uint_fast64_t next_id = 1;
+	int ret;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		goto out_close;
+	r->pages = calloc(npages, sizeof(*r->pages));
+	if (!r->pages)
+		goto out_free_region;
+	list_init(&r->node);
+	r->slot = slot;
+	r->ctx = ctx;
+	r->id = atomic_fetch_add(&next_id, 1);
+	r->start = start;
+	r->npages = npages;
+	r->memfd = memfd;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	atomic_init(&r->refs, 1);
+	ret = mark_resident_pages(r);
+	if (ret) {
+		errno = -ret;
+		free(r->pages);
+		goto out_free_region;
+	}
+	return r;
+
+out_free_region:
+	free(r);
+out_close:
+	close(memfd);
+	return NULL;
+}
+
+void region_get(struct region *r)
+{
+	atomic_fetch_add(&r->refs, 1);
+}
+
+void region_put(struct region *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	close(r->memfd);
+	free(r->pages);
+	free(r);
+}
+
+/* One line of /proc/PID/maps; returns whether it parsed. */
+struct maps_line {
+	unsigned long start, end, offset, inode;
+	unsigned int major, minor;
+	char perms[5];
+};
+
+static bool parse_maps_line(const char *s, struct maps_line *l)
+{
+	return sscanf(s, "%lx-%lx %4s %lx %x:%x %lu", &l->start, &l->end,
+		      l->perms, &l->offset, &l->major, &l->minor,
+		      &l->inode) == 7;
+}
+
+/* Does a smaps "VmFlags:" line hold the two-letter flag @flag? */
+static bool vmflags_has(const char *line, const char *flag)
+{
+	const char *p = line + strlen("VmFlags:");
+
+	while ((p = strstr(p, flag))) {
+		if (p[-1] == ' ' && (p[2] == ' ' || p[2] == '\n' || !p[2]))
+			return true;
+		p += 2;
+	}
+	return false;
+}
+
+int region_verify_registered(pid_t pid, unsigned long start, size_t len)
+{
+	unsigned long want = start, end = start + len;
+	struct maps_line l;
+	char path[64], line[512];
+	bool in_range = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	/* stop at the end of the range: smaps walks each mapping's pages */
+	while (want < end && fgets(line, sizeof(line), f)) {
+		if (parse_maps_line(line, &l)) {
+			in_range = l.start <= want && l.end > want;
+			if (!in_range && l.start > want)
+				break;
+			continue;
+		}
+		if (!in_range || strncmp(line, "VmFlags:", 8))
+			continue;
+		if (!vmflags_has(line, "um") || !vmflags_has(line, "uw"))
+			break;
+		want = l.end;
+		in_range = false;
+	}
+	fclose(f);
+	return want >= end ? 0 : -EPERM;
+}
+
+int region_verify_mapping(pid_t pid, unsigned long start, size_t len,
+			  int memfd)
+{
+	unsigned long want = start, end = start + len;
+	struct maps_line l;
+	char path[64], line[512];
+	struct stat st;
+	FILE *f;
+
+	if (fstat(memfd, &st) < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (want < end && fgets(line, sizeof(line), f)) {
+		if (!parse_maps_line(line, &l) || l.end <= want)
+			continue;
+		if (l.start != want || l.inode != st.st_ino ||
+		    l.major != major(st.st_dev) ||
+		    l.minor != minor(st.st_dev) ||
+		    l.offset != want - start || strncmp(l.perms, "rw", 2) ||
+		    l.perms[3] != 's')
+			break;
+		want = l.end;
+	}
+	fclose(f);
+	return want >= end ? 0 : -EPERM;
+}

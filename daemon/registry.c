@@ -1,0 +1,206 @@
+/*
+ * registry.c - the mm_slot hash keyed by pid, the scan list and its cursor,
+ * and each slot's list of regions; see registry.h.
+ *
+ * Lock order: registry->lock, then slot->lock. Neither is held across a
+ * system call: callers take references and drop the locks first.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "registry.h"
+
+static unsigned int pid_hash(pid_t pid)
+{
+	return ((uint32_t)pid * 0x9e3779b1u) >> (32 - REGISTRY_HASH_BITS);
+}
+
+void registry_init(struct registry *reg)
+{
+	pthread_mutex_init(&reg->lock, NULL);
+	list_init(&reg->mm_head);
+	reg->scan.mm_slot = NULL;
+	reg->scan.address = 0;
+	reg->nr_slots = 0;
+}
+
+void registry_destroy(struct registry *reg)
+{
+	pthread_mutex_destroy(&reg->lock);
+}
+
+struct mm_slot *mm_slot_alloc(pid_t pid, uid_t uid)
+{
+	struct mm_slot *slot = calloc(1, sizeof(*slot));
+
+	if (!slot)
+		return NULL;
+	slot->pid = pid;
+	slot->uid = uid;
+	slot->pidfd = -1;
+	pthread_mutex_init(&slot->lock, NULL);
+	list_init(&slot->mm_node);
+	list_init(&slot->regions);
+	list_init(&slot->conns);
+	atomic_init(&slot->refs, 1);
+	return slot;
+}
+
+void mm_slot_get(struct mm_slot *slot)
+{
+	atomic_fetch_add(&slot->refs, 1);
+}
+
+void mm_slot_put(struct mm_slot *slot)
+{
+	if (atomic_fetch_sub(&slot->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&slot->lock);
+	free(slot);
+}
+
+int registry_insert(struct registry *reg, struct mm_slot *slot)
+{
+	unsigned int h = pid_hash(slot->pid);
+	struct mm_slot *s;
+
+	pthread_mutex_lock(&reg->lock);
+	for (s = reg->hash[h]; s; s = s->hash) {
+		if (s->pid == slot->pid) {
+			pthread_mutex_unlock(&reg->lock);
+			return -EEXIST;
+		}
+	}
+	slot->hash = reg->hash[h];
+	reg->hash[h] = slot;
+	list_add_tail(&slot->mm_node, &reg->mm_head);
+	reg->nr_slots++;
+	pthread_mutex_unlock(&reg->lock);
+	return 0;
+}
+
+void registry_remove(struct registry *reg, struct mm_slot *slot)
+{
+	struct mm_slot **pp;
+
+	pthread_mutex_lock(&reg->lock);
+	for (pp = &reg->hash[pid_hash(slot->pid)]; *pp; pp = &(*pp)->hash) {
+		if (*pp == slot) {
+			*pp = slot->hash;
+			break;
+		}
+	}
+	if (reg->scan.mm_slot == slot) {
+		/* khugepaged_scan moves on the same way */
+		reg->scan.mm_slot = slot->mm_node.next == &reg->mm_head ?
+			NULL : container_of(slot->mm_node.next,
+					    struct mm_slot, mm_node);
+		reg->scan.address = 0;
+	}
+	list_del(&slot->mm_node);
+	reg->nr_slots--;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+struct mm_slot *registry_find(struct registry *reg, pid_t pid)
+{
+	struct mm_slot *s;
+
+	pthread_mutex_lock(&reg->lock);
+	for (s = reg->hash[pid_hash(pid)]; s; s = s->hash)
+		if (s->pid == pid)
+			break;
+	if (s)
+		mm_slot_get(s);
+	pthread_mutex_unlock(&reg->lock);
+	return s;
+}
+
+struct mm_slot *registry_scan_next(struct registry *reg)
+{
+	struct list_node *next;
+	struct mm_slot *s = NULL;
+
+	pthread_mutex_lock(&reg->lock);
+	if (!list_empty(&reg->mm_head)) {
+		next = reg->scan.mm_slot ? reg->scan.mm_slot->mm_node.next :
+					   reg->mm_head.next;
+		if (next == &reg->mm_head)
+			next = next->next;
+		s = container_of(next, struct mm_slot, mm_node);
+		mm_slot_get(s);
+	}
+	reg->scan.mm_slot = s;
+	reg->scan.address = 0;
+	pthread_mutex_unlock(&reg->lock);
+	return s;
+}
+
+int mm_slot_add_region(struct mm_slot *slot, struct region *r)
+{
+	struct list_node *pos;
+
+	pthread_mutex_lock(&slot->lock);
+	for (pos = slot->regions.next; pos != &slot->regions;
+	     pos = pos->next) {
+		struct region *o = container_of(pos, struct region, node);
+
+		if (o->start >= region_end(r))
+			break;
+		if (region_end(o) > r->start) {
+			pthread_mutex_unlock(&slot->lock);
+			return -EEXIST;
+		}
+	}
+	list_add_between(&r->node, pos->prev, pos);
+	slot->nr_regions++;
+	slot->registered += r->npages << PAGE_SHIFT;
+	pthread_mutex_unlock(&slot->lock);
+	return 0;
+}
+
+struct region *mm_slot_find_region(struct mm_slot *slot, unsigned long addr)
+{
+	struct list_node *pos;
+	struct region *found = NULL;
+
+	pthread_mutex_lock(&slot->lock);
+	for (pos = slot->regions.next; pos != &slot->regions;
+	     pos = pos->next) {
+		struct region *r = container_of(pos, struct region, node);
+
+		if (region_contains(r, addr)) {
+			region_get(r);
+			found = r;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&slot->lock);
+	return found;
+}
+
+struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
+				   const struct uffd_ctx *ctx)
+{
+	struct list_node *pos;
+	struct region *found = NULL;
+
+	pthread_mutex_lock(&slot->lock);
+	for (pos = slot->regions.next; pos != &slot->regions;
+	     pos = pos->next) {
+		struct region *r = container_of(pos, struct region, node);
+
+		if ((start == REGION_ANY_START || r->start == start) &&
+		    (!ctx || r->ctx == ctx)) {
+			list_del(&r->node);
+			slot->nr_regions--;
+			slot->registered -= r->npages << PAGE_SHIFT;
+			found = r;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&slot->lock);
+	return found;
+}

@@ -1,0 +1,120 @@
+/*
+ * registry.h - the clients uzswapd serves: one struct mm_slot per client
+ * process in a hash keyed by pid, all slots on one scan list walked by a
+ * single cursor, as khugepaged keeps its mm_slots and khugepaged_scan.
+ *
+ * Private to uzswapd.
+ */
+#ifndef UZSWAPD_REGISTRY_H
+#define UZSWAPD_REGISTRY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "lib/common/list.h"
+#include "region.h"
+
+#define REGISTRY_HASH_BITS 10
+
+/*
+ * struct mm_slot - a client process
+ * @hash:       hash collision chain; protected by registry->lock
+ * @mm_node:    entry of the scan list headed at registry->mm_head;
+ *              protected by registry->lock
+ * @pid:        the process; immutable
+ * @uid:        its user at connection time; immutable
+ * @comm:       its command name; immutable
+ * @lock:       protects @regions and @nr_regions
+ * @regions:    struct region list, ordered by start address; @lock
+ * @nr_regions: regions on the list; @lock
+ * @registered: bytes registered in @regions; @lock
+ * @refs:       the registry holds one, each thread using the slot outside
+ *              registry->lock one (atomic)
+ * @faults:     faults served for this process (atomic)
+ * @pidfd:      watches the process's exit; loop thread only
+ * @pid_watch:  libuv poll on @pidfd; loop thread only, freed in its close
+ *              callback
+ * @conns:      control connections of the process; loop thread only
+ * @ctxs:       uffds of the process not yet released by their fault
+ *              thread; loop thread only
+ */
+struct mm_slot {
+	struct mm_slot *hash;
+	struct list_node mm_node;
+	pid_t pid;
+	uid_t uid;
+	char comm[16];
+	pthread_mutex_t lock;
+	struct list_node regions;
+	unsigned int nr_regions;
+	uint64_t registered;
+	atomic_uint refs;
+	atomic_uint_fast64_t faults;
+	int pidfd;
+	uv_poll_t pid_watch;
+	struct list_node conns;
+	unsigned int ctxs;
+};
+
+/*
+ * struct registry - every client of the daemon
+ * @lock:    protects @hash, @mm_head, @scan and @nr_slots
+ * @hash:    mm_slots by pid
+ * @mm_head: the scan list
+ * @scan:    the cursor: @scan.mm_slot is the slot being scanned (NULL:
+ *           start at the head), @scan.address the next address in it
+ */
+struct registry {
+	pthread_mutex_t lock;
+	struct mm_slot *hash[1u << REGISTRY_HASH_BITS];
+	struct list_node mm_head;
+	struct {
+		struct mm_slot *mm_slot;
+		unsigned long address;
+	} scan;
+	unsigned int nr_slots;
+};
+
+void registry_init(struct registry *reg);
+/* Every slot must have been removed. */
+void registry_destroy(struct registry *reg);
+
+/* A new slot for @pid with one reference (the registry's, once
+ * inserted), or NULL with errno set. Loop-thread-only fields are zeroed. */
+struct mm_slot *mm_slot_alloc(pid_t pid, uid_t uid);
+void mm_slot_get(struct mm_slot *slot);
+/* Drop a reference; the last one frees the slot, which must hold no
+ * regions by then. */
+void mm_slot_put(struct mm_slot *slot);
+
+/* Insert @slot; -EEXIST if its pid is already there. O(1). */
+int registry_insert(struct registry *reg, struct mm_slot *slot);
+/* Remove @slot (the registry's reference passes to the caller); the cursor
+ * moves on if it was on @slot. O(1). */
+void registry_remove(struct registry *reg, struct mm_slot *slot);
+/* The slot of @pid with a reference taken, or NULL. O(1) average. */
+struct mm_slot *registry_find(struct registry *reg, pid_t pid);
+
+/*
+ * registry_scan_next() - move the cursor to the next slot, round-robin,
+ * and return it with a reference taken (NULL if there is none). The
+ * cursor's address restarts at 0 in the new slot.
+ */
+struct mm_slot *registry_scan_next(struct registry *reg);
+
+/* Add @r (whose range must not overlap another region of the slot);
+ * -EEXIST if it does. The list takes over the caller's reference. */
+int mm_slot_add_region(struct mm_slot *slot, struct region *r);
+/* The region containing @addr, with a reference taken, or NULL. O(regions). */
+struct region *mm_slot_find_region(struct mm_slot *slot, unsigned long addr);
+/* Unlink the region starting at @start (REGION_ANY_START: the first one)
+ * and registered on @ctx (NULL: any) and return it with the list's
+ * reference, or NULL. */
+#define REGION_ANY_START (~0ul)
+struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
+				   const struct uffd_ctx *ctx);
+
+#endif /* UZSWAPD_REGISTRY_H */

@@ -1,0 +1,1239 @@
+/*
+ * client.c - libuzswap: the connection to uzswapd and the managed regions
+ *
+ * A connection (struct uzswap) is a unix stream socket to the daemon's
+ * control socket plus the process's userfaultfd. uzswap_connect() opens
+ * both, sends HELLO with the uffd attached (SCM_RIGHTS) and keeps its own
+ * copy of the uffd for the life of the connection: if the daemon dies, a
+ * touch of an evicted page then blocks in the kernel instead of reading
+ * zeros, because the uffd is still registered and nobody resolves the fault.
+ *
+ * Requests. Every call is one request and one reply, made under the
+ * connection's lock, with the framing and codecs of lib/proto. The socket
+ * is non-blocking and the wait for the reply is a poll() against a
+ * deadline (5 s, or $UZSWAP_TIMEOUT_MS): a hung daemon costs a caller
+ * ETIMEDOUT, never a hang. A timeout does not break the stream: the
+ * reader keeps the half-read message in the connection, and a reply that
+ * arrives after its request gave up is recognized by its sequence number
+ * and dropped by the next request. Only a broken stream (end of file, a
+ * malformed or oversized message) marks the connection dead; every later
+ * request then fails at once with the same error.
+ *
+ * Regions. A managed region is a memfd mapped MAP_SHARED, MADV_NOHUGEPAGE
+ * and MADV_DONTFORK (why: DESIGN.md, "The memory model"), registered with
+ * the daemon by REGISTER with the memfd attached. uzswap_alloc() maps a new
+ * memfd anywhere. uzswap_adopt() takes a private anonymous range in place:
+ *   1. check /proc/self/maps: the range is wholly "rw-p" with no file;
+ *   2. copy its non-zero pages into a new memfd with pwrite() (zero pages
+ *      stay holes, which cost nothing and read as zeros);
+ *   3. map the memfd at a temporary address, madvise it there, then
+ *      mremap(MREMAP_FIXED) it over the range: one atomic replacement, the
+ *      range is never unmapped, and a refused madvise leaves it untouched;
+ *   4. REGISTER with PROTO_REGION_ADOPTED.
+ * Writes by other threads between steps 2 and 3 are lost; the header says
+ * so.
+ *
+ * Failures. Every step is undone in reverse order. The delicate case is a
+ * REGISTER that got no answer (timeout, daemon gone): the daemon may still
+ * register the range later, and may even have evicted pages of it already.
+ * So:
+ * - alloc: the range is replaced by a PROT_NONE reservation (no memory) so
+ *   that its addresses are not reused, then an UNREGISTER is sent; once its
+ *   reply arrives the daemon has settled both requests and the reservation
+ *   is unmapped. Without a reply the reservation stays: a few pages of
+ *   address space, never memory.
+ * - adopt: the contents are copied out through the managed mapping (a
+ *   fault on an evicted page is served by the daemon), into a fresh
+ *   anonymous mapping that is then mremap()ed over the range, and the
+ *   UNREGISTER follows. After a definite refusal the daemon never touched
+ *   the memfd, which is then copied with pread() over its data extents.
+ *   If even that is impossible (no memory for the copy), the range stays a
+ *   shared mapping of the memfd: the contents are intact, but it is no
+ *   region of the connection.
+ *
+ * fork(). A connection belongs to the process that made it (@pid). In a
+ * child, calls fail with -ECHILD, and a pthread_atfork() child handler
+ * closes the child's copies of the socket, the uffd and the memfds: the
+ * child cannot corrupt the parent's stream, and does not keep the parent's
+ * regions' memory alive after the parent exits. It walks a global list of
+ * connections under conns_lock, which the prepare handler takes, and each
+ * connection's region list without its lock (another thread of the parent
+ * may hold it forever from the child's point of view): list links are
+ * therefore written with single atomic stores, so that the child's
+ * snapshot is a consistent list.
+ *
+ * Locks: conns_lock, then a connection's lock, never the other way. A
+ * connection's lock is held across a whole request, so for at most one
+ * timeout; the slow parts of alloc and adopt (copy, mmap, madvise) run
+ * without it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/proto/proto.h"
+#include "lib/uffd/uffd.h"
+#include "uzswap.h"
+
+/*****************
+ * Structures
+ *****************/
+
+#define DEFAULT_TIMEOUT_MS	5000
+#define COPY_RUN_MAX		(1u << 20)	/* bytes per pwrite()/pread() */
+
+/*
+ * struct region - a managed region of a connection
+ * @next:    next region of the connection; written with atomic stores
+ *           under uzswap->lock (read without it by the fork handler)
+ * @addr:    start, page-aligned; immutable
+ * @len:     bytes, a multiple of the page size; immutable
+ * @memfd:   the memfd mapped at @addr; closed by whoever unlinks the region
+ * @id:      the daemon's id of the region; immutable once linked
+ * @adopted: made by uzswap_adopt(); immutable
+ * @name:    as sent to the daemon; immutable
+ */
+struct region {
+	struct region *next;
+	uintptr_t addr;
+	size_t len;
+	int memfd;
+	uint64_t id;
+	bool adopted;
+	char name[PROTO_NAME_MAX];
+};
+
+/*
+ * struct uzswap - a connection to uzswapd
+ * @lock:          serializes requests; protects @seq, @dead, @rd, @regions
+ * @next:          next connection of the process; protected by conns_lock
+ * @pid:           the process that connected; immutable
+ * @sock:          control socket, non-blocking; immutable (the fork
+ *                 handler closes it in the child)
+ * @uffd:          the process's userfaultfd; immutable (idem)
+ * @uffd_mode:     UFFD_MODE_FULL or UFFD_MODE_USER_ONLY; immutable
+ * @timeout_ms:    how long a request waits for its reply; immutable
+ * @page_size:     immutable
+ * @version:       protocol version the daemon picked; immutable
+ * @default_limit: the daemon's default budget, bytes (0 = none); immutable
+ * @seq:           sequence number of the last request; @lock
+ * @dead:          0, or the -errno that broke the stream; @lock
+ * @regions:       the regions; @lock (see struct region)
+ * @rd:            the reply being read; @lock
+ */
+struct uzswap {
+	pthread_mutex_t lock;
+	struct uzswap *next;
+	pid_t pid;
+	int sock;
+	int uffd;
+	int uffd_mode;
+	int timeout_ms;
+	size_t page_size;
+	uint16_t version;
+	uint64_t default_limit;
+	uint32_t seq;
+	int dead;
+	struct region *regions;
+	struct proto_reader rd;
+};
+
+/* Every connection of the process, for the fork handler. */
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct uzswap *conns;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static atomic_bool mode_warned;
+
+/*****************
+ * Helpers
+ *****************/
+
+static bool in_child(const struct uzswap *c)
+{
+	return getpid() != c->pid;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Round @len up to a multiple of @ps; 0 if it overflows. */
+static size_t page_round(size_t len, size_t ps)
+{
+	if (len > SIZE_MAX - (ps - 1))
+		return 0;
+	return (len + ps - 1) & ~(ps - 1);
+}
+
+static void *ptr_err(int err)
+{
+	errno = -err;
+	return NULL;
+}
+
+/* Whether a page holds only zero bytes. Reads it (an untouched anonymous
+ * page reads as the shared zero page and costs nothing). */
+static bool page_is_zero(const void *p, size_t ps)
+{
+	const unsigned long *w = p;
+	size_t i, j, n = ps / sizeof(*w);
+
+	for (i = 0; i < n; i += 8) {
+		unsigned long acc = 0;
+
+		for (j = 0; j < 8; j++)
+			acc |= w[i + j];
+		if (acc)
+			return false;
+	}
+	return true;
+}
+
+static int pwrite_all(int fd, const uint8_t *buf, size_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int pread_all(int fd, uint8_t *buf, size_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;	/* memfd shorter than the region */
+		buf += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/*****************
+ * Requests
+ *****************/
+
+/*
+ * send_msg() - send one request before @deadline
+ * Called with c->lock held. A full socket buffer (the daemon not reading)
+ * is waited for with poll().
+ */
+static int send_msg(struct uzswap *c, uint16_t type, const uint8_t *payload,
+		    size_t len, const int *fds, int nfds, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = c->sock, .events = POLLOUT };
+	int64_t left;
+	int ret;
+
+	for (;;) {
+		ret = proto_send(c->sock, type, c->seq, payload, len, fds,
+				 nfds);
+		if (ret != -EAGAIN && ret != -EINTR)
+			return ret;
+		left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
+ * recv_reply() - wait until @deadline for the reply to request c->seq
+ * Called with c->lock held. Replies to earlier requests that timed out are
+ * dropped. On success the reply is in c->rd.msg; the caller resets the
+ * reader when done with it.
+ */
+static int recv_reply(struct uzswap *c, uint16_t type, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
+	struct proto_msg *m = &c->rd.msg;
+	int64_t left;
+	int ret;
+
+	for (;;) {
+		ret = proto_reader_feed(&c->rd, c->sock);
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0)
+			return ret;
+		if (ret == 1) {
+			if (m->hdr.seq == c->seq) {
+				/* we expect no fds in a reply */
+				proto_msg_close_fds(m);
+				if (m->hdr.type != (type | PROTO_REPLY))
+					return -EBADMSG;
+				return 0;
+			}
+			proto_reader_reset(&c->rd);	/* stale */
+			continue;
+		}
+		left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
+ * transact() - one request and its reply
+ * @status: the daemon's answer, 0 or -errno
+ * @body:   where to copy the reply body (status 0), @body_size bytes; a
+ *          longer body is -EBADMSG (a shorter one is for the decoder to
+ *          judge, through *@body_len)
+ *
+ * Called with c->lock held; holds it at most c->timeout_ms.
+ * Return: 0 when the daemon answered (its answer in *@status), or -errno
+ * when it did not: -ETIMEDOUT (the stream stays usable), or the error that
+ * broke the stream, which every later call returns too.
+ */
+static int transact(struct uzswap *c, uint16_t type, const uint8_t *payload,
+		    size_t len, const int *fds, int nfds, int32_t *status,
+		    uint8_t *body, size_t body_size, size_t *body_len)
+{
+	int64_t deadline = now_ms() + c->timeout_ms;
+	const uint8_t *rbody;
+	const char *errmsg;
+	size_t rlen;
+	int ret;
+
+	if (c->dead)
+		return c->dead;
+	c->seq++;
+	ret = send_msg(c, type, payload, len, fds, nfds, deadline);
+	if (ret == -ETIMEDOUT)
+		return ret;	/* nothing was sent: the stream is intact */
+	if (ret)
+		goto out_dead;
+	ret = recv_reply(c, type, deadline);
+	if (ret == -ETIMEDOUT)
+		return ret;
+	if (ret)
+		goto out_dead;
+	ret = proto_parse_reply(&c->rd.msg, status, &rbody, &rlen, &errmsg);
+	if (!ret && *status == 0) {
+		if (rlen > body_size) {
+			ret = -EBADMSG;
+		} else {
+			if (rlen)
+				memcpy(body, rbody, rlen);
+			if (body_len)
+				*body_len = rlen;
+		}
+	}
+	proto_reader_reset(&c->rd);
+	return ret;
+
+out_dead:
+	c->dead = ret;
+	return ret;
+}
+
+/* A request whose reply has no body: the daemon's status or -errno. */
+/* transact() under the connection's lock: the transport error, else the
+ * daemon's status; the body of a successful reply in @body. */
+static int call(struct uzswap *c, uint16_t type, const uint8_t *payload,
+		size_t len, const int *fds, int nfds, uint8_t *body,
+		size_t cap, size_t *blen)
+{
+	int32_t status = 0;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = transact(c, type, payload, len, fds, nfds, &status, body, cap,
+		       blen);
+	pthread_mutex_unlock(&c->lock);
+	return ret ? ret : status;
+}
+
+static int request(struct uzswap *c, uint16_t type, const uint8_t *payload,
+		   size_t len, const int *fds, int nfds)
+{
+	uint8_t none[1];
+	int32_t status = 0;
+	size_t n;
+	int ret;
+
+	ret = transact(c, type, payload, len, fds, nfds, &status, none, 0,
+		       &n);
+	return ret ? ret : status;
+}
+
+/*****************
+ * Connection
+ *****************/
+
+/* Close the child's copies of every connection's descriptors. */
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&conns_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&conns_lock);
+}
+
+static void atfork_child(void)
+{
+	struct uzswap *c;
+	struct region *r;
+
+	for (c = conns; c; c = c->next) {
+		if (c->sock >= 0)
+			close(c->sock);
+		if (c->uffd >= 0)
+			close(c->uffd);
+		c->sock = -1;
+		c->uffd = -1;
+		for (r = __atomic_load_n(&c->regions, __ATOMIC_ACQUIRE); r;
+		     r = __atomic_load_n(&r->next, __ATOMIC_ACQUIRE)) {
+			if (r->memfd >= 0)
+				close(r->memfd);
+			r->memfd = -1;
+		}
+	}
+	pthread_mutex_unlock(&conns_lock);
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static int env_timeout_ms(void)
+{
+	const char *s = secure_getenv("UZSWAP_TIMEOUT_MS");
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return DEFAULT_TIMEOUT_MS;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v <= 0 || v > INT_MAX)
+		return DEFAULT_TIMEOUT_MS;
+	return (int)v;
+}
+
+/*
+ * sock_connect() - connect to the daemon, waiting at most @timeout_ms for
+ * room in its backlog (SO_SNDTIMEO bounds a unix stream connect).
+ * Return: the socket, non-blocking and close-on-exec, or -errno.
+ */
+static int sock_connect(const char *path, int timeout_ms)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = {
+		.tv_sec = timeout_ms / 1000,
+		.tv_usec = (timeout_ms % 1000) * 1000,
+	};
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		goto out_errno;
+	while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			errno = ETIMEDOUT;
+		goto out_errno;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		goto out_errno;
+	return fd;
+
+out_errno:
+	ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* HELLO: hand over the uffd, agree on a version, learn the parameters. */
+static int hello(struct uzswap *c)
+{
+	struct proto_hello h = {
+		.min_version = PROTO_VERSION_MIN,
+		.max_version = PROTO_VERSION,
+		.uffd_mode = c->uffd_mode == UFFD_MODE_USER_ONLY ? 1 : 0,
+		.uffd_fdnum = c->uffd,
+	};
+	struct proto_hello_reply rep;
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[64];
+	size_t len;
+	int ret;
+
+	len = proto_encode_hello(buf, &h);
+	ret = call(c, PROTO_HELLO, buf, len, &c->uffd, 1, body, sizeof(body),
+		   &len);
+	if (ret)
+		return ret;
+	ret = proto_decode_hello_reply(body, len, &rep);
+	if (ret)
+		return ret;
+	if (rep.version < PROTO_VERSION_MIN || rep.version > PROTO_VERSION)
+		return -EPROTONOSUPPORT;
+	if (rep.page_size != c->page_size)
+		return -EPROTO;
+	c->version = rep.version;
+	c->default_limit = rep.default_limit;
+	return 0;
+}
+
+uzswap_t *uzswap_connect(const char *socket_path)
+{
+	const char *path = socket_path;
+	struct uzswap *c;
+	int ret;
+
+	if (!path) {
+		path = secure_getenv("UZSWAP_SOCKET");
+		if (!path || !*path)
+			path = UZSWAP_DEFAULT_SOCKET;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	ret = pthread_mutex_init(&c->lock, NULL);
+	if (ret) {
+		ret = -ret;
+		goto out_free;
+	}
+	c->pid = getpid();
+	c->timeout_ms = env_timeout_ms();
+	c->page_size = (size_t)sysconf(_SC_PAGESIZE);
+
+	c->sock = sock_connect(path, c->timeout_ms);
+	if (c->sock < 0) {
+		ret = c->sock;
+		goto out_destroy_lock;
+	}
+	c->uffd = uffd_open(&c->uffd_mode);
+	if (c->uffd < 0) {
+		ret = c->uffd;
+		goto out_close_sock;
+	}
+	ret = hello(c);
+	if (ret)
+		goto out_close_uffd;
+
+	if (c->uffd_mode == UFFD_MODE_USER_ONLY &&
+	    !atomic_exchange(&mode_warned, true))
+		fprintf(stderr, "libuzswap: %s\n", uffd_mode_warning());
+
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&conns_lock);
+	c->next = conns;
+	conns = c;
+	pthread_mutex_unlock(&conns_lock);
+	return c;
+
+out_close_uffd:
+	proto_reader_reset(&c->rd);
+	close(c->uffd);
+out_close_sock:
+	close(c->sock);
+out_destroy_lock:
+	pthread_mutex_destroy(&c->lock);
+out_free:
+	free(c);
+	return ptr_err(ret);
+}
+
+static void conns_unlink(struct uzswap *c)
+{
+	struct uzswap **pp;
+
+	pthread_mutex_lock(&conns_lock);
+	for (pp = &conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&conns_lock);
+}
+
+/*****************
+ * Region list
+ *****************/
+
+/* Called with c->lock held. */
+static void region_link(struct uzswap *c, struct region *r)
+{
+	r->next = c->regions;
+	__atomic_store_n(&c->regions, r, __ATOMIC_RELEASE);
+}
+
+/* The region starting at @addr, unlinked; NULL if none. c->lock held. */
+static struct region *region_unlink(struct uzswap *c, uintptr_t addr)
+{
+	struct region **pp, *r;
+
+	for (pp = &c->regions; (r = *pp); pp = &r->next) {
+		if (r->addr == addr) {
+			__atomic_store_n(pp, r->next, __ATOMIC_RELEASE);
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* The region holding [addr, addr + len); NULL if none. c->lock held. */
+static struct region *region_find(struct uzswap *c, uintptr_t addr,
+				  size_t len)
+{
+	struct region *r;
+
+	for (r = c->regions; r; r = r->next)
+		if (addr >= r->addr && addr - r->addr < r->len &&
+		    len <= r->len - (addr - r->addr))
+			return r;
+	return NULL;
+}
+
+static struct region *region_new(const char *name)
+{
+	struct region *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->memfd = -1;
+	snprintf(r->name, sizeof(r->name), "%s", name ? name : "anon");
+	return r;
+}
+
+/*
+ * region_register() - REGISTER @r and link it to @c
+ * @unsure: set when the daemon gave no usable answer, so that it may still
+ *          register the range later (see "Failures" above); after a
+ *          refusal it is clear, and the daemon did not touch the range.
+ * Return: 0 or -errno.
+ */
+static int region_register(struct uzswap *c, struct region *r, bool *unsure)
+{
+	struct proto_register reg = {
+		.addr = r->addr,
+		.len = r->len,
+		.flags = r->adopted ? PROTO_REGION_ADOPTED : 0,
+		.memfd_fdnum = r->memfd,
+	};
+	struct proto_register_reply rep;
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[64];
+	int32_t status = 0;
+	size_t len;
+	int ret;
+
+	memcpy(reg.name, r->name, sizeof(reg.name));
+	len = proto_encode_register(buf, &reg);
+	*unsure = true;
+	pthread_mutex_lock(&c->lock);
+	ret = transact(c, PROTO_REGISTER, buf, len, &r->memfd, 1, &status,
+		       body, sizeof(body), &len);
+	if (ret)
+		goto out_unlock;
+	/* registered, but an unreadable id: unsure, so that it is taken back */
+	ret = status ? status : proto_decode_register_reply(body, len, &rep);
+	*unsure = !status && ret;
+	if (ret)
+		goto out_unlock;
+	r->id = rep.region_id;
+	region_link(c, r);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+/* Whether the daemon has settled every earlier request, given what
+ * region_forget() returned: it answered, or it closed the connection. */
+static bool answered(int ret)
+{
+	return ret == 0 || ret == -ECONNRESET || ret == -EPIPE;
+}
+
+/* Send UNREGISTER for @addr. Return: 0 if the daemon answered (whatever
+ * its answer), else -errno. */
+static int region_forget(struct uzswap *c, uintptr_t addr)
+{
+	struct proto_unregister un = { .addr = addr };
+	uint8_t buf[PROTO_MAX_PAYLOAD], none[1];
+	int32_t status = 0;
+	size_t len;
+	int ret;
+
+	len = proto_encode_unregister(buf, &un);
+	pthread_mutex_lock(&c->lock);
+	ret = transact(c, PROTO_UNREGISTER, buf, len, NULL, 0, &status, none,
+		       0, &len);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+/*
+ * region_map() - map @r's memfd at a new address with the mandatory
+ * advice. Return: the address or MAP_FAILED with errno set.
+ */
+static void *region_map(struct region *r)
+{
+	void *p;
+	int err;
+
+	p = mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd,
+		 0);
+	if (p == MAP_FAILED)
+		return p;
+	/* Shmem THP would fill holes, fork would copy the mapping: both are
+	 * mandatory (DESIGN.md); a kernel that refuses them gets no region. */
+	if (madvise(p, r->len, MADV_NOHUGEPAGE) < 0 ||
+	    madvise(p, r->len, MADV_DONTFORK) < 0) {
+		err = errno;
+		munmap(p, r->len);
+		errno = err;
+		return MAP_FAILED;
+	}
+	return p;
+}
+
+/* The memfd of @r, named "uzswap:NAME" (shown in /proc/PID/maps as
+ * "/memfd:uzswap:NAME (deleted)"). */
+static int region_memfd(struct region *r)
+{
+	char name[sizeof("uzswap:") + PROTO_NAME_MAX];
+	int fd;
+
+	snprintf(name, sizeof(name), "uzswap:%s", r->name);
+	fd = memfd_region_create(name, r->len);
+	if (fd >= 0)
+		r->memfd = fd;
+	return fd;
+}
+
+static void region_free(struct region *r)
+{
+	if (r->memfd >= 0)
+		close(r->memfd);
+	free(r);
+}
+
+/*****************
+ * Adoption
+ *****************/
+
+/*
+ * range_is_private_anon() - whether [start, end) is wholly private
+ * anonymous read-write memory: "rw-p" entries of /proc/self/maps without a
+ * file, contiguous. Named anonymous memory ("[anon:NAME]") qualifies; the
+ * heap ("[heap]") and stacks do not.
+ * Return: 0, -EINVAL, or -errno if the maps cannot be read.
+ */
+static int range_is_private_anon(uintptr_t start, uintptr_t end)
+{
+	uintptr_t next = start;
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -errno;
+	while (next < end && getline(&line, &cap, f) > 0) {
+		unsigned long lo, hi, ino;
+		char perms[5], *path;
+		int pos = 0;
+
+		if (sscanf(line, "%lx-%lx %4s %*x %*x:%*x %lu %n", &lo, &hi,
+			   perms, &ino, &pos) < 4 || !pos)
+			break;
+		if (hi <= next)
+			continue;
+		if (lo > next)
+			break;		/* a hole in the range */
+		path = line + pos;
+		path[strcspn(path, "\n")] = '\0';
+		if (strcmp(perms, "rw-p") || ino ||
+		    (*path && strncmp(path, "[anon:", 6)))
+			break;
+		next = hi;
+	}
+	free(line);
+	fclose(f);
+	return next >= end ? 0 : -EINVAL;
+}
+
+/* Copy the non-zero pages of [src, src + len) into @fd at the same
+ * offsets, in runs; zero pages stay holes. */
+static int copy_to_memfd(int fd, const uint8_t *src, size_t len, size_t ps)
+{
+	size_t off = 0, run;
+	int ret;
+
+	while (off < len) {
+		if (page_is_zero(src + off, ps)) {
+			off += ps;
+			continue;
+		}
+		run = ps;
+		while (off + run < len && run < COPY_RUN_MAX &&
+		       !page_is_zero(src + off + run, ps))
+			run += ps;
+		ret = pwrite_all(fd, src + off, run, (off_t)off);
+		if (ret)
+			return ret;
+		off += run;
+	}
+	return 0;
+}
+
+/* Copy the data extents of memfd @fd into @dst (zero-filled, anonymous):
+ * holes are zeros already and are skipped without allocating anything. */
+static int copy_from_memfd(int fd, uint8_t *dst, size_t len)
+{
+	off_t data, hole, end = (off_t)len;
+	size_t n;
+	int ret;
+
+	for (data = 0; data < end; data = hole) {
+		data = lseek(fd, data, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		if (data >= end)
+			return 0;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if (hole > end)
+			hole = end;
+		n = (size_t)(hole - data);
+		ret = pread_all(fd, dst + data, n, data);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * region_restore() - turn the managed mapping of @r back into private
+ * anonymous memory with the same contents, in place
+ * @via_mapping: copy through the mapping (the daemon may have registered
+ *               the range and evicted pages: its faults are served), else
+ *               from the memfd (the daemon never touched it)
+ *
+ * Return: 0, or -errno with the range left as a shared mapping of the
+ * memfd (contents intact).
+ */
+static int region_restore(struct region *r, size_t ps, bool via_mapping)
+{
+	uint8_t *src = (uint8_t *)r->addr, *tmp;
+	size_t off;
+	int ret;
+
+	tmp = mmap(NULL, r->len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (tmp == MAP_FAILED)
+		return -errno;
+	if (via_mapping) {
+		for (off = 0; off < r->len; off += ps)
+			if (!page_is_zero(src + off, ps))
+				memcpy(tmp + off, src + off, ps);
+	} else {
+		ret = copy_from_memfd(r->memfd, tmp, r->len);
+		if (ret)
+			goto out_unmap;
+	}
+	if (mremap(tmp, r->len, r->len, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   src) == MAP_FAILED) {
+		ret = -errno;
+		goto out_unmap;
+	}
+	return 0;
+
+out_unmap:
+	munmap(tmp, r->len);
+	return ret;
+}
+
+/*****************
+ * API Functions
+ *****************/
+
+void uzswap_disconnect(uzswap_t *c)
+{
+	struct region *r;
+
+	if (!c)
+		return;
+	conns_unlink(c);
+	if (in_child(c)) {
+		/* The fork handler closed the descriptors; the regions are
+		 * not in this process (MADV_DONTFORK) and the lock may be
+		 * held by a thread that does not exist here: only free. */
+		while ((r = c->regions)) {
+			c->regions = r->next;
+			region_free(r);
+		}
+		free(c);
+		return;
+	}
+
+	/* Teardown order: for each region, UNREGISTER (the daemon stops
+	 * serving it), then munmap; then the socket; the uffd last, so that
+	 * no mapped region is ever left without its uffd. After one timeout
+	 * the remaining regions are not waited for: the daemon drops them
+	 * when it sees the socket close. */
+	pthread_mutex_lock(&c->lock);
+	while ((r = c->regions)) {
+		__atomic_store_n(&c->regions, r->next, __ATOMIC_RELEASE);
+		if (!c->dead) {
+			struct proto_unregister un = { .addr = r->addr };
+			uint8_t buf[PROTO_MAX_PAYLOAD];
+			size_t len = proto_encode_unregister(buf, &un);
+
+			if (request(c, PROTO_UNREGISTER, buf, len, NULL, 0) ==
+			    -ETIMEDOUT)
+				c->dead = -ETIMEDOUT;
+		}
+		munmap((void *)r->addr, r->len);
+		region_free(r);
+	}
+	proto_reader_reset(&c->rd);
+	close(c->sock);
+	close(c->uffd);
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+void *uzswap_alloc(uzswap_t *c, size_t len, const char *name)
+{
+	struct region *r;
+	bool unsure;
+	void *p;
+	int ret;
+
+	if (!c)
+		return ptr_err(-EINVAL);
+	if (in_child(c))
+		return ptr_err(-ECHILD);
+	if (!len)
+		return ptr_err(-EINVAL);
+	len = page_round(len, c->page_size);
+	if (!len)
+		return ptr_err(-ENOMEM);
+
+	r = region_new(name);
+	if (!r)
+		return ptr_err(-ENOMEM);
+	r->len = len;
+	ret = region_memfd(r);
+	if (ret < 0)
+		goto out_free;
+	p = region_map(r);
+	if (p == MAP_FAILED) {
+		ret = -errno;
+		goto out_free;
+	}
+	r->addr = (uintptr_t)p;
+
+	ret = region_register(c, r, &unsure);
+	if (ret && !unsure)
+		goto out_unmap;
+	if (ret) {
+		/* No answer: keep the addresses reserved until the daemon has
+		 * settled REGISTER, so that it never registers someone else's
+		 * memory at them. */
+		if (mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+			goto out_unmap;
+		if (answered(region_forget(c, r->addr)))
+			munmap(p, len);
+		goto out_free;
+	}
+	return p;
+
+out_unmap:
+	munmap(p, len);
+out_free:
+	region_free(r);
+	return ptr_err(ret);
+}
+
+void *uzswap_adopt(uzswap_t *c, void *addr, size_t len, const char *name)
+{
+	uintptr_t start = (uintptr_t)addr;
+	struct region *r;
+	bool unsure;
+	void *p;
+	int ret;
+
+	if (!c)
+		return ptr_err(-EINVAL);
+	if (in_child(c))
+		return ptr_err(-ECHILD);
+	if (!addr || !len || start & (c->page_size - 1))
+		return ptr_err(-EINVAL);
+	len = page_round(len, c->page_size);
+	if (!len || start + len < start)
+		return ptr_err(-EINVAL);
+	ret = range_is_private_anon(start, start + len);
+	if (ret)
+		return ptr_err(ret);
+
+	r = region_new(name);
+	if (!r)
+		return ptr_err(-ENOMEM);
+	r->addr = start;
+	r->len = len;
+	r->adopted = true;
+	ret = region_memfd(r);
+	if (ret < 0)
+		goto out_free;
+	ret = copy_to_memfd(r->memfd, addr, len, c->page_size);
+	if (ret)
+		goto out_free;
+	p = region_map(r);
+	if (p == MAP_FAILED) {
+		ret = -errno;
+		goto out_free;
+	}
+	/* The atomic replacement: the range is never unmapped. */
+	if (mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr) ==
+	    MAP_FAILED) {
+		ret = -errno;
+		munmap(p, len);
+		/* a failed move may have unmapped the target after all */
+		if (range_is_private_anon(start, start + len))
+			region_restore(r, c->page_size, false);
+		goto out_free;
+	}
+
+	ret = region_register(c, r, &unsure);
+	if (ret == 0)
+		return addr;
+	if (!unsure) {
+		region_restore(r, c->page_size, false);
+		goto out_free;
+	}
+	/* No answer: the daemon may have the range registered, and pages
+	 * evicted; read them through the mapping, then tell it to forget. */
+	if (region_restore(r, c->page_size, true) == 0)
+		region_forget(c, r->addr);
+
+out_free:
+	region_free(r);
+	return ptr_err(ret);
+}
+
+int uzswap_free(uzswap_t *c, void *addr)
+{
+	struct proto_unregister un = { .addr = (uintptr_t)addr };
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+	struct region *r;
+	size_t len;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	if (in_child(c))
+		return -ECHILD;
+	len = proto_encode_unregister(buf, &un);
+	pthread_mutex_lock(&c->lock);
+	r = region_unlink(c, (uintptr_t)addr);
+	if (!r) {
+		pthread_mutex_unlock(&c->lock);
+		return -EINVAL;
+	}
+	ret = request(c, PROTO_UNREGISTER, buf, len, NULL, 0);
+	pthread_mutex_unlock(&c->lock);
+	munmap(addr, r->len);
+	region_free(r);
+	return ret;
+}
+
+int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes)
+{
+	struct proto_set_limit sl = { .bytes = resident_bytes };
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+	size_t len;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	if (in_child(c))
+		return -ECHILD;
+	len = proto_encode_set_limit(buf, &sl);
+	pthread_mutex_lock(&c->lock);
+	ret = request(c, PROTO_SET_LIMIT, buf, len, NULL, 0);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int uzswap_advise(uzswap_t *c, void *addr, size_t len, int advice)
+{
+	struct proto_advise adv = {
+		.addr = (uintptr_t)addr,
+		.advice = advice == UZSWAP_ADVISE_COLD ? PROTO_ADVISE_COLD
+						       : PROTO_ADVISE_WILLNEED,
+	};
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+	size_t n;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	if (in_child(c))
+		return -ECHILD;
+	if (advice != UZSWAP_ADVISE_COLD && advice != UZSWAP_ADVISE_WILLNEED)
+		return -EINVAL;
+	if (!len || (uintptr_t)addr & (c->page_size - 1))
+		return -EINVAL;
+	adv.len = page_round(len, c->page_size);
+	if (!adv.len)
+		return -EINVAL;
+	n = proto_encode_advise(buf, &adv);
+	pthread_mutex_lock(&c->lock);
+	if (!region_find(c, (uintptr_t)addr, adv.len))
+		ret = -EINVAL;
+	else
+		ret = request(c, PROTO_ADVISE, buf, n, NULL, 0);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int uzswap_stats(uzswap_t *c, struct uzswap_stats *st)
+{
+	struct proto_stats_reply rep;
+	uint8_t body[sizeof(rep)];
+	size_t len;
+	int ret;
+
+	if (!c || !st)
+		return -EINVAL;
+	if (in_child(c))
+		return -ECHILD;
+	ret = call(c, PROTO_STATS, NULL, 0, NULL, 0, body, sizeof(body), &len);
+	if (ret)
+		return ret;
+	ret = proto_decode_stats_reply(body, len, &rep);
+	if (ret)
+		return ret;
+	memset(st, 0, sizeof(*st));
+	st->resident_bytes = rep.resident_bytes;
+	st->limit_bytes = rep.limit_bytes;
+	st->registered_bytes = rep.registered_bytes;
+	st->stored_pages = rep.stored_pages;
+	st->compressed_bytes = rep.compressed_bytes;
+	st->faults = rep.faults;
+	st->evictions = rep.evictions;
+	st->regions = rep.regions;
+	return 0;
+}
+
+const char *uzswap_strerror(int err)
+{
+	if (err == INT_MIN)
+		return "unknown error";
+	if (err < 0)
+		err = -err;
+	switch (err) {
+	case 0:
+		return "success";
+	case ENOENT:
+	case ECONNREFUSED:
+		return "uzswapd is not running or the socket path is wrong: "
+		       "start it (systemctl start uzswapd) or set UZSWAP_SOCKET";
+	case EACCES:
+		return "permission denied by uzswapd: the user is not in the "
+		       "uzswap group (add it, then log in again)";
+	case EPERM:
+		return "userfaultfd is not allowed: give the user access to "
+		       "/dev/userfaultfd (the uzswap group) or set "
+		       "vm.unprivileged_userfaultfd=1";
+	case ETIMEDOUT:
+		return "uzswapd did not answer in time: check it "
+		       "(systemctl status uzswapd) or raise UZSWAP_TIMEOUT_MS";
+	case EPROTONOSUPPORT:
+		return "uzswapd is from an incompatible release: use the "
+		       "libuzswap that ships with the running uzswapd";
+	case ENOTSUP:
+		return "not supported by this uzswapd (yet): upgrade uzswapd";
+	case ECHILD:
+		return "the connection belongs to the parent process: after "
+		       "fork(), call uzswap_connect() in the child";
+	case EINVAL:
+		return "invalid argument: addresses must be page-aligned and "
+		       "inside a region of this connection (or private "
+		       "anonymous memory for uzswap_adopt), lengths non-zero, "
+		       "advice UZSWAP_ADVISE_*";
+	case ENOMEM:
+		return "out of memory or address space: check ulimit -v, the "
+		       "cgroup's memory.max and vm.max_map_count, or the "
+		       "daemon's limits";
+	case ECONNRESET:
+	case EPIPE:
+		return "the connection to uzswapd was lost (stopped or "
+		       "restarted): reconnect with uzswap_connect()";
+	case EMFILE:
+	case ENFILE:
+		return "too many open files: each region holds one; raise the "
+		       "limit (ulimit -n) or use fewer, larger regions";
+	case ENAMETOOLONG:
+		return "the socket path is too long for a unix socket";
+	case EBADMSG:
+	case EPROTO:
+		return "malformed message between libuzswap and uzswapd: "
+		       "report a bug";
+	default:
+		break;
+	}
+#ifdef HAVE_STRERRORDESC_NP
+	{
+		const char *s = strerrordesc_np(err);
+
+		if (s)
+			return s;
+	}
+#endif
+	return "unknown error";
+}

@@ -1,0 +1,251 @@
+/*
+ * uzswap.h - libuzswap, the client library of uzswapd, the user-space
+ * compressed swap daemon.
+ *
+ * A program links libuzswap and keeps (part of) its memory in managed
+ * regions. uzswapd holds every client process inside a resident-memory
+ * budget: it compresses the least recently used pages of the managed
+ * regions into a pool in its own memory and brings them back,
+ * transparently, when the program touches them again. The program sees
+ * ordinary memory; a touch of an evicted page costs a page fault served by
+ * the daemon (tens of microseconds) instead of a disk read.
+ *
+ * Building
+ *
+ *	cc -o prog prog.c $(pkg-config --cflags --libs uzswap)
+ *
+ * and in the source:
+ *
+ *	#include <uzswap.h>
+ *
+ *	uzswap_t *c = uzswap_connect(NULL);
+ *	if (!c) {
+ *		fprintf(stderr, "uzswap: %s\n", uzswap_strerror(errno));
+ *		exit(1);
+ *	}
+ *	char *buf = uzswap_alloc(c, 1 << 30, "cache");
+ *	...
+ *	uzswap_free(c, buf);
+ *	uzswap_disconnect(c);
+ *
+ * Errors
+ *
+ * One convention everywhere: functions returning int return 0 on success
+ * or a negative errno value (-ETIMEDOUT, -EINVAL, ...); functions returning
+ * a pointer return NULL and set errno. uzswap_strerror() turns either form
+ * into a sentence that says what to do about it. Every request to the
+ * daemon waits for its answer at most 5 seconds (set UZSWAP_TIMEOUT_MS in
+ * the environment to change it) and fails with ETIMEDOUT after that: no
+ * call blocks forever on an unresponsive daemon. (Requests on one
+ * connection take turns, so a call may first wait for other threads'
+ * requests, each bounded the same way.) A request that timed out leaves
+ * the connection usable.
+ *
+ * Ownership
+ *
+ * A uzswap_t is one connection to the daemon and owns every region created
+ * through it: uzswap_disconnect() unregisters and unmaps them all, then
+ * frees the connection. A region belongs to the library from
+ * uzswap_alloc() or uzswap_adopt() until uzswap_free() or
+ * uzswap_disconnect(): do not munmap(), mremap(), mprotect() or madvise()
+ * it yourself, and do not pass it to free(3).
+ *
+ * Threads
+ *
+ * Every call is safe from any thread, on the same connection or on
+ * different ones: a connection serializes its requests internally. The
+ * managed memory itself is ordinary memory and follows the program's own
+ * synchronization. Several connections in one process share the process's
+ * budget.
+ *
+ * Managed regions
+ *
+ * A region is a memfd mapped MAP_SHARED into the process, not anonymous
+ * memory. This is what lets the daemon read and drop pages without any
+ * help from the program's threads. For the program it means:
+ * - the pages count as shared memory (Shmem in /proc/meminfo, RssShmem in
+ *   /proc/PID/status), and the region shows in /proc/PID/maps as
+ *   "/memfd:uzswap:NAME (deleted)";
+ * - the region is never inherited by fork(): the child does not have it
+ *   (MADV_DONTFORK), so a child must not touch it;
+ * - transparent huge pages are off in the region (MADV_NOHUGEPAGE);
+ * - while the daemon is down, a touch of an evicted page waits until the
+ *   daemon is back instead of reading wrong data;
+ * - if the daemon could only open a "user-mode-only" userfaultfd (a
+ *   warning says so at connect), the kernel cannot fault an evicted page
+ *   in on a system call's behalf: read(fd, region, n) and friends fail
+ *   with EFAULT on such a page. Touch the pages from user space first, or
+ *   give the user access to /dev/userfaultfd (the uzswap group);
+ * - debuggers that read memory through /proc/PID/mem (gdb) get EIO for
+ *   pages not in memory at that moment; process_vm_readv() and ordinary
+ *   system calls fault them in as usual.
+ *
+ * fork()
+ *
+ * A connection belongs to the process that made it. In a child created by
+ * fork() every call on an inherited connection fails with -ECHILD (NULL and
+ * errno ECHILD for the pointer-returning ones), the child's copy of the
+ * connection's descriptors is closed, and uzswap_disconnect() only frees
+ * the child's memory. A child that wants managed memory calls
+ * uzswap_connect() itself.
+ *
+ * Versions
+ *
+ * The library speaks to daemons of other releases: it negotiates the
+ * protocol at connect and fails with EPROTONOSUPPORT if there is no common
+ * version. The ABI only grows: new functions get new symbol versions and
+ * struct uzswap_stats keeps its size.
+ */
+#ifndef UZSWAP_H
+#define UZSWAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UZSWAP_VERSION_MAJOR	0
+#define UZSWAP_VERSION_MINOR	1
+
+#define UZSWAP_EXTERN __attribute__((visibility("default")))
+
+/* The daemon's socket when neither the argument nor $UZSWAP_SOCKET names one. */
+#define UZSWAP_DEFAULT_SOCKET	"/run/uzswap/uzswapd.sock"
+
+/* A connection to uzswapd; opaque. */
+typedef struct uzswap uzswap_t;
+
+/* Advice for uzswap_advise(). */
+#define UZSWAP_ADVISE_COLD	1	/* not needed soon: evict first */
+#define UZSWAP_ADVISE_WILLNEED	2	/* needed soon: bring back now */
+
+/*
+ * Counters of the calling process (all its connections), from
+ * uzswap_stats(). New counters take the place of @reserved, so the size of
+ * the struct never changes.
+ */
+struct uzswap_stats {
+	uint64_t resident_bytes;	/* managed bytes in memory now */
+	uint64_t limit_bytes;		/* the budget; 0 = unlimited */
+	uint64_t registered_bytes;	/* size of all managed regions */
+	uint64_t stored_pages;		/* pages held by the daemon */
+	uint64_t compressed_bytes;	/* what they take there */
+	uint64_t faults;		/* faults the daemon served */
+	uint64_t evictions;		/* pages it evicted */
+	uint64_t regions;		/* managed regions */
+	uint64_t reserved[8];		/* zero */
+};
+
+/*
+ * uzswap_connect() - connect to uzswapd
+ * @socket_path: the daemon's control socket; NULL means $UZSWAP_SOCKET if
+ *               set, else UZSWAP_DEFAULT_SOCKET
+ *
+ * Also opens the process's userfaultfd and hands it to the daemon. Prints
+ * one warning to stderr per process ("libuzswap: ...") if only a
+ * user-mode-only userfaultfd could be opened (see "Managed regions").
+ *
+ * Return: the connection, or NULL with errno set: ENOENT or ECONNREFUSED
+ * (the daemon is not running, or the path is wrong), EACCES (not in the
+ * uzswap group), ETIMEDOUT, EPROTONOSUPPORT (daemon from an incompatible
+ * release), EPERM (no userfaultfd allowed), ENOMEM.
+ */
+UZSWAP_EXTERN uzswap_t *uzswap_connect(const char *socket_path);
+
+/*
+ * uzswap_disconnect() - unregister and unmap every region of @c, close the
+ * connection and free @c. Pointers into the regions are invalid afterwards.
+ * @c may be NULL.
+ */
+UZSWAP_EXTERN void uzswap_disconnect(uzswap_t *c);
+
+/*
+ * uzswap_alloc() - a new managed region
+ * @len:  bytes, rounded up to the page size; 0 is EINVAL
+ * @name: shown in /proc/PID/maps and by uzswapctl; NULL is "anon"; cut at
+ *        63 bytes
+ *
+ * Return: the page-aligned, zero-filled region, or NULL with errno set.
+ * Release it with uzswap_free().
+ */
+UZSWAP_EXTERN void *uzswap_alloc(uzswap_t *c, size_t len, const char *name);
+
+/*
+ * uzswap_adopt() - make existing memory managed, in place
+ * @addr: page-aligned start of the range
+ * @len:  bytes, rounded up to the page size
+ * @name: as for uzswap_alloc()
+ *
+ * The range must be private anonymous read-write memory (mmap(MAP_PRIVATE
+ * | MAP_ANONYMOUS), not the heap of brk(), the stack, a file or another
+ * region); else EINVAL. Its contents are moved into a new region mapped at
+ * the same address, so pointers into it stay valid; all-zero pages take no
+ * memory afterwards. Other threads must not write to the range while it is
+ * being adopted: such writes can be lost. madvise() and mlock() settings
+ * of the range are not kept.
+ *
+ * After success the range is a region like one from uzswap_alloc():
+ * uzswap_free() and uzswap_disconnect() unmap it. On failure the range is
+ * left as private anonymous memory with the same contents (or, if there
+ * is no memory for that copy, as a shared mapping with the same
+ * contents).
+ *
+ * Return: @addr, or NULL with errno set.
+ */
+UZSWAP_EXTERN void *uzswap_adopt(uzswap_t *c, void *addr, size_t len,
+				 const char *name);
+
+/*
+ * uzswap_free() - unregister and unmap a region
+ * @addr: the address uzswap_alloc() or uzswap_adopt() returned
+ *
+ * Return: 0; -EINVAL if @addr is not a region of @c, -ECHILD (nothing
+ * done then). Any other error (-ETIMEDOUT, -ECONNRESET, ...) says that the
+ * daemon did not confirm; the region is unmapped nonetheless.
+ */
+UZSWAP_EXTERN int uzswap_free(uzswap_t *c, void *addr);
+
+/*
+ * uzswap_set_limit() - set the resident budget of this process
+ * @resident_bytes: managed bytes allowed in memory; 0 = the daemon's
+ *                  default
+ *
+ * Return: 0 or -errno. Daemons without eviction answer -ENOTSUP.
+ */
+UZSWAP_EXTERN int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes);
+
+/*
+ * uzswap_advise() - tell the daemon how a range will be used
+ * @addr:   page-aligned, inside one region of @c
+ * @len:    bytes, rounded up to the page size; the range must not leave
+ *          the region
+ * @advice: UZSWAP_ADVISE_COLD or UZSWAP_ADVISE_WILLNEED
+ *
+ * A hint: the contents never change. Return: 0 or -errno; -EINVAL for a
+ * bad argument; daemons without eviction answer -ENOTSUP.
+ */
+UZSWAP_EXTERN int uzswap_advise(uzswap_t *c, void *addr, size_t len,
+				int advice);
+
+/*
+ * uzswap_stats() - the counters of this process
+ * Return: 0 and *@st filled, or -errno.
+ */
+UZSWAP_EXTERN int uzswap_stats(uzswap_t *c, struct uzswap_stats *st);
+
+/*
+ * uzswap_strerror() - describe an error code
+ * @err: an errno value, negative or positive
+ *
+ * Return: a constant string, saying what to do for the errors users meet.
+ * Safe from any thread; never NULL.
+ */
+UZSWAP_EXTERN const char *uzswap_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UZSWAP_H */

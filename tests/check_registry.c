@@ -1,0 +1,255 @@
+/*
+ * check_registry.c - unit tests of uzswapd's client registry: the mm_slot
+ * hash keyed by pid, the scan list and its round-robin cursor, and each
+ * slot's ordered, non-overlapping region list.
+ *
+ * Under valgrind: CK_FORK=no valgrind --leak-check=full ./check_registry
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "daemon/registry.h"
+
+static struct registry reg;
+
+static void setup(void)
+{
+	registry_init(&reg);
+}
+
+static void teardown(void)
+{
+	ck_assert_uint_eq(reg.nr_slots, 0);
+	registry_destroy(&reg);
+}
+
+static struct mm_slot *add(pid_t pid)
+{
+	struct mm_slot *s = mm_slot_alloc(pid, 1000);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(registry_insert(&reg, s), 0);
+	return s;
+}
+
+static void drop(struct mm_slot *s)
+{
+	registry_remove(&reg, s);
+	mm_slot_put(s);
+}
+
+START_TEST(test_hash_find)
+{
+	enum { N = 5000 };
+	static struct mm_slot *slots[N];
+	static pid_t pids[N];
+	struct mm_slot *s, *dup;
+	int i;
+
+	/* pids that collide in a 1024-bucket table, and plain ones */
+	for (i = 0; i < N; i++) {
+		pids[i] = i < N / 2 ? 1024 * (i + 1) : 10000000 + i;
+		slots[i] = add(pids[i]);
+	}
+	ck_assert_uint_eq(reg.nr_slots, N);
+	for (i = 0; i < N; i++) {
+		s = registry_find(&reg, slots[i]->pid);
+		ck_assert_ptr_eq(s, slots[i]);
+		mm_slot_put(s);
+	}
+	ck_assert_ptr_null(registry_find(&reg, 3));
+	dup = mm_slot_alloc(slots[7]->pid, 0);
+	ck_assert_int_eq(registry_insert(&reg, dup), -EEXIST);
+	mm_slot_put(dup);
+
+	for (i = 0; i < N; i += 2)
+		drop(slots[i]);
+	for (i = 0; i < N; i++) {
+		s = registry_find(&reg, pids[i]);
+		ck_assert(i % 2 ? s == slots[i] : s == NULL);
+		if (s)
+			mm_slot_put(s);
+	}
+	for (i = 1; i < N; i += 2)
+		drop(slots[i]);
+}
+END_TEST
+
+START_TEST(test_scan_round_robin)
+{
+	struct mm_slot *a = add(11), *b = add(22), *c = add(33), *s;
+	pid_t order[6];
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		s = registry_scan_next(&reg);
+		order[i] = s->pid;
+		ck_assert_ptr_eq(reg.scan.mm_slot, s);
+		ck_assert_uint_eq(reg.scan.address, 0);
+		mm_slot_put(s);
+	}
+	ck_assert_int_eq(order[0], 11);
+	ck_assert_int_eq(order[1], 22);
+	ck_assert_int_eq(order[2], 33);
+	ck_assert_int_eq(order[3], 11);
+	ck_assert_int_eq(order[5], 33);
+
+	/* removing the slot under the cursor moves it to the next one */
+	s = registry_scan_next(&reg);		/* 11 */
+	mm_slot_put(s);
+	reg.scan.address = 0x7000;
+	drop(a);
+	ck_assert_ptr_eq(reg.scan.mm_slot, b);
+	ck_assert_uint_eq(reg.scan.address, 0);
+	s = registry_scan_next(&reg);
+	ck_assert_ptr_eq(s, c);
+	mm_slot_put(s);
+	/* removing the last slot under the cursor wraps to the start */
+	drop(c);
+	ck_assert_ptr_null(reg.scan.mm_slot);
+	s = registry_scan_next(&reg);
+	ck_assert_ptr_eq(s, b);
+	mm_slot_put(s);
+	drop(b);
+	ck_assert_ptr_null(registry_scan_next(&reg));
+}
+END_TEST
+
+/* A region over a throwaway memfd; @start and @npages in pages. */
+static struct region *mkregion(struct mm_slot *s, unsigned long start,
+			       size_t npages)
+{
+	int fd = memfd_create("r", MFD_CLOEXEC);
+	struct region *r;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)(npages << PAGE_SHIFT)), 0);
+	r = region_create(s, NULL, start << PAGE_SHIFT, npages, fd, "t");
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+START_TEST(test_regions)
+{
+	struct mm_slot *s = add(77);
+	struct region *a = mkregion(s, 100, 10), *b = mkregion(s, 10, 5);
+	struct region *overlap = mkregion(s, 105, 20), *r;
+
+	ck_assert_int_eq(mm_slot_add_region(s, a), 0);
+	ck_assert_int_eq(mm_slot_add_region(s, b), 0);
+	ck_assert_int_eq(mm_slot_add_region(s, overlap), -EEXIST);
+	region_put(overlap);
+	ck_assert_uint_eq(s->nr_regions, 2);
+	ck_assert_uint_eq(s->registered, 15 << PAGE_SHIFT);
+	/* ordered by address */
+	ck_assert_ptr_eq(container_of(s->regions.next, struct region, node),
+			 b);
+
+	r = mm_slot_find_region(s, (109ul << PAGE_SHIFT) + 5);
+	ck_assert_ptr_eq(r, a);
+	region_put(r);
+	ck_assert_ptr_null(mm_slot_find_region(s, 110ul << PAGE_SHIFT));
+	ck_assert_ptr_null(mm_slot_find_region(s, 9ul << PAGE_SHIFT));
+
+	ck_assert_ptr_null(mm_slot_take_region(s, 101ul << PAGE_SHIFT, NULL));
+	r = mm_slot_take_region(s, 100ul << PAGE_SHIFT, NULL);
+	ck_assert_ptr_eq(r, a);
+	region_put(r);
+	r = mm_slot_take_region(s, REGION_ANY_START, NULL);
+	ck_assert_ptr_eq(r, b);
+	region_put(r);
+	ck_assert_uint_eq(s->nr_regions, 0);
+	ck_assert_uint_eq(s->registered, 0);
+	drop(s);
+}
+END_TEST
+
+START_TEST(test_region_resident_pages)
+{
+	struct mm_slot *s = add(88);
+	int fd = memfd_create("r", MFD_CLOEXEC);
+	char byte = 1;
+	struct region *r;
+
+	/* data in pages 2 and 5..6; the rest are holes */
+	ck_assert_int_eq(ftruncate(fd, 8 << PAGE_SHIFT), 0);
+	ck_assert_int_eq(pwrite(fd, &byte, 1, 2 << PAGE_SHIFT), 1);
+	ck_assert_int_eq(pwrite(fd, &byte, 1, (5 << PAGE_SHIFT) + 9), 1);
+	ck_assert_int_eq(pwrite(fd, &byte, 1, (6 << PAGE_SHIFT) + 4095), 1);
+	r = region_create(s, NULL, 1ul << 30, 8, fd, "adopted");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(atomic_load(&r->resident), 3);
+	ck_assert_uint_eq(r->pages[0].state, PAGE_NEW);
+	ck_assert_uint_eq(r->pages[2].state, PAGE_RESIDENT);
+	ck_assert_uint_eq(r->pages[3].state, PAGE_NEW);
+	ck_assert_uint_eq(r->pages[5].state, PAGE_RESIDENT);
+	ck_assert_uint_eq(r->pages[6].state, PAGE_RESIDENT);
+	ck_assert_uint_eq(r->pages[7].state, PAGE_NEW);
+	region_put(r);
+	drop(s);
+}
+END_TEST
+
+START_TEST(test_verify_mapping)
+{
+	size_t len = 4 << PAGE_SHIFT;
+	int fd = memfd_create("v", MFD_CLOEXEC), other;
+	void *p, *anon;
+
+	ck_assert_int_eq(ftruncate(fd, (off_t)len), 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	ck_assert_int_eq(region_verify_mapping(getpid(), (unsigned long)p,
+					       len, fd), 0);
+	/* a shorter range of the same mapping is fine, a longer one not */
+	ck_assert_int_eq(region_verify_mapping(getpid(), (unsigned long)p,
+					       len / 2, fd), 0);
+	ck_assert_int_eq(region_verify_mapping(getpid(), (unsigned long)p,
+					       len * 2, fd), -EPERM);
+	/* another memfd is not what is mapped there */
+	other = memfd_create("o", MFD_CLOEXEC);
+	ck_assert_int_eq(ftruncate(other, (off_t)len), 0);
+	ck_assert_int_eq(region_verify_mapping(getpid(), (unsigned long)p,
+					       len, other), -EPERM);
+	/* private anonymous memory is not a managed region */
+	anon = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_int_eq(region_verify_mapping(getpid(), (unsigned long)anon,
+					       len, fd), -EPERM);
+	munmap(anon, len);
+	munmap(p, len);
+	close(other);
+	close(fd);
+}
+END_TEST
+
+static Suite *registry_suite(void)
+{
+	Suite *s = suite_create("registry");
+	TCase *tc = tcase_create("registry");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_hash_find);
+	tcase_add_test(tc, test_scan_round_robin);
+	tcase_add_test(tc, test_regions);
+	tcase_add_test(tc, test_region_resident_pages);
+	tcase_add_test(tc, test_verify_mapping);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(registry_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,773 @@
+/*
+ * daemon_harness.c - start/stop a real uzswapd and run client programs
+ * against it; see daemon_harness.h.
+ *
+ * Child processes (the daemon, the clients) are set up between fork() and
+ * exec() with async-signal-safe calls only: PR_SET_PDEATHSIG so that they
+ * die with the test, an empty signal mask and default dispositions (both
+ * survive exec, and a daemon started with SIGTERM blocked would never
+ * stop), their stdio, and every other descriptor closed, so that no pipe
+ * of the test runner is held open by a process that outlives a test.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon_harness.h"
+#include "lib/proto/proto.h"
+
+#ifndef UZSWAPD_PATH
+#error "UZSWAPD_PATH must name the built uzswapd"
+#endif
+#ifndef UZCLIENT_PATH
+#error "UZCLIENT_PATH must name the built uzclient"
+#endif
+
+#define DH_MAX_ARGS	32
+#define DH_POLL_MS	5
+
+extern char **environ;
+
+static char root[256];
+
+/*****************
+ * Helpers
+ *****************/
+
+/* Fill a unix socket address; -ENAMETOOLONG if @path does not fit. */
+static int sun_set(struct sockaddr_un *sa, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (n >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, path, n + 1);
+	return 0;
+}
+
+long long dh_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void dh_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+const char *dh_status_str(int status)
+{
+	static __thread char buf[64];
+
+	if (status == -ETIMEDOUT)
+		snprintf(buf, sizeof(buf), "did not exit in time (killed)");
+	else if (status < 0)
+		snprintf(buf, sizeof(buf), "error: %s", strerror(-status));
+	else if (WIFEXITED(status))
+		snprintf(buf, sizeof(buf), "exit %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, sizeof(buf), "killed by signal %d (%s)",
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, sizeof(buf), "wait status %#x", status);
+	return buf;
+}
+
+/* Reap @pid within @timeout_ms; -ETIMEDOUT if it is still running. */
+static int reap(pid_t pid, int timeout_ms)
+{
+	long long deadline = dh_now_ms() + timeout_ms;
+	int status;
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (dh_now_ms() >= deadline)
+			return -ETIMEDOUT;
+		dh_sleep_ms(DH_POLL_MS);
+	}
+}
+
+static void kill_and_reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * In a freshly forked child: die with the parent, default signal state,
+ * stdin/stdout/stderr from @in/@out/@err, nothing else open. Returns only
+ * on failure (the caller then _exit()s).
+ */
+static void child_setup(pid_t parent, int in, int out, int err)
+{
+	sigset_t none;
+	int sig;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);	/* the parent died before the prctl */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		_exit(127);
+	close_range(3, ~0u, 0);
+}
+
+/*****************
+ * Root directory
+ *****************/
+
+int dh_root_create(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	/* socket paths must fit sun_path: keep the root short */
+	if (!tmp || !*tmp || strlen(tmp) > 40)
+		tmp = "/tmp";
+	snprintf(root, sizeof(root), "%s/uzswap-itest.XXXXXX", tmp);
+	if (!mkdtemp(root)) {
+		root[0] = '\0';
+		return -errno;
+	}
+	return 0;
+}
+
+const char *dh_root(void)
+{
+	return root;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+static void rm_tree(const char *path)
+{
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void dh_root_remove(void)
+{
+	if (root[0])
+		rm_tree(root);
+	root[0] = '\0';
+}
+
+/*****************
+ * The daemon
+ *****************/
+
+static bool socket_accepts(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = sun_set(&sa, path) == 0 &&
+	     connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+static int start_in_dir(struct dh_daemon *d, const char *const *extra)
+{
+	const char *argv[DH_MAX_ARGS];
+	long long deadline;
+	pid_t parent = getpid();
+	int n = 0, logfd, null, status, i;
+
+	argv[n++] = UZSWAPD_PATH;
+	argv[n++] = "--socket";
+	argv[n++] = d->sock;
+	argv[n++] = "--no-mlock";
+	argv[n++] = "-D";
+	argv[n++] = "all";
+	for (i = 0; extra && extra[i] && n < DH_MAX_ARGS - 1; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+
+	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (logfd < 0)
+		return -errno;
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0) {
+		close(logfd);
+		return -errno;
+	}
+	d->pid = fork();
+	if (d->pid == 0) {
+		child_setup(parent, null, null, logfd);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(logfd);
+	close(null);
+	if (d->pid < 0) {
+		d->pid = 0;
+		return -errno;
+	}
+
+	deadline = dh_now_ms() + DH_START_MS;
+	for (;;) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			fprintf(stderr, "uzswapd exited at startup: %s\n",
+				dh_status_str(status));
+			d->pid = 0;
+			return -ECHILD;
+		}
+		if (socket_accepts(d->sock)) {
+			int ret = dh_sync(d);
+
+			if (ret) {
+				kill_and_reap(d->pid);
+				d->pid = 0;
+			}
+			return ret;
+		}
+		if (dh_now_ms() >= deadline) {
+			kill_and_reap(d->pid);
+			d->pid = 0;
+			return -ETIMEDOUT;
+		}
+		dh_sleep_ms(DH_POLL_MS);
+	}
+}
+
+int dh_start(struct dh_daemon *d, const char *const *extra)
+{
+	memset(d, 0, sizeof(*d));
+	if (!root[0])
+		return -ENOENT;		/* dh_root_create() first */
+	snprintf(d->dir, sizeof(d->dir), "%s/d.XXXXXX", root);
+	if (!mkdtemp(d->dir))
+		return -errno;
+	snprintf(d->sock, sizeof(d->sock), "%s/uzswapd.sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/uzswapd.log", d->dir);
+	snprintf(d->clog, sizeof(d->clog), "%s/clients.log", d->dir);
+	return start_in_dir(d, extra);
+}
+
+int dh_restart(struct dh_daemon *d, const char *const *extra)
+{
+	if (d->pid)
+		return -EBUSY;
+	return start_in_dir(d, extra);
+}
+
+int dh_stop(struct dh_daemon *d)
+{
+	return dh_stop_with(d, SIGTERM);
+}
+
+int dh_stop_with(struct dh_daemon *d, int sig)
+{
+	int status;
+
+	if (!d->pid)
+		return -ECHILD;
+	if (sig)
+		kill(d->pid, sig);
+	status = reap(d->pid, DH_STOP_MS);
+	if (status == -ETIMEDOUT)
+		kill_and_reap(d->pid);
+	d->pid = 0;
+	return status;
+}
+
+void dh_kill(struct dh_daemon *d)
+{
+	if (d->pid)
+		kill_and_reap(d->pid);
+	d->pid = 0;
+}
+
+void dh_remove(struct dh_daemon *d)
+{
+	if (d->dir[0])
+		rm_tree(d->dir);
+	d->dir[0] = '\0';
+}
+
+static void dump_file(const char *title, const char *path)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	fprintf(stderr, "----- %s (%s) -----\n", title, path);
+	fflush(stderr);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (write(2, buf, (size_t)n) < 0)
+			break;
+	close(fd);
+	fprintf(stderr, "----- end of %s -----\n", title);
+}
+
+void dh_dump_logs(const struct dh_daemon *d)
+{
+	dump_file("uzswapd log", d->log);
+	dump_file("client stderr", d->clog);
+}
+
+bool dh_log_find(const struct dh_daemon *d, const char *needle, char *line,
+		 size_t size)
+{
+	char buf[2048];
+	bool found = false;
+	FILE *f = fopen(d->log, "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(buf, sizeof(buf), f))
+		found = strstr(buf, needle) != NULL;
+	fclose(f);
+	if (found && line && size) {
+		buf[strcspn(buf, "\n")] = '\0';
+		snprintf(line, size, "%s", buf);
+	}
+	return found;
+}
+
+int dh_log_count(const struct dh_daemon *d, const char *needle)
+{
+	char buf[2048];
+	int n = 0;
+	FILE *f = fopen(d->log, "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(buf, sizeof(buf), f))
+		if (strstr(buf, needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
+int dh_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((e = readdir(dir)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+int dh_wait_fd_count(const struct dh_daemon *d, int want)
+{
+	long long deadline = dh_now_ms() + DH_SETTLE_MS;
+	int n;
+
+	for (;;) {
+		n = dh_fd_count(d->pid);
+		if (n < 0 || n == want || dh_now_ms() >= deadline)
+			return n;
+		dh_sleep_ms(DH_POLL_MS);
+	}
+}
+
+/* Call @fn for the target of each fd of @pid; returns the sum of what it
+ * returns, or -errno. */
+static long for_each_fd(pid_t pid, long (*fn)(pid_t pid, const char *fd,
+					      const char *target))
+{
+	char path[64], link[PATH_MAX], target[PATH_MAX];
+	struct dirent *e;
+	long sum = 0;
+	ssize_t n;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;	/* closed meanwhile */
+		target[n] = '\0';
+		sum += fn(pid, e->d_name, target);
+	}
+	closedir(dir);
+	return sum;
+}
+
+struct fd_list {
+	char *buf;
+	size_t size, len;
+};
+
+static __thread struct fd_list *cur_list;
+
+static long list_fd(pid_t pid, const char *fd, const char *target)
+{
+	struct fd_list *l = cur_list;
+	int n;
+
+	if (l->len < l->size) {
+		n = snprintf(l->buf + l->len, l->size - l->len, "%s -> %s\n",
+			     fd, target);
+		if (n > 0)
+			l->len += (size_t)n;
+	}
+	return 0;
+}
+
+void dh_fd_list(pid_t pid, char *buf, size_t size)
+{
+	struct fd_list l = { buf, size, 0 };
+
+	if (!size)
+		return;
+	buf[0] = '\0';
+	cur_list = &l;
+	for_each_fd(pid, list_fd);
+	cur_list = NULL;
+	if (l.len >= size)
+		buf[size - 1] = '\0';
+}
+
+static long is_client_fd(pid_t pid, const char *fd, const char *target)
+{
+	return !strncmp(target, "socket:", 7) ||
+	       !strcmp(target, "anon_inode:[pidfd]") ||
+	       !strcmp(target, "anon_inode:[userfaultfd]") ||
+	       !strncmp(target, "/memfd:", 7);
+}
+
+int dh_client_fds(pid_t pid)
+{
+	return (int)for_each_fd(pid, is_client_fd);
+}
+
+int dh_sync(const struct dh_daemon *d)
+{
+	struct proto_hdr h;
+	uint8_t payload[PROTO_MAX_PAYLOAD];
+	int fd = dh_connect(d), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = proto_send(fd, PROTO_STATS, 1, NULL, 0, NULL, 0);
+	if (ret == 0)
+		ret = recv(fd, &h, sizeof(h), MSG_WAITALL) == sizeof(h) ? 0
+								       : -EIO;
+	if (ret == 0 && (h.magic != PROTO_MAGIC || h.len > sizeof(payload) ||
+			 h.type != (PROTO_STATS | PROTO_REPLY)))
+		ret = -EBADMSG;
+	if (ret == 0 && h.len &&
+	    recv(fd, payload, h.len, MSG_WAITALL) != (ssize_t)h.len)
+		ret = -EIO;
+	close(fd);
+	return ret;
+}
+
+int dh_wait_idle(const struct dh_daemon *d)
+{
+	long long deadline = dh_now_ms() + DH_SETTLE_MS;
+	int n = dh_sync(d);
+
+	if (n < 0)
+		return n;
+
+	for (;;) {
+		/* the listening socket is the one client-like fd left */
+		n = dh_client_fds(d->pid);
+		if (n < 0)
+			return n;
+		if (n <= 1 || dh_now_ms() >= deadline)
+			return dh_fd_count(d->pid);
+		dh_sleep_ms(DH_POLL_MS);
+	}
+}
+
+static long uffd_waiting(pid_t pid, const char *fd, const char *target)
+{
+	char path[64], line[256];
+	long waiting = 0;
+	FILE *f;
+
+	if (strcmp(target, "anon_inode:[userfaultfd]"))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)pid, fd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "total: %ld", &waiting) == 1)
+			break;
+	fclose(f);
+	return waiting;
+}
+
+long dh_uffd_waiting(pid_t pid)
+{
+	return for_each_fd(pid, uffd_waiting);
+}
+
+int dh_connect(const struct dh_daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 10 };
+	int fd, ret;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (sun_set(&sa, d->sock) < 0) {
+		close(fd);
+		return -ENAMETOOLONG;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/*****************
+ * Clients
+ *****************/
+
+/* environ plus UZSWAP_SOCKET and (unless set) a generous request
+ * timeout: a loaded machine under ASan must not turn into ETIMEDOUT. */
+static char **client_env(const struct dh_daemon *d, char *sockvar)
+{
+	static char timeout[] = "UZSWAP_TIMEOUT_MS=60000";
+	size_t n = 0, i, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 3, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "UZSWAP_SOCKET=", 14))
+			env[k++] = environ[i];
+	snprintf(sockvar, PATH_MAX + 16, "UZSWAP_SOCKET=%s", d->sock);
+	env[k++] = sockvar;
+	if (!getenv("UZSWAP_TIMEOUT_MS"))
+		env[k++] = timeout;
+	env[k] = NULL;
+	return env;
+}
+
+int dh_client_start(const struct dh_daemon *d, struct dh_client *c,
+		    const char *const *argv, bool pipes)
+{
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	char sockvar[PATH_MAX + 16];
+	pid_t parent = getpid();
+	int err, null, ret;
+	char **env;
+
+	c->pid = 0;
+	c->in = c->out = -1;
+	env = client_env(d, sockvar);
+	if (!env)
+		return -ENOMEM;
+	err = open(d->clog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (err < 0 || null < 0)
+		goto out_errno;
+	if (pipes && (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0))
+		goto out_errno;
+
+	c->pid = fork();
+	if (c->pid == 0) {
+		child_setup(parent, pipes ? in[0] : null,
+			    pipes ? out[1] : null, err);
+		execve(argv[0], (char *const *)argv, env);
+		_exit(127);
+	}
+	if (c->pid < 0)
+		goto out_errno;
+	if (pipes) {
+		close(in[0]);
+		close(out[1]);
+		c->in = in[1];
+		c->out = out[0];
+	}
+	close(err);
+	close(null);
+	free(env);
+	return 0;
+
+out_errno:
+	ret = -errno;
+	c->pid = 0;
+	if (err >= 0)
+		close(err);
+	if (null >= 0)
+		close(null);
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+	}
+	free(env);
+	return ret;
+}
+
+int dh_uzclient_start(const struct dh_daemon *d, struct dh_client *c,
+		      const char *const *argv, bool pipes)
+{
+	const char *full[DH_MAX_ARGS];
+	int n = 0, i;
+
+	full[n++] = UZCLIENT_PATH;
+	for (i = 0; argv && argv[i] && n < DH_MAX_ARGS - 1; i++)
+		full[n++] = argv[i];
+	full[n] = NULL;
+	return dh_client_start(d, c, full, pipes);
+}
+
+void dh_client_close_pipes(struct dh_client *c)
+{
+	if (c->in >= 0)
+		close(c->in);
+	if (c->out >= 0)
+		close(c->out);
+	c->in = c->out = -1;
+}
+
+int dh_client_wait(struct dh_client *c, int timeout_ms)
+{
+	int status;
+
+	if (!c->pid)
+		return -ECHILD;
+	status = reap(c->pid, timeout_ms);
+	if (status == -ETIMEDOUT)
+		kill_and_reap(c->pid);
+	c->pid = 0;
+	dh_client_close_pipes(c);
+	return status;
+}
+
+void dh_client_kill(struct dh_client *c)
+{
+	if (c->pid)
+		kill_and_reap(c->pid);
+	c->pid = 0;
+	dh_client_close_pipes(c);
+}
+
+int dh_client_read_line(struct dh_client *c, char *buf, size_t size,
+			int timeout_ms)
+{
+	long long deadline = dh_now_ms() + timeout_ms;
+	struct pollfd pfd = { .fd = c->out, .events = POLLIN };
+	size_t n = 0;
+	long long left;
+	ssize_t r;
+	char ch;
+
+	for (;;) {
+		left = deadline - dh_now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		/* one byte at a time: never read past the line */
+		r = read(c->out, &ch, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EPIPE;
+		if (ch == '\n') {
+			buf[n] = '\0';
+			return 0;
+		}
+		if (n + 1 >= size)
+			return -EMSGSIZE;
+		buf[n++] = ch;
+	}
+}
+
+int dh_client_say(struct dh_client *c, const char *line)
+{
+	char buf[256];
+	size_t len;
+	ssize_t r;
+
+	len = (size_t)snprintf(buf, sizeof(buf), "%s\n", line);
+	if (len >= sizeof(buf))
+		return -EMSGSIZE;
+	do {
+		r = write(c->in, buf, len);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return (size_t)r == len ? 0 : -EIO;
+}
+
+int dh_run_uzclient(const struct dh_daemon *d, const char *const *argv)
+{
+	struct dh_client c;
+	int ret = dh_uzclient_start(d, &c, argv, false);
+
+	if (ret)
+		return ret;
+	return dh_client_wait(&c, DH_CLIENT_MS);
+}

@@ -1,0 +1,217 @@
+/*
+ * daemon_harness.h - start and stop a real uzswapd for the integration
+ * tests, and run real client programs (uzclient) against it.
+ *
+ * Private to the tests.
+ *
+ * Every daemon gets its own directory (mkdtemp under the root the test
+ * program made), holding its control socket, its log (the daemon's stderr,
+ * "uzswapd.log") and the clients' stderr ("clients.log"). Every process the
+ * harness starts dies with the thread that started it (PR_SET_PDEATHSIG),
+ * so a test that fails half-way (Check's fork mode leaves with _exit(),
+ * skipping the teardown) leaves no daemon or client behind. The harness
+ * only ever signals processes it started, by pid.
+ *
+ * Every wait is bounded, and a bound that runs out is a failure, never a
+ * hang: tests check outcomes, not timings, so the bounds are generous
+ * (CI machines are slow, and run everything under ASan).
+ *
+ * Errors: int-returning calls return 0 or -errno unless they say
+ * otherwise; none exits or asserts.
+ */
+#ifndef UZSWAP_DAEMON_HARNESS_H
+#define UZSWAP_DAEMON_HARNESS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Bounds of the harness's waits, in milliseconds. */
+#define DH_START_MS	10000	/* daemon: until the socket accepts */
+#define DH_STOP_MS	20000	/* daemon: from SIGTERM to its exit */
+#define DH_CLIENT_MS	120000	/* a client program: until it exits */
+#define DH_SETTLE_MS	10000	/* asynchronous teardown to finish */
+
+/*
+ * struct dh_daemon - one uzswapd started by the harness
+ * @pid:  the daemon; 0 once reaped
+ * @dir:  its private directory
+ * @sock: its control socket, "@dir/uzswapd.sock"
+ * @log:  its stderr, "@dir/uzswapd.log"
+ * @clog: the stderr of the clients started against it
+ */
+struct dh_daemon {
+	pid_t pid;
+	char dir[PATH_MAX - 64];
+	char sock[PATH_MAX];
+	char log[PATH_MAX];
+	char clog[PATH_MAX];
+};
+
+/* Make the root directory under which every daemon's directory goes
+ * (removed by dh_root_remove()). Return: 0 or -errno. */
+int dh_root_create(void);
+const char *dh_root(void);
+/* Remove the root and everything under it. */
+void dh_root_remove(void);
+
+/*
+ * dh_start() - start uzswapd in a new directory under the root, with
+ * "--socket SOCK --no-mlock -D all" and @extra (NULL-terminated, may be
+ * NULL) appended, and wait until its socket accepts a connection.
+ * Return: 0; -ETIMEDOUT if it did not within DH_START_MS (it is killed);
+ * -ECHILD if it exited first; -errno.
+ */
+int dh_start(struct dh_daemon *d, const char *const *extra);
+
+/* Start uzswapd again in @d's directory, on the same socket path, after
+ * the previous one was stopped or killed. Same returns as dh_start(). */
+int dh_restart(struct dh_daemon *d, const char *const *extra);
+
+/*
+ * dh_stop() - SIGTERM the daemon and reap it within DH_STOP_MS; if it
+ * hangs, SIGKILL it and reap it.
+ * Return: its wait status (>= 0), or -ETIMEDOUT if it had to be killed.
+ */
+int dh_stop(struct dh_daemon *d);
+
+/* dh_stop() with another signal (SIGINT), or with none (@sig 0: the
+ * daemon was already told to stop). */
+int dh_stop_with(struct dh_daemon *d, int sig);
+
+/* SIGKILL the daemon and reap it (for tests that crash it on purpose). */
+void dh_kill(struct dh_daemon *d);
+
+/* Remove the daemon's directory. */
+void dh_remove(struct dh_daemon *d);
+
+/* Copy the daemon's log (and the clients') to stderr, for a failure. */
+void dh_dump_logs(const struct dh_daemon *d);
+
+/* Whether the daemon's log holds a line containing @needle; if so and
+ * @line is not NULL, the first such line is copied there. */
+bool dh_log_find(const struct dh_daemon *d, const char *needle, char *line,
+		 size_t size);
+
+/* Lines of the daemon's log that contain @needle. */
+int dh_log_count(const struct dh_daemon *d, const char *needle);
+
+/* Entries in /proc/@pid/fd, or -errno. */
+int dh_fd_count(pid_t pid);
+
+/*
+ * dh_wait_fd_count() - poll until the daemon has @want open fds, at most
+ * DH_SETTLE_MS (the daemon tears a client down asynchronously).
+ * Return: the last count seen (== @want on success), or -errno.
+ */
+int dh_wait_fd_count(const struct dh_daemon *d, int want);
+
+/*
+ * dh_sync() - one request and its reply on a new connection (a STATS
+ * before HELLO, refused), which is then closed: once it returns, the
+ * daemon has accepted every connection made before the call.
+ * Return: 0, or -errno (-ETIMEDOUT after 10 s).
+ */
+int dh_sync(const struct dh_daemon *d);
+
+/*
+ * dh_wait_idle() - dh_sync(), then poll (at most DH_SETTLE_MS) until the
+ * daemon holds no descriptor of a client: no socket but its listening
+ * one, no pidfd, no userfaultfd, no memfd.
+ * Return: its number of open fds then (the idle baseline, to compare
+ * with the one at startup), also when the bound ran out; -errno.
+ */
+int dh_wait_idle(const struct dh_daemon *d);
+
+/* The targets of @pid's fds, one "N -> target" per line, into @buf. */
+void dh_fd_list(pid_t pid, char *buf, size_t size);
+
+/* Descriptors of process @pid that are sockets, pidfds, userfaultfds or
+ * memfds (client descriptors, in the daemon); -errno. */
+int dh_client_fds(pid_t pid);
+
+/* Faults not yet resolved on the userfaultfds of process @pid, whether
+ * their handler has read them or not (the "total" counts of their
+ * fdinfo), or -errno. */
+long dh_uffd_waiting(pid_t pid);
+
+/* A blocking connection to the daemon's socket, with 10 s send and
+ * receive timeouts; -errno on failure. */
+int dh_connect(const struct dh_daemon *d);
+
+/*
+ * struct dh_client - a client program started by the harness
+ * @pid: the process; 0 once reaped
+ * @in:  write end of its stdin (-1 if not piped)
+ * @out: read end of its stdout (-1 if not piped)
+ */
+struct dh_client {
+	pid_t pid;
+	int in;
+	int out;
+};
+
+/*
+ * dh_client_start() - run @argv (argv[0] is the program's path) with
+ * UZSWAP_SOCKET set to the daemon's socket, stderr appended to the
+ * daemon's clients.log; with @pipes, its stdin and stdout are pipes to the
+ * caller (else /dev/null).
+ * Return: 0 or -errno.
+ */
+int dh_client_start(const struct dh_daemon *d, struct dh_client *c,
+		    const char *const *argv, bool pipes);
+
+/* Convenience: uzclient (the test client program) with @argv after it. */
+int dh_uzclient_start(const struct dh_daemon *d, struct dh_client *c,
+		      const char *const *argv, bool pipes);
+
+/*
+ * dh_client_wait() - reap the client within @timeout_ms; if it does not
+ * exit, SIGKILL and reap it.
+ * Return: its wait status (>= 0), or -ETIMEDOUT if it had to be killed.
+ */
+int dh_client_wait(struct dh_client *c, int timeout_ms);
+
+/* SIGKILL the client and reap it; closes its pipes. */
+void dh_client_kill(struct dh_client *c);
+
+/* Close the client's pipes (its stdin then sees end of file). */
+void dh_client_close_pipes(struct dh_client *c);
+
+/*
+ * dh_client_read_line() - read one line of the client's stdout into @buf
+ * (without the newline), waiting at most @timeout_ms.
+ * Return: 0; -ETIMEDOUT; -EPIPE at end of file; -EMSGSIZE if longer than
+ * @size - 1.
+ */
+int dh_client_read_line(struct dh_client *c, char *buf, size_t size,
+			int timeout_ms);
+
+/* Write @line and a newline to the client's stdin. Return: 0 or -errno. */
+int dh_client_say(struct dh_client *c, const char *line);
+
+/*
+ * dh_run_uzclient() - run uzclient with @argv to completion
+ * Return: its wait status, or -errno / -ETIMEDOUT (it was killed).
+ */
+int dh_run_uzclient(const struct dh_daemon *d, const char *const *argv);
+
+/* Whether a wait status is "exited with status 0". */
+static inline bool dh_exited_ok(int status)
+{
+	return status >= 0 && (status & 0x7f) == 0 &&
+	       ((status >> 8) & 0xff) == 0;
+}
+
+/* Human text for a wait status or -errno ("exit 3", "signal 9", ...),
+ * in a static buffer of the calling thread. */
+const char *dh_status_str(int status);
+
+/* Milliseconds on the monotonic clock. */
+long long dh_now_ms(void);
+
+/* Sleep @ms milliseconds (for polling loops). */
+void dh_sleep_ms(int ms);
+
+#endif /* UZSWAP_DAEMON_HARNESS_H */

@@ -1,0 +1,1291 @@
+/*
+ * uzclient.c - a real client program of uzswapd for the integration tests:
+ * it links libuzswap (and nothing from the daemon) and uses it the way an
+ * application does.
+ *
+ * Usage: uzclient COMMAND [ARGS]   (socket from $UZSWAP_SOCKET)
+ *
+ *   basic MIB        alloc, check zeros, write, read back, free; twice
+ *   adopt MIB        adopt a buffer (data, zero pages, a partial page
+ *                    pattern) and keep its contents; bad adoptions refused
+ *   threads N MIB    N threads fault the same region at once: reads, then
+ *                    interleaved writes to the same pages, then own pages
+ *   kernel-io        system calls reading from / writing to fresh region
+ *                    pages: read(2)/pread(2) from a file, recv(2),
+ *                    write(2) to a pipe, process_vm_readv/writev,
+ *                    /proc/self/mem
+ *   stats            uzswap_stats() values: regions, registered, resident
+ *                    after touching N pages, faults, across connections
+ *   api              refused arguments, -ENOTSUP of SET_LIMIT/ADVISE,
+ *                    -ECHILD after fork()
+ *   multi            two connections in one process; closing one leaves
+ *                    the other's regions working
+ *   spin MIB         alloc/write/verify/free in a loop; stdin commands:
+ *                    "report" (prints "rounds N"), "stop" or end of file;
+ *                    prints "ready" after the first round
+ *   hold MIB         alloc, write the first half, print "ready", read a
+ *                    command: "alive" (the daemon still serves) or "gone"
+ *                    (it was stopped); then verify, write and verify all
+ *   block MIB        alloc, print "ready", wait for a line, then write
+ *                    every page (blocks while the daemon is stopped),
+ *                    verify, print "done"; then a command: "alive" or
+ *                    "gone" (the daemon was stopped), verify and free
+ *   crash MIB        alloc, write, abort()
+ *
+ * Exit status: 0 only when every check passed; 1 when a check failed
+ * (what and where on stderr); 2 for a usage error. Every data check uses
+ * patterns whose 64-bit words are never zero, derived from the pid, a
+ * seed and the word's index, so a page read back as zeros (or as another
+ * client's page) is always caught.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/client/uzswap.h"
+
+#define MIB		(1024ul * 1024)
+#define PAGE		4096ul
+#define WORDS_PER_PAGE	(PAGE / sizeof(uint64_t))
+
+static const char *cmd = "uzclient";
+static int failures;
+
+/*****************
+ * Reporting
+ *****************/
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "uzclient %s [%d]: FAIL: ", cmd, (int)getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	failures++;
+}
+
+/* Fatal: the rest of the command cannot run. */
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "uzclient %s [%d]: FATAL: ", cmd, (int)getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+#define CHECK(cond, ...)				\
+	do {						\
+		if (!(cond))				\
+			fail(__VA_ARGS__);		\
+	} while (0)
+
+/* A call returning 0 or -errno that must succeed. */
+#define MUST(call)							\
+	do {								\
+		int must_ret_ = (call);					\
+		if (must_ret_)						\
+			die("%s: %s (%s)", #call, strerror(-must_ret_),	\
+			    uzswap_strerror(must_ret_));		\
+	} while (0)
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+/*****************
+ * Patterns
+ *****************/
+
+/* The word at index @i of a buffer filled with @seed: never zero. */
+static uint64_t pat(uint64_t seed, size_t i)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + i + 1;
+
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x | 0x8000000000000001ull;
+}
+
+/* A seed unique to this process and @n. */
+static uint64_t seed_of(uint64_t n)
+{
+	return ((uint64_t)getpid() << 32) ^ n;
+}
+
+/* Fill words [first, first + n) of @p (word indices from the start of
+ * the region) with @seed. */
+static void fill_words(void *p, size_t first, size_t n, uint64_t seed)
+{
+	volatile uint64_t *w = p;
+	size_t i;
+
+	for (i = first; i < first + n; i++)
+		w[i] = pat(seed, i);
+}
+
+static void fill(void *p, size_t len, uint64_t seed)
+{
+	fill_words(p, 0, len / sizeof(uint64_t), seed);
+}
+
+/*
+ * Check words [first, first + n) against @seed; reports the first bad word
+ * (whether it reads zero) and how many are bad. Return: bad words.
+ */
+static size_t check_words(const char *what, const void *p, size_t first,
+			  size_t n, uint64_t seed)
+{
+	const volatile uint64_t *w = p;
+	size_t i, bad = 0, first_bad = 0;
+	uint64_t got = 0;
+
+	for (i = first; i < first + n; i++) {
+		uint64_t v = w[i];
+
+		if (v != pat(seed, i)) {
+			if (!bad) {
+				first_bad = i;
+				got = v;
+			}
+			bad++;
+		}
+	}
+	if (bad)
+		fail("%s: %zu of %zu words wrong; first at byte %#zx (page "
+		     "%zu): %#" PRIx64 " instead of %#" PRIx64 "%s", what,
+		     bad, n, first_bad * 8, first_bad * 8 / PAGE, got,
+		     pat(seed, first_bad), got ? "" : " (READS ZERO)");
+	return bad;
+}
+
+static size_t check(const char *what, const void *p, size_t len,
+		    uint64_t seed)
+{
+	return check_words(what, p, 0, len / sizeof(uint64_t), seed);
+}
+
+/* Check that [p, p + len) reads zero (fresh, never written memory). */
+static size_t check_zero(const char *what, const void *p, size_t len)
+{
+	const volatile uint64_t *w = p;
+	size_t i, n = len / sizeof(uint64_t);
+
+	for (i = 0; i < n; i++) {
+		if (w[i]) {
+			fail("%s: fresh memory not zero at byte %#zx: %#" PRIx64,
+			     what, i * 8, w[i]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*****************
+ * Helpers
+ *****************/
+
+static unsigned long parse_ul(const char *s, const char *what,
+			      unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v == 0 || v > max) {
+		fprintf(stderr, "uzclient: bad %s '%s' (1..%lu)\n", what, s,
+			max);
+		exit(2);
+	}
+	return v;
+}
+
+static uzswap_t *connect_or_die(void)
+{
+	uzswap_t *c = uzswap_connect(NULL);
+
+	if (!c)
+		die("uzswap_connect: %s (%s)", strerror(errno),
+		    uzswap_strerror(errno));
+	return c;
+}
+
+static void *alloc_or_die(uzswap_t *c, size_t len, const char *name)
+{
+	void *p = uzswap_alloc(c, len, name);
+
+	if (!p)
+		die("uzswap_alloc(%zu): %s (%s)", len, strerror(errno),
+		    uzswap_strerror(errno));
+	if ((uintptr_t)p & (PAGE - 1))
+		die("uzswap_alloc returned unaligned %p", p);
+	return p;
+}
+
+static void stats_or_die(uzswap_t *c, struct uzswap_stats *st)
+{
+	MUST(uzswap_stats(c, st));
+}
+
+static void print_stats(const char *when, const struct uzswap_stats *st)
+{
+	fprintf(stderr,
+		"uzclient %s [%d]: stats %s: regions %" PRIu64
+		" registered %" PRIu64 " resident %" PRIu64 " faults %" PRIu64
+		" limit %" PRIu64 " stored %" PRIu64 " evictions %" PRIu64 "\n",
+		cmd, (int)getpid(), when, st->regions, st->registered_bytes,
+		st->resident_bytes, st->faults, st->limit_bytes,
+		st->stored_pages, st->evictions);
+}
+
+/* Read a command line from stdin (blocking); NULL at end of file. */
+static char *read_command(char *buf, size_t size)
+{
+	size_t n;
+
+	if (!fgets(buf, (int)size, stdin))
+		return NULL;
+	n = strlen(buf);
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	return buf;
+}
+
+/*****************
+ * basic
+ *****************/
+
+static int cmd_basic(int argc, char **argv)
+{
+	size_t len;
+	uzswap_t *c;
+	int round;
+
+	if (argc != 1)
+		return 2;
+	len = parse_ul(argv[0], "MIB", 4096) * MIB;
+	c = connect_or_die();
+	for (round = 0; round < 2; round++) {
+		uint8_t *p = alloc_or_die(c, len, "basic");
+		uint64_t seed = seed_of((uint64_t)round);
+
+		check_zero("fresh region", p, len);
+		fill(p, len, seed);
+		check("read back", p, len, seed);
+		/* rewrite every other page, as an application would */
+		for (size_t off = 0; off < len; off += 2 * PAGE)
+			fill_words(p, off / 8, WORDS_PER_PAGE, seed + 1);
+		for (size_t off = 0; off < len; off += PAGE)
+			check_words("rewrite", p, off / 8, WORDS_PER_PAGE,
+				    (off / PAGE) % 2 ? seed : seed + 1);
+		CHECK(uzswap_free(c, p) == 0, "uzswap_free failed");
+	}
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+/*****************
+ * adopt
+ *****************/
+
+static int cmd_adopt(int argc, char **argv)
+{
+	size_t len, npages, i;
+	uint64_t seed = seed_of(7);
+	struct uzswap_stats st;
+	uint8_t *buf;
+	uzswap_t *c;
+	void *p;
+
+	if (argc != 1)
+		return 2;
+	len = parse_ul(argv[0], "MIB", 4096) * MIB;
+	npages = len / PAGE;
+	c = connect_or_die();
+
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	/* pages 0 mod 3: data; 1 mod 3: all zero, never touched;
+	 * 2 mod 3: one word of data at the end of the page */
+	for (i = 0; i < npages; i++) {
+		if (i % 3 == 0)
+			fill_words(buf, i * WORDS_PER_PAGE, WORDS_PER_PAGE,
+				   seed);
+		else if (i % 3 == 2)
+			fill_words(buf, (i + 1) * WORDS_PER_PAGE - 1, 1, seed);
+	}
+
+	p = uzswap_adopt(c, buf, len, "adopted");
+	if (p != buf)
+		die("uzswap_adopt: %p, %s", p, strerror(errno));
+
+	for (i = 0; i < npages; i++) {
+		size_t w0 = i * WORDS_PER_PAGE;
+
+		if (i % 3 == 0) {
+			check_words("adopted data page", buf, w0,
+				    WORDS_PER_PAGE, seed);
+		} else if (i % 3 == 1) {
+			check_zero("adopted zero page", buf + i * PAGE, PAGE);
+		} else {
+			check_zero("adopted partial page",
+				   buf + i * PAGE, PAGE - 8);
+			check_words("adopted partial page", buf,
+				    w0 + WORDS_PER_PAGE - 1, 1, seed);
+		}
+	}
+	stats_or_die(c, &st);
+	CHECK(st.regions == 1 && st.registered_bytes == len,
+	      "after adopt: regions %" PRIu64 " registered %" PRIu64,
+	      st.regions, st.registered_bytes);
+	/* pages holding data are in the memfd; zero pages are holes */
+	CHECK(st.resident_bytes >= (npages - npages / 3) * PAGE &&
+		      st.resident_bytes <= len,
+	      "after adopt: resident %" PRIu64 " of %zu bytes (%zu pages "
+	      "hold data)", st.resident_bytes, len, npages - npages / 3);
+
+	/* the adopted region is a region: write everything, read back */
+	fill(buf, len, seed + 1);
+	check("adopted region rewritten", buf, len, seed + 1);
+
+	/* adopting it again, or other memory, is refused; data unharmed */
+	errno = 0;
+	CHECK(!uzswap_adopt(c, buf, len, "again") && errno == EINVAL,
+	      "adopting a region again: %s", strerror(errno));
+	CHECK(!uzswap_adopt(c, buf + 1, PAGE, "odd") && errno == EINVAL,
+	      "adopting an unaligned address: %s", strerror(errno));
+	{
+		char stackbuf[3 * PAGE];
+		void *a = (void *)(((uintptr_t)stackbuf + PAGE - 1) &
+				   ~(PAGE - 1));
+
+		errno = 0;
+		CHECK(!uzswap_adopt(c, a, PAGE, "stack") && errno == EINVAL,
+		      "adopting the stack: %s", strerror(errno));
+	}
+	{
+		void *ro = mmap(NULL, PAGE, PROT_READ,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		errno = 0;
+		CHECK(!uzswap_adopt(c, ro, PAGE, "ro") && errno == EINVAL,
+		      "adopting read-only memory: %s", strerror(errno));
+		munmap(ro, PAGE);
+	}
+	check("adopted region after refusals", buf, len, seed + 1);
+	CHECK(uzswap_free(c, buf) == 0, "uzswap_free of an adopted region");
+
+	/* an adopted buffer of only zero pages */
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	if (uzswap_adopt(c, buf, len, "zeros") != buf)
+		die("uzswap_adopt (zeros): %s", strerror(errno));
+	check_zero("adopted all-zero buffer", buf, len);
+	fill(buf, len, seed + 2);
+	check("adopted all-zero buffer written", buf, len, seed + 2);
+	uzswap_disconnect(c);	/* unmaps it */
+	return failures ? 1 : 0;
+}
+
+/*****************
+ * threads
+ *****************/
+
+struct thr {
+	pthread_t tid;
+	unsigned int idx;
+	unsigned int n;
+	uint8_t *r1, *r2;
+	size_t len;
+	pthread_barrier_t *bar;
+	uint64_t seed;
+};
+
+static void *thread_main(void *arg)
+{
+	struct thr *t = arg;
+	size_t npages = t->len / PAGE, words = t->len / 8, i;
+	volatile uint64_t *w2 = (volatile uint64_t *)t->r2;
+	uint64_t sum = 0;
+
+	/* 1: everybody reads every page of r1, in the same order, at once */
+	pthread_barrier_wait(t->bar);
+	for (i = 0; i < npages; i++)
+		sum |= ((volatile uint64_t *)t->r1)[i * WORDS_PER_PAGE + t->idx];
+	if (sum)
+		fail("thread %u: fresh region read non-zero", t->idx);
+
+	/* 2: everybody writes its words of every page of r2, at once: each
+	 * page is faulted by all threads together, none may lose a write */
+	pthread_barrier_wait(t->bar);
+	for (i = t->idx; i < words; i += t->n)
+		w2[i] = pat(t->seed, i);
+	pthread_barrier_wait(t->bar);
+	check("r2 interleaved words", t->r2, t->len, t->seed);
+
+	/* 3: own pages of r1, then everybody checks everything */
+	for (i = t->idx; i < npages; i += t->n)
+		fill_words(t->r1, i * WORDS_PER_PAGE, WORDS_PER_PAGE,
+			   t->seed + 1);
+	pthread_barrier_wait(t->bar);
+	check("r1 pages of all threads", t->r1, t->len, t->seed + 1);
+	return NULL;
+}
+
+static int cmd_threads(int argc, char **argv)
+{
+	struct thr thr[64];
+	pthread_barrier_t bar;
+	unsigned int n, i;
+	size_t len;
+	uzswap_t *c;
+	uint8_t *r1, *r2;
+	int ret;
+
+	if (argc != 2)
+		return 2;
+	n = (unsigned int)parse_ul(argv[0], "N", 64);
+	len = parse_ul(argv[1], "MIB", 4096) * MIB;
+	c = connect_or_die();
+	r1 = alloc_or_die(c, len, "threads-1");
+	r2 = alloc_or_die(c, len, "threads-2");
+	pthread_barrier_init(&bar, NULL, n);
+	for (i = 0; i < n; i++) {
+		thr[i] = (struct thr){ .idx = i, .n = n, .r1 = r1, .r2 = r2,
+				       .len = len, .bar = &bar,
+				       .seed = seed_of(11) };
+		ret = pthread_create(&thr[i].tid, NULL, thread_main, &thr[i]);
+		if (ret)
+			die("pthread_create: %s", strerror(ret));
+	}
+	for (i = 0; i < n; i++)
+		pthread_join(thr[i].tid, NULL);
+	pthread_barrier_destroy(&bar);
+	check("r2 after join", r2, len, seed_of(11));
+	check("r1 after join", r1, len, seed_of(11) + 1);
+	CHECK(uzswap_free(c, r1) == 0, "uzswap_free r1");
+	CHECK(uzswap_free(c, r2) == 0, "uzswap_free r2");
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+/*****************
+ * kernel-io
+ *****************/
+
+struct sender {
+	int fd;
+	const uint8_t *buf;
+	size_t len;
+	int err;
+};
+
+static void *send_thread(void *arg)
+{
+	struct sender *s = arg;
+	size_t off = 0;
+
+	while (off < s->len) {
+		ssize_t n = write(s->fd, s->buf + off, s->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			s->err = n < 0 ? errno : EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	close(s->fd);
+	return NULL;
+}
+
+/* Read exactly @len bytes from @fd into @dst with read(2). */
+static int read_full(int fd, void *dst, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = read(fd, (uint8_t *)dst + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *src, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = write(fd, (const uint8_t *)src + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* Write @len bytes from @src (a region) into a pipe with write(2) while
+ * a thread drains it into @dst. */
+static int through_pipe(const void *src, void *dst, size_t len)
+{
+	struct sender s;
+	pthread_t tid;
+	int p[2], ret;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	/* the writer is the region side: the kernel reads the region */
+	s = (struct sender){ .fd = p[1], .buf = src, .len = len };
+	ret = pthread_create(&tid, NULL, send_thread, &s);
+	if (ret) {
+		close(p[0]);
+		close(p[1]);
+		return -ret;
+	}
+	ret = read_full(p[0], dst, len);
+	pthread_join(tid, NULL);
+	close(p[0]);
+	if (!ret && s.err)
+		ret = -s.err;
+	return ret;
+}
+
+static int cmd_kernel_io(int argc, char **argv)
+{
+	const size_t len = 4 * MIB;
+	uint64_t seed = seed_of(21);
+	char path[] = "/tmp/uzclient-kio.XXXXXX";
+	uint8_t *src, *tmp, *r;
+	struct sender s;
+	pthread_t tid;
+	uzswap_t *c;
+	int fd, sv[2], ret;
+
+	if (argc != 0)
+		return 2;
+	c = connect_or_die();
+	src = malloc(len);
+	tmp = malloc(len);
+	if (!src || !tmp)
+		die("malloc");
+	fill(src, len, seed);
+
+	/* 1. read(2) from a file into fresh pages: the kernel's copy to
+	 * the region faults in kernel mode on every page */
+	fd = mkstemp(path);
+	if (fd < 0)
+		die("mkstemp: %s", strerror(errno));
+	unlink(path);
+	if (write_full(fd, src, len) || lseek(fd, 0, SEEK_SET) != 0)
+		die("writing the source file: %s", strerror(errno));
+	r = alloc_or_die(c, len, "kio-read");
+	ret = read_full(fd, r, len);
+	CHECK(ret == 0, "read(2) into a fresh region: %s", strerror(-ret));
+	check("read(2) into a fresh region", r, len, seed);
+
+	/* 2. pread(2) in odd-sized pieces straddling pages of a fresh
+	 * region */
+	{
+		uint8_t *r2 = alloc_or_die(c, len, "kio-pread");
+		size_t off = 0, piece = 3 * PAGE + 123;
+
+		while (off < len) {
+			size_t n = len - off < piece ? len - off : piece;
+			ssize_t got = pread(fd, r2 + off, n, (off_t)off);
+
+			if (got != (ssize_t)n) {
+				fail("pread(2) into a fresh region at %zu: %zd"
+				     " (%s)", off, got, strerror(errno));
+				break;
+			}
+			off += n;
+		}
+		check("pread(2) into a fresh region", r2, len, seed);
+		CHECK(uzswap_free(c, r2) == 0, "uzswap_free");
+	}
+	close(fd);
+
+	/* 3. write(2) from the region (resident now) to a pipe */
+	memset(tmp, 0, len);
+	ret = through_pipe(r, tmp, len);
+	CHECK(ret == 0, "write(2) from a region to a pipe: %s",
+	      strerror(-ret));
+	check("write(2) from a region to a pipe", tmp, len, seed);
+
+	/* 4. write(2) from fresh pages: the kernel's read of the region
+	 * faults; half written by the program, half never touched */
+	{
+		uint8_t *r3 = alloc_or_die(c, len, "kio-write");
+
+		fill_words(r3, 0, len / 16, seed + 3);
+		memset(tmp, 0xa5, len);
+		ret = through_pipe(r3, tmp, len);
+		CHECK(ret == 0, "write(2) from fresh region pages: %s",
+		      strerror(-ret));
+		check_words("write(2) from written pages", tmp, 0, len / 16,
+			    seed + 3);
+		check_zero("write(2) from never-touched pages", tmp + len / 2,
+			   len / 2);
+		/* the region itself still holds what was written */
+		check_words("region after write(2)", r3, 0, len / 16,
+			    seed + 3);
+		check_zero("region after write(2)", r3 + len / 2, len / 2);
+		CHECK(uzswap_free(c, r3) == 0, "uzswap_free");
+	}
+
+	/* 5. recv(2) from a socket into fresh pages */
+	{
+		uint8_t *r4 = alloc_or_die(c, len, "kio-recv");
+		size_t off = 0;
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			die("socketpair: %s", strerror(errno));
+		s = (struct sender){ .fd = sv[1], .buf = src, .len = len };
+		ret = pthread_create(&tid, NULL, send_thread, &s);
+		if (ret)
+			die("pthread_create: %s", strerror(ret));
+		while (off < len) {
+			ssize_t n = recv(sv[0], r4 + off, len - off,
+					 MSG_WAITALL);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				fail("recv(2) into a fresh region: %zd (%s)",
+				     n, strerror(errno));
+				break;
+			}
+			off += (size_t)n;
+		}
+		pthread_join(tid, NULL);
+		close(sv[0]);
+		check("recv(2) into a fresh region", r4, len, seed);
+		CHECK(uzswap_free(c, r4) == 0, "uzswap_free");
+	}
+
+	/* 6. process_vm_writev/readv (get_user_pages with retry, as a
+	 * remote reader would use it) into and from fresh pages */
+	{
+		uint8_t *r5 = alloc_or_die(c, len, "kio-vm");
+		struct iovec local, remote;
+		ssize_t n;
+
+		local = (struct iovec){ src, len / 2 };
+		remote = (struct iovec){ r5, len / 2 };
+		n = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+		CHECK(n == (ssize_t)(len / 2),
+		      "process_vm_writev to fresh pages: %zd (%s)", n,
+		      strerror(errno));
+		check_words("written by process_vm_writev", r5, 0, len / 16,
+			    seed);
+		memset(tmp, 0xa5, len);
+		local = (struct iovec){ tmp, len };
+		remote = (struct iovec){ r5, len };
+		n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+		CHECK(n == (ssize_t)len, "process_vm_readv: %zd (%s)", n,
+		      strerror(errno));
+		check_words("read by process_vm_readv", tmp, 0, len / 16,
+			    seed);
+		check_zero("read by process_vm_readv (never touched)",
+			   tmp + len / 2, len / 2);
+		CHECK(uzswap_free(c, r5) == 0, "uzswap_free");
+	}
+
+	/* 7. /proc/self/mem (what a debugger uses): the kernel reaches the
+	 * pages with get_user_pages without retry, which userfaultfd cannot
+	 * serve: a page that is not in memory fails with EIO. It must never
+	 * hang or give wrong data; pages in memory read and write normally. */
+	{
+		uint8_t *r6 = alloc_or_die(c, 16 * PAGE, "kio-procmem");
+		uint64_t word = pat(seed, 0), got = 0;
+		ssize_t n;
+
+		fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			die("open /proc/self/mem: %s", strerror(errno));
+		n = pread(fd, &got, 8, (off_t)(uintptr_t)r6);
+		CHECK((n == 8 && got == 0) || (n < 0 && errno == EIO),
+		      "/proc/self/mem read of a fresh page: %zd (%s), "
+		      "%#" PRIx64, n, strerror(errno), got);
+		n = pwrite(fd, &word, 8, (off_t)(uintptr_t)(r6 + PAGE));
+		CHECK((n == 8 && ((uint64_t *)r6)[PAGE / 8] == word) ||
+			      (n < 0 && errno == EIO),
+		      "/proc/self/mem write to a fresh page: %zd (%s)", n,
+		      strerror(errno));
+		fill(r6, 16 * PAGE, seed + 4);
+		n = pwrite(fd, &word, 8, (off_t)(uintptr_t)(r6 + 2 * PAGE));
+		CHECK(n == 8, "/proc/self/mem write to a resident page: %zd "
+		      "(%s)", n, strerror(errno));
+		n = pread(fd, &got, 8, (off_t)(uintptr_t)(r6 + 2 * PAGE));
+		CHECK(n == 8 && got == word, "/proc/self/mem read of a "
+		      "resident page: %zd (%s), %#" PRIx64, n,
+		      strerror(errno), got);
+		close(fd);
+		CHECK(uzswap_free(c, r6) == 0, "uzswap_free");
+	}
+
+	check("first region at the end", r, len, seed);
+	CHECK(uzswap_free(c, r) == 0, "uzswap_free");
+	free(src);
+	free(tmp);
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+/*****************
+ * stats
+ *****************/
+
+static int cmd_stats(int argc, char **argv)
+{
+	const size_t len = 4 * MIB, npages = len / PAGE, touched = 8;
+	uint64_t seed = seed_of(31), faults;
+	struct uzswap_stats st;
+	uzswap_t *c, *c2;
+	uint8_t *a, *b, *b2, *buf;
+	size_t i;
+
+	if (argc != 0)
+		return 2;
+	c = connect_or_die();
+	stats_or_die(c, &st);
+	CHECK(st.regions == 0 && st.registered_bytes == 0 &&
+		      st.resident_bytes == 0 && st.faults == 0,
+	      "a new client has counters");
+	CHECK(st.limit_bytes == 0 && st.evictions == 0 &&
+		      st.stored_pages == 0 && st.compressed_bytes == 0,
+	      "no eviction yet, but limit/evictions/stored are set");
+	for (i = 0; i < 8; i++)
+		CHECK(st.reserved[i] == 0, "reserved[%zu] = %" PRIu64, i,
+		      st.reserved[i]);
+
+	a = alloc_or_die(c, len, "stats-a");
+	stats_or_die(c, &st);
+	CHECK(st.regions == 1 && st.registered_bytes == len &&
+		      st.resident_bytes == 0 && st.faults == 0,
+	      "after alloc of %zu bytes", len);
+	if (failures)
+		print_stats("after alloc", &st);
+
+	/* touch one page in each of @touched distant 256 KiB pieces */
+	for (i = 0; i < touched; i++)
+		fill_words(a, (i * (npages / touched) + 3) * WORDS_PER_PAGE,
+			   WORDS_PER_PAGE, seed);
+	stats_or_die(c, &st);
+	CHECK(st.resident_bytes >= touched * PAGE &&
+		      st.resident_bytes <= len,
+	      "after touching %zu pages: resident %" PRIu64, touched,
+	      st.resident_bytes);
+	CHECK(st.faults >= 1 && st.faults <= touched,
+	      "after touching %zu pages: faults %" PRIu64, touched,
+	      st.faults);
+	faults = st.faults;
+	if (failures)
+		print_stats("after touching", &st);
+
+	/* touch all: every page resident, exactly */
+	for (i = 0; i < npages; i++)
+		if ((i - 3) % (npages / touched))
+			fill_words(a, i * WORDS_PER_PAGE, WORDS_PER_PAGE,
+				   seed);
+	stats_or_die(c, &st);
+	CHECK(st.resident_bytes == len, "all %zu pages touched: resident "
+	      "%" PRIu64, npages, st.resident_bytes);
+	CHECK(st.faults > faults && st.faults <= npages,
+	      "all pages touched: faults %" PRIu64 " (before: %" PRIu64 ")",
+	      st.faults, faults);
+	/* reading resident pages faults no more */
+	faults = st.faults;
+	for (i = 0; i < npages; i++)
+		check_words("stats-a", a, i * WORDS_PER_PAGE, WORDS_PER_PAGE,
+			    seed);
+	stats_or_die(c, &st);
+	CHECK(st.faults == faults, "reading resident pages faulted: %"
+	      PRIu64 " -> %" PRIu64, faults, st.faults);
+
+	b = alloc_or_die(c, MIB, "stats-b");
+	stats_or_die(c, &st);
+	CHECK(st.regions == 2 && st.registered_bytes == len + MIB &&
+		      st.resident_bytes == len,
+	      "second region: regions %" PRIu64 " registered %" PRIu64
+	      " resident %" PRIu64, st.regions, st.registered_bytes,
+	      st.resident_bytes);
+
+	/* a second connection of the same process: counters are the
+	 * process's */
+	c2 = connect_or_die();
+	b2 = alloc_or_die(c2, MIB, "stats-c2");
+	fill(b2, MIB, seed + 5);
+	stats_or_die(c, &st);
+	CHECK(st.regions == 3 && st.registered_bytes == len + 2 * MIB &&
+		      st.resident_bytes == len + MIB,
+	      "second connection: regions %" PRIu64 " registered %" PRIu64
+	      " resident %" PRIu64, st.regions, st.registered_bytes,
+	      st.resident_bytes);
+	check("second connection's region", b2, MIB, seed + 5);
+	uzswap_disconnect(c2);
+	stats_or_die(c, &st);
+	CHECK(st.regions == 2 && st.registered_bytes == len + MIB,
+	      "second connection closed: regions %" PRIu64 " registered %"
+	      PRIu64, st.regions, st.registered_bytes);
+
+	CHECK(uzswap_free(c, b) == 0, "uzswap_free b");
+	stats_or_die(c, &st);
+	CHECK(st.regions == 1 && st.registered_bytes == len &&
+		      st.resident_bytes == len,
+	      "region freed: regions %" PRIu64 " registered %" PRIu64
+	      " resident %" PRIu64, st.regions, st.registered_bytes,
+	      st.resident_bytes);
+
+	/* adopt: exactly the pages holding data are resident */
+	buf = mmap(NULL, MIB, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	for (i = 0; i < 10; i++)
+		fill_words(buf, i * 25 * WORDS_PER_PAGE, WORDS_PER_PAGE,
+			   seed + 9);
+	if (uzswap_adopt(c, buf, MIB, "stats-adopt") != buf)
+		die("uzswap_adopt: %s", strerror(errno));
+	stats_or_die(c, &st);
+	CHECK(st.regions == 2 && st.registered_bytes == len + MIB &&
+		      st.resident_bytes == len + 10 * PAGE,
+	      "adopted 10 data pages of 256: regions %" PRIu64
+	      " registered %" PRIu64 " resident %" PRIu64 " (want %zu)",
+	      st.regions, st.registered_bytes, st.resident_bytes,
+	      len + 10 * PAGE);
+	for (i = 0; i < 10; i++)
+		check_words("adopted", buf, i * 25 * WORDS_PER_PAGE,
+			    WORDS_PER_PAGE, seed + 9);
+
+	CHECK(uzswap_free(c, a) == 0, "uzswap_free a");
+	CHECK(uzswap_free(c, buf) == 0, "uzswap_free adopted");
+	stats_or_die(c, &st);
+	CHECK(st.regions == 0 && st.registered_bytes == 0 &&
+		      st.resident_bytes == 0,
+	      "all freed: regions %" PRIu64 " registered %" PRIu64
+	      " resident %" PRIu64, st.regions, st.registered_bytes,
+	      st.resident_bytes);
+	if (failures)
+		print_stats("at the end", &st);
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+/*****************
+ * api
+ *****************/
+
+static int cmd_api(int argc, char **argv)
+{
+	uint64_t seed = seed_of(41);
+	struct uzswap_stats st;
+	uint8_t *p, other[PAGE];
+	uzswap_t *c;
+	pid_t pid;
+	int ret, status;
+
+	if (argc != 0)
+		return 2;
+	c = connect_or_die();
+	p = alloc_or_die(c, MIB, "api");
+	fill(p, MIB, seed);
+
+	ret = uzswap_set_limit(c, 64 * MIB);
+	CHECK(ret == -ENOTSUP, "uzswap_set_limit: %d (%s), want -ENOTSUP",
+	      ret, strerror(-ret));
+	ret = uzswap_advise(c, p, MIB, UZSWAP_ADVISE_COLD);
+	CHECK(ret == -ENOTSUP, "uzswap_advise COLD: %d (%s), want -ENOTSUP",
+	      ret, strerror(-ret));
+	ret = uzswap_advise(c, p + PAGE, PAGE, UZSWAP_ADVISE_WILLNEED);
+	CHECK(ret == -ENOTSUP, "uzswap_advise WILLNEED: %d, want -ENOTSUP",
+	      ret);
+	ret = uzswap_advise(c, p, MIB, 99);
+	CHECK(ret == -EINVAL, "uzswap_advise bad advice: %d", ret);
+	ret = uzswap_advise(c, p + 1, PAGE, UZSWAP_ADVISE_COLD);
+	CHECK(ret == -EINVAL, "uzswap_advise unaligned: %d", ret);
+	ret = uzswap_advise(c, p, 2 * MIB, UZSWAP_ADVISE_COLD);
+	CHECK(ret == -EINVAL, "uzswap_advise past the region: %d", ret);
+	ret = uzswap_advise(c, other, PAGE, UZSWAP_ADVISE_COLD);
+	CHECK(ret == -EINVAL, "uzswap_advise outside regions: %d", ret);
+	ret = uzswap_free(c, other);
+	CHECK(ret == -EINVAL, "uzswap_free of no region: %d", ret);
+	ret = uzswap_free(c, p + PAGE);
+	CHECK(ret == -EINVAL, "uzswap_free inside a region: %d", ret);
+	errno = 0;
+	CHECK(!uzswap_alloc(c, 0, "zero") && errno == EINVAL,
+	      "uzswap_alloc(0): %s", strerror(errno));
+	errno = 0;
+	CHECK(!uzswap_alloc(c, SIZE_MAX - 5, "huge") && errno,
+	      "uzswap_alloc(SIZE_MAX - 5) succeeded");
+	ret = uzswap_stats(c, NULL);
+	CHECK(ret == -EINVAL, "uzswap_stats(NULL): %d", ret);
+	CHECK(uzswap_strerror(-ENOTSUP) && uzswap_strerror(12345),
+	      "uzswap_strerror returned NULL");
+
+	/* a name longer than 63 bytes is cut, not refused */
+	{
+		char name[200];
+		void *q;
+
+		memset(name, 'n', sizeof(name) - 1);
+		name[sizeof(name) - 1] = '\0';
+		q = uzswap_alloc(c, PAGE, name);
+		CHECK(q != NULL, "uzswap_alloc with a long name: %s",
+		      strerror(errno));
+		if (q) {
+			fill(q, PAGE, seed + 1);
+			check("long-name region", q, PAGE, seed + 1);
+			CHECK(uzswap_free(c, q) == 0, "uzswap_free");
+		}
+	}
+
+	/* fork: the child's calls fail with ECHILD, the parent is fine */
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int bad = 0;
+
+		if (uzswap_stats(c, &st) != -ECHILD)
+			bad++;
+		if (uzswap_alloc(c, PAGE, "child") || errno != ECHILD)
+			bad++;
+		if (uzswap_free(c, p) != -ECHILD)
+			bad++;
+		uzswap_disconnect(c);
+		_exit(bad ? 1 : 0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status))
+		fail("forked child: calls did not fail with ECHILD (status "
+		     "%#x)", status);
+
+	stats_or_die(c, &st);
+	CHECK(st.regions == 1 && st.registered_bytes == MIB,
+	      "after refusals: regions %" PRIu64 " registered %" PRIu64,
+	      st.regions, st.registered_bytes);
+	check("region after refusals and fork", p, MIB, seed);
+	CHECK(uzswap_free(c, p) == 0, "uzswap_free");
+	uzswap_disconnect(c);
+	uzswap_disconnect(NULL);
+	return failures ? 1 : 0;
+}
+
+/*****************
+ * multi
+ *****************/
+
+static int cmd_multi(int argc, char **argv)
+{
+	const size_t len = 8 * MIB;
+	uint64_t seed = seed_of(51);
+	uzswap_t *c1, *c2;
+	uint8_t *p1, *p2;
+
+	if (argc != 0)
+		return 2;
+	c1 = connect_or_die();
+	c2 = connect_or_die();
+	p1 = alloc_or_die(c1, len, "multi-1");
+	p2 = alloc_or_die(c2, len, "multi-2");
+	fill(p1, len / 2, seed);
+	fill(p2, len / 2, seed + 1);
+	uzswap_disconnect(c1);
+	/* c2's region: written half intact, fresh half still served */
+	check("c2 region after c1 closed", p2, len / 2, seed + 1);
+	check_zero("c2 fresh half after c1 closed", p2 + len / 2, len / 2);
+	fill(p2, len, seed + 2);
+	check("c2 region rewritten", p2, len, seed + 2);
+	CHECK(uzswap_free(c2, p2) == 0, "uzswap_free");
+	uzswap_disconnect(c2);
+	return failures ? 1 : 0;
+}
+
+/*****************
+ * spin
+ *****************/
+
+/* A command waiting on stdin, without blocking: 1 (line in @buf), 0
+ * (none), -1 at end of file. Reads byte by byte so stdio never holds
+ * part of a later line. */
+static int poll_command(char *buf, size_t size)
+{
+	static char line[64];
+	static size_t have;
+	struct pollfd pfd = { .fd = 0, .events = POLLIN };
+	char ch;
+	ssize_t n;
+
+	while (poll(&pfd, 1, 0) > 0) {
+		n = read(0, &ch, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		if (ch == '\n') {
+			line[have] = '\0';
+			snprintf(buf, size, "%s", line);
+			have = 0;
+			return 1;
+		}
+		if (have + 1 < sizeof(line))
+			line[have++] = ch;
+	}
+	return 0;
+}
+
+static int cmd_spin(int argc, char **argv)
+{
+	unsigned long rounds = 0;
+	char line[64];
+	size_t len;
+	uzswap_t *c;
+	int r;
+
+	if (argc != 1)
+		return 2;
+	len = parse_ul(argv[0], "MIB", 4096) * MIB;
+	c = connect_or_die();
+	for (;;) {
+		uint8_t *p = alloc_or_die(c, len, "spin");
+		uint64_t seed = seed_of(rounds);
+
+		check_zero("spin: fresh region", p, len);
+		fill(p, len, seed);
+		check("spin", p, len, seed);
+		CHECK(uzswap_free(c, p) == 0, "uzswap_free");
+		if (failures)
+			break;
+		if (++rounds == 1)
+			say("ready");
+		r = poll_command(line, sizeof(line));
+		if (r < 0 || (r > 0 && !strcmp(line, "stop")))
+			break;
+		if (r > 0 && !strcmp(line, "report"))
+			say("rounds %lu", rounds);
+	}
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+/*****************
+ * hold
+ *****************/
+
+static int cmd_hold(int argc, char **argv)
+{
+	uint64_t seed = seed_of(61);
+	struct uzswap_stats st;
+	char line[64];
+	size_t len;
+	uzswap_t *c;
+	uint8_t *p;
+	bool alive;
+	int ret;
+
+	if (argc != 1)
+		return 2;
+	len = parse_ul(argv[0], "MIB", 4096) * MIB;
+	c = connect_or_die();
+	p = alloc_or_die(c, len, "hold");
+	fill(p, len / 2, seed);
+	check("hold: first half", p, len / 2, seed);
+	say("ready");
+	if (!read_command(line, sizeof(line)))
+		die("no command on stdin");
+	if (strcmp(line, "alive") && strcmp(line, "gone"))
+		die("unknown command '%s'", line);
+	alive = !strcmp(line, "alive");
+
+	ret = uzswap_stats(c, &st);
+	if (alive)
+		CHECK(ret == 0 && st.regions == 1 &&
+			      st.registered_bytes == len,
+		      "stats with the daemon up: %d (%s)", ret,
+		      strerror(-ret));
+	else
+		CHECK(ret == -ECONNRESET || ret == -EPIPE,
+		      "stats with the daemon stopped: %d (%s), want "
+		      "-ECONNRESET or -EPIPE", ret, strerror(-ret));
+
+	/* the data is in the memfd; the never-touched half reads zeros
+	 * (and must not block) */
+	check("hold: first half after the command", p, len / 2, seed);
+	check_zero("hold: second half (never touched)", p + len / 2,
+		   len / 2);
+	fill_words(p, len / 16, len / 16, seed);
+	check("hold: all after writing the second half", p, len, seed);
+	fill(p, len, seed + 1);
+	check("hold: all rewritten", p, len, seed + 1);
+
+	ret = uzswap_free(c, p);
+	if (alive)
+		CHECK(ret == 0, "uzswap_free: %s", strerror(-ret));
+	else
+		CHECK(ret < 0, "uzswap_free with the daemon stopped: %d", ret);
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+/*****************
+ * block, crash
+ *****************/
+
+static int cmd_block(int argc, char **argv)
+{
+	uint64_t seed = seed_of(71);
+	char line[64];
+	size_t len;
+	uzswap_t *c;
+	uint8_t *p;
+
+	if (argc != 1)
+		return 2;
+	len = parse_ul(argv[0], "MIB", 4096) * MIB;
+	c = connect_or_die();
+	p = alloc_or_die(c, len, "block");
+	say("ready");
+	if (!read_command(line, sizeof(line)))
+		die("no command on stdin");
+	fill(p, len, seed);
+	check("block", p, len, seed);
+	say("done");
+	if (!read_command(line, sizeof(line)))
+		die("no second command on stdin");
+	check("block, after the second command", p, len, seed);
+	if (!strcmp(line, "gone"))
+		CHECK(uzswap_free(c, p) < 0,
+		      "uzswap_free with the daemon stopped succeeded");
+	else
+		CHECK(uzswap_free(c, p) == 0, "uzswap_free");
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+static int cmd_crash(int argc, char **argv)
+{
+	struct rlimit no_core = { 0, 0 };
+	size_t len;
+	uzswap_t *c;
+	uint8_t *p;
+
+	if (argc != 1)
+		return 2;
+	len = parse_ul(argv[0], "MIB", 4096) * MIB;
+	c = connect_or_die();
+	p = alloc_or_die(c, len, "crash");
+	fill(p, len, seed_of(81));
+	check("crash", p, len, seed_of(81));
+	if (failures)
+		return 1;
+	setrlimit(RLIMIT_CORE, &no_core);
+	abort();
+}
+
+/*****************
+ * main
+ *****************/
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *args;
+} commands[] = {
+	{ "basic", cmd_basic, "MIB" },
+	{ "adopt", cmd_adopt, "MIB" },
+	{ "threads", cmd_threads, "N MIB" },
+	{ "kernel-io", cmd_kernel_io, "" },
+	{ "stats", cmd_stats, "" },
+	{ "api", cmd_api, "" },
+	{ "multi", cmd_multi, "" },
+	{ "spin", cmd_spin, "MIB" },
+	{ "hold", cmd_hold, "MIB" },
+	{ "block", cmd_block, "MIB" },
+	{ "crash", cmd_crash, "MIB" },
+};
+
+static void usage(void)
+{
+	size_t i;
+
+	fprintf(stderr, "usage: uzclient COMMAND [ARGS]  (socket from "
+		"$UZSWAP_SOCKET)\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(stderr, "  %s %s\n", commands[i].name,
+			commands[i].args);
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+	int ret;
+
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		cmd = commands[i].name;
+		ret = commands[i].run(argc - 2, argv + 2);
+		if (ret == 2)
+			usage();
+		else if (ret)
+			fprintf(stderr, "uzclient %s [%d]: %d check(s) "
+				"failed\n", cmd, (int)getpid(), failures);
+		return ret;
+	}
+	usage();
+	return 2;
+}
