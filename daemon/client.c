@@ -26,6 +26,7 @@
 #include "ctl.h"
 #include "fault.h"
 #include "lib/uffd/uffd.h"
+#include "load.h"
 #include "log.h"
 #include "registry.h"
 #include "uzswapd.h"
@@ -154,7 +155,7 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 	}
 	ret = fault_attach(ctx);
 	if (ret) {
-		uffd_ctx_free(ctx);
+		uffd_ctx_put(ctx);
 		goto out_put;
 	}
 	slot->ctxs++;
@@ -179,7 +180,7 @@ void client_detach(struct ctl_conn *c)
 
 	list_del(&c->node);
 	while ((r = mm_slot_take_region(slot, REGION_ANY_START, c->ctx))) {
-		if (alive) {
+		if (alive && client_restore_region(c->d, r) == 0) {
 			ret = uffd_unregister(c->ctx->fd, (void *)r->start,
 					      r->npages << PAGE_SHIFT);
 			if (ret && ret != -ESRCH)
@@ -196,12 +197,24 @@ void client_detach(struct ctl_conn *c)
 	mm_slot_put(slot);
 }
 
+int client_restore_region(struct uzswapd *d, struct region *r)
+{
+	int ret = load_region_restore(r, &d->lc);
+
+	if (ret)
+		log_err("client", "pid %d: region %llu could not be fully "
+			"restored; it stays registered, and a touch of a "
+			"lost page blocks", (int)r->slot->pid,
+			(unsigned long long)r->id);
+	return ret;
+}
+
 void client_ctx_released(struct uffd_ctx *ctx)
 {
 	struct mm_slot *slot = ctx->slot;
 
 	mm_slot_get(slot);
-	uffd_ctx_free(ctx);
+	uffd_ctx_put(ctx);
 	slot->ctxs--;
 	slot_maybe_remove(slot);
 	mm_slot_put(slot);

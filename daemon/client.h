@@ -12,7 +12,9 @@
 #include <stdbool.h>
 
 struct ctl_conn;
+struct region;
 struct uffd_ctx;
+struct uzswapd;
 
 /*
  * client_attach() - give connection @c (after a valid HELLO) its process's
@@ -24,6 +26,12 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only);
 /* Detach connection @c from its slot: its regions are unregistered and
  * dropped, its uffd is released. */
 void client_detach(struct ctl_conn *c);
+
+/* Write every stored page of @r (taken out of its slot) back into its
+ * memfd, before its range is unregistered from a live client. Return: 0,
+ * or -EIO if a page could not be restored: the range must then stay
+ * registered (a touch of that page blocks rather than reading zeros). */
+int client_restore_region(struct uzswapd *d, struct region *r);
 
 /* Fault-thread release callback (see fault_start()). */
 void client_ctx_released(struct uffd_ctx *ctx);

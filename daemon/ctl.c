@@ -41,7 +41,9 @@
 
 #include "client.h"
 #include "ctl.h"
+#include "evict.h"
 #include "fault.h"
+#include "load.h"
 #include "lib/uffd/uffd.h"
 #include "log.h"
 #include "registry.h"
@@ -49,6 +51,7 @@
 
 #define CTL_BURST 16
 #define CTL_MAX_REGIONS 4096	/* per process */
+#define CTL_MIN_LIMIT (1u << 20)
 /* What a client uffd must offer: MISSING and WP faults on shmem. */
 #define CTL_UFFD_FEATURES \
 	(UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
@@ -182,8 +185,8 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 			    "in the sending process");
 
 	m->fds[0] = -1;
-	r = region_create(c->slot, c->ctx, p.addr, p.len >> PAGE_SHIFT, memfd,
-			  p.name);
+	r = region_create(c->slot, c->ctx, &c->d->store, p.addr,
+			  p.len >> PAGE_SHIFT, memfd, p.name);
 	if (!r)
 		return fail(rep, -errno, "cannot set up the region");
 	ret = mm_slot_add_region(c->slot, r);
@@ -228,9 +231,11 @@ static int ctl_unregister(struct ctl_conn *c, struct proto_msg *m,
 	r = mm_slot_take_region(c->slot, u.addr, c->ctx);
 	if (!r)
 		return fail(rep, -EINVAL, "no region of yours starts there");
-	ret = uffd_unregister(c->ctx->fd, (void *)r->start,
-			      r->npages << PAGE_SHIFT);
-	if (ret && ret != -ESRCH)
+	ret = client_restore_region(c->d, r);
+	if (ret == 0)
+		ret = uffd_unregister(c->ctx->fd, (void *)r->start,
+				      r->npages << PAGE_SHIFT);
+	if (ret && ret != -ESRCH && ret != -EIO)
 		log_warn("ctl", "pid %d: unregister %#lx: %s", (int)c->pid,
 			 r->start, strerror(-ret));
 	region_put(r);
@@ -244,19 +249,79 @@ static int ctl_set_limit(struct ctl_conn *c, struct proto_msg *m,
 
 	if (proto_decode_set_limit(m->payload, m->hdr.len, &l))
 		return fail(rep, -EBADMSG, "malformed SET_LIMIT");
-	return fail(rep, -ENOTSUP,
-		    "this uzswapd does not evict yet: no budgets");
+	if (l.bytes && l.bytes < CTL_MIN_LIMIT)
+		return fail(rep, -EINVAL, "a budget must be at least 1 MiB");
+	atomic_store(&c->slot->limit, l.bytes);
+	log_debug("ctl", "pid %d: budget %llu bytes", (int)c->pid,
+		  (unsigned long long)l.bytes);
+	evict_check(c->slot);
+	return 0;
+}
+
+/*
+ * Apply advice to the pages of @r in [@first, @end): COLD evicts every
+ * resident one now (runs of EVICT_RUN_PAGES), WILLNEED brings every stored
+ * one back. Cost: the protocol or a load per page, on the loop thread.
+ * Return: 0, or -ENOMEM if the store filled up (COLD).
+ */
+static int advise_region(struct uzswapd *d, struct region *r, size_t first,
+			 size_t end, uint32_t advice)
+{
+	size_t i, n;
+	long got;
+
+	if (advice == PROTO_ADVISE_WILLNEED) {
+		for (i = first; i < end; i++)
+			load_page(r, i, &d->lc, false, false);
+		return 0;
+	}
+	if (store_compressor_current(&d->store, &d->lc.comp))
+		return -ENOMEM;
+	for (i = first; i < end; i += n) {
+		n = end - i < EVICT_RUN_PAGES ? end - i : EVICT_RUN_PAGES;
+		got = evict_run(r, i, n, -1, d->lc.comp, d->run_buf);
+		if (got == -ENOMEM)
+			return -ENOMEM;
+		if (got > 0)
+			n = (size_t)got;
+		else
+			n = 1;	/* not resident: the next page */
+	}
+	return 0;
 }
 
 static int ctl_advise(struct ctl_conn *c, struct proto_msg *m,
 		      struct ctl_reply *rep)
 {
 	struct proto_advise a;
+	unsigned long end, s, e;
+	struct region *r;
+	bool any = false;
+	int ret = 0;
 
 	if (proto_decode_advise(m->payload, m->hdr.len, &a))
 		return fail(rep, -EBADMSG, "malformed ADVISE");
-	return fail(rep, -ENOTSUP,
-		    "this uzswapd does not evict yet: no advice");
+	end = a.addr + a.len;
+	if ((a.addr | a.len) & (PAGE_SIZE - 1) || a.len == 0 || end < a.addr)
+		return fail(rep, -EINVAL,
+			    "advice needs a non-empty page-aligned range");
+	for (s = a.addr; s < end && ret == 0; s = e) {
+		r = mm_slot_find_region(c->slot, s);
+		if (!r) {
+			e = s + PAGE_SIZE;
+			continue;
+		}
+		any = true;
+		e = region_end(r) < end ? region_end(r) : end;
+		ret = advise_region(c->d, r, (s - r->start) >> PAGE_SHIFT,
+				    (e - r->start) >> PAGE_SHIFT, a.advice);
+		region_put(r);
+	}
+	if (!any)
+		return fail(rep, -EINVAL, "no managed region in that range");
+	if (ret)
+		return fail(rep, ret, "the compressed pool is full");
+	return 0;
 }
 
 static int ctl_stats(struct ctl_conn *c, struct proto_msg *m,
@@ -272,32 +337,72 @@ static int ctl_stats(struct ctl_conn *c, struct proto_msg *m,
 	     pos = pos->next) {
 		struct region *r = container_of(pos, struct region, node);
 
-		s.resident_bytes += atomic_load(&r->resident) << PAGE_SHIFT;
+		s.stored_pages += atomic_load(&r->stored);
+		s.compressed_bytes += atomic_load(&r->compressed_bytes);
 	}
 	s.registered_bytes = c->slot->registered;
 	s.regions = c->slot->nr_regions;
 	pthread_mutex_unlock(&c->slot->lock);
+	s.resident_bytes = atomic_load(&c->slot->resident) << PAGE_SHIFT;
+	s.limit_bytes = evict_slot_limit(c->slot);
+	s.evictions = atomic_load(&c->slot->evictions);
 	s.faults = atomic_load(&c->slot->faults);
 	rep->len = proto_encode_stats_reply(rep->body, &s);
 	return 0;
 }
 
+static int ctl_status(struct ctl_conn *c, struct proto_msg *m,
+		      struct ctl_reply *rep)
+{
+	struct proto_status_reply s = { 0 };
+	struct store_stats ss;
+	struct evict_stats es;
+
+	if (m->hdr.len != 0)
+		return fail(rep, -EBADMSG, "STATUS takes no payload");
+	s.clients = registry_nr_slots(&c->d->registry);
+	registry_totals(&c->d->registry, &s.registered_bytes, &s.faults);
+	s.resident_bytes = (uint64_t)region_resident_total() << PAGE_SHIFT;
+	evict_get_limits(&s.default_limit, &s.resident_limit);
+	store_get_stats(&c->d->store, &ss);
+	evict_get_stats(&es);
+	s.stored_pages = ss.compressed + ss.raw + ss.same;
+	s.same_pages = ss.same;
+	s.raw_pages = ss.raw;
+	s.payload_bytes = ss.payload_bytes;
+	s.pool_bytes = ss.pool_bytes;
+	s.evictions = es.evicted;
+	s.loads = ss.loads;
+	s.store_failures = ss.failures;
+	rep->len = proto_encode_status_reply(rep->body, &s);
+	return 0;
+}
+
+/* Admin requests: root, or the daemon's own user. */
+static bool peer_is_admin(const struct ctl_conn *c)
+{
+	return c->uid == 0 || c->uid == geteuid();
+}
+
 /*
- * The dispatch table: every message type a client may send, whether it
- * needs a HELLO first and how many descriptors it must carry.
+ * The dispatch table: every message type a peer may send, whether it
+ * needs a HELLO first, whether it is an admin request, and how many
+ * descriptors it must carry.
  */
 static const struct ctl_handler {
 	bool needs_hello;
+	bool admin;
 	int nfds;
 	int (*handle)(struct ctl_conn *c, struct proto_msg *m,
 		      struct ctl_reply *rep);
 } ctl_handlers[PROTO_TYPE_END] = {
-	[PROTO_HELLO] = { false, 1, ctl_hello },
-	[PROTO_REGISTER] = { true, 1, ctl_register },
-	[PROTO_UNREGISTER] = { true, 0, ctl_unregister },
-	[PROTO_SET_LIMIT] = { true, 0, ctl_set_limit },
-	[PROTO_ADVISE] = { true, 0, ctl_advise },
-	[PROTO_STATS] = { true, 0, ctl_stats },
+	[PROTO_HELLO] = { false, false, 1, ctl_hello },
+	[PROTO_REGISTER] = { true, false, 1, ctl_register },
+	[PROTO_UNREGISTER] = { true, false, 0, ctl_unregister },
+	[PROTO_SET_LIMIT] = { true, false, 0, ctl_set_limit },
+	[PROTO_ADVISE] = { true, false, 0, ctl_advise },
+	[PROTO_STATS] = { true, false, 0, ctl_stats },
+	[PROTO_STATUS] = { false, true, 0, ctl_status },
 };
 
 /*****************
@@ -358,6 +463,8 @@ static int ctl_dispatch(struct ctl_conn *c, struct proto_msg *m)
 		ret = fail(&rep, -EOPNOTSUPP, "unknown message type");
 	else if (h->needs_hello && !c->ctx)
 		ret = fail(&rep, -ENOTCONN, "send HELLO first");
+	else if (h->admin && !peer_is_admin(c))
+		ret = fail(&rep, -EPERM, "admin requests need root");
 	else if (m->nfds != h->nfds)
 		ret = fail(&rep, -EBADMSG,
 			   "wrong number of file descriptors");

@@ -20,6 +20,10 @@
  *          RESIDENT: the page is there (a duplicate fault of threads that
  *                    touched it together): UFFDIO_COPY fails EEXIST ->
  *                    UFFDIO_WAKE
+ *          COMPRESSED, SAME: load_page(): decompress, UFFDIO_COPY, drop
+ *                    the stored copy (an exclusive load), RESIDENT
+ *          EVICTING, LOADING: another thread's for a moment: retried
+ *     -> evict_check(): wake the evictors if the client is over budget
  *     -> a write-protect fault on a page nobody is evicting is un-protected
  *        at once (wakes the writer)
  *   EEXIST means already resolved: wake. EAGAIN: retried after
@@ -43,8 +47,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "evict.h"
 #include "fault.h"
 #include "lib/uffd/uffd.h"
+#include "load.h"
 #include "log.h"
 #include "registry.h"
 
@@ -74,6 +80,7 @@ struct fault_retry {
  * @retry:      faults to retry; thread only
  * @nr_retry:   entries in @retry; thread only
  * @cap_retry:  capacity of @retry; thread only
+ * @lc:         compressor and page buffer for loads; thread only
  * @st:         counters; written by the thread, read by anyone (atomic)
  */
 struct fault_thread {
@@ -86,9 +93,10 @@ struct fault_thread {
 	struct fault_retry *retry;
 	size_t nr_retry;
 	size_t cap_retry;
+	struct load_ctx lc;
 	struct {
 		atomic_uint_fast64_t faults, zero_fills, zero_pages, wakes,
-			wp_faults, retries, client_gone, client_dropped;
+			wp_faults, retries, client_gone, client_dropped, loads;
 	} st;
 };
 
@@ -156,15 +164,23 @@ static void retry_later(struct fault_thread *t, struct uffd_ctx *ctx,
 	STAT_INC(t, retries, 1);
 }
 
-static void mark_resident(struct region *r, size_t first, size_t n)
+/* NEW pages [first, first + n) were filled: RESIDENT, on the LRU as one
+ * fault-in record. Only this thread moves pages out of NEW. */
+static void mark_filled(struct region *r, size_t first, size_t n)
 {
+	int stamp = lru_add(&r->slot->lru, r->id, (uint32_t)first,
+			    (uint16_t)n);
+	uint32_t info = page_info(PAGE_RESIDENT, 0,
+				  stamp < 0 ? 0 : (uint16_t)stamp);
 	size_t i, added = 0;
 
-	for (i = first; i < first + n; i++)
-		if (atomic_exchange(&r->pages[i].state, PAGE_RESIDENT) !=
-		    PAGE_RESIDENT)
+	for (i = first; i < first + n; i++) {
+		uint32_t old = page_info(PAGE_NEW, 0, 0);
+
+		if (page_cas(&r->pages[i], &old, info))
 			added++;
-	atomic_fetch_add(&r->resident, added);
+	}
+	region_account(r, (long)added);
 }
 
 /* The range was unregistered (UNREGISTER, connection closed, shutdown) or
@@ -179,30 +195,31 @@ static bool range_gone(struct uffd_ctx *ctx, unsigned long addr, int err)
 	return true;
 }
 
-/* Zero-fill one page that should be there or be NEW; wakes its waiters. */
+/*
+ * Zero-fill one page that is NEW, or that is RESIDENT and yet missing
+ * (a duplicate fault of threads that touched it together: EEXIST; or the
+ * client punched its own page: then it gets what its memfd says, zeros).
+ * Wakes its waiters.
+ */
 static void fill_one(struct fault_thread *t, struct uffd_ctx *ctx,
 		     struct region *r, size_t idx)
 {
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
-	bool was_resident = atomic_load(&r->pages[idx].state) == PAGE_RESIDENT;
+	bool was_new = page_state(atomic_load(&r->pages[idx].info)) ==
+		       PAGE_NEW;
 	int ret = uffd_copy(ctx->fd, addr, zero_block, PAGE_SIZE,
 			    UFFD_COPY_DONTWAKE);
 
-	if (ret == 0) {
-		if (was_resident) {
-			/* the client punched its own page; it reads zeros,
-			 * which is what its memfd says */
-			STAT_INC(t, client_dropped, 1);
-		} else {
-			STAT_INC(t, zero_fills, 1);
+	if (ret == 0 || ret == -EEXIST) {
+		if (was_new)
+			mark_filled(r, idx, 1);
+		if (ret == -EEXIST)
+			STAT_INC(t, wakes, 1);
+		else if (was_new)
 			STAT_INC(t, zero_pages, 1);
-		}
-		mark_resident(r, idx, 1);
+		else
+			STAT_INC(t, client_dropped, 1);
 		uffd_wake(ctx->fd, addr, PAGE_SIZE);
-	} else if (ret == -EEXIST) {
-		mark_resident(r, idx, 1);
-		uffd_wake(ctx->fd, addr, PAGE_SIZE);
-		STAT_INC(t, wakes, 1);
 	} else if (ret == -EAGAIN) {
 		retry_later(t, ctx, addr);
 	} else if (!range_gone(ctx, addr, ret) && !client_gone(t, ctx, ret)) {
@@ -211,36 +228,37 @@ static void fill_one(struct fault_thread *t, struct uffd_ctx *ctx,
 	}
 }
 
+static bool page_is_new(struct region *r, size_t idx)
+{
+	return page_state(atomic_load(&r->pages[idx].info)) == PAGE_NEW;
+}
+
 /*
- * A MISSING fault on page @idx: fill the run of NEW pages around it inside
- * its aligned block with one UFFDIO_COPY; anything unusual (a page already
- * there, a partial copy) falls back to one page at a time.
+ * A MISSING fault on NEW page @idx: fill the run of NEW pages around it
+ * inside its aligned block with one UFFDIO_COPY; anything unusual (a page
+ * already there, a partial copy) falls back to one page at a time.
  */
-static void fill_missing(struct fault_thread *t, struct uffd_ctx *ctx,
-			 struct region *r, size_t idx)
+static void fill_new(struct fault_thread *t, struct uffd_ctx *ctx,
+		     struct region *r, size_t idx)
 {
 	size_t block = idx & ~(size_t)(FAULT_BLOCK_PAGES - 1);
 	size_t end = block + FAULT_BLOCK_PAGES, first = idx, last = idx + 1, i;
 	size_t copied = 0;
 	int ret;
 
-	if (atomic_load(&r->pages[idx].state) != PAGE_NEW) {
-		fill_one(t, ctx, r, idx);
-		return;
-	}
 	if (end > r->npages)
 		end = r->npages;
-	while (first > block &&
-	       atomic_load(&r->pages[first - 1].state) == PAGE_NEW)
+	while (first > block && page_is_new(r, first - 1))
 		first--;
-	while (last < end && atomic_load(&r->pages[last].state) == PAGE_NEW)
+	while (last < end && page_is_new(r, last))
 		last++;
 
 	ret = uffd_copy_partial(ctx->fd, r->start + (first << PAGE_SHIFT),
 				zero_block, (last - first) << PAGE_SHIFT,
 				UFFD_COPY_DONTWAKE, &copied);
 	if (copied) {
-		mark_resident(r, first, copied >> PAGE_SHIFT);
+		/* publish the states before the client runs again */
+		mark_filled(r, first, copied >> PAGE_SHIFT);
 		uffd_wake(ctx->fd, r->start + (first << PAGE_SHIFT), copied);
 		STAT_INC(t, zero_fills, 1);
 		STAT_INC(t, zero_pages, copied >> PAGE_SHIFT);
@@ -249,15 +267,56 @@ static void fill_missing(struct fault_thread *t, struct uffd_ctx *ctx,
 	    client_gone(t, ctx, ret))
 		return;
 	for (i = first + (copied >> PAGE_SHIFT); i < last; i++)
-		if (i == idx || atomic_load(&r->pages[i].state) == PAGE_NEW)
+		if (i == idx || page_is_new(r, i))
 			fill_one(t, ctx, r, i);
+}
+
+/* A MISSING fault on a stored page: bring it back. */
+static void fill_stored(struct fault_thread *t, struct uffd_ctx *ctx,
+			struct region *r, size_t idx)
+{
+	unsigned long addr = r->start + (idx << PAGE_SHIFT);
+
+	switch (load_page(r, idx, &t->lc, true, false)) {
+	case LOAD_DONE:
+		STAT_INC(t, loads, 1);
+		break;
+	case LOAD_BUSY:
+	case LOAD_AGAIN:
+		retry_later(t, ctx, addr);
+		break;
+	case LOAD_NOT_STORED:
+		fill_one(t, ctx, r, idx);
+		break;
+	case LOAD_GONE:
+	case LOAD_CORRUPT:
+		break;
+	}
+}
+
+/* A write-protect fault: only an eviction protects pages, and it
+ * un-protects them itself; any other is lifted at once. */
+static void unprotect(struct fault_thread *t, struct uffd_ctx *ctx,
+		      struct region *r, unsigned long addr)
+{
+	size_t idx = (addr - r->start) >> PAGE_SHIFT;
+	int ret;
+
+	if (page_state(atomic_load(&r->pages[idx].info)) == PAGE_EVICTING)
+		return;
+	ret = uffd_writeprotect(ctx->fd, addr, PAGE_SIZE, false, false);
+	if (ret == 0)
+		STAT_INC(t, wp_faults, 1);
+	else if (!range_gone(ctx, addr, ret) && !client_gone(t, ctx, ret))
+		log_err("fault", "pid %d: un-protect %#lx: %s",
+			(int)ctx->slot->pid, addr, strerror(-ret));
 }
 
 static void handle_pagefault(struct fault_thread *t, struct uffd_ctx *ctx,
 			     unsigned long addr, uint64_t flags)
 {
 	struct region *r;
-	int ret;
+	size_t idx;
 
 	addr &= ~(PAGE_SIZE - 1);
 	STAT_INC(t, faults, 1);
@@ -270,17 +329,28 @@ static void handle_pagefault(struct fault_thread *t, struct uffd_ctx *ctx,
 		STAT_INC(t, wakes, 1);
 		return;
 	}
+	idx = (addr - r->start) >> PAGE_SHIFT;
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
-		ret = uffd_writeprotect(ctx->fd, addr, PAGE_SIZE, false, false);
-		if (ret == 0)
-			STAT_INC(t, wp_faults, 1);
-		else if (!range_gone(ctx, addr, ret) &&
-			 !client_gone(t, ctx, ret))
-			log_err("fault", "pid %d: un-protect %#lx: %s",
-				(int)ctx->slot->pid, addr, strerror(-ret));
+		unprotect(t, ctx, r, addr);
 	} else {
-		fill_missing(t, ctx, r, (addr - r->start) >> PAGE_SHIFT);
+		switch (page_state(atomic_load(&r->pages[idx].info))) {
+		case PAGE_NEW:
+			fill_new(t, ctx, r, idx);
+			break;
+		case PAGE_RESIDENT:
+			fill_one(t, ctx, r, idx);
+			break;
+		case PAGE_COMPRESSED:
+		case PAGE_SAME:
+			fill_stored(t, ctx, r, idx);
+			break;
+		default:
+			/* EVICTING or LOADING: someone else's, for now */
+			retry_later(t, ctx, addr);
+			break;
+		}
 	}
+	evict_check(ctx->slot);
 	region_put(r);
 }
 
@@ -433,6 +503,8 @@ static void thread_close(struct fault_thread *t)
 	close(t->epfd);
 	pthread_mutex_destroy(&t->lock);
 	free(t->retry);
+	compressor_destroy(t->lc.comp);
+	free(t->lc.buf);
 }
 
 static int thread_start(struct fault_thread *t)
@@ -451,6 +523,12 @@ static int thread_start(struct fault_thread *t)
 		ret = -errno;
 		goto out_close;
 	}
+	t->lc.comp = compressor_create(COMPRESS_LZ4, 0);
+	t->lc.buf = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
+	if (!t->lc.comp || !t->lc.buf) {
+		ret = -ENOMEM;
+		goto out_close;
+	}
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, FAULT_STACK_SIZE);
 	ret = -pthread_create(&t->tid, &attr, fault_thread_main, t);
@@ -462,6 +540,8 @@ out_close:
 		close(t->epfd);
 	if (t->cmdfd >= 0)
 		close(t->cmdfd);
+	compressor_destroy(t->lc.comp);
+	free(t->lc.buf);
 	pthread_mutex_destroy(&t->lock);
 	return ret;
 }
@@ -524,6 +604,7 @@ struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
 		return NULL;
 	}
 	ctx->fd = fd;
+	atomic_init(&ctx->refs, 1);
 	ctx->slot = slot;
 	mm_slot_get(slot);
 	ctx->thread = fp.nr_threads ? (unsigned int)slot->pid % fp.nr_threads
@@ -533,8 +614,15 @@ struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
 	return ctx;
 }
 
-void uffd_ctx_free(struct uffd_ctx *ctx)
+void uffd_ctx_get(struct uffd_ctx *ctx)
 {
+	atomic_fetch_add(&ctx->refs, 1);
+}
+
+void uffd_ctx_put(struct uffd_ctx *ctx)
+{
+	if (atomic_fetch_sub(&ctx->refs, 1) != 1)
+		return;
 	close(ctx->fd);
 	mm_slot_put(ctx->slot);
 	free(ctx);
@@ -577,5 +665,6 @@ void fault_get_stats(struct fault_stats *st)
 		st->retries += atomic_load(&t->st.retries);
 		st->client_gone += atomic_load(&t->st.client_gone);
 		st->client_dropped += atomic_load(&t->st.client_dropped);
+		st->loads += atomic_load(&t->st.loads);
 	}
 }

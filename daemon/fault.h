@@ -7,6 +7,7 @@
 #ifndef UZSWAPD_FAULT_H
 #define UZSWAPD_FAULT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -17,8 +18,10 @@ struct mm_slot;
 
 /*
  * struct uffd_ctx - one client userfaultfd, owned by one fault thread
- * @fd:     the daemon's descriptor of the uffd; immutable, closed by
- *          uffd_ctx_free()
+ * @fd:     the daemon's descriptor of the uffd; immutable, closed with the
+ *          last reference
+ * @refs:   references: its connection's, until released by its fault
+ *          thread, and each region's registered on it (atomic)
  * @slot:   the client process; immutable, holds a slot reference
  * @thread: index of the fault thread serving it; immutable
  * @user_mode_only: the client could only get a user-mode-only uffd;
@@ -29,6 +32,7 @@ struct mm_slot;
  */
 struct uffd_ctx {
 	int fd;
+	atomic_uint refs;
 	struct mm_slot *slot;
 	unsigned int thread;
 	bool user_mode_only;
@@ -46,6 +50,7 @@ struct fault_stats {
 	uint64_t retries;         /* copies retried after EAGAIN */
 	uint64_t client_gone;     /* ioctls that found the process gone */
 	uint64_t client_dropped;  /* RESIDENT pages the client itself punched */
+	uint64_t loads;           /* stored pages brought back on a fault */
 };
 
 typedef void (*fault_released_cb)(struct uffd_ctx *ctx);
@@ -65,11 +70,13 @@ void fault_stop(void);
 
 unsigned int fault_nr_threads(void);
 
-/* Allocate a context for @fd (taken over) serving @slot; NULL+errno. */
+/* Allocate a context for @fd (taken over) serving @slot, with one
+ * reference; NULL+errno. */
 struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
 				bool user_mode_only);
-/* Close and free a released (or never attached) context. */
-void uffd_ctx_free(struct uffd_ctx *ctx);
+void uffd_ctx_get(struct uffd_ctx *ctx);
+/* Drop a reference; the last closes the uffd and frees the context. */
+void uffd_ctx_put(struct uffd_ctx *ctx);
 
 /* Start serving @ctx's faults. Return: 0 or -errno. Loop thread. */
 int fault_attach(struct uffd_ctx *ctx);

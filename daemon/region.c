@@ -19,7 +19,56 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "region.h"
+#include "registry.h"
+#include "store.h"
+
+/* Every attached region's resident pages (see region_account()). */
+static atomic_size_t resident_total;
+
+size_t region_resident_total(void)
+{
+	return atomic_load(&resident_total);
+}
+
+void region_account(struct region *r, long pages)
+{
+	pthread_mutex_lock(&r->acct_lock);
+	atomic_fetch_add(&r->resident, (size_t)pages);
+	if (r->attached) {
+		atomic_fetch_add(&r->slot->resident, (size_t)pages);
+		atomic_fetch_add(&resident_total, (size_t)pages);
+	}
+	pthread_mutex_unlock(&r->acct_lock);
+}
+
+void region_attach(struct region *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->acct_lock);
+	n = atomic_load(&r->resident);
+	r->attached = true;
+	atomic_fetch_add(&r->slot->resident, n);
+	atomic_fetch_add(&resident_total, n);
+	pthread_mutex_unlock(&r->acct_lock);
+}
+
+void region_detach(struct region *r)
+{
+	size_t n;
+
+	atomic_store(&r->detached, true);
+	pthread_mutex_lock(&r->acct_lock);
+	if (r->attached) {
+		n = atomic_load(&r->resident);
+		r->attached = false;
+		atomic_fetch_sub(&r->slot->resident, n);
+		atomic_fetch_sub(&resident_total, n);
+	}
+	pthread_mutex_unlock(&r->acct_lock);
+}
 
 static int mark_resident_pages(struct region *r)
 {
@@ -40,18 +89,19 @@ static int mark_resident_pages(struct region *r)
 			hole = len;
 		for (i = (size_t)data >> PAGE_SHIFT;
 		     i < ((size_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT; i++)
-			atomic_store(&r->pages[i].state, PAGE_RESIDENT);
-		atomic_fetch_add(&r->resident,
-				 (((size_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT) -
-					 ((size_t)data >> PAGE_SHIFT));
+			atomic_store(&r->pages[i].info,
+				     page_info(PAGE_RESIDENT, 0, 0));
+		region_account(r, (long)((((size_t)hole + PAGE_SIZE - 1) >>
+					  PAGE_SHIFT) -
+					 ((size_t)data >> PAGE_SHIFT)));
 		off = hole;
 	}
 	return 0;
 }
 
 struct region *region_create(struct mm_slot *slot, struct uffd_ctx *ctx,
-			     unsigned long start, size_t npages, int memfd,
-			     const char *name)
+			     struct store *store, unsigned long start,
+			     size_t npages, int memfd, const char *name)
 {
 	struct region *r;
 	static atomic_uint_fast64_t next_id = 1;
@@ -66,18 +116,22 @@ struct region *region_create(struct mm_slot *slot, struct uffd_ctx *ctx,
 	list_init(&r->node);
 	r->slot = slot;
 	r->ctx = ctx;
+	r->store = store;
 	r->id = atomic_fetch_add(&next_id, 1);
 	r->start = start;
 	r->npages = npages;
 	r->memfd = memfd;
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	atomic_init(&r->refs, 1);
+	pthread_mutex_init(&r->acct_lock, NULL);
 	ret = mark_resident_pages(r);
 	if (ret) {
 		errno = -ret;
 		free(r->pages);
 		goto out_free_region;
 	}
+	if (ctx)
+		uffd_ctx_get(ctx);
 	return r;
 
 out_free_region:
@@ -92,10 +146,31 @@ void region_get(struct region *r)
 	atomic_fetch_add(&r->refs, 1);
 }
 
+/* Drop every page the store still holds for @r: its process is gone, or
+ * it unregistered @r after its pages were restored. */
+static void drop_stored_pages(struct region *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->npages && atomic_load(&r->stored); i++) {
+		uint32_t info = atomic_load(&r->pages[i].info);
+		unsigned int st = page_state(info);
+
+		if (st == PAGE_COMPRESSED || st == PAGE_SAME) {
+			store_drop(r->store, info, r->pages[i].data);
+			atomic_fetch_sub(&r->stored, 1);
+		}
+	}
+}
+
 void region_put(struct region *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
+	drop_stored_pages(r);
+	if (r->ctx)
+		uffd_ctx_put(r->ctx);
+	pthread_mutex_destroy(&r->acct_lock);
 	close(r->memfd);
 	free(r->pages);
 	free(r);

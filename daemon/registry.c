@@ -44,6 +44,7 @@ struct mm_slot *mm_slot_alloc(pid_t pid, uid_t uid)
 	list_init(&slot->mm_node);
 	list_init(&slot->regions);
 	list_init(&slot->conns);
+	lru_init(&slot->lru);
 	atomic_init(&slot->refs, 1);
 	return slot;
 }
@@ -57,6 +58,7 @@ void mm_slot_put(struct mm_slot *slot)
 {
 	if (atomic_fetch_sub(&slot->refs, 1) != 1)
 		return;
+	lru_destroy(&slot->lru);
 	pthread_mutex_destroy(&slot->lock);
 	free(slot);
 }
@@ -101,6 +103,34 @@ void registry_remove(struct registry *reg, struct mm_slot *slot)
 	}
 	list_del(&slot->mm_node);
 	reg->nr_slots--;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+unsigned int registry_nr_slots(struct registry *reg)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&reg->lock);
+	n = reg->nr_slots;
+	pthread_mutex_unlock(&reg->lock);
+	return n;
+}
+
+void registry_totals(struct registry *reg, uint64_t *registered,
+		     uint64_t *faults)
+{
+	struct list_node *pos;
+
+	*registered = *faults = 0;
+	pthread_mutex_lock(&reg->lock);
+	for (pos = reg->mm_head.next; pos != &reg->mm_head; pos = pos->next) {
+		struct mm_slot *s = container_of(pos, struct mm_slot, mm_node);
+
+		pthread_mutex_lock(&s->lock);
+		*registered += s->registered;
+		pthread_mutex_unlock(&s->lock);
+		*faults += atomic_load(&s->faults);
+	}
 	pthread_mutex_unlock(&reg->lock);
 }
 
@@ -155,6 +185,7 @@ int mm_slot_add_region(struct mm_slot *slot, struct region *r)
 		}
 	}
 	list_add_between(&r->node, pos->prev, pos);
+	region_attach(r);
 	slot->nr_regions++;
 	slot->registered += r->npages << PAGE_SHIFT;
 	pthread_mutex_unlock(&slot->lock);
@@ -181,6 +212,26 @@ struct region *mm_slot_find_region(struct mm_slot *slot, unsigned long addr)
 	return found;
 }
 
+struct region *mm_slot_find_region_id(struct mm_slot *slot, uint64_t id)
+{
+	struct list_node *pos;
+	struct region *found = NULL;
+
+	pthread_mutex_lock(&slot->lock);
+	for (pos = slot->regions.next; pos != &slot->regions;
+	     pos = pos->next) {
+		struct region *r = container_of(pos, struct region, node);
+
+		if (r->id == id) {
+			region_get(r);
+			found = r;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&slot->lock);
+	return found;
+}
+
 struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
 				   const struct uffd_ctx *ctx)
 {
@@ -195,6 +246,7 @@ struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
 		if ((start == REGION_ANY_START || r->start == start) &&
 		    (!ctx || r->ctx == ctx)) {
 			list_del(&r->node);
+			region_detach(r);
 			slot->nr_regions--;
 			slot->registered -= r->npages << PAGE_SHIFT;
 			found = r;

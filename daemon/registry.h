@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "lib/common/list.h"
+#include "lru.h"
 #include "region.h"
 
 #define REGISTRY_HASH_BITS 10
@@ -34,6 +35,13 @@
  * @refs:       the registry holds one, each thread using the slot outside
  *              registry->lock one (atomic)
  * @faults:     faults served for this process (atomic)
+ * @resident:   pages RESIDENT or EVICTING in attached regions; changed
+ *              with the region's @acct_lock held (see evict_account())
+ * @evictions:  pages evicted so far, also the clock of refault distances
+ *              (atomic)
+ * @limit:      the process's budget in bytes, 0 for the daemon's default
+ *              (atomic)
+ * @lru:        its page LRU; see lru.h
  * @pidfd:      watches the process's exit; loop thread only
  * @pid_watch:  libuv poll on @pidfd; loop thread only, freed in its close
  *              callback
@@ -53,6 +61,10 @@ struct mm_slot {
 	uint64_t registered;
 	atomic_uint refs;
 	atomic_uint_fast64_t faults;
+	atomic_size_t resident;
+	atomic_uint_fast64_t evictions;
+	atomic_uint_fast64_t limit;
+	struct lru lru;
 	int pidfd;
 	uv_poll_t pid_watch;
 	struct list_node conns;
@@ -95,6 +107,13 @@ int registry_insert(struct registry *reg, struct mm_slot *slot);
 /* Remove @slot (the registry's reference passes to the caller); the cursor
  * moves on if it was on @slot. O(1). */
 void registry_remove(struct registry *reg, struct mm_slot *slot);
+/* How many slots there are. */
+unsigned int registry_nr_slots(struct registry *reg);
+
+/* Sum over every slot: registered bytes and faults served. O(slots). */
+void registry_totals(struct registry *reg, uint64_t *registered,
+		     uint64_t *faults);
+
 /* The slot of @pid with a reference taken, or NULL. O(1) average. */
 struct mm_slot *registry_find(struct registry *reg, pid_t pid);
 
@@ -110,6 +129,8 @@ struct mm_slot *registry_scan_next(struct registry *reg);
 int mm_slot_add_region(struct mm_slot *slot, struct region *r);
 /* The region containing @addr, with a reference taken, or NULL. O(regions). */
 struct region *mm_slot_find_region(struct mm_slot *slot, unsigned long addr);
+/* The region numbered @id, with a reference taken, or NULL. O(regions). */
+struct region *mm_slot_find_region_id(struct mm_slot *slot, uint64_t id);
 /* Unlink the region starting at @start (REGION_ANY_START: the first one)
  * and registered on @ctx (NULL: any) and return it with the list's
  * reference, or NULL. */

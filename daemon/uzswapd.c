@@ -47,6 +47,13 @@ static void usage(FILE *out)
 		"  -s, --socket PATH       control socket (default: from systemd,\n"
 		"                          else " UZSWAPD_DEFAULT_SOCKET ")\n"
 		"  -t, --fault-threads N   fault threads (default %d)\n"
+		"  -e, --evict-threads N   evictor threads (default 1)\n"
+		"  -l, --default-limit SIZE  resident budget of a client that set\n"
+		"                          none (K, M, G suffixes; default: none)\n"
+		"  -L, --resident-limit SIZE|N%%  budget of all clients together\n"
+		"                          (bytes or %% of RAM; default: none)\n"
+		"  -c, --compressor lz4|zstd  for new pages (default lz4)\n"
+		"      --zstd-level N      1 to 19 (default 3)\n"
 		"      --no-mlock          do not lock the daemon's memory\n"
 		"  -D, --debug TOKEN       debug lines of a subsystem (ctl, fault,\n"
 		"                          client, main) or all; repeatable\n"
@@ -55,11 +62,77 @@ static void usage(FILE *out)
 		DEFAULT_FAULT_THREADS);
 }
 
+/* A size: bytes with an optional K, M or G suffix, or (if @pct_ok) N% of
+ * RAM. Return: 0 or -EINVAL. */
+static int parse_size(const char *s, bool pct_ok, uint64_t *out)
+{
+	uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) *
+		       (uint64_t)sysconf(_SC_PAGESIZE);
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'K': case 'k':
+		v <<= 10;
+		end++;
+		break;
+	case 'M': case 'm':
+		v <<= 20;
+		end++;
+		break;
+	case 'G': case 'g':
+		v <<= 30;
+		end++;
+		break;
+	case '%':
+		if (!pct_ok || v > 100)
+			return -EINVAL;
+		v = ram / 100 * v;
+		end++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* A number in [@min, @max]; -EINVAL otherwise. */
+static int parse_uint(const char *s, unsigned long min, unsigned long max,
+		      unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return errno || *end || end == s || *out < min || *out > max ? -EINVAL
+								     : 0;
+}
+
+static int bad_option(const char *opt, const char *arg, const char *want)
+{
+	fprintf(stderr, "uzswapd: %s takes %s, not '%s'\n", opt, want, arg);
+	return UZSWAPD_EXIT_USAGE;
+}
+
 static int parse_options(int argc, char **argv, struct uzswapd_options *o)
 {
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "fault-threads", required_argument, NULL, 't' },
+		{ "evict-threads", required_argument, NULL, 'e' },
+		{ "default-limit", required_argument, NULL, 'l' },
+		{ "resident-limit", required_argument, NULL, 'L' },
+		{ "compressor", required_argument, NULL, 'c' },
+		{ "zstd-level", required_argument, NULL, 'Z' },
 		{ "no-mlock", no_argument, NULL, 'M' },
 		{ "debug", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
@@ -67,25 +140,51 @@ static int parse_options(int argc, char **argv, struct uzswapd_options *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long n;
-	char *end;
 	int opt;
 
 	o->fault_threads = DEFAULT_FAULT_THREADS;
-	while ((opt = getopt_long(argc, argv, "s:t:D:hV", longopts, NULL)) !=
-	       -1) {
+	o->evict.nthreads = 1;
+	o->algo = COMPRESS_LZ4;
+	o->zstd_level = COMPRESS_ZSTD_DEFAULT_LEVEL;
+	while ((opt = getopt_long(argc, argv, "s:t:e:l:L:c:D:hV", longopts,
+				  NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			o->socket_path = optarg;
 			break;
 		case 't':
-			errno = 0;
-			n = strtoul(optarg, &end, 10);
-			if (errno || *end || n < 1 || n > 16) {
-				fprintf(stderr, "uzswapd: --fault-threads "
-					"takes 1 to 16, not '%s'\n", optarg);
-				return UZSWAPD_EXIT_USAGE;
-			}
+			if (parse_uint(optarg, 1, 16, &n))
+				return bad_option("--fault-threads", optarg,
+						  "1 to 16");
 			o->fault_threads = (unsigned int)n;
+			break;
+		case 'e':
+			if (parse_uint(optarg, 1, 8, &n))
+				return bad_option("--evict-threads", optarg,
+						  "1 to 8");
+			o->evict.nthreads = (unsigned int)n;
+			break;
+		case 'l':
+			if (parse_size(optarg, false, &o->evict.default_limit))
+				return bad_option("--default-limit", optarg,
+						  "a size like 512M");
+			break;
+		case 'L':
+			if (parse_size(optarg, true,
+				       &o->evict.resident_limit))
+				return bad_option("--resident-limit", optarg,
+						  "a size like 4G, or 20%");
+			break;
+		case 'c':
+			if (compress_algo_parse(optarg, &o->algo))
+				return bad_option("--compressor", optarg,
+						  "lz4 or zstd");
+			break;
+		case 'Z':
+			if (parse_uint(optarg, 1, 19, &n))
+				return bad_option("--zstd-level", optarg,
+						  "1 to 19");
+			o->zstd_level = (int)n;
 			break;
 		case 'M':
 			o->no_mlock = true;
@@ -250,6 +349,7 @@ static void finish_shutdown(struct uzswapd *d)
 	unsigned int i;
 
 	fault_stop();
+	evict_stop();
 	for (i = 0; i < 3; i++)
 		uv_close((uv_handle_t *)&d->signals[i], NULL);
 	/* a second SIGTERM must not cut the orderly exit short */
@@ -338,9 +438,22 @@ int uzswapd_main(int argc, char **argv)
 	fd = open_socket(&d);
 	if (fd < 0)
 		return -fd;
+	ret = store_init(&d.store, d.opts.algo, d.opts.zstd_level);
+	d.lc.comp = compressor_create(d.opts.algo, d.opts.zstd_level);
+	d.lc.buf = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
+	d.run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
+	if (ret || !d.lc.comp || !d.lc.buf || !d.run_buf) {
+		log_err("main", "cannot set up the compressed store");
+		return UZSWAPD_EXIT_THREADS;
+	}
 	ret = fault_start(&d.loop, d.opts.fault_threads, client_ctx_released);
+	if (ret == 0) {
+		ret = evict_start(&d.registry, &d.store, &d.opts.evict);
+		if (ret)
+			fault_stop();
+	}
 	if (ret) {
-		log_err("main", "cannot start fault threads: %s",
+		log_err("main", "cannot start fault and evictor threads: %s",
 			strerror(-ret));
 		return UZSWAPD_EXIT_THREADS;
 	}
@@ -354,8 +467,12 @@ int uzswapd_main(int argc, char **argv)
 	lock_memory(&d);
 	lower_oom_score();
 
-	log_info("main", "uzswapd %s ready, %u fault threads", PACKAGE_VERSION,
-		 fault_nr_threads());
+	log_info("main", "uzswapd %s ready, %u fault threads, %u evictors, "
+		 "%s, default budget %llu MiB, all clients %llu MiB",
+		 PACKAGE_VERSION, fault_nr_threads(), d.opts.evict.nthreads,
+		 compress_algo_name(d.opts.algo),
+		 (unsigned long long)(d.opts.evict.default_limit >> 20),
+		 (unsigned long long)(d.opts.evict.resident_limit >> 20));
 	sd_notifyf(0, "READY=1\nSTATUS=serving, %u fault threads\nMAINPID=%d",
 		   fault_nr_threads(), (int)getpid());
 	uv_run(&d.loop, UV_RUN_DEFAULT);
@@ -365,6 +482,10 @@ int uzswapd_main(int argc, char **argv)
 		log_err("main", "handles left open at exit: %s",
 			uv_strerror(ret));
 	registry_destroy(&d.registry);
+	store_destroy(&d.store);
+	compressor_destroy(d.lc.comp);
+	free(d.lc.buf);
+	free(d.run_buf);
 	if (d.bound_path)
 		unlink(d.bound_path);
 	log_info("main", "stopped");

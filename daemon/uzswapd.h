@@ -12,8 +12,11 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "evict.h"
 #include "lib/common/list.h"
+#include "load.h"
 #include "registry.h"
+#include "store.h"
 
 #define UZSWAPD_DEFAULT_SOCKET "/run/uzswap/uzswapd.sock"
 
@@ -30,6 +33,9 @@ enum uzswapd_exit {
 struct uzswapd_options {
 	const char *socket_path;	/* NULL: socket activation or default */
 	unsigned int fault_threads;
+	struct evict_config evict;	/* budgets and evictor threads */
+	enum compress_algo algo;
+	int zstd_level;
 	bool no_mlock;
 };
 
@@ -39,6 +45,10 @@ struct uzswapd_options {
  * @opts:      options; immutable after startup
  * @loop:      the libuv loop
  * @registry:  the clients; see struct registry for its locking
+ * @store:     the compressed store; thread-safe
+ * @lc:        the loop thread's compressor and page buffer (restores,
+ *             WILLNEED advice)
+ * @run_buf:   the loop thread's EVICT_RUN_PAGES-page buffer (COLD advice)
  * @listen_fd: the control socket, -1 once closed
  * @bound_path: where the daemon bound it (removed at exit), NULL if
  *             systemd passed it
@@ -56,6 +66,9 @@ struct uzswapd {
 	struct uzswapd_options opts;
 	uv_loop_t loop;
 	struct registry registry;
+	struct store store;
+	struct load_ctx lc;
+	uint8_t *run_buf;
 	int listen_fd;
 	const char *bound_path;
 	uv_poll_t listen;

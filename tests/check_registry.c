@@ -129,7 +129,7 @@ static struct region *mkregion(struct mm_slot *s, unsigned long start,
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, (off_t)(npages << PAGE_SHIFT)), 0);
-	r = region_create(s, NULL, start << PAGE_SHIFT, npages, fd, "t");
+	r = region_create(s, NULL, NULL, start << PAGE_SHIFT, npages, fd, "t");
 	ck_assert_ptr_nonnull(r);
 	return r;
 }
@@ -169,6 +169,11 @@ START_TEST(test_regions)
 }
 END_TEST
 
+static unsigned int state_of(struct region *r, size_t i)
+{
+	return page_state(atomic_load(&r->pages[i].info));
+}
+
 START_TEST(test_region_resident_pages)
 {
 	struct mm_slot *s = add(88);
@@ -181,15 +186,15 @@ START_TEST(test_region_resident_pages)
 	ck_assert_int_eq(pwrite(fd, &byte, 1, 2 << PAGE_SHIFT), 1);
 	ck_assert_int_eq(pwrite(fd, &byte, 1, (5 << PAGE_SHIFT) + 9), 1);
 	ck_assert_int_eq(pwrite(fd, &byte, 1, (6 << PAGE_SHIFT) + 4095), 1);
-	r = region_create(s, NULL, 1ul << 30, 8, fd, "adopted");
+	r = region_create(s, NULL, NULL, 1ul << 30, 8, fd, "adopted");
 	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq(atomic_load(&r->resident), 3);
-	ck_assert_uint_eq(r->pages[0].state, PAGE_NEW);
-	ck_assert_uint_eq(r->pages[2].state, PAGE_RESIDENT);
-	ck_assert_uint_eq(r->pages[3].state, PAGE_NEW);
-	ck_assert_uint_eq(r->pages[5].state, PAGE_RESIDENT);
-	ck_assert_uint_eq(r->pages[6].state, PAGE_RESIDENT);
-	ck_assert_uint_eq(r->pages[7].state, PAGE_NEW);
+	ck_assert_uint_eq(state_of(r, 0), PAGE_NEW);
+	ck_assert_uint_eq(state_of(r, 2), PAGE_RESIDENT);
+	ck_assert_uint_eq(state_of(r, 3), PAGE_NEW);
+	ck_assert_uint_eq(state_of(r, 5), PAGE_RESIDENT);
+	ck_assert_uint_eq(state_of(r, 6), PAGE_RESIDENT);
+	ck_assert_uint_eq(state_of(r, 7), PAGE_NEW);
 	region_put(r);
 	drop(s);
 }

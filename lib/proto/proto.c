@@ -228,25 +228,47 @@ int proto_decode_advise(const uint8_t *buf, size_t len,
 	return dec_end(&c);
 }
 
-/* The stats reply is a sequence of u64 counters, in struct order. */
-#define STATS_FIELDS (sizeof(struct proto_stats_reply) / sizeof(uint64_t))
+/* Counter replies are sequences of u64 fields, in struct order (the
+ * structs hold nothing else, so they have no padding). */
+static size_t encode_counters(uint8_t *buf, const void *m, size_t size)
+{
+	struct cur c = enc(buf);
+
+	put(&c, m, size);
+	return c.off;
+}
+
+static int decode_counters(const uint8_t *buf, size_t len, void *m,
+			   size_t size)
+{
+	struct cur c = dec(buf, len);
+
+	get(&c, m, size);
+	return dec_end(&c);
+}
 
 size_t proto_encode_stats_reply(uint8_t *buf,
 				const struct proto_stats_reply *m)
 {
-	struct cur c = enc(buf);
-
-	put(&c, m, sizeof(uint64_t) * STATS_FIELDS);
-	return c.off;
+	return encode_counters(buf, m, sizeof(*m));
 }
 
 int proto_decode_stats_reply(const uint8_t *buf, size_t len,
 			     struct proto_stats_reply *m)
 {
-	struct cur c = dec(buf, len);
+	return decode_counters(buf, len, m, sizeof(*m));
+}
 
-	get(&c, m, sizeof(uint64_t) * STATS_FIELDS);
-	return dec_end(&c);
+size_t proto_encode_status_reply(uint8_t *buf,
+				 const struct proto_status_reply *m)
+{
+	return encode_counters(buf, m, sizeof(*m));
+}
+
+int proto_decode_status_reply(const uint8_t *buf, size_t len,
+			      struct proto_status_reply *m)
+{
+	return decode_counters(buf, len, m, sizeof(*m));
 }
 
 const char *proto_type_name(uint16_t type)
@@ -258,6 +280,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_SET_LIMIT] = "SET_LIMIT",
 		[PROTO_ADVISE] = "ADVISE",
 		[PROTO_STATS] = "STATS",
+		[PROTO_STATUS] = "STATUS",
 	};
 
 	type &= (uint16_t)~PROTO_REPLY;

@@ -53,6 +53,7 @@ enum proto_type {
 	PROTO_SET_LIMIT,	/* the process's resident budget */
 	PROTO_ADVISE,		/* COLD / WILLNEED over a range */
 	PROTO_STATS,		/* the process's counters */
+	PROTO_STATUS,		/* admin: the daemon's counters */
 	PROTO_TYPE_END,
 };
 
@@ -119,6 +120,24 @@ struct proto_stats_reply {
 	uint64_t faults;
 	uint64_t evictions;
 	uint64_t regions;
+};
+
+/* STATUS reply: the daemon's totals (an admin request). */
+struct proto_status_reply {
+	uint64_t clients;		/* client processes */
+	uint64_t registered_bytes;
+	uint64_t resident_bytes;
+	uint64_t resident_limit;	/* all clients; 0 = none */
+	uint64_t default_limit;		/* per client; 0 = none */
+	uint64_t stored_pages;		/* compressed, raw and same-filled */
+	uint64_t same_pages;
+	uint64_t raw_pages;
+	uint64_t payload_bytes;		/* bytes of the pool's objects */
+	uint64_t pool_bytes;		/* pool pages in use */
+	uint64_t evictions;		/* pages evicted so far */
+	uint64_t loads;			/* pages brought back so far */
+	uint64_t faults;
+	uint64_t store_failures;	/* pages the pool could not take */
 };
 
 /* A message being built or parsed: header, payload, fds. */
@@ -220,6 +239,10 @@ size_t proto_encode_stats_reply(uint8_t *buf,
 				const struct proto_stats_reply *m);
 int proto_decode_stats_reply(const uint8_t *buf, size_t len,
 			     struct proto_stats_reply *m);
+size_t proto_encode_status_reply(uint8_t *buf,
+				 const struct proto_status_reply *m);
+int proto_decode_status_reply(const uint8_t *buf, size_t len,
+			      struct proto_status_reply *m);
 
 /* Name of a message type for logs ("HELLO"), "?" if unknown. */
 const char *proto_type_name(uint16_t type);

@@ -16,7 +16,7 @@
  *                    /proc/self/mem
  *   stats            uzswap_stats() values: regions, registered, resident
  *                    after touching N pages, faults, across connections
- *   api              refused arguments, -ENOTSUP of SET_LIMIT/ADVISE,
+ *   api              refused arguments, SET_LIMIT, COLD/WILLNEED advice,
  *                    -ECHILD after fork()
  *   multi            two connections in one process; closing one leaves
  *                    the other's regions working
@@ -941,14 +941,29 @@ static int cmd_api(int argc, char **argv)
 	fill(p, MIB, seed);
 
 	ret = uzswap_set_limit(c, 64 * MIB);
-	CHECK(ret == -ENOTSUP, "uzswap_set_limit: %d (%s), want -ENOTSUP",
-	      ret, strerror(-ret));
+	CHECK(ret == 0, "uzswap_set_limit: %d (%s)", ret, strerror(-ret));
+	ret = uzswap_stats(c, &st);
+	CHECK(ret == 0 && st.limit_bytes == 64 * MIB,
+	      "limit after uzswap_set_limit: %llu",
+	      (unsigned long long)st.limit_bytes);
+	ret = uzswap_set_limit(c, 4096);
+	CHECK(ret == -EINVAL, "uzswap_set_limit(4096): %d", ret);
 	ret = uzswap_advise(c, p, MIB, UZSWAP_ADVISE_COLD);
-	CHECK(ret == -ENOTSUP, "uzswap_advise COLD: %d (%s), want -ENOTSUP",
-	      ret, strerror(-ret));
+	CHECK(ret == 0, "uzswap_advise COLD: %d (%s)", ret, strerror(-ret));
+	ret = uzswap_stats(c, &st);
+	CHECK(ret == 0 && st.resident_bytes == 0 &&
+		      st.stored_pages == MIB / PAGE && st.evictions == MIB / PAGE,
+	      "after COLD: resident %llu stored %llu evictions %llu",
+	      (unsigned long long)st.resident_bytes,
+	      (unsigned long long)st.stored_pages,
+	      (unsigned long long)st.evictions);
 	ret = uzswap_advise(c, p + PAGE, PAGE, UZSWAP_ADVISE_WILLNEED);
-	CHECK(ret == -ENOTSUP, "uzswap_advise WILLNEED: %d, want -ENOTSUP",
-	      ret);
+	CHECK(ret == 0, "uzswap_advise WILLNEED: %d", ret);
+	ret = uzswap_stats(c, &st);
+	CHECK(ret == 0 && st.resident_bytes == PAGE,
+	      "after WILLNEED: resident %llu",
+	      (unsigned long long)st.resident_bytes);
+	check("after COLD and WILLNEED", p, MIB, seed);
 	ret = uzswap_advise(c, p, MIB, 99);
 	CHECK(ret == -EINVAL, "uzswap_advise bad advice: %d", ret);
 	ret = uzswap_advise(c, p + 1, PAGE, UZSWAP_ADVISE_COLD);

@@ -1,0 +1,494 @@
+/*
+ * evict.c - the evictor threads and the eviction protocol.
+ *
+ * Budgets. A client is over budget when its resident pages exceed its
+ * limit (uzswap_set_limit(), else --default-limit); the daemon is when all
+ * clients together exceed --resident-limit. Fault threads call
+ * evict_check() after each fault-in, which wakes the evictors at once;
+ * they also wake every EVICT_TICK_MS to catch anything missed. An evictor
+ * walks the clients round-robin with the registry's scan cursor (like
+ * khugepaged_scan) and, for each client over budget, evicts from the tail
+ * of its LRU until it is EVICT_RUN_PAGES under the budget (the low mark),
+ * at most EVICT_QUANTUM pages per visit so that one client cannot hold an
+ * evictor while others wait.
+ *
+ * The protocol (DESIGN.md, "Eviction protocol"), on a run of contiguous
+ * RESIDENT pages of one region (evict_run()):
+ *   1. each page RESIDENT -> EVICTING (compare-and-swap: nobody else may
+ *      take it now), then UFFDIO_WRITEPROTECT the run: writers block;
+ *   2. pread() the run from the memfd (never through a mapping: a hole
+ *      touched that way would turn into zeros);
+ *   3. store each page (same-filled, compressed or raw) and publish its
+ *      stored state before the punch, marked PAGE_UNPUNCHED;
+ *   4. fallocate(PUNCH_HOLE | KEEP_SIZE) the run;
+ *   5. clear PAGE_UNPUNCHED and un-protect the run: the blocked writers
+ *      wake, refault as MISSING, and get the stored copy.
+ * A region leaving its slot (region_detach()) is restored by the loop
+ * thread; an evictor that took pages of it after that puts them back.
+ * A page that faults between 4 and 5 is loaded by its fault thread (a
+ * MISSING fault proves the punch); WILLNEED and region restores, which do
+ * not have that proof, leave UNPUNCHED pages alone. If the store fills up
+ * (step 3) the run is cut there; if the punch fails, every page of the
+ * run goes back to RESIDENT and its stored copy is dropped.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evict.h"
+#include "fault.h"
+#include "lib/uffd/uffd.h"
+#include "log.h"
+#include "registry.h"
+#include "store.h"
+
+#define EVICT_MAX_THREADS	8
+#define EVICT_QUANTUM		1024	/* pages per client per visit */
+#define EVICT_TICK_MS		100
+
+/*
+ * The evictors. @reg, @store, @threads and @nr_threads are written by
+ * evict_start()/evict_stop() only; @lock protects @kicked and @stop; the
+ * limits and counters are atomic.
+ */
+static struct {
+	struct registry *reg;
+	struct store *store;
+	atomic_uint_fast64_t default_limit;
+	atomic_uint_fast64_t resident_limit;
+	pthread_t threads[EVICT_MAX_THREADS];
+	unsigned int nr_threads;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool kicked;
+	bool stop;
+	struct {
+		atomic_uint_fast64_t evicted, runs, store_full, second_chances;
+	} st;
+} ev = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+};
+
+#define STAT_ADD(field, n) \
+	atomic_fetch_add_explicit(&ev.st.field, (n), memory_order_relaxed)
+
+/*****************
+ * Budgets
+ *****************/
+
+void evict_get_limits(uint64_t *default_limit, uint64_t *resident_limit)
+{
+	*default_limit = atomic_load(&ev.default_limit);
+	*resident_limit = atomic_load(&ev.resident_limit);
+}
+
+uint64_t evict_slot_limit(struct mm_slot *slot)
+{
+	uint64_t own = atomic_load(&slot->limit);
+
+	return own ? own : atomic_load(&ev.default_limit);
+}
+
+/* The low mark of a budget of @limit pages. */
+static size_t low_mark(size_t limit)
+{
+	return limit > 2 * EVICT_RUN_PAGES ? limit - EVICT_RUN_PAGES
+					   : limit / 2;
+}
+
+static bool slot_over(struct mm_slot *slot, bool to_low)
+{
+	size_t limit = evict_slot_limit(slot) >> PAGE_SHIFT;
+	size_t res = atomic_load(&slot->resident);
+
+	return limit && res > (to_low ? low_mark(limit) : limit);
+}
+
+static bool daemon_over(bool to_low)
+{
+	size_t limit = atomic_load(&ev.resident_limit) >> PAGE_SHIFT;
+	size_t res = region_resident_total();
+
+	return limit && res > (to_low ? low_mark(limit) : limit);
+}
+
+static void kick(void)
+{
+	pthread_mutex_lock(&ev.lock);
+	ev.kicked = true;
+	pthread_cond_broadcast(&ev.cond);
+	pthread_mutex_unlock(&ev.lock);
+}
+
+void evict_check(struct mm_slot *slot)
+{
+	if (slot_over(slot, false) || daemon_over(false))
+		kick();
+}
+
+void evict_set_limits(uint64_t default_limit, uint64_t resident_limit)
+{
+	atomic_store(&ev.default_limit, default_limit);
+	atomic_store(&ev.resident_limit, resident_limit);
+	kick();
+}
+
+/*****************
+ * The protocol
+ *****************/
+
+/* Take up to @n pages from @first into EVICTING; returns how many. */
+static size_t take_run(struct region *r, size_t first, size_t n, int stamp,
+		       uint32_t *old)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		struct page_entry *p = &r->pages[first + k];
+		uint32_t info = atomic_load(&p->info);
+
+		if (page_state(info) != PAGE_RESIDENT ||
+		    (stamp >= 0 && page_stamp(info) != stamp) ||
+		    !page_cas(p, &info,
+			      (info & ~PAGE_STATE_MASK) | PAGE_EVICTING))
+			break;
+		old[k] = info;
+	}
+	return k;
+}
+
+/* Store the pread() pages; returns how many were stored and published. */
+static size_t store_run(struct region *r, size_t first, size_t k,
+			struct compressor *c, const uint8_t *buf)
+{
+	uint64_t clock = atomic_load(&r->slot->evictions);
+	size_t i;
+
+	for (i = 0; i < k; i++) {
+		struct page_entry *p = &r->pages[first + i];
+		uint32_t flags;
+		uint64_t data;
+		int bytes;
+
+		bytes = store_put(r->store, c, buf + (i << PAGE_SHIFT), &flags,
+				  &data);
+		if (bytes < 0)
+			break;
+		p->data = data;
+		p->evicted_at = (uint32_t)(clock + i);
+		atomic_fetch_add(&r->compressed_bytes, (size_t)bytes);
+		atomic_store(&p->info, flags | PAGE_UNPUNCHED);
+	}
+	return i;
+}
+
+/* The punch failed: the stored pages are still in the memfd. */
+static void unstore_run(struct region *r, size_t first, size_t k,
+			const uint32_t *old)
+{
+	size_t i;
+
+	for (i = 0; i < k; i++) {
+		struct page_entry *p = &r->pages[first + i];
+		uint32_t info = atomic_load(&p->info);
+
+		atomic_fetch_sub(&r->compressed_bytes,
+				 store_drop(r->store, info, p->data));
+		atomic_store(&p->info, old[i]);
+	}
+}
+
+static void mark_punched(struct region *r, size_t first, size_t k)
+{
+	size_t i;
+
+	for (i = 0; i < k; i++) {
+		struct page_entry *p = &r->pages[first + i];
+		uint32_t info = atomic_load(&p->info);
+
+		/* fails harmlessly if a fault thread took it meanwhile */
+		if (info & PAGE_UNPUNCHED)
+			page_cas(p, &info, info & ~PAGE_UNPUNCHED);
+	}
+}
+
+long evict_run(struct region *r, size_t first, size_t n, int stamp,
+	       struct compressor *c, uint8_t *buf)
+{
+	uint32_t old[EVICT_RUN_PAGES];
+	unsigned long addr = r->start + (first << PAGE_SHIFT);
+	off_t off = (off_t)(first << PAGE_SHIFT);
+	size_t k, i, stored = 0, len;
+	int fd = r->ctx->fd;
+	long ret;
+
+	if (n > EVICT_RUN_PAGES)
+		n = EVICT_RUN_PAGES;
+	k = take_run(r, first, n, stamp, old);
+	if (k == 0)
+		return 0;
+	if (atomic_load(&r->detached)) {
+		/* leaving its slot: its pages are being restored */
+		ret = 0;
+		goto out_revert;
+	}
+	len = k << PAGE_SHIFT;
+	ret = uffd_writeprotect(fd, addr, len, true, false);
+	if (ret)
+		goto out_revert;
+	if (pread(r->memfd, buf, len, off) != (ssize_t)len) {
+		ret = -EIO;
+		goto out_unprotect;
+	}
+	stored = store_run(r, first, k, c, buf);
+	for (i = stored; i < k; i++)
+		atomic_store(&r->pages[first + i].info, old[i]);
+	if (stored < k)
+		STAT_ADD(store_full, 1);
+	if (stored && fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE |
+					       FALLOC_FL_KEEP_SIZE,
+				off, (off_t)(stored << PAGE_SHIFT)) < 0) {
+		ret = -errno;
+		log_err("evict", "pid %d: punch of region %llu: %s",
+			(int)r->slot->pid, (unsigned long long)r->id,
+			strerror(errno));
+		unstore_run(r, first, stored, old);
+		stored = 0;
+	}
+	mark_punched(r, first, stored);
+out_unprotect:
+	uffd_writeprotect(fd, addr, len, false, false);
+	if (stored) {
+		atomic_fetch_add(&r->stored, stored);
+		region_account(r, -(long)stored);
+		atomic_fetch_add(&r->slot->evictions, stored);
+		STAT_ADD(evicted, stored);
+		STAT_ADD(runs, 1);
+		return (long)stored;
+	}
+	return ret ? ret : -ENOMEM;
+
+out_revert:
+	for (i = 0; i < k; i++)
+		atomic_store(&r->pages[first + i].info, old[i]);
+	return ret;
+}
+
+/*****************
+ * Walking the LRU
+ *****************/
+
+/* Whether page @idx of @r is an evictable page of record @stamp. */
+static bool page_matches(struct region *r, size_t idx, uint16_t stamp)
+{
+	uint32_t info = atomic_load(&r->pages[idx].info);
+
+	return page_state(info) == PAGE_RESIDENT &&
+	       page_stamp(info) == stamp && !(info & PAGE_ACTIVE);
+}
+
+/* An active page at the LRU tail: clear the mark, give it a new record. */
+static void second_chance(struct mm_slot *slot, struct region *r, size_t idx)
+{
+	struct page_entry *p = &r->pages[idx];
+	uint32_t info = atomic_load(&p->info);
+	int stamp = lru_add(&slot->lru, r->id, (uint32_t)idx, 1);
+
+	if (stamp >= 0 && page_cas(p, &info,
+				   page_info(PAGE_RESIDENT, 0,
+					     (uint16_t)stamp)))
+		STAT_ADD(second_chances, 1);
+}
+
+/*
+ * Evict the run at the tail of @slot's LRU.
+ * Return: pages evicted; 0 if the tail only needed tidying (stale pages,
+ * an active page, a region gone); -ENODATA when the LRU is empty;
+ * -ENOMEM when the store is full.
+ */
+static long evict_tail(struct mm_slot *slot, struct compressor *c,
+		       uint8_t *buf)
+{
+	struct lru_rec rec;
+	struct region *r;
+	uint32_t info;
+	size_t n;
+	long got;
+
+	if (!lru_peek(&slot->lru, &rec))
+		return -ENODATA;
+	r = mm_slot_find_region_id(slot, rec.region_id);
+	if (!r || rec.first >= r->npages) {
+		lru_consume(&slot->lru, &rec, rec.npages);
+		got = 0;
+		goto out_put;
+	}
+	info = atomic_load(&r->pages[rec.first].info);
+	if (page_state(info) == PAGE_RESIDENT &&
+	    page_stamp(info) == rec.stamp && (info & PAGE_ACTIVE))
+		second_chance(slot, r, rec.first);
+	if (!page_matches(r, rec.first, rec.stamp)) {
+		lru_consume(&slot->lru, &rec, 1);
+		got = 0;
+		goto out_put;
+	}
+	for (n = 1; n < rec.npages && rec.first + n < r->npages &&
+		    page_matches(r, rec.first + n, rec.stamp);
+	     n++)
+		;
+	got = evict_run(r, rec.first, n, rec.stamp, c, buf);
+	if (got > 0)
+		lru_consume(&slot->lru, &rec, (uint16_t)got);
+	else if (got != -ENOMEM)
+		lru_consume(&slot->lru, &rec, (uint16_t)n);
+out_put:
+	if (r)
+		region_put(r);
+	return got;
+}
+
+enum slot_result {
+	SLOT_DONE,	/* within budget, or nothing left to evict */
+	SLOT_MORE,	/* quantum used up, still over budget */
+	SLOT_FULL,	/* the store takes no more */
+};
+
+/* Evict from @slot while it (or the daemon) is over budget, at most
+ * EVICT_QUANTUM pages. */
+static enum slot_result evict_slot(struct mm_slot *slot, struct compressor *c,
+				   uint8_t *buf)
+{
+	long got, done = 0;
+
+	if (!slot_over(slot, false) && !daemon_over(false))
+		return SLOT_DONE;
+	while (slot_over(slot, true) ||
+	       (daemon_over(true) && atomic_load(&slot->resident))) {
+		if (done >= EVICT_QUANTUM)
+			return SLOT_MORE;
+		got = evict_tail(slot, c, buf);
+		if (got == -ENOMEM)
+			return SLOT_FULL;
+		if (got < 0)
+			break;
+		done += got ? got : 1;
+	}
+	return SLOT_DONE;
+}
+
+/* One round over every client. Returns whether to go round again: some
+ * client is still over budget and the store takes more. */
+static bool evict_pass(struct compressor *c, uint8_t *buf)
+{
+	unsigned int i, n = registry_nr_slots(ev.reg);
+	enum slot_result res;
+	struct mm_slot *slot;
+	bool again = false;
+
+	for (i = 0; i < n; i++) {
+		slot = registry_scan_next(ev.reg);
+		if (!slot)
+			break;
+		res = evict_slot(slot, c, buf);
+		mm_slot_put(slot);
+		if (res == SLOT_FULL)
+			return false;
+		again |= res == SLOT_MORE;
+	}
+	return again;
+}
+
+static bool wait_for_work(void)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += EVICT_TICK_MS * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&ev.lock);
+	if (!ev.kicked && !ev.stop)
+		pthread_cond_timedwait(&ev.cond, &ev.lock, &ts);
+	ev.kicked = false;
+	stop = ev.stop;
+	pthread_mutex_unlock(&ev.lock);
+	return !stop;
+}
+
+static void *evictor_main(void *arg)
+{
+	struct compressor *c = NULL;
+	uint8_t *buf;
+
+	buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
+	if (!buf) {
+		log_err("evict", "no memory for an evictor's buffer");
+		return NULL;
+	}
+	while (wait_for_work()) {
+		if (store_compressor_current(ev.store, &c)) {
+			log_err("evict", "cannot make a compressor");
+			continue;
+		}
+		while (evict_pass(c, buf))
+			;
+	}
+	compressor_destroy(c);
+	free(buf);
+	return NULL;
+}
+
+int evict_start(struct registry *reg, struct store *store,
+		const struct evict_config *cfg)
+{
+	unsigned int i;
+	int ret = 0;
+
+	if (cfg->nthreads == 0 || cfg->nthreads > EVICT_MAX_THREADS)
+		return -EINVAL;
+	ev.reg = reg;
+	ev.store = store;
+	ev.stop = false;
+	atomic_store(&ev.default_limit, cfg->default_limit);
+	atomic_store(&ev.resident_limit, cfg->resident_limit);
+	for (i = 0; i < cfg->nthreads && ret == 0; i++) {
+		ret = -pthread_create(&ev.threads[i], NULL, evictor_main, NULL);
+		if (ret == 0)
+			ev.nr_threads++;
+	}
+	if (ret)
+		evict_stop();
+	return ret;
+}
+
+void evict_stop(void)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&ev.lock);
+	ev.stop = true;
+	pthread_cond_broadcast(&ev.cond);
+	pthread_mutex_unlock(&ev.lock);
+	for (i = 0; i < ev.nr_threads; i++)
+		pthread_join(ev.threads[i], NULL);
+	ev.nr_threads = 0;
+}
+
+void evict_get_stats(struct evict_stats *st)
+{
+	st->evicted = atomic_load(&ev.st.evicted);
+	st->runs = atomic_load(&ev.st.runs);
+	st->store_full = atomic_load(&ev.st.store_full);
+	st->second_chances = atomic_load(&ev.st.second_chances);
+}

@@ -1,0 +1,71 @@
+/*
+ * evict.h - eviction: the evictor threads that keep every client within
+ * its resident budget (and all clients within the daemon's), and the
+ * eviction protocol they run on a run of pages.
+ *
+ * Private to uzswapd.
+ */
+#ifndef UZSWAPD_EVICT_H
+#define UZSWAPD_EVICT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compress.h"
+#include "region.h"
+
+#define EVICT_RUN_PAGES 64	/* pages per run of the protocol, at most */
+
+struct registry;
+struct mm_slot;
+struct store;
+
+struct evict_config {
+	uint64_t default_limit;		/* bytes per process; 0: none */
+	uint64_t resident_limit;	/* bytes over all clients; 0: none */
+	unsigned int nthreads;
+};
+
+/* Counters of eviction (each read atomically). */
+struct evict_stats {
+	uint64_t evicted;	/* pages stored and dropped from memfds */
+	uint64_t runs;		/* protocol runs */
+	uint64_t store_full;	/* runs cut short: the pool took no more */
+	uint64_t second_chances;/* active pages given another LRU trip */
+};
+
+/* Start the evictor threads. Return: 0 or -errno. Loop thread. */
+int evict_start(struct registry *reg, struct store *store,
+		const struct evict_config *cfg);
+void evict_stop(void);
+
+/* Change the budgets (reload, or a client's set-limit); wakes the
+ * evictors. */
+void evict_set_limits(uint64_t default_limit, uint64_t resident_limit);
+
+/* The budgets in force (bytes; 0: none). */
+void evict_get_limits(uint64_t *default_limit, uint64_t *resident_limit);
+
+/* A client's budget in bytes: its own limit, else the default; 0: none. */
+uint64_t evict_slot_limit(struct mm_slot *slot);
+
+/* Wake the evictors if @slot or the daemon is over budget. Cheap: two
+ * atomic loads. Any thread. */
+void evict_check(struct mm_slot *slot);
+
+/*
+ * evict_run() - the eviction protocol (DESIGN.md) on pages [@first,
+ * @first + @n) of @r, @n <= EVICT_RUN_PAGES, taking only pages that are
+ * RESIDENT (and, when @stamp >= 0, carry that LRU stamp) from @first on:
+ * write-protect, pread, store, publish, punch, un-protect.
+ * @c: the caller's compressor; @buf: EVICT_RUN_PAGES pages of buffer
+ * Return: pages evicted (0 if @first was not evictable), or -ENOMEM if the
+ * store took nothing, or -errno from the kernel (the pages are then
+ * RESIDENT again, untouched).
+ */
+long evict_run(struct region *r, size_t first, size_t n, int stamp,
+	       struct compressor *c, uint8_t *buf);
+
+void evict_get_stats(struct evict_stats *st);
+
+#endif /* UZSWAPD_EVICT_H */

@@ -1,0 +1,155 @@
+/*
+ * load.c - bring stored pages back; see load.h.
+ *
+ * A stored page (COMPRESSED or SAME) is taken by a compare-and-swap into
+ * LOADING, decompressed into the caller's buffer, put in place (UFFDIO_COPY
+ * into the client, or pwrite() into the memfd), published RESIDENT with a
+ * fresh LRU stamp, and only then dropped from the store: until the page is
+ * safely back, the stored copy stays. If putting it in place fails, the
+ * page returns to its stored state untouched.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "lib/uffd/uffd.h"
+#include "load.h"
+#include "log.h"
+#include "registry.h"
+#include "store.h"
+
+/* The flags a page brought back gets: PAGE_ACTIVE if it was evicted less
+ * than a budget's worth of evictions ago (the kernel's workingset test). */
+static uint32_t refault_flags(struct region *r, const struct page_entry *p)
+{
+	struct mm_slot *slot = r->slot;
+	uint64_t limit = atomic_load(&slot->limit) >> PAGE_SHIFT;
+	uint32_t distance = (uint32_t)atomic_load(&slot->evictions) -
+			    p->evicted_at;
+
+	return limit && distance < limit ? PAGE_ACTIVE : 0;
+}
+
+/* Publish a loaded page RESIDENT and drop its stored copy. */
+static void loaded(struct region *r, size_t idx, uint32_t stored_info)
+{
+	struct page_entry *p = &r->pages[idx];
+	uint32_t flags = refault_flags(r, p);
+	int stamp = lru_add(&r->slot->lru, r->id, (uint32_t)idx, 1);
+	size_t bytes;
+
+	atomic_store(&p->info, page_info(PAGE_RESIDENT, flags,
+					 stamp < 0 ? 0 : (uint16_t)stamp));
+	bytes = store_drop(r->store, stored_info, p->data);
+	atomic_fetch_sub(&r->compressed_bytes, bytes);
+	atomic_fetch_sub(&r->stored, 1);
+	region_account(r, 1);
+}
+
+/* Take a stored page into LOADING; returns its stored info, or 0 with
+ * *@res set if it cannot be taken. */
+static uint32_t take_stored(struct region *r, size_t idx, bool faulted,
+			    enum load_result *res)
+{
+	struct page_entry *p = &r->pages[idx];
+	uint32_t info = atomic_load(&p->info);
+
+	for (;;) {
+		switch (page_state(info)) {
+		case PAGE_COMPRESSED:
+		case PAGE_SAME:
+			if ((info & PAGE_UNPUNCHED) && !faulted) {
+				*res = LOAD_BUSY;
+				return 0;
+			}
+			if (page_cas(p, &info, page_info(PAGE_LOADING, 0, 0)))
+				return info & ~PAGE_UNPUNCHED;
+			continue;
+		case PAGE_RESIDENT:
+			*res = LOAD_DONE;
+			return 0;
+		case PAGE_NEW:
+			*res = LOAD_NOT_STORED;
+			return 0;
+		default:
+			*res = LOAD_BUSY;
+			return 0;
+		}
+	}
+}
+
+enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
+			   bool faulted, bool dontwake)
+{
+	struct page_entry *p = &r->pages[idx];
+	unsigned long addr = r->start + (idx << PAGE_SHIFT);
+	enum load_result res;
+	uint32_t info;
+	int ret;
+
+	info = take_stored(r, idx, faulted, &res);
+	if (!info)
+		return res;
+	if (store_get(r->store, lc->comp, info, p->data, lc->buf)) {
+		atomic_store(&p->info, info);
+		log_err("load", "pid %d: page %#lx of region %llu is corrupt "
+			"in the store; left unresolved", (int)r->slot->pid,
+			addr, (unsigned long long)r->id);
+		return LOAD_CORRUPT;
+	}
+	ret = uffd_copy(r->ctx->fd, addr, lc->buf, PAGE_SIZE,
+			UFFD_COPY_DONTWAKE);
+	if (ret == 0 || ret == -EEXIST) {
+		/* EEXIST: the client's own write(2) to its memfd refilled the
+		 * hole; what is there is newer than our copy */
+		loaded(r, idx, info);
+		if (!dontwake)
+			uffd_wake(r->ctx->fd, addr, PAGE_SIZE);
+		return LOAD_DONE;
+	}
+	atomic_store(&p->info, info);
+	if (ret == -EAGAIN)
+		return LOAD_AGAIN;
+	if (ret != -ENOENT && ret != -ESRCH && ret != -ENOMEM)
+		log_err("load", "pid %d: UFFDIO_COPY at %#lx: %s",
+			(int)r->slot->pid, addr, strerror(-ret));
+	return LOAD_GONE;
+}
+
+int load_region_restore(struct region *r, struct load_ctx *lc)
+{
+	struct page_entry *p;
+	enum load_result res;
+	uint32_t info;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < r->npages && atomic_load(&r->stored); i++) {
+		p = &r->pages[i];
+		info = take_stored(r, i, false, &res);
+		if (!info) {
+			if (res == LOAD_BUSY) {
+				/* an evictor or fault thread is on it */
+				sched_yield();
+				i--;
+			}
+			continue;
+		}
+		if (store_get(r->store, lc->comp, info, p->data, lc->buf) ||
+		    pwrite(r->memfd, lc->buf, PAGE_SIZE,
+			   (off_t)(i << PAGE_SHIFT)) != PAGE_SIZE) {
+			atomic_store(&p->info, info);
+			log_err("load", "pid %d: cannot restore page %zu of "
+				"region %llu", (int)r->slot->pid, i,
+				(unsigned long long)r->id);
+			ret = -EIO;
+			continue;
+		}
+		loaded(r, i, info);
+	}
+	return ret;
+}

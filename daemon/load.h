@@ -1,0 +1,55 @@
+/*
+ * load.h - bringing stored pages back: into the client through its uffd
+ * (a fault, or WILLNEED advice), or into the region's memfd (a live
+ * client's region being unregistered: every page must be back before the
+ * range leaves userfaultfd, or the client would read zeros).
+ *
+ * Private to uzswapd.
+ */
+#ifndef UZSWAPD_LOAD_H
+#define UZSWAPD_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compress.h"
+#include "region.h"
+
+/* What a caller needs: its own compressor and a page-sized buffer. */
+struct load_ctx {
+	struct compressor *comp;
+	uint8_t *buf;
+};
+
+enum load_result {
+	LOAD_DONE,	/* the page is RESIDENT (loaded now, or found so) */
+	LOAD_BUSY,	/* another thread holds it (LOADING, EVICTING): later */
+	LOAD_NOT_STORED,/* NEW: nothing stored to load */
+	LOAD_AGAIN,	/* the kernel said EAGAIN: later */
+	LOAD_GONE,	/* the range or the process is gone */
+	LOAD_CORRUPT,	/* the stored object does not decompress */
+};
+
+/*
+ * load_page() - bring page @idx of @r from the store into the client with
+ * UFFDIO_COPY (without waking the faulting threads when @dontwake: the
+ * caller wakes a whole range at once). @faulted: a MISSING fault on the
+ * page proves it was punched (see PAGE_UNPUNCHED). The page joins the LRU,
+ * marked active if its refault distance is short. Thread context: a fault
+ * thread, or the loop thread for WILLNEED.
+ */
+enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
+			   bool faulted, bool dontwake);
+
+/*
+ * load_region_restore() - write every stored page of @r back into its
+ * memfd with pwrite() and mark it RESIDENT; pages other threads hold are
+ * waited for. Call before unregistering the range of a live client.
+ * Return: 0, or -EIO if a stored page is corrupt (it stays stored).
+ * Cost: one decompression and one pwrite per stored page, on the calling
+ * thread (the loop thread: ~5 us per page).
+ */
+int load_region_restore(struct region *r, struct load_ctx *lc);
+
+#endif /* UZSWAPD_LOAD_H */
