@@ -357,6 +357,7 @@ static int ctl_status(struct ctl_conn *c, struct proto_msg *m,
 	struct proto_status_reply s = { 0 };
 	struct store_stats ss;
 	struct evict_stats es;
+	struct fault_stats fs;
 
 	if (m->hdr.len != 0)
 		return fail(rep, -EBADMSG, "STATUS takes no payload");
@@ -374,6 +375,20 @@ static int ctl_status(struct ctl_conn *c, struct proto_msg *m,
 	s.evictions = es.evicted;
 	s.loads = ss.loads;
 	s.store_failures = ss.failures;
+	fault_get_stats(&fs);
+	s.read_ahead = fs.read_ahead;
+	s.pool_limit = ss.pool_limit;
+	s.pool_full = ss.full;
+	s.written_back_pages = ss.written_back;
+	s.writebacks = ss.writebacks;
+	s.writeback_failures = ss.writeback_failures;
+	if (c->d->store.backing) {
+		struct backing_stats bs;
+
+		backing_get_stats(c->d->store.backing, &bs);
+		s.backing_bytes = bs.used_bytes;
+		s.backing_limit = bs.limit_bytes;
+	}
 	rep->len = proto_encode_status_reply(rep->body, &s);
 	return 0;
 }

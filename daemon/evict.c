@@ -52,6 +52,7 @@
 #define EVICT_MAX_THREADS	8
 #define EVICT_QUANTUM		1024	/* pages per client per visit */
 #define EVICT_TICK_MS		100
+#define EVICT_MERGE_RECS	16	/* LRU records one run may cover */
 
 /*
  * The evictors. @reg, @store, @threads and @nr_threads are written by
@@ -178,8 +179,8 @@ static size_t store_run(struct region *r, size_t first, size_t k,
 		uint64_t data;
 		int bytes;
 
-		bytes = store_put(r->store, c, buf + (i << PAGE_SHIFT), &flags,
-				  &data);
+		bytes = store_put(r->store, c, buf + (i << PAGE_SHIFT), r,
+				  first + i, &flags, &data);
 		if (bytes < 0)
 			break;
 		p->data = data;
@@ -279,6 +280,10 @@ out_unprotect:
 out_revert:
 	for (i = 0; i < k; i++)
 		atomic_store(&r->pages[first + i].info, old[i]);
+	if (ret)
+		log_debug("evict", "pid %d: region %llu pages %zu+%zu: %s",
+			  (int)r->slot->pid, (unsigned long long)r->id, first,
+			  k, strerror((int)-ret));
 	return ret;
 }
 
@@ -308,6 +313,44 @@ static void second_chance(struct mm_slot *slot, struct region *r, size_t idx)
 		STAT_ADD(second_chances, 1);
 }
 
+/* Pages of @rec, from its first, that can be evicted together. */
+static size_t rec_run(struct region *r, const struct lru_rec *rec)
+{
+	size_t n = 0;
+
+	while (n < rec->npages && rec->first + n < r->npages &&
+	       page_matches(r, rec->first + n, rec->stamp))
+		n++;
+	return n;
+}
+
+/*
+ * Extend the run of the tail record @recs[0] (@n pages, all of it) with
+ * the records after it that continue it in the same region, up to
+ * EVICT_RUN_PAGES: sequential fault-ins and read-ahead leave many small
+ * records of adjacent pages, and the protocol is cheaper per page in long
+ * runs. Returns how many records the run covers; *@n grows accordingly.
+ */
+static size_t merge_records(struct region *r, const struct lru_rec *recs,
+			    size_t nrecs, size_t *n)
+{
+	size_t i, k;
+
+	for (i = 1; i < nrecs; i++) {
+		const struct lru_rec *next = &recs[i];
+
+		if (next->region_id != r->id ||
+		    next->first != recs[0].first + *n ||
+		    *n + next->npages > EVICT_RUN_PAGES)
+			break;
+		k = rec_run(r, next);
+		if (k != next->npages)
+			break;
+		*n += k;
+	}
+	return i;
+}
+
 /*
  * Evict the run at the tail of @slot's LRU.
  * Return: pages evicted; 0 if the tail only needed tidying (stale pages,
@@ -317,14 +360,16 @@ static void second_chance(struct mm_slot *slot, struct region *r, size_t idx)
 static long evict_tail(struct mm_slot *slot, struct compressor *c,
 		       uint8_t *buf)
 {
-	struct lru_rec rec;
+	struct lru_rec recs[EVICT_MERGE_RECS], rec;
+	size_t nrecs, covered = 1, i, n;
 	struct region *r;
 	uint32_t info;
-	size_t n;
 	long got;
 
-	if (!lru_peek(&slot->lru, &rec))
+	nrecs = lru_peek(&slot->lru, recs, EVICT_MERGE_RECS);
+	if (!nrecs)
 		return -ENODATA;
+	rec = recs[0];
 	r = mm_slot_find_region_id(slot, rec.region_id);
 	if (!r || rec.first >= r->npages) {
 		lru_consume(&slot->lru, &rec, rec.npages);
@@ -340,15 +385,19 @@ static long evict_tail(struct mm_slot *slot, struct compressor *c,
 		got = 0;
 		goto out_put;
 	}
-	for (n = 1; n < rec.npages && rec.first + n < r->npages &&
-		    page_matches(r, rec.first + n, rec.stamp);
-	     n++)
-		;
-	got = evict_run(r, rec.first, n, rec.stamp, c, buf);
-	if (got > 0)
+	n = rec_run(r, &rec);
+	if (n == rec.npages)
+		covered = merge_records(r, recs, nrecs, &n);
+	got = evict_run(r, rec.first, n, covered > 1 ? -1 : rec.stamp, c,
+			buf);
+	if (covered > 1 && got == (long)n) {
+		for (i = 0; i < covered; i++)
+			lru_consume(&slot->lru, &recs[i], recs[i].npages);
+	} else if (got > 0) {
 		lru_consume(&slot->lru, &rec, (uint16_t)got);
-	else if (got != -ENOMEM)
+	} else if (got != -ENOMEM) {
 		lru_consume(&slot->lru, &rec, (uint16_t)n);
+	}
 out_put:
 	if (r)
 		region_put(r);
@@ -384,6 +433,25 @@ static enum slot_result evict_slot(struct mm_slot *slot, struct compressor *c,
 	return SLOT_DONE;
 }
 
+/* The pool is at its limit: reclaim from the bottom. Returns whether it
+ * takes pages again; if not, evictions stop until it does (logged once
+ * per episode: budgets are exceeded rather than a page lost). */
+static bool relieve_store(void)
+{
+	static atomic_bool stuck;
+
+	if (store_reclaim(ev.store)) {
+		if (atomic_exchange(&stuck, false))
+			log_info("evict", "the pool takes pages again");
+		return true;
+	}
+	if (!atomic_exchange(&stuck, true))
+		log_warn("evict", "the pool is at its limit and the backing "
+			 "file takes no more: evictions stop, budgets are "
+			 "exceeded until pages are freed");
+	return false;
+}
+
 /* One round over every client. Returns whether to go round again: some
  * client is still over budget and the store takes more. */
 static bool evict_pass(struct compressor *c, uint8_t *buf)
@@ -393,6 +461,9 @@ static bool evict_pass(struct compressor *c, uint8_t *buf)
 	struct mm_slot *slot;
 	bool again = false;
 
+	store_flush_frees(ev.store);
+	if (!relieve_store())
+		return false;
 	for (i = 0; i < n; i++) {
 		slot = registry_scan_next(ev.reg);
 		if (!slot)
@@ -400,7 +471,7 @@ static bool evict_pass(struct compressor *c, uint8_t *buf)
 		res = evict_slot(slot, c, buf);
 		mm_slot_put(slot);
 		if (res == SLOT_FULL)
-			return false;
+			return relieve_store();
 		again |= res == SLOT_MORE;
 	}
 	return again;

@@ -21,7 +21,9 @@
  *                    touched it together): UFFDIO_COPY fails EEXIST ->
  *                    UFFDIO_WAKE
  *          COMPRESSED, SAME: load_page(): decompress, UFFDIO_COPY, drop
- *                    the stored copy (an exclusive load), RESIDENT
+ *                    the stored copy (an exclusive load), RESIDENT; when
+ *                    the faults run sequentially, the next stored pages
+ *                    too (read-ahead, DONTWAKE copies), then one wake
  *          EVICTING, LOADING: another thread's for a moment: retried
  *     -> evict_check(): wake the evictors if the client is over budget
  *     -> a write-protect fault on a page nobody is evicting is un-protected
@@ -57,6 +59,7 @@
 #define FAULT_MSG_BATCH		64	/* messages per read() */
 #define FAULT_EVENTS		32	/* epoll events per wait */
 #define FAULT_BLOCK_PAGES	16	/* NEW pages filled per fault, aligned */
+#define FAULT_RA_MAX		32	/* read-ahead window, pages */
 #define FAULT_RETRY_MS		1
 #define FAULT_MAX_THREADS	16
 /* Fault threads need little stack; a small one is cheap to lock. */
@@ -96,7 +99,8 @@ struct fault_thread {
 	struct load_ctx lc;
 	struct {
 		atomic_uint_fast64_t faults, zero_fills, zero_pages, wakes,
-			wp_faults, retries, client_gone, client_dropped, loads;
+			wp_faults, retries, client_gone, client_dropped, loads,
+			read_ahead;
 	} st;
 };
 
@@ -271,15 +275,49 @@ static void fill_new(struct fault_thread *t, struct uffd_ctx *ctx,
 			fill_one(t, ctx, r, i);
 }
 
-/* A MISSING fault on a stored page: bring it back. */
+/*
+ * Read-ahead: after a fault on stored page @idx that continues a
+ * sequential stream, bring the following stored pages in too, without
+ * waking anyone (each is a DONTWAKE copy; the caller wakes the whole run
+ * once). The window doubles while the stream stays sequential, up to
+ * FAULT_RA_MAX, and closes at the first gap (a page not stored, or one
+ * another thread holds). Returns the pages brought in.
+ */
+static size_t read_ahead(struct fault_thread *t, struct uffd_ctx *ctx,
+			 struct region *r, size_t idx)
+{
+	unsigned long addr = r->start + (idx << PAGE_SHIFT);
+	size_t n = 0;
+
+	if (addr != ctx->ra_next) {
+		ctx->ra_window = 0;
+	} else {
+		ctx->ra_window = ctx->ra_window ? 2 * ctx->ra_window : 2;
+		if (ctx->ra_window > FAULT_RA_MAX)
+			ctx->ra_window = FAULT_RA_MAX;
+		while (n < ctx->ra_window && idx + 1 + n < r->npages &&
+		       load_page(r, idx + 1 + n, &t->lc, false, true) ==
+			       LOAD_DONE)
+			n++;
+		STAT_INC(t, read_ahead, n);
+	}
+	ctx->ra_next = addr + ((n + 1) << PAGE_SHIFT);
+	return n;
+}
+
+/* A MISSING fault on a stored page: bring it back (and maybe the pages
+ * after it), then wake the faulting threads. */
 static void fill_stored(struct fault_thread *t, struct uffd_ctx *ctx,
 			struct region *r, size_t idx)
 {
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
+	size_t more;
 
-	switch (load_page(r, idx, &t->lc, true, false)) {
+	switch (load_page(r, idx, &t->lc, true, true)) {
 	case LOAD_DONE:
 		STAT_INC(t, loads, 1);
+		more = read_ahead(t, ctx, r, idx);
+		uffd_wake(ctx->fd, addr, (more + 1) << PAGE_SHIFT);
 		break;
 	case LOAD_BUSY:
 	case LOAD_AGAIN:
@@ -294,17 +332,35 @@ static void fill_stored(struct fault_thread *t, struct uffd_ctx *ctx,
 	}
 }
 
-/* A write-protect fault: only an eviction protects pages, and it
- * un-protects them itself; any other is lifted at once. */
+/*
+ * A write-protect fault. Only an eviction protects pages, and it lifts the
+ * protection itself once the page is punched; lifting it earlier would let
+ * the write land on a page about to be dropped (a lost write). So the
+ * protection is lifted here only when no eviction holds the page: a page
+ * being evicted (EVICTING, or stored but not yet punched) is left to its
+ * evictor; a RESIDENT page is first claimed (RESIDENT -> EVICTING, as an
+ * evictor would) so that no eviction can start on it meanwhile; a page
+ * stored and punched is safe (the writer refaults MISSING and loads it).
+ */
 static void unprotect(struct fault_thread *t, struct uffd_ctx *ctx,
 		      struct region *r, unsigned long addr)
 {
-	size_t idx = (addr - r->start) >> PAGE_SHIFT;
+	struct page_entry *p = &r->pages[(addr - r->start) >> PAGE_SHIFT];
+	uint32_t info = atomic_load(&p->info);
+	bool claimed = false;
 	int ret;
 
-	if (page_state(atomic_load(&r->pages[idx].info)) == PAGE_EVICTING)
+	if (page_state(info) == PAGE_EVICTING || (info & PAGE_UNPUNCHED))
 		return;
+	if (page_state(info) == PAGE_RESIDENT) {
+		if (!page_cas(p, &info, (info & ~PAGE_STATE_MASK) |
+						PAGE_EVICTING))
+			return;
+		claimed = true;
+	}
 	ret = uffd_writeprotect(ctx->fd, addr, PAGE_SIZE, false, false);
+	if (claimed)
+		atomic_store(&p->info, info);
 	if (ret == 0)
 		STAT_INC(t, wp_faults, 1);
 	else if (!range_gone(ctx, addr, ret) && !client_gone(t, ctx, ret))
@@ -342,6 +398,7 @@ static void handle_pagefault(struct fault_thread *t, struct uffd_ctx *ctx,
 			break;
 		case PAGE_COMPRESSED:
 		case PAGE_SAME:
+		case PAGE_WRITTEN_BACK:
 			fill_stored(t, ctx, r, idx);
 			break;
 		default:
@@ -666,5 +723,6 @@ void fault_get_stats(struct fault_stats *st)
 		st->client_gone += atomic_load(&t->st.client_gone);
 		st->client_dropped += atomic_load(&t->st.client_dropped);
 		st->loads += atomic_load(&t->st.loads);
+		st->read_ahead += atomic_load(&t->st.read_ahead);
 	}
 }

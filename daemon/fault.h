@@ -27,6 +27,10 @@ struct mm_slot;
  * @user_mode_only: the client could only get a user-mode-only uffd;
  *          immutable
  * @gone:   an ioctl said the process is gone; its fault thread only
+ * @ra_next: the address a sequential stream of faults on stored pages
+ *          would fault next; its fault thread only
+ * @ra_window: read-ahead pages for the next such fault (0: the stream is
+ *          not sequential); its fault thread only
  * @node:   entry of the release queues (thread, then loop); each queue's
  *          lock
  */
@@ -37,6 +41,8 @@ struct uffd_ctx {
 	unsigned int thread;
 	bool user_mode_only;
 	bool gone;
+	unsigned long ra_next;
+	unsigned int ra_window;
 	struct list_node node;
 };
 
@@ -51,6 +57,7 @@ struct fault_stats {
 	uint64_t client_gone;     /* ioctls that found the process gone */
 	uint64_t client_dropped;  /* RESIDENT pages the client itself punched */
 	uint64_t loads;           /* stored pages brought back on a fault */
+	uint64_t read_ahead;      /* stored pages brought back ahead of use */
 };
 
 typedef void (*fault_released_cb)(struct uffd_ctx *ctx);

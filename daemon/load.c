@@ -62,6 +62,7 @@ static uint32_t take_stored(struct region *r, size_t idx, bool faulted,
 		switch (page_state(info)) {
 		case PAGE_COMPRESSED:
 		case PAGE_SAME:
+		case PAGE_WRITTEN_BACK:
 			if ((info & PAGE_UNPUNCHED) && !faulted) {
 				*res = LOAD_BUSY;
 				return 0;

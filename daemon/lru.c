@@ -70,17 +70,15 @@ int lru_add(struct lru *l, uint64_t region_id, uint32_t first,
 	return ret;
 }
 
-bool lru_peek(struct lru *l, struct lru_rec *rec)
+size_t lru_peek(struct lru *l, struct lru_rec *recs, size_t max)
 {
-	bool found = false;
+	size_t n;
 
 	pthread_mutex_lock(&l->lock);
-	if (l->head != l->tail) {
-		*rec = l->recs[l->tail & (l->cap - 1)];
-		found = true;
-	}
+	for (n = 0; n < max && l->tail + n != l->head; n++)
+		recs[n] = l->recs[(l->tail + n) & (l->cap - 1)];
 	pthread_mutex_unlock(&l->lock);
-	return found;
+	return n;
 }
 
 void lru_consume(struct lru *l, const struct lru_rec *rec, uint16_t npages)

@@ -66,8 +66,9 @@ void lru_destroy(struct lru *l);
 int lru_add(struct lru *l, uint64_t region_id, uint32_t first,
 	    uint16_t npages);
 
-/* Copy the tail record into *@rec. Return: whether there was one. */
-bool lru_peek(struct lru *l, struct lru_rec *rec);
+/* Copy up to @max records from the tail on into @recs. Return: how
+ * many. */
+size_t lru_peek(struct lru *l, struct lru_rec *recs, size_t max);
 
 /* Drop @npages pages from the front of the tail record (the whole record
  * when it has no more), if the tail is still @rec's record. */

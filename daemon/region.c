@@ -154,9 +154,8 @@ static void drop_stored_pages(struct region *r)
 
 	for (i = 0; i < r->npages && atomic_load(&r->stored); i++) {
 		uint32_t info = atomic_load(&r->pages[i].info);
-		unsigned int st = page_state(info);
 
-		if (st == PAGE_COMPRESSED || st == PAGE_SAME) {
+		if (page_is_stored(page_state(info))) {
 			store_drop(r->store, info, r->pages[i].data);
 			atomic_fetch_sub(&r->stored, 1);
 		}

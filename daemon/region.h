@@ -40,8 +40,12 @@ enum page_state {
 	PAGE_EVICTING,		/* being stored and dropped */
 	PAGE_COMPRESSED,	/* in the pool: @data is the z3fold handle */
 	PAGE_SAME,		/* each 64-bit word is @data: no payload */
-	PAGE_LOADING,		/* being brought back */
+	PAGE_LOADING,		/* being brought back, or written back */
+	PAGE_WRITTEN_BACK,	/* in the backing file: @data is
+				   slot << PAGE_WB_LEN_BITS | length */
 };
+
+#define PAGE_WB_LEN_BITS	13	/* an object is at most 4096 bytes */
 
 #define PAGE_STATE_MASK		0x0fu
 #define PAGE_ACTIVE		0x10u	/* refaulted soon after its eviction */
@@ -81,6 +85,14 @@ static inline uint32_t page_info(unsigned int state, uint32_t flags,
 				 uint16_t stamp)
 {
 	return state | flags | ((uint32_t)stamp << PAGE_STAMP_SHIFT);
+}
+
+/* Is a page in this state held by the store (COMPRESSED, SAME,
+ * WRITTEN_BACK)? */
+static inline bool page_is_stored(unsigned int state)
+{
+	return state == PAGE_COMPRESSED || state == PAGE_SAME ||
+	       state == PAGE_WRITTEN_BACK;
 }
 
 /* Move a page from *@old to @new; on failure *@old is what it is now. */

@@ -4,14 +4,29 @@
  * store_put(): same-filled check (one pass over the page, stops at the
  * first differing word) -> compress into a stack buffer with the raw
  * threshold as capacity (both compressors give up early on incompressible
- * data) -> z3fold_alloc() -> copy in under z3fold_map(). The pool is
- * z3fold's; a pool page holds up to three compressed pages.
+ * data) -> z3fold_alloc() -> copy in under z3fold_map() -> reverse map
+ * entry (handle -> region, page), which the evict handler needs.
+ *
+ * Reclaim from the bottom, exactly the z3fold flow: store_reclaim() calls
+ * z3fold_reclaim_page(), which claims the least recently filled pool page
+ * and calls store_evict() for each object on it. store_evict() finds the
+ * page through the reverse map, takes it (COMPRESSED -> LOADING, so no
+ * fault or restore can use it meanwhile), writes the object to the backing
+ * file, publishes WRITTEN_BACK and frees the handle. It refuses (non-zero)
+ * a page another thread holds, one not yet punched by its evictor, or a
+ * write the backing file refuses: the object then stays in the pool.
+ *
+ * Lock order: z3fold's locks are never held while calling store_evict();
+ * rmap_lock is taken inside it and inside store_put/store_drop, never
+ * around z3fold or backing calls.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "region.h"
 #include "store.h"
 
@@ -19,21 +34,166 @@
 	atomic_fetch_add_explicit(&(s)->st.field, (uint_fast64_t)(n), \
 				  memory_order_relaxed)
 
-int store_init(struct store *s, enum compress_algo algo, int level)
+#define RMAP_MIN_CAP	1024
+#define RECLAIM_RETRIES	8
+
+/* The store the z3fold evict handler works for (one per process). */
+static struct store *the_store;
+
+static int store_evict(struct z3fold_pool *pool, unsigned long handle);
+
+static const struct z3fold_ops store_ops = { .evict = store_evict };
+
+/*****************
+ * Reverse map: open addressing, linear probing, backward-shift deletion
+ *****************/
+
+static size_t rmap_slot(const struct store *s, unsigned long handle)
+{
+	return (size_t)((handle * 0x9e3779b97f4a7c15ull) >> 20) &
+	       (s->rmap_cap - 1);
+}
+
+/* Insert into a table with room; rmap_lock held. */
+static void rmap_place(struct store *s, const struct store_rmap_entry *e)
+{
+	size_t i = rmap_slot(s, e->handle);
+
+	while (s->rmap[i].handle)
+		i = (i + 1) & (s->rmap_cap - 1);
+	s->rmap[i] = *e;
+}
+
+/* Double the table; rmap_lock held. */
+static int rmap_grow(struct store *s)
+{
+	struct store_rmap_entry *old = s->rmap;
+	size_t old_cap = s->rmap_cap, i;
+
+	s->rmap = calloc(old_cap ? 2 * old_cap : RMAP_MIN_CAP, sizeof(*old));
+	if (!s->rmap) {
+		s->rmap = old;
+		return -ENOMEM;
+	}
+	s->rmap_cap = old_cap ? 2 * old_cap : RMAP_MIN_CAP;
+	for (i = 0; i < old_cap; i++)
+		if (old[i].handle)
+			rmap_place(s, &old[i]);
+	free(old);
+	return 0;
+}
+
+static int rmap_add(struct store *s, unsigned long handle, struct region *r,
+		    size_t idx)
+{
+	struct store_rmap_entry e = { handle, r, (uint32_t)idx };
+	int ret = 0;
+
+	pthread_mutex_lock(&s->rmap_lock);
+	if ((s->rmap_used + 1) * 10 > s->rmap_cap * 7)
+		ret = rmap_grow(s);
+	if (ret == 0) {
+		rmap_place(s, &e);
+		s->rmap_used++;
+	}
+	pthread_mutex_unlock(&s->rmap_lock);
+	return ret;
+}
+
+/* Index of @handle's entry, or rmap_cap; rmap_lock held. */
+static size_t rmap_find(const struct store *s, unsigned long handle)
+{
+	size_t i;
+
+	if (!s->rmap_cap)
+		return 0;
+	for (i = rmap_slot(s, handle); s->rmap[i].handle;
+	     i = (i + 1) & (s->rmap_cap - 1))
+		if (s->rmap[i].handle == handle)
+			return i;
+	return s->rmap_cap;
+}
+
+static void rmap_del(struct store *s, unsigned long handle)
+{
+	size_t i, j, home;
+
+	pthread_mutex_lock(&s->rmap_lock);
+	i = rmap_find(s, handle);
+	if (i < s->rmap_cap) {
+		/* shift back the entries displaced past the hole */
+		for (j = (i + 1) & (s->rmap_cap - 1); s->rmap[j].handle;
+		     j = (j + 1) & (s->rmap_cap - 1)) {
+			home = rmap_slot(s, s->rmap[j].handle);
+			if (((j - home) & (s->rmap_cap - 1)) >=
+			    ((j - i) & (s->rmap_cap - 1))) {
+				s->rmap[i] = s->rmap[j];
+				i = j;
+			}
+		}
+		s->rmap[i].handle = 0;
+		s->rmap_used--;
+	}
+	pthread_mutex_unlock(&s->rmap_lock);
+}
+
+/* The page @handle holds, with a reference on its region; false if none
+ * (freed meanwhile) or its region is being freed. */
+static bool rmap_lookup(struct store *s, unsigned long handle,
+			struct region **r, size_t *idx)
+{
+	unsigned int refs;
+	bool found = false;
+	size_t i;
+
+	pthread_mutex_lock(&s->rmap_lock);
+	i = rmap_find(s, handle);
+	if (i < s->rmap_cap) {
+		*r = s->rmap[i].region;
+		*idx = s->rmap[i].idx;
+		refs = atomic_load(&(*r)->refs);
+		while (refs && !atomic_compare_exchange_weak(&(*r)->refs,
+							     &refs, refs + 1))
+			;
+		found = refs != 0;
+	}
+	pthread_mutex_unlock(&s->rmap_lock);
+	return found;
+}
+
+/*****************
+ * Store and load
+ *****************/
+
+int store_init(struct store *s, enum compress_algo algo, int level,
+	       uint64_t pool_limit, struct backing *backing)
 {
 	memset(s, 0, sizeof(*s));
-	s->pool = z3fold_create_pool("uzswap", NULL);
+	s->pool = z3fold_create_pool("uzswap", &store_ops);
 	if (!s->pool)
 		return -errno;
+	s->backing = backing;
 	atomic_init(&s->algo, algo);
 	atomic_init(&s->level, level);
+	atomic_init(&s->pool_limit, pool_limit);
+	pthread_mutex_init(&s->rmap_lock, NULL);
+	pthread_mutex_init(&s->frees_lock, NULL);
+	the_store = s;
 	return 0;
 }
 
 void store_destroy(struct store *s)
 {
+	store_flush_frees(s);
 	z3fold_destroy_pool(s->pool);
 	s->pool = NULL;
+	if (s->backing)
+		backing_close(s->backing);
+	free(s->rmap);
+	free(s->frees);
+	pthread_mutex_destroy(&s->rmap_lock);
+	pthread_mutex_destroy(&s->frees_lock);
+	the_store = NULL;
 }
 
 /* Whether @page repeats one 64-bit word; *@word is that word. */
@@ -49,14 +209,29 @@ static bool same_filled(const uint8_t *page, uint64_t *word)
 	return true;
 }
 
+static uint64_t pool_bytes(struct store *s)
+{
+	return z3fold_get_pool_size(s->pool) * Z3FOLD_PAGE_SIZE;
+}
+
+/* The pool reached its limit: refuse pages until reclaim. */
+static void check_limit(struct store *s)
+{
+	uint64_t limit = atomic_load(&s->pool_limit);
+	bool was = false;
+
+	if (limit && pool_bytes(s) >= limit &&
+	    atomic_compare_exchange_strong(&s->full, &was, true))
+		STAT_ADD(s, full_events, 1);
+}
+
 int store_put(struct store *s, struct compressor *c, const uint8_t *page,
-	      uint32_t *flags, uint64_t *data)
+	      struct region *r, size_t idx, uint32_t *flags, uint64_t *data)
 {
 	uint8_t buf[STORE_RAW_THRESHOLD];
 	const uint8_t *src = buf;
 	unsigned long handle;
 	size_t n;
-	int ret;
 
 	if (same_filled(page, data)) {
 		*flags = PAGE_SAME;
@@ -64,6 +239,8 @@ int store_put(struct store *s, struct compressor *c, const uint8_t *page,
 		STAT_ADD(s, stores, 1);
 		return 0;
 	}
+	if (atomic_load(&s->full))
+		goto out_refused;
 	n = compressor_compress(c, page, PAGE_SIZE, buf, sizeof(buf));
 	*flags = PAGE_COMPRESSED;
 	if (n == 0) {
@@ -73,10 +250,11 @@ int store_put(struct store *s, struct compressor *c, const uint8_t *page,
 	} else if (compressor_algo(c) == COMPRESS_ZSTD) {
 		*flags |= PAGE_ZSTD;
 	}
-	ret = z3fold_alloc(s->pool, n, &handle);
-	if (ret) {
-		STAT_ADD(s, failures, 1);
-		return -ENOMEM;
+	if (z3fold_alloc(s->pool, n, &handle))
+		goto out_refused;
+	if (rmap_add(s, handle, r, idx)) {
+		z3fold_free(s->pool, handle);
+		goto out_refused;
 	}
 	memcpy(z3fold_map(s->pool, handle), src, n);
 	z3fold_unmap(s->pool, handle);
@@ -87,56 +265,226 @@ int store_put(struct store *s, struct compressor *c, const uint8_t *page,
 		STAT_ADD(s, raw, 1);
 	else
 		STAT_ADD(s, compressed, 1);
+	check_limit(s);
 	return (int)n;
+
+out_refused:
+	STAT_ADD(s, failures, 1);
+	return -ENOMEM;
+}
+
+static int decompress(struct compressor *c, uint32_t info, const void *obj,
+		      size_t n, uint8_t *page)
+{
+	if (info & PAGE_RAW) {
+		if (n != PAGE_SIZE)
+			return -EIO;
+		memcpy(page, obj, PAGE_SIZE);
+		return 0;
+	}
+	return compressor_decompress(c, info & PAGE_ZSTD ? COMPRESS_ZSTD
+							 : COMPRESS_LZ4,
+				     obj, n, page, PAGE_SIZE);
+}
+
+static uint64_t wb_slot(uint64_t data)
+{
+	return data >> PAGE_WB_LEN_BITS;
+}
+
+static size_t wb_len(uint64_t data)
+{
+	return (size_t)(data & ((1u << PAGE_WB_LEN_BITS) - 1));
 }
 
 int store_get(struct store *s, struct compressor *c, uint32_t info,
 	      uint64_t data, uint8_t *page)
 {
+	uint8_t obj[BACKING_MAX_OBJECT];
 	uint64_t *w = (uint64_t *)page;
-	const uint8_t *obj;
+	const uint8_t *mapped;
 	size_t i, n;
 	int ret;
 
 	STAT_ADD(s, loads, 1);
-	if (page_state(info) == PAGE_SAME) {
+	switch (page_state(info)) {
+	case PAGE_SAME:
 		for (i = 0; i < PAGE_SIZE / sizeof(*w); i++)
 			w[i] = data;
 		return 0;
+	case PAGE_WRITTEN_BACK:
+		n = wb_len(data);
+		if (!s->backing ||
+		    backing_read(s->backing, wb_slot(data), obj, n))
+			return -EIO;
+		return decompress(c, info, obj, n, page);
+	default:
+		n = z3fold_object_size(s->pool, data);
+		mapped = z3fold_map(s->pool, data);
+		if (!mapped || n == 0)
+			return -EIO;
+		ret = decompress(c, info, mapped, n, page);
+		z3fold_unmap(s->pool, data);
+		return ret;
 	}
-	n = z3fold_object_size(s->pool, data);
-	obj = z3fold_map(s->pool, data);
-	if (!obj || n == 0)
-		return -EIO;
-	if (info & PAGE_RAW) {
-		ret = n == PAGE_SIZE ? 0 : -EIO;
-		if (ret == 0)
-			memcpy(page, obj, PAGE_SIZE);
-	} else {
-		ret = compressor_decompress(c, info & PAGE_ZSTD ? COMPRESS_ZSTD
-								: COMPRESS_LZ4,
-					    obj, n, page, PAGE_SIZE);
+}
+
+/* Queue a backing slot for release by store_flush_frees(). */
+static void defer_free(struct store *s, uint64_t data)
+{
+	uint64_t *grown;
+
+	pthread_mutex_lock(&s->frees_lock);
+	if (s->nr_frees == s->cap_frees) {
+		size_t cap = s->cap_frees ? 2 * s->cap_frees : 256;
+
+		grown = realloc(s->frees, cap * sizeof(*grown));
+		if (!grown) {
+			/* release it here, slowly, rather than leak it */
+			pthread_mutex_unlock(&s->frees_lock);
+			backing_free(s->backing, wb_slot(data), wb_len(data));
+			return;
+		}
+		s->frees = grown;
+		s->cap_frees = cap;
 	}
-	z3fold_unmap(s->pool, data);
-	return ret;
+	s->frees[s->nr_frees++] = data;
+	pthread_mutex_unlock(&s->frees_lock);
+}
+
+void store_flush_frees(struct store *s)
+{
+	uint64_t *todo;
+	size_t n, i;
+
+	pthread_mutex_lock(&s->frees_lock);
+	todo = s->frees;
+	n = s->nr_frees;
+	s->frees = NULL;
+	s->nr_frees = s->cap_frees = 0;
+	pthread_mutex_unlock(&s->frees_lock);
+	for (i = 0; i < n; i++)
+		backing_free(s->backing, wb_slot(todo[i]), wb_len(todo[i]));
+	free(todo);
 }
 
 size_t store_drop(struct store *s, uint32_t info, uint64_t data)
 {
 	size_t n;
 
-	if (page_state(info) == PAGE_SAME) {
+	switch (page_state(info)) {
+	case PAGE_SAME:
 		STAT_ADD(s, same, -1);
 		return 0;
+	case PAGE_WRITTEN_BACK:
+		defer_free(s, data);
+		STAT_ADD(s, written_back, -1);
+		return 0;
+	default:
+		n = z3fold_object_size(s->pool, data);
+		rmap_del(s, data);
+		z3fold_free(s->pool, data);
+		STAT_ADD(s, payload_bytes, -(int64_t)n);
+		if (info & PAGE_RAW)
+			STAT_ADD(s, raw, -1);
+		else
+			STAT_ADD(s, compressed, -1);
+		return n;
 	}
-	n = z3fold_object_size(s->pool, data);
-	z3fold_free(s->pool, data);
+}
+
+/*****************
+ * Reclaim from the bottom
+ *****************/
+
+/* Write the object of @handle (page @p of @r) to the backing file. */
+static int write_back(struct store *s, struct region *r, struct page_entry *p,
+		      unsigned long handle, uint32_t info)
+{
+	size_t n = z3fold_object_size(s->pool, handle);
+	const void *obj;
+	uint64_t slot;
+	int ret;
+
+	obj = z3fold_map(s->pool, handle);
+	if (!obj)
+		return -EIO;
+	ret = backing_write(s->backing, obj, n, &slot);
+	z3fold_unmap(s->pool, handle);
+	if (ret)
+		return ret;
+	p->data = slot << PAGE_WB_LEN_BITS | n;
+	atomic_store(&p->info,
+		     (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
+	atomic_fetch_sub(&r->compressed_bytes, n);
+	rmap_del(s, handle);
+	z3fold_free(s->pool, handle);
 	STAT_ADD(s, payload_bytes, -(int64_t)n);
 	if (info & PAGE_RAW)
 		STAT_ADD(s, raw, -1);
 	else
 		STAT_ADD(s, compressed, -1);
-	return n;
+	STAT_ADD(s, written_back, 1);
+	STAT_ADD(s, writebacks, 1);
+	return 0;
+}
+
+/* z3fold's evict handler: 0 once @handle is written back and freed. */
+static int store_evict(struct z3fold_pool *pool, unsigned long handle)
+{
+	struct store *s = the_store;
+	struct page_entry *p;
+	struct region *r;
+	uint32_t info;
+	size_t idx;
+	int ret;
+
+	if (!s->backing || !rmap_lookup(s, handle, &r, &idx))
+		return -ENOENT;
+	p = &r->pages[idx];
+	info = atomic_load(&p->info);
+	if (page_state(info) != PAGE_COMPRESSED || p->data != handle ||
+	    (info & PAGE_UNPUNCHED) ||
+	    !page_cas(p, &info, page_info(PAGE_LOADING, 0, 0))) {
+		region_put(r);
+		return -EBUSY;
+	}
+	ret = write_back(s, r, p, handle, info);
+	if (ret) {
+		atomic_store(&p->info, info);
+		if (STAT_ADD(s, writeback_failures, 1) == 0)
+			log_err("store", "writing back to the backing file: %s; "
+				"pages stay in the pool (logged once)",
+				strerror(-ret));
+	}
+	region_put(r);
+	return ret;
+}
+
+bool store_reclaim(struct store *s)
+{
+	uint64_t limit = atomic_load(&s->pool_limit);
+	uint64_t low = limit / 100 * STORE_POOL_LOW_PCT;
+
+	if (!atomic_load(&s->full))
+		return true;
+	while (limit && pool_bytes(s) >= low && s->backing)
+		if (z3fold_reclaim_page(s->pool, RECLAIM_RETRIES))
+			break;
+	if (!limit || pool_bytes(s) < low) {
+		atomic_store(&s->full, false);
+		return true;
+	}
+	return false;
+}
+
+void store_set_pool_limit(struct store *s, uint64_t bytes)
+{
+	atomic_store(&s->pool_limit, bytes);
+	if (!bytes || pool_bytes(s) < bytes / 100 * STORE_POOL_LOW_PCT)
+		atomic_store(&s->full, false);
+	else
+		check_limit(s);
 }
 
 int store_compressor_current(struct store *s, struct compressor **c)
@@ -162,8 +510,14 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	st->same = atomic_load(&s->st.same);
 	st->raw = atomic_load(&s->st.raw);
 	st->payload_bytes = atomic_load(&s->st.payload_bytes);
-	st->pool_bytes = z3fold_get_pool_size(s->pool) * Z3FOLD_PAGE_SIZE;
+	st->pool_bytes = pool_bytes(s);
+	st->pool_limit = atomic_load(&s->pool_limit);
 	st->stores = atomic_load(&s->st.stores);
 	st->loads = atomic_load(&s->st.loads);
 	st->failures = atomic_load(&s->st.failures);
+	st->written_back = atomic_load(&s->st.written_back);
+	st->writebacks = atomic_load(&s->st.writebacks);
+	st->writeback_failures = atomic_load(&s->st.writeback_failures);
+	st->full_events = atomic_load(&s->st.full_events);
+	st->full = atomic_load(&s->full);
 }

@@ -3,37 +3,77 @@
  * back from. A page whose 64-bit words are all equal is kept as that word
  * (SAME, no payload); any other page is compressed (lz4 or zstd) into the
  * z3fold pool, or kept raw in a headless pool page when it compresses to
- * more than STORE_RAW_THRESHOLD bytes.
+ * more than STORE_RAW_THRESHOLD bytes. When the pool reaches its limit it
+ * stops accepting pages, and the evictors reclaim from the bottom: z3fold
+ * hands back its least recently filled pool page, and the store's evict
+ * handler writes each object on it to the backing file (the page becomes
+ * WRITTEN_BACK) until the pool is under STORE_POOL_LOW_PCT of its limit.
  *
  * Private to uzswapd. Every function is thread-safe; compression state is
- * the caller's (one struct compressor per thread).
+ * the caller's (one struct compressor per thread). One store per process.
  */
 #ifndef UZSWAPD_STORE_H
 #define UZSWAPD_STORE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "backing.h"
 #include "compress.h"
 #include "lib/z3fold/z3fold.h"
 
 #define STORE_RAW_THRESHOLD 3072	/* compressed bytes: ~3 KiB */
+#define STORE_POOL_LOW_PCT 90		/* accept again below this % */
+
+struct region;
+
+/* One entry of the reverse map: the page a pool object holds. */
+struct store_rmap_entry {
+	unsigned long handle;	/* 0: empty */
+	struct region *region;
+	uint32_t idx;
+};
 
 /*
- * struct store - the pool and its counters
- * @pool:  the z3fold pool; thread-safe
- * @algo:  enum compress_algo for new pages (atomic: a reload may change
- *         it; stored pages keep the algorithm they were made with)
- * @level: zstd level for new pages (atomic)
- * @st:    counters (atomic)
+ * struct store - the pool, the backing file and their counters
+ * @pool:       the z3fold pool; thread-safe
+ * @backing:    the backing file, NULL for none; set before any thread
+ *              runs, thread-safe
+ * @algo:       enum compress_algo for new pages (atomic: a reload may
+ *              change it; stored pages keep the algorithm they were made
+ *              with)
+ * @level:      zstd level for new pages (atomic)
+ * @pool_limit: bytes the pool may take, 0 for no limit (atomic)
+ * @full:       the pool reached its limit: no page is accepted until
+ *              reclaim brings it under STORE_POOL_LOW_PCT (atomic)
+ * @rmap_lock:  protects @rmap, @rmap_cap, @rmap_used
+ * @rmap:       open-addressing table, handle -> (region, page)
+ * @frees_lock: protects @frees and @nr_frees
+ * @frees:      backing slots to release (a hole punch is too slow for
+ *              the fault path): released by store_flush_frees()
+ * @st:         counters (atomic)
  */
 struct store {
 	struct z3fold_pool *pool;
+	struct backing *backing;
 	atomic_int algo;
 	atomic_int level;
+	atomic_uint_fast64_t pool_limit;
+	atomic_bool full;
+	pthread_mutex_t rmap_lock;
+	struct store_rmap_entry *rmap;
+	size_t rmap_cap;
+	size_t rmap_used;
+	pthread_mutex_t frees_lock;
+	uint64_t *frees;
+	size_t nr_frees;
+	size_t cap_frees;
 	struct {
 		atomic_uint_fast64_t compressed, same, raw, payload_bytes,
-			stores, loads, failures;
+			stores, loads, failures, written_back, writebacks,
+			writeback_failures, full_events;
 	} st;
 };
 
@@ -42,45 +82,65 @@ struct store_stats {
 	uint64_t compressed;    /* pages in the pool, compressed */
 	uint64_t same;          /* pages kept as their fill word */
 	uint64_t raw;           /* pages in the pool as they are */
-	uint64_t payload_bytes; /* bytes of those objects */
+	uint64_t payload_bytes; /* bytes of the pool's objects */
 	uint64_t pool_bytes;    /* pool pages in use, in bytes */
+	uint64_t pool_limit;    /* bytes; 0: none */
 	uint64_t stores;        /* pages stored so far */
 	uint64_t loads;         /* pages brought back so far */
-	uint64_t failures;      /* stores refused (pool could not grow) */
+	uint64_t failures;      /* stores refused (pool full) */
+	uint64_t written_back;  /* pages in the backing file */
+	uint64_t writebacks;    /* pages written back so far */
+	uint64_t writeback_failures; /* objects the handler could not write */
+	uint64_t full_events;   /* times the pool reached its limit */
+	bool full;              /* the pool refuses pages now */
 };
 
-/* Return: 0 or -errno. */
-int store_init(struct store *s, enum compress_algo algo, int level);
+/* @pool_limit: bytes, 0 for none; @backing: NULL for none (taken over:
+ * closed by store_destroy()). Return: 0 or -errno. */
+int store_init(struct store *s, enum compress_algo algo, int level,
+	       uint64_t pool_limit, struct backing *backing);
 /* Every stored page must have been dropped or loaded. */
 void store_destroy(struct store *s);
 
 /*
- * store_put() - store one page
- * @c:     the calling thread's compressor (made for the store's algorithm;
- *         see store_compressor_current())
+ * store_put() - store one page, held for page @idx of @r
+ * @c:     the calling thread's compressor (see store_compressor_current())
  * @flags: set to the page's new state, PAGE_COMPRESSED or PAGE_SAME, with
  *         PAGE_ZSTD or PAGE_RAW as they apply (see region.h)
  * @data:  set to the handle or the fill word
  * Return: the payload bytes taken in the pool (0 for SAME), or -ENOMEM if
- * the pool could not take it (nothing stored).
+ * the pool does not take it (at its limit, or no memory).
  */
 int store_put(struct store *s, struct compressor *c, const uint8_t *page,
-	      uint32_t *flags, uint64_t *data);
+	      struct region *r, size_t idx, uint32_t *flags, uint64_t *data);
 
 /*
  * store_get() - the page stored as (@info, @data), written to @page; the
  * stored copy stays (drop it with store_drop() once the page is safely
- * back). Return: 0, or -EIO if the stored object is corrupt.
+ * back). Return: 0, or -EIO if the stored object is corrupt or unreadable.
  */
 int store_get(struct store *s, struct compressor *c, uint32_t info,
 	      uint64_t data, uint8_t *page);
 
-/* Forget the page stored as (@info, @data); returns the payload bytes
+/* Forget the page stored as (@info, @data); returns the pool bytes
  * freed. */
 size_t store_drop(struct store *s, uint32_t info, uint64_t data);
 
+/*
+ * store_reclaim() - if the pool is at its limit, reclaim from the bottom
+ * (writing objects back) until it is under STORE_POOL_LOW_PCT of it.
+ * Return: true if the pool accepts pages again. Evictor threads.
+ */
+bool store_reclaim(struct store *s);
+
+/* Release the backing slots freed since the last call. Evictor threads. */
+void store_flush_frees(struct store *s);
+
+/* Change the pool limit (bytes, 0 for none). */
+void store_set_pool_limit(struct store *s, uint64_t bytes);
+
 /* Does @c still compress the way the store wants (algorithm, level)?
- * If not, the caller makes a new one. */
+ * If not, the caller makes a new one. Return: 0 or -errno. */
 int store_compressor_current(struct store *s, struct compressor **c);
 
 void store_get_stats(struct store *s, struct store_stats *st);

@@ -37,6 +37,8 @@
 #include "uzswapd.h"
 
 #define DEFAULT_FAULT_THREADS 2
+#define DEFAULT_POOL_LIMIT "20%"
+#define DEFAULT_BACKING_LIMIT (1ull << 30)
 #define OOM_SCORE_ADJ "-900"
 
 static void usage(FILE *out)
@@ -53,6 +55,11 @@ static void usage(FILE *out)
 		"  -L, --resident-limit SIZE|N%%  budget of all clients together\n"
 		"                          (bytes or %% of RAM; default: none)\n"
 		"  -c, --compressor lz4|zstd  for new pages (default lz4)\n"
+		"  -p, --pool-limit SIZE|N%%  compressed pool limit (default 20%%)\n"
+		"  -b, --backing-file PATH  where the pool writes back when full\n"
+		"                          (default " UZSWAPD_DEFAULT_BACKING ";\n"
+		"                          'none': no writeback)\n"
+		"      --backing-limit SIZE  cap of the backing file (default 1G)\n"
 		"      --zstd-level N      1 to 19 (default 3)\n"
 		"      --no-mlock          do not lock the daemon's memory\n"
 		"  -D, --debug TOKEN       debug lines of a subsystem (ctl, fault,\n"
@@ -133,6 +140,9 @@ static int parse_options(int argc, char **argv, struct uzswapd_options *o)
 		{ "resident-limit", required_argument, NULL, 'L' },
 		{ "compressor", required_argument, NULL, 'c' },
 		{ "zstd-level", required_argument, NULL, 'Z' },
+		{ "pool-limit", required_argument, NULL, 'p' },
+		{ "backing-file", required_argument, NULL, 'b' },
+		{ "backing-limit", required_argument, NULL, 'B' },
 		{ "no-mlock", no_argument, NULL, 'M' },
 		{ "debug", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
@@ -146,8 +156,10 @@ static int parse_options(int argc, char **argv, struct uzswapd_options *o)
 	o->evict.nthreads = 1;
 	o->algo = COMPRESS_LZ4;
 	o->zstd_level = COMPRESS_ZSTD_DEFAULT_LEVEL;
-	while ((opt = getopt_long(argc, argv, "s:t:e:l:L:c:D:hV", longopts,
-				  NULL)) != -1) {
+	o->backing_limit = DEFAULT_BACKING_LIMIT;
+	parse_size(DEFAULT_POOL_LIMIT, true, &o->pool_limit);
+	while ((opt = getopt_long(argc, argv, "s:t:e:l:L:c:p:b:D:hV",
+				  longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			o->socket_path = optarg;
@@ -179,6 +191,19 @@ static int parse_options(int argc, char **argv, struct uzswapd_options *o)
 			if (compress_algo_parse(optarg, &o->algo))
 				return bad_option("--compressor", optarg,
 						  "lz4 or zstd");
+			break;
+		case 'p':
+			if (parse_size(optarg, true, &o->pool_limit))
+				return bad_option("--pool-limit", optarg,
+						  "a size like 2G, or 20%");
+			break;
+		case 'b':
+			o->backing_path = optarg;
+			break;
+		case 'B':
+			if (parse_size(optarg, false, &o->backing_limit))
+				return bad_option("--backing-limit", optarg,
+						  "a size like 4G");
 			break;
 		case 'Z':
 			if (parse_uint(optarg, 1, 19, &n))
@@ -302,6 +327,46 @@ static int open_socket(struct uzswapd *d)
 }
 
 /*****************
+ * The backing file
+ *****************/
+
+/*
+ * Open the backing file. One given on the command line must work (exit
+ * code otherwise); the default one is best effort: without it the pool
+ * simply does not write back. *@b is NULL for no backing file.
+ */
+static int open_backing(const struct uzswapd_options *o, struct backing **b)
+{
+	const char *path = o->backing_path ? o->backing_path
+					   : UZSWAPD_DEFAULT_BACKING;
+	struct backing_stats st;
+
+	*b = NULL;
+	if (!strcmp(path, "none"))
+		return 0;
+	if (!o->backing_path && mkdir(UZSWAPD_STATE_DIR, 0700) < 0 &&
+	    errno != EEXIST) {
+		log_warn("main", "no backing file: cannot create %s: %s",
+			 UZSWAPD_STATE_DIR, strerror(errno));
+		return 0;
+	}
+	*b = backing_open(path, o->backing_limit);
+	if (!*b) {
+		log_err("main", "cannot open the backing file %s: %s", path,
+			strerror(errno));
+		return o->backing_path ? UZSWAPD_EXIT_BACKING : 0;
+	}
+	backing_get_stats(*b, &st);
+	if (st.in_memory)
+		log_warn("main", "the backing file %s is in memory (tmpfs): "
+			 "writing back saves no RAM", path);
+	log_info("main", "backing file %s, cap %llu MiB, %s I/O", path,
+		 (unsigned long long)(o->backing_limit >> 20),
+		 st.direct ? "direct" : "buffered");
+	return 0;
+}
+
+/*****************
  * Memory locking and OOM score
  *****************/
 
@@ -419,6 +484,7 @@ static uint64_t phys_bytes(void)
 int uzswapd_main(int argc, char **argv)
 {
 	static struct uzswapd d;
+	struct backing *backing;
 	int ret, fd;
 
 	ret = parse_options(argc, argv, &d.opts);
@@ -438,7 +504,11 @@ int uzswapd_main(int argc, char **argv)
 	fd = open_socket(&d);
 	if (fd < 0)
 		return -fd;
-	ret = store_init(&d.store, d.opts.algo, d.opts.zstd_level);
+	ret = open_backing(&d.opts, &backing);
+	if (ret)
+		return ret;
+	ret = store_init(&d.store, d.opts.algo, d.opts.zstd_level,
+			 d.opts.pool_limit, backing);
 	d.lc.comp = compressor_create(d.opts.algo, d.opts.zstd_level);
 	d.lc.buf = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
 	d.run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);

@@ -19,6 +19,8 @@
 #include "store.h"
 
 #define UZSWAPD_DEFAULT_SOCKET "/run/uzswap/uzswapd.sock"
+#define UZSWAPD_STATE_DIR "/var/lib/uzswap"
+#define UZSWAPD_DEFAULT_BACKING UZSWAPD_STATE_DIR "/backing"
 
 /* Startup failures exit with these codes (listed in uzswapd(8)). */
 enum uzswapd_exit {
@@ -28,6 +30,7 @@ enum uzswapd_exit {
 	UZSWAPD_EXIT_RUNNING = 4,	/* another uzswapd owns the socket */
 	UZSWAPD_EXIT_THREADS = 5,	/* fault threads did not start */
 	UZSWAPD_EXIT_LOOP = 6,		/* event loop setup failed */
+	UZSWAPD_EXIT_BACKING = 7,	/* the backing file given is unusable */
 };
 
 struct uzswapd_options {
@@ -36,6 +39,9 @@ struct uzswapd_options {
 	struct evict_config evict;	/* budgets and evictor threads */
 	enum compress_algo algo;
 	int zstd_level;
+	uint64_t pool_limit;		/* bytes; 0: none */
+	const char *backing_path;	/* NULL: the default */
+	uint64_t backing_limit;		/* bytes */
 	bool no_mlock;
 };
 

@@ -138,6 +138,14 @@ struct proto_status_reply {
 	uint64_t loads;			/* pages brought back so far */
 	uint64_t faults;
 	uint64_t store_failures;	/* pages the pool could not take */
+	uint64_t read_ahead;		/* pages brought back ahead of use */
+	uint64_t pool_limit;		/* bytes; 0 = none */
+	uint64_t pool_full;		/* 1 while the pool refuses pages */
+	uint64_t written_back_pages;	/* pages now in the backing file */
+	uint64_t writebacks;		/* pages written back so far */
+	uint64_t writeback_failures;	/* objects the file did not take */
+	uint64_t backing_bytes;		/* bytes stored in the backing file */
+	uint64_t backing_limit;		/* its cap; 0 = no backing file */
 };
 
 /* A message being built or parsed: header, payload, fds. */

@@ -1,0 +1,109 @@
+/*
+ * backing.h - the backing file of uzswapd: where the evict handler puts
+ * compressed objects (at most one page each) when the z3fold pool is full,
+ * and where the fault path reads them back from.
+ *
+ * Private to uzswapd. Every call is safe from any thread: evictor threads
+ * write while fault threads read and free. The daemon keeps (slot, len) in
+ * the page's WRITTEN_BACK state; the file layer trusts it. Calls return 0
+ * or -errno, backing_open() NULL with errno set; nothing here logs.
+ */
+#ifndef UZSWAPD_BACKING_H
+#define UZSWAPD_BACKING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BACKING_UNIT		512u	/* allocation unit, bytes */
+#define BACKING_MAX_OBJECT	4096u	/* largest object, bytes */
+
+struct backing;
+
+/*
+ * backing_open() - create (or truncate) the backing file at @path
+ * @path:        a regular file; created mode 0600, or a pre-existing one
+ *               truncated (its contents are meaningless to a new daemon)
+ *               and made 0600. Symlinks are followed.
+ * @limit_bytes: cap on stored data, rounded down to 512-byte units; 0 is
+ *               allowed (every write is refused until backing_set_limit()).
+ *               The allocation bitmap costs @limit_bytes / 4096 bytes.
+ *
+ * The file is opened with O_DIRECT where the filesystem does direct I/O at
+ * 512-byte granularity, buffered otherwise (see struct backing_stats).
+ *
+ * Return: the backing, or NULL with errno set and no file left behind
+ * (one this call created is removed; a pre-existing one is untouched):
+ * EINVAL for an empty path, a limit past what off_t addresses or a path
+ * that is not a regular file (/dev/full, a fifo), EISDIR for a directory,
+ * EPERM for a file owned by another user, EBUSY if another process holds
+ * the file (flock), ENOMEM, or open(2)'s.
+ */
+struct backing *backing_open(const char *path, uint64_t limit_bytes);
+
+/*
+ * backing_close() - truncate the file to 0 (clients' data must not linger
+ * on disk), remove it if backing_open() created it (and the path still
+ * names it), close it and free @b. Objects still stored are lost. No
+ * other call on @b may be running or follow.
+ */
+void backing_close(struct backing *b);
+
+/*
+ * backing_write() - store @len (1..4096) bytes of @buf; *@slot names them
+ * for backing_read() and backing_free() (pass the same @len to both).
+ * Blocks for the write (synchronous: O_DIRECT, or buffered and flushed).
+ * Return: 0; -ENOSPC when the cap is reached (or no run of free units is
+ * left) or the filesystem is full (ENOSPC, EDQUOT), nothing allocated and
+ * nothing kept; -EINVAL for a bad @len; another -errno (-EIO) when the
+ * write failed, nothing kept.
+ */
+int backing_write(struct backing *b, const void *buf, size_t len,
+		  uint64_t *slot);
+
+/*
+ * backing_read() - read back into @buf exactly the @len bytes that
+ * backing_write() stored in @slot. Takes no lock.
+ * Return: 0, -EINVAL for a slot or length out of range, -EIO on a short
+ * read, or pread(2)'s -errno.
+ */
+int backing_read(struct backing *b, uint64_t slot, void *buf, size_t len);
+
+/*
+ * backing_free() - release @slot (written with @len bytes). Every 4 KiB
+ * block of the file that becomes wholly free is given back to the
+ * filesystem (a hole is punched); that I/O is done without the lock held.
+ * A slot that is not allocated is ignored and counted (invalid_frees).
+ */
+void backing_free(struct backing *b, uint64_t slot, size_t len);
+
+/*
+ * backing_set_limit() - change the cap live (config reload). Growing may
+ * reallocate the bitmap; shrinking below what is used only stops new
+ * writes (stored objects stay readable; new ones go below the new cap).
+ * Return: 0, -EINVAL for a limit past what off_t addresses, or -ENOMEM
+ * (the cap is unchanged).
+ */
+int backing_set_limit(struct backing *b, uint64_t limit_bytes);
+
+struct backing_stats {
+	uint64_t limit_bytes;	/* the cap, as set */
+	uint64_t used_bytes;	/* stored, rounded to 512-byte units */
+	uint64_t objects;	/* objects stored (or being written) */
+	uint64_t writes;	/* objects written */
+	uint64_t reads;		/* objects read back */
+	uint64_t write_errors;	/* writes failed by an I/O error (not full) */
+	uint64_t read_errors;	/* reads failed */
+	uint64_t full;		/* writes refused by the cap or a full disk */
+	uint64_t punched;	/* 4 KiB blocks given back (holes punched) */
+	uint64_t punch_errors;	/* hole punches that failed */
+	uint64_t invalid_frees;	/* frees of slots not allocated */
+	uint64_t file_bytes;	/* disk space of the file (st_blocks * 512) */
+	bool direct;		/* O_DIRECT; else buffered + FADV_DONTNEED */
+	bool in_memory;		/* the file is on tmpfs/ramfs: saves no RAM */
+	bool punch;		/* the filesystem punches holes */
+};
+
+void backing_get_stats(struct backing *b, struct backing_stats *st);
+
+#endif /* UZSWAPD_BACKING_H */
