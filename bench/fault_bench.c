@@ -4,11 +4,12 @@
  * numbers vary with the machine).
  *
  * Prints one table, per page and per fault, medians of --reps runs:
- * - bare uffd round trip, the physical limit and the baseline of every
- *   ratio: in this process, a memfd mapped MAP_SHARED and registered
- *   MISSING on its own userfaultfd; a handler thread that sleeps in poll()
- *   and resolves each fault with a one-page UFFDIO_COPY from a zero page;
- *   the main thread touches pages 16 apart, one fault each;
+ * - bare uffd round trip (uffd_rt.c, shared with store_bench), the
+ *   physical limit and the baseline of every ratio: in this process, a
+ *   memfd mapped MAP_SHARED and registered MISSING on its own
+ *   userfaultfd; a handler thread that sleeps in poll() and resolves each
+ *   fault with a one-page UFFDIO_COPY from a zero page; the main thread
+ *   touches pages 16 apart, one fault each;
  * - the same with a busy-polling handler thread (it spins on read()), for
  *   the DESIGN figures (23 µs busy, 35 µs sleeping);
  * - the same with the sleeping handler in a forked child process instead
@@ -38,31 +39,24 @@
 #include "config.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/uffd/uffd.h"
+#include "uffd_rt.h"
 #include "uzswap.h"
 
 #define PAGE		4096ul
-#define BARE_STRIDE	16	/* pages between two touches of the bare case */
 #define REFAULT_STRIDE	2	/* pages between two punched pages */
 #define MAX_REPS	101
 
 #define BLOCK		16	/* pages per fault of the daemon's first touch */
+_Static_assert(BLOCK <= UFFD_RT_MAX_BLOCK, "BLOCK too big for uffd_rt");
 
 enum {
 	BARE, BARE_BUSY, BARE_PROC, BARE_PROC_BLOCK,	/* bare_case[] */
@@ -83,12 +77,8 @@ static const char *const case_key[NR_CASES] = {
 	"first_touch", "refault",
 };
 
-/* How the bare cases serve their faults. */
-static const struct bare_case {
-	bool busy;		/* spin on read() instead of poll() */
-	bool process;		/* a child process instead of a thread */
-	unsigned long block;	/* pages per copy: 1 or BLOCK */
-} bare_case[] = {
+/* How the bare cases serve their faults (uffd_rt.h). */
+static const struct uffd_rt_mode bare_case[] = {
 	[BARE]			= { false, false, 1 },
 	[BARE_BUSY]		= { true, false, 1 },
 	[BARE_PROC]		= { false, true, 1 },
@@ -116,187 +106,18 @@ static void touch(volatile char *p)
 }
 
 /*****************
- * The bare round trip
+ * The bare round trip (uffd_rt.c)
  *****************/
 
-/* Shared with the handler, which may be a child process (MAP_SHARED). */
-struct handler {
-	int uffd;
-	int stopfd;		/* eventfd: stop (sleeping handler) */
-	bool busy;
-	unsigned long base;	/* the region's start */
-	unsigned long copy;	/* bytes per UFFDIO_COPY: an aligned block */
-	atomic_bool stop;	/* stop (busy handler) */
-	uint64_t faults;
-	int err;		/* first unexpected error, -errno */
-};
-
-static const char zero_block[BLOCK * PAGE] __attribute__((aligned(4096)));
-
-static void serve(struct handler *h)
-{
-	struct uffd_msg msgs[16];
-	int n, i, ret;
-
-	n = uffd_read_msgs(h->uffd, msgs, 16);
-	if (n < 0 && n != -EAGAIN && !h->err)
-		h->err = n;
-	for (i = 0; i < n; i++) {
-		unsigned long addr;
-
-		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		addr = msgs[i].arg.pagefault.address;
-		addr = h->base + ((addr - h->base) & ~(h->copy - 1));
-		ret = uffd_copy(h->uffd, addr, zero_block, h->copy, 0);
-		if (ret == -EEXIST)
-			ret = uffd_wake(h->uffd, addr, h->copy);
-		if (ret) {
-			/* never leave the toucher asleep: report the error
-			 * and resolve the faulting page alone */
-			if (!h->err)
-				h->err = ret;
-			addr = msgs[i].arg.pagefault.address & ~(PAGE - 1);
-			if (uffd_copy(h->uffd, addr, zero_block, PAGE, 0))
-				uffd_wake(h->uffd, addr, PAGE);
-		}
-		h->faults++;
-	}
-}
-
-static void *handler_main(void *arg)
-{
-	struct handler *h = arg;
-	struct pollfd pfd[2] = {
-		{ .fd = h->uffd, .events = POLLIN },
-		{ .fd = h->stopfd, .events = POLLIN },
-	};
-
-	if (h->busy) {
-		while (!atomic_load_explicit(&h->stop, memory_order_relaxed))
-			serve(h);
-		return NULL;
-	}
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			h->err = -errno;
-			return NULL;
-		}
-		if (pfd[1].revents)
-			return NULL;
-		if (pfd[0].revents)
-			serve(h);
-	}
-}
-
-/*
- * @pages touches served as @bc says. @bc->block 1: touches BARE_STRIDE
- * pages apart, one fault and a one-page copy each. @bc->block BLOCK: every
- * page in order, a fault per aligned block of BLOCK pages, copied whole
- * (what the daemon does on a first touch).
- */
-static int bare_run(unsigned long pages, const struct bare_case *bc,
+static int bare_run(unsigned long pages, const struct uffd_rt_mode *bc,
 		    struct sample *s)
 {
-	unsigned long stride = bc->block > 1 ? 1 : BARE_STRIDE;
-	size_t len = ((pages * stride + bc->block - 1) / bc->block) *
-		     bc->block * PAGE;
-	uint64_t ioctls = 0, one = 1;
-	struct handler *h;
-	int memfd, ret, status;
-	pthread_t tid;
-	pid_t child = -1, parent;
-	unsigned long i;
-	char *region;
-	double t0;
+	struct uffd_rt_sample rs;
+	int ret = uffd_rt_run(pages, bc, NULL, &rs);
 
-	h = mmap(NULL, sizeof(*h), PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (h == MAP_FAILED)
-		return -errno;
-	*h = (struct handler){ .uffd = -1, .stopfd = -1, .busy = bc->busy,
-			       .copy = bc->block * PAGE };
-	memfd = memfd_region_create("fault_bench", len);
-	if (memfd < 0) {
-		munmap(h, sizeof(*h));
-		return memfd;
-	}
-	region = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-	if (region == MAP_FAILED) {
-		ret = -errno;
-		region = NULL;
-		goto out;
-	}
-	madvise(region, len, MADV_NOHUGEPAGE);
-	h->base = (unsigned long)region;
-	ret = h->uffd = uffd_open(NULL);
-	if (ret < 0)
-		goto out;
-	ret = uffd_api(h->uffd, UFFD_FEATURE_MISSING_SHMEM, NULL);
-	if (ret < 0)
-		goto out;
-	ret = uffd_register(h->uffd, region, len,
-			    UFFDIO_REGISTER_MODE_MISSING, &ioctls);
-	if (ret < 0)
-		goto out;
-	if (!(ioctls & (1ull << _UFFDIO_COPY))) {
-		ret = -EOPNOTSUPP;
-		goto out;
-	}
-	h->stopfd = eventfd(0, EFD_CLOEXEC);
-	if (h->stopfd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (bc->process) {
-		/* the child only polls, reads and ioctls: fork-safe */
-		parent = getpid();
-		child = fork();
-		if (child < 0) {
-			ret = -errno;
-			goto out;
-		}
-		if (child == 0) {
-			/* do not outlive a benchmark that was killed */
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() == parent)
-				handler_main(h);
-			_exit(0);
-		}
-	} else {
-		ret = -pthread_create(&tid, NULL, handler_main, h);
-		if (ret)
-			goto out;
-	}
-
-	t0 = now();
-	for (i = 0; i < pages; i++)
-		touch(region + i * stride * PAGE);
-	s->seconds = now() - t0;
-
-	atomic_store(&h->stop, true);
-	if (write(h->stopfd, &one, sizeof(one)) < 0 && !h->err)
-		h->err = -errno;
-	if (bc->process) {
-		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-			;
-	} else {
-		pthread_join(tid, NULL);
-	}
-	s->pages = pages;
-	s->faults = h->faults;
-	ret = h->err;
-out:
-	if (h->stopfd >= 0)
-		close(h->stopfd);
-	if (h->uffd >= 0)
-		close(h->uffd);
-	if (region)
-		munmap(region, len);
-	close(memfd);
-	munmap(h, sizeof(*h));
+	s->seconds = rs.seconds;
+	s->pages = rs.pages;
+	s->faults = rs.faults;
 	return ret;
 }
 
