@@ -53,6 +53,7 @@
 #define EVICT_QUANTUM		1024	/* pages per client per visit */
 #define EVICT_TICK_MS		100
 #define EVICT_MERGE_RECS	16	/* LRU records one run may cover */
+#define EVICT_TRIM_RECS		4096	/* stale records dropped per visit */
 
 /*
  * The evictors. @reg, @store, @threads and @nr_threads are written by
@@ -404,6 +405,47 @@ out_put:
 	return got;
 }
 
+/* Whether any page of @rec still carries its stamp as a RESIDENT page. */
+static bool rec_live(struct region *r, const struct lru_rec *rec)
+{
+	size_t k;
+
+	for (k = 0; k < rec->npages && rec->first + k < r->npages; k++) {
+		uint32_t info = atomic_load(&r->pages[rec->first + k].info);
+
+		if (page_state(info) == PAGE_RESIDENT &&
+		    page_stamp(info) == rec->stamp)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Drop stale records from the tail of @slot's LRU (their pages were
+ * evicted and faulted in again since, or their region is gone), at most
+ * EVICT_TRIM_RECS per call: a client within its budget has nothing else
+ * consuming its records, and its ring would grow with every refault.
+ */
+static void trim_lru(struct mm_slot *slot)
+{
+	struct lru_rec rec;
+	struct region *r;
+	unsigned int i;
+	bool live;
+
+	for (i = 0; i < EVICT_TRIM_RECS; i++) {
+		if (!lru_peek(&slot->lru, &rec, 1))
+			return;
+		r = mm_slot_find_region_id(slot, rec.region_id);
+		live = r && rec_live(r, &rec);
+		if (r)
+			region_put(r);
+		if (live)
+			return;
+		lru_consume(&slot->lru, &rec, rec.npages);
+	}
+}
+
 enum slot_result {
 	SLOT_DONE,	/* within budget, or nothing left to evict */
 	SLOT_MORE,	/* quantum used up, still over budget */
@@ -468,6 +510,7 @@ static bool evict_pass(struct compressor *c, uint8_t *buf)
 		slot = registry_scan_next(ev.reg);
 		if (!slot)
 			break;
+		trim_lru(slot);
 		res = evict_slot(slot, c, buf);
 		mm_slot_put(slot);
 		if (res == SLOT_FULL)

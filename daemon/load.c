@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evict.h"
 #include "fault.h"
 #include "lib/uffd/uffd.h"
 #include "load.h"
@@ -27,7 +28,7 @@
 static uint32_t refault_flags(struct region *r, const struct page_entry *p)
 {
 	struct mm_slot *slot = r->slot;
-	uint64_t limit = atomic_load(&slot->limit) >> PAGE_SHIFT;
+	uint64_t limit = evict_slot_limit(slot) >> PAGE_SHIFT;
 	uint32_t distance = (uint32_t)atomic_load(&slot->evictions) -
 			    p->evicted_at;
 
@@ -129,7 +130,8 @@ int load_region_restore(struct region *r, struct load_ctx *lc)
 	size_t i;
 	int ret = 0;
 
-	for (i = 0; i < r->npages && atomic_load(&r->stored); i++) {
+	/* every page: one an evictor holds is not counted in @stored yet */
+	for (i = 0; i < r->npages; i++) {
 		p = &r->pages[i];
 		info = take_stored(r, i, false, &res);
 		if (!info) {

@@ -47,8 +47,9 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
  * memfd with pwrite() and mark it RESIDENT; pages other threads hold are
  * waited for. Call before unregistering the range of a live client.
  * Return: 0, or -EIO if a stored page is corrupt (it stays stored).
- * Cost: one decompression and one pwrite per stored page, on the calling
- * thread (the loop thread: ~5 us per page).
+ * Cost: a look at every page, and one decompression and one pwrite per
+ * stored page, on the calling thread (the loop thread: ~5 us per stored
+ * page).
  */
 int load_region_restore(struct region *r, struct load_ctx *lc);
 

@@ -219,6 +219,8 @@ static int start_in_dir(struct dh_daemon *d, const char *const *extra)
 	argv[n++] = "--no-mlock";
 	argv[n++] = "-D";
 	argv[n++] = "all";
+	argv[n++] = "--backing-file";
+	argv[n++] = d->backing;
 	for (i = 0; extra && extra[i] && n < DH_MAX_ARGS - 1; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
@@ -281,6 +283,7 @@ int dh_start(struct dh_daemon *d, const char *const *extra)
 	snprintf(d->sock, sizeof(d->sock), "%s/uzswapd.sock", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/uzswapd.log", d->dir);
 	snprintf(d->clog, sizeof(d->clog), "%s/clients.log", d->dir);
+	snprintf(d->backing, sizeof(d->backing), "%s/backing", d->dir);
 	return start_in_dir(d, extra);
 }
 
@@ -576,6 +579,58 @@ int dh_connect(const struct dh_daemon *d)
 		return ret;
 	}
 	return fd;
+}
+
+int dh_status(const struct dh_daemon *d, struct proto_status_reply *st)
+{
+	struct proto_reader rd;
+	const uint8_t *body;
+	const char *errmsg;
+	int32_t status;
+	size_t len;
+	int fd = dh_connect(d), ret;
+
+	if (fd < 0)
+		return fd;
+	memset(&rd, 0, sizeof(rd));
+	ret = proto_send(fd, PROTO_STATUS, 1, NULL, 0, NULL, 0);
+	/* a blocking socket: the reader returns a complete message, an
+	 * error, or 0 when the receive timeout ran out */
+	if (ret == 0)
+		ret = proto_reader_feed(&rd, fd);
+	if (ret == 0)
+		ret = -ETIMEDOUT;
+	if (ret == 1) {
+		ret = 0;
+		if (rd.msg.hdr.type != (PROTO_STATUS | PROTO_REPLY) ||
+		    rd.msg.hdr.seq != 1 || rd.msg.nfds ||
+		    proto_parse_reply(&rd.msg, &status, &body, &len, &errmsg))
+			ret = -EBADMSG;
+		else if (status)
+			ret = status;
+		else if (proto_decode_status_reply(body, len, st))
+			ret = -EBADMSG;
+	}
+	proto_reader_reset(&rd);
+	close(fd);
+	return ret;
+}
+
+long long dh_rss_shmem(pid_t pid)
+{
+	char path[64], line[256];
+	long long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssShmem: %lld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -ENOENT : kb * 1024;
 }
 
 /*****************

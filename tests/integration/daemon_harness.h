@@ -6,11 +6,12 @@
  *
  * Every daemon gets its own directory (mkdtemp under the root the test
  * program made), holding its control socket, its log (the daemon's stderr,
- * "uzswapd.log") and the clients' stderr ("clients.log"). Every process the
- * harness starts dies with the thread that started it (PR_SET_PDEATHSIG),
- * so a test that fails half-way (Check's fork mode leaves with _exit(),
- * skipping the teardown) leaves no daemon or client behind. The harness
- * only ever signals processes it started, by pid.
+ * "uzswapd.log"), the clients' stderr ("clients.log") and its backing file
+ * ("backing": never the system's, which a second daemon could not lock).
+ * Every process the harness starts dies with the thread that started it
+ * (PR_SET_PDEATHSIG), so a test that fails half-way (Check's fork mode
+ * leaves with _exit(), skipping the teardown) leaves no daemon or client
+ * behind. The harness only ever signals processes it started, by pid.
  *
  * Every wait is bounded, and a bound that runs out is a failure, never a
  * hang: tests check outcomes, not timings, so the bounds are generous
@@ -40,6 +41,7 @@
  * @sock: its control socket, "@dir/uzswapd.sock"
  * @log:  its stderr, "@dir/uzswapd.log"
  * @clog: the stderr of the clients started against it
+ * @backing: its backing file, "@dir/backing"
  */
 struct dh_daemon {
 	pid_t pid;
@@ -47,6 +49,7 @@ struct dh_daemon {
 	char sock[PATH_MAX];
 	char log[PATH_MAX];
 	char clog[PATH_MAX];
+	char backing[PATH_MAX];
 };
 
 /* Make the root directory under which every daemon's directory goes
@@ -58,8 +61,9 @@ void dh_root_remove(void);
 
 /*
  * dh_start() - start uzswapd in a new directory under the root, with
- * "--socket SOCK --no-mlock -D all" and @extra (NULL-terminated, may be
- * NULL) appended, and wait until its socket accepts a connection.
+ * "--socket SOCK --no-mlock -D all --backing-file DIR/backing" and @extra
+ * (NULL-terminated, may be NULL; an option given again there wins)
+ * appended, and wait until its socket accepts a connection.
  * Return: 0; -ETIMEDOUT if it did not within DH_START_MS (it is killed);
  * -ECHILD if it exited first; -errno.
  */
@@ -139,6 +143,21 @@ long dh_uffd_waiting(pid_t pid);
 /* A blocking connection to the daemon's socket, with 10 s send and
  * receive timeouts; -errno on failure. */
 int dh_connect(const struct dh_daemon *d);
+
+struct proto_status_reply;
+
+/*
+ * dh_status() - the daemon's totals: one STATUS request (an admin request:
+ * the tests run as root) on a new connection, which is then closed.
+ * Return: 0 and *@st filled; the reply's status if the daemon refused;
+ * -EBADMSG for a malformed reply; -errno (-ETIMEDOUT after 10 s).
+ */
+int dh_status(const struct dh_daemon *d, struct proto_status_reply *st);
+
+/* @pid's RssShmem from /proc/PID/status, in bytes (managed regions are
+ * shared memory: this is what the kernel says a client has resident), or
+ * -errno. */
+long long dh_rss_shmem(pid_t pid);
 
 /*
  * struct dh_client - a client program started by the harness

@@ -31,6 +31,16 @@
  *                    verify, print "done"; then a command: "alive" or
  *                    "gone" (the daemon was stopped), verify and free
  *   crash MIB        alloc, write, abort()
+ *   pager            driven by commands on stdin, one reply line each:
+ *                    set the budget, allocate regions of compressible,
+ *                    incompressible, same-filled or sparse pages, verify,
+ *                    rewrite, COLD/WILLNEED advice, free, stats (see
+ *                    cmd_pager())
+ *   rmw THREADS MIB LIMIT_MIB SECONDS [daemon-stops]
+ *                    THREADS writers doing checksummed read-modify-write
+ *                    of the pages of a MIB region under a LIMIT_MIB budget
+ *                    for SECONDS; every lost, stale, torn or zeroed write
+ *                    is caught (see cmd_rmw())
  *
  * Exit status: 0 only when every check passed; 1 when a check failed
  * (what and where on stderr); 2 for a usage error. Every data check uses
@@ -47,6 +57,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +68,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/client/uzswap.h"
@@ -121,6 +133,14 @@ static void say(const char *fmt, ...)
 	va_end(ap);
 	putchar('\n');
 	fflush(stdout);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*****************
@@ -1248,6 +1268,556 @@ static int cmd_crash(int argc, char **argv)
 }
 
 /*****************
+ * Eviction: pager, rmw
+ *****************/
+
+/*
+ * Page contents by kind, all derived from (seed, page index, word index):
+ *   text    compressible (32 groups of 16 equal low-entropy words), word 0
+ *           unique to the page: never same-filled, never zero
+ *   random  incompressible: every word from pat()
+ *   same    one 64-bit word repeated; every 4th page all zeros (a zero
+ *           page that was written), the others a page-unique non-zero word
+ *   sparse  every 4th page is text, the others are never touched (they
+ *           must read zero, and reading them must not block)
+ */
+enum kind { K_TEXT, K_RANDOM, K_SAME, K_SPARSE };
+
+static const char *const kind_names[] = { "text", "random", "same",
+					  "sparse" };
+
+static int kind_parse(const char *s, enum kind *k)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++) {
+		if (!strcmp(s, kind_names[i])) {
+			*k = (enum kind)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static uint64_t text_word(uint64_t seed, size_t page, size_t w)
+{
+	if (w == 0)
+		return pat(seed, page);
+	return (pat(seed + page, w / 16) & 0x0f0f0f0f0f0f0f0full) |
+	       0x4040404040404040ull;
+}
+
+/* Whether page @page of a region of @k is written at all. */
+static bool kind_writes(enum kind k, size_t page)
+{
+	return k != K_SPARSE || page % 4 == 0;
+}
+
+static uint64_t kind_word(enum kind k, uint64_t seed, size_t page, size_t w)
+{
+	switch (k) {
+	case K_TEXT:
+		return text_word(seed, page, w);
+	case K_RANDOM:
+		return pat(seed, page * WORDS_PER_PAGE + w);
+	case K_SAME:
+		return page % 4 ? pat(seed, page) : 0;
+	case K_SPARSE:
+		return page % 4 ? 0 : text_word(seed, page, w);
+	}
+	return 0;
+}
+
+static void kind_fill(uint8_t *p, size_t len, enum kind k, uint64_t seed)
+{
+	size_t page, w;
+
+	for (page = 0; page < len / PAGE; page++) {
+		volatile uint64_t *pw =
+			(volatile uint64_t *)(p + page * PAGE);
+
+		if (!kind_writes(k, page))
+			continue;
+		for (w = 0; w < WORDS_PER_PAGE; w++)
+			pw[w] = kind_word(k, seed, page, w);
+	}
+}
+
+/*
+ * Check pages [first, first + n) of a region of @k. Reports the first bad
+ * page on stderr. Return: bad pages; *@zero: how many of them read all
+ * zeros (an evicted page turned into zeros).
+ */
+static size_t kind_check(const char *what, const uint8_t *p, size_t first,
+			 size_t n, enum kind k, uint64_t seed, size_t *zero)
+{
+	size_t page, w, bad = 0, zeros = 0, first_bad = 0, bad_word = 0;
+	uint64_t got = 0, want = 0;
+
+	for (page = first; page < first + n; page++) {
+		const volatile uint64_t *pw =
+			(const volatile uint64_t *)(p + page * PAGE);
+		bool page_bad = false, all_zero = true;
+
+		for (w = 0; w < WORDS_PER_PAGE; w++) {
+			uint64_t v = pw[w], e = kind_word(k, seed, page, w);
+
+			if (v)
+				all_zero = false;
+			if (v != e && !page_bad) {
+				page_bad = true;
+				if (!bad) {
+					first_bad = page;
+					bad_word = w;
+					got = v;
+					want = e;
+				}
+			}
+		}
+		if (page_bad) {
+			bad++;
+			if (all_zero)
+				zeros++;
+		}
+	}
+	if (bad)
+		fail("%s: %zu of %zu pages wrong (%zu read all zeros); first: "
+		     "page %zu word %zu is %#" PRIx64 " instead of %#" PRIx64,
+		     what, bad, n, zeros, first_bad, bad_word, got, want);
+	if (zero)
+		*zero = zeros;
+	return bad;
+}
+
+#define PAGER_MAX_REGIONS 16
+
+struct pager_region {
+	uint8_t *p;
+	size_t len;
+	enum kind kind;
+	uint64_t seed;
+};
+
+/* The region numbered by @arg, or NULL (with a reply) if there is none. */
+static struct pager_region *pager_region(struct pager_region *rs,
+					 const char *arg)
+{
+	char *end;
+	unsigned long k = strtoul(arg ? arg : "", &end, 10);
+
+	if (!arg || *end || end == arg || k >= PAGER_MAX_REGIONS ||
+	    !rs[k].p) {
+		say("fail no region '%s'", arg ? arg : "");
+		return NULL;
+	}
+	return &rs[k];
+}
+
+static void pager_verify(struct pager_region *r, unsigned long k)
+{
+	char what[64];
+	size_t zero = 0, bad;
+
+	snprintf(what, sizeof(what), "region %lu (%s)", k,
+		 kind_names[r->kind]);
+	bad = kind_check(what, r->p, 0, r->len / PAGE, r->kind, r->seed,
+			 &zero);
+	if (bad)
+		say("fail %zu bad pages, %zu read zeros", bad, zero);
+	else
+		say("ok");
+}
+
+/* "advise K [FIRST NPAGES]": the whole region when no range is given. */
+static void pager_advise(struct pager_region *rs, char **args, int nargs,
+			 uzswap_t *c, int advice)
+{
+	struct pager_region *r = pager_region(rs, nargs > 0 ? args[0] : NULL);
+	unsigned long first = 0, n;
+	int ret;
+
+	if (!r)
+		return;
+	n = r->len / PAGE;
+	if (nargs == 3) {
+		first = strtoul(args[1], NULL, 10);
+		n = strtoul(args[2], NULL, 10);
+	}
+	if (first + n > r->len / PAGE || n == 0) {
+		say("fail range");
+		return;
+	}
+	ret = uzswap_advise(c, r->p + first * PAGE, n * PAGE, advice);
+	if (ret)
+		say("fail %d %s", ret, strerror(-ret));
+	else
+		say("ok");
+}
+
+/*
+ * pager: a client driven line by line from stdin, for the tests of
+ * eviction; every command is answered by one line, "ok ..." or
+ * "fail ...". A data check that fails also makes the exit status 1.
+ *   limit MIB              uzswap_set_limit (0: the daemon's default)
+ *   alloc KIND MIB         a new region filled by kind: "ok K"
+ *   verify K|all           check every page of region K, or of all
+ *   rewrite K              fill region K again with a new seed
+ *   cold K [FIRST N]       uzswap_advise COLD (whole region by default)
+ *   willneed K [FIRST N]   uzswap_advise WILLNEED
+ *   free K                 uzswap_free
+ *   stats                  "ok resident R limit L registered G stored S
+ *                          compressed C faults F evictions E regions N"
+ *   quit                   disconnect and exit
+ * Prints "ready" once connected. End of file is "quit".
+ */
+static int cmd_pager(int argc, char **argv)
+{
+	struct pager_region rs[PAGER_MAX_REGIONS] = { { 0 } };
+	struct uzswap_stats st;
+	char line[256], *args[8], *save, *tok, *verb;
+	unsigned long k, v;
+	uzswap_t *c;
+	int nargs, ret;
+	uint64_t gen = 100;
+	enum kind kind;
+
+	if (argc != 0)
+		return 2;
+	c = connect_or_die();
+	say("ready");
+	while (read_command(line, sizeof(line))) {
+		verb = strtok_r(line, " ", &save);
+		if (!verb)
+			continue;
+		nargs = 0;
+		while (nargs < 8 && (tok = strtok_r(NULL, " ", &save)))
+			args[nargs++] = tok;
+		if (!strcmp(verb, "quit"))
+			break;
+		if (!strcmp(verb, "limit") && nargs == 1) {
+			v = strtoul(args[0], NULL, 10);
+			ret = uzswap_set_limit(c, (uint64_t)v * MIB);
+			if (ret)
+				say("fail %d %s", ret, strerror(-ret));
+			else
+				say("ok");
+		} else if (!strcmp(verb, "alloc") && nargs == 2 &&
+			   !kind_parse(args[0], &kind)) {
+			for (k = 0; k < PAGER_MAX_REGIONS && rs[k].p; k++)
+				;
+			v = strtoul(args[1], NULL, 10);
+			if (k == PAGER_MAX_REGIONS || v == 0) {
+				say("fail no room");
+				continue;
+			}
+			rs[k].len = v * MIB;
+			rs[k].p = uzswap_alloc(c, rs[k].len, kind_names[kind]);
+			if (!rs[k].p) {
+				say("fail alloc: %s", strerror(errno));
+				continue;
+			}
+			rs[k].kind = kind;
+			rs[k].seed = seed_of(gen++);
+			kind_fill(rs[k].p, rs[k].len, kind, rs[k].seed);
+			say("ok %lu", k);
+		} else if (!strcmp(verb, "verify") && nargs == 1 &&
+			   !strcmp(args[0], "all")) {
+			size_t bad = 0, zero = 0, z;
+
+			for (k = 0; k < PAGER_MAX_REGIONS; k++) {
+				if (!rs[k].p)
+					continue;
+				bad += kind_check("verify all", rs[k].p, 0,
+						  rs[k].len / PAGE, rs[k].kind,
+						  rs[k].seed, &z);
+				zero += z;
+			}
+			if (bad)
+				say("fail %zu bad pages, %zu read zeros", bad,
+				    zero);
+			else
+				say("ok");
+		} else if (!strcmp(verb, "verify") && nargs == 1) {
+			struct pager_region *r = pager_region(rs, args[0]);
+
+			if (r)
+				pager_verify(r, strtoul(args[0], NULL, 10));
+		} else if (!strcmp(verb, "rewrite") && nargs == 1) {
+			struct pager_region *r = pager_region(rs, args[0]);
+
+			if (r) {
+				r->seed = seed_of(gen++);
+				kind_fill(r->p, r->len, r->kind, r->seed);
+				say("ok");
+			}
+		} else if (!strcmp(verb, "cold")) {
+			pager_advise(rs, args, nargs, c, UZSWAP_ADVISE_COLD);
+		} else if (!strcmp(verb, "willneed")) {
+			pager_advise(rs, args, nargs, c,
+				     UZSWAP_ADVISE_WILLNEED);
+		} else if (!strcmp(verb, "free") && nargs == 1) {
+			struct pager_region *r = pager_region(rs, args[0]);
+
+			if (r) {
+				ret = uzswap_free(c, r->p);
+				r->p = NULL;
+				if (ret)
+					say("fail %d %s", ret, strerror(-ret));
+				else
+					say("ok");
+			}
+		} else if (!strcmp(verb, "stats") && nargs == 0) {
+			ret = uzswap_stats(c, &st);
+			if (ret)
+				say("fail %d %s", ret, strerror(-ret));
+			else
+				say("ok resident %" PRIu64 " limit %" PRIu64
+				    " registered %" PRIu64 " stored %" PRIu64
+				    " compressed %" PRIu64 " faults %" PRIu64
+				    " evictions %" PRIu64 " regions %" PRIu64,
+				    st.resident_bytes, st.limit_bytes,
+				    st.registered_bytes, st.stored_pages,
+				    st.compressed_bytes, st.faults,
+				    st.evictions, st.regions);
+		} else {
+			say("fail unknown command");
+		}
+	}
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+/*
+ * rmw: THREADS writer threads do checksummed read-modify-write on the
+ * pages of one region under a small budget. Each thread owns the pages
+ * whose index is its number modulo THREADS and keeps, in private memory,
+ * the counter each of its pages must hold. A page:
+ *   word 0          RMW_MAGIC ^ page index (never zero)
+ *   word 1          the page's write counter (1 after the first fill)
+ *   words 2..255    pattern of (seed, counter, word): incompressible
+ *   words 256..510  one word of (seed, counter, page): compressible
+ *   word 511        checksum of words 0..510
+ * Every RMW checks the page before writing it: a stale page (a lost
+ * write), a zero page or a torn page is a failure. Half of the RMWs go to
+ * a few "hot" pages of the thread, written again and again while the
+ * fault-in LRU carries them to its tail, so that the evictor takes pages
+ * that are being written; the other half to random own pages, which
+ * fault nearly every time.
+ */
+#define RMW_MAGIC	0xa5c3e1f00f1e3c5aull
+#define RMW_HOT		8
+
+struct rmw_thr {
+	pthread_t tid;
+	unsigned int idx, n;
+	uint8_t *p;
+	size_t npages;
+	uint64_t seed;
+	uint32_t *expect;	/* counter of own page idx + n * j, at [j] */
+	atomic_bool *stop;
+	pthread_barrier_t *bar;
+	uint64_t ops, bad;
+};
+
+static uint64_t rmw_sum(const uint64_t *w)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t i;
+
+	for (i = 0; i < WORDS_PER_PAGE - 1; i++) {
+		h ^= w[i];
+		h *= 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	return h | 1;
+}
+
+static void rmw_make(uint64_t *w, uint64_t seed, size_t page, uint32_t cnt)
+{
+	uint64_t s = seed ^ ((uint64_t)cnt << 40);
+	uint64_t rep = pat(s, page);
+	size_t i;
+
+	w[0] = RMW_MAGIC ^ page;
+	w[1] = cnt;
+	for (i = 2; i < WORDS_PER_PAGE / 2; i++)
+		w[i] = pat(s, page * WORDS_PER_PAGE + i);
+	for (; i < WORDS_PER_PAGE - 1; i++)
+		w[i] = rep;
+	w[WORDS_PER_PAGE - 1] = rmw_sum(w);
+}
+
+/* Check page @page against counter @cnt; 0 or 1 (reported). */
+static int rmw_check(struct rmw_thr *t, const char *what, size_t page,
+		     uint32_t cnt)
+{
+	uint64_t w[WORDS_PER_PAGE];
+	size_t i;
+	bool zero = true;
+
+	memcpy(w, t->p + page * PAGE, PAGE);
+	for (i = 0; i < WORDS_PER_PAGE; i++)
+		if (w[i])
+			zero = false;
+	if (zero) {
+		fail("%s: page %zu READS ZERO (counter %u expected)", what,
+		     page, cnt);
+		return 1;
+	}
+	if (w[0] != (RMW_MAGIC ^ page) ||
+	    w[WORDS_PER_PAGE - 1] != rmw_sum(w)) {
+		fail("%s: page %zu torn or foreign: word 0 %#" PRIx64
+		     ", checksum %#" PRIx64 " (computed %#" PRIx64 ")", what,
+		     page, w[0], w[WORDS_PER_PAGE - 1], rmw_sum(w));
+		return 1;
+	}
+	if (w[1] != cnt) {
+		fail("%s: page %zu holds write %" PRIu64 ", expected %u (%s)",
+		     what, page, w[1], cnt,
+		     w[1] < cnt ? "a LOST WRITE" : "from the future");
+		return 1;
+	}
+	return 0;
+}
+
+static void rmw_write(struct rmw_thr *t, size_t page, uint32_t cnt)
+{
+	uint64_t w[WORDS_PER_PAGE];
+
+	rmw_make(w, t->seed, page, cnt);
+	memcpy(t->p + page * PAGE, w, PAGE);
+}
+
+static void *rmw_main(void *arg)
+{
+	struct rmw_thr *t = arg;
+	size_t own = (t->npages - t->idx + t->n - 1) / t->n, j, hot[RMW_HOT];
+	uint64_t x = t->seed ^ (0x9e3779b97f4a7c15ull * (t->idx + 1));
+	size_t h;
+
+	for (j = 0; j < own; j++) {
+		t->expect[j] = 1;
+		rmw_write(t, t->idx + t->n * j, 1);
+	}
+	for (h = 0; h < RMW_HOT; h++)
+		hot[h] = (own * h) / RMW_HOT;
+	pthread_barrier_wait(t->bar);
+	while (!atomic_load_explicit(t->stop, memory_order_relaxed) &&
+	       t->bad < 10) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		j = x & 1 ? hot[(x >> 1) % RMW_HOT] : (x >> 1) % own;
+		t->bad += (uint64_t)rmw_check(t, "rmw", t->idx + t->n * j,
+					      t->expect[j]);
+		t->expect[j]++;
+		rmw_write(t, t->idx + t->n * j, t->expect[j]);
+		t->ops++;
+	}
+	return NULL;
+}
+
+/*
+ * rmw THREADS MIB LIMIT_MIB SECONDS [daemon-stops]: prints "ready" once
+ * every page is written, runs SECONDS, checks every page, then prints
+ *   "result ops N bad B"
+ *   "stats resident R limit L evictions E faults F stored S" (after
+ *   waiting, bounded, for resident to come within the limit), or
+ *   "stats fail ERR" (a failure unless daemon-stops was given: the test
+ *   stops the daemon meanwhile, and the regions are then plain memory)
+ */
+static int cmd_rmw(int argc, char **argv)
+{
+	struct rmw_thr thr[16];
+	pthread_barrier_t bar;
+	atomic_bool stop = false;
+	struct uzswap_stats st;
+	unsigned int n, i;
+	unsigned long secs;
+	uint64_t limit, ops = 0, bad = 0, seed = seed_of(91);
+	bool daemon_stops = false;
+	long long deadline;
+	struct timespec ts;
+	size_t len, j;
+	uzswap_t *c;
+	uint8_t *p;
+	int ret;
+
+	if (argc != 4 && argc != 5)
+		return 2;
+	n = (unsigned int)parse_ul(argv[0], "THREADS", 16);
+	len = parse_ul(argv[1], "MIB", 4096) * MIB;
+	limit = parse_ul(argv[2], "LIMIT_MIB", 4096) * MIB;
+	secs = parse_ul(argv[3], "SECONDS", 3600);
+	if (argc == 5) {
+		if (strcmp(argv[4], "daemon-stops"))
+			return 2;
+		daemon_stops = true;
+	}
+	c = connect_or_die();
+	MUST(uzswap_set_limit(c, limit));
+	p = alloc_or_die(c, len, "rmw");
+	pthread_barrier_init(&bar, NULL, n + 1);
+	for (i = 0; i < n; i++) {
+		size_t own = (len / PAGE - i + n - 1) / n;
+
+		thr[i] = (struct rmw_thr){ .idx = i, .n = n, .p = p,
+					   .npages = len / PAGE,
+					   .seed = seed, .stop = &stop,
+					   .bar = &bar };
+		thr[i].expect = calloc(own, sizeof(uint32_t));
+		if (!thr[i].expect)
+			die("calloc");
+		ret = pthread_create(&thr[i].tid, NULL, rmw_main, &thr[i]);
+		if (ret)
+			die("pthread_create: %s", strerror(ret));
+	}
+	pthread_barrier_wait(&bar);
+	say("ready");
+	ts = (struct timespec){ (time_t)secs, 0 };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	atomic_store(&stop, true);
+	for (i = 0; i < n; i++) {
+		pthread_join(thr[i].tid, NULL);
+		ops += thr[i].ops;
+		bad += thr[i].bad;
+	}
+	pthread_barrier_destroy(&bar);
+	/* every page, once more, against what its thread last wrote */
+	for (i = 0; i < n; i++) {
+		size_t own = (len / PAGE - i + n - 1) / n;
+
+		for (j = 0; j < own && bad < 100; j++)
+			bad += (uint64_t)rmw_check(&thr[i], "final check",
+						   i + n * j,
+						   thr[i].expect[j]);
+		free(thr[i].expect);
+	}
+	say("result ops %" PRIu64 " bad %" PRIu64, ops, bad);
+
+	/* the evictor brings resident back within the budget */
+	deadline = now_ms() + 20000;
+	while ((ret = uzswap_stats(c, &st)) == 0 &&
+	       st.resident_bytes > st.limit_bytes && now_ms() < deadline) {
+		ts = (struct timespec){ 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	if (ret) {
+		if (!daemon_stops)
+			fail("uzswap_stats: %s", strerror(-ret));
+		say("stats fail %d", ret);
+	} else {
+		say("stats resident %" PRIu64 " limit %" PRIu64
+		    " evictions %" PRIu64 " faults %" PRIu64
+		    " stored %" PRIu64, st.resident_bytes, st.limit_bytes,
+		    st.evictions, st.faults, st.stored_pages);
+	}
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+/*****************
  * main
  *****************/
 
@@ -1267,6 +1837,8 @@ static const struct command {
 	{ "hold", cmd_hold, "MIB" },
 	{ "block", cmd_block, "MIB" },
 	{ "crash", cmd_crash, "MIB" },
+	{ "pager", cmd_pager, "" },
+	{ "rmw", cmd_rmw, "THREADS MIB LIMIT_MIB SECONDS [daemon-stops]" },
 };
 
 static void usage(void)

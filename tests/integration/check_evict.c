@@ -1,0 +1,1127 @@
+/*
+ * check_evict.c - integration tests of eviction: a real uzswapd (started
+ * by daemon_harness.c) keeping real client programs (uzclient pager and
+ * rmw, which link libuzswap) within their budgets by compressing their
+ * cold pages into its pool, and bringing every byte back.
+ *
+ * Test cases of evict_suite():
+ *   pressure  4 writer threads doing checksummed read-modify-write over
+ *             64 MiB under a 4 MiB budget (60 s; 20 s in a sanitizer
+ *             build): no lost, stale, torn or zeroed write, the evictor
+ *             and the fault path both moved a lot, resident back within
+ *             the budget at the end
+ *   budget    a client's RssShmem settles within its budget plus one
+ *             eviction run; set-limit lowered and raised on a running
+ *             client; --default-limit; --resident-limit over two clients
+ *   store     lz4 and zstd (with a level) round trips, payload well under
+ *             the pages stored; same-filled pages (zero pages included)
+ *             counted and kept without payload; incompressible pages kept
+ *             raw; COLD evicts a range at once, WILLNEED brings it back
+ *   safety    a client's exit (normal, SIGKILL) gives its pool space back;
+ *             freeing one region while another is compressed; SIGTERM of
+ *             the daemon while a client's pages are compressed (idle,
+ *             under write pressure, and with an eviction run under way):
+ *             the daemon restores them into the memfds before it exits
+ *             and the client, which goes on with plain memory, reads
+ *             every byte back
+ *
+ * The tests assert outcomes, never timings: every wait is a bounded poll
+ * whose bound is generous (CI runs this under ASan on 2 cores), and a
+ * bound that runs out is a failure. Every daemon must exit 0 on SIGTERM
+ * (under ASan that includes LeakSanitizer's verdict) and log no error line
+ * and no sanitizer report.
+ *
+ * One test case: CK_RUN_CASE=store ./check_evict. Logs kept:
+ * UZSWAP_ITEST_KEEP=1. The pressure duration in seconds:
+ * UZSWAP_ITEST_RMW_SECONDS.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon_harness.h"
+#include "lib/proto/proto.h"
+
+#define MIB		(1024ull * 1024)
+#define PAGE		4096ull
+/* The daemon's EVICT_RUN_PAGES: it evicts in runs of this many pages, and
+ * a budget is kept to within one run. */
+#define RUN_BYTES	(64 * PAGE)
+
+/* Generous: CI machines are slow, and run all of this under ASan. */
+#define TIMEOUT_CASE	900		/* seconds, per test */
+#define PAGER_MS	300000		/* one pager command */
+#define SETTLE_MS	60000		/* eviction to reach a budget */
+
+#ifdef UZSWAP_SANITIZED
+#define RMW_SECONDS	20
+#define SIGTERM_ROUNDS	2
+#else
+#define RMW_SECONDS	60
+#define SIGTERM_ROUNDS	3
+#endif
+
+static struct dh_daemon dmn;
+
+/*****************
+ * Assertions that show the daemon's log
+ *****************/
+
+#define DH_ASSERT(cond, ...)						\
+	do {								\
+		if (!(cond)) {						\
+			dh_dump_logs(&dmn);				\
+			ck_abort_msg(__VA_ARGS__);			\
+		}							\
+	} while (0)
+
+#define DH_ASSERT_EQ(a, b)						\
+	do {								\
+		long long a_ = (long long)(a), b_ = (long long)(b);	\
+		DH_ASSERT(a_ == b_, "%s == %lld, expected %s == %lld",	\
+			  #a, a_, #b, b_);				\
+	} while (0)
+
+/*****************
+ * The daemon
+ *****************/
+
+static void daemon_up(const char *const *extra)
+{
+	int ret = dh_start(&dmn, extra);
+
+	DH_ASSERT(ret == 0, "uzswapd did not start: %s", strerror(-ret));
+}
+
+/* The log of a daemon that ran well has no error and no sanitizer
+ * report. */
+static void assert_log_clean(void)
+{
+	static const char *const bad[] = {
+		"<3>", "<2>", "<1>", "<0>", "Sanitizer", "runtime error",
+	};
+	char line[1024];
+	bool found = false;
+	size_t i;
+	FILE *f = fopen(dmn.log, "re");
+
+	if (!f)
+		return;
+	while (!found && fgets(line, sizeof(line), f)) {
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			if (strstr(line, bad[i]))
+				found = true;
+	}
+	fclose(f);
+	DH_ASSERT(!found, "uzswapd logged: %s", line);
+}
+
+/* SIGTERM: exit status 0, a clean log. */
+static void daemon_stop_ok(void)
+{
+	int status = dh_stop(&dmn);
+
+	DH_ASSERT(dh_exited_ok(status), "uzswapd on SIGTERM: %s",
+		  dh_status_str(status));
+	assert_log_clean();
+}
+
+static void daemon_down(void)
+{
+	if (dmn.pid)
+		daemon_stop_ok();
+	else if (dmn.dir[0])
+		assert_log_clean();
+	if (!getenv("UZSWAP_ITEST_KEEP"))
+		dh_remove(&dmn);
+}
+
+static void status(struct proto_status_reply *st)
+{
+	int ret = dh_status(&dmn, st);
+
+	DH_ASSERT(ret == 0, "STATUS: %s", strerror(-ret));
+}
+
+static void print_status(const char *when, const struct proto_status_reply *s)
+{
+	fprintf(stderr,
+		"STATUS %s: clients %" PRIu64 " resident %" PRIu64
+		" stored %" PRIu64 " same %" PRIu64 " raw %" PRIu64
+		" payload %" PRIu64 " pool %" PRIu64 " evictions %" PRIu64
+		" loads %" PRIu64 " faults %" PRIu64 " failures %" PRIu64 "\n",
+		when, s->clients, s->resident_bytes, s->stored_pages,
+		s->same_pages, s->raw_pages, s->payload_bytes, s->pool_bytes,
+		s->evictions, s->loads, s->faults, s->store_failures);
+}
+
+/*****************
+ * The pager client (uzclient pager)
+ *****************/
+
+struct pstats {
+	uint64_t resident, limit, registered, stored, compressed, faults,
+		evictions, regions;
+};
+
+static void pager_start(struct dh_client *c)
+{
+	static const char *const argv[] = { "pager", NULL };
+	char line[64];
+	int ret;
+
+	DH_ASSERT(dh_uzclient_start(&dmn, c, argv, true) == 0, "fork");
+	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
+	DH_ASSERT(ret == 0 && !strcmp(line, "ready"),
+		  "uzclient pager did not get ready: %s",
+		  ret ? strerror(-ret) : line);
+}
+
+/* Send a command, read its reply line into @reply. */
+static void __attribute__((format(printf, 4, 5)))
+pager_do(struct dh_client *c, char *reply, size_t size, const char *fmt,
+	 ...)
+{
+	char cmd[128];
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	ret = dh_client_say(c, cmd);
+	DH_ASSERT(ret == 0, "pager '%s': %s", cmd, strerror(-ret));
+	ret = dh_client_read_line(c, reply, size, PAGER_MS);
+	DH_ASSERT(ret == 0, "pager '%s': no reply: %s", cmd, strerror(-ret));
+}
+
+/* A command that must answer "ok..."; returns the rest of the line. */
+static const char *__attribute__((format(printf, 2, 3)))
+pager_ok(struct dh_client *c, const char *fmt, ...)
+{
+	static char reply[512];
+	char cmd[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	pager_do(c, reply, sizeof(reply), "%s", cmd);
+	DH_ASSERT(!strncmp(reply, "ok", 2), "pager '%s': %s", cmd, reply);
+	return reply + 2;
+}
+
+/* A new region of @kind: its number. */
+static unsigned int pager_alloc(struct dh_client *c, const char *kind,
+				unsigned int mib)
+{
+	unsigned int k;
+
+	DH_ASSERT(sscanf(pager_ok(c, "alloc %s %u", kind, mib), " %u",
+			 &k) == 1, "alloc: no region number");
+	return k;
+}
+
+static void pager_stats(struct dh_client *c, struct pstats *s)
+{
+	const char *r = pager_ok(c, "stats");
+
+	DH_ASSERT(sscanf(r, " resident %" SCNu64 " limit %" SCNu64
+			 " registered %" SCNu64 " stored %" SCNu64
+			 " compressed %" SCNu64 " faults %" SCNu64
+			 " evictions %" SCNu64 " regions %" SCNu64,
+			 &s->resident, &s->limit, &s->registered, &s->stored,
+			 &s->compressed, &s->faults, &s->evictions,
+			 &s->regions) == 8, "stats: cannot parse '%s'", r);
+}
+
+/* "quit": the client disconnects and must exit 0 (all its data checks
+ * passed). */
+static void pager_quit(struct dh_client *c)
+{
+	int status;
+
+	DH_ASSERT(dh_client_say(c, "quit") == 0, "pager: stdin");
+	status = dh_client_wait(c, PAGER_MS);
+	DH_ASSERT(dh_exited_ok(status), "uzclient pager: %s",
+		  dh_status_str(status));
+}
+
+/* Poll until the pager's resident bytes are at most @bytes. */
+static void pager_wait_resident(struct dh_client *c, uint64_t bytes,
+				struct pstats *s)
+{
+	long long deadline = dh_now_ms() + SETTLE_MS;
+
+	for (;;) {
+		pager_stats(c, s);
+		if (s->resident <= bytes)
+			return;
+		DH_ASSERT(dh_now_ms() < deadline,
+			  "resident %" PRIu64 " bytes, not within %" PRIu64
+			  " after %d ms (limit %" PRIu64 ", evictions %" PRIu64
+			  ")", s->resident, bytes, SETTLE_MS, s->limit,
+			  s->evictions);
+		dh_sleep_ms(20);
+	}
+}
+
+/*
+ * Poll until the pager is within @bytes and eviction has come to rest:
+ * two snapshots of its counters, with the daemon's STATUS between them,
+ * agree (the evictor stops at its low mark, a run under the budget).
+ */
+static void pager_settle(struct dh_client *c, uint64_t bytes,
+			 struct pstats *s, struct proto_status_reply *st)
+{
+	long long deadline = dh_now_ms() + SETTLE_MS;
+	struct pstats again;
+
+	for (;;) {
+		pager_wait_resident(c, bytes, s);
+		status(st);
+		pager_stats(c, &again);
+		if (again.evictions == s->evictions &&
+		    again.stored == s->stored &&
+		    again.compressed == s->compressed &&
+		    st->stored_pages >= s->stored)
+			return;
+		DH_ASSERT(dh_now_ms() < deadline, "eviction did not come to "
+			  "rest within %d ms", SETTLE_MS);
+		dh_sleep_ms(50);
+	}
+}
+
+/* Poll until the sum of the processes' RssShmem is at most @bytes;
+ * returns it. */
+static long long wait_rss(const pid_t *pids, int n, long long bytes)
+{
+	long long deadline = dh_now_ms() + SETTLE_MS, sum;
+	int i;
+
+	for (;;) {
+		sum = 0;
+		for (i = 0; i < n; i++) {
+			long long r = dh_rss_shmem(pids[i]);
+
+			DH_ASSERT(r >= 0, "RssShmem of %d: %s", (int)pids[i],
+				  strerror((int)-r));
+			sum += r;
+		}
+		if (sum <= bytes)
+			return sum;
+		DH_ASSERT(dh_now_ms() < deadline,
+			  "RssShmem %lld bytes, not within %lld after %d ms",
+			  sum, bytes, SETTLE_MS);
+		dh_sleep_ms(20);
+	}
+}
+
+/* Poll until STATUS shows the pool as in @want (stored pages, payload
+ * and pool bytes). */
+static void wait_store(const struct proto_status_reply *want,
+		       struct proto_status_reply *now)
+{
+	long long deadline = dh_now_ms() + SETTLE_MS;
+
+	for (;;) {
+		status(now);
+		if (now->stored_pages == want->stored_pages &&
+		    now->payload_bytes == want->payload_bytes &&
+		    now->pool_bytes == want->pool_bytes &&
+		    now->same_pages == want->same_pages &&
+		    now->raw_pages == want->raw_pages)
+			return;
+		if (dh_now_ms() >= deadline) {
+			print_status("expected", want);
+			print_status("now", now);
+		}
+		DH_ASSERT(dh_now_ms() < deadline,
+			  "the store did not go back: stored %" PRIu64
+			  " (want %" PRIu64 "), payload %" PRIu64 " (want %"
+			  PRIu64 "), pool %" PRIu64 " (want %" PRIu64 ")",
+			  now->stored_pages, want->stored_pages,
+			  now->payload_bytes, want->payload_bytes,
+			  now->pool_bytes, want->pool_bytes);
+		dh_sleep_ms(20);
+	}
+}
+
+/*****************
+ * The rmw client (uzclient rmw)
+ *****************/
+
+struct rmw_result {
+	uint64_t ops, bad;
+	bool have_stats;
+	uint64_t resident, limit, evictions, faults, stored;
+};
+
+static void rmw_start(struct dh_client *c, unsigned int threads,
+		      unsigned int mib, unsigned int limit_mib,
+		      unsigned int secs, bool daemon_stops)
+{
+	char a[4][16], line[128];
+	const char *argv[8];
+	int ret, n = 0;
+
+	snprintf(a[0], sizeof(a[0]), "%u", threads);
+	snprintf(a[1], sizeof(a[1]), "%u", mib);
+	snprintf(a[2], sizeof(a[2]), "%u", limit_mib);
+	snprintf(a[3], sizeof(a[3]), "%u", secs);
+	argv[n++] = "rmw";
+	argv[n++] = a[0];
+	argv[n++] = a[1];
+	argv[n++] = a[2];
+	argv[n++] = a[3];
+	if (daemon_stops)
+		argv[n++] = "daemon-stops";
+	argv[n] = NULL;
+	DH_ASSERT(dh_uzclient_start(&dmn, c, argv, true) == 0, "fork");
+	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
+	DH_ASSERT(ret == 0 && !strcmp(line, "ready"),
+		  "uzclient rmw did not get ready: %s",
+		  ret ? strerror(-ret) : line);
+}
+
+/* Read the rmw client's results and reap it: it must exit 0. */
+static void rmw_finish(struct dh_client *c, unsigned int secs,
+		       struct rmw_result *res)
+{
+	char line[256];
+	int ret, status;
+
+	memset(res, 0, sizeof(*res));
+	ret = dh_client_read_line(c, line, sizeof(line),
+				  (int)secs * 1000 + PAGER_MS);
+	DH_ASSERT(ret == 0 && sscanf(line, "result ops %" SCNu64
+				     " bad %" SCNu64, &res->ops,
+				     &res->bad) == 2,
+		  "uzclient rmw: no result: %s", ret ? strerror(-ret) : line);
+	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
+	DH_ASSERT(ret == 0, "uzclient rmw: no stats: %s", strerror(-ret));
+	res->have_stats = sscanf(line, "stats resident %" SCNu64
+				 " limit %" SCNu64 " evictions %" SCNu64
+				 " faults %" SCNu64 " stored %" SCNu64,
+				 &res->resident, &res->limit,
+				 &res->evictions, &res->faults,
+				 &res->stored) == 5;
+	DH_ASSERT(res->have_stats || !strncmp(line, "stats fail", 10),
+		  "uzclient rmw: bad stats line '%s'", line);
+	fprintf(stderr, "rmw: ops %" PRIu64 " bad %" PRIu64 "; %s\n",
+		res->ops, res->bad, line);
+	status = dh_client_wait(c, PAGER_MS);
+	DH_ASSERT(res->bad == 0, "uzclient rmw: %" PRIu64 " bad pages "
+		  "(lost, stale, torn or zeroed writes; see the client log)",
+		  res->bad);
+	DH_ASSERT(dh_exited_ok(status), "uzclient rmw: %s",
+		  dh_status_str(status));
+}
+
+static unsigned int rmw_seconds(void)
+{
+	const char *s = getenv("UZSWAP_ITEST_RMW_SECONDS");
+	unsigned long v = s ? strtoul(s, NULL, 10) : 0;
+
+	return v > 0 && v < 3600 ? (unsigned int)v : RMW_SECONDS;
+}
+
+/*****************
+ * pressure
+ *****************/
+
+/*
+ * Issue test 1: 4 writer threads, checksummed read-modify-write over
+ * 64 MiB under a 4 MiB budget, with two evictor threads: not one write
+ * lost, and the evictor and the fault path both did a lot of work.
+ */
+START_TEST(test_rmw_integrity)
+{
+	static const char *const args[] = { "--evict-threads", "2", NULL };
+	unsigned int secs = rmw_seconds();
+	struct proto_status_reply s;
+	struct rmw_result res;
+	struct dh_client c;
+
+	daemon_up(args);
+	rmw_start(&c, 4, 64, 4, secs, false);
+	rmw_finish(&c, secs, &res);
+	status(&s);
+	print_status("after rmw", &s);
+	DH_ASSERT(res.have_stats, "rmw: no stats");
+	DH_ASSERT(res.ops > 1000, "only %" PRIu64 " read-modify-writes",
+		  res.ops);
+	DH_ASSERT_EQ(res.limit, 4 * MIB);
+	DH_ASSERT(res.evictions > 10000, "evictions %" PRIu64,
+		  res.evictions);
+	DH_ASSERT(res.faults > 10000, "faults %" PRIu64, res.faults);
+	DH_ASSERT(res.resident <= res.limit,
+		  "resident %" PRIu64 " over the budget %" PRIu64 " at the end",
+		  res.resident, res.limit);
+	DH_ASSERT(s.loads > 10000, "loads %" PRIu64, s.loads);
+	DH_ASSERT(s.evictions >= res.evictions, "STATUS evictions %" PRIu64
+		  " < the client's %" PRIu64, s.evictions, res.evictions);
+	DH_ASSERT_EQ(s.store_failures, 0);
+	/* the client is gone: nothing of it stays in the store */
+	{
+		struct proto_status_reply zero = { 0 }, now;
+
+		wait_store(&zero, &now);
+	}
+}
+END_TEST
+
+/*
+ * Issue test 10, under pressure: SIGTERM while 4 writer threads work on a
+ * region whose pages are being evicted and loaded all the time. The
+ * daemon must restore every stored page (and wait for the runs its
+ * evictors have under way) before it unregisters the region; the writers
+ * go on with plain memory and check every page at the end. Several
+ * rounds, each with a new daemon.
+ */
+START_TEST(test_sigterm_under_pressure)
+{
+	struct rmw_result res;
+	struct dh_client c;
+	int round;
+
+	for (round = 0; round < SIGTERM_ROUNDS; round++) {
+		daemon_up(NULL);
+		rmw_start(&c, 4, 32, 4, 6, true);
+		/* let it run into the thick of it; not a timing check */
+		dh_sleep_ms(1500 + 500 * round);
+		daemon_stop_ok();
+		rmw_finish(&c, 6, &res);
+		DH_ASSERT(!res.have_stats,
+			  "uzswap_stats worked with the daemon stopped");
+		if (!getenv("UZSWAP_ITEST_KEEP"))
+			dh_remove(&dmn);
+	}
+}
+END_TEST
+
+/*****************
+ * budget
+ *****************/
+
+/* Issue test 2: 128 MiB written under a 16 MiB budget: RssShmem settles
+ * within the budget plus one run, and every page reads back. */
+START_TEST(test_budget_rss)
+{
+	const uint64_t budget = 16 * MIB;
+	struct dh_client c;
+	struct pstats ps;
+	uint64_t evictions;
+	long long rss;
+
+	daemon_up(NULL);
+	pager_start(&c);
+	pager_ok(&c, "limit 16");
+	pager_alloc(&c, "text", 128);
+	rss = wait_rss(&c.pid, 1, (long long)(budget + RUN_BYTES));
+	pager_stats(&c, &ps);
+	fprintf(stderr, "budget: RssShmem %lld, resident %" PRIu64
+		", evictions %" PRIu64 "\n", rss, ps.resident, ps.evictions);
+	DH_ASSERT_EQ(ps.limit, budget);
+	DH_ASSERT(ps.evictions >= (128 * MIB - budget) / PAGE,
+		  "evictions %" PRIu64, ps.evictions);
+	DH_ASSERT(ps.resident <= budget + RUN_BYTES, "resident %" PRIu64,
+		  ps.resident);
+	evictions = ps.evictions;
+	pager_ok(&c, "verify 0");
+	/* reading it all back went through the budget too: what came back
+	 * was evicted again */
+	wait_rss(&c.pid, 1, (long long)(budget + RUN_BYTES));
+	pager_stats(&c, &ps);
+	DH_ASSERT(ps.evictions - evictions >= (128 * MIB - 2 * budget) / PAGE,
+		  "evictions %" PRIu64 " -> %" PRIu64 " while reading 128 MiB "
+		  "back", evictions, ps.evictions);
+	DH_ASSERT(ps.resident <= budget + RUN_BYTES, "resident %" PRIu64,
+		  ps.resident);
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+}
+END_TEST
+
+/* Issue test 7: lowering a running client's budget makes it shrink to the
+ * new one; raising it above what the client uses stops eviction. */
+START_TEST(test_set_limit_live)
+{
+	struct dh_client c;
+	struct pstats ps;
+	uint64_t evictions;
+
+	daemon_up(NULL);
+	pager_start(&c);
+	pager_ok(&c, "limit 32");
+	pager_alloc(&c, "text", 48);
+	pager_wait_resident(&c, 32 * MIB, &ps);
+	DH_ASSERT(ps.resident >= 16 * MIB, "resident %" PRIu64
+		  " under a 32 MiB budget (48 MiB written)", ps.resident);
+
+	pager_ok(&c, "limit 8");
+	pager_wait_resident(&c, 8 * MIB, &ps);
+	DH_ASSERT_EQ(ps.limit, 8 * MIB);
+	wait_rss(&c.pid, 1, (long long)(8 * MIB + RUN_BYTES));
+	pager_ok(&c, "verify 0");
+	pager_wait_resident(&c, 8 * MIB, &ps);
+
+	/* raised above the region: every page comes back, none leaves */
+	pager_ok(&c, "limit 64");
+	pager_stats(&c, &ps);
+	evictions = ps.evictions;
+	pager_ok(&c, "verify 0");
+	pager_stats(&c, &ps);
+	DH_ASSERT_EQ(ps.resident, 48 * MIB);
+	DH_ASSERT_EQ(ps.stored, 0);
+	DH_ASSERT(ps.evictions == evictions, "evictions went on under a "
+		  "budget over the region: %" PRIu64 " -> %" PRIu64,
+		  evictions, ps.evictions);
+	/* the evictor's tick comes and goes: still nothing evicted */
+	dh_sleep_ms(500);
+	pager_stats(&c, &ps);
+	DH_ASSERT_EQ(ps.evictions, evictions);
+	DH_ASSERT_EQ(ps.resident, 48 * MIB);
+
+	/* and back to the daemon's default (none): nothing changes */
+	pager_ok(&c, "limit 0");
+	pager_stats(&c, &ps);
+	DH_ASSERT_EQ(ps.limit, 0);
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+}
+END_TEST
+
+/* --default-limit is the budget of a client that set none: it holds the
+ * client, a limit of its own replaces it, and 0 brings it back. */
+START_TEST(test_default_limit)
+{
+	static const char *const args[] = { "--default-limit", "8M", NULL };
+	struct proto_status_reply s;
+	struct dh_client c;
+	struct pstats ps;
+
+	daemon_up(args);
+	status(&s);
+	DH_ASSERT_EQ(s.default_limit, 8 * MIB);
+	DH_ASSERT_EQ(s.resident_limit, 0);
+	pager_start(&c);
+	pager_alloc(&c, "text", 24);
+	pager_wait_resident(&c, 8 * MIB, &ps);
+	DH_ASSERT_EQ(ps.limit, 8 * MIB);
+	wait_rss(&c.pid, 1, (long long)(8 * MIB + RUN_BYTES));
+	pager_ok(&c, "limit 16");
+	pager_ok(&c, "verify 0");
+	pager_wait_resident(&c, 16 * MIB, &ps);
+	DH_ASSERT_EQ(ps.limit, 16 * MIB);
+	DH_ASSERT(ps.resident > 8 * MIB, "resident %" PRIu64 " under a "
+		  "16 MiB budget after reading 24 MiB", ps.resident);
+	pager_ok(&c, "limit 0");
+	pager_wait_resident(&c, 8 * MIB, &ps);
+	DH_ASSERT_EQ(ps.limit, 8 * MIB);
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+}
+END_TEST
+
+/* Issue test 9: --resident-limit over two clients without budgets of
+ * their own: their RssShmem together settles within it plus a run. */
+START_TEST(test_global_budget)
+{
+	static const char *const args[] = { "--resident-limit", "16M", NULL };
+	const uint64_t budget = 16 * MIB;
+	struct proto_status_reply s;
+	struct dh_client c[2];
+	struct pstats ps;
+	pid_t pids[2];
+	long long rss;
+	int i;
+
+	daemon_up(args);
+	for (i = 0; i < 2; i++) {
+		pager_start(&c[i]);
+		pids[i] = c[i].pid;
+	}
+	/* one after the other, then together */
+	pager_alloc(&c[0], "text", 32);
+	pager_alloc(&c[1], "text", 32);
+	pager_ok(&c[0], "verify 0");
+	pager_ok(&c[1], "verify 0");
+	rss = wait_rss(pids, 2, (long long)(budget + RUN_BYTES));
+	status(&s);
+	print_status("global budget", &s);
+	fprintf(stderr, "global budget: RssShmem %lld + %lld\n",
+		dh_rss_shmem(pids[0]), dh_rss_shmem(pids[1]));
+	DH_ASSERT(rss <= (long long)(budget + RUN_BYTES), "RssShmem %lld",
+		  rss);
+	DH_ASSERT_EQ(s.resident_limit, budget);
+	DH_ASSERT_EQ(s.clients, 2);
+	DH_ASSERT(s.resident_bytes <= budget + RUN_BYTES,
+		  "STATUS resident %" PRIu64, s.resident_bytes);
+	DH_ASSERT(s.evictions >= (64 * MIB - budget) / PAGE,
+		  "evictions %" PRIu64, s.evictions);
+	for (i = 0; i < 2; i++) {
+		pager_stats(&c[i], &ps);
+		DH_ASSERT_EQ(ps.limit, 0);
+		DH_ASSERT(ps.evictions > 0, "client %d was never evicted", i);
+	}
+	pager_ok(&c[0], "verify 0");
+	pager_ok(&c[1], "verify 0");
+	for (i = 0; i < 2; i++)
+		pager_quit(&c[i]);
+}
+END_TEST
+
+/*****************
+ * store
+ *****************/
+
+/* Issue test 3: each compressor round trips compressible pages, and the
+ * pool holds them in well under their size. */
+START_TEST(test_compressor)
+{
+	static const char *const lz4[] = { "--compressor", "lz4", NULL };
+	static const char *const zstd[] = { "--compressor", "zstd",
+					     "--zstd-level", "9", NULL };
+	struct proto_status_reply s;
+	struct dh_client c;
+	struct pstats ps;
+
+	daemon_up(_i == 0 ? lz4 : zstd);
+	pager_start(&c);
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "text", 32);
+	pager_settle(&c, 4 * MIB, &ps, &s);
+	print_status(_i == 0 ? "lz4" : "zstd", &s);
+	DH_ASSERT(s.stored_pages >= (32 - 4) * MIB / PAGE,
+		  "stored %" PRIu64 " pages", s.stored_pages);
+	DH_ASSERT_EQ(s.stored_pages, ps.stored);
+	DH_ASSERT_EQ(s.same_pages, 0);
+	DH_ASSERT_EQ(s.raw_pages, 0);
+	DH_ASSERT_EQ(s.payload_bytes, ps.compressed);
+	/* text pages compress about 8:1: well under a quarter */
+	DH_ASSERT(s.payload_bytes < s.stored_pages * PAGE / 4,
+		  "payload %" PRIu64 " bytes for %" PRIu64 " pages",
+		  s.payload_bytes, s.stored_pages);
+	DH_ASSERT(s.pool_bytes >= s.payload_bytes &&
+			  s.pool_bytes < s.stored_pages * PAGE / 2,
+		  "pool %" PRIu64 " bytes for a payload of %" PRIu64
+		  " in %" PRIu64 " pages", s.pool_bytes, s.payload_bytes,
+		  s.stored_pages);
+	pager_ok(&c, "verify 0");
+	pager_ok(&c, "rewrite 0");
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+}
+END_TEST
+
+/* Issue test 4: same-filled pages, zero pages that were written among
+ * them, are counted and kept without payload, and read back. */
+START_TEST(test_same_filled)
+{
+	struct proto_status_reply s0, s1, s2;
+	struct dh_client c;
+	struct pstats ps;
+
+	daemon_up(NULL);
+	pager_start(&c);
+	pager_alloc(&c, "same", 16);
+	status(&s0);
+	pager_ok(&c, "cold 0");
+	status(&s1);
+	print_status("after COLD of same-filled pages", &s1);
+	DH_ASSERT_EQ(s1.stored_pages - s0.stored_pages, 16 * MIB / PAGE);
+	DH_ASSERT_EQ(s1.same_pages - s0.same_pages, 16 * MIB / PAGE);
+	DH_ASSERT_EQ(s1.raw_pages, s0.raw_pages);
+	DH_ASSERT_EQ(s1.payload_bytes, s0.payload_bytes);
+	DH_ASSERT_EQ(s1.pool_bytes, s0.pool_bytes);
+	pager_stats(&c, &ps);
+	DH_ASSERT_EQ(ps.stored, 16 * MIB / PAGE);
+	DH_ASSERT_EQ(ps.compressed, 0);
+	DH_ASSERT_EQ(ps.resident, 0);
+	pager_ok(&c, "verify 0");
+	status(&s2);
+	DH_ASSERT_EQ(s2.same_pages, s0.same_pages);
+	DH_ASSERT_EQ(s2.stored_pages, s0.stored_pages);
+
+	/* through the budget as well, with a sparse region beside it */
+	pager_alloc(&c, "sparse", 8);
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "same", 32);
+	pager_settle(&c, 4 * MIB, &ps, &s1);
+	print_status("same-filled under a budget", &s1);
+	DH_ASSERT(s1.same_pages > (16 + 32 - 4) * MIB / PAGE,
+		  "same-filled pages %" PRIu64, s1.same_pages);
+	DH_ASSERT_EQ(s1.raw_pages, 0);
+	DH_ASSERT_EQ(s1.stored_pages, ps.stored);
+	/* only the sparse region's written pages (one in 4) have payload */
+	DH_ASSERT(s1.stored_pages - s1.same_pages <= 8 * MIB / PAGE / 4,
+		  "%" PRIu64 " stored pages not same-filled",
+		  s1.stored_pages - s1.same_pages);
+	DH_ASSERT_EQ(s1.payload_bytes, ps.compressed);
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+}
+END_TEST
+
+/* Issue test 5: random pages do not compress: stored raw, read back. */
+START_TEST(test_incompressible)
+{
+	struct proto_status_reply s0, s1, s2;
+	struct dh_client c;
+	struct pstats ps;
+
+	daemon_up(NULL);
+	pager_start(&c);
+	pager_alloc(&c, "random", 16);
+	status(&s0);
+	pager_ok(&c, "cold 0");
+	status(&s1);
+	print_status("after COLD of random pages", &s1);
+	DH_ASSERT_EQ(s1.stored_pages - s0.stored_pages, 16 * MIB / PAGE);
+	DH_ASSERT_EQ(s1.raw_pages - s0.raw_pages, 16 * MIB / PAGE);
+	DH_ASSERT_EQ(s1.same_pages, s0.same_pages);
+	DH_ASSERT_EQ(s1.payload_bytes - s0.payload_bytes, 16 * MIB);
+	DH_ASSERT(s1.pool_bytes >= s1.payload_bytes, "pool %" PRIu64
+		  " < payload %" PRIu64, s1.pool_bytes, s1.payload_bytes);
+	pager_stats(&c, &ps);
+	DH_ASSERT_EQ(ps.compressed, 16 * MIB);
+	pager_ok(&c, "verify 0");
+	status(&s2);
+	DH_ASSERT_EQ(s2.raw_pages, s0.raw_pages);
+	DH_ASSERT_EQ(s2.payload_bytes, s0.payload_bytes);
+
+	/* through the budget */
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "random", 24);
+	pager_settle(&c, 4 * MIB, &ps, &s1);
+	DH_ASSERT(s1.raw_pages >= (16 + 24 - 4) * MIB / PAGE,
+		  "raw pages %" PRIu64, s1.raw_pages);
+	DH_ASSERT_EQ(s1.raw_pages, s1.stored_pages);
+	DH_ASSERT_EQ(s1.payload_bytes, s1.raw_pages * PAGE);
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+}
+END_TEST
+
+/* Issue test 8: COLD evicts a range at once; WILLNEED brings it back
+ * (touching it then faults no more); the data is intact both ways. */
+START_TEST(test_advise)
+{
+	const uint64_t first = 1024, n = 2048;
+	struct proto_status_reply s;
+	struct pstats p0, p1;
+	struct dh_client c;
+
+	daemon_up(NULL);
+	pager_start(&c);
+	pager_alloc(&c, "text", 16);
+	pager_stats(&c, &p0);
+	DH_ASSERT_EQ(p0.resident, 16 * MIB);
+	DH_ASSERT_EQ(p0.stored, 0);
+
+	pager_ok(&c, "cold 0 %" PRIu64 " %" PRIu64, first, n);
+	pager_stats(&c, &p1);
+	DH_ASSERT_EQ(p1.evictions - p0.evictions, n);
+	DH_ASSERT_EQ(p1.stored, n);
+	DH_ASSERT_EQ(p1.resident, 16 * MIB - n * PAGE);
+	DH_ASSERT(p1.compressed > 0 && p1.compressed < n * PAGE / 4,
+		  "compressed %" PRIu64 " bytes", p1.compressed);
+	status(&s);
+	DH_ASSERT_EQ(s.stored_pages, n);
+	DH_ASSERT_EQ(s.payload_bytes, p1.compressed);
+	/* COLD again: nothing resident there, nothing more to do */
+	pager_ok(&c, "cold 0 %" PRIu64 " %" PRIu64, first, n);
+	pager_stats(&c, &p0);
+	DH_ASSERT_EQ(p0.evictions, p1.evictions);
+
+	pager_ok(&c, "willneed 0 %" PRIu64 " %" PRIu64, first, n);
+	pager_stats(&c, &p0);
+	DH_ASSERT_EQ(p0.stored, 0);
+	DH_ASSERT_EQ(p0.compressed, 0);
+	DH_ASSERT_EQ(p0.resident, 16 * MIB);
+	pager_ok(&c, "verify 0");
+	pager_stats(&c, &p1);
+	DH_ASSERT(p1.faults == p0.faults, "reading the pages brought back "
+		  "by WILLNEED faulted: %" PRIu64 " -> %" PRIu64, p0.faults,
+		  p1.faults);
+	status(&s);
+	DH_ASSERT_EQ(s.stored_pages, 0);
+	DH_ASSERT_EQ(s.payload_bytes, 0);
+
+	/* COLD over everything, back through faults this time */
+	pager_ok(&c, "cold 0");
+	pager_stats(&c, &p0);
+	DH_ASSERT_EQ(p0.resident, 0);
+	DH_ASSERT_EQ(p0.stored, 16 * MIB / PAGE);
+	pager_ok(&c, "verify 0");
+	pager_stats(&c, &p1);
+	DH_ASSERT(p1.faults - p0.faults >= 1, "no fault brought pages back");
+	DH_ASSERT_EQ(p1.stored, 0);
+	/* a partial WILLNEED of a cold region; the rest faults in */
+	pager_ok(&c, "cold 0");
+	pager_ok(&c, "willneed 0 0 100");
+	pager_stats(&c, &p0);
+	DH_ASSERT_EQ(p0.resident, 100 * PAGE);
+	pager_ok(&c, "rewrite 0");
+	pager_ok(&c, "cold 0");
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+}
+END_TEST
+
+/*****************
+ * safety
+ *****************/
+
+/* Issue test 6: a client's exit, normal or SIGKILL, while its pages are
+ * compressed, gives back everything it had in the store; another client's
+ * pages stay. */
+START_TEST(test_exit_releases_store)
+{
+	struct proto_status_reply base, mine, now;
+	struct dh_client keep, c;
+	struct pstats ps;
+	int round;
+
+	daemon_up(NULL);
+	status(&base);
+	DH_ASSERT_EQ(base.stored_pages, 0);
+	/* a client whose compressed pages must stay as they are */
+	pager_start(&keep);
+	pager_alloc(&keep, "text", 8);
+	pager_alloc(&keep, "same", 1);
+	pager_alloc(&keep, "random", 1);
+	pager_ok(&keep, "cold 0");
+	pager_ok(&keep, "cold 1");
+	pager_ok(&keep, "cold 2");
+	status(&mine);
+	DH_ASSERT_EQ(mine.stored_pages, 10 * MIB / PAGE);
+
+	for (round = 0; round < 2; round++) {
+		pager_start(&c);
+		pager_ok(&c, "limit 4");
+		pager_alloc(&c, "text", 24);
+		pager_alloc(&c, "random", 4);
+		pager_alloc(&c, "same", 4);
+		pager_wait_resident(&c, 4 * MIB, &ps);
+		status(&now);
+		DH_ASSERT(now.stored_pages > mine.stored_pages +
+						     (32 - 4) * MIB / PAGE - 64,
+			  "stored %" PRIu64 " pages", now.stored_pages);
+		if (round == 0) {
+			pager_quit(&c);
+		} else {
+			dh_client_kill(&c);
+		}
+		wait_store(&mine, &now);
+	}
+	pager_ok(&keep, "verify all");
+	pager_quit(&keep);
+	wait_store(&base, &now);
+}
+END_TEST
+
+/* Issue test 10: uzswap_free of one region while it and another are
+ * compressed: the other stays intact. */
+START_TEST(test_free_while_compressed)
+{
+	struct proto_status_reply s;
+	struct dh_client c;
+	struct pstats ps;
+
+	daemon_up(NULL);
+	pager_start(&c);
+	pager_alloc(&c, "text", 16);
+	pager_alloc(&c, "random", 8);
+	pager_alloc(&c, "text", 16);
+	pager_ok(&c, "cold 0");
+	pager_ok(&c, "cold 1");
+	pager_ok(&c, "cold 2 0 2048");
+	pager_ok(&c, "free 0");
+	pager_stats(&c, &ps);
+	DH_ASSERT_EQ(ps.regions, 2);
+	DH_ASSERT_EQ(ps.stored, (8 * MIB + 8 * MIB) / PAGE);
+	status(&s);
+	DH_ASSERT_EQ(s.stored_pages, ps.stored);
+	DH_ASSERT_EQ(s.payload_bytes, ps.compressed);
+	pager_ok(&c, "verify 1");
+	pager_ok(&c, "verify 2");
+	pager_ok(&c, "cold 2");
+	pager_ok(&c, "free 1");
+	pager_ok(&c, "verify 2");
+	/* under a budget, while the evictor works on the others */
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "text", 16);
+	pager_alloc(&c, "same", 8);
+	pager_ok(&c, "free 2");
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	{
+		struct proto_status_reply zero = { 0 }, now;
+
+		wait_store(&zero, &now);
+	}
+}
+END_TEST
+
+/*
+ * Issue test 10, the one that matters most: SIGTERM while a client's pages
+ * are compressed. The daemon writes them back into the memfds before it
+ * unregisters the regions and exits; the client, still running with
+ * plain memory now, reads every byte back, the pages never touched as
+ * zeros, and goes on writing.
+ */
+START_TEST(test_sigterm_restores)
+{
+	struct proto_status_reply s;
+	struct dh_client c;
+	struct pstats ps;
+	char reply[256];
+
+	daemon_up(NULL);
+	pager_start(&c);
+	pager_alloc(&c, "text", 8);
+	pager_alloc(&c, "random", 4);
+	pager_alloc(&c, "same", 4);
+	pager_alloc(&c, "sparse", 4);
+	pager_ok(&c, "cold 0");
+	pager_ok(&c, "cold 1");
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "text", 16);
+	pager_settle(&c, 4 * MIB, &ps, &s);
+	print_status("before SIGTERM", &s);
+	DH_ASSERT(s.stored_pages > 6000 && s.same_pages > 0 &&
+			  s.raw_pages > 0,
+		  "stored %" PRIu64 " same %" PRIu64 " raw %" PRIu64,
+		  s.stored_pages, s.same_pages, s.raw_pages);
+
+	daemon_stop_ok();
+
+	pager_ok(&c, "verify all");
+	pager_do(&c, reply, sizeof(reply), "stats");
+	DH_ASSERT(!strncmp(reply, "fail", 4),
+		  "stats with the daemon stopped: %s", reply);
+	pager_ok(&c, "rewrite 0");
+	pager_ok(&c, "rewrite 4");
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+}
+END_TEST
+
+/*
+ * Issue test 10 with the evictor in the middle of a run: SIGTERM while the
+ * evictor, slow on purpose (zstd at level 19), is still bringing a client
+ * that has just written 32 MiB down to its 4 MiB budget. It works up the
+ * fault-in LRU, that is in address order: the pages below its current run
+ * are stored, the run is under way, the pages above are resident. The
+ * daemon must wait for that run and restore it too before it unregisters
+ * the region: if it unregisters first, the run's punch leaves holes in the
+ * memfd and the client reads zeros.
+ */
+START_TEST(test_sigterm_mid_run)
+{
+	static const char *const args[] = { "--compressor", "zstd",
+					     "--zstd-level", "19", NULL };
+	struct proto_status_reply s;
+	struct dh_client c;
+	int round;
+
+	for (round = 0; round < SIGTERM_ROUNDS; round++) {
+		daemon_up(args);
+		pager_start(&c);
+		pager_ok(&c, "limit 4");
+		pager_alloc(&c, "text", 32);
+		if (round > 0)
+			dh_sleep_ms(300 * round);
+		status(&s);
+		print_status("at SIGTERM", &s);
+		daemon_stop_ok();
+		pager_ok(&c, "verify 0");
+		pager_ok(&c, "rewrite 0");
+		pager_ok(&c, "verify 0");
+		pager_quit(&c);
+		if (!getenv("UZSWAP_ITEST_KEEP"))
+			dh_remove(&dmn);
+	}
+}
+END_TEST
+
+/*****************
+ * Suites
+ *****************/
+
+static Suite *evict_suite(void)
+{
+	Suite *s = suite_create("evict");
+	TCase *tc;
+
+	tc = tcase_create("pressure");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_rmw_integrity);
+	tcase_add_test(tc, test_sigterm_under_pressure);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("budget");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_budget_rss);
+	tcase_add_test(tc, test_set_limit_live);
+	tcase_add_test(tc, test_default_limit);
+	tcase_add_test(tc, test_global_budget);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_loop_test(tc, test_compressor, 0, 2);
+	tcase_add_test(tc, test_same_filled);
+	tcase_add_test(tc, test_incompressible);
+	tcase_add_test(tc, test_advise);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("safety");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_exit_releases_store);
+	tcase_add_test(tc, test_free_while_compressed);
+	tcase_add_test(tc, test_sigterm_restores);
+	tcase_add_test(tc, test_sigterm_mid_run);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed, ret;
+
+	/* a client that died must not take the test with it on write() */
+	signal(SIGPIPE, SIG_IGN);
+	ret = dh_root_create();
+	if (ret) {
+		fprintf(stderr, "check_evict: cannot create a directory: %s\n",
+			strerror(-ret));
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(evict_suite());
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (getenv("UZSWAP_ITEST_KEEP"))
+		fprintf(stderr, "check_evict: logs kept in %s\n", dh_root());
+	else
+		dh_root_remove();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
