@@ -168,6 +168,15 @@ static bool in_child(const struct uzswap *c)
 	return getpid() != c->pid;
 }
 
+/* Whether @c may be used by the caller: 0, -EINVAL for no connection,
+ * -ECHILD in a forked child. */
+static int usable(const struct uzswap *c)
+{
+	if (!c)
+		return -EINVAL;
+	return in_child(c) ? -ECHILD : 0;
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -952,10 +961,9 @@ void *uzswap_alloc(uzswap_t *c, size_t len, const char *name)
 	void *p;
 	int ret;
 
-	if (!c)
-		return ptr_err(-EINVAL);
-	if (in_child(c))
-		return ptr_err(-ECHILD);
+	ret = usable(c);
+	if (ret)
+		return ptr_err(ret);
 	if (!len)
 		return ptr_err(-EINVAL);
 	len = page_round(len, c->page_size);
@@ -1007,10 +1015,9 @@ void *uzswap_adopt(uzswap_t *c, void *addr, size_t len, const char *name)
 	void *p;
 	int ret;
 
-	if (!c)
-		return ptr_err(-EINVAL);
-	if (in_child(c))
-		return ptr_err(-ECHILD);
+	ret = usable(c);
+	if (ret)
+		return ptr_err(ret);
 	if (!addr || !len || start & (c->page_size - 1))
 		return ptr_err(-EINVAL);
 	len = page_round(len, c->page_size);
@@ -1073,10 +1080,9 @@ int uzswap_free(uzswap_t *c, void *addr)
 	size_t len;
 	int ret;
 
-	if (!c)
-		return -EINVAL;
-	if (in_child(c))
-		return -ECHILD;
+	ret = usable(c);
+	if (ret)
+		return ret;
 	len = proto_encode_unregister(buf, &un);
 	pthread_mutex_lock(&c->lock);
 	r = region_unlink(c, (uintptr_t)addr);
@@ -1098,10 +1104,9 @@ int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes)
 	size_t len;
 	int ret;
 
-	if (!c)
-		return -EINVAL;
-	if (in_child(c))
-		return -ECHILD;
+	ret = usable(c);
+	if (ret)
+		return ret;
 	len = proto_encode_set_limit(buf, &sl);
 	pthread_mutex_lock(&c->lock);
 	ret = request(c, PROTO_SET_LIMIT, buf, len, NULL, 0);
@@ -1120,10 +1125,9 @@ int uzswap_advise(uzswap_t *c, void *addr, size_t len, int advice)
 	size_t n;
 	int ret;
 
-	if (!c)
-		return -EINVAL;
-	if (in_child(c))
-		return -ECHILD;
+	ret = usable(c);
+	if (ret)
+		return ret;
 	if (advice != UZSWAP_ADVISE_COLD && advice != UZSWAP_ADVISE_WILLNEED)
 		return -EINVAL;
 	if (!len || (uintptr_t)addr & (c->page_size - 1))
@@ -1148,10 +1152,11 @@ int uzswap_stats(uzswap_t *c, struct uzswap_stats *st)
 	size_t len;
 	int ret;
 
-	if (!c || !st)
+	if (!st)
 		return -EINVAL;
-	if (in_child(c))
-		return -ECHILD;
+	ret = usable(c);
+	if (ret)
+		return ret;
 	ret = call(c, PROTO_STATS, NULL, 0, NULL, 0, body, sizeof(body), &len);
 	if (ret)
 		return ret;
