@@ -40,6 +40,9 @@
 /* The store the z3fold evict handler works for (one per process). */
 static struct store *the_store;
 
+/* A write-back I/O error was logged (once per process). */
+static atomic_bool io_error_logged;
+
 static int store_evict(struct z3fold_pool *pool, unsigned long handle);
 
 static const struct z3fold_ops store_ops = { .evict = store_evict };
@@ -452,7 +455,10 @@ static int store_evict(struct z3fold_pool *pool, unsigned long handle)
 	ret = write_back(s, r, p, handle, info);
 	if (ret) {
 		atomic_store(&p->info, info);
-		if (STAT_ADD(s, writeback_failures, 1) == 0)
+		/* full (ENOSPC) is the evictor's to report; an I/O error is
+		 * worth an error line, once */
+		STAT_ADD(s, writeback_failures, 1);
+		if (ret != -ENOSPC && !atomic_exchange(&io_error_logged, true))
 			log_err("store", "writing back to the backing file: %s; "
 				"pages stay in the pool (logged once)",
 				strerror(-ret));

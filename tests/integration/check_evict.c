@@ -24,6 +24,13 @@
  *             the daemon restores them into the memfds before it exits
  *             and the client, which goes on with plain memory, reads
  *             every byte back
+ *   writeback with --pool-limit: reclaim from the bottom writes the pool's
+ *             oldest objects to the backing file, the pool stays at its
+ *             limit, every page comes back, the file empties when the
+ *             client leaves; rmw integrity with writeback; a backing file
+ *             that takes no more (its cap, or ENOSPC from a 256 KiB tmpfs
+ *             the test mounts): evictions stop, the budget is exceeded,
+ *             no page is lost
  *
  * The tests assert outcomes, never timings: every wait is a bounded poll
  * whose bound is generous (CI runs this under ASan on 2 cores), and a
@@ -46,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1058,6 +1066,368 @@ START_TEST(test_sigterm_mid_run)
 END_TEST
 
 /*****************
+ * writeback
+ *****************/
+
+/* One z3fold pool segment: the pool may pass its limit by up to one
+ * before the store refuses pages. */
+#define POOL_SEGMENT	MIB
+/* The evictor's warning when the pool is at its limit and the backing file
+ * takes no more (once per episode). */
+#define WB_STUCK	"backing file takes no more"
+/* The store's one error when the backing file refuses a write. */
+#define WB_FAILED	"writing back to the backing file"
+
+static void print_wb(const char *when, const struct proto_status_reply *s)
+{
+	fprintf(stderr,
+		"WRITEBACK %s: pool %" PRIu64 "/%" PRIu64 " full %" PRIu64
+		" written back %" PRIu64 " writebacks %" PRIu64 " failures %"
+		PRIu64 " backing %" PRIu64 "/%" PRIu64 " read-ahead %" PRIu64
+		" loads %" PRIu64 " evictions %" PRIu64 "\n", when,
+		s->pool_bytes, s->pool_limit, s->pool_full,
+		s->written_back_pages, s->writebacks, s->writeback_failures,
+		s->backing_bytes, s->backing_limit, s->read_ahead, s->loads,
+		s->evictions);
+}
+
+/*
+ * pager_settle() with pages in the backing file: STATUS's stored_pages
+ * counts the pool's pages only, the client's stored count those written
+ * back too.
+ */
+static void wb_settle(struct dh_client *c, uint64_t bytes, struct pstats *s,
+		      struct proto_status_reply *st)
+{
+	long long deadline = dh_now_ms() + SETTLE_MS;
+	struct pstats again;
+
+	for (;;) {
+		pager_wait_resident(c, bytes, s);
+		status(st);
+		pager_stats(c, &again);
+		if (again.evictions == s->evictions &&
+		    again.stored == s->stored &&
+		    again.compressed == s->compressed &&
+		    st->stored_pages + st->written_back_pages >= s->stored)
+			return;
+		if (dh_now_ms() >= deadline)
+			print_wb("not at rest", st);
+		DH_ASSERT(dh_now_ms() < deadline, "eviction did not come to "
+			  "rest within %d ms: client stored %" PRIu64
+			  " -> %" PRIu64 ", evictions %" PRIu64 " -> %" PRIu64,
+			  SETTLE_MS, s->stored, again.stored, s->evictions,
+			  again.evictions);
+		dh_sleep_ms(50);
+	}
+}
+
+/* Poll until nothing of any client is left in the backing file. */
+static void wait_backing_empty(struct proto_status_reply *now)
+{
+	long long deadline = dh_now_ms() + SETTLE_MS;
+
+	for (;;) {
+		status(now);
+		if (now->written_back_pages == 0 && now->backing_bytes == 0)
+			return;
+		if (dh_now_ms() >= deadline)
+			print_wb("not emptied", now);
+		DH_ASSERT(dh_now_ms() < deadline, "the backing file did not "
+			  "empty: %" PRIu64 " pages written back, %" PRIu64
+			  " bytes", now->written_back_pages,
+			  now->backing_bytes);
+		dh_sleep_ms(20);
+	}
+}
+
+/*
+ * The log of a daemon whose backing file filled up: no error line but
+ * the store's one report of the refused write (a write refused for want
+ * of room is expected here), and no sanitizer report.
+ */
+static void assert_log_clean_but_wb(void)
+{
+	static const char *const bad[] = {
+		"<3>", "<2>", "<1>", "<0>", "Sanitizer", "runtime error",
+	};
+	char line[1024];
+	bool found = false;
+	size_t i;
+	FILE *f = fopen(dmn.log, "re");
+
+	if (!f)
+		return;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (strstr(line, WB_FAILED) && !strstr(line, "Sanitizer"))
+			continue;
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			if (strstr(line, bad[i]))
+				found = true;
+	}
+	fclose(f);
+	DH_ASSERT(!found, "uzswapd logged: %s", line);
+}
+
+/* Teardown of the cases whose backing file fills up. */
+static void daemon_down_wb(void)
+{
+	if (dmn.pid) {
+		int status = dh_stop(&dmn);
+
+		DH_ASSERT(dh_exited_ok(status), "uzswapd on SIGTERM: %s",
+			  dh_status_str(status));
+	}
+	if (dmn.dir[0])
+		assert_log_clean_but_wb();
+	if (!getenv("UZSWAP_ITEST_KEEP"))
+		dh_remove(&dmn);
+}
+
+/*
+ * Writeback test 1: with the pool limited to 4 MiB, a client with a
+ * 4 MiB budget writes 48 MiB of text (about 6 MiB compressed): the pool
+ * fills, reclaim from the bottom writes its oldest objects to the backing
+ * file, and the pool stays at its limit (plus one segment). Every page
+ * comes back, from the pool or from the file; once the client is gone,
+ * nothing of it is left in the file.
+ */
+START_TEST(test_wb_pool_limit)
+{
+	static const char *const args[] = { "--pool-limit", "4M", NULL };
+	const uint64_t limit = 4 * MIB;
+	struct proto_status_reply s;
+	struct dh_client c;
+	struct pstats ps;
+	long long deadline;
+
+	daemon_up(args);
+	status(&s);
+	DH_ASSERT_EQ(s.pool_limit, limit);
+	DH_ASSERT(s.backing_limit > 0, "no backing file");
+	pager_start(&c);
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "text", 48);
+	pager_wait_resident(&c, 4 * MIB, &ps);
+	deadline = dh_now_ms() + SETTLE_MS;
+	for (;;) {
+		status(&s);
+		DH_ASSERT(s.pool_bytes <= limit + POOL_SEGMENT,
+			  "pool %" PRIu64 " bytes over its limit %" PRIu64,
+			  s.pool_bytes, limit);
+		if (s.writebacks > 0 && s.written_back_pages > 0 &&
+		    s.backing_bytes > 0)
+			break;
+		if (dh_now_ms() >= deadline)
+			print_wb("no writeback", &s);
+		DH_ASSERT(dh_now_ms() < deadline, "no writeback within %d ms",
+			  SETTLE_MS);
+		dh_sleep_ms(20);
+	}
+	wb_settle(&c, 4 * MIB, &ps, &s);
+	print_wb("at the pool limit", &s);
+	DH_ASSERT(s.pool_bytes <= limit + POOL_SEGMENT, "pool %" PRIu64,
+		  s.pool_bytes);
+	DH_ASSERT(s.written_back_pages > 0 && s.backing_bytes > 0,
+		  "written back %" PRIu64 " backing %" PRIu64,
+		  s.written_back_pages, s.backing_bytes);
+	DH_ASSERT(s.writebacks >= s.written_back_pages, "writebacks %" PRIu64
+		  " < written back %" PRIu64, s.writebacks,
+		  s.written_back_pages);
+	DH_ASSERT_EQ(s.writeback_failures, 0);
+	pager_ok(&c, "verify all");
+	status(&s);
+	print_wb("after verify", &s);
+	DH_ASSERT(s.pool_bytes <= limit + POOL_SEGMENT, "pool %" PRIu64,
+		  s.pool_bytes);
+	pager_quit(&c);
+	wait_backing_empty(&s);
+	DH_ASSERT(!dh_log_find(&dmn, WB_STUCK, NULL, 0),
+		  "the backing file was reported full");
+	daemon_stop_ok();
+}
+END_TEST
+
+/*
+ * Writeback test 2: checksummed read-modify-write (4 threads, 64 MiB,
+ * 4 MiB budget) with the pool limited to 4 MiB: pages go to the pool, to
+ * the backing file, and back, and not one write is lost.
+ */
+START_TEST(test_wb_rmw)
+{
+	static const char *const args[] = { "--pool-limit", "4M", NULL };
+#ifdef UZSWAP_SANITIZED
+	const unsigned int secs = 5;
+#else
+	const unsigned int secs = 10;
+#endif
+	struct proto_status_reply s;
+	struct rmw_result res;
+	struct dh_client c;
+
+	daemon_up(args);
+	rmw_start(&c, 4, 64, 4, secs, false);
+	rmw_finish(&c, secs, &res);
+	status(&s);
+	print_status("after rmw with writeback", &s);
+	print_wb("after rmw", &s);
+	DH_ASSERT(res.have_stats, "rmw: no stats");
+	DH_ASSERT(res.ops > 1000, "only %" PRIu64 " read-modify-writes",
+		  res.ops);
+	DH_ASSERT(s.evictions > 0, "evictions %" PRIu64, s.evictions);
+	DH_ASSERT(s.loads > 0, "loads %" PRIu64, s.loads);
+	DH_ASSERT(s.read_ahead > 0, "read-ahead %" PRIu64, s.read_ahead);
+	DH_ASSERT(s.writebacks > 0, "writebacks %" PRIu64, s.writebacks);
+	DH_ASSERT_EQ(s.writeback_failures, 0);
+	/* (store_failures count the pages the pool refused at its limit:
+	 * expected here, they stay resident) */
+	{
+		struct proto_status_reply zero = { 0 }, now;
+
+		wait_store(&zero, &now);
+		wait_backing_empty(&now);
+	}
+	daemon_stop_ok();
+}
+END_TEST
+
+/*
+ * Tests 3 and 4: a client with a 2 MiB budget writes 64 MiB of text with
+ * the pool limited to 2 MiB and a backing file that takes much less than
+ * the rest. Once pool and file are full, evictions stop: the pool says
+ * full, the file refused writes, the evictor said so once, and the client
+ * is over its budget; no page is lost.
+ */
+static void wb_full_scenario(const char *const *args)
+{
+	const uint64_t limit = 2 * MIB;
+	struct proto_status_reply s;
+	struct dh_client c;
+	struct pstats ps;
+	long long deadline;
+
+	daemon_up(args);
+	pager_start(&c);
+	pager_ok(&c, "limit 2");
+	pager_alloc(&c, "text", 64);
+	deadline = dh_now_ms() + SETTLE_MS;
+	for (;;) {
+		status(&s);
+		if (s.pool_full == 1 && s.writeback_failures > 0 &&
+		    dh_log_count(&dmn, WB_STUCK) >= 1)
+			break;
+		if (dh_now_ms() >= deadline)
+			print_wb("not stuck", &s);
+		DH_ASSERT(dh_now_ms() < deadline, "pool and backing file not "
+			  "full within %d ms", SETTLE_MS);
+		dh_sleep_ms(20);
+	}
+	pager_stats(&c, &ps);
+	status(&s);
+	print_status("pool and backing file full", &s);
+	print_wb("pool and backing file full", &s);
+	fprintf(stderr, "client: resident %" PRIu64 " limit %" PRIu64
+		" stored %" PRIu64 "\n", ps.resident, ps.limit, ps.stored);
+	DH_ASSERT_EQ(s.pool_full, 1);
+	DH_ASSERT(s.writeback_failures > 0, "no writeback failed");
+	DH_ASSERT(s.writebacks > 0, "nothing written back");
+	DH_ASSERT(s.written_back_pages > 0, "no page in the backing file");
+	DH_ASSERT_EQ(dh_log_count(&dmn, WB_STUCK), 1);
+	DH_ASSERT(s.pool_bytes <= limit + POOL_SEGMENT, "pool %" PRIu64,
+		  s.pool_bytes);
+	DH_ASSERT_EQ(ps.limit, limit);
+	DH_ASSERT(ps.resident > limit + RUN_BYTES,
+		  "resident %" PRIu64 " within the budget", ps.resident);
+	DH_ASSERT(ps.stored > 0 && ps.stored < 64 * MIB / PAGE,
+		  "stored %" PRIu64, ps.stored);
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	wait_backing_empty(&s);
+}
+
+/* Writeback test 3: the backing file's cap (--backing-limit 1M). */
+START_TEST(test_wb_backing_full)
+{
+	static const char *const args[] = { "--pool-limit", "2M",
+					     "--backing-limit", "1M", NULL };
+
+	wb_full_scenario(args);
+	{
+		struct proto_status_reply s;
+
+		status(&s);
+		DH_ASSERT_EQ(s.backing_limit, MIB);
+	}
+}
+END_TEST
+
+/*
+ * Writeback test 4: the backing file on a 256 KiB tmpfs (mounted by the
+ * unchecked fixture below, in the parent, so that it is unmounted even
+ * after a failure): ENOSPC from the filesystem works like the cap.
+ */
+static char small_dir[PATH_MAX];
+static int small_mounted;	/* 1 mounted, -errno if mount failed */
+
+static void small_mount(void)
+{
+	small_mounted = 0;
+	snprintf(small_dir, sizeof(small_dir), "%s/small-XXXXXX", dh_root());
+	if (!mkdtemp(small_dir)) {
+		small_mounted = -errno;
+		small_dir[0] = 0;
+		return;
+	}
+	if (mount("tmpfs", small_dir, "tmpfs", 0, "size=256k,mode=0700") < 0)
+		small_mounted = -errno;
+	else
+		small_mounted = 1;
+}
+
+static void small_umount(void)
+{
+	int i;
+
+	if (small_mounted == 1) {
+		/* the daemon of a failed test may take a moment to die */
+		for (i = 0; i < 200 && umount(small_dir) < 0 && errno == EBUSY;
+		     i++)
+			dh_sleep_ms(50);
+		if (i == 200)
+			umount2(small_dir, MNT_DETACH);
+		small_mounted = 0;
+	}
+	if (small_dir[0])
+		rmdir(small_dir);
+	small_dir[0] = 0;
+}
+
+START_TEST(test_wb_enospc)
+{
+	char path[PATH_MAX + 16];
+	const char *args[] = { "--pool-limit", "2M", "--backing-file", path,
+			       NULL };
+
+	if (small_mounted != 1) {
+		fprintf(stderr, "check_evict: SKIPPED test_wb_enospc: cannot "
+			"mount a tmpfs on %s: %s\n", small_dir,
+			strerror(-small_mounted));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/backing", small_dir);
+	wb_full_scenario(args);
+	{
+		struct proto_status_reply s;
+
+		status(&s);
+		/* the default cap: the filesystem is what ran out */
+		DH_ASSERT(s.backing_limit > 256 * 1024, "backing limit %"
+			  PRIu64, s.backing_limit);
+	}
+}
+END_TEST
+
+/*****************
  * Suites
  *****************/
 
@@ -1098,6 +1468,16 @@ static Suite *evict_suite(void)
 	tcase_add_test(tc, test_free_while_compressed);
 	tcase_add_test(tc, test_sigterm_restores);
 	tcase_add_test(tc, test_sigterm_mid_run);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("writeback");
+	tcase_add_unchecked_fixture(tc, small_mount, small_umount);
+	tcase_add_checked_fixture(tc, NULL, daemon_down_wb);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_wb_pool_limit);
+	tcase_add_test(tc, test_wb_rmw);
+	tcase_add_test(tc, test_wb_backing_full);
+	tcase_add_test(tc, test_wb_enospc);
 	suite_add_tcase(s, tc);
 	return s;
 }
