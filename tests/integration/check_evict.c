@@ -1484,24 +1484,5 @@ static Suite *evict_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed, ret;
-
-	/* a client that died must not take the test with it on write() */
-	signal(SIGPIPE, SIG_IGN);
-	ret = dh_root_create();
-	if (ret) {
-		fprintf(stderr, "check_evict: cannot create a directory: %s\n",
-			strerror(-ret));
-		return EXIT_FAILURE;
-	}
-	sr = srunner_create(evict_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	if (getenv("UZSWAP_ITEST_KEEP"))
-		fprintf(stderr, "check_evict: logs kept in %s\n", dh_root());
-	else
-		dh_root_remove();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return dh_main("check_evict", evict_suite());
 }

@@ -826,3 +826,26 @@ int dh_run_uzclient(const struct dh_daemon *d, const char *const *argv)
 		return ret;
 	return dh_client_wait(&c, DH_CLIENT_MS);
 }
+
+int dh_main(const char *name, Suite *s)
+{
+	SRunner *sr;
+	int failed, ret;
+
+	signal(SIGPIPE, SIG_IGN);
+	ret = dh_root_create();
+	if (ret) {
+		fprintf(stderr, "%s: cannot create a directory: %s\n", name,
+			strerror(-ret));
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (getenv("UZSWAP_ITEST_KEEP"))
+		fprintf(stderr, "%s: logs kept in %s\n", name, dh_root());
+	else
+		dh_root_remove();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -23,6 +23,7 @@
 #ifndef UZSWAP_DAEMON_HARNESS_H
 #define UZSWAP_DAEMON_HARNESS_H
 
+#include <check.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,6 +59,14 @@ int dh_root_create(void);
 const char *dh_root(void);
 /* Remove the root and everything under it. */
 void dh_root_remove(void);
+
+/*
+ * dh_main() - what a suite's main() does: ignore SIGPIPE (a client that
+ * died must not take the test with it on write()), make the temporary
+ * root, run @s (srunner_run_all with CK_ENV), and remove the root unless
+ * UZSWAP_ITEST_KEEP is set. Return: the exit status for main().
+ */
+int dh_main(const char *name, Suite *s);
 
 /*
  * dh_start() - start uzswapd in a new directory under the root, with
