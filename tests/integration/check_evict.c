@@ -82,25 +82,6 @@
 static struct dh_daemon dmn;
 
 /*****************
- * Assertions that show the daemon's log
- *****************/
-
-#define DH_ASSERT(cond, ...)						\
-	do {								\
-		if (!(cond)) {						\
-			dh_dump_logs(&dmn);				\
-			ck_abort_msg(__VA_ARGS__);			\
-		}							\
-	} while (0)
-
-#define DH_ASSERT_EQ(a, b)						\
-	do {								\
-		long long a_ = (long long)(a), b_ = (long long)(b);	\
-		DH_ASSERT(a_ == b_, "%s == %lld, expected %s == %lld",	\
-			  #a, a_, #b, b_);				\
-	} while (0)
-
-/*****************
  * The daemon
  *****************/
 

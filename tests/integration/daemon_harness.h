@@ -68,6 +68,24 @@ void dh_root_remove(void);
  */
 int dh_main(const char *name, Suite *s);
 
+/* Check assertions that dump the daemon's logs on failure; they use the
+ * suite's own `struct dh_daemon dmn`. */
+#define DH_ASSERT(cond, ...)						\
+	do {								\
+		if (!(cond)) {						\
+			dh_dump_logs(&dmn);				\
+			ck_abort_msg(__VA_ARGS__);			\
+		}							\
+	} while (0)
+
+#define DH_ASSERT_EQ(a, b)						\
+	do {								\
+		long long a_ = (long long)(a), b_ = (long long)(b);	\
+		DH_ASSERT(a_ == b_, "%s == %lld, expected %s == %lld",	\
+			  #a, a_, #b, b_);				\
+	} while (0)
+
+
 /*
  * dh_start() - start uzswapd in a new directory under the root, with
  * "--socket SOCK --no-mlock -D all --backing-file DIR/backing" and @extra
