@@ -117,24 +117,10 @@ static void daemon_up(void)
  * report. */
 static void assert_log_clean(void)
 {
-	static const char *const bad[] = {
-		"<3>", "<2>", "<1>", "<0>", "Sanitizer", "runtime error",
-	};
 	char line[1024];
-	bool found = false;
-	size_t i;
-	FILE *f = fopen(dmn.log, "re");
 
-	if (!f)
-		return;
-	while (!found && fgets(line, sizeof(line), f)) {
-		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-			if (strstr(line, bad[i]) &&
-			    !(log_allow && strstr(line, log_allow)))
-				found = true;
-	}
-	fclose(f);
-	DH_ASSERT(!found, "uzswapd logged: %s", line);
+	DH_ASSERT(!dh_log_bad_line(&dmn, log_allow, line, sizeof(line)),
+		  "uzswapd logged: %s", line);
 }
 
 /* Stop the daemon with @sig (0: it was signalled already): exit status

@@ -849,3 +849,28 @@ int dh_main(const char *name, Suite *s)
 		dh_root_remove();
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
+		     char *line, size_t size)
+{
+	static const char *const errors[] = { "<3>", "<2>", "<1>", "<0>" };
+	bool found = false;
+	FILE *f = fopen(d->log, "re");
+	size_t i;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, (int)size, f)) {
+		if (strstr(line, "Sanitizer") || strstr(line, "runtime error")) {
+			found = true;
+			break;
+		}
+		if (allow && strstr(line, allow))
+			continue;
+		for (i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+			if (strstr(line, errors[i]))
+				found = true;
+	}
+	fclose(f);
+	return found;
+}

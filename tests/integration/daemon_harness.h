@@ -68,6 +68,15 @@ void dh_root_remove(void);
  */
 int dh_main(const char *name, Suite *s);
 
+/*
+ * dh_log_bad_line() - find in @d's log the first line that shows an error
+ * (priority <3> or worse) or a sanitizer report, skipping error lines that
+ * contain @allow (NULL: none). Return: whether one was found, copied into
+ * @line.
+ */
+bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
+		     char *line, size_t size);
+
 /* Check assertions that dump the daemon's logs on failure; they use the
  * suite's own `struct dh_daemon dmn`. */
 #define DH_ASSERT(cond, ...)						\
