@@ -72,14 +72,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
-#include "lib/proto/proto.h"
 #include "tests/memimage.h"
 #include "uffd_rt.h"
 #include "uzswap.h"
@@ -337,52 +334,16 @@ static int raw_codec(const struct memimage *img, struct codec_bufs *cb,
  * The daemon
  *****************/
 
-/* The daemon's counters: a STATUS request on a connection of its own. */
-static int daemon_status(const char *path, struct proto_status_reply *st)
+/* The daemon's counters (an admin request), on a connection of its own. */
+static int daemon_status(const char *path, struct uzswap_status *st)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 10 };
-	static struct proto_reader rd;
-	const uint8_t *body;
-	const char *errmsg;
-	int32_t status;
-	size_t len;
-	int fd, ret;
+	uzswap_t *c = uzswap_admin_connect(path);
+	int ret;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (!c)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	memset(&rd, 0, sizeof(rd));
-	ret = proto_send(fd, PROTO_STATUS, 1, NULL, 0, NULL, 0);
-	/* a blocking socket: a complete message, an error, or 0 when the
-	 * receive timeout ran out */
-	if (ret == 0)
-		ret = proto_reader_feed(&rd, fd);
-	if (ret == 0)
-		ret = -ETIMEDOUT;
-	if (ret == 1) {
-		ret = 0;
-		if (rd.msg.hdr.type != (PROTO_STATUS | PROTO_REPLY) ||
-		    rd.msg.hdr.seq != 1 || rd.msg.nfds ||
-		    proto_parse_reply(&rd.msg, &status, &body, &len, &errmsg))
-			ret = -EBADMSG;
-		else if (status)
-			ret = status;
-		else if (proto_decode_status_reply(body, len, st))
-			ret = -EBADMSG;
-	}
-	proto_reader_reset(&rd);
-	close(fd);
+	ret = uzswap_status(c, st);
+	uzswap_disconnect(c);
 	return ret;
 }
 
@@ -516,7 +477,7 @@ static int daemon_rep(uzswap_t *c, const char *sock,
 		      unsigned int k, size_t *order, double *us, struct rep *r)
 {
 	size_t i, n = img->nr_pages, len = n * PAGE;
-	struct proto_status_reply a, b;
+	struct uzswap_status a, b;
 	struct uzswap_stats s0, s1;
 	char *region;
 	double t0, t;
@@ -554,7 +515,7 @@ static int daemon_rep(uzswap_t *c, const char *sock,
 	r->stored = (double)(b.stored_pages - a.stored_pages);
 	r->same = (double)(b.same_pages - a.same_pages);
 	r->raw = (double)(b.raw_pages - a.raw_pages);
-	r->payload = (double)b.payload_bytes - (double)a.payload_bytes;
+	r->payload = (double)b.compressed_bytes - (double)a.compressed_bytes;
 	r->pool = (double)b.pool_bytes - (double)a.pool_bytes;
 
 	/* fault-in, random order */

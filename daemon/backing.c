@@ -82,6 +82,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -486,10 +487,25 @@ static int object_read(struct backing *b, uint64_t slot, void *buf,
 }
 
 /*
+ * Whether the existing file @fd may be taken over: it is empty, or it
+ * carries BACKING_XATTR, the mark every backing file gets (one a crashed
+ * daemon left). Anything else is someone's data: a typo in the path must
+ * never truncate it.
+ */
+static bool file_is_ours(int fd, const struct stat *sb)
+{
+	char v;
+
+	return (sb->st_size == 0 && sb->st_blocks == 0) ||
+	       fgetxattr(fd, BACKING_XATTR, &v, sizeof(v)) >= 0;
+}
+
+/*
  * file_open() - open @b->path: create it (O_EXCL, 0600), or open the
- * existing file, check that it is a regular file of ours, lock it
- * (flock), make it private and truncate it. On failure nothing is left: a
- * file created here is removed.
+ * existing file, check that it is a regular file of ours (our user's,
+ * empty or a backing file), lock it (flock), make it private, truncate it
+ * and mark it (BACKING_XATTR, where the filesystem has extended
+ * attributes). On failure nothing is left: a file created here is removed.
  * Return: 0 or -errno.
  */
 static int file_open(struct backing *b)
@@ -531,7 +547,15 @@ again:
 		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		goto out_close;
 	}
+	if (!b->created && !file_is_ours(fd, &sb)) {
+		ret = -EEXIST;
+		goto out_close;
+	}
 	if (!b->created && (fchmod(fd, 0600) < 0 || ftruncate(fd, 0) < 0)) {
+		ret = -errno;
+		goto out_close;
+	}
+	if (fsetxattr(fd, BACKING_XATTR, "1", 1, 0) < 0 && errno != ENOTSUP) {
 		ret = -errno;
 		goto out_close;
 	}

@@ -17,14 +17,17 @@
 
 #define BACKING_UNIT		512u	/* allocation unit, bytes */
 #define BACKING_MAX_OBJECT	4096u	/* largest object, bytes */
+/* The extended attribute that marks a file as a backing file. */
+#define BACKING_XATTR		"user.uzswap.backing"
 
 struct backing;
 
 /*
- * backing_open() - create (or truncate) the backing file at @path
+ * backing_open() - create (or take over) the backing file at @path
  * @path:        a regular file; created mode 0600, or a pre-existing one
- *               truncated (its contents are meaningless to a new daemon)
- *               and made 0600. Symlinks are followed.
+ *               that is empty or marked as a backing file (BACKING_XATTR:
+ *               a crashed daemon's, whose contents are meaningless to a
+ *               new one) truncated and made 0600. Symlinks are followed.
  * @limit_bytes: cap on stored data, rounded down to 512-byte units; 0 is
  *               allowed (every write is refused until backing_set_limit()).
  *               The allocation bitmap costs @limit_bytes / 4096 bytes.
@@ -36,8 +39,9 @@ struct backing;
  * (one this call created is removed; a pre-existing one is untouched):
  * EINVAL for an empty path, a limit past what off_t addresses or a path
  * that is not a regular file (/dev/full, a fifo), EISDIR for a directory,
- * EPERM for a file owned by another user, EBUSY if another process holds
- * the file (flock), ENOMEM, or open(2)'s.
+ * EPERM for a file owned by another user, EEXIST for a file that holds
+ * data and is no backing file (never overwritten), EBUSY if another
+ * process holds the file (flock), ENOMEM, or open(2)'s.
  */
 struct backing *backing_open(const char *path, uint64_t limit_bytes);
 

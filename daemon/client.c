@@ -183,7 +183,7 @@ void client_detach(struct ctl_conn *c)
 		if (alive && client_restore_region(c->d, r) == 0) {
 			ret = uffd_unregister(c->ctx->fd, (void *)r->start,
 					      r->npages << PAGE_SHIFT);
-			if (ret && ret != -ESRCH)
+			if (ret && !uffd_unregister_gone(ret))
 				log_warn("client", "pid %d: unregister %#lx: %s",
 					 (int)slot->pid, r->start,
 					 strerror(-ret));

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -46,7 +47,9 @@
 #include "load.h"
 #include "lib/uffd/uffd.h"
 #include "log.h"
+#include "reclaim.h"
 #include "registry.h"
+#include "stats.h"
 #include "uzswapd.h"
 
 #define CTL_BURST 16
@@ -56,12 +59,8 @@
 #define CTL_UFFD_FEATURES \
 	(UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 
-/* What a handler answers: a body, or an error text for the reply. */
-struct ctl_reply {
-	uint8_t body[PROTO_MAX_PAYLOAD - sizeof(int32_t)];
-	size_t len;
-	const char *errmsg;
-};
+/* A handler's return when its reply comes later (ctl_conn_complete()). */
+#define CTL_DEFERRED 1
 
 static int fail(struct ctl_reply *rep, int err, const char *msg)
 {
@@ -73,7 +72,11 @@ static int fail(struct ctl_reply *rep, int err, const char *msg)
  * Handlers
  *****************/
 
-/* Does the peer's process hold @fd's open file as its descriptor @fdnum? */
+/*
+ * Does the peer's process hold @fd's open file as its descriptor @fdnum?
+ * Return: 0; -EPERM if not; -EACCES if the daemon may not look (it lacks
+ * CAP_SYS_PTRACE over the peer: logged, as the operator must fix it).
+ */
 static int peer_holds_file(struct ctl_conn *c, int fdnum, int fd)
 {
 	long r = syscall(SYS_kcmp, c->pid, getpid(), KCMP_FILE, fdnum, fd);
@@ -85,7 +88,21 @@ static int peer_holds_file(struct ctl_conn *c, int fdnum, int fd)
 			 "owns the descriptors it sends", (int)c->pid);
 		return 0;
 	}
+	if (r < 0 && errno == EPERM) {
+		log_err("ctl", "pid %d: not allowed to inspect the process "
+			"(kcmp): uzswapd needs CAP_SYS_PTRACE", (int)c->pid);
+		return -EACCES;
+	}
 	return -EPERM;
+}
+
+/* The error text of peer_holds_file()'s @err. */
+static const char *peer_file_error(int err)
+{
+	return err == -EACCES ? "uzswapd may not inspect this process: it "
+				"needs CAP_SYS_PTRACE (see its log)"
+			      : "the descriptor sent is not an open file of "
+				"the sending process";
 }
 
 static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
@@ -106,10 +123,9 @@ static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
 	if (hr.version < h.min_version || hr.version < PROTO_VERSION_MIN)
 		return fail(rep, -EPROTONOSUPPORT,
 			    "no protocol version in common with this uzswapd");
-	if (peer_holds_file(c, h.uffd_fdnum, uffd))
-		return fail(rep, -EPERM,
-			    "the userfaultfd sent is not an open file of "
-			    "the sending process");
+	ret = peer_holds_file(c, h.uffd_fdnum, uffd);
+	if (ret)
+		return fail(rep, ret, peer_file_error(ret));
 	if (uffd_adopt(uffd))
 		return fail(rep, -EBADF, "the descriptor sent is not a "
 			    "userfaultfd");
@@ -178,8 +194,10 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 		return fail(rep, -EBADF,
 			    "the descriptor sent is not a read-write memfd "
 			    "as long as the region");
-	if (peer_holds_file(c, p.memfd_fdnum, memfd) ||
-	    region_verify_mapping(c->pid, p.addr, p.len, memfd))
+	ret = peer_holds_file(c, p.memfd_fdnum, memfd);
+	if (ret)
+		return fail(rep, ret, peer_file_error(ret));
+	if (region_verify_mapping(c->pid, p.addr, p.len, memfd))
 		return fail(rep, -EPERM,
 			    "the region is not mapped shared from this memfd "
 			    "in the sending process");
@@ -235,7 +253,7 @@ static int ctl_unregister(struct ctl_conn *c, struct proto_msg *m,
 	if (ret == 0)
 		ret = uffd_unregister(c->ctx->fd, (void *)r->start,
 				      r->npages << PAGE_SHIFT);
-	if (ret && ret != -ESRCH && ret != -EIO)
+	if (ret && !uffd_unregister_gone(ret) && ret != -EIO)
 		log_warn("ctl", "pid %d: unregister %#lx: %s", (int)c->pid,
 			 r->start, strerror(-ret));
 	region_put(r);
@@ -267,26 +285,17 @@ static int ctl_set_limit(struct ctl_conn *c, struct proto_msg *m,
 static int advise_region(struct uzswapd *d, struct region *r, size_t first,
 			 size_t end, uint32_t advice)
 {
-	size_t i, n;
-	long got;
+	size_t i;
 
 	if (advice == PROTO_ADVISE_WILLNEED) {
 		for (i = first; i < end; i++)
 			load_page(r, i, &d->lc, false, false);
 		return 0;
 	}
-	if (store_compressor_current(&d->store, &d->lc.comp))
+	if (store_compressor_current(&d->store, &d->lc.comp) ||
+	    evict_range(r, first, end, SIZE_MAX, d->lc.comp, d->run_buf) ==
+		    -ENOMEM)
 		return -ENOMEM;
-	for (i = first; i < end; i += n) {
-		n = end - i < EVICT_RUN_PAGES ? end - i : EVICT_RUN_PAGES;
-		got = evict_run(r, i, n, -1, d->lc.comp, d->run_buf);
-		if (got == -ENOMEM)
-			return -ENOMEM;
-		if (got > 0)
-			n = (size_t)got;
-		else
-			n = 1;	/* not resident: the next page */
-	}
 	return 0;
 }
 
@@ -327,26 +336,22 @@ static int ctl_advise(struct ctl_conn *c, struct proto_msg *m,
 static int ctl_stats(struct ctl_conn *c, struct proto_msg *m,
 		     struct ctl_reply *rep)
 {
-	struct proto_stats_reply s = { 0 };
-	struct list_node *pos;
+	struct proto_stats_reply s;
+	struct proto_client_row row;
 
 	if (m->hdr.len != 0)
 		return fail(rep, -EBADMSG, "STATS takes no payload");
-	pthread_mutex_lock(&c->slot->lock);
-	for (pos = c->slot->regions.next; pos != &c->slot->regions;
-	     pos = pos->next) {
-		struct region *r = container_of(pos, struct region, node);
-
-		s.stored_pages += atomic_load(&r->stored);
-		s.compressed_bytes += atomic_load(&r->compressed_bytes);
-	}
-	s.registered_bytes = c->slot->registered;
-	s.regions = c->slot->nr_regions;
-	pthread_mutex_unlock(&c->slot->lock);
-	s.resident_bytes = atomic_load(&c->slot->resident) << PAGE_SHIFT;
-	s.limit_bytes = evict_slot_limit(c->slot);
-	s.evictions = atomic_load(&c->slot->evictions);
-	s.faults = atomic_load(&c->slot->faults);
+	stats_client_row(c->slot, &row);
+	s = (struct proto_stats_reply){
+		.resident_bytes = row.resident_bytes,
+		.limit_bytes = row.limit_bytes,
+		.registered_bytes = row.registered_bytes,
+		.stored_pages = row.stored_pages,
+		.compressed_bytes = row.compressed_bytes,
+		.faults = row.faults,
+		.evictions = row.evictions,
+		.regions = row.regions,
+	};
 	rep->len = proto_encode_stats_reply(rep->body, &s);
 	return 0;
 }
@@ -354,49 +359,234 @@ static int ctl_stats(struct ctl_conn *c, struct proto_msg *m,
 static int ctl_status(struct ctl_conn *c, struct proto_msg *m,
 		      struct ctl_reply *rep)
 {
-	struct proto_status_reply s = { 0 };
-	struct store_stats ss;
-	struct evict_stats es;
-	struct fault_stats fs;
+	struct proto_status_reply s;
+	struct stats_snapshot ss;
 
 	if (m->hdr.len != 0)
 		return fail(rep, -EBADMSG, "STATUS takes no payload");
-	s.clients = registry_nr_slots(&c->d->registry);
-	registry_totals(&c->d->registry, &s.registered_bytes, &s.faults);
-	s.resident_bytes = (uint64_t)region_resident_total() << PAGE_SHIFT;
-	evict_get_limits(&s.default_limit, &s.resident_limit);
-	store_get_stats(&c->d->store, &ss);
-	evict_get_stats(&es);
-	s.stored_pages = ss.compressed + ss.raw + ss.same;
-	s.same_pages = ss.same;
-	s.raw_pages = ss.raw;
-	s.payload_bytes = ss.payload_bytes;
-	s.pool_bytes = ss.pool_bytes;
-	s.evictions = es.evicted;
-	s.loads = ss.loads;
-	s.store_failures = ss.failures;
-	fault_get_stats(&fs);
-	s.read_ahead = fs.read_ahead;
-	s.pool_limit = ss.pool_limit;
-	s.pool_full = ss.full;
-	s.written_back_pages = ss.written_back;
-	s.writebacks = ss.writebacks;
-	s.writeback_failures = ss.writeback_failures;
-	if (c->d->store.backing) {
-		struct backing_stats bs;
-
-		backing_get_stats(c->d->store.backing, &bs);
-		s.backing_bytes = bs.used_bytes;
-		s.backing_limit = bs.limit_bytes;
-	}
+	stats_snapshot(c->d, &ss);
+	s = (struct proto_status_reply){
+		.clients = ss.clients,
+		.registered_bytes = ss.registered_bytes,
+		.resident_bytes = ss.resident_bytes,
+		.resident_limit = ss.resident_limit,
+		.default_limit = ss.default_limit,
+		.stored_pages = ss.store.compressed + ss.store.raw +
+				ss.store.same,
+		.same_pages = ss.store.same,
+		.raw_pages = ss.store.raw,
+		.payload_bytes = ss.store.payload_bytes,
+		.pool_bytes = ss.store.pool_bytes,
+		.evictions = ss.evict.evicted,
+		.loads = ss.store.loads,
+		.faults = ss.fault.faults,
+		.store_failures = ss.store.failures,
+		.read_ahead = ss.fault.read_ahead,
+		.pool_limit = ss.store.pool_limit,
+		.pool_full = ss.store.full,
+		.written_back_pages = ss.store.written_back,
+		.writebacks = ss.store.writebacks,
+		.writeback_failures = ss.store.writeback_failures,
+		.backing_bytes = ss.backing.used_bytes,
+		.backing_limit = ss.backing.limit_bytes,
+		.uptime_sec = ss.uptime_sec,
+		.fault_rate_milli = (uint64_t)(ss.fault_rate * 1000),
+		.compressor = ss.algo,
+		.zstd_level = (uint64_t)ss.zstd_level,
+	};
 	rep->len = proto_encode_status_reply(rep->body, &s);
 	return 0;
 }
 
-/* Admin requests: root, or the daemon's own user. */
+static int ctl_daemon_version(struct ctl_conn *c, struct proto_msg *m,
+			      struct ctl_reply *rep)
+{
+	struct proto_version_reply v = {
+		.proto_min = PROTO_VERSION_MIN,
+		.proto_max = PROTO_VERSION,
+	};
+
+	if (m->hdr.len != 0)
+		return fail(rep, -EBADMSG, "DAEMON_VERSION takes no payload");
+	snprintf(v.release, sizeof(v.release), "%s", PACKAGE_VERSION);
+	rep->len = proto_encode_version_reply(rep->body, &v);
+	return 0;
+}
+
+static int ctl_clients(struct ctl_conn *c, struct proto_msg *m,
+		       struct ctl_reply *rep)
+{
+	struct proto_clients_reply r;
+	struct proto_client_req q;
+	bool more;
+
+	if (proto_decode_client_req(m->payload, m->hdr.len, &q))
+		return fail(rep, -EBADMSG, "malformed CLIENTS");
+	r.count = (uint32_t)stats_client_rows(&c->d->registry, q.pid, r.rows,
+					      PROTO_CLIENTS_PER_PAGE, &more);
+	r.more = more;
+	rep->len = proto_encode_clients_reply(rep->body, &r);
+	return 0;
+}
+
+/* The slot of the client @pid names, with a reference, or NULL. */
+static struct mm_slot *find_client(struct ctl_conn *c, int32_t pid)
+{
+	return pid > 0 ? registry_find(&c->d->registry, pid) : NULL;
+}
+
+static int ctl_client(struct ctl_conn *c, struct proto_msg *m,
+		      struct ctl_reply *rep)
+{
+	struct proto_client_row row;
+	struct proto_client_req q;
+	struct mm_slot *slot;
+
+	if (proto_decode_client_req(m->payload, m->hdr.len, &q))
+		return fail(rep, -EBADMSG, "malformed CLIENT");
+	slot = find_client(c, q.pid);
+	if (!slot)
+		return fail(rep, -ESRCH, "no client process has that pid");
+	stats_client_row(slot, &row);
+	mm_slot_put(slot);
+	rep->len = proto_encode_client_row(rep->body, &row);
+	return 0;
+}
+
+static int ctl_admin_limit(struct ctl_conn *c, struct proto_msg *m,
+			   struct ctl_reply *rep)
+{
+	uint64_t def, all;
+	struct proto_admin_limit l;
+	struct mm_slot *slot;
+
+	if (proto_decode_admin_limit(m->payload, m->hdr.len, &l))
+		return fail(rep, -EBADMSG, "malformed ADMIN_LIMIT");
+	if (l.bytes && l.bytes < CTL_MIN_LIMIT)
+		return fail(rep, -EINVAL, "a budget must be at least 1 MiB");
+	evict_get_limits(&def, &all);
+	switch (l.target) {
+	case PROTO_LIMIT_PID:
+		slot = find_client(c, l.pid);
+		if (!slot)
+			return fail(rep, -ESRCH,
+				    "no client process has that pid");
+		atomic_store(&slot->limit, l.bytes);
+		evict_check(slot);
+		mm_slot_put(slot);
+		break;
+	case PROTO_LIMIT_DEFAULT:
+		evict_set_limits(l.bytes, all);
+		break;
+	default:
+		evict_set_limits(def, l.bytes);
+		break;
+	}
+	log_info("ctl", "pid %d (uid %u) set the %s budget%s to %llu bytes",
+		 (int)c->pid, (unsigned int)c->uid,
+		 l.target == PROTO_LIMIT_PID ? "client" :
+		 l.target == PROTO_LIMIT_DEFAULT ? "default" : "global",
+		 l.target == PROTO_LIMIT_PID ? " of a process" : "",
+		 (unsigned long long)l.bytes);
+	return 0;
+}
+
+/* A RECLAIM job ended: send the reply that waited for it. */
+static void reclaim_done(void *arg, int status, uint64_t bytes)
+{
+	struct ctl_conn *c = arg;
+	struct proto_bytes_reply r = { .bytes = bytes };
+	struct ctl_reply rep = { .len = 0 };
+
+	c->job = NULL;
+	if (status == -ESRCH)
+		fail(&rep, status, "the client exited");
+	else if (status)
+		fail(&rep, status, "the compressed pool and the backing file "
+		     "take no more pages");
+	else
+		rep.len = proto_encode_bytes_reply(rep.body, &r);
+	log_info("ctl", "reclaim for pid %d: %llu bytes evicted", (int)c->pid,
+		 (unsigned long long)bytes);
+	ctl_conn_complete(c, status, &rep);
+}
+
+static int ctl_reclaim(struct ctl_conn *c, struct proto_msg *m,
+		       struct ctl_reply *rep)
+{
+	struct proto_reclaim q;
+	struct mm_slot *slot;
+
+	if (proto_decode_reclaim(m->payload, m->hdr.len, &q))
+		return fail(rep, -EBADMSG, "malformed RECLAIM");
+	if (q.pid) {
+		slot = find_client(c, q.pid);
+		if (!slot)
+			return fail(rep, -ESRCH,
+				    "no client process has that pid");
+		mm_slot_put(slot);
+	}
+	c->job = reclaim_start(c->d, q.pid, q.bytes, reclaim_done, c);
+	if (!c->job)
+		return fail(rep, -errno, "cannot start the reclaim");
+	return CTL_DEFERRED;
+}
+
+static int ctl_compact(struct ctl_conn *c, struct proto_msg *m,
+		       struct ctl_reply *rep)
+{
+	struct proto_compact_reply r;
+	struct store_stats ss;
+
+	if (m->hdr.len != 0)
+		return fail(rep, -EBADMSG, "COMPACT takes no payload");
+	store_get_stats(&c->d->store, &ss);
+	r.pool_before = ss.pool_bytes;
+	r.pages = store_compact(&c->d->store);
+	store_get_stats(&c->d->store, &ss);
+	r.pool_after = ss.pool_bytes;
+	rep->len = proto_encode_compact_reply(rep->body, &r);
+	return 0;
+}
+
+static int ctl_reload(struct ctl_conn *c, struct proto_msg *m,
+		      struct ctl_reply *rep)
+{
+	static char err[CONF_ERR_MAX];
+	int ret;
+
+	if (m->hdr.len != 0)
+		return fail(rep, -EBADMSG, "RELOAD takes no payload");
+	log_info("ctl", "pid %d (uid %u) asks for a reload", (int)c->pid,
+		 (unsigned int)c->uid);
+	ret = uzswapd_reload(c->d, err);
+	return ret ? fail(rep, ret, err) : 0;
+}
+
+/* Is @gid the peer's primary or a supplementary group (SO_PEERGROUPS)? */
+static bool peer_in_group(const struct ctl_conn *c, gid_t gid)
+{
+	gid_t groups[256], primary;
+	socklen_t len = sizeof(groups);
+	size_t i;
+
+	if (fdpass_peer_cred(c->fd, NULL, NULL, &primary) == 0 &&
+	    primary == gid)
+		return true;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false;
+	for (i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* Admin requests: root, the daemon's own user, or the admin group. */
 static bool peer_is_admin(const struct ctl_conn *c)
 {
-	return c->uid == 0 || c->uid == geteuid();
+	return c->uid == 0 || c->uid == geteuid() ||
+	       (c->d->conf.admin_group &&
+		peer_in_group(c, c->d->conf.admin_gid));
 }
 
 /*
@@ -418,6 +608,13 @@ static const struct ctl_handler {
 	[PROTO_ADVISE] = { true, false, 0, ctl_advise },
 	[PROTO_STATS] = { true, false, 0, ctl_stats },
 	[PROTO_STATUS] = { false, true, 0, ctl_status },
+	[PROTO_DAEMON_VERSION] = { false, false, 0, ctl_daemon_version },
+	[PROTO_CLIENTS] = { false, true, 0, ctl_clients },
+	[PROTO_CLIENT] = { false, true, 0, ctl_client },
+	[PROTO_ADMIN_LIMIT] = { false, true, 0, ctl_admin_limit },
+	[PROTO_RECLAIM] = { false, true, 0, ctl_reclaim },
+	[PROTO_COMPACT] = { false, true, 0, ctl_compact },
+	[PROTO_RELOAD] = { false, true, 0, ctl_reload },
 };
 
 /*****************
@@ -479,17 +676,33 @@ static int ctl_dispatch(struct ctl_conn *c, struct proto_msg *m)
 	else if (h->needs_hello && !c->ctx)
 		ret = fail(&rep, -ENOTCONN, "send HELLO first");
 	else if (h->admin && !peer_is_admin(c))
-		ret = fail(&rep, -EPERM, "admin requests need root");
+		ret = fail(&rep, -EPERM, "admin requests need root, the "
+			   "daemon's user or its admin-group");
 	else if (m->nfds != h->nfds)
 		ret = fail(&rep, -EBADMSG,
 			   "wrong number of file descriptors");
 	else
 		ret = h->handle(c, m, &rep);
+	proto_msg_close_fds(m);
+	if (ret == CTL_DEFERRED) {
+		c->deferred_type = type;
+		c->deferred_seq = m->hdr.seq;
+		uv_poll_stop(&c->poll);
+		return -EAGAIN;
+	}
 	if (ret)
 		log_debug("ctl", "pid %d: %s refused: %s", (int)c->pid,
 			  proto_type_name(type), rep.errmsg);
-	proto_msg_close_fds(m);
 	return conn_reply(c, type, m->hdr.seq, ret, &rep);
+}
+
+void ctl_conn_complete(struct ctl_conn *c, int status,
+		       const struct ctl_reply *rep)
+{
+	int ret = conn_reply(c, c->deferred_type, c->deferred_seq, status, rep);
+
+	if (ret && ret != -EAGAIN)
+		ctl_conn_close(c);
 }
 
 static const char *frame_error(int err)
@@ -518,6 +731,9 @@ void ctl_conn_close(struct ctl_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (c->job)
+		reclaim_cancel(c->job);
+	c->job = NULL;
 	if (c->ctx)
 		client_detach(c);
 	proto_reader_reset(&c->rd);

@@ -17,6 +17,7 @@
 struct uzswapd;
 struct mm_slot;
 struct uffd_ctx;
+struct reclaim_job;
 
 /*
  * struct ctl_conn - one control connection; loop thread only. Its memory
@@ -37,6 +38,9 @@ struct uffd_ctx;
  * @ctx:    the peer's uffd once HELLO succeeded
  * @node:   entry of @slot's connection list
  * @all:    entry of the daemon's connection list
+ * @job:    a RECLAIM job whose reply is awaited (no request is read
+ *          meanwhile), NULL if none
+ * @deferred_type, @deferred_seq: the request that reply answers
  * @closing: being closed
  */
 struct ctl_conn {
@@ -54,7 +58,17 @@ struct ctl_conn {
 	struct uffd_ctx *ctx;
 	struct list_node node;
 	struct list_node all;
+	struct reclaim_job *job;
+	uint16_t deferred_type;
+	uint32_t deferred_seq;
 	bool closing;
+};
+
+/* What a handler answers: a body, or an error text for the reply. */
+struct ctl_reply {
+	uint8_t body[PROTO_MAX_PAYLOAD - sizeof(int32_t)];
+	size_t len;
+	const char *errmsg;
 };
 
 /* Listen on @fd (already bound and listening). Return: 0 or -errno. */
@@ -62,6 +76,11 @@ int ctl_listen(struct uzswapd *d, int fd);
 
 /* Stop accepting and close the listening socket. */
 void ctl_stop_listening(struct uzswapd *d);
+
+/* Send the reply of a deferred request (status 0 with @rep's body, or
+ * -errno with @rep's message) and read requests again. Loop thread. */
+void ctl_conn_complete(struct ctl_conn *c, int status,
+		       const struct ctl_reply *rep);
 
 /* Close a connection: its regions are unregistered (the client keeps its
  * memory) and its uffd released. */

@@ -186,7 +186,10 @@ static size_t store_run(struct region *r, size_t first, size_t k,
 			break;
 		p->data = data;
 		p->evicted_at = (uint32_t)(clock + i);
-		atomic_fetch_add(&r->compressed_bytes, (size_t)bytes);
+		if (bytes) {
+			atomic_fetch_add(&r->compressed_bytes, (size_t)bytes);
+			atomic_fetch_add(&r->pooled, 1);
+		}
 		atomic_store(&p->info, flags | PAGE_UNPUNCHED);
 	}
 	return i;
@@ -202,8 +205,7 @@ static void unstore_run(struct region *r, size_t first, size_t k,
 		struct page_entry *p = &r->pages[first + i];
 		uint32_t info = atomic_load(&p->info);
 
-		atomic_fetch_sub(&r->compressed_bytes,
-				 store_drop(r->store, info, p->data));
+		region_unpool(r, store_drop(r->store, info, p->data));
 		atomic_store(&p->info, old[i]);
 	}
 }
@@ -286,6 +288,31 @@ out_revert:
 			  (int)r->slot->pid, (unsigned long long)r->id, first,
 			  k, strerror((int)-ret));
 	return ret;
+}
+
+long evict_range(struct region *r, size_t first, size_t end, size_t max,
+		 struct compressor *c, uint8_t *buf)
+{
+	size_t i, n, done = 0;
+	long got;
+
+	for (i = first; i < end && done < max; i += n) {
+		n = end - i < EVICT_RUN_PAGES ? end - i : EVICT_RUN_PAGES;
+		if (n > max - done)
+			n = max - done;
+		got = evict_run(r, i, n, -1, c, buf);
+		if (got == -ENOMEM)
+			return done ? (long)done : -ENOMEM;
+		if (got < 0)
+			break;	/* the client is going: leave the region */
+		if (got > 0) {
+			done += (size_t)got;
+			n = (size_t)got;
+		} else {
+			n = 1;	/* not resident: the next page */
+		}
+	}
+	return (long)done;
 }
 
 /*****************
@@ -403,6 +430,49 @@ out_put:
 	if (r)
 		region_put(r);
 	return got;
+}
+
+/* Evict resident pages of @slot in address order, at most @max. */
+static long evict_slot_regions(struct mm_slot *slot, size_t max,
+			       struct compressor *c, uint8_t *buf)
+{
+	unsigned long addr = 0;
+	struct region *r;
+	long got, done = 0;
+
+	while ((size_t)done < max) {
+		r = mm_slot_next_region(slot, addr);
+		if (!r)
+			break;
+		addr = region_end(r);
+		got = evict_range(r, 0, r->npages, max - (size_t)done, c, buf);
+		region_put(r);
+		if (got == -ENOMEM)
+			return done ? done : -ENOMEM;
+		done += got;
+	}
+	return done;
+}
+
+long evict_slot_now(struct mm_slot *slot, size_t max, struct compressor *c,
+		    uint8_t *buf)
+{
+	long got, done = 0;
+
+	while ((size_t)done < max) {
+		got = evict_tail(slot, c, buf);
+		if (got == -ENOMEM)
+			return done ? done : -ENOMEM;
+		if (got == -ENODATA)
+			break;
+		done += got;
+	}
+	if ((size_t)done == max)
+		return done;
+	got = evict_slot_regions(slot, max - (size_t)done, c, buf);
+	if (got == -ENOMEM)
+		return done ? done : -ENOMEM;
+	return done + got;
 }
 
 /* Whether any page of @rec still carries its stamp as a RESIDENT page. */

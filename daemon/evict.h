@@ -66,6 +66,26 @@ void evict_check(struct mm_slot *slot);
 long evict_run(struct region *r, size_t first, size_t n, int stamp,
 	       struct compressor *c, uint8_t *buf);
 
+/*
+ * evict_range() - evict every RESIDENT page of @r in [@first, @end), at
+ * most @max, in runs of EVICT_RUN_PAGES (COLD advice, reclaim).
+ * Return: pages evicted, or -ENOMEM if the store took none.
+ */
+long evict_range(struct region *r, size_t first, size_t end, size_t max,
+		 struct compressor *c, uint8_t *buf);
+
+/*
+ * evict_slot_now() - evict up to @max pages of @slot now, whatever its
+ * budget (an operator's reclaim): the coldest first, from its LRU tail,
+ * then, once the LRU has no more, any resident page in address order.
+ * Cost: the protocol per run of pages, on the caller's thread.
+ * Return: pages evicted (0: none resident; up to EVICT_RUN_PAGES - 1 more
+ * than @max when the LRU tail is a longer run), or -ENOMEM if the store
+ * took none.
+ */
+long evict_slot_now(struct mm_slot *slot, size_t max, struct compressor *c,
+		    uint8_t *buf);
+
 void evict_get_stats(struct evict_stats *st);
 
 #endif /* UZSWAPD_EVICT_H */

@@ -32,6 +32,10 @@
  *   FAULT_RETRY_MS. ESRCH/ENOMEM: the client is gone; its uffd is skipped
  *   until the loop thread, told by the process's pidfd, detaches it.
  *
+ * Each fault is timed from the read() that brought it (one clock read per
+ * batch) to its resolution (one clock read per fault), across retries, into
+ * a per-thread histogram of relaxed atomics (fault_get_latency()).
+ *
  * Detaching: the loop thread removes the uffd from the thread's epoll set
  * and queues a release command; the thread handles commands only after
  * every event of its current batch, so once it passes the context back
@@ -47,6 +51,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evict.h"
@@ -65,10 +70,17 @@
 /* Fault threads need little stack; a small one is cheap to lock. */
 #define FAULT_STACK_SIZE	(256 * 1024)
 
-/* A fault to try again later (EAGAIN). */
+/* A fault to try again later (EAGAIN), read at @t0 (ns, monotonic). */
 struct fault_retry {
 	struct uffd_ctx *ctx;
 	unsigned long addr;
+	uint64_t t0;
+};
+
+/* Bucket bounds of the fault-latency histogram (fault.h), nanoseconds. */
+static const uint64_t latency_le_ns[FAULT_LATENCY_BUCKETS] = {
+	5000, 10000, 20000, 50000, 100000, 200000, 500000,
+	1000000, 2000000, 5000000, 10000000, 20000000, 50000000, 100000000,
 };
 
 /*
@@ -84,7 +96,13 @@ struct fault_retry {
  * @nr_retry:   entries in @retry; thread only
  * @cap_retry:  capacity of @retry; thread only
  * @lc:         compressor and page buffer for loads; thread only
+ * @t0:         when the fault being served was read (ns); thread only
+ * @deferred:   the fault being served was queued for a retry; thread only
+ * @beat:       the last heartbeat request the thread answered; written by
+ *              the thread, read by the loop thread (atomic)
  * @st:         counters; written by the thread, read by anyone (atomic)
+ * @lat:        the latency histogram (fault_latency); written by the
+ *              thread, read by anyone (atomic)
  */
 struct fault_thread {
 	pthread_t tid;
@@ -97,11 +115,18 @@ struct fault_thread {
 	size_t nr_retry;
 	size_t cap_retry;
 	struct load_ctx lc;
+	uint64_t t0;
+	bool deferred;
+	atomic_uint beat;
 	struct {
 		atomic_uint_fast64_t faults, zero_fills, zero_pages, wakes,
 			wp_faults, retries, client_gone, client_dropped, loads,
 			read_ahead;
 	} st;
+	struct {
+		atomic_uint_fast64_t bucket[FAULT_LATENCY_BUCKETS + 1];
+		atomic_uint_fast64_t sum_ns;
+	} lat;
 };
 
 /*
@@ -117,6 +142,7 @@ static struct {
 	pthread_mutex_t released_lock;
 	struct list_node released;
 	fault_released_cb released_cb;
+	atomic_uint beat;
 } fp = {
 	.released_lock = PTHREAD_MUTEX_INITIALIZER,
 	.released = LIST_INIT(fp.released),
@@ -164,7 +190,8 @@ static void retry_later(struct fault_thread *t, struct uffd_ctx *ctx,
 		t->retry = grown;
 		t->cap_retry = cap;
 	}
-	t->retry[t->nr_retry++] = (struct fault_retry){ ctx, addr };
+	t->retry[t->nr_retry++] = (struct fault_retry){ ctx, addr, t->t0 };
+	t->deferred = true;
 	STAT_INC(t, retries, 1);
 }
 
@@ -411,12 +438,43 @@ static void handle_pagefault(struct fault_thread *t, struct uffd_ctx *ctx,
 	region_put(r);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void latency_add(struct fault_thread *t, uint64_t ns)
+{
+	unsigned int i = 0;
+
+	while (i < FAULT_LATENCY_BUCKETS && ns > latency_le_ns[i])
+		i++;
+	atomic_fetch_add_explicit(&t->lat.bucket[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->lat.sum_ns, ns, memory_order_relaxed);
+}
+
+/* Serve one fault read at @t0 and time it, unless it waits for a retry
+ * (then it is timed when the retry resolves it). */
+static void serve_fault(struct fault_thread *t, struct uffd_ctx *ctx,
+			unsigned long addr, uint64_t flags, uint64_t t0)
+{
+	t->t0 = t0;
+	t->deferred = false;
+	handle_pagefault(t, ctx, addr, flags);
+	if (!t->deferred)
+		latency_add(t, now_ns() - t0);
+}
+
 /* Read and serve the pending messages of one uffd; bounded per call so
  * that one busy client cannot starve the others of its thread. */
 static void serve_uffd(struct fault_thread *t, struct uffd_ctx *ctx)
 {
 	struct uffd_msg msgs[FAULT_MSG_BATCH];
 	int n, i, rounds;
+	uint64_t t0;
 
 	for (rounds = 0; rounds < 4 && !ctx->gone; rounds++) {
 		n = uffd_read_msgs(ctx->fd, msgs, FAULT_MSG_BATCH);
@@ -425,15 +483,15 @@ static void serve_uffd(struct fault_thread *t, struct uffd_ctx *ctx)
 				client_gone(t, ctx, n == -EBADF ? -ESRCH : n);
 			return;
 		}
+		t0 = now_ns();
 		for (i = 0; i < n; i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
 				log_debug("fault", "pid %d: event %u ignored",
 					  (int)ctx->slot->pid, msgs[i].event);
 				continue;
 			}
-			handle_pagefault(t, ctx,
-					 msgs[i].arg.pagefault.address,
-					 msgs[i].arg.pagefault.flags);
+			serve_fault(t, ctx, msgs[i].arg.pagefault.address,
+				    msgs[i].arg.pagefault.flags, t0);
 		}
 		if (n < FAULT_MSG_BATCH)
 			return;
@@ -452,7 +510,8 @@ static void run_retries(struct fault_thread *t)
 	t->nr_retry = t->cap_retry = 0;
 	for (i = 0; i < n; i++)
 		if (!todo[i].ctx->gone)
-			handle_pagefault(t, todo[i].ctx, todo[i].addr, 0);
+			serve_fault(t, todo[i].ctx, todo[i].addr, 0,
+				    todo[i].t0);
 	free(todo);
 }
 
@@ -479,6 +538,7 @@ static bool run_commands(struct fault_thread *t)
 
 	if (read(t->cmdfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_err("fault", "command eventfd: %s", strerror(errno));
+	atomic_store(&t->beat, atomic_load(&fp.beat));
 	list_init(&todo);
 	pthread_mutex_lock(&t->lock);
 	list_for_each_safe(pos, tmp, &t->releasing) {
@@ -706,6 +766,25 @@ void fault_detach(struct uffd_ctx *ctx)
 	post_command(t);
 }
 
+void fault_heartbeat(void)
+{
+	unsigned int i;
+
+	atomic_fetch_add(&fp.beat, 1);
+	for (i = 0; i < fp.nr_threads; i++)
+		post_command(&fp.threads[i]);
+}
+
+bool fault_threads_alive(void)
+{
+	unsigned int i, beat = atomic_load(&fp.beat);
+
+	for (i = 0; i < fp.nr_threads; i++)
+		if (atomic_load(&fp.threads[i].beat) != beat)
+			return false;
+	return true;
+}
+
 void fault_get_stats(struct fault_stats *st)
 {
 	unsigned int i;
@@ -725,4 +804,23 @@ void fault_get_stats(struct fault_stats *st)
 		st->loads += atomic_load(&t->st.loads);
 		st->read_ahead += atomic_load(&t->st.read_ahead);
 	}
+}
+
+void fault_get_latency(struct fault_latency *l)
+{
+	unsigned int i, b;
+
+	memset(l, 0, sizeof(*l));
+	memcpy(l->le_ns, latency_le_ns, sizeof(l->le_ns));
+	for (i = 0; i < fp.nr_threads; i++) {
+		struct fault_thread *t = &fp.threads[i];
+
+		for (b = 0; b <= FAULT_LATENCY_BUCKETS; b++)
+			l->bucket[b] += atomic_load_explicit(
+				&t->lat.bucket[b], memory_order_relaxed);
+		l->sum_ns += atomic_load_explicit(&t->lat.sum_ns,
+						  memory_order_relaxed);
+	}
+	for (b = 0; b <= FAULT_LATENCY_BUCKETS; b++)
+		l->count += l->bucket[b];
 }

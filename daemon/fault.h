@@ -91,6 +91,50 @@ int fault_attach(struct uffd_ctx *ctx);
 /* Stop serving @ctx; the released callback follows. Loop thread. */
 void fault_detach(struct uffd_ctx *ctx);
 
+/*
+ * Liveness, for the systemd watchdog: fault_heartbeat() asks every fault
+ * thread to answer (through its command eventfd, handled between batches
+ * of faults); fault_threads_alive() says whether every thread answered the
+ * last request. A thread stuck in a fault never answers. Loop thread.
+ */
+void fault_heartbeat(void);
+bool fault_threads_alive(void);
+
 void fault_get_stats(struct fault_stats *st);
+
+/*
+ * The fault service-time histogram: for each page-fault message, the time
+ * from the read() that took it off its uffd to its resolution (the page
+ * copied in and the faulting thread woken, or the fault found already
+ * resolved); a fault retried later (EAGAIN, a page busy) counts from that
+ * first read, and is timed once resolved (once per page left to retry, in
+ * the rare fill that leaves several). This is the daemon's part of a fault
+ * only: the kernel's delivery and the client's wakeup are not in it.
+ * Faults with nothing left to do (their range gone, their process gone)
+ * are counted too.
+ */
+#define FAULT_LATENCY_BUCKETS 14
+
+/*
+ * struct fault_latency - the histogram, summed over threads (each field
+ * read atomically; the set is not one atomic snapshot, but @count is the
+ * sum of @bucket)
+ * @le_ns:  upper bound of each bucket in nanoseconds, ascending: 5, 10,
+ *          20, 50, 100, 200, 500 µs, 1, 2, 5, 10, 20, 50, 100 ms
+ * @bucket: faults in each bucket, not cumulative; bucket[i] counts those
+ *          in (le_ns[i - 1], le_ns[i]], the last one those above
+ *          le_ns[FAULT_LATENCY_BUCKETS - 1]
+ * @count:  faults timed
+ * @sum_ns: their total service time
+ */
+struct fault_latency {
+	uint64_t le_ns[FAULT_LATENCY_BUCKETS];
+	uint64_t bucket[FAULT_LATENCY_BUCKETS + 1];
+	uint64_t count;
+	uint64_t sum_ns;
+};
+
+/* Read the histogram. O(threads * buckets). Loop thread. */
+void fault_get_latency(struct fault_latency *l);
 
 #endif /* UZSWAPD_FAULT_H */

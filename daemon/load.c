@@ -46,7 +46,7 @@ static void loaded(struct region *r, size_t idx, uint32_t stored_info)
 	atomic_store(&p->info, page_info(PAGE_RESIDENT, flags,
 					 stamp < 0 ? 0 : (uint16_t)stamp));
 	bytes = store_drop(r->store, stored_info, p->data);
-	atomic_fetch_sub(&r->compressed_bytes, bytes);
+	region_unpool(r, bytes);
 	atomic_fetch_sub(&r->stored, 1);
 	region_account(r, 1);
 }

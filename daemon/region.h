@@ -123,6 +123,9 @@ static inline bool page_cas(struct page_entry *p, uint32_t *old, uint32_t new)
  * @resident: pages RESIDENT or EVICTING; @acct_lock (read atomically)
  * @stored:   pages COMPRESSED, SAME or LOADING (atomic)
  * @compressed_bytes: pool bytes of its COMPRESSED pages (atomic)
+ * @pooled:   its COMPRESSED pages, whose objects are in the pool (not
+ *            same-filled, not written back): what @compressed_bytes holds
+ *            (atomic)
  * @pages:    @npages entries in one allocation; see struct page_entry
  */
 struct region {
@@ -142,6 +145,7 @@ struct region {
 	atomic_size_t resident;
 	atomic_size_t stored;
 	atomic_size_t compressed_bytes;
+	atomic_size_t pooled;
 	struct page_entry *pages;
 };
 
@@ -175,6 +179,16 @@ void region_detach(struct region *r);
 
 /* Count @r's resident pages in its slot's and the daemon's totals. */
 void region_attach(struct region *r);
+
+/* A page of @r whose object took @bytes of the pool left it (0: it had
+ * none there: same-filled or written back). */
+static inline void region_unpool(struct region *r, size_t bytes)
+{
+	if (!bytes)
+		return;
+	atomic_fetch_sub(&r->compressed_bytes, bytes);
+	atomic_fetch_sub(&r->pooled, 1);
+}
 
 static inline unsigned long region_end(const struct region *r)
 {

@@ -134,6 +134,24 @@ void registry_totals(struct registry *reg, uint64_t *registered,
 	pthread_mutex_unlock(&reg->lock);
 }
 
+struct mm_slot *registry_next_after(struct registry *reg, pid_t pid)
+{
+	struct mm_slot *best = NULL;
+	struct list_node *pos;
+
+	pthread_mutex_lock(&reg->lock);
+	list_for_each(pos, &reg->mm_head) {
+		struct mm_slot *s = container_of(pos, struct mm_slot, mm_node);
+
+		if (s->pid > pid && (!best || s->pid < best->pid))
+			best = s;
+	}
+	if (best)
+		mm_slot_get(best);
+	pthread_mutex_unlock(&reg->lock);
+	return best;
+}
+
 struct mm_slot *registry_find(struct registry *reg, pid_t pid)
 {
 	struct mm_slot *s;
@@ -203,6 +221,25 @@ struct region *mm_slot_find_region(struct mm_slot *slot, unsigned long addr)
 		struct region *r = container_of(pos, struct region, node);
 
 		if (region_contains(r, addr)) {
+			region_get(r);
+			found = r;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&slot->lock);
+	return found;
+}
+
+struct region *mm_slot_next_region(struct mm_slot *slot, unsigned long addr)
+{
+	struct list_node *pos;
+	struct region *found = NULL;
+
+	pthread_mutex_lock(&slot->lock);
+	list_for_each(pos, &slot->regions) {
+		struct region *r = container_of(pos, struct region, node);
+
+		if (r->start >= addr) {
 			region_get(r);
 			found = r;
 			break;

@@ -117,6 +117,10 @@ void registry_totals(struct registry *reg, uint64_t *registered,
 /* The slot of @pid with a reference taken, or NULL. O(1) average. */
 struct mm_slot *registry_find(struct registry *reg, pid_t pid);
 
+/* The slot with the lowest pid above @pid, with a reference taken, or
+ * NULL. O(slots). */
+struct mm_slot *registry_next_after(struct registry *reg, pid_t pid);
+
 /*
  * registry_scan_next() - move the cursor to the next slot, round-robin,
  * and return it with a reference taken (NULL if there is none). The
@@ -129,6 +133,9 @@ struct mm_slot *registry_scan_next(struct registry *reg);
 int mm_slot_add_region(struct mm_slot *slot, struct region *r);
 /* The region containing @addr, with a reference taken, or NULL. O(regions). */
 struct region *mm_slot_find_region(struct mm_slot *slot, unsigned long addr);
+/* The first region starting at or after @addr, with a reference taken,
+ * or NULL. O(regions). */
+struct region *mm_slot_next_region(struct mm_slot *slot, unsigned long addr);
 /* The region numbered @id, with a reference taken, or NULL. O(regions). */
 struct region *mm_slot_find_region_id(struct mm_slot *slot, uint64_t id);
 /* Unlink the region starting at @start (REGION_ANY_START: the first one)

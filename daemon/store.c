@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -419,7 +420,7 @@ static int write_back(struct store *s, struct region *r, struct page_entry *p,
 	p->data = slot << PAGE_WB_LEN_BITS | n;
 	atomic_store(&p->info,
 		     (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
-	atomic_fetch_sub(&r->compressed_bytes, n);
+	region_unpool(r, n);
 	rmap_del(s, handle);
 	z3fold_free(s->pool, handle);
 	STAT_ADD(s, payload_bytes, -(int64_t)n);
@@ -491,6 +492,17 @@ void store_set_pool_limit(struct store *s, uint64_t bytes)
 		atomic_store(&s->full, false);
 	else
 		check_limit(s);
+}
+
+unsigned int store_compact(struct store *s)
+{
+	return z3fold_compact(s->pool, UINT_MAX);
+}
+
+void store_set_compressor(struct store *s, enum compress_algo algo, int level)
+{
+	atomic_store(&s->level, level);
+	atomic_store(&s->algo, algo);
 }
 
 int store_compressor_current(struct store *s, struct compressor **c)

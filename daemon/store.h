@@ -139,6 +139,14 @@ void store_flush_frees(struct store *s);
 /* Change the pool limit (bytes, 0 for none). */
 void store_set_pool_limit(struct store *s, uint64_t bytes);
 
+/* Compact every pool page waiting for it (a middle object that could not
+ * move while mapped); returns the pages compacted. O(such pages). */
+unsigned int store_compact(struct store *s);
+
+/* Compress new pages with @algo (zstd at @level) from now on; pages
+ * stored before keep theirs. */
+void store_set_compressor(struct store *s, enum compress_algo algo, int level);
+
 /* Does @c still compress the way the store wants (algorithm, level)?
  * If not, the caller makes a new one. Return: 0 or -errno. */
 int store_compressor_current(struct store *s, struct compressor **c);

@@ -34,106 +34,120 @@
 #include "ctl.h"
 #include "fault.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "uzswapd.h"
 
-#define DEFAULT_FAULT_THREADS 2
-#define DEFAULT_POOL_LIMIT "20%"
-#define DEFAULT_BACKING_LIMIT (1ull << 30)
 #define OOM_SCORE_ADJ "-900"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: uzswapd [OPTIONS]\n"
-		"User-space compressed swap daemon.\n\n"
-		"  -s, --socket PATH       control socket (default: from systemd,\n"
-		"                          else " UZSWAPD_DEFAULT_SOCKET ")\n"
-		"  -t, --fault-threads N   fault threads (default %d)\n"
+		"User-space compressed swap daemon. Options override the\n"
+		"configuration file (uzswapd.conf(5)).\n\n"
+		"  -f, --config FILE       configuration file (default\n"
+		"                          " CONF_DEFAULT_FILE "),\n"
+		"                          and FILE.d/*.conf\n"
+		"      --check-config      check the configuration, print it, exit\n"
+		"  -s, --socket PATH       control socket, unless systemd passes\n"
+		"                          one (default " UZSWAPD_DEFAULT_SOCKET ")\n"
+		"  -g, --admin-group GROUP  may use admin commands (default: only\n"
+		"                          root and the daemon's user)\n"
+		"  -t, --fault-threads N   fault threads (default 2)\n"
 		"  -e, --evict-threads N   evictor threads (default 1)\n"
 		"  -l, --default-limit SIZE  resident budget of a client that set\n"
 		"                          none (K, M, G suffixes; default: none)\n"
 		"  -L, --resident-limit SIZE|N%%  budget of all clients together\n"
 		"                          (bytes or %% of RAM; default: none)\n"
 		"  -c, --compressor lz4|zstd  for new pages (default lz4)\n"
+		"      --zstd-level N      1 to 19 (default 3)\n"
 		"  -p, --pool-limit SIZE|N%%  compressed pool limit (default 20%%)\n"
 		"  -b, --backing-file PATH  where the pool writes back when full\n"
 		"                          (default " UZSWAPD_DEFAULT_BACKING ";\n"
 		"                          'none': no writeback)\n"
 		"      --backing-limit SIZE  cap of the backing file (default 1G)\n"
-		"      --zstd-level N      1 to 19 (default 3)\n"
 		"      --no-mlock          do not lock the daemon's memory\n"
+		"  -m, --metrics HOST:PORT|off  Prometheus endpoint (default\n"
+		"                          " METRICS_DEFAULT_LISTEN ")\n"
+		"      --metrics-clients N  per-client series, at most (default 64)\n"
 		"  -D, --debug TOKEN       debug lines of a subsystem (ctl, fault,\n"
-		"                          client, main) or all; repeatable\n"
+		"                          client, main, evict, store, metrics,\n"
+		"                          config) or all; repeatable\n"
 		"  -h, --help              this text\n"
-		"  -V, --version           the version\n",
-		DEFAULT_FAULT_THREADS);
+		"  -V, --version           the version\n");
 }
 
-/* A size: bytes with an optional K, M or G suffix, or (if @pct_ok) N% of
- * RAM. Return: 0 or -EINVAL. */
-static int parse_size(const char *s, bool pct_ok, uint64_t *out)
-{
-	uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) *
-		       (uint64_t)sysconf(_SC_PAGESIZE);
-	unsigned long long v;
-	char *end;
+/* The options that set a configuration key, and the key. */
+static const struct opt_key {
+	int opt;
+	const char *section;
+	const char *key;
+	const char *name;
+} opt_keys[] = {
+	{ 's', "daemon", "socket", "--socket" },
+	{ 'g', "daemon", "admin-group", "--admin-group" },
+	{ 't', "daemon", "fault-threads", "--fault-threads" },
+	{ 'e', "daemon", "evict-threads", "--evict-threads" },
+	{ 'M', "daemon", "lock-memory", "--no-mlock" },
+	{ 'D', "daemon", "debug", "--debug" },
+	{ 'm', "daemon", "metrics", "--metrics" },
+	{ 'N', "daemon", "metrics-clients", "--metrics-clients" },
+	{ 'l', "budget", "default-limit", "--default-limit" },
+	{ 'L', "budget", "resident-limit", "--resident-limit" },
+	{ 'c', "store", "compressor", "--compressor" },
+	{ 'Z', "store", "zstd-level", "--zstd-level" },
+	{ 'p', "store", "pool-limit", "--pool-limit" },
+	{ 'b', "store", "backing-file", "--backing-file" },
+	{ 'B', "store", "backing-limit", "--backing-limit" },
+};
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'K': case 'k':
-		v <<= 10;
-		end++;
-		break;
-	case 'M': case 'm':
-		v <<= 20;
-		end++;
-		break;
-	case 'G': case 'g':
-		v <<= 30;
-		end++;
-		break;
-	case '%':
-		if (!pct_ok || v > 100)
-			return -EINVAL;
-		v = ram / 100 * v;
-		end++;
-		break;
-	default:
-		return -EINVAL;
+/*
+ * Record option @opt (value @arg) as a command-line override of its key,
+ * after checking the value on its own. -D accumulates its tokens.
+ */
+static int add_override(struct conf_source *src, int opt, const char *arg)
+{
+	static char debug[256];
+	char err[CONF_ERR_MAX];
+	struct conf_override *ov;
+	unsigned int i;
+
+	for (i = 0; opt_keys[i].opt != opt; i++)
+		;
+	if (opt == 'M')
+		arg = "no";
+	if (opt == 'D') {
+		if (strlen(debug) + strlen(arg) + 2 > sizeof(debug)) {
+			fprintf(stderr, "uzswapd: too many --debug tokens\n");
+			return UZSWAPD_EXIT_USAGE;
+		}
+		if (debug[0])
+			strcat(debug, ",");
+		arg = strcat(debug, arg);
 	}
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	if (src->nr_ov == CONF_MAX_OVERRIDES) {
+		fprintf(stderr, "uzswapd: too many options\n");
+		return UZSWAPD_EXIT_USAGE;
+	}
+	ov = &src->ov[src->nr_ov++];
+	*ov = (struct conf_override){ opt_keys[i].section, opt_keys[i].key,
+				      arg, opt_keys[i].name };
+	if (conf_check_override(ov, err)) {
+		fprintf(stderr, "uzswapd: %s\n", err);
+		return UZSWAPD_EXIT_USAGE;
+	}
+	return UZSWAPD_EXIT_OK;
 }
 
-/* A number in [@min, @max]; -EINVAL otherwise. */
-static int parse_uint(const char *s, unsigned long min, unsigned long max,
-		      unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return errno || *end || end == s || *out < min || *out > max ? -EINVAL
-								     : 0;
-}
-
-static int bad_option(const char *opt, const char *arg, const char *want)
-{
-	fprintf(stderr, "uzswapd: %s takes %s, not '%s'\n", opt, want, arg);
-	return UZSWAPD_EXIT_USAGE;
-}
-
-static int parse_options(int argc, char **argv, struct uzswapd_options *o)
+static int parse_options(int argc, char **argv, struct conf_source *src,
+			 bool *check_only)
 {
 	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 'C' },
 		{ "socket", required_argument, NULL, 's' },
+		{ "admin-group", required_argument, NULL, 'g' },
 		{ "fault-threads", required_argument, NULL, 't' },
 		{ "evict-threads", required_argument, NULL, 'e' },
 		{ "default-limit", required_argument, NULL, 'l' },
@@ -144,78 +158,24 @@ static int parse_options(int argc, char **argv, struct uzswapd_options *o)
 		{ "backing-file", required_argument, NULL, 'b' },
 		{ "backing-limit", required_argument, NULL, 'B' },
 		{ "no-mlock", no_argument, NULL, 'M' },
+		{ "metrics", required_argument, NULL, 'm' },
+		{ "metrics-clients", required_argument, NULL, 'N' },
 		{ "debug", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned long n;
-	int opt;
+	int opt, ret;
 
-	o->fault_threads = DEFAULT_FAULT_THREADS;
-	o->evict.nthreads = 1;
-	o->algo = COMPRESS_LZ4;
-	o->zstd_level = COMPRESS_ZSTD_DEFAULT_LEVEL;
-	o->backing_limit = DEFAULT_BACKING_LIMIT;
-	parse_size(DEFAULT_POOL_LIMIT, true, &o->pool_limit);
-	while ((opt = getopt_long(argc, argv, "s:t:e:l:L:c:p:b:D:hV",
+	while ((opt = getopt_long(argc, argv, "f:s:g:t:e:l:L:c:p:b:m:D:hV",
 				  longopts, NULL)) != -1) {
 		switch (opt) {
-		case 's':
-			o->socket_path = optarg;
+		case 'f':
+			src->path = optarg;
+			src->path_given = true;
 			break;
-		case 't':
-			if (parse_uint(optarg, 1, 16, &n))
-				return bad_option("--fault-threads", optarg,
-						  "1 to 16");
-			o->fault_threads = (unsigned int)n;
-			break;
-		case 'e':
-			if (parse_uint(optarg, 1, 8, &n))
-				return bad_option("--evict-threads", optarg,
-						  "1 to 8");
-			o->evict.nthreads = (unsigned int)n;
-			break;
-		case 'l':
-			if (parse_size(optarg, false, &o->evict.default_limit))
-				return bad_option("--default-limit", optarg,
-						  "a size like 512M");
-			break;
-		case 'L':
-			if (parse_size(optarg, true,
-				       &o->evict.resident_limit))
-				return bad_option("--resident-limit", optarg,
-						  "a size like 4G, or 20%");
-			break;
-		case 'c':
-			if (compress_algo_parse(optarg, &o->algo))
-				return bad_option("--compressor", optarg,
-						  "lz4 or zstd");
-			break;
-		case 'p':
-			if (parse_size(optarg, true, &o->pool_limit))
-				return bad_option("--pool-limit", optarg,
-						  "a size like 2G, or 20%");
-			break;
-		case 'b':
-			o->backing_path = optarg;
-			break;
-		case 'B':
-			if (parse_size(optarg, false, &o->backing_limit))
-				return bad_option("--backing-limit", optarg,
-						  "a size like 4G");
-			break;
-		case 'Z':
-			if (parse_uint(optarg, 1, 19, &n))
-				return bad_option("--zstd-level", optarg,
-						  "1 to 19");
-			o->zstd_level = (int)n;
-			break;
-		case 'M':
-			o->no_mlock = true;
-			break;
-		case 'D':
-			log_enable_debug(optarg);
+		case 'C':
+			*check_only = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -223,9 +183,13 @@ static int parse_options(int argc, char **argv, struct uzswapd_options *o)
 		case 'V':
 			printf("uzswapd %s\n", PACKAGE_VERSION);
 			exit(UZSWAPD_EXIT_OK);
-		default:
+		case '?':
 			usage(stderr);
 			return UZSWAPD_EXIT_USAGE;
+		default:
+			ret = add_override(src, opt, optarg);
+			if (ret)
+				return ret;
 		}
 	}
 	if (optind < argc) {
@@ -234,6 +198,21 @@ static int parse_options(int argc, char **argv, struct uzswapd_options *o)
 		return UZSWAPD_EXIT_USAGE;
 	}
 	return UZSWAPD_EXIT_OK;
+}
+
+/* Turn on the debug tokens of @c (kept for the life of the process). */
+static void enable_debug(const struct conf *c)
+{
+	char *tokens, *tok, *save;
+
+	if (!c->debug)
+		return;
+	tokens = strdup(c->debug);
+	if (!tokens)
+		return;
+	for (tok = strtok_r(tokens, " ,", &save); tok;
+	     tok = strtok_r(NULL, " ,", &save))
+		log_enable_debug(tok);
 }
 
 /*****************
@@ -314,11 +293,12 @@ static int activated_socket(void)
 
 static int open_socket(struct uzswapd *d)
 {
-	int fd = d->opts.socket_path ? -1 : activated_socket();
+	int fd = activated_socket();
 
 	if (fd == -1) {
-		d->bound_path = d->opts.socket_path ? d->opts.socket_path
-						    : UZSWAPD_DEFAULT_SOCKET;
+		d->bound_path = strdup(d->conf.socket);
+		if (!d->bound_path)
+			return -UZSWAPD_EXIT_SOCKET;
 		fd = bind_socket(d->bound_path);
 	} else if (fd >= 0) {
 		log_info("main", "using the socket passed by systemd");
@@ -331,37 +311,43 @@ static int open_socket(struct uzswapd *d)
  *****************/
 
 /*
- * Open the backing file. One given on the command line must work (exit
- * code otherwise); the default one is best effort: without it the pool
- * simply does not write back. *@b is NULL for no backing file.
+ * Open the backing file. One configured elsewhere than the default must
+ * work (exit code otherwise); the default one is best effort: without it
+ * the pool simply does not write back. *@b is NULL for no backing file.
  */
-static int open_backing(const struct uzswapd_options *o, struct backing **b)
+static int open_backing(const struct conf *c, struct backing **b)
 {
-	const char *path = o->backing_path ? o->backing_path
-					   : UZSWAPD_DEFAULT_BACKING;
+	const char *path = c->backing_file;
+	bool is_default = !strcmp(path, UZSWAPD_DEFAULT_BACKING);
 	struct backing_stats st;
 
 	*b = NULL;
 	if (!strcmp(path, "none"))
 		return 0;
-	if (!o->backing_path && mkdir(UZSWAPD_STATE_DIR, 0700) < 0 &&
+	if (is_default && mkdir(UZSWAPD_STATE_DIR, 0700) < 0 &&
 	    errno != EEXIST) {
 		log_warn("main", "no backing file: cannot create %s: %s",
 			 UZSWAPD_STATE_DIR, strerror(errno));
 		return 0;
 	}
-	*b = backing_open(path, o->backing_limit);
+	*b = backing_open(path, c->backing_limit);
+	if (!*b && errno == EEXIST) {
+		log_err("main", "the backing file %s holds data and is not a "
+			"uzswap backing file: it is left alone; name another "
+			"file (or remove this one)", path);
+		return is_default ? 0 : UZSWAPD_EXIT_BACKING;
+	}
 	if (!*b) {
 		log_err("main", "cannot open the backing file %s: %s", path,
 			strerror(errno));
-		return o->backing_path ? UZSWAPD_EXIT_BACKING : 0;
+		return is_default ? 0 : UZSWAPD_EXIT_BACKING;
 	}
 	backing_get_stats(*b, &st);
 	if (st.in_memory)
 		log_warn("main", "the backing file %s is in memory (tmpfs): "
 			 "writing back saves no RAM", path);
 	log_info("main", "backing file %s, cap %llu MiB, %s I/O", path,
-		 (unsigned long long)(o->backing_limit >> 20),
+		 (unsigned long long)(c->backing_limit >> 20),
 		 st.direct ? "direct" : "buffered");
 	return 0;
 }
@@ -375,7 +361,7 @@ static void lock_memory(const struct uzswapd *d)
 #ifdef UZSWAP_SANITIZED
 	log_info("main", "sanitizer build: memory not locked");
 #else
-	if (d->opts.no_mlock)
+	if (!d->conf.lock_memory)
 		return;
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0)
 		return;
@@ -404,9 +390,72 @@ static void lower_oom_score(void)
  * Signals and shutdown
  *****************/
 
-static void uzswapd_reload(struct uzswapd *d)
+/* Serve /metrics as @next says; the old server stays if the new one
+ * cannot start. Return: 0 or -errno (@err set). */
+static int reload_metrics(struct uzswapd *d, const struct conf *next,
+			  char err[CONF_ERR_MAX])
 {
-	log_info("main", "SIGHUP: nothing to reload (no configuration file)");
+	const char *cur = d->conf.metrics ? d->conf.metrics : "off";
+	const char *want = next->metrics ? next->metrics : "off";
+	struct metrics *m = NULL;
+
+	if (!strcmp(cur, want)) {
+		if (d->metrics)
+			metrics_set_max_clients(d->metrics,
+						next->metrics_clients);
+		return 0;
+	}
+	if (next->metrics) {
+		m = metrics_start(d, next->metrics, next->metrics_clients);
+		if (!m) {
+			snprintf(err, CONF_ERR_MAX, "metrics: cannot serve %s: "
+				 "%s", next->metrics, strerror(errno));
+			return -errno;
+		}
+	}
+	metrics_stop(d->metrics);
+	d->metrics = m;
+	return 0;
+}
+
+/* Put @c's live keys in force. */
+static void apply_live_keys(struct uzswapd *d, const struct conf *c)
+{
+	evict_set_limits(c->default_limit, c->resident_limit);
+	store_set_pool_limit(&d->store, c->pool_limit);
+	store_set_compressor(&d->store, c->compressor, (int)c->zstd_level);
+}
+
+int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])
+{
+	struct conf next;
+	int ret;
+
+	notify_reloading();
+	ret = conf_load(&next, &d->src, err);
+	if (ret == 0) {
+		conf_keep_restart_keys(&next, &d->conf);
+		ret = reload_metrics(d, &next, err);
+		if (ret)
+			conf_free(&next);
+	}
+	if (ret) {
+		log_err("config", "reload failed, the running configuration "
+			"stays: %s", err);
+		notify_reloaded(d, err);
+		return ret;
+	}
+	apply_live_keys(d, &next);
+	conf_free(&d->conf);
+	d->conf = next;
+	log_info("config", "configuration reloaded: %s, default budget %llu "
+		 "MiB, all clients %llu MiB, pool limit %llu MiB",
+		 compress_algo_name(d->conf.compressor),
+		 (unsigned long long)(d->conf.default_limit >> 20),
+		 (unsigned long long)(d->conf.resident_limit >> 20),
+		 (unsigned long long)(d->conf.pool_limit >> 20));
+	notify_reloaded(d, NULL);
+	return 0;
 }
 
 static void finish_shutdown(struct uzswapd *d)
@@ -429,9 +478,12 @@ void uzswapd_shutdown(struct uzswapd *d)
 	if (d->stopping)
 		return;
 	d->stopping = true;
-	sd_notify(0, "STOPPING=1");
+	notify_stopping();
 	log_info("main", "shutting down");
 	ctl_stop_listening(d);
+	metrics_stop(d->metrics);
+	d->metrics = NULL;
+	uv_close((uv_handle_t *)&d->tick, NULL);
 	list_for_each_safe(pos, tmp, &d->conns)
 		ctl_conn_close(container_of(pos, struct ctl_conn, all));
 	if (d->nr_ctxs == 0)
@@ -448,10 +500,30 @@ static void on_signal(uv_signal_t *h, int signum)
 {
 	struct uzswapd *d = h->data;
 
+	char err[CONF_ERR_MAX];
+
 	if (signum == SIGHUP)
-		uzswapd_reload(d);
+		uzswapd_reload(d, err);
 	else
 		uzswapd_shutdown(d);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct uzswapd *d = t->data;
+
+	stats_tick(&d->rate);
+	notify_tick(d);
+}
+
+static int start_tick(struct uzswapd *d)
+{
+	int ret = uv_timer_init(&d->loop, &d->tick);
+
+	if (ret)
+		return ret;
+	d->tick.data = d;
+	return uv_timer_start(&d->tick, on_tick, 1000, 1000);
 }
 
 static int watch_signals(struct uzswapd *d)
@@ -481,15 +553,53 @@ static uint64_t phys_bytes(void)
 	return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Load the configuration; --check-config prints it. Returns an exit code
+ * (UZSWAPD_EXIT_OK to go on), with *@done set when there is nothing more
+ * to do. */
+static int load_config(struct uzswapd *d, bool check_only, bool *done)
+{
+	char err[CONF_ERR_MAX];
+
+	*done = false;
+	if (conf_load(&d->conf, &d->src, err)) {
+		fprintf(stderr, "uzswapd: %s\n", err);
+		return UZSWAPD_EXIT_CONFIG;
+	}
+	if (check_only) {
+		conf_print(&d->conf, stdout);
+		conf_free(&d->conf);
+		*done = true;
+	}
+	return UZSWAPD_EXIT_OK;
+}
+
+static void free_daemon(struct uzswapd *d)
+{
+	registry_destroy(&d->registry);
+	store_destroy(&d->store);
+	compressor_destroy(d->lc.comp);
+	free(d->lc.buf);
+	free(d->run_buf);
+	if (d->bound_path)
+		unlink(d->bound_path);
+	free(d->bound_path);
+	conf_free(&d->conf);
+}
+
 int uzswapd_main(int argc, char **argv)
 {
 	static struct uzswapd d;
+	struct evict_config ec;
 	struct backing *backing;
+	bool check_only = false, done;
 	int ret, fd;
 
-	ret = parse_options(argc, argv, &d.opts);
-	if (ret)
+	ret = parse_options(argc, argv, &d.src, &check_only);
+	if (ret == 0)
+		ret = load_config(&d, check_only, &done);
+	if (ret || done)
 		return ret;
+	enable_debug(&d.conf);
 	signal(SIGPIPE, SIG_IGN);
 	d.listen_fd = -1;
 	d.spare_fd = -1;
@@ -504,21 +614,24 @@ int uzswapd_main(int argc, char **argv)
 	fd = open_socket(&d);
 	if (fd < 0)
 		return -fd;
-	ret = open_backing(&d.opts, &backing);
+	ret = open_backing(&d.conf, &backing);
 	if (ret)
 		return ret;
-	ret = store_init(&d.store, d.opts.algo, d.opts.zstd_level,
-			 d.opts.pool_limit, backing);
-	d.lc.comp = compressor_create(d.opts.algo, d.opts.zstd_level);
+	ret = store_init(&d.store, d.conf.compressor, (int)d.conf.zstd_level,
+			 d.conf.pool_limit, backing);
+	d.lc.comp = compressor_create(d.conf.compressor, (int)d.conf.zstd_level);
 	d.lc.buf = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
 	d.run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
 	if (ret || !d.lc.comp || !d.lc.buf || !d.run_buf) {
 		log_err("main", "cannot set up the compressed store");
 		return UZSWAPD_EXIT_THREADS;
 	}
-	ret = fault_start(&d.loop, d.opts.fault_threads, client_ctx_released);
+	ec = (struct evict_config){ .default_limit = d.conf.default_limit,
+				    .resident_limit = d.conf.resident_limit,
+				    .nthreads = d.conf.evict_threads };
+	ret = fault_start(&d.loop, d.conf.fault_threads, client_ctx_released);
 	if (ret == 0) {
-		ret = evict_start(&d.registry, &d.store, &d.opts.evict);
+		ret = evict_start(&d.registry, &d.store, &ec);
 		if (ret)
 			fault_stop();
 	}
@@ -527,37 +640,39 @@ int uzswapd_main(int argc, char **argv)
 			strerror(-ret));
 		return UZSWAPD_EXIT_THREADS;
 	}
+	stats_rate_init(&d.rate);
 	ret = ctl_listen(&d, fd);
 	if (ret == 0)
 		ret = watch_signals(&d);
+	if (ret == 0)
+		ret = start_tick(&d);
 	if (ret) {
 		log_err("main", "event loop setup failed: %s", uv_strerror(ret));
 		return UZSWAPD_EXIT_LOOP;
+	}
+	if (d.conf.metrics) {
+		d.metrics = metrics_start(&d, d.conf.metrics,
+					  d.conf.metrics_clients);
+		if (!d.metrics)
+			return UZSWAPD_EXIT_METRICS;
 	}
 	lock_memory(&d);
 	lower_oom_score();
 
 	log_info("main", "uzswapd %s ready, %u fault threads, %u evictors, "
 		 "%s, default budget %llu MiB, all clients %llu MiB",
-		 PACKAGE_VERSION, fault_nr_threads(), d.opts.evict.nthreads,
-		 compress_algo_name(d.opts.algo),
-		 (unsigned long long)(d.opts.evict.default_limit >> 20),
-		 (unsigned long long)(d.opts.evict.resident_limit >> 20));
-	sd_notifyf(0, "READY=1\nSTATUS=serving, %u fault threads\nMAINPID=%d",
-		   fault_nr_threads(), (int)getpid());
+		 PACKAGE_VERSION, fault_nr_threads(), d.conf.evict_threads,
+		 compress_algo_name(d.conf.compressor),
+		 (unsigned long long)(d.conf.default_limit >> 20),
+		 (unsigned long long)(d.conf.resident_limit >> 20));
+	notify_ready(&d);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 
 	ret = uv_loop_close(&d.loop);
 	if (ret)
 		log_err("main", "handles left open at exit: %s",
 			uv_strerror(ret));
-	registry_destroy(&d.registry);
-	store_destroy(&d.store);
-	compressor_destroy(d.lc.comp);
-	free(d.lc.buf);
-	free(d.run_buf);
-	if (d.bound_path)
-		unlink(d.bound_path);
+	free_daemon(&d);
 	log_info("main", "stopped");
 	return ret ? UZSWAPD_EXIT_LOOP : UZSWAPD_EXIT_OK;
 }

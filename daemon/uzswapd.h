@@ -12,15 +12,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "conf.h"
 #include "evict.h"
 #include "lib/common/list.h"
 #include "load.h"
 #include "registry.h"
+#include "stats.h"
 #include "store.h"
 
-#define UZSWAPD_DEFAULT_SOCKET "/run/uzswap/uzswapd.sock"
-#define UZSWAPD_STATE_DIR "/var/lib/uzswap"
-#define UZSWAPD_DEFAULT_BACKING UZSWAPD_STATE_DIR "/backing"
 
 /* Startup failures exit with these codes (listed in uzswapd(8)). */
 enum uzswapd_exit {
@@ -31,24 +30,16 @@ enum uzswapd_exit {
 	UZSWAPD_EXIT_THREADS = 5,	/* fault threads did not start */
 	UZSWAPD_EXIT_LOOP = 6,		/* event loop setup failed */
 	UZSWAPD_EXIT_BACKING = 7,	/* the backing file given is unusable */
-};
-
-struct uzswapd_options {
-	const char *socket_path;	/* NULL: socket activation or default */
-	unsigned int fault_threads;
-	struct evict_config evict;	/* budgets and evictor threads */
-	enum compress_algo algo;
-	int zstd_level;
-	uint64_t pool_limit;		/* bytes; 0: none */
-	const char *backing_path;	/* NULL: the default */
-	uint64_t backing_limit;		/* bytes */
-	bool no_mlock;
+	UZSWAPD_EXIT_METRICS = 8,	/* the metrics address is unusable */
+	UZSWAPD_EXIT_CONFIG = 9,	/* the configuration file is wrong */
 };
 
 /*
  * struct uzswapd - the daemon's state; loop thread only unless a field
  * says otherwise
- * @opts:      options; immutable after startup
+ * @src:       where the configuration comes from (files, command line);
+ *             immutable after startup
+ * @conf:      the configuration in force; replaced by uzswapd_reload()
  * @loop:      the libuv loop
  * @registry:  the clients; see struct registry for its locking
  * @store:     the compressed store; thread-safe
@@ -64,23 +55,30 @@ struct uzswapd_options {
  *             listening socket does not stay readable forever
  * @conns:     every open control connection (struct ctl_conn.all)
  * @signals:   SIGTERM, SIGINT, SIGHUP
+ * @tick:      the one-second timer: fault rate, systemd STATUS, watchdog
+ * @rate:      the fault rate and uptime (stats.h)
+ * @metrics:   the /metrics server, NULL when off
  * @max_registered: bytes one process may register (4x RAM); immutable
  * @nr_ctxs:   client uffds not yet released by the fault threads
  * @stopping:  shutdown has begun: no new connections
  */
 struct uzswapd {
-	struct uzswapd_options opts;
+	struct conf_source src;
+	struct conf conf;
 	uv_loop_t loop;
 	struct registry registry;
 	struct store store;
 	struct load_ctx lc;
 	uint8_t *run_buf;
 	int listen_fd;
-	const char *bound_path;
+	char *bound_path;
 	uv_poll_t listen;
 	int spare_fd;
 	struct list_node conns;
 	uv_signal_t signals[3];
+	uv_timer_t tick;
+	struct stats_rate rate;
+	struct metrics *metrics;
 	uint64_t max_registered;
 	unsigned int nr_ctxs;
 	bool stopping;
@@ -92,6 +90,15 @@ int uzswapd_main(int argc, char **argv);
  * (clients keep their memory); the fault threads stop once the last
  * client uffd is released (uzswapd_ctx_released()). */
 void uzswapd_shutdown(struct uzswapd *d);
+
+/*
+ * uzswapd_reload() - read the configuration again and put what may change
+ * live in force (budgets, pool limit, compressor for new pages, metrics
+ * address and cap, admin group); keys that need a restart keep their
+ * running value (with a warning). On any error nothing changes.
+ * Return: 0, or -errno with @err saying why. Loop thread.
+ */
+int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX]);
 
 /* A client uffd was released; finishes a shutdown waiting for it. */
 void uzswapd_ctx_released(struct uzswapd *d);

@@ -29,6 +29,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "daemon/backing.h"
@@ -705,9 +706,11 @@ START_TEST(test_close_truncates_existing)
 	struct stat sb;
 	int fd;
 
+	/* a backing file a crashed daemon left: marked, so taken over */
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, old, sizeof(old)), sizeof(old));
+	ck_assert_int_eq(fsetxattr(fd, BACKING_XATTR, "1", 1, 0), 0);
 	close(fd);
 
 	open_backing(1 * MiB);
@@ -723,6 +726,39 @@ START_TEST(test_close_truncates_existing)
 	ck_assert_int_eq(stat(path, &sb), 0);		/* kept, emptied */
 	ck_assert_int_eq(sb.st_size, 0);
 	ck_assert_int_eq(sb.st_blocks, 0);
+}
+END_TEST
+
+/* A file that holds data and is no backing file (a typo in the path:
+ * /etc/passwd) is refused and left exactly as it was; an empty one is
+ * taken over and marked. */
+START_TEST(test_open_spares_foreign_data)
+{
+	static const char data[] = "root:x:0:0:root:/root:/bin/bash\n";
+	char buf[sizeof(data)], v;
+	struct stat sb;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, sizeof(data)), sizeof(data));
+	close(fd);
+	errno = 0;
+	ck_assert_ptr_null(backing_open(path, 1 * MiB));
+	ck_assert_int_eq(errno, EEXIST);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_uint_eq(sb.st_mode & 0777, 0644);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf)), sizeof(data));
+	close(fd);
+	ck_assert_mem_eq(buf, data, sizeof(data));
+
+	fd = open(path, O_WRONLY | O_TRUNC);
+	close(fd);
+	open_backing(1 * MiB);
+	ck_assert_int_eq(getxattr(path, BACKING_XATTR, &v, 1), 1);
+	backing_close(b);
+	b = NULL;
 }
 END_TEST
 
@@ -771,10 +807,11 @@ START_TEST(test_alloc_failure_injection)
 	backing_close(b);
 	b = NULL;
 
-	/* pre-existing: a failed open leaves it as it was */
+	/* a pre-existing backing file: a failed open leaves it as it was */
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, old, sizeof(old)), sizeof(old));
+	ck_assert_int_eq(fsetxattr(fd, BACKING_XATTR, "1", 1, 0), 0);
 	close(fd);
 	for (n = 1; !b; n++) {
 		failpoint_arm(n);
@@ -960,6 +997,7 @@ static Suite *backing_suite(void)
 	tcase_add_test(tc, test_open_busy);
 	tcase_add_test(tc, test_close_removes_created);
 	tcase_add_test(tc, test_close_truncates_existing);
+	tcase_add_test(tc, test_open_spares_foreign_data);
 	tcase_add_test(tc, test_close_spares_replaced);
 	tcase_add_test(tc, test_alloc_failure_injection);
 	suite_add_tcase(s, tc);

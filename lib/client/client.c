@@ -88,70 +88,14 @@
 
 #include "lib/proto/proto.h"
 #include "lib/uffd/uffd.h"
+#include "uzswap-private.h"
 #include "uzswap.h"
 
 /*****************
  * Structures
  *****************/
 
-#define DEFAULT_TIMEOUT_MS	5000
 #define COPY_RUN_MAX		(1u << 20)	/* bytes per pwrite()/pread() */
-
-/*
- * struct region - a managed region of a connection
- * @next:    next region of the connection; written with atomic stores
- *           under uzswap->lock (read without it by the fork handler)
- * @addr:    start, page-aligned; immutable
- * @len:     bytes, a multiple of the page size; immutable
- * @memfd:   the memfd mapped at @addr; closed by whoever unlinks the region
- * @id:      the daemon's id of the region; immutable once linked
- * @adopted: made by uzswap_adopt(); immutable
- * @name:    as sent to the daemon; immutable
- */
-struct region {
-	struct region *next;
-	uintptr_t addr;
-	size_t len;
-	int memfd;
-	uint64_t id;
-	bool adopted;
-	char name[PROTO_NAME_MAX];
-};
-
-/*
- * struct uzswap - a connection to uzswapd
- * @lock:          serializes requests; protects @seq, @dead, @rd, @regions
- * @next:          next connection of the process; protected by conns_lock
- * @pid:           the process that connected; immutable
- * @sock:          control socket, non-blocking; immutable (the fork
- *                 handler closes it in the child)
- * @uffd:          the process's userfaultfd; immutable (idem)
- * @uffd_mode:     UFFD_MODE_FULL or UFFD_MODE_USER_ONLY; immutable
- * @timeout_ms:    how long a request waits for its reply; immutable
- * @page_size:     immutable
- * @version:       protocol version the daemon picked; immutable
- * @default_limit: the daemon's default budget, bytes (0 = none); immutable
- * @seq:           sequence number of the last request; @lock
- * @dead:          0, or the -errno that broke the stream; @lock
- * @regions:       the regions; @lock (see struct region)
- * @rd:            the reply being read; @lock
- */
-struct uzswap {
-	pthread_mutex_t lock;
-	struct uzswap *next;
-	pid_t pid;
-	int sock;
-	int uffd;
-	int uffd_mode;
-	int timeout_ms;
-	size_t page_size;
-	uint16_t version;
-	uint64_t default_limit;
-	uint32_t seq;
-	int dead;
-	struct region *regions;
-	struct proto_reader rd;
-};
 
 /* Every connection of the process, for the fork handler. */
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -168,9 +112,7 @@ static bool in_child(const struct uzswap *c)
 	return getpid() != c->pid;
 }
 
-/* Whether @c may be used by the caller: 0, -EINVAL for no connection,
- * -ECHILD in a forked child. */
-static int usable(const struct uzswap *c)
+int uzswap__usable(const struct uzswap *c)
 {
 	if (!c)
 		return -EINVAL;
@@ -327,16 +269,20 @@ static int recv_reply(struct uzswap *c, uint16_t type, int64_t deadline)
  *          longer body is -EBADMSG (a shorter one is for the decoder to
  *          judge, through *@body_len)
  *
- * Called with c->lock held; holds it at most c->timeout_ms.
+ * @timeout_ms: how long to wait for the reply
+ *
+ * Called with c->lock held; holds it at most @timeout_ms. A refusal's
+ * explanation from the daemon is kept in c->errmsg.
  * Return: 0 when the daemon answered (its answer in *@status), or -errno
  * when it did not: -ETIMEDOUT (the stream stays usable), or the error that
  * broke the stream, which every later call returns too.
  */
 static int transact(struct uzswap *c, uint16_t type, const uint8_t *payload,
 		    size_t len, const int *fds, int nfds, int32_t *status,
-		    uint8_t *body, size_t body_size, size_t *body_len)
+		    uint8_t *body, size_t body_size, size_t *body_len,
+		    int timeout_ms)
 {
-	int64_t deadline = now_ms() + c->timeout_ms;
+	int64_t deadline = now_ms() + timeout_ms;
 	const uint8_t *rbody;
 	const char *errmsg;
 	size_t rlen;
@@ -356,6 +302,8 @@ static int transact(struct uzswap *c, uint16_t type, const uint8_t *payload,
 	if (ret)
 		goto out_dead;
 	ret = proto_parse_reply(&c->rd.msg, status, &rbody, &rlen, &errmsg);
+	if (!ret && errmsg)
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s", errmsg);
 	if (!ret && *status == 0) {
 		if (rlen > body_size) {
 			ret = -EBADMSG;
@@ -374,23 +322,34 @@ out_dead:
 	return ret;
 }
 
-/* A request whose reply has no body: the daemon's status or -errno. */
-/* transact() under the connection's lock: the transport error, else the
- * daemon's status; the body of a successful reply in @body. */
-static int call(struct uzswap *c, uint16_t type, const uint8_t *payload,
-		size_t len, const int *fds, int nfds, uint8_t *body,
-		size_t cap, size_t *blen)
+int uzswap__call(struct uzswap *c, uint16_t type, const uint8_t *payload,
+		 size_t len, const int *fds, int nfds, uint8_t *body,
+		 size_t cap, size_t *blen, int timeout_ms, char *why,
+		 size_t why_len)
 {
 	int32_t status = 0;
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
+	c->errmsg[0] = '\0';
 	ret = transact(c, type, payload, len, fds, nfds, &status, body, cap,
-		       blen);
+		       blen, timeout_ms ? timeout_ms : c->timeout_ms);
+	if (why_len)
+		snprintf(why, why_len, "%s", c->errmsg);
 	pthread_mutex_unlock(&c->lock);
 	return ret ? ret : status;
 }
 
+static int call(struct uzswap *c, uint16_t type, const uint8_t *payload,
+		size_t len, const int *fds, int nfds, uint8_t *body,
+		size_t cap, size_t *blen)
+{
+	return uzswap__call(c, type, payload, len, fds, nfds, body, cap, blen,
+			    0, NULL, 0);
+}
+
+/* A request whose reply has no body, with c->lock held: the transport
+ * error, else the daemon's status. */
 static int request(struct uzswap *c, uint16_t type, const uint8_t *payload,
 		   size_t len, const int *fds, int nfds)
 {
@@ -400,7 +359,7 @@ static int request(struct uzswap *c, uint16_t type, const uint8_t *payload,
 	int ret;
 
 	ret = transact(c, type, payload, len, fds, nfds, &status, none, 0,
-		       &n);
+		       &n, c->timeout_ms);
 	return ret ? ret : status;
 }
 
@@ -531,11 +490,25 @@ static int hello(struct uzswap *c)
 	return 0;
 }
 
-uzswap_t *uzswap_connect(const char *socket_path)
+/* Link @c into the process's connections (for the fork handler). */
+static void conns_link(struct uzswap *c)
+{
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&conns_lock);
+	c->next = conns;
+	conns = c;
+	pthread_mutex_unlock(&conns_lock);
+}
+
+/*
+ * conn_open() - a connection with its socket connected, no uffd yet
+ * @socket_path: as for uzswap_connect()
+ * Return: the connection, or NULL with *@err set.
+ */
+static struct uzswap *conn_open(const char *socket_path, int *err)
 {
 	const char *path = socket_path;
 	struct uzswap *c;
-	int ret;
 
 	if (!path) {
 		path = secure_getenv("UZSWAP_SOCKET");
@@ -543,22 +516,35 @@ uzswap_t *uzswap_connect(const char *socket_path)
 			path = UZSWAP_DEFAULT_SOCKET;
 	}
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		*err = -ENOMEM;
 		return NULL;
-	ret = pthread_mutex_init(&c->lock, NULL);
-	if (ret) {
-		ret = -ret;
-		goto out_free;
 	}
+	*err = -pthread_mutex_init(&c->lock, NULL);
+	if (*err)
+		goto out_free;
 	c->pid = getpid();
+	c->uffd = -1;
 	c->timeout_ms = env_timeout_ms();
 	c->page_size = (size_t)sysconf(_SC_PAGESIZE);
-
 	c->sock = sock_connect(path, c->timeout_ms);
-	if (c->sock < 0) {
-		ret = c->sock;
-		goto out_destroy_lock;
-	}
+	if (c->sock >= 0)
+		return c;
+	*err = c->sock;
+	pthread_mutex_destroy(&c->lock);
+out_free:
+	free(c);
+	return NULL;
+}
+
+uzswap_t *uzswap_connect(const char *socket_path)
+{
+	struct uzswap *c;
+	int ret;
+
+	c = conn_open(socket_path, &ret);
+	if (!c)
+		return ptr_err(ret);
 	c->uffd = uffd_open(&c->uffd_mode);
 	if (c->uffd < 0) {
 		ret = c->uffd;
@@ -571,12 +557,7 @@ uzswap_t *uzswap_connect(const char *socket_path)
 	if (c->uffd_mode == UFFD_MODE_USER_ONLY &&
 	    !atomic_exchange(&mode_warned, true))
 		fprintf(stderr, "libuzswap: %s\n", uffd_mode_warning());
-
-	pthread_once(&atfork_once, atfork_register);
-	pthread_mutex_lock(&conns_lock);
-	c->next = conns;
-	conns = c;
-	pthread_mutex_unlock(&conns_lock);
+	conns_link(c);
 	return c;
 
 out_close_uffd:
@@ -584,11 +565,21 @@ out_close_uffd:
 	close(c->uffd);
 out_close_sock:
 	close(c->sock);
-out_destroy_lock:
 	pthread_mutex_destroy(&c->lock);
-out_free:
 	free(c);
 	return ptr_err(ret);
+}
+
+uzswap_t *uzswap_admin_connect(const char *socket_path)
+{
+	struct uzswap *c;
+	int ret;
+
+	c = conn_open(socket_path, &ret);
+	if (!c)
+		return ptr_err(ret);
+	conns_link(c);
+	return c;
 }
 
 static void conns_unlink(struct uzswap *c)
@@ -680,7 +671,7 @@ static int region_register(struct uzswap *c, struct region *r, bool *unsure)
 	*unsure = true;
 	pthread_mutex_lock(&c->lock);
 	ret = transact(c, PROTO_REGISTER, buf, len, &r->memfd, 1, &status,
-		       body, sizeof(body), &len);
+		       body, sizeof(body), &len, c->timeout_ms);
 	if (ret)
 		goto out_unlock;
 	/* registered, but an unreadable id: unsure, so that it is taken back */
@@ -715,7 +706,7 @@ static int region_forget(struct uzswap *c, uintptr_t addr)
 	len = proto_encode_unregister(buf, &un);
 	pthread_mutex_lock(&c->lock);
 	ret = transact(c, PROTO_UNREGISTER, buf, len, NULL, 0, &status, none,
-		       0, &len);
+		       0, &len, c->timeout_ms);
 	pthread_mutex_unlock(&c->lock);
 	return ret;
 }
@@ -948,7 +939,8 @@ void uzswap_disconnect(uzswap_t *c)
 	}
 	proto_reader_reset(&c->rd);
 	close(c->sock);
-	close(c->uffd);
+	if (c->uffd >= 0)
+		close(c->uffd);
 	pthread_mutex_unlock(&c->lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -961,7 +953,7 @@ void *uzswap_alloc(uzswap_t *c, size_t len, const char *name)
 	void *p;
 	int ret;
 
-	ret = usable(c);
+	ret = uzswap__usable(c);
 	if (ret)
 		return ptr_err(ret);
 	if (!len)
@@ -1015,7 +1007,7 @@ void *uzswap_adopt(uzswap_t *c, void *addr, size_t len, const char *name)
 	void *p;
 	int ret;
 
-	ret = usable(c);
+	ret = uzswap__usable(c);
 	if (ret)
 		return ptr_err(ret);
 	if (!addr || !len || start & (c->page_size - 1))
@@ -1080,7 +1072,7 @@ int uzswap_free(uzswap_t *c, void *addr)
 	size_t len;
 	int ret;
 
-	ret = usable(c);
+	ret = uzswap__usable(c);
 	if (ret)
 		return ret;
 	len = proto_encode_unregister(buf, &un);
@@ -1104,7 +1096,7 @@ int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes)
 	size_t len;
 	int ret;
 
-	ret = usable(c);
+	ret = uzswap__usable(c);
 	if (ret)
 		return ret;
 	len = proto_encode_set_limit(buf, &sl);
@@ -1125,7 +1117,7 @@ int uzswap_advise(uzswap_t *c, void *addr, size_t len, int advice)
 	size_t n;
 	int ret;
 
-	ret = usable(c);
+	ret = uzswap__usable(c);
 	if (ret)
 		return ret;
 	if (advice != UZSWAP_ADVISE_COLD && advice != UZSWAP_ADVISE_WILLNEED)
@@ -1154,7 +1146,7 @@ int uzswap_stats(uzswap_t *c, struct uzswap_stats *st)
 
 	if (!st)
 		return -EINVAL;
-	ret = usable(c);
+	ret = uzswap__usable(c);
 	if (ret)
 		return ret;
 	ret = call(c, PROTO_STATS, NULL, 0, NULL, 0, body, sizeof(body), &len);
@@ -1190,7 +1182,8 @@ const char *uzswap_strerror(int err)
 		       "start it (systemctl start uzswapd) or set UZSWAP_SOCKET";
 	case EACCES:
 		return "permission denied by uzswapd: the user is not in the "
-		       "uzswap group (add it, then log in again)";
+		       "uzswap group (add it, then log in again), or uzswapd "
+		       "lacks CAP_SYS_PTRACE (its log says so)";
 	case EPERM:
 		return "userfaultfd is not allowed: give the user access to "
 		       "/dev/userfaultfd (the uzswap group) or set "

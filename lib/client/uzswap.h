@@ -69,8 +69,12 @@
  * - the region is never inherited by fork(): the child does not have it
  *   (MADV_DONTFORK), so a child must not touch it;
  * - transparent huge pages are off in the region (MADV_NOHUGEPAGE);
- * - while the daemon is down, a touch of an evicted page waits until the
- *   daemon is back instead of reading wrong data;
+ * - a daemon that stops in order (SIGTERM, systemctl stop or restart)
+ *   first puts every evicted page back into the memfd: the program goes
+ *   on with plain memory. A daemon that crashes takes the evicted pages
+ *   with it: a touch of one then blocks for good instead of reading wrong
+ *   data (a restarted daemon cannot serve it), so the program must be
+ *   restarted too;
  * - if the daemon could only open a "user-mode-only" userfaultfd (a
  *   warning says so at connect), the kernel cannot fault an evicted page
  *   in on a system call's behalf: read(fd, region, n) and friends fail
@@ -101,13 +105,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define UZSWAP_VERSION_MAJOR	0
-#define UZSWAP_VERSION_MINOR	1
+#define UZSWAP_VERSION_MINOR	2
 
 #define UZSWAP_EXTERN __attribute__((visibility("default")))
 
@@ -243,6 +248,152 @@ UZSWAP_EXTERN int uzswap_stats(uzswap_t *c, struct uzswap_stats *st);
  * Safe from any thread; never NULL.
  */
 UZSWAP_EXTERN const char *uzswap_strerror(int err);
+
+/*
+ * Administration
+ *
+ * The calls below steer and watch the daemon as a whole; uzswapctl is
+ * built on them. The daemon allows them to root, to its own user and to
+ * its admin-group (uzswapd.conf(5)), judged from the connecting process's
+ * credentials; anyone else gets -EPERM. uzswap_daemon_version() is open to
+ * all. They work on any connection; uzswap_admin_connect() makes one that
+ * opens no userfaultfd and cannot hold regions.
+ */
+
+/* The compressor of new pages, in struct uzswap_status. */
+#define UZSWAP_COMPRESSOR_LZ4	0
+#define UZSWAP_COMPRESSOR_ZSTD	1
+
+/* The daemon's totals, from uzswap_status(). */
+struct uzswap_status {
+	uint64_t clients;		/* client processes */
+	uint64_t registered_bytes;	/* size of all managed regions */
+	uint64_t resident_bytes;	/* managed bytes in memory */
+	uint64_t resident_limit;	/* all clients' budget; 0 = none */
+	uint64_t default_limit;		/* per-client default; 0 = none */
+	uint64_t stored_pages;		/* pages held in memory: compressed,
+					 * raw and same-filled */
+	uint64_t same_pages;		/* ... kept as a fill word */
+	uint64_t raw_pages;		/* ... kept uncompressed */
+	uint64_t written_back_pages;	/* pages in the backing file */
+	uint64_t compressed_bytes;	/* bytes of the pool's objects */
+	uint64_t pool_bytes;		/* memory the pool takes */
+	uint64_t pool_limit;		/* 0 = none */
+	uint64_t pool_full;		/* 1 while the pool refuses pages */
+	uint64_t backing_bytes;		/* used in the backing file */
+	uint64_t backing_limit;		/* its cap; 0 = no backing file */
+	uint64_t faults;		/* faults served since start */
+	uint64_t fault_rate_milli;	/* faults/s over 10 s, x1000 */
+	uint64_t evictions;		/* pages evicted since start */
+	uint64_t loads;			/* pages brought back since start */
+	uint64_t read_ahead;		/* ... of them ahead of use */
+	uint64_t store_failures;	/* pages the pool could not take */
+	uint64_t writebacks;		/* pages written back since start */
+	uint64_t writeback_failures;	/* objects the file did not take */
+	uint64_t uptime_sec;
+	uint32_t compressor;		/* UZSWAP_COMPRESSOR_* */
+	uint32_t zstd_level;
+	uint64_t reserved[16];		/* zero */
+};
+
+/* One client process, from uzswap_client() and uzswap_clients(). */
+struct uzswap_client {
+	int32_t pid;
+	uint32_t uid;
+	char comm[16];			/* its command name */
+	uint32_t regions;
+	uint32_t reserved0;
+	uint64_t registered_bytes;
+	uint64_t resident_bytes;
+	uint64_t limit_bytes;		/* the budget in force; 0 = none */
+	uint64_t own_limit_bytes;	/* its own; 0 = the default */
+	uint64_t stored_pages;		/* held by the daemon, all kinds */
+	uint64_t pool_pages;		/* ... of them compressed in the pool */
+	uint64_t compressed_bytes;	/* what those take in the pool */
+	uint64_t faults;
+	uint64_t evictions;
+	uint64_t reserved[8];		/* zero */
+};
+
+/* Targets of uzswap_admin_set_limit() besides a pid. */
+#define UZSWAP_LIMIT_DEFAULT	(-1)	/* clients without their own */
+#define UZSWAP_LIMIT_GLOBAL	(-2)	/* all clients together */
+
+/*
+ * uzswap_admin_connect() - connect for administration only
+ * Like uzswap_connect() but opens no userfaultfd: uzswap_alloc() and
+ * friends fail on it. Release with uzswap_disconnect().
+ * Return: the connection, or NULL with errno set.
+ */
+UZSWAP_EXTERN uzswap_t *uzswap_admin_connect(const char *socket_path);
+
+/* uzswap_status() - the daemon's totals. Return: 0 or -errno. */
+UZSWAP_EXTERN int uzswap_status(uzswap_t *c, struct uzswap_status *st);
+
+/*
+ * uzswap_client() - one client process
+ * Return: 0; -ESRCH if @pid is no client of the daemon; -errno.
+ */
+UZSWAP_EXTERN int uzswap_client(uzswap_t *c, pid_t pid,
+				struct uzswap_client *cl);
+
+/*
+ * uzswap_clients() - every client process, in pid order
+ * @list: set to an array of *@n entries (NULL if none); free() it
+ * Return: 0 or -errno.
+ */
+UZSWAP_EXTERN int uzswap_clients(uzswap_t *c, struct uzswap_client **list,
+				 size_t *n);
+
+/*
+ * uzswap_admin_set_limit() - set a budget
+ * @pid:   a client process, UZSWAP_LIMIT_DEFAULT or UZSWAP_LIMIT_GLOBAL
+ * @bytes: resident bytes; 0 removes it (a client then follows the
+ *         default); else at least 1 MiB
+ * Until the next reload or restart: the configuration file is not
+ * changed. Return: 0; -ESRCH for an unknown pid; -EINVAL; -errno.
+ */
+UZSWAP_EXTERN int uzswap_admin_set_limit(uzswap_t *c, pid_t pid,
+					 uint64_t bytes);
+
+/*
+ * uzswap_reclaim() - evict pages now, whatever the budgets
+ * @pid:   a client process, or 0 for every client
+ * @bytes: how much to evict; 0 for every resident page
+ * @evicted: if not NULL, set to the bytes evicted
+ * Waits until the daemon is done (at most UZSWAP_RECLAIM_TIMEOUT_MS).
+ * Return: 0; -ESRCH for an unknown pid; -ENOSPC when the pool and the
+ * backing file take nothing more; -errno.
+ */
+#define UZSWAP_RECLAIM_TIMEOUT_MS (10 * 60 * 1000)
+UZSWAP_EXTERN int uzswap_reclaim(uzswap_t *c, pid_t pid, uint64_t bytes,
+				 uint64_t *evicted);
+
+/*
+ * uzswap_compact() - compact the compressed pool: every pool page whose
+ * objects could not be packed when it changed is packed now
+ * @pages: if not NULL, set to the pool pages compacted
+ * @freed: if not NULL, set to the pool bytes given back
+ * Return: 0 or -errno.
+ */
+UZSWAP_EXTERN int uzswap_compact(uzswap_t *c, uint64_t *pages,
+				 uint64_t *freed);
+
+/*
+ * uzswap_reload() - make the daemon read its configuration again
+ * @why: if @len, the daemon's explanation when it refuses (a bad file:
+ *       "FILE:LINE: ..."; the old configuration then stays in force)
+ * Return: 0 or -errno (-EINVAL for a bad configuration).
+ */
+UZSWAP_EXTERN int uzswap_reload(uzswap_t *c, char *why, size_t len);
+
+/*
+ * uzswap_daemon_version() - the daemon's release ("0.1.0") into @release
+ * (@len bytes) and the newest protocol version it speaks into *@protocol
+ * (may be NULL). Open to every user. Return: 0 or -errno.
+ */
+UZSWAP_EXTERN int uzswap_daemon_version(uzswap_t *c, char *release,
+					size_t len, unsigned int *protocol);
 
 #ifdef __cplusplus
 }

@@ -271,6 +271,196 @@ int proto_decode_status_reply(const uint8_t *buf, size_t len,
 	return decode_counters(buf, len, m, sizeof(*m));
 }
 
+size_t proto_encode_version_reply(uint8_t *buf,
+				  const struct proto_version_reply *m)
+{
+	struct cur c = enc(buf);
+
+	PUT(&c, m->proto_min);
+	PUT(&c, m->proto_max);
+	put(&c, m->release, sizeof(m->release));
+	return c.off;
+}
+
+int proto_decode_version_reply(const uint8_t *buf, size_t len,
+			       struct proto_version_reply *m)
+{
+	struct cur c = dec(buf, len);
+
+	GET(&c, m->proto_min);
+	GET(&c, m->proto_max);
+	get_str(&c, m->release, sizeof(m->release));
+	return dec_end(&c);
+}
+
+size_t proto_encode_client_req(uint8_t *buf, const struct proto_client_req *m)
+{
+	struct cur c = enc(buf);
+
+	PUT(&c, m->pid);
+	return c.off;
+}
+
+int proto_decode_client_req(const uint8_t *buf, size_t len,
+			    struct proto_client_req *m)
+{
+	struct cur c = dec(buf, len);
+
+	GET(&c, m->pid);
+	if (m->pid < 0)
+		c.bad = true;
+	return dec_end(&c);
+}
+
+static void put_row(struct cur *c, const struct proto_client_row *m)
+{
+	PUT(c, m->pid);
+	PUT(c, m->uid);
+	put(c, m->comm, sizeof(m->comm));
+	PUT(c, m->regions);
+	PUT(c, m->registered_bytes);
+	PUT(c, m->resident_bytes);
+	PUT(c, m->limit_bytes);
+	PUT(c, m->own_limit_bytes);
+	PUT(c, m->stored_pages);
+	PUT(c, m->pooled_pages);
+	PUT(c, m->compressed_bytes);
+	PUT(c, m->faults);
+	PUT(c, m->evictions);
+}
+
+static void get_row(struct cur *c, struct proto_client_row *m)
+{
+	GET(c, m->pid);
+	GET(c, m->uid);
+	get_str(c, m->comm, sizeof(m->comm));
+	GET(c, m->regions);
+	GET(c, m->registered_bytes);
+	GET(c, m->resident_bytes);
+	GET(c, m->limit_bytes);
+	GET(c, m->own_limit_bytes);
+	GET(c, m->stored_pages);
+	GET(c, m->pooled_pages);
+	GET(c, m->compressed_bytes);
+	GET(c, m->faults);
+	GET(c, m->evictions);
+}
+
+size_t proto_encode_client_row(uint8_t *buf, const struct proto_client_row *m)
+{
+	struct cur c = enc(buf);
+
+	put_row(&c, m);
+	return c.off;
+}
+
+int proto_decode_client_row(const uint8_t *buf, size_t len,
+			    struct proto_client_row *m)
+{
+	struct cur c = dec(buf, len);
+
+	get_row(&c, m);
+	return dec_end(&c);
+}
+
+size_t proto_encode_clients_reply(uint8_t *buf,
+				  const struct proto_clients_reply *m)
+{
+	struct cur c = enc(buf);
+	uint32_t i;
+
+	PUT(&c, m->count);
+	PUT(&c, m->more);
+	for (i = 0; i < m->count && i < PROTO_CLIENTS_PER_PAGE; i++)
+		put_row(&c, &m->rows[i]);
+	return c.bad ? 0 : c.off;
+}
+
+int proto_decode_clients_reply(const uint8_t *buf, size_t len,
+			       struct proto_clients_reply *m)
+{
+	struct cur c = dec(buf, len);
+	uint32_t i;
+
+	GET(&c, m->count);
+	GET(&c, m->more);
+	if (m->count > PROTO_CLIENTS_PER_PAGE || m->more > 1)
+		return -EBADMSG;
+	for (i = 0; i < m->count; i++)
+		get_row(&c, &m->rows[i]);
+	return dec_end(&c);
+}
+
+size_t proto_encode_admin_limit(uint8_t *buf,
+				const struct proto_admin_limit *m)
+{
+	struct cur c = enc(buf);
+
+	PUT(&c, m->target);
+	PUT(&c, m->pid);
+	PUT(&c, m->bytes);
+	return c.off;
+}
+
+int proto_decode_admin_limit(const uint8_t *buf, size_t len,
+			     struct proto_admin_limit *m)
+{
+	struct cur c = dec(buf, len);
+
+	GET(&c, m->target);
+	GET(&c, m->pid);
+	GET(&c, m->bytes);
+	if (m->target > PROTO_LIMIT_GLOBAL ||
+	    (m->target == PROTO_LIMIT_PID) != (m->pid > 0))
+		c.bad = true;
+	return dec_end(&c);
+}
+
+size_t proto_encode_reclaim(uint8_t *buf, const struct proto_reclaim *m)
+{
+	struct cur c = enc(buf);
+
+	PUT(&c, m->pid);
+	PUT(&c, m->bytes);
+	return c.off;
+}
+
+int proto_decode_reclaim(const uint8_t *buf, size_t len,
+			 struct proto_reclaim *m)
+{
+	struct cur c = dec(buf, len);
+
+	GET(&c, m->pid);
+	GET(&c, m->bytes);
+	if (m->pid < 0)
+		c.bad = true;
+	return dec_end(&c);
+}
+
+size_t proto_encode_bytes_reply(uint8_t *buf,
+				const struct proto_bytes_reply *m)
+{
+	return encode_counters(buf, m, sizeof(*m));
+}
+
+int proto_decode_bytes_reply(const uint8_t *buf, size_t len,
+			     struct proto_bytes_reply *m)
+{
+	return decode_counters(buf, len, m, sizeof(*m));
+}
+
+size_t proto_encode_compact_reply(uint8_t *buf,
+				  const struct proto_compact_reply *m)
+{
+	return encode_counters(buf, m, sizeof(*m));
+}
+
+int proto_decode_compact_reply(const uint8_t *buf, size_t len,
+			       struct proto_compact_reply *m)
+{
+	return decode_counters(buf, len, m, sizeof(*m));
+}
+
 const char *proto_type_name(uint16_t type)
 {
 	static const char *const names[PROTO_TYPE_END] = {
@@ -281,6 +471,13 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_ADVISE] = "ADVISE",
 		[PROTO_STATS] = "STATS",
 		[PROTO_STATUS] = "STATUS",
+		[PROTO_DAEMON_VERSION] = "DAEMON_VERSION",
+		[PROTO_CLIENTS] = "CLIENTS",
+		[PROTO_CLIENT] = "CLIENT",
+		[PROTO_ADMIN_LIMIT] = "ADMIN_LIMIT",
+		[PROTO_RECLAIM] = "RECLAIM",
+		[PROTO_COMPACT] = "COMPACT",
+		[PROTO_RELOAD] = "RELOAD",
 	};
 
 	type &= (uint16_t)~PROTO_REPLY;

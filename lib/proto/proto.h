@@ -54,6 +54,14 @@ enum proto_type {
 	PROTO_ADVISE,		/* COLD / WILLNEED over a range */
 	PROTO_STATS,		/* the process's counters */
 	PROTO_STATUS,		/* admin: the daemon's counters */
+	PROTO_DAEMON_VERSION,	/* anyone: the daemon's release */
+	PROTO_CLIENTS,		/* admin: a page of client rows, by pid */
+	PROTO_CLIENT,		/* admin: one client's row */
+	PROTO_ADMIN_LIMIT,	/* admin: a client's, the default or the
+				 * global budget */
+	PROTO_RECLAIM,		/* admin: evict now */
+	PROTO_COMPACT,		/* admin: compact the pool */
+	PROTO_RELOAD,		/* admin: reread the configuration */
 	PROTO_TYPE_END,
 };
 
@@ -146,6 +154,81 @@ struct proto_status_reply {
 	uint64_t writeback_failures;	/* objects the file did not take */
 	uint64_t backing_bytes;		/* bytes stored in the backing file */
 	uint64_t backing_limit;		/* its cap; 0 = no backing file */
+	uint64_t uptime_sec;		/* seconds since the daemon started */
+	uint64_t fault_rate_milli;	/* faults/s over the last 10 s, x1000 */
+	uint64_t compressor;		/* 0 lz4, 1 zstd (for new pages) */
+	uint64_t zstd_level;
+};
+
+/* DAEMON_VERSION reply. */
+#define PROTO_RELEASE_MAX 32
+struct proto_version_reply {
+	uint16_t proto_min;	/* protocol versions the daemon speaks */
+	uint16_t proto_max;
+	char release[PROTO_RELEASE_MAX];	/* "0.1.0", NUL-terminated */
+};
+
+/* One client process, as CLIENT and CLIENTS describe it. */
+#define PROTO_COMM_MAX 16
+struct proto_client_row {
+	int32_t pid;
+	uint32_t uid;
+	char comm[PROTO_COMM_MAX];	/* NUL-terminated */
+	uint32_t regions;
+	uint64_t registered_bytes;
+	uint64_t resident_bytes;
+	uint64_t limit_bytes;		/* the budget in force; 0 = none */
+	uint64_t own_limit_bytes;	/* its own setting; 0 = the default */
+	uint64_t stored_pages;		/* all kinds, written back too */
+	uint64_t pooled_pages;		/* those compressed in the pool */
+	uint64_t compressed_bytes;	/* pool bytes those take */
+	uint64_t faults;
+	uint64_t evictions;
+};
+
+/* CLIENT request; CLIENTS request (rows of pids above @pid, 0: from the
+ * first). */
+struct proto_client_req {
+	int32_t pid;
+};
+
+/* CLIENTS reply: up to PROTO_CLIENTS_PER_PAGE rows in pid order; @more
+ * says that rows of higher pids follow (ask again after the last pid). */
+#define PROTO_CLIENTS_PER_PAGE 40
+struct proto_clients_reply {
+	uint32_t count;
+	uint32_t more;
+	struct proto_client_row rows[PROTO_CLIENTS_PER_PAGE];
+};
+
+/* ADMIN_LIMIT: which budget. */
+#define PROTO_LIMIT_PID		0	/* @pid's own (0 = the default) */
+#define PROTO_LIMIT_DEFAULT	1	/* clients without their own */
+#define PROTO_LIMIT_GLOBAL	2	/* all clients together */
+
+struct proto_admin_limit {
+	uint32_t target;	/* PROTO_LIMIT_* */
+	int32_t pid;		/* PROTO_LIMIT_PID only, else 0 */
+	uint64_t bytes;		/* 0 = none (or the default) */
+};
+
+/* RECLAIM: evict @bytes (0: every resident page) from @pid (0: from
+ * every client). The reply comes when it is done. */
+struct proto_reclaim {
+	int32_t pid;
+	uint64_t bytes;
+};
+
+/* RECLAIM reply. */
+struct proto_bytes_reply {
+	uint64_t bytes;		/* evicted */
+};
+
+/* COMPACT reply. */
+struct proto_compact_reply {
+	uint64_t pages;		/* pool pages compacted */
+	uint64_t pool_before;	/* pool bytes before and after */
+	uint64_t pool_after;
 };
 
 /* A message being built or parsed: header, payload, fds. */
@@ -251,6 +334,37 @@ size_t proto_encode_status_reply(uint8_t *buf,
 				 const struct proto_status_reply *m);
 int proto_decode_status_reply(const uint8_t *buf, size_t len,
 			      struct proto_status_reply *m);
+
+size_t proto_encode_version_reply(uint8_t *buf,
+				  const struct proto_version_reply *m);
+int proto_decode_version_reply(const uint8_t *buf, size_t len,
+			       struct proto_version_reply *m);
+size_t proto_encode_client_req(uint8_t *buf, const struct proto_client_req *m);
+int proto_decode_client_req(const uint8_t *buf, size_t len,
+			    struct proto_client_req *m);
+size_t proto_encode_client_row(uint8_t *buf,
+			       const struct proto_client_row *m);
+int proto_decode_client_row(const uint8_t *buf, size_t len,
+			    struct proto_client_row *m);
+size_t proto_encode_clients_reply(uint8_t *buf,
+				  const struct proto_clients_reply *m);
+int proto_decode_clients_reply(const uint8_t *buf, size_t len,
+			       struct proto_clients_reply *m);
+size_t proto_encode_admin_limit(uint8_t *buf,
+				const struct proto_admin_limit *m);
+int proto_decode_admin_limit(const uint8_t *buf, size_t len,
+			     struct proto_admin_limit *m);
+size_t proto_encode_reclaim(uint8_t *buf, const struct proto_reclaim *m);
+int proto_decode_reclaim(const uint8_t *buf, size_t len,
+			 struct proto_reclaim *m);
+size_t proto_encode_bytes_reply(uint8_t *buf,
+				const struct proto_bytes_reply *m);
+int proto_decode_bytes_reply(const uint8_t *buf, size_t len,
+			     struct proto_bytes_reply *m);
+size_t proto_encode_compact_reply(uint8_t *buf,
+				  const struct proto_compact_reply *m);
+int proto_decode_compact_reply(const uint8_t *buf, size_t len,
+			       struct proto_compact_reply *m);
 
 /* Name of a message type for logs ("HELLO"), "?" if unknown. */
 const char *proto_type_name(uint16_t type);

@@ -34,6 +34,7 @@
 #ifndef UZSWAP_UFFD_H
 #define UZSWAP_UFFD_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -191,9 +192,15 @@ int uffd_register(int uffd, void *addr, size_t len, uint64_t mode,
  * Every thread blocked on a fault in the range is woken and retries the
  * access without userfaultfd: a hole of a memfd region then reads as
  * zeros. Restore every evicted page of a live process first.
- * Return: 0; -ENOMEM if the process is gone; -errno.
+ * Return: 0; -ENOMEM (or -ESRCH) if the process is gone; -errno.
  */
 int uffd_unregister(int uffd, void *addr, size_t len);
+
+/* Whether uffd_unregister()'s @err says that the process is gone. */
+static inline bool uffd_unregister_gone(int err)
+{
+	return err == -ENOMEM || err == -ESRCH;
+}
 
 /* uffd_copy() flags */
 #define UFFD_COPY_DONTWAKE	0x1u	/* do not wake the waiters */

@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "pager.h"
 #include "lib/proto/proto.h"
 
 #define MIB		(1024ull * 1024)
@@ -68,8 +69,6 @@
 
 /* Generous: CI machines are slow, and run all of this under ASan. */
 #define TIMEOUT_CASE	900		/* seconds, per test */
-#define PAGER_MS	300000		/* one pager command */
-#define SETTLE_MS	60000		/* eviction to reach a budget */
 
 #ifdef UZSWAP_SANITIZED
 #define RMW_SECONDS	20
@@ -139,117 +138,6 @@ static void print_status(const char *when, const struct proto_status_reply *s)
 		when, s->clients, s->resident_bytes, s->stored_pages,
 		s->same_pages, s->raw_pages, s->payload_bytes, s->pool_bytes,
 		s->evictions, s->loads, s->faults, s->store_failures);
-}
-
-/*****************
- * The pager client (uzclient pager)
- *****************/
-
-struct pstats {
-	uint64_t resident, limit, registered, stored, compressed, faults,
-		evictions, regions;
-};
-
-static void pager_start(struct dh_client *c)
-{
-	static const char *const argv[] = { "pager", NULL };
-	char line[64];
-	int ret;
-
-	DH_ASSERT(dh_uzclient_start(&dmn, c, argv, true) == 0, "fork");
-	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
-	DH_ASSERT(ret == 0 && !strcmp(line, "ready"),
-		  "uzclient pager did not get ready: %s",
-		  ret ? strerror(-ret) : line);
-}
-
-/* Send a command, read its reply line into @reply. */
-static void __attribute__((format(printf, 4, 5)))
-pager_do(struct dh_client *c, char *reply, size_t size, const char *fmt,
-	 ...)
-{
-	char cmd[128];
-	va_list ap;
-	int ret;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	ret = dh_client_say(c, cmd);
-	DH_ASSERT(ret == 0, "pager '%s': %s", cmd, strerror(-ret));
-	ret = dh_client_read_line(c, reply, size, PAGER_MS);
-	DH_ASSERT(ret == 0, "pager '%s': no reply: %s", cmd, strerror(-ret));
-}
-
-/* A command that must answer "ok..."; returns the rest of the line. */
-static const char *__attribute__((format(printf, 2, 3)))
-pager_ok(struct dh_client *c, const char *fmt, ...)
-{
-	static char reply[512];
-	char cmd[128];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	pager_do(c, reply, sizeof(reply), "%s", cmd);
-	DH_ASSERT(!strncmp(reply, "ok", 2), "pager '%s': %s", cmd, reply);
-	return reply + 2;
-}
-
-/* A new region of @kind: its number. */
-static unsigned int pager_alloc(struct dh_client *c, const char *kind,
-				unsigned int mib)
-{
-	unsigned int k;
-
-	DH_ASSERT(sscanf(pager_ok(c, "alloc %s %u", kind, mib), " %u",
-			 &k) == 1, "alloc: no region number");
-	return k;
-}
-
-static void pager_stats(struct dh_client *c, struct pstats *s)
-{
-	const char *r = pager_ok(c, "stats");
-
-	DH_ASSERT(sscanf(r, " resident %" SCNu64 " limit %" SCNu64
-			 " registered %" SCNu64 " stored %" SCNu64
-			 " compressed %" SCNu64 " faults %" SCNu64
-			 " evictions %" SCNu64 " regions %" SCNu64,
-			 &s->resident, &s->limit, &s->registered, &s->stored,
-			 &s->compressed, &s->faults, &s->evictions,
-			 &s->regions) == 8, "stats: cannot parse '%s'", r);
-}
-
-/* "quit": the client disconnects and must exit 0 (all its data checks
- * passed). */
-static void pager_quit(struct dh_client *c)
-{
-	int status;
-
-	DH_ASSERT(dh_client_say(c, "quit") == 0, "pager: stdin");
-	status = dh_client_wait(c, PAGER_MS);
-	DH_ASSERT(dh_exited_ok(status), "uzclient pager: %s",
-		  dh_status_str(status));
-}
-
-/* Poll until the pager's resident bytes are at most @bytes. */
-static void pager_wait_resident(struct dh_client *c, uint64_t bytes,
-				struct pstats *s)
-{
-	long long deadline = dh_now_ms() + SETTLE_MS;
-
-	for (;;) {
-		pager_stats(c, s);
-		if (s->resident <= bytes)
-			return;
-		DH_ASSERT(dh_now_ms() < deadline,
-			  "resident %" PRIu64 " bytes, not within %" PRIu64
-			  " after %d ms (limit %" PRIu64 ", evictions %" PRIu64
-			  ")", s->resident, bytes, SETTLE_MS, s->limit,
-			  s->evictions);
-		dh_sleep_ms(20);
-	}
 }
 
 /*
@@ -501,7 +389,7 @@ START_TEST(test_budget_rss)
 	long long rss;
 
 	daemon_up(NULL);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 16");
 	pager_alloc(&c, "text", 128);
 	rss = wait_rss(&c.pid, 1, (long long)(budget + RUN_BYTES));
@@ -538,7 +426,7 @@ START_TEST(test_set_limit_live)
 	uint64_t evictions;
 
 	daemon_up(NULL);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 32");
 	pager_alloc(&c, "text", 48);
 	pager_wait_resident(&c, 32 * MIB, &ps);
@@ -591,7 +479,7 @@ START_TEST(test_default_limit)
 	status(&s);
 	DH_ASSERT_EQ(s.default_limit, 8 * MIB);
 	DH_ASSERT_EQ(s.resident_limit, 0);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_alloc(&c, "text", 24);
 	pager_wait_resident(&c, 8 * MIB, &ps);
 	DH_ASSERT_EQ(ps.limit, 8 * MIB);
@@ -625,7 +513,7 @@ START_TEST(test_global_budget)
 
 	daemon_up(args);
 	for (i = 0; i < 2; i++) {
-		pager_start(&c[i]);
+		pager_start(&dmn, &c[i]);
 		pids[i] = c[i].pid;
 	}
 	/* one after the other, then together */
@@ -674,7 +562,7 @@ START_TEST(test_compressor)
 	struct pstats ps;
 
 	daemon_up(_i == 0 ? lz4 : zstd);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 4");
 	pager_alloc(&c, "text", 32);
 	pager_settle(&c, 4 * MIB, &ps, &s);
@@ -710,7 +598,7 @@ START_TEST(test_same_filled)
 	struct pstats ps;
 
 	daemon_up(NULL);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_alloc(&c, "same", 16);
 	status(&s0);
 	pager_ok(&c, "cold 0");
@@ -758,7 +646,7 @@ START_TEST(test_incompressible)
 	struct pstats ps;
 
 	daemon_up(NULL);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_alloc(&c, "random", 16);
 	status(&s0);
 	pager_ok(&c, "cold 0");
@@ -800,7 +688,7 @@ START_TEST(test_advise)
 	struct dh_client c;
 
 	daemon_up(NULL);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_alloc(&c, "text", 16);
 	pager_stats(&c, &p0);
 	DH_ASSERT_EQ(p0.resident, 16 * MIB);
@@ -874,7 +762,7 @@ START_TEST(test_exit_releases_store)
 	status(&base);
 	DH_ASSERT_EQ(base.stored_pages, 0);
 	/* a client whose compressed pages must stay as they are */
-	pager_start(&keep);
+	pager_start(&dmn, &keep);
 	pager_alloc(&keep, "text", 8);
 	pager_alloc(&keep, "same", 1);
 	pager_alloc(&keep, "random", 1);
@@ -885,7 +773,7 @@ START_TEST(test_exit_releases_store)
 	DH_ASSERT_EQ(mine.stored_pages, 10 * MIB / PAGE);
 
 	for (round = 0; round < 2; round++) {
-		pager_start(&c);
+		pager_start(&dmn, &c);
 		pager_ok(&c, "limit 4");
 		pager_alloc(&c, "text", 24);
 		pager_alloc(&c, "random", 4);
@@ -917,7 +805,7 @@ START_TEST(test_free_while_compressed)
 	struct pstats ps;
 
 	daemon_up(NULL);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_alloc(&c, "text", 16);
 	pager_alloc(&c, "random", 8);
 	pager_alloc(&c, "text", 16);
@@ -966,7 +854,7 @@ START_TEST(test_sigterm_restores)
 	char reply[256];
 
 	daemon_up(NULL);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_alloc(&c, "text", 8);
 	pager_alloc(&c, "random", 4);
 	pager_alloc(&c, "same", 4);
@@ -1015,7 +903,7 @@ START_TEST(test_sigterm_mid_run)
 
 	for (round = 0; round < SIGTERM_ROUNDS; round++) {
 		daemon_up(args);
-		pager_start(&c);
+		pager_start(&dmn, &c);
 		pager_ok(&c, "limit 4");
 		pager_alloc(&c, "text", 32);
 		if (round > 0)
@@ -1145,7 +1033,7 @@ START_TEST(test_wb_pool_limit)
 	status(&s);
 	DH_ASSERT_EQ(s.pool_limit, limit);
 	DH_ASSERT(s.backing_limit > 0, "no backing file");
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 4");
 	pager_alloc(&c, "text", 48);
 	pager_wait_resident(&c, 4 * MIB, &ps);
@@ -1247,7 +1135,7 @@ static void wb_full_scenario(const char *const *args)
 	long long deadline;
 
 	daemon_up(args);
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 2");
 	pager_alloc(&c, "text", 64);
 	deadline = dh_now_ms() + SETTLE_MS;

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -221,6 +222,10 @@ static int start_in_dir(struct dh_daemon *d, const char *const *extra)
 	argv[n++] = "all";
 	argv[n++] = "--backing-file";
 	argv[n++] = d->backing;
+	argv[n++] = "--config";
+	argv[n++] = d->conf;
+	argv[n++] = "--metrics";
+	argv[n++] = "off";
 	for (i = 0; extra && extra[i] && n < DH_MAX_ARGS - 1; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
@@ -274,6 +279,8 @@ static int start_in_dir(struct dh_daemon *d, const char *const *extra)
 
 int dh_start(struct dh_daemon *d, const char *const *extra)
 {
+	int fd;
+
 	memset(d, 0, sizeof(*d));
 	if (!root[0])
 		return -ENOENT;		/* dh_root_create() first */
@@ -284,6 +291,11 @@ int dh_start(struct dh_daemon *d, const char *const *extra)
 	snprintf(d->log, sizeof(d->log), "%s/uzswapd.log", d->dir);
 	snprintf(d->clog, sizeof(d->clog), "%s/clients.log", d->dir);
 	snprintf(d->backing, sizeof(d->backing), "%s/backing", d->dir);
+	snprintf(d->conf, sizeof(d->conf), "%s/uzswapd.conf", d->dir);
+	fd = open(d->conf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	close(fd);
 	return start_in_dir(d, extra);
 }
 
@@ -672,6 +684,7 @@ int dh_client_start(const struct dh_daemon *d, struct dh_client *c,
 
 	c->pid = 0;
 	c->in = c->out = -1;
+	c->d = d;
 	env = client_env(d, sockvar);
 	if (!env)
 		return -ENOMEM;
@@ -873,4 +886,246 @@ bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
 	}
 	fclose(f);
 	return found;
+}
+
+/*****************
+ * Daemons started by another command line
+ *****************/
+
+int dh_prepare(struct dh_daemon *d)
+{
+	int fd;
+
+	memset(d, 0, sizeof(*d));
+	if (!root[0])
+		return -ENOENT;		/* dh_root_create() first */
+	snprintf(d->dir, sizeof(d->dir), "%s/d.XXXXXX", root);
+	if (!mkdtemp(d->dir))
+		return -errno;
+	snprintf(d->sock, sizeof(d->sock), "%s/uzswapd.sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/uzswapd.log", d->dir);
+	snprintf(d->clog, sizeof(d->clog), "%s/clients.log", d->dir);
+	snprintf(d->backing, sizeof(d->backing), "%s/backing", d->dir);
+	snprintf(d->conf, sizeof(d->conf), "%s/uzswapd.conf", d->dir);
+	fd = open(d->conf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/* Whether environment entry @e names @name (a "NAME" or "NAME=..."). */
+static bool env_names(const char *e, const char *name)
+{
+	size_t n = strcspn(name, "=");
+
+	return !strncmp(e, name, n) && (e[n] == '=' || e[n] == '\0');
+}
+
+/* environ without the systemd variables and the names in @env, then the
+ * "NAME=value" entries of @env; free() the array (not the strings). */
+static char **launch_env(const char *const *env)
+{
+	static const char *const systemd_vars[] = {
+		"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
+		"WATCHDOG_USEC", "WATCHDOG_PID", NULL,
+	};
+	size_t n = 0, m = 0, i, j, k = 0;
+	char **out;
+	bool drop;
+
+	while (environ[n])
+		n++;
+	while (env && env[m])
+		m++;
+	out = calloc(n + m + 1, sizeof(*out));
+	if (!out)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		drop = false;
+		for (j = 0; systemd_vars[j] && !drop; j++)
+			drop = env_names(environ[i], systemd_vars[j]);
+		for (j = 0; j < m && !drop; j++)
+			drop = env_names(environ[i], env[j]);
+		if (!drop)
+			out[k++] = environ[i];
+	}
+	for (j = 0; j < m; j++)
+		if (strchr(env[j], '='))
+			out[k++] = (char *)env[j];
+	out[k] = NULL;
+	return out;
+}
+
+int dh_launch(struct dh_daemon *d, const char *const *argv,
+	      const char *const *env)
+{
+	long long deadline;
+	pid_t parent = getpid();
+	int logfd, null, status, ret;
+	char **envp;
+
+	envp = launch_env(env);
+	if (!envp)
+		return -ENOMEM;
+	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (logfd < 0 || null < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	d->pid = fork();
+	if (d->pid == 0) {
+		child_setup(parent, null, null, logfd);
+		execve(argv[0], (char *const *)argv, envp);
+		_exit(127);
+	}
+	if (d->pid < 0) {
+		ret = -errno;
+		d->pid = 0;
+		goto out_close;
+	}
+
+	deadline = dh_now_ms() + DH_START_MS;
+	for (;;) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			fprintf(stderr, "%s exited at startup: %s\n", argv[0],
+				dh_status_str(status));
+			d->pid = 0;
+			ret = -ECHILD;
+			break;
+		}
+		if (socket_accepts(d->sock)) {
+			ret = dh_sync(d);
+			if (ret) {
+				kill_and_reap(d->pid);
+				d->pid = 0;
+			}
+			break;
+		}
+		if (dh_now_ms() >= deadline) {
+			kill_and_reap(d->pid);
+			d->pid = 0;
+			ret = -ETIMEDOUT;
+			break;
+		}
+		dh_sleep_ms(DH_POLL_MS);
+	}
+out_close:
+	if (logfd >= 0)
+		close(logfd);
+	if (null >= 0)
+		close(null);
+	free(envp);
+	return ret;
+}
+
+/*****************
+ * Running a command to its end
+ *****************/
+
+/* Change to @cred's user and groups in a child; exits 127 on failure. */
+static void become(const struct dh_cred *cred)
+{
+	if (!cred)
+		return;
+	if (setgroups((size_t)cred->ngroups, cred->groups) < 0 ||
+	    setgid(cred->gid) < 0 || setuid(cred->uid) < 0)
+		_exit(127);
+}
+
+/* Read what @fds[0..1] give into @bufs (NUL-terminated, cut to @sizes)
+ * until both reach end of file or @deadline passes. */
+static void drain(int fds[2], char *bufs[2], size_t sizes[2],
+		  long long deadline)
+{
+	size_t have[2] = { 0, 0 };
+	struct pollfd pfd[2];
+	char sink[4096];
+	int i, open_fds = 2;
+
+	for (i = 0; i < 2; i++) {
+		pfd[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		if (sizes[i])
+			bufs[i][0] = '\0';
+	}
+	while (open_fds && dh_now_ms() < deadline) {
+		if (poll(pfd, 2, (int)(deadline - dh_now_ms())) <= 0)
+			continue;
+		for (i = 0; i < 2; i++) {
+			size_t room = sizes[i] > have[i] + 1
+					      ? sizes[i] - have[i] - 1 : 0;
+			char *dst = room ? bufs[i] + have[i] : sink;
+			ssize_t n;
+
+			if (!(pfd[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			n = read(fds[i], dst, room ? room : sizeof(sink));
+			if (n <= 0) {
+				pfd[i].fd = -1;
+				open_fds--;
+				continue;
+			}
+			if (room) {
+				have[i] += (size_t)n;
+				bufs[i][have[i]] = '\0';
+			}
+		}
+	}
+}
+
+int dh_run(const char *const *argv, const struct dh_cred *cred, char *out,
+	   size_t out_size, char *err, size_t err_size, int timeout_ms)
+{
+	long long deadline = dh_now_ms() + timeout_ms;
+	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, fds[2];
+	char *bufs[2] = { out, err };
+	size_t sizes[2] = { out_size, err_size };
+	pid_t parent = getpid(), pid;
+	int null, status, ret;
+
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	pid = fork();
+	if (pid == 0) {
+		child_setup(parent, null, po[1], pe[1]);
+		become(cred);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (pid < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	close(po[1]);
+	close(pe[1]);
+	po[1] = pe[1] = -1;
+	fds[0] = po[0];
+	fds[1] = pe[0];
+	drain(fds, bufs, sizes, deadline);
+	for (;;) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			ret = status;
+			break;
+		}
+		if (dh_now_ms() >= deadline) {
+			kill_and_reap(pid);
+			ret = -ETIMEDOUT;
+			break;
+		}
+		dh_sleep_ms(DH_POLL_MS);
+	}
+out_close:
+	if (null >= 0)
+		close(null);
+	for (int i = 0; i < 2; i++) {
+		if (po[i] >= 0)
+			close(po[i]);
+		if (pe[i] >= 0)
+			close(pe[i]);
+	}
+	return ret;
 }

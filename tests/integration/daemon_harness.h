@@ -43,6 +43,8 @@
  * @log:  its stderr, "@dir/uzswapd.log"
  * @clog: the stderr of the clients started against it
  * @backing: its backing file, "@dir/backing"
+ * @conf: its configuration file, "@dir/uzswapd.conf" (empty at first: the
+ *        host's /etc/uzswap is never read by a test)
  */
 struct dh_daemon {
 	pid_t pid;
@@ -51,6 +53,7 @@ struct dh_daemon {
 	char log[PATH_MAX];
 	char clog[PATH_MAX];
 	char backing[PATH_MAX];
+	char conf[PATH_MAX];
 };
 
 /* Make the root directory under which every daemon's directory goes
@@ -97,7 +100,8 @@ bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
 
 /*
  * dh_start() - start uzswapd in a new directory under the root, with
- * "--socket SOCK --no-mlock -D all --backing-file DIR/backing" and @extra
+ * "--socket SOCK --no-mlock -D all --backing-file DIR/backing --config
+ * DIR/uzswapd.conf --metrics off" and @extra
  * (NULL-terminated, may be NULL; an option given again there wins)
  * appended, and wait until its socket accepts a connection.
  * Return: 0; -ETIMEDOUT if it did not within DH_START_MS (it is killed);
@@ -200,11 +204,13 @@ long long dh_rss_shmem(pid_t pid);
  * @pid: the process; 0 once reaped
  * @in:  write end of its stdin (-1 if not piped)
  * @out: read end of its stdout (-1 if not piped)
+ * @d:   the daemon it was started against (its logs go with a failure)
  */
 struct dh_client {
 	pid_t pid;
 	int in;
 	int out;
+	const struct dh_daemon *d;
 };
 
 /*
@@ -268,5 +274,46 @@ long long dh_now_ms(void);
 
 /* Sleep @ms milliseconds (for polling loops). */
 void dh_sleep_ms(int ms);
+
+/*
+ * Daemons started by another command line (check_systemd: under
+ * systemd-socket-activate, or with a test's $NOTIFY_SOCKET).
+ *
+ * dh_prepare() - what dh_start() does before it starts anything: a new
+ * directory under the root, the paths in @d filled in, an empty @d->conf.
+ * Return: 0 or -errno.
+ *
+ * dh_launch() - start @argv (argv[0] is a path; no PATH search) as @d's
+ * daemon: stdin and stdout /dev/null, stderr appended to @d->log, the
+ * test's environment changed by @env (NULL-terminated, may be NULL):
+ * "NAME=value" sets NAME, a bare "NAME" removes it; LISTEN_FDS,
+ * LISTEN_PID, LISTEN_FDNAMES, NOTIFY_SOCKET, WATCHDOG_USEC and
+ * WATCHDOG_PID are always removed first, so that only what @env says
+ * reaches the daemon. @d->pid is the process started (the daemon itself
+ * once a wrapper such as systemd-socket-activate execs it). Then wait
+ * until @d->sock accepts a connection and answers a request.
+ * Return: as dh_start().
+ */
+int dh_prepare(struct dh_daemon *d);
+int dh_launch(struct dh_daemon *d, const char *const *argv,
+	      const char *const *env);
+
+/* A user and groups to run a command as (dh_run()). */
+struct dh_cred {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;	/* supplementary groups */
+	int ngroups;
+};
+
+/*
+ * dh_run() - run @argv (argv[0] a path) to its end, as @cred if not NULL,
+ * with stdin /dev/null, and capture its stdout into @out and its stderr
+ * into @err (each NUL-terminated, cut to its size; a size may be 0)
+ * Return: its wait status; -ETIMEDOUT if it ran longer than @timeout_ms
+ * (it is killed); -errno.
+ */
+int dh_run(const char *const *argv, const struct dh_cred *cred, char *out,
+	   size_t out_size, char *err, size_t err_size, int timeout_ms);
 
 #endif /* UZSWAP_DAEMON_HARNESS_H */

@@ -1,0 +1,107 @@
+/*
+ * conf.h - uzswapd's configuration: the keys of uzswapd.conf(5), read
+ * from the configuration file and its drop-in directory with libinih, then
+ * overridden by the command line, and read again on SIGHUP.
+ *
+ * The effective configuration is built in one order, at startup and at
+ * every reload: built-in defaults, then FILE, then FILE.d/ *.conf in name
+ * order, then the command-line options (struct conf_source). Every value,
+ * from a file or from the command line, goes through the one setter
+ * (conf_set()), so both accept the same text and give the same errors.
+ *
+ * Private to uzswapd.
+ */
+#ifndef UZSWAPD_CONF_H
+#define UZSWAPD_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "compress.h"
+
+#define CONF_DEFAULT_FILE SYSCONFDIR "/uzswap/uzswapd.conf"
+#define UZSWAPD_DEFAULT_SOCKET "/run/uzswap/uzswapd.sock"
+#define UZSWAPD_STATE_DIR LOCALSTATEDIR "/lib/uzswap"
+#define UZSWAPD_DEFAULT_BACKING UZSWAPD_STATE_DIR "/backing"
+#define CONF_ERR_MAX 512
+#define CONF_MAX_OVERRIDES 32
+
+/*
+ * struct conf - one complete configuration. Strings are owned (conf_free()).
+ * The daemon's running configuration is loop thread only; a reload builds
+ * a new one and swaps it in.
+ */
+struct conf {
+	/* [daemon] */
+	char *socket;			/* bound unless systemd passes one */
+	char *admin_group;		/* NULL: root and the daemon's user only */
+	gid_t admin_gid;		/* of @admin_group */
+	unsigned int fault_threads;
+	unsigned int evict_threads;
+	bool lock_memory;
+	char *debug;			/* subsystem tokens; NULL: none */
+	char *metrics;			/* "HOST:PORT"; NULL: off */
+	unsigned int metrics_clients;	/* per-client series, at most */
+	/* [budget] */
+	uint64_t default_limit;		/* bytes; 0: none */
+	uint64_t resident_limit;	/* bytes; 0: none */
+	/* [store] */
+	enum compress_algo compressor;
+	unsigned int zstd_level;
+	uint64_t pool_limit;		/* bytes; 0: none */
+	char *backing_file;		/* path, or "none" */
+	uint64_t backing_limit;		/* bytes */
+};
+
+/* A value given on the command line, as "section", "key", "value". */
+struct conf_override {
+	const char *section;
+	const char *key;
+	const char *value;
+	const char *option;	/* how it was given ("--pool-limit") */
+};
+
+/*
+ * struct conf_source - where a configuration comes from; kept for reloads
+ * @path:       the file; the default one when not given
+ * @path_given: --config named it: it must exist
+ * @ov:         the command-line values, applied last
+ */
+struct conf_source {
+	const char *path;
+	bool path_given;
+	struct conf_override ov[CONF_MAX_OVERRIDES];
+	unsigned int nr_ov;
+};
+
+/*
+ * conf_load() - build the configuration @src describes into @c
+ * @err: on failure, one line saying where and what ("FILE:LINE: ...")
+ * Return: 0, or -EINVAL (bad value, unknown key, syntax) or -errno (a file
+ * cannot be read); @c is then freed.
+ */
+int conf_load(struct conf *c, const struct conf_source *src,
+	      char err[CONF_ERR_MAX]);
+
+/* Check one command-line value on its own (for an early usage error).
+ * Return: 0 or -EINVAL with @err set. */
+int conf_check_override(const struct conf_override *ov,
+			char err[CONF_ERR_MAX]);
+
+/* Print @c as a configuration file that would produce it. */
+void conf_print(const struct conf *c, FILE *out);
+
+/*
+ * conf_keep_restart_keys() - in @next, put back @cur's value of every key
+ * that takes effect only at restart, logging each one that differs.
+ * Return: how many differed.
+ */
+unsigned int conf_keep_restart_keys(struct conf *next,
+				    const struct conf *cur);
+
+void conf_free(struct conf *c);
+
+#endif /* UZSWAPD_CONF_H */

@@ -1,0 +1,1172 @@
+/*
+ * metrics.c - the Prometheus endpoint of uzswapd (see metrics.h).
+ *
+ * libmicrohttpd (MHD) runs in its external epoll mode on the daemon's
+ * loop: MHD keeps the listening socket and every connection in an epoll
+ * set of its own, whose descriptor the loop watches with one uv_poll_t;
+ * one uv_timer_t calls MHD again when MHD_get_timeout() asks (an idle
+ * connection to drop) or when a connection's request deadline passes.
+ * Every MHD callback therefore runs on the loop thread: a scrape reads the
+ * counters with stats_snapshot(), the histogram with fault_get_latency()
+ * and the clients with stats_client_rows(), as the control socket does,
+ * and nothing in this file takes a lock of its own.
+ *
+ * A scrape: GET /metrics -> one snapshot of the counters -> every client's
+ * row, in pages of PROTO_CLIENTS_PER_PAGE, keeping the @max_clients with
+ * the most resident bytes in a min-heap (the others are only counted, in
+ * uzswap_metrics_clients_omitted) -> text format 0.0.4 into a growable
+ * buffer that MHD sends and frees. Cost, on the loop thread: O(clients^2 /
+ * PROTO_CLIENTS_PER_PAGE) row visits under the registry lock (each page
+ * walks the registry: 25,000 visits for 1,000 clients), and a body of
+ * about 6 KiB plus 1 KiB per client shown.
+ *
+ * What a peer can make the daemon do is bounded:
+ *   - at most METRICS_MAX_CONNS connections (more wait in the backlog);
+ *   - request headers within METRICS_MEMORY_LIMIT per connection (MHD
+ *     answers an error status beyond, and closes);
+ *   - no request body: a request announcing one gets 413 and is closed;
+ *   - a connection idle for METRICS_IDLE_TIMEOUT_S is closed (MHD), and
+ *     one that has not finished a request METRICS_REQUEST_MS after it
+ *     connected or finished the previous one is cut off with shutdown(2)
+ *     (a peer trickling a byte at a time never goes idle);
+ *   - only GET and HEAD of /metrics and /: other methods 405 (with Allow),
+ *     other paths 404.
+ *
+ * Teardown (metrics_stop()): close the uv_poll_t (libuv drops the epoll
+ * descriptor from its own set at once) and the timer, then
+ * MHD_stop_daemon(), which closes every connection, MHD's epoll set and
+ * the listening socket; the struct is freed by the last close callback.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compress.h"
+#include "fault.h"
+#include "lib/common/list.h"
+#include "log.h"
+#include "metrics.h"
+#include "stats.h"
+#include "uzswapd.h"
+
+#define METRICS_MAX_CONNS	16
+#define METRICS_BACKLOG		16
+#define METRICS_IDLE_TIMEOUT_S	5u
+#define METRICS_REQUEST_MS	10000
+#define METRICS_MEMORY_LIMIT	(16 * 1024)
+#define METRICS_BODY_START	(16 * 1024)
+
+#define HTTP_CONTENT_TOO_LARGE	413
+
+#define CONTENT_TYPE_METRICS	"text/plain; version=0.0.4; charset=utf-8"
+#define CONTENT_TYPE_TEXT	"text/plain; charset=utf-8"
+#define CONTENT_TYPE_HTML	"text/html; charset=utf-8"
+
+static const char index_page[] =
+	"<!DOCTYPE html>\n"
+	"<html><head><meta charset=\"utf-8\"><title>uzswapd</title></head>\n"
+	"<body><h1>uzswapd</h1>\n"
+	"<p><a href=\"/metrics\">/metrics</a>: Prometheus metrics</p>\n"
+	"</body></html>\n";
+
+/*
+ * struct metrics_conn - one HTTP connection, for its request deadline;
+ * loop thread only (MHD's connection callbacks)
+ * @node:     entry of struct metrics.conns
+ * @fd:       its socket (MHD's: only ever shut down here, never closed)
+ * @deadline: when it must have finished its current request (ms,
+ *            monotonic); UINT64_MAX once cut off
+ */
+struct metrics_conn {
+	struct list_node node;
+	int fd;
+	uint64_t deadline;
+};
+
+/*
+ * struct metrics - the server; loop thread only
+ * @d:           the daemon whose counters are served; immutable
+ * @mhd:         the MHD daemon, NULL once stopped
+ * @poll:        the loop's watch on MHD's epoll descriptor
+ * @timer:       MHD's timeouts and the request deadlines
+ * @conns:       open connections (struct metrics_conn.node)
+ * @max_clients: per-client series for at most this many clients
+ * @open_handles: handles not yet closed; the last close frees the struct
+ * @nr_closed:   connections closed so far
+ * @start_time:  when the daemon started, Unix time in seconds; immutable
+ * @listen:      the address as given to metrics_start(); immutable
+ * @bound:       the address really bound ("127.0.0.1:9577"); immutable
+ * @mhd_error:   MHD's last log message, for a failure at startup
+ */
+struct metrics {
+	struct uzswapd *d;
+	struct MHD_Daemon *mhd;
+	uv_poll_t poll;
+	uv_timer_t timer;
+	struct list_node conns;
+	unsigned int max_clients;
+	unsigned int open_handles;
+	uint64_t nr_closed;
+	double start_time;
+	char *listen;
+	char bound[INET6_ADDRSTRLEN + 8];
+	char mhd_error[160];
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*****************
+ * The body: a growable buffer
+ *****************/
+
+/* A failed allocation sets @failed; later appends are then no-ops. */
+struct mbuf {
+	char *p;
+	size_t len;
+	size_t cap;
+	bool failed;
+};
+
+static bool mbuf_reserve(struct mbuf *b, size_t more)
+{
+	size_t cap = b->cap ? b->cap : METRICS_BODY_START;
+	char *p;
+
+	if (b->failed)
+		return false;
+	if (b->len + more < b->cap)
+		return true;
+	while (cap <= b->len + more)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p) {
+		b->failed = true;
+		return false;
+	}
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+static void mbuf_put(struct mbuf *b, const char *s, size_t n)
+{
+	if (!mbuf_reserve(b, n))
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void __attribute__((format(printf, 2, 3)))
+mbuf_printf(struct mbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!mbuf_reserve(b, 256))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->failed = true;
+		return;
+	}
+	if ((size_t)n >= b->cap - b->len) {
+		if (!mbuf_reserve(b, (size_t)n + 1))
+			return;
+		va_start(ap, fmt);
+		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+}
+
+/*****************
+ * Text format 0.0.4
+ *****************/
+
+/* Length of the valid UTF-8 sequence at @s (NUL-terminated), 0 if the
+ * bytes there are not one (stray continuation, overlong form, surrogate,
+ * beyond U+10FFFF, or cut short). */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+	uint32_t cp;
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+/*
+ * A label value: backslash, double quote and newline escaped as the text
+ * format wants; bytes that are not UTF-8 (a command name is whatever bytes
+ * the process chose, cut at 15) become U+FFFD.
+ */
+static void put_label_value(struct mbuf *b, const char *value)
+{
+	const unsigned char *s = (const unsigned char *)value;
+	size_t n;
+
+	while (*s) {
+		n = utf8_seq_len(s);
+		if (n == 0) {
+			mbuf_put(b, "\xef\xbf\xbd", 3);
+			n = 1;
+		} else if (*s == '\\') {
+			mbuf_put(b, "\\\\", 2);
+		} else if (*s == '"') {
+			mbuf_put(b, "\\\"", 2);
+		} else if (*s == '\n') {
+			mbuf_put(b, "\\n", 2);
+		} else {
+			mbuf_put(b, (const char *)s, n);
+		}
+		s += n;
+	}
+}
+
+/* "# HELP" and "# TYPE" of a family; @help holds no backslash or
+ * newline. */
+static void put_family(struct mbuf *b, const char *name, const char *type,
+		       const char *help)
+{
+	mbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+		    type);
+}
+
+static void put_gauge(struct mbuf *b, const char *name, const char *help,
+		      uint64_t v)
+{
+	put_family(b, name, "gauge", help);
+	mbuf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+static void put_counter(struct mbuf *b, const char *name, const char *help,
+			uint64_t v)
+{
+	put_family(b, name, "counter", help);
+	mbuf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+/* @ns nanoseconds as decimal seconds, exactly ("0.000005", "0.1"). */
+static void put_seconds(struct mbuf *b, uint64_t ns)
+{
+	char frac[10];
+	int i;
+
+	snprintf(frac, sizeof(frac), "%09" PRIu64, ns % 1000000000u);
+	for (i = 8; i >= 0 && frac[i] == '0'; i--)
+		frac[i] = '\0';
+	mbuf_printf(b, "%" PRIu64 "%s%s", ns / 1000000000u, frac[0] ? "." : "",
+		    frac);
+}
+
+/*****************
+ * The metrics
+ *****************/
+
+static void put_info(struct mbuf *b, const struct metrics *m,
+		     const struct stats_snapshot *s)
+{
+	put_family(b, "uzswap_build_info", "gauge",
+		   "Always 1: the release of uzswapd, and the compressor it "
+		   "uses for new pages.");
+	mbuf_printf(b, "uzswap_build_info{version=\"");
+	put_label_value(b, PACKAGE_VERSION);
+	mbuf_printf(b, "\",compressor=\"");
+	put_label_value(b, compress_algo_name(s->algo));
+	mbuf_printf(b, "\"} 1\n");
+	put_family(b, "uzswap_start_time_seconds", "gauge",
+		   "When uzswapd started, in seconds since the Unix epoch.");
+	mbuf_printf(b, "uzswap_start_time_seconds %.3f\n", m->start_time);
+}
+
+static void put_memory(struct mbuf *b, const struct stats_snapshot *s)
+{
+	put_gauge(b, "uzswap_clients", "Client processes connected.",
+		  s->clients);
+	put_gauge(b, "uzswap_registered_bytes",
+		  "Bytes of memory the clients registered with uzswapd.",
+		  s->registered_bytes);
+	put_gauge(b, "uzswap_resident_bytes",
+		  "Bytes of the clients' registered memory resident in RAM "
+		  "uncompressed.", s->resident_bytes);
+	put_gauge(b, "uzswap_resident_limit_bytes",
+		  "Budget of resident bytes of all clients together "
+		  "(0: none).", s->resident_limit);
+	put_gauge(b, "uzswap_default_limit_bytes",
+		  "Budget of resident bytes of each client without a budget "
+		  "of its own (0: none).", s->default_limit);
+}
+
+static void put_store(struct mbuf *b, const struct stats_snapshot *s)
+{
+	put_family(b, "uzswap_stored_pages", "gauge",
+		   "Pages evicted and kept by uzswapd, by how: compressed in "
+		   "the pool, same-filled (kept as one word), raw in the pool "
+		   "(incompressible), or written back to the backing file.");
+	mbuf_printf(b,
+		    "uzswap_stored_pages{kind=\"compressed\"} %" PRIu64 "\n"
+		    "uzswap_stored_pages{kind=\"same\"} %" PRIu64 "\n"
+		    "uzswap_stored_pages{kind=\"raw\"} %" PRIu64 "\n"
+		    "uzswap_stored_pages{kind=\"written_back\"} %" PRIu64 "\n",
+		    s->store.compressed, s->store.same, s->store.raw,
+		    s->store.written_back);
+	put_gauge(b, "uzswap_pool_payload_bytes",
+		  "Bytes of the objects stored in the pool.",
+		  s->store.payload_bytes);
+	put_gauge(b, "uzswap_pool_bytes",
+		  "Bytes of the pool's pages (objects and fragmentation).",
+		  s->store.pool_bytes);
+	put_gauge(b, "uzswap_pool_limit_bytes",
+		  "Cap of the pool in bytes (0: none).", s->store.pool_limit);
+	put_gauge(b, "uzswap_pool_full",
+		  "1 while the pool is at its cap and refuses pages.",
+		  s->store.full ? 1 : 0);
+	put_gauge(b, "uzswap_backing_bytes",
+		  "Bytes stored in the backing file (0: no backing file).",
+		  s->backing.used_bytes);
+	put_gauge(b, "uzswap_backing_limit_bytes",
+		  "Cap of the backing file in bytes (0: no backing file).",
+		  s->backing.limit_bytes);
+	put_gauge(b, "uzswap_backing_file_bytes",
+		  "Disk space the backing file takes, in bytes.",
+		  s->backing.file_bytes);
+}
+
+static void put_counters(struct mbuf *b, const struct stats_snapshot *s)
+{
+	const struct fault_stats *f = &s->fault;
+
+	put_counter(b, "uzswap_faults_total",
+		    "Page faults on managed memory served by uzswapd.",
+		    f->faults);
+	put_counter(b, "uzswap_fault_zero_fill_pages_total",
+		    "Pages touched for the first time, filled with zeros.",
+		    f->zero_pages);
+	put_counter(b, "uzswap_fault_loads_total",
+		    "Stored pages brought back by the fault that needed them.",
+		    f->loads);
+	put_counter(b, "uzswap_fault_read_ahead_pages_total",
+		    "Stored pages brought back ahead of a sequential stream "
+		    "of faults.", f->read_ahead);
+	put_counter(b, "uzswap_fault_wakes_total",
+		    "Faults already resolved by another thread's: only woken.",
+		    f->wakes);
+	put_counter(b, "uzswap_fault_wp_total",
+		    "Write-protect faults resolved.", f->wp_faults);
+	put_counter(b, "uzswap_fault_retries_total",
+		    "Faults retried because their page was busy.", f->retries);
+	put_counter(b, "uzswap_evicted_pages_total",
+		    "Pages evicted from the clients' memory into the store.",
+		    s->evict.evicted);
+	put_counter(b, "uzswap_eviction_runs_total",
+		    "Eviction runs (up to 64 pages each).", s->evict.runs);
+	put_counter(b, "uzswap_eviction_store_full_total",
+		    "Eviction runs cut short because the store took no more.",
+		    s->evict.store_full);
+	put_counter(b, "uzswap_lru_second_chances_total",
+		    "Recently used pages given another trip on the LRU "
+		    "instead of being evicted.", s->evict.second_chances);
+	put_counter(b, "uzswap_stores_total", "Pages stored.",
+		    s->store.stores);
+	put_counter(b, "uzswap_loads_total",
+		    "Stored pages brought back (by faults, read-ahead, "
+		    "advice or shutdown).", s->store.loads);
+	put_counter(b, "uzswap_store_rejects_total",
+		    "Pages the store refused (pool at its cap, no memory).",
+		    s->store.failures);
+	put_counter(b, "uzswap_pool_full_events_total",
+		    "Times the pool reached its cap.", s->store.full_events);
+	put_counter(b, "uzswap_writeback_pages_total",
+		    "Pages written back from the pool to the backing file.",
+		    s->store.writebacks);
+	put_counter(b, "uzswap_writeback_failures_total",
+		    "Objects the backing file did not take.",
+		    s->store.writeback_failures);
+	put_counter(b, "uzswap_backing_read_errors_total",
+		    "Reads of the backing file that failed.",
+		    s->backing.read_errors);
+	put_counter(b, "uzswap_backing_write_errors_total",
+		    "Writes to the backing file that failed with an I/O "
+		    "error.", s->backing.write_errors);
+}
+
+static void put_latency(struct mbuf *b)
+{
+	struct fault_latency l;
+	uint64_t cum = 0;
+	unsigned int i;
+
+	fault_get_latency(&l);
+	put_family(b, "uzswap_fault_latency_seconds", "histogram",
+		   "Service time of page faults in uzswapd: from reading the "
+		   "fault off the client's userfaultfd to resolving it (page "
+		   "copied in, faulting thread woken). The kernel's delivery "
+		   "and the client's wakeup are not included.");
+	for (i = 0; i < FAULT_LATENCY_BUCKETS; i++) {
+		cum += l.bucket[i];
+		mbuf_printf(b, "uzswap_fault_latency_seconds_bucket{le=\"");
+		put_seconds(b, l.le_ns[i]);
+		mbuf_printf(b, "\"} %" PRIu64 "\n", cum);
+	}
+	mbuf_printf(b, "uzswap_fault_latency_seconds_bucket{le=\"+Inf\"} "
+		    "%" PRIu64 "\n", l.count);
+	mbuf_printf(b, "uzswap_fault_latency_seconds_sum ");
+	put_seconds(b, l.sum_ns);
+	mbuf_printf(b, "\nuzswap_fault_latency_seconds_count %" PRIu64 "\n",
+		    l.count);
+}
+
+/*****************
+ * Per-client series
+ *****************/
+
+/*
+ * struct top_clients - the @max rows with the most resident bytes seen so
+ * far, as a min-heap (the root is the first to go), growing as needed
+ * @rows:    the heap, @n entries in @cap
+ * @omitted: rows seen but not kept
+ */
+struct top_clients {
+	struct proto_client_row *rows;
+	size_t n, cap, max;
+	uint64_t omitted;
+	bool failed;
+};
+
+/* Whether @a ranks below @b: fewer resident bytes, then higher pid. */
+static bool row_below(const struct proto_client_row *a,
+		      const struct proto_client_row *b)
+{
+	if (a->resident_bytes != b->resident_bytes)
+		return a->resident_bytes < b->resident_bytes;
+	return a->pid > b->pid;
+}
+
+static void row_swap(struct proto_client_row *a, struct proto_client_row *b)
+{
+	struct proto_client_row t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static void top_sift_down(struct top_clients *t, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, low = i;
+
+		if (l < t->n && row_below(&t->rows[l], &t->rows[low]))
+			low = l;
+		if (r < t->n && row_below(&t->rows[r], &t->rows[low]))
+			low = r;
+		if (low == i)
+			return;
+		row_swap(&t->rows[i], &t->rows[low]);
+		i = low;
+	}
+}
+
+static void top_sift_up(struct top_clients *t, size_t i)
+{
+	while (i && row_below(&t->rows[i], &t->rows[(i - 1) / 2])) {
+		row_swap(&t->rows[i], &t->rows[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+}
+
+static void top_add(struct top_clients *t, const struct proto_client_row *r)
+{
+	struct proto_client_row *grown;
+
+	if (t->n < t->max && t->n == t->cap && !t->failed) {
+		size_t cap = t->cap ? 2 * t->cap : 16;
+
+		if (cap > t->max)
+			cap = t->max;
+		grown = realloc(t->rows, cap * sizeof(*grown));
+		if (grown) {
+			t->rows = grown;
+			t->cap = cap;
+		} else {
+			t->failed = true;	/* keep what fits */
+		}
+	}
+	if (t->n < t->cap) {
+		t->rows[t->n] = *r;
+		top_sift_up(t, t->n++);
+		return;
+	}
+	t->omitted++;
+	if (t->n && row_below(&t->rows[0], r)) {
+		t->rows[0] = *r;
+		top_sift_down(t, 0);
+	}
+}
+
+static int by_pid(const void *a, const void *b)
+{
+	int32_t x = ((const struct proto_client_row *)a)->pid;
+	int32_t y = ((const struct proto_client_row *)b)->pid;
+
+	return (x > y) - (x < y);
+}
+
+/* Every client's row, in pages; keeps the top @t->max. */
+static void top_collect(struct top_clients *t, struct uzswapd *d)
+{
+	struct proto_client_row page[PROTO_CLIENTS_PER_PAGE];
+	pid_t after = 0;
+	bool more;
+	size_t n, i;
+
+	do {
+		n = stats_client_rows(&d->registry, after, page,
+				      PROTO_CLIENTS_PER_PAGE, &more);
+		for (i = 0; i < n; i++)
+			top_add(t, &page[i]);
+		if (n)
+			after = page[n - 1].pid;
+	} while (more && n);
+	if (t->n)
+		qsort(t->rows, t->n, sizeof(t->rows[0]), by_pid);
+}
+
+static void put_client_labels(struct mbuf *b,
+			      const struct proto_client_row *r)
+{
+	mbuf_printf(b, "{pid=\"%d\",command=\"", (int)r->pid);
+	put_label_value(b, r->comm);
+	mbuf_printf(b, "\"}");
+}
+
+/* One per-client family: a line per row kept, the value at @off (a
+ * uint64_t field of struct proto_client_row). */
+static void put_client_family(struct mbuf *b, const struct top_clients *t,
+			      const char *name, const char *type,
+			      const char *help, size_t off)
+{
+	size_t i;
+
+	put_family(b, name, type, help);
+	for (i = 0; i < t->n; i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)&t->rows[i] + off, sizeof(v));
+		mbuf_printf(b, "%s", name);
+		put_client_labels(b, &t->rows[i]);
+		mbuf_printf(b, " %" PRIu64 "\n", v);
+	}
+}
+
+static void put_clients(struct mbuf *b, struct metrics *m)
+{
+	struct top_clients t = { .max = m->max_clients };
+	char help[160];
+
+	top_collect(&t, m->d);
+	put_client_family(b, &t, "uzswap_client_resident_bytes", "gauge",
+			  "Bytes of the client's registered memory resident "
+			  "in RAM.",
+			  offsetof(struct proto_client_row, resident_bytes));
+	put_client_family(b, &t, "uzswap_client_registered_bytes", "gauge",
+			  "Bytes of memory the client registered.",
+			  offsetof(struct proto_client_row, registered_bytes));
+	put_client_family(b, &t, "uzswap_client_limit_bytes", "gauge",
+			  "The client's budget of resident bytes in force "
+			  "(0: none).",
+			  offsetof(struct proto_client_row, limit_bytes));
+	put_client_family(b, &t, "uzswap_client_stored_pages", "gauge",
+			  "Pages of the client kept by uzswapd.",
+			  offsetof(struct proto_client_row, stored_pages));
+	put_client_family(b, &t, "uzswap_client_compressed_bytes", "gauge",
+			  "Pool bytes the client's stored pages take.",
+			  offsetof(struct proto_client_row, compressed_bytes));
+	put_client_family(b, &t, "uzswap_client_faults_total", "counter",
+			  "Page faults of the client served.",
+			  offsetof(struct proto_client_row, faults));
+	put_client_family(b, &t, "uzswap_client_evictions_total", "counter",
+			  "Pages of the client evicted.",
+			  offsetof(struct proto_client_row, evictions));
+	snprintf(help, sizeof(help),
+		 "Clients without uzswap_client_* series: only the %u with "
+		 "the most resident bytes get them.", m->max_clients);
+	put_gauge(b, "uzswap_metrics_clients_omitted", help, t.omitted);
+	free(t.rows);
+}
+
+/* The whole exposition; NULL if out of memory. */
+static char *metrics_render(struct metrics *m, size_t *len)
+{
+	struct stats_snapshot s;
+	struct mbuf b = { 0 };
+
+	stats_snapshot(m->d, &s);
+	put_info(&b, m, &s);
+	put_memory(&b, &s);
+	put_store(&b, &s);
+	put_counters(&b, &s);
+	put_latency(&b);
+	put_clients(&b, m);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
+
+/*****************
+ * HTTP
+ *****************/
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status,
+			     struct MHD_Response *r, const char *type,
+			     const char *allow)
+{
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;	/* out of memory: MHD closes */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c,
+				  unsigned int status, const char *text,
+				  const char *type, const char *allow)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+
+	return reply(c, status, r, type, allow);
+}
+
+static enum MHD_Result reply_metrics(struct metrics *m,
+				     struct MHD_Connection *c)
+{
+	struct MHD_Response *r;
+	size_t len;
+	char *body = metrics_render(m, &len);
+
+	if (!body) {
+		log_warn("metrics", "no memory for a scrape");
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  "out of memory\n", CONTENT_TYPE_TEXT, NULL);
+	}
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r)
+		free(body);
+	return reply(c, MHD_HTTP_OK, r, CONTENT_TYPE_METRICS, NULL);
+}
+
+/* Whether the request announces a body (which nothing here takes). */
+static bool has_body(struct MHD_Connection *c)
+{
+	const char *len = MHD_lookup_connection_value(
+		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+	       (len && strspn(len, "0") != strlen(len));
+}
+
+/*
+ * MHD's access handler. The first call, once the request's headers are in,
+ * refuses what is refused (MHD then closes the connection: a body sent
+ * anyway is never read); the second, at the end of the request, answers
+ * (the connection may then be kept alive). Loop thread; a scrape costs
+ * what metrics_render() does (see the top of the file).
+ */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+				  const char *url, const char *method,
+				  const char *version,
+				  const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct metrics *m = cls;
+	bool page = !strcmp(url, "/");
+
+	if (!*con_cls) {
+		*con_cls = m;
+		log_debug("metrics", "%s %s", method, url);
+		if (!page && strcmp(url, "/metrics"))
+			return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n",
+					  CONTENT_TYPE_TEXT, NULL);
+		if (strcmp(method, MHD_HTTP_METHOD_GET) &&
+		    strcmp(method, MHD_HTTP_METHOD_HEAD))
+			return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+					  "method not allowed\n",
+					  CONTENT_TYPE_TEXT, "GET, HEAD");
+		if (has_body(c))
+			return reply_text(c, HTTP_CONTENT_TOO_LARGE,
+					  "no request body accepted\n",
+					  CONTENT_TYPE_TEXT, NULL);
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		/* a body nothing announced: refused above otherwise */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (page)
+		return reply_text(c, MHD_HTTP_OK, index_page,
+				  CONTENT_TYPE_HTML, NULL);
+	return reply_metrics(m, c);
+}
+
+/* A request is over (its response sent, or the connection lost): the
+ * next one gets a new deadline. */
+static void on_completed(void *cls, struct MHD_Connection *c,
+			 void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct metrics_conn *mc = info ? info->socket_context : NULL;
+
+	if (mc && mc->deadline != UINT64_MAX)
+		mc->deadline = now_ms() + METRICS_REQUEST_MS;
+	*con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct metrics *m = cls;
+	struct metrics_conn *mc = *socket_context;
+	const union MHD_ConnectionInfo *info;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		m->nr_closed++;
+		if (mc) {
+			list_del(&mc->node);
+			free(mc);
+		}
+		*socket_context = NULL;
+		return;
+	}
+	info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	mc = malloc(sizeof(*mc));
+	if (!info || !mc) {
+		free(mc);	/* no deadline for it; the idle timeout holds */
+		return;
+	}
+	mc->fd = info->connect_fd;
+	mc->deadline = now_ms() + METRICS_REQUEST_MS;
+	list_add_tail(&mc->node, &m->conns);
+	*socket_context = mc;
+}
+
+/* Cut off the connections past their deadline; returns the next deadline
+ * (UINT64_MAX: none). O(connections), at most METRICS_MAX_CONNS. */
+static uint64_t enforce_deadlines(struct metrics *m)
+{
+	uint64_t now = now_ms(), next = UINT64_MAX;
+	struct list_node *pos;
+
+	list_for_each(pos, &m->conns) {
+		struct metrics_conn *mc =
+			container_of(pos, struct metrics_conn, node);
+
+		if (mc->deadline == UINT64_MAX)
+			continue;
+		if (mc->deadline <= now) {
+			log_debug("metrics", "a request took over %d ms: "
+				  "cut off", METRICS_REQUEST_MS);
+			shutdown(mc->fd, SHUT_RDWR);
+			mc->deadline = UINT64_MAX;
+		} else if (mc->deadline < next) {
+			next = mc->deadline;
+		}
+	}
+	return next;
+}
+
+static void on_timer(uv_timer_t *t);
+
+/*
+ * Let MHD work, then arm the timer for whatever comes first: MHD's next
+ * timeout or a request deadline. A run that closed connections is followed
+ * by another at once: at its connection limit MHD takes the listening
+ * socket out of its epoll set, and puts it back only at the start of a
+ * run, which nothing else would trigger (MHD_get_timeout() does not ask
+ * for it). O(connections) besides MHD's own work.
+ */
+static void metrics_run(struct metrics *m)
+{
+	MHD_UNSIGNED_LONG_LONG mhd_ms;
+	uint64_t next, wait = UINT64_MAX, closed = m->nr_closed;
+
+	enforce_deadlines(m);
+	if (MHD_run(m->mhd) != MHD_YES)
+		log_warn("metrics", "MHD_run failed");
+	if (m->nr_closed != closed)
+		wait = 0;
+	else if (MHD_get_timeout(m->mhd, &mhd_ms) == MHD_YES)
+		wait = mhd_ms;
+	/* a connection accepted by this run has a deadline too */
+	next = enforce_deadlines(m);
+	if (next != UINT64_MAX) {
+		uint64_t now = now_ms();
+
+		next = next > now ? next - now : 0;
+		if (next < wait)
+			wait = next;
+	}
+	if (wait == UINT64_MAX)
+		uv_timer_stop(&m->timer);
+	else
+		uv_timer_start(&m->timer, on_timer, wait, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	metrics_run(t->data);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+	struct metrics *m = p->data;
+
+	if (status < 0)
+		log_warn("metrics", "poll: %s", uv_strerror(status));
+	metrics_run(m);
+}
+
+/* MHD's messages are debug lines; the last one explains a failure to
+ * start. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct metrics *m = cls;
+	size_t n;
+
+	vsnprintf(m->mhd_error, sizeof(m->mhd_error), fmt, ap);
+	n = strlen(m->mhd_error);
+	while (n && (m->mhd_error[n - 1] == '\n' || m->mhd_error[n - 1] == '.'))
+		m->mhd_error[--n] = '\0';
+	log_debug("metrics", "libmicrohttpd: %s", m->mhd_error);
+}
+
+/*****************
+ * The listening socket
+ *****************/
+
+/*
+ * Parse "HOST:PORT", "[V6]:PORT" or "localhost:PORT" (127.0.0.1) into
+ * @sa; no name is resolved. Return: 0, or -EINVAL with @why saying what is
+ * wrong.
+ */
+static int parse_listen(const char *listen, struct sockaddr_storage *sa,
+			socklen_t *len, const char **why)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)sa;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *hs = listen, *he;
+	unsigned long port;
+	char *end;
+
+	memset(sa, 0, sizeof(*sa));
+	colon = strrchr(listen, ':');
+	if (!colon) {
+		*why = "expected HOST:PORT";
+		return -EINVAL;
+	}
+	he = colon;
+	if (listen[0] == '[') {
+		hs = listen + 1;
+		if (colon == listen || colon[-1] != ']') {
+			*why = "expected [IPV6-ADDRESS]:PORT";
+			return -EINVAL;
+		}
+		he = colon - 1;
+	}
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end || errno ||
+	    port > 65535) {
+		*why = "the port must be a number from 0 to 65535";
+		return -EINVAL;
+	}
+	if (he == hs || (size_t)(he - hs) >= sizeof(host)) {
+		*why = "expected an IP address or localhost before the port";
+		return -EINVAL;
+	}
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	if (!strcmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	if (listen[0] != '[' && inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		*len = sizeof(*in);
+		return 0;
+	}
+	if (listen[0] == '[' &&
+	    inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	*why = listen[0] == '[' ? "not an IPv6 address"
+				: "not an IPv4 address (IPv6 goes in "
+				  "brackets: [::1]:9577)";
+	return -EINVAL;
+}
+
+/* "ADDR:PORT" or "[ADDR]:PORT" of a bound socket. */
+static void format_addr(const struct sockaddr_storage *sa, char *buf,
+			size_t size)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+			(const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
+	}
+}
+
+/* A listening socket on @m->listen; its real address in @m->bound.
+ * Return: the socket, or -errno (logged). */
+static int open_listener(struct metrics *m)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = 0;
+	const char *why = NULL;
+	int fd, on = 1, ret;
+
+	ret = parse_listen(m->listen, &sa, &len, &why);
+	if (ret) {
+		log_err("metrics", "cannot serve metrics on '%s': %s",
+			m->listen, why);
+		return ret;
+	}
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd < 0) {
+		ret = -errno;
+		log_err("metrics", "cannot serve metrics on %s: socket: %s",
+			m->listen, strerror(-ret));
+		return ret;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (sa.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)&sa, len) < 0 ||
+	    listen(fd, METRICS_BACKLOG) < 0) {
+		ret = -errno;
+		log_err("metrics", "cannot serve metrics on %s: %s%s",
+			m->listen, strerror(-ret),
+			ret == -EADDRINUSE ? " (another uzswapd, or another "
+					     "exporter on that port?)" :
+			ret == -EADDRNOTAVAIL ? " (not an address of this "
+						"host)" :
+			ret == -EACCES ? " (a port below 1024 needs "
+					 "CAP_NET_BIND_SERVICE)" : "");
+		close(fd);
+		return ret;
+	}
+	len = sizeof(sa);
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+		ret = -errno;
+		log_err("metrics", "cannot serve metrics on %s: getsockname: "
+			"%s", m->listen, strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	format_addr(&sa, m->bound, sizeof(m->bound));
+	return fd;
+}
+
+/*****************
+ * API
+ *****************/
+
+/* When the daemon started, from its monotonic start (stats_rate_init()). */
+static double start_time(const struct uzswapd *d)
+{
+	struct timespec rt, mono;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	return (double)rt.tv_sec + rt.tv_nsec / 1e9 -
+	       ((double)(mono.tv_sec - d->rate.started.tv_sec) +
+		(mono.tv_nsec - d->rate.started.tv_nsec) / 1e9);
+}
+
+static void on_close(uv_handle_t *h)
+{
+	struct metrics *m = h->data;
+
+	if (--m->open_handles)
+		return;
+	free(m->listen);
+	free(m);
+}
+
+static struct MHD_Daemon *start_mhd(struct metrics *m, int fd)
+{
+	return MHD_start_daemon(
+		MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+		on_request, m,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_MAX_CONNS,
+		MHD_OPTION_CONNECTION_TIMEOUT, METRICS_IDLE_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)METRICS_MEMORY_LIMIT,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, m,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, m,
+		MHD_OPTION_STRICT_FOR_CLIENT, 1,
+		MHD_OPTION_END);
+}
+
+struct metrics *metrics_start(struct uzswapd *d, const char *listen,
+			      unsigned int max_clients)
+{
+	const union MHD_DaemonInfo *info;
+	struct metrics *m;
+	int fd, ret;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		goto out_nomem;
+	m->listen = strdup(listen);
+	if (!m->listen) {
+		free(m);
+		goto out_nomem;
+	}
+	m->d = d;
+	m->max_clients = max_clients;
+	m->start_time = start_time(d);
+	list_init(&m->conns);
+
+	fd = open_listener(m);
+	if (fd < 0) {
+		ret = fd;
+		goto out_free;
+	}
+	m->mhd = start_mhd(m, fd);
+	if (!m->mhd) {
+		/* MHD leaves a socket it was given open when it fails */
+		close(fd);
+		log_err("metrics", "cannot serve metrics on %s: %s",
+			m->listen, m->mhd_error[0] ? m->mhd_error
+						   : "libmicrohttpd failed");
+		ret = -EIO;
+		goto out_free;
+	}
+	info = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info || info->epoll_fd < 0) {
+		log_err("metrics", "libmicrohttpd has no epoll descriptor");
+		ret = -ENOSYS;
+		goto out_stop_mhd;
+	}
+
+	uv_timer_init(&d->loop, &m->timer);
+	m->timer.data = m;
+	m->open_handles = 1;
+	ret = uv_poll_init(&d->loop, &m->poll, info->epoll_fd);
+	if (ret)
+		goto out_close_timer;
+	m->poll.data = m;
+	m->open_handles = 2;
+	ret = uv_poll_start(&m->poll, UV_READABLE, on_poll);
+	if (ret)
+		goto out_close_poll;
+
+	log_info("metrics", "serving http://%s/metrics", m->bound);
+	return m;
+
+out_close_poll:
+	uv_close((uv_handle_t *)&m->poll, on_close);
+out_close_timer:
+	log_err("metrics", "cannot watch libmicrohttpd: %s", uv_strerror(ret));
+	uv_close((uv_handle_t *)&m->timer, on_close);	/* frees @m */
+	MHD_stop_daemon(m->mhd);
+	errno = -ret;
+	return NULL;
+out_stop_mhd:
+	MHD_stop_daemon(m->mhd);
+out_free:
+	free(m->listen);
+	free(m);
+	errno = -ret;
+	return NULL;
+out_nomem:
+	log_err("metrics", "cannot serve metrics: out of memory");
+	errno = ENOMEM;
+	return NULL;
+}
+
+void metrics_set_max_clients(struct metrics *m, unsigned int max_clients)
+{
+	m->max_clients = max_clients;
+}
+
+const char *metrics_listen_address(const struct metrics *m)
+{
+	return m->listen;
+}
+
+void metrics_stop(struct metrics *m)
+{
+	if (!m)
+		return;
+	/* libuv stops watching MHD's epoll set before MHD closes it */
+	uv_close((uv_handle_t *)&m->poll, on_close);
+	uv_close((uv_handle_t *)&m->timer, on_close);
+	MHD_stop_daemon(m->mhd);
+	m->mhd = NULL;
+	log_info("metrics", "stopped serving http://%s/metrics", m->bound);
+}

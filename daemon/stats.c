@@ -1,0 +1,186 @@
+/*
+ * stats.c - the daemon's counters gathered for every view of them (see
+ * stats.h). The counters themselves live with their owners (the store,
+ * the evictors, the fault threads, each mm_slot and region); this file
+ * only reads them.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry.h"
+#include "stats.h"
+#include "uzswapd.h"
+
+/*****************
+ * Uptime and fault rate
+ *****************/
+
+void stats_rate_init(struct stats_rate *r)
+{
+	memset(r, 0, sizeof(*r));
+	clock_gettime(CLOCK_MONOTONIC, &r->started);
+}
+
+void stats_tick(struct stats_rate *r)
+{
+	struct fault_stats fs;
+
+	fault_get_stats(&fs);
+	r->faults[r->next] = fs.faults;
+	r->next = (r->next + 1) % STATS_RATE_SAMPLES;
+	if (r->nr < STATS_RATE_SAMPLES)
+		r->nr++;
+}
+
+/* Faults per second between the oldest and the newest sample. */
+static double fault_rate(const struct stats_rate *r)
+{
+	unsigned int newest = (r->next + STATS_RATE_SAMPLES - 1) %
+			      STATS_RATE_SAMPLES;
+	unsigned int oldest = r->nr < STATS_RATE_SAMPLES ? 0 : r->next;
+
+	if (r->nr < 2)
+		return 0;
+	return (double)(r->faults[newest] - r->faults[oldest]) / (r->nr - 1);
+}
+
+static uint64_t uptime_sec(const struct stats_rate *r)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - r->started.tv_sec);
+}
+
+/*****************
+ * Snapshots
+ *****************/
+
+void stats_snapshot(struct uzswapd *d, struct stats_snapshot *s)
+{
+	uint64_t faults;
+
+	memset(s, 0, sizeof(*s));
+	s->clients = registry_nr_slots(&d->registry);
+	registry_totals(&d->registry, &s->registered_bytes, &faults);
+	s->resident_bytes = (uint64_t)region_resident_total() << PAGE_SHIFT;
+	evict_get_limits(&s->default_limit, &s->resident_limit);
+	store_get_stats(&d->store, &s->store);
+	evict_get_stats(&s->evict);
+	fault_get_stats(&s->fault);
+	if (d->store.backing) {
+		s->has_backing = true;
+		backing_get_stats(d->store.backing, &s->backing);
+	}
+	s->algo = (enum compress_algo)atomic_load(&d->store.algo);
+	s->zstd_level = atomic_load(&d->store.level);
+	s->uptime_sec = uptime_sec(&d->rate);
+	s->fault_rate = fault_rate(&d->rate);
+}
+
+void stats_client_row(struct mm_slot *slot, struct proto_client_row *row)
+{
+	struct list_node *pos;
+
+	memset(row, 0, sizeof(*row));
+	row->pid = slot->pid;
+	row->uid = slot->uid;
+	memcpy(row->comm, slot->comm, sizeof(row->comm));
+	row->comm[sizeof(row->comm) - 1] = '\0';
+	pthread_mutex_lock(&slot->lock);
+	list_for_each(pos, &slot->regions) {
+		struct region *r = container_of(pos, struct region, node);
+
+		row->stored_pages += atomic_load(&r->stored);
+		row->pooled_pages += atomic_load(&r->pooled);
+		row->compressed_bytes += atomic_load(&r->compressed_bytes);
+	}
+	row->regions = slot->nr_regions;
+	row->registered_bytes = slot->registered;
+	pthread_mutex_unlock(&slot->lock);
+	row->resident_bytes = (uint64_t)atomic_load(&slot->resident)
+			      << PAGE_SHIFT;
+	row->limit_bytes = evict_slot_limit(slot);
+	row->own_limit_bytes = atomic_load(&slot->limit);
+	row->faults = atomic_load(&slot->faults);
+	row->evictions = atomic_load(&slot->evictions);
+}
+
+/*
+ * Keep the @max lowest pids above @after in @pick, a max-heap on pid of
+ * @n entries: the root is the highest pid kept, replaced by any lower one.
+ */
+static void heap_sift_down(struct mm_slot **h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, top = i;
+		struct mm_slot *t;
+
+		if (l < n && h[l]->pid > h[top]->pid)
+			top = l;
+		if (r < n && h[r]->pid > h[top]->pid)
+			top = r;
+		if (top == i)
+			return;
+		t = h[i];
+		h[i] = h[top];
+		h[top] = t;
+		i = top;
+	}
+}
+
+static void heap_sift_up(struct mm_slot **h, size_t i)
+{
+	while (i && h[(i - 1) / 2]->pid < h[i]->pid) {
+		struct mm_slot *t = h[i];
+
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static int by_pid(const void *a, const void *b)
+{
+	pid_t x = (*(struct mm_slot *const *)a)->pid;
+	pid_t y = (*(struct mm_slot *const *)b)->pid;
+
+	return (x > y) - (x < y);
+}
+
+size_t stats_client_rows(struct registry *reg, pid_t after,
+			 struct proto_client_row *rows, size_t max,
+			 bool *more)
+{
+	struct mm_slot *pick[PROTO_CLIENTS_PER_PAGE];
+	struct list_node *pos;
+	size_t n = 0, i;
+
+	if (max > PROTO_CLIENTS_PER_PAGE)
+		max = PROTO_CLIENTS_PER_PAGE;
+	*more = false;
+	pthread_mutex_lock(&reg->lock);
+	list_for_each(pos, &reg->mm_head) {
+		struct mm_slot *s = container_of(pos, struct mm_slot, mm_node);
+
+		if (s->pid <= after)
+			continue;
+		if (n < max) {
+			pick[n] = s;
+			heap_sift_up(pick, n++);
+			continue;
+		}
+		*more = true;
+		if (max && s->pid < pick[0]->pid) {
+			pick[0] = s;
+			heap_sift_down(pick, n, 0);
+		}
+	}
+	qsort(pick, n, sizeof(pick[0]), by_pid);
+	for (i = 0; i < n; i++)
+		stats_client_row(pick[i], &rows[i]);
+	pthread_mutex_unlock(&reg->lock);
+	return n;
+}

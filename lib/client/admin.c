@@ -1,0 +1,271 @@
+/*
+ * admin.c - libuzswap's administration calls (uzswap.h, "Administration"):
+ * the daemon's totals and clients, budgets, reclaim, compaction, reload
+ * and version. Each call is one request through uzswap__call(); the daemon
+ * decides who may make it (SO_PEERCRED), not this library. The client list
+ * comes in pages of PROTO_CLIENTS_PER_PAGE rows, asked for by the last pid
+ * seen, so a list longer than one message needs no state in the daemon.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/proto/proto.h"
+#include "uzswap-private.h"
+#include "uzswap.h"
+
+/* A request with no payload whose reply body is decoded by the caller. */
+static int ask(uzswap_t *c, uint16_t type, const uint8_t *payload,
+	       size_t len, uint8_t *body, size_t cap, size_t *blen)
+{
+	int ret = uzswap__usable(c);
+
+	if (ret)
+		return ret;
+	return uzswap__call(c, type, payload, len, NULL, 0, body, cap, blen, 0,
+			    NULL, 0);
+}
+
+int uzswap_status(uzswap_t *c, struct uzswap_status *st)
+{
+	struct proto_status_reply r;
+	uint8_t body[sizeof(r)];
+	size_t len;
+	int ret;
+
+	if (!st)
+		return -EINVAL;
+	ret = ask(c, PROTO_STATUS, NULL, 0, body, sizeof(body), &len);
+	if (ret == 0)
+		ret = proto_decode_status_reply(body, len, &r);
+	if (ret)
+		return ret;
+	*st = (struct uzswap_status){
+		.clients = r.clients,
+		.registered_bytes = r.registered_bytes,
+		.resident_bytes = r.resident_bytes,
+		.resident_limit = r.resident_limit,
+		.default_limit = r.default_limit,
+		.stored_pages = r.stored_pages,
+		.same_pages = r.same_pages,
+		.raw_pages = r.raw_pages,
+		.written_back_pages = r.written_back_pages,
+		.compressed_bytes = r.payload_bytes,
+		.pool_bytes = r.pool_bytes,
+		.pool_limit = r.pool_limit,
+		.pool_full = r.pool_full,
+		.backing_bytes = r.backing_bytes,
+		.backing_limit = r.backing_limit,
+		.faults = r.faults,
+		.fault_rate_milli = r.fault_rate_milli,
+		.evictions = r.evictions,
+		.loads = r.loads,
+		.read_ahead = r.read_ahead,
+		.store_failures = r.store_failures,
+		.writebacks = r.writebacks,
+		.writeback_failures = r.writeback_failures,
+		.uptime_sec = r.uptime_sec,
+		.compressor = (uint32_t)r.compressor,
+		.zstd_level = (uint32_t)r.zstd_level,
+	};
+	return 0;
+}
+
+static void client_from_row(struct uzswap_client *cl,
+			    const struct proto_client_row *row)
+{
+	memset(cl, 0, sizeof(*cl));
+	cl->pid = row->pid;
+	cl->uid = row->uid;
+	memcpy(cl->comm, row->comm, sizeof(cl->comm));
+	cl->regions = row->regions;
+	cl->registered_bytes = row->registered_bytes;
+	cl->resident_bytes = row->resident_bytes;
+	cl->limit_bytes = row->limit_bytes;
+	cl->own_limit_bytes = row->own_limit_bytes;
+	cl->stored_pages = row->stored_pages;
+	cl->pool_pages = row->pooled_pages;
+	cl->compressed_bytes = row->compressed_bytes;
+	cl->faults = row->faults;
+	cl->evictions = row->evictions;
+}
+
+int uzswap_client(uzswap_t *c, pid_t pid, struct uzswap_client *cl)
+{
+	struct proto_client_req q = { .pid = pid };
+	struct proto_client_row row;
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[sizeof(row) + 64];
+	size_t len;
+	int ret;
+
+	if (!cl || pid <= 0)
+		return -EINVAL;
+	len = proto_encode_client_req(buf, &q);
+	ret = ask(c, PROTO_CLIENT, buf, len, body, sizeof(body), &len);
+	if (ret == 0)
+		ret = proto_decode_client_row(body, len, &row);
+	if (ret == 0)
+		client_from_row(cl, &row);
+	return ret;
+}
+
+/* Append the rows of @r to *@list (*@n entries, room for *@cap). */
+static int append_rows(struct uzswap_client **list, size_t *n, size_t *cap,
+		       const struct proto_clients_reply *r)
+{
+	uint32_t i;
+
+	if (*n + r->count > *cap) {
+		size_t want = *cap ? *cap * 2 : PROTO_CLIENTS_PER_PAGE;
+		struct uzswap_client *grown;
+
+		while (want < *n + r->count)
+			want *= 2;
+		grown = realloc(*list, want * sizeof(**list));
+		if (!grown)
+			return -ENOMEM;
+		*list = grown;
+		*cap = want;
+	}
+	for (i = 0; i < r->count; i++)
+		client_from_row(&(*list)[(*n)++], &r->rows[i]);
+	return 0;
+}
+
+int uzswap_clients(uzswap_t *c, struct uzswap_client **list, size_t *n)
+{
+	struct proto_clients_reply *r;
+	struct proto_client_req q = { .pid = 0 };
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
+	size_t len, cap = 0;
+	int ret;
+
+	if (!list || !n)
+		return -EINVAL;
+	*list = NULL;
+	*n = 0;
+	r = malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	do {
+		len = proto_encode_client_req(buf, &q);
+		ret = ask(c, PROTO_CLIENTS, buf, len, body, sizeof(body), &len);
+		if (ret == 0)
+			ret = proto_decode_clients_reply(body, len, r);
+		if (ret == 0 && r->more && r->count == 0)
+			ret = -EBADMSG;	/* no progress */
+		if (ret == 0)
+			ret = append_rows(list, n, &cap, r);
+		if (ret == 0 && r->count)
+			q.pid = r->rows[r->count - 1].pid;
+	} while (ret == 0 && r->more);
+	free(r);
+	if (ret) {
+		free(*list);
+		*list = NULL;
+		*n = 0;
+	}
+	return ret;
+}
+
+int uzswap_admin_set_limit(uzswap_t *c, pid_t pid, uint64_t bytes)
+{
+	struct proto_admin_limit l = { .bytes = bytes };
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+	size_t len;
+
+	if (pid == UZSWAP_LIMIT_DEFAULT) {
+		l.target = PROTO_LIMIT_DEFAULT;
+	} else if (pid == UZSWAP_LIMIT_GLOBAL) {
+		l.target = PROTO_LIMIT_GLOBAL;
+	} else if (pid > 0) {
+		l.target = PROTO_LIMIT_PID;
+		l.pid = pid;
+	} else {
+		return -EINVAL;
+	}
+	len = proto_encode_admin_limit(buf, &l);
+	return ask(c, PROTO_ADMIN_LIMIT, buf, len, NULL, 0, &len);
+}
+
+int uzswap_reclaim(uzswap_t *c, pid_t pid, uint64_t bytes, uint64_t *evicted)
+{
+	struct proto_reclaim q = { .pid = pid, .bytes = bytes };
+	struct proto_bytes_reply r;
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[sizeof(r)];
+	size_t len;
+	int ret;
+
+	if (pid < 0)
+		return -EINVAL;
+	ret = uzswap__usable(c);
+	if (ret)
+		return ret;
+	len = proto_encode_reclaim(buf, &q);
+	ret = uzswap__call(c, PROTO_RECLAIM, buf, len, NULL, 0, body,
+			   sizeof(body), &len, UZSWAP_RECLAIM_TIMEOUT_MS, NULL,
+			   0);
+	if (ret == 0)
+		ret = proto_decode_bytes_reply(body, len, &r);
+	if (ret == 0 && evicted)
+		*evicted = r.bytes;
+	return ret;
+}
+
+int uzswap_compact(uzswap_t *c, uint64_t *pages, uint64_t *freed)
+{
+	struct proto_compact_reply r;
+	uint8_t body[sizeof(r)];
+	size_t len;
+	int ret;
+
+	ret = ask(c, PROTO_COMPACT, NULL, 0, body, sizeof(body), &len);
+	if (ret == 0)
+		ret = proto_decode_compact_reply(body, len, &r);
+	if (ret)
+		return ret;
+	if (pages)
+		*pages = r.pages;
+	if (freed)
+		*freed = r.pool_before > r.pool_after
+				 ? r.pool_before - r.pool_after : 0;
+	return 0;
+}
+
+int uzswap_reload(uzswap_t *c, char *why, size_t len)
+{
+	size_t blen;
+	int ret;
+
+	if (len)
+		why[0] = '\0';
+	ret = uzswap__usable(c);
+	if (ret)
+		return ret;
+	return uzswap__call(c, PROTO_RELOAD, NULL, 0, NULL, 0, NULL, 0, &blen,
+			    0, why, len);
+}
+
+int uzswap_daemon_version(uzswap_t *c, char *release, size_t len,
+			  unsigned int *protocol)
+{
+	struct proto_version_reply r;
+	uint8_t body[sizeof(r) + 16];
+	size_t blen;
+	int ret;
+
+	if (!release || !len)
+		return -EINVAL;
+	ret = ask(c, PROTO_DAEMON_VERSION, NULL, 0, body, sizeof(body), &blen);
+	if (ret == 0)
+		ret = proto_decode_version_reply(body, blen, &r);
+	if (ret)
+		return ret;
+	snprintf(release, len, "%s", r.release);
+	if (protocol)
+		*protocol = r.proto_max;
+	return 0;
+}

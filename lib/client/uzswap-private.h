@@ -1,0 +1,98 @@
+/*
+ * uzswap-private.h - what the files of libuzswap share: the connection
+ * and region structures and the one way to make a request.
+ *
+ * Private to libuzswap (as libuv's src/uv-common.h): never installed.
+ */
+#ifndef UZSWAP_PRIVATE_H
+#define UZSWAP_PRIVATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/proto/proto.h"
+
+#define DEFAULT_TIMEOUT_MS	5000
+
+/*
+ * struct region - a managed region of a connection
+ * @next:    next region of the connection; written with atomic stores
+ *           under uzswap->lock (read without it by the fork handler)
+ * @addr:    start, page-aligned; immutable
+ * @len:     bytes, a multiple of the page size; immutable
+ * @memfd:   the memfd mapped at @addr; closed by whoever unlinks the region
+ * @id:      the daemon's id of the region; immutable once linked
+ * @adopted: made by uzswap_adopt(); immutable
+ * @name:    as sent to the daemon; immutable
+ */
+struct region {
+	struct region *next;
+	uintptr_t addr;
+	size_t len;
+	int memfd;
+	uint64_t id;
+	bool adopted;
+	char name[PROTO_NAME_MAX];
+};
+
+/*
+ * struct uzswap - a connection to uzswapd
+ * @lock:          serializes requests; protects @seq, @dead, @rd, @regions
+ * @next:          next connection of the process; protected by conns_lock
+ * @pid:           the process that connected; immutable
+ * @sock:          control socket, non-blocking; immutable (the fork
+ *                 handler closes it in the child)
+ * @uffd:          the process's userfaultfd, -1 on an admin connection;
+ *                 immutable (idem)
+ * @uffd_mode:     UFFD_MODE_FULL or UFFD_MODE_USER_ONLY; immutable
+ * @timeout_ms:    how long a request waits for its reply; immutable
+ * @page_size:     immutable
+ * @version:       protocol version the daemon picked; immutable
+ * @default_limit: the daemon's default budget, bytes (0 = none); immutable
+ * @seq:           sequence number of the last request; @lock
+ * @dead:          0, or the -errno that broke the stream; @lock
+ * @regions:       the regions; @lock (see struct region)
+ * @rd:            the reply being read; @lock
+ * @errmsg:        the daemon's explanation of its last refusal; @lock
+ */
+struct uzswap {
+	pthread_mutex_t lock;
+	struct uzswap *next;
+	pid_t pid;
+	int sock;
+	int uffd;
+	int uffd_mode;
+	int timeout_ms;
+	size_t page_size;
+	uint16_t version;
+	uint64_t default_limit;
+	uint32_t seq;
+	int dead;
+	struct region *regions;
+	struct proto_reader rd;
+	char errmsg[PROTO_MAX_ERRMSG];
+};
+
+/* Whether @c may be used by the caller: 0, -EINVAL for no connection,
+ * -ECHILD in a forked child. */
+int uzswap__usable(const struct uzswap *c);
+
+/*
+ * uzswap__call() - one request and its reply, under the connection's lock
+ * @body:       where a successful reply's body goes, @cap bytes; its
+ *              length in *@blen
+ * @timeout_ms: how long to wait for the reply; 0: the connection's own
+ * @why:        if @why_len, the daemon's explanation of a refusal ("" if
+ *              none)
+ * Return: the transport error (-ETIMEDOUT, -ECONNRESET, ...), else the
+ * daemon's status (0 or -errno).
+ */
+int uzswap__call(struct uzswap *c, uint16_t type, const uint8_t *payload,
+		 size_t len, const int *fds, int nfds, uint8_t *body,
+		 size_t cap, size_t *blen, int timeout_ms, char *why,
+		 size_t why_len);
+
+#endif /* UZSWAP_PRIVATE_H */

@@ -1,0 +1,57 @@
+/*
+ * size.c - parsing sizes (see size.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "size.h"
+
+uint64_t size_ram_bytes(void)
+{
+	return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The shift of suffix @c, -1 if it is none. */
+static int suffix_shift(char c)
+{
+	static const char suffixes[] = "KMGT";
+	const char *p = c ? strchr(suffixes, c & ~0x20) : NULL;
+
+	return p ? 10 * (int)(p - suffixes + 1) : -1;
+}
+
+int size_parse(const char *s, unsigned int flags, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+	int shift;
+
+	if ((flags & SIZE_NONE_OK) && !strcmp(s, "none")) {
+		*out = 0;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end == '%') {
+		if (!(flags & SIZE_PCT_OK) || v > 100 || end[1] ||
+		    (v == 0 && !(flags & SIZE_NONE_OK)))
+			return -EINVAL;
+		*out = size_ram_bytes() / 100 * v;
+		return 0;
+	}
+	shift = *end ? suffix_shift(*end) : 0;
+	if (shift < 0 || (*end && end[1]) || v > (~0ull >> shift))
+		return -EINVAL;
+	if (v == 0 && !(flags & SIZE_NONE_OK))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * size.h - sizes as people write them ("512M", "4G", "none", "20%"), for
+ * the daemon's configuration and uzswapctl alike, so both accept the same
+ * text.
+ *
+ * Private to uzswap.
+ */
+#ifndef UZSWAP_SIZE_H
+#define UZSWAP_SIZE_H
+
+#include <stdint.h>
+
+#define SIZE_NONE_OK	0x1u	/* "none" (and 0) mean no limit: 0 */
+#define SIZE_PCT_OK	0x2u	/* "N%" is N percent of the machine's RAM */
+
+/*
+ * size_parse() - a number of bytes with an optional K, M, G or T suffix
+ * (powers of 1024), or what @flags allow besides
+ * Return: 0 and *@out, or -EINVAL (garbage, overflow, a zero without
+ * SIZE_NONE_OK, a percentage over 100 or without SIZE_PCT_OK).
+ */
+int size_parse(const char *s, unsigned int flags, uint64_t *out);
+
+/* The machine's RAM in bytes. */
+uint64_t size_ram_bytes(void);
+
+#endif /* UZSWAP_SIZE_H */

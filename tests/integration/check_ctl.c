@@ -1,0 +1,607 @@
+/*
+ * check_ctl.c - integration tests of uzswapctl: the real CLI (cli/
+ * uzswapctl, linking libuzswap) against a real uzswapd serving real
+ * clients (uzclient pager), in both output modes (tables and --json,
+ * whose every document is checked with jq), through every error path.
+ *
+ * Test cases of ctl_suite():
+ *   usage     --help, COMMAND --help, no or unknown command, bad
+ *             arguments: exit 1 with one line on stderr, nothing asked of
+ *             any daemon; no daemon at the socket: exit 2
+ *   read      status, clients, client PID and version, as tables and as
+ *             JSON, agree with what the clients themselves see; an
+ *             unknown pid: exit 4
+ *   steer     set-limit of a client, of the default and of all clients
+ *             moves the budgets live; reclaim of part of a client, all of
+ *             it, and of every client evicts what it says, and every byte
+ *             comes back; compact; reload takes a new file, and refuses a
+ *             bad one with its FILE:LINE while the old configuration
+ *             stays
+ *   access    another user: exit 3 (the socket's permissions, then the
+ *             daemon's admin check), version still open to all; the
+ *             admin-group, as primary or supplementary group, and changed
+ *             by a reload
+ *
+ * One test case: CK_RUN_CASE=steer ./check_ctl. Logs kept:
+ * UZSWAP_ITEST_KEEP=1.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon_harness.h"
+#include "pager.h"
+
+#define MIB		(1024ull * 1024)
+#define PAGE		4096ull
+#define RUN_BYTES	(64 * PAGE)	/* the daemon's eviction run */
+#define TIMEOUT_CASE	600
+#define CTL_MS		60000		/* one uzswapctl command */
+#define NOBODY		65534
+#define ADMIN_GID	4242		/* a group no name is bound to */
+#define OUT_SIZE	65536
+
+static struct dh_daemon dmn;
+static char out[OUT_SIZE], err[OUT_SIZE];
+
+/*****************
+ * Helpers
+ *****************/
+
+static void daemon_up(const char *const *extra)
+{
+	int ret = dh_start(&dmn, extra);
+
+	DH_ASSERT(ret == 0, "uzswapd did not start: %s", strerror(-ret));
+}
+
+/* Stop the daemon: exit 0 and a log without errors, but @allow. */
+static void daemon_down_allowing(const char *allow)
+{
+	char line[1024];
+	int status;
+
+	if (dmn.pid) {
+		status = dh_stop(&dmn);
+		DH_ASSERT(dh_exited_ok(status), "uzswapd on SIGTERM: %s",
+			  dh_status_str(status));
+	}
+	if (dmn.dir[0])
+		DH_ASSERT(!dh_log_bad_line(&dmn, allow, line, sizeof(line)),
+			  "uzswapd logged: %s", line);
+	if (!getenv("UZSWAP_ITEST_KEEP"))
+		dh_remove(&dmn);
+}
+
+static void daemon_down(void)
+{
+	daemon_down_allowing(NULL);
+}
+
+/* Let other users reach the daemon's socket (its mode says who may). */
+static void open_path_to_socket(mode_t sock_mode)
+{
+	DH_ASSERT(chmod(dh_root(), 0711) == 0 && chmod(dmn.dir, 0711) == 0 &&
+		  chmod(dmn.sock, sock_mode) == 0, "chmod: %s",
+		  strerror(errno));
+}
+
+/*
+ * Run uzswapctl --socket SOCK ARGS... (NULL-terminated) as @cred (NULL:
+ * this user); its stdout and stderr land in out and err.
+ * Return: its exit status.
+ */
+static int ctl_as(const struct dh_cred *cred, const char *sock, ...)
+{
+	const char *argv[32] = { UZSWAPCTL_PATH, "--socket", sock };
+	int n = 3, status;
+	va_list ap;
+
+	va_start(ap, sock);
+	while (n < 31 && (argv[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	status = dh_run(argv, cred, out, sizeof(out), err, sizeof(err),
+			CTL_MS);
+	DH_ASSERT(status >= 0 && (status & 0x7f) == 0,
+		  "uzswapctl %s: %s", argv[3], dh_status_str(status));
+	return (status >> 8) & 0xff;
+}
+
+#define ctl(...) ctl_as(NULL, dmn.sock, __VA_ARGS__, NULL)
+
+/* uzswapctl that must succeed. */
+#define ctl_ok(...)							\
+	do {								\
+		int rc_ = ctl(__VA_ARGS__);				\
+		DH_ASSERT(rc_ == 0, "uzswapctl exit %d, stderr: %s",	\
+			  rc_, err);					\
+		DH_ASSERT(!err[0], "uzswapctl wrote to stderr: %s",	\
+			  err);						\
+	} while (0)
+
+/* A failure: exit @code, nothing on stdout, one line on stderr holding
+ * @needle. */
+static void assert_failed(int rc, int code, const char *needle)
+{
+	const char *nl = strchr(err, '\n');
+
+	DH_ASSERT(rc == code, "exit %d, expected %d; stderr: %s", rc, code,
+		  err);
+	DH_ASSERT(!out[0], "stdout of a failure: %s", out);
+	DH_ASSERT(nl && !nl[1] && !strncmp(err, "uzswapctl: ", 11),
+		  "not one 'uzswapctl: ' line on stderr: '%s'", err);
+	DH_ASSERT(strstr(err, needle), "stderr '%s' lacks '%s'", err, needle);
+}
+
+/* @json (as uzswapctl printed it) must satisfy the jq @filter. */
+static void __attribute__((format(printf, 2, 3)))
+assert_jq(const char *json, const char *fmt, ...)
+{
+	char path[PATH_MAX], filter[1024], jout[256], jerr[1024];
+	const char *argv[] = { "/usr/bin/jq", "-e", filter, path, NULL };
+	va_list ap;
+	int fd, status;
+
+	va_start(ap, fmt);
+	vsnprintf(filter, sizeof(filter), fmt, ap);
+	va_end(ap);
+	snprintf(path, sizeof(path), "%s/out.json", dmn.dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	DH_ASSERT(fd >= 0 && write(fd, json, strlen(json)) ==
+				     (ssize_t)strlen(json), "%s: %s", path,
+		  strerror(errno));
+	close(fd);
+	status = dh_run(argv, NULL, jout, sizeof(jout), jerr, sizeof(jerr),
+			CTL_MS);
+	DH_ASSERT(dh_exited_ok(status), "jq -e '%s' on %s: %s %s %s", filter,
+		  json, dh_status_str(status), jout, jerr);
+}
+
+/* The one-line number after "@key" in @text. */
+static uint64_t field(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+	unsigned long long v;
+
+	DH_ASSERT(p && sscanf(p + strlen(key), " %llu", &v) == 1,
+		  "no '%s' in: %s", key, text);
+	return v;
+}
+
+static void pid_text(pid_t pid, char *buf, size_t size)
+{
+	snprintf(buf, size, "%d", (int)pid);
+}
+
+/* A pager client holding @mib MiB of text pages, all resident. */
+static void pager_with(struct dh_client *c, unsigned int mib)
+{
+	pager_start(&dmn, c);
+	pager_alloc(c, "text", mib);
+}
+
+/*****************
+ * usage
+ *****************/
+
+START_TEST(test_usage)
+{
+	static const char *const none = "/nonexistent/uzswapd.sock";
+	int rc;
+
+	rc = ctl_as(NULL, none, "--help", NULL);
+	DH_ASSERT(rc == 0 && strstr(out, "Usage: uzswapctl") &&
+		  strstr(out, "set-limit") && !err[0], "--help: %d %s", rc,
+		  out);
+	rc = ctl_as(NULL, none, "reclaim", "--help", NULL);
+	DH_ASSERT(rc == 0 && strstr(out, "reclaim [PID] [SIZE]") &&
+		  strstr(out, "Evict now"), "reclaim --help: %d %s", rc, out);
+	assert_failed(ctl_as(NULL, none, NULL), 1, "no command given");
+	assert_failed(ctl_as(NULL, none, "frobnicate", NULL), 1,
+		      "unknown command 'frobnicate'");
+	assert_failed(ctl_as(NULL, none, "client", NULL), 1, "client takes PID");
+	assert_failed(ctl_as(NULL, none, "client", "x1", NULL), 1,
+		      "'x1' is not a pid");
+	assert_failed(ctl_as(NULL, none, "set-limit", "12", "8Q", NULL), 1,
+		      "'8Q' is not a budget");
+	assert_failed(ctl_as(NULL, none, "set-limit", "12", "100K", NULL), 1,
+		      "'100K' is not a budget");
+	assert_failed(ctl_as(NULL, none, "set-limit", "--all", "8M", NULL), 1,
+		      "not a pid, --default or --global");
+	assert_failed(ctl_as(NULL, none, "reclaim", "1", "2", "3", NULL), 1,
+		      "[PID] [SIZE]");
+	assert_failed(ctl_as(NULL, none, "reclaim", "lots", NULL), 1,
+		      "'lots' is not a pid or a size");
+	assert_failed(ctl_as(NULL, none, "status", "now", NULL), 1,
+		      "takes no argument");
+	assert_failed(ctl_as(NULL, none, "--bogus", "status", NULL), 1,
+		      "unknown option '--bogus'");
+}
+END_TEST
+
+START_TEST(test_unreachable)
+{
+	static const char *const none = "/nonexistent/uzswapd.sock";
+
+	assert_failed(ctl_as(NULL, none, "status", NULL), 2,
+		      "cannot reach uzswapd: uzswapd is not running");
+	assert_failed(ctl_as(NULL, none, "--json", "clients", NULL), 2,
+		      "cannot reach uzswapd");
+	/* a daemon that stopped: the socket file may remain */
+	daemon_up(NULL);
+	daemon_down();
+	assert_failed(ctl_as(NULL, dmn.sock, "version", NULL), 2,
+		      "cannot reach uzswapd");
+}
+END_TEST
+
+/*****************
+ * read
+ *****************/
+
+START_TEST(test_status)
+{
+	static const char *const args[] = { "--default-limit", "8M",
+					    "--resident-limit", "1G", NULL };
+	struct dh_client c;
+	struct pstats ps;
+	char pid[16];
+
+	daemon_up(args);
+	ctl_ok("status");
+	DH_ASSERT_EQ(field(out, "clients"), 0);
+	DH_ASSERT(strstr(out, "default per client 8.0 MiB") &&
+		  strstr(out, "all clients' limit 1.0 GiB") &&
+		  strstr(out, "lz4"), "status: %s", out);
+
+	pager_with(&c, 24);
+	pager_wait_resident(&c, 8 * MIB, &ps);
+	pid_text(c.pid, pid, sizeof(pid));
+	ctl_ok("status");
+	DH_ASSERT_EQ(field(out, "clients"), 1);
+	ctl_ok("--json", "status");
+	assert_jq(out, ".clients == 1 and .default_limit_bytes == %llu and "
+		  ".resident_limit_bytes == %llu and .registered_bytes == %llu "
+		  "and .stored_pages > 0 and .evictions > 0 and "
+		  ".compression_ratio > 1.5 and .compressor == \"lz4\" and "
+		  ".pool_full == false and .uptime_seconds >= 0",
+		  8 * MIB, 1024 * MIB, 24 * MIB);
+	assert_jq(out, ".resident_bytes <= %llu", 8 * MIB + RUN_BYTES);
+
+	ctl_ok("version");
+	DH_ASSERT(strstr(out, "uzswapctl " PACKAGE_VERSION "\n") &&
+		  strstr(out, "uzswapd " PACKAGE_VERSION " (protocol 1)"),
+		  "version: %s", out);
+	ctl_ok("--json", "version");
+	assert_jq(out, ".uzswapctl == \"%s\" and .uzswapd == \"%s\" and "
+		  ".protocol == 1", PACKAGE_VERSION, PACKAGE_VERSION);
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+	daemon_down();
+}
+END_TEST
+
+START_TEST(test_clients)
+{
+	static const char *const args[] = { "--default-limit", "4M", NULL };
+	struct dh_client c[2];
+	struct pstats ps[2];
+	char pid[2][16], row[128];
+	int i;
+
+	daemon_up(args);
+	ctl_ok("clients");
+	DH_ASSERT(strstr(out, "PID") && strstr(out, "COMMAND") &&
+		  !strchr(strchr(out, '\n') + 1, '\n'),
+		  "clients with none: '%s'", out);
+	ctl_ok("--json", "clients");
+	assert_jq(out, ". == []");
+
+	for (i = 0; i < 2; i++) {
+		pager_with(&c[i], 8 + 8 * (unsigned int)i);
+		pager_wait_resident(&c[i], 4 * MIB, &ps[i]);
+		pid_text(c[i].pid, pid[i], sizeof(pid[i]));
+	}
+	ctl_ok("clients");
+	for (i = 0; i < 2; i++) {
+		snprintf(row, sizeof(row), "\n%7s  uzclient ", pid[i]);
+		DH_ASSERT(strstr(out, row), "no row '%s' in:\n%s", row, out);
+	}
+	ctl_ok("--json", "clients");
+	assert_jq(out, "length == 2 and (map(.pid) | sort) == ([%s, %s] | "
+		  "sort) and all(.command == \"uzclient\" and .regions == 1 "
+		  "and .limit_bytes == %llu and .own_limit_bytes == 0)",
+		  pid[0], pid[1], 4 * MIB);
+	assert_jq(out, "map(select(.pid == %s))[0].registered_bytes == %llu",
+		  pid[1], 16 * MIB);
+
+	ctl_ok("client", pid[1]);
+	DH_ASSERT_EQ(field(out, "pid"), (uint64_t)c[1].pid);
+	DH_ASSERT(strstr(out, "uzclient") && strstr(out, "16.0 MiB") &&
+		  strstr(out, "the daemon's default"), "client: %s", out);
+	ctl_ok("--json", "client", pid[1]);
+	pager_stats(&c[1], &ps[1]);
+	assert_jq(out, ".pid == %s and .command == \"uzclient\" and .uid == "
+		  "%u and .registered_bytes == %llu and .evictions >= %" PRIu64
+		  " and .faults > 0 and .stored_pages > 0 and "
+		  ".compression_ratio > 1.5", pid[1], (unsigned int)getuid(),
+		  16 * MIB, ps[1].evictions);
+
+	/* the pid of no client */
+	assert_failed(ctl("client", "999999"), 4, "no client process has "
+		      "that pid");
+	assert_failed(ctl("--json", "client", "999999"), 4, "no client");
+	for (i = 0; i < 2; i++) {
+		pager_ok(&c[i], "verify 0");
+		pager_quit(&c[i]);
+	}
+	daemon_down();
+}
+END_TEST
+
+/*****************
+ * steer
+ *****************/
+
+START_TEST(test_set_limit)
+{
+	struct dh_client c;
+	struct pstats ps;
+	char pid[16];
+
+	daemon_up(NULL);
+	pager_with(&c, 16);
+	pid_text(c.pid, pid, sizeof(pid));
+	pager_stats(&c, &ps);
+	DH_ASSERT_EQ(ps.resident, 16 * MIB);
+
+	/* one client */
+	ctl_ok("set-limit", pid, "4M");
+	DH_ASSERT(!out[0], "set-limit printed: %s", out);
+	pager_wait_resident(&c, 4 * MIB + RUN_BYTES, &ps);
+	DH_ASSERT_EQ(ps.limit, 4 * MIB);
+	ctl_ok("--json", "client", pid);
+	assert_jq(out, ".limit_bytes == %llu and .own_limit_bytes == %llu",
+		  4 * MIB, 4 * MIB);
+	ctl_ok("--json", "set-limit", pid, "none");
+	assert_jq(out, ".target == \"%s\" and .limit_bytes == 0", pid);
+
+	/* the default, which the client now follows */
+	ctl_ok("set-limit", "--default", "2M");
+	ctl_ok("--json", "status");
+	assert_jq(out, ".default_limit_bytes == %llu", 2 * MIB);
+	pager_ok(&c, "verify 0");
+	pager_wait_resident(&c, 2 * MIB + RUN_BYTES, &ps);
+	DH_ASSERT_EQ(ps.limit, 2 * MIB);
+	ctl_ok("set-limit", "--default", "0");
+
+	/* all clients together */
+	ctl_ok("set-limit", "--global", "3M");
+	ctl_ok("--json", "status");
+	assert_jq(out, ".resident_limit_bytes == %llu and .default_limit_bytes "
+		  "== 0", 3 * MIB);
+	pager_ok(&c, "verify 0");
+	pager_wait_resident(&c, 3 * MIB + RUN_BYTES, &ps);
+	ctl_ok("set-limit", "--global", "none");
+	ctl_ok("--json", "status");
+	assert_jq(out, ".resident_limit_bytes == 0");
+
+	assert_failed(ctl("set-limit", "999999", "8M"), 4, "no client");
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+	daemon_down();
+}
+END_TEST
+
+START_TEST(test_reclaim)
+{
+	struct dh_client c[2];
+	struct pstats ps;
+	uint64_t evicted;
+	char pid[16];
+	int i;
+
+	daemon_up(NULL);
+	for (i = 0; i < 2; i++)
+		pager_with(&c[i], 16);
+	pid_text(c[0].pid, pid, sizeof(pid));
+
+	/* part of one client */
+	ctl_ok("--json", "reclaim", pid, "4M");
+	assert_jq(out, ".evicted_bytes >= %llu and .evicted_bytes <= %llu",
+		  4 * MIB, 4 * MIB + RUN_BYTES);
+	pager_stats(&c[0], &ps);
+	DH_ASSERT(ps.resident <= 12 * MIB && ps.evictions >= 1024,
+		  "after reclaiming 4 MiB: resident %" PRIu64 ", evictions %"
+		  PRIu64, ps.resident, ps.evictions);
+	pager_stats(&c[1], &ps);
+	DH_ASSERT_EQ(ps.resident, 16 * MIB);
+
+	/* the rest of it */
+	ctl_ok("reclaim", pid);
+	DH_ASSERT(!strncmp(out, "evicted ", 8), "reclaim: %s", out);
+	pager_stats(&c[0], &ps);
+	DH_ASSERT_EQ(ps.resident, 0);
+	pager_ok(&c[0], "verify 0");
+
+	/* every client */
+	ctl_ok("--json", "reclaim");
+	assert_jq(out, ".evicted_bytes >= %llu", 16 * MIB);
+	for (i = 0; i < 2; i++) {
+		pager_stats(&c[i], &ps);
+		DH_ASSERT_EQ(ps.resident, 0);
+	}
+	/* a size alone, from every client */
+	for (i = 0; i < 2; i++)
+		pager_ok(&c[i], "verify 0");
+	ctl_ok("--json", "reclaim", "8M");
+	assert_jq(out, ".evicted_bytes >= %llu", 8 * MIB);
+	evicted = 0;
+	for (i = 0; i < 2; i++) {
+		pager_stats(&c[i], &ps);
+		evicted += 16 * MIB - ps.resident;
+	}
+	DH_ASSERT(evicted >= 8 * MIB, "reclaim 8M took %" PRIu64 " bytes",
+		  evicted);
+
+	ctl_ok("compact");
+	DH_ASSERT(!strncmp(out, "compacted ", 10) && strstr(out, "freed"),
+		  "compact: %s", out);
+	ctl_ok("--json", "compact");
+	assert_jq(out, ".pages_compacted >= 0 and .freed_bytes >= 0");
+
+	assert_failed(ctl("reclaim", "999999"), 4, "no client");
+	for (i = 0; i < 2; i++) {
+		pager_ok(&c[i], "verify 0");
+		pager_quit(&c[i]);
+	}
+	daemon_down();
+}
+END_TEST
+
+static void write_conf(const char *text)
+{
+	FILE *f = fopen(dmn.conf, "w");
+
+	DH_ASSERT(f && fputs(text, f) >= 0 && fclose(f) == 0, "%s: %s",
+		  dmn.conf, strerror(errno));
+}
+
+START_TEST(test_reload)
+{
+	daemon_up(NULL);
+	write_conf("# budgets\n[budget]\ndefault-limit = 8M\n");
+	ctl_ok("reload");
+	DH_ASSERT(!out[0], "reload printed: %s", out);
+	ctl_ok("--json", "status");
+	assert_jq(out, ".default_limit_bytes == %llu", 8 * MIB);
+
+	write_conf("[budget]\ndefault-limit = 16M\n[store]\nzstd-level = 99\n");
+	assert_failed(ctl("reload"), 5, "uzswapd.conf:4: ");
+	DH_ASSERT(strstr(err, "reload refused") && strstr(err, "zstd-level") &&
+		  strstr(err, "1 to 19"), "reload: %s", err);
+	ctl_ok("--json", "status");
+	assert_jq(out, ".default_limit_bytes == %llu", 8 * MIB);
+
+	write_conf("[budget]\ndefault-limit = 16M\n");
+	ctl_ok("--json", "reload");
+	assert_jq(out, ".reloaded == true");
+	ctl_ok("--json", "status");
+	assert_jq(out, ".default_limit_bytes == %llu", 16 * MIB);
+	daemon_down_allowing("reload failed");
+}
+END_TEST
+
+/*****************
+ * access
+ *****************/
+
+START_TEST(test_other_user)
+{
+	struct dh_cred nobody = { NOBODY, NOBODY, NULL, 0 };
+
+	daemon_up(NULL);
+	/* the socket's mode keeps other users out */
+	open_path_to_socket(0660);
+	assert_failed(ctl_as(&nobody, dmn.sock, "status", NULL), 3,
+		      "permission denied");
+	/* past the socket, the daemon's admin check */
+	open_path_to_socket(0666);
+	assert_failed(ctl_as(&nobody, dmn.sock, "status", NULL), 3,
+		      "permission denied: admin commands need root");
+	assert_failed(ctl_as(&nobody, dmn.sock, "--json", "clients", NULL),
+		      3, "permission denied");
+	assert_failed(ctl_as(&nobody, dmn.sock, "reload", NULL), 3,
+		      "permission denied");
+	assert_failed(ctl_as(&nobody, dmn.sock, "reclaim", NULL), 3,
+		      "permission denied");
+	assert_failed(ctl_as(&nobody, dmn.sock, "set-limit", "--global",
+			     "8M", NULL), 3, "permission denied");
+	DH_ASSERT_EQ(ctl_as(&nobody, dmn.sock, "version", NULL), 0);
+	DH_ASSERT(strstr(out, "uzswapd " PACKAGE_VERSION), "version: %s", out);
+	daemon_down();
+}
+END_TEST
+
+START_TEST(test_admin_group)
+{
+	static const char *const args[] = { "--admin-group", "4242", NULL };
+	static const gid_t admin[] = { ADMIN_GID };
+	struct dh_cred primary = { NOBODY, ADMIN_GID, NULL, 0 };
+	struct dh_cred supplementary = { NOBODY, NOBODY, admin, 1 };
+	struct dh_cred other = { NOBODY, NOBODY, NULL, 0 };
+
+	daemon_up(args);
+	open_path_to_socket(0666);
+	DH_ASSERT_EQ(ctl_as(&primary, dmn.sock, "status", NULL), 0);
+	DH_ASSERT_EQ(field(out, "clients"), 0);
+	DH_ASSERT_EQ(ctl_as(&supplementary, dmn.sock, "--json", "status",
+			    NULL), 0);
+	assert_jq(out, ".clients == 0");
+	assert_failed(ctl_as(&other, dmn.sock, "status", NULL), 3,
+		      "permission denied");
+	daemon_down();
+
+	/* from the file, changed by a reload */
+	daemon_up(NULL);
+	open_path_to_socket(0666);
+	write_conf("[daemon]\nadmin-group = 4242\n");
+	ctl_ok("reload");
+	DH_ASSERT_EQ(ctl_as(&primary, dmn.sock, "status", NULL), 0);
+	write_conf("[daemon]\nadmin-group = 4343\n");
+	ctl_ok("reload");
+	assert_failed(ctl_as(&primary, dmn.sock, "status", NULL), 3,
+		      "permission denied");
+	write_conf("[daemon]\nadmin-group = no-such-group-here\n");
+	assert_failed(ctl("reload"), 5, "no group named 'no-such-group-here'");
+	daemon_down_allowing("reload failed");
+}
+END_TEST
+
+static Suite *ctl_suite(void)
+{
+	Suite *s = suite_create("ctl");
+	TCase *tc;
+
+	tc = tcase_create("usage");
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_usage);
+	tcase_add_test(tc, test_unreachable);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("read");
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_status);
+	tcase_add_test(tc, test_clients);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("steer");
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_set_limit);
+	tcase_add_test(tc, test_reclaim);
+	tcase_add_test(tc, test_reload);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("access");
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_other_user);
+	tcase_add_test(tc, test_admin_group);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return dh_main("ctl", ctl_suite());
+}

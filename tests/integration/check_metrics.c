@@ -1,0 +1,1218 @@
+/*
+ * check_metrics.c - integration tests of uzswapd's Prometheus endpoint: a
+ * real daemon (started by daemon_harness.c with "--metrics 127.0.0.1:0";
+ * the port comes from its "serving http://ADDR/metrics" log line) scraped
+ * with the real curl and checked with the real `promtool check metrics`,
+ * while real clients (uzclient pager) have pages evicted and faulted back.
+ *
+ * Test cases of metrics_suite():
+ *   scrape   curl | promtool with a client whose pages were evicted and
+ *            faulted back: per-client series and histogram buckets filled,
+ *            every counter equal to what STATUS says; a client whose
+ *            command name holds a double quote, a backslash, a space, a
+ *            newline and a byte that is not UTF-8 (uzclient run through a
+ *            symlink of that name) comes out escaped and promtool takes
+ *            it; --metrics-clients keeps the clients with the most resident
+ *            memory and counts the others in uzswap_metrics_clients_omitted
+ *   http     GET and HEAD of / and /metrics, 405 with Allow for other
+ *            methods, 404 for other paths, 413 for a request body, 431/414
+ *            for oversized headers, garbage; a peer that sends half a
+ *            request, one that trickles a byte at a time, and more slow
+ *            peers than the connection limit are all cut off while scrapes
+ *            go on; SIGTERM with slow peers connected exits 0
+ *   startup  malformed addresses (256.1.1.1:99999, no port, IPv6 without
+ *            brackets, names, a port out of range): a usage error (exit 1)
+ *            naming the value; an address not of this host and a port
+ *            another daemon serves: exit 8 (UZSWAPD_EXIT_METRICS) with a
+ *            clear line, the first daemon serving on; localhost and [::1]
+ *            serve; "off" serves nothing
+ *
+ * Outcomes are asserted, never timings: every wait is a bounded poll whose
+ * bound is generous, and a bound that runs out is a failure. Every daemon
+ * must exit 0 on SIGTERM (under ASan that includes LeakSanitizer's
+ * verdict) and log no error line and no sanitizer report.
+ *
+ * Under valgrind (the daemon and the clients are separate programs, run
+ * natively): CK_FORK=no valgrind --leak-check=full ./check_metrics
+ * One test case: CK_RUN_CASE=http ./check_metrics. Logs kept:
+ * UZSWAP_ITEST_KEEP=1. Needs curl and promtool in $PATH.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon_harness.h"
+#include "lib/proto/proto.h"
+
+#define MIB		(1024ull * 1024)
+
+/* Generous: CI machines are slow, and run all of this under ASan. */
+#define TIMEOUT_CASE	600		/* seconds, per test */
+#define PAGER_MS	300000		/* one pager command */
+#define SETTLE_MS	60000		/* eviction to reach a budget */
+#define TOOL_MS		60000		/* curl, promtool */
+#define CUTOFF_MS	120000		/* a slow peer to be cut off */
+#define EXIT_MS		20000		/* a daemon that must fail to start */
+
+/* uzswapd's exit codes (uzswapd.h): a bad command line, a metrics
+ * address that cannot be served. */
+#define EXIT_USAGE	1
+#define EXIT_METRICS	8
+/* The daemon's connection limit (metrics.c), and a few more. */
+#define SLOW_PEERS	20
+
+/* A command name with every character the text format escapes, a space,
+ * and a byte that is not UTF-8 (it must become U+FFFD). 11 bytes: the
+ * kernel keeps 15. */
+#define ODD_NAME	"a \"b\\c d\ne\xff"
+#define ODD_LABEL	"command=\"a \\\"b\\\\c d\\ne\xef\xbf\xbd\""
+
+static struct dh_daemon dmn;
+
+/*****************
+ * The daemon
+ *****************/
+
+static void daemon_up(const char *const *extra)
+{
+	int ret = dh_start(&dmn, extra);
+
+	DH_ASSERT(ret == 0, "uzswapd did not start: %s", strerror(-ret));
+}
+
+static void metrics_up(void)
+{
+	daemon_up((const char *[]){ "--metrics", "127.0.0.1:0", NULL });
+}
+
+static void assert_log_clean(void)
+{
+	char line[1024];
+
+	DH_ASSERT(!dh_log_bad_line(&dmn, NULL, line, sizeof(line)),
+		  "uzswapd logged: %s", line);
+}
+
+static void daemon_stop_ok(void)
+{
+	int status = dh_stop(&dmn);
+
+	DH_ASSERT(dh_exited_ok(status), "uzswapd on SIGTERM: %s",
+		  dh_status_str(status));
+	assert_log_clean();
+}
+
+static void daemon_down(void)
+{
+	if (dmn.pid)
+		daemon_stop_ok();
+	else if (dmn.dir[0])
+		assert_log_clean();
+	if (!getenv("UZSWAP_ITEST_KEEP"))
+		dh_remove(&dmn);
+}
+
+/* "ADDR:PORT" the daemon serves, from its log line. */
+static void served_address(char *addr, size_t size)
+{
+	static const char tag[] = "serving http://";
+	char line[512], *p, *end;
+
+	DH_ASSERT(dh_log_find(&dmn, tag, line, sizeof(line)),
+		  "no '%s' line in the log", tag);
+	p = strstr(line, tag) + strlen(tag);
+	end = strstr(p, "/metrics");
+	DH_ASSERT(end && (size_t)(end - p) < size, "bad line: %s", line);
+	memcpy(addr, p, (size_t)(end - p));
+	addr[end - p] = '\0';
+}
+
+static int served_port(void)
+{
+	char addr[128];
+	const char *colon;
+
+	served_address(addr, sizeof(addr));
+	colon = strrchr(addr, ':');
+	DH_ASSERT(colon && atoi(colon + 1) > 0, "no port in '%s'", addr);
+	return atoi(colon + 1);
+}
+
+static void status(struct proto_status_reply *st)
+{
+	int ret = dh_status(&dmn, st);
+
+	DH_ASSERT(ret == 0, "STATUS: %s", strerror(-ret));
+}
+
+/*****************
+ * Programs: curl, promtool, a second uzswapd
+ *****************/
+
+/*
+ * Run @argv (found in $PATH unless it has a slash) with stdin from @in
+ * (NULL: /dev/null) and stdout and stderr into @out, within @timeout_ms
+ * (killed after). Return: its wait status, or -errno / -ETIMEDOUT.
+ */
+static int run(const char *const *argv, const char *in, const char *out,
+	       int timeout_ms)
+{
+	long long deadline = dh_now_ms() + timeout_ms;
+	pid_t parent = getpid(), pid, r;
+	int ifd, ofd, status;
+
+	ifd = open(in ? in : "/dev/null", O_RDONLY | O_CLOEXEC);
+	ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (ifd < 0 || ofd < 0) {
+		status = -errno;
+		goto out_close;
+	}
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		signal(SIGPIPE, SIG_DFL);
+		if (dup2(ifd, 0) < 0 || dup2(ofd, 1) < 0 || dup2(ofd, 2) < 0)
+			_exit(127);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (pid < 0) {
+		status = -errno;
+		goto out_close;
+	}
+	for (;;) {
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		if (dh_now_ms() >= deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			status = -ETIMEDOUT;
+			break;
+		}
+		dh_sleep_ms(5);
+	}
+out_close:
+	if (ifd >= 0)
+		close(ifd);
+	if (ofd >= 0)
+		close(ofd);
+	return status;
+}
+
+/* The whole of @path, NUL-terminated (free it). */
+static char *slurp(const char *path)
+{
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	DH_ASSERT(fd >= 0, "%s: %s", path, strerror(errno));
+	DH_ASSERT(fstat(fd, &st) == 0, "fstat");
+	buf = malloc((size_t)st.st_size + 1);
+	DH_ASSERT(buf, "malloc");
+	n = read(fd, buf, (size_t)st.st_size);
+	close(fd);
+	DH_ASSERT(n == st.st_size, "%s: short read", path);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void dir_path(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s/%s", dmn.dir, name);
+}
+
+/*
+ * GET @url with curl into a file of the daemon's directory; must succeed
+ * (2xx). Return: the path of the body.
+ */
+static const char *curl_get(const char *url, const char *name)
+{
+	static char body[PATH_MAX];
+	char log[PATH_MAX], *text;
+	int status;
+
+	dir_path(body, sizeof(body), name);
+	dir_path(log, sizeof(log), "curl.log");
+	status = run((const char *[]){ "curl", "-sS", "-f", "-g",
+				       "--max-time", "60", "-o", body, url,
+				       NULL },
+		     NULL, log, TOOL_MS);
+	if (!dh_exited_ok(status)) {
+		text = slurp(log);
+		DH_ASSERT(0, "curl %s: %s: %s", url, dh_status_str(status),
+			  text);
+	}
+	return body;
+}
+
+/* A scrape of /metrics, checked by promtool; returns the body (free
+ * it). */
+static char *scrape_checked(int port)
+{
+	char url[128], out[PATH_MAX], *text;
+	const char *body;
+	int status;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+	body = curl_get(url, "scrape.txt");
+	dir_path(out, sizeof(out), "promtool.out");
+	status = run((const char *[]){ "promtool", "check", "metrics", NULL },
+		     body, out, TOOL_MS);
+	text = slurp(out);
+	if (!dh_exited_ok(status) || text[0]) {
+		char *scraped = slurp(body);
+
+		fprintf(stderr, "----- scrape -----\n%s----- end -----\n",
+			scraped);
+		free(scraped);
+		DH_ASSERT(0, "promtool check metrics: %s: %s",
+			  dh_status_str(status), text);
+	}
+	free(text);
+	return slurp(body);
+}
+
+/*
+ * Run a second uzswapd with "--metrics @listen" in a new directory under
+ * the root (its own socket, an empty configuration, no backing file),
+ * expecting it to fail at startup. Return: its wait status (-ETIMEDOUT if
+ * it had to be killed); its log in @log.
+ */
+static int run_daemon_expect_exit(const char *listen, char *log,
+				  size_t size)
+{
+	char dir[PATH_MAX - 64], sock[PATH_MAX], conf[PATH_MAX];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/x.XXXXXX", dh_root());
+	DH_ASSERT(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	snprintf(sock, sizeof(sock), "%s/uzswapd.sock", dir);
+	snprintf(conf, sizeof(conf), "%s/uzswapd.conf", dir);
+	snprintf(log, size, "%s/uzswapd.log", dir);
+	fd = open(conf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	DH_ASSERT(fd >= 0, "%s: %s", conf, strerror(errno));
+	close(fd);
+	return run((const char *[]){ UZSWAPD_PATH, "--socket", sock,
+				     "--no-mlock", "--backing-file", "none",
+				     "--config", conf, "--metrics", listen,
+				     NULL },
+		   NULL, log, EXIT_MS);
+}
+
+/*****************
+ * The exposition
+ *****************/
+
+/* The value of the sample @series ("name" or "name{labels}"), if any. */
+static bool sample(const char *body, const char *series, double *v)
+{
+	size_t n = strlen(series);
+	const char *p = body;
+
+	for (;;) {
+		if (!strncmp(p, series, n) && p[n] == ' ') {
+			*v = strtod(p + n + 1, NULL);
+			return true;
+		}
+		p = strchr(p, '\n');
+		if (!p)
+			return false;
+		p++;
+	}
+}
+
+static double value(const char *body, const char *series)
+{
+	double v = 0;
+
+	DH_ASSERT(sample(body, series, &v), "no sample %s", series);
+	return v;
+}
+
+static uint64_t u64(const char *body, const char *series)
+{
+	return (uint64_t)value(body, series);
+}
+
+/* Samples whose line starts with @prefix. */
+static int count_lines(const char *body, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	const char *p = body;
+	int count = 0;
+
+	while (p && *p) {
+		if (!strncmp(p, prefix, n))
+			count++;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return count;
+}
+
+static void client_series(char *buf, size_t size, const char *name,
+			  pid_t pid, const char *command)
+{
+	snprintf(buf, size, "%s{pid=\"%d\",command=\"%s\"}", name, (int)pid,
+		 command);
+}
+
+/* The histogram is well formed: cumulative buckets, +Inf == _count. */
+static uint64_t check_histogram(const char *body)
+{
+	static const char *const le[] = {
+		"0.000005", "0.00001", "0.00002", "0.00005", "0.0001",
+		"0.0002", "0.0005", "0.001", "0.002", "0.005", "0.01",
+		"0.02", "0.05", "0.1", "+Inf",
+	};
+	char series[128];
+	uint64_t prev = 0, v, count;
+	size_t i;
+
+	for (i = 0; i < sizeof(le) / sizeof(le[0]); i++) {
+		snprintf(series, sizeof(series),
+			 "uzswap_fault_latency_seconds_bucket{le=\"%s\"}",
+			 le[i]);
+		v = u64(body, series);
+		DH_ASSERT(v >= prev, "%s %" PRIu64 " below the bucket before",
+			  series, v);
+		prev = v;
+	}
+	count = u64(body, "uzswap_fault_latency_seconds_count");
+	DH_ASSERT_EQ(prev, count);
+	DH_ASSERT(value(body, "uzswap_fault_latency_seconds_sum") >= 0,
+		  "negative sum");
+	return count;
+}
+
+/*****************
+ * Pager clients (uzclient pager: see uzclient.c)
+ *****************/
+
+static void pager_ready(struct dh_client *c)
+{
+	char line[64];
+	int ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
+
+	DH_ASSERT(ret == 0 && !strcmp(line, "ready"),
+		  "uzclient pager did not get ready: %s",
+		  ret ? strerror(-ret) : line);
+}
+
+static void pager_start(struct dh_client *c)
+{
+	DH_ASSERT(dh_uzclient_start(&dmn, c, (const char *[]){ "pager", NULL },
+				    true) == 0, "fork");
+	pager_ready(c);
+}
+
+/* uzclient run through a symlink named @name in the daemon's directory:
+ * the kernel takes the command name from it. */
+static void pager_start_as(struct dh_client *c, const char *name)
+{
+	char link[PATH_MAX];
+
+	dir_path(link, sizeof(link), name);
+	DH_ASSERT(symlink(UZCLIENT_PATH, link) == 0, "symlink: %s",
+		  strerror(errno));
+	DH_ASSERT(dh_client_start(&dmn, c, (const char *[]){ link, "pager",
+							     NULL },
+				  true) == 0, "fork");
+	pager_ready(c);
+}
+
+/* A command that must answer "ok..."; returns the rest of the line. */
+static const char *__attribute__((format(printf, 2, 3)))
+pager_ok(struct dh_client *c, const char *fmt, ...)
+{
+	static char reply[512];
+	char cmd[128];
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	ret = dh_client_say(c, cmd);
+	DH_ASSERT(ret == 0, "pager '%s': %s", cmd, strerror(-ret));
+	ret = dh_client_read_line(c, reply, sizeof(reply), PAGER_MS);
+	DH_ASSERT(ret == 0, "pager '%s': no reply: %s", cmd, strerror(-ret));
+	DH_ASSERT(!strncmp(reply, "ok", 2), "pager '%s': %s", cmd, reply);
+	return reply + 2;
+}
+
+static uint64_t pager_resident(struct dh_client *c)
+{
+	uint64_t resident;
+
+	DH_ASSERT(sscanf(pager_ok(c, "stats"), " resident %" SCNu64,
+			 &resident) == 1, "stats: cannot parse");
+	return resident;
+}
+
+static void pager_wait_resident(struct dh_client *c, uint64_t bytes)
+{
+	long long deadline = dh_now_ms() + SETTLE_MS;
+	uint64_t resident;
+
+	for (;;) {
+		resident = pager_resident(c);
+		if (resident <= bytes)
+			return;
+		DH_ASSERT(dh_now_ms() < deadline,
+			  "resident %" PRIu64 " bytes, not within %" PRIu64,
+			  resident, bytes);
+		dh_sleep_ms(20);
+	}
+}
+
+static void pager_quit(struct dh_client *c)
+{
+	int status;
+
+	DH_ASSERT(dh_client_say(c, "quit") == 0, "pager: stdin");
+	status = dh_client_wait(c, PAGER_MS);
+	DH_ASSERT(dh_exited_ok(status), "uzclient pager: %s",
+		  dh_status_str(status));
+}
+
+/*****************
+ * Raw HTTP
+ *****************/
+
+static int tcp_connect(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { .tv_sec = 30 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	DH_ASSERT(fd >= 0, "socket: %s", strerror(errno));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	DH_ASSERT(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		  "connect to port %d: %s", port, strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/*
+ * Send @len bytes of @req (the server may close before taking them all)
+ * and read the answer until the server closes, into @resp.
+ * Return: the HTTP status, 0 if the server closed without one.
+ */
+static int http_raw(int port, const char *req, size_t len, char *resp,
+		    size_t size)
+{
+	size_t got = 0, sent = 0;
+	int fd = tcp_connect(port), code = 0;
+	ssize_t n;
+
+	while (sent < len) {
+		n = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;	/* refused half-way: read what it said */
+		sent += (size_t)n;
+	}
+	for (;;) {
+		n = recv(fd, resp + got, size - 1 - got, 0);
+		if (n <= 0 || got + (size_t)n >= size - 1) {
+			if (n > 0)
+				got += (size_t)n;
+			break;
+		}
+		got += (size_t)n;
+	}
+	DH_ASSERT(n >= 0 || errno == ECONNRESET,
+		  "no answer from the server: %s", strerror(errno));
+	close(fd);
+	resp[got] = '\0';
+	sscanf(resp, "HTTP/1.%*d %d", &code);
+	return code;
+}
+
+static int http_req(int port, const char *req, char *resp, size_t size)
+{
+	return http_raw(port, req, strlen(req), resp, size);
+}
+
+/* The body of a response (after the blank line). */
+static const char *http_body(const char *resp)
+{
+	const char *p = strstr(resp, "\r\n\r\n");
+
+	return p ? p + 4 : "";
+}
+
+static bool has_header(const char *resp, const char *header)
+{
+	const char *end = strstr(resp, "\r\n\r\n");
+	const char *p = strcasestr(resp, header);
+
+	return p && (!end || p < end);
+}
+
+/* A connection that sent half a request; wait for the server to cut it
+ * off: end of file (or a reset), within CUTOFF_MS. */
+static void wait_cut_off(int fd)
+{
+	long long deadline = dh_now_ms() + CUTOFF_MS;
+	char buf[256];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return;
+		DH_ASSERT(dh_now_ms() < deadline,
+			  "a slow peer was not cut off within %d ms",
+			  CUTOFF_MS);
+	}
+}
+
+/*****************
+ * scrape
+ *****************/
+
+/* STATUS twice around a scrape, until nothing moved meanwhile. */
+static char *scrape_at_rest(int port, struct proto_status_reply *st)
+{
+	struct proto_status_reply again;
+	int tries;
+	char *body;
+
+	for (tries = 0; tries < 50; tries++) {
+		status(st);
+		body = scrape_checked(port);
+		status(&again);
+		/* the clock fields move on their own */
+		again.uptime_sec = st->uptime_sec;
+		again.fault_rate_milli = st->fault_rate_milli;
+		if (!memcmp(st, &again, sizeof(again)))
+			return body;
+		free(body);
+		dh_sleep_ms(100);
+	}
+	DH_ASSERT(0, "the daemon's counters never stood still");
+	return NULL;
+}
+
+/* Scrapes until no client is left (bounded). */
+static char *scrape_until_no_clients(int port)
+{
+	long long deadline = dh_now_ms() + SETTLE_MS;
+	char *b;
+
+	for (;;) {
+		b = scrape_checked(port);
+		if (u64(b, "uzswap_clients") == 0)
+			return b;
+		free(b);
+		DH_ASSERT(dh_now_ms() < deadline, "a client never went away");
+		dh_sleep_ms(20);
+	}
+}
+
+/* Every counter STATUS has says the same in the exposition. */
+static void assert_matches_status(const char *b,
+				  const struct proto_status_reply *st)
+{
+	uint64_t stored = u64(b, "uzswap_stored_pages{kind=\"compressed\"}") +
+			  u64(b, "uzswap_stored_pages{kind=\"same\"}") +
+			  u64(b, "uzswap_stored_pages{kind=\"raw\"}");
+
+	DH_ASSERT_EQ(u64(b, "uzswap_clients"), st->clients);
+	DH_ASSERT_EQ(u64(b, "uzswap_registered_bytes"), st->registered_bytes);
+	DH_ASSERT_EQ(u64(b, "uzswap_resident_bytes"), st->resident_bytes);
+	DH_ASSERT_EQ(u64(b, "uzswap_resident_limit_bytes"),
+		     st->resident_limit);
+	DH_ASSERT_EQ(u64(b, "uzswap_default_limit_bytes"), st->default_limit);
+	DH_ASSERT_EQ(stored, st->stored_pages);
+	DH_ASSERT_EQ(u64(b, "uzswap_stored_pages{kind=\"same\"}"),
+		     st->same_pages);
+	DH_ASSERT_EQ(u64(b, "uzswap_stored_pages{kind=\"raw\"}"),
+		     st->raw_pages);
+	DH_ASSERT_EQ(u64(b, "uzswap_stored_pages{kind=\"written_back\"}"),
+		     st->written_back_pages);
+	DH_ASSERT_EQ(u64(b, "uzswap_pool_payload_bytes"), st->payload_bytes);
+	DH_ASSERT_EQ(u64(b, "uzswap_pool_bytes"), st->pool_bytes);
+	DH_ASSERT_EQ(u64(b, "uzswap_pool_limit_bytes"), st->pool_limit);
+	DH_ASSERT_EQ(u64(b, "uzswap_pool_full"), st->pool_full);
+	DH_ASSERT_EQ(u64(b, "uzswap_evicted_pages_total"), st->evictions);
+	DH_ASSERT_EQ(u64(b, "uzswap_loads_total"), st->loads);
+	/* STATUS sums the faults of the clients connected: one so far */
+	DH_ASSERT_EQ(u64(b, "uzswap_faults_total"), st->faults);
+	DH_ASSERT_EQ(u64(b, "uzswap_store_rejects_total"),
+		     st->store_failures);
+	DH_ASSERT_EQ(u64(b, "uzswap_fault_read_ahead_pages_total"),
+		     st->read_ahead);
+	DH_ASSERT_EQ(u64(b, "uzswap_writeback_pages_total"), st->writebacks);
+	DH_ASSERT_EQ(u64(b, "uzswap_writeback_failures_total"),
+		     st->writeback_failures);
+	DH_ASSERT_EQ(u64(b, "uzswap_backing_bytes"), st->backing_bytes);
+	DH_ASSERT_EQ(u64(b, "uzswap_backing_limit_bytes"), st->backing_limit);
+}
+
+/*
+ * A client with a 2 MiB budget fills 16 MiB (evicted), reads it all back
+ * (faults loading stored pages): promtool takes the scrape, the client's
+ * series and the histogram are there and filled, and every counter is
+ * what STATUS says.
+ */
+START_TEST(test_scrape_with_client)
+{
+	struct proto_status_reply st;
+	struct dh_client c;
+	char series[256], build[128];
+	uint64_t timed;
+	double start;
+	int port;
+	char *b;
+
+	metrics_up();
+	port = served_port();
+	pager_start(&c);
+	pager_ok(&c, "limit 2");
+	pager_ok(&c, "alloc text 16");
+	pager_wait_resident(&c, 3 * MIB);
+	pager_ok(&c, "verify 0");
+	pager_wait_resident(&c, 3 * MIB);
+
+	b = scrape_at_rest(port, &st);
+	assert_matches_status(b, &st);
+	DH_ASSERT(st.evictions > 0 && st.loads > 0,
+		  "nothing was evicted and loaded back");
+
+	snprintf(build, sizeof(build),
+		 "uzswap_build_info{version=\"%s\",compressor=\"lz4\"}",
+		 PACKAGE_VERSION);
+	DH_ASSERT_EQ(u64(b, build), 1);
+	start = value(b, "uzswap_start_time_seconds");
+	DH_ASSERT(start > 1.6e9 && start <= (double)time(NULL) + 1,
+		  "start time %f", start);
+
+	client_series(series, sizeof(series), "uzswap_client_resident_bytes",
+		      c.pid, "uzclient");
+	DH_ASSERT(u64(b, series) <= 3 * MIB, "%s over the budget", series);
+	client_series(series, sizeof(series), "uzswap_client_limit_bytes",
+		      c.pid, "uzclient");
+	DH_ASSERT_EQ(u64(b, series), 2 * MIB);
+	client_series(series, sizeof(series),
+		      "uzswap_client_registered_bytes", c.pid, "uzclient");
+	DH_ASSERT_EQ(u64(b, series), 16 * MIB);
+	client_series(series, sizeof(series), "uzswap_client_faults_total",
+		      c.pid, "uzclient");
+	DH_ASSERT_EQ(u64(b, series), st.faults);
+	client_series(series, sizeof(series), "uzswap_client_evictions_total",
+		      c.pid, "uzclient");
+	DH_ASSERT_EQ(u64(b, series), st.evictions);
+	client_series(series, sizeof(series), "uzswap_client_stored_pages",
+		      c.pid, "uzclient");
+	DH_ASSERT_EQ(u64(b, series), st.stored_pages);
+	client_series(series, sizeof(series),
+		      "uzswap_client_compressed_bytes", c.pid, "uzclient");
+	DH_ASSERT(u64(b, series) > 0, "%s is 0", series);
+	DH_ASSERT_EQ(u64(b, "uzswap_metrics_clients_omitted"), 0);
+
+	timed = check_histogram(b);
+	DH_ASSERT(timed > 0 && timed <= u64(b, "uzswap_faults_total"),
+		  "%" PRIu64 " faults timed of %" PRIu64, timed,
+		  u64(b, "uzswap_faults_total"));
+	DH_ASSERT(u64(b, "uzswap_eviction_runs_total") > 0, "no runs");
+	DH_ASSERT(u64(b, "uzswap_stores_total") >= st.evictions,
+		  "fewer stores than evictions");
+	free(b);
+
+	pager_quit(&c);
+	/* the client gone (the daemon tears it down asynchronously), its
+	 * series are gone too */
+	b = scrape_until_no_clients(port);
+	DH_ASSERT_EQ(count_lines(b, "uzswap_client_"), 0);
+	DH_ASSERT_EQ(u64(b, "uzswap_metrics_clients_omitted"), 0);
+	free(b);
+	daemon_stop_ok();
+}
+END_TEST
+
+/* A command name with a double quote, a backslash, a space, a newline
+ * and a byte that is not UTF-8: escaped, and promtool takes it. */
+START_TEST(test_label_escaping)
+{
+	struct dh_client odd, plain;
+	char series[256];
+	int port;
+	char *b;
+
+	metrics_up();
+	port = served_port();
+	pager_start_as(&odd, ODD_NAME);
+	pager_start(&plain);
+	pager_ok(&odd, "alloc text 1");
+	pager_ok(&plain, "alloc text 1");
+
+	b = scrape_checked(port);
+	snprintf(series, sizeof(series),
+		 "uzswap_client_registered_bytes{pid=\"%d\"," ODD_LABEL "}",
+		 (int)odd.pid);
+	DH_ASSERT_EQ(u64(b, series), MIB);
+	client_series(series, sizeof(series), "uzswap_client_registered_bytes",
+		      plain.pid, "uzclient");
+	DH_ASSERT_EQ(u64(b, series), MIB);
+	DH_ASSERT_EQ(count_lines(b, "uzswap_client_registered_bytes{"), 2);
+	free(b);
+
+	pager_quit(&odd);
+	pager_quit(&plain);
+	daemon_stop_ok();
+}
+END_TEST
+
+/* Three clients of 1, 4 and 2 MiB resident; @cap series at most. */
+static void check_cap(unsigned int cap)
+{
+	static const unsigned int mib[3] = { 1, 4, 2 };
+	struct dh_client c[3];
+	char opt[16], series[256];
+	unsigned int i;
+	int port;
+	char *b;
+
+	snprintf(opt, sizeof(opt), "%u", cap);
+	daemon_up((const char *[]){ "--metrics", "127.0.0.1:0",
+				    "--metrics-clients", opt, NULL });
+	port = served_port();
+	for (i = 0; i < 3; i++) {
+		pager_start(&c[i]);
+		pager_ok(&c[i], "alloc text %u", mib[i]);
+	}
+
+	b = scrape_checked(port);
+	DH_ASSERT_EQ(count_lines(b, "uzswap_client_resident_bytes{"),
+		     cap < 3 ? cap : 3);
+	DH_ASSERT_EQ(u64(b, "uzswap_metrics_clients_omitted"),
+		     cap < 3 ? 3 - cap : 0);
+	DH_ASSERT_EQ(u64(b, "uzswap_clients"), 3);
+	/* those kept are those with the most resident memory */
+	for (i = 0; i < 3; i++) {
+		double v;
+		bool kept = cap >= 3 || (cap == 1 && i == 1) ||
+			    (cap == 2 && i != 0);
+
+		client_series(series, sizeof(series),
+			      "uzswap_client_resident_bytes", c[i].pid,
+			      "uzclient");
+		DH_ASSERT(sample(b, series, &v) == kept, "%s %s", series,
+			  kept ? "missing" : "shown");
+		if (kept)
+			DH_ASSERT_EQ(v, mib[i] * MIB);
+	}
+	free(b);
+	for (i = 0; i < 3; i++)
+		pager_quit(&c[i]);
+	daemon_stop_ok();
+	dh_remove(&dmn);
+}
+
+START_TEST(test_client_cap)
+{
+	check_cap(1);
+	check_cap(2);
+	check_cap(0);
+}
+END_TEST
+
+/*****************
+ * http
+ *****************/
+
+#define REQ(method, path, extra)					\
+	method " " path " HTTP/1.1\r\nHost: localhost\r\n"		\
+	"Connection: close\r\n" extra "\r\n"
+
+/* What is served, what is refused, and how. */
+START_TEST(test_http_requests)
+{
+	static char resp[256 * 1024];
+	char url[128];
+	const char *path;
+	char *html;
+	int port;
+
+	metrics_up();
+	port = served_port();
+
+	DH_ASSERT_EQ(http_req(port, REQ("GET", "/metrics", ""), resp,
+			      sizeof(resp)), 200);
+	DH_ASSERT(has_header(resp, "Content-Type: text/plain; version=0.0.4; "
+				   "charset=utf-8"), "metrics type: %s", resp);
+	DH_ASSERT(strstr(http_body(resp), "# TYPE uzswap_faults_total "
+					  "counter\n"), "no metrics: %s",
+		  resp);
+
+	DH_ASSERT_EQ(http_req(port, REQ("HEAD", "/metrics", ""), resp,
+			      sizeof(resp)), 200);
+	DH_ASSERT(!http_body(resp)[0], "HEAD with a body: %s", resp);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	path = curl_get(url, "index.html");
+	html = slurp(path);
+	DH_ASSERT(strstr(html, "<a href=\"/metrics\">"), "index: %s", html);
+	free(html);
+	DH_ASSERT_EQ(http_req(port, REQ("GET", "/", ""), resp, sizeof(resp)),
+		     200);
+	DH_ASSERT(has_header(resp, "Content-Type: text/html"), "index type: "
+		  "%s", resp);
+
+	DH_ASSERT_EQ(http_req(port, REQ("POST", "/metrics",
+					"Content-Length: 0\r\n"), resp,
+			      sizeof(resp)), 405);
+	DH_ASSERT(has_header(resp, "Allow: GET, HEAD"), "no Allow: %s", resp);
+	DH_ASSERT_EQ(http_req(port, REQ("PUT", "/metrics",
+					"Content-Length: 5\r\n") "hello",
+			      resp, sizeof(resp)), 405);
+	DH_ASSERT_EQ(http_req(port, REQ("DELETE", "/", ""), resp,
+			      sizeof(resp)), 405);
+	DH_ASSERT(has_header(resp, "Allow: GET, HEAD"), "no Allow: %s", resp);
+	DH_ASSERT_EQ(http_req(port, REQ("OPTIONS", "/metrics", ""), resp,
+			      sizeof(resp)), 405);
+
+	DH_ASSERT_EQ(http_req(port, REQ("GET", "/nope", ""), resp,
+			      sizeof(resp)), 404);
+	DH_ASSERT_EQ(http_req(port, REQ("GET", "/metrics/x", ""), resp,
+			      sizeof(resp)), 404);
+	DH_ASSERT_EQ(http_req(port, REQ("POST", "/nope", ""), resp,
+			      sizeof(resp)), 404);
+
+	/* a body, announced or chunked: never read */
+	DH_ASSERT_EQ(http_req(port, REQ("GET", "/metrics",
+					"Content-Length: 5\r\n") "hello",
+			      resp, sizeof(resp)), 413);
+	DH_ASSERT_EQ(http_req(port, REQ("GET", "/metrics",
+					"Transfer-Encoding: chunked\r\n")
+			      "5\r\nhello\r\n0\r\n\r\n", resp, sizeof(resp)),
+		     413);
+
+	/* the connection stays fine for a curl scrape */
+	free(scrape_checked(port));
+	daemon_stop_ok();
+}
+END_TEST
+
+/* Oversized headers, a huge URL and garbage get an error (or the door),
+ * and the daemon serves on. */
+START_TEST(test_http_bad_requests)
+{
+	static char resp[64 * 1024];
+	size_t big = 256 * 1024, n;
+	char *req;
+	int port, code;
+
+	metrics_up();
+	port = served_port();
+	req = malloc(big + 256);
+	DH_ASSERT(req, "malloc");
+
+	n = (size_t)sprintf(req, "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+			    "X-Big: ");
+	memset(req + n, 'a', big);
+	n += big;
+	n += (size_t)sprintf(req + n, "\r\n\r\n");
+	code = http_raw(port, req, n, resp, sizeof(resp));
+	DH_ASSERT(code == 431 || code == 413 || code == 400,
+		  "oversized header: status %d", code);
+
+	n = (size_t)sprintf(req, "GET /");
+	memset(req + n, 'a', 64 * 1024);
+	n += 64 * 1024;
+	n += (size_t)sprintf(req + n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	code = http_raw(port, req, n, resp, sizeof(resp));
+	DH_ASSERT(code == 414 || code == 431 || code == 400,
+		  "oversized URL: status %d", code);
+
+	/* many headers, each small */
+	n = (size_t)sprintf(req, "GET /metrics HTTP/1.1\r\nHost: x\r\n");
+	while (n < big)
+		n += (size_t)sprintf(req + n, "X-H%zu: v\r\n", n);
+	n += (size_t)sprintf(req + n, "\r\n");
+	code = http_raw(port, req, n, resp, sizeof(resp));
+	DH_ASSERT(code >= 400, "many headers: status %d", code);
+	free(req);
+
+	code = http_req(port, "\x01\x02garbage\r\n\r\n", resp, sizeof(resp));
+	DH_ASSERT(code == 0 || code >= 400, "garbage: status %d", code);
+	code = http_req(port, "GET /metrics HTTP/9.9\r\n\r\n", resp,
+			sizeof(resp));
+	DH_ASSERT(code == 0 || code >= 400, "HTTP/9.9: status %d", code);
+	code = http_req(port, "GET /metrics HTTP/1.1\r\n\r\n", resp,
+			sizeof(resp));
+	DH_ASSERT(code == 400, "HTTP/1.1 without Host: status %d", code);
+
+	free(scrape_checked(port));
+	daemon_stop_ok();
+}
+END_TEST
+
+/*
+ * Half a request, a request trickled a byte at a time, and more slow
+ * peers than the connection limit: all cut off, and scrapes go on. The
+ * daemon then exits 0 on SIGTERM with slow peers still connected.
+ */
+START_TEST(test_http_slow)
+{
+	static const char half[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+	static const char trickle[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+				      "X-Slow: ";
+	long long deadline;
+	int fds[SLOW_PEERS], fd, port, i;
+	size_t k;
+	bool cut = false;
+
+	metrics_up();
+	port = served_port();
+
+	/* half a request: scrapes go on meanwhile, then it is cut off */
+	fd = tcp_connect(port);
+	DH_ASSERT(send(fd, half, strlen(half), MSG_NOSIGNAL) ==
+		  (ssize_t)strlen(half), "send");
+	free(scrape_checked(port));
+	wait_cut_off(fd);
+	close(fd);
+
+	/* a byte every 100 ms (then a header value that never ends): never
+	 * idle, still cut off */
+	fd = tcp_connect(port);
+	deadline = dh_now_ms() + CUTOFF_MS;
+	for (k = 0; !cut; k++) {
+		const char *byte = k < strlen(trickle) ? trickle + k : "a";
+
+		if (send(fd, byte, 1, MSG_NOSIGNAL) < 0) {
+			DH_ASSERT(errno == EPIPE || errno == ECONNRESET,
+				  "send: %s", strerror(errno));
+			cut = true;
+		} else {
+			char c;
+
+			cut = recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+		}
+		DH_ASSERT(dh_now_ms() < deadline,
+			  "a trickling peer was not cut off within %d ms",
+			  CUTOFF_MS);
+		dh_sleep_ms(100);
+	}
+	close(fd);
+
+	/* more slow peers than connections allowed: a scrape waits until
+	 * they are cut off (curl allows 60 s), then succeeds */
+	for (i = 0; i < SLOW_PEERS; i++) {
+		fds[i] = tcp_connect(port);
+		DH_ASSERT(send(fds[i], half, strlen(half), MSG_NOSIGNAL) ==
+			  (ssize_t)strlen(half), "send");
+	}
+	free(scrape_checked(port));
+	for (i = 0; i < SLOW_PEERS; i++)
+		close(fds[i]);
+
+	/* SIGTERM with slow peers connected */
+	for (i = 0; i < 4; i++) {
+		fds[i] = tcp_connect(port);
+		DH_ASSERT(send(fds[i], half, strlen(half), MSG_NOSIGNAL) ==
+			  (ssize_t)strlen(half), "send");
+	}
+	DH_ASSERT(dh_sync(&dmn) == 0, "the daemon does not answer");
+	daemon_stop_ok();
+	for (i = 0; i < 4; i++)
+		close(fds[i]);
+}
+END_TEST
+
+/*****************
+ * startup
+ *****************/
+
+/*
+ * Addresses that cannot be served. Those that are not HOST:PORT at all are
+ * refused by the option parser: a usage error (exit 1) naming the value.
+ * Those that parse but cannot be bound: exit 8 and metrics' error line.
+ */
+START_TEST(test_bad_addresses)
+{
+	static const struct {
+		const char *listen;
+		int exit;
+		const char *why;
+	} bad[] = {
+		{ "256.1.1.1:99999", EXIT_USAGE, "HOST:PORT" },
+		{ "256.1.1.1:9577", EXIT_USAGE, "HOST:PORT" },
+		{ "127.0.0.1", EXIT_USAGE, "HOST:PORT" },
+		{ "127.0.0.1:", EXIT_USAGE, "HOST:PORT" },
+		{ "127.0.0.1:65536", EXIT_USAGE, "HOST:PORT" },
+		{ "127.0.0.1:-1", EXIT_USAGE, "HOST:PORT" },
+		{ "127.0.0.1: 80", EXIT_USAGE, "HOST:PORT" },
+		{ ":9577", EXIT_USAGE, "HOST:PORT" },
+		{ "::1:9577", EXIT_USAGE, "HOST:PORT" },
+		{ "[::1]", EXIT_USAGE, "HOST:PORT" },
+		{ "[127.0.0.1]:9577", EXIT_USAGE, "HOST:PORT" },
+		{ "example.com:9577", EXIT_USAGE, "HOST:PORT" },
+		{ "192.0.2.1:9577", EXIT_METRICS,
+		  "<3>metrics: cannot serve metrics on 192.0.2.1:9577: "
+		  "Cannot assign requested address (not an address of this "
+		  "host)" },
+	};
+	char log[PATH_MAX], line[512];
+	size_t i;
+	int status;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		status = run_daemon_expect_exit(bad[i].listen, log,
+						sizeof(log));
+		strcpy(dmn.log, log);	/* for dh_log_find, dh_dump_logs */
+		DH_ASSERT(status >= 0 && WIFEXITED(status) &&
+			  WEXITSTATUS(status) == bad[i].exit,
+			  "--metrics '%s': %s, expected exit %d",
+			  bad[i].listen, dh_status_str(status), bad[i].exit);
+		DH_ASSERT(dh_log_find(&dmn, bad[i].listen, line,
+				      sizeof(line)) && strstr(line, bad[i].why),
+			  "--metrics '%s': no clear line saying why",
+			  bad[i].listen);
+	}
+	dmn.log[0] = '\0';
+}
+END_TEST
+
+/* A port another daemon serves: the second one exits 8, the first goes
+ * on. */
+START_TEST(test_port_in_use)
+{
+	char log[PATH_MAX], listen[64], line[512], first_log[PATH_MAX];
+	int port, status;
+
+	metrics_up();
+	port = served_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	status = run_daemon_expect_exit(listen, log, sizeof(log));
+	strcpy(first_log, dmn.log);
+	strcpy(dmn.log, log);
+	DH_ASSERT(status >= 0 && WIFEXITED(status) &&
+		  WEXITSTATUS(status) == EXIT_METRICS,
+		  "second daemon on port %d: %s, expected exit %d", port,
+		  dh_status_str(status), EXIT_METRICS);
+	DH_ASSERT(dh_log_find(&dmn, "<3>metrics: cannot serve metrics on",
+			      line, sizeof(line)) &&
+		  strstr(line, "in use"), "unclear: %s", line);
+	strcpy(dmn.log, first_log);
+
+	free(scrape_checked(port));
+	daemon_stop_ok();
+}
+END_TEST
+
+static bool ipv6_loopback(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
+				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa,
+				  sizeof(sa)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* localhost is 127.0.0.1; [::1] serves IPv6; off serves nothing. */
+START_TEST(test_addresses)
+{
+	char addr[128], url[160];
+	char *b;
+
+	daemon_up((const char *[]){ "--metrics", "localhost:0", NULL });
+	served_address(addr, sizeof(addr));
+	DH_ASSERT(!strncmp(addr, "127.0.0.1:", 10), "localhost: %s", addr);
+	free(scrape_checked(served_port()));
+	daemon_stop_ok();
+	dh_remove(&dmn);
+
+	if (ipv6_loopback()) {
+		daemon_up((const char *[]){ "--metrics", "[::1]:0", NULL });
+		served_address(addr, sizeof(addr));
+		DH_ASSERT(!strncmp(addr, "[::1]:", 6), "[::1]: %s", addr);
+		snprintf(url, sizeof(url), "http://%s/metrics", addr);
+		b = slurp(curl_get(url, "v6.txt"));
+		DH_ASSERT(strstr(b, "uzswap_build_info{"), "v6: %s", b);
+		free(b);
+		daemon_stop_ok();
+		dh_remove(&dmn);
+	} else {
+		fprintf(stderr, "test_addresses: no IPv6 loopback, [::1] "
+			"not tried\n");
+	}
+
+	daemon_up((const char *[]){ "--metrics", "off", NULL });
+	DH_ASSERT_EQ(dh_log_count(&dmn, "serving http://"), 0);
+	daemon_stop_ok();
+}
+END_TEST
+
+/*****************
+ * Suite
+ *****************/
+
+static Suite *metrics_suite(void)
+{
+	Suite *s = suite_create("metrics");
+	TCase *tc;
+
+	tc = tcase_create("scrape");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_scrape_with_client);
+	tcase_add_test(tc, test_label_escaping);
+	tcase_add_test(tc, test_client_cap);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("http");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_http_requests);
+	tcase_add_test(tc, test_http_bad_requests);
+	tcase_add_test(tc, test_http_slow);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("startup");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_bad_addresses);
+	tcase_add_test(tc, test_port_in_use);
+	tcase_add_test(tc, test_addresses);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return dh_main("check_metrics", metrics_suite());
+}

@@ -1,0 +1,127 @@
+/*
+ * pager.c - driving uzclient's "pager" subcommand from a test: start it,
+ * send it commands, read its one-line replies (see cmd_pager() in
+ * uzclient.c), and wait for the daemon to bring it within a budget.
+ * Shared by the integration suites; every failure dumps the logs of the
+ * client's daemon and fails the test.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon_harness.h"
+#include "pager.h"
+
+/* DH_ASSERT for the daemon the client @c was started against. */
+#define PG_ASSERT(cond, ...)						\
+	do {								\
+		if (!(cond)) {						\
+			dh_dump_logs(c->d);				\
+			ck_abort_msg(__VA_ARGS__);			\
+		}							\
+	} while (0)
+
+void pager_start(const struct dh_daemon *d, struct dh_client *c)
+{
+	static const char *const argv[] = { "pager", NULL };
+	char line[64];
+	int ret;
+
+	PG_ASSERT(dh_uzclient_start(d, c, argv, true) == 0, "fork");
+	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
+	PG_ASSERT(ret == 0 && !strcmp(line, "ready"),
+		  "uzclient pager did not get ready: %s",
+		  ret ? strerror(-ret) : line);
+}
+
+/* Send a command, read its reply line into @reply. */
+void pager_do(struct dh_client *c, char *reply, size_t size, const char *fmt,
+	      ...)
+{
+	char cmd[128];
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	ret = dh_client_say(c, cmd);
+	PG_ASSERT(ret == 0, "pager '%s': %s", cmd, strerror(-ret));
+	ret = dh_client_read_line(c, reply, size, PAGER_MS);
+	PG_ASSERT(ret == 0, "pager '%s': no reply: %s", cmd, strerror(-ret));
+}
+
+/* A command that must answer "ok..."; returns the rest of the line. */
+const char *pager_ok(struct dh_client *c, const char *fmt, ...)
+{
+	static char reply[512];
+	char cmd[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	pager_do(c, reply, sizeof(reply), "%s", cmd);
+	PG_ASSERT(!strncmp(reply, "ok", 2), "pager '%s': %s", cmd, reply);
+	return reply + 2;
+}
+
+/* A new region of @kind: its number. */
+unsigned int pager_alloc(struct dh_client *c, const char *kind,
+				unsigned int mib)
+{
+	unsigned int k;
+
+	PG_ASSERT(sscanf(pager_ok(c, "alloc %s %u", kind, mib), " %u",
+			 &k) == 1, "alloc: no region number");
+	return k;
+}
+
+void pager_stats(struct dh_client *c, struct pstats *s)
+{
+	const char *r = pager_ok(c, "stats");
+
+	PG_ASSERT(sscanf(r, " resident %" SCNu64 " limit %" SCNu64
+			 " registered %" SCNu64 " stored %" SCNu64
+			 " compressed %" SCNu64 " faults %" SCNu64
+			 " evictions %" SCNu64 " regions %" SCNu64,
+			 &s->resident, &s->limit, &s->registered, &s->stored,
+			 &s->compressed, &s->faults, &s->evictions,
+			 &s->regions) == 8, "stats: cannot parse '%s'", r);
+}
+
+/* "quit": the client disconnects and must exit 0 (all its data checks
+ * passed). */
+void pager_quit(struct dh_client *c)
+{
+	int status;
+
+	PG_ASSERT(dh_client_say(c, "quit") == 0, "pager: stdin");
+	status = dh_client_wait(c, PAGER_MS);
+	PG_ASSERT(dh_exited_ok(status), "uzclient pager: %s",
+		  dh_status_str(status));
+}
+
+/* Poll until the pager's resident bytes are at most @bytes. */
+void pager_wait_resident(struct dh_client *c, uint64_t bytes,
+				struct pstats *s)
+{
+	long long deadline = dh_now_ms() + SETTLE_MS;
+
+	for (;;) {
+		pager_stats(c, s);
+		if (s->resident <= bytes)
+			return;
+		PG_ASSERT(dh_now_ms() < deadline,
+			  "resident %" PRIu64 " bytes, not within %" PRIu64
+			  " after %d ms (limit %" PRIu64 ", evictions %" PRIu64
+			  ")", s->resident, bytes, SETTLE_MS, s->limit,
+			  s->evictions);
+		dh_sleep_ms(20);
+	}
+}
+

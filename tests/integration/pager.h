@@ -1,0 +1,52 @@
+/*
+ * pager.h - helpers that drive uzclient's "pager" subcommand (a client of
+ * uzswapd whose regions, budget and checks are commanded line by line on
+ * its stdin) from the integration suites. Each helper fails the running
+ * Check test, with the daemon's logs, when something goes wrong.
+ */
+#ifndef UZSWAP_ITEST_PAGER_H
+#define UZSWAP_ITEST_PAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dh_daemon;
+struct dh_client;
+
+#define PAGER_MS	300000	/* one pager command, at most */
+#define SETTLE_MS	60000	/* eviction to reach a budget, at most */
+
+/* The pager's "stats" reply: its uzswap_stats(). */
+struct pstats {
+	uint64_t resident, limit, registered, stored, compressed, faults,
+		evictions, regions;
+};
+
+/* Start uzclient pager against @d and wait for its "ready". */
+void pager_start(const struct dh_daemon *d, struct dh_client *c);
+
+/* Send a command, read its reply line into @reply. */
+void pager_do(struct dh_client *c, char *reply, size_t size, const char *fmt,
+	      ...) __attribute__((format(printf, 4, 5)));
+
+/* A command that must answer "ok..."; returns the rest of the line (a
+ * static buffer, valid until the next call). */
+const char *pager_ok(struct dh_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A new region of @kind ("text", "random", "zero", ...) of @mib MiB:
+ * its number. */
+unsigned int pager_alloc(struct dh_client *c, const char *kind,
+			 unsigned int mib);
+
+void pager_stats(struct dh_client *c, struct pstats *s);
+
+/* "quit": the client disconnects and must exit 0 (all its data checks
+ * passed). */
+void pager_quit(struct dh_client *c);
+
+/* Poll until the pager's resident bytes are at most @bytes (SETTLE_MS). */
+void pager_wait_resident(struct dh_client *c, uint64_t bytes,
+			 struct pstats *s);
+
+#endif /* UZSWAP_ITEST_PAGER_H */
