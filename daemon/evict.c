@@ -615,6 +615,7 @@ static void *evictor_main(void *arg)
 	struct compressor *c = NULL;
 	uint8_t *buf;
 
+	pthread_setname_np(pthread_self(), "uzswapd-evict");
 	buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
 	if (!buf) {
 		log_err("evict", "no memory for an evictor's buffer");

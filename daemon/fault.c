@@ -568,6 +568,7 @@ static void *fault_thread_main(void *arg)
 	bool command, stop = false;
 	int n, i;
 
+	pthread_setname_np(pthread_self(), "uzswapd-fault");
 	while (!stop) {
 		n = epoll_wait(t->epfd, ev, FAULT_EVENTS,
 			       t->nr_retry ? FAULT_RETRY_MS : -1);

@@ -150,30 +150,6 @@ static void conf_value(const char *key, char *buf, size_t size)
 			  key, v_, want);				\
 	} while (0)
 
-static void daemon_up(const char *const *extra)
-{
-	int ret = dh_start(&dmn, extra);
-
-	DH_ASSERT(ret == 0, "uzswapd did not start: %s", strerror(-ret));
-}
-
-static void daemon_down_allowing(const char *allow)
-{
-	char line[1024];
-	int status;
-
-	if (dmn.pid) {
-		status = dh_stop(&dmn);
-		DH_ASSERT(dh_exited_ok(status), "uzswapd on SIGTERM: %s",
-			  dh_status_str(status));
-	}
-	if (dmn.dir[0])
-		DH_ASSERT(!dh_log_bad_line(&dmn, allow, line, sizeof(line)),
-			  "uzswapd logged: %s", line);
-	if (!getenv("UZSWAP_ITEST_KEEP"))
-		dh_remove(&dmn);
-}
-
 static void status(struct proto_status_reply *st)
 {
 	int ret = dh_status(&dmn, st);
@@ -394,7 +370,7 @@ START_TEST(test_hup_budget)
 	struct dh_client c;
 	struct pstats ps;
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	write_file(dmn.conf, "[budget]\ndefault-limit = 16M\n");
 	hup_and_wait("configuration reloaded", 1);
 	status(&st);
@@ -439,7 +415,7 @@ START_TEST(test_hup_budget)
 		  st.zstd_level);
 	pager_ok(&c, "verify 0");
 	pager_quit(&c);
-	daemon_down_allowing("reload failed");
+	dh_down(&dmn, "reload failed");
 }
 END_TEST
 
@@ -498,7 +474,7 @@ START_TEST(test_hup_metrics)
 	write_file(dmn.conf, "[daemon]\nmetrics = off\n");
 	hup_and_wait("configuration reloaded", 2);
 	DH_ASSERT(curl_metrics(port) != 0, "metrics still served after off");
-	daemon_down_allowing(NULL);
+	dh_down(&dmn, NULL);
 }
 END_TEST
 

@@ -57,36 +57,6 @@ static char out[OUT_SIZE], err[OUT_SIZE];
  * Helpers
  *****************/
 
-static void daemon_up(const char *const *extra)
-{
-	int ret = dh_start(&dmn, extra);
-
-	DH_ASSERT(ret == 0, "uzswapd did not start: %s", strerror(-ret));
-}
-
-/* Stop the daemon: exit 0 and a log without errors, but @allow. */
-static void daemon_down_allowing(const char *allow)
-{
-	char line[1024];
-	int status;
-
-	if (dmn.pid) {
-		status = dh_stop(&dmn);
-		DH_ASSERT(dh_exited_ok(status), "uzswapd on SIGTERM: %s",
-			  dh_status_str(status));
-	}
-	if (dmn.dir[0])
-		DH_ASSERT(!dh_log_bad_line(&dmn, allow, line, sizeof(line)),
-			  "uzswapd logged: %s", line);
-	if (!getenv("UZSWAP_ITEST_KEEP"))
-		dh_remove(&dmn);
-}
-
-static void daemon_down(void)
-{
-	daemon_down_allowing(NULL);
-}
-
 /* Let other users reach the daemon's socket (its mode says who may). */
 static void open_path_to_socket(mode_t sock_mode)
 {
@@ -239,8 +209,8 @@ START_TEST(test_unreachable)
 	assert_failed(ctl_as(NULL, none, "--json", "clients", NULL), 2,
 		      "cannot reach uzswapd");
 	/* a daemon that stopped: the socket file may remain */
-	daemon_up(NULL);
-	daemon_down();
+	dh_up(&dmn, NULL);
+	dh_down(&dmn, NULL);
 	assert_failed(ctl_as(NULL, dmn.sock, "version", NULL), 2,
 		      "cannot reach uzswapd");
 }
@@ -258,7 +228,7 @@ START_TEST(test_status)
 	struct pstats ps;
 	char pid[16];
 
-	daemon_up(args);
+	dh_up(&dmn, args);
 	ctl_ok("status");
 	DH_ASSERT_EQ(field(out, "clients"), 0);
 	DH_ASSERT(strstr(out, "default per client 8.0 MiB") &&
@@ -288,7 +258,7 @@ START_TEST(test_status)
 		  ".protocol == 1", PACKAGE_VERSION, PACKAGE_VERSION);
 	pager_ok(&c, "verify 0");
 	pager_quit(&c);
-	daemon_down();
+	dh_down(&dmn, NULL);
 }
 END_TEST
 
@@ -300,7 +270,7 @@ START_TEST(test_clients)
 	char pid[2][16], row[128];
 	int i;
 
-	daemon_up(args);
+	dh_up(&dmn, args);
 	ctl_ok("clients");
 	DH_ASSERT(strstr(out, "PID") && strstr(out, "COMMAND") &&
 		  !strchr(strchr(out, '\n') + 1, '\n'),
@@ -346,7 +316,7 @@ START_TEST(test_clients)
 		pager_ok(&c[i], "verify 0");
 		pager_quit(&c[i]);
 	}
-	daemon_down();
+	dh_down(&dmn, NULL);
 }
 END_TEST
 
@@ -360,7 +330,7 @@ START_TEST(test_set_limit)
 	struct pstats ps;
 	char pid[16];
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	pager_with(&c, 16);
 	pid_text(c.pid, pid, sizeof(pid));
 	pager_stats(&c, &ps);
@@ -400,7 +370,7 @@ START_TEST(test_set_limit)
 	assert_failed(ctl("set-limit", "999999", "8M"), 4, "no client");
 	pager_ok(&c, "verify 0");
 	pager_quit(&c);
-	daemon_down();
+	dh_down(&dmn, NULL);
 }
 END_TEST
 
@@ -412,7 +382,7 @@ START_TEST(test_reclaim)
 	char pid[16];
 	int i;
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	for (i = 0; i < 2; i++)
 		pager_with(&c[i], 16);
 	pid_text(c[0].pid, pid, sizeof(pid));
@@ -466,7 +436,7 @@ START_TEST(test_reclaim)
 		pager_ok(&c[i], "verify 0");
 		pager_quit(&c[i]);
 	}
-	daemon_down();
+	dh_down(&dmn, NULL);
 }
 END_TEST
 
@@ -480,7 +450,7 @@ static void write_conf(const char *text)
 
 START_TEST(test_reload)
 {
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	write_conf("# budgets\n[budget]\ndefault-limit = 8M\n");
 	ctl_ok("reload");
 	DH_ASSERT(!out[0], "reload printed: %s", out);
@@ -499,7 +469,7 @@ START_TEST(test_reload)
 	assert_jq(out, ".reloaded == true");
 	ctl_ok("--json", "status");
 	assert_jq(out, ".default_limit_bytes == %llu", 16 * MIB);
-	daemon_down_allowing("reload failed");
+	dh_down(&dmn, "reload failed");
 }
 END_TEST
 
@@ -511,7 +481,7 @@ START_TEST(test_other_user)
 {
 	struct dh_cred nobody = { NOBODY, NOBODY, NULL, 0 };
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	/* the socket's mode keeps other users out */
 	open_path_to_socket(0660);
 	assert_failed(ctl_as(&nobody, dmn.sock, "status", NULL), 3,
@@ -530,7 +500,7 @@ START_TEST(test_other_user)
 			     "8M", NULL), 3, "permission denied");
 	DH_ASSERT_EQ(ctl_as(&nobody, dmn.sock, "version", NULL), 0);
 	DH_ASSERT(strstr(out, "uzswapd " PACKAGE_VERSION), "version: %s", out);
-	daemon_down();
+	dh_down(&dmn, NULL);
 }
 END_TEST
 
@@ -542,7 +512,7 @@ START_TEST(test_admin_group)
 	struct dh_cred supplementary = { NOBODY, NOBODY, admin, 1 };
 	struct dh_cred other = { NOBODY, NOBODY, NULL, 0 };
 
-	daemon_up(args);
+	dh_up(&dmn, args);
 	open_path_to_socket(0666);
 	DH_ASSERT_EQ(ctl_as(&primary, dmn.sock, "status", NULL), 0);
 	DH_ASSERT_EQ(field(out, "clients"), 0);
@@ -551,10 +521,10 @@ START_TEST(test_admin_group)
 	assert_jq(out, ".clients == 0");
 	assert_failed(ctl_as(&other, dmn.sock, "status", NULL), 3,
 		      "permission denied");
-	daemon_down();
+	dh_down(&dmn, NULL);
 
 	/* from the file, changed by a reload */
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	open_path_to_socket(0666);
 	write_conf("[daemon]\nadmin-group = 4242\n");
 	ctl_ok("reload");
@@ -565,7 +535,7 @@ START_TEST(test_admin_group)
 		      "permission denied");
 	write_conf("[daemon]\nadmin-group = no-such-group-here\n");
 	assert_failed(ctl("reload"), 5, "no group named 'no-such-group-here'");
-	daemon_down_allowing("reload failed");
+	dh_down(&dmn, "reload failed");
 }
 END_TEST
 

@@ -100,12 +100,8 @@ static const char *errname(int status)
 
 static void daemon_up(void)
 {
-	int ret;
-
 	log_allow = NULL;
-	ret = dh_start(&dmn, NULL);
-
-	DH_ASSERT(ret == 0, "uzswapd did not start: %s", strerror(-ret));
+	dh_up(&dmn, NULL);
 	base_fds = dh_wait_idle(&dmn);
 	DH_ASSERT(base_fds > 0, "cannot count the daemon's fds: %s",
 		  strerror(-base_fds));
@@ -113,27 +109,13 @@ static void daemon_up(void)
 	DH_ASSERT_EQ(dh_client_fds(dmn.pid), 1);
 }
 
-/* The log of a daemon that ran well has no error and no sanitizer
- * report. */
-static void assert_log_clean(void)
-{
-	char line[1024];
-
-	DH_ASSERT(!dh_log_bad_line(&dmn, log_allow, line, sizeof(line)),
-		  "uzswapd logged: %s", line);
-}
-
 /* Stop the daemon with @sig (0: it was signalled already): exit status
  * 0, a clean log, the socket removed. */
 static void daemon_stop_with(int sig)
 {
-	int status = dh_stop_with(&dmn, sig);
-
-	DH_ASSERT(dh_exited_ok(status), "uzswapd on %s: %s",
-		  sig ? strsignal(sig) : "its signal", dh_status_str(status));
+	dh_stop_ok(&dmn, sig, log_allow);
 	DH_ASSERT(access(dmn.sock, F_OK) < 0 && errno == ENOENT,
 		  "uzswapd left its socket %s behind", dmn.sock);
-	assert_log_clean();
 }
 
 static void daemon_stop_ok(void)
@@ -145,10 +127,7 @@ static void daemon_down(void)
 {
 	if (dmn.pid)
 		daemon_stop_ok();
-	else
-		assert_log_clean();
-	if (!getenv("UZSWAP_ITEST_KEEP"))
-		dh_remove(&dmn);
+	dh_down(&dmn, log_allow);
 }
 
 /* A normal client works (run after every hostile case). */

@@ -84,41 +84,10 @@ static struct dh_daemon dmn;
  * The daemon
  *****************/
 
-static void daemon_up(const char *const *extra)
-{
-	int ret = dh_start(&dmn, extra);
-
-	DH_ASSERT(ret == 0, "uzswapd did not start: %s", strerror(-ret));
-}
-
-/* The log of a daemon that ran well has no error and no sanitizer
- * report. */
-static void assert_log_clean(void)
-{
-	char line[1024];
-
-	DH_ASSERT(!dh_log_bad_line(&dmn, NULL, line, sizeof(line)),
-		  "uzswapd logged: %s", line);
-}
-
-/* SIGTERM: exit status 0, a clean log. */
-static void daemon_stop_ok(void)
-{
-	int status = dh_stop(&dmn);
-
-	DH_ASSERT(dh_exited_ok(status), "uzswapd on SIGTERM: %s",
-		  dh_status_str(status));
-	assert_log_clean();
-}
-
+/* The fixture that ends each test. */
 static void daemon_down(void)
 {
-	if (dmn.pid)
-		daemon_stop_ok();
-	else if (dmn.dir[0])
-		assert_log_clean();
-	if (!getenv("UZSWAP_ITEST_KEEP"))
-		dh_remove(&dmn);
+	dh_down(&dmn, NULL);
 }
 
 static void status(struct proto_status_reply *st)
@@ -317,7 +286,7 @@ START_TEST(test_rmw_integrity)
 	struct rmw_result res;
 	struct dh_client c;
 
-	daemon_up(args);
+	dh_up(&dmn, args);
 	rmw_start(&c, 4, 64, 4, secs, false);
 	rmw_finish(&c, secs, &res);
 	status(&s);
@@ -360,11 +329,11 @@ START_TEST(test_sigterm_under_pressure)
 	int round;
 
 	for (round = 0; round < SIGTERM_ROUNDS; round++) {
-		daemon_up(NULL);
+		dh_up(&dmn, NULL);
 		rmw_start(&c, 4, 32, 4, 6, true);
 		/* let it run into the thick of it; not a timing check */
 		dh_sleep_ms(1500 + 500 * round);
-		daemon_stop_ok();
+		dh_stop_ok(&dmn, SIGTERM, NULL);
 		rmw_finish(&c, 6, &res);
 		DH_ASSERT(!res.have_stats,
 			  "uzswap_stats worked with the daemon stopped");
@@ -388,7 +357,7 @@ START_TEST(test_budget_rss)
 	uint64_t evictions;
 	long long rss;
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 16");
 	pager_alloc(&c, "text", 128);
@@ -425,7 +394,7 @@ START_TEST(test_set_limit_live)
 	struct pstats ps;
 	uint64_t evictions;
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 32");
 	pager_alloc(&c, "text", 48);
@@ -475,7 +444,7 @@ START_TEST(test_default_limit)
 	struct dh_client c;
 	struct pstats ps;
 
-	daemon_up(args);
+	dh_up(&dmn, args);
 	status(&s);
 	DH_ASSERT_EQ(s.default_limit, 8 * MIB);
 	DH_ASSERT_EQ(s.resident_limit, 0);
@@ -511,7 +480,7 @@ START_TEST(test_global_budget)
 	long long rss;
 	int i;
 
-	daemon_up(args);
+	dh_up(&dmn, args);
 	for (i = 0; i < 2; i++) {
 		pager_start(&dmn, &c[i]);
 		pids[i] = c[i].pid;
@@ -561,7 +530,7 @@ START_TEST(test_compressor)
 	struct dh_client c;
 	struct pstats ps;
 
-	daemon_up(_i == 0 ? lz4 : zstd);
+	dh_up(&dmn, _i == 0 ? lz4 : zstd);
 	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 4");
 	pager_alloc(&c, "text", 32);
@@ -597,7 +566,7 @@ START_TEST(test_same_filled)
 	struct dh_client c;
 	struct pstats ps;
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	pager_start(&dmn, &c);
 	pager_alloc(&c, "same", 16);
 	status(&s0);
@@ -645,7 +614,7 @@ START_TEST(test_incompressible)
 	struct dh_client c;
 	struct pstats ps;
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	pager_start(&dmn, &c);
 	pager_alloc(&c, "random", 16);
 	status(&s0);
@@ -687,7 +656,7 @@ START_TEST(test_advise)
 	struct pstats p0, p1;
 	struct dh_client c;
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	pager_start(&dmn, &c);
 	pager_alloc(&c, "text", 16);
 	pager_stats(&c, &p0);
@@ -758,7 +727,7 @@ START_TEST(test_exit_releases_store)
 	struct pstats ps;
 	int round;
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	status(&base);
 	DH_ASSERT_EQ(base.stored_pages, 0);
 	/* a client whose compressed pages must stay as they are */
@@ -804,7 +773,7 @@ START_TEST(test_free_while_compressed)
 	struct dh_client c;
 	struct pstats ps;
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	pager_start(&dmn, &c);
 	pager_alloc(&c, "text", 16);
 	pager_alloc(&c, "random", 8);
@@ -853,7 +822,7 @@ START_TEST(test_sigterm_restores)
 	struct pstats ps;
 	char reply[256];
 
-	daemon_up(NULL);
+	dh_up(&dmn, NULL);
 	pager_start(&dmn, &c);
 	pager_alloc(&c, "text", 8);
 	pager_alloc(&c, "random", 4);
@@ -870,7 +839,7 @@ START_TEST(test_sigterm_restores)
 		  "stored %" PRIu64 " same %" PRIu64 " raw %" PRIu64,
 		  s.stored_pages, s.same_pages, s.raw_pages);
 
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 
 	pager_ok(&c, "verify all");
 	pager_do(&c, reply, sizeof(reply), "stats");
@@ -902,7 +871,7 @@ START_TEST(test_sigterm_mid_run)
 	int round;
 
 	for (round = 0; round < SIGTERM_ROUNDS; round++) {
-		daemon_up(args);
+		dh_up(&dmn, args);
 		pager_start(&dmn, &c);
 		pager_ok(&c, "limit 4");
 		pager_alloc(&c, "text", 32);
@@ -910,7 +879,7 @@ START_TEST(test_sigterm_mid_run)
 			dh_sleep_ms(300 * round);
 		status(&s);
 		print_status("at SIGTERM", &s);
-		daemon_stop_ok();
+		dh_stop_ok(&dmn, SIGTERM, NULL);
 		pager_ok(&c, "verify 0");
 		pager_ok(&c, "rewrite 0");
 		pager_ok(&c, "verify 0");
@@ -1007,7 +976,7 @@ static void daemon_down_wb(void)
 			  dh_status_str(status));
 	}
 	if (dmn.dir[0])
-		assert_log_clean();
+		dh_assert_log_clean(&dmn, NULL);
 	if (!getenv("UZSWAP_ITEST_KEEP"))
 		dh_remove(&dmn);
 }
@@ -1029,7 +998,7 @@ START_TEST(test_wb_pool_limit)
 	struct pstats ps;
 	long long deadline;
 
-	daemon_up(args);
+	dh_up(&dmn, args);
 	status(&s);
 	DH_ASSERT_EQ(s.pool_limit, limit);
 	DH_ASSERT(s.backing_limit > 0, "no backing file");
@@ -1072,7 +1041,7 @@ START_TEST(test_wb_pool_limit)
 	wait_backing_empty(&s);
 	DH_ASSERT(!dh_log_find(&dmn, WB_STUCK, NULL, 0),
 		  "the backing file was reported full");
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
 
@@ -1093,7 +1062,7 @@ START_TEST(test_wb_rmw)
 	struct rmw_result res;
 	struct dh_client c;
 
-	daemon_up(args);
+	dh_up(&dmn, args);
 	rmw_start(&c, 4, 64, 4, secs, false);
 	rmw_finish(&c, secs, &res);
 	status(&s);
@@ -1115,7 +1084,7 @@ START_TEST(test_wb_rmw)
 		wait_store(&zero, &now);
 		wait_backing_empty(&now);
 	}
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
 
@@ -1134,7 +1103,7 @@ static void wb_full_scenario(const char *const *args)
 	struct pstats ps;
 	long long deadline;
 
-	daemon_up(args);
+	dh_up(&dmn, args);
 	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 2");
 	pager_alloc(&c, "text", 64);

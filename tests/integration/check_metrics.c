@@ -60,14 +60,13 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "pager.h"
 #include "lib/proto/proto.h"
 
 #define MIB		(1024ull * 1024)
 
 /* Generous: CI machines are slow, and run all of this under ASan. */
 #define TIMEOUT_CASE	600		/* seconds, per test */
-#define PAGER_MS	300000		/* one pager command */
-#define SETTLE_MS	60000		/* eviction to reach a budget */
 #define TOOL_MS		60000		/* curl, promtool */
 #define CUTOFF_MS	120000		/* a slow peer to be cut off */
 #define EXIT_MS		20000		/* a daemon that must fail to start */
@@ -91,43 +90,15 @@ static struct dh_daemon dmn;
  * The daemon
  *****************/
 
-static void daemon_up(const char *const *extra)
+/* The fixture that ends each test. */
+static void daemon_down(void)
 {
-	int ret = dh_start(&dmn, extra);
-
-	DH_ASSERT(ret == 0, "uzswapd did not start: %s", strerror(-ret));
+	dh_down(&dmn, NULL);
 }
 
 static void metrics_up(void)
 {
-	daemon_up((const char *[]){ "--metrics", "127.0.0.1:0", NULL });
-}
-
-static void assert_log_clean(void)
-{
-	char line[1024];
-
-	DH_ASSERT(!dh_log_bad_line(&dmn, NULL, line, sizeof(line)),
-		  "uzswapd logged: %s", line);
-}
-
-static void daemon_stop_ok(void)
-{
-	int status = dh_stop(&dmn);
-
-	DH_ASSERT(dh_exited_ok(status), "uzswapd on SIGTERM: %s",
-		  dh_status_str(status));
-	assert_log_clean();
-}
-
-static void daemon_down(void)
-{
-	if (dmn.pid)
-		daemon_stop_ok();
-	else if (dmn.dir[0])
-		assert_log_clean();
-	if (!getenv("UZSWAP_ITEST_KEEP"))
-		dh_remove(&dmn);
+	dh_up(&dmn, (const char *[]){ "--metrics", "127.0.0.1:0", NULL });
 }
 
 /* "ADDR:PORT" the daemon serves, from its log line. */
@@ -409,95 +380,21 @@ static uint64_t check_histogram(const char *body)
 	return count;
 }
 
-/*****************
- * Pager clients (uzclient pager: see uzclient.c)
- *****************/
-
-static void pager_ready(struct dh_client *c)
+/* Poll until the pager's resident bytes are at most @bytes. */
+static void pager_settle(struct dh_client *c, uint64_t bytes)
 {
-	char line[64];
-	int ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
+	struct pstats ps;
 
-	DH_ASSERT(ret == 0 && !strcmp(line, "ready"),
-		  "uzclient pager did not get ready: %s",
-		  ret ? strerror(-ret) : line);
+	pager_wait_resident(c, bytes, &ps);
 }
 
-static void pager_start(struct dh_client *c)
-{
-	DH_ASSERT(dh_uzclient_start(&dmn, c, (const char *[]){ "pager", NULL },
-				    true) == 0, "fork");
-	pager_ready(c);
-}
-
-/* uzclient run through a symlink named @name in the daemon's directory:
- * the kernel takes the command name from it. */
-static void pager_start_as(struct dh_client *c, const char *name)
+/* A pager run through a symlink named @name in the daemon's directory. */
+static void pager_named(struct dh_client *c, const char *name)
 {
 	char link[PATH_MAX];
 
 	dir_path(link, sizeof(link), name);
-	DH_ASSERT(symlink(UZCLIENT_PATH, link) == 0, "symlink: %s",
-		  strerror(errno));
-	DH_ASSERT(dh_client_start(&dmn, c, (const char *[]){ link, "pager",
-							     NULL },
-				  true) == 0, "fork");
-	pager_ready(c);
-}
-
-/* A command that must answer "ok..."; returns the rest of the line. */
-static const char *__attribute__((format(printf, 2, 3)))
-pager_ok(struct dh_client *c, const char *fmt, ...)
-{
-	static char reply[512];
-	char cmd[128];
-	va_list ap;
-	int ret;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	ret = dh_client_say(c, cmd);
-	DH_ASSERT(ret == 0, "pager '%s': %s", cmd, strerror(-ret));
-	ret = dh_client_read_line(c, reply, sizeof(reply), PAGER_MS);
-	DH_ASSERT(ret == 0, "pager '%s': no reply: %s", cmd, strerror(-ret));
-	DH_ASSERT(!strncmp(reply, "ok", 2), "pager '%s': %s", cmd, reply);
-	return reply + 2;
-}
-
-static uint64_t pager_resident(struct dh_client *c)
-{
-	uint64_t resident;
-
-	DH_ASSERT(sscanf(pager_ok(c, "stats"), " resident %" SCNu64,
-			 &resident) == 1, "stats: cannot parse");
-	return resident;
-}
-
-static void pager_wait_resident(struct dh_client *c, uint64_t bytes)
-{
-	long long deadline = dh_now_ms() + SETTLE_MS;
-	uint64_t resident;
-
-	for (;;) {
-		resident = pager_resident(c);
-		if (resident <= bytes)
-			return;
-		DH_ASSERT(dh_now_ms() < deadline,
-			  "resident %" PRIu64 " bytes, not within %" PRIu64,
-			  resident, bytes);
-		dh_sleep_ms(20);
-	}
-}
-
-static void pager_quit(struct dh_client *c)
-{
-	int status;
-
-	DH_ASSERT(dh_client_say(c, "quit") == 0, "pager: stdin");
-	status = dh_client_wait(c, PAGER_MS);
-	DH_ASSERT(dh_exited_ok(status), "uzclient pager: %s",
-		  dh_status_str(status));
+	pager_start_as(&dmn, c, link);
 }
 
 /*****************
@@ -695,12 +592,12 @@ START_TEST(test_scrape_with_client)
 
 	metrics_up();
 	port = served_port();
-	pager_start(&c);
+	pager_start(&dmn, &c);
 	pager_ok(&c, "limit 2");
 	pager_ok(&c, "alloc text 16");
-	pager_wait_resident(&c, 3 * MIB);
+	pager_settle(&c, 3 * MIB);
 	pager_ok(&c, "verify 0");
-	pager_wait_resident(&c, 3 * MIB);
+	pager_settle(&c, 3 * MIB);
 
 	b = scrape_at_rest(port, &st);
 	assert_matches_status(b, &st);
@@ -754,7 +651,7 @@ START_TEST(test_scrape_with_client)
 	DH_ASSERT_EQ(count_lines(b, "uzswap_client_"), 0);
 	DH_ASSERT_EQ(u64(b, "uzswap_metrics_clients_omitted"), 0);
 	free(b);
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
 
@@ -769,8 +666,8 @@ START_TEST(test_label_escaping)
 
 	metrics_up();
 	port = served_port();
-	pager_start_as(&odd, ODD_NAME);
-	pager_start(&plain);
+	pager_named(&odd, ODD_NAME);
+	pager_start(&dmn, &plain);
 	pager_ok(&odd, "alloc text 1");
 	pager_ok(&plain, "alloc text 1");
 
@@ -787,7 +684,7 @@ START_TEST(test_label_escaping)
 
 	pager_quit(&odd);
 	pager_quit(&plain);
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
 
@@ -802,11 +699,11 @@ static void check_cap(unsigned int cap)
 	char *b;
 
 	snprintf(opt, sizeof(opt), "%u", cap);
-	daemon_up((const char *[]){ "--metrics", "127.0.0.1:0",
+	dh_up(&dmn, (const char *[]){ "--metrics", "127.0.0.1:0",
 				    "--metrics-clients", opt, NULL });
 	port = served_port();
 	for (i = 0; i < 3; i++) {
-		pager_start(&c[i]);
+		pager_start(&dmn, &c[i]);
 		pager_ok(&c[i], "alloc text %u", mib[i]);
 	}
 
@@ -833,7 +730,7 @@ static void check_cap(unsigned int cap)
 	free(b);
 	for (i = 0; i < 3; i++)
 		pager_quit(&c[i]);
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 	dh_remove(&dmn);
 }
 
@@ -918,7 +815,7 @@ START_TEST(test_http_requests)
 
 	/* the connection stays fine for a curl scrape */
 	free(scrape_checked(port));
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
 
@@ -972,7 +869,7 @@ START_TEST(test_http_bad_requests)
 	DH_ASSERT(code == 400, "HTTP/1.1 without Host: status %d", code);
 
 	free(scrape_checked(port));
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
 
@@ -1043,7 +940,7 @@ START_TEST(test_http_slow)
 			  (ssize_t)strlen(half), "send");
 	}
 	DH_ASSERT(dh_sync(&dmn) == 0, "the daemon does not answer");
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 	for (i = 0; i < 4; i++)
 		close(fds[i]);
 }
@@ -1126,7 +1023,7 @@ START_TEST(test_port_in_use)
 	strcpy(dmn.log, first_log);
 
 	free(scrape_checked(port));
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
 
@@ -1149,31 +1046,31 @@ START_TEST(test_addresses)
 	char addr[128], url[160];
 	char *b;
 
-	daemon_up((const char *[]){ "--metrics", "localhost:0", NULL });
+	dh_up(&dmn, (const char *[]){ "--metrics", "localhost:0", NULL });
 	served_address(addr, sizeof(addr));
 	DH_ASSERT(!strncmp(addr, "127.0.0.1:", 10), "localhost: %s", addr);
 	free(scrape_checked(served_port()));
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 	dh_remove(&dmn);
 
 	if (ipv6_loopback()) {
-		daemon_up((const char *[]){ "--metrics", "[::1]:0", NULL });
+		dh_up(&dmn, (const char *[]){ "--metrics", "[::1]:0", NULL });
 		served_address(addr, sizeof(addr));
 		DH_ASSERT(!strncmp(addr, "[::1]:", 6), "[::1]: %s", addr);
 		snprintf(url, sizeof(url), "http://%s/metrics", addr);
 		b = slurp(curl_get(url, "v6.txt"));
 		DH_ASSERT(strstr(b, "uzswap_build_info{"), "v6: %s", b);
 		free(b);
-		daemon_stop_ok();
+		dh_stop_ok(&dmn, SIGTERM, NULL);
 		dh_remove(&dmn);
 	} else {
 		fprintf(stderr, "test_addresses: no IPv6 loopback, [::1] "
 			"not tried\n");
 	}
 
-	daemon_up((const char *[]){ "--metrics", "off", NULL });
+	dh_up(&dmn, (const char *[]){ "--metrics", "off", NULL });
 	DH_ASSERT_EQ(dh_log_count(&dmn, "serving http://"), 0);
-	daemon_stop_ok();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
 

@@ -210,9 +210,7 @@ static bool socket_accepts(const char *path)
 static int start_in_dir(struct dh_daemon *d, const char *const *extra)
 {
 	const char *argv[DH_MAX_ARGS];
-	long long deadline;
-	pid_t parent = getpid();
-	int n = 0, logfd, null, status, i;
+	int n = 0, i;
 
 	argv[n++] = UZSWAPD_PATH;
 	argv[n++] = "--socket";
@@ -229,52 +227,7 @@ static int start_in_dir(struct dh_daemon *d, const char *const *extra)
 	for (i = 0; extra && extra[i] && n < DH_MAX_ARGS - 1; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-
-	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (logfd < 0)
-		return -errno;
-	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0) {
-		close(logfd);
-		return -errno;
-	}
-	d->pid = fork();
-	if (d->pid == 0) {
-		child_setup(parent, null, null, logfd);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(logfd);
-	close(null);
-	if (d->pid < 0) {
-		d->pid = 0;
-		return -errno;
-	}
-
-	deadline = dh_now_ms() + DH_START_MS;
-	for (;;) {
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			fprintf(stderr, "uzswapd exited at startup: %s\n",
-				dh_status_str(status));
-			d->pid = 0;
-			return -ECHILD;
-		}
-		if (socket_accepts(d->sock)) {
-			int ret = dh_sync(d);
-
-			if (ret) {
-				kill_and_reap(d->pid);
-				d->pid = 0;
-			}
-			return ret;
-		}
-		if (dh_now_ms() >= deadline) {
-			kill_and_reap(d->pid);
-			d->pid = 0;
-			return -ETIMEDOUT;
-		}
-		dh_sleep_ms(DH_POLL_MS);
-	}
+	return dh_launch(d, argv, NULL);
 }
 
 int dh_start(struct dh_daemon *d, const char *const *extra)
@@ -297,6 +250,40 @@ int dh_start(struct dh_daemon *d, const char *const *extra)
 		return -errno;
 	close(fd);
 	return start_in_dir(d, extra);
+}
+
+void dh_up(struct dh_daemon *d, const char *const *extra)
+{
+	int ret = dh_start(d, extra);
+
+	DH_ASSERT_ON(d, ret == 0, "uzswapd did not start: %s", strerror(-ret));
+}
+
+void dh_assert_log_clean(const struct dh_daemon *d, const char *allow)
+{
+	char line[1024];
+
+	DH_ASSERT_ON(d, !dh_log_bad_line(d, allow, line, sizeof(line)),
+		     "uzswapd logged: %s", line);
+}
+
+void dh_stop_ok(struct dh_daemon *d, int sig, const char *allow)
+{
+	int status = dh_stop_with(d, sig);
+
+	DH_ASSERT_ON(d, dh_exited_ok(status), "uzswapd on %s: %s",
+		     sig ? strsignal(sig) : "its signal", dh_status_str(status));
+	dh_assert_log_clean(d, allow);
+}
+
+void dh_down(struct dh_daemon *d, const char *allow)
+{
+	if (d->pid)
+		dh_stop_ok(d, SIGTERM, allow);
+	else if (d->dir[0])
+		dh_assert_log_clean(d, allow);
+	if (!getenv("UZSWAP_ITEST_KEEP"))
+		dh_remove(d);
 }
 
 int dh_restart(struct dh_daemon *d, const char *const *extra)

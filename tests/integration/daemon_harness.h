@@ -80,15 +80,17 @@ int dh_main(const char *name, Suite *s);
 bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
 		     char *line, size_t size);
 
-/* Check assertions that dump the daemon's logs on failure; they use the
- * suite's own `struct dh_daemon dmn`. */
-#define DH_ASSERT(cond, ...)						\
+/* Check assertions that dump the logs of daemon @d on failure;
+ * DH_ASSERT() is for the suite's own `struct dh_daemon dmn`. */
+#define DH_ASSERT_ON(d, cond, ...)					\
 	do {								\
 		if (!(cond)) {						\
-			dh_dump_logs(&dmn);				\
+			dh_dump_logs(d);				\
 			ck_abort_msg(__VA_ARGS__);			\
 		}							\
 	} while (0)
+
+#define DH_ASSERT(cond, ...) DH_ASSERT_ON(&dmn, cond, __VA_ARGS__)
 
 #define DH_ASSERT_EQ(a, b)						\
 	do {								\
@@ -108,6 +110,23 @@ bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
  * -ECHILD if it exited first; -errno.
  */
 int dh_start(struct dh_daemon *d, const char *const *extra);
+
+/*
+ * The same, as assertions that fail the running test with the daemon's
+ * logs:
+ * dh_up()              dh_start() must succeed;
+ * dh_assert_log_clean() no error line in @d's log (but lines holding
+ *                      @allow, if not NULL) and no sanitizer report;
+ * dh_stop_ok()         dh_stop_with(@sig) must give exit status 0, then a
+ *                      clean log;
+ * dh_down()            the end of a test: dh_stop_ok(SIGTERM) if @d runs,
+ *                      else a clean log; then @d's directory is removed
+ *                      (kept with UZSWAP_ITEST_KEEP=1).
+ */
+void dh_up(struct dh_daemon *d, const char *const *extra);
+void dh_assert_log_clean(const struct dh_daemon *d, const char *allow);
+void dh_stop_ok(struct dh_daemon *d, int sig, const char *allow);
+void dh_down(struct dh_daemon *d, const char *allow);
 
 /* Start uzswapd again in @d's directory, on the same socket path, after
  * the previous one was stopped or killed. Same returns as dh_start(). */

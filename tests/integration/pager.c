@@ -8,34 +8,48 @@
 #include "config.h"
 
 #include <check.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon_harness.h"
 #include "pager.h"
 
 /* DH_ASSERT for the daemon the client @c was started against. */
-#define PG_ASSERT(cond, ...)						\
-	do {								\
-		if (!(cond)) {						\
-			dh_dump_logs(c->d);				\
-			ck_abort_msg(__VA_ARGS__);			\
-		}							\
-	} while (0)
+#define PG_ASSERT(cond, ...) DH_ASSERT_ON(c->d, cond, __VA_ARGS__)
 
-void pager_start(const struct dh_daemon *d, struct dh_client *c)
+/* Wait for the pager's "ready". */
+static void pager_ready(struct dh_client *c)
 {
-	static const char *const argv[] = { "pager", NULL };
 	char line[64];
 	int ret;
 
-	PG_ASSERT(dh_uzclient_start(d, c, argv, true) == 0, "fork");
 	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
 	PG_ASSERT(ret == 0 && !strcmp(line, "ready"),
 		  "uzclient pager did not get ready: %s",
 		  ret ? strerror(-ret) : line);
+}
+
+void pager_start(const struct dh_daemon *d, struct dh_client *c)
+{
+	static const char *const argv[] = { "pager", NULL };
+
+	PG_ASSERT(dh_uzclient_start(d, c, argv, true) == 0, "fork");
+	pager_ready(c);
+}
+
+void pager_start_as(const struct dh_daemon *d, struct dh_client *c,
+		    const char *path)
+{
+	const char *argv[] = { path, "pager", NULL };
+
+	PG_ASSERT(symlink(UZCLIENT_PATH, path) == 0, "symlink %s: %s", path,
+		  strerror(errno));
+	PG_ASSERT(dh_client_start(d, c, argv, true) == 0, "fork");
+	pager_ready(c);
 }
 
 /* Send a command, read its reply line into @reply. */

@@ -25,6 +25,11 @@ struct pstats {
 /* Start uzclient pager against @d and wait for its "ready". */
 void pager_start(const struct dh_daemon *d, struct dh_client *c);
 
+/* The same through a symlink made at @path: the process's command name is
+ * the link's name. */
+void pager_start_as(const struct dh_daemon *d, struct dh_client *c,
+		    const char *path);
+
 /* Send a command, read its reply line into @reply. */
 void pager_do(struct dh_client *c, char *reply, size_t size, const char *fmt,
 	      ...) __attribute__((format(printf, 4, 5)));
