@@ -41,6 +41,7 @@ struct conf {
 	gid_t admin_gid;		/* of @admin_group */
 	unsigned int fault_threads;
 	unsigned int evict_threads;
+	unsigned int fault_spin;	/* us a fault thread polls after a fault */
 	bool lock_memory;
 	char *debug;			/* subsystem tokens; NULL: none */
 	char *metrics;			/* "HOST:PORT"; NULL: off */

@@ -91,6 +91,11 @@ int fault_attach(struct uffd_ctx *ctx);
 /* Stop serving @ctx; the released callback follows. Loop thread. */
 void fault_detach(struct uffd_ctx *ctx);
 
+/* Poll for faults @us microseconds after each one before sleeping (0:
+ * sleep at once). Any thread; the fault threads see it at their next
+ * wait. */
+void fault_set_spin(unsigned int us);
+
 /*
  * Liveness, for the systemd watchdog: fault_heartbeat() asks every fault
  * thread to answer (through its command eventfd, handled between batches

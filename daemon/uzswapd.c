@@ -56,6 +56,8 @@ static void usage(FILE *out)
 		"                          root and the daemon's user)\n"
 		"  -t, --fault-threads N   fault threads (default 2)\n"
 		"  -e, --evict-threads N   evictor threads (default 1)\n"
+		"      --fault-spin US     poll for faults this long after each\n"
+		"                          one before sleeping (default 50)\n"
 		"  -l, --default-limit SIZE  resident budget of a client that set\n"
 		"                          none (K, M, G suffixes; default: none)\n"
 		"  -L, --resident-limit SIZE|N%%  budget of all clients together\n"
@@ -89,6 +91,7 @@ static const struct opt_key {
 	{ 'g', "daemon", "admin-group", "--admin-group" },
 	{ 't', "daemon", "fault-threads", "--fault-threads" },
 	{ 'e', "daemon", "evict-threads", "--evict-threads" },
+	{ 'S', "daemon", "fault-spin", "--fault-spin" },
 	{ 'M', "daemon", "lock-memory", "--no-mlock" },
 	{ 'D', "daemon", "debug", "--debug" },
 	{ 'm', "daemon", "metrics", "--metrics" },
@@ -150,6 +153,7 @@ static int parse_options(int argc, char **argv, struct conf_source *src,
 		{ "admin-group", required_argument, NULL, 'g' },
 		{ "fault-threads", required_argument, NULL, 't' },
 		{ "evict-threads", required_argument, NULL, 'e' },
+		{ "fault-spin", required_argument, NULL, 'S' },
 		{ "default-limit", required_argument, NULL, 'l' },
 		{ "resident-limit", required_argument, NULL, 'L' },
 		{ "compressor", required_argument, NULL, 'c' },
@@ -422,6 +426,7 @@ static int reload_metrics(struct uzswapd *d, const struct conf *next,
 static void apply_live_keys(struct uzswapd *d, const struct conf *c)
 {
 	evict_set_limits(c->default_limit, c->resident_limit);
+	fault_set_spin(c->fault_spin);
 	store_set_pool_limit(&d->store, c->pool_limit);
 	store_set_compressor(&d->store, c->compressor, (int)c->zstd_level);
 }
@@ -629,6 +634,7 @@ int uzswapd_main(int argc, char **argv)
 	ec = (struct evict_config){ .default_limit = d.conf.default_limit,
 				    .resident_limit = d.conf.resident_limit,
 				    .nthreads = d.conf.evict_threads };
+	fault_set_spin(d.conf.fault_spin);
 	ret = fault_start(&d.loop, d.conf.fault_threads, client_ctx_released);
 	if (ret == 0) {
 		ret = evict_start(&d.registry, &d.store, &ec);
