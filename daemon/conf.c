@@ -57,7 +57,7 @@ static const struct conf_key {
 	K("daemon", "fault-threads", CONF_UINT, fault_threads, 1, 16, false,
 	  "2"),
 	K("daemon", "evict-threads", CONF_UINT, evict_threads, 1, 8, false,
-	  "1"),
+	  "2"),
 	K("daemon", "fault-spin", CONF_UINT, fault_spin, 0, 10000, true, "50"),
 	K("daemon", "lock-memory", CONF_BOOL, lock_memory, 0, 0, false, "yes"),
 	K("daemon", "debug", CONF_TOKENS, debug, 0, 0, false, ""),

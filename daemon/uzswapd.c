@@ -55,7 +55,7 @@ static void usage(FILE *out)
 		"  -g, --admin-group GROUP  may use admin commands (default: only\n"
 		"                          root and the daemon's user)\n"
 		"  -t, --fault-threads N   fault threads (default 2)\n"
-		"  -e, --evict-threads N   evictor threads (default 1)\n"
+		"  -e, --evict-threads N   evictor threads (default 2)\n"
 		"      --fault-spin US     poll for faults this long after each\n"
 		"                          one before sleeping (default 50)\n"
 		"  -l, --default-limit SIZE  resident budget of a client that set\n"
