@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "uffd_rt.h"
+#include "connect.h"
 #include "uzswap.h"
 
 #define PAGE		4096ul
@@ -182,21 +183,6 @@ out:
 	return ret;
 }
 
-/* The daemon may have bound its socket a moment before listening. */
-static uzswap_t *connect_retry(const char *path)
-{
-	uzswap_t *c;
-	int i;
-
-	for (i = 0; i < 40; i++) {
-		c = uzswap_connect(path);
-		if (c || (errno != ENOENT && errno != ECONNREFUSED))
-			return c;
-		usleep(50000);
-	}
-	return NULL;
-}
-
 /*****************
  * Report
  *****************/
@@ -282,7 +268,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	c = connect_retry(socket_path);
+	c = bench_connect(socket_path);
 	if (!c) {
 		fprintf(stderr, "fault_bench: cannot connect to uzswapd: %s\n",
 			uzswap_strerror(errno));

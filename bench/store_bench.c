@@ -79,6 +79,7 @@
 
 #include "tests/memimage.h"
 #include "uffd_rt.h"
+#include "connect.h"
 #include "uzswap.h"
 
 #define PAGE		4096ul
@@ -345,21 +346,6 @@ static int daemon_status(const char *path, struct uzswap_status *st)
 	ret = uzswap_status(c, st);
 	uzswap_disconnect(c);
 	return ret;
-}
-
-/* The daemon may have bound its socket a moment before listening. */
-static uzswap_t *connect_retry(const char *path)
-{
-	uzswap_t *c;
-	int i;
-
-	for (i = 0; i < 40; i++) {
-		c = uzswap_connect(path);
-		if (c || (errno != ENOENT && errno != ECONNREFUSED))
-			return c;
-		usleep(50000);
-	}
-	return NULL;
 }
 
 /* What failed, for the message on stderr. */
@@ -758,7 +744,7 @@ int main(int argc, char **argv)
 	if (!sock || !*sock)
 		sock = UZSWAP_DEFAULT_SOCKET;
 
-	c = connect_retry(sock);
+	c = bench_connect(sock);
 	if (!c) {
 		fprintf(stderr, "store_bench: cannot connect to uzswapd at %s: "
 			"%s\n", sock, uzswap_strerror(errno));

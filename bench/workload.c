@@ -95,6 +95,7 @@
 
 #include "tests/memimage.h"
 #ifdef WORKLOAD_UZSWAP
+#include "connect.h"
 #include "uzswap.h"
 #define SIDE "uzswap"
 #else
@@ -706,25 +707,10 @@ out_free:
 
 #ifdef WORKLOAD_UZSWAP
 
-/* The daemon may have bound its socket a moment before listening. */
-static uzswap_t *connect_retry(const char *path)
-{
-	uzswap_t *c;
-	int i;
-
-	for (i = 0; i < 40; i++) {
-		c = uzswap_connect(path);
-		if (c || (errno != ENOENT && errno != ECONNREFUSED))
-			return c;
-		usleep(50000);
-	}
-	return NULL;
-}
-
 static int side_alloc(struct run *r, const char *sock, const char *cg)
 {
 	(void)cg;
-	r->c = connect_retry(sock);
+	r->c = bench_connect(sock);
 	if (!r->c) {
 		fprintf(stderr, "workload_uzswap: cannot connect to uzswapd "
 			"at %s: %s\n", sock ? sock : "(default)",

@@ -232,24 +232,9 @@ static int start_in_dir(struct dh_daemon *d, const char *const *extra)
 
 int dh_start(struct dh_daemon *d, const char *const *extra)
 {
-	int fd;
+	int ret = dh_prepare(d);
 
-	memset(d, 0, sizeof(*d));
-	if (!root[0])
-		return -ENOENT;		/* dh_root_create() first */
-	snprintf(d->dir, sizeof(d->dir), "%s/d.XXXXXX", root);
-	if (!mkdtemp(d->dir))
-		return -errno;
-	snprintf(d->sock, sizeof(d->sock), "%s/uzswapd.sock", d->dir);
-	snprintf(d->log, sizeof(d->log), "%s/uzswapd.log", d->dir);
-	snprintf(d->clog, sizeof(d->clog), "%s/clients.log", d->dir);
-	snprintf(d->backing, sizeof(d->backing), "%s/backing", d->dir);
-	snprintf(d->conf, sizeof(d->conf), "%s/uzswapd.conf", d->dir);
-	fd = open(d->conf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	close(fd);
-	return start_in_dir(d, extra);
+	return ret ? ret : start_in_dir(d, extra);
 }
 
 void dh_up(struct dh_daemon *d, const char *const *extra)
