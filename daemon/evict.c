@@ -565,14 +565,17 @@ static enum slot_result evict_slot(struct mm_slot *slot, struct compressor *c,
 }
 
 /* The pool is at its limit: reclaim from the bottom. Returns whether it
- * takes pages again; if not, evictions stop until it does (logged once
- * per episode: budgets are exceeded rather than a page lost). */
+ * takes pages again; if not, evictions stop until it does. Logged once
+ * per episode (budgets are exceeded rather than a page lost); an episode
+ * ends when the pool is back under its low mark, not when another
+ * evictor merely finds it not yet full again. */
 static bool relieve_store(void)
 {
 	static atomic_bool stuck;
 
 	if (store_reclaim(ev.store)) {
-		if (atomic_exchange(&stuck, false))
+		if (atomic_load(&stuck) && store_pool_low(ev.store) &&
+		    atomic_exchange(&stuck, false))
 			log_info("evict", "the pool takes pages again");
 		return true;
 	}

@@ -485,6 +485,13 @@ bool store_reclaim(struct store *s)
 	return false;
 }
 
+bool store_pool_low(struct store *s)
+{
+	uint64_t limit = atomic_load(&s->pool_limit);
+
+	return !limit || pool_bytes(s) < limit / 100 * STORE_POOL_LOW_PCT;
+}
+
 void store_set_pool_limit(struct store *s, uint64_t bytes)
 {
 	atomic_store(&s->pool_limit, bytes);

@@ -133,6 +133,10 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data);
  */
 bool store_reclaim(struct store *s);
 
+/* Whether the pool is under its low mark (STORE_POOL_LOW_PCT of its
+ * limit), or has no limit. */
+bool store_pool_low(struct store *s);
+
 /* Release the backing slots freed since the last call. Evictor threads. */
 void store_flush_frees(struct store *s);
 

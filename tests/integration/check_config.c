@@ -4,8 +4,9 @@
  * through startup, and through SIGHUP while it serves a real client.
  *
  * Test cases of config_suite():
- *   file      the shipped config/uzswapd.conf documents every key with its
- *             true default (uncommented, it changes nothing); drop-ins in
+ *   file      the shipped config/uzswapd.conf (as built from its template)
+ *             documents every key with its true default (uncommented, it
+ *             changes nothing); drop-ins in
  *             name order, then the command line, win; every error path
  *             (unknown section or key, a key outside a section, a bad
  *             value of every kind, a syntax error, an over-long line, a
@@ -189,7 +190,7 @@ START_TEST(test_shipped_file)
 	DH_ASSERT_EQ(check_config(dmn.conf), 0);
 	memcpy(defaults, out, sizeof(out));
 
-	snprintf(path, sizeof(path), "%s/config/uzswapd.conf", TOP_SRCDIR);
+	snprintf(path, sizeof(path), "%s/config/uzswapd.conf", TOP_BUILDDIR);
 	DH_ASSERT_EQ(check_config(path), 0);
 	DH_ASSERT(!strcmp(out, defaults), "the shipped file changes the "
 		  "defaults:\n%s\nvs\n%s", out, defaults);
