@@ -552,6 +552,8 @@ static int ctl_compact(struct ctl_conn *c, struct proto_msg *m,
 static int ctl_reload(struct ctl_conn *c, struct proto_msg *m,
 		      struct ctl_reply *rep)
 {
+	/* static: the reply's error text points here after we return (loop
+	 * thread only, one request at a time) */
 	static char err[CONF_ERR_MAX];
 	int ret;
 
