@@ -16,9 +16,10 @@
  * a page another thread holds, one not yet punched by its evictor, or a
  * write the backing file refuses: the object then stays in the pool.
  *
- * Lock order: z3fold's locks are never held while calling store_evict();
- * rmap_lock is taken inside it and inside store_put/store_drop, never
- * around z3fold or backing calls.
+ * Lock order: reclaim_lock (one reclaimer at a time), then z3fold's
+ * locks, which are never held while calling store_evict(); rmap_lock is
+ * taken inside it and inside store_put/store_drop, never around z3fold or
+ * backing calls.
  */
 #include "config.h"
 
@@ -180,6 +181,7 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	atomic_init(&s->algo, algo);
 	atomic_init(&s->level, level);
 	atomic_init(&s->pool_limit, pool_limit);
+	pthread_mutex_init(&s->reclaim_lock, NULL);
 	pthread_mutex_init(&s->rmap_lock, NULL);
 	pthread_mutex_init(&s->frees_lock, NULL);
 	the_store = s;
@@ -195,6 +197,7 @@ void store_destroy(struct store *s)
 		backing_close(s->backing);
 	free(s->rmap);
 	free(s->frees);
+	pthread_mutex_destroy(&s->reclaim_lock);
 	pthread_mutex_destroy(&s->rmap_lock);
 	pthread_mutex_destroy(&s->frees_lock);
 	the_store = NULL;
@@ -472,17 +475,21 @@ bool store_reclaim(struct store *s)
 {
 	uint64_t limit = atomic_load(&s->pool_limit);
 	uint64_t low = limit / 100 * STORE_POOL_LOW_PCT;
+	bool ok = true;
 
 	if (!atomic_load(&s->full))
 		return true;
-	while (limit && pool_bytes(s) >= low && s->backing)
+	pthread_mutex_lock(&s->reclaim_lock);
+	while (limit && pool_bytes(s) >= low && s->backing &&
+	       atomic_load(&s->full))
 		if (z3fold_reclaim_page(s->pool, RECLAIM_RETRIES))
 			break;
-	if (!limit || pool_bytes(s) < low) {
+	if (!limit || pool_bytes(s) < low)
 		atomic_store(&s->full, false);
-		return true;
-	}
-	return false;
+	else
+		ok = !atomic_load(&s->full);
+	pthread_mutex_unlock(&s->reclaim_lock);
+	return ok;
 }
 
 bool store_pool_low(struct store *s)

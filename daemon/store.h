@@ -48,6 +48,9 @@ struct store_rmap_entry {
  * @pool_limit: bytes the pool may take, 0 for no limit (atomic)
  * @full:       the pool reached its limit: no page is accepted until
  *              reclaim brings it under STORE_POOL_LOW_PCT (atomic)
+ * @reclaim_lock: serializes reclaim from the bottom (store_reclaim()):
+ *              two evictors reclaiming at once would claim each other's
+ *              pages and each conclude that the pool cannot shrink
  * @rmap_lock:  protects @rmap, @rmap_cap, @rmap_used
  * @rmap:       open-addressing table, handle -> (region, page)
  * @frees_lock: protects @frees and @nr_frees
@@ -62,6 +65,7 @@ struct store {
 	atomic_int level;
 	atomic_uint_fast64_t pool_limit;
 	atomic_bool full;
+	pthread_mutex_t reclaim_lock;
 	pthread_mutex_t rmap_lock;
 	struct store_rmap_entry *rmap;
 	size_t rmap_cap;
@@ -128,7 +132,8 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data);
 
 /*
  * store_reclaim() - if the pool is at its limit, reclaim from the bottom
- * (writing objects back) until it is under STORE_POOL_LOW_PCT of it.
+ * (writing objects back) until it is under STORE_POOL_LOW_PCT of it. One
+ * evictor reclaims at a time; the others wait for its verdict.
  * Return: true if the pool accepts pages again. Evictor threads.
  */
 bool store_reclaim(struct store *s);
