@@ -93,7 +93,7 @@ static int check_config_as(const struct dh_cred *cred, const char *path, ...)
 		n++;
 	va_end(ap);
 	argv[n] = NULL;
-	status = dh_run(argv, cred, out, sizeof(out), err, sizeof(err),
+	status = dh_run(argv, cred, NULL, out, sizeof(out), err, sizeof(err),
 			RUN_MS);
 	DH_ASSERT(status >= 0 && (status & 0x7f) == 0,
 		  "uzswapd --check-config: %s", dh_status_str(status));
@@ -345,8 +345,8 @@ START_TEST(test_errors)
 				       "--socket", dmn.sock, "--no-mlock",
 				       NULL };
 
-		rc = dh_run(argv, NULL, out, sizeof(out), err, sizeof(err),
-			    RUN_MS);
+		rc = dh_run(argv, NULL, NULL, out, sizeof(out), err,
+			    sizeof(err), RUN_MS);
 		DH_ASSERT(rc >= 0 && (rc & 0x7f) == 0, "uzswapd: %s",
 			  dh_status_str(rc));
 		snprintf(where, sizeof(where), "%s:2: ", dmn.conf);
@@ -449,7 +449,8 @@ static int curl_metrics(int port)
 	int rc;
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
-	rc = dh_run(argv, NULL, out, sizeof(out), err, sizeof(err), RUN_MS);
+	rc = dh_run(argv, NULL, NULL, out, sizeof(out), err, sizeof(err),
+		    RUN_MS);
 	DH_ASSERT(rc >= 0 && (rc & 0x7f) == 0, "curl: %s", dh_status_str(rc));
 	return (rc >> 8) & 0xff;
 }

@@ -81,7 +81,7 @@ static int ctl_as(const struct dh_cred *cred, const char *sock, ...)
 		n++;
 	va_end(ap);
 	argv[n] = NULL;
-	status = dh_run(argv, cred, out, sizeof(out), err, sizeof(err),
+	status = dh_run(argv, cred, NULL, out, sizeof(out), err, sizeof(err),
 			CTL_MS);
 	DH_ASSERT(status >= 0 && (status & 0x7f) == 0,
 		  "uzswapctl %s: %s", argv[3], dh_status_str(status));
@@ -132,8 +132,8 @@ assert_jq(const char *json, const char *fmt, ...)
 				     (ssize_t)strlen(json), "%s: %s", path,
 		  strerror(errno));
 	close(fd);
-	status = dh_run(argv, NULL, jout, sizeof(jout), jerr, sizeof(jerr),
-			CTL_MS);
+	status = dh_run(argv, NULL, NULL, jout, sizeof(jout), jerr,
+			sizeof(jerr), CTL_MS);
 	DH_ASSERT(dh_exited_ok(status), "jq -e '%s' on %s: %s %s %s", filter,
 		  json, dh_status_str(status), jout, jerr);
 }

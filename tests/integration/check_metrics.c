@@ -51,7 +51,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -138,57 +137,18 @@ static void status(struct proto_status_reply *st)
  * Programs: curl, promtool, a second uzswapd
  *****************/
 
-/*
- * Run @argv (found in $PATH unless it has a slash) with stdin from @in
- * (NULL: /dev/null) and stdout and stderr into @out, within @timeout_ms
- * (killed after). Return: its wait status, or -errno / -ETIMEDOUT.
- */
-static int run(const char *const *argv, const char *in, const char *out,
-	       int timeout_ms)
+/* Whether a line of @text holds both @a and @b. */
+static bool line_with(const char *text, const char *a, const char *b)
 {
-	long long deadline = dh_now_ms() + timeout_ms;
-	pid_t parent = getpid(), pid, r;
-	int ifd, ofd, status;
+	char *copy = strdup(text), *line, *save;
+	bool found = false;
 
-	ifd = open(in ? in : "/dev/null", O_RDONLY | O_CLOEXEC);
-	ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (ifd < 0 || ofd < 0) {
-		status = -errno;
-		goto out_close;
-	}
-	pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		signal(SIGPIPE, SIG_DFL);
-		if (dup2(ifd, 0) < 0 || dup2(ofd, 1) < 0 || dup2(ofd, 2) < 0)
-			_exit(127);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	if (pid < 0) {
-		status = -errno;
-		goto out_close;
-	}
-	for (;;) {
-		r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			break;
-		if (dh_now_ms() >= deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			status = -ETIMEDOUT;
-			break;
-		}
-		dh_sleep_ms(5);
-	}
-out_close:
-	if (ifd >= 0)
-		close(ifd);
-	if (ofd >= 0)
-		close(ofd);
-	return status;
+	DH_ASSERT(copy, "strdup");
+	for (line = strtok_r(copy, "\n", &save); line && !found;
+	     line = strtok_r(NULL, "\n", &save))
+		found = strstr(line, a) && strstr(line, b);
+	free(copy);
+	return found;
 }
 
 /* The whole of @path, NUL-terminated (free it). */
@@ -222,20 +182,16 @@ static void dir_path(char *buf, size_t size, const char *name)
 static const char *curl_get(const char *url, const char *name)
 {
 	static char body[PATH_MAX];
-	char log[PATH_MAX], *text;
+	char err[4096];
 	int status;
 
 	dir_path(body, sizeof(body), name);
-	dir_path(log, sizeof(log), "curl.log");
-	status = run((const char *[]){ "curl", "-sS", "-f", "-g",
-				       "--max-time", "60", "-o", body, url,
-				       NULL },
-		     NULL, log, TOOL_MS);
-	if (!dh_exited_ok(status)) {
-		text = slurp(log);
-		DH_ASSERT(0, "curl %s: %s: %s", url, dh_status_str(status),
-			  text);
-	}
+	status = dh_run((const char *[]){ "curl", "-sS", "-f", "-g",
+					  "--max-time", "60", "-o", body, url,
+					  NULL },
+			NULL, NULL, NULL, 0, err, sizeof(err), TOOL_MS);
+	DH_ASSERT(dh_exited_ok(status), "curl %s: %s: %s", url,
+		  dh_status_str(status), err);
 	return body;
 }
 
@@ -243,54 +199,48 @@ static const char *curl_get(const char *url, const char *name)
  * it). */
 static char *scrape_checked(int port)
 {
-	char url[128], out[PATH_MAX], *text;
+	char url[128], out[4096], err[4096];
 	const char *body;
 	int status;
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
 	body = curl_get(url, "scrape.txt");
-	dir_path(out, sizeof(out), "promtool.out");
-	status = run((const char *[]){ "promtool", "check", "metrics", NULL },
-		     body, out, TOOL_MS);
-	text = slurp(out);
-	if (!dh_exited_ok(status) || text[0]) {
+	status = dh_run((const char *[]){ "promtool", "check", "metrics",
+					  NULL },
+			NULL, body, out, sizeof(out), err, sizeof(err),
+			TOOL_MS);
+	if (!dh_exited_ok(status) || out[0] || err[0]) {
 		char *scraped = slurp(body);
 
 		fprintf(stderr, "----- scrape -----\n%s----- end -----\n",
 			scraped);
 		free(scraped);
-		DH_ASSERT(0, "promtool check metrics: %s: %s",
-			  dh_status_str(status), text);
+		DH_ASSERT(0, "promtool check metrics: %s: %s%s",
+			  dh_status_str(status), out, err);
 	}
-	free(text);
 	return slurp(body);
 }
 
 /*
- * Run a second uzswapd with "--metrics @listen" in a new directory under
- * the root (its own socket, an empty configuration, no backing file),
+ * Run a second uzswapd with "--metrics @listen" in a new directory of its
+ * own (dh_prepare(): socket, empty configuration; no backing file),
  * expecting it to fail at startup. Return: its wait status (-ETIMEDOUT if
- * it had to be killed); its log in @log.
+ * it had to be killed); what it logged in @log.
  */
 static int run_daemon_expect_exit(const char *listen, char *log,
 				  size_t size)
 {
-	char dir[PATH_MAX - 64], sock[PATH_MAX], conf[PATH_MAX];
-	int fd;
+	struct dh_daemon other;
+	int status;
 
-	snprintf(dir, sizeof(dir), "%s/x.XXXXXX", dh_root());
-	DH_ASSERT(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
-	snprintf(sock, sizeof(sock), "%s/uzswapd.sock", dir);
-	snprintf(conf, sizeof(conf), "%s/uzswapd.conf", dir);
-	snprintf(log, size, "%s/uzswapd.log", dir);
-	fd = open(conf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	DH_ASSERT(fd >= 0, "%s: %s", conf, strerror(errno));
-	close(fd);
-	return run((const char *[]){ UZSWAPD_PATH, "--socket", sock,
-				     "--no-mlock", "--backing-file", "none",
-				     "--config", conf, "--metrics", listen,
-				     NULL },
-		   NULL, log, EXIT_MS);
+	DH_ASSERT(dh_prepare(&other) == 0, "dh_prepare");
+	status = dh_run((const char *[]){ UZSWAPD_PATH, "--socket", other.sock,
+					  "--no-mlock", "--backing-file",
+					  "none", "--config", other.conf,
+					  "--metrics", listen, NULL },
+			NULL, NULL, NULL, 0, log, size, EXIT_MS);
+	dh_remove(&other);
+	return status;
 }
 
 /*****************
@@ -979,24 +929,22 @@ START_TEST(test_bad_addresses)
 		  "Cannot assign requested address (not an address of this "
 		  "host)" },
 	};
-	char log[PATH_MAX], line[512];
+	char log[8192];
 	size_t i;
 	int status;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		status = run_daemon_expect_exit(bad[i].listen, log,
 						sizeof(log));
-		strcpy(dmn.log, log);	/* for dh_log_find, dh_dump_logs */
 		DH_ASSERT(status >= 0 && WIFEXITED(status) &&
 			  WEXITSTATUS(status) == bad[i].exit,
-			  "--metrics '%s': %s, expected exit %d",
-			  bad[i].listen, dh_status_str(status), bad[i].exit);
-		DH_ASSERT(dh_log_find(&dmn, bad[i].listen, line,
-				      sizeof(line)) && strstr(line, bad[i].why),
-			  "--metrics '%s': no clear line saying why",
-			  bad[i].listen);
+			  "--metrics '%s': %s, expected exit %d: %s",
+			  bad[i].listen, dh_status_str(status), bad[i].exit,
+			  log);
+		DH_ASSERT(line_with(log, bad[i].listen, bad[i].why),
+			  "--metrics '%s': no clear line saying why: %s",
+			  bad[i].listen, log);
 	}
-	dmn.log[0] = '\0';
 }
 END_TEST
 
@@ -1004,23 +952,19 @@ END_TEST
  * on. */
 START_TEST(test_port_in_use)
 {
-	char log[PATH_MAX], listen[64], line[512], first_log[PATH_MAX];
+	char log[8192], listen[64];
 	int port, status;
 
 	metrics_up();
 	port = served_port();
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	status = run_daemon_expect_exit(listen, log, sizeof(log));
-	strcpy(first_log, dmn.log);
-	strcpy(dmn.log, log);
 	DH_ASSERT(status >= 0 && WIFEXITED(status) &&
 		  WEXITSTATUS(status) == EXIT_METRICS,
 		  "second daemon on port %d: %s, expected exit %d", port,
 		  dh_status_str(status), EXIT_METRICS);
-	DH_ASSERT(dh_log_find(&dmn, "<3>metrics: cannot serve metrics on",
-			      line, sizeof(line)) &&
-		  strstr(line, "in use"), "unclear: %s", line);
-	strcpy(dmn.log, first_log);
+	DH_ASSERT(line_with(log, "<3>metrics: cannot serve metrics on",
+			    "in use"), "unclear: %s", log);
 
 	free(scrape_checked(port));
 	dh_stop_ok(&dmn, SIGTERM, NULL);

@@ -1046,8 +1046,9 @@ static void drain(int fds[2], char *bufs[2], size_t sizes[2],
 	}
 }
 
-int dh_run(const char *const *argv, const struct dh_cred *cred, char *out,
-	   size_t out_size, char *err, size_t err_size, int timeout_ms)
+int dh_run(const char *const *argv, const struct dh_cred *cred,
+	   const char *in, char *out, size_t out_size, char *err,
+	   size_t err_size, int timeout_ms)
 {
 	long long deadline = dh_now_ms() + timeout_ms;
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, fds[2];
@@ -1056,7 +1057,7 @@ int dh_run(const char *const *argv, const struct dh_cred *cred, char *out,
 	pid_t parent = getpid(), pid;
 	int null, status, ret;
 
-	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	null = open(in ? in : "/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null < 0 || pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
 		ret = -errno;
 		goto out_close;
@@ -1065,7 +1066,7 @@ int dh_run(const char *const *argv, const struct dh_cred *cred, char *out,
 	if (pid == 0) {
 		child_setup(parent, null, po[1], pe[1]);
 		become(cred);
-		execv(argv[0], (char *const *)argv);
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	if (pid < 0) {

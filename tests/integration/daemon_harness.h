@@ -326,13 +326,15 @@ struct dh_cred {
 };
 
 /*
- * dh_run() - run @argv (argv[0] a path) to its end, as @cred if not NULL,
- * with stdin /dev/null, and capture its stdout into @out and its stderr
- * into @err (each NUL-terminated, cut to its size; a size may be 0)
+ * dh_run() - run @argv (argv[0] found in $PATH unless it has a slash) to
+ * its end, as @cred if not NULL, with stdin from the file @in (NULL:
+ * /dev/null), and capture its stdout into @out and its stderr into @err
+ * (each NUL-terminated, cut to its size; a size may be 0)
  * Return: its wait status; -ETIMEDOUT if it ran longer than @timeout_ms
  * (it is killed); -errno.
  */
-int dh_run(const char *const *argv, const struct dh_cred *cred, char *out,
-	   size_t out_size, char *err, size_t err_size, int timeout_ms);
+int dh_run(const char *const *argv, const struct dh_cred *cred,
+	   const char *in, char *out, size_t out_size, char *err,
+	   size_t err_size, int timeout_ms);
 
 #endif /* UZSWAP_DAEMON_HARNESS_H */
