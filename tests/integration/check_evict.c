@@ -1168,10 +1168,8 @@ static int small_mounted;	/* 1 mounted, -errno if mount failed */
 
 static void small_mount(void)
 {
-	small_mounted = 0;
-	snprintf(small_dir, sizeof(small_dir), "%s/small-XXXXXX", dh_root());
-	if (!mkdtemp(small_dir)) {
-		small_mounted = -errno;
+	small_mounted = dh_mkdtemp(small_dir, sizeof(small_dir), "small");
+	if (small_mounted) {
 		small_dir[0] = 0;
 		return;
 	}

@@ -224,8 +224,9 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
 /* A new directory under the test root, for one test's files. */
 static void make_tmp(char *dir, size_t size, const char *what)
 {
-	snprintf(dir, size, "%s/%s.XXXXXX", dh_root(), what);
-	ck_assert_msg(mkdtemp(dir), "mkdtemp %s: %s", dir, strerror(errno));
+	int ret = dh_mkdtemp(dir, size, what);
+
+	ck_assert_msg(ret == 0, "mkdtemp %s: %s", dir, strerror(-ret));
 }
 
 static void remove_tmp(const char *dir)

@@ -864,16 +864,22 @@ bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
  * Daemons started by another command line
  *****************/
 
-int dh_prepare(struct dh_daemon *d)
+int dh_mkdtemp(char *buf, size_t size, const char *what)
 {
-	int fd;
-
-	memset(d, 0, sizeof(*d));
 	if (!root[0])
 		return -ENOENT;		/* dh_root_create() first */
-	snprintf(d->dir, sizeof(d->dir), "%s/d.XXXXXX", root);
-	if (!mkdtemp(d->dir))
-		return -errno;
+	snprintf(buf, size, "%s/%s.XXXXXX", root, what);
+	return mkdtemp(buf) ? 0 : -errno;
+}
+
+int dh_prepare(struct dh_daemon *d)
+{
+	int fd, ret;
+
+	memset(d, 0, sizeof(*d));
+	ret = dh_mkdtemp(d->dir, sizeof(d->dir), "d");
+	if (ret)
+		return ret;
 	snprintf(d->sock, sizeof(d->sock), "%s/uzswapd.sock", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/uzswapd.log", d->dir);
 	snprintf(d->clog, sizeof(d->clog), "%s/clients.log", d->dir);

@@ -60,6 +60,9 @@ struct dh_daemon {
  * (removed by dh_root_remove()). Return: 0 or -errno. */
 int dh_root_create(void);
 const char *dh_root(void);
+/* A new directory "ROOT/@what.XXXXXX" into @buf. Return: 0 or -errno. */
+int dh_mkdtemp(char *buf, size_t size, const char *what);
+
 /* Remove the root and everything under it. */
 void dh_root_remove(void);
 
