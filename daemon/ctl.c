@@ -288,8 +288,11 @@ static int advise_region(struct uzswapd *d, struct region *r, size_t first,
 	size_t i;
 
 	if (advice == PROTO_ADVISE_WILLNEED) {
+		/* one wake for the range, not one per page */
 		for (i = first; i < end; i++)
-			load_page(r, i, &d->lc, false, false);
+			load_page(r, i, &d->lc, false, true);
+		uffd_wake(r->ctx->fd, r->start + (first << PAGE_SHIFT),
+			  (end - first) << PAGE_SHIFT);
 		return 0;
 	}
 	if (store_compressor_current(&d->store, &d->lc.comp) ||
