@@ -17,14 +17,11 @@
 #include "uzswap-private.h"
 #include "uzswap.h"
 
-/* A request with no payload whose reply body is decoded by the caller. */
+/* A request without descriptors, with the connection's timeout, whose
+ * reply body the caller decodes. */
 static int ask(uzswap_t *c, uint16_t type, const uint8_t *payload,
 	       size_t len, uint8_t *body, size_t cap, size_t *blen)
 {
-	int ret = uzswap__usable(c);
-
-	if (ret)
-		return ret;
 	return uzswap__call(c, type, payload, len, NULL, 0, body, cap, blen, 0,
 			    NULL, 0);
 }
@@ -201,9 +198,6 @@ int uzswap_reclaim(uzswap_t *c, pid_t pid, uint64_t bytes, uint64_t *evicted)
 
 	if (pid < 0)
 		return -EINVAL;
-	ret = uzswap__usable(c);
-	if (ret)
-		return ret;
 	len = proto_encode_reclaim(buf, &q);
 	ret = uzswap__call(c, PROTO_RECLAIM, buf, len, NULL, 0, body,
 			   sizeof(body), &len, UZSWAP_RECLAIM_TIMEOUT_MS, NULL,
@@ -238,13 +232,9 @@ int uzswap_compact(uzswap_t *c, uint64_t *pages, uint64_t *freed)
 int uzswap_reload(uzswap_t *c, char *why, size_t len)
 {
 	size_t blen;
-	int ret;
 
 	if (len)
 		why[0] = '\0';
-	ret = uzswap__usable(c);
-	if (ret)
-		return ret;
 	return uzswap__call(c, PROTO_RELOAD, NULL, 0, NULL, 0, NULL, 0, &blen,
 			    0, why, len);
 }

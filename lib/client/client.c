@@ -328,8 +328,10 @@ int uzswap__call(struct uzswap *c, uint16_t type, const uint8_t *payload,
 		 size_t why_len)
 {
 	int32_t status = 0;
-	int ret;
+	int ret = uzswap__usable(c);
 
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&c->lock);
 	c->errmsg[0] = '\0';
 	ret = transact(c, type, payload, len, fds, nfds, &status, body, cap,
@@ -1146,9 +1148,6 @@ int uzswap_stats(uzswap_t *c, struct uzswap_stats *st)
 
 	if (!st)
 		return -EINVAL;
-	ret = uzswap__usable(c);
-	if (ret)
-		return ret;
 	ret = call(c, PROTO_STATS, NULL, 0, NULL, 0, body, sizeof(body), &len);
 	if (ret)
 		return ret;

@@ -81,14 +81,16 @@ struct uzswap {
 int uzswap__usable(const struct uzswap *c);
 
 /*
- * uzswap__call() - one request and its reply, under the connection's lock
+ * uzswap__call() - one request and its reply, under the connection's
+ * lock, once uzswap__usable() allows it
  * @body:       where a successful reply's body goes, @cap bytes; its
  *              length in *@blen
  * @timeout_ms: how long to wait for the reply; 0: the connection's own
  * @why:        if @why_len, the daemon's explanation of a refusal ("" if
  *              none)
- * Return: the transport error (-ETIMEDOUT, -ECONNRESET, ...), else the
- * daemon's status (0 or -errno).
+ * Return: -EINVAL or -ECHILD (see uzswap__usable()), the transport
+ * error (-ETIMEDOUT, -ECONNRESET, ...), else the daemon's status (0 or
+ * -errno).
  */
 int uzswap__call(struct uzswap *c, uint16_t type, const uint8_t *payload,
 		 size_t len, const int *fds, int nfds, uint8_t *body,
