@@ -558,6 +558,24 @@ START_TEST(test_compressor)
 }
 END_TEST
 
+/* A daemon, and a pager with one 16 MiB region of @kind evicted at once
+ * with COLD; the daemon's STATUS before and after the COLD. */
+static void cold_region(struct dh_client *c, const char *kind,
+			struct proto_status_reply *before,
+			struct proto_status_reply *after)
+{
+	char what[64];
+
+	dh_up(&dmn, NULL);
+	pager_start(&dmn, c);
+	pager_alloc(c, kind, 16);
+	status(before);
+	pager_ok(c, "cold 0");
+	status(after);
+	snprintf(what, sizeof(what), "after COLD of a %s region", kind);
+	print_status(what, after);
+}
+
 /* Issue test 4: same-filled pages, zero pages that were written among
  * them, are counted and kept without payload, and read back. */
 START_TEST(test_same_filled)
@@ -566,13 +584,7 @@ START_TEST(test_same_filled)
 	struct dh_client c;
 	struct pstats ps;
 
-	dh_up(&dmn, NULL);
-	pager_start(&dmn, &c);
-	pager_alloc(&c, "same", 16);
-	status(&s0);
-	pager_ok(&c, "cold 0");
-	status(&s1);
-	print_status("after COLD of same-filled pages", &s1);
+	cold_region(&c, "same", &s0, &s1);
 	DH_ASSERT_EQ(s1.stored_pages - s0.stored_pages, 16 * MIB / PAGE);
 	DH_ASSERT_EQ(s1.same_pages - s0.same_pages, 16 * MIB / PAGE);
 	DH_ASSERT_EQ(s1.raw_pages, s0.raw_pages);
@@ -614,13 +626,7 @@ START_TEST(test_incompressible)
 	struct dh_client c;
 	struct pstats ps;
 
-	dh_up(&dmn, NULL);
-	pager_start(&dmn, &c);
-	pager_alloc(&c, "random", 16);
-	status(&s0);
-	pager_ok(&c, "cold 0");
-	status(&s1);
-	print_status("after COLD of random pages", &s1);
+	cold_region(&c, "random", &s0, &s1);
 	DH_ASSERT_EQ(s1.stored_pages - s0.stored_pages, 16 * MIB / PAGE);
 	DH_ASSERT_EQ(s1.raw_pages - s0.raw_pages, 16 * MIB / PAGE);
 	DH_ASSERT_EQ(s1.same_pages, s0.same_pages);
