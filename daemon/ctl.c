@@ -203,7 +203,7 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 			    "in the sending process");
 
 	m->fds[0] = -1;
-	r = region_create(c->slot, c->ctx, &c->d->store, p.addr,
+	r = region_create(&c->d->regions, c->slot, c->ctx, &c->d->store, p.addr,
 			  p.len >> PAGE_SHIFT, memfd, p.name);
 	if (!r)
 		return fail(rep, -errno, "cannot set up the region");

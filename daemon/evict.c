@@ -38,6 +38,11 @@
  * not have that proof, leave UNPUNCHED pages alone. If the store fills up
  * (step 3) the run is cut there; if the punch fails, every page of the
  * run goes back to RESIDENT and its stored copy is dropped.
+ *
+ * Reclaim from the bottom asks the pages' owner to give up a pool object
+ * (struct store_owner): evict_write_back() finds the page by its key
+ * through the region index and takes it for the write-back, as a load
+ * would, so that no fault or restore can use it meanwhile.
  */
 #include "config.h"
 
@@ -51,11 +56,11 @@
 #include <unistd.h>
 
 #include "evict.h"
-#include "fault.h"
 #include "lib/uffd/uffd.h"
 #include "log.h"
 #include "registry.h"
 #include "store.h"
+#include "uffdctx.h"
 
 #define EVICT_MAX_THREADS	8
 #define EVICT_QUANTUM		1024	/* pages per client per visit */
@@ -64,12 +69,13 @@
 #define EVICT_TRIM_RECS		4096	/* stale records dropped per visit */
 
 /*
- * The evictors. @reg, @store, @threads and @nr_threads are written by
+ * The evictors. @reg, @index, @store, @threads and @nr_threads are written by
  * evict_start()/evict_stop() only; @lock protects @kicked and @stop; the
  * limits and counters are atomic.
  */
 static struct {
 	struct registry *reg;
+	struct region_index *index;
 	struct store *store;
 	atomic_uint_fast64_t default_limit;
 	atomic_uint_fast64_t resident_limit;
@@ -125,7 +131,7 @@ static bool slot_over(struct mm_slot *slot, bool to_low)
 static bool daemon_over(bool to_low)
 {
 	size_t limit = atomic_load(&ev.resident_limit) >> PAGE_SHIFT;
-	size_t res = region_resident_total();
+	size_t res = region_index_resident(ev.index);
 
 	return limit && res > (to_low ? low_mark(limit) : limit);
 }
@@ -188,8 +194,10 @@ static size_t store_run(struct region *r, size_t first, size_t k,
 		uint64_t data;
 		int bytes;
 
-		bytes = store_put(r->store, c, buf + (i << PAGE_SHIFT), r,
-				  first + i, &flags, &data);
+		struct store_key key = { r->id, (uint32_t)(first + i) };
+
+		bytes = store_put(r->store, c, buf + (i << PAGE_SHIFT), &key,
+				  &flags, &data);
 		if (bytes < 0)
 			break;
 		p->data = data;
@@ -656,8 +664,8 @@ static void *evictor_main(void *arg)
 	return NULL;
 }
 
-int evict_start(struct registry *reg, struct store *store,
-		const struct evict_config *cfg)
+int evict_start(struct registry *reg, struct region_index *ix,
+		struct store *store, const struct evict_config *cfg)
 {
 	unsigned int i;
 	int ret = 0;
@@ -665,6 +673,7 @@ int evict_start(struct registry *reg, struct store *store,
 	if (cfg->nthreads == 0 || cfg->nthreads > EVICT_MAX_THREADS)
 		return -EINVAL;
 	ev.reg = reg;
+	ev.index = ix;
 	ev.store = store;
 	ev.stop = false;
 	atomic_store(&ev.default_limit, cfg->default_limit);
@@ -690,6 +699,43 @@ void evict_stop(void)
 	for (i = 0; i < ev.nr_threads; i++)
 		pthread_join(ev.threads[i], NULL);
 	ev.nr_threads = 0;
+}
+
+/*****************
+ * Reclaim from the bottom: the pages' side
+ *****************/
+
+int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
+		     unsigned long handle)
+{
+	struct region *r = region_index_get(ctx, key->region_id);
+	struct page_entry *p;
+	uint64_t data;
+	uint32_t info;
+	int ret;
+
+	if (!r)
+		return -ENOENT;
+	p = &r->pages[key->idx];
+	info = atomic_load(&p->info);
+	if (page_state(info) != PAGE_COMPRESSED || p->data != handle ||
+	    (info & PAGE_UNPUNCHED) ||
+	    !page_cas(p, &info, page_info(PAGE_LOADING, 0, 0))) {
+		region_put(r);
+		return -EBUSY;
+	}
+	ret = store_write_back(s, handle, info, &data);
+	if (ret < 0) {
+		atomic_store(&p->info, info);
+	} else {
+		p->data = data;
+		atomic_store(&p->info,
+			     (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
+		region_unpool(r, (size_t)ret);
+		ret = 0;
+	}
+	region_put(r);
+	return ret;
 }
 
 void evict_get_stats(struct evict_stats *st)

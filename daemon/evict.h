@@ -19,6 +19,7 @@
 struct registry;
 struct mm_slot;
 struct store;
+struct store_key;
 
 struct evict_config {
 	uint64_t default_limit;		/* bytes per process; 0: none */
@@ -34,9 +35,10 @@ struct evict_stats {
 	uint64_t second_chances;/* active pages given another LRU trip */
 };
 
-/* Start the evictor threads. Return: 0 or -errno. Loop thread. */
-int evict_start(struct registry *reg, struct store *store,
-		const struct evict_config *cfg);
+/* Start the evictor threads over the clients of @reg, whose regions are
+ * in @ix. Return: 0 or -errno. Loop thread. */
+int evict_start(struct registry *reg, struct region_index *ix,
+		struct store *store, const struct evict_config *cfg);
 void evict_stop(void);
 
 /* Change the budgets (reload, or a client's set-limit); wakes the
@@ -85,6 +87,18 @@ long evict_range(struct region *r, size_t first, size_t end, size_t max,
  */
 long evict_slot_now(struct mm_slot *slot, size_t max, struct compressor *c,
 		    uint8_t *buf);
+
+/*
+ * evict_write_back() - the store's owner callback (struct store_owner,
+ * @ctx: the struct region_index): reclaim from the bottom wants the object
+ * of @handle, held for page @key, in the backing file. Takes the page
+ * (COMPRESSED -> LOADING), has the store write it back, and publishes
+ * WRITTEN_BACK. Return: 0 once @handle is freed; -ENOENT if the region is
+ * gone, -EBUSY if another thread holds the page or its evictor has not yet
+ * punched it, or the store's -errno (the page is COMPRESSED again).
+ */
+int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
+		     unsigned long handle);
 
 void evict_get_stats(struct evict_stats *st);
 

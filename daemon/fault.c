@@ -736,44 +736,11 @@ unsigned int fault_nr_threads(void)
 	return fp.nr_threads;
 }
 
-struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
-				bool user_mode_only)
-{
-	struct uffd_ctx *ctx = calloc(1, sizeof(*ctx));
-
-	if (!ctx) {
-		close(fd);
-		return NULL;
-	}
-	ctx->fd = fd;
-	atomic_init(&ctx->refs, 1);
-	ctx->slot = slot;
-	mm_slot_get(slot);
-	ctx->thread = fp.nr_threads ? (unsigned int)slot->pid % fp.nr_threads
-				    : 0;
-	ctx->user_mode_only = user_mode_only;
-	list_init(&ctx->node);
-	return ctx;
-}
-
-void uffd_ctx_get(struct uffd_ctx *ctx)
-{
-	atomic_fetch_add(&ctx->refs, 1);
-}
-
-void uffd_ctx_put(struct uffd_ctx *ctx)
-{
-	if (atomic_fetch_sub(&ctx->refs, 1) != 1)
-		return;
-	close(ctx->fd);
-	mm_slot_put(ctx->slot);
-	free(ctx);
-}
-
 int fault_attach(struct uffd_ctx *ctx)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ctx };
 
+	ctx->thread = (unsigned int)ctx->slot->pid % fp.nr_threads;
 	if (epoll_ctl(fp.threads[ctx->thread].epfd, EPOLL_CTL_ADD, ctx->fd,
 		      &ev) < 0)
 		return -errno;

@@ -16,12 +16,12 @@
 #include <unistd.h>
 
 #include "evict.h"
-#include "fault.h"
 #include "lib/uffd/uffd.h"
 #include "load.h"
 #include "log.h"
 #include "registry.h"
 #include "store.h"
+#include "uffdctx.h"
 
 /* The flags a page brought back gets: PAGE_ACTIVE if it was evicted less
  * than a budget's worth of evictions ago (the kernel's workingset test). */

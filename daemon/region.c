@@ -19,18 +19,88 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "fault.h"
 #include "region.h"
 #include "registry.h"
 #include "store.h"
+#include "uffdctx.h"
 
-/* Every attached region's resident pages (see region_account()). */
-static atomic_size_t resident_total;
+/*****************
+ * The region index
+ *****************/
 
-size_t region_resident_total(void)
+static unsigned int id_hash(uint64_t id)
 {
-	return atomic_load(&resident_total);
+	return (unsigned int)((id * 0x9e3779b97f4a7c15ull) >>
+			      (64 - REGION_INDEX_BITS));
 }
+
+void region_index_init(struct region_index *ix)
+{
+	memset(ix->buckets, 0, sizeof(ix->buckets));
+	pthread_mutex_init(&ix->lock, NULL);
+	atomic_init(&ix->next_id, 1);
+	atomic_init(&ix->resident, 0);
+}
+
+void region_index_destroy(struct region_index *ix)
+{
+	pthread_mutex_destroy(&ix->lock);
+}
+
+static void index_insert(struct region_index *ix, struct region *r)
+{
+	unsigned int h;
+
+	r->id = atomic_fetch_add(&ix->next_id, 1);
+	h = id_hash(r->id);
+	pthread_mutex_lock(&ix->lock);
+	r->index_next = ix->buckets[h];
+	ix->buckets[h] = r;
+	pthread_mutex_unlock(&ix->lock);
+}
+
+static void index_remove(struct region_index *ix, struct region *r)
+{
+	struct region **pp;
+
+	pthread_mutex_lock(&ix->lock);
+	for (pp = &ix->buckets[id_hash(r->id)]; *pp; pp = &(*pp)->index_next)
+		if (*pp == r) {
+			*pp = r->index_next;
+			break;
+		}
+	pthread_mutex_unlock(&ix->lock);
+}
+
+struct region *region_index_get(struct region_index *ix, uint64_t id)
+{
+	struct region *r;
+	unsigned int refs;
+
+	pthread_mutex_lock(&ix->lock);
+	for (r = ix->buckets[id_hash(id)]; r && r->id != id; r = r->index_next)
+		;
+	if (r) {
+		/* a region whose last reference is going stays out */
+		refs = atomic_load(&r->refs);
+		while (refs && !atomic_compare_exchange_weak(&r->refs, &refs,
+							     refs + 1))
+			;
+		if (!refs)
+			r = NULL;
+	}
+	pthread_mutex_unlock(&ix->lock);
+	return r;
+}
+
+size_t region_index_resident(struct region_index *ix)
+{
+	return atomic_load(&ix->resident);
+}
+
+/*****************
+ * Regions
+ *****************/
 
 void region_account(struct region *r, long pages)
 {
@@ -38,7 +108,7 @@ void region_account(struct region *r, long pages)
 	atomic_fetch_add(&r->resident, (size_t)pages);
 	if (r->attached) {
 		atomic_fetch_add(&r->slot->resident, (size_t)pages);
-		atomic_fetch_add(&resident_total, (size_t)pages);
+		atomic_fetch_add(&r->index->resident, (size_t)pages);
 	}
 	pthread_mutex_unlock(&r->acct_lock);
 }
@@ -51,7 +121,7 @@ void region_attach(struct region *r)
 	n = atomic_load(&r->resident);
 	r->attached = true;
 	atomic_fetch_add(&r->slot->resident, n);
-	atomic_fetch_add(&resident_total, n);
+	atomic_fetch_add(&r->index->resident, n);
 	pthread_mutex_unlock(&r->acct_lock);
 }
 
@@ -65,7 +135,7 @@ void region_detach(struct region *r)
 		n = atomic_load(&r->resident);
 		r->attached = false;
 		atomic_fetch_sub(&r->slot->resident, n);
-		atomic_fetch_sub(&resident_total, n);
+		atomic_fetch_sub(&r->index->resident, n);
 	}
 	pthread_mutex_unlock(&r->acct_lock);
 }
@@ -99,12 +169,12 @@ static int mark_resident_pages(struct region *r)
 	return 0;
 }
 
-struct region *region_create(struct mm_slot *slot, struct uffd_ctx *ctx,
-			     struct store *store, unsigned long start,
-			     size_t npages, int memfd, const char *name)
+struct region *region_create(struct region_index *ix, struct mm_slot *slot,
+			     struct uffd_ctx *ctx, struct store *store,
+			     unsigned long start, size_t npages, int memfd,
+			     const char *name)
 {
 	struct region *r;
-	static atomic_uint_fast64_t next_id = 1;
 	int ret;
 
 	r = calloc(1, sizeof(*r));
@@ -114,10 +184,10 @@ struct region *region_create(struct mm_slot *slot, struct uffd_ctx *ctx,
 	if (!r->pages)
 		goto out_free_region;
 	list_init(&r->node);
+	r->index = ix;
 	r->slot = slot;
 	r->ctx = ctx;
 	r->store = store;
-	r->id = atomic_fetch_add(&next_id, 1);
 	r->start = start;
 	r->npages = npages;
 	r->memfd = memfd;
@@ -132,6 +202,7 @@ struct region *region_create(struct mm_slot *slot, struct uffd_ctx *ctx,
 	}
 	if (ctx)
 		uffd_ctx_get(ctx);
+	index_insert(ix, r);
 	return r;
 
 out_free_region:
@@ -166,6 +237,7 @@ void region_put(struct region *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
+	index_remove(r->index, r);
 	drop_stored_pages(r);
 	if (r->ctx)
 		uffd_ctx_put(r->ctx);

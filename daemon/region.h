@@ -17,93 +17,47 @@
 
 #include "lib/common/list.h"
 #include "lib/proto/proto.h"
+#include "pagestate.h"
 
-#define PAGE_SHIFT 12
-#define PAGE_SIZE (1ul << PAGE_SHIFT)
+#define REGION_INDEX_BITS 12
 
 struct mm_slot;
 struct store;
 struct uffd_ctx;
+struct region;
 
 /*
- * State of one page of a region. Stable states: NEW, RESIDENT, COMPRESSED,
- * SAME. Transient states belong to the thread that entered them, which
- * alone may touch the entry's @data and @evicted_at until it publishes a
- * stable state: EVICTING (an evictor storing the page), LOADING (a fault
- * thread, or the loop thread restoring a region, bringing it back).
- * Every transition is a compare-and-swap of @info, so a page is never
- * taken by two threads at once.
+ * struct region_index - every region of the daemon, by id (the key the
+ * store and the LRU name pages by), and what they hold resident
+ * @lock:     protects @buckets
+ * @buckets:  chains of struct region through @index_next, by id
+ * @next_id:  the id of the next region (atomic)
+ * @resident: pages RESIDENT or EVICTING over every attached region (see
+ *            region_account(); atomic)
  */
-enum page_state {
-	PAGE_NEW = 0,		/* never touched: a hole in the memfd, zeros */
-	PAGE_RESIDENT,		/* in the memfd's page cache */
-	PAGE_EVICTING,		/* being stored and dropped */
-	PAGE_COMPRESSED,	/* in the pool: @data is the z3fold handle */
-	PAGE_SAME,		/* each 64-bit word is @data: no payload */
-	PAGE_LOADING,		/* being brought back, or written back */
-	PAGE_WRITTEN_BACK,	/* in the backing file: @data is
-				   slot << PAGE_WB_LEN_BITS | length */
+struct region_index {
+	pthread_mutex_t lock;
+	struct region *buckets[1u << REGION_INDEX_BITS];
+	atomic_uint_fast64_t next_id;
+	atomic_size_t resident;
 };
 
-#define PAGE_WB_LEN_BITS	13	/* an object is at most 4096 bytes */
+void region_index_init(struct region_index *ix);
+/* Every region must have been freed. */
+void region_index_destroy(struct region_index *ix);
 
-#define PAGE_STATE_MASK		0x0fu
-#define PAGE_ACTIVE		0x10u	/* refaulted soon after its eviction */
-#define PAGE_ZSTD		0x20u	/* COMPRESSED by zstd, else lz4 */
-#define PAGE_RAW		0x40u	/* COMPRESSED object is the page as is */
-#define PAGE_UNPUNCHED		0x80u	/* stored, but the evictor has not yet
-					   punched it: only a MISSING fault
-					   (which proves the punch) may load it */
-#define PAGE_STAMP_SHIFT	16	/* fault-in stamp, see lru.h */
+/* The region numbered @id with a reference taken, or NULL if there is none
+ * or its last reference is going. O(1) average. Any thread. */
+struct region *region_index_get(struct region_index *ix, uint64_t id);
 
-/*
- * struct page_entry - the per-page state table entry (16 bytes)
- * @info:       state | flags | stamp << PAGE_STAMP_SHIFT (atomic; changed
- *              by compare-and-swap only)
- * @evicted_at: the slot's eviction count when the page was evicted (for
- *              the refault distance); owner of the state
- * @data:       see enum page_state; owner of the state, immutable while
- *              the state is stable
- */
-struct page_entry {
-	_Atomic uint32_t info;
-	uint32_t evicted_at;
-	uint64_t data;
-};
-
-static inline unsigned int page_state(uint32_t info)
-{
-	return info & PAGE_STATE_MASK;
-}
-
-static inline uint16_t page_stamp(uint32_t info)
-{
-	return (uint16_t)(info >> PAGE_STAMP_SHIFT);
-}
-
-static inline uint32_t page_info(unsigned int state, uint32_t flags,
-				 uint16_t stamp)
-{
-	return state | flags | ((uint32_t)stamp << PAGE_STAMP_SHIFT);
-}
-
-/* Is a page in this state held by the store (COMPRESSED, SAME,
- * WRITTEN_BACK)? */
-static inline bool page_is_stored(unsigned int state)
-{
-	return state == PAGE_COMPRESSED || state == PAGE_SAME ||
-	       state == PAGE_WRITTEN_BACK;
-}
-
-/* Move a page from *@old to @new; on failure *@old is what it is now. */
-static inline bool page_cas(struct page_entry *p, uint32_t *old, uint32_t new)
-{
-	return atomic_compare_exchange_strong(&p->info, old, new);
-}
+/* Pages RESIDENT or EVICTING over every attached region. */
+size_t region_index_resident(struct region_index *ix);
 
 /*
  * struct region - a registered managed region
  * @node:     entry in the slot's region list; protected by slot->lock
+ * @index:    the daemon's region index it is in; immutable
+ * @index_next: chain of @index; protected by index->lock
  * @slot:     the owning process; immutable
  * @ctx:      the uffd the range is registered on; immutable, referenced
  * @store:    where its evicted pages are; immutable
@@ -130,6 +84,8 @@ static inline bool page_cas(struct page_entry *p, uint32_t *old, uint32_t new)
  */
 struct region {
 	struct list_node node;
+	struct region_index *index;
+	struct region *index_next;
 	struct mm_slot *slot;
 	struct uffd_ctx *ctx;
 	struct store *store;
@@ -151,11 +107,13 @@ struct region {
 
 /*
  * region_create() - a region over @memfd (taken over: closed on failure and
- * at the end) mapped at @start for @npages pages. Pages that hold data in
- * the memfd start RESIDENT, holes NEW. Takes a reference on @ctx.
+ * at the end) mapped at @start for @npages pages, numbered and found in
+ * @ix until its last reference goes. Pages that hold data in the memfd
+ * start RESIDENT, holes NEW. Takes a reference on @ctx.
  * Return: the region with one reference, or NULL with errno set.
  */
-struct region *region_create(struct mm_slot *slot, struct uffd_ctx *ctx,
+struct region *region_create(struct region_index *ix, struct mm_slot *slot,
+			     struct uffd_ctx *ctx,
 			     struct store *store, unsigned long start,
 			     size_t npages, int memfd, const char *name);
 
@@ -164,9 +122,6 @@ void region_get(struct region *r);
  * is gone or unregistered them after restoring) and frees the region. Any
  * thread. */
 void region_put(struct region *r);
-
-/* Pages RESIDENT or EVICTING over every attached region of every client. */
-size_t region_resident_total(void);
 
 /* @pages (negative: fewer) more pages of @r are RESIDENT or EVICTING:
  * counted in @r, and in its slot's and the daemon's totals while @r is

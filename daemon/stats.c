@@ -65,7 +65,7 @@ void stats_snapshot(struct uzswapd *d, struct stats_snapshot *s)
 	memset(s, 0, sizeof(*s));
 	s->clients = registry_nr_slots(&d->registry);
 	registry_totals(&d->registry, &s->registered_bytes, &faults);
-	s->resident_bytes = (uint64_t)region_resident_total() << PAGE_SHIFT;
+	s->resident_bytes = (uint64_t)region_index_resident(&d->regions) << PAGE_SHIFT;
 	evict_get_limits(&s->default_limit, &s->resident_limit);
 	store_get_stats(&d->store, &s->store);
 	evict_get_stats(&s->evict);

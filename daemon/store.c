@@ -5,21 +5,23 @@
  * first differing word) -> compress into a stack buffer with the raw
  * threshold as capacity (both compressors give up early on incompressible
  * data) -> z3fold_alloc() -> copy in under z3fold_map() -> reverse map
- * entry (handle -> region, page), which the evict handler needs.
+ * entry (handle -> key: region id, page index), which the evict handler
+ * needs.
  *
  * Reclaim from the bottom, exactly the z3fold flow: store_reclaim() calls
  * z3fold_reclaim_page(), which claims the least recently filled pool page
  * and calls store_evict() for each object on it. store_evict() finds the
- * page through the reverse map, takes it (COMPRESSED -> LOADING, so no
- * fault or restore can use it meanwhile), writes the object to the backing
- * file, publishes WRITTEN_BACK and frees the handle. It refuses (non-zero)
- * a page another thread holds, one not yet punched by its evictor, or a
- * write the backing file refuses: the object then stays in the pool.
+ * page's key through the reverse map and asks the owner to write it back:
+ * the owner takes the page (COMPRESSED -> LOADING, so no fault or restore
+ * can use it meanwhile), calls store_write_back() (object to the backing
+ * file, handle freed) and publishes WRITTEN_BACK. The owner refuses a page
+ * another thread holds or one not yet punched by its evictor, and a write
+ * the backing file refuses fails it: the object then stays in the pool.
  *
  * Lock order: reclaim_lock (one reclaimer at a time), then z3fold's
  * locks, which are never held while calling store_evict(); rmap_lock is
- * taken inside it and inside store_put/store_drop, never around z3fold or
- * backing calls.
+ * taken inside it and inside store_put/store_drop, never around z3fold,
+ * owner or backing calls.
  */
 #include "config.h"
 
@@ -29,7 +31,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "region.h"
 #include "store.h"
 
 #define STAT_ADD(s, field, n) \
@@ -39,13 +40,11 @@
 #define RMAP_MIN_CAP	1024
 #define RECLAIM_RETRIES	8
 
-/* The store the z3fold evict handler works for (one per process). */
-static struct store *the_store;
-
 /* A write-back I/O error was logged (once per process). */
 static atomic_bool io_error_logged;
 
-static int store_evict(struct z3fold_pool *pool, unsigned long handle);
+static int store_evict(struct z3fold_pool *pool, unsigned long handle,
+		       void *priv);
 
 static const struct z3fold_ops store_ops = { .evict = store_evict };
 
@@ -88,10 +87,10 @@ static int rmap_grow(struct store *s)
 	return 0;
 }
 
-static int rmap_add(struct store *s, unsigned long handle, struct region *r,
-		    size_t idx)
+static int rmap_add(struct store *s, unsigned long handle,
+		    const struct store_key *key)
 {
-	struct store_rmap_entry e = { handle, r, (uint32_t)idx };
+	struct store_rmap_entry e = { handle, *key };
 	int ret = 0;
 
 	pthread_mutex_lock(&s->rmap_lock);
@@ -142,26 +141,18 @@ static void rmap_del(struct store *s, unsigned long handle)
 	pthread_mutex_unlock(&s->rmap_lock);
 }
 
-/* The page @handle holds, with a reference on its region; false if none
- * (freed meanwhile) or its region is being freed. */
+/* The page @handle holds; false if none (freed meanwhile). */
 static bool rmap_lookup(struct store *s, unsigned long handle,
-			struct region **r, size_t *idx)
+			struct store_key *key)
 {
-	unsigned int refs;
-	bool found = false;
+	bool found;
 	size_t i;
 
 	pthread_mutex_lock(&s->rmap_lock);
 	i = rmap_find(s, handle);
-	if (i < s->rmap_cap) {
-		*r = s->rmap[i].region;
-		*idx = s->rmap[i].idx;
-		refs = atomic_load(&(*r)->refs);
-		while (refs && !atomic_compare_exchange_weak(&(*r)->refs,
-							     &refs, refs + 1))
-			;
-		found = refs != 0;
-	}
+	found = i < s->rmap_cap;
+	if (found)
+		*key = s->rmap[i].key;
 	pthread_mutex_unlock(&s->rmap_lock);
 	return found;
 }
@@ -171,12 +162,14 @@ static bool rmap_lookup(struct store *s, unsigned long handle,
  *****************/
 
 int store_init(struct store *s, enum compress_algo algo, int level,
-	       uint64_t pool_limit, struct backing *backing)
+	       uint64_t pool_limit, struct backing *backing,
+	       const struct store_owner *owner)
 {
 	memset(s, 0, sizeof(*s));
-	s->pool = z3fold_create_pool("uzswap", &store_ops);
+	s->pool = z3fold_create_pool("uzswap", &store_ops, s);
 	if (!s->pool)
 		return -errno;
+	s->owner = *owner;
 	s->backing = backing;
 	atomic_init(&s->algo, algo);
 	atomic_init(&s->level, level);
@@ -184,7 +177,6 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	pthread_mutex_init(&s->reclaim_lock, NULL);
 	pthread_mutex_init(&s->rmap_lock, NULL);
 	pthread_mutex_init(&s->frees_lock, NULL);
-	the_store = s;
 	return 0;
 }
 
@@ -200,7 +192,6 @@ void store_destroy(struct store *s)
 	pthread_mutex_destroy(&s->reclaim_lock);
 	pthread_mutex_destroy(&s->rmap_lock);
 	pthread_mutex_destroy(&s->frees_lock);
-	the_store = NULL;
 }
 
 /* Whether @page repeats one 64-bit word; *@word is that word. */
@@ -233,7 +224,7 @@ static void check_limit(struct store *s)
 }
 
 int store_put(struct store *s, struct compressor *c, const uint8_t *page,
-	      struct region *r, size_t idx, uint32_t *flags, uint64_t *data)
+	      const struct store_key *key, uint32_t *flags, uint64_t *data)
 {
 	uint8_t buf[STORE_RAW_THRESHOLD];
 	const uint8_t *src = buf;
@@ -259,7 +250,7 @@ int store_put(struct store *s, struct compressor *c, const uint8_t *page,
 	}
 	if (z3fold_alloc(s->pool, n, &handle))
 		goto out_refused;
-	if (rmap_add(s, handle, r, idx)) {
+	if (rmap_add(s, handle, key)) {
 		z3fold_free(s->pool, handle);
 		goto out_refused;
 	}
@@ -404,26 +395,30 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data)
  * Reclaim from the bottom
  *****************/
 
-/* Write the object of @handle (page @p of @r) to the backing file. */
-static int write_back(struct store *s, struct region *r, struct page_entry *p,
-		      unsigned long handle, uint32_t info)
+int store_write_back(struct store *s, unsigned long handle, uint32_t info,
+		     uint64_t *data)
 {
 	size_t n = z3fold_object_size(s->pool, handle);
 	const void *obj;
 	uint64_t slot;
-	int ret;
+	int ret = -EIO;
 
 	obj = z3fold_map(s->pool, handle);
-	if (!obj)
-		return -EIO;
-	ret = backing_write(s->backing, obj, n, &slot);
-	z3fold_unmap(s->pool, handle);
-	if (ret)
+	if (obj) {
+		ret = backing_write(s->backing, obj, n, &slot);
+		z3fold_unmap(s->pool, handle);
+	}
+	if (ret) {
+		/* full (ENOSPC) is the evictor's to report; an I/O error is
+		 * worth an error line, once */
+		STAT_ADD(s, writeback_failures, 1);
+		if (ret != -ENOSPC && !atomic_exchange(&io_error_logged, true))
+			log_err("store", "writing back to the backing file: %s; "
+				"pages stay in the pool (logged once)",
+				strerror(-ret));
 		return ret;
-	p->data = slot << PAGE_WB_LEN_BITS | n;
-	atomic_store(&p->info,
-		     (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
-	region_unpool(r, n);
+	}
+	*data = slot << PAGE_WB_LEN_BITS | n;
 	rmap_del(s, handle);
 	z3fold_free(s->pool, handle);
 	STAT_ADD(s, payload_bytes, -(int64_t)n);
@@ -433,42 +428,20 @@ static int write_back(struct store *s, struct region *r, struct page_entry *p,
 		STAT_ADD(s, compressed, -1);
 	STAT_ADD(s, written_back, 1);
 	STAT_ADD(s, writebacks, 1);
-	return 0;
+	return (int)n;
 }
 
-/* z3fold's evict handler: 0 once @handle is written back and freed. */
-static int store_evict(struct z3fold_pool *pool, unsigned long handle)
+/* z3fold's evict handler: 0 once the owner wrote @handle back and freed
+ * it. */
+static int store_evict(struct z3fold_pool *pool, unsigned long handle,
+		       void *priv)
 {
-	struct store *s = the_store;
-	struct page_entry *p;
-	struct region *r;
-	uint32_t info;
-	size_t idx;
-	int ret;
+	struct store *s = priv;
+	struct store_key key;
 
-	if (!s->backing || !rmap_lookup(s, handle, &r, &idx))
+	if (!s->backing || !rmap_lookup(s, handle, &key))
 		return -ENOENT;
-	p = &r->pages[idx];
-	info = atomic_load(&p->info);
-	if (page_state(info) != PAGE_COMPRESSED || p->data != handle ||
-	    (info & PAGE_UNPUNCHED) ||
-	    !page_cas(p, &info, page_info(PAGE_LOADING, 0, 0))) {
-		region_put(r);
-		return -EBUSY;
-	}
-	ret = write_back(s, r, p, handle, info);
-	if (ret) {
-		atomic_store(&p->info, info);
-		/* full (ENOSPC) is the evictor's to report; an I/O error is
-		 * worth an error line, once */
-		STAT_ADD(s, writeback_failures, 1);
-		if (ret != -ENOSPC && !atomic_exchange(&io_error_logged, true))
-			log_err("store", "writing back to the backing file: %s; "
-				"pages stay in the pool (logged once)",
-				strerror(-ret));
-	}
-	region_put(r);
-	return ret;
+	return s->owner.write_back(s->owner.ctx, s, &key, handle);
 }
 
 bool store_reclaim(struct store *s)

@@ -9,8 +9,13 @@
  * handler writes each object on it to the backing file (the page becomes
  * WRITTEN_BACK) until the pool is under STORE_POOL_LOW_PCT of its limit.
  *
+ * The store knows pages, not regions: each object is keyed by the page it
+ * holds, (region id, page index), and reclaim from the bottom asks the
+ * pages' owner (struct store_owner, given at store_init()) to give an
+ * object up, so that nothing in the store points into its users.
+ *
  * Private to uzswapd. Every function is thread-safe; compression state is
- * the caller's (one struct compressor per thread). One store per process.
+ * the caller's (one struct compressor per thread).
  */
 #ifndef UZSWAPD_STORE_H
 #define UZSWAPD_STORE_H
@@ -23,22 +28,45 @@
 #include "backing.h"
 #include "compress.h"
 #include "lib/z3fold/z3fold.h"
+#include "pagestate.h"
 
 #define STORE_RAW_THRESHOLD 3072	/* compressed bytes: ~3 KiB */
 #define STORE_POOL_LOW_PCT 90		/* accept again below this % */
 
-struct region;
+struct store;
+
+/* The page a pool object holds: page @idx of region @region_id. */
+struct store_key {
+	uint64_t region_id;
+	uint32_t idx;
+};
+
+/*
+ * struct store_owner - who holds the stored pages' states
+ * @write_back: reclaim from the bottom wants the object of @handle, held
+ *      for page @key, out of the pool: the owner takes the page (or
+ *      refuses with -errno: gone, held by another thread, not yet punched),
+ *      calls store_write_back() and publishes what it returns. Returns 0
+ *      only once @handle is freed. Called on an evictor thread, with no
+ *      store or pool lock held.
+ * @ctx:        passed to @write_back
+ */
+struct store_owner {
+	int (*write_back)(void *ctx, struct store *s,
+			  const struct store_key *key, unsigned long handle);
+	void *ctx;
+};
 
 /* One entry of the reverse map: the page a pool object holds. */
 struct store_rmap_entry {
 	unsigned long handle;	/* 0: empty */
-	struct region *region;
-	uint32_t idx;
+	struct store_key key;
 };
 
 /*
  * struct store - the pool, the backing file and their counters
  * @pool:       the z3fold pool; thread-safe
+ * @owner:      who holds the pages' states; immutable
  * @backing:    the backing file, NULL for none; set before any thread
  *              runs, thread-safe
  * @algo:       enum compress_algo for new pages (atomic: a reload may
@@ -52,7 +80,7 @@ struct store_rmap_entry {
  *              two evictors reclaiming at once would claim each other's
  *              pages and each conclude that the pool cannot shrink
  * @rmap_lock:  protects @rmap, @rmap_cap, @rmap_used
- * @rmap:       open-addressing table, handle -> (region, page)
+ * @rmap:       open-addressing table, handle -> key
  * @frees_lock: protects @frees and @nr_frees
  * @frees:      backing slots to release (a hole punch is too slow for
  *              the fault path): released by store_flush_frees()
@@ -60,6 +88,7 @@ struct store_rmap_entry {
  */
 struct store {
 	struct z3fold_pool *pool;
+	struct store_owner owner;
 	struct backing *backing;
 	atomic_int algo;
 	atomic_int level;
@@ -100,23 +129,24 @@ struct store_stats {
 };
 
 /* @pool_limit: bytes, 0 for none; @backing: NULL for none (taken over:
- * closed by store_destroy()). Return: 0 or -errno. */
+ * closed by store_destroy()); @owner: copied. Return: 0 or -errno. */
 int store_init(struct store *s, enum compress_algo algo, int level,
-	       uint64_t pool_limit, struct backing *backing);
+	       uint64_t pool_limit, struct backing *backing,
+	       const struct store_owner *owner);
 /* Every stored page must have been dropped or loaded. */
 void store_destroy(struct store *s);
 
 /*
- * store_put() - store one page, held for page @idx of @r
+ * store_put() - store one page, held for page @key
  * @c:     the calling thread's compressor (see store_compressor_current())
  * @flags: set to the page's new state, PAGE_COMPRESSED or PAGE_SAME, with
- *         PAGE_ZSTD or PAGE_RAW as they apply (see region.h)
+ *         PAGE_ZSTD or PAGE_RAW as they apply (see pagestate.h)
  * @data:  set to the handle or the fill word
  * Return: the payload bytes taken in the pool (0 for SAME), or -ENOMEM if
  * the pool does not take it (at its limit, or no memory).
  */
 int store_put(struct store *s, struct compressor *c, const uint8_t *page,
-	      struct region *r, size_t idx, uint32_t *flags, uint64_t *data);
+	      const struct store_key *key, uint32_t *flags, uint64_t *data);
 
 /*
  * store_get() - the page stored as (@info, @data), written to @page; the
@@ -129,6 +159,17 @@ int store_get(struct store *s, struct compressor *c, uint32_t info,
 /* Forget the page stored as (@info, @data); returns the pool bytes
  * freed. */
 size_t store_drop(struct store *s, uint32_t info, uint64_t data);
+
+/*
+ * store_write_back() - for the owner's write_back: move the object of
+ * @handle, stored as @info, to the backing file and free it from the pool.
+ * The owner holds the page (it is LOADING) and publishes WRITTEN_BACK with
+ * *@data once this returns.
+ * Return: the pool bytes freed, or -errno (the object stays in the pool;
+ * counted, and an I/O error is logged once).
+ */
+int store_write_back(struct store *s, unsigned long handle, uint32_t info,
+		     uint64_t *data);
 
 /*
  * store_reclaim() - if the pool is at its limit, reclaim from the bottom

@@ -582,6 +582,7 @@ static void free_daemon(struct uzswapd *d)
 {
 	registry_destroy(&d->registry);
 	store_destroy(&d->store);
+	region_index_destroy(&d->regions);
 	compressor_destroy(d->lc.comp);
 	free(d->lc.buf);
 	free(d->run_buf);
@@ -594,6 +595,7 @@ static void free_daemon(struct uzswapd *d)
 int uzswapd_main(int argc, char **argv)
 {
 	static struct uzswapd d;
+	struct store_owner owner = { evict_write_back, &d.regions };
 	struct evict_config ec;
 	struct backing *backing;
 	bool check_only = false, done;
@@ -611,6 +613,7 @@ int uzswapd_main(int argc, char **argv)
 	d.max_registered = 4 * phys_bytes();
 	list_init(&d.conns);
 	registry_init(&d.registry);
+	region_index_init(&d.regions);
 	if (uv_loop_init(&d.loop)) {
 		log_err("main", "cannot set up the event loop");
 		return UZSWAPD_EXIT_LOOP;
@@ -623,7 +626,7 @@ int uzswapd_main(int argc, char **argv)
 	if (ret)
 		return ret;
 	ret = store_init(&d.store, d.conf.compressor, (int)d.conf.zstd_level,
-			 d.conf.pool_limit, backing);
+			 d.conf.pool_limit, backing, &owner);
 	d.lc.comp = compressor_create(d.conf.compressor, (int)d.conf.zstd_level);
 	d.lc.buf = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
 	d.run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
@@ -637,7 +640,7 @@ int uzswapd_main(int argc, char **argv)
 	fault_set_spin(d.conf.fault_spin);
 	ret = fault_start(&d.loop, d.conf.fault_threads, client_ctx_released);
 	if (ret == 0) {
-		ret = evict_start(&d.registry, &d.store, &ec);
+		ret = evict_start(&d.registry, &d.regions, &d.store, &ec);
 		if (ret)
 			fault_stop();
 	}

@@ -42,6 +42,7 @@ enum uzswapd_exit {
  * @conf:      the configuration in force; replaced by uzswapd_reload()
  * @loop:      the libuv loop
  * @registry:  the clients; see struct registry for its locking
+ * @regions:   every region by id; see struct region_index for its locking
  * @store:     the compressed store; thread-safe
  * @lc:        the loop thread's compressor and page buffer (restores,
  *             WILLNEED advice)
@@ -67,6 +68,7 @@ struct uzswapd {
 	struct conf conf;
 	uv_loop_t loop;
 	struct registry registry;
+	struct region_index regions;
 	struct store store;
 	struct load_ctx lc;
 	uint8_t *run_buf;

@@ -1,7 +1,7 @@
 /*
  * check_registry.c - unit tests of uzswapd's client registry: the mm_slot
- * hash keyed by pid, the scan list and its round-robin cursor, and each
- * slot's ordered, non-overlapping region list.
+ * hash keyed by pid, the scan list and its round-robin cursor, each
+ * slot's ordered, non-overlapping region list, and the region index by id.
  *
  * Under valgrind: CK_FORK=no valgrind --leak-check=full ./check_registry
  */
@@ -16,16 +16,24 @@
 #include "daemon/registry.h"
 
 static struct registry reg;
+static struct region_index ix;
 
 static void setup(void)
 {
 	registry_init(&reg);
+	region_index_init(&ix);
 }
 
 static void teardown(void)
 {
+	unsigned int i;
+
 	ck_assert_uint_eq(reg.nr_slots, 0);
 	registry_destroy(&reg);
+	for (i = 0; i < 1u << REGION_INDEX_BITS; i++)
+		ck_assert_ptr_null(ix.buckets[i]);
+	ck_assert_uint_eq(region_index_resident(&ix), 0);
+	region_index_destroy(&ix);
 }
 
 static struct mm_slot *add(pid_t pid)
@@ -129,7 +137,8 @@ static struct region *mkregion(struct mm_slot *s, unsigned long start,
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, (off_t)(npages << PAGE_SHIFT)), 0);
-	r = region_create(s, NULL, NULL, start << PAGE_SHIFT, npages, fd, "t");
+	r = region_create(&ix, s, NULL, NULL, start << PAGE_SHIFT, npages, fd,
+			  "t");
 	ck_assert_ptr_nonnull(r);
 	return r;
 }
@@ -186,7 +195,7 @@ START_TEST(test_region_resident_pages)
 	ck_assert_int_eq(pwrite(fd, &byte, 1, 2 << PAGE_SHIFT), 1);
 	ck_assert_int_eq(pwrite(fd, &byte, 1, (5 << PAGE_SHIFT) + 9), 1);
 	ck_assert_int_eq(pwrite(fd, &byte, 1, (6 << PAGE_SHIFT) + 4095), 1);
-	r = region_create(s, NULL, NULL, 1ul << 30, 8, fd, "adopted");
+	r = region_create(&ix, s, NULL, NULL, 1ul << 30, 8, fd, "adopted");
 	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq(atomic_load(&r->resident), 3);
 	ck_assert_uint_eq(state_of(r, 0), PAGE_NEW);
@@ -196,6 +205,44 @@ START_TEST(test_region_resident_pages)
 	ck_assert_uint_eq(state_of(r, 6), PAGE_RESIDENT);
 	ck_assert_uint_eq(state_of(r, 7), PAGE_NEW);
 	region_put(r);
+	drop(s);
+}
+END_TEST
+
+START_TEST(test_region_index)
+{
+	enum { N = 3 * (1 << REGION_INDEX_BITS) };	/* chains of 3 */
+	static struct region *rs[N];
+	struct mm_slot *s = add(99);
+	struct region *r;
+	int i;
+
+	for (i = 0; i < N; i++) {
+		rs[i] = mkregion(s, 16ul * (unsigned long)i, 1);
+		ck_assert_uint_eq(rs[i]->id, i ? rs[i - 1]->id + 1 : rs[0]->id);
+	}
+	for (i = 0; i < N; i++) {
+		r = region_index_get(&ix, rs[i]->id);
+		ck_assert_ptr_eq(r, rs[i]);
+		ck_assert_uint_eq(atomic_load(&r->refs), 2);
+		region_put(r);
+	}
+	ck_assert_ptr_null(region_index_get(&ix, rs[N - 1]->id + 1));
+	/* a region whose last reference is going is not handed out */
+	atomic_store(&rs[1]->refs, 0);
+	ck_assert_ptr_null(region_index_get(&ix, rs[1]->id));
+	atomic_store(&rs[1]->refs, 1);
+	/* freed regions leave the index; the others stay found */
+	for (i = 0; i < N; i += 2)
+		region_put(rs[i]);
+	for (i = 0; i < N; i++) {
+		r = region_index_get(&ix, rs[i]->id);
+		ck_assert_ptr_eq(r, i % 2 ? rs[i] : NULL);
+		if (r)
+			region_put(r);
+	}
+	for (i = 1; i < N; i += 2)
+		region_put(rs[i]);
 	drop(s);
 }
 END_TEST
@@ -243,6 +290,7 @@ static Suite *registry_suite(void)
 	tcase_add_test(tc, test_scan_round_robin);
 	tcase_add_test(tc, test_regions);
 	tcase_add_test(tc, test_region_resident_pages);
+	tcase_add_test(tc, test_region_index);
 	tcase_add_test(tc, test_verify_mapping);
 	suite_add_tcase(s, tc);
 	return s;

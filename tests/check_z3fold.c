@@ -108,7 +108,7 @@ static void check_verify(void)
 
 static void setup(void)
 {
-	pool = z3fold_create_pool("test", NULL);
+	pool = z3fold_create_pool("test", NULL, NULL);
 	ck_assert_ptr_nonnull(pool);
 }
 
@@ -356,11 +356,13 @@ static struct {
 	bool skip_free;             /* return 0 without freeing (bad user) */
 } ev;
 
-static int test_evict(struct z3fold_pool *p, unsigned long handle)
+static int test_evict(struct z3fold_pool *p, unsigned long handle,
+		      void *priv)
 {
 	int n;
 
 	ck_assert_ptr_eq(p, pool);
+	ck_assert_ptr_eq(priv, &ev);
 	ck_assert_int_lt(ev.nr_seen, MAX_EVICT);
 	ev.seen[ev.nr_seen++] = handle;
 	n = ev.nr_seen;
@@ -383,7 +385,7 @@ static const struct z3fold_ops evict_ops = { .evict = test_evict };
 static void setup_evict(void)
 {
 	memset(&ev, 0, sizeof(ev));
-	pool = z3fold_create_pool("reclaim", &evict_ops);
+	pool = z3fold_create_pool("reclaim", &evict_ops, &ev);
 	ck_assert_ptr_nonnull(pool);
 }
 
@@ -604,7 +606,7 @@ START_TEST(test_alloc_failure_injection)
 	/* creation: fail the n-th request until it succeeds */
 	for (n = 1; !p; n++) {
 		failpoint_arm(n);
-		p = z3fold_create_pool("inject", NULL);
+		p = z3fold_create_pool("inject", NULL, NULL);
 		ck_assert(p || failpoint_failures() == 1);
 	}
 	failpoint_arm(0);
@@ -704,7 +706,8 @@ static bool object_ok(unsigned long h, size_t size)
 
 /* Evict: copy the object out, then free it, as the store's writeback
  * does. An object its owner freed meanwhile is simply gone. */
-static int stress_evict(struct z3fold_pool *p, unsigned long handle)
+static int stress_evict(struct z3fold_pool *p, unsigned long handle,
+			void *priv)
 {
 	struct st_entry *e = rmap_find(handle);
 	uint8_t *src;
@@ -815,7 +818,7 @@ START_TEST(test_stress_threads)
 	uintptr_t i;
 
 	z3fold_destroy_pool(pool);
-	pool = z3fold_create_pool("stress", &stress_ops);
+	pool = z3fold_create_pool("stress", &stress_ops, NULL);
 	ck_assert_ptr_nonnull(pool);
 	for (i = 0; i < ST_ENTRIES; i++)
 		pthread_mutex_init(&st_entries[i].lock, NULL);

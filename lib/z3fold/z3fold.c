@@ -192,6 +192,7 @@ enum seg_state {
  * struct z3fold_pool - stores metadata for each z3fold pool
  * @name:            pool name; immutable
  * @ops:             user callbacks; immutable
+ * @priv:            the callbacks' context; immutable
  * @lock:            protects the lists, the free frames and the segments
  * @grow_lock:       serializes taking new segments from the OS
  * @unbuddied:       pages with a free buddy slot, by free chunks; lock
@@ -213,6 +214,7 @@ enum seg_state {
 struct z3fold_pool {
 	char name[32];
 	struct z3fold_ops ops;
+	void *priv;
 	pthread_mutex_t lock;
 	pthread_mutex_t grow_lock;
 	struct flist unbuddied[NCHUNKS];
@@ -846,7 +848,7 @@ static void page_release(struct z3fold_pool *pool, uint32_t f, bool on_lru)
  *****************/
 
 struct z3fold_pool *z3fold_create_pool(const char *name,
-				       const struct z3fold_ops *ops)
+				       const struct z3fold_ops *ops, void *priv)
 {
 	long phys = sysconf(_SC_PHYS_PAGES);
 	pthread_mutexattr_t attr;
@@ -869,6 +871,7 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
 	snprintf(pool->name, sizeof(pool->name), "%s", name ? name : "z3fold");
 	if (ops)
 		pool->ops = *ops;
+	pool->priv = priv;
 	pool->nr_segs = (uint32_t)nr_segs;
 	if (failpoint_hit() ||
 	    !(pool->seg_used = calloc(nr_segs, sizeof(*pool->seg_used))))
@@ -1271,7 +1274,7 @@ int z3fold_reclaim_page(struct z3fold_pool *pool, unsigned int retries)
 		}
 		/* Issue the eviction callback(s) */
 		for (i = 0, ret = 0; i < nr && ret == 0; i++) {
-			ret = pool->ops.evict(pool, handles[i]);
+			ret = pool->ops.evict(pool, handles[i], pool->priv);
 			if (ret)
 				stat_add(&pool->st.evict_failures, 1);
 		}

@@ -32,13 +32,16 @@
 struct z3fold_pool;
 
 /*
- * struct z3fold_ops - user callbacks of a pool
+ * struct z3fold_ops - user callbacks of a pool; each gets the @priv pointer
+ * given to z3fold_create_pool() (the kernel's zpool keeps its owner the
+ * same way), so that a pool's user is never a file-scope singleton
  * @evict: called by z3fold_reclaim_page() for each object of the page being
  *         reclaimed. Returns 0 after it has stored the object elsewhere and
  *         called z3fold_free() on @handle; non-zero if it cannot evict.
  */
 struct z3fold_ops {
-	int (*evict)(struct z3fold_pool *pool, unsigned long handle);
+	int (*evict)(struct z3fold_pool *pool, unsigned long handle,
+		     void *priv);
 };
 
 /* Counters of a pool; a snapshot, each field read atomically. */
@@ -60,13 +63,14 @@ struct z3fold_stats {
  * z3fold_create_pool() - create a pool
  * @name: pool name, copied; used in diagnostics
  * @ops:  callbacks (may be NULL: then z3fold_reclaim_page() returns -EINVAL)
+ * @priv: passed to every callback; the pool never dereferences it
  *
  * The pool reserves address space for as many pages as the machine has
  * RAM, and takes pages from the OS in batches as it grows.
  * Return: the pool, or NULL with errno set.
  */
 struct z3fold_pool *z3fold_create_pool(const char *name,
-				       const struct z3fold_ops *ops);
+				       const struct z3fold_ops *ops, void *priv);
 
 /* Destroys a pool; every object must have been freed. */
 void z3fold_destroy_pool(struct z3fold_pool *pool);

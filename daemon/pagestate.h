@@ -1,0 +1,101 @@
+/*
+ * pagestate.h - the bottom layer of uzswapd's data path: the state of one
+ * page of a managed region, its 16-byte table entry, and the one way to
+ * change it (compare-and-swap). Everything above — regions, the store,
+ * the fault and evictor threads — speaks these states; this header needs
+ * nothing but libc, and an entry holds no pointer (states, flags, handles
+ * and slots only), so that a table can live outside the daemon's heap.
+ *
+ * Private to uzswapd.
+ */
+#ifndef UZSWAPD_PAGESTATE_H
+#define UZSWAPD_PAGESTATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE (1ul << PAGE_SHIFT)
+
+/*
+ * State of one page of a region. Stable states: NEW, RESIDENT, COMPRESSED,
+ * SAME, WRITTEN_BACK. Transient states belong to the thread that entered
+ * them, which alone may touch the entry's @data and @evicted_at until it
+ * publishes a stable state: EVICTING (an evictor storing the page),
+ * LOADING (a thread bringing it back — a fault, advice, a restore — or
+ * reclaim from the bottom writing its object to the backing file).
+ * Every transition is a compare-and-swap of @info, so a page is never
+ * taken by two threads at once.
+ */
+enum page_state {
+	PAGE_NEW = 0,		/* never touched: a hole in the memfd, zeros */
+	PAGE_RESIDENT,		/* in the memfd's page cache */
+	PAGE_EVICTING,		/* being stored and dropped */
+	PAGE_COMPRESSED,	/* in the pool: @data is the z3fold handle */
+	PAGE_SAME,		/* each 64-bit word is @data: no payload */
+	PAGE_LOADING,		/* being brought back, or written back */
+	PAGE_WRITTEN_BACK,	/* in the backing file: @data is
+				   slot << PAGE_WB_LEN_BITS | length */
+};
+
+#define PAGE_WB_LEN_BITS	13	/* an object is at most 4096 bytes */
+
+#define PAGE_STATE_MASK		0x0fu
+#define PAGE_ACTIVE		0x10u	/* refaulted soon after its eviction */
+#define PAGE_ZSTD		0x20u	/* COMPRESSED by zstd, else lz4 */
+#define PAGE_RAW		0x40u	/* COMPRESSED object is the page as is */
+#define PAGE_UNPUNCHED		0x80u	/* stored, but the evictor has not yet
+					   punched it: only a MISSING fault
+					   (which proves the punch) may load it */
+#define PAGE_STAMP_SHIFT	16	/* fault-in stamp, see lru.h */
+
+/*
+ * struct page_entry - the per-page state table entry (16 bytes)
+ * @info:       state | flags | stamp << PAGE_STAMP_SHIFT (atomic; changed
+ *              by compare-and-swap only)
+ * @evicted_at: the slot's eviction count when the page was evicted (for
+ *              the refault distance); owner of the state
+ * @data:       see enum page_state; owner of the state, immutable while
+ *              the state is stable
+ */
+struct page_entry {
+	_Atomic uint32_t info;
+	uint32_t evicted_at;
+	uint64_t data;
+};
+
+_Static_assert(sizeof(struct page_entry) == 16,
+	       "DESIGN.md: page metadata is at most 16 bytes per page");
+
+static inline unsigned int page_state(uint32_t info)
+{
+	return info & PAGE_STATE_MASK;
+}
+
+static inline uint16_t page_stamp(uint32_t info)
+{
+	return (uint16_t)(info >> PAGE_STAMP_SHIFT);
+}
+
+static inline uint32_t page_info(unsigned int state, uint32_t flags,
+				 uint16_t stamp)
+{
+	return state | flags | ((uint32_t)stamp << PAGE_STAMP_SHIFT);
+}
+
+/* Is a page in this state held by the store (COMPRESSED, SAME,
+ * WRITTEN_BACK)? */
+static inline bool page_is_stored(unsigned int state)
+{
+	return state == PAGE_COMPRESSED || state == PAGE_SAME ||
+	       state == PAGE_WRITTEN_BACK;
+}
+
+/* Move a page from *@old to @new; on failure *@old is what it is now. */
+static inline bool page_cas(struct page_entry *p, uint32_t *old, uint32_t new)
+{
+	return atomic_compare_exchange_strong(&p->info, old, new);
+}
+
+#endif /* UZSWAPD_PAGESTATE_H */

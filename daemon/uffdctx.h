@@ -1,0 +1,57 @@
+/*
+ * uffdctx.h - a client's userfaultfd as the daemon holds it: the
+ * descriptor, who it belongs to, and its reference count. Regions,
+ * the eviction protocol and loads reach the uffd through it; the fault
+ * threads serve it (fault.h) but do not own it.
+ *
+ * Private to uzswapd.
+ */
+#ifndef UZSWAPD_UFFDCTX_H
+#define UZSWAPD_UFFDCTX_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "lib/common/list.h"
+
+struct mm_slot;
+
+/*
+ * struct uffd_ctx - one client userfaultfd, served by one fault thread
+ * @fd:     the daemon's descriptor of the uffd; immutable, closed with the
+ *          last reference
+ * @refs:   references: its connection's, until released by its fault
+ *          thread, and each region's registered on it (atomic)
+ * @slot:   the client process; immutable, holds a slot reference
+ * @thread: index of the fault thread serving it; set by fault_attach()
+ * @user_mode_only: the client could only get a user-mode-only uffd;
+ *          immutable
+ * @gone:   an ioctl said the process is gone; its fault thread only
+ * @ra_next: the address a sequential stream of faults on stored pages
+ *          would fault next; its fault thread only
+ * @ra_window: read-ahead pages for the next such fault (0: the stream is
+ *          not sequential); its fault thread only
+ * @node:   entry of the release queues (thread, then loop); each queue's
+ *          lock
+ */
+struct uffd_ctx {
+	int fd;
+	atomic_uint refs;
+	struct mm_slot *slot;
+	unsigned int thread;
+	bool user_mode_only;
+	bool gone;
+	unsigned long ra_next;
+	unsigned int ra_window;
+	struct list_node node;
+};
+
+/* Allocate a context for @fd (taken over) serving @slot, with one
+ * reference; NULL+errno. */
+struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
+				bool user_mode_only);
+void uffd_ctx_get(struct uffd_ctx *ctx);
+/* Drop a reference; the last closes the uffd and frees the context. */
+void uffd_ctx_put(struct uffd_ctx *ctx);
+
+#endif /* UZSWAPD_UFFDCTX_H */
