@@ -1,0 +1,343 @@
+/*
+ * check_store.c - unit tests of uzswapd's compressed store and of the
+ * page-state layer under it, with no daemon, no region, no event loop:
+ * pages go in and out by key (region id, page index), the reverse map
+ * hands the owner exactly the key each pool object was stored for, and
+ * reclaim from the bottom moves objects to a real backing file only when
+ * the owner takes the page.
+ *
+ * The test plays the owner: a plain page-state table per "region", driven
+ * with the same compare-and-swap transitions the daemon uses.
+ *
+ * Under valgrind: CK_FORK=no valgrind --leak-check=full ./check_store
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/pagestate.h"
+#include "daemon/store.h"
+
+#define NREGIONS 3
+#define NPAGES 256
+
+/*
+ * The owner's side: a state table per region id (1..NREGIONS), what each
+ * write_back call was asked, and whether it refuses.
+ */
+static struct {
+	struct page_entry pages[NREGIONS + 1][NPAGES];
+	unsigned int asked[NREGIONS + 1][NPAGES];
+	unsigned long calls;
+	int refuse;		/* -errno to refuse every call with, or 0 */
+} own;
+
+static struct store st;
+static struct compressor *comp;
+static char dir[] = "/tmp/check_store.XXXXXX";
+static char backing_path[64];
+
+static int test_write_back(void *ctx, struct store *s,
+			   const struct store_key *key, unsigned long handle)
+{
+	struct page_entry *p;
+	uint32_t info;
+	uint64_t data;
+	int ret;
+
+	ck_assert_ptr_eq(ctx, &own);
+	ck_assert_ptr_eq(s, &st);
+	ck_assert_uint_ge(key->region_id, 1);
+	ck_assert_uint_le(key->region_id, NREGIONS);
+	ck_assert_uint_lt(key->idx, NPAGES);
+	own.calls++;
+	own.asked[key->region_id][key->idx]++;
+	p = &own.pages[key->region_id][key->idx];
+	info = atomic_load(&p->info);
+	/* the key names the page that holds this very object */
+	ck_assert_uint_eq(page_state(info), PAGE_COMPRESSED);
+	ck_assert_uint_eq(p->data, handle);
+	if (own.refuse)
+		return own.refuse;
+	ck_assert(page_cas(p, &info, page_info(PAGE_LOADING, 0, 0)));
+	ret = store_write_back(s, handle, info, &data);
+	if (ret < 0) {
+		atomic_store(&p->info, info);
+		return ret;
+	}
+	p->data = data;
+	atomic_store(&p->info, (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
+	return 0;
+}
+
+static void setup(void)
+{
+	struct store_owner owner = { test_write_back, &own };
+	struct backing *b;
+
+	memset(&own, 0, sizeof(own));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(backing_path, sizeof(backing_path), "%s/backing", dir);
+	b = backing_open(backing_path, 64u << 20);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, b, &owner), 0);
+	comp = compressor_create(COMPRESS_LZ4, 0);
+	ck_assert_ptr_nonnull(comp);
+}
+
+static void teardown(void)
+{
+	compressor_destroy(comp);
+	store_destroy(&st);
+	rmdir(dir);
+	strcpy(dir, "/tmp/check_store.XXXXXX");
+}
+
+/* Page @idx of region @rid: text-like (compressible) unless @noise. */
+static void fill(uint8_t *page, uint64_t rid, size_t idx, bool noise)
+{
+	uint64_t x = rid * 1000003u + idx + 1;
+	size_t i;
+
+	for (i = 0; i < PAGE_SIZE; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		page[i] = noise ? (uint8_t)x : (uint8_t)('a' + (i / 64 + idx) % 26);
+	}
+}
+
+/* Store page (@rid, @idx) as the evictor would; returns the put's value. */
+static int put(uint64_t rid, size_t idx, bool noise)
+{
+	struct page_entry *p = &own.pages[rid][idx];
+	struct store_key key = { rid, (uint32_t)idx };
+	uint8_t page[PAGE_SIZE];
+	uint32_t flags;
+	uint64_t data;
+	int ret;
+
+	fill(page, rid, idx, noise);
+	ret = store_put(&st, comp, page, &key, &flags, &data);
+	if (ret >= 0) {
+		p->data = data;
+		atomic_store(&p->info, flags);
+	}
+	return ret;
+}
+
+/* The page stored for (@rid, @idx) reads back as it was filled. */
+static void check_page(uint64_t rid, size_t idx, bool noise)
+{
+	struct page_entry *p = &own.pages[rid][idx];
+	uint8_t want[PAGE_SIZE], got[PAGE_SIZE];
+
+	fill(want, rid, idx, noise);
+	ck_assert_int_eq(store_get(&st, comp, atomic_load(&p->info), p->data,
+				   got), 0);
+	ck_assert_mem_eq(got, want, PAGE_SIZE);
+}
+
+static void drop(uint64_t rid, size_t idx)
+{
+	struct page_entry *p = &own.pages[rid][idx];
+
+	store_drop(&st, atomic_load(&p->info), p->data);
+	atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
+}
+
+START_TEST(test_page_cas)
+{
+	struct page_entry p = { 0 };
+	uint32_t old = page_info(PAGE_RESIDENT, 0, 0);
+
+	ck_assert_uint_eq(sizeof(p), 16);
+	/* a CAS from a state the page is not in fails and says what it is */
+	ck_assert(!page_cas(&p, &old, page_info(PAGE_EVICTING, 0, 0)));
+	ck_assert_uint_eq(page_state(old), PAGE_NEW);
+	ck_assert(page_cas(&p, &old,
+			   page_info(PAGE_RESIDENT, PAGE_ACTIVE, 0xbeef)));
+	old = atomic_load(&p.info);
+	ck_assert_uint_eq(page_state(old), PAGE_RESIDENT);
+	ck_assert_uint_eq(page_stamp(old), 0xbeef);
+	ck_assert_uint_eq(old & PAGE_ACTIVE, PAGE_ACTIVE);
+	ck_assert(!page_is_stored(PAGE_NEW));
+	ck_assert(!page_is_stored(PAGE_RESIDENT));
+	ck_assert(!page_is_stored(PAGE_EVICTING));
+	ck_assert(!page_is_stored(PAGE_LOADING));
+	ck_assert(page_is_stored(PAGE_COMPRESSED));
+	ck_assert(page_is_stored(PAGE_SAME));
+	ck_assert(page_is_stored(PAGE_WRITTEN_BACK));
+}
+END_TEST
+
+START_TEST(test_put_get_drop)
+{
+	struct store_key key = { 1, 0 };
+	uint8_t page[PAGE_SIZE];
+	struct store_stats ss;
+	uint32_t flags;
+	uint64_t data;
+
+	memset(page, 0x5a, sizeof(page));
+	ck_assert_int_eq(store_put(&st, comp, page, &key, &flags, &data), 0);
+	ck_assert_uint_eq(flags, PAGE_SAME);
+	ck_assert_uint_eq(data, 0x5a5a5a5a5a5a5a5aull);
+	ck_assert_int_gt(put(1, 1, false), 0);
+	ck_assert_uint_eq(page_state(own.pages[1][1].info), PAGE_COMPRESSED);
+	ck_assert_int_eq(put(2, 7, true), PAGE_SIZE);
+	ck_assert_uint_eq(own.pages[2][7].info, PAGE_COMPRESSED | PAGE_RAW);
+	check_page(1, 1, false);
+	check_page(2, 7, true);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.same, 1);
+	ck_assert_uint_eq(ss.compressed, 1);
+	ck_assert_uint_eq(ss.raw, 1);
+	drop(1, 1);
+	drop(2, 7);
+	store_drop(&st, PAGE_SAME, data);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.compressed + ss.raw + ss.same, 0);
+	ck_assert_uint_eq(ss.payload_bytes, 0);
+	ck_assert_uint_eq(ss.pool_bytes, 0);
+}
+END_TEST
+
+/* Fill the pool past a small limit with pages of every region. */
+static void fill_pool_over_limit(void)
+{
+	uint64_t rid;
+	size_t i;
+
+	store_set_pool_limit(&st, 64 * PAGE_SIZE);
+	for (i = 0; i < NPAGES; i++)
+		for (rid = 1; rid <= NREGIONS; rid++)
+			if (put(rid, i, i % 5 == 0) < 0)
+				return;
+}
+
+START_TEST(test_reclaim_asks_the_owner_by_key)
+{
+	struct store_stats ss;
+	unsigned long wb = 0;
+	uint64_t rid;
+	size_t i;
+
+	fill_pool_over_limit();
+	store_get_stats(&st, &ss);
+	ck_assert(ss.full);
+	ck_assert(store_reclaim(&st));
+	store_get_stats(&st, &ss);
+	ck_assert(!ss.full);
+	ck_assert_uint_lt(ss.pool_bytes, 64 * PAGE_SIZE);
+	ck_assert_uint_gt(own.calls, 0);
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++) {
+			/* each object asked for once, for its own page */
+			ck_assert_uint_le(own.asked[rid][i], 1);
+			if (page_state(own.pages[rid][i].info) ==
+			    PAGE_WRITTEN_BACK)
+				wb++;
+		}
+	ck_assert_uint_eq(wb, own.calls);
+	ck_assert_uint_eq(ss.written_back, wb);
+	/* every page, in the pool or written back, reads back intact */
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++)
+			if (page_is_stored(page_state(own.pages[rid][i].info))) {
+				check_page(rid, i, i % 5 == 0);
+				drop(rid, i);
+			}
+	store_flush_frees(&st);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.written_back + ss.compressed + ss.raw, 0);
+}
+END_TEST
+
+START_TEST(test_reclaim_refused_keeps_objects)
+{
+	struct store_stats before, after;
+	uint64_t rid;
+	size_t i;
+
+	fill_pool_over_limit();
+	own.refuse = -EBUSY;
+	store_get_stats(&st, &before);
+	ck_assert(!store_reclaim(&st));
+	store_get_stats(&st, &after);
+	ck_assert_uint_gt(own.calls, 0);
+	ck_assert(after.full);
+	ck_assert_uint_eq(after.written_back, 0);
+	ck_assert_uint_eq(after.payload_bytes, before.payload_bytes);
+	ck_assert_uint_eq(after.compressed + after.raw,
+			  before.compressed + before.raw);
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++)
+			if (page_is_stored(page_state(own.pages[rid][i].info))) {
+				ck_assert_uint_eq(
+					page_state(own.pages[rid][i].info),
+					PAGE_COMPRESSED);
+				check_page(rid, i, i % 5 == 0);
+				drop(rid, i);
+			}
+}
+END_TEST
+
+START_TEST(test_dropped_objects_leave_the_rmap)
+{
+	struct store_stats ss;
+	uint64_t rid;
+	size_t i;
+
+	fill_pool_over_limit();
+	/* drop every page of region 2: reclaim must never ask for one */
+	for (i = 0; i < NPAGES; i++)
+		if (page_is_stored(page_state(own.pages[2][i].info)))
+			drop(2, i);
+	store_set_pool_limit(&st, 8 * PAGE_SIZE);
+	ck_assert(store_reclaim(&st));
+	for (i = 0; i < NPAGES; i++)
+		ck_assert_uint_eq(own.asked[2][i], 0);
+	ck_assert_uint_gt(own.calls, 0);
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++)
+			if (page_is_stored(page_state(own.pages[rid][i].info)))
+				drop(rid, i);
+	store_flush_frees(&st);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.payload_bytes, 0);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *ps = tcase_create("pagestate");
+	TCase *tc = tcase_create("store");
+
+	tcase_add_test(ps, test_page_cas);
+	suite_add_tcase(s, ps);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_put_get_drop);
+	tcase_add_test(tc, test_reclaim_asks_the_owner_by_key);
+	tcase_add_test(tc, test_reclaim_refused_keeps_objects);
+	tcase_add_test(tc, test_dropped_objects_leave_the_rmap);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
