@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "lib/common/macros.h"
 #include "lib/common/size.h"
 #include "log.h"
 
@@ -40,53 +41,95 @@ enum conf_type {
 	CONF_COMPRESSOR,
 };
 
+/*
+ * struct conf_key - one key of uzswapd.conf, and the command-line option
+ * that overrides it
+ * @section, @name: where it is in the file
+ * @type, @off:     what it takes, and where it lives in struct conf
+ * @min, @max:      the range of a CONF_UINT
+ * @live:           a reload may change it
+ * @def:            the default, as text (parsed like any other value)
+ * @opt:            getopt's code of its option (its short letter, or a
+ *                  code above 255 for a long option only)
+ * @option:         the option's long name ("--" omitted)
+ * @optval:         the value a flag option sets (it takes none); NULL: the
+ *                  option takes a value
+ * @arg, @help:     what the option takes, and one line of --help
+ */
 static const struct conf_key {
 	const char *section;
 	const char *name;
 	enum conf_type type;
 	size_t off;
-	unsigned int min, max;	/* CONF_UINT */
-	bool live;		/* a reload may change it */
+	unsigned int min, max;
+	bool live;
 	const char *def;
+	int opt;
+	const char *option;
+	const char *optval;
+	const char *arg;
+	const char *help;
 } conf_keys[] = {
-#define K(sec, key, type, field, min, max, live, def) \
-	{ sec, key, type, offsetof(struct conf, field), min, max, live, def }
-	K("daemon", "socket", CONF_PATH, socket, 0, 0, false,
-	  UZSWAPD_DEFAULT_SOCKET),
-	K("daemon", "admin-group", CONF_GROUP, admin_group, 0, 0, true, ""),
-	K("daemon", "fault-threads", CONF_UINT, fault_threads, 1, 16, false,
-	  "2"),
-	K("daemon", "evict-threads", CONF_UINT, evict_threads, 1, 8, false,
-	  "2"),
-	K("daemon", "fault-spin", CONF_UINT, fault_spin, 0, 10000, true, "50"),
-	K("daemon", "lock-memory", CONF_BOOL, lock_memory, 0, 0, false, "yes"),
-	K("daemon", "debug", CONF_TOKENS, debug, 0, 0, false, ""),
-	K("daemon", "metrics", CONF_LISTEN, metrics, 0, 0, true,
-	  "127.0.0.1:9577"),
-	K("daemon", "metrics-clients", CONF_UINT, metrics_clients, 0, 10000,
-	  true, "64"),
-	K("budget", "default-limit", CONF_SIZE, default_limit, 0, 0, true,
-	  "none"),
-	K("budget", "resident-limit", CONF_SIZE_PCT, resident_limit, 0, 0,
-	  true, "none"),
-	K("store", "compressor", CONF_COMPRESSOR, compressor, 0, 0, true,
-	  "lz4"),
-	K("store", "zstd-level", CONF_UINT, zstd_level, 1, 19, true, "3"),
-	K("store", "pool-limit", CONF_SIZE_PCT, pool_limit, 0, 0, true, "20%"),
-	K("store", "backing-file", CONF_BACKING, backing_file, 0, 0, false,
-	  UZSWAPD_DEFAULT_BACKING),
-	K("store", "backing-limit", CONF_SIZE_SOME, backing_limit, 0, 0, false,
-	  "1G"),
+#define K(sec, key, type_, field, live_, def_, ...)                       \
+	{ .section = sec, .name = key, .type = type_,                     \
+	  .off = offsetof(struct conf, field), .live = live_, .def = def_, \
+	  __VA_ARGS__ }
+	K("daemon", "socket", CONF_PATH, socket, false,
+	  UZSWAPD_DEFAULT_SOCKET, .opt = 's', .option = "socket",
+	  .arg = "PATH", .help = "control socket, unless systemd passes one"),
+	K("daemon", "admin-group", CONF_GROUP, admin_group, true, "",
+	  .opt = 'g', .option = "admin-group", .arg = "GROUP",
+	  .help = "may use admin commands (besides root and the daemon's "
+		  "user)"),
+	K("daemon", "fault-threads", CONF_UINT, fault_threads, false, "2",
+	  .min = 1, .max = 16, .opt = 't', .option = "fault-threads",
+	  .arg = "N", .help = "fault threads"),
+	K("daemon", "evict-threads", CONF_UINT, evict_threads, false, "2",
+	  .min = 1, .max = 8, .opt = 'e', .option = "evict-threads",
+	  .arg = "N", .help = "evictor threads"),
+	K("daemon", "fault-spin", CONF_UINT, fault_spin, true, "50",
+	  .min = 0, .max = 10000, .opt = 'S' | CONF_LONG_ONLY,
+	  .option = "fault-spin", .arg = "US",
+	  .help = "poll for faults this long after each one before sleeping"),
+	K("daemon", "lock-memory", CONF_BOOL, lock_memory, false, "yes",
+	  .opt = 'M' | CONF_LONG_ONLY, .option = "no-mlock", .optval = "no",
+	  .help = "do not lock the daemon's memory"),
+	K("daemon", "debug", CONF_TOKENS, debug, false, "", .opt = 'D',
+	  .option = "debug", .arg = "TOKEN",
+	  .help = "debug lines of a subsystem (repeatable): " LOG_TOKEN_NAMES),
+	K("daemon", "metrics", CONF_LISTEN, metrics, true, "127.0.0.1:9577",
+	  .opt = 'm', .option = "metrics", .arg = "HOST:PORT|off",
+	  .help = "Prometheus endpoint"),
+	K("daemon", "metrics-clients", CONF_UINT, metrics_clients, true, "64",
+	  .min = 0, .max = 10000, .opt = 'N' | CONF_LONG_ONLY,
+	  .option = "metrics-clients", .arg = "N",
+	  .help = "per-client series, at most"),
+	K("budget", "default-limit", CONF_SIZE, default_limit, true, "none",
+	  .opt = 'l', .option = "default-limit", .arg = "SIZE",
+	  .help = "resident budget of a client that set none (K, M, G)"),
+	K("budget", "resident-limit", CONF_SIZE_PCT, resident_limit, true,
+	  "none", .opt = 'L', .option = "resident-limit", .arg = "SIZE|N%",
+	  .help = "budget of all clients together (bytes or % of RAM)"),
+	K("store", "compressor", CONF_COMPRESSOR, compressor, true, "lz4",
+	  .opt = 'c', .option = "compressor", .arg = "lz4|zstd",
+	  .help = "for new pages"),
+	K("store", "zstd-level", CONF_UINT, zstd_level, true, "3", .min = 1,
+	  .max = 19, .opt = 'Z' | CONF_LONG_ONLY, .option = "zstd-level",
+	  .arg = "N", .help = "zstd level, 1 to 19"),
+	K("store", "pool-limit", CONF_SIZE_PCT, pool_limit, true, "20%",
+	  .opt = 'p', .option = "pool-limit", .arg = "SIZE|N%",
+	  .help = "compressed pool limit"),
+	K("store", "backing-file", CONF_BACKING, backing_file, false,
+	  UZSWAPD_DEFAULT_BACKING, .opt = 'b', .option = "backing-file",
+	  .arg = "PATH|none",
+	  .help = "where the pool writes back when full (none: nowhere)"),
+	K("store", "backing-limit", CONF_SIZE_SOME, backing_limit, false, "1G",
+	  .opt = 'B' | CONF_LONG_ONLY, .option = "backing-limit", .arg = "SIZE",
+	  .help = "cap of the backing file"),
 #undef K
 };
 
-#define NR_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
-
-/* The debug tokens a subsystem logs with. */
-static const char *const debug_tokens[] = {
-	"all", "ctl", "fault", "client", "main", "evict", "store", "metrics",
-	"config", "registry", "backing",
-};
+#define NR_KEYS ARRAY_SIZE(conf_keys)
 
 /*****************
  * Values
@@ -143,18 +186,13 @@ static int check_listen(const char *s)
 static int check_tokens(const char *s, const char **bad)
 {
 	char buf[256], *tok, *save;
-	unsigned int i;
 
 	if (strlen(s) >= sizeof(buf))
 		return -EINVAL;
 	strcpy(buf, s);
 	for (tok = strtok_r(buf, " ,", &save); tok;
 	     tok = strtok_r(NULL, " ,", &save)) {
-		for (i = 0; i < sizeof(debug_tokens) / sizeof(*debug_tokens);
-		     i++)
-			if (!strcmp(tok, debug_tokens[i]))
-				break;
-		if (i == sizeof(debug_tokens) / sizeof(*debug_tokens)) {
+		if (!log_token_known(tok)) {
 			*bad = s + (tok - buf);
 			return -EINVAL;
 		}
@@ -249,8 +287,7 @@ static int set_value(struct conf *c, const struct conf_key *k,
 	case CONF_TOKENS:
 		if (check_tokens(value, &bad)) {
 			snprintf(why, len, "unknown debug token in '%s'; known: "
-				 "all ctl fault client main evict store metrics "
-				 "config registry backing", bad);
+				 LOG_TOKEN_NAMES, bad);
 			return -EINVAL;
 		}
 		return set_string(FIELD(c, k, char *), value);
@@ -502,7 +539,7 @@ static int apply_override(struct conf *c, const struct conf_override *ov,
 
 	ret = conf_set(c, ov->section, ov->key, ov->value, why, sizeof(why));
 	if (ret)
-		set_err(err, "%s: %s", ov->option, why);
+		set_err(err, "--%s: %s", ov->option, why);
 	return ret;
 }
 
@@ -625,6 +662,99 @@ void conf_print(const struct conf *c, FILE *out)
 		section = k->section;
 		format_value(c, k, value, sizeof(value));
 		fprintf(out, "%s = %s\n", k->name, value);
+	}
+}
+
+/*****************
+ * Command-line options
+ *****************/
+
+void conf_getopt_tables(struct option *longopts, size_t max, char *shortopts,
+			size_t len)
+{
+	size_t n = 0, m = strlen(shortopts), i;
+
+	while (n < max && longopts[n].name)
+		n++;
+	for (i = 0; i < NR_KEYS && n + 1 < max; i++, n++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		longopts[n] = (struct option){
+			k->option, k->optval ? no_argument : required_argument,
+			NULL, k->opt };
+		if (k->opt & CONF_LONG_ONLY || m + 3 > len)
+			continue;
+		shortopts[m++] = (char)k->opt;
+		if (!k->optval)
+			shortopts[m++] = ':';
+	}
+	longopts[n] = (struct option){ 0 };
+	shortopts[m] = '\0';
+}
+
+int conf_option_override(int opt, const char *arg, struct conf_override *ov)
+{
+	unsigned int i;
+
+	for (i = 0; i < NR_KEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (k->opt != opt)
+			continue;
+		*ov = (struct conf_override){ k->section, k->name,
+					      k->optval ? k->optval : arg,
+					      k->option };
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Print @text from column @col on, folded at 78 columns (lines after the
+ * first are indented to @col). */
+static void print_folded(FILE *out, const char *text, int col)
+{
+	int at = col, n;
+
+	while (*text) {
+		n = (int)strcspn(text, " ");
+		if (at > col && at + 1 + n > 78) {
+			fprintf(out, "\n%*s", col, "");
+			at = col;
+		} else if (at > col) {
+			fputc(' ', out);
+			at++;
+		}
+		fprintf(out, "%.*s", n, text);
+		at += n;
+		text += n;
+		text += strspn(text, " ");
+	}
+	fputc('\n', out);
+}
+
+void conf_print_options(FILE *out)
+{
+	char flag[64], help[512];
+	unsigned int i;
+
+	for (i = 0; i < NR_KEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		snprintf(flag, sizeof(flag), "%c%c%c --%s%s%s",
+			 k->opt & CONF_LONG_ONLY ? ' ' : '-',
+			 k->opt & CONF_LONG_ONLY ? ' ' : k->opt,
+			 k->opt & CONF_LONG_ONLY ? ' ' : ',', k->option,
+			 k->arg ? " " : "", k->arg ? k->arg : "");
+		snprintf(help, sizeof(help), "%s%s%s%s", k->help,
+			 k->optval ? "" : " (default ",
+			 k->optval ? "" : *k->def ? k->def : "none",
+			 k->optval ? "" : ")");
+		fprintf(out, "  %-26s", flag);
+		if (strlen(flag) > 26)
+			fprintf(out, "\n%29s", "");
+		else
+			fputc(' ', out);
+		print_folded(out, help, 29);
 	}
 }
 

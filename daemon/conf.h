@@ -14,6 +14,7 @@
 #ifndef UZSWAPD_CONF_H
 #define UZSWAPD_CONF_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@
 #define UZSWAPD_DEFAULT_BACKING UZSWAPD_STATE_DIR "/backing"
 #define CONF_ERR_MAX 512
 #define CONF_MAX_OVERRIDES 32
+#define CONF_LONG_ONLY 0x100	/* a key's option has no short letter */
 
 /*
  * struct conf - one complete configuration. Strings are owned (conf_free()).
@@ -62,7 +64,8 @@ struct conf_override {
 	const char *section;
 	const char *key;
 	const char *value;
-	const char *option;	/* how it was given ("--pool-limit") */
+	const char *option;	/* how it was given ("pool-limit" for
+				   --pool-limit) */
 };
 
 /*
@@ -91,6 +94,20 @@ int conf_load(struct conf *c, const struct conf_source *src,
  * Return: 0 or -EINVAL with @err set. */
 int conf_check_override(const struct conf_override *ov,
 			char err[CONF_ERR_MAX]);
+
+/*
+ * The command-line options are the keys' (one table, in conf.c):
+ * conf_getopt_tables() appends them to getopt_long()'s tables, which
+ * hold the caller's own options (@longopts up to its zeroed end, room for
+ * @max entries; @shortopts NUL-terminated, room for @len bytes);
+ * conf_option_override() turns option @opt with @arg into an override
+ * (-ENOENT if @opt sets no key); conf_print_options() prints their --help
+ * lines, with their defaults.
+ */
+void conf_getopt_tables(struct option *longopts, size_t max, char *shortopts,
+			size_t len);
+int conf_option_override(int opt, const char *arg, struct conf_override *ov);
+void conf_print_options(FILE *out);
 
 /* Print @c as a configuration file that would produce it. */
 void conf_print(const struct conf *c, FILE *out);

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,21 @@
 
 static const char *debug_tokens[LOG_MAX_TOKENS];
 static int nr_debug_tokens;
+
+#define LOG_TOKEN_STRING_(t) #t,
+static const char *const subsystems[] = { LOG_SUBSYSTEMS(LOG_TOKEN_STRING_) };
+
+bool log_token_known(const char *token)
+{
+	size_t i;
+
+	if (!strcmp(token, "all"))
+		return true;
+	for (i = 0; i < sizeof(subsystems) / sizeof(subsystems[0]); i++)
+		if (!strcmp(token, subsystems[i]))
+			return true;
+	return false;
+}
 
 void log_enable_debug(const char *token)
 {
@@ -42,6 +58,7 @@ static void log_vline(int prio, const char *token, const char *fmt,
 	char line[LOG_LINE_MAX];
 	int n, m;
 
+	assert(log_token_known(token) && strcmp(token, "all"));
 	n = snprintf(line, sizeof(line), "<%d>%s: ", prio, token);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	if (m < 0)

@@ -46,64 +46,15 @@ static void usage(FILE *out)
 		"Usage: uzswapd [OPTIONS]\n"
 		"User-space compressed swap daemon. Options override the\n"
 		"configuration file (uzswapd.conf(5)).\n\n"
-		"  -f, --config FILE       configuration file (default\n"
-		"                          " CONF_DEFAULT_FILE "),\n"
-		"                          and FILE.d/*.conf\n"
-		"      --check-config      check the configuration, print it, exit\n"
-		"  -s, --socket PATH       control socket, unless systemd passes\n"
-		"                          one (default " UZSWAPD_DEFAULT_SOCKET ")\n"
-		"  -g, --admin-group GROUP  may use admin commands (default: only\n"
-		"                          root and the daemon's user)\n"
-		"  -t, --fault-threads N   fault threads (default 2)\n"
-		"  -e, --evict-threads N   evictor threads (default 2)\n"
-		"      --fault-spin US     poll for faults this long after each\n"
-		"                          one before sleeping (default 50)\n"
-		"  -l, --default-limit SIZE  resident budget of a client that set\n"
-		"                          none (K, M, G suffixes; default: none)\n"
-		"  -L, --resident-limit SIZE|N%%  budget of all clients together\n"
-		"                          (bytes or %% of RAM; default: none)\n"
-		"  -c, --compressor lz4|zstd  for new pages (default lz4)\n"
-		"      --zstd-level N      1 to 19 (default 3)\n"
-		"  -p, --pool-limit SIZE|N%%  compressed pool limit (default 20%%)\n"
-		"  -b, --backing-file PATH  where the pool writes back when full\n"
-		"                          (default " UZSWAPD_DEFAULT_BACKING ";\n"
-		"                          'none': no writeback)\n"
-		"      --backing-limit SIZE  cap of the backing file (default 1G)\n"
-		"      --no-mlock          do not lock the daemon's memory\n"
-		"  -m, --metrics HOST:PORT|off  Prometheus endpoint (default\n"
-		"                          " METRICS_DEFAULT_LISTEN ")\n"
-		"      --metrics-clients N  per-client series, at most (default 64)\n"
-		"  -D, --debug TOKEN       debug lines of a subsystem (ctl, fault,\n"
-		"                          client, main, evict, store, metrics,\n"
-		"                          config) or all; repeatable\n"
-		"  -h, --help              this text\n"
-		"  -V, --version           the version\n");
+		"  -f, --config FILE          configuration file, and FILE.d/*.conf\n"
+		"                             (default " CONF_DEFAULT_FILE ")\n"
+		"      --check-config         check the configuration, print it,\n"
+		"                             exit\n");
+	conf_print_options(out);
+	fprintf(out,
+		"  -h, --help                 this text\n"
+		"  -V, --version              the version\n");
 }
-
-/* The options that set a configuration key, and the key. */
-static const struct opt_key {
-	int opt;
-	const char *section;
-	const char *key;
-	const char *name;
-} opt_keys[] = {
-	{ 's', "daemon", "socket", "--socket" },
-	{ 'g', "daemon", "admin-group", "--admin-group" },
-	{ 't', "daemon", "fault-threads", "--fault-threads" },
-	{ 'e', "daemon", "evict-threads", "--evict-threads" },
-	{ 'S', "daemon", "fault-spin", "--fault-spin" },
-	{ 'M', "daemon", "lock-memory", "--no-mlock" },
-	{ 'D', "daemon", "debug", "--debug" },
-	{ 'm', "daemon", "metrics", "--metrics" },
-	{ 'N', "daemon", "metrics-clients", "--metrics-clients" },
-	{ 'l', "budget", "default-limit", "--default-limit" },
-	{ 'L', "budget", "resident-limit", "--resident-limit" },
-	{ 'c', "store", "compressor", "--compressor" },
-	{ 'Z', "store", "zstd-level", "--zstd-level" },
-	{ 'p', "store", "pool-limit", "--pool-limit" },
-	{ 'b', "store", "backing-file", "--backing-file" },
-	{ 'B', "store", "backing-limit", "--backing-limit" },
-};
 
 /*
  * Record option @opt (value @arg) as a command-line override of its key,
@@ -114,12 +65,7 @@ static int add_override(struct conf_source *src, int opt, const char *arg)
 	static char debug[256];
 	char err[CONF_ERR_MAX];
 	struct conf_override *ov;
-	unsigned int i;
 
-	for (i = 0; opt_keys[i].opt != opt; i++)
-		;
-	if (opt == 'M')
-		arg = "no";
 	if (opt == 'D') {
 		if (strlen(debug) + strlen(arg) + 2 > sizeof(debug)) {
 			fprintf(stderr, "uzswapd: too many --debug tokens\n");
@@ -134,8 +80,10 @@ static int add_override(struct conf_source *src, int opt, const char *arg)
 		return UZSWAPD_EXIT_USAGE;
 	}
 	ov = &src->ov[src->nr_ov++];
-	*ov = (struct conf_override){ opt_keys[i].section, opt_keys[i].key,
-				      arg, opt_keys[i].name };
+	if (conf_option_override(opt, arg, ov)) {
+		usage(stderr);
+		return UZSWAPD_EXIT_USAGE;
+	}
 	if (conf_check_override(ov, err)) {
 		fprintf(stderr, "uzswapd: %s\n", err);
 		return UZSWAPD_EXIT_USAGE;
@@ -143,42 +91,31 @@ static int add_override(struct conf_source *src, int opt, const char *arg)
 	return UZSWAPD_EXIT_OK;
 }
 
+/* The options that are not configuration keys; conf.c adds the others. */
+#define OPT_CHECK_CONFIG 0x200
+#define OPT_MAX 48
+
 static int parse_options(int argc, char **argv, struct conf_source *src,
 			 bool *check_only)
 {
-	static const struct option longopts[] = {
+	struct option longopts[OPT_MAX] = {
 		{ "config", required_argument, NULL, 'f' },
-		{ "check-config", no_argument, NULL, 'C' },
-		{ "socket", required_argument, NULL, 's' },
-		{ "admin-group", required_argument, NULL, 'g' },
-		{ "fault-threads", required_argument, NULL, 't' },
-		{ "evict-threads", required_argument, NULL, 'e' },
-		{ "fault-spin", required_argument, NULL, 'S' },
-		{ "default-limit", required_argument, NULL, 'l' },
-		{ "resident-limit", required_argument, NULL, 'L' },
-		{ "compressor", required_argument, NULL, 'c' },
-		{ "zstd-level", required_argument, NULL, 'Z' },
-		{ "pool-limit", required_argument, NULL, 'p' },
-		{ "backing-file", required_argument, NULL, 'b' },
-		{ "backing-limit", required_argument, NULL, 'B' },
-		{ "no-mlock", no_argument, NULL, 'M' },
-		{ "metrics", required_argument, NULL, 'm' },
-		{ "metrics-clients", required_argument, NULL, 'N' },
-		{ "debug", required_argument, NULL, 'D' },
+		{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
 	};
+	char shortopts[2 * OPT_MAX] = "f:hV";
 	int opt, ret;
 
-	while ((opt = getopt_long(argc, argv, "f:s:g:t:e:l:L:c:p:b:m:D:hV",
-				  longopts, NULL)) != -1) {
+	conf_getopt_tables(longopts, OPT_MAX, shortopts, sizeof(shortopts));
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) !=
+	       -1) {
 		switch (opt) {
 		case 'f':
 			src->path = optarg;
 			src->path_given = true;
 			break;
-		case 'C':
+		case OPT_CHECK_CONFIG:
 			*check_only = true;
 			break;
 		case 'h':
