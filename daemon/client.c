@@ -148,7 +148,8 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 		close(uffd);
 		return -errno;
 	}
-	ctx = uffd_ctx_alloc(uffd, slot, user_mode_only);
+	mm_slot_get(slot);		/* the context's */
+	ctx = uffd_ctx_alloc(uffd, slot, mm_slot_put, user_mode_only);
 	if (!ctx) {
 		ret = -ENOMEM;
 		goto out_put;

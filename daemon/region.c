@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "region.h"
-#include "registry.h"
 #include "store.h"
 #include "uffdctx.h"
 
@@ -106,21 +105,21 @@ void region_account(struct region *r, long pages)
 {
 	pthread_mutex_lock(&r->acct_lock);
 	atomic_fetch_add(&r->resident, (size_t)pages);
-	if (r->attached) {
-		atomic_fetch_add(&r->slot->resident, (size_t)pages);
+	if (r->slot_resident) {
+		atomic_fetch_add(r->slot_resident, (size_t)pages);
 		atomic_fetch_add(&r->index->resident, (size_t)pages);
 	}
 	pthread_mutex_unlock(&r->acct_lock);
 }
 
-void region_attach(struct region *r)
+void region_attach(struct region *r, atomic_size_t *slot_resident)
 {
 	size_t n;
 
 	pthread_mutex_lock(&r->acct_lock);
 	n = atomic_load(&r->resident);
-	r->attached = true;
-	atomic_fetch_add(&r->slot->resident, n);
+	r->slot_resident = slot_resident;
+	atomic_fetch_add(slot_resident, n);
 	atomic_fetch_add(&r->index->resident, n);
 	pthread_mutex_unlock(&r->acct_lock);
 }
@@ -131,10 +130,10 @@ void region_detach(struct region *r)
 
 	atomic_store(&r->detached, true);
 	pthread_mutex_lock(&r->acct_lock);
-	if (r->attached) {
+	if (r->slot_resident) {
 		n = atomic_load(&r->resident);
-		r->attached = false;
-		atomic_fetch_sub(&r->slot->resident, n);
+		atomic_fetch_sub(r->slot_resident, n);
+		r->slot_resident = NULL;
 		atomic_fetch_sub(&r->index->resident, n);
 	}
 	pthread_mutex_unlock(&r->acct_lock);

@@ -71,7 +71,8 @@ size_t region_index_resident(struct region_index *ix);
  * @acct_lock: makes a change of @resident and of the slot's and the
  *            daemon's totals one step (region_account()), so that
  *            region_detach() takes exactly what the region added
- * @attached: counted in its slot's and the daemon's totals; @acct_lock
+ * @slot_resident: its slot's resident total, which it counts in while
+ *            attached (NULL: not attached); @acct_lock
  * @detached: set (for good) when it leaves its slot: no eviction may
  *            start on it after that (atomic)
  * @resident: pages RESIDENT or EVICTING; @acct_lock (read atomically)
@@ -96,7 +97,7 @@ struct region {
 	char name[PROTO_NAME_MAX];
 	atomic_uint refs;
 	pthread_mutex_t acct_lock;
-	bool attached;
+	atomic_size_t *slot_resident;
 	atomic_bool detached;
 	atomic_size_t resident;
 	atomic_size_t stored;
@@ -132,8 +133,9 @@ void region_account(struct region *r, long pages);
  * good: it is leaving its slot. */
 void region_detach(struct region *r);
 
-/* Count @r's resident pages in its slot's and the daemon's totals. */
-void region_attach(struct region *r);
+/* Count @r's resident pages in its slot's total (@slot_resident) and the
+ * daemon's. */
+void region_attach(struct region *r, atomic_size_t *slot_resident);
 
 /* A page of @r whose object took @bytes of the pool left it (0: it had
  * none there: same-filled or written back). */

@@ -203,7 +203,7 @@ int mm_slot_add_region(struct mm_slot *slot, struct region *r)
 		}
 	}
 	list_add_between(&r->node, pos->prev, pos);
-	region_attach(r);
+	region_attach(r, &slot->resident);
 	slot->nr_regions++;
 	slot->registered += r->npages << PAGE_SHIFT;
 	pthread_mutex_unlock(&slot->lock);

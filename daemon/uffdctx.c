@@ -12,22 +12,23 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "registry.h"
 #include "uffdctx.h"
 
 struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
+				void (*slot_put)(struct mm_slot *slot),
 				bool user_mode_only)
 {
 	struct uffd_ctx *ctx = calloc(1, sizeof(*ctx));
 
 	if (!ctx) {
 		close(fd);
+		slot_put(slot);
 		return NULL;
 	}
 	ctx->fd = fd;
 	atomic_init(&ctx->refs, 1);
 	ctx->slot = slot;
-	mm_slot_get(slot);
+	ctx->slot_put = slot_put;
 	ctx->user_mode_only = user_mode_only;
 	list_init(&ctx->node);
 	return ctx;
@@ -43,6 +44,6 @@ void uffd_ctx_put(struct uffd_ctx *ctx)
 	if (atomic_fetch_sub(&ctx->refs, 1) != 1)
 		return;
 	close(ctx->fd);
-	mm_slot_put(ctx->slot);
+	ctx->slot_put(ctx->slot);
 	free(ctx);
 }

@@ -22,7 +22,9 @@ struct mm_slot;
  *          last reference
  * @refs:   references: its connection's, until released by its fault
  *          thread, and each region's registered on it (atomic)
- * @slot:   the client process; immutable, holds a slot reference
+ * @slot:   the client process; immutable; @slot_put drops the reference
+ *          the context holds on it
+ * @slot_put: how that reference is dropped; immutable
  * @thread: index of the fault thread serving it; set by fault_attach()
  * @user_mode_only: the client could only get a user-mode-only uffd;
  *          immutable
@@ -38,6 +40,7 @@ struct uffd_ctx {
 	int fd;
 	atomic_uint refs;
 	struct mm_slot *slot;
+	void (*slot_put)(struct mm_slot *slot);
 	unsigned int thread;
 	bool user_mode_only;
 	bool gone;
@@ -47,8 +50,10 @@ struct uffd_ctx {
 };
 
 /* Allocate a context for @fd (taken over) serving @slot, with one
- * reference; NULL+errno. */
+ * reference; it takes over the caller's reference on @slot, which the
+ * last uffd_ctx_put() drops with @slot_put (on failure too). NULL+errno. */
 struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
+				void (*slot_put)(struct mm_slot *slot),
 				bool user_mode_only);
 void uffd_ctx_get(struct uffd_ctx *ctx);
 /* Drop a reference; the last closes the uffd and frees the context. */
