@@ -51,7 +51,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>
@@ -64,6 +63,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "compress.h"
 #include "fault.h"
 #include "lib/common/list.h"
@@ -138,7 +138,7 @@ struct metrics {
 	uint64_t nr_closed;
 	double start_time;
 	char *listen;
-	char bound[INET6_ADDRSTRLEN + 8];
+	char bound[ADDR_STRLEN];
 	char mhd_error[160];
 };
 
@@ -937,90 +937,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
  * The listening socket
  *****************/
 
-/*
- * Parse "HOST:PORT", "[V6]:PORT" or "localhost:PORT" (127.0.0.1) into
- * @sa; no name is resolved. Return: 0, or -EINVAL with @why saying what is
- * wrong.
- */
-static int parse_listen(const char *listen, struct sockaddr_storage *sa,
-			socklen_t *len, const char **why)
-{
-	struct sockaddr_in *in = (struct sockaddr_in *)sa;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *colon, *hs = listen, *he;
-	unsigned long port;
-	char *end;
-
-	memset(sa, 0, sizeof(*sa));
-	colon = strrchr(listen, ':');
-	if (!colon) {
-		*why = "expected HOST:PORT";
-		return -EINVAL;
-	}
-	he = colon;
-	if (listen[0] == '[') {
-		hs = listen + 1;
-		if (colon == listen || colon[-1] != ']') {
-			*why = "expected [IPV6-ADDRESS]:PORT";
-			return -EINVAL;
-		}
-		he = colon - 1;
-	}
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (colon[1] < '0' || colon[1] > '9' || *end || errno ||
-	    port > 65535) {
-		*why = "the port must be a number from 0 to 65535";
-		return -EINVAL;
-	}
-	if (he == hs || (size_t)(he - hs) >= sizeof(host)) {
-		*why = "expected an IP address or localhost before the port";
-		return -EINVAL;
-	}
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	if (!strcmp(host, "localhost"))
-		strcpy(host, "127.0.0.1");
-	if (listen[0] != '[' && inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in);
-		return 0;
-	}
-	if (listen[0] == '[' &&
-	    inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	*why = listen[0] == '[' ? "not an IPv6 address"
-				: "not an IPv4 address (IPv6 goes in "
-				  "brackets: [::1]:9577)";
-	return -EINVAL;
-}
-
-/* "ADDR:PORT" or "[ADDR]:PORT" of a bound socket. */
-static void format_addr(const struct sockaddr_storage *sa, char *buf,
-			size_t size)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	if (sa->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 =
-			(const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
-	} else {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
-	}
-}
-
 /* A listening socket on @m->listen; its real address in @m->bound.
  * Return: the socket, or -errno (logged). */
 static int open_listener(struct metrics *m)
@@ -1030,7 +946,7 @@ static int open_listener(struct metrics *m)
 	const char *why = NULL;
 	int fd, on = 1, ret;
 
-	ret = parse_listen(m->listen, &sa, &len, &why);
+	ret = addr_parse(m->listen, &sa, &len, &why);
 	if (ret) {
 		log_err("metrics", "cannot serve metrics on '%s': %s",
 			m->listen, why);
@@ -1069,7 +985,7 @@ static int open_listener(struct metrics *m)
 		close(fd);
 		return ret;
 	}
-	format_addr(&sa, m->bound, sizeof(m->bound));
+	addr_format(&sa, m->bound, sizeof(m->bound));
 	return fd;
 }
 
