@@ -93,6 +93,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/common/fullio.h"
 #include "tests/memimage.h"
 #ifdef WORKLOAD_UZSWAP
 #include "connect.h"
@@ -340,24 +341,6 @@ static void text_page(uint8_t *page, uint64_t seed)
 	}
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Write the working set @set of @mib MiB to @out. */
 static int dump(const char *set, unsigned long mib, const char *out)
 {
@@ -395,7 +378,7 @@ static int dump(const char *set, unsigned long mib, const char *out)
 		free(buf);
 		return ret;
 	}
-	ret = write_all(fd, buf, pages * PAGE);
+	ret = fullio_write(fd, buf, pages * PAGE);
 	if (close(fd) && !ret)
 		ret = -errno;
 	free(buf);
@@ -680,18 +663,11 @@ static int fill(struct run *r, const char *path)
 		goto out_free;
 	}
 	for (off = 0; off < len; off += CHUNK) {
-		size_t n = len - off < CHUNK ? len - off : CHUNK, got = 0;
+		size_t n = len - off < CHUNK ? len - off : CHUNK;
 
-		while (got < n) {
-			ssize_t k = pread(fd, buf + got, n - got,
-					  (off_t)(off + got));
-
-			if (k <= 0) {
-				ret = k < 0 ? -errno : -ENODATA;
-				goto out_close;
-			}
-			got += (size_t)k;
-		}
+		ret = fullio_pread(fd, buf, n, (off_t)off);
+		if (ret)
+			goto out_close;
 		/* copied from a bounce buffer: a read() straight into a
 		 * managed region would be a kernel-mode access to it */
 		memcpy(r->ws + off, buf, n);

@@ -87,6 +87,7 @@
 #include <unistd.h>
 
 #include "lib/common/failpoint.h"
+#include "lib/common/fullio.h"
 #include "backing.h"
 
 /*****************
@@ -363,50 +364,6 @@ out_invalid:
 	return false;
 }
 
-/* Write all of @len bytes at @off; 0 or -errno. */
-static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t r = pwrite(fd, p, len, off);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		len -= (size_t)r;
-		off += r;
-	}
-	return 0;
-}
-
-/* Read all of @len bytes at @off; 0, -EIO at end of file, or -errno. */
-static int pread_full(int fd, void *buf, size_t len, off_t off)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t r = pread(fd, p, len, off);
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		len -= (size_t)r;
-		off += r;
-	}
-	return 0;
-}
-
 /*
  * cache_drop() - drop the page cache around [@off, @off + @len). The advice
  * only drops folios wholly inside its range, and the page cache uses large
@@ -448,7 +405,7 @@ static int object_write(struct backing *b, uint64_t slot, const void *buf,
 		memset(bounce + len, 0, bytes - len);
 		src = bounce;
 	}
-	ret = pwrite_full(b->fd, src, bytes, off);
+	ret = fullio_pwrite(b->fd, src, bytes, off);
 	if (ret < 0 || b->direct || b->in_memory)
 		return ret;
 
@@ -473,14 +430,14 @@ static int object_read(struct backing *b, uint64_t slot, void *buf,
 	int ret;
 
 	if (!b->direct) {
-		ret = pread_full(b->fd, buf, len, off);
+		ret = fullio_pread(b->fd, buf, len, off);
 		if (!b->in_memory)
 			cache_drop(b, off, len);
 		return ret;
 	}
 	if (bytes == len && dio_aligned(b, buf))
-		return pread_full(b->fd, buf, len, off);
-	ret = pread_full(b->fd, bounce, bytes, off);
+		return fullio_pread(b->fd, buf, len, off);
+	ret = fullio_pread(b->fd, bounce, bytes, off);
 	if (ret == 0)
 		memcpy(buf, bounce, len);
 	return ret;

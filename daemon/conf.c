@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
@@ -22,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "lib/common/macros.h"
 #include "lib/common/size.h"
@@ -152,37 +152,6 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-/* HOST:PORT with an IPv4 literal, "localhost" or a [IPv6] literal. */
-static int check_listen(const char *s)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon = strrchr(s, ':');
-	unsigned char addr[16];
-	unsigned long port;
-	size_t hlen;
-	char *end;
-
-	if (!colon || colon == s || !colon[1])
-		return -EINVAL;
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || port > 65535 || colon[1] < '0' || colon[1] > '9')
-		return -EINVAL;
-	hlen = (size_t)(colon - s);
-	if (hlen >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (!strcmp(host, "localhost") || inet_pton(AF_INET, host, addr) == 1)
-		return 0;
-	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
-		host[hlen - 1] = '\0';
-		if (inet_pton(AF_INET6, host + 1, addr) == 1)
-			return 0;
-	}
-	return -EINVAL;
-}
-
 static int check_tokens(const char *s, const char **bad)
 {
 	char buf[256], *tok, *save;
@@ -270,6 +239,8 @@ static int set_value(struct conf *c, const struct conf_key *k,
 		     const char *value, char *why, size_t len)
 {
 	const char *bad = value;
+	struct sockaddr_storage sa;
+	socklen_t sa_len;
 	unsigned long n;
 	char *end;
 
@@ -292,10 +263,10 @@ static int set_value(struct conf *c, const struct conf_key *k,
 		}
 		return set_string(FIELD(c, k, char *), value);
 	case CONF_LISTEN:
-		if (!strcmp(value, "off"))
-			value = "";
-		else if (check_listen(value))
+		if (addr_parse(value, &sa, &sa_len, NULL))
 			break;
+		if (sa.ss_family == AF_UNSPEC)
+			value = "";	/* off */
 		return set_string(FIELD(c, k, char *), value);
 	case CONF_UINT:
 		errno = 0;

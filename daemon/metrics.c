@@ -20,17 +20,29 @@
  * walks the registry: 25,000 visits for 1,000 clients), and a body of
  * about 6 KiB plus 1 KiB per client shown.
  *
- * What a peer can make the daemon do is bounded:
- *   - at most METRICS_MAX_CONNS connections (more wait in the backlog);
+ * What a peer can make the daemon do is bounded, and no peer can keep a
+ * scrape waiting:
+ *   - every connection is accepted at once, up to METRICS_MAX_CONNS live
+ *     ones; one more cuts off (shutdown(2)) the live connection that has
+ *     waited longest for its request head or its answer. A scraper sends
+ *     its whole request as it connects and is answered by the MHD_run()
+ *     that reads it, so slow peers, however many, only push each other
+ *     out. Connections cut off but not yet closed by MHD count against
+ *     MHD's own limit, METRICS_MHD_CONNS: at most that many sockets and
+ *     METRICS_MEMORY_LIMIT of request memory each (about 2.5 MiB), plus
+ *     METRICS_BACKLOG connections the kernel holds before accept(2);
+ *   - a request head must be complete METRICS_HEAD_MS after the
+ *     connection was made or its previous request answered, and the
+ *     answer sent METRICS_REQUEST_MS after the head came in; past that
+ *     the connection is cut off (a peer trickling a byte at a time never
+ *     goes idle); MHD closes one idle for METRICS_IDLE_TIMEOUT_S;
  *   - request headers within METRICS_MEMORY_LIMIT per connection (MHD
  *     answers an error status beyond, and closes);
  *   - no request body: a request announcing one gets 413 and is closed;
- *   - a connection idle for METRICS_IDLE_TIMEOUT_S is closed (MHD), and
- *     one that has not finished a request METRICS_REQUEST_MS after it
- *     connected or finished the previous one is cut off with shutdown(2)
- *     (a peer trickling a byte at a time never goes idle);
  *   - only GET and HEAD of /metrics and /: other methods 405 (with Allow),
  *     other paths 404.
+ * Limits per peer address would not help: Prometheus on this host shares
+ * 127.0.0.1 with any local process that floods.
  *
  * Teardown (metrics_stop()): close the uv_poll_t (libuv drops the epoll
  * descriptor from its own set at once) and the timer, then
@@ -39,7 +51,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>
@@ -52,6 +63,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "compress.h"
 #include "fault.h"
 #include "lib/common/list.h"
@@ -60,9 +72,11 @@
 #include "stats.h"
 #include "uzswapd.h"
 
-#define METRICS_MAX_CONNS	16
-#define METRICS_BACKLOG		16
+#define METRICS_MAX_CONNS	128
+#define METRICS_MHD_CONNS	(METRICS_MAX_CONNS + 32)
+#define METRICS_BACKLOG		128
 #define METRICS_IDLE_TIMEOUT_S	5u
+#define METRICS_HEAD_MS		5000
 #define METRICS_REQUEST_MS	10000
 #define METRICS_MEMORY_LIMIT	(16 * 1024)
 #define METRICS_BODY_START	(16 * 1024)
@@ -81,11 +95,12 @@ static const char index_page[] =
 	"</body></html>\n";
 
 /*
- * struct metrics_conn - one HTTP connection, for its request deadline;
- * loop thread only (MHD's connection callbacks)
- * @node:     entry of struct metrics.conns
+ * struct metrics_conn - one HTTP connection, for its deadline; loop
+ * thread only (MHD's connection callbacks)
+ * @node:     entry of struct metrics.conns while live; unlinked once cut
+ *            off
  * @fd:       its socket (MHD's: only ever shut down here, never closed)
- * @deadline: when it must have finished its current request (ms,
+ * @deadline: when its request head must be in, or its answer sent (ms,
  *            monotonic); UINT64_MAX once cut off
  */
 struct metrics_conn {
@@ -100,7 +115,9 @@ struct metrics_conn {
  * @mhd:         the MHD daemon, NULL once stopped
  * @poll:        the loop's watch on MHD's epoll descriptor
  * @timer:       MHD's timeouts and the request deadlines
- * @conns:       open connections (struct metrics_conn.node)
+ * @conns:       live connections (struct metrics_conn.node), the one
+ *               waiting longest (for a request head or an answer) first
+ * @nr_conns:    entries of @conns
  * @max_clients: per-client series for at most this many clients
  * @open_handles: handles not yet closed; the last close frees the struct
  * @nr_closed:   connections closed so far
@@ -115,12 +132,13 @@ struct metrics {
 	uv_poll_t poll;
 	uv_timer_t timer;
 	struct list_node conns;
+	unsigned int nr_conns;
 	unsigned int max_clients;
 	unsigned int open_handles;
 	uint64_t nr_closed;
 	double start_time;
 	char *listen;
-	char bound[INET6_ADDRSTRLEN + 8];
+	char bound[ADDR_STRLEN];
 	char mhd_error[160];
 };
 
@@ -711,6 +729,38 @@ static bool has_body(struct MHD_Connection *c)
 	       (len && strspn(len, "0") != strlen(len));
 }
 
+/* The connection's state (NULL if there was no memory for it). */
+static struct metrics_conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info ? info->socket_context : NULL;
+}
+
+/* @mc now waits @ms for what comes next: last of the live connections
+ * to be cut off for room. */
+static void conn_wait(struct metrics *m, struct metrics_conn *mc,
+		      uint64_t ms)
+{
+	if (!mc || mc->deadline == UINT64_MAX)
+		return;
+	mc->deadline = now_ms() + ms;
+	list_del(&mc->node);
+	list_add_tail(&mc->node, &m->conns);
+}
+
+/* Cut @mc off; MHD sees the connection end and closes it. */
+static void conn_cut(struct metrics *m, struct metrics_conn *mc,
+		     const char *why)
+{
+	log_debug("metrics", "a connection %s: cut off", why);
+	shutdown(mc->fd, SHUT_RDWR);
+	mc->deadline = UINT64_MAX;
+	list_del(&mc->node);
+	m->nr_conns--;
+}
+
 /*
  * MHD's access handler. The first call, once the request's headers are in,
  * refuses what is refused (MHD then closes the connection: a body sent
@@ -729,6 +779,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 
 	if (!*con_cls) {
 		*con_cls = m;
+		conn_wait(m, conn_of(c), METRICS_REQUEST_MS);
 		log_debug("metrics", "%s %s", method, url);
 		if (!page && strcmp(url, "/metrics"))
 			return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n",
@@ -756,16 +807,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 }
 
 /* A request is over (its response sent, or the connection lost): the
- * next one gets a new deadline. */
+ * next one's head must come in time. */
 static void on_completed(void *cls, struct MHD_Connection *c,
 			 void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-	const union MHD_ConnectionInfo *info =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	struct metrics_conn *mc = info ? info->socket_context : NULL;
-
-	if (mc && mc->deadline != UINT64_MAX)
-		mc->deadline = now_ms() + METRICS_REQUEST_MS;
+	conn_wait(cls, conn_of(c), METRICS_HEAD_MS);
 	*con_cls = NULL;
 }
 
@@ -780,6 +826,8 @@ static void on_connection(void *cls, struct MHD_Connection *c,
 	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
 		m->nr_closed++;
 		if (mc) {
+			if (mc->deadline != UINT64_MAX)
+				m->nr_conns--;
 			list_del(&mc->node);
 			free(mc);
 		}
@@ -793,9 +841,12 @@ static void on_connection(void *cls, struct MHD_Connection *c,
 		return;
 	}
 	mc->fd = info->connect_fd;
-	mc->deadline = now_ms() + METRICS_REQUEST_MS;
+	mc->deadline = now_ms() + METRICS_HEAD_MS;
 	list_add_tail(&mc->node, &m->conns);
 	*socket_context = mc;
+	if (++m->nr_conns > METRICS_MAX_CONNS)
+		conn_cut(m, container_of(m->conns.next, struct metrics_conn,
+					 node), "waited longest at the limit");
 }
 
 /* Cut off the connections past their deadline; returns the next deadline
@@ -803,22 +854,16 @@ static void on_connection(void *cls, struct MHD_Connection *c,
 static uint64_t enforce_deadlines(struct metrics *m)
 {
 	uint64_t now = now_ms(), next = UINT64_MAX;
-	struct list_node *pos;
+	struct list_node *pos, *tmp;
 
-	list_for_each(pos, &m->conns) {
+	list_for_each_safe(pos, tmp, &m->conns) {
 		struct metrics_conn *mc =
 			container_of(pos, struct metrics_conn, node);
 
-		if (mc->deadline == UINT64_MAX)
-			continue;
-		if (mc->deadline <= now) {
-			log_debug("metrics", "a request took over %d ms: "
-				  "cut off", METRICS_REQUEST_MS);
-			shutdown(mc->fd, SHUT_RDWR);
-			mc->deadline = UINT64_MAX;
-		} else if (mc->deadline < next) {
+		if (mc->deadline <= now)
+			conn_cut(m, mc, "missed its deadline");
+		else if (mc->deadline < next)
 			next = mc->deadline;
-		}
 	}
 	return next;
 }
@@ -892,90 +937,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
  * The listening socket
  *****************/
 
-/*
- * Parse "HOST:PORT", "[V6]:PORT" or "localhost:PORT" (127.0.0.1) into
- * @sa; no name is resolved. Return: 0, or -EINVAL with @why saying what is
- * wrong.
- */
-static int parse_listen(const char *listen, struct sockaddr_storage *sa,
-			socklen_t *len, const char **why)
-{
-	struct sockaddr_in *in = (struct sockaddr_in *)sa;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *colon, *hs = listen, *he;
-	unsigned long port;
-	char *end;
-
-	memset(sa, 0, sizeof(*sa));
-	colon = strrchr(listen, ':');
-	if (!colon) {
-		*why = "expected HOST:PORT";
-		return -EINVAL;
-	}
-	he = colon;
-	if (listen[0] == '[') {
-		hs = listen + 1;
-		if (colon == listen || colon[-1] != ']') {
-			*why = "expected [IPV6-ADDRESS]:PORT";
-			return -EINVAL;
-		}
-		he = colon - 1;
-	}
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (colon[1] < '0' || colon[1] > '9' || *end || errno ||
-	    port > 65535) {
-		*why = "the port must be a number from 0 to 65535";
-		return -EINVAL;
-	}
-	if (he == hs || (size_t)(he - hs) >= sizeof(host)) {
-		*why = "expected an IP address or localhost before the port";
-		return -EINVAL;
-	}
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	if (!strcmp(host, "localhost"))
-		strcpy(host, "127.0.0.1");
-	if (listen[0] != '[' && inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in);
-		return 0;
-	}
-	if (listen[0] == '[' &&
-	    inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	*why = listen[0] == '[' ? "not an IPv6 address"
-				: "not an IPv4 address (IPv6 goes in "
-				  "brackets: [::1]:9577)";
-	return -EINVAL;
-}
-
-/* "ADDR:PORT" or "[ADDR]:PORT" of a bound socket. */
-static void format_addr(const struct sockaddr_storage *sa, char *buf,
-			size_t size)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	if (sa->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 =
-			(const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
-	} else {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
-	}
-}
-
 /* A listening socket on @m->listen; its real address in @m->bound.
  * Return: the socket, or -errno (logged). */
 static int open_listener(struct metrics *m)
@@ -985,7 +946,7 @@ static int open_listener(struct metrics *m)
 	const char *why = NULL;
 	int fd, on = 1, ret;
 
-	ret = parse_listen(m->listen, &sa, &len, &why);
+	ret = addr_parse(m->listen, &sa, &len, &why);
 	if (ret) {
 		log_err("metrics", "cannot serve metrics on '%s': %s",
 			m->listen, why);
@@ -1024,7 +985,7 @@ static int open_listener(struct metrics *m)
 		close(fd);
 		return ret;
 	}
-	format_addr(&sa, m->bound, sizeof(m->bound));
+	addr_format(&sa, m->bound, sizeof(m->bound));
 	return fd;
 }
 
@@ -1061,7 +1022,7 @@ static struct MHD_Daemon *start_mhd(struct metrics *m, int fd)
 		on_request, m,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_MAX_CONNS,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_MHD_CONNS,
 		MHD_OPTION_CONNECTION_TIMEOUT, METRICS_IDLE_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)METRICS_MEMORY_LIMIT,

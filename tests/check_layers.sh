@@ -7,7 +7,7 @@
 #
 # Layers, bottom up:
 #   0  libc-level parts: the page state, logging, the LRU ring,
-#      compressors, the backing file
+#      compressors, the backing file, HOST:PORT addresses
 #   1  what holds pages: regions, uffd contexts, the store
 #   2  the clients: the mm_slot registry
 #   3  the data path's threads and protocols: fault, load, evict
@@ -24,6 +24,7 @@ log 0
 lru 0
 compress 0
 backing 0
+addr 0
 uffdctx 1
 region 1
 store 1

@@ -86,6 +86,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/common/fullio.h"
 #include "lib/proto/proto.h"
 #include "lib/uffd/uffd.h"
 #include "uzswap-private.h"
@@ -157,42 +158,6 @@ static bool page_is_zero(const void *p, size_t ps)
 			return false;
 	}
 	return true;
-}
-
-static int pwrite_all(int fd, const uint8_t *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int pread_all(int fd, uint8_t *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, buf, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;	/* memfd shorter than the region */
-		buf += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
 }
 
 /*****************
@@ -820,7 +785,7 @@ static int copy_to_memfd(int fd, const uint8_t *src, size_t len, size_t ps)
 		while (off + run < len && run < COPY_RUN_MAX &&
 		       !page_is_zero(src + off + run, ps))
 			run += ps;
-		ret = pwrite_all(fd, src + off, run, (off_t)off);
+		ret = fullio_pwrite(fd, src + off, run, (off_t)off);
 		if (ret)
 			return ret;
 		off += run;
@@ -848,7 +813,7 @@ static int copy_from_memfd(int fd, uint8_t *dst, size_t len)
 		if (hole > end)
 			hole = end;
 		n = (size_t)(hole - data);
-		ret = pread_all(fd, dst + data, n, data);
+		ret = fullio_pread(fd, dst + data, n, data);
 		if (ret)
 			return ret;
 	}

@@ -72,6 +72,7 @@
 #include <unistd.h>
 
 #include "lib/client/uzswap.h"
+#include "lib/common/fullio.h"
 
 #define MIB		(1024ul * 1024)
 #define PAGE		4096ul
@@ -531,6 +532,7 @@ static int cmd_threads(int argc, char **argv)
  * kernel-io
  *****************/
 
+/* A thread writing @len bytes of @buf to @fd; @err: 0 or -errno. */
 struct sender {
 	int fd;
 	const uint8_t *buf;
@@ -541,56 +543,10 @@ struct sender {
 static void *send_thread(void *arg)
 {
 	struct sender *s = arg;
-	size_t off = 0;
 
-	while (off < s->len) {
-		ssize_t n = write(s->fd, s->buf + off, s->len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			s->err = n < 0 ? errno : EIO;
-			break;
-		}
-		off += (size_t)n;
-	}
+	s->err = fullio_write(s->fd, s->buf, s->len);
 	close(s->fd);
 	return NULL;
-}
-
-/* Read exactly @len bytes from @fd into @dst with read(2). */
-static int read_full(int fd, void *dst, size_t len)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t n = read(fd, (uint8_t *)dst + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		off += (size_t)n;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *src, size_t len)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t n = write(fd, (const uint8_t *)src + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		off += (size_t)n;
-	}
-	return 0;
 }
 
 /* Write @len bytes from @src (a region) into a pipe with write(2) while
@@ -611,12 +567,10 @@ static int through_pipe(const void *src, void *dst, size_t len)
 		close(p[1]);
 		return -ret;
 	}
-	ret = read_full(p[0], dst, len);
+	ret = fullio_read(p[0], dst, len);
 	pthread_join(tid, NULL);
 	close(p[0]);
-	if (!ret && s.err)
-		ret = -s.err;
-	return ret;
+	return ret ? ret : s.err;
 }
 
 static int cmd_kernel_io(int argc, char **argv)
@@ -645,10 +599,10 @@ static int cmd_kernel_io(int argc, char **argv)
 	if (fd < 0)
 		die("mkstemp: %s", strerror(errno));
 	unlink(path);
-	if (write_full(fd, src, len) || lseek(fd, 0, SEEK_SET) != 0)
+	if (fullio_write(fd, src, len) || lseek(fd, 0, SEEK_SET) != 0)
 		die("writing the source file: %s", strerror(errno));
 	r = alloc_or_die(c, len, "kio-read");
-	ret = read_full(fd, r, len);
+	ret = fullio_read(fd, r, len);
 	CHECK(ret == 0, "read(2) into a fresh region: %s", strerror(-ret));
 	check("read(2) into a fresh region", r, len, seed);
 
