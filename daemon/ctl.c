@@ -781,6 +781,18 @@ static const char *frame_error(int err)
 	}
 }
 
+/* The version of the reply to a broken frame: the connection's, else
+ * the frame's if this daemon speaks it, else the newest. */
+static uint16_t frame_error_version(const struct ctl_conn *c)
+{
+	uint16_t v = c->rd.msg.hdr.version;
+
+	if (c->rd.version)
+		return c->rd.version;
+	return v >= PROTO_VERSION_MIN && v <= PROTO_VERSION ? v
+							    : PROTO_VERSION;
+}
+
 static void conn_closed(uv_handle_t *handle)
 {
 	struct ctl_conn *c = container_of((uv_poll_t *)handle, struct ctl_conn,
@@ -838,9 +850,7 @@ static void conn_io(uv_poll_t *handle, int status, int events)
 	if (ret == -EBADMSG || ret == -EMSGSIZE || ret == -EPROTONOSUPPORT) {
 		log_warn("ctl", "pid %d: %s; closing its connection",
 			 (int)c->pid, frame_error(ret));
-		proto_send_reply(c->fd,
-				 c->rd.version ? c->rd.version
-					       : PROTO_VERSION_MIN,
+		proto_send_reply(c->fd, frame_error_version(c),
 				 c->rd.msg.hdr.type, c->rd.msg.hdr.seq, ret,
 				 NULL, 0, frame_error(ret));
 	} else if (ret != -ECONNRESET) {
