@@ -284,43 +284,27 @@ struct proto_hdr {
  *   proto_decode_<name>(buf, len, m)
  *       0 or -EBADMSG, under the growth rule and the message's checks.
  */
-#define PROTO_MESSAGES(M)					\
-	M(hello, PROTO_HELLO_FIELDS,					\
-	  hello_ok)							\
-	M(admin_hello, PROTO_ADMIN_HELLO_FIELDS,			\
-	  admin_hello_ok)						\
-	M(hello_reply, PROTO_HELLO_REPLY_FIELDS,			\
-	  proto_no_check)						\
-	M(register, PROTO_REGISTER_FIELDS,				\
-	  register_ok)							\
-	M(register_reply, PROTO_REGISTER_REPLY_FIELDS,			\
-	  proto_no_check)						\
-	M(unregister, PROTO_UNREGISTER_FIELDS,				\
-	  proto_no_check)						\
-	M(set_limit, PROTO_SET_LIMIT_FIELDS,				\
-	  proto_no_check)						\
-	M(advise, PROTO_ADVISE_FIELDS,					\
-	  advise_ok)							\
-	M(stats_reply, PROTO_STATS_REPLY_FIELDS,			\
-	  proto_no_check)						\
-	M(status_reply, PROTO_STATUS_REPLY_FIELDS,			\
-	  proto_no_check)						\
-	M(version_reply, PROTO_VERSION_REPLY_FIELDS,			\
-	  proto_no_check)						\
-	M(client_row, PROTO_CLIENT_ROW_FIELDS,				\
-	  proto_no_check)						\
-	M(client_req, PROTO_CLIENT_REQ_FIELDS,				\
-	  client_req_ok)						\
-	M(admin_limit, PROTO_ADMIN_LIMIT_FIELDS,			\
-	  admin_limit_ok)						\
-	M(reclaim, PROTO_RECLAIM_FIELDS,				\
-	  reclaim_ok)							\
-	M(bytes_reply, PROTO_BYTES_REPLY_FIELDS,			\
-	  proto_no_check)						\
+#define PROTO_MESSAGES(M)						\
+	M(hello, PROTO_HELLO_FIELDS, hello_ok)				\
+	M(admin_hello, PROTO_ADMIN_HELLO_FIELDS, admin_hello_ok)	\
+	M(hello_reply, PROTO_HELLO_REPLY_FIELDS, proto_no_check)	\
+	M(register, PROTO_REGISTER_FIELDS, register_ok)			\
+	M(register_reply, PROTO_REGISTER_REPLY_FIELDS, proto_no_check)	\
+	M(unregister, PROTO_UNREGISTER_FIELDS, proto_no_check)		\
+	M(set_limit, PROTO_SET_LIMIT_FIELDS, proto_no_check)		\
+	M(advise, PROTO_ADVISE_FIELDS, advise_ok)			\
+	M(stats_reply, PROTO_STATS_REPLY_FIELDS, proto_no_check)	\
+	M(status_reply, PROTO_STATUS_REPLY_FIELDS, proto_no_check)	\
+	M(version_reply, PROTO_VERSION_REPLY_FIELDS, proto_no_check)	\
+	M(client_row, PROTO_CLIENT_ROW_FIELDS, proto_no_check)		\
+	M(client_req, PROTO_CLIENT_REQ_FIELDS, client_req_ok)		\
+	M(admin_limit, PROTO_ADMIN_LIMIT_FIELDS, admin_limit_ok)	\
+	M(reclaim, PROTO_RECLAIM_FIELDS, reclaim_ok)			\
+	M(bytes_reply, PROTO_BYTES_REPLY_FIELDS, proto_no_check)	\
 	M(compact_reply, PROTO_COMPACT_REPLY_FIELDS,			\
 	  proto_no_check)
 
-/* Expansions of a field list (see PROTO_CODECS in proto.c). */
+/* Expansions of a field list into members and sizes. */
 #define PROTO_F_MEMBER(type, name, since, def)	type name;
 #define PROTO_S_MEMBER(name, size, since)	char name[size];
 #define PROTO_F_SIZE(type, name, since, def)	+ sizeof(type)
@@ -423,7 +407,7 @@ int proto_cur_end(const struct proto_cur *c);
  * and proto_decode_<msg> from a field list; the decoder then refuses a
  * message for which CHECK(m) is false.
  */
-#define PROTO_CODECS(msg, FIELDS, CHECK)					\
+#define PROTO_CODECS(msg, FIELDS, CHECK)				\
 	size_t proto_size_##msg(uint16_t version)			\
 	{								\
 		return 0 FIELDS(PROTO_F_VSIZE, PROTO_S_VSIZE);		\
