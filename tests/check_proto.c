@@ -356,20 +356,18 @@ START_TEST(test_clients_codec)
 }
 END_TEST
 
+/* Every decoder of PROTO_MESSAGES on @len bytes of @buf, OR-ed. */
+#define RANDOM_DECODE(msg, FIELDS, CHECK)                                    \
+	{                                                                    \
+		struct proto_##msg out_;                                     \
+		ret |= proto_decode_##msg(buf, len, &out_);                  \
+	}
+
 START_TEST(test_decoders_random_input)
 {
+	static struct proto_clients_reply clients;
 	uint8_t buf[PROTO_MAX_PAYLOAD];
 	uint64_t x = 0x2545f4914f6cdd1dull;
-	union {
-		struct proto_hello h;
-		struct proto_hello_reply hr;
-		struct proto_register r;
-		struct proto_register_reply rr;
-		struct proto_unregister u;
-		struct proto_set_limit l;
-		struct proto_advise a;
-		struct proto_stats_reply s;
-	} out;
 	unsigned int round;
 	size_t i, len;
 	int ret;
@@ -378,22 +376,18 @@ START_TEST(test_decoders_random_input)
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		len = x % 160;
+		len = round < 10000 ? x % 160 : x % 4096;
 		for (i = 0; i < len; i++)
 			buf[i] = (uint8_t)(x >> (i % 56));
-		ret = proto_decode_hello(buf, len, &out.h) |
-		      proto_decode_hello_reply(buf, len, &out.hr) |
-		      proto_decode_register(buf, len, &out.r) |
-		      proto_decode_register_reply(buf, len, &out.rr) |
-		      proto_decode_unregister(buf, len, &out.u) |
-		      proto_decode_set_limit(buf, len, &out.l) |
-		      proto_decode_advise(buf, len, &out.a) |
-		      proto_decode_stats_reply(buf, len, &out.s);
+		ret = proto_decode_clients_reply(buf, len, &clients, 1) |
+		      proto_decode_clients_reply(buf, len, &clients, 2);
+		PROTO_MESSAGES(RANDOM_DECODE)
 		/* only 0 and -EBADMSG may come out */
 		ck_assert((ret | -EBADMSG) == -EBADMSG);
 	}
 	ck_assert_str_eq(proto_type_name(PROTO_REGISTER | PROTO_REPLY),
 			 "REGISTER");
+	ck_assert_str_eq(proto_type_name(PROTO_ADMIN_HELLO), "ADMIN_HELLO");
 	ck_assert_str_eq(proto_type_name(999), "?");
 }
 END_TEST
@@ -533,6 +527,18 @@ START_TEST(test_reader_broken_frames)
 	put_raw(&h, sizeof(h));
 	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), -EPROTONOSUPPORT);
 	proto_reader_reset(&rd);
+
+	/* a reader set to its connection's version refuses any other */
+	rd.version = 1;
+	h = hdr(PROTO_STATS, 0);
+	put_raw(&h, sizeof(h));
+	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), -EPROTONOSUPPORT);
+	proto_reader_reset(&rd);
+	rd.version = PROTO_VERSION;
+	put_raw(&h, sizeof(h));
+	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), 1);
+	proto_reader_reset(&rd);
+	rd.version = 0;
 
 	h = hdr(PROTO_STATS, PROTO_MAX_PAYLOAD + 1);
 	put_raw(&h, sizeof(h));
