@@ -109,13 +109,24 @@ static const char *peer_file_error(int err)
 				"the sending process";
 }
 
-/* The newest version both the peer's [@min, @max] and this daemon
- * speak; 0 if none. */
-static uint16_t hello_pick(uint16_t min, uint16_t max)
+/*
+ * hello_pick() - the version of a connection whose peer offers [@min,
+ * @max] in HELLO or ADMIN_HELLO: the newest both speak
+ * Return: 0 with *@version set; -EISCONN if a HELLO succeeded already;
+ * -EPROTONOSUPPORT if no version is common.
+ */
+static int hello_pick(struct ctl_conn *c, uint16_t min, uint16_t max,
+		      uint16_t *version, struct ctl_reply *rep)
 {
 	uint16_t v = max < PROTO_VERSION ? max : PROTO_VERSION;
 
-	return v < min || v < PROTO_VERSION_MIN ? 0 : v;
+	if (c->hello)
+		return fail(rep, -EISCONN, "HELLO was already sent");
+	if (v < min || v < PROTO_VERSION_MIN)
+		return fail(rep, -EPROTONOSUPPORT,
+			    "no protocol version in common with this uzswapd");
+	*version = v;
+	return 0;
 }
 
 /* Record the version picked and answer with it (both HELLOs). */
@@ -171,15 +182,11 @@ static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
 	uint16_t version;
 	int ret;
 
-	if (c->hello)
-		return fail(rep, -EISCONN, "HELLO was already sent");
 	if (proto_decode_hello(m->payload, m->hdr.len, &h))
 		return fail(rep, -EBADMSG, "malformed HELLO");
-	version = hello_pick(h.min_version, h.max_version);
-	if (!version)
-		return fail(rep, -EPROTONOSUPPORT,
-			    "no protocol version in common with this uzswapd");
-	ret = hello_attach(c, m, &h, rep);
+	ret = hello_pick(c, h.min_version, h.max_version, &version, rep);
+	if (ret == 0)
+		ret = hello_attach(c, m, &h, rep);
 	if (ret)
 		return ret;
 	log_debug("ctl", "pid %d: HELLO v%u%s", (int)c->pid, version,
@@ -193,15 +200,13 @@ static int ctl_admin_hello(struct ctl_conn *c, struct proto_msg *m,
 {
 	struct proto_admin_hello h;
 	uint16_t version;
+	int ret;
 
-	if (c->hello)
-		return fail(rep, -EISCONN, "HELLO was already sent");
 	if (proto_decode_admin_hello(m->payload, m->hdr.len, &h))
 		return fail(rep, -EBADMSG, "malformed ADMIN_HELLO");
-	version = hello_pick(h.min_version, h.max_version);
-	if (!version)
-		return fail(rep, -EPROTONOSUPPORT,
-			    "no protocol version in common with this uzswapd");
+	ret = hello_pick(c, h.min_version, h.max_version, &version, rep);
+	if (ret)
+		return ret;
 	log_debug("ctl", "pid %d: ADMIN_HELLO v%u", (int)c->pid, version);
 	return hello_done(c, version, rep);
 }

@@ -422,6 +422,21 @@ START_TEST(test_v1_admin_without_hello)
 }
 END_TEST
 
+/* A frame of @version on @a, which speaks another: -EPROTONOSUPPORT in
+ * the connection's version, then the connection is closed (and @a). */
+static void assert_version_refused(struct peer *a, uint16_t version)
+{
+	uint16_t own = a->version;
+	struct reply r;
+
+	a->version = version;
+	peer_reply(a, T_STATUS, peer_send(a, T_STATUS, NULL, 0, -1), &r);
+	DH_ASSERT(r.status == -EPROTONOSUPPORT && r.version == own,
+		  "status %d in v%u", r.status, r.version);
+	assert_closed(a->fd);
+	close(a->fd);
+}
+
 START_TEST(test_v2_negotiated)
 {
 	struct client_peer c;
@@ -462,24 +477,12 @@ START_TEST(test_v2_negotiated)
 		  "this process is not listed");
 
 	/* a frame of version 1 on a version-2 connection: refused, closed */
-	a.version = 1;
-	peer_send(&a, T_STATUS, NULL, 0, -1);
-	peer_reply(&a, T_STATUS, a.seq, &r);
-	DH_ASSERT(r.status == -EPROTONOSUPPORT && r.version == 2,
-		  "status %d in v%u", r.status, r.version);
-	assert_closed(a.fd);
-	close(a.fd);
+	assert_version_refused(&a, 1);
 
 	/* and a version-2 frame on a connection that spoke version 1 */
 	peer_open(&a, 1);
 	peer_call(&a, T_STATUS, NULL, 0, -1, 0, V1_STATUS_REPLY, &r);
-	a.version = 2;
-	peer_send(&a, T_STATUS, NULL, 0, -1);
-	peer_reply(&a, T_STATUS, a.seq, &r);
-	DH_ASSERT(r.status == -EPROTONOSUPPORT && r.version == 1,
-		  "status %d in v%u", r.status, r.version);
-	assert_closed(a.fd);
-	close(a.fd);
+	assert_version_refused(&a, 2);
 
 	/* the client connection is unaffected */
 	peer_call(&c.p, T_STATS, NULL, 0, -1, 0, V1_STATS_REPLY, &r);
