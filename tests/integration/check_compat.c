@@ -152,7 +152,8 @@ static uint32_t peer_send(struct peer *p, uint16_t type, const uint8_t *pl,
 	w16(buf, 6, type);
 	w32(buf, 8, ++p->seq);
 	w32(buf, 12, (uint32_t)len);
-	memcpy(buf + V1_HDR, pl, len);
+	if (len)
+		memcpy(buf + V1_HDR, pl, len);
 	n = fdpass_send(p->fd, buf, V1_HDR + len, &fd, fd >= 0 ? 1 : 0);
 	DH_ASSERT(n == (ssize_t)(V1_HDR + len), "send: %zd", n);
 	return p->seq;
