@@ -1,9 +1,13 @@
 /*
  * check_proto.c - unit tests of the control protocol (lib/proto): every
- * codec round trip, decoders against truncated, extended and random
- * payloads, the incremental reader fed a byte at a time over a real
- * socket, file descriptors that arrive with the right or the wrong bytes,
- * broken frames, and replies.
+ * message's round trip at every version, the growth rule (a longer
+ * payload's tail ignored, a payload ending at an older version's layout
+ * completed with defaults, any other length refused) on the real messages
+ * and on a generated one of three versions, the CLIENTS reply's rows,
+ * decoders against truncated, extended and random payloads, the
+ * incremental reader fed a byte at a time over a real socket and held to
+ * its connection's version, file descriptors that arrive with the right or
+ * the wrong bytes, broken frames, and replies.
  *
  * lib/proto allocates nothing, so it has no allocation failure to inject.
  *
