@@ -173,7 +173,9 @@ END_TEST
 
 /*
  * Every message round-trips at every version: the fields of that version
- * or older come back, the newer ones take their defaults. Each unsigned
+ * or older come back, the newer ones take their defaults. And fields are
+ * only appended: their versions never decrease down a list, and a
+ * version's layout is a prefix of the newest one. Each unsigned
  * field is set to 1 and each signed one (pids, descriptors) to 0, which
  * every message's checks accept; strings to "s".
  */
@@ -185,19 +187,27 @@ END_TEST
 			       : out.name == (type)(def));
 #define RT_CMP_S(name, size, since)                                          \
 	ck_assert_str_eq(out.name, (since) <= v ? in.name : "");
+#define RT_ORDER_F(type, name, since, def)                                   \
+	ck_assert((since) >= prev && (since) <= PROTO_VERSION);              \
+	prev = (since);
+#define RT_ORDER_S(name, size, since) RT_ORDER_F(char, name, since, 0)
 #define ROUND_TRIP(msg, FIELDS, CHECK)                                       \
 	static void round_trip_##msg(void)                                   \
 	{                                                                    \
-		uint8_t buf[PROTO_MAX_PAYLOAD];                              \
+		uint8_t buf[PROTO_MAX_PAYLOAD], newest[PROTO_MAX_PAYLOAD];   \
 		struct proto_##msg in, out;                                  \
 		uint16_t v;                                                  \
-		size_t n = 0;                                                \
+		size_t n = 0, full;                                          \
+		int prev = PROTO_VERSION_MIN;                                \
                                                                              \
+		FIELDS(RT_ORDER_F, RT_ORDER_S)                               \
 		memset(&in, 0, sizeof(in));                                  \
 		FIELDS(RT_SET_F, RT_SET_S)                                   \
+		full = proto_encode_##msg(newest, &in, PROTO_VERSION);       \
 		for (v = PROTO_VERSION_MIN; v <= PROTO_VERSION; v++) {       \
 			n = proto_encode_##msg(buf, &in, v);                 \
 			ck_assert_uint_eq(n, proto_size_##msg(v));           \
+			ck_assert(n <= full && !memcmp(buf, newest, n));     \
 			memset(&out, 0xee, sizeof(out));                     \
 			ck_assert_int_eq(proto_decode_##msg(buf, n, &out),   \
 					 0);                                 \
