@@ -14,6 +14,10 @@
  * memfd it sends (checked in /proc/PID/maps), on a uffd its own process
  * holds (checked with kcmp).
  *
+ * Versions: a connection speaks the version of its first frame until
+ * HELLO picks one (lib/proto/proto.h, "Versions"); the reader refuses any
+ * other, and every reply is encoded and framed at it.
+ *
  * Bad input: a malformed payload gets an error reply and the connection
  * goes on; a broken frame (bad magic, unknown version, oversized payload,
  * stray descriptors) cannot be resynchronized, so it gets an error reply
@@ -105,25 +109,51 @@ static const char *peer_file_error(int err)
 				"the sending process";
 }
 
-static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
-		     struct ctl_reply *rep)
+/*
+ * hello_pick() - the version of a connection whose peer offers [@min,
+ * @max] in HELLO or ADMIN_HELLO: the newest both speak
+ * Return: 0 with *@version set; -EISCONN if a HELLO succeeded already;
+ * -EPROTONOSUPPORT if no version is common.
+ */
+static int hello_pick(struct ctl_conn *c, uint16_t min, uint16_t max,
+		      uint16_t *version, struct ctl_reply *rep)
 {
-	struct proto_hello_reply hr = { 0 };
-	struct proto_hello h;
-	uint64_t got;
-	int uffd = m->fds[0];
-	int ret;
+	uint16_t v = max < PROTO_VERSION ? max : PROTO_VERSION;
 
-	if (c->ctx)
+	if (c->hello)
 		return fail(rep, -EISCONN, "HELLO was already sent");
-	if (proto_decode_hello(m->payload, m->hdr.len, &h))
-		return fail(rep, -EBADMSG, "malformed HELLO");
-	hr.version = h.max_version < PROTO_VERSION ? h.max_version
-						   : PROTO_VERSION;
-	if (hr.version < h.min_version || hr.version < PROTO_VERSION_MIN)
+	if (v < min || v < PROTO_VERSION_MIN)
 		return fail(rep, -EPROTONOSUPPORT,
 			    "no protocol version in common with this uzswapd");
-	ret = peer_holds_file(c, h.uffd_fdnum, uffd);
+	*version = v;
+	return 0;
+}
+
+/* Record the version picked and answer with it (both HELLOs). */
+static int hello_done(struct ctl_conn *c, uint16_t version,
+		      struct ctl_reply *rep)
+{
+	struct proto_hello_reply hr = {
+		.version = version,
+		.page_size = PAGE_SIZE,
+		.default_limit = 0,
+	};
+
+	c->hello = true;
+	c->rd.version = version;
+	rep->len = proto_encode_hello_reply(rep->body, &hr, version);
+	return 0;
+}
+
+/* Take the peer's uffd (HELLO's descriptor) and make it a client. */
+static int hello_attach(struct ctl_conn *c, struct proto_msg *m,
+			const struct proto_hello *h, struct ctl_reply *rep)
+{
+	int uffd = m->fds[0];
+	uint64_t got;
+	int ret;
+
+	ret = peer_holds_file(c, h->uffd_fdnum, uffd);
 	if (ret)
 		return fail(rep, ret, peer_file_error(ret));
 	if (uffd_adopt(uffd))
@@ -138,15 +168,47 @@ static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
 		return fail(rep, -EOPNOTSUPP, "this kernel's userfaultfd "
 			    "cannot serve memfd regions (missing features)");
 	m->fds[0] = -1;
-	ret = client_attach(c, uffd, h.uffd_mode == 1);
+	ret = client_attach(c, uffd, h->uffd_mode == 1);
 	if (ret)
 		return fail(rep, ret, "cannot attach the client");
-	log_debug("ctl", "pid %d: HELLO v%u%s", (int)c->pid, hr.version,
-		  h.uffd_mode ? " (user-mode-only uffd)" : "");
-	hr.page_size = PAGE_SIZE;
-	hr.default_limit = 0;
-	rep->len = proto_encode_hello_reply(rep->body, &hr);
 	return 0;
+}
+
+/* HELLO: agree on a version and become a client. */
+static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
+		     struct ctl_reply *rep)
+{
+	struct proto_hello h;
+	uint16_t version;
+	int ret;
+
+	if (proto_decode_hello(m->payload, m->hdr.len, &h))
+		return fail(rep, -EBADMSG, "malformed HELLO");
+	ret = hello_pick(c, h.min_version, h.max_version, &version, rep);
+	if (ret == 0)
+		ret = hello_attach(c, m, &h, rep);
+	if (ret)
+		return ret;
+	log_debug("ctl", "pid %d: HELLO v%u%s", (int)c->pid, version,
+		  h.uffd_mode ? " (user-mode-only uffd)" : "");
+	return hello_done(c, version, rep);
+}
+
+/* ADMIN_HELLO: agree on a version, for admin requests. */
+static int ctl_admin_hello(struct ctl_conn *c, struct proto_msg *m,
+			   struct ctl_reply *rep)
+{
+	struct proto_admin_hello h;
+	uint16_t version;
+	int ret;
+
+	if (proto_decode_admin_hello(m->payload, m->hdr.len, &h))
+		return fail(rep, -EBADMSG, "malformed ADMIN_HELLO");
+	ret = hello_pick(c, h.min_version, h.max_version, &version, rep);
+	if (ret)
+		return ret;
+	log_debug("ctl", "pid %d: ADMIN_HELLO v%u", (int)c->pid, version);
+	return hello_done(c, version, rep);
 }
 
 /* Checks of a REGISTER that need no system call. */
@@ -233,7 +295,7 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 		  (int)c->pid, (unsigned long long)r->id, r->name,
 		  (unsigned long long)p.addr, (unsigned long long)p.len);
 	rr.region_id = r->id;
-	rep->len = proto_encode_register_reply(rep->body, &rr);
+	rep->len = proto_encode_register_reply(rep->body, &rr, c->rd.version);
 	return 0;
 }
 
@@ -355,7 +417,7 @@ static int ctl_stats(struct ctl_conn *c, struct proto_msg *m,
 		.evictions = row.evictions,
 		.regions = row.regions,
 	};
-	rep->len = proto_encode_stats_reply(rep->body, &s);
+	rep->len = proto_encode_stats_reply(rep->body, &s, c->rd.version);
 	return 0;
 }
 
@@ -397,7 +459,7 @@ static int ctl_status(struct ctl_conn *c, struct proto_msg *m,
 		.compressor = ss.algo,
 		.zstd_level = (uint64_t)ss.zstd_level,
 	};
-	rep->len = proto_encode_status_reply(rep->body, &s);
+	rep->len = proto_encode_status_reply(rep->body, &s, c->rd.version);
 	return 0;
 }
 
@@ -412,7 +474,7 @@ static int ctl_daemon_version(struct ctl_conn *c, struct proto_msg *m,
 	if (m->hdr.len != 0)
 		return fail(rep, -EBADMSG, "DAEMON_VERSION takes no payload");
 	snprintf(v.release, sizeof(v.release), "%s", PACKAGE_VERSION);
-	rep->len = proto_encode_version_reply(rep->body, &v);
+	rep->len = proto_encode_version_reply(rep->body, &v, c->rd.version);
 	return 0;
 }
 
@@ -428,7 +490,7 @@ static int ctl_clients(struct ctl_conn *c, struct proto_msg *m,
 	r.count = (uint32_t)stats_client_rows(&c->d->registry, q.pid, r.rows,
 					      PROTO_CLIENTS_PER_PAGE, &more);
 	r.more = more;
-	rep->len = proto_encode_clients_reply(rep->body, &r);
+	rep->len = proto_encode_clients_reply(rep->body, &r, c->rd.version);
 	return 0;
 }
 
@@ -452,7 +514,7 @@ static int ctl_client(struct ctl_conn *c, struct proto_msg *m,
 		return fail(rep, -ESRCH, "no client process has that pid");
 	stats_client_row(slot, &row);
 	mm_slot_put(slot);
-	rep->len = proto_encode_client_row(rep->body, &row);
+	rep->len = proto_encode_client_row(rep->body, &row, c->rd.version);
 	return 0;
 }
 
@@ -508,7 +570,7 @@ static void reclaim_done(void *arg, int status, uint64_t bytes)
 		fail(&rep, status, "the compressed pool and the backing file "
 		     "take no more pages");
 	else
-		rep.len = proto_encode_bytes_reply(rep.body, &r);
+		rep.len = proto_encode_bytes_reply(rep.body, &r, c->rd.version);
 	log_info("ctl", "reclaim for pid %d: %llu bytes evicted", (int)c->pid,
 		 (unsigned long long)bytes);
 	ctl_conn_complete(c, status, &rep);
@@ -548,7 +610,7 @@ static int ctl_compact(struct ctl_conn *c, struct proto_msg *m,
 	r.pages = store_compact(&c->d->store);
 	store_get_stats(&c->d->store, &ss);
 	r.pool_after = ss.pool_bytes;
-	rep->len = proto_encode_compact_reply(rep->body, &r);
+	rep->len = proto_encode_compact_reply(rep->body, &r, c->rd.version);
 	return 0;
 }
 
@@ -620,6 +682,7 @@ static const struct ctl_handler {
 	[PROTO_RECLAIM] = { false, true, 0, ctl_reclaim },
 	[PROTO_COMPACT] = { false, true, 0, ctl_compact },
 	[PROTO_RELOAD] = { false, true, 0, ctl_reload },
+	[PROTO_ADMIN_HELLO] = { false, false, 0, ctl_admin_hello },
 };
 
 /*****************
@@ -659,8 +722,9 @@ static int conn_flush(struct ctl_conn *c)
 static int conn_reply(struct ctl_conn *c, uint16_t type, uint32_t seq,
 		      int status, const struct ctl_reply *rep)
 {
-	c->out_len = proto_frame_reply(c->out, type, seq, status, rep->body,
-				       rep->len, rep->errmsg);
+	c->out_len = proto_frame_reply(c->out, c->rd.version, type, seq,
+				       status, rep->body, rep->len,
+				       rep->errmsg);
 	c->out_off = 0;
 	return conn_flush(c);
 }
@@ -722,6 +786,18 @@ static const char *frame_error(int err)
 	}
 }
 
+/* The version of the reply to a broken frame: the connection's, else
+ * the frame's if this daemon speaks it, else the newest. */
+static uint16_t frame_error_version(const struct ctl_conn *c)
+{
+	uint16_t v = c->rd.msg.hdr.version;
+
+	if (c->rd.version)
+		return c->rd.version;
+	return v >= PROTO_VERSION_MIN && v <= PROTO_VERSION ? v
+							    : PROTO_VERSION;
+}
+
 static void conn_closed(uv_handle_t *handle)
 {
 	struct ctl_conn *c = container_of((uv_poll_t *)handle, struct ctl_conn,
@@ -757,6 +833,8 @@ static int conn_read_requests(struct ctl_conn *c)
 		ret = proto_reader_feed(&c->rd, c->fd);
 		if (ret <= 0)
 			break;
+		if (!c->rd.version)
+			c->rd.version = c->rd.msg.hdr.version;
 		ret = ctl_dispatch(c, &c->rd.msg);
 		proto_reader_reset(&c->rd);
 		if (ret)
@@ -777,8 +855,9 @@ static void conn_io(uv_poll_t *handle, int status, int events)
 	if (ret == -EBADMSG || ret == -EMSGSIZE || ret == -EPROTONOSUPPORT) {
 		log_warn("ctl", "pid %d: %s; closing its connection",
 			 (int)c->pid, frame_error(ret));
-		proto_send_reply(c->fd, c->rd.msg.hdr.type, c->rd.msg.hdr.seq,
-				 ret, NULL, 0, frame_error(ret));
+		proto_send_reply(c->fd, frame_error_version(c),
+				 c->rd.msg.hdr.type, c->rd.msg.hdr.seq, ret,
+				 NULL, 0, frame_error(ret));
 	} else if (ret != -ECONNRESET) {
 		log_debug("ctl", "pid %d: connection ends: %s", (int)c->pid,
 			  status ? uv_strerror(status) : strerror(-ret));

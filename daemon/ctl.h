@@ -29,11 +29,15 @@ struct reclaim_job;
  * @uid:    the peer's user, from SO_PEERCRED
  * @pidfd:  the peer's pidfd from SO_PEERPIDFD, -1 if not given (yet to
  *          be handed to the mm_slot)
- * @rd:     the message being received
+ * @rd:     the message being received; @rd.version is the connection's
+ *          protocol version, which every frame both ways carries: 0
+ *          until the first frame, whose version it takes, then the one
+ *          HELLO picked
  * @out:    the reply being sent: while it waits for room in the socket
  *          (a peer that does not read), no request is read
  * @out_len: bytes in @out, 0 when nothing waits
  * @out_off: bytes of @out already sent
+ * @hello:  HELLO or ADMIN_HELLO succeeded
  * @slot:   the peer's mm_slot once HELLO succeeded (holds a reference)
  * @ctx:    the peer's uffd once HELLO succeeded
  * @node:   entry of @slot's connection list
@@ -54,6 +58,7 @@ struct ctl_conn {
 	uint8_t out[PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD];
 	size_t out_len;
 	size_t out_off;
+	bool hello;
 	struct mm_slot *slot;
 	struct uffd_ctx *ctx;
 	struct list_node node;

@@ -1,9 +1,13 @@
 /*
  * check_proto.c - unit tests of the control protocol (lib/proto): every
- * codec round trip, decoders against truncated, extended and random
- * payloads, the incremental reader fed a byte at a time over a real
- * socket, file descriptors that arrive with the right or the wrong bytes,
- * broken frames, and replies.
+ * message's round trip at every version, the growth rule (a longer
+ * payload's tail ignored, a payload ending at an older version's layout
+ * completed with defaults, any other length refused) on the real messages
+ * and on a generated one of three versions, the CLIENTS reply's rows,
+ * decoders against truncated, extended and random payloads, the
+ * incremental reader fed a byte at a time over a real socket and held to
+ * its connection's version, file descriptors that arrive with the right or
+ * the wrong bytes, broken frames, and replies.
  *
  * lib/proto allocates nothing, so it has no allocation failure to inject.
  *
@@ -15,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,35 +45,40 @@ static int open_fds(void)
  * Codecs
  *****************/
 
-/* Every shorter and one longer payload must be refused. */
-#define CHECK_STRICT(decode, buf, n, type)                                   \
+/* Growth rule for a message whose fields are all of version 1: every
+ * shorter payload is refused, a longer one is accepted (the tail is a
+ * newer peer's fields) and decodes to the same message. */
+#define CHECK_GROWTH(decode, buf, n, type, want)                             \
 	do {                                                                 \
 		type tmp_;                                                   \
 		size_t k_;                                                   \
 		for (k_ = 0; k_ < (n); k_++)                                 \
 			ck_assert_int_eq(decode((buf), k_, &tmp_), -EBADMSG); \
-		ck_assert_int_eq(decode((buf), (n) + 1, &tmp_), -EBADMSG);   \
+		memset((buf) + (n), 0xa5, 8);                                \
+		ck_assert_int_eq(decode((buf), (n) + 8, &tmp_), 0);          \
+		ck_assert_mem_eq(&tmp_, (want), sizeof(tmp_));               \
 	} while (0)
 
 START_TEST(test_hello_codec)
 {
 	struct proto_hello in = { 1, 3, 1, 17 }, out;
-	uint8_t buf[PROTO_MAX_PAYLOAD + 1] = { 0 };
-	size_t n = proto_encode_hello(buf, &in);
+	uint8_t buf[PROTO_MAX_PAYLOAD + 8] = { 0 };
+	size_t n = proto_encode_hello(buf, &in, PROTO_VERSION);
 
+	ck_assert_uint_eq(n, PROTO_SIZE_hello);
 	ck_assert_int_eq(proto_decode_hello(buf, n, &out), 0);
 	ck_assert_uint_eq(out.min_version, 1);
 	ck_assert_uint_eq(out.max_version, 3);
 	ck_assert_uint_eq(out.uffd_mode, 1);
 	ck_assert_int_eq(out.uffd_fdnum, 17);
-	CHECK_STRICT(proto_decode_hello, buf, n, struct proto_hello);
+	CHECK_GROWTH(proto_decode_hello, buf, n, struct proto_hello, &out);
 
 	in.min_version = 4;	/* min above max */
-	n = proto_encode_hello(buf, &in);
+	n = proto_encode_hello(buf, &in, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_hello(buf, n, &out), -EBADMSG);
 	in.min_version = 1;
 	in.uffd_mode = 7;
-	n = proto_encode_hello(buf, &in);
+	n = proto_encode_hello(buf, &in, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_hello(buf, n, &out), -EBADMSG);
 }
 END_TEST
@@ -80,34 +90,35 @@ START_TEST(test_register_codec)
 				     .flags = PROTO_REGION_ADOPTED,
 				     .memfd_fdnum = 9 };
 	struct proto_register out;
-	uint8_t buf[PROTO_MAX_PAYLOAD + 1] = { 0 };
+	uint8_t buf[PROTO_MAX_PAYLOAD + 8] = { 0 };
 	size_t n;
 
 	strcpy(in.name, "heap");
-	n = proto_encode_register(buf, &in);
+	n = proto_encode_register(buf, &in, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_register(buf, n, &out), 0);
 	ck_assert_uint_eq(out.addr, in.addr);
 	ck_assert_uint_eq(out.len, in.len);
 	ck_assert_uint_eq(out.flags, in.flags);
 	ck_assert_int_eq(out.memfd_fdnum, 9);
 	ck_assert_str_eq(out.name, "heap");
-	CHECK_STRICT(proto_decode_register, buf, n, struct proto_register);
+	CHECK_GROWTH(proto_decode_register, buf, n, struct proto_register,
+		     &out);
 
 	/* a name without its NUL */
 	memset(in.name, 'x', sizeof(in.name));
-	n = proto_encode_register(buf, &in);
+	n = proto_encode_register(buf, &in, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_register(buf, n, &out), -EBADMSG);
 	/* unknown flags */
 	strcpy(in.name, "x");
 	in.flags = 0x80;
-	n = proto_encode_register(buf, &in);
+	n = proto_encode_register(buf, &in, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_register(buf, n, &out), -EBADMSG);
 }
 END_TEST
 
 START_TEST(test_small_codecs)
 {
-	uint8_t buf[PROTO_MAX_PAYLOAD + 1] = { 0 };
+	uint8_t buf[PROTO_MAX_PAYLOAD + 8] = { 0 };
 	struct proto_hello_reply hr = { 1, 4096, 1 << 20 }, hr2;
 	struct proto_register_reply rr = { 42 }, rr2;
 	struct proto_unregister u = { 0x5000 }, u2;
@@ -116,62 +127,261 @@ START_TEST(test_small_codecs)
 	struct proto_stats_reply s, s2;
 	size_t n, i;
 
-	n = proto_encode_hello_reply(buf, &hr);
+	n = proto_encode_hello_reply(buf, &hr, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_hello_reply(buf, n, &hr2), 0);
 	ck_assert(hr2.version == 1 && hr2.page_size == 4096 &&
 		  hr2.default_limit == 1 << 20);
-	CHECK_STRICT(proto_decode_hello_reply, buf, n,
-		     struct proto_hello_reply);
+	CHECK_GROWTH(proto_decode_hello_reply, buf, n,
+		     struct proto_hello_reply, &hr2);
 
-	n = proto_encode_register_reply(buf, &rr);
+	n = proto_encode_register_reply(buf, &rr, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_register_reply(buf, n, &rr2), 0);
 	ck_assert_uint_eq(rr2.region_id, 42);
-	CHECK_STRICT(proto_decode_register_reply, buf, n,
-		     struct proto_register_reply);
+	CHECK_GROWTH(proto_decode_register_reply, buf, n,
+		     struct proto_register_reply, &rr2);
 
-	n = proto_encode_unregister(buf, &u);
+	n = proto_encode_unregister(buf, &u, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_unregister(buf, n, &u2), 0);
 	ck_assert_uint_eq(u2.addr, 0x5000);
-	CHECK_STRICT(proto_decode_unregister, buf, n, struct proto_unregister);
+	CHECK_GROWTH(proto_decode_unregister, buf, n, struct proto_unregister,
+		     &u2);
 
-	n = proto_encode_set_limit(buf, &l);
+	n = proto_encode_set_limit(buf, &l, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_set_limit(buf, n, &l2), 0);
 	ck_assert_uint_eq(l2.bytes, 123456);
-	CHECK_STRICT(proto_decode_set_limit, buf, n, struct proto_set_limit);
+	CHECK_GROWTH(proto_decode_set_limit, buf, n, struct proto_set_limit,
+		     &l2);
 
-	n = proto_encode_advise(buf, &a);
+	n = proto_encode_advise(buf, &a, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_advise(buf, n, &a2), 0);
 	ck_assert(a2.addr == 0x1000 && a2.len == 0x2000 &&
 		  a2.advice == PROTO_ADVISE_WILLNEED);
-	CHECK_STRICT(proto_decode_advise, buf, n, struct proto_advise);
+	CHECK_GROWTH(proto_decode_advise, buf, n, struct proto_advise, &a2);
 	a.advice = 3;
-	n = proto_encode_advise(buf, &a);
+	n = proto_encode_advise(buf, &a, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_advise(buf, n, &a2), -EBADMSG);
 
 	for (i = 0; i < sizeof(s) / sizeof(uint64_t); i++)
 		((uint64_t *)&s)[i] = i * 1000 + 1;
-	n = proto_encode_stats_reply(buf, &s);
+	n = proto_encode_stats_reply(buf, &s, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_stats_reply(buf, n, &s2), 0);
 	ck_assert_mem_eq(&s, &s2, sizeof(s));
-	CHECK_STRICT(proto_decode_stats_reply, buf, n,
-		     struct proto_stats_reply);
+	CHECK_GROWTH(proto_decode_stats_reply, buf, n,
+		     struct proto_stats_reply, &s2);
 }
 END_TEST
 
+/*
+ * Every message round-trips at every version: the fields of that version
+ * or older come back, the newer ones take their defaults. And fields are
+ * only appended: their versions never decrease down a list, and a
+ * version's layout is a prefix of the newest one. Each unsigned
+ * field is set to 1 and each signed one (pids, descriptors) to 0, which
+ * every message's checks accept; strings to "s".
+ */
+#define RT_SET_F(type, name, since, def)                                     \
+	in.name = (type)_Generic(in.name, int32_t: 0, default: 1);
+#define RT_SET_S(name, size, since) strcpy(in.name, "s");
+#define RT_CMP_F(type, name, since, def)                                     \
+	ck_assert((since) <= v ? out.name == in.name                         \
+			       : out.name == (type)(def));
+#define RT_CMP_S(name, size, since)                                          \
+	ck_assert_str_eq(out.name, (since) <= v ? in.name : "");
+#define RT_ORDER_F(type, name, since, def)                                   \
+	ck_assert((since) >= prev && (since) <= PROTO_VERSION);              \
+	prev = (since);
+#define RT_ORDER_S(name, size, since) RT_ORDER_F(char, name, since, 0)
+#define ROUND_TRIP(msg, FIELDS, CHECK)                                       \
+	static void round_trip_##msg(void)                                   \
+	{                                                                    \
+		uint8_t buf[PROTO_MAX_PAYLOAD], newest[PROTO_MAX_PAYLOAD];   \
+		struct proto_##msg in, out;                                  \
+		uint16_t v;                                                  \
+		size_t n = 0, full;                                          \
+		int prev = PROTO_VERSION_MIN;                                \
+                                                                             \
+		FIELDS(RT_ORDER_F, RT_ORDER_S)                               \
+		memset(&in, 0, sizeof(in));                                  \
+		FIELDS(RT_SET_F, RT_SET_S)                                   \
+		full = proto_encode_##msg(newest, &in, PROTO_VERSION);       \
+		for (v = PROTO_VERSION_MIN; v <= PROTO_VERSION; v++) {       \
+			n = proto_encode_##msg(buf, &in, v);                 \
+			ck_assert_uint_eq(n, proto_size_##msg(v));           \
+			ck_assert(n <= full && !memcmp(buf, newest, n));     \
+			memset(&out, 0xee, sizeof(out));                     \
+			ck_assert_int_eq(proto_decode_##msg(buf, n, &out),   \
+					 0);                                 \
+			FIELDS(RT_CMP_F, RT_CMP_S)                           \
+		}                                                            \
+		ck_assert_uint_eq(n, PROTO_SIZE_##msg);                      \
+	}
+PROTO_MESSAGES(ROUND_TRIP)
+
+#define RT_CALL(msg, FIELDS, CHECK) round_trip_##msg();
+
+START_TEST(test_every_message_round_trips)
+{
+	PROTO_MESSAGES(RT_CALL)
+}
+END_TEST
+
+/*
+ * The growth rule on a message of three versions, generated as the real
+ * ones are: version 1 has a and b, version 2 appends c and s, version 3
+ * appends d.
+ */
+#define GROWN_FIELDS(F, S)                                                   \
+	F(uint32_t, a, 1, 0)                                                 \
+	F(uint16_t, b, 1, 0)                                                 \
+	F(uint64_t, c, 2, 7)                                                 \
+	S(s, 8, 2)                                                           \
+	F(uint32_t, d, 3, 9)
+PROTO_DECLARE(grown, GROWN_FIELDS, proto_no_check)
+#define grown_ok(m) ((m)->b != 0xdead)
+PROTO_CODECS(grown, GROWN_FIELDS, grown_ok)
+
+START_TEST(test_growth_rule)
+{
+	struct proto_grown in = { 1, 2, 3, "abc", 4 }, out;
+	uint8_t buf[64];
+	size_t n, v1 = 6, v2 = 6 + 8 + 8, v3 = v2 + 4, len;
+
+	ck_assert_uint_eq(proto_size_grown(1), v1);
+	ck_assert_uint_eq(proto_size_grown(2), v2);
+	ck_assert_uint_eq(proto_size_grown(3), v3);
+	ck_assert_uint_eq(PROTO_SIZE_grown, v3);
+	n = proto_encode_grown(buf, &in, 3);
+	ck_assert_uint_eq(n, v3);
+	ck_assert_uint_eq(proto_encode_grown(buf + 32, &in, 1), v1);
+
+	/* longer: the tail is ignored */
+	memset(buf + n, 0x5a, sizeof(buf) - n);
+	ck_assert_int_eq(proto_decode_grown(buf, sizeof(buf), &out), 0);
+	ck_assert(out.a == 1 && out.b == 2 && out.c == 3 && out.d == 4);
+	ck_assert_str_eq(out.s, "abc");
+
+	/* shorter at an older version's end: defaults; elsewhere refused */
+	for (len = 0; len < v3; len++) {
+		memset(&out, 0xee, sizeof(out));
+		if (len != v1 && len != v2) {
+			ck_assert_int_eq(proto_decode_grown(buf, len, &out),
+					 -EBADMSG);
+			continue;
+		}
+		ck_assert_int_eq(proto_decode_grown(buf, len, &out), 0);
+		ck_assert(out.a == 1 && out.b == 2 && out.d == 9);
+		ck_assert_uint_eq(out.c, len == v1 ? 7 : 3);
+		ck_assert_str_eq(out.s, len == v1 ? "" : "abc");
+	}
+
+	/* the other checks stay: an unterminated string, a value refused */
+	memset(in.s, 'x', sizeof(in.s));
+	n = proto_encode_grown(buf, &in, 3);
+	ck_assert_int_eq(proto_decode_grown(buf, n, &out), -EBADMSG);
+	ck_assert_int_eq(proto_decode_grown(buf, v2, &out), -EBADMSG);
+	ck_assert_int_eq(proto_decode_grown(buf, v1, &out), 0);
+	in.b = 0xdead;
+	n = proto_encode_grown(buf, &in, 1);
+	ck_assert_int_eq(proto_decode_grown(buf, n, &out), -EBADMSG);
+}
+END_TEST
+
+/* A CLIENTS reply of @count rows, pids 1..count. */
+static void clients_fill(struct proto_clients_reply *r, uint32_t count)
+{
+	uint32_t i;
+
+	memset(r, 0, sizeof(*r));
+	r->count = count;
+	r->more = 1;
+	for (i = 0; i < count; i++) {
+		r->rows[i].pid = (int32_t)i + 1;
+		r->rows[i].evictions = 1000 + i;
+		snprintf(r->rows[i].comm, sizeof(r->rows[i].comm), "p%u", i);
+	}
+}
+
+START_TEST(test_clients_codec)
+{
+	static struct proto_clients_reply in, out;
+	uint8_t buf[PROTO_MAX_PAYLOAD], grown[PROTO_MAX_PAYLOAD];
+	size_t n, row = PROTO_SIZE_client_row, fixed, i;
+	uint32_t big;
+
+	clients_fill(&in, PROTO_CLIENTS_PER_PAGE);
+	/* version 1: the rows right after count and more */
+	n = proto_encode_clients_reply(buf, &in, 1);
+	ck_assert_uint_eq(n, 8 + PROTO_CLIENTS_PER_PAGE * row);
+	ck_assert_int_eq(proto_decode_clients_reply(buf, n, &out, 1), 0);
+	ck_assert_uint_eq(out.count, PROTO_CLIENTS_PER_PAGE);
+	ck_assert_uint_eq(out.more, 1);
+	ck_assert_int_eq(out.rows[39].pid, 40);
+	ck_assert_str_eq(out.rows[39].comm, "p39");
+	ck_assert_int_eq(proto_decode_clients_reply(buf, n - 1, &out, 1),
+			 -EBADMSG);
+
+	/* version 2: the fixed part says where rows start and their size */
+	clients_fill(&in, 3);
+	n = proto_encode_clients_reply(buf, &in, 2);
+	fixed = 16;	/* count, more, rows_off, row_size */
+	ck_assert_uint_eq(n, fixed + 3 * row);
+	ck_assert_int_eq(proto_decode_clients_reply(buf, n, &out, 2), 0);
+	ck_assert_uint_eq(out.rows_off, fixed);
+	ck_assert_uint_eq(out.row_size, row);
+	ck_assert_uint_eq(out.rows[2].evictions, 1002);
+
+	/* a newer peer: 4 more bytes in the fixed part, 8 in each row */
+	memcpy(grown, buf, 8);
+	big = (uint32_t)(fixed + 4);
+	memcpy(grown + 8, &big, 4);
+	big = (uint32_t)(row + 8);
+	memcpy(grown + 12, &big, 4);
+	memset(grown + 16, 0x77, 4);
+	for (i = 0; i < 3; i++) {
+		memcpy(grown + fixed + 4 + i * (row + 8), buf + fixed + i * row,
+		       row);
+		memset(grown + fixed + 4 + i * (row + 8) + row, 0x77, 8);
+	}
+	memset(&out, 0, sizeof(out));
+	ck_assert_int_eq(proto_decode_clients_reply(grown,
+						    fixed + 4 + 3 * (row + 8),
+						    &out, 2), 0);
+	ck_assert_int_eq(out.rows[2].pid, 3);
+	ck_assert_uint_eq(out.rows[2].evictions, 1002);
+	ck_assert_str_eq(out.rows[1].comm, "p1");
+	/* rows that overrun the payload, a row size inside a field */
+	ck_assert_int_eq(proto_decode_clients_reply(grown,
+						    fixed + 4 + 3 * (row + 8) -
+							    1,
+						    &out, 2), -EBADMSG);
+	big = (uint32_t)(row - 1);
+	memcpy(grown + 12, &big, 4);
+	ck_assert_int_eq(proto_decode_clients_reply(grown,
+						    fixed + 4 + 3 * (row + 8),
+						    &out, 2), -EBADMSG);
+
+	/* too many rows */
+	in.count = PROTO_CLIENTS_PER_PAGE + 1;
+	n = proto_encode_clients_reply(buf, &in, 1);
+	big = PROTO_CLIENTS_PER_PAGE + 1;
+	memcpy(buf, &big, 4);
+	ck_assert_int_eq(proto_decode_clients_reply(buf, n, &out, 1),
+			 -EBADMSG);
+}
+END_TEST
+
+/* Every decoder of PROTO_MESSAGES on @len bytes of @buf, OR-ed. */
+#define RANDOM_DECODE(msg, FIELDS, CHECK)                                    \
+	{                                                                    \
+		struct proto_##msg out_;                                     \
+		ret |= proto_decode_##msg(buf, len, &out_);                  \
+	}
+
 START_TEST(test_decoders_random_input)
 {
+	static struct proto_clients_reply clients;
 	uint8_t buf[PROTO_MAX_PAYLOAD];
 	uint64_t x = 0x2545f4914f6cdd1dull;
-	union {
-		struct proto_hello h;
-		struct proto_hello_reply hr;
-		struct proto_register r;
-		struct proto_register_reply rr;
-		struct proto_unregister u;
-		struct proto_set_limit l;
-		struct proto_advise a;
-		struct proto_stats_reply s;
-	} out;
 	unsigned int round;
 	size_t i, len;
 	int ret;
@@ -180,22 +390,18 @@ START_TEST(test_decoders_random_input)
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		len = x % 160;
+		len = round < 10000 ? x % 160 : x % 4096;
 		for (i = 0; i < len; i++)
 			buf[i] = (uint8_t)(x >> (i % 56));
-		ret = proto_decode_hello(buf, len, &out.h) |
-		      proto_decode_hello_reply(buf, len, &out.hr) |
-		      proto_decode_register(buf, len, &out.r) |
-		      proto_decode_register_reply(buf, len, &out.rr) |
-		      proto_decode_unregister(buf, len, &out.u) |
-		      proto_decode_set_limit(buf, len, &out.l) |
-		      proto_decode_advise(buf, len, &out.a) |
-		      proto_decode_stats_reply(buf, len, &out.s);
+		ret = proto_decode_clients_reply(buf, len, &clients, 1) |
+		      proto_decode_clients_reply(buf, len, &clients, 2);
+		PROTO_MESSAGES(RANDOM_DECODE)
 		/* only 0 and -EBADMSG may come out */
 		ck_assert((ret | -EBADMSG) == -EBADMSG);
 	}
 	ck_assert_str_eq(proto_type_name(PROTO_REGISTER | PROTO_REPLY),
 			 "REGISTER");
+	ck_assert_str_eq(proto_type_name(PROTO_ADMIN_HELLO), "ADMIN_HELLO");
 	ck_assert_str_eq(proto_type_name(999), "?");
 }
 END_TEST
@@ -236,7 +442,7 @@ START_TEST(test_reader_byte_at_a_time)
 	struct proto_hdr h;
 	struct proto_reader rd = { .have = 0 };
 	struct proto_unregister got;
-	size_t n = proto_encode_unregister(payload, &u), i;
+	size_t n = proto_encode_unregister(payload, &u, PROTO_VERSION), i;
 
 	h = hdr(PROTO_UNREGISTER, (uint32_t)n);
 	memcpy(wire, &h, sizeof(h));
@@ -254,10 +460,10 @@ START_TEST(test_reader_byte_at_a_time)
 	proto_reader_reset(&rd);
 
 	/* two messages back to back: the reader stops at the first */
-	ck_assert_int_eq(proto_send(sv[0], PROTO_STATS, 1, NULL, 0, NULL, 0),
-			 0);
-	ck_assert_int_eq(proto_send(sv[0], PROTO_STATS, 2, NULL, 0, NULL, 0),
-			 0);
+	ck_assert_int_eq(proto_send(sv[0], PROTO_VERSION, PROTO_STATS, 1, NULL,
+				    0, NULL, 0), 0);
+	ck_assert_int_eq(proto_send(sv[0], PROTO_VERSION, PROTO_STATS, 2, NULL,
+				    0, NULL, 0), 0);
 	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), 1);
 	ck_assert_uint_eq(rd.msg.hdr.seq, 1);
 	proto_reader_reset(&rd);
@@ -276,8 +482,8 @@ START_TEST(test_reader_fds)
 	struct proto_hdr h;
 
 	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-	ck_assert_int_eq(proto_send(sv[0], PROTO_REGISTER, 3, "abcd", 4, fds,
-				    2), 0);
+	ck_assert_int_eq(proto_send(sv[0], PROTO_VERSION, PROTO_REGISTER, 3,
+				    "abcd", 4, fds, 2), 0);
 	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), 1);
 	ck_assert_int_eq(rd.msg.nfds, 2);
 	ck_assert_int_eq(write(rd.msg.fds[1], "z", 1), 1);
@@ -336,6 +542,18 @@ START_TEST(test_reader_broken_frames)
 	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), -EPROTONOSUPPORT);
 	proto_reader_reset(&rd);
 
+	/* a reader set to its connection's version refuses any other */
+	rd.version = 1;
+	h = hdr(PROTO_STATS, 0);
+	put_raw(&h, sizeof(h));
+	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), -EPROTONOSUPPORT);
+	proto_reader_reset(&rd);
+	rd.version = PROTO_VERSION;
+	put_raw(&h, sizeof(h));
+	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), 1);
+	proto_reader_reset(&rd);
+	rd.version = 0;
+
 	h = hdr(PROTO_STATS, PROTO_MAX_PAYLOAD + 1);
 	put_raw(&h, sizeof(h));
 	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), -EMSGSIZE);
@@ -349,7 +567,7 @@ START_TEST(test_reader_broken_frames)
 	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), -ECONNRESET);
 	proto_reader_reset(&rd);
 
-	ck_assert_int_eq(proto_send(sv[0], PROTO_STATS, 1, NULL,
+	ck_assert_int_eq(proto_send(sv[0], PROTO_VERSION, PROTO_STATS, 1, NULL,
 				    PROTO_MAX_PAYLOAD + 1, NULL, 0),
 			 -EMSGSIZE);
 }
@@ -365,9 +583,9 @@ START_TEST(test_replies)
 	int32_t status;
 	size_t n, len;
 
-	n = proto_encode_register_reply(body, &rr);
-	ck_assert_int_eq(proto_send_reply(sv[0], PROTO_REGISTER, 9, 0, body, n,
-					  NULL), 0);
+	n = proto_encode_register_reply(body, &rr, PROTO_VERSION);
+	ck_assert_int_eq(proto_send_reply(sv[0], PROTO_VERSION, PROTO_REGISTER,
+					  9, 0, body, n, NULL), 0);
 	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), 1);
 	ck_assert_uint_eq(rd.msg.hdr.type, PROTO_REGISTER | PROTO_REPLY);
 	ck_assert_int_eq(proto_parse_reply(&rd.msg, &status, &b, &len, &msg),
@@ -380,8 +598,9 @@ START_TEST(test_replies)
 	/* an error text longer than allowed is cut, and still parses */
 	memset(big, 'e', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	ck_assert_int_eq(proto_send_reply(sv[0], PROTO_HELLO, 1, -EPERM, NULL,
-					  0, (const char *)big), 0);
+	ck_assert_int_eq(proto_send_reply(sv[0], PROTO_VERSION, PROTO_HELLO, 1,
+					  -EPERM, NULL, 0, (const char *)big),
+			 0);
 	ck_assert_int_eq(proto_reader_feed(&rd, sv[1]), 1);
 	ck_assert_int_eq(proto_parse_reply(&rd.msg, &status, &b, &len, &msg),
 			 0);
@@ -416,6 +635,9 @@ static Suite *proto_suite(void)
 	tcase_add_test(tc, test_hello_codec);
 	tcase_add_test(tc, test_register_codec);
 	tcase_add_test(tc, test_small_codecs);
+	tcase_add_test(tc, test_every_message_round_trips);
+	tcase_add_test(tc, test_growth_rule);
+	tcase_add_test(tc, test_clients_codec);
 	tcase_add_test(tc, test_decoders_random_input);
 	suite_add_tcase(s, tc);
 

@@ -29,7 +29,7 @@ static int ask(uzswap_t *c, uint16_t type, const uint8_t *payload,
 int uzswap_status(uzswap_t *c, struct uzswap_status *st)
 {
 	struct proto_status_reply r;
-	uint8_t body[sizeof(r)];
+	uint8_t body[PROTO_MAX_PAYLOAD];
 	size_t len;
 	int ret;
 
@@ -94,13 +94,13 @@ int uzswap_client(uzswap_t *c, pid_t pid, struct uzswap_client *cl)
 {
 	struct proto_client_req q = { .pid = pid };
 	struct proto_client_row row;
-	uint8_t buf[PROTO_MAX_PAYLOAD], body[sizeof(row) + 64];
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
 	size_t len;
 	int ret;
 
 	if (!cl || pid <= 0)
 		return -EINVAL;
-	len = proto_encode_client_req(buf, &q);
+	len = proto_encode_client_req(buf, &q, c->version);
 	ret = ask(c, PROTO_CLIENT, buf, len, body, sizeof(body), &len);
 	if (ret == 0)
 		ret = proto_decode_client_row(body, len, &row);
@@ -148,10 +148,11 @@ int uzswap_clients(uzswap_t *c, struct uzswap_client **list, size_t *n)
 	if (!r)
 		return -ENOMEM;
 	do {
-		len = proto_encode_client_req(buf, &q);
+		len = proto_encode_client_req(buf, &q, c->version);
 		ret = ask(c, PROTO_CLIENTS, buf, len, body, sizeof(body), &len);
 		if (ret == 0)
-			ret = proto_decode_clients_reply(body, len, r);
+			ret = proto_decode_clients_reply(body, len, r,
+							 c->version);
 		if (ret == 0 && r->more && r->count == 0)
 			ret = -EBADMSG;	/* no progress */
 		if (ret == 0)
@@ -184,7 +185,7 @@ int uzswap_admin_set_limit(uzswap_t *c, pid_t pid, uint64_t bytes)
 	} else {
 		return -EINVAL;
 	}
-	len = proto_encode_admin_limit(buf, &l);
+	len = proto_encode_admin_limit(buf, &l, c->version);
 	return ask(c, PROTO_ADMIN_LIMIT, buf, len, NULL, 0, &len);
 }
 
@@ -192,13 +193,13 @@ int uzswap_reclaim(uzswap_t *c, pid_t pid, uint64_t bytes, uint64_t *evicted)
 {
 	struct proto_reclaim q = { .pid = pid, .bytes = bytes };
 	struct proto_bytes_reply r;
-	uint8_t buf[PROTO_MAX_PAYLOAD], body[sizeof(r)];
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
 	size_t len;
 	int ret;
 
 	if (pid < 0)
 		return -EINVAL;
-	len = proto_encode_reclaim(buf, &q);
+	len = proto_encode_reclaim(buf, &q, c->version);
 	ret = uzswap__call(c, PROTO_RECLAIM, buf, len, NULL, 0, body,
 			   sizeof(body), &len, UZSWAP_RECLAIM_TIMEOUT_MS, NULL,
 			   0);
@@ -212,7 +213,7 @@ int uzswap_reclaim(uzswap_t *c, pid_t pid, uint64_t bytes, uint64_t *evicted)
 int uzswap_compact(uzswap_t *c, uint64_t *pages, uint64_t *freed)
 {
 	struct proto_compact_reply r;
-	uint8_t body[sizeof(r)];
+	uint8_t body[PROTO_MAX_PAYLOAD];
 	size_t len;
 	int ret;
 
@@ -243,7 +244,7 @@ int uzswap_daemon_version(uzswap_t *c, char *release, size_t len,
 			  unsigned int *protocol)
 {
 	struct proto_version_reply r;
-	uint8_t body[sizeof(r) + 16];
+	uint8_t body[PROTO_MAX_PAYLOAD];
 	size_t blen;
 	int ret;
 

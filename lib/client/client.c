@@ -177,8 +177,8 @@ static int send_msg(struct uzswap *c, uint16_t type, const uint8_t *payload,
 	int ret;
 
 	for (;;) {
-		ret = proto_send(c->sock, type, c->seq, payload, len, fds,
-				 nfds);
+		ret = proto_send(c->sock, c->version, type, c->seq, payload,
+				 len, fds, nfds);
 		if (ret != -EAGAIN && ret != -EINTR)
 			return ret;
 		left = deadline - now_ms();
@@ -426,6 +426,27 @@ out_errno:
 	return ret;
 }
 
+/* Take the reply to HELLO or ADMIN_HELLO: the version picked, which
+ * every later frame carries, and the daemon's parameters. */
+static int hello_reply_take(struct uzswap *c, const uint8_t *body,
+			    size_t len)
+{
+	struct proto_hello_reply rep;
+	int ret;
+
+	ret = proto_decode_hello_reply(body, len, &rep);
+	if (ret)
+		return ret;
+	if (rep.version < PROTO_VERSION_MIN || rep.version > PROTO_VERSION)
+		return -EPROTONOSUPPORT;
+	if (rep.page_size != c->page_size)
+		return -EPROTO;
+	c->version = rep.version;
+	c->rd.version = rep.version;
+	c->default_limit = rep.default_limit;
+	return 0;
+}
+
 /* HELLO: hand over the uffd, agree on a version, learn the parameters. */
 static int hello(struct uzswap *c)
 {
@@ -435,26 +456,36 @@ static int hello(struct uzswap *c)
 		.uffd_mode = c->uffd_mode == UFFD_MODE_USER_ONLY ? 1 : 0,
 		.uffd_fdnum = c->uffd,
 	};
-	struct proto_hello_reply rep;
-	uint8_t buf[PROTO_MAX_PAYLOAD], body[64];
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
 	size_t len;
 	int ret;
 
-	len = proto_encode_hello(buf, &h);
+	len = proto_encode_hello(buf, &h, c->version);
 	ret = call(c, PROTO_HELLO, buf, len, &c->uffd, 1, body, sizeof(body),
 		   &len);
-	if (ret)
-		return ret;
-	ret = proto_decode_hello_reply(body, len, &rep);
-	if (ret)
-		return ret;
-	if (rep.version < PROTO_VERSION_MIN || rep.version > PROTO_VERSION)
-		return -EPROTONOSUPPORT;
-	if (rep.page_size != c->page_size)
-		return -EPROTO;
-	c->version = rep.version;
-	c->default_limit = rep.default_limit;
-	return 0;
+	return ret ? ret : hello_reply_take(c, body, len);
+}
+
+/* ADMIN_HELLO: agree on a version. A daemon of version 1 does not know
+ * the request: the connection then stays at version 1. */
+static int admin_hello(struct uzswap *c)
+{
+	struct proto_admin_hello h = {
+		.min_version = PROTO_VERSION_MIN,
+		.max_version = PROTO_VERSION,
+	};
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
+	size_t len;
+	int ret;
+
+	len = proto_encode_admin_hello(buf, &h, c->version);
+	ret = call(c, PROTO_ADMIN_HELLO, buf, len, NULL, 0, body,
+		   sizeof(body), &len);
+	if (ret == -EOPNOTSUPP) {
+		c->rd.version = c->version;
+		return 0;
+	}
+	return ret ? ret : hello_reply_take(c, body, len);
 }
 
 /* Link @c into the process's connections (for the fork handler). */
@@ -492,6 +523,7 @@ static struct uzswap *conn_open(const char *socket_path, int *err)
 		goto out_free;
 	c->pid = getpid();
 	c->uffd = -1;
+	c->version = PROTO_VERSION_MIN;
 	c->timeout_ms = env_timeout_ms();
 	c->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	c->sock = sock_connect(path, c->timeout_ms);
@@ -545,6 +577,14 @@ uzswap_t *uzswap_admin_connect(const char *socket_path)
 	c = conn_open(socket_path, &ret);
 	if (!c)
 		return ptr_err(ret);
+	ret = admin_hello(c);
+	if (ret) {
+		proto_reader_reset(&c->rd);
+		close(c->sock);
+		pthread_mutex_destroy(&c->lock);
+		free(c);
+		return ptr_err(ret);
+	}
 	conns_link(c);
 	return c;
 }
@@ -628,13 +668,13 @@ static int region_register(struct uzswap *c, struct region *r, bool *unsure)
 		.memfd_fdnum = r->memfd,
 	};
 	struct proto_register_reply rep;
-	uint8_t buf[PROTO_MAX_PAYLOAD], body[64];
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
 	int32_t status = 0;
 	size_t len;
 	int ret;
 
 	memcpy(reg.name, r->name, sizeof(reg.name));
-	len = proto_encode_register(buf, &reg);
+	len = proto_encode_register(buf, &reg, c->version);
 	*unsure = true;
 	pthread_mutex_lock(&c->lock);
 	ret = transact(c, PROTO_REGISTER, buf, len, &r->memfd, 1, &status,
@@ -670,8 +710,8 @@ static int region_forget(struct uzswap *c, uintptr_t addr)
 	size_t len;
 	int ret;
 
-	len = proto_encode_unregister(buf, &un);
 	pthread_mutex_lock(&c->lock);
+	len = proto_encode_unregister(buf, &un, c->version);
 	ret = transact(c, PROTO_UNREGISTER, buf, len, NULL, 0, &status, none,
 		       0, &len, c->timeout_ms);
 	pthread_mutex_unlock(&c->lock);
@@ -895,7 +935,8 @@ void uzswap_disconnect(uzswap_t *c)
 		if (!c->dead) {
 			struct proto_unregister un = { .addr = r->addr };
 			uint8_t buf[PROTO_MAX_PAYLOAD];
-			size_t len = proto_encode_unregister(buf, &un);
+			size_t len = proto_encode_unregister(buf, &un,
+							     c->version);
 
 			if (request(c, PROTO_UNREGISTER, buf, len, NULL, 0) ==
 			    -ETIMEDOUT)
@@ -1042,7 +1083,7 @@ int uzswap_free(uzswap_t *c, void *addr)
 	ret = uzswap__usable(c);
 	if (ret)
 		return ret;
-	len = proto_encode_unregister(buf, &un);
+	len = proto_encode_unregister(buf, &un, c->version);
 	pthread_mutex_lock(&c->lock);
 	r = region_unlink(c, (uintptr_t)addr);
 	if (!r) {
@@ -1066,7 +1107,7 @@ int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes)
 	ret = uzswap__usable(c);
 	if (ret)
 		return ret;
-	len = proto_encode_set_limit(buf, &sl);
+	len = proto_encode_set_limit(buf, &sl, c->version);
 	pthread_mutex_lock(&c->lock);
 	ret = request(c, PROTO_SET_LIMIT, buf, len, NULL, 0);
 	pthread_mutex_unlock(&c->lock);
@@ -1094,7 +1135,7 @@ int uzswap_advise(uzswap_t *c, void *addr, size_t len, int advice)
 	adv.len = page_round(len, c->page_size);
 	if (!adv.len)
 		return -EINVAL;
-	n = proto_encode_advise(buf, &adv);
+	n = proto_encode_advise(buf, &adv, c->version);
 	pthread_mutex_lock(&c->lock);
 	if (!region_find(c, (uintptr_t)addr, adv.len))
 		ret = -EINVAL;
@@ -1107,7 +1148,7 @@ int uzswap_advise(uzswap_t *c, void *addr, size_t len, int advice)
 int uzswap_stats(uzswap_t *c, struct uzswap_stats *st)
 {
 	struct proto_stats_reply rep;
-	uint8_t body[sizeof(rep)];
+	uint8_t body[PROTO_MAX_PAYLOAD];
 	size_t len;
 	int ret;
 

@@ -50,12 +50,15 @@ struct region {
  * @uffd_mode:     UFFD_MODE_FULL or UFFD_MODE_USER_ONLY; immutable
  * @timeout_ms:    how long a request waits for its reply; immutable
  * @page_size:     immutable
- * @version:       protocol version the daemon picked; immutable
+ * @version:       protocol version of the connection, which every frame
+ *                 carries: PROTO_VERSION_MIN until (ADMIN_)HELLO picks
+ *                 one; immutable once the connection is returned
  * @default_limit: the daemon's default budget, bytes (0 = none); immutable
  * @seq:           sequence number of the last request; @lock
  * @dead:          0, or the -errno that broke the stream; @lock
  * @regions:       the regions; @lock (see struct region)
- * @rd:            the reply being read; @lock
+ * @rd:            the reply being read (@rd.version: the version a reply
+ *                 must carry, 0 until HELLO's reply); @lock
  * @errmsg:        the daemon's explanation of its last refusal; @lock
  */
 struct uzswap {

@@ -322,7 +322,9 @@ struct uzswap_client {
 /*
  * uzswap_admin_connect() - connect for administration only
  * Like uzswap_connect() but opens no userfaultfd: uzswap_alloc() and
- * friends fail on it. Release with uzswap_disconnect().
+ * friends fail on it. It negotiates the protocol version too (a daemon
+ * too old to negotiate for admins is spoken to in version 1). Release
+ * with uzswap_disconnect().
  * Return: the connection, or NULL with errno set.
  */
 UZSWAP_EXTERN uzswap_t *uzswap_admin_connect(const char *socket_path);

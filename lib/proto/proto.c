@@ -2,10 +2,11 @@
  * proto.c - framing and codecs of the uzswapd control protocol; the wire
  * format is described in proto.h.
  *
- * Codecs go through a bounded cursor (struct cur): every put and get checks
- * the space left and latches an error, so an encoder or decoder is a plain
- * sequence of field calls and one check at the end. Decoders also insist
- * that the whole payload was consumed.
+ * The codecs are generated from the field lists of proto.h by
+ * PROTO_CODECS: a sequence of bounded cursor calls (struct proto_cur), one
+ * per field, that latch an error, and one check at the end. Only what a
+ * layout cannot say is written here: the range checks of each message, and
+ * the CLIENTS reply, a fixed part followed by an array of rows.
  */
 #include "config.h"
 
@@ -20,15 +21,7 @@
  * Bounded cursor
  *****************/
 
-struct cur {
-	uint8_t *w;		/* encoding: where to write, else NULL */
-	const uint8_t *r;	/* decoding: where to read, else NULL */
-	size_t off;
-	size_t len;
-	bool bad;
-};
-
-static void put(struct cur *c, const void *v, size_t n)
+void proto_cur_put(struct proto_cur *c, const void *v, size_t n)
 {
 	if (c->bad || n > c->len - c->off) {
 		c->bad = true;
@@ -38,427 +31,155 @@ static void put(struct cur *c, const void *v, size_t n)
 	c->off += n;
 }
 
-static void get(struct cur *c, void *v, size_t n)
+bool proto_cur_get(struct proto_cur *c, void *v, size_t n, uint16_t since)
 {
-	if (c->bad || n > c->len - c->off) {
-		c->bad = true;
+	/* the payload ends between two versions' fields: an older layout */
+	if (!c->bad && c->off == c->len && since > c->since)
+		c->ended = true;
+	if (c->bad || c->ended || n > c->len - c->off) {
+		c->bad = !c->ended;
 		memset(v, 0, n);
-		return;
+		return false;
 	}
 	memcpy(v, c->r + c->off, n);
 	c->off += n;
+	c->since = since;
+	return true;
 }
 
-#define PUT(c, field) put((c), &(field), sizeof(field))
-#define GET(c, field) get((c), &(field), sizeof(field))
-
-static struct cur enc(uint8_t *buf)
+void proto_cur_get_str(struct proto_cur *c, char *s, size_t n,
+		       uint16_t since)
 {
-	return (struct cur){ .w = buf, .len = PROTO_MAX_PAYLOAD };
-}
-
-static struct cur dec(const uint8_t *buf, size_t len)
-{
-	return (struct cur){ .r = buf, .len = len };
-}
-
-/* 0 when the decoder consumed exactly the payload, else -EBADMSG. */
-static int dec_end(const struct cur *c)
-{
-	return c->bad || c->off != c->len ? -EBADMSG : 0;
-}
-
-/* Fixed-size string field: must hold a NUL. */
-static void get_str(struct cur *c, char *s, size_t size)
-{
-	get(c, s, size);
-	if (!c->bad && !memchr(s, '\0', size))
+	if (proto_cur_get(c, s, n, since) && !memchr(s, '\0', n))
 		c->bad = true;
+}
+
+int proto_cur_end(const struct proto_cur *c)
+{
+	return c->bad ? -EBADMSG : 0;
 }
 
 /*****************
  * Codecs
  *****************/
 
-size_t proto_encode_hello(uint8_t *buf, const struct proto_hello *m)
-{
-	struct cur c = enc(buf);
+/* The checks of decoded values, by message (PROTO_MESSAGES names them). */
+#define proto_no_check(m) ((void)(m), true)
 
-	PUT(&c, m->min_version);
-	PUT(&c, m->max_version);
-	PUT(&c, m->uffd_mode);
-	PUT(&c, m->uffd_fdnum);
-	return c.off;
+static bool hello_ok(const struct proto_hello *m)
+{
+	return m->min_version <= m->max_version && m->uffd_mode <= 1;
 }
 
-int proto_decode_hello(const uint8_t *buf, size_t len, struct proto_hello *m)
+static bool admin_hello_ok(const struct proto_admin_hello *m)
 {
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->min_version);
-	GET(&c, m->max_version);
-	GET(&c, m->uffd_mode);
-	GET(&c, m->uffd_fdnum);
-	if (m->min_version > m->max_version || m->uffd_mode > 1)
-		c.bad = true;
-	return dec_end(&c);
+	return m->min_version <= m->max_version;
 }
 
-size_t proto_encode_hello_reply(uint8_t *buf,
-				const struct proto_hello_reply *m)
+static bool register_ok(const struct proto_register *m)
 {
-	struct cur c = enc(buf);
-
-	PUT(&c, m->version);
-	PUT(&c, m->page_size);
-	PUT(&c, m->default_limit);
-	return c.off;
+	return !(m->flags & ~PROTO_REGION_ADOPTED);
 }
 
-int proto_decode_hello_reply(const uint8_t *buf, size_t len,
-			     struct proto_hello_reply *m)
+static bool advise_ok(const struct proto_advise *m)
 {
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->version);
-	GET(&c, m->page_size);
-	GET(&c, m->default_limit);
-	return dec_end(&c);
+	return m->advice == PROTO_ADVISE_COLD ||
+	       m->advice == PROTO_ADVISE_WILLNEED;
 }
 
-size_t proto_encode_register(uint8_t *buf, const struct proto_register *m)
+static bool client_req_ok(const struct proto_client_req *m)
 {
-	struct cur c = enc(buf);
-
-	PUT(&c, m->addr);
-	PUT(&c, m->len);
-	PUT(&c, m->flags);
-	PUT(&c, m->memfd_fdnum);
-	put(&c, m->name, sizeof(m->name));
-	return c.off;
+	return m->pid >= 0;
 }
 
-int proto_decode_register(const uint8_t *buf, size_t len,
-			  struct proto_register *m)
+static bool admin_limit_ok(const struct proto_admin_limit *m)
 {
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->addr);
-	GET(&c, m->len);
-	GET(&c, m->flags);
-	GET(&c, m->memfd_fdnum);
-	get_str(&c, m->name, sizeof(m->name));
-	if (m->flags & ~PROTO_REGION_ADOPTED)
-		c.bad = true;
-	return dec_end(&c);
+	return m->target <= PROTO_LIMIT_GLOBAL &&
+	       (m->target == PROTO_LIMIT_PID) == (m->pid > 0);
 }
 
-size_t proto_encode_register_reply(uint8_t *buf,
-				   const struct proto_register_reply *m)
+static bool reclaim_ok(const struct proto_reclaim *m)
 {
-	struct cur c = enc(buf);
-
-	PUT(&c, m->region_id);
-	return c.off;
+	return m->pid >= 0;
 }
 
-int proto_decode_register_reply(const uint8_t *buf, size_t len,
-				struct proto_register_reply *m)
-{
-	struct cur c = dec(buf, len);
+PROTO_MESSAGES(PROTO_CODECS)
 
-	GET(&c, m->region_id);
-	return dec_end(&c);
+/* The fixed part of a CLIENTS reply, with its own codecs. */
+struct proto_clients_fixed {
+	PROTO_CLIENTS_REPLY_FIELDS(PROTO_F_MEMBER, PROTO_S_MEMBER)
+};
+enum {
+	PROTO_SIZE_clients_fixed =
+		0 PROTO_CLIENTS_REPLY_FIELDS(PROTO_F_SIZE, PROTO_S_SIZE)
+};
+
+static bool clients_fixed_ok(const struct proto_clients_fixed *m)
+{
+	return m->count <= PROTO_CLIENTS_PER_PAGE && m->more <= 1;
 }
 
-size_t proto_encode_unregister(uint8_t *buf, const struct proto_unregister *m)
-{
-	struct cur c = enc(buf);
+static size_t proto_size_clients_fixed(uint16_t version);
+static size_t proto_encode_clients_fixed(uint8_t *buf,
+					 const struct proto_clients_fixed *m,
+					 uint16_t version);
+static int proto_decode_clients_fixed(const uint8_t *buf, size_t len,
+				      struct proto_clients_fixed *m);
 
-	PUT(&c, m->addr);
-	return c.off;
-}
+PROTO_CODECS(clients_fixed, PROTO_CLIENTS_REPLY_FIELDS, clients_fixed_ok)
 
-int proto_decode_unregister(const uint8_t *buf, size_t len,
-			    struct proto_unregister *m)
-{
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->addr);
-	return dec_end(&c);
-}
-
-size_t proto_encode_set_limit(uint8_t *buf, const struct proto_set_limit *m)
-{
-	struct cur c = enc(buf);
-
-	PUT(&c, m->bytes);
-	return c.off;
-}
-
-int proto_decode_set_limit(const uint8_t *buf, size_t len,
-			   struct proto_set_limit *m)
-{
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->bytes);
-	return dec_end(&c);
-}
-
-size_t proto_encode_advise(uint8_t *buf, const struct proto_advise *m)
-{
-	struct cur c = enc(buf);
-
-	PUT(&c, m->addr);
-	PUT(&c, m->len);
-	PUT(&c, m->advice);
-	return c.off;
-}
-
-int proto_decode_advise(const uint8_t *buf, size_t len,
-			struct proto_advise *m)
-{
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->addr);
-	GET(&c, m->len);
-	GET(&c, m->advice);
-	if (m->advice != PROTO_ADVISE_COLD && m->advice != PROTO_ADVISE_WILLNEED)
-		c.bad = true;
-	return dec_end(&c);
-}
-
-/* Counter replies are sequences of u64 fields, in struct order (the
- * structs hold nothing else, so they have no padding). */
-static size_t encode_counters(uint8_t *buf, const void *m, size_t size)
-{
-	struct cur c = enc(buf);
-
-	put(&c, m, size);
-	return c.off;
-}
-
-static int decode_counters(const uint8_t *buf, size_t len, void *m,
-			   size_t size)
-{
-	struct cur c = dec(buf, len);
-
-	get(&c, m, size);
-	return dec_end(&c);
-}
-
-size_t proto_encode_stats_reply(uint8_t *buf,
-				const struct proto_stats_reply *m)
-{
-	return encode_counters(buf, m, sizeof(*m));
-}
-
-int proto_decode_stats_reply(const uint8_t *buf, size_t len,
-			     struct proto_stats_reply *m)
-{
-	return decode_counters(buf, len, m, sizeof(*m));
-}
-
-size_t proto_encode_status_reply(uint8_t *buf,
-				 const struct proto_status_reply *m)
-{
-	return encode_counters(buf, m, sizeof(*m));
-}
-
-int proto_decode_status_reply(const uint8_t *buf, size_t len,
-			      struct proto_status_reply *m)
-{
-	return decode_counters(buf, len, m, sizeof(*m));
-}
-
-size_t proto_encode_version_reply(uint8_t *buf,
-				  const struct proto_version_reply *m)
-{
-	struct cur c = enc(buf);
-
-	PUT(&c, m->proto_min);
-	PUT(&c, m->proto_max);
-	put(&c, m->release, sizeof(m->release));
-	return c.off;
-}
-
-int proto_decode_version_reply(const uint8_t *buf, size_t len,
-			       struct proto_version_reply *m)
-{
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->proto_min);
-	GET(&c, m->proto_max);
-	get_str(&c, m->release, sizeof(m->release));
-	return dec_end(&c);
-}
-
-size_t proto_encode_client_req(uint8_t *buf, const struct proto_client_req *m)
-{
-	struct cur c = enc(buf);
-
-	PUT(&c, m->pid);
-	return c.off;
-}
-
-int proto_decode_client_req(const uint8_t *buf, size_t len,
-			    struct proto_client_req *m)
-{
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->pid);
-	if (m->pid < 0)
-		c.bad = true;
-	return dec_end(&c);
-}
-
-static void put_row(struct cur *c, const struct proto_client_row *m)
-{
-	PUT(c, m->pid);
-	PUT(c, m->uid);
-	put(c, m->comm, sizeof(m->comm));
-	PUT(c, m->regions);
-	PUT(c, m->registered_bytes);
-	PUT(c, m->resident_bytes);
-	PUT(c, m->limit_bytes);
-	PUT(c, m->own_limit_bytes);
-	PUT(c, m->stored_pages);
-	PUT(c, m->pooled_pages);
-	PUT(c, m->compressed_bytes);
-	PUT(c, m->faults);
-	PUT(c, m->evictions);
-}
-
-static void get_row(struct cur *c, struct proto_client_row *m)
-{
-	GET(c, m->pid);
-	GET(c, m->uid);
-	get_str(c, m->comm, sizeof(m->comm));
-	GET(c, m->regions);
-	GET(c, m->registered_bytes);
-	GET(c, m->resident_bytes);
-	GET(c, m->limit_bytes);
-	GET(c, m->own_limit_bytes);
-	GET(c, m->stored_pages);
-	GET(c, m->pooled_pages);
-	GET(c, m->compressed_bytes);
-	GET(c, m->faults);
-	GET(c, m->evictions);
-}
-
-size_t proto_encode_client_row(uint8_t *buf, const struct proto_client_row *m)
-{
-	struct cur c = enc(buf);
-
-	put_row(&c, m);
-	return c.off;
-}
-
-int proto_decode_client_row(const uint8_t *buf, size_t len,
-			    struct proto_client_row *m)
-{
-	struct cur c = dec(buf, len);
-
-	get_row(&c, m);
-	return dec_end(&c);
-}
+_Static_assert(PROTO_SIZE_clients_reply <=
+		       PROTO_MAX_PAYLOAD - sizeof(int32_t),
+	       "a page of clients fits a reply");
 
 size_t proto_encode_clients_reply(uint8_t *buf,
-				  const struct proto_clients_reply *m)
+				  const struct proto_clients_reply *m,
+				  uint16_t version)
 {
-	struct cur c = enc(buf);
+	struct proto_clients_fixed f = {
+		.count = m->count < PROTO_CLIENTS_PER_PAGE
+				 ? m->count : PROTO_CLIENTS_PER_PAGE,
+		.more = m->more,
+		.rows_off = (uint32_t)proto_size_clients_fixed(version),
+		.row_size = (uint32_t)proto_size_client_row(version),
+	};
+	size_t off = proto_encode_clients_fixed(buf, &f, version);
 	uint32_t i;
 
-	PUT(&c, m->count);
-	PUT(&c, m->more);
-	for (i = 0; i < m->count && i < PROTO_CLIENTS_PER_PAGE; i++)
-		put_row(&c, &m->rows[i]);
-	return c.bad ? 0 : c.off;
+	for (i = 0; i < f.count; i++)
+		off += proto_encode_client_row(buf + off, &m->rows[i],
+					       version);
+	return off;
 }
 
 int proto_decode_clients_reply(const uint8_t *buf, size_t len,
-			       struct proto_clients_reply *m)
+			       struct proto_clients_reply *m,
+			       uint16_t version)
 {
-	struct cur c = dec(buf, len);
-	uint32_t i;
+	struct proto_clients_fixed f;
+	size_t fixed = proto_size_clients_fixed(version), row, i;
 
-	GET(&c, m->count);
-	GET(&c, m->more);
-	if (m->count > PROTO_CLIENTS_PER_PAGE || m->more > 1)
+	/* from version 2 the fixed part says where it ends */
+	if (len < fixed ||
+	    proto_decode_clients_fixed(buf, version < 2 ? fixed : len, &f))
 		return -EBADMSG;
-	for (i = 0; i < m->count; i++)
-		get_row(&c, &m->rows[i]);
-	return dec_end(&c);
-}
-
-size_t proto_encode_admin_limit(uint8_t *buf,
-				const struct proto_admin_limit *m)
-{
-	struct cur c = enc(buf);
-
-	PUT(&c, m->target);
-	PUT(&c, m->pid);
-	PUT(&c, m->bytes);
-	return c.off;
-}
-
-int proto_decode_admin_limit(const uint8_t *buf, size_t len,
-			     struct proto_admin_limit *m)
-{
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->target);
-	GET(&c, m->pid);
-	GET(&c, m->bytes);
-	if (m->target > PROTO_LIMIT_GLOBAL ||
-	    (m->target == PROTO_LIMIT_PID) != (m->pid > 0))
-		c.bad = true;
-	return dec_end(&c);
-}
-
-size_t proto_encode_reclaim(uint8_t *buf, const struct proto_reclaim *m)
-{
-	struct cur c = enc(buf);
-
-	PUT(&c, m->pid);
-	PUT(&c, m->bytes);
-	return c.off;
-}
-
-int proto_decode_reclaim(const uint8_t *buf, size_t len,
-			 struct proto_reclaim *m)
-{
-	struct cur c = dec(buf, len);
-
-	GET(&c, m->pid);
-	GET(&c, m->bytes);
-	if (m->pid < 0)
-		c.bad = true;
-	return dec_end(&c);
-}
-
-size_t proto_encode_bytes_reply(uint8_t *buf,
-				const struct proto_bytes_reply *m)
-{
-	return encode_counters(buf, m, sizeof(*m));
-}
-
-int proto_decode_bytes_reply(const uint8_t *buf, size_t len,
-			     struct proto_bytes_reply *m)
-{
-	return decode_counters(buf, len, m, sizeof(*m));
-}
-
-size_t proto_encode_compact_reply(uint8_t *buf,
-				  const struct proto_compact_reply *m)
-{
-	return encode_counters(buf, m, sizeof(*m));
-}
-
-int proto_decode_compact_reply(const uint8_t *buf, size_t len,
-			       struct proto_compact_reply *m)
-{
-	return decode_counters(buf, len, m, sizeof(*m));
+	if (version >= 2) {
+		fixed = f.rows_off;
+		if (fixed > len || proto_decode_clients_fixed(buf, fixed, &f))
+			return -EBADMSG;
+	}
+	row = version >= 2 ? f.row_size : proto_size_client_row(version);
+	if (row == 0 || f.count > (len - fixed) / row)
+		return -EBADMSG;
+	m->count = f.count;
+	m->more = f.more;
+	m->rows_off = (uint32_t)fixed;
+	m->row_size = (uint32_t)row;
+	for (i = 0; i < f.count; i++)
+		if (proto_decode_client_row(buf + fixed + i * row, row,
+					    &m->rows[i]))
+			return -EBADMSG;
+	return 0;
 }
 
 const char *proto_type_name(uint16_t type)
@@ -478,6 +199,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_RECLAIM] = "RECLAIM",
 		[PROTO_COMPACT] = "COMPACT",
 		[PROTO_RELOAD] = "RELOAD",
+		[PROTO_ADMIN_HELLO] = "ADMIN_HELLO",
 	};
 
 	type &= (uint16_t)~PROTO_REPLY;
@@ -503,12 +225,14 @@ void proto_reader_reset(struct proto_reader *r)
 	r->have = 0;
 }
 
-/* Check a complete header; 0 or -errno. */
-static int hdr_check(const struct proto_hdr *h)
+/* Check a complete header against the version @want (0: any spoken);
+ * 0 or -errno. */
+static int hdr_check(const struct proto_hdr *h, uint16_t want)
 {
 	if (h->magic != PROTO_MAGIC)
 		return -EBADMSG;
-	if (h->version < PROTO_VERSION_MIN || h->version > PROTO_VERSION)
+	if (want ? h->version != want
+		 : h->version < PROTO_VERSION_MIN || h->version > PROTO_VERSION)
 		return -EPROTONOSUPPORT;
 	if (h->len > PROTO_MAX_PAYLOAD)
 		return -EMSGSIZE;
@@ -565,19 +289,19 @@ int proto_reader_feed(struct proto_reader *r, int sock)
 			return ret;
 		r->have += (size_t)n;
 		if (in_hdr && r->have == PROTO_HDR_SIZE) {
-			ret = hdr_check(&r->msg.hdr);
+			ret = hdr_check(&r->msg.hdr, r->version);
 			if (ret)
 				return ret;
 		}
 	}
 }
 
-size_t proto_frame(uint8_t *buf, uint16_t type, uint32_t seq,
-		   const void *payload, size_t len)
+size_t proto_frame(uint8_t *buf, uint16_t version, uint16_t type,
+		   uint32_t seq, const void *payload, size_t len)
 {
 	struct proto_hdr h = {
 		.magic = PROTO_MAGIC,
-		.version = PROTO_VERSION,
+		.version = version,
 		.type = type,
 		.seq = seq,
 		.len = (uint32_t)len,
@@ -591,9 +315,9 @@ size_t proto_frame(uint8_t *buf, uint16_t type, uint32_t seq,
 	return PROTO_HDR_SIZE + len;
 }
 
-size_t proto_frame_reply(uint8_t *buf, uint16_t type, uint32_t seq,
-			 int32_t status, const void *body, size_t len,
-			 const char *errmsg)
+size_t proto_frame_reply(uint8_t *buf, uint16_t version, uint16_t type,
+			 uint32_t seq, int32_t status, const void *body,
+			 size_t len, const char *errmsg)
 {
 	uint8_t *p = buf + PROTO_HDR_SIZE;
 	size_t n = sizeof(status);
@@ -612,7 +336,8 @@ size_t proto_frame_reply(uint8_t *buf, uint16_t type, uint32_t seq,
 		n += len;
 	}
 	/* the payload is in place already: frame the header around it */
-	return proto_frame(buf, (uint16_t)(type | PROTO_REPLY), seq, p, n);
+	return proto_frame(buf, version, (uint16_t)(type | PROTO_REPLY), seq, p,
+			   n);
 }
 
 /* Send a whole frame; a short write leaves the stream cut in a message,
@@ -630,23 +355,25 @@ static int send_frame(int sock, const uint8_t *buf, size_t n, const int *fds,
 	return (size_t)sent == n ? 0 : -EPIPE;
 }
 
-int proto_send(int sock, uint16_t type, uint32_t seq, const void *payload,
-	       size_t len, const int *fds, int nfds)
-{
-	uint8_t buf[PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD];
-
-	return send_frame(sock, buf, proto_frame(buf, type, seq, payload, len),
-			  fds, nfds);
-}
-
-int proto_send_reply(int sock, uint16_t type, uint32_t seq, int32_t status,
-		     const void *body, size_t len, const char *errmsg)
+int proto_send(int sock, uint16_t version, uint16_t type, uint32_t seq,
+	       const void *payload, size_t len, const int *fds, int nfds)
 {
 	uint8_t buf[PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD];
 
 	return send_frame(sock, buf,
-			  proto_frame_reply(buf, type, seq, status, body, len,
-					    errmsg),
+			  proto_frame(buf, version, type, seq, payload, len),
+			  fds, nfds);
+}
+
+int proto_send_reply(int sock, uint16_t version, uint16_t type,
+		     uint32_t seq, int32_t status, const void *body,
+		     size_t len, const char *errmsg)
+{
+	uint8_t buf[PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD];
+
+	return send_frame(sock, buf,
+			  proto_frame_reply(buf, version, type, seq, status,
+					    body, len, errmsg),
 			  NULL, 0);
 }
 

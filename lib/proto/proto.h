@@ -18,15 +18,46 @@
  * message for humans (at most PROTO_MAX_ERRMSG bytes), on success the
  * type's reply body.
  *
- * Versions. A client sends HELLO with the range of versions it speaks; the
- * daemon answers with the one it picked, and every later header carries
- * it. A daemon refuses a header whose version it does not speak with
- * -EPROTONOSUPPORT, and a malformed message with -EBADMSG.
+ * Versions. Every frame carries the version of its connection. A
+ * connection's version is that of its first frame until HELLO picks one:
+ * the peer offers the range of versions it speaks, the daemon answers with
+ * the newest both speak, and that reply and every frame after it, in both
+ * directions, carry it. A receiver refuses a frame whose version is not
+ * its connection's (or, for a first frame, one it does not speak) with
+ * -EPROTONOSUPPORT, and a malformed message with -EBADMSG. A peer sends
+ * its HELLO at PROTO_VERSION_MIN, which every daemon speaks. HELLO (with a
+ * userfaultfd) makes a client; ADMIN_HELLO (version 2; a version-1 daemon
+ * answers -EOPNOTSUPP) only negotiates, for an admin connection; a
+ * connection sends one of them at most once. A peer that never sends
+ * either speaks the version of its first frame: an admin tool of version 1
+ * keeps working.
+ * Each side encodes a message at its connection's version: a field newer
+ * than that is not sent at all. What each version brought:
+ *   1: the first release;
+ *   2: every frame carries the connection's version; ADMIN_HELLO;
+ *      CLIENTS rows with an offset and a size.
  *
- * Codecs. Each message has a plain struct and proto_encode_*() /
- * proto_decode_*(), which never read or write past the buffer and reject
- * truncated payloads, trailing bytes, unterminated strings and values out
- * of range with -EBADMSG.
+ * Layouts. Each message is a list of fields, PROTO_<MSG>_FIELDS below,
+ * written once: the struct, the encoder, the decoder and the size derive
+ * from it (PROTO_CODECS). Numbers are fixed-size integers in host order;
+ * strings are fixed-size and NUL-terminated. There is no padding on the
+ * wire: fields follow each other.
+ *
+ * Growth rule. Fields are only ever appended, each marked with the
+ * version that appended it (@since), never removed, resized or reordered.
+ * A decoder
+ * - accepts a payload longer than the layout it knows, and ignores the
+ *   tail: fields a newer peer appended (replies and requests alike);
+ * - accepts a payload shorter than its layout only if it ends exactly
+ *   where an older version's layout ended: the fields it lacks take their
+ *   documented defaults (the last argument of F(), "" for strings);
+ * - refuses anything else with -EBADMSG, as it refuses truncation inside
+ *   a version's layout, unterminated strings and values out of range.
+ * Peers of version 1 have strict decoders (no tail allowed): which is why
+ * each side encodes at the connection's version. A message without fields
+ * has no layout, and its payload must be empty. A reply whose body is an
+ * array (CLIENTS) says from version 2 where its rows start and how long
+ * each is, so that both its fixed part and its rows can grow.
  */
 #ifndef UZSWAP_PROTO_H
 #define UZSWAP_PROTO_H
@@ -37,7 +68,7 @@
 #include <sys/types.h>
 
 #define PROTO_MAGIC		0x55a5f00du
-#define PROTO_VERSION		1	/* the newest version this build speaks */
+#define PROTO_VERSION		2	/* the newest version this build speaks */
 #define PROTO_VERSION_MIN	1	/* the oldest */
 #define PROTO_HDR_SIZE		16
 #define PROTO_MAX_PAYLOAD	4096
@@ -62,6 +93,7 @@ enum proto_type {
 	PROTO_RECLAIM,		/* admin: evict now */
 	PROTO_COMPACT,		/* admin: compact the pool */
 	PROTO_RELOAD,		/* admin: reread the configuration */
+	PROTO_ADMIN_HELLO,	/* admin: versions (version 2) */
 	PROTO_TYPE_END,
 };
 
@@ -73,163 +105,334 @@ struct proto_hdr {
 	uint32_t len;		/* payload bytes */
 };
 
-/* HELLO: the first message of a connection. */
-struct proto_hello {
-	uint16_t min_version;
-	uint16_t max_version;
-	uint32_t uffd_mode;	/* 0 full, 1 user-mode only */
-	int32_t uffd_fdnum;	/* the uffd's number in the client's table */
-};
+/*
+ * Field lists. F(type, name, since, default): an integer of @type;
+ * S(name, size, since): a NUL-terminated string in @size bytes, default "".
+ * @since: the protocol version that appended the field. Order is the wire
+ * order; a new field goes at the end of its list, with the version that
+ * brings it.
+ */
 
-struct proto_hello_reply {
-	uint16_t version;	/* the version picked */
-	uint32_t page_size;
-	uint64_t default_limit;	/* bytes; 0 = unlimited */
-};
+/* HELLO: the first message of a client's connection; fds: its uffd. */
+#define PROTO_HELLO_FIELDS(F, S)					\
+	F(uint16_t, min_version, 1, 1)					\
+	F(uint16_t, max_version, 1, 1)					\
+	F(uint32_t, uffd_mode, 1, 0)	/* 0 full, 1 user-mode only */	\
+	F(int32_t, uffd_fdnum, 1, -1)	/* the uffd's number in the	\
+					 * client's table */
+
+/* ADMIN_HELLO: the first message of an admin connection; no fds. Sent,
+ * as HELLO, at PROTO_VERSION_MIN: its first layout counts as version 1. */
+#define PROTO_ADMIN_HELLO_FIELDS(F, S)					\
+	F(uint16_t, min_version, 1, 1)					\
+	F(uint16_t, max_version, 1, 1)
+
+/* The reply to HELLO and ADMIN_HELLO. */
+#define PROTO_HELLO_REPLY_FIELDS(F, S)					\
+	F(uint16_t, version, 1, 1)	/* the version picked */	\
+	F(uint32_t, page_size, 1, 0)					\
+	F(uint64_t, default_limit, 1, 0)	/* bytes; 0 = unlimited */
 
 #define PROTO_REGION_ADOPTED 0x1u	/* pages already hold data */
 
-struct proto_register {
-	uint64_t addr;
-	uint64_t len;
-	uint32_t flags;		/* PROTO_REGION_* */
-	int32_t memfd_fdnum;	/* the memfd's number in the client's table */
-	char name[PROTO_NAME_MAX];
-};
+/* REGISTER: a region; fds: its memfd. */
+#define PROTO_REGISTER_FIELDS(F, S)					\
+	F(uint64_t, addr, 1, 0)						\
+	F(uint64_t, len, 1, 0)						\
+	F(uint32_t, flags, 1, 0)	/* PROTO_REGION_* */		\
+	F(int32_t, memfd_fdnum, 1, -1)	/* the memfd's number in the	\
+					 * client's table */		\
+	S(name, PROTO_NAME_MAX, 1)
 
-struct proto_register_reply {
-	uint64_t region_id;
-};
+#define PROTO_REGISTER_REPLY_FIELDS(F, S)				\
+	F(uint64_t, region_id, 1, 0)
 
-struct proto_unregister {
-	uint64_t addr;
-};
+#define PROTO_UNREGISTER_FIELDS(F, S)					\
+	F(uint64_t, addr, 1, 0)
 
-struct proto_set_limit {
-	uint64_t bytes;		/* 0 = the daemon's default */
-};
+#define PROTO_SET_LIMIT_FIELDS(F, S)					\
+	F(uint64_t, bytes, 1, 0)	/* 0 = the daemon's default */
 
 #define PROTO_ADVISE_COLD	1	/* evict now */
 #define PROTO_ADVISE_WILLNEED	2	/* bring back ahead of use */
 
-struct proto_advise {
-	uint64_t addr;
-	uint64_t len;
-	uint32_t advice;	/* PROTO_ADVISE_* */
-};
+#define PROTO_ADVISE_FIELDS(F, S)					\
+	F(uint64_t, addr, 1, 0)						\
+	F(uint64_t, len, 1, 0)						\
+	F(uint32_t, advice, 1, 0)	/* PROTO_ADVISE_* */
 
 /* STATS reply: counters of the calling process. */
-struct proto_stats_reply {
-	uint64_t resident_bytes;
-	uint64_t limit_bytes;
-	uint64_t registered_bytes;
-	uint64_t stored_pages;
-	uint64_t compressed_bytes;
-	uint64_t faults;
-	uint64_t evictions;
-	uint64_t regions;
-};
+#define PROTO_STATS_REPLY_FIELDS(F, S)					\
+	F(uint64_t, resident_bytes, 1, 0)				\
+	F(uint64_t, limit_bytes, 1, 0)					\
+	F(uint64_t, registered_bytes, 1, 0)				\
+	F(uint64_t, stored_pages, 1, 0)					\
+	F(uint64_t, compressed_bytes, 1, 0)				\
+	F(uint64_t, faults, 1, 0)					\
+	F(uint64_t, evictions, 1, 0)					\
+	F(uint64_t, regions, 1, 0)
 
-/* STATUS reply: the daemon's totals (an admin request). */
-struct proto_status_reply {
-	uint64_t clients;		/* client processes */
-	uint64_t registered_bytes;
-	uint64_t resident_bytes;
-	uint64_t resident_limit;	/* all clients; 0 = none */
-	uint64_t default_limit;		/* per client; 0 = none */
-	uint64_t stored_pages;		/* compressed, raw and same-filled */
-	uint64_t same_pages;
-	uint64_t raw_pages;
-	uint64_t payload_bytes;		/* bytes of the pool's objects */
-	uint64_t pool_bytes;		/* pool pages in use */
-	uint64_t evictions;		/* pages evicted so far */
-	uint64_t loads;			/* pages brought back so far */
-	uint64_t faults;
-	uint64_t store_failures;	/* pages the pool could not take */
-	uint64_t read_ahead;		/* pages brought back ahead of use */
-	uint64_t pool_limit;		/* bytes; 0 = none */
-	uint64_t pool_full;		/* 1 while the pool refuses pages */
-	uint64_t written_back_pages;	/* pages now in the backing file */
-	uint64_t writebacks;		/* pages written back so far */
-	uint64_t writeback_failures;	/* objects the file did not take */
-	uint64_t backing_bytes;		/* bytes stored in the backing file */
-	uint64_t backing_limit;		/* its cap; 0 = no backing file */
-	uint64_t uptime_sec;		/* seconds since the daemon started */
-	uint64_t fault_rate_milli;	/* faults/s over the last 10 s, x1000 */
-	uint64_t compressor;		/* 0 lz4, 1 zstd (for new pages) */
-	uint64_t zstd_level;
-};
+/* STATUS reply: the daemon's totals (an admin request). Only u64 fields,
+ * so that a list of counters can expand into it. */
+#define PROTO_STATUS_REPLY_FIELDS(F, S)					\
+	F(uint64_t, clients, 1, 0)	/* client processes */		\
+	F(uint64_t, registered_bytes, 1, 0)				\
+	F(uint64_t, resident_bytes, 1, 0)				\
+	F(uint64_t, resident_limit, 1, 0)	/* all clients; 0 = none */ \
+	F(uint64_t, default_limit, 1, 0)	/* per client; 0 = none */ \
+	F(uint64_t, stored_pages, 1, 0)	/* compressed, raw, same */	\
+	F(uint64_t, same_pages, 1, 0)					\
+	F(uint64_t, raw_pages, 1, 0)					\
+	F(uint64_t, payload_bytes, 1, 0)	/* the pool's objects */ \
+	F(uint64_t, pool_bytes, 1, 0)	/* pool pages in use */		\
+	F(uint64_t, evictions, 1, 0)	/* pages evicted so far */	\
+	F(uint64_t, loads, 1, 0)	/* pages brought back so far */	\
+	F(uint64_t, faults, 1, 0)					\
+	F(uint64_t, store_failures, 1, 0)	/* pages the pool refused */ \
+	F(uint64_t, read_ahead, 1, 0)	/* pages read ahead of use */	\
+	F(uint64_t, pool_limit, 1, 0)	/* bytes; 0 = none */		\
+	F(uint64_t, pool_full, 1, 0)	/* 1 while the pool refuses */	\
+	F(uint64_t, written_back_pages, 1, 0)	/* now in the file */	\
+	F(uint64_t, writebacks, 1, 0)	/* pages written back so far */	\
+	F(uint64_t, writeback_failures, 1, 0)	/* objects refused */	\
+	F(uint64_t, backing_bytes, 1, 0)	/* in the backing file */ \
+	F(uint64_t, backing_limit, 1, 0)	/* 0 = no backing file */ \
+	F(uint64_t, uptime_sec, 1, 0)					\
+	F(uint64_t, fault_rate_milli, 1, 0)	/* faults/s over 10 s,	\
+						 * x1000 */		\
+	F(uint64_t, compressor, 1, 0)	/* 0 lz4, 1 zstd (new pages) */	\
+	F(uint64_t, zstd_level, 1, 0)
 
 /* DAEMON_VERSION reply. */
 #define PROTO_RELEASE_MAX 32
-struct proto_version_reply {
-	uint16_t proto_min;	/* protocol versions the daemon speaks */
-	uint16_t proto_max;
-	char release[PROTO_RELEASE_MAX];	/* "0.1.0", NUL-terminated */
-};
+#define PROTO_VERSION_REPLY_FIELDS(F, S)				\
+	F(uint16_t, proto_min, 1, 1)	/* versions the daemon speaks */ \
+	F(uint16_t, proto_max, 1, 1)					\
+	S(release, PROTO_RELEASE_MAX, 1)	/* "0.1.0" */
 
 /* One client process, as CLIENT and CLIENTS describe it. */
 #define PROTO_COMM_MAX 16
-struct proto_client_row {
-	int32_t pid;
-	uint32_t uid;
-	char comm[PROTO_COMM_MAX];	/* NUL-terminated */
-	uint32_t regions;
-	uint64_t registered_bytes;
-	uint64_t resident_bytes;
-	uint64_t limit_bytes;		/* the budget in force; 0 = none */
-	uint64_t own_limit_bytes;	/* its own setting; 0 = the default */
-	uint64_t stored_pages;		/* all kinds, written back too */
-	uint64_t pooled_pages;		/* those compressed in the pool */
-	uint64_t compressed_bytes;	/* pool bytes those take */
-	uint64_t faults;
-	uint64_t evictions;
-};
+#define PROTO_CLIENT_ROW_FIELDS(F, S)					\
+	F(int32_t, pid, 1, 0)						\
+	F(uint32_t, uid, 1, 0)						\
+	S(comm, PROTO_COMM_MAX, 1)					\
+	F(uint32_t, regions, 1, 0)					\
+	F(uint64_t, registered_bytes, 1, 0)				\
+	F(uint64_t, resident_bytes, 1, 0)				\
+	F(uint64_t, limit_bytes, 1, 0)	/* in force; 0 = none */	\
+	F(uint64_t, own_limit_bytes, 1, 0)	/* 0 = the default */	\
+	F(uint64_t, stored_pages, 1, 0)	/* all kinds, written back too */ \
+	F(uint64_t, pooled_pages, 1, 0)	/* compressed in the pool */	\
+	F(uint64_t, compressed_bytes, 1, 0)	/* pool bytes of those */ \
+	F(uint64_t, faults, 1, 0)					\
+	F(uint64_t, evictions, 1, 0)
 
 /* CLIENT request; CLIENTS request (rows of pids above @pid, 0: from the
  * first). */
-struct proto_client_req {
-	int32_t pid;
-};
+#define PROTO_CLIENT_REQ_FIELDS(F, S)					\
+	F(int32_t, pid, 1, 0)
 
-/* CLIENTS reply: up to PROTO_CLIENTS_PER_PAGE rows in pid order; @more
- * says that rows of higher pids follow (ask again after the last pid). */
+/* CLIENTS reply: this fixed part, then @count rows in pid order; @more
+ * says that rows of higher pids follow (ask again after the last pid).
+ * Version 1 packs rows of the version-1 row layout right after @more;
+ * from version 2 the rows start at @rows_off and each takes @row_size
+ * bytes (a row layout of that version or a later one). The encoder sets
+ * both. */
 #define PROTO_CLIENTS_PER_PAGE 40
-struct proto_clients_reply {
-	uint32_t count;
-	uint32_t more;
-	struct proto_client_row rows[PROTO_CLIENTS_PER_PAGE];
-};
+#define PROTO_CLIENTS_REPLY_FIELDS(F, S)				\
+	F(uint32_t, count, 1, 0)					\
+	F(uint32_t, more, 1, 0)						\
+	F(uint32_t, rows_off, 2, 0)	/* 0: version 1 */		\
+	F(uint32_t, row_size, 2, 0)	/* 0: version 1 */
 
 /* ADMIN_LIMIT: which budget. */
 #define PROTO_LIMIT_PID		0	/* @pid's own (0 = the default) */
 #define PROTO_LIMIT_DEFAULT	1	/* clients without their own */
 #define PROTO_LIMIT_GLOBAL	2	/* all clients together */
 
-struct proto_admin_limit {
-	uint32_t target;	/* PROTO_LIMIT_* */
-	int32_t pid;		/* PROTO_LIMIT_PID only, else 0 */
-	uint64_t bytes;		/* 0 = none (or the default) */
-};
+#define PROTO_ADMIN_LIMIT_FIELDS(F, S)					\
+	F(uint32_t, target, 1, 0)	/* PROTO_LIMIT_* */		\
+	F(int32_t, pid, 1, 0)	/* PROTO_LIMIT_PID only, else 0 */	\
+	F(uint64_t, bytes, 1, 0)	/* 0 = none (or the default) */
 
 /* RECLAIM: evict @bytes (0: every resident page) from @pid (0: from
  * every client). The reply comes when it is done. */
-struct proto_reclaim {
-	int32_t pid;
-	uint64_t bytes;
-};
+#define PROTO_RECLAIM_FIELDS(F, S)					\
+	F(int32_t, pid, 1, 0)						\
+	F(uint64_t, bytes, 1, 0)
 
 /* RECLAIM reply. */
-struct proto_bytes_reply {
-	uint64_t bytes;		/* evicted */
-};
+#define PROTO_BYTES_REPLY_FIELDS(F, S)					\
+	F(uint64_t, bytes, 1, 0)	/* evicted */
 
 /* COMPACT reply. */
-struct proto_compact_reply {
-	uint64_t pages;		/* pool pages compacted */
-	uint64_t pool_before;	/* pool bytes before and after */
-	uint64_t pool_after;
+#define PROTO_COMPACT_REPLY_FIELDS(F, S)				\
+	F(uint64_t, pages, 1, 0)	/* pool pages compacted */	\
+	F(uint64_t, pool_before, 1, 0)	/* pool bytes before, after */	\
+	F(uint64_t, pool_after, 1, 0)
+
+/*
+ * The messages with a flat layout: M(name, FIELDS, CHECK), where CHECK(m)
+ * says whether a decoded message's values are in range (proto.c). Each
+ * gets
+ *   struct proto_<name>            the fields, as members;
+ *   PROTO_SIZE_<name>              its newest layout's bytes;
+ *   proto_size_<name>(version)     the bytes of a version's layout;
+ *   proto_encode_<name>(buf, m, version)
+ *       writes the fields of @version or older into @buf (at least
+ *       PROTO_SIZE_<name> bytes) and returns their length;
+ *   proto_decode_<name>(buf, len, m)
+ *       0 or -EBADMSG, under the growth rule and the message's checks.
+ */
+#define PROTO_MESSAGES(M)						\
+	M(hello, PROTO_HELLO_FIELDS, hello_ok)				\
+	M(admin_hello, PROTO_ADMIN_HELLO_FIELDS, admin_hello_ok)	\
+	M(hello_reply, PROTO_HELLO_REPLY_FIELDS, proto_no_check)	\
+	M(register, PROTO_REGISTER_FIELDS, register_ok)			\
+	M(register_reply, PROTO_REGISTER_REPLY_FIELDS, proto_no_check)	\
+	M(unregister, PROTO_UNREGISTER_FIELDS, proto_no_check)		\
+	M(set_limit, PROTO_SET_LIMIT_FIELDS, proto_no_check)		\
+	M(advise, PROTO_ADVISE_FIELDS, advise_ok)			\
+	M(stats_reply, PROTO_STATS_REPLY_FIELDS, proto_no_check)	\
+	M(status_reply, PROTO_STATUS_REPLY_FIELDS, proto_no_check)	\
+	M(version_reply, PROTO_VERSION_REPLY_FIELDS, proto_no_check)	\
+	M(client_row, PROTO_CLIENT_ROW_FIELDS, proto_no_check)		\
+	M(client_req, PROTO_CLIENT_REQ_FIELDS, client_req_ok)		\
+	M(admin_limit, PROTO_ADMIN_LIMIT_FIELDS, admin_limit_ok)	\
+	M(reclaim, PROTO_RECLAIM_FIELDS, reclaim_ok)			\
+	M(bytes_reply, PROTO_BYTES_REPLY_FIELDS, proto_no_check)	\
+	M(compact_reply, PROTO_COMPACT_REPLY_FIELDS,			\
+	  proto_no_check)
+
+/* Expansions of a field list into members and sizes. */
+#define PROTO_F_MEMBER(type, name, since, def)	type name;
+#define PROTO_S_MEMBER(name, size, since)	char name[size];
+#define PROTO_F_SIZE(type, name, since, def)	+ sizeof(type)
+#define PROTO_S_SIZE(name, size, since)		+ (size)
+
+#define PROTO_DECLARE(msg, FIELDS, CHECK)				\
+	struct proto_##msg {						\
+		FIELDS(PROTO_F_MEMBER, PROTO_S_MEMBER)			\
+	};								\
+	enum { PROTO_SIZE_##msg = 0 FIELDS(PROTO_F_SIZE, PROTO_S_SIZE) }; \
+	size_t proto_size_##msg(uint16_t version);			\
+	size_t proto_encode_##msg(uint8_t *buf,				\
+				  const struct proto_##msg *m,		\
+				  uint16_t version);			\
+	int proto_decode_##msg(const uint8_t *buf, size_t len,		\
+			       struct proto_##msg *m);
+
+PROTO_MESSAGES(PROTO_DECLARE)
+
+/* CLIENTS reply: its fixed part, then the rows. */
+struct proto_clients_reply {
+	PROTO_CLIENTS_REPLY_FIELDS(PROTO_F_MEMBER, PROTO_S_MEMBER)
+	struct proto_client_row rows[PROTO_CLIENTS_PER_PAGE];
 };
+
+#define PROTO_SIZE_clients_reply					\
+	(0 PROTO_CLIENTS_REPLY_FIELDS(PROTO_F_SIZE, PROTO_S_SIZE) +	\
+	 PROTO_CLIENTS_PER_PAGE * PROTO_SIZE_client_row)
+
+/* Encode at @version: the fixed part (@rows_off and @row_size set here),
+ * then min(@count, PROTO_CLIENTS_PER_PAGE) rows. Returns the length. */
+size_t proto_encode_clients_reply(uint8_t *buf,
+				  const struct proto_clients_reply *m,
+				  uint16_t version);
+
+/* Decode a reply that came in a frame of @version (where the rows start
+ * depends on it): 0 or -EBADMSG. */
+int proto_decode_clients_reply(const uint8_t *buf, size_t len,
+			       struct proto_clients_reply *m,
+			       uint16_t version);
+
+/*
+ * A bounded cursor over a payload, for the generated codecs (and tests
+ * of the growth rule that generate their own): every put and get checks
+ * the room left and latches @bad.
+ * @w:     encoding: where to write, else NULL
+ * @r:     decoding: where to read, else NULL
+ * @off:   bytes written or read
+ * @len:   bytes of the buffer or payload
+ * @since: decoding: the version of the last field read
+ * @ended: decoding: the payload ended where a version's layout ended;
+ *         the fields after that take their defaults
+ * @bad:   a put or get did not fit, or a value was refused
+ */
+struct proto_cur {
+	uint8_t *w;
+	const uint8_t *r;
+	size_t off;
+	size_t len;
+	uint16_t since;
+	bool ended;
+	bool bad;
+};
+
+/* Write @n bytes of @v; latches @bad if they do not fit. */
+void proto_cur_put(struct proto_cur *c, const void *v, size_t n);
+
+/* Read a field of @n bytes, appended in version @since, into @v: true if
+ * read; false if the payload ended at an older version's layout (the
+ * caller sets the default) or was cut short (@bad latched). */
+bool proto_cur_get(struct proto_cur *c, void *v, size_t n, uint16_t since);
+
+/* As proto_cur_get() for a string field: also refuses one without a NUL,
+ * and a missing one is "". */
+void proto_cur_get_str(struct proto_cur *c, char *s, size_t n,
+		       uint16_t since);
+
+/* The end of a decode: 0, or -EBADMSG if @bad. */
+int proto_cur_end(const struct proto_cur *c);
+
+/* Expansions of a field list into a codec (for PROTO_CODECS). */
+#define PROTO_F_PUT(type, name, since, def)				\
+	if ((since) <= version)						\
+		proto_cur_put(&c, &m->name, sizeof(type));
+#define PROTO_S_PUT(name, size, since)					\
+	if ((since) <= version)						\
+		proto_cur_put(&c, m->name, (size));
+#define PROTO_F_GET(type, name, since, def)				\
+	if (!proto_cur_get(&c, &m->name, sizeof(type), (since)))	\
+		m->name = (type)(def);
+#define PROTO_S_GET(name, size, since)					\
+	proto_cur_get_str(&c, m->name, (size), (since));
+#define PROTO_F_VSIZE(type, name, since, def)				\
+	+ ((since) <= version ? sizeof(type) : 0)
+#define PROTO_S_VSIZE(name, size, since)				\
+	+ ((since) <= version ? (size) : 0)
+
+/*
+ * PROTO_CODECS(msg, FIELDS, CHECK) - define proto_size_, proto_encode_
+ * and proto_decode_<msg> from a field list; the decoder then refuses a
+ * message for which CHECK(m) is false.
+ */
+#define PROTO_CODECS(msg, FIELDS, CHECK)				\
+	size_t proto_size_##msg(uint16_t version)			\
+	{								\
+		return 0 FIELDS(PROTO_F_VSIZE, PROTO_S_VSIZE);		\
+	}								\
+	size_t proto_encode_##msg(uint8_t *buf,				\
+				  const struct proto_##msg *m,		\
+				  uint16_t version)			\
+	{								\
+		struct proto_cur c = { .w = buf,			\
+				       .len = PROTO_SIZE_##msg };	\
+									\
+		FIELDS(PROTO_F_PUT, PROTO_S_PUT)			\
+		return c.off;						\
+	}								\
+	int proto_decode_##msg(const uint8_t *buf, size_t len,		\
+			       struct proto_##msg *m)			\
+	{								\
+		struct proto_cur c = { .r = buf, .len = len,		\
+				       .since = PROTO_VERSION_MIN };	\
+									\
+		FIELDS(PROTO_F_GET, PROTO_S_GET)			\
+		if (!c.bad && !CHECK(m))				\
+			c.bad = true;					\
+		return proto_cur_end(&c);				\
+	}
 
 /* A message being built or parsed: header, payload, fds. */
 struct proto_msg {
@@ -247,6 +450,9 @@ struct proto_msg {
 struct proto_reader {
 	struct proto_msg msg;
 	size_t have;		/* header + payload bytes received */
+	uint16_t version;	/* the version every frame must carry (the
+				 * connection's, set by the owner); 0: any
+				 * this build speaks */
 };
 
 /* Start (or restart) assembling a message; closes fds not taken. */
@@ -258,7 +464,8 @@ void proto_reader_reset(struct proto_reader *r);
  * proto_reader_reset()), 0 when more bytes are needed (EAGAIN), or -errno:
  * -ECONNRESET at end of stream, -EBADMSG for a bad magic, -EMSGSIZE for a
  * payload over PROTO_MAX_PAYLOAD or too many fds, -EPROTONOSUPPORT for a
- * version outside [PROTO_VERSION_MIN, PROTO_VERSION]. After an error the
+ * version other than r->version (if 0: outside [PROTO_VERSION_MIN,
+ * PROTO_VERSION]). After an error the
  * stream cannot be resynchronized: close the connection.
  */
 int proto_reader_feed(struct proto_reader *r, int sock);
@@ -266,32 +473,34 @@ int proto_reader_feed(struct proto_reader *r, int sock);
 /* Close every fd a message holds and forget them. */
 void proto_msg_close_fds(struct proto_msg *m);
 
-/* Write header + @payload of a message into @buf (PROTO_HDR_SIZE +
- * PROTO_MAX_PAYLOAD bytes); returns the frame length, 0 if @len is too
- * big. */
-size_t proto_frame(uint8_t *buf, uint16_t type, uint32_t seq,
-		   const void *payload, size_t len);
+/* Write header (of @version) + @payload of a message into @buf
+ * (PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD bytes); returns the frame length, 0
+ * if @len is too big. */
+size_t proto_frame(uint8_t *buf, uint16_t version, uint16_t type,
+		   uint32_t seq, const void *payload, size_t len);
 
 /* Write a reply frame into @buf (as proto_frame()): status 0 and @body,
  * or a negative status and @errmsg (cut to PROTO_MAX_ERRMSG). Returns the
  * frame length, 0 if @body is too big. */
-size_t proto_frame_reply(uint8_t *buf, uint16_t type, uint32_t seq,
-			 int32_t status, const void *body, size_t len,
-			 const char *errmsg);
+size_t proto_frame_reply(uint8_t *buf, uint16_t version, uint16_t type,
+			 uint32_t seq, int32_t status, const void *body,
+			 size_t len, const char *errmsg);
 
 /*
- * proto_send() - send header + payload (+ fds) as one message
+ * proto_send() - send header (of @version) + payload (+ fds) as one
+ * message
  * Blocks on a blocking socket; on a non-blocking one returns -EAGAIN if the
  * socket buffer cannot take the whole message now (nothing is sent then,
  * messages being far smaller than a socket buffer).
  * Return: 0 or -errno.
  */
-int proto_send(int sock, uint16_t type, uint32_t seq, const void *payload,
-	       size_t len, const int *fds, int nfds);
+int proto_send(int sock, uint16_t version, uint16_t type, uint32_t seq,
+	       const void *payload, size_t len, const int *fds, int nfds);
 
 /* Send a reply frame (see proto_frame_reply()), as proto_send(). */
-int proto_send_reply(int sock, uint16_t type, uint32_t seq, int32_t status,
-		     const void *body, size_t len, const char *errmsg);
+int proto_send_reply(int sock, uint16_t version, uint16_t type,
+		     uint32_t seq, int32_t status, const void *body,
+		     size_t len, const char *errmsg);
 
 /*
  * Split a reply payload: *@status, then the body (status 0) or the error
@@ -300,71 +509,6 @@ int proto_send_reply(int sock, uint16_t type, uint32_t seq, int32_t status,
  */
 int proto_parse_reply(const struct proto_msg *m, int32_t *status,
 		      const uint8_t **body, size_t *len, const char **errmsg);
-
-/* Codecs: encode returns the payload length (always fits
- * PROTO_MAX_PAYLOAD); decode returns 0 or -EBADMSG. */
-size_t proto_encode_hello(uint8_t *buf, const struct proto_hello *m);
-int proto_decode_hello(const uint8_t *buf, size_t len, struct proto_hello *m);
-size_t proto_encode_hello_reply(uint8_t *buf,
-				const struct proto_hello_reply *m);
-int proto_decode_hello_reply(const uint8_t *buf, size_t len,
-			     struct proto_hello_reply *m);
-size_t proto_encode_register(uint8_t *buf, const struct proto_register *m);
-int proto_decode_register(const uint8_t *buf, size_t len,
-			  struct proto_register *m);
-size_t proto_encode_register_reply(uint8_t *buf,
-				   const struct proto_register_reply *m);
-int proto_decode_register_reply(const uint8_t *buf, size_t len,
-				struct proto_register_reply *m);
-size_t proto_encode_unregister(uint8_t *buf,
-			       const struct proto_unregister *m);
-int proto_decode_unregister(const uint8_t *buf, size_t len,
-			    struct proto_unregister *m);
-size_t proto_encode_set_limit(uint8_t *buf, const struct proto_set_limit *m);
-int proto_decode_set_limit(const uint8_t *buf, size_t len,
-			   struct proto_set_limit *m);
-size_t proto_encode_advise(uint8_t *buf, const struct proto_advise *m);
-int proto_decode_advise(const uint8_t *buf, size_t len,
-			struct proto_advise *m);
-size_t proto_encode_stats_reply(uint8_t *buf,
-				const struct proto_stats_reply *m);
-int proto_decode_stats_reply(const uint8_t *buf, size_t len,
-			     struct proto_stats_reply *m);
-size_t proto_encode_status_reply(uint8_t *buf,
-				 const struct proto_status_reply *m);
-int proto_decode_status_reply(const uint8_t *buf, size_t len,
-			      struct proto_status_reply *m);
-
-size_t proto_encode_version_reply(uint8_t *buf,
-				  const struct proto_version_reply *m);
-int proto_decode_version_reply(const uint8_t *buf, size_t len,
-			       struct proto_version_reply *m);
-size_t proto_encode_client_req(uint8_t *buf, const struct proto_client_req *m);
-int proto_decode_client_req(const uint8_t *buf, size_t len,
-			    struct proto_client_req *m);
-size_t proto_encode_client_row(uint8_t *buf,
-			       const struct proto_client_row *m);
-int proto_decode_client_row(const uint8_t *buf, size_t len,
-			    struct proto_client_row *m);
-size_t proto_encode_clients_reply(uint8_t *buf,
-				  const struct proto_clients_reply *m);
-int proto_decode_clients_reply(const uint8_t *buf, size_t len,
-			       struct proto_clients_reply *m);
-size_t proto_encode_admin_limit(uint8_t *buf,
-				const struct proto_admin_limit *m);
-int proto_decode_admin_limit(const uint8_t *buf, size_t len,
-			     struct proto_admin_limit *m);
-size_t proto_encode_reclaim(uint8_t *buf, const struct proto_reclaim *m);
-int proto_decode_reclaim(const uint8_t *buf, size_t len,
-			 struct proto_reclaim *m);
-size_t proto_encode_bytes_reply(uint8_t *buf,
-				const struct proto_bytes_reply *m);
-int proto_decode_bytes_reply(const uint8_t *buf, size_t len,
-			     struct proto_bytes_reply *m);
-size_t proto_encode_compact_reply(uint8_t *buf,
-				  const struct proto_compact_reply *m);
-int proto_decode_compact_reply(const uint8_t *buf, size_t len,
-			       struct proto_compact_reply *m);
 
 /* Name of a message type for logs ("HELLO"), "?" if unknown. */
 const char *proto_type_name(uint16_t type);

@@ -372,8 +372,8 @@ static int hello_with(struct raw *r, int fd, int32_t fdnum, uint16_t min,
 	};
 	uint8_t buf[PROTO_MAX_PAYLOAD];
 
-	return raw_call(r, PROTO_HELLO, buf, proto_encode_hello(buf, &h), &fd,
-			1);
+	return raw_call(r, PROTO_HELLO, buf,
+			proto_encode_hello(buf, &h, PROTO_VERSION), &fd, 1);
 }
 
 static int new_uffd(void)
@@ -421,7 +421,8 @@ static int raw_register(struct raw *r, uint64_t addr, uint64_t len,
 
 	snprintf(reg.name, sizeof(reg.name), "itest");
 	seq = raw_send(r, PROTO_REGISTER, buf,
-		       proto_encode_register(buf, &reg), &memfd, 1);
+		       proto_encode_register(buf, &reg,
+					     PROTO_VERSION), &memfd, 1);
 	ret = raw_reply(r, PROTO_REGISTER, seq, body, sizeof(body), &blen);
 	if (ret == 0) {
 		DH_ASSERT(proto_decode_register_reply(body, blen, &rr) == 0,
@@ -439,7 +440,8 @@ static int raw_unregister(struct raw *r, uint64_t addr)
 	uint8_t buf[PROTO_MAX_PAYLOAD];
 
 	return raw_call(r, PROTO_UNREGISTER, buf,
-			proto_encode_unregister(buf, &u), NULL, 0);
+			proto_encode_unregister(buf, &u,
+						PROTO_VERSION), NULL, 0);
 }
 
 /* A memfd of @len bytes mapped shared read-write (as libuzswap maps a
@@ -1158,7 +1160,7 @@ START_TEST(test_proto_slow_peer)
 	raw_open(&r);
 	r.uffd = new_uffd();
 	h.uffd_fdnum = r.uffd;
-	len = proto_encode_hello(p, &h);
+	len = proto_encode_hello(p, &h, PROTO_VERSION);
 	len = frame(buf, PROTO_MAGIC, PROTO_VERSION, PROTO_HELLO, ++r.seq,
 		    (uint32_t)len, p, len);
 	send_all(r.fd, buf, 1, &r.uffd, 1);
@@ -1448,16 +1450,20 @@ START_TEST(test_proto_before_hello)
 	reg.addr = (uintptr_t)m.addr;
 	reg.memfd_fdnum = m.memfd;
 	ASSERT_STATUS(raw_call(&r, PROTO_REGISTER, buf,
-			       proto_encode_register(buf, &reg), &m.memfd, 1),
+			       proto_encode_register(buf, &reg, PROTO_VERSION),
+			       &m.memfd, 1),
 		      -ENOTCONN);
 	ASSERT_STATUS(raw_call(&r, PROTO_UNREGISTER, buf,
-			       proto_encode_unregister(buf, &u), NULL, 0),
+			       proto_encode_unregister(buf, &u,
+						       PROTO_VERSION), NULL, 0),
 		      -ENOTCONN);
 	ASSERT_STATUS(raw_call(&r, PROTO_SET_LIMIT, buf,
-			       proto_encode_set_limit(buf, &l), NULL, 0),
+			       proto_encode_set_limit(buf, &l,
+						      PROTO_VERSION), NULL, 0),
 		      -ENOTCONN);
 	ASSERT_STATUS(raw_call(&r, PROTO_ADVISE, buf,
-			       proto_encode_advise(buf, &a), NULL, 0),
+			       proto_encode_advise(buf, &a,
+						   PROTO_VERSION), NULL, 0),
 		      -ENOTCONN);
 	/* the connection is still good for a HELLO */
 	raw_hello(&r);
@@ -1510,7 +1516,7 @@ START_TEST(test_proto_fd_counts)
 	/* HELLO without its uffd, with two fds */
 	uffd = new_uffd();
 	h.uffd_fdnum = uffd;
-	len = proto_encode_hello(p, &h);
+	len = proto_encode_hello(p, &h, PROTO_VERSION);
 	ASSERT_STATUS(raw_call(&r, PROTO_HELLO, p, len, NULL, 0), -EBADMSG);
 	{
 		int two[2] = { uffd, m.memfd };
@@ -1525,7 +1531,8 @@ START_TEST(test_proto_fd_counts)
 	/* requests that take no fd, with one */
 	ASSERT_STATUS(raw_call(&r, PROTO_STATS, NULL, 0, fds, 1), -EBADMSG);
 	ASSERT_STATUS(raw_call(&r, PROTO_UNREGISTER, p,
-			       proto_encode_unregister(p, &u), fds, 2),
+			       proto_encode_unregister(p, &u,
+						       PROTO_VERSION), fds, 2),
 		      -EBADMSG);
 	/* REGISTER without its memfd, with two */
 	{
@@ -1534,7 +1541,7 @@ START_TEST(test_proto_fd_counts)
 			.memfd_fdnum = m.memfd, .name = "x",
 		};
 
-		len = proto_encode_register(p, &reg);
+		len = proto_encode_register(p, &reg, PROTO_VERSION);
 		ASSERT_STATUS(raw_call(&r, PROTO_REGISTER, p, len, NULL, 0),
 			      -EBADMSG);
 		ASSERT_STATUS(raw_call(&r, PROTO_REGISTER, p, len, fds, 2),
@@ -1583,8 +1590,8 @@ START_TEST(test_proto_fd_counts)
 	/* an fd riding on a byte after the first of the message */
 	raw_open(&r);
 	len = frame(buf, PROTO_MAGIC, PROTO_VERSION, PROTO_UNREGISTER, 6,
-		    (uint32_t)proto_encode_unregister(p, &u), p,
-		    proto_encode_unregister(p, &u));
+		    (uint32_t)proto_encode_unregister(p, &u, PROTO_VERSION), p,
+		    proto_encode_unregister(p, &u, PROTO_VERSION));
 	send_all(r.fd, buf, PROTO_HDR_SIZE, NULL, 0);
 	send_all(r.fd, buf + PROTO_HDR_SIZE, len - PROTO_HDR_SIZE, fds, 1);
 	assert_frame_refused(&r, PROTO_UNREGISTER, 6, -EMSGSIZE);
@@ -1617,78 +1624,94 @@ START_TEST(test_proto_malformed_payloads)
 	uffd = new_uffd();
 	h.uffd_fdnum = uffd;
 
-	/* HELLO: short, trailing byte, bad uffd mode */
-	len = proto_encode_hello(p, &h);
+	/* HELLO: short, empty, bad uffd mode; a trailing byte (a field of a
+	 * newer peer) is ignored */
+	len = proto_encode_hello(p, &h, PROTO_VERSION);
 	ASSERT_STATUS(raw_call(&r, PROTO_HELLO, p, len - 1, &uffd, 1),
 		      -EBADMSG);
 	ASSERT_STATUS(raw_call(&r, PROTO_HELLO, p, 0, &uffd, 1), -EBADMSG);
-	p[len] = 0;
-	ASSERT_STATUS(raw_call(&r, PROTO_HELLO, p, len + 1, &uffd, 1),
-		      -EBADMSG);
 	h.uffd_mode = 2;
 	ASSERT_STATUS(raw_call(&r, PROTO_HELLO, p,
-			       proto_encode_hello(p, &h), &uffd, 1),
+			       proto_encode_hello(p, &h,
+						  PROTO_VERSION), &uffd, 1),
 		      -EBADMSG);
 	h.uffd_mode = 0;
-	ASSERT_STATUS(raw_call(&r, PROTO_HELLO, p, proto_encode_hello(p, &h),
-			       &uffd, 1), 0);
+	len = proto_encode_hello(p, &h, PROTO_VERSION);
+	p[len] = 0x5a;
+	ASSERT_STATUS(raw_call(&r, PROTO_HELLO, p, len + 1, &uffd, 1), 0);
 	r.uffd = uffd;
 
-	/* REGISTER: short, long, unterminated name, unknown flag */
+	/* REGISTER: short, unterminated name, unknown flag */
 	reg.addr = (uintptr_t)m.addr;
 	reg.memfd_fdnum = m.memfd;
-	len = proto_encode_register(p, &reg);
+	len = proto_encode_register(p, &reg, PROTO_VERSION);
 	ASSERT_STATUS(raw_call(&r, PROTO_REGISTER, p, len - 1, &m.memfd, 1),
 		      -EBADMSG);
 	ASSERT_STATUS(raw_call(&r, PROTO_REGISTER, p, 8, &m.memfd, 1),
 		      -EBADMSG);
-	p[len] = 0;
-	ASSERT_STATUS(raw_call(&r, PROTO_REGISTER, p, len + 1, &m.memfd, 1),
-		      -EBADMSG);
 	memset(reg.name, 'a', sizeof(reg.name));
 	ASSERT_STATUS(raw_call(&r, PROTO_REGISTER, p,
-			       proto_encode_register(p, &reg), &m.memfd, 1),
+			       proto_encode_register(p, &reg, PROTO_VERSION),
+			       &m.memfd, 1),
 		      -EBADMSG);
 	snprintf(reg.name, sizeof(reg.name), "x");
 	reg.flags = 0x80;
 	ASSERT_STATUS(raw_call(&r, PROTO_REGISTER, p,
-			       proto_encode_register(p, &reg), &m.memfd, 1),
+			       proto_encode_register(p, &reg, PROTO_VERSION),
+			       &m.memfd, 1),
 		      -EBADMSG);
 	reg.flags = 0;
 
 	/* UNREGISTER, SET_LIMIT, ADVISE, STATS */
 	ASSERT_STATUS(raw_call(&r, PROTO_UNREGISTER, p, 7, NULL, 0), -EBADMSG);
-	ASSERT_STATUS(raw_call(&r, PROTO_UNREGISTER, p, 9, NULL, 0), -EBADMSG);
 	ASSERT_STATUS(raw_call(&r, PROTO_SET_LIMIT, p, 0, NULL, 0), -EBADMSG);
-	ASSERT_STATUS(raw_call(&r, PROTO_SET_LIMIT, p, 12, NULL, 0),
-		      -EBADMSG);
+	ASSERT_STATUS(raw_call(&r, PROTO_SET_LIMIT, p, 7, NULL, 0), -EBADMSG);
 	adv.addr = (uintptr_t)m.addr;
 	adv.advice = 0;
 	ASSERT_STATUS(raw_call(&r, PROTO_ADVISE, p,
-			       proto_encode_advise(p, &adv), NULL, 0),
+			       proto_encode_advise(p, &adv,
+						   PROTO_VERSION), NULL, 0),
 		      -EBADMSG);
 	adv.advice = 3;
 	ASSERT_STATUS(raw_call(&r, PROTO_ADVISE, p,
-			       proto_encode_advise(p, &adv), NULL, 0),
+			       proto_encode_advise(p, &adv,
+						   PROTO_VERSION), NULL, 0),
 		      -EBADMSG);
 	ASSERT_STATUS(raw_call(&r, PROTO_STATS, p, 1, NULL, 0), -EBADMSG);
 
-	/* well-formed SET_LIMIT and ADVISE (a range with no region) */
+	/* well-formed SET_LIMIT and ADVISE (a range with no region); SET_LIMIT
+	 * and UNREGISTER (of no region) with a newer peer's tail, ignored */
 	{
 		struct proto_set_limit l = { 64 * MIB };
+		struct proto_unregister u = { (uintptr_t)m.addr + PAGE };
 
 		ASSERT_STATUS(raw_call(&r, PROTO_SET_LIMIT, p,
-				       proto_encode_set_limit(p, &l), NULL, 0),
+				       proto_encode_set_limit(p, &l,
+							      PROTO_VERSION),
+				       NULL, 0),
 			      0);
+		len = proto_encode_set_limit(p, &l, PROTO_VERSION);
+		memset(p + len, 0x5a, 4);
+		ASSERT_STATUS(raw_call(&r, PROTO_SET_LIMIT, p, len + 4, NULL,
+				       0), 0);
+		len = proto_encode_unregister(p, &u, PROTO_VERSION);
+		p[len] = 0x5a;
+		ASSERT_STATUS(raw_call(&r, PROTO_UNREGISTER, p, len + 1, NULL,
+				       0), -EINVAL);
 		adv.advice = PROTO_ADVISE_WILLNEED;
 		ASSERT_STATUS(raw_call(&r, PROTO_ADVISE, p,
-				       proto_encode_advise(p, &adv), NULL, 0),
+				       proto_encode_advise(p, &adv,
+							   PROTO_VERSION),
+				       NULL, 0),
 			      -EINVAL);
 	}
 
-	/* after all that, the connection works */
-	ASSERT_STATUS(raw_register(&r, (uintptr_t)m.addr, PAGE, 0, m.memfd,
-				   m.memfd, NULL), 0);
+	/* after all that, the connection works; a REGISTER with a newer
+	 * peer's tail too */
+	len = proto_encode_register(p, &reg, PROTO_VERSION);
+	p[len] = 0x5a;
+	ASSERT_STATUS(raw_call(&r, PROTO_REGISTER, p, len + 1, &m.memfd, 1),
+		      0);
 	ASSERT_STATUS(raw_stats(&r, &st), 0);
 	DH_ASSERT_EQ(st.regions, 1);
 	raw_close(&r);
@@ -1756,7 +1779,7 @@ START_TEST(test_proto_hello_fdnum_lies)
 	/* a uffd the sender no longer holds: sent on the first byte, closed,
 	 * then the rest of the message */
 	h.uffd_fdnum = uffd;
-	len = proto_encode_hello(p, &h);
+	len = proto_encode_hello(p, &h, PROTO_VERSION);
 	len = frame(buf, PROTO_MAGIC, PROTO_VERSION, PROTO_HELLO, ++r.seq,
 		    (uint32_t)len, p, len);
 	send_all(r.fd, buf, 1, &uffd, 1);
@@ -1892,7 +1915,7 @@ START_TEST(test_proto_connection_handed_over)
 		if (uffd < 0 || dup2(uffd, 900) < 0)
 			_exit(10);
 		h.uffd_fdnum = 900;
-		len = proto_encode_hello(p, &h);
+		len = proto_encode_hello(p, &h, PROTO_VERSION);
 		len = frame(buf, PROTO_MAGIC, PROTO_VERSION, PROTO_HELLO, 1,
 			    (uint32_t)len, p, len);
 		uffd = 900;

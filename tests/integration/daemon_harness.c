@@ -485,7 +485,8 @@ int dh_sync(const struct dh_daemon *d)
 
 	if (fd < 0)
 		return fd;
-	ret = proto_send(fd, PROTO_STATS, 1, NULL, 0, NULL, 0);
+	ret = proto_send(fd, PROTO_VERSION_MIN, PROTO_STATS, 1, NULL, 0, NULL,
+			 0);
 	if (ret == 0)
 		ret = recv(fd, &h, sizeof(h), MSG_WAITALL) == sizeof(h) ? 0
 								       : -EIO;
@@ -577,7 +578,8 @@ int dh_status(const struct dh_daemon *d, struct proto_status_reply *st)
 	if (fd < 0)
 		return fd;
 	memset(&rd, 0, sizeof(rd));
-	ret = proto_send(fd, PROTO_STATUS, 1, NULL, 0, NULL, 0);
+	ret = proto_send(fd, PROTO_VERSION_MIN, PROTO_STATUS, 1, NULL, 0,
+			 NULL, 0);
 	/* a blocking socket: the reader returns a complete message, an
 	 * error, or 0 when the receive timeout ran out */
 	if (ret == 0)
