@@ -4,7 +4,9 @@
  *
  * Input: chunks, each a control byte and its bytes. The control byte's low
  * 5 bits are the chunk's length (0: the rest of the input), its top 3 bits
- * how many fds (0-7, of /dev/null) ride on the chunk's first byte. Each
+ * pick how many fds (of /dev/null) ride on the chunk's first byte, from
+ * chunk_fds[]: up to PROTO_MAX_FDS, past it, past FDPASS_MAX_FDS, and past
+ * the control buffer of fdpass_recv() (MSG_CTRUNC). Each
  * chunk is written to a unix stream socket whose other end the reader
  * feeds on, non-blocking, until it wants more: so messages arrive cut
  * anywhere and fds arrive anywhere, as from a hostile peer. At the end the
@@ -24,10 +26,16 @@
 
 #include "fuzz.h"
 #include "lib/proto/proto.h"
+#include "lib/uffd/uffd.h"
 
 #define CHUNK_LEN(ctl)	((ctl) & 0x1fu)
-#define CHUNK_FDS(ctl)	((ctl) >> 5)
-#define MAX_CHUNK_FDS	7
+#define CHUNK_FDS(ctl)	(chunk_fds[(ctl) >> 5])
+#define MAX_CHUNK_FDS	(2 * FDPASS_MAX_FDS + 1)
+
+static const unsigned int chunk_fds[8] = {
+	0, 1, PROTO_MAX_FDS, PROTO_MAX_FDS + 1, FDPASS_MAX_FDS,
+	FDPASS_MAX_FDS + 1, 2 * FDPASS_MAX_FDS, MAX_CHUNK_FDS,
+};
 
 /* The lowest free fd number: a leaked fd takes it. */
 static int lowest_free_fd(void)
