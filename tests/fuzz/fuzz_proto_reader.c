@@ -27,6 +27,7 @@
 #include "fuzz.h"
 #include "lib/proto/proto.h"
 #include "lib/uffd/uffd.h"
+#include "tests/send.h"
 
 #define CHUNK_LEN(ctl)	((ctl) & 0x1fu)
 #define CHUNK_FDS(ctl)	(chunk_fds[(ctl) >> 5])
@@ -52,30 +53,13 @@ static int lowest_free_fd(void)
 static bool send_chunk(int sock, const uint8_t *buf, size_t len,
 		       unsigned int nfds)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * MAX_CHUNK_FDS)];
-	} control;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	int fds[MAX_CHUNK_FDS];
-	struct cmsghdr *cmsg;
 	unsigned int i;
 	ssize_t n;
 
 	for (i = 0; i < nfds; i++)
 		fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (nfds) {
-		memset(&control, 0, sizeof(control));
-		msg.msg_control = control.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
-	}
-	n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = send_with_fds(sock, buf, len, fds, (int)nfds, MSG_DONTWAIT);
 	for (i = 0; i < nfds; i++)
 		close(fds[i]);
 	return n == (ssize_t)len;
