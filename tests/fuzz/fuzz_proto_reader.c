@@ -6,11 +6,11 @@
  * 5 bits are the chunk's length (0: the rest of the input), its top 3 bits
  * pick how many fds (of /dev/null) ride on the chunk's first byte, from
  * chunk_fds[]: up to PROTO_MAX_FDS, past it, past FDPASS_MAX_FDS, and past
- * the control buffer of fdpass_recv() (MSG_CTRUNC). Each
- * chunk is written to a unix stream socket whose other end the reader
- * feeds on, non-blocking, until it wants more: so messages arrive cut
- * anywhere and fds arrive anywhere, as from a hostile peer. At the end the
- * writer closes.
+ * the control buffer of fdpass_recv() (MSG_CTRUNC). Each chunk is written
+ * to a unix stream socket whose other end the reader feeds on,
+ * non-blocking, until it wants more: so messages arrive cut anywhere and
+ * fds arrive anywhere, as from a hostile peer. At the end the writer
+ * closes.
  *
  * Checked: every message the reader completes has a valid header, its
  * whole payload and at most PROTO_MAX_FDS open fds; after the stream ends
@@ -41,7 +41,7 @@ static const unsigned int chunk_fds[8] = {
 /* The lowest free fd number: a leaked fd takes it. */
 static int lowest_free_fd(void)
 {
-	int fd = dup(0);
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 	if (fd >= 0)
 		close(fd);
