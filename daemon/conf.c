@@ -131,6 +131,10 @@ static const struct conf_key {
 
 #define NR_KEYS ARRAY_SIZE(conf_keys)
 
+/* The longest line of a file read_line() accepts: libinih's buffer less
+ * the newline, a possible carriage return and the NUL. */
+#define CONF_LINE_MAX (INI_MAX_LINE - 3)
+
 /*****************
  * Values
  *****************/
@@ -231,6 +235,14 @@ static const char *key_takes(enum conf_type t)
 	}
 }
 
+/* The longest value of key @k: "key = value" must fit a line of a file,
+ * so that a value from the command line could be written in the file too,
+ * and what conf_print() writes loads again. */
+static size_t value_max(const struct conf_key *k)
+{
+	return CONF_LINE_MAX - strlen(k->name) - strlen(" = ");
+}
+
 /*
  * Set key @k of @c from @value. Return: 0, or -EINVAL with @why saying
  * what the key takes, or -ENOMEM.
@@ -244,13 +256,18 @@ static int set_value(struct conf *c, const struct conf_key *k,
 	unsigned long n;
 	char *end;
 
+	if (strlen(value) > value_max(k)) {
+		snprintf(why, len, "value longer than %zu characters",
+			 value_max(k));
+		return -EINVAL;
+	}
 	switch (k->type) {
 	case CONF_PATH:
 		if (*value != '/' || strlen(value) >= 108)
 			break;
 		return set_string(FIELD(c, k, char *), value);
 	case CONF_BACKING:
-		if (strcmp(value, "none") && (*value != '/' || strlen(value) >= 4096))
+		if (strcmp(value, "none") && *value != '/')
 			break;
 		return set_string(FIELD(c, k, char *), value);
 	case CONF_GROUP:

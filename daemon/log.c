@@ -53,6 +53,9 @@ bool log_debug_enabled(const char *token)
 }
 
 static void log_vline(int prio, const char *token, const char *fmt,
+		      va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void log_vline(int prio, const char *token, const char *fmt,
 		      va_list ap)
 {
 	char line[LOG_LINE_MAX];

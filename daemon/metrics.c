@@ -922,6 +922,9 @@ static void on_poll(uv_poll_t *p, int status, int events)
 /* MHD's messages are debug lines; the last one explains a failure to
  * start. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct metrics *m = cls;
 	size_t n;

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "../lib/uffd/uffd.h"
+#include "send.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -273,29 +274,14 @@ static void fd_snapshot(bool *open_fds)
 /* Send @n copies of @fd with one byte, bypassing fdpass_send()'s limit. */
 static void raw_send_fds(int sock, int fd, int n)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * 32)];
-	} control;
-	struct iovec iov = { .iov_base = "!", .iov_len = 1 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cmsg;
-	int dups[32], i;
+	int dups[SEND_MAX_FDS] = { 0 }, i;
 
-	ck_assert_int_le(n, 32);
+	ck_assert_int_le(n, SEND_MAX_FDS);
 	for (i = 0; i < n; i++) {
 		dups[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		ck_assert_int_ge(dups[i], 0);
 	}
-	memset(&control, 0, sizeof(control));
-	msg.msg_control = control.buf;
-	msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
-	cmsg = CMSG_FIRSTHDR(&msg);
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(sizeof(int) * n);
-	memcpy(CMSG_DATA(cmsg), dups, sizeof(int) * n);
-	ck_assert_int_eq(sendmsg(sock, &msg, MSG_NOSIGNAL), 1);
+	ck_assert_int_eq(send_with_fds(sock, "!", 1, dups, n, 0), 1);
 	for (i = 0; i < n; i++)
 		close(dups[i]);
 }

@@ -15,11 +15,12 @@ uint64_t size_ram_bytes(void)
 	return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-/* The shift of suffix @c, -1 if it is none. */
+/* The shift of suffix @c, -1 if it is none. memchr(), not strchr(): a
+ * space (0x20) folds to the string's NUL, which strchr() finds. */
 static int suffix_shift(char c)
 {
 	static const char suffixes[] = "KMGT";
-	const char *p = c ? strchr(suffixes, c & ~0x20) : NULL;
+	const char *p = memchr(suffixes, c & ~0x20, sizeof(suffixes) - 1);
 
 	return p ? 10 * (int)(p - suffixes + 1) : -1;
 }

@@ -57,6 +57,7 @@
 #include "daemon_harness.h"
 #include "lib/proto/proto.h"
 #include "lib/uffd/uffd.h"
+#include "tests/send.h"
 
 #define MIB		(1024ul * 1024)
 #define PAGE		4096ul
@@ -190,38 +191,6 @@ static void raw_close(struct raw *r)
 	if (r->uffd >= 0)
 		close(r->uffd);
 	r->fd = r->uffd = -1;
-}
-
-/* sendmsg with any number of fds on the first byte (fdpass_send stops at
- * FDPASS_MAX_FDS); returns bytes sent or -errno. */
-static ssize_t send_with_fds(int sock, const void *buf, size_t len,
-			     const int *fds, int nfds, int flags)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * 32)];
-	} control;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cmsg;
-	ssize_t n;
-
-	if (nfds > 32)
-		return -EINVAL;
-	if (nfds > 0) {
-		memset(&control, 0, sizeof(control));
-		msg.msg_control = control.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
-	}
-	do {
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
-	} while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
 }
 
 /* Build a frame: header (any field values) + @plen payload bytes. */
