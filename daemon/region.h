@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "lib/common/list.h"
+#include "lib/common/pagemem.h"
 #include "lib/proto/proto.h"
 
 #define PAGE_SHIFT 12
@@ -70,6 +71,8 @@ struct page_entry {
 	uint32_t evicted_at;
 	uint64_t data;
 };
+
+_Static_assert(sizeof(struct page_entry) == 16, "16 bytes per page");
 
 static inline unsigned int page_state(uint32_t info)
 {
@@ -126,7 +129,11 @@ static inline bool page_cas(struct page_entry *p, uint32_t *old, uint32_t new)
  * @pooled:   its COMPRESSED pages, whose objects are in the pool (not
  *            same-filled, not written back): what @compressed_bytes holds
  *            (atomic)
- * @pages:    @npages entries in one allocation; see struct page_entry
+ * @table:    the provider's memory @pages lives in: sparse, so that
+ *            entries of pages never touched cost nothing; immutable
+ * @pages:    @npages entries (@table's base); see struct page_entry.
+ *            Walkers only read entries they do not change: a read of an
+ *            untouched part allocates nothing
  */
 struct region {
 	struct list_node node;
@@ -146,6 +153,7 @@ struct region {
 	atomic_size_t stored;
 	atomic_size_t compressed_bytes;
 	atomic_size_t pooled;
+	struct pagemem table;
 	struct page_entry *pages;
 };
 

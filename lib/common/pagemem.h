@@ -1,0 +1,50 @@
+/*
+ * pagemem.h - the page provider: zero-filled, page-aligned tables that
+ * cost nothing where they are never touched, for state that may one day
+ * outlive the process (DESIGN.md "Restart without loss").
+ *
+ * Private to uzswap.
+ *
+ * A table is its own mapping of anonymous memory (MAP_NORESERVE), never
+ * heap memory: a page of it takes RAM only once written. Reading an
+ * untouched page maps the kernel's shared zero page and allocates
+ * nothing, so a walker may read every entry of a huge table; only the
+ * entries it writes cost memory. A daemon that locks its memory must lock
+ * these mappings on fault only (mlockall(MCL_FUTURE | MCL_ONFAULT)):
+ * populating them would cost what the table spans.
+ *
+ * Nothing stored in a table may be a pointer: the next step backs tables
+ * with a memfd that a restarted daemon maps again at another address.
+ * @name is that memfd's name to be; today it names the mapping in
+ * /proc/PID/maps ("[anon:NAME]", where the kernel supports it).
+ *
+ * Errors: 0 or -errno. Threads: tables are plain memory; the calls keep no
+ * shared state.
+ */
+#ifndef UZSWAP_PAGEMEM_H
+#define UZSWAP_PAGEMEM_H
+
+#include <stddef.h>
+
+/*
+ * struct pagemem - one table
+ * @base: its first byte, page-aligned; NULL when none is held
+ * @len:  bytes mapped: the size asked for, rounded up to whole pages
+ */
+struct pagemem {
+	void *base;
+	size_t len;
+};
+
+/*
+ * pagemem_alloc() - a zero-filled table of at least @size bytes into @m
+ * @name: what the mapping is for (printable, no brackets), as "uzswap
+ *        pages"
+ * Return: 0; -EINVAL if @size is 0; -ENOMEM.
+ */
+int pagemem_alloc(struct pagemem *m, size_t size, const char *name);
+
+/* Give @m's memory back (nothing if it holds none); @m holds none after. */
+void pagemem_free(struct pagemem *m);
+
+#endif /* UZSWAP_PAGEMEM_H */
