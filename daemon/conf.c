@@ -36,6 +36,7 @@ enum conf_type {
 	CONF_BOOL,
 	CONF_SIZE,	/* bytes with K/M/G, or none */
 	CONF_SIZE_PCT,	/* the same, or N% of RAM */
+	CONF_SIZE_RAM,	/* the same, N% may pass 100 (a multiple of RAM) */
 	CONF_SIZE_SOME,	/* bytes with K/M/G, not none */
 	CONF_COMPRESSOR,
 };
@@ -69,6 +70,10 @@ static const struct conf_key {
 	  "none"),
 	K("budget", "resident-limit", CONF_SIZE_PCT, resident_limit, 0, 0,
 	  true, "none"),
+	K("budget", "registered-limit", CONF_SIZE_RAM, registered_limit, 0, 0,
+	  true, "800%"),
+	K("budget", "user-registered-limit", CONF_SIZE_RAM,
+	  user_registered_limit, 0, 0, true, "400%"),
 	K("store", "compressor", CONF_COMPRESSOR, compressor, 0, 0, true,
 	  "lz4"),
 	K("store", "zstd-level", CONF_UINT, zstd_level, 1, 19, true, "3"),
@@ -215,12 +220,30 @@ static const char *key_takes(enum conf_type t)
 		return "a size like 512M, or none";
 	case CONF_SIZE_PCT:
 		return "a size like 4G, N% of RAM, or none";
+	case CONF_SIZE_RAM:
+		return "a size like 64G, N% of RAM (400% is four times RAM), "
+		       "or none";
 	case CONF_SIZE_SOME:
 		return "a size like 4G";
 	case CONF_COMPRESSOR:
 		return "lz4 or zstd";
 	default:
 		return "valid here";
+	}
+}
+
+/* What size_parse() accepts for a key of size type @t. */
+static unsigned int size_flags(enum conf_type t)
+{
+	switch (t) {
+	case CONF_SIZE:
+		return SIZE_NONE_OK;
+	case CONF_SIZE_PCT:
+		return SIZE_NONE_OK | SIZE_PCT_OK;
+	case CONF_SIZE_RAM:
+		return SIZE_NONE_OK | SIZE_PCT_OK | SIZE_PCT_OVER;
+	default:
+		return 0;
 	}
 }
 
@@ -274,10 +297,9 @@ static int set_value(struct conf *c, const struct conf_key *k,
 		return 0;
 	case CONF_SIZE:
 	case CONF_SIZE_PCT:
+	case CONF_SIZE_RAM:
 	case CONF_SIZE_SOME:
-		if (size_parse(value,
-			       (k->type == CONF_SIZE_PCT ? SIZE_PCT_OK : 0) |
-			       (k->type != CONF_SIZE_SOME ? SIZE_NONE_OK : 0),
+		if (size_parse(value, size_flags(k->type),
 			       FIELD(c, k, uint64_t)))
 			break;
 		return 0;
@@ -543,19 +565,20 @@ int conf_check_override(const struct conf_override *ov,
 }
 
 /* @v as the shortest exact size text: "512M", "4G", "1234", or "20%"
- * when @pct_ok and it is that share of RAM. */
-static void format_size(char *buf, size_t len, uint64_t v, bool none_ok,
-			bool pct_ok)
+ * when size_parse() would take that share of RAM with @flags. */
+static void format_size(char *buf, size_t len, uint64_t v, unsigned int flags)
 {
 	static const char units[] = "KMGT";
-	unsigned int pct;
+	unsigned int pct, max_pct = 0;
 	int i;
 
-	if (v == 0 && none_ok) {
+	if (v == 0 && (flags & SIZE_NONE_OK)) {
 		snprintf(buf, len, "none");
 		return;
 	}
-	for (pct = 1; pct_ok && pct <= 100; pct++) {
+	if (flags & SIZE_PCT_OK)
+		max_pct = flags & SIZE_PCT_OVER ? SIZE_PCT_MAX : 100;
+	for (pct = 1; pct <= max_pct; pct++) {
 		if (v == size_ram_bytes() / 100 * pct) {
 			snprintf(buf, len, "%u%%", pct);
 			return;
@@ -597,10 +620,10 @@ static void format_value(const struct conf *c, const struct conf_key *k,
 		break;
 	case CONF_SIZE:
 	case CONF_SIZE_PCT:
+	case CONF_SIZE_RAM:
 	case CONF_SIZE_SOME:
 		format_size(buf, len, *FIELD(c, k, const uint64_t),
-			    k->type != CONF_SIZE_SOME,
-			    k->type == CONF_SIZE_PCT);
+			    size_flags(k->type));
 		break;
 	case CONF_COMPRESSOR:
 		snprintf(buf, len, "%s",
