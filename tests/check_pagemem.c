@@ -2,7 +2,8 @@
  * check_pagemem.c - unit tests of the page provider (lib/common/pagemem):
  * tables are zero-filled and page-aligned, cost memory only where
  * written (reading them allocates nothing), are given back whole, and
- * refuse what they cannot be.
+ * refuse what they cannot be; a reservation costs nothing, its committed
+ * parts read zero, and a decommitted part's memory is freed.
  *
  * Under valgrind: CK_FORK=no valgrind --leak-check=full ./check_pagemem
  */
@@ -109,6 +110,36 @@ START_TEST(test_freed)
 }
 END_TEST
 
+START_TEST(test_reserve_commit_decommit)
+{
+	const size_t size = 64 * MIB, part = MIB;
+	struct pagemem m;
+	uint8_t *p;
+	size_t i;
+
+	ck_assert_int_eq(pagemem_reserve(&m, size, "uzswap test"), 0);
+	ck_assert_uint_eq(m.len, size);
+	ck_assert_int_eq(rss_kib_at(m.base), 0);
+	ck_assert_int_eq(pagemem_commit(&m, 8 * part, part), 0);
+	p = (uint8_t *)m.base + 8 * part;
+	for (i = 0; i < part; i++)
+		ck_assert_uint_eq(p[i], 0);
+	memset(p, 0x5a, part);
+	ck_assert_int_ge(rss_kib_at(p), part / 1024);
+	ck_assert_int_eq(pagemem_decommit(&m, 8 * part, part), 0);
+	ck_assert_int_eq(rss_kib_at(p), 0);
+	/* committed again: zeros, not what was written */
+	ck_assert_int_eq(pagemem_commit(&m, 8 * part, part), 0);
+	for (i = 0; i < part; i += PAGE)
+		ck_assert_uint_eq(p[i], 0);
+	failpoint_arm(1);
+	ck_assert_int_eq(pagemem_commit(&m, 0, part), -ENOMEM);
+	failpoint_arm(0);
+	pagemem_free(&m);
+	ck_assert_ptr_null(m.base);
+}
+END_TEST
+
 START_TEST(test_refused)
 {
 	struct pagemem m;
@@ -133,6 +164,7 @@ static Suite *pagemem_suite(void)
 	tcase_add_test(tc, test_zeroed_and_aligned);
 	tcase_add_test(tc, test_sparse);
 	tcase_add_test(tc, test_freed);
+	tcase_add_test(tc, test_reserve_commit_decommit);
 	tcase_add_test(tc, test_refused);
 	suite_add_tcase(s, tc);
 	return s;
