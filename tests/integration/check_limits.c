@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon_harness.h"
@@ -108,13 +107,6 @@ static void reload_with(const char *text, int nth)
 	dh_hup_and_wait(&dmn, "configuration reloaded", nth);
 }
 
-/* Let other users reach the daemon's socket. */
-static void open_socket_to_all(void)
-{
-	DH_ASSERT(chmod(dh_root(), 0711) == 0 && chmod(dmn.dir, 0711) == 0 &&
-		  chmod(dmn.sock, 0666) == 0, "chmod: %s", strerror(errno));
-}
-
 /* Run "uzclient reserve @mib @n" as @cred (NULL: root); its output lands
  * in out. */
 static void reserve_as(const struct dh_cred *cred, unsigned int mib,
@@ -162,10 +154,10 @@ START_TEST(test_untouched_regions_cost_nothing)
 	for (i = 0; i < SPARSE_REGIONS; i++)
 		k[i] = pager_alloc(&c, "none", mib);
 	daemon_mem(&after);
-	fprintf(stderr, "limits: %u x %u MiB registered: daemon VmRSS %+lld "
-		"KiB, Locked %+lld KiB, VmLck %+lld KiB\n", SPARSE_REGIONS,
-		mib, after.rss - before.rss, after.locked - before.locked,
-		after.vmlck - before.vmlck);
+	fprintf(stderr, "limits: %u x %u MiB registered: daemon VmRSS %lld -> "
+		"%lld KiB, Locked %lld -> %lld KiB, VmLck %lld -> %lld KiB\n",
+		SPARSE_REGIONS, mib, before.rss, after.rss, before.locked,
+		after.locked, before.vmlck, after.vmlck);
 	DH_ASSERT(after.rss - before.rss < GROWTH_KIB, "daemon VmRSS grew "
 		  "by %lld KiB", after.rss - before.rss);
 	DH_ASSERT(after.locked - before.locked < GROWTH_KIB, "daemon Locked "
@@ -227,7 +219,7 @@ START_TEST(test_user_registered_limit)
 	char line[512];
 
 	dh_up(&dmn, NULL);
-	open_socket_to_all();
+	dh_open_socket(&dmn, 0666);
 	pager_start(&dmn, &c);
 	pager_alloc(&c, "text", 24);
 	reload_with("[budget]\nuser-registered-limit = 32M\n", 1);

@@ -381,6 +381,14 @@ int dh_log_count(const struct dh_daemon *d, const char *needle)
 	return n;
 }
 
+void dh_open_socket(const struct dh_daemon *d, mode_t sock_mode)
+{
+	DH_ASSERT_ON(d, chmod(dh_root(), 0711) == 0 &&
+		     chmod(d->dir, 0711) == 0 &&
+		     chmod(d->sock, sock_mode) == 0, "chmod: %s",
+		     strerror(errno));
+}
+
 void dh_hup_and_wait(const struct dh_daemon *d, const char *needle,
 		     int count)
 {

@@ -329,6 +329,11 @@ int dh_prepare(struct dh_daemon *d);
 int dh_launch(struct dh_daemon *d, const char *const *argv,
 	      const char *const *env);
 
+/* Let other users reach @d's socket, whose mode (@sock_mode) then says
+ * who may connect: its directories become 0711. Fails the test if it
+ * cannot. */
+void dh_open_socket(const struct dh_daemon *d, mode_t sock_mode);
+
 /* A user and groups to run a command as (dh_run()). */
 struct dh_cred {
 	uid_t uid;
