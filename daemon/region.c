@@ -10,10 +10,10 @@
  * daemon next to nothing (a heap table would be populated by memset, or
  * by the daemon's memory lock). Every entry starts NEW (zero); only the
  * entries of pages that are touched, or hold data, are ever written.
- * Pages that hold data when the
- * region is registered (an adopted buffer) are found with
- * lseek(SEEK_DATA/SEEK_HOLE), never by touching the memfd: touching a hole
- * would allocate a zero page and hide the truth from the client.
+ * Pages that hold data when the region is registered (an adopted buffer)
+ * are found with lseek(SEEK_DATA/SEEK_HOLE), never by touching the memfd:
+ * touching a hole would allocate a zero page and hide the truth from the
+ * client.
  */
 #include "config.h"
 
