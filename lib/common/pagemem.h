@@ -10,8 +10,8 @@
  * untouched page maps the kernel's shared zero page and allocates
  * nothing, so a walker may read every entry of a huge table; only the
  * entries it writes cost memory. A daemon that locks its memory must lock
- * these mappings on fault only (mlockall(MCL_FUTURE | MCL_ONFAULT)):
- * populating them would cost what the table spans.
+ * these mappings on fault only (mlockall() with MCL_ONFAULT, before they
+ * are made): populating them would cost what the table spans.
  *
  * A pool that grows and shrinks reserves its largest extent once
  * (pagemem_reserve(): address space, no memory) and makes parts of it
@@ -60,8 +60,9 @@ int pagemem_alloc(struct pagemem *m, size_t size, const char *name);
  */
 int pagemem_reserve(struct pagemem *m, size_t size, const char *name);
 
-/* Make [@off, @off + @len) of @m (page-aligned) usable: zero-filled where
- * never written or decommitted since. Return: 0 or -ENOMEM. */
+/* Make [@off, @off + @len) of @m (page-aligned) usable: it reads zero
+ * where nothing was written since it was reserved or last decommitted.
+ * Return: 0 or -ENOMEM. */
 int pagemem_commit(struct pagemem *m, size_t off, size_t len);
 
 /* Give the memory of [@off, @off + @len) of @m (page-aligned) back; the
