@@ -48,18 +48,25 @@ static long rss_kib_at(const void *addr)
 	return kib;
 }
 
+/* Index of the first non-zero byte of [@p, @p + @n), or @n. */
+static size_t first_nonzero(const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && !p[i]; i++)
+		;
+	return i;
+}
+
 START_TEST(test_zeroed_and_aligned)
 {
 	struct pagemem m;
-	const uint8_t *p;
-	size_t i;
 
 	ck_assert_int_eq(pagemem_alloc(&m, MIB + 1, "uzswap test"), 0);
 	ck_assert_ptr_nonnull(m.base);
 	ck_assert_uint_eq((uintptr_t)m.base % PAGE, 0);
 	ck_assert_uint_eq(m.len, MIB + PAGE);
-	for (p = m.base, i = 0; i < m.len; i++)
-		ck_assert_msg(!p[i], "byte %zu is %u", i, p[i]);
+	ck_assert_uint_eq(first_nonzero(m.base, m.len), m.len);
 	memset(m.base, 0xa5, m.len);
 	pagemem_free(&m);
 }
@@ -115,23 +122,20 @@ START_TEST(test_reserve_commit_decommit)
 	const size_t size = 64 * MIB, part = MIB;
 	struct pagemem m;
 	uint8_t *p;
-	size_t i;
 
 	ck_assert_int_eq(pagemem_reserve(&m, size, "uzswap test"), 0);
 	ck_assert_uint_eq(m.len, size);
 	ck_assert_int_eq(rss_kib_at(m.base), 0);
 	ck_assert_int_eq(pagemem_commit(&m, 8 * part, part), 0);
 	p = (uint8_t *)m.base + 8 * part;
-	for (i = 0; i < part; i++)
-		ck_assert_uint_eq(p[i], 0);
+	ck_assert_uint_eq(first_nonzero(p, part), part);
 	memset(p, 0x5a, part);
 	ck_assert_int_ge(rss_kib_at(p), part / 1024);
 	ck_assert_int_eq(pagemem_decommit(&m, 8 * part, part), 0);
 	ck_assert_int_eq(rss_kib_at(p), 0);
 	/* committed again: zeros, not what was written */
 	ck_assert_int_eq(pagemem_commit(&m, 8 * part, part), 0);
-	for (i = 0; i < part; i += PAGE)
-		ck_assert_uint_eq(p[i], 0);
+	ck_assert_uint_eq(first_nonzero(p, part), part);
 	failpoint_arm(1);
 	ck_assert_int_eq(pagemem_commit(&m, 0, part), -ENOMEM);
 	failpoint_arm(0);
