@@ -9,7 +9,9 @@
  *           daemon's resident and locked memory by a few MiB at most,
  *           not by their 16 bytes of state per page; pages touched
  *           afterwards, at the start, middle and end of each region,
- *           read back what was written
+ *           read back what was written, also after COLD and WILLNEED
+ *           advice over whole regions, which walk every page's state
+ *           and must not grow the daemon either
  *   caps    registered-limit and user-registered-limit, set by a reload,
  *           refuse a registration past them with ENOSPC and a message
  *           naming the key; the user cap counts all of a user's
@@ -172,6 +174,16 @@ START_TEST(test_untouched_regions_cost_nothing)
 	DH_ASSERT_EQ(st.regions, SPARSE_REGIONS);
 	DH_ASSERT(st.resident >= SPARSE_REGIONS * 129 * 4096ull,
 		  "resident %llu", (unsigned long long)st.resident);
+	pager_ok(&c, "cold %u", k[0]);
+	pager_stats(&c, &st);
+	DH_ASSERT(st.stored >= 129, "stored %llu after COLD",
+		  (unsigned long long)st.stored);
+	pager_ok(&c, "willneed %u", k[0]);
+	for (i = 0; i < SPARSE_REGIONS; i++) {
+		pager_ok(&c, "touched %u 0 64", k[i]);
+		pager_ok(&c, "touched %u %llu 64", k[i], npages / 2);
+		pager_ok(&c, "touched %u %llu 1", k[i], npages - 1);
+	}
 	daemon_mem(&touched);
 	DH_ASSERT(touched.rss - before.rss < GROWTH_KIB, "daemon VmRSS grew "
 		  "by %lld KiB", touched.rss - before.rss);

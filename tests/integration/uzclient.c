@@ -1462,13 +1462,14 @@ static void pager_verify(struct pager_region *r, unsigned long k)
 		say("ok");
 }
 
-/* "touch K FIRST N" on a region of kind none. */
-static void pager_touch(struct pager_region *rs, char **args)
+/* "touch K FIRST N" (@write) or "touched K FIRST N" on a region of kind
+ * none. */
+static void pager_touch(struct pager_region *rs, char **args, bool write)
 {
 	struct pager_region *r = pager_region(rs, args[0]);
 	unsigned long first = strtoul(args[1], NULL, 10);
 	unsigned long n = strtoul(args[2], NULL, 10);
-	size_t bad, page, w;
+	size_t bad = 0, page, w;
 
 	if (!r)
 		return;
@@ -1476,15 +1477,16 @@ static void pager_touch(struct pager_region *rs, char **args)
 		say("fail range");
 		return;
 	}
-	bad = kind_check("touch", r->p, first, n, K_NONE, r->seed, NULL);
-	for (page = first; page < first + n; page++) {
+	for (page = first; write && page < first + n; page++) {
 		volatile uint64_t *pw =
 			(volatile uint64_t *)(r->p + page * PAGE);
 
+		bad += kind_check("touch", r->p, page, 1, K_NONE, r->seed,
+				  NULL);
 		for (w = 0; w < WORDS_PER_PAGE; w++)
 			pw[w] = text_word(r->seed, page, w);
 	}
-	bad += kind_check("touch", r->p, first, n, K_TEXT, r->seed, NULL);
+	bad += kind_check("touched", r->p, first, n, K_TEXT, r->seed, NULL);
 	if (bad)
 		say("fail %zu bad pages", bad);
 	else
@@ -1529,6 +1531,7 @@ static void pager_advise(struct pager_region *rs, char **args, int nargs,
  *                          [FIRST, FIRST + N) read zero, write them as
  *                          text pages, check them (verify K does not
  *                          know of them: it expects zeros)
+ *   touched K FIRST N      check that they still hold what touch wrote
  *   cold K [FIRST N]       uzswap_advise COLD (whole region by default)
  *   willneed K [FIRST N]   uzswap_advise WILLNEED
  *   free K                 uzswap_free
@@ -1618,7 +1621,9 @@ static int cmd_pager(int argc, char **argv)
 				say("ok");
 			}
 		} else if (!strcmp(verb, "touch") && nargs == 3) {
-			pager_touch(rs, args);
+			pager_touch(rs, args, true);
+		} else if (!strcmp(verb, "touched") && nargs == 3) {
+			pager_touch(rs, args, false);
 		} else if (!strcmp(verb, "cold")) {
 			pager_advise(rs, args, nargs, c, UZSWAP_ADVISE_COLD);
 		} else if (!strcmp(verb, "willneed")) {
