@@ -37,6 +37,7 @@ enum conf_type {
 	CONF_BOOL,
 	CONF_SIZE,	/* bytes with K/M/G, or none */
 	CONF_SIZE_PCT,	/* the same, or N% of RAM */
+	CONF_SIZE_RAM,	/* the same, N% may pass 100 (a multiple of RAM) */
 	CONF_SIZE_SOME,	/* bytes with K/M/G, not none */
 	CONF_COMPRESSOR,
 };
@@ -110,6 +111,16 @@ static const struct conf_key {
 	K("budget", "resident-limit", CONF_SIZE_PCT, resident_limit, true,
 	  "none", .opt = 'L', .option = "resident-limit", .arg = "SIZE|N%",
 	  .help = "budget of all clients together (bytes or % of RAM)"),
+	K("budget", "registered-limit", CONF_SIZE_RAM, registered_limit, true,
+	  "800%", .opt = 'R' | CONF_LONG_ONLY, .option = "registered-limit",
+	  .arg = "SIZE|N%",
+	  .help = "memory all clients together may register (N% of RAM may "
+		  "pass 100)"),
+	K("budget", "user-registered-limit", CONF_SIZE_RAM,
+	  user_registered_limit, true, "400%",
+	  .opt = 'U' | CONF_LONG_ONLY, .option = "user-registered-limit",
+	  .arg = "SIZE|N%",
+	  .help = "memory the clients of one user may register together"),
 	K("store", "compressor", CONF_COMPRESSOR, compressor, true, "lz4",
 	  .opt = 'c', .option = "compressor", .arg = "lz4|zstd",
 	  .help = "for new pages"),
@@ -226,6 +237,9 @@ static const char *key_takes(enum conf_type t)
 		return "a size like 512M, or none";
 	case CONF_SIZE_PCT:
 		return "a size like 4G, N% of RAM, or none";
+	case CONF_SIZE_RAM:
+		return "a size like 64G, N% of RAM (400% is four times RAM), "
+		       "or none";
 	case CONF_SIZE_SOME:
 		return "a size like 4G";
 	case CONF_COMPRESSOR:
@@ -241,6 +255,21 @@ static const char *key_takes(enum conf_type t)
 static size_t value_max(const struct conf_key *k)
 {
 	return CONF_LINE_MAX - strlen(k->name) - strlen(" = ");
+}
+
+/* What size_parse() accepts for a key of size type @t. */
+static unsigned int size_flags(enum conf_type t)
+{
+	switch (t) {
+	case CONF_SIZE:
+		return SIZE_NONE_OK;
+	case CONF_SIZE_PCT:
+		return SIZE_NONE_OK | SIZE_PCT_OK;
+	case CONF_SIZE_RAM:
+		return SIZE_NONE_OK | SIZE_PCT_OK | SIZE_PCT_OVER;
+	default:
+		return 0;
+	}
 }
 
 /*
@@ -299,10 +328,9 @@ static int set_value(struct conf *c, const struct conf_key *k,
 		return 0;
 	case CONF_SIZE:
 	case CONF_SIZE_PCT:
+	case CONF_SIZE_RAM:
 	case CONF_SIZE_SOME:
-		if (size_parse(value,
-			       (k->type == CONF_SIZE_PCT ? SIZE_PCT_OK : 0) |
-			       (k->type != CONF_SIZE_SOME ? SIZE_NONE_OK : 0),
+		if (size_parse(value, size_flags(k->type),
 			       FIELD(c, k, uint64_t)))
 			break;
 		return 0;
@@ -568,19 +596,20 @@ int conf_check_override(const struct conf_override *ov,
 }
 
 /* @v as the shortest exact size text: "512M", "4G", "1234", or "20%"
- * when @pct_ok and it is that share of RAM. */
-static void format_size(char *buf, size_t len, uint64_t v, bool none_ok,
-			bool pct_ok)
+ * when size_parse() would take that share of RAM with @flags. */
+static void format_size(char *buf, size_t len, uint64_t v, unsigned int flags)
 {
 	static const char units[] = "KMGT";
-	unsigned int pct;
+	unsigned int pct, max_pct = 0;
 	int i;
 
-	if (v == 0 && none_ok) {
+	if (v == 0 && (flags & SIZE_NONE_OK)) {
 		snprintf(buf, len, "none");
 		return;
 	}
-	for (pct = 1; pct_ok && pct <= 100; pct++) {
+	if (flags & SIZE_PCT_OK)
+		max_pct = flags & SIZE_PCT_OVER ? SIZE_PCT_MAX : 100;
+	for (pct = 1; pct <= max_pct; pct++) {
 		if (v == size_ram_bytes() / 100 * pct) {
 			snprintf(buf, len, "%u%%", pct);
 			return;
@@ -622,10 +651,10 @@ static void format_value(const struct conf *c, const struct conf_key *k,
 		break;
 	case CONF_SIZE:
 	case CONF_SIZE_PCT:
+	case CONF_SIZE_RAM:
 	case CONF_SIZE_SOME:
 		format_size(buf, len, *FIELD(c, k, const uint64_t),
-			    k->type != CONF_SIZE_SOME,
-			    k->type == CONF_SIZE_PCT);
+			    size_flags(k->type));
 		break;
 	case CONF_COMPRESSOR:
 		snprintf(buf, len, "%s",

@@ -51,6 +51,10 @@ struct conf {
 	/* [budget] */
 	uint64_t default_limit;		/* bytes; 0: none */
 	uint64_t resident_limit;	/* bytes; 0: none */
+	uint64_t registered_limit;	/* bytes all clients may register;
+					   0: none */
+	uint64_t user_registered_limit;	/* bytes each user's clients may
+					   register together; 0: none */
 	/* [store] */
 	enum compress_algo compressor;
 	unsigned int zstd_level;

@@ -211,11 +211,23 @@ static int ctl_admin_hello(struct ctl_conn *c, struct proto_msg *m,
 	return hello_done(c, version, rep);
 }
 
-/* Checks of a REGISTER that need no system call. */
+/* Would @add more bytes take @used past @cap (0: no cap)? */
+static bool over_cap(uint64_t used, uint64_t add, uint64_t cap)
+{
+	return cap && (add > cap || used > cap - add);
+}
+
+/*
+ * Checks of a REGISTER that need no system call, the caps on registered
+ * bytes among them: of this process (four times RAM), of all clients and
+ * of the peer's user (uzswapd.conf(5) [budget]). Registrations are made
+ * on the loop thread only, so nothing registers between this check and
+ * mm_slot_add_region(). O(clients).
+ */
 static int register_args_ok(struct ctl_conn *c, const struct proto_register *p,
 			    struct ctl_reply *rep)
 {
-	uint64_t registered;
+	uint64_t registered, all, of_user;
 	unsigned int nr;
 
 	if ((p->addr | p->len) & (PAGE_SIZE - 1) || p->len == 0 ||
@@ -229,11 +241,19 @@ static int register_args_ok(struct ctl_conn *c, const struct proto_register *p,
 	pthread_mutex_unlock(&c->slot->lock);
 	if (nr >= CTL_MAX_REGIONS)
 		return fail(rep, -ENOSPC, "too many regions in this process");
-	if (registered + p->len > c->d->max_registered ||
-	    p->len > c->d->max_registered)
+	if (over_cap(registered, p->len, c->d->max_registered))
 		return fail(rep, -ENOSPC,
 			    "registered memory of this process would exceed "
 			    "four times the machine's RAM");
+	registry_registered(&c->d->registry, c->uid, &all, &of_user);
+	if (over_cap(all, p->len, c->d->conf.registered_limit))
+		return fail(rep, -ENOSPC,
+			    "registered memory of all clients would exceed "
+			    "registered-limit ([budget] in uzswapd.conf)");
+	if (over_cap(of_user, p->len, c->d->conf.user_registered_limit))
+		return fail(rep, -ENOSPC,
+			    "registered memory of this user would exceed "
+			    "user-registered-limit ([budget] in uzswapd.conf)");
 	return 0;
 }
 

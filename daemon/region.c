@@ -3,11 +3,17 @@
  * state table, reference counting, and the checks that a region is what
  * the client says it is.
  *
- * The state table is one calloc'ed array with an entry per page, so that a
- * restarted daemon can take it over whole. Pages that hold data when the
- * region is registered (an adopted buffer) are found with
- * lseek(SEEK_DATA/SEEK_HOLE), never by touching the memfd: touching a hole
- * would allocate a zero page and hide the truth from the client.
+ * The state table is one array with an entry per page, from the page
+ * provider (lib/common/pagemem.h) rather than the heap: it holds no
+ * pointer, so that a restarted daemon can take it over whole, and it is
+ * sparse: registering a huge region that is never touched costs the
+ * daemon next to nothing (a heap table would be populated by memset, or
+ * by the daemon's memory lock). Every entry starts NEW (zero); only the
+ * entries of pages that are touched, or hold data, are ever written.
+ * Pages that hold data when the region is registered (an adopted buffer)
+ * are found with lseek(SEEK_DATA/SEEK_HOLE), never by touching the memfd:
+ * touching a hole would allocate a zero page and hide the truth from the
+ * client.
  */
 #include "config.h"
 
@@ -176,12 +182,20 @@ struct region *region_create(struct region_index *ix, struct mm_slot *slot,
 	struct region *r;
 	int ret;
 
+	if (npages > SIZE_MAX / sizeof(*r->pages)) {
+		errno = ENOMEM;
+		goto out_close;
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		goto out_close;
-	r->pages = calloc(npages, sizeof(*r->pages));
-	if (!r->pages)
+	ret = pagemem_alloc(&r->table, npages * sizeof(*r->pages),
+			    "uzswap page states");
+	if (ret) {
+		errno = -ret;
 		goto out_free_region;
+	}
+	r->pages = r->table.base;
 	list_init(&r->node);
 	r->index = ix;
 	r->slot = slot;
@@ -196,14 +210,16 @@ struct region *region_create(struct region_index *ix, struct mm_slot *slot,
 	ret = mark_resident_pages(r);
 	if (ret) {
 		errno = -ret;
-		free(r->pages);
-		goto out_free_region;
+		goto out_free_table;
 	}
 	if (ctx)
 		uffd_ctx_get(ctx);
 	index_insert(ix, r);
 	return r;
 
+out_free_table:
+	pthread_mutex_destroy(&r->acct_lock);
+	pagemem_free(&r->table);
 out_free_region:
 	free(r);
 out_close:
@@ -242,7 +258,7 @@ void region_put(struct region *r)
 		uffd_ctx_put(r->ctx);
 	pthread_mutex_destroy(&r->acct_lock);
 	close(r->memfd);
-	free(r->pages);
+	pagemem_free(&r->table);
 	free(r);
 }
 

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "lib/common/list.h"
+#include "lib/common/pagemem.h"
 #include "lib/proto/proto.h"
 #include "pagestate.h"
 
@@ -81,7 +82,11 @@ size_t region_index_resident(struct region_index *ix);
  * @pooled:   its COMPRESSED pages, whose objects are in the pool (not
  *            same-filled, not written back): what @compressed_bytes holds
  *            (atomic)
- * @pages:    @npages entries in one allocation; see struct page_entry
+ * @table:    the provider's memory @pages lives in: sparse, so that
+ *            entries of pages never touched cost nothing; immutable
+ * @pages:    @npages entries (@table's base); see struct page_entry.
+ *            Walkers only read entries they do not change: a read of an
+ *            untouched part allocates nothing
  */
 struct region {
 	struct list_node node;
@@ -103,6 +108,7 @@ struct region {
 	atomic_size_t stored;
 	atomic_size_t compressed_bytes;
 	atomic_size_t pooled;
+	struct pagemem table;
 	struct page_entry *pages;
 };
 

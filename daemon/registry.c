@@ -134,6 +134,27 @@ void registry_totals(struct registry *reg, uint64_t *registered,
 	pthread_mutex_unlock(&reg->lock);
 }
 
+void registry_registered(struct registry *reg, uid_t uid, uint64_t *all,
+			 uint64_t *of_uid)
+{
+	struct list_node *pos;
+	uint64_t bytes;
+
+	*all = *of_uid = 0;
+	pthread_mutex_lock(&reg->lock);
+	for (pos = reg->mm_head.next; pos != &reg->mm_head; pos = pos->next) {
+		struct mm_slot *s = container_of(pos, struct mm_slot, mm_node);
+
+		pthread_mutex_lock(&s->lock);
+		bytes = s->registered;
+		pthread_mutex_unlock(&s->lock);
+		*all += bytes;
+		if (s->uid == uid)
+			*of_uid += bytes;
+	}
+	pthread_mutex_unlock(&reg->lock);
+}
+
 struct mm_slot *registry_next_after(struct registry *reg, pid_t pid)
 {
 	struct mm_slot *best = NULL;

@@ -114,6 +114,11 @@ unsigned int registry_nr_slots(struct registry *reg);
 void registry_totals(struct registry *reg, uint64_t *registered,
 		     uint64_t *faults);
 
+/* Bytes registered by every slot (*@all) and by the slots of user @uid
+ * (*@of_uid). O(slots). */
+void registry_registered(struct registry *reg, uid_t uid, uint64_t *all,
+			 uint64_t *of_uid);
+
 /* The slot of @pid with a reference taken, or NULL. O(1) average. */
 struct mm_slot *registry_find(struct registry *reg, pid_t pid);
 

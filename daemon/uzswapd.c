@@ -297,17 +297,33 @@ static int open_backing(const struct conf *c, struct backing **b)
  * Memory locking and OOM score
  *****************/
 
+/*
+ * Lock the daemon's memory, once its threads run: everything mapped now
+ * (code, thread stacks, the store's tables) is populated and locked, so
+ * that serving a fault never faults on it. What is mapped later is locked
+ * as it is touched (MCL_ONFAULT), not populated when mapped: the regions'
+ * page-state tables span 16 bytes per registered page, and only their
+ * touched parts may cost memory (region.c). A later allocation costs its
+ * page when first written, as it would anyway, and never leaves RAM.
+ * The second call also locks (on fault) what the running threads mapped
+ * between the two; pages locked by the first stay locked.
+ * The kernel's VmLck counts such mappings whole; their locked memory is
+ * what was touched ("Locked:" in /proc/PID/smaps_rollup).
+ */
 static void lock_memory(const struct uzswapd *d)
 {
 #ifdef UZSWAP_SANITIZED
 	log_info("main", "sanitizer build: memory not locked");
 #else
+	bool populated;
+
 	if (!d->conf.lock_memory)
 		return;
-	if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0)
-		return;
+	populated = mlockall(MCL_CURRENT) == 0;
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0) {
-		log_warn("main", "memory locked on fault only (RLIMIT_MEMLOCK?)");
+		if (!populated)
+			log_warn("main", "memory locked on fault only "
+				 "(RLIMIT_MEMLOCK?)");
 		return;
 	}
 	log_warn("main", "cannot lock memory (%s): uzswapd may itself be "

@@ -42,7 +42,8 @@ int size_parse(const char *s, unsigned int flags, uint64_t *out)
 	if (errno)
 		return -EINVAL;
 	if (*end == '%') {
-		if (!(flags & SIZE_PCT_OK) || v > 100 || end[1] ||
+		if (!(flags & SIZE_PCT_OK) || end[1] ||
+		    v > (flags & SIZE_PCT_OVER ? SIZE_PCT_MAX : 100) ||
 		    (v == 0 && !(flags & SIZE_NONE_OK)))
 			return -EINVAL;
 		*out = size_ram_bytes() / 100 * v;

@@ -12,12 +12,16 @@
 
 #define SIZE_NONE_OK	0x1u	/* "none" (and 0) mean no limit: 0 */
 #define SIZE_PCT_OK	0x2u	/* "N%" is N percent of the machine's RAM */
+#define SIZE_PCT_OVER	0x4u	/* with SIZE_PCT_OK: N may pass 100, up to
+				   SIZE_PCT_MAX (a multiple of RAM) */
+#define SIZE_PCT_MAX	100000u
 
 /*
  * size_parse() - a number of bytes with an optional K, M, G or T suffix
  * (powers of 1024), or what @flags allow besides
  * Return: 0 and *@out, or -EINVAL (garbage, overflow, a zero without
- * SIZE_NONE_OK, a percentage over 100 or without SIZE_PCT_OK).
+ * SIZE_NONE_OK, a percentage over 100 without SIZE_PCT_OVER, or without
+ * SIZE_PCT_OK).
  */
 int size_parse(const char *s, unsigned int flags, uint64_t *out);
 

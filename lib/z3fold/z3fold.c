@@ -32,11 +32,12 @@
  *   page) holds what the kernel keeps there: the LRU links, the page lock,
  *   the HEADLESS/CLAIMED flags. The in-page header holds the rest.
  * - Pages come from one address range reserved at pool creation (as large
- *   as the machine's RAM, PROT_NONE). Segments of SEG_PAGES pages are made
- *   read-write as the pool grows and handed back to the OS (replaced by
- *   PROT_NONE) when a second segment becomes empty. Every link and handle
- *   holds frame numbers (page offsets in that range), never pointers, so
- *   that a later memfd-backed range can be handed to a restarted daemon.
+ *   as the machine's RAM) from the page provider (lib/common/pagemem.h),
+ *   as does the side table. Segments of SEG_PAGES pages are committed as
+ *   the pool grows and decommitted (handed back to the OS) when a second
+ *   segment becomes empty. Every link and handle holds frame numbers (page
+ *   offsets in that range), never pointers, so that a later memfd-backed
+ *   range can be handed to a restarted daemon.
  * - Locks: pool->lock is an adaptive pthread mutex instead of the pool
  *   spinlock: it spins briefly, then sleeps, so that a holder preempted by
  *   one of the daemon's other threads (there are more threads than cores)
@@ -64,10 +65,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../common/failpoint.h"
+#include "../common/pagemem.h"
 #include "z3fold.h"
 
 /*****************
@@ -200,9 +201,10 @@ enum seg_state {
  * @lru:             in-use pages, most recently allocated at head; lock
  * @compact:         pages whose middle buddy awaits a move; lock
  * @free_frames:     frames of mapped segments not in use; lock
- * @base:            the reserved page range; immutable
- * @frames:          side table, one entry per frame; immutable pointer,
- *                   entries of segments below @hwm_segs are mapped
+ * @pages:           the reserved page range; immutable
+ * @side:            the side table, struct z3fold_frame per frame;
+ *                   immutable, entries of segments below @hwm_segs are
+ *                   committed
  * @nr_segs:         segments in the reserved range; immutable
  * @seg_used:        in-use frames per segment; lock
  * @seg_state:       enum seg_state per segment; lock
@@ -222,8 +224,8 @@ struct z3fold_pool {
 	struct flist lru;
 	struct flist compact;
 	struct flist free_frames;
-	uint8_t *base;
-	struct z3fold_frame *frames;
+	struct pagemem pages;
+	struct pagemem side;
 	uint32_t nr_segs;
 	uint16_t *seg_used;
 	uint8_t *seg_state;
@@ -254,12 +256,12 @@ static inline unsigned int size_to_chunks(size_t size)
 static inline struct z3fold_frame *frame_of(struct z3fold_pool *pool,
 					    uint32_t f)
 {
-	return &pool->frames[f];
+	return (struct z3fold_frame *)pool->side.base + f;
 }
 
 static inline uint8_t *frame_addr(struct z3fold_pool *pool, uint32_t f)
 {
-	return pool->base + ((size_t)f << PAGE_SHIFT);
+	return (uint8_t *)pool->pages.base + ((size_t)f << PAGE_SHIFT);
 }
 
 static inline struct z3fold_header *frame_hdr(struct z3fold_pool *pool,
@@ -555,11 +557,10 @@ static int pool_grow(struct z3fold_pool *pool)
 	pool_unlock(pool);
 
 	hwm = atomic_load(&pool->hwm_segs);
-	if (failpoint_hit() ||
-	    (s >= hwm && mprotect(&pool->frames[(size_t)s << SEG_SHIFT],
-				  PAGE_SIZE, PROT_READ | PROT_WRITE)) ||
-	    mprotect(frame_addr(pool, s << SEG_SHIFT),
-		     (size_t)SEG_PAGES << PAGE_SHIFT, PROT_READ | PROT_WRITE)) {
+	if ((s >= hwm && pagemem_commit(&pool->side, (size_t)s << PAGE_SHIFT,
+					PAGE_SIZE)) ||
+	    pagemem_commit(&pool->pages, (size_t)s << (SEG_SHIFT + PAGE_SHIFT),
+			   (size_t)SEG_PAGES << PAGE_SHIFT)) {
 		pool_lock(pool);
 		pool->seg_state[s] = SEG_UNMAPPED;
 		ret = -ENOMEM;
@@ -589,7 +590,7 @@ out_unlock:
 static void pool_trim(struct z3fold_pool *pool)
 {
 	uint32_t s, i;
-	void *addr;
+	int ret;
 
 	pool_lock(pool);
 	while (pool->empty_segs > SPARE_SEGS) {
@@ -606,14 +607,12 @@ static void pool_trim(struct z3fold_pool *pool)
 		pool->empty_segs--;
 		pool_unlock(pool);
 
-		addr = mmap(frame_addr(pool, s << SEG_SHIFT),
-			    (size_t)SEG_PAGES << PAGE_SHIFT, PROT_NONE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
-				    MAP_NORESERVE,
-			    -1, 0);
+		ret = pagemem_decommit(&pool->pages,
+				       (size_t)s << (SEG_SHIFT + PAGE_SHIFT),
+				       (size_t)SEG_PAGES << PAGE_SHIFT);
 
 		pool_lock(pool);
-		if (addr == MAP_FAILED) {
+		if (ret) {
 			/* Keep the segment; it stays usable. */
 			for (i = SEG_PAGES; i-- > 0;)
 				flist_add_head(pool, &pool->free_frames,
@@ -879,16 +878,12 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
 	if (failpoint_hit() ||
 	    !(pool->seg_state = calloc(nr_segs, sizeof(*pool->seg_state))))
 		goto out_free_seg_used;
-	pool->frames = failpoint_hit() ? MAP_FAILED :
-		mmap(NULL, nr_segs * PAGE_SIZE, PROT_NONE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (pool->frames == MAP_FAILED)
+	if (pagemem_reserve(&pool->side, nr_segs * PAGE_SIZE,
+			    "z3fold frames"))
 		goto out_free_seg_state;
-	pool->base = failpoint_hit() ? MAP_FAILED :
-		mmap(NULL, nr_segs << (SEG_SHIFT + PAGE_SHIFT), PROT_NONE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (pool->base == MAP_FAILED)
-		goto out_unmap_frames;
+	if (pagemem_reserve(&pool->pages, nr_segs << (SEG_SHIFT + PAGE_SHIFT),
+			    "z3fold pages"))
+		goto out_free_side;
 
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
@@ -902,8 +897,8 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
 	flist_init(&pool->free_frames);
 	return pool;
 
-out_unmap_frames:
-	munmap(pool->frames, nr_segs * PAGE_SIZE);
+out_free_side:
+	pagemem_free(&pool->side);
 out_free_seg_state:
 	free(pool->seg_state);
 out_free_seg_used:
@@ -930,8 +925,8 @@ void z3fold_destroy_pool(struct z3fold_pool *pool)
 	if (left)
 		fprintf(stderr, "z3fold %s: destroyed with %llu objects\n",
 			pool->name, (unsigned long long)left);
-	munmap(pool->base, (size_t)pool->nr_segs << (SEG_SHIFT + PAGE_SHIFT));
-	munmap(pool->frames, (size_t)pool->nr_segs * PAGE_SIZE);
+	pagemem_free(&pool->pages);
+	pagemem_free(&pool->side);
 	free(pool->seg_state);
 	free(pool->seg_used);
 	pthread_mutex_destroy(&pool->grow_lock);

@@ -158,19 +158,6 @@ static void status(struct proto_status_reply *st)
 	DH_ASSERT(ret == 0, "STATUS: %s", strerror(-ret));
 }
 
-/* SIGHUP, then wait until the log has said @needle @count times. */
-static void hup_and_wait(const char *needle, int count)
-{
-	long long deadline = dh_now_ms() + SETTLE_MS;
-
-	DH_ASSERT(kill(dmn.pid, SIGHUP) == 0, "SIGHUP: %s", strerror(errno));
-	while (dh_log_count(&dmn, needle) < count) {
-		DH_ASSERT(dh_now_ms() < deadline, "no '%s' in the log after "
-			  "SIGHUP", needle);
-		dh_sleep_ms(20);
-	}
-}
-
 /*****************
  * file
  *****************/
@@ -373,7 +360,7 @@ START_TEST(test_hup_budget)
 
 	dh_up(&dmn, NULL);
 	write_file(dmn.conf, "[budget]\ndefault-limit = 16M\n");
-	hup_and_wait("configuration reloaded", 1);
+	dh_hup_and_wait(&dmn, "configuration reloaded", 1);
 	status(&st);
 	DH_ASSERT_EQ(st.default_limit, 16 * MIB);
 
@@ -384,13 +371,13 @@ START_TEST(test_hup_budget)
 
 	/* lowered live: the client is brought down to it */
 	write_file(dmn.conf, "[budget]\ndefault-limit = 4M\n");
-	hup_and_wait("configuration reloaded", 2);
+	dh_hup_and_wait(&dmn, "configuration reloaded", 2);
 	pager_wait_resident(&c, 4 * MIB + RUN_BYTES, &ps);
 	DH_ASSERT_EQ(ps.limit, 4 * MIB);
 
 	/* a bad file: refused, the 4M budget stays */
 	write_file(dmn.conf, "[budget]\ndefault-limit = 4 megs\n");
-	hup_and_wait("reload failed", 1);
+	dh_hup_and_wait(&dmn, "reload failed", 1);
 	status(&st);
 	DH_ASSERT_EQ(st.default_limit, 4 * MIB);
 	DH_ASSERT(dh_log_count(&dmn, "uzswapd.conf:2: default-limit") == 1,
@@ -399,7 +386,7 @@ START_TEST(test_hup_budget)
 	/* a key that needs a restart keeps its running value */
 	write_file(dmn.conf, "[budget]\ndefault-limit = 4M\n[daemon]\n"
 		   "fault-threads = 3\n");
-	hup_and_wait("configuration reloaded", 3);
+	dh_hup_and_wait(&dmn, "configuration reloaded", 3);
 	DH_ASSERT(dh_log_count(&dmn, "fault-threads = 3 takes effect only "
 			       "at restart; keeping 2") == 1,
 		  "no warning about fault-threads");
@@ -407,7 +394,7 @@ START_TEST(test_hup_budget)
 	/* the compressor of new pages; old pages still come back */
 	write_file(dmn.conf, "[budget]\ndefault-limit = 4M\n[store]\n"
 		   "compressor = zstd\nzstd-level = 5\n");
-	hup_and_wait("configuration reloaded", 4);
+	dh_hup_and_wait(&dmn, "configuration reloaded", 4);
 	pager_ok(&c, "verify 0");
 	pager_wait_resident(&c, 4 * MIB + RUN_BYTES, &ps);
 	status(&st);
@@ -468,13 +455,13 @@ START_TEST(test_hup_metrics)
 	DH_ASSERT_EQ(dh_log_count(&dmn, "serving http://"), 0);
 
 	write_file(dmn.conf, "[daemon]\nmetrics = 127.0.0.1:0\n");
-	hup_and_wait("configuration reloaded", 1);
+	dh_hup_and_wait(&dmn, "configuration reloaded", 1);
 	port = metrics_port(1);
 	DH_ASSERT_EQ(curl_metrics(port), 0);
 	DH_ASSERT(strstr(out, "uzswap_build_info{"), "metrics: %.300s", out);
 
 	write_file(dmn.conf, "[daemon]\nmetrics = off\n");
-	hup_and_wait("configuration reloaded", 2);
+	dh_hup_and_wait(&dmn, "configuration reloaded", 2);
 	DH_ASSERT(curl_metrics(port) != 0, "metrics still served after off");
 	dh_down(&dmn, NULL);
 }

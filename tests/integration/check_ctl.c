@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon_harness.h"
@@ -56,14 +55,6 @@ static char out[OUT_SIZE], err[OUT_SIZE];
 /*****************
  * Helpers
  *****************/
-
-/* Let other users reach the daemon's socket (its mode says who may). */
-static void open_path_to_socket(mode_t sock_mode)
-{
-	DH_ASSERT(chmod(dh_root(), 0711) == 0 && chmod(dmn.dir, 0711) == 0 &&
-		  chmod(dmn.sock, sock_mode) == 0, "chmod: %s",
-		  strerror(errno));
-}
 
 /*
  * Run uzswapctl --socket SOCK ARGS... (NULL-terminated) as @cred (NULL:
@@ -484,11 +475,11 @@ START_TEST(test_other_user)
 
 	dh_up(&dmn, NULL);
 	/* the socket's mode keeps other users out */
-	open_path_to_socket(0660);
+	dh_open_socket(&dmn, 0660);
 	assert_failed(ctl_as(&nobody, dmn.sock, "status", NULL), 3,
 		      "permission denied");
 	/* past the socket, the daemon's admin check */
-	open_path_to_socket(0666);
+	dh_open_socket(&dmn, 0666);
 	assert_failed(ctl_as(&nobody, dmn.sock, "status", NULL), 3,
 		      "permission denied: admin commands need root");
 	assert_failed(ctl_as(&nobody, dmn.sock, "--json", "clients", NULL),
@@ -514,7 +505,7 @@ START_TEST(test_admin_group)
 	struct dh_cred other = { NOBODY, NOBODY, NULL, 0 };
 
 	dh_up(&dmn, args);
-	open_path_to_socket(0666);
+	dh_open_socket(&dmn, 0666);
 	DH_ASSERT_EQ(ctl_as(&primary, dmn.sock, "status", NULL), 0);
 	DH_ASSERT_EQ(field(out, "clients"), 0);
 	DH_ASSERT_EQ(ctl_as(&supplementary, dmn.sock, "--json", "status",
@@ -526,7 +517,7 @@ START_TEST(test_admin_group)
 
 	/* from the file, changed by a reload */
 	dh_up(&dmn, NULL);
-	open_path_to_socket(0666);
+	dh_open_socket(&dmn, 0666);
 	write_conf("[daemon]\nadmin-group = 4242\n");
 	ctl_ok("reload");
 	DH_ASSERT_EQ(ctl_as(&primary, dmn.sock, "status", NULL), 0);

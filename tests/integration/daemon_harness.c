@@ -207,7 +207,9 @@ static bool socket_accepts(const char *path)
 	return ok;
 }
 
-static int start_in_dir(struct dh_daemon *d, const char *const *extra)
+/* Start uzswapd in @d's directory; it locks its memory if @lock. */
+static int start_in_dir(struct dh_daemon *d, const char *const *extra,
+			bool lock)
 {
 	const char *argv[DH_MAX_ARGS];
 	int n = 0, i;
@@ -215,7 +217,8 @@ static int start_in_dir(struct dh_daemon *d, const char *const *extra)
 	argv[n++] = UZSWAPD_PATH;
 	argv[n++] = "--socket";
 	argv[n++] = d->sock;
-	argv[n++] = "--no-mlock";
+	if (!lock)
+		argv[n++] = "--no-mlock";
 	argv[n++] = "-D";
 	argv[n++] = "all";
 	argv[n++] = "--backing-file";
@@ -234,13 +237,22 @@ int dh_start(struct dh_daemon *d, const char *const *extra)
 {
 	int ret = dh_prepare(d);
 
-	return ret ? ret : start_in_dir(d, extra);
+	return ret ? ret : start_in_dir(d, extra, false);
 }
 
 void dh_up(struct dh_daemon *d, const char *const *extra)
 {
 	int ret = dh_start(d, extra);
 
+	DH_ASSERT_ON(d, ret == 0, "uzswapd did not start: %s", strerror(-ret));
+}
+
+void dh_up_locked(struct dh_daemon *d, const char *const *extra)
+{
+	int ret = dh_prepare(d);
+
+	if (ret == 0)
+		ret = start_in_dir(d, extra, true);
 	DH_ASSERT_ON(d, ret == 0, "uzswapd did not start: %s", strerror(-ret));
 }
 
@@ -275,7 +287,7 @@ int dh_restart(struct dh_daemon *d, const char *const *extra)
 {
 	if (d->pid)
 		return -EBUSY;
-	return start_in_dir(d, extra);
+	return start_in_dir(d, extra, false);
 }
 
 int dh_stop(struct dh_daemon *d)
@@ -367,6 +379,28 @@ int dh_log_count(const struct dh_daemon *d, const char *needle)
 			n++;
 	fclose(f);
 	return n;
+}
+
+void dh_open_socket(const struct dh_daemon *d, mode_t sock_mode)
+{
+	DH_ASSERT_ON(d, chmod(dh_root(), 0711) == 0 &&
+		     chmod(d->dir, 0711) == 0 &&
+		     chmod(d->sock, sock_mode) == 0, "chmod: %s",
+		     strerror(errno));
+}
+
+void dh_hup_and_wait(const struct dh_daemon *d, const char *needle,
+		     int count)
+{
+	long long deadline = dh_now_ms() + DH_RELOAD_MS;
+
+	DH_ASSERT_ON(d, kill(d->pid, SIGHUP) == 0, "SIGHUP: %s",
+		     strerror(errno));
+	while (dh_log_count(d, needle) < count) {
+		DH_ASSERT_ON(d, dh_now_ms() < deadline, "no '%s' in the log "
+			     "after SIGHUP", needle);
+		dh_sleep_ms(20);
+	}
 }
 
 int dh_fd_count(pid_t pid)

@@ -34,6 +34,7 @@
 #define DH_STOP_MS	20000	/* daemon: from SIGTERM to its exit */
 #define DH_CLIENT_MS	120000	/* a client program: until it exits */
 #define DH_SETTLE_MS	10000	/* asynchronous teardown to finish */
+#define DH_RELOAD_MS	60000	/* a SIGHUP's reload to be logged */
 
 /*
  * struct dh_daemon - one uzswapd started by the harness
@@ -118,6 +119,8 @@ int dh_start(struct dh_daemon *d, const char *const *extra);
  * The same, as assertions that fail the running test with the daemon's
  * logs:
  * dh_up()              dh_start() must succeed;
+ * dh_up_locked()       the same without --no-mlock: the daemon locks its
+ *                      memory, as in production;
  * dh_assert_log_clean() no error line in @d's log (but lines holding
  *                      @allow, if not NULL) and no sanitizer report;
  * dh_stop_ok()         dh_stop_with(@sig) must give exit status 0, then a
@@ -127,6 +130,7 @@ int dh_start(struct dh_daemon *d, const char *const *extra);
  *                      (kept with UZSWAP_ITEST_KEEP=1).
  */
 void dh_up(struct dh_daemon *d, const char *const *extra);
+void dh_up_locked(struct dh_daemon *d, const char *const *extra);
 void dh_assert_log_clean(const struct dh_daemon *d, const char *allow);
 void dh_stop_ok(struct dh_daemon *d, int sig, const char *allow);
 void dh_down(struct dh_daemon *d, const char *allow);
@@ -162,6 +166,11 @@ bool dh_log_find(const struct dh_daemon *d, const char *needle, char *line,
 
 /* Lines of the daemon's log that contain @needle. */
 int dh_log_count(const struct dh_daemon *d, const char *needle);
+
+/* SIGHUP the daemon, then wait (DH_RELOAD_MS) until its log has said
+ * @needle @count times: fails the test if it does not. */
+void dh_hup_and_wait(const struct dh_daemon *d, const char *needle,
+		     int count);
 
 /* Entries in /proc/@pid/fd, or -errno. */
 int dh_fd_count(pid_t pid);
@@ -319,6 +328,11 @@ void dh_sleep_ms(int ms);
 int dh_prepare(struct dh_daemon *d);
 int dh_launch(struct dh_daemon *d, const char *const *argv,
 	      const char *const *env);
+
+/* Let other users reach @d's socket, whose mode (@sock_mode) then says
+ * who may connect: its directories become 0711. Fails the test if it
+ * cannot. */
+void dh_open_socket(const struct dh_daemon *d, mode_t sock_mode);
 
 /* A user and groups to run a command as (dh_run()). */
 struct dh_cred {

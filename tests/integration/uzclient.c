@@ -31,6 +31,10 @@
  *                    verify, print "done"; then a command: "alive" or
  *                    "gone" (the daemon was stopped), verify and free
  *   crash MIB        alloc, write, abort()
+ *   reserve MIB N    alloc N regions of MIB each until one is refused,
+ *                    write and check the first page of each, print
+ *                    "allocated K" and, if one was refused, "refused:
+ *                    ERROR"; free them
  *   pager            driven by commands on stdin, one reply line each:
  *                    set the budget, allocate regions of compressible,
  *                    incompressible, same-filled or sparse pages, verify,
@@ -1221,6 +1225,33 @@ static int cmd_crash(int argc, char **argv)
 	abort();
 }
 
+static int cmd_reserve(int argc, char **argv)
+{
+	uint8_t *p[16];
+	size_t len, n, k, i;
+	uzswap_t *c;
+	int err;
+
+	if (argc != 2)
+		return 2;
+	len = parse_ul(argv[0], "MIB", 1ul << 20) * MIB;
+	n = parse_ul(argv[1], "N", 16);
+	c = connect_or_die();
+	for (k = 0; k < n && (p[k] = uzswap_alloc(c, len, "reserve")); k++) {
+		fill(p[k], PAGE, seed_of(90 + k));
+		check("reserve", p[k], PAGE, seed_of(90 + k));
+	}
+	err = errno;
+	say("allocated %zu", k);
+	if (k < n)
+		say("refused: %s", strerror(err));
+	for (i = 0; i < k; i++)
+		if (uzswap_free(c, p[i]))
+			fail("uzswap_free of region %zu", i);
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
 /*****************
  * Eviction: pager, rmw
  *****************/
@@ -1234,11 +1265,12 @@ static int cmd_crash(int argc, char **argv)
  *           page that was written), the others a page-unique non-zero word
  *   sparse  every 4th page is text, the others are never touched (they
  *           must read zero, and reading them must not block)
+ *   none    never touched at all (a huge registration costs nothing)
  */
-enum kind { K_TEXT, K_RANDOM, K_SAME, K_SPARSE };
+enum kind { K_TEXT, K_RANDOM, K_SAME, K_SPARSE, K_NONE };
 
 static const char *const kind_names[] = { "text", "random", "same",
-					  "sparse" };
+					  "sparse", "none" };
 
 static int kind_parse(const char *s, enum kind *k)
 {
@@ -1264,7 +1296,7 @@ static uint64_t text_word(uint64_t seed, size_t page, size_t w)
 /* Whether page @page of a region of @k is written at all. */
 static bool kind_writes(enum kind k, size_t page)
 {
-	return k != K_SPARSE || page % 4 == 0;
+	return k != K_NONE && (k != K_SPARSE || page % 4 == 0);
 }
 
 static uint64_t kind_word(enum kind k, uint64_t seed, size_t page, size_t w)
@@ -1278,6 +1310,8 @@ static uint64_t kind_word(enum kind k, uint64_t seed, size_t page, size_t w)
 		return page % 4 ? pat(seed, page) : 0;
 	case K_SPARSE:
 		return page % 4 ? 0 : text_word(seed, page, w);
+	case K_NONE:
+		return 0;
 	}
 	return 0;
 }
@@ -1382,6 +1416,37 @@ static void pager_verify(struct pager_region *r, unsigned long k)
 		say("ok");
 }
 
+/* "touch K FIRST N" (@write) or "touched K FIRST N" on a region of kind
+ * none. */
+static void pager_touch(struct pager_region *rs, char **args, bool write)
+{
+	struct pager_region *r = pager_region(rs, args[0]);
+	unsigned long first = strtoul(args[1], NULL, 10);
+	unsigned long n = strtoul(args[2], NULL, 10);
+	size_t bad = 0, page, w;
+
+	if (!r)
+		return;
+	if (r->kind != K_NONE || n == 0 || first + n > r->len / PAGE) {
+		say("fail range");
+		return;
+	}
+	for (page = first; write && page < first + n; page++) {
+		volatile uint64_t *pw =
+			(volatile uint64_t *)(r->p + page * PAGE);
+
+		bad += kind_check("touch", r->p, page, 1, K_NONE, r->seed,
+				  NULL);
+		for (w = 0; w < WORDS_PER_PAGE; w++)
+			pw[w] = text_word(r->seed, page, w);
+	}
+	bad += kind_check("touched", r->p, first, n, K_TEXT, r->seed, NULL);
+	if (bad)
+		say("fail %zu bad pages", bad);
+	else
+		say("ok");
+}
+
 /* "advise K [FIRST NPAGES]": the whole region when no range is given. */
 static void pager_advise(struct pager_region *rs, char **args, int nargs,
 			 uzswap_t *c, int advice)
@@ -1416,6 +1481,11 @@ static void pager_advise(struct pager_region *rs, char **args, int nargs,
  *   alloc KIND MIB         a new region filled by kind: "ok K"
  *   verify K|all           check every page of region K, or of all
  *   rewrite K              fill region K again with a new seed
+ *   touch K FIRST N        on a region of kind none: check that pages
+ *                          [FIRST, FIRST + N) read zero, write them as
+ *                          text pages, check them (verify K does not
+ *                          know of them: it expects zeros)
+ *   touched K FIRST N      check that they still hold what touch wrote
  *   cold K [FIRST N]       uzswap_advise COLD (whole region by default)
  *   willneed K [FIRST N]   uzswap_advise WILLNEED
  *   free K                 uzswap_free
@@ -1504,6 +1574,10 @@ static int cmd_pager(int argc, char **argv)
 				kind_fill(r->p, r->len, r->kind, r->seed);
 				say("ok");
 			}
+		} else if (!strcmp(verb, "touch") && nargs == 3) {
+			pager_touch(rs, args, true);
+		} else if (!strcmp(verb, "touched") && nargs == 3) {
+			pager_touch(rs, args, false);
 		} else if (!strcmp(verb, "cold")) {
 			pager_advise(rs, args, nargs, c, UZSWAP_ADVISE_COLD);
 		} else if (!strcmp(verb, "willneed")) {
@@ -1791,6 +1865,7 @@ static const struct command {
 	{ "hold", cmd_hold, "MIB" },
 	{ "block", cmd_block, "MIB" },
 	{ "crash", cmd_crash, "MIB" },
+	{ "reserve", cmd_reserve, "MIB N" },
 	{ "pager", cmd_pager, "" },
 	{ "rmw", cmd_rmw, "THREADS MIB LIMIT_MIB SECONDS [daemon-stops]" },
 };
