@@ -5,18 +5,35 @@
  * debug lines are printed only for the tokens enabled with log_enable_debug()
  * (uzswapd -D TOKEN, or -D all).
  *
+ * Error, warning and info lines are rate-limited per call site: at most
+ * LOG_RL_BURST lines per LOG_RL_INTERVAL_MS, then one summary line
+ * ("... repeated N times") when the window is over; see log.c.
+ *
  * Private to uzswapd. Thread-safe: each line is written with one write(2).
  */
 #ifndef UZSWAPD_LOG_H
 #define UZSWAPD_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
+
+/* The kernel's printk_ratelimit() defaults: 10 lines per 5 s per site. */
+#define LOG_RL_BURST		10
+#define LOG_RL_INTERVAL_MS	5000
 
 /* Enable debug lines for @token ("all" for every subsystem); the tokens
  * are kept by reference. Call before any thread starts. */
 void log_enable_debug(const char *token);
 
 bool log_debug_enabled(const char *token);
+
+/* Print the summaries of lines dropped by the rate limit now, without
+ * waiting for their windows to end (at exit). */
+void log_flush(void);
+
+/* The rate limit's clock, in milliseconds (tests); NULL restores
+ * CLOCK_MONOTONIC. */
+void log_set_clock(uint64_t (*now_ms)(void));
 
 void log_err(const char *token, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

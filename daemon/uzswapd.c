@@ -698,6 +698,7 @@ int uzswapd_main(int argc, char **argv)
 		log_err("main", "handles left open at exit: %s",
 			uv_strerror(ret));
 	free_daemon(&d);
+	log_flush();
 	log_info("main", "stopped");
 	return ret ? UZSWAPD_EXIT_LOOP : UZSWAPD_EXIT_OK;
 }
