@@ -648,7 +648,7 @@ int uzswapd_main(int argc, char **argv)
 	d.run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
 	if (ret || !d.lc.comp || !d.lc.buf || !d.run_buf) {
 		log_err("main", "cannot set up the compressed store");
-		return UZSWAPD_EXIT_THREADS;
+		return UZSWAPD_EXIT_STORE;
 	}
 	ec = (struct evict_config){ .default_limit = d.conf.default_limit,
 				    .resident_limit = d.conf.resident_limit,
