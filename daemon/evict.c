@@ -20,7 +20,7 @@
  *      touched that way would turn into zeros);
  *   3. store each page (same-filled, compressed or raw) and publish its
  *      stored state before the punch, marked PAGE_UNPUNCHED;
- *   4. fallocate(PUNCH_HOLE | KEEP_SIZE) the run;
+ *   4. memfd_punch() the run (fallocate PUNCH_HOLE | KEEP_SIZE);
  *   5. clear PAGE_UNPUNCHED and wake the run (UFFDIO_WAKE): the blocked
  *      writers refault as MISSING and get the stored copy. The punched
  *      pages need no un-protect: the punch took them out of the page
@@ -276,13 +276,12 @@ long evict_run(struct region *r, size_t first, size_t n, int stamp,
 		atomic_store(&r->pages[first + i].info, old[i]);
 	if (stored < k)
 		STAT_ADD(store_full, 1);
-	if (stored && fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE |
-					       FALLOC_FL_KEEP_SIZE,
-				off, (off_t)(stored << PAGE_SHIFT)) < 0) {
-		ret = -errno;
+	if (stored)
+		ret = memfd_punch(r->memfd, off, stored << PAGE_SHIFT);
+	if (ret < 0) {
 		log_err("evict", "pid %d: punch of region %llu: %s",
 			(int)r->slot->pid, (unsigned long long)r->id,
-			strerror(errno));
+			strerror((int)-ret));
 		unstore_run(r, first, stored, old);
 		stored = 0;
 	}
