@@ -388,7 +388,7 @@ UZSWAP_EXTERN int uzswap_compact(uzswap_t *c, uint64_t *pages,
 UZSWAP_EXTERN int uzswap_reload(uzswap_t *c, char *why, size_t len);
 
 /*
- * uzswap_daemon_version() - the daemon's release ("0.1.0") into @release
+ * uzswap_daemon_version() - the daemon's release ("0.2.0") into @release
  * (@len bytes) and the newest protocol version it speaks into *@protocol
  * (may be NULL). Open to every user. Return: 0 or -errno.
  */
