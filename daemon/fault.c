@@ -20,7 +20,8 @@
  *          RESIDENT: the page is there (a duplicate fault of threads that
  *                    touched it together): UFFDIO_COPY fails EEXIST ->
  *                    UFFDIO_WAKE
- *          COMPRESSED, SAME: load_page(): decompress, UFFDIO_COPY, drop
+ *          COMPRESSED, SAME, WRITTEN_BACK: load_page(): decompress (read
+ *                    from the backing file first), UFFDIO_COPY, drop
  *                    the stored copy (an exclusive load), RESIDENT; when
  *                    the faults run sequentially, the next stored pages
  *                    too (read-ahead, DONTWAKE copies), then one wake

@@ -27,10 +27,11 @@ struct uffd_ctx;
 
 /*
  * State of one page of a region. Stable states: NEW, RESIDENT, COMPRESSED,
- * SAME. Transient states belong to the thread that entered them, which
- * alone may touch the entry's @data and @evicted_at until it publishes a
- * stable state: EVICTING (an evictor storing the page), LOADING (a fault
- * thread, or the loop thread restoring a region, bringing it back).
+ * SAME, WRITTEN_BACK. Transient states belong to the thread that entered
+ * them, which alone may touch the entry's @data and @evicted_at until it
+ * publishes a stable state: EVICTING (an evictor storing the page),
+ * LOADING (a fault thread, or the loop thread restoring a region, bringing
+ * it back; or the evict handler writing it back to the backing file).
  * Every transition is a compare-and-swap of @info, so a page is never
  * taken by two threads at once.
  */
@@ -121,7 +122,7 @@ static inline bool page_cas(struct page_entry *p, uint32_t *old, uint32_t new)
  * @detached: set (for good) when it leaves its slot: no eviction may
  *            start on it after that (atomic)
  * @resident: pages RESIDENT or EVICTING; @acct_lock (read atomically)
- * @stored:   pages COMPRESSED, SAME or LOADING (atomic)
+ * @stored:   pages COMPRESSED, SAME, WRITTEN_BACK or LOADING (atomic)
  * @compressed_bytes: pool bytes of its COMPRESSED pages (atomic)
  * @pooled:   its COMPRESSED pages, whose objects are in the pool (not
  *            same-filled, not written back): what @compressed_bytes holds

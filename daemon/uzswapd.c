@@ -74,8 +74,8 @@ static void usage(FILE *out)
 		"                          " METRICS_DEFAULT_LISTEN ")\n"
 		"      --metrics-clients N  per-client series, at most (default 64)\n"
 		"  -D, --debug TOKEN       debug lines of a subsystem (ctl, fault,\n"
-		"                          client, main, evict, store, metrics,\n"
-		"                          config) or all; repeatable\n"
+		"                          client, main, evict, metrics) or all;\n"
+		"                          repeatable\n"
 		"  -h, --help              this text\n"
 		"  -V, --version           the version\n");
 }
