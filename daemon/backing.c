@@ -570,6 +570,15 @@ static int file_check(int fd, struct stat *sb)
 	return 0;
 }
 
+/* Lock @fd for the daemon's lifetime: 0, -EBUSY if another process holds
+ * it, or -errno. */
+static int file_lock(int fd)
+{
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	return errno == EWOULDBLOCK ? -EBUSY : -errno;
+}
+
 /*
  * file_take_over() - the path names an existing file: check it (regular,
  * ours, one name, not locked by a live daemon, empty or a backing file),
@@ -591,12 +600,10 @@ static int file_take_over(int dirfd, const char *name)
 	if (fd < 0)
 		return -errno;
 	ret = file_check(fd, &sb);
+	if (ret == 0)
+		ret = file_lock(fd);
 	if (ret < 0)
 		goto out_close;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		goto out_close;
-	}
 	if (!file_is_ours(fd, &sb)) {
 		ret = -EEXIST;
 		goto out_close;
@@ -655,12 +662,10 @@ again:
 	/* a daemon that removed the old file keeps the path (emptied) */
 	b->created = !replaced;
 	ret = file_check(fd, &sb);
+	if (ret == 0)
+		ret = file_lock(fd);
 	if (ret < 0)
 		goto out_unlink;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		goto out_unlink;
-	}
 	if (fsetxattr(fd, BACKING_XATTR, "1", 1, 0) < 0 && errno != ENOTSUP) {
 		ret = -errno;
 		goto out_unlink;
