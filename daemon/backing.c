@@ -70,6 +70,15 @@
  *
  * The file is flock()ed for the daemon's lifetime, so a second daemon
  * pointed at the same path fails with EBUSY instead of truncating it.
+ *
+ * The path may be in a directory others can write to (/var/tmp): another
+ * user can plant a symlink or a hard link there to a file of ours, or
+ * hold a file of ours open before the daemon starts, and read every page
+ * written back. So the daemon writes only to a file it has just created
+ * (O_EXCL, 0600) with one name, opened relative to its directory without
+ * following a link, neither the file's nor the directory's; a file found
+ * at the path is checked on its fd (regular, ours, one name, empty or
+ * marked) and replaced, never reused.
  */
 #include "config.h"
 
@@ -129,10 +138,15 @@ _Static_assert(BLOCK_UNITS == 8 && MAX_UNITS <= BLOCK_UNITS,
  * @direct:      @fd has O_DIRECT; immutable
  * @in_memory:   the file is on tmpfs/ramfs; immutable
  * @mem_align:   buffer alignment direct I/O needs; immutable
- * @created:     backing_open() created the file; immutable
+ * @created:     backing_open() created the file where there was none
+ *               (it is removed at close); immutable
  * @dev, @ino:   identity of the file, checked before unlinking; immutable
  * @punch:       the filesystem punches holes; cleared on EOPNOTSUPP
  * @st:          counters; atomic
+ * @dirfd:       the file's directory, opened once without following a
+ *               link; the file is created and removed relative to it;
+ *               immutable
+ * @name:        the file's name in @dirfd (points into @path); immutable
  * @path:        the path; immutable
  */
 struct backing {
@@ -153,6 +167,8 @@ struct backing {
 	dev_t dev;
 	ino_t ino;
 	atomic_bool punch;
+	int dirfd;
+	const char *name;
 	struct {
 		atomic_uint_fast64_t writes, reads, write_errors, read_errors,
 			full, punched, punch_errors, invalid_frees;
@@ -444,6 +460,40 @@ static int object_read(struct backing *b, uint64_t slot, void *buf,
 }
 
 /*
+ * file_dir_open() - open the directory of @path without following a
+ * symlink in its last component (O_NOFOLLOW): the file is created and
+ * removed relative to this fd, so a directory swapped for a link after
+ * the start cannot redirect either. *@name is set to the file's name in
+ * @path. Return: the fd, or -errno (-ELOOP for a symlinked directory,
+ * -EISDIR for a path that ends in '/').
+ */
+static int file_dir_open(const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	struct stat sb;
+	char *dir;
+	int fd;
+
+	*name = slash ? slash + 1 : path;
+	if (!**name)
+		return -EISDIR;
+	if (!slash)
+		dir = strdup(".");
+	else
+		dir = slash == path ? strdup("/") :
+			strndup(path, (size_t)(slash - path));
+	if (!dir)
+		return -ENOMEM;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		/* O_DIRECTORY reports a symlink as ENOTDIR */
+		fd = errno == ENOTDIR && lstat(dir, &sb) == 0 &&
+		     S_ISLNK(sb.st_mode) ? -ELOOP : -errno;
+	free(dir);
+	return fd;
+}
+
+/*
  * Whether the existing file @fd may be taken over: it is empty, or it
  * carries BACKING_XATTR, the mark every backing file gets (one a crashed
  * daemon left). Anything else is someone's data: a typo in the path must
@@ -458,84 +508,146 @@ static bool file_is_ours(int fd, const struct stat *sb)
 }
 
 /*
- * file_open() - open @b->path: create it (O_EXCL, 0600), or open the
- * existing file, check that it is a regular file of ours (our user's,
- * empty or a backing file), lock it (flock), make it private, truncate it
- * and mark it (BACKING_XATTR, where the filesystem has extended
- * attributes). On failure nothing is left: a file created here is removed.
- * Return: 0 or -errno.
+ * file_check() - whether @fd may be a backing file at all: a regular file
+ * (-EINVAL), of the daemon's user (-EPERM: someone else's file, they may
+ * hold it open and read what we write), with no other name (-EMLINK: a
+ * hard link planted to a file of ours). Checked on the fd, never on the
+ * path. Fills *@sb. Return: 0 or -errno.
+ */
+static int file_check(int fd, struct stat *sb)
+{
+	if (fstat(fd, sb) < 0)
+		return -errno;
+	if (!S_ISREG(sb->st_mode))
+		return -EINVAL;
+	if (sb->st_uid != geteuid())
+		return -EPERM;
+	if (sb->st_nlink != 1)
+		return -EMLINK;
+	return 0;
+}
+
+/* Lock @fd for the daemon's lifetime: 0, -EBUSY if another process holds
+ * it, or -errno. */
+static int file_lock(int fd)
+{
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	return errno == EWOULDBLOCK ? -EBUSY : -errno;
+}
+
+/*
+ * file_take_over() - the path names an existing file: check it (regular,
+ * ours, one name, not locked by a live daemon, empty or a backing file),
+ * then unlink it, so that whoever holds it open (it may have been
+ * readable once) never sees what we write; file_open() creates a fresh
+ * one in its place. Symlinks are not followed. The old file's contents
+ * are lost: empty, or a dead daemon's objects that mean nothing now.
+ * Return: 0 (path unlinked), -ENOENT if it vanished meanwhile, or -errno
+ * with the file untouched.
+ */
+static int file_take_over(int dirfd, const char *name)
+{
+	struct stat sb, now;
+	int fd, ret;
+
+	/* O_NONBLOCK: opening a fifo or a device must not block */
+	fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	ret = file_check(fd, &sb);
+	if (ret == 0)
+		ret = file_lock(fd);
+	if (ret < 0)
+		goto out_close;
+	if (!file_is_ours(fd, &sb)) {
+		ret = -EEXIST;
+		goto out_close;
+	}
+	/* the name must still be the file checked and locked */
+	if (fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    now.st_dev != sb.st_dev || now.st_ino != sb.st_ino) {
+		ret = -EBUSY;
+		goto out_close;
+	}
+	ret = unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+out_close:
+	close(fd);
+	return ret;
+}
+
+/*
+ * file_open() - open @b->path, never through a symlink (neither the file
+ * nor its directory): create it (O_EXCL, 0600); or, if a file is there,
+ * take it over (file_take_over(): checked, unlinked) and create a fresh
+ * one in its place. The new file is locked (flock) and marked
+ * (BACKING_XATTR, where the filesystem has extended attributes). The
+ * daemon only ever writes to a file it created itself, mode 0600, that
+ * nobody else can have opened.
+ * On failure no file of this call is left; a pre-existing file is left
+ * untouched, unless the failure came after it was replaced (then it is
+ * gone: it held nothing of value).
+ * Return: 0 or -errno (see backing_open()).
  */
 static int file_open(struct backing *b)
 {
 	struct stat sb;
-	int fd, flags, ret, tries = 0;
+	bool replaced = false;
+	int fd, ret, tries = 0;
 
+	ret = file_dir_open(b->path, &b->name);
+	if (ret < 0)
+		return ret;
+	b->dirfd = ret;
 again:
-	fd = open(b->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-		  0600);
-	b->created = fd >= 0;
-	if (fd < 0 && errno == EEXIST)
-		/* O_NONBLOCK: opening a fifo or a device must not block */
-		fd = open(b->path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = openat(b->dirfd, b->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0 && errno == EEXIST && !replaced) {
+		ret = file_take_over(b->dirfd, b->name);
+		if (ret == 0)
+			replaced = true;
+		if (ret == 0 || (ret == -ENOENT && tries++ < 3))
+			goto again;	/* replaced, or removed meanwhile */
+		goto out_close_dir;
+	}
 	if (fd < 0) {
-		if (errno == ENOENT && tries++ < 3)
-			goto again;	/* removed between the two opens */
-		return -errno;
+		/* EEXIST after a replace: another process raced us there */
+		ret = errno == EEXIST ? -EBUSY : -errno;
+		goto out_close_dir;
 	}
-	if (fstat(fd, &sb) < 0) {
-		ret = -errno;
-		goto out_close;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		ret = -EINVAL;
-		goto out_close;
-	}
-	/* someone else's file: they may hold it open and read what we write */
-	if (sb.st_uid != geteuid()) {
-		ret = -EPERM;
-		goto out_close;
-	}
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-		ret = -errno;
-		goto out_close;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		goto out_close;
-	}
-	if (!b->created && !file_is_ours(fd, &sb)) {
-		ret = -EEXIST;
-		goto out_close;
-	}
-	if (!b->created && (fchmod(fd, 0600) < 0 || ftruncate(fd, 0) < 0)) {
-		ret = -errno;
-		goto out_close;
-	}
+	/* a daemon that removed the old file keeps the path (emptied) */
+	b->created = !replaced;
+	ret = file_check(fd, &sb);
+	if (ret == 0)
+		ret = file_lock(fd);
+	if (ret < 0)
+		goto out_unlink;
 	if (fsetxattr(fd, BACKING_XATTR, "1", 1, 0) < 0 && errno != ENOTSUP) {
 		ret = -errno;
-		goto out_close;
+		goto out_unlink;
 	}
 	b->fd = fd;
 	b->dev = sb.st_dev;
 	b->ino = sb.st_ino;
 	return 0;
 
-out_close:
-	if (b->created)
-		unlink(b->path);
+out_unlink:
+	unlinkat(b->dirfd, b->name, 0);
 	close(fd);
+out_close_dir:
+	close(b->dirfd);
 	return ret;
 }
 
-/* Remove the file if this daemon created it and the path still names it. */
+/* Remove the file if the path still names it. */
 static void file_unlink(struct backing *b)
 {
 	struct stat sb;
 
-	if (b->created && stat(b->path, &sb) == 0 && sb.st_dev == b->dev &&
-	    sb.st_ino == b->ino)
-		unlink(b->path);
+	if (fstatat(b->dirfd, b->name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    sb.st_dev == b->dev && sb.st_ino == b->ino)
+		unlinkat(b->dirfd, b->name, 0);
 }
 
 /*
@@ -651,6 +763,7 @@ struct backing *backing_open(const char *path, uint64_t limit_bytes)
 out_close_file:
 	file_unlink(b);
 	close(b->fd);
+	close(b->dirfd);
 out_free_bitmap:
 	free(b->bitmap);
 out_free_backing:
@@ -671,8 +784,10 @@ void backing_close(struct backing *b)
 	if (ftruncate(b->fd, 0) < 0) {
 		/* nothing to do about it: the data goes with the unlink */
 	}
-	file_unlink(b);
+	if (b->created)
+		file_unlink(b);
 	close(b->fd);
+	close(b->dirfd);
 	pthread_mutex_destroy(&b->lock);
 	free(b->bitmap);
 	free(b);

@@ -24,10 +24,15 @@ struct backing;
 
 /*
  * backing_open() - create (or take over) the backing file at @path
- * @path:        a regular file; created mode 0600, or a pre-existing one
- *               that is empty or marked as a backing file (BACKING_XATTR:
+ * @path:        a regular file, never reached through a symlink (neither
+ *               the file nor its directory is followed). Created mode
+ *               0600 (O_EXCL); a file already there is taken over only if
+ *               it is ours (the daemon's user), has no other hard link,
+ *               and is empty or marked as a backing file (BACKING_XATTR:
  *               a crashed daemon's, whose contents are meaningless to a
- *               new one) truncated and made 0600. Symlinks are followed.
+ *               new one): it is unlinked and a fresh file created in its
+ *               place, so that nobody holding the old one open sees what
+ *               is written. Such a path is kept (emptied) at close.
  * @limit_bytes: cap on stored data, rounded down to 512-byte units; 0 is
  *               allowed (every write is refused until backing_set_limit()).
  *               The allocation bitmap costs @limit_bytes / 4096 bytes.
@@ -39,9 +44,11 @@ struct backing;
  * (one this call created is removed; a pre-existing one is untouched):
  * EINVAL for an empty path, a limit past what off_t addresses or a path
  * that is not a regular file (/dev/full, a fifo), EISDIR for a directory,
- * EPERM for a file owned by another user, EEXIST for a file that holds
- * data and is no backing file (never overwritten), EBUSY if another
- * process holds the file (flock), ENOMEM, or open(2)'s.
+ * ELOOP for a symlink (the file, or its directory), EPERM for a file
+ * owned by another user, EMLINK for a file with another hard link, EEXIST
+ * for a file that holds data and is no backing file (never overwritten),
+ * EBUSY if another process holds the file (flock) or races us to the
+ * path, ENOMEM, or open(2)'s.
  */
 struct backing *backing_open(const char *path, uint64_t limit_bytes);
 

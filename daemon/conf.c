@@ -176,7 +176,7 @@ static int check_tokens(const char *s, const char **bad)
 	strcpy(buf, s);
 	for (tok = strtok_r(buf, " ,", &save); tok;
 	     tok = strtok_r(NULL, " ,", &save)) {
-		if (!log_token_known(tok)) {
+		if (!log_debug_token_known(tok)) {
 			*bad = s + (tok - buf);
 			return -EINVAL;
 		}

@@ -650,22 +650,10 @@ static int ctl_reload(struct ctl_conn *c, struct proto_msg *m,
 	return ret ? fail(rep, ret, err) : 0;
 }
 
-/* Is @gid the peer's primary or a supplementary group (SO_PEERGROUPS)? */
+/* Is @gid the peer's primary or a supplementary group? */
 static bool peer_in_group(const struct ctl_conn *c, gid_t gid)
 {
-	gid_t groups[256], primary;
-	socklen_t len = sizeof(groups);
-	size_t i;
-
-	if (fdpass_peer_cred(c->fd, NULL, NULL, &primary) == 0 &&
-	    primary == gid)
-		return true;
-	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-		return false;
-	for (i = 0; i < len / sizeof(gid_t); i++)
-		if (groups[i] == gid)
-			return true;
-	return false;
+	return fdpass_peer_in_group(c->fd, gid) > 0;
 }
 
 /* Admin requests: root, the daemon's own user, or the admin group. */

@@ -1,12 +1,13 @@
 /*
  * load.c - bring stored pages back; see load.h.
  *
- * A stored page (COMPRESSED or SAME) is taken by a compare-and-swap into
- * LOADING, decompressed into the caller's buffer, put in place (UFFDIO_COPY
- * into the client, or pwrite() into the memfd), published RESIDENT with a
- * fresh LRU stamp, and only then dropped from the store: until the page is
- * safely back, the stored copy stays. If putting it in place fails, the
- * page returns to its stored state untouched.
+ * A stored page (COMPRESSED, SAME or WRITTEN_BACK) is taken by a
+ * compare-and-swap into LOADING, read back from the backing file if it was
+ * written back, decompressed into the caller's buffer, put in place
+ * (UFFDIO_COPY into the client, or pwrite() into the memfd), published
+ * RESIDENT with a fresh LRU stamp, and only then dropped from the store:
+ * until the page is safely back, the stored copy stays. If putting it in
+ * place fails, the page returns to its stored state untouched.
  */
 #include "config.h"
 

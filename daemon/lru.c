@@ -100,13 +100,3 @@ void lru_consume(struct lru *l, const struct lru_rec *rec, uint16_t npages)
 	}
 	pthread_mutex_unlock(&l->lock);
 }
-
-size_t lru_length(struct lru *l)
-{
-	size_t n;
-
-	pthread_mutex_lock(&l->lock);
-	n = l->head - l->tail;
-	pthread_mutex_unlock(&l->lock);
-	return n;
-}

@@ -74,7 +74,4 @@ size_t lru_peek(struct lru *l, struct lru_rec *recs, size_t max);
  * when it has no more), if the tail is still @rec's record. */
 void lru_consume(struct lru *l, const struct lru_rec *rec, uint16_t npages);
 
-/* Records in the ring (stale ones included). */
-size_t lru_length(struct lru *l);
-
 #endif /* UZSWAPD_LRU_H */

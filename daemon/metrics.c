@@ -1118,11 +1118,6 @@ void metrics_set_max_clients(struct metrics *m, unsigned int max_clients)
 	m->max_clients = max_clients;
 }
 
-const char *metrics_listen_address(const struct metrics *m)
-{
-	return m->listen;
-}
-
 void metrics_stop(struct metrics *m)
 {
 	if (!m)

@@ -46,9 +46,6 @@ struct metrics *metrics_start(struct uzswapd *d, const char *listen,
 /* Change the per-client cap of a running server. Loop thread. */
 void metrics_set_max_clients(struct metrics *m, unsigned int max_clients);
 
-/* The address being served, as given to metrics_start(). */
-const char *metrics_listen_address(const struct metrics *m);
-
 /* Stop serving: every connection and the listening socket are closed at
  * once, @m is freed once its handles are closed (run the loop to finish).
  * NULL is a no-op. Loop thread. */

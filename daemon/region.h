@@ -77,7 +77,7 @@ size_t region_index_resident(struct region_index *ix);
  * @detached: set (for good) when it leaves its slot: no eviction may
  *            start on it after that (atomic)
  * @resident: pages RESIDENT or EVICTING; @acct_lock (read atomically)
- * @stored:   pages COMPRESSED, SAME or LOADING (atomic)
+ * @stored:   pages COMPRESSED, SAME, WRITTEN_BACK or LOADING (atomic)
  * @compressed_bytes: pool bytes of its COMPRESSED pages (atomic)
  * @pooled:   its COMPRESSED pages, whose objects are in the pool (not
  *            same-filled, not written back): what @compressed_bytes holds

@@ -251,6 +251,31 @@ static int open_socket(struct uzswapd *d)
  * The backing file
  *****************/
 
+/* Why backing_open() refused a path (its errno), and what to do. */
+static const char *backing_open_why(int err)
+{
+	switch (err) {
+	case EEXIST:
+		return "it holds data and is not a uzswap backing file: it is "
+		       "left alone; name another file (or remove this one)";
+	case ELOOP:
+		return "it or its directory is a symbolic link: name the real "
+		       "path (links are never followed)";
+	case EMLINK:
+		return "it has other hard links: remove them or name another "
+		       "file";
+	case EPERM:
+		return "it is owned by another user: remove it or name "
+		       "another file";
+	case EINVAL:
+		return "it is not a regular file";
+	case EBUSY:
+		return "another process holds it (another uzswapd?)";
+	default:
+		return strerror(err);
+	}
+}
+
 /*
  * Open the backing file. One configured elsewhere than the default must
  * work (exit code otherwise); the default one is best effort: without it
@@ -272,15 +297,9 @@ static int open_backing(const struct conf *c, struct backing **b)
 		return 0;
 	}
 	*b = backing_open(path, c->backing_limit);
-	if (!*b && errno == EEXIST) {
-		log_err("main", "the backing file %s holds data and is not a "
-			"uzswap backing file: it is left alone; name another "
-			"file (or remove this one)", path);
-		return is_default ? 0 : UZSWAPD_EXIT_BACKING;
-	}
 	if (!*b) {
-		log_err("main", "cannot open the backing file %s: %s", path,
-			strerror(errno));
+		log_err("main", "cannot use the backing file %s: %s", path,
+			backing_open_why(errno));
 		return is_default ? 0 : UZSWAPD_EXIT_BACKING;
 	}
 	backing_get_stats(*b, &st);
@@ -585,7 +604,7 @@ int uzswapd_main(int argc, char **argv)
 	d.run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
 	if (ret || !d.lc.comp || !d.lc.buf || !d.run_buf) {
 		log_err("main", "cannot set up the compressed store");
-		return UZSWAPD_EXIT_THREADS;
+		return UZSWAPD_EXIT_STORE;
 	}
 	ec = (struct evict_config){ .default_limit = d.conf.default_limit,
 				    .resident_limit = d.conf.resident_limit,
@@ -635,6 +654,7 @@ int uzswapd_main(int argc, char **argv)
 		log_err("main", "handles left open at exit: %s",
 			uv_strerror(ret));
 	free_daemon(&d);
+	log_flush();
 	log_info("main", "stopped");
 	return ret ? UZSWAPD_EXIT_LOOP : UZSWAPD_EXIT_OK;
 }

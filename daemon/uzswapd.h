@@ -27,11 +27,12 @@ enum uzswapd_exit {
 	UZSWAPD_EXIT_USAGE = 1,		/* bad command line */
 	UZSWAPD_EXIT_SOCKET = 3,	/* control socket unusable */
 	UZSWAPD_EXIT_RUNNING = 4,	/* another uzswapd owns the socket */
-	UZSWAPD_EXIT_THREADS = 5,	/* fault threads did not start */
+	UZSWAPD_EXIT_THREADS = 5,	/* fault or evictor threads did not start */
 	UZSWAPD_EXIT_LOOP = 6,		/* event loop setup failed */
 	UZSWAPD_EXIT_BACKING = 7,	/* the backing file given is unusable */
 	UZSWAPD_EXIT_METRICS = 8,	/* the metrics address is unusable */
 	UZSWAPD_EXIT_CONFIG = 9,	/* the configuration file is wrong */
+	UZSWAPD_EXIT_STORE = 10,	/* the compressed store cannot be set up */
 };
 
 /*

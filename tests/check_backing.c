@@ -6,7 +6,8 @@
  * holes punched as blocks become free, a real full filesystem (a 64 KiB
  * tmpfs mounted for the test: needs root, skipped otherwise), write
  * errors (EFBIG past RLIMIT_FSIZE), paths that are not regular files or
- * not ours, the flock against a second opener, what close leaves behind,
+ * not ours (symlinks, a symlinked directory, hard links, a file someone
+ * holds open), the flock against a second opener, what close leaves behind,
  * allocation-failure injection at open, and four threads writing, reading
  * and freeing each other's objects while the cap changes.
  *
@@ -66,16 +67,23 @@ static void dir_setup(void)
 /* Runs in the parent process, even when a test failed in its child. */
 static void dir_teardown(void)
 {
+	/* what the tests may leave, children before their directories */
+	static const char *const left[] = {
+		"other", "fifo", "victim", "nowhere", "link", "real/backing",
+		"real",
+	};
 	char p[400];
+	size_t i;
 
 	if (mounted && umount2(mnt, MNT_DETACH) == 0)
 		mounted = false;
 	rmdir(mnt);
 	unlink(path);
-	snprintf(p, sizeof(p), "%s/other", dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/fifo", dir);
-	unlink(p);
+	for (i = 0; i < sizeof(left) / sizeof(left[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, left[i]);
+		if (unlink(p) < 0 && errno == EISDIR)
+			rmdir(p);
+	}
 	if (rmdir(dir) < 0)
 		fprintf(stderr, "check_backing: %s left behind: %s\n", dir,
 			strerror(errno));
@@ -671,6 +679,136 @@ START_TEST(test_open_refuses)
 }
 END_TEST
 
+/*
+ * The path's traps: another user plants, in a shared directory, a link to
+ * a file of the daemon's user (one it holds open, or can read) so that
+ * the daemon writes clients' pages into it. Each is refused and the victim
+ * is left exactly as it was.
+ */
+
+/* A file of ours at dir/victim: @data (may be empty), mode 0644, marked
+ * as a backing file if @marked. Its path is left in @victim. */
+static void victim_make(char *victim, size_t size, const char *data,
+			bool marked)
+{
+	int fd;
+
+	snprintf(victim, size, "%s/victim", dir);
+	fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fchmod(fd, 0644), 0);
+	ck_assert_int_eq(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	if (marked)
+		ck_assert_int_eq(fsetxattr(fd, BACKING_XATTR, "1", 1, 0), 0);
+	close(fd);
+}
+
+/* @victim is as victim_make() left it. */
+static void victim_check(const char *victim, const char *data, bool marked)
+{
+	struct stat sb;
+	char v;
+
+	ck_assert_int_eq(lstat(victim, &sb), 0);
+	ck_assert_uint_eq(sb.st_mode & 0777, 0644);
+	ck_assert_int_eq(sb.st_size, (off_t)strlen(data));
+	ck_assert_int_eq(getxattr(victim, BACKING_XATTR, &v, 1) == 1, marked);
+}
+
+/* backing_open(@p) fails with @err. */
+static void open_refused(const char *p, int err)
+{
+	errno = 0;
+	b = backing_open(p, 1 * MiB);
+	ck_assert_ptr_null(b);
+	ck_assert_int_eq(errno, err);
+}
+
+START_TEST(test_open_refuses_symlink)
+{
+	static const char data[] = "a dead daemon's objects";
+	char victim[400];
+
+	/* an empty file of ours, and a marked one: both taken over when
+	 * named directly, never through a link */
+	victim_make(victim, sizeof(victim), "", false);
+	ck_assert_int_eq(symlink(victim, path), 0);
+	open_refused(path, ELOOP);
+	victim_check(victim, "", false);
+
+	victim_make(victim, sizeof(victim), data, true);
+	open_refused(path, ELOOP);
+	victim_check(victim, data, true);
+}
+END_TEST
+
+START_TEST(test_open_refuses_dangling_symlink)
+{
+	char nowhere[400];
+
+	snprintf(nowhere, sizeof(nowhere), "%s/nowhere", dir);
+	ck_assert_int_eq(symlink(nowhere, path), 0);
+	open_refused(path, ELOOP);
+	ck_assert_int_eq(access(nowhere, F_OK), -1);	/* not created */
+}
+END_TEST
+
+/* dir/link -> dir/real: the file would land wherever the link points */
+START_TEST(test_open_refuses_symlinked_dir)
+{
+	char real[400], link[400], p[420];
+
+	snprintf(real, sizeof(real), "%s/real", dir);
+	snprintf(link, sizeof(link), "%s/link", dir);
+	ck_assert_int_eq(mkdir(real, 0700), 0);
+	ck_assert_int_eq(symlink(real, link), 0);
+	snprintf(p, sizeof(p), "%s/backing", link);
+	open_refused(p, ELOOP);
+	snprintf(p, sizeof(p), "%s/backing", real);
+	ck_assert_int_eq(access(p, F_OK), -1);
+}
+END_TEST
+
+/* A hard link is another name for the victim: a backing file has one. */
+START_TEST(test_open_refuses_hard_link)
+{
+	static const char data[] = "a dead daemon's objects";
+	char victim[400];
+
+	victim_make(victim, sizeof(victim), data, true);
+	ck_assert_int_eq(link(victim, path), 0);
+	open_refused(path, EMLINK);
+	victim_check(victim, data, true);
+}
+END_TEST
+
+/*
+ * An empty file of ours that someone opened while it was readable: taking
+ * it over must not hand them what we write. The file is replaced by a
+ * fresh one (O_EXCL, 0600); the old one is unlinked, and whoever holds it
+ * reads nothing.
+ */
+START_TEST(test_open_replaces_held_file)
+{
+	char buf[OBJ];
+	struct stat sb, held;
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fchmod(fd, 0644), 0);
+	open_backing(1 * MiB);
+	check(put(OBJ, 1), OBJ, 1);
+	ck_assert_int_eq(fstat(fd, &held), 0);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_uint_eq(sb.st_mode & 0777, 0600);
+	ck_assert(sb.st_ino != held.st_ino);
+	ck_assert_int_eq(held.st_nlink, 0);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), 0);
+	close(fd);
+}
+END_TEST
+
 START_TEST(test_open_busy)
 {
 	uint64_t s;
@@ -994,6 +1132,11 @@ static Suite *backing_suite(void)
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_open_refuses);
+	tcase_add_test(tc, test_open_refuses_symlink);
+	tcase_add_test(tc, test_open_refuses_dangling_symlink);
+	tcase_add_test(tc, test_open_refuses_symlinked_dir);
+	tcase_add_test(tc, test_open_refuses_hard_link);
+	tcase_add_test(tc, test_open_replaces_held_file);
 	tcase_add_test(tc, test_open_busy);
 	tcase_add_test(tc, test_close_removes_created);
 	tcase_add_test(tc, test_close_truncates_existing);

@@ -1027,6 +1027,44 @@ START_TEST(test_fdpass_refuse)
 }
 END_TEST
 
+/*
+ * A peer in more supplementary groups than a small buffer holds: the
+ * group sought comes last. The peer is a child with 1000 groups (root
+ * only: setgroups) that makes the socket pair, so the kernel records its
+ * groups on it.
+ */
+#define MANY_GROUPS 1000
+#define GROUP_BASE 100000
+
+START_TEST(test_peer_in_many_groups)
+{
+	gid_t groups[MANY_GROUPS];
+	int sv[2], status, i;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "check_uffd: SKIPPED test_peer_in_many_groups: "
+			"setgroups needs root\n");
+		return;
+	}
+	for (i = 0; i < MANY_GROUPS; i++)
+		groups[i] = GROUP_BASE + (gid_t)i;
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setgroups(MANY_GROUPS, groups) < 0 ||
+		    socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+			_exit(2);
+		_exit(fdpass_peer_in_group(sv[1], groups[MANY_GROUPS - 1]) == 1 &&
+		      fdpass_peer_in_group(sv[1], groups[0]) == 1 &&
+		      fdpass_peer_in_group(sv[1], GROUP_BASE - 1) == 0 ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "group check in a 1000-group peer: status %#x", status);
+}
+END_TEST
+
 static Suite *uffd_suite(void)
 {
 	Suite *s = suite_create("uffd");
@@ -1051,6 +1089,7 @@ static Suite *uffd_suite(void)
 	tc = tcase_create("fdpass");
 	tcase_add_test(tc, test_fdpass);
 	tcase_add_test(tc, test_fdpass_refuse);
+	tcase_add_test(tc, test_peer_in_many_groups);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -92,6 +92,10 @@
 #include "uzswap-private.h"
 #include "uzswap.h"
 
+_Static_assert(UZSWAP_VERSION_MAJOR == RELEASE_MAJOR &&
+	       UZSWAP_VERSION_MINOR == RELEASE_MINOR,
+	       "uzswap.h's version is not the release's (configure.ac)");
+
 /*****************
  * Structures
  *****************/

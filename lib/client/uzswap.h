@@ -217,7 +217,7 @@ UZSWAP_EXTERN int uzswap_free(uzswap_t *c, void *addr);
  * @resident_bytes: managed bytes allowed in memory; 0 = the daemon's
  *                  default
  *
- * Return: 0 or -errno. Daemons without eviction answer -ENOTSUP.
+ * Return: 0 or -errno.
  */
 UZSWAP_EXTERN int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes);
 
@@ -229,7 +229,7 @@ UZSWAP_EXTERN int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes);
  * @advice: UZSWAP_ADVISE_COLD or UZSWAP_ADVISE_WILLNEED
  *
  * A hint: the contents never change. Return: 0 or -errno; -EINVAL for a
- * bad argument; daemons without eviction answer -ENOTSUP.
+ * bad argument.
  */
 UZSWAP_EXTERN int uzswap_advise(uzswap_t *c, void *addr, size_t len,
 				int advice);
@@ -390,7 +390,7 @@ UZSWAP_EXTERN int uzswap_compact(uzswap_t *c, uint64_t *pages,
 UZSWAP_EXTERN int uzswap_reload(uzswap_t *c, char *why, size_t len);
 
 /*
- * uzswap_daemon_version() - the daemon's release ("0.1.0") into @release
+ * uzswap_daemon_version() - the daemon's release ("0.2.0") into @release
  * (@len bytes) and the newest protocol version it speaks into *@protocol
  * (may be NULL). Open to every user. Return: 0 or -errno.
  */

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -165,6 +166,56 @@ int fdpass_peer_cred(int sock, pid_t *pid, uid_t *uid, gid_t *gid)
 	if (gid)
 		*gid = cred.gid;
 	return 0;
+}
+
+/*
+ * The peer's supplementary groups into *@groups: @buf if they fit (its
+ * @n entries), else an allocated array (free it if it is not @buf).
+ * SO_PEERGROUPS fails with ERANGE and says the size it needs when the
+ * buffer is short; the groups cannot change, but the loop bounds it
+ * anyway. Return: the number of groups or -errno.
+ */
+static ssize_t peer_groups(int sock, gid_t *buf, size_t n, gid_t **groups)
+{
+	socklen_t len = (socklen_t)(n * sizeof(gid_t));
+	gid_t *g = buf;
+	int tries;
+
+	for (tries = 0; tries < 3; tries++) {
+		if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0) {
+			*groups = g;
+			return (ssize_t)(len / sizeof(gid_t));
+		}
+		if (g != buf)
+			free(g);
+		if (errno != ERANGE)
+			return -errno;
+		g = malloc(len);
+		if (!g)
+			return -ENOMEM;
+	}
+	if (g != buf)
+		free(g);
+	return -ERANGE;
+}
+
+int fdpass_peer_in_group(int sock, gid_t gid)
+{
+	gid_t buf[64], *groups = buf, primary = 0;
+	bool found = false;
+	ssize_t n, i;
+
+	if (fdpass_peer_cred(sock, NULL, NULL, &primary) == 0 &&
+	    primary == gid)
+		return 1;
+	n = peer_groups(sock, buf, sizeof(buf) / sizeof(buf[0]), &groups);
+	if (n < 0)
+		return (int)n;
+	for (i = 0; i < n && !found; i++)
+		found = groups[i] == gid;
+	if (groups != buf)
+		free(groups);
+	return found;
 }
 
 int fdpass_peer_pidfd(int sock)

@@ -328,6 +328,14 @@ ssize_t fdpass_recv(int sock, void *buf, size_t len, int *fds, int *nfds);
 int fdpass_peer_cred(int sock, pid_t *pid, uid_t *uid, gid_t *gid);
 
 /*
+ * fdpass_peer_in_group() - whether @gid is the peer's primary group or one
+ * of its supplementary groups (SO_PEERGROUPS), as they were at connect();
+ * any number of them (up to NGROUPS_MAX, 65536).
+ * Return: 1 yes, 0 no, or -errno.
+ */
+int fdpass_peer_in_group(int sock, gid_t gid);
+
+/*
  * fdpass_peer_pidfd() - a pidfd of the peer process (SO_PEERPIDFD, Linux
  * 6.5), free of pid reuse races; it polls readable when the peer exits.
  * Return: the close-on-exec pidfd; -ENOPROTOOPT on older kernels; -errno.

@@ -38,6 +38,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -480,6 +481,92 @@ START_TEST(test_start_stop)
 	daemon_stop_ok();
 	DH_ASSERT(dh_log_find(&dmn, "stopped", NULL, 0),
 		  "no 'stopped' line in the log");
+	dh_remove(&dmn);
+}
+END_TEST
+
+/*
+ * The size of the stack mapping of thread @tid of the daemon, found from
+ * the stack pointer it is blocked with (/proc/.../syscall: "nr args...
+ * sp pc"): 0 if the thread is running and could not be caught blocked.
+ */
+static unsigned long thread_stack_size(pid_t tid)
+{
+	unsigned long sp = 0, lo, hi, size = 0;
+	char path[96], line[512], *last, *prev;
+	FILE *f;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)dmn.pid,
+		 (int)tid);
+	for (i = 0; i < 100 && !sp; i++) {
+		f = fopen(path, "r");
+		DH_ASSERT(f, "%s: %s", path, strerror(errno));
+		if (fgets(line, sizeof(line), f) && strncmp(line, "running", 7)) {
+			last = strrchr(line, ' ');
+			*last = 0;
+			prev = strrchr(line, ' ');
+			sp = strtoul(prev + 1, NULL, 16);
+		}
+		fclose(f);
+		if (!sp)
+			dh_sleep_ms(10);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)dmn.pid);
+	f = fopen(path, "r");
+	DH_ASSERT(f, "%s: %s", path, strerror(errno));
+	while (sp && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= sp &&
+		    sp < hi)
+			size = hi - lo;
+	fclose(f);
+	return size;
+}
+
+/*
+ * The daemon locks all its memory (mlockall): its fault and evictor
+ * threads must not carry glibc's 8 MiB default stacks. Each such thread's
+ * stack mapping stays under 1 MiB.
+ */
+START_TEST(test_thread_stacks)
+{
+	char path[64], comm[64], task[352];
+	struct dirent *e;
+	int fault = 0, evict = 0;
+	unsigned long size;
+	DIR *dir;
+	FILE *f;
+
+	daemon_up();
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)dmn.pid);
+	dir = opendir(path);
+	DH_ASSERT(dir, "%s: %s", path, strerror(errno));
+	while ((e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(task, sizeof(task), "%s/%s/comm", path, e->d_name);
+		f = fopen(task, "r");
+		if (!f || !fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		if (f)
+			fclose(f);
+		if (strncmp(comm, "uzswapd-fault", 13) &&
+		    strncmp(comm, "uzswapd-evict", 13))
+			continue;
+		size = thread_stack_size(atoi(e->d_name));
+		fprintf(stderr, "thread %s %.13s: stack %lu KiB\n", e->d_name,
+			comm, size >> 10);
+		DH_ASSERT(size > 0 && size < 1024 * 1024,
+			  "%.13s stack %lu KiB", comm, size >> 10);
+		if (comm[8] == 'f')
+			fault++;
+		else
+			evict++;
+	}
+	closedir(dir);
+	DH_ASSERT(fault > 0 && evict > 0, "%d fault, %d evictor threads",
+		  fault, evict);
+	daemon_stop_ok();
 	dh_remove(&dmn);
 }
 END_TEST
@@ -2241,6 +2328,7 @@ static Suite *daemon_suite(void)
 	tc = tcase_create("startup");
 	tcase_set_timeout(tc, TIMEOUT_FAST);
 	tcase_add_test(tc, test_start_stop);
+	tcase_add_test(tc, test_thread_stacks);
 	tcase_add_test(tc, test_second_daemon_refused);
 	tcase_add_test(tc, test_stale_socket);
 	tcase_add_test(tc, test_bad_command_lines);

@@ -60,6 +60,7 @@
 #include "daemon_harness.h"
 #include "pager.h"
 #include "lib/proto/proto.h"
+#include "daemon/log.h"
 
 #define MIB		(1024ull * 1024)
 #define PAGE		4096ull
@@ -1099,7 +1100,9 @@ END_TEST
  * the pool limited to 2 MiB and a backing file that takes much less than
  * the rest. Once pool and file are full, evictions stop: the pool says
  * full, the file refused writes, the evictor said so once, and the client
- * is over its budget; no page is lost.
+ * is over its budget; no page is lost. While the client reads its pages
+ * back the pool flaps between full and not, and the evictors' lines about
+ * it stay within the log's rate limit (before it: 140 lines in seconds).
  */
 static void wb_full_scenario(const char *const *args)
 {
@@ -1107,7 +1110,8 @@ static void wb_full_scenario(const char *const *args)
 	struct proto_status_reply s;
 	struct dh_client c;
 	struct pstats ps;
-	long long deadline;
+	long long deadline, start = dh_now_ms(), windows;
+	int lines;
 
 	dh_up(&dmn, args);
 	pager_start(&dmn, &c);
@@ -1146,6 +1150,14 @@ static void wb_full_scenario(const char *const *args)
 	pager_ok(&c, "verify all");
 	pager_quit(&c);
 	wait_backing_empty(&s);
+	/* two sites ("at its limit", "takes pages again"), each a burst and
+	 * a summary per window */
+	windows = (dh_now_ms() - start) / LOG_RL_INTERVAL_MS + 1;
+	lines = dh_log_count(&dmn, "evict: the pool");
+	fprintf(stderr, "pool lines: %d in %lld windows of %d ms\n", lines,
+		windows, LOG_RL_INTERVAL_MS);
+	DH_ASSERT(lines <= 2 * (LOG_RL_BURST + 1) * windows,
+		  "%d pool lines in %lld windows", lines, windows);
 }
 
 /* Writeback test 3: the backing file's cap (--backing-limit 1M). */
