@@ -15,6 +15,7 @@
 
 #include "daemon/lru.h"
 #include "lib/common/failpoint.h"
+#include "lib/common/macros.h"
 
 static struct lru l;
 
@@ -27,6 +28,14 @@ static void teardown(void)
 {
 	failpoint_arm(0);
 	lru_destroy(&l);
+}
+
+/* Records in the ring, stale ones included (peek takes nothing). */
+static size_t lru_length(struct lru *ring)
+{
+	static struct lru_rec recs[8192];
+
+	return lru_peek(ring, recs, ARRAY_SIZE(recs));
 }
 
 START_TEST(test_oldest_first)
