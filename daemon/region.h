@@ -30,7 +30,8 @@ struct uffd_ctx;
  * SAME. Transient states belong to the thread that entered them, which
  * alone may touch the entry's @data and @evicted_at until it publishes a
  * stable state: EVICTING (an evictor storing the page), LOADING (a fault
- * thread, or the loop thread restoring a region, bringing it back).
+ * thread, or a worker restoring a region, bringing it back; a worker
+ * dropping a dead client's page).
  * Every transition is a compare-and-swap of @info, so a page is never
  * taken by two threads at once.
  */
@@ -162,8 +163,18 @@ struct region *region_create(struct mm_slot *slot, struct uffd_ctx *ctx,
 void region_get(struct region *r);
 /* Drop a reference; the last one drops the pages still stored (the client
  * is gone or unregistered them after restoring) and frees the region. Any
- * thread. */
+ * thread; it costs a look at every page when some are still stored, so
+ * the loop thread never drops the last reference of a stored region. */
 void region_put(struct region *r);
+
+/*
+ * region_drop_stored() - forget the stored pages of @r in [@first, @end)
+ * (its process is gone): each goes NEW. Pages another thread holds
+ * (LOADING, or stored but not yet punched by their evictor) are left to
+ * the last region_put(). Cost: a look at each page, a store_drop() per
+ * stored one. Any thread.
+ */
+void region_drop_stored(struct region *r, size_t first, size_t end);
 
 /* Pages RESIDENT or EVICTING over every attached region of every client. */
 size_t region_resident_total(void);
