@@ -2456,7 +2456,7 @@ START_TEST(test_loop_teardown)
 	pager_start(&dmn, &c);
 	pager_ok(&c, "limit %lu", LOOP_LIMIT / MIB);
 	pager_alloc(&c, "random", LOOP_REGION / MIB);
-	pager_wait_resident(&c, 2 * LOOP_LIMIT, &ps);
+	pager_wait_resident(&c, 4 * LOOP_LIMIT, &ps);
 	wait_stored(LOOP_REGION / 2 / PAGE, &st);
 	DH_ASSERT(st.written_back_pages > 0, "nothing written back");
 	dh_client_kill(&c);
