@@ -104,7 +104,9 @@ static inline bool page_cas(struct page_entry *p, uint32_t *old, uint32_t new)
 
 /*
  * struct region - a registered managed region
- * @node:     entry in the slot's region list; protected by slot->lock
+ * @node:     entry in the slot's region list (protected by slot->lock);
+ *            once taken out of it, of the list of the work tearing it
+ *            down (that work's only)
  * @slot:     the owning process; immutable
  * @ctx:      the uffd the range is registered on; immutable, referenced
  * @store:    where its evicted pages are; immutable
