@@ -252,7 +252,7 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 }
 
 /* UNREGISTER's region is restored and unregistered: the reply. */
-static void unregister_done(void *arg)
+static void unregister_reply(void *arg)
 {
 	struct ctl_conn *c = arg;
 	struct ctl_reply rep = { .len = 0 };
@@ -268,7 +268,7 @@ static int ctl_unregister(struct ctl_conn *c, struct proto_msg *m,
 
 	if (proto_decode_unregister(m->payload, m->hdr.len, &u))
 		return fail(rep, -EBADMSG, "malformed UNREGISTER");
-	c->work = client_unregister(c, u.addr, unregister_done);
+	c->work = client_unregister(c, u.addr, unregister_reply);
 	if (!c->work)
 		return errno == EINVAL ?
 			fail(rep, -EINVAL, "no region of yours starts there") :
