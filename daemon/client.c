@@ -6,18 +6,28 @@
  * the registry's (dropped when the pidfd watch is closed), one per
  * connection, one per uffd context (dropped when the context is freed).
  *
- * Teardown, for a connection: its regions leave the slot (unregistered
- * from the uffd if the process still runs, so that it keeps using its
- * memory normally), its uffd is detached from its fault thread, and once
- * the thread hands it back it is closed. The slot leaves the registry when
- * it has neither connections nor uffds left. A process exit, seen on its
- * pidfd, closes all its connections at once.
+ * Teardown, for a connection: its regions leave the slot at once (on the
+ * loop thread: a list operation per region), then a worker (work.c) takes
+ * them in steps of WORK_STEP_PAGES pages: if the process still runs, it
+ * restores every stored page into the memfd and unregisters the range
+ * from the uffd, so that the process keeps using its memory normally; if
+ * the process is gone, it drops the stored pages. The connection's last
+ * request, if its work is still running, goes first (the teardown is
+ * chained after it). Only once the teardown is done is the uffd detached
+ * from its fault thread (which serves the range's faults until then), and
+ * once the thread hands it back it is closed. The slot leaves the
+ * registry when it has neither connections nor uffds left, so it outlives
+ * the work on it. A process exit, seen on its pidfd, closes all its
+ * connections at once. UNREGISTER restores its one region the same way.
+ * Nothing here waits on the loop thread: other clients' faults and
+ * control requests go on while a teardown runs.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,9 +40,37 @@
 #include "log.h"
 #include "registry.h"
 #include "uzswapd.h"
+#include "work.h"
 
 /* The daemon whose clients these are; set by the first client_attach(). */
 static struct uzswapd *client_daemon;
+
+/*
+ * struct client_teardown - regions leaving their slot, torn down by a
+ * worker in steps; the worker running it owns every field but @work's
+ * loop-thread ones
+ * @work:    its place in the work pool
+ * @regions: the regions, taken out of their slot (struct region.node),
+ *           each with the list's reference
+ * @restore: restore each into its memfd and unregister its range (a live
+ *           process), else drop its stored pages (a dead one)
+ * @next:    the next page of the first region
+ * @failed:  a page of the first region could not be restored
+ * @slot:    a connection's teardown: its slot (holding the connection's
+ *           reference), NULL for UNREGISTER
+ * @ctx:     a connection's teardown: its uffd, detached once done
+ * @done:    UNREGISTER: told (with @work.arg) once the region is restored
+ */
+struct client_teardown {
+	struct work work;
+	struct list_node regions;
+	bool restore;
+	size_t next;
+	bool failed;
+	struct mm_slot *slot;
+	struct uffd_ctx *ctx;
+	void (*done)(void *arg);
+};
 
 static void read_comm(struct mm_slot *slot)
 {
@@ -136,6 +174,92 @@ out_put:
 	return NULL;
 }
 
+/* @r (restored into its memfd unless @t->failed) leaves its uffd. */
+static void teardown_unregister(struct client_teardown *t, struct region *r)
+{
+	int ret;
+
+	if (t->failed) {
+		log_err("client", "pid %d: region %llu could not be fully "
+			"restored; it stays registered, and a touch of a "
+			"lost page blocks", (int)r->slot->pid,
+			(unsigned long long)r->id);
+		return;
+	}
+	ret = uffd_unregister(r->ctx->fd, (void *)r->start,
+			      r->npages << PAGE_SHIFT);
+	if (ret && !uffd_unregister_gone(ret))
+		log_warn("client", "pid %d: unregister %#lx: %s",
+			 (int)r->slot->pid, r->start, strerror(-ret));
+}
+
+/* One step: up to WORK_STEP_PAGES pages of the first region. Worker. */
+static bool teardown_step(struct work *w, struct work_ctx *wc)
+{
+	struct client_teardown *t = container_of(w, struct client_teardown,
+						 work);
+	struct region *r;
+	size_t end;
+
+	if (list_empty(&t->regions))
+		return true;
+	r = container_of(t->regions.next, struct region, node);
+	end = r->npages - t->next < WORK_STEP_PAGES ? r->npages
+						    : t->next + WORK_STEP_PAGES;
+	if (!t->restore)
+		region_drop_stored(r, t->next, end);
+	else if (load_region_restore(r, t->next, end, &wc->lc))
+		t->failed = true;
+	t->next = end;
+	if (end < r->npages)
+		return false;
+	if (t->restore)
+		teardown_unregister(t, r);
+	list_del(&r->node);
+	region_put(r);
+	t->next = 0;
+	t->failed = false;
+	return list_empty(&t->regions);
+}
+
+/* A connection's teardown is over: its uffd goes back to its fault
+ * thread. Loop thread. */
+static void detach_done(struct work *w)
+{
+	struct client_teardown *t = container_of(w, struct client_teardown,
+						 work);
+	struct mm_slot *slot = t->slot;
+
+	fault_detach(t->ctx);
+	free(t);
+	slot_maybe_remove(slot);
+	mm_slot_put(slot);
+}
+
+/* UNREGISTER's teardown is over. Loop thread. */
+static void unregister_done(struct work *w)
+{
+	struct client_teardown *t = container_of(w, struct client_teardown,
+						 work);
+
+	if (w->arg)
+		t->done(w->arg);
+	free(t);
+}
+
+static struct client_teardown *teardown_alloc(bool restore,
+					      work_done_fn done)
+{
+	struct client_teardown *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	work_init(&t->work, teardown_step, done, NULL);
+	list_init(&t->regions);
+	t->restore = restore;
+	return t;
+}
+
 int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 {
 	struct mm_slot *slot;
@@ -143,10 +267,16 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 	int ret;
 
 	client_daemon = c->d;
+	c->teardown = teardown_alloc(true, detach_done);
+	if (!c->teardown) {
+		close(uffd);
+		return -ENOMEM;
+	}
 	slot = slot_get_or_create(c);
 	if (!slot) {
+		ret = -errno;
 		close(uffd);
-		return -errno;
+		goto out_free_teardown;
 	}
 	mm_slot_get(slot);		/* the context's */
 	ctx = uffd_ctx_alloc(uffd, slot, mm_slot_put, user_mode_only);
@@ -169,45 +299,48 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 out_put:
 	mm_slot_put(slot);
 	slot_maybe_remove(slot);
+out_free_teardown:
+	free(c->teardown);
+	c->teardown = NULL;
 	return ret;
 }
 
 void client_detach(struct ctl_conn *c)
 {
-	struct mm_slot *slot = c->slot;
-	bool alive = uv_is_active((uv_handle_t *)&slot->pid_watch);
+	struct client_teardown *t = c->teardown;
 	struct region *r;
-	int ret;
 
 	list_del(&c->node);
-	while ((r = mm_slot_take_region(slot, REGION_ANY_START, c->ctx))) {
-		if (alive && client_restore_region(c->d, r) == 0) {
-			ret = uffd_unregister(c->ctx->fd, (void *)r->start,
-					      r->npages << PAGE_SHIFT);
-			if (ret && !uffd_unregister_gone(ret))
-				log_warn("client", "pid %d: unregister %#lx: %s",
-					 (int)slot->pid, r->start,
-					 strerror(-ret));
-		}
-		region_put(r);
-	}
-	fault_detach(c->ctx);
+	t->restore = uv_is_active((uv_handle_t *)&c->slot->pid_watch);
+	t->slot = c->slot;
+	t->ctx = c->ctx;
+	while ((r = mm_slot_take_region(c->slot, REGION_ANY_START, c->ctx)))
+		list_add_tail(&r->node, &t->regions);
+	work_queue(&c->d->work, &t->work, c->work);
+	c->teardown = NULL;
 	c->ctx = NULL;
 	c->slot = NULL;
-	slot_maybe_remove(slot);
-	mm_slot_put(slot);
 }
 
-int client_restore_region(struct uzswapd *d, struct region *r)
+struct work *client_unregister(struct ctl_conn *c, unsigned long start,
+			       void (*done)(void *arg))
 {
-	int ret = load_region_restore(r, &d->lc);
+	struct client_teardown *t = teardown_alloc(true, unregister_done);
+	struct region *r;
 
-	if (ret)
-		log_err("client", "pid %d: region %llu could not be fully "
-			"restored; it stays registered, and a touch of a "
-			"lost page blocks", (int)r->slot->pid,
-			(unsigned long long)r->id);
-	return ret;
+	if (!t)
+		return NULL;
+	r = mm_slot_take_region(c->slot, start, c->ctx);
+	if (!r) {
+		free(t);
+		errno = EINVAL;
+		return NULL;
+	}
+	list_add_tail(&r->node, &t->regions);
+	t->done = done;
+	t->work.arg = c;
+	work_queue(&c->d->work, &t->work, NULL);
+	return &t->work;
 }
 
 void client_ctx_released(struct uffd_ctx *ctx)

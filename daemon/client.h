@@ -12,9 +12,8 @@
 #include <stdbool.h>
 
 struct ctl_conn;
-struct region;
 struct uffd_ctx;
-struct uzswapd;
+struct work;
 
 /*
  * client_attach() - give connection @c (after a valid HELLO) its process's
@@ -23,15 +22,28 @@ struct uzswapd;
  */
 int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only);
 
-/* Detach connection @c from its slot: its regions are unregistered and
- * dropped, its uffd is released. */
+/*
+ * client_detach() - detach connection @c from its slot: its regions leave
+ * the slot now; a worker then restores and unregisters them (the process
+ * runs) or drops their pages (it is gone), after the work of @c's last
+ * request (@c->work) if that still runs; then its uffd is released. @c
+ * holds no slot, uffd or teardown after. Cost on the loop thread:
+ * O(regions of the slot) per region of @c.
+ */
 void client_detach(struct ctl_conn *c);
 
-/* Write every stored page of @r (taken out of its slot) back into its
- * memfd, before its range is unregistered from a live client. Return: 0,
- * or -EIO if a page could not be restored: the range must then stay
- * registered (a touch of that page blocks rather than reading zeros). */
-int client_restore_region(struct uzswapd *d, struct region *r);
+/*
+ * client_unregister() - UNREGISTER: take the region of @c starting at
+ * @start out of its slot; a worker writes every stored page back into its
+ * memfd, then unregisters its range from the uffd. @done(@c) follows on
+ * the loop thread once it is over, unless @c closed meanwhile (the work's
+ * arg is then NULL). A page that cannot be restored (corrupt) keeps its
+ * range registered: a touch of it blocks rather than reading zeros.
+ * Return: the work (@c->work until @done), or NULL with errno EINVAL (no
+ * region of @c starts at @start) or ENOMEM. Loop thread.
+ */
+struct work *client_unregister(struct ctl_conn *c, unsigned long start,
+			       void (*done)(void *arg));
 
 /* Fault-thread release callback (see fault_start()). */
 void client_ctx_released(struct uffd_ctx *ctx);

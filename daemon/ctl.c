@@ -30,7 +30,15 @@
  * Limits (each handler runs on the loop thread): at most CTL_BURST
  * messages per readable event per connection, so one chatty client cannot
  * hold the loop; the handlers are O(regions of the client) plus one read
- * of /proc/PID/maps for REGISTER.
+ * of /proc/PID/maps for REGISTER, whatever the sizes a request names.
+ * Work that grows with the pages of a range goes to the workers (work.h)
+ * and its reply is deferred until they are done: ADVISE (which walks the
+ * client's regions overlapping the range, never its pages, and refuses a
+ * range past the user address space) and UNREGISTER (a restore). So does
+ * RECLAIM, in steps on the loop thread (reclaim.c). A connection with a
+ * deferred reply reads no request until it is sent, so its requests are
+ * answered in order; if it closes meanwhile, the work goes on without a
+ * reply (ADVISE stops at its next step) and its teardown follows it.
  */
 #include "config.h"
 
@@ -55,6 +63,7 @@
 #include "registry.h"
 #include "stats.h"
 #include "uzswapd.h"
+#include "work.h"
 
 #define CTL_BURST 16
 #define CTL_MAX_REGIONS 4096	/* per process */
@@ -62,6 +71,11 @@
 /* What a client uffd must offer: MISSING and WP faults on shmem. */
 #define CTL_UFFD_FEATURES \
 	(UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+
+/* The end of the largest user address space Linux gives (x86-64 with
+ * 5-level page tables; arm64 and riscv stop lower): no range past it can
+ * hold a region. */
+#define CTL_USER_END (1ull << 56)
 
 /* A handler's return when its reply comes later (ctl_conn_complete()). */
 #define CTL_DEFERRED 1
@@ -319,27 +333,29 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 	return 0;
 }
 
+/* UNREGISTER's region is restored and unregistered: the reply. */
+static void unregister_reply(void *arg)
+{
+	struct ctl_conn *c = arg;
+	struct ctl_reply rep = { .len = 0 };
+
+	c->work = NULL;
+	ctl_conn_complete(c, 0, &rep);
+}
+
 static int ctl_unregister(struct ctl_conn *c, struct proto_msg *m,
 			  struct ctl_reply *rep)
 {
 	struct proto_unregister u;
-	struct region *r;
-	int ret;
 
 	if (proto_decode_unregister(m->payload, m->hdr.len, &u))
 		return fail(rep, -EBADMSG, "malformed UNREGISTER");
-	r = mm_slot_take_region(c->slot, u.addr, c->ctx);
-	if (!r)
-		return fail(rep, -EINVAL, "no region of yours starts there");
-	ret = client_restore_region(c->d, r);
-	if (ret == 0)
-		ret = uffd_unregister(c->ctx->fd, (void *)r->start,
-				      r->npages << PAGE_SHIFT);
-	if (ret && !uffd_unregister_gone(ret) && ret != -EIO)
-		log_warn("ctl", "pid %d: unregister %#lx: %s", (int)c->pid,
-			 r->start, strerror(-ret));
-	region_put(r);
-	return 0;
+	c->work = client_unregister(c, u.addr, unregister_reply);
+	if (!c->work)
+		return errno == EINVAL ?
+			fail(rep, -EINVAL, "no region of yours starts there") :
+			fail(rep, -ENOMEM, "no memory to unregister");
+	return CTL_DEFERRED;
 }
 
 static int ctl_set_limit(struct ctl_conn *c, struct proto_msg *m,
@@ -359,63 +375,140 @@ static int ctl_set_limit(struct ctl_conn *c, struct proto_msg *m,
 }
 
 /*
+ * struct advise_work - ADVISE over [@next, @end), run by a worker one
+ * region and at most WORK_STEP_PAGES pages at a time
+ * @work:   its place in the work pool (@work.arg: the connection)
+ * @slot:   the client's slot (a reference)
+ * @next:   the next address to advise; the worker's
+ * @end:    the end of the range; immutable
+ * @advice: PROTO_ADVISE_COLD or PROTO_ADVISE_WILLNEED; immutable
+ * @status: 0, or -ENOMEM once the store took nothing (COLD); the worker's
+ */
+struct advise_work {
+	struct work work;
+	struct mm_slot *slot;
+	unsigned long next;
+	unsigned long end;
+	uint32_t advice;
+	int status;
+};
+
+/* The first region of @slot overlapping [@s, @end), with a reference, or
+ * NULL. O(regions of the slot). */
+static struct region *region_in(struct mm_slot *slot, unsigned long s,
+				unsigned long end)
+{
+	struct region *r = mm_slot_find_region(slot, s);
+
+	if (!r)
+		r = mm_slot_next_region(slot, s);
+	if (r && r->start >= end) {
+		region_put(r);
+		r = NULL;
+	}
+	return r;
+}
+
+/*
  * Apply advice to the pages of @r in [@first, @end): COLD evicts every
  * resident one now (runs of EVICT_RUN_PAGES), WILLNEED brings every stored
- * one back. Cost: the protocol or a load per page, on the loop thread.
- * Return: 0, or -ENOMEM if the store filled up (COLD).
+ * one back. Cost: the protocol or a load per page, on a worker.
+ * Return: 0, or -ENOMEM if the store took nothing (COLD).
  */
-static int advise_region(struct uzswapd *d, struct region *r, size_t first,
-			 size_t end, uint32_t advice)
+static int advise_pages(struct region *r, size_t first, size_t end,
+			uint32_t advice, struct work_ctx *wc)
 {
 	size_t i;
 
 	if (advice == PROTO_ADVISE_WILLNEED) {
 		/* one wake for the range, not one per page */
 		for (i = first; i < end; i++)
-			load_page(r, i, &d->lc, false, true);
+			load_page(r, i, &wc->lc, false, true);
 		uffd_wake(r->ctx->fd, r->start + (first << PAGE_SHIFT),
 			  (end - first) << PAGE_SHIFT);
 		return 0;
 	}
-	if (store_compressor_current(&d->store, &d->lc.comp) ||
-	    evict_range(r, first, end, SIZE_MAX, d->lc.comp, d->run_buf) ==
+	if (store_compressor_current(wc->store, &wc->lc.comp) ||
+	    evict_range(r, first, end, SIZE_MAX, wc->lc.comp, wc->run_buf) ==
 		    -ENOMEM)
 		return -ENOMEM;
 	return 0;
 }
 
+/* One step: the next region in the range, WORK_STEP_PAGES pages at most.
+ * Stops early once the connection closed. Worker. */
+static bool advise_step(struct work *w, struct work_ctx *wc)
+{
+	struct advise_work *a = container_of(w, struct advise_work, work);
+	unsigned long s, e;
+	struct region *r;
+
+	if (atomic_load(&w->cancelled))
+		return true;
+	r = region_in(a->slot, a->next, a->end);
+	if (!r)
+		return true;
+	s = a->next > r->start ? a->next : r->start;
+	e = region_end(r) < a->end ? region_end(r) : a->end;
+	if ((e - s) >> PAGE_SHIFT > WORK_STEP_PAGES)
+		e = s + (WORK_STEP_PAGES << PAGE_SHIFT);
+	a->status = advise_pages(r, (s - r->start) >> PAGE_SHIFT,
+				 (e - r->start) >> PAGE_SHIFT, a->advice, wc);
+	region_put(r);
+	a->next = e;
+	return a->status || e >= a->end;
+}
+
+/* The advice was applied: the reply, unless the connection closed. */
+static void advise_done(struct work *w)
+{
+	struct advise_work *a = container_of(w, struct advise_work, work);
+	struct ctl_conn *c = w->arg;
+	struct ctl_reply rep = { .len = 0 };
+
+	if (c) {
+		c->work = NULL;
+		if (a->status)
+			fail(&rep, a->status, "the compressed pool is full");
+		ctl_conn_complete(c, a->status, &rep);
+	}
+	mm_slot_put(a->slot);
+	free(a);
+}
+
 static int ctl_advise(struct ctl_conn *c, struct proto_msg *m,
 		      struct ctl_reply *rep)
 {
+	struct advise_work *aw;
 	struct proto_advise a;
-	unsigned long end, s, e;
 	struct region *r;
-	bool any = false;
-	int ret = 0;
 
 	if (proto_decode_advise(m->payload, m->hdr.len, &a))
 		return fail(rep, -EBADMSG, "malformed ADVISE");
-	end = a.addr + a.len;
-	if ((a.addr | a.len) & (PAGE_SIZE - 1) || a.len == 0 || end < a.addr)
+	if ((a.addr | a.len) & (PAGE_SIZE - 1) || a.len == 0)
 		return fail(rep, -EINVAL,
 			    "advice needs a non-empty page-aligned range");
-	for (s = a.addr; s < end && ret == 0; s = e) {
-		r = mm_slot_find_region(c->slot, s);
-		if (!r) {
-			e = s + PAGE_SIZE;
-			continue;
-		}
-		any = true;
-		e = region_end(r) < end ? region_end(r) : end;
-		ret = advise_region(c->d, r, (s - r->start) >> PAGE_SHIFT,
-				    (e - r->start) >> PAGE_SHIFT, a.advice);
-		region_put(r);
-	}
-	if (!any)
+	if (a.addr >= CTL_USER_END || a.len > CTL_USER_END - a.addr)
+		return fail(rep, -EINVAL, "the range ends past the user "
+			    "address space");
+	/* if the reference dropped here is the last, the work that took the
+	 * region out of its slot has restored or dropped its pages already */
+	r = region_in(c->slot, a.addr, a.addr + a.len);
+	if (!r)
 		return fail(rep, -EINVAL, "no managed region in that range");
-	if (ret)
-		return fail(rep, ret, "the compressed pool is full");
-	return 0;
+	region_put(r);
+	aw = calloc(1, sizeof(*aw));
+	if (!aw)
+		return fail(rep, -ENOMEM, "no memory for the advice");
+	work_init(&aw->work, advise_step, advise_done, c);
+	mm_slot_get(c->slot);
+	aw->slot = c->slot;
+	aw->next = a.addr;
+	aw->end = a.addr + a.len;
+	aw->advice = a.advice;
+	c->work = &aw->work;
+	work_queue(&c->d->work, &aw->work, NULL);
+	return CTL_DEFERRED;
 }
 
 static int ctl_stats(struct ctl_conn *c, struct proto_msg *m,
@@ -823,8 +916,14 @@ void ctl_conn_close(struct ctl_conn *c)
 	if (c->job)
 		reclaim_cancel(c->job);
 	c->job = NULL;
+	if (c->work) {
+		/* it goes on (an UNREGISTER must finish) without its reply */
+		c->work->arg = NULL;
+		atomic_store(&c->work->cancelled, true);
+	}
 	if (c->ctx)
 		client_detach(c);
+	c->work = NULL;
 	proto_reader_reset(&c->rd);
 	if (c->pidfd >= 0)
 		close(c->pidfd);

@@ -18,6 +18,8 @@ struct uzswapd;
 struct mm_slot;
 struct uffd_ctx;
 struct reclaim_job;
+struct client_teardown;
+struct work;
 
 /*
  * struct ctl_conn - one control connection; loop thread only. Its memory
@@ -44,6 +46,10 @@ struct reclaim_job;
  * @all:    entry of the daemon's connection list
  * @job:    a RECLAIM job whose reply is awaited (no request is read
  *          meanwhile), NULL if none
+ * @work:   the worker's work (ADVISE, UNREGISTER) whose reply is awaited
+ *          (no request is read meanwhile), NULL if none
+ * @teardown: what client_detach() will queue, set up by HELLO, so that
+ *          a teardown never fails for want of memory; NULL before
  * @deferred_type, @deferred_seq: the request that reply answers
  * @closing: being closed
  */
@@ -64,6 +70,8 @@ struct ctl_conn {
 	struct list_node node;
 	struct list_node all;
 	struct reclaim_job *job;
+	struct work *work;
+	struct client_teardown *teardown;
 	uint16_t deferred_type;
 	uint32_t deferred_seq;
 	bool closing;
@@ -88,7 +96,8 @@ void ctl_conn_complete(struct ctl_conn *c, int status,
 		       const struct ctl_reply *rep);
 
 /* Close a connection: its regions are unregistered (the client keeps its
- * memory) and its uffd released. */
+ * memory) and its uffd released, by a worker (see client_detach()); the
+ * work of its last request goes on without it. */
 void ctl_conn_close(struct ctl_conn *c);
 
 #endif /* UZSWAPD_CTL_H */

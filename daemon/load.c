@@ -123,7 +123,8 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 	return LOAD_GONE;
 }
 
-int load_region_restore(struct region *r, struct load_ctx *lc)
+int load_region_restore(struct region *r, size_t first, size_t end,
+			struct load_ctx *lc)
 {
 	struct page_entry *p;
 	enum load_result res;
@@ -132,7 +133,7 @@ int load_region_restore(struct region *r, struct load_ctx *lc)
 	int ret = 0;
 
 	/* every page: one an evictor holds is not counted in @stored yet */
-	for (i = 0; i < r->npages; i++) {
+	for (i = first; i < end; i++) {
 		p = &r->pages[i];
 		info = take_stored(r, i, false, &res);
 		if (!info) {

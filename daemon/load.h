@@ -37,20 +37,22 @@ enum load_result {
  * caller wakes a whole range at once). @faulted: a MISSING fault on the
  * page proves it was punched (see PAGE_UNPUNCHED). The page joins the LRU,
  * marked active if its refault distance is short. Thread context: a fault
- * thread, or the loop thread for WILLNEED.
+ * thread, or a worker for WILLNEED.
  */
 enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 			   bool faulted, bool dontwake);
 
 /*
- * load_region_restore() - write every stored page of @r back into its
- * memfd with pwrite() and mark it RESIDENT; pages other threads hold are
- * waited for. Call before unregistering the range of a live client.
+ * load_region_restore() - write every stored page of @r in [@first, @end)
+ * back into its memfd with pwrite() and mark it RESIDENT; pages other
+ * threads hold are waited for. Call over the whole region before
+ * unregistering the range of a live client.
  * Return: 0, or -EIO if a stored page is corrupt (it stays stored).
  * Cost: a look at every page, and one decompression and one pwrite per
- * stored page, on the calling thread (the loop thread: ~5 us per stored
- * page).
+ * stored page (a pread more if written back), on the calling thread (a
+ * worker: ~5 us per stored page).
  */
-int load_region_restore(struct region *r, struct load_ctx *lc);
+int load_region_restore(struct region *r, size_t first, size_t end,
+			struct load_ctx *lc);
 
 #endif /* UZSWAPD_LOAD_H */

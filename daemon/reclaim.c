@@ -85,7 +85,7 @@ static void job_step(uv_idle_t *h)
 	struct mm_slot *slot;
 	long got;
 
-	if (store_compressor_current(&d->store, &d->lc.comp)) {
+	if (store_compressor_current(&d->store, &d->comp)) {
 		job_finish(job, job->done ? 0 : -ENOMEM);
 		return;
 	}
@@ -95,7 +95,7 @@ static void job_step(uv_idle_t *h)
 		return;
 	}
 	job->cursor = slot->pid;
-	got = evict_slot_now(slot, max, d->lc.comp, d->run_buf);
+	got = evict_slot_now(slot, max, d->comp, d->run_buf);
 	mm_slot_put(slot);
 	if (got == -ENOMEM) {
 		job_finish(job, job->done ? 0 : -ENOSPC);

@@ -232,19 +232,22 @@ void region_get(struct region *r)
 	atomic_fetch_add(&r->refs, 1);
 }
 
-/* Drop every page the store still holds for @r: its process is gone, or
- * it unregistered @r after its pages were restored. */
-static void drop_stored_pages(struct region *r)
+void region_drop_stored(struct region *r, size_t first, size_t end)
 {
 	size_t i;
 
-	for (i = 0; i < r->npages && atomic_load(&r->stored); i++) {
-		uint32_t info = atomic_load(&r->pages[i].info);
+	for (i = first; i < end && atomic_load(&r->stored); i++) {
+		struct page_entry *p = &r->pages[i];
+		uint32_t info = atomic_load(&p->info);
 
-		if (page_is_stored(page_state(info))) {
-			store_drop(r->store, info, r->pages[i].data);
-			atomic_fetch_sub(&r->stored, 1);
-		}
+		/* UNPUNCHED: its evictor may still take it back */
+		if (!page_is_stored(page_state(info)) ||
+		    (info & PAGE_UNPUNCHED) ||
+		    !page_cas(p, &info, page_info(PAGE_LOADING, 0, 0)))
+			continue;
+		region_unpool(r, store_drop(r->store, info, p->data));
+		atomic_fetch_sub(&r->stored, 1);
+		atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
 	}
 }
 
@@ -253,7 +256,7 @@ void region_put(struct region *r)
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
 	index_remove(r->index, r);
-	drop_stored_pages(r);
+	region_drop_stored(r, 0, r->npages);
 	if (r->ctx)
 		uffd_ctx_put(r->ctx);
 	pthread_mutex_destroy(&r->acct_lock);

@@ -56,7 +56,9 @@ size_t region_index_resident(struct region_index *ix);
 
 /*
  * struct region - a registered managed region
- * @node:     entry in the slot's region list; protected by slot->lock
+ * @node:     entry in the slot's region list (protected by slot->lock);
+ *            once taken out of it, of the list of the work tearing it
+ *            down (that work's only)
  * @index:    the daemon's region index it is in; immutable
  * @index_next: chain of @index; protected by index->lock
  * @slot:     the owning process; immutable
@@ -127,8 +129,18 @@ struct region *region_create(struct region_index *ix, struct mm_slot *slot,
 void region_get(struct region *r);
 /* Drop a reference; the last one drops the pages still stored (the client
  * is gone or unregistered them after restoring) and frees the region. Any
- * thread. */
+ * thread; it costs a look at every page when some are still stored, so
+ * the loop thread never drops the last reference of a stored region. */
 void region_put(struct region *r);
+
+/*
+ * region_drop_stored() - forget the stored pages of @r in [@first, @end)
+ * (its process is gone): each goes NEW. Pages another thread holds
+ * (LOADING, or stored but not yet punched by their evictor) are left to
+ * the last region_put(). Cost: a look at each page, a store_drop() per
+ * stored one. Any thread.
+ */
+void region_drop_stored(struct region *r, size_t first, size_t end);
 
 /* @pages (negative: fewer) more pages of @r are RESIDENT or EVICTING:
  * counted in @r, and in its slot's and the daemon's totals while @r is

@@ -2,17 +2,19 @@
  * uzswapd.c - the daemon's startup, main loop and shutdown.
  *
  * Startup: parse the command line; take the control socket from systemd
- * (sd_listen_fds) or bind it; start the fault threads; listen; install the
+ * (sd_listen_fds) or bind it; start the workers and the fault threads
+ * (a later failure stops them again); listen; install the
  * signal handlers; lock the daemon's memory and lower its OOM score (a swap
  * daemon must never be swapped or killed first); tell systemd READY=1.
  * Then the libuv loop runs until SIGTERM or SIGINT.
  *
  * Shutdown (uzswapd_shutdown), in this order: STOPPING=1; stop accepting;
- * close every connection, which unregisters its regions (clients keep
- * their memory: every page is in its memfd) and hands its uffd back to
- * its fault thread; once the last uffd is released, stop and join the
- * fault threads; close the signal handles. The loop then has no handle
- * left and returns, and uv_loop_close() must succeed.
+ * close every connection, which has the workers unregister its regions
+ * (clients keep their memory: every page is put back in its memfd) and
+ * then hands its uffd back to its fault thread; once the workers are idle
+ * and the last uffd is released, stop and join the workers and the fault
+ * threads; close the signal handles. The loop then has no handle left and
+ * returns, and uv_loop_close() must succeed.
  */
 #include "config.h"
 
@@ -439,6 +441,7 @@ static void finish_shutdown(struct uzswapd *d)
 {
 	unsigned int i;
 
+	work_stop(&d->work);
 	fault_stop();
 	evict_stop();
 	for (i = 0; i < 3; i++)
@@ -463,14 +466,19 @@ void uzswapd_shutdown(struct uzswapd *d)
 	uv_close((uv_handle_t *)&d->tick, NULL);
 	list_for_each_safe(pos, tmp, &d->conns)
 		ctl_conn_close(container_of(pos, struct ctl_conn, all));
-	if (d->nr_ctxs == 0)
-		finish_shutdown(d);
+	uzswapd_ctx_released(d);
 }
 
 void uzswapd_ctx_released(struct uzswapd *d)
 {
-	if (d->stopping && d->nr_ctxs == 0)
+	if (d->stopping && d->nr_ctxs == 0 && work_idle(&d->work))
 		finish_shutdown(d);
+}
+
+/* The workers have nothing left: finishes a shutdown waiting for them. */
+static void work_went_idle(void *arg)
+{
+	uzswapd_ctx_released(arg);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -555,8 +563,7 @@ static void free_daemon(struct uzswapd *d)
 	registry_destroy(&d->registry);
 	store_destroy(&d->store);
 	region_index_destroy(&d->regions);
-	compressor_destroy(d->lc.comp);
-	free(d->lc.buf);
+	compressor_destroy(d->comp);
 	free(d->run_buf);
 	if (d->bound_path)
 		unlink(d->bound_path);
@@ -599,13 +606,14 @@ int uzswapd_main(int argc, char **argv)
 		return ret;
 	ret = store_init(&d.store, d.conf.compressor, (int)d.conf.zstd_level,
 			 d.conf.pool_limit, backing, &owner);
-	d.lc.comp = compressor_create(d.conf.compressor, (int)d.conf.zstd_level);
-	d.lc.buf = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
+	d.comp = compressor_create(d.conf.compressor, (int)d.conf.zstd_level);
 	d.run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
-	if (ret || !d.lc.comp || !d.lc.buf || !d.run_buf) {
+	if (ret || !d.comp || !d.run_buf) {
 		log_err("main", "cannot set up the compressed store");
 		return UZSWAPD_EXIT_STORE;
 	}
+	if (work_start(&d.work, &d.loop, &d.store, work_went_idle, &d))
+		return UZSWAPD_EXIT_THREADS;
 	ec = (struct evict_config){ .default_limit = d.conf.default_limit,
 				    .resident_limit = d.conf.resident_limit,
 				    .nthreads = d.conf.evict_threads };
@@ -619,6 +627,7 @@ int uzswapd_main(int argc, char **argv)
 	if (ret) {
 		log_err("main", "cannot start fault and evictor threads: %s",
 			strerror(-ret));
+		work_stop(&d.work);
 		return UZSWAPD_EXIT_THREADS;
 	}
 	stats_rate_init(&d.rate);
@@ -629,13 +638,16 @@ int uzswapd_main(int argc, char **argv)
 		ret = start_tick(&d);
 	if (ret) {
 		log_err("main", "event loop setup failed: %s", uv_strerror(ret));
+		work_stop(&d.work);
 		return UZSWAPD_EXIT_LOOP;
 	}
 	if (d.conf.metrics) {
 		d.metrics = metrics_start(&d, d.conf.metrics,
 					  d.conf.metrics_clients);
-		if (!d.metrics)
+		if (!d.metrics) {
+			work_stop(&d.work);
 			return UZSWAPD_EXIT_METRICS;
+		}
 	}
 	lock_memory(&d);
 	lower_oom_score();

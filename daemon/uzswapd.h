@@ -19,6 +19,7 @@
 #include "registry.h"
 #include "stats.h"
 #include "store.h"
+#include "work.h"
 
 
 /* Startup failures exit with these codes (listed in uzswapd(8)). */
@@ -45,9 +46,10 @@ enum uzswapd_exit {
  * @registry:  the clients; see struct registry for its locking
  * @regions:   every region by id; see struct region_index for its locking
  * @store:     the compressed store; thread-safe
- * @lc:        the loop thread's compressor and page buffer (restores,
- *             WILLNEED advice)
- * @run_buf:   the loop thread's EVICT_RUN_PAGES-page buffer (COLD advice)
+ * @work:      the workers: restores, drops and ADVISE, off the loop
+ *             thread (work.h)
+ * @comp:      the loop thread's compressor (RECLAIM steps)
+ * @run_buf:   the loop thread's EVICT_RUN_PAGES-page buffer (RECLAIM)
  * @listen_fd: the control socket, -1 once closed
  * @bound_path: where the daemon bound it (removed at exit), NULL if
  *             systemd passed it
@@ -71,7 +73,8 @@ struct uzswapd {
 	struct registry registry;
 	struct region_index regions;
 	struct store store;
-	struct load_ctx lc;
+	struct work_pool work;
+	struct compressor *comp;
 	uint8_t *run_buf;
 	int listen_fd;
 	char *bound_path;
@@ -90,8 +93,9 @@ struct uzswapd {
 int uzswapd_main(int argc, char **argv);
 
 /* Begin an orderly shutdown: stop accepting, close every connection
- * (clients keep their memory); the fault threads stop once the last
- * client uffd is released (uzswapd_ctx_released()). */
+ * (clients keep their memory); the workers and the fault threads stop
+ * once the workers are idle and the last client uffd is released
+ * (uzswapd_ctx_released()). */
 void uzswapd_shutdown(struct uzswapd *d);
 
 /*

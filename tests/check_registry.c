@@ -213,13 +213,15 @@ START_TEST(test_region_index)
 {
 	enum { N = 3 * (1 << REGION_INDEX_BITS) };	/* chains of 3 */
 	static struct region *rs[N];
+	static uint64_t ids[N];
 	struct mm_slot *s = add(99);
 	struct region *r;
 	int i;
 
 	for (i = 0; i < N; i++) {
 		rs[i] = mkregion(s, 16ul * (unsigned long)i, 1);
-		ck_assert_uint_eq(rs[i]->id, i ? rs[i - 1]->id + 1 : rs[0]->id);
+		ids[i] = rs[i]->id;
+		ck_assert_uint_eq(ids[i], i ? ids[i - 1] + 1 : ids[0]);
 	}
 	for (i = 0; i < N; i++) {
 		r = region_index_get(&ix, rs[i]->id);
@@ -236,7 +238,7 @@ START_TEST(test_region_index)
 	for (i = 0; i < N; i += 2)
 		region_put(rs[i]);
 	for (i = 0; i < N; i++) {
-		r = region_index_get(&ix, rs[i]->id);
+		r = region_index_get(&ix, ids[i]);
 		ck_assert_ptr_eq(r, i % 2 ? rs[i] : NULL);
 		if (r)
 			region_put(r);

@@ -21,6 +21,11 @@
  *              memfd, other process, read-only, wrong offset), descriptors
  *              that are not what they claim, peers that never read, many
  *              connections, running out of descriptors
+ *   loop       the control socket answers while the work that grows with
+ *              a client's size runs: ADVISE over huge ranges, the
+ *              teardown of a big stored region (connection closed, process
+ *              killed), UNREGISTER of one (its reply waits for the
+ *              restore); each prints the slowest STATUS round trip seen
  *
  * Every hostile case is followed by a normal client that must work, and
  * by a check that the daemon went back to the number of open descriptors
@@ -31,7 +36,7 @@
  *
  * Under valgrind (the daemon and the clients are separate programs, run
  * natively): CK_FORK=no valgrind --leak-check=full ./check_daemon
- * One test case (startup, clients, lifecycle, protocol):
+ * One test case (startup, clients, lifecycle, protocol, loop):
  *   CK_RUN_CASE=protocol ./check_daemon
  * UZSWAP_ITEST_KEEP=1 keeps every daemon's and client's log.
  */
@@ -53,11 +58,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon_harness.h"
 #include "lib/proto/proto.h"
 #include "lib/uffd/uffd.h"
+#include "pager.h"
 #include "tests/send.h"
 
 #define MIB		(1024ul * 1024)
@@ -2317,6 +2324,265 @@ START_TEST(test_proto_unregister_other_connection)
 END_TEST
 
 /*****************
+ * loop: the control socket stays responsive
+ *****************/
+
+/* Generous: the pool and the evictions of a few hundred MiB, under ASan. */
+#define LOOP_REGION	(256 * MIB)
+#define LOOP_LIMIT	(4 * MIB)
+#define LOOP_SETTLE_MS	120000
+
+/* The slowest STATUS round trip of the running test, in microseconds. */
+static long long slowest_status_us;
+
+static long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* One STATUS on a new connection (dh_status(): 10 s, a hang detector:
+ * the answer takes milliseconds); its round trip counts in the slowest. */
+static void timed_status(struct proto_status_reply *st)
+{
+	long long t0 = now_us();
+	int ret = dh_status(&dmn, st);
+
+	if (now_us() - t0 > slowest_status_us)
+		slowest_status_us = now_us() - t0;
+	DH_ASSERT(ret == 0, "STATUS: %s", errname(ret));
+}
+
+/* What the store holds for every client: in the pool or written back. */
+static uint64_t stored_of(const struct proto_status_reply *st)
+{
+	return st->stored_pages + st->written_back_pages;
+}
+
+static void print_slowest(const char *test)
+{
+	fprintf(stderr, "SLOWEST STATUS in %s: %lld us\n", test,
+		slowest_status_us);
+}
+
+/* Send ADVISE without reading its reply; its sequence number. */
+static uint32_t raw_send_advise(struct raw *r, uint64_t addr, uint64_t len,
+				uint32_t advice)
+{
+	struct proto_advise a = { .addr = addr, .len = len, .advice = advice };
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+
+	return raw_send(r, PROTO_ADVISE, buf,
+			proto_encode_advise(buf, &a, PROTO_VERSION), NULL, 0);
+}
+
+static void raw_set_limit(struct raw *r, uint64_t bytes)
+{
+	struct proto_set_limit l = { .bytes = bytes };
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+
+	ASSERT_STATUS(raw_call(r, PROTO_SET_LIMIT, buf,
+			       proto_encode_set_limit(buf, &l, PROTO_VERSION),
+			       NULL, 0), 0);
+}
+
+/* Poll until the store is at rest (two equal answers 100 ms apart) with
+ * at least @want pages (a budget keeps a few MiB more resident than it
+ * says); the last answer in *@st. */
+static void wait_stored(uint64_t want, struct proto_status_reply *st)
+{
+	long long deadline = dh_now_ms() + LOOP_SETTLE_MS;
+	uint64_t last = 0;
+
+	for (;;) {
+		timed_status(st);
+		if (stored_of(st) >= want && stored_of(st) == last)
+			return;
+		last = stored_of(st);
+		DH_ASSERT(dh_now_ms() < deadline, "%" PRIu64 " pages stored "
+			  "within %d ms, %" PRIu64 " expected", last,
+			  LOOP_SETTLE_MS, want);
+		dh_sleep_ms(100);
+	}
+}
+
+/*
+ * A region of LOOP_REGION bytes of the test process, registered on @r
+ * under a LOOP_LIMIT budget and filled with @seed: the evictors store all
+ * but the budget, most of it written back from the small pool. Returns
+ * once the store is at rest, with the pages stored by every client then.
+ */
+static uint64_t stored_region(struct raw *r, struct mregion *m,
+			      uint64_t seed)
+{
+	struct proto_status_reply st;
+	uint64_t before;
+
+	timed_status(&st);
+	before = stored_of(&st);
+	raw_open(r);
+	raw_hello(r);
+	raw_set_limit(r, LOOP_LIMIT);
+	mregion_make(m, LOOP_REGION);
+	ASSERT_STATUS(raw_register(r, (uintptr_t)m->addr, m->len, 0,
+				   m->memfd, m->memfd, NULL), 0);
+	fill(m->addr, m->len, seed);
+	wait_stored(before + LOOP_REGION / 2 / PAGE, &st);
+	DH_ASSERT(st.written_back_pages > 0, "nothing written back");
+	return stored_of(&st);
+}
+
+/*
+ * Poll STATUS while the store empties from @before pages down to @after,
+ * as a teardown runs; with @reply_fd, also until a reply is readable
+ * there. Returns how many answers saw the teardown under way: fewer pages
+ * than @before but more than @after (before the workers, it ran on the
+ * loop thread, which answered nothing in the meantime). The bound is a
+ * hang detector: a teardown takes a second or two.
+ */
+static int watch_teardown(uint64_t before, uint64_t after, int reply_fd)
+{
+	long long deadline = dh_now_ms() + LOOP_SETTLE_MS;
+	struct pollfd pfd = { .fd = reply_fd, .events = POLLIN };
+	struct proto_status_reply st;
+	bool replied = reply_fd < 0;
+	int midway = 0;
+
+	for (;;) {
+		timed_status(&st);
+		if (!replied)
+			replied = poll(&pfd, 1, 0) == 1;
+		if (stored_of(&st) < before && stored_of(&st) > after)
+			midway++;
+		if (stored_of(&st) <= after && replied)
+			return midway;
+		DH_ASSERT(dh_now_ms() < deadline, "the teardown did not end "
+			  "within %d ms: %" PRIu64 " pages stored",
+			  LOOP_SETTLE_MS, stored_of(&st));
+	}
+}
+
+static void loop_up(void)
+{
+	static const char *const args[] = { "--pool-limit", "16M", NULL };
+
+	log_allow = NULL;
+	slowest_status_us = 0;
+	dh_up(&dmn, args);
+}
+
+/*
+ * ADVISE over huge ranges where the client has no region: each is refused
+ * at once, a second connection is answered meanwhile, and the daemon
+ * stops on SIGTERM. ADVISE used to step through the range a page at a
+ * time on the loop thread: 1 TiB took seconds, the last two ranges never
+ * ended (SIGTERM ignored).
+ */
+START_TEST(test_loop_advise_huge)
+{
+	static const struct {
+		uint64_t addr, len;
+	} ranges[] = {
+		{ 1ull << 40, 1ull << 40 },			/* 1 TiB */
+		{ 1ull << 20, 0xfffffffffff00000ull },		/* to the top */
+		{ 0xfffffffffff00000ull, 1ull << 21 },		/* wraps */
+		{ 1ull << 46, 1ull << 56 },			/* past user space */
+	};
+	struct proto_status_reply st;
+	struct raw r;
+	uint32_t seq;
+	size_t i;
+
+	raw_open(&r);
+	raw_hello(&r);
+	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+		seq = raw_send_advise(&r, ranges[i].addr, ranges[i].len,
+				      PROTO_ADVISE_COLD);
+		timed_status(&st);
+		ASSERT_STATUS(raw_reply(&r, PROTO_ADVISE, seq, NULL, 0, NULL),
+			      -EINVAL);
+	}
+	raw_close(&r);
+	print_slowest("advise_huge");
+	daemon_stop_ok();
+}
+END_TEST
+
+/*
+ * A live client's connection closes with a big stored region (restored
+ * into its memfd, then unregistered), then a client with another one is
+ * killed (its pages dropped): STATUS is answered while each teardown
+ * runs, and every page of the live client reads back intact after.
+ */
+START_TEST(test_loop_teardown)
+{
+	struct proto_status_reply st;
+	struct dh_client c;
+	struct pstats ps;
+	struct mregion m;
+	uint64_t before;
+	struct raw r;
+	int midway;
+
+	before = stored_region(&r, &m, 31);
+	raw_close(&r);
+	midway = watch_teardown(before, 0, -1);
+	DH_ASSERT(midway > 0, "no STATUS answered while the restore ran");
+	check_fill(m.addr, m.len, 31);
+	mregion_free(&m);
+
+	pager_start(&dmn, &c);
+	pager_ok(&c, "limit %lu", LOOP_LIMIT / MIB);
+	pager_alloc(&c, "random", LOOP_REGION / MIB);
+	pager_wait_resident(&c, 4 * LOOP_LIMIT, &ps);
+	wait_stored(LOOP_REGION / 2 / PAGE, &st);
+	DH_ASSERT(st.written_back_pages > 0, "nothing written back");
+	dh_client_kill(&c);
+	midway = watch_teardown(stored_of(&st), 0, -1);
+	DH_ASSERT(midway > 0, "no STATUS answered while the drop ran");
+	print_slowest("teardown");
+	assert_serving();
+}
+END_TEST
+
+/*
+ * UNREGISTER of a big stored region: STATUS is answered while the restore
+ * runs, the reply comes once it is over, and the client then reads its
+ * data without a daemon (had the range left the uffd before every page
+ * was back, it would read zeros).
+ */
+START_TEST(test_loop_unregister)
+{
+	struct proto_status_reply st;
+	struct proto_unregister u;
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+	struct mregion m;
+	uint64_t before;
+	struct raw r;
+	uint32_t seq;
+	int midway;
+
+	before = stored_region(&r, &m, 41);
+	u.addr = (uintptr_t)m.addr;
+	seq = raw_send(&r, PROTO_UNREGISTER, buf,
+		       proto_encode_unregister(buf, &u, PROTO_VERSION), NULL,
+		       0);
+	midway = watch_teardown(before, 0, r.fd);
+	DH_ASSERT(midway > 0, "no STATUS answered while the restore ran");
+	ASSERT_STATUS(raw_reply(&r, PROTO_UNREGISTER, seq, NULL, 0, NULL), 0);
+	print_slowest("unregister");
+	timed_status(&st);
+	DH_ASSERT_EQ(stored_of(&st), 0);
+	dh_kill(&dmn);
+	check_fill(m.addr, m.len, 41);
+	raw_close(&r);
+	mregion_free(&m);
+}
+END_TEST
+
+/*****************
  * Suites
  *****************/
 
@@ -2388,6 +2654,14 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, test_proto_register_bad_memfd);
 	tcase_add_test(tc, test_proto_register_other_pid);
 	tcase_add_test(tc, test_proto_unregister_other_connection);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("loop");
+	tcase_add_checked_fixture(tc, loop_up, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_SLOW);
+	tcase_add_test(tc, test_loop_advise_huge);
+	tcase_add_test(tc, test_loop_teardown);
+	tcase_add_test(tc, test_loop_unregister);
 	suite_add_tcase(s, tc);
 	return s;
 }
