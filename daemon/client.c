@@ -42,9 +42,6 @@
 #include "uzswapd.h"
 #include "work.h"
 
-/* The daemon whose clients these are; set by the first client_attach(). */
-static struct uzswapd *client_daemon;
-
 /*
  * struct client_teardown - regions leaving their slot, torn down by a
  * worker in steps; the worker running it owns every field but @work's
@@ -56,6 +53,7 @@ static struct uzswapd *client_daemon;
  *           process), else drop its stored pages (a dead one)
  * @next:    the next page of the first region
  * @failed:  a page of the first region could not be restored
+ * @d:       the daemon
  * @slot:    a connection's teardown: its slot (holding the connection's
  *           reference), NULL for UNREGISTER
  * @ctx:     a connection's teardown: its uffd, detached once done
@@ -67,6 +65,7 @@ struct client_teardown {
 	bool restore;
 	size_t next;
 	bool failed;
+	struct uzswapd *d;
 	struct mm_slot *slot;
 	struct uffd_ctx *ctx;
 	void (*done)(void *arg);
@@ -99,21 +98,22 @@ static void pid_watch_closed(uv_handle_t *handle)
 	mm_slot_put(slot);
 }
 
-/* Remove the slot once nothing uses it any more. */
-static void slot_maybe_remove(struct mm_slot *slot)
+/* Remove the slot from @d's registry once nothing uses it any more. */
+static void slot_maybe_remove(struct uzswapd *d, struct mm_slot *slot)
 {
 	if (!list_empty(&slot->conns) || slot->ctxs || slot->pidfd < 0 ||
 	    uv_is_closing((uv_handle_t *)&slot->pid_watch))
 		return;
 	log_debug("client", "pid %d (%s) removed", (int)slot->pid,
 		  slot->comm);
-	registry_remove(&client_daemon->registry, slot);
+	registry_remove(&d->registry, slot);
 	uv_close((uv_handle_t *)&slot->pid_watch, pid_watch_closed);
 }
 
 static void pid_exited(uv_poll_t *handle, int status, int events)
 {
 	struct mm_slot *slot = container_of(handle, struct mm_slot, pid_watch);
+	struct uzswapd *d = handle->data;
 	struct list_node *pos, *tmp;
 
 	log_info("client", "pid %d (%s) exited", (int)slot->pid, slot->comm);
@@ -121,7 +121,7 @@ static void pid_exited(uv_poll_t *handle, int status, int events)
 	mm_slot_get(slot);
 	list_for_each_safe(pos, tmp, &slot->conns)
 		ctl_conn_close(container_of(pos, struct ctl_conn, node));
-	slot_maybe_remove(slot);
+	slot_maybe_remove(d, slot);
 	mm_slot_put(slot);
 }
 
@@ -161,6 +161,7 @@ static struct mm_slot *slot_get_or_create(struct ctl_conn *c)
 		close(slot->pidfd);
 		goto out_put;
 	}
+	slot->pid_watch.data = d;
 	uv_poll_start(&slot->pid_watch, UV_READABLE, pid_exited);
 	registry_insert(&d->registry, slot);	/* pid is new: cannot fail */
 	log_info("client", "pid %d (%s) connected", (int)slot->pid,
@@ -230,9 +231,9 @@ static void detach_done(struct work *w)
 						 work);
 	struct mm_slot *slot = t->slot;
 
-	fault_detach(t->ctx);
+	fault_detach(t->d->faults, t->ctx);
+	slot_maybe_remove(t->d, slot);
 	free(t);
-	slot_maybe_remove(slot);
 	mm_slot_put(slot);
 }
 
@@ -247,13 +248,14 @@ static void unregister_done(struct work *w)
 	free(t);
 }
 
-static struct client_teardown *teardown_alloc(bool restore,
+static struct client_teardown *teardown_alloc(struct uzswapd *d, bool restore,
 					      work_done_fn done)
 {
 	struct client_teardown *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
+	t->d = d;
 	work_init(&t->work, teardown_step, done, NULL);
 	list_init(&t->regions);
 	t->restore = restore;
@@ -266,8 +268,7 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 	struct uffd_ctx *ctx;
 	int ret;
 
-	client_daemon = c->d;
-	c->teardown = teardown_alloc(true, detach_done);
+	c->teardown = teardown_alloc(c->d, true, detach_done);
 	if (!c->teardown) {
 		close(uffd);
 		return -ENOMEM;
@@ -284,7 +285,7 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 		ret = -ENOMEM;
 		goto out_put;
 	}
-	ret = fault_attach(ctx);
+	ret = fault_attach(c->d->faults, ctx);
 	if (ret) {
 		uffd_ctx_put(ctx);
 		goto out_put;
@@ -298,7 +299,7 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 
 out_put:
 	mm_slot_put(slot);
-	slot_maybe_remove(slot);
+	slot_maybe_remove(c->d, slot);
 out_free_teardown:
 	free(c->teardown);
 	c->teardown = NULL;
@@ -325,7 +326,8 @@ void client_detach(struct ctl_conn *c)
 struct work *client_unregister(struct ctl_conn *c, unsigned long start,
 			       void (*done)(void *arg))
 {
-	struct client_teardown *t = teardown_alloc(true, unregister_done);
+	struct client_teardown *t = teardown_alloc(c->d, true,
+						   unregister_done);
 	struct region *r;
 
 	if (!t)
@@ -343,15 +345,16 @@ struct work *client_unregister(struct ctl_conn *c, unsigned long start,
 	return &t->work;
 }
 
-void client_ctx_released(struct uffd_ctx *ctx)
+void client_ctx_released(struct uffd_ctx *ctx, void *arg)
 {
 	struct mm_slot *slot = ctx->slot;
+	struct uzswapd *d = arg;
 
 	mm_slot_get(slot);
 	uffd_ctx_put(ctx);
 	slot->ctxs--;
-	slot_maybe_remove(slot);
+	slot_maybe_remove(d, slot);
 	mm_slot_put(slot);
-	client_daemon->nr_ctxs--;
-	uzswapd_ctx_released(client_daemon);
+	d->nr_ctxs--;
+	uzswapd_ctx_released(d);
 }

@@ -45,7 +45,8 @@ void client_detach(struct ctl_conn *c);
 struct work *client_unregister(struct ctl_conn *c, unsigned long start,
 			       void (*done)(void *arg));
 
-/* Fault-thread release callback (see fault_start()). */
-void client_ctx_released(struct uffd_ctx *ctx);
+/* Fault-thread release callback (see fault_start()); @arg is the
+ * daemon. */
+void client_ctx_released(struct uffd_ctx *ctx, void *arg);
 
 #endif /* UZSWAPD_CLIENT_H */

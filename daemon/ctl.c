@@ -1060,12 +1060,12 @@ int ctl_listen(struct uzswapd *d, int fd)
 
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
-	d->listen_fd = fd;
-	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	list_init(&d->conns);
 	ret = uv_poll_init(&d->loop, &d->listen, fd);
 	if (ret)
 		return ret;
+	d->listen_fd = fd;
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return uv_poll_start(&d->listen, UV_READABLE, listen_readable);
 }
 

@@ -84,7 +84,10 @@ struct ctl_reply {
 	const char *errmsg;
 };
 
-/* Listen on @fd (already bound and listening). Return: 0 or -errno. */
+/* Listen on @fd (already bound and listening). Once its loop handle is
+ * set up (d->listen_fd is @fd) the socket is the daemon's, closed by
+ * ctl_stop_listening(), even if a later step fails; before that it stays
+ * the caller's. Return: 0 or -errno. */
 int ctl_listen(struct uzswapd *d, int fd);
 
 /* Stop accepting and close the listening socket. */

@@ -120,6 +120,7 @@ static const uint64_t latency_le_ns[FAULT_LATENCY_BUCKETS] = {
  *              thread, read by anyone (atomic)
  */
 struct fault_thread {
+	struct fault_pool *pool;
 	pthread_t tid;
 	int epfd;
 	int cmdfd;
@@ -146,25 +147,25 @@ struct fault_thread {
 };
 
 /*
- * The fault threads and the loop side of the release path. @threads and
- * @nr_threads are written by fault_start()/fault_stop() on the loop thread
- * while no fault thread runs; @released (the queue of contexts handed back
- * to the loop) is protected by @released_lock; @async is the loop's;
- * @beat is the last heartbeat requested (written by the loop thread);
- * @spin_ns is how long a thread polls after a fault (atomic).
+ * struct fault_pool - the fault threads and the loop side of the release
+ * path. @threads and @nr_threads are written by fault_start()/fault_stop()
+ * on the loop thread while no fault thread runs; @released (the queue of
+ * contexts handed back to the loop) is protected by @released_lock;
+ * @async is the loop's, and the pool is freed in its close callback;
+ * @released_cb and @arg are immutable; @beat is the last heartbeat
+ * requested (written by the loop thread); @spin_ns is how long a thread
+ * polls after a fault (atomic).
  */
-static struct {
+struct fault_pool {
 	struct fault_thread threads[FAULT_MAX_THREADS];
 	unsigned int nr_threads;
 	uv_async_t async;
 	pthread_mutex_t released_lock;
 	struct list_node released;
 	fault_released_cb released_cb;
+	void *arg;
 	atomic_uint beat;
 	atomic_uint_fast64_t spin_ns;
-} fp = {
-	.released_lock = PTHREAD_MUTEX_INITIALIZER,
-	.released = LIST_INIT(fp.released),
 };
 
 /* Source of zero-fills; never written, so it stays the zero page. */
@@ -558,7 +559,7 @@ static bool run_commands(struct fault_thread *t)
 
 	if (read(t->cmdfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_err("fault", "command eventfd: %s", strerror(errno));
-	atomic_store(&t->beat, atomic_load(&fp.beat));
+	atomic_store(&t->beat, atomic_load(&t->pool->beat));
 	list_init(&todo);
 	pthread_mutex_lock(&t->lock);
 	list_for_each_safe(pos, tmp, &t->releasing) {
@@ -570,14 +571,14 @@ static bool run_commands(struct fault_thread *t)
 	if (list_empty(&todo))
 		return stop;
 
-	pthread_mutex_lock(&fp.released_lock);
+	pthread_mutex_lock(&t->pool->released_lock);
 	list_for_each_safe(pos, tmp, &todo) {
 		forget_retries(t, container_of(pos, struct uffd_ctx, node));
 		list_del(pos);
-		list_add_tail(pos, &fp.released);
+		list_add_tail(pos, &t->pool->released);
 	}
-	pthread_mutex_unlock(&fp.released_lock);
-	uv_async_send(&fp.async);
+	pthread_mutex_unlock(&t->pool->released_lock);
+	uv_async_send(&t->pool->async);
 	return stop;
 }
 
@@ -586,7 +587,8 @@ static bool run_commands(struct fault_thread *t)
  * an event. */
 static int wait_timeout(const struct fault_thread *t)
 {
-	uint64_t spin = atomic_load_explicit(&fp.spin_ns, memory_order_relaxed);
+	uint64_t spin = atomic_load_explicit(&t->pool->spin_ns,
+					     memory_order_relaxed);
 
 	if (spin && now_ns() - t->last_ns < spin)
 		return 0;
@@ -623,18 +625,20 @@ static void *fault_thread_main(void *arg)
 
 static void released_async_cb(uv_async_t *handle)
 {
+	struct fault_pool *fp = container_of(handle, struct fault_pool, async);
 	struct list_node todo, *pos, *tmp;
 
 	list_init(&todo);
-	pthread_mutex_lock(&fp.released_lock);
-	list_for_each_safe(pos, tmp, &fp.released) {
+	pthread_mutex_lock(&fp->released_lock);
+	list_for_each_safe(pos, tmp, &fp->released) {
 		list_del(pos);
 		list_add_tail(pos, &todo);
 	}
-	pthread_mutex_unlock(&fp.released_lock);
+	pthread_mutex_unlock(&fp->released_lock);
 	list_for_each_safe(pos, tmp, &todo) {
 		list_del(pos);
-		fp.released_cb(container_of(pos, struct uffd_ctx, node));
+		fp->released_cb(container_of(pos, struct uffd_ctx, node),
+				fp->arg);
 	}
 }
 
@@ -656,13 +660,14 @@ static void thread_close(struct fault_thread *t)
 	free(t->lc.buf);
 }
 
-static int thread_start(struct fault_thread *t)
+static int thread_start(struct fault_pool *fp, struct fault_thread *t)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = t };
 	pthread_attr_t attr;
 	int ret;
 
 	memset(t, 0, sizeof(*t));
+	t->pool = fp;
 	pthread_mutex_init(&t->lock, NULL);
 	list_init(&t->releasing);
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -695,68 +700,95 @@ out_close:
 	return ret;
 }
 
-int fault_start(uv_loop_t *loop, unsigned int nthreads,
-		fault_released_cb released)
+static void pool_closed(uv_handle_t *handle)
 {
+	struct fault_pool *fp = container_of((uv_async_t *)handle,
+					     struct fault_pool, async);
+
+	pthread_mutex_destroy(&fp->released_lock);
+	free(fp);
+}
+
+struct fault_pool *fault_start(uv_loop_t *loop, unsigned int nthreads,
+			       unsigned int spin_us,
+			       fault_released_cb released, void *arg)
+{
+	struct fault_pool *fp;
 	unsigned int i;
 	int ret;
 
-	if (nthreads == 0 || nthreads > FAULT_MAX_THREADS)
-		return -EINVAL;
-	fp.released_cb = released;
-	ret = uv_async_init(loop, &fp.async, released_async_cb);
-	if (ret)
-		return ret;
+	if (nthreads == 0 || nthreads > FAULT_MAX_THREADS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	fp = calloc(1, sizeof(*fp));
+	if (!fp)
+		return NULL;
+	pthread_mutex_init(&fp->released_lock, NULL);
+	list_init(&fp->released);
+	fp->released_cb = released;
+	fp->arg = arg;
+	fault_set_spin(fp, spin_us);
+	ret = uv_async_init(loop, &fp->async, released_async_cb);
+	if (ret) {
+		pthread_mutex_destroy(&fp->released_lock);
+		free(fp);
+		errno = -ret;
+		return NULL;
+	}
 	for (i = 0; i < nthreads; i++) {
-		ret = thread_start(&fp.threads[i]);
+		ret = thread_start(fp, &fp->threads[i]);
 		if (ret)
 			break;
-		fp.nr_threads++;
+		fp->nr_threads++;
 	}
-	if (ret)
-		fault_stop();
-	return ret;
+	if (ret) {
+		fault_stop(fp);
+		errno = -ret;
+		return NULL;
+	}
+	return fp;
 }
 
-void fault_stop(void)
+void fault_stop(struct fault_pool *fp)
 {
 	unsigned int i;
 
-	for (i = 0; i < fp.nr_threads; i++) {
-		struct fault_thread *t = &fp.threads[i];
+	for (i = 0; i < fp->nr_threads; i++) {
+		struct fault_thread *t = &fp->threads[i];
 
 		pthread_mutex_lock(&t->lock);
 		t->stop = true;
 		pthread_mutex_unlock(&t->lock);
 		post_command(t);
 	}
-	for (i = 0; i < fp.nr_threads; i++) {
-		pthread_join(fp.threads[i].tid, NULL);
-		thread_close(&fp.threads[i]);
+	for (i = 0; i < fp->nr_threads; i++) {
+		pthread_join(fp->threads[i].tid, NULL);
+		thread_close(&fp->threads[i]);
 	}
-	fp.nr_threads = 0;
-	uv_close((uv_handle_t *)&fp.async, NULL);
+	fp->nr_threads = 0;
+	uv_close((uv_handle_t *)&fp->async, pool_closed);
 }
 
-unsigned int fault_nr_threads(void)
+unsigned int fault_nr_threads(struct fault_pool *fp)
 {
-	return fp.nr_threads;
+	return fp->nr_threads;
 }
 
-int fault_attach(struct uffd_ctx *ctx)
+int fault_attach(struct fault_pool *fp, struct uffd_ctx *ctx)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ctx };
 
-	ctx->thread = (unsigned int)ctx->slot->pid % fp.nr_threads;
-	if (epoll_ctl(fp.threads[ctx->thread].epfd, EPOLL_CTL_ADD, ctx->fd,
+	ctx->thread = (unsigned int)ctx->slot->pid % fp->nr_threads;
+	if (epoll_ctl(fp->threads[ctx->thread].epfd, EPOLL_CTL_ADD, ctx->fd,
 		      &ev) < 0)
 		return -errno;
 	return 0;
 }
 
-void fault_detach(struct uffd_ctx *ctx)
+void fault_detach(struct fault_pool *fp, struct uffd_ctx *ctx)
 {
-	struct fault_thread *t = &fp.threads[ctx->thread];
+	struct fault_thread *t = &fp->threads[ctx->thread];
 
 	epoll_ctl(t->epfd, EPOLL_CTL_DEL, ctx->fd, NULL);
 	pthread_mutex_lock(&t->lock);
@@ -765,37 +797,37 @@ void fault_detach(struct uffd_ctx *ctx)
 	post_command(t);
 }
 
-void fault_set_spin(unsigned int us)
+void fault_set_spin(struct fault_pool *fp, unsigned int us)
 {
-	atomic_store(&fp.spin_ns, (uint64_t)us * 1000u);
+	atomic_store(&fp->spin_ns, (uint64_t)us * 1000u);
 }
 
-void fault_heartbeat(void)
+void fault_heartbeat(struct fault_pool *fp)
 {
 	unsigned int i;
 
-	atomic_fetch_add(&fp.beat, 1);
-	for (i = 0; i < fp.nr_threads; i++)
-		post_command(&fp.threads[i]);
+	atomic_fetch_add(&fp->beat, 1);
+	for (i = 0; i < fp->nr_threads; i++)
+		post_command(&fp->threads[i]);
 }
 
-bool fault_threads_alive(void)
+bool fault_threads_alive(struct fault_pool *fp)
 {
-	unsigned int i, beat = atomic_load(&fp.beat);
+	unsigned int i, beat = atomic_load(&fp->beat);
 
-	for (i = 0; i < fp.nr_threads; i++)
-		if (atomic_load(&fp.threads[i].beat) != beat)
+	for (i = 0; i < fp->nr_threads; i++)
+		if (atomic_load(&fp->threads[i].beat) != beat)
 			return false;
 	return true;
 }
 
-void fault_get_stats(struct fault_stats *st)
+void fault_get_stats(struct fault_pool *fp, struct fault_stats *st)
 {
 	unsigned int i;
 
 	memset(st, 0, sizeof(*st));
-	for (i = 0; i < fp.nr_threads; i++) {
-		struct fault_thread *t = &fp.threads[i];
+	for (i = 0; i < fp->nr_threads; i++) {
+		struct fault_thread *t = &fp->threads[i];
 
 		st->faults += atomic_load(&t->st.faults);
 		st->zero_fills += atomic_load(&t->st.zero_fills);
@@ -810,14 +842,14 @@ void fault_get_stats(struct fault_stats *st)
 	}
 }
 
-void fault_get_latency(struct fault_latency *l)
+void fault_get_latency(struct fault_pool *fp, struct fault_latency *l)
 {
 	unsigned int i, b;
 
 	memset(l, 0, sizeof(*l));
 	memcpy(l->le_ns, latency_le_ns, sizeof(l->le_ns));
-	for (i = 0; i < fp.nr_threads; i++) {
-		struct fault_thread *t = &fp.threads[i];
+	for (i = 0; i < fp->nr_threads; i++) {
+		struct fault_thread *t = &fp->threads[i];
 
 		for (b = 0; b <= FAULT_LATENCY_BUCKETS; b++)
 			l->bucket[b] += atomic_load_explicit(

@@ -28,35 +28,42 @@ struct fault_stats {
 	uint64_t read_ahead;      /* stored pages brought back ahead of use */
 };
 
-typedef void (*fault_released_cb)(struct uffd_ctx *ctx);
+/* The fault threads, owned by the daemon (struct uzswapd). */
+struct fault_pool;
+
+typedef void (*fault_released_cb)(struct uffd_ctx *ctx, void *arg);
 
 /*
- * fault_start() - start @nthreads fault threads
- * @released: called on @loop's thread for each context given to
- *            fault_detach(), once no fault thread can touch it any more
- * Return: 0 or -errno (no thread left running then). Loop thread.
+ * fault_start() - start @nthreads fault threads, polling @spin_us after
+ * each fault (see fault_set_spin())
+ * @released: called on @loop's thread, with @arg, for each context given
+ *            to fault_detach(), once no fault thread can touch it any more
+ * Return: the pool, or NULL with errno set (no thread left running then).
+ * Loop thread.
  */
-int fault_start(uv_loop_t *loop, unsigned int nthreads,
-		fault_released_cb released);
+struct fault_pool *fault_start(uv_loop_t *loop, unsigned int nthreads,
+			       unsigned int spin_us,
+			       fault_released_cb released, void *arg);
 
 /* Stop and join the threads; every context must have been released.
- * Closes the loop handle it owns (run the loop once more to finish). */
-void fault_stop(void);
+ * Closes the loop handle it owns, whose close callback frees @fp (run the
+ * loop once more to finish). */
+void fault_stop(struct fault_pool *fp);
 
-unsigned int fault_nr_threads(void);
+unsigned int fault_nr_threads(struct fault_pool *fp);
 
 /* Start serving @ctx's faults on one of the threads (chosen by its
  * process, so that one process's faults stay in order). Return: 0 or
  * -errno. Loop thread. */
-int fault_attach(struct uffd_ctx *ctx);
+int fault_attach(struct fault_pool *fp, struct uffd_ctx *ctx);
 
 /* Stop serving @ctx; the released callback follows. Loop thread. */
-void fault_detach(struct uffd_ctx *ctx);
+void fault_detach(struct fault_pool *fp, struct uffd_ctx *ctx);
 
 /* Poll for faults @us microseconds after each one before sleeping (0:
  * sleep at once). Any thread; the fault threads see it at their next
  * wait. */
-void fault_set_spin(unsigned int us);
+void fault_set_spin(struct fault_pool *fp, unsigned int us);
 
 /*
  * Liveness, for the systemd watchdog: fault_heartbeat() asks every fault
@@ -64,10 +71,10 @@ void fault_set_spin(unsigned int us);
  * of faults); fault_threads_alive() says whether every thread answered the
  * last request. A thread stuck in a fault never answers. Loop thread.
  */
-void fault_heartbeat(void);
-bool fault_threads_alive(void);
+void fault_heartbeat(struct fault_pool *fp);
+bool fault_threads_alive(struct fault_pool *fp);
 
-void fault_get_stats(struct fault_stats *st);
+void fault_get_stats(struct fault_pool *fp, struct fault_stats *st);
 
 /*
  * The fault service-time histogram: for each page-fault message, the time
@@ -102,6 +109,6 @@ struct fault_latency {
 };
 
 /* Read the histogram. O(threads * buckets). Loop thread. */
-void fault_get_latency(struct fault_latency *l);
+void fault_get_latency(struct fault_pool *fp, struct fault_latency *l);
 
 #endif /* UZSWAPD_FAULT_H */

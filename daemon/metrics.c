@@ -445,13 +445,13 @@ static void put_counters(struct mbuf *b, const struct stats_snapshot *s)
 		    "error.", s->backing.write_errors);
 }
 
-static void put_latency(struct mbuf *b)
+static void put_latency(struct mbuf *b, struct fault_pool *fp)
 {
 	struct fault_latency l;
 	uint64_t cum = 0;
 	unsigned int i;
 
-	fault_get_latency(&l);
+	fault_get_latency(fp, &l);
 	put_family(b, "uzswap_fault_latency_seconds", "histogram",
 		   "Service time of page faults in uzswapd: from reading the "
 		   "fault off the client's userfaultfd to resolving it (page "
@@ -660,7 +660,7 @@ static char *metrics_render(struct metrics *m, size_t *len)
 	put_memory(&b, &s);
 	put_store(&b, &s);
 	put_counters(&b, &s);
-	put_latency(&b);
+	put_latency(&b, m->d->faults);
 	put_clients(&b, m);
 	if (b.failed) {
 		free(b.p);

@@ -123,7 +123,7 @@ void notify_tick(struct uzswapd *d)
 	bool watchdog = sd_watchdog_enabled(0, NULL) > 0;
 
 	if (watchdog) {
-		if (fault_threads_alive()) {
+		if (fault_threads_alive(d->faults)) {
 			sd_notify(0, "WATCHDOG=1");
 			if (ns.stuck)
 				log_info("main", "every fault thread answers "
@@ -137,5 +137,5 @@ void notify_tick(struct uzswapd *d)
 	}
 	notify_status(d);
 	if (watchdog)
-		fault_heartbeat();
+		fault_heartbeat(d->faults);
 }

@@ -43,8 +43,8 @@
  *              (atomic)
  * @lru:        its page LRU; see lru.h
  * @pidfd:      watches the process's exit; loop thread only
- * @pid_watch:  libuv poll on @pidfd; loop thread only, freed in its close
- *              callback
+ * @pid_watch:  libuv poll on @pidfd, its data the daemon; loop thread
+ *              only, freed in its close callback
  * @conns:      control connections of the process; loop thread only
  * @ctxs:       uffds of the process not yet released by their fault
  *              thread; loop thread only

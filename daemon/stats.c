@@ -23,11 +23,11 @@ void stats_rate_init(struct stats_rate *r)
 	clock_gettime(CLOCK_MONOTONIC, &r->started);
 }
 
-void stats_tick(struct stats_rate *r)
+void stats_tick(struct stats_rate *r, struct fault_pool *fp)
 {
 	struct fault_stats fs;
 
-	fault_get_stats(&fs);
+	fault_get_stats(fp, &fs);
 	r->faults[r->next] = fs.faults;
 	r->next = (r->next + 1) % STATS_RATE_SAMPLES;
 	if (r->nr < STATS_RATE_SAMPLES)
@@ -69,7 +69,7 @@ void stats_snapshot(struct uzswapd *d, struct stats_snapshot *s)
 	evict_get_limits(&s->default_limit, &s->resident_limit);
 	store_get_stats(&d->store, &s->store);
 	evict_get_stats(&s->evict);
-	fault_get_stats(&s->fault);
+	fault_get_stats(d->faults, &s->fault);
 	if (d->store.backing) {
 		s->has_backing = true;
 		backing_get_stats(d->store.backing, &s->backing);

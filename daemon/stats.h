@@ -63,7 +63,7 @@ struct stats_snapshot {
 /* Start the clock of uptime and fault rate. */
 void stats_rate_init(struct stats_rate *r);
 /* Take one sample of the fault counter; call once a second. O(threads). */
-void stats_tick(struct stats_rate *r);
+void stats_tick(struct stats_rate *r, struct fault_pool *fp);
 
 /* Gather every counter. O(clients). Loop thread (reads @d's rate). */
 void stats_snapshot(struct uzswapd *d, struct stats_snapshot *s);

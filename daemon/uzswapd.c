@@ -400,7 +400,7 @@ static int reload_metrics(struct uzswapd *d, const struct conf *next,
 static void apply_live_keys(struct uzswapd *d, const struct conf *c)
 {
 	evict_set_limits(c->default_limit, c->resident_limit);
-	fault_set_spin(c->fault_spin);
+	fault_set_spin(d->faults, c->fault_spin);
 	store_set_pool_limit(&d->store, c->pool_limit);
 	store_set_compressor(&d->store, c->compressor, (int)c->zstd_level);
 }
@@ -442,7 +442,8 @@ static void finish_shutdown(struct uzswapd *d)
 	unsigned int i;
 
 	work_stop(&d->work);
-	fault_stop();
+	fault_stop(d->faults);
+	d->faults = NULL;
 	evict_stop();
 	for (i = 0; i < 3; i++)
 		uv_close((uv_handle_t *)&d->signals[i], NULL);
@@ -497,7 +498,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct uzswapd *d = t->data;
 
-	stats_tick(&d->rate);
+	stats_tick(&d->rate, d->faults);
 	notify_tick(d);
 }
 
@@ -558,115 +559,177 @@ static int load_config(struct uzswapd *d, bool check_only, bool *done)
 	return UZSWAPD_EXIT_OK;
 }
 
-static void free_daemon(struct uzswapd *d)
+/* A startup step failed after loop handles were set up: close those left
+ * open (signals, the tick); the parts that own handles close their own. */
+static void close_handle(uv_handle_t *h, void *arg)
 {
-	registry_destroy(&d->registry);
-	store_destroy(&d->store);
-	region_index_destroy(&d->regions);
-	compressor_destroy(d->comp);
-	free(d->run_buf);
-	if (d->bound_path)
-		unlink(d->bound_path);
-	free(d->bound_path);
-	conf_free(&d->conf);
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
 }
 
+/*
+ * The daemon is built in this order, and taken down in the reverse one: on
+ * a startup failure by the labels of uzswapd_main(), at the end by the
+ * shutdown (uzswapd_shutdown(): stop accepting, close the connections,
+ * /metrics and the tick; once the last client uffd is released and the
+ * workers are idle, finish_shutdown(): workers, fault threads, evictors,
+ * signals) and then by the same labels from the store on:
+ *   1. the configuration, the registry and the region index
+ *   2. the event loop
+ *   3. the control socket (bound, or passed by systemd)
+ *   4. the backing file and the store; the loop thread's compressor
+ *   5. the workers
+ *   6. the fault threads
+ *   7. the evictor threads
+ *   8. the loop handles: the listening socket, signals, the tick
+ *   9. /metrics
+ */
 int uzswapd_main(int argc, char **argv)
 {
-	static struct uzswapd d;
-	struct store_owner owner = { evict_write_back, &d.regions };
+	bool check_only = false, done = false;
+	struct store_owner owner;
 	struct evict_config ec;
 	struct backing *backing;
-	bool check_only = false, done;
+	struct uzswapd *d;
 	int ret, fd;
 
-	ret = parse_options(argc, argv, &d.src, &check_only);
-	if (ret == 0)
-		ret = load_config(&d, check_only, &done);
-	if (ret || done)
-		return ret;
-	enable_debug(&d.conf);
-	signal(SIGPIPE, SIG_IGN);
-	d.listen_fd = -1;
-	d.spare_fd = -1;
-	d.max_registered = 4 * phys_bytes();
-	list_init(&d.conns);
-	registry_init(&d.registry);
-	region_index_init(&d.regions);
-	if (uv_loop_init(&d.loop)) {
-		log_err("main", "cannot set up the event loop");
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		fprintf(stderr, "uzswapd: out of memory\n");
 		return UZSWAPD_EXIT_LOOP;
+	}
+	ret = parse_options(argc, argv, &d->src, &check_only);
+	if (ret == 0)
+		ret = load_config(d, check_only, &done);
+	if (ret || done)
+		goto out_free;
+	enable_debug(&d->conf);
+	signal(SIGPIPE, SIG_IGN);
+	d->listen_fd = -1;
+	d->spare_fd = -1;
+	d->max_registered = 4 * phys_bytes();
+	list_init(&d->conns);
+	registry_init(&d->registry);
+	region_index_init(&d->regions);
+	if (uv_loop_init(&d->loop)) {
+		log_err("main", "cannot set up the event loop");
+		ret = UZSWAPD_EXIT_LOOP;
+		goto out_free_conf;
 	}
 
-	fd = open_socket(&d);
-	if (fd < 0)
-		return -fd;
-	ret = open_backing(&d.conf, &backing);
+	fd = open_socket(d);
+	if (fd < 0) {
+		ret = -fd;
+		goto out_close_loop;
+	}
+	ret = open_backing(&d->conf, &backing);
 	if (ret)
-		return ret;
-	ret = store_init(&d.store, d.conf.compressor, (int)d.conf.zstd_level,
-			 d.conf.pool_limit, backing, &owner);
-	d.comp = compressor_create(d.conf.compressor, (int)d.conf.zstd_level);
-	d.run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
-	if (ret || !d.comp || !d.run_buf) {
+		goto out_close_socket;
+	owner = (struct store_owner){ evict_write_back, &d->regions };
+	if (store_init(&d->store, d->conf.compressor, (int)d->conf.zstd_level,
+		       d->conf.pool_limit, backing, &owner)) {
+		if (backing)
+			backing_close(backing);
 		log_err("main", "cannot set up the compressed store");
-		return UZSWAPD_EXIT_STORE;
+		ret = UZSWAPD_EXIT_STORE;
+		goto out_close_socket;
 	}
-	if (work_start(&d.work, &d.loop, &d.store, work_went_idle, &d))
-		return UZSWAPD_EXIT_THREADS;
-	ec = (struct evict_config){ .default_limit = d.conf.default_limit,
-				    .resident_limit = d.conf.resident_limit,
-				    .nthreads = d.conf.evict_threads };
-	fault_set_spin(d.conf.fault_spin);
-	ret = fault_start(&d.loop, d.conf.fault_threads, client_ctx_released);
-	if (ret == 0) {
-		ret = evict_start(&d.registry, &d.regions, &d.store, &ec);
-		if (ret)
-			fault_stop();
+	d->comp = compressor_create(d->conf.compressor,
+				    (int)d->conf.zstd_level);
+	d->run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
+	if (!d->comp || !d->run_buf) {
+		log_err("main", "cannot set up the compressed store");
+		ret = UZSWAPD_EXIT_STORE;
+		goto out_destroy_store;
 	}
+	ret = UZSWAPD_EXIT_THREADS;
+	if (work_start(&d->work, &d->loop, &d->store, work_went_idle, d))
+		goto out_destroy_store;
+	d->faults = fault_start(&d->loop, d->conf.fault_threads,
+				d->conf.fault_spin, client_ctx_released, d);
+	if (!d->faults) {
+		log_err("main", "cannot start the fault threads: %s",
+			strerror(errno));
+		goto out_stop_work;
+	}
+	ec = (struct evict_config){ .default_limit = d->conf.default_limit,
+				    .resident_limit = d->conf.resident_limit,
+				    .nthreads = d->conf.evict_threads };
+	ret = evict_start(&d->registry, &d->regions, &d->store, &ec);
 	if (ret) {
-		log_err("main", "cannot start fault and evictor threads: %s",
+		log_err("main", "cannot start the evictor threads: %s",
 			strerror(-ret));
-		work_stop(&d.work);
-		return UZSWAPD_EXIT_THREADS;
+		ret = UZSWAPD_EXIT_THREADS;
+		goto out_stop_faults;
 	}
-	stats_rate_init(&d.rate);
-	ret = ctl_listen(&d, fd);
+	stats_rate_init(&d->rate);
+	ret = ctl_listen(d, fd);
+	if (d->listen_fd == fd)
+		fd = -1;	/* the daemon's now */
 	if (ret == 0)
-		ret = watch_signals(&d);
+		ret = watch_signals(d);
 	if (ret == 0)
-		ret = start_tick(&d);
+		ret = start_tick(d);
 	if (ret) {
 		log_err("main", "event loop setup failed: %s", uv_strerror(ret));
-		work_stop(&d.work);
-		return UZSWAPD_EXIT_LOOP;
+		ret = UZSWAPD_EXIT_LOOP;
+		goto out_close_handles;
 	}
-	if (d.conf.metrics) {
-		d.metrics = metrics_start(&d, d.conf.metrics,
-					  d.conf.metrics_clients);
-		if (!d.metrics) {
-			work_stop(&d.work);
-			return UZSWAPD_EXIT_METRICS;
+	if (d->conf.metrics) {
+		d->metrics = metrics_start(d, d->conf.metrics,
+					   d->conf.metrics_clients);
+		if (!d->metrics) {
+			ret = UZSWAPD_EXIT_METRICS;
+			goto out_close_handles;
 		}
 	}
-	lock_memory(&d);
+	lock_memory(d);
 	lower_oom_score();
 
 	log_info("main", "uzswapd %s ready, %u fault threads, %u evictors, "
 		 "%s, default budget %llu MiB, all clients %llu MiB",
-		 PACKAGE_VERSION, fault_nr_threads(), d.conf.evict_threads,
-		 compress_algo_name(d.conf.compressor),
-		 (unsigned long long)(d.conf.default_limit >> 20),
-		 (unsigned long long)(d.conf.resident_limit >> 20));
-	notify_ready(&d);
-	uv_run(&d.loop, UV_RUN_DEFAULT);
+		 PACKAGE_VERSION, fault_nr_threads(d->faults),
+		 d->conf.evict_threads, compress_algo_name(d->conf.compressor),
+		 (unsigned long long)(d->conf.default_limit >> 20),
+		 (unsigned long long)(d->conf.resident_limit >> 20));
+	notify_ready(d);
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	ret = UZSWAPD_EXIT_OK;
+	goto out_destroy_store;
 
-	ret = uv_loop_close(&d.loop);
-	if (ret)
-		log_err("main", "handles left open at exit: %s",
-			uv_strerror(ret));
-	free_daemon(&d);
+out_close_handles:
+	ctl_stop_listening(d);
+	evict_stop();
+out_stop_faults:
+	fault_stop(d->faults);
+out_stop_work:
+	work_stop(&d->work);
+out_destroy_store:
+	compressor_destroy(d->comp);
+	free(d->run_buf);
+	store_destroy(&d->store);
+out_close_socket:
+	if (fd >= 0)
+		close(fd);
+	if (d->bound_path)
+		unlink(d->bound_path);
+	free(d->bound_path);
+out_close_loop:
+	uv_walk(&d->loop, close_handle, NULL);
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&d->loop)) {
+		log_err("main", "handles left open at exit");
+		if (ret == UZSWAPD_EXIT_OK)
+			ret = UZSWAPD_EXIT_LOOP;
+	}
+out_free_conf:
+	region_index_destroy(&d->regions);
+	registry_destroy(&d->registry);
+	conf_free(&d->conf);
 	log_flush();
-	log_info("main", "stopped");
-	return ret ? UZSWAPD_EXIT_LOOP : UZSWAPD_EXIT_OK;
+	if (ret == UZSWAPD_EXIT_OK)
+		log_info("main", "stopped");
+out_free:
+	free(d);
+	return ret;
 }

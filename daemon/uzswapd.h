@@ -46,6 +46,7 @@ enum uzswapd_exit {
  * @registry:  the clients; see struct registry for its locking
  * @regions:   every region by id; see struct region_index for its locking
  * @store:     the compressed store; thread-safe
+ * @faults:    the fault threads (see fault.h); NULL once stopped
  * @work:      the workers: restores, drops and ADVISE, off the loop
  *             thread (work.h)
  * @comp:      the loop thread's compressor (RECLAIM steps)
@@ -73,6 +74,7 @@ struct uzswapd {
 	struct registry registry;
 	struct region_index regions;
 	struct store store;
+	struct fault_pool *faults;
 	struct work_pool work;
 	struct compressor *comp;
 	uint8_t *run_buf;
