@@ -370,7 +370,7 @@ static int ctl_set_limit(struct ctl_conn *c, struct proto_msg *m,
 	atomic_store(&c->slot->limit, l.bytes);
 	log_debug("ctl", "pid %d: budget %llu bytes", (int)c->pid,
 		  (unsigned long long)l.bytes);
-	evict_check(c->slot);
+	evict_check(c->d->evictors, c->slot);
 	return 0;
 }
 
@@ -429,8 +429,8 @@ static int advise_pages(struct region *r, size_t first, size_t end,
 		return 0;
 	}
 	if (store_compressor_current(wc->store, &wc->lc.comp) ||
-	    evict_range(r, first, end, SIZE_MAX, wc->lc.comp, wc->run_buf) ==
-		    -ENOMEM)
+	    evict_range(wc->evictors, r, first, end, SIZE_MAX, wc->lc.comp,
+			wc->run_buf) == -ENOMEM)
 		return -ENOMEM;
 	return 0;
 }
@@ -642,7 +642,7 @@ static int ctl_admin_limit(struct ctl_conn *c, struct proto_msg *m,
 		return fail(rep, -EBADMSG, "malformed ADMIN_LIMIT");
 	if (l.bytes && l.bytes < CTL_MIN_LIMIT)
 		return fail(rep, -EINVAL, "a budget must be at least 1 MiB");
-	evict_get_limits(&def, &all);
+	registry_get_limits(&c->d->registry, &def, &all);
 	switch (l.target) {
 	case PROTO_LIMIT_PID:
 		slot = find_client(c, l.pid);
@@ -650,14 +650,14 @@ static int ctl_admin_limit(struct ctl_conn *c, struct proto_msg *m,
 			return fail(rep, -ESRCH,
 				    "no client process has that pid");
 		atomic_store(&slot->limit, l.bytes);
-		evict_check(slot);
+		evict_check(c->d->evictors, slot);
 		mm_slot_put(slot);
 		break;
 	case PROTO_LIMIT_DEFAULT:
-		evict_set_limits(l.bytes, all);
+		evict_set_limits(c->d->evictors, l.bytes, all);
 		break;
 	default:
-		evict_set_limits(def, l.bytes);
+		evict_set_limits(c->d->evictors, def, l.bytes);
 		break;
 	}
 	log_info("ctl", "pid %d (uid %u) set the %s budget%s to %llu bytes",

@@ -80,49 +80,38 @@
 #define EVICT_STACK_SIZE	(256 * 1024)
 
 /*
- * The evictors. @reg, @index, @store, @threads and @nr_threads are written by
- * evict_start()/evict_stop() only; @lock protects @kicked and @stop; the
- * limits and counters are atomic.
+ * struct evictors - the evictor threads, owned by the daemon
+ * @reg, @index, @store: the clients, their regions, where pages go;
+ *              immutable
+ * @threads, @nr_threads: written by evict_start()/evict_stop() only
+ * @lock:       protects @kicked and @stop
+ * @cond:       where idle evictors wait for a kick (or EVICT_TICK_MS)
+ * @stuck:      the pool is full and takes nothing: logged once per
+ *              episode (atomic)
+ * @st:         counters of the protocol, whoever runs it (atomic)
  */
-static struct {
+struct evictors {
 	struct registry *reg;
 	struct region_index *index;
 	struct store *store;
-	atomic_uint_fast64_t default_limit;
-	atomic_uint_fast64_t resident_limit;
 	pthread_t threads[EVICT_MAX_THREADS];
 	unsigned int nr_threads;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool kicked;
 	bool stop;
+	atomic_bool stuck;
 	struct {
 		atomic_uint_fast64_t evicted, runs, store_full, second_chances;
 	} st;
-} ev = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.cond = PTHREAD_COND_INITIALIZER,
 };
 
-#define STAT_ADD(field, n) \
-	atomic_fetch_add_explicit(&ev.st.field, (n), memory_order_relaxed)
+#define STAT_ADD(ev, field, n) \
+	atomic_fetch_add_explicit(&(ev)->st.field, (n), memory_order_relaxed)
 
 /*****************
  * Budgets
  *****************/
-
-void evict_get_limits(uint64_t *default_limit, uint64_t *resident_limit)
-{
-	*default_limit = atomic_load(&ev.default_limit);
-	*resident_limit = atomic_load(&ev.resident_limit);
-}
-
-uint64_t evict_slot_limit(struct mm_slot *slot)
-{
-	uint64_t own = atomic_load(&slot->limit);
-
-	return own ? own : atomic_load(&ev.default_limit);
-}
 
 /* The low mark of a budget of @limit pages. */
 static size_t low_mark(size_t limit)
@@ -133,39 +122,39 @@ static size_t low_mark(size_t limit)
 
 static bool slot_over(struct mm_slot *slot, bool to_low)
 {
-	size_t limit = evict_slot_limit(slot) >> PAGE_SHIFT;
+	size_t limit = mm_slot_limit(slot) >> PAGE_SHIFT;
 	size_t res = atomic_load(&slot->resident);
 
 	return limit && res > (to_low ? low_mark(limit) : limit);
 }
 
-static bool daemon_over(bool to_low)
+static bool daemon_over(struct evictors *ev, bool to_low)
 {
-	size_t limit = atomic_load(&ev.resident_limit) >> PAGE_SHIFT;
-	size_t res = region_index_resident(ev.index);
+	size_t limit = atomic_load(&ev->reg->resident_limit) >> PAGE_SHIFT;
+	size_t res = region_index_resident(ev->index);
 
 	return limit && res > (to_low ? low_mark(limit) : limit);
 }
 
-static void kick(void)
+static void kick(struct evictors *ev)
 {
-	pthread_mutex_lock(&ev.lock);
-	ev.kicked = true;
-	pthread_cond_broadcast(&ev.cond);
-	pthread_mutex_unlock(&ev.lock);
+	pthread_mutex_lock(&ev->lock);
+	ev->kicked = true;
+	pthread_cond_broadcast(&ev->cond);
+	pthread_mutex_unlock(&ev->lock);
 }
 
-void evict_check(struct mm_slot *slot)
+void evict_check(struct evictors *ev, struct mm_slot *slot)
 {
-	if (slot_over(slot, false) || daemon_over(false))
-		kick();
+	if (slot_over(slot, false) || daemon_over(ev, false))
+		kick(ev);
 }
 
-void evict_set_limits(uint64_t default_limit, uint64_t resident_limit)
+void evict_set_limits(struct evictors *ev, uint64_t default_limit,
+		      uint64_t resident_limit)
 {
-	atomic_store(&ev.default_limit, default_limit);
-	atomic_store(&ev.resident_limit, resident_limit);
-	kick();
+	registry_set_limits(ev->reg, default_limit, resident_limit);
+	kick(ev);
 }
 
 /*****************
@@ -262,8 +251,8 @@ static void release_run(int fd, unsigned long addr, size_t stored, size_t k)
 				  (k - stored) << PAGE_SHIFT, false, false);
 }
 
-long evict_run(struct region *r, size_t first, size_t n, int stamp,
-	       struct compressor *c, uint8_t *buf)
+long evict_run(struct evictors *ev, struct region *r, size_t first,
+	       size_t n, int stamp, struct compressor *c, uint8_t *buf)
 {
 	uint32_t old[EVICT_RUN_PAGES];
 	unsigned long addr = r->start + (first << PAGE_SHIFT);
@@ -294,7 +283,7 @@ long evict_run(struct region *r, size_t first, size_t n, int stamp,
 	for (i = stored; i < k; i++)
 		atomic_store(&r->pages[first + i].info, old[i]);
 	if (stored < k)
-		STAT_ADD(store_full, 1);
+		STAT_ADD(ev, store_full, 1);
 	if (stored)
 		ret = memfd_punch(r->memfd, off, stored << PAGE_SHIFT);
 	if (ret < 0) {
@@ -311,8 +300,8 @@ out_release:
 		atomic_fetch_add(&r->stored, stored);
 		region_account(r, -(long)stored);
 		atomic_fetch_add(&r->slot->evictions, stored);
-		STAT_ADD(evicted, stored);
-		STAT_ADD(runs, 1);
+		STAT_ADD(ev, evicted, stored);
+		STAT_ADD(ev, runs, 1);
 		return (long)stored;
 	}
 	return ret ? ret : -ENOMEM;
@@ -327,8 +316,8 @@ out_revert:
 	return ret;
 }
 
-long evict_range(struct region *r, size_t first, size_t end, size_t max,
-		 struct compressor *c, uint8_t *buf)
+long evict_range(struct evictors *ev, struct region *r, size_t first,
+		 size_t end, size_t max, struct compressor *c, uint8_t *buf)
 {
 	size_t i, n, done = 0;
 	long got;
@@ -337,7 +326,7 @@ long evict_range(struct region *r, size_t first, size_t end, size_t max,
 		n = end - i < EVICT_RUN_PAGES ? end - i : EVICT_RUN_PAGES;
 		if (n > max - done)
 			n = max - done;
-		got = evict_run(r, i, n, -1, c, buf);
+		got = evict_run(ev, r, i, n, -1, c, buf);
 		if (got == -ENOMEM)
 			return done ? (long)done : -ENOMEM;
 		if (got < 0)
@@ -366,7 +355,8 @@ static bool page_matches(struct region *r, size_t idx, uint16_t stamp)
 }
 
 /* An active page at the LRU tail: clear the mark, give it a new record. */
-static void second_chance(struct mm_slot *slot, struct region *r, size_t idx)
+static void second_chance(struct evictors *ev, struct mm_slot *slot,
+			  struct region *r, size_t idx)
 {
 	struct page_entry *p = &r->pages[idx];
 	uint32_t info = atomic_load(&p->info);
@@ -375,7 +365,7 @@ static void second_chance(struct mm_slot *slot, struct region *r, size_t idx)
 	if (stamp >= 0 && page_cas(p, &info,
 				   page_info(PAGE_RESIDENT, 0,
 					     (uint16_t)stamp)))
-		STAT_ADD(second_chances, 1);
+		STAT_ADD(ev, second_chances, 1);
 }
 
 /* Pages of @rec, from its first, that can be evicted together. */
@@ -422,8 +412,8 @@ static size_t merge_records(struct region *r, const struct lru_rec *recs,
  * an active page, a region gone); -ENODATA when the LRU is empty;
  * -ENOMEM when the store is full.
  */
-static long evict_tail(struct mm_slot *slot, struct compressor *c,
-		       uint8_t *buf)
+static long evict_tail(struct evictors *ev, struct mm_slot *slot,
+		       struct compressor *c, uint8_t *buf)
 {
 	struct lru_rec recs[EVICT_MERGE_RECS], rec;
 	size_t nrecs, covered = 1, i, n;
@@ -444,7 +434,7 @@ static long evict_tail(struct mm_slot *slot, struct compressor *c,
 	info = atomic_load(&r->pages[rec.first].info);
 	if (page_state(info) == PAGE_RESIDENT &&
 	    page_stamp(info) == rec.stamp && (info & PAGE_ACTIVE))
-		second_chance(slot, r, rec.first);
+		second_chance(ev, slot, r, rec.first);
 	if (!page_matches(r, rec.first, rec.stamp)) {
 		lru_consume(&slot->lru, &rec, 1);
 		got = 0;
@@ -453,7 +443,7 @@ static long evict_tail(struct mm_slot *slot, struct compressor *c,
 	n = rec_run(r, &rec);
 	if (n == rec.npages)
 		covered = merge_records(r, recs, nrecs, &n);
-	got = evict_run(r, rec.first, n, covered > 1 ? -1 : rec.stamp, c,
+	got = evict_run(ev, r, rec.first, n, covered > 1 ? -1 : rec.stamp, c,
 			buf);
 	if (covered > 1 && got == (long)n) {
 		for (i = 0; i < covered; i++)
@@ -470,8 +460,8 @@ out_put:
 }
 
 /* Evict resident pages of @slot in address order, at most @max. */
-static long evict_slot_regions(struct mm_slot *slot, size_t max,
-			       struct compressor *c, uint8_t *buf)
+static long evict_slot_regions(struct evictors *ev, struct mm_slot *slot,
+			       size_t max, struct compressor *c, uint8_t *buf)
 {
 	unsigned long addr = 0;
 	struct region *r;
@@ -482,7 +472,8 @@ static long evict_slot_regions(struct mm_slot *slot, size_t max,
 		if (!r)
 			break;
 		addr = region_end(r);
-		got = evict_range(r, 0, r->npages, max - (size_t)done, c, buf);
+		got = evict_range(ev, r, 0, r->npages, max - (size_t)done, c,
+				  buf);
 		region_put(r);
 		if (got == -ENOMEM)
 			return done ? done : -ENOMEM;
@@ -491,13 +482,13 @@ static long evict_slot_regions(struct mm_slot *slot, size_t max,
 	return done;
 }
 
-long evict_slot_now(struct mm_slot *slot, size_t max, struct compressor *c,
-		    uint8_t *buf)
+long evict_slot_now(struct evictors *ev, struct mm_slot *slot, size_t max,
+		    struct compressor *c, uint8_t *buf)
 {
 	long got, done = 0;
 
 	while ((size_t)done < max) {
-		got = evict_tail(slot, c, buf);
+		got = evict_tail(ev, slot, c, buf);
 		if (got == -ENOMEM)
 			return done ? done : -ENOMEM;
 		if (got == -ENODATA)
@@ -506,7 +497,7 @@ long evict_slot_now(struct mm_slot *slot, size_t max, struct compressor *c,
 	}
 	if ((size_t)done == max)
 		return done;
-	got = evict_slot_regions(slot, max - (size_t)done, c, buf);
+	got = evict_slot_regions(ev, slot, max - (size_t)done, c, buf);
 	if (got == -ENOMEM)
 		return done ? done : -ENOMEM;
 	return done + got;
@@ -561,18 +552,18 @@ enum slot_result {
 
 /* Evict from @slot while it (or the daemon) is over budget, at most
  * EVICT_QUANTUM pages. */
-static enum slot_result evict_slot(struct mm_slot *slot, struct compressor *c,
-				   uint8_t *buf)
+static enum slot_result evict_slot(struct evictors *ev, struct mm_slot *slot,
+				   struct compressor *c, uint8_t *buf)
 {
 	long got, done = 0;
 
-	if (!slot_over(slot, false) && !daemon_over(false))
+	if (!slot_over(slot, false) && !daemon_over(ev, false))
 		return SLOT_DONE;
 	while (slot_over(slot, true) ||
-	       (daemon_over(true) && atomic_load(&slot->resident))) {
+	       (daemon_over(ev, true) && atomic_load(&slot->resident))) {
 		if (done >= EVICT_QUANTUM)
 			return SLOT_MORE;
-		got = evict_tail(slot, c, buf);
+		got = evict_tail(ev, slot, c, buf);
 		if (got == -ENOMEM)
 			return SLOT_FULL;
 		if (got < 0)
@@ -587,17 +578,15 @@ static enum slot_result evict_slot(struct mm_slot *slot, struct compressor *c,
  * per episode (budgets are exceeded rather than a page lost); an episode
  * ends when the pool is back under its low mark, not when another
  * evictor merely finds it not yet full again. */
-static bool relieve_store(void)
+static bool relieve_store(struct evictors *ev)
 {
-	static atomic_bool stuck;
-
-	if (store_reclaim(ev.store)) {
-		if (atomic_load(&stuck) && store_pool_low(ev.store) &&
-		    atomic_exchange(&stuck, false))
+	if (store_reclaim(ev->store)) {
+		if (atomic_load(&ev->stuck) && store_pool_low(ev->store) &&
+		    atomic_exchange(&ev->stuck, false))
 			log_info("evict", "the pool takes pages again");
 		return true;
 	}
-	if (!atomic_exchange(&stuck, true))
+	if (!atomic_exchange(&ev->stuck, true))
 		log_warn("evict", "the pool is at its limit and the backing "
 			 "file takes no more: evictions stop, budgets are "
 			 "exceeded until pages are freed");
@@ -606,31 +595,32 @@ static bool relieve_store(void)
 
 /* One round over every client. Returns whether to go round again: some
  * client is still over budget and the store takes more. */
-static bool evict_pass(struct compressor *c, uint8_t *buf)
+static bool evict_pass(struct evictors *ev, struct compressor *c,
+		       uint8_t *buf)
 {
-	unsigned int i, n = registry_nr_slots(ev.reg);
+	unsigned int i, n = registry_nr_slots(ev->reg);
 	enum slot_result res;
 	struct mm_slot *slot;
 	bool again = false;
 
-	store_flush_frees(ev.store);
-	if (!relieve_store())
+	store_flush_frees(ev->store);
+	if (!relieve_store(ev))
 		return false;
 	for (i = 0; i < n; i++) {
-		slot = registry_scan_next(ev.reg);
+		slot = registry_scan_next(ev->reg);
 		if (!slot)
 			break;
 		trim_lru(slot);
-		res = evict_slot(slot, c, buf);
+		res = evict_slot(ev, slot, c, buf);
 		mm_slot_put(slot);
 		if (res == SLOT_FULL)
-			return relieve_store();
+			return relieve_store(ev);
 		again |= res == SLOT_MORE;
 	}
 	return again;
 }
 
-static bool wait_for_work(void)
+static bool wait_for_work(struct evictors *ev)
 {
 	struct timespec ts;
 	bool stop;
@@ -641,17 +631,18 @@ static bool wait_for_work(void)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_mutex_lock(&ev.lock);
-	if (!ev.kicked && !ev.stop)
-		pthread_cond_timedwait(&ev.cond, &ev.lock, &ts);
-	ev.kicked = false;
-	stop = ev.stop;
-	pthread_mutex_unlock(&ev.lock);
+	pthread_mutex_lock(&ev->lock);
+	if (!ev->kicked && !ev->stop)
+		pthread_cond_timedwait(&ev->cond, &ev->lock, &ts);
+	ev->kicked = false;
+	stop = ev->stop;
+	pthread_mutex_unlock(&ev->lock);
 	return !stop;
 }
 
 static void *evictor_main(void *arg)
 {
+	struct evictors *ev = arg;
 	struct compressor *c = NULL;
 	uint8_t *buf;
 
@@ -661,12 +652,12 @@ static void *evictor_main(void *arg)
 		log_err("evict", "no memory for an evictor's buffer");
 		return NULL;
 	}
-	while (wait_for_work()) {
-		if (store_compressor_current(ev.store, &c)) {
+	while (wait_for_work(ev)) {
+		if (store_compressor_current(ev->store, &c)) {
 			log_err("evict", "cannot make a compressor");
 			continue;
 		}
-		while (evict_pass(c, buf))
+		while (evict_pass(ev, c, buf))
 			;
 	}
 	compressor_destroy(c);
@@ -674,45 +665,55 @@ static void *evictor_main(void *arg)
 	return NULL;
 }
 
-int evict_start(struct registry *reg, struct region_index *ix,
-		struct store *store, const struct evict_config *cfg)
+struct evictors *evict_start(struct registry *reg, struct region_index *ix,
+			     struct store *store, unsigned int nthreads)
 {
+	struct evictors *ev;
 	pthread_attr_t attr;
 	unsigned int i;
 	int ret = 0;
 
-	if (cfg->nthreads == 0 || cfg->nthreads > EVICT_MAX_THREADS)
-		return -EINVAL;
-	ev.reg = reg;
-	ev.index = ix;
-	ev.store = store;
-	ev.stop = false;
-	atomic_store(&ev.default_limit, cfg->default_limit);
-	atomic_store(&ev.resident_limit, cfg->resident_limit);
+	if (nthreads == 0 || nthreads > EVICT_MAX_THREADS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		return NULL;
+	ev->reg = reg;
+	ev->index = ix;
+	ev->store = store;
+	pthread_mutex_init(&ev->lock, NULL);
+	pthread_cond_init(&ev->cond, NULL);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, EVICT_STACK_SIZE);
-	for (i = 0; i < cfg->nthreads && ret == 0; i++) {
-		ret = -pthread_create(&ev.threads[i], &attr, evictor_main, NULL);
+	for (i = 0; i < nthreads && ret == 0; i++) {
+		ret = -pthread_create(&ev->threads[i], &attr, evictor_main, ev);
 		if (ret == 0)
-			ev.nr_threads++;
+			ev->nr_threads++;
 	}
 	pthread_attr_destroy(&attr);
-	if (ret)
-		evict_stop();
-	return ret;
+	if (ret) {
+		evict_stop(ev);
+		errno = -ret;
+		return NULL;
+	}
+	return ev;
 }
 
-void evict_stop(void)
+void evict_stop(struct evictors *ev)
 {
 	unsigned int i;
 
-	pthread_mutex_lock(&ev.lock);
-	ev.stop = true;
-	pthread_cond_broadcast(&ev.cond);
-	pthread_mutex_unlock(&ev.lock);
-	for (i = 0; i < ev.nr_threads; i++)
-		pthread_join(ev.threads[i], NULL);
-	ev.nr_threads = 0;
+	pthread_mutex_lock(&ev->lock);
+	ev->stop = true;
+	pthread_cond_broadcast(&ev->cond);
+	pthread_mutex_unlock(&ev->lock);
+	for (i = 0; i < ev->nr_threads; i++)
+		pthread_join(ev->threads[i], NULL);
+	pthread_cond_destroy(&ev->cond);
+	pthread_mutex_destroy(&ev->lock);
+	free(ev);
 }
 
 /*****************
@@ -752,10 +753,10 @@ int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
 	return ret;
 }
 
-void evict_get_stats(struct evict_stats *st)
+void evict_get_stats(struct evictors *ev, struct evict_stats *st)
 {
-	st->evicted = atomic_load(&ev.st.evicted);
-	st->runs = atomic_load(&ev.st.runs);
-	st->store_full = atomic_load(&ev.st.store_full);
-	st->second_chances = atomic_load(&ev.st.second_chances);
+	st->evicted = atomic_load(&ev->st.evicted);
+	st->runs = atomic_load(&ev->st.runs);
+	st->store_full = atomic_load(&ev->st.store_full);
+	st->second_chances = atomic_load(&ev->st.second_chances);
 }

@@ -21,11 +21,9 @@ struct mm_slot;
 struct store;
 struct store_key;
 
-struct evict_config {
-	uint64_t default_limit;		/* bytes per process; 0: none */
-	uint64_t resident_limit;	/* bytes over all clients; 0: none */
-	unsigned int nthreads;
-};
+/* The evictor threads, owned by the daemon (struct uzswapd); the
+ * protocol's counters, whoever runs it. */
+struct evictors;
 
 /* Counters of eviction (each read atomically). */
 struct evict_stats {
@@ -35,25 +33,22 @@ struct evict_stats {
 	uint64_t second_chances;/* active pages given another LRU trip */
 };
 
-/* Start the evictor threads over the clients of @reg, whose regions are
- * in @ix. Return: 0 or -errno. Loop thread. */
-int evict_start(struct registry *reg, struct region_index *ix,
-		struct store *store, const struct evict_config *cfg);
-void evict_stop(void);
+/* Start @nthreads evictor threads over the clients of @reg (and their
+ * budgets), whose regions are in @ix. Return: the evictors, or NULL with
+ * errno set (no thread left running). Loop thread. */
+struct evictors *evict_start(struct registry *reg, struct region_index *ix,
+			     struct store *store, unsigned int nthreads);
+/* Stop and join the threads, and free @ev. */
+void evict_stop(struct evictors *ev);
 
-/* Change the budgets (reload, or a client's set-limit); wakes the
- * evictors. */
-void evict_set_limits(uint64_t default_limit, uint64_t resident_limit);
-
-/* The budgets in force (bytes; 0: none). */
-void evict_get_limits(uint64_t *default_limit, uint64_t *resident_limit);
-
-/* A client's budget in bytes: its own limit, else the default; 0: none. */
-uint64_t evict_slot_limit(struct mm_slot *slot);
+/* Change the budgets (reload, or an operator's set-limit: see
+ * registry_set_limits()) and wake the evictors. */
+void evict_set_limits(struct evictors *ev, uint64_t default_limit,
+		      uint64_t resident_limit);
 
 /* Wake the evictors if @slot or the daemon is over budget. Cheap: two
  * atomic loads. Any thread. */
-void evict_check(struct mm_slot *slot);
+void evict_check(struct evictors *ev, struct mm_slot *slot);
 
 /*
  * evict_run() - the eviction protocol (DESIGN.md) on pages [@first,
@@ -65,16 +60,16 @@ void evict_check(struct mm_slot *slot);
  * store took nothing, or -errno from the kernel (the pages are then
  * RESIDENT again, untouched).
  */
-long evict_run(struct region *r, size_t first, size_t n, int stamp,
-	       struct compressor *c, uint8_t *buf);
+long evict_run(struct evictors *ev, struct region *r, size_t first,
+	       size_t n, int stamp, struct compressor *c, uint8_t *buf);
 
 /*
  * evict_range() - evict every RESIDENT page of @r in [@first, @end), at
  * most @max, in runs of EVICT_RUN_PAGES (COLD advice, reclaim).
  * Return: pages evicted, or -ENOMEM if the store took none.
  */
-long evict_range(struct region *r, size_t first, size_t end, size_t max,
-		 struct compressor *c, uint8_t *buf);
+long evict_range(struct evictors *ev, struct region *r, size_t first,
+		 size_t end, size_t max, struct compressor *c, uint8_t *buf);
 
 /*
  * evict_slot_now() - evict up to @max pages of @slot now, whatever its
@@ -85,8 +80,8 @@ long evict_range(struct region *r, size_t first, size_t end, size_t max,
  * than @max when the LRU tail is a longer run), or -ENOMEM if the store
  * took none.
  */
-long evict_slot_now(struct mm_slot *slot, size_t max, struct compressor *c,
-		    uint8_t *buf);
+long evict_slot_now(struct evictors *ev, struct mm_slot *slot, size_t max,
+		    struct compressor *c, uint8_t *buf);
 
 /*
  * evict_write_back() - the store's owner callback (struct store_owner,
@@ -100,6 +95,6 @@ long evict_slot_now(struct mm_slot *slot, size_t max, struct compressor *c,
 int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
 		     unsigned long handle);
 
-void evict_get_stats(struct evict_stats *st);
+void evict_get_stats(struct evictors *ev, struct evict_stats *st);
 
 #endif /* UZSWAPD_EVICT_H */

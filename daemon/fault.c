@@ -152,7 +152,8 @@ struct fault_thread {
  * on the loop thread while no fault thread runs; @released (the queue of
  * contexts handed back to the loop) is protected by @released_lock;
  * @async is the loop's, and the pool is freed in its close callback;
- * @released_cb and @arg are immutable; @beat is the last heartbeat
+ * @released_cb, @arg and @ev (the evictors to wake when a fault takes a
+ * client over budget) are immutable; @beat is the last heartbeat
  * requested (written by the loop thread); @spin_ns is how long a thread
  * polls after a fault (atomic).
  */
@@ -164,6 +165,7 @@ struct fault_pool {
 	struct list_node released;
 	fault_released_cb released_cb;
 	void *arg;
+	struct evictors *ev;
 	atomic_uint beat;
 	atomic_uint_fast64_t spin_ns;
 };
@@ -454,7 +456,7 @@ static void handle_pagefault(struct fault_thread *t, struct uffd_ctx *ctx,
 			break;
 		}
 	}
-	evict_check(ctx->slot);
+	evict_check(t->pool->ev, ctx->slot);
 	region_put(r);
 }
 
@@ -710,7 +712,7 @@ static void pool_closed(uv_handle_t *handle)
 }
 
 struct fault_pool *fault_start(uv_loop_t *loop, unsigned int nthreads,
-			       unsigned int spin_us,
+			       unsigned int spin_us, struct evictors *ev,
 			       fault_released_cb released, void *arg)
 {
 	struct fault_pool *fp;
@@ -728,6 +730,7 @@ struct fault_pool *fault_start(uv_loop_t *loop, unsigned int nthreads,
 	list_init(&fp->released);
 	fp->released_cb = released;
 	fp->arg = arg;
+	fp->ev = ev;
 	fault_set_spin(fp, spin_us);
 	ret = uv_async_init(loop, &fp->async, released_async_cb);
 	if (ret) {

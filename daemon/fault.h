@@ -30,19 +30,21 @@ struct fault_stats {
 
 /* The fault threads, owned by the daemon (struct uzswapd). */
 struct fault_pool;
+struct evictors;
 
 typedef void (*fault_released_cb)(struct uffd_ctx *ctx, void *arg);
 
 /*
  * fault_start() - start @nthreads fault threads, polling @spin_us after
- * each fault (see fault_set_spin())
+ * each fault (see fault_set_spin()), waking @ev when a fault takes a
+ * client over its budget
  * @released: called on @loop's thread, with @arg, for each context given
  *            to fault_detach(), once no fault thread can touch it any more
  * Return: the pool, or NULL with errno set (no thread left running then).
  * Loop thread.
  */
 struct fault_pool *fault_start(uv_loop_t *loop, unsigned int nthreads,
-			       unsigned int spin_us,
+			       unsigned int spin_us, struct evictors *ev,
 			       fault_released_cb released, void *arg);
 
 /* Stop and join the threads; every context must have been released.

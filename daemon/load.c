@@ -29,7 +29,7 @@
 static uint32_t refault_flags(struct region *r, const struct page_entry *p)
 {
 	struct mm_slot *slot = r->slot;
-	uint64_t limit = evict_slot_limit(slot) >> PAGE_SHIFT;
+	uint64_t limit = mm_slot_limit(slot) >> PAGE_SHIFT;
 	uint32_t distance = (uint32_t)atomic_load(&slot->evictions) -
 			    p->evicted_at;
 

@@ -95,7 +95,7 @@ static void job_step(uv_idle_t *h)
 		return;
 	}
 	job->cursor = slot->pid;
-	got = evict_slot_now(slot, max, d->comp, d->run_buf);
+	got = evict_slot_now(d->evictors, slot, max, d->comp, d->run_buf);
 	mm_slot_put(slot);
 	if (got == -ENOMEM) {
 		job_finish(job, job->done ? 0 : -ENOSPC);

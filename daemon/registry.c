@@ -24,6 +24,8 @@ void registry_init(struct registry *reg)
 	reg->scan.mm_slot = NULL;
 	reg->scan.address = 0;
 	reg->nr_slots = 0;
+	atomic_init(&reg->default_limit, 0);
+	atomic_init(&reg->resident_limit, 0);
 }
 
 void registry_destroy(struct registry *reg)
@@ -77,6 +79,7 @@ int registry_insert(struct registry *reg, struct mm_slot *slot)
 	}
 	slot->hash = reg->hash[h];
 	reg->hash[h] = slot;
+	slot->registry = reg;
 	list_add_tail(&slot->mm_node, &reg->mm_head);
 	reg->nr_slots++;
 	pthread_mutex_unlock(&reg->lock);
@@ -104,6 +107,27 @@ void registry_remove(struct registry *reg, struct mm_slot *slot)
 	list_del(&slot->mm_node);
 	reg->nr_slots--;
 	pthread_mutex_unlock(&reg->lock);
+}
+
+void registry_set_limits(struct registry *reg, uint64_t default_limit,
+			 uint64_t resident_limit)
+{
+	atomic_store(&reg->default_limit, default_limit);
+	atomic_store(&reg->resident_limit, resident_limit);
+}
+
+void registry_get_limits(struct registry *reg, uint64_t *default_limit,
+			 uint64_t *resident_limit)
+{
+	*default_limit = atomic_load(&reg->default_limit);
+	*resident_limit = atomic_load(&reg->resident_limit);
+}
+
+uint64_t mm_slot_limit(struct mm_slot *slot)
+{
+	uint64_t own = atomic_load(&slot->limit);
+
+	return own ? own : atomic_load(&slot->registry->default_limit);
 }
 
 unsigned int registry_nr_slots(struct registry *reg)

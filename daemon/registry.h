@@ -41,6 +41,8 @@
  *              (atomic)
  * @limit:      the process's budget in bytes, 0 for the daemon's default
  *              (atomic)
+ * @registry:   the registry it is in; set by registry_insert(), immutable
+ *              after
  * @lru:        its page LRU; see lru.h
  * @pidfd:      watches the process's exit; loop thread only
  * @pid_watch:  libuv poll on @pidfd, its data the daemon; loop thread
@@ -64,6 +66,7 @@ struct mm_slot {
 	atomic_size_t resident;
 	atomic_uint_fast64_t evictions;
 	atomic_uint_fast64_t limit;
+	struct registry *registry;
 	struct lru lru;
 	int pidfd;
 	uv_poll_t pid_watch;
@@ -78,6 +81,10 @@ struct mm_slot {
  * @mm_head: the scan list
  * @scan:    the cursor: @scan.mm_slot is the slot being scanned (NULL:
  *           start at the head), @scan.address the next address in it
+ * @default_limit: the budget of a client that set none, in bytes; 0: none
+ *           (atomic)
+ * @resident_limit: the budget of all clients together, in bytes; 0: none
+ *           (atomic)
  */
 struct registry {
 	pthread_mutex_t lock;
@@ -88,6 +95,8 @@ struct registry {
 		unsigned long address;
 	} scan;
 	unsigned int nr_slots;
+	atomic_uint_fast64_t default_limit;
+	atomic_uint_fast64_t resident_limit;
 };
 
 void registry_init(struct registry *reg);
@@ -107,6 +116,17 @@ int registry_insert(struct registry *reg, struct mm_slot *slot);
 /* Remove @slot (the registry's reference passes to the caller); the cursor
  * moves on if it was on @slot. O(1). */
 void registry_remove(struct registry *reg, struct mm_slot *slot);
+/* The budgets (bytes; 0: none): of a client that set none, and of all
+ * clients together. Any thread. */
+void registry_set_limits(struct registry *reg, uint64_t default_limit,
+			 uint64_t resident_limit);
+void registry_get_limits(struct registry *reg, uint64_t *default_limit,
+			 uint64_t *resident_limit);
+
+/* A client's budget in bytes: its own, else its registry's default; 0:
+ * none. Any thread. */
+uint64_t mm_slot_limit(struct mm_slot *slot);
+
 /* How many slots there are. */
 unsigned int registry_nr_slots(struct registry *reg);
 

@@ -66,9 +66,10 @@ void stats_snapshot(struct uzswapd *d, struct stats_snapshot *s)
 	s->clients = registry_nr_slots(&d->registry);
 	registry_totals(&d->registry, &s->registered_bytes, &faults);
 	s->resident_bytes = (uint64_t)region_index_resident(&d->regions) << PAGE_SHIFT;
-	evict_get_limits(&s->default_limit, &s->resident_limit);
+	registry_get_limits(&d->registry, &s->default_limit,
+			    &s->resident_limit);
 	store_get_stats(&d->store, &s->store);
-	evict_get_stats(&s->evict);
+	evict_get_stats(d->evictors, &s->evict);
 	fault_get_stats(d->faults, &s->fault);
 	if (d->store.backing) {
 		s->has_backing = true;
@@ -102,7 +103,7 @@ void stats_client_row(struct mm_slot *slot, struct proto_client_row *row)
 	pthread_mutex_unlock(&slot->lock);
 	row->resident_bytes = (uint64_t)atomic_load(&slot->resident)
 			      << PAGE_SHIFT;
-	row->limit_bytes = evict_slot_limit(slot);
+	row->limit_bytes = mm_slot_limit(slot);
 	row->own_limit_bytes = atomic_load(&slot->limit);
 	row->faults = atomic_load(&slot->faults);
 	row->evictions = atomic_load(&slot->evictions);

@@ -399,7 +399,7 @@ static int reload_metrics(struct uzswapd *d, const struct conf *next,
 /* Put @c's live keys in force. */
 static void apply_live_keys(struct uzswapd *d, const struct conf *c)
 {
-	evict_set_limits(c->default_limit, c->resident_limit);
+	evict_set_limits(d->evictors, c->default_limit, c->resident_limit);
 	fault_set_spin(d->faults, c->fault_spin);
 	store_set_pool_limit(&d->store, c->pool_limit);
 	store_set_compressor(&d->store, c->compressor, (int)c->zstd_level);
@@ -441,10 +441,11 @@ static void finish_shutdown(struct uzswapd *d)
 {
 	unsigned int i;
 
-	work_stop(&d->work);
 	fault_stop(d->faults);
 	d->faults = NULL;
-	evict_stop();
+	work_stop(&d->work);
+	evict_stop(d->evictors);
+	d->evictors = NULL;
 	for (i = 0; i < 3; i++)
 		uv_close((uv_handle_t *)&d->signals[i], NULL);
 	/* a second SIGTERM must not cut the orderly exit short */
@@ -572,15 +573,16 @@ static void close_handle(uv_handle_t *h, void *arg)
  * a startup failure by the labels of uzswapd_main(), at the end by the
  * shutdown (uzswapd_shutdown(): stop accepting, close the connections,
  * /metrics and the tick; once the last client uffd is released and the
- * workers are idle, finish_shutdown(): workers, fault threads, evictors,
+ * workers are idle, finish_shutdown(): fault threads, workers, evictors,
  * signals) and then by the same labels from the store on:
- *   1. the configuration, the registry and the region index
+ *   1. the configuration, the registry (with the budgets) and the region
+ *      index
  *   2. the event loop
  *   3. the control socket (bound, or passed by systemd)
  *   4. the backing file and the store; the loop thread's compressor
- *   5. the workers
- *   6. the fault threads
- *   7. the evictor threads
+ *   5. the evictor threads (the workers and fault threads wake them)
+ *   6. the workers
+ *   7. the fault threads
  *   8. the loop handles: the listening socket, signals, the tick
  *   9. /metrics
  */
@@ -588,7 +590,6 @@ int uzswapd_main(int argc, char **argv)
 {
 	bool check_only = false, done = false;
 	struct store_owner owner;
-	struct evict_config ec;
 	struct backing *backing;
 	struct uzswapd *d;
 	int ret, fd;
@@ -610,6 +611,8 @@ int uzswapd_main(int argc, char **argv)
 	d->max_registered = 4 * phys_bytes();
 	list_init(&d->conns);
 	registry_init(&d->registry);
+	registry_set_limits(&d->registry, d->conf.default_limit,
+			    d->conf.resident_limit);
 	region_index_init(&d->regions);
 	if (uv_loop_init(&d->loop)) {
 		log_err("main", "cannot set up the event loop");
@@ -643,24 +646,23 @@ int uzswapd_main(int argc, char **argv)
 		goto out_destroy_store;
 	}
 	ret = UZSWAPD_EXIT_THREADS;
-	if (work_start(&d->work, &d->loop, &d->store, work_went_idle, d))
+	d->evictors = evict_start(&d->registry, &d->regions, &d->store,
+				  d->conf.evict_threads);
+	if (!d->evictors) {
+		log_err("main", "cannot start the evictor threads: %s",
+			strerror(errno));
 		goto out_destroy_store;
+	}
+	if (work_start(&d->work, &d->loop, &d->store, d->evictors,
+		       work_went_idle, d))
+		goto out_stop_evictors;
 	d->faults = fault_start(&d->loop, d->conf.fault_threads,
-				d->conf.fault_spin, client_ctx_released, d);
+				d->conf.fault_spin, d->evictors,
+				client_ctx_released, d);
 	if (!d->faults) {
 		log_err("main", "cannot start the fault threads: %s",
 			strerror(errno));
 		goto out_stop_work;
-	}
-	ec = (struct evict_config){ .default_limit = d->conf.default_limit,
-				    .resident_limit = d->conf.resident_limit,
-				    .nthreads = d->conf.evict_threads };
-	ret = evict_start(&d->registry, &d->regions, &d->store, &ec);
-	if (ret) {
-		log_err("main", "cannot start the evictor threads: %s",
-			strerror(-ret));
-		ret = UZSWAPD_EXIT_THREADS;
-		goto out_stop_faults;
 	}
 	stats_rate_init(&d->rate);
 	ret = ctl_listen(d, fd);
@@ -699,11 +701,11 @@ int uzswapd_main(int argc, char **argv)
 
 out_close_handles:
 	ctl_stop_listening(d);
-	evict_stop();
-out_stop_faults:
 	fault_stop(d->faults);
 out_stop_work:
 	work_stop(&d->work);
+out_stop_evictors:
+	evict_stop(d->evictors);
 out_destroy_store:
 	compressor_destroy(d->comp);
 	free(d->run_buf);

@@ -46,6 +46,7 @@ enum uzswapd_exit {
  * @registry:  the clients; see struct registry for its locking
  * @regions:   every region by id; see struct region_index for its locking
  * @store:     the compressed store; thread-safe
+ * @evictors:  the evictor threads (see evict.h); NULL once stopped
  * @faults:    the fault threads (see fault.h); NULL once stopped
  * @work:      the workers: restores, drops and ADVISE, off the loop
  *             thread (work.h)
@@ -74,6 +75,7 @@ struct uzswapd {
 	struct registry registry;
 	struct region_index regions;
 	struct store store;
+	struct evictors *evictors;
 	struct fault_pool *faults;
 	struct work_pool work;
 	struct compressor *comp;

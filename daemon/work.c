@@ -168,6 +168,7 @@ static void stop_workers(struct work_pool *p)
 }
 
 int work_start(struct work_pool *p, uv_loop_t *loop, struct store *store,
+	       struct evictors *evictors,
 	       void (*idle)(void *arg), void *arg)
 {
 	unsigned int i;
@@ -185,6 +186,7 @@ int work_start(struct work_pool *p, uv_loop_t *loop, struct store *store,
 		goto out_destroy;
 	for (i = 0; i < WORK_THREADS; i++) {
 		p->ctx[i].store = store;
+		p->ctx[i].evictors = evictors;
 		p->ctx[i].pool = p;
 		ret = worker_start(p, i);
 		if (ret)

@@ -17,6 +17,8 @@
 #include "lib/common/list.h"
 #include "load.h"
 
+struct evictors;
+
 #define WORK_THREADS	2
 #define WORK_STEP_PAGES	1024	/* pages per step: ~5 ms of restoring */
 
@@ -29,6 +31,7 @@ struct work_ctx {
 	struct load_ctx lc;	/* its compressor and page buffer */
 	uint8_t *run_buf;	/* EVICT_RUN_PAGES pages (COLD advice) */
 	struct store *store;	/* the daemon's store; immutable */
+	struct evictors *evictors; /* runs the protocol for COLD; immutable */
 	struct work_pool *pool;	/* the pool it belongs to; immutable */
 };
 
@@ -101,6 +104,7 @@ void work_init(struct work *w, work_step_fn step, work_done_fn done,
  * Return: 0 or -errno (nothing left running then). Loop thread.
  */
 int work_start(struct work_pool *p, uv_loop_t *loop, struct store *store,
+	       struct evictors *evictors,
 	       void (*idle)(void *arg), void *arg);
 
 /* Queue @w for the workers; with @after (in flight, not done yet) it is
