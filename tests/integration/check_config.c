@@ -161,7 +161,7 @@ static void status(struct proto_status_reply *st)
 /* SIGHUP, then wait until the log has said @needle @count times. */
 static void hup_and_wait(const char *needle, int count)
 {
-	long long deadline = dh_now_ms() + SETTLE_MS;
+	long long deadline = dh_deadline(SETTLE_MS);
 
 	DH_ASSERT(kill(dmn.pid, SIGHUP) == 0, "SIGHUP: %s", strerror(errno));
 	while (dh_log_count(&dmn, needle) < count) {
@@ -423,7 +423,7 @@ END_TEST
 /* The port of the last "serving http://HOST:PORT/metrics" log line. */
 static int metrics_port(int nth)
 {
-	long long deadline = dh_now_ms() + SETTLE_MS;
+	long long deadline = dh_deadline(SETTLE_MS);
 	char line[1024];
 	const char *p;
 	int port = 0;

@@ -269,7 +269,7 @@ static uint32_t raw_send(struct raw *r, uint16_t type, const void *payload,
 static int raw_read(int sock, struct proto_msg *m)
 {
 	struct proto_reader rd;
-	long long deadline = dh_now_ms() + REPLY_MS;
+	long long deadline = dh_deadline(REPLY_MS);
 	struct pollfd pfd = { .fd = sock, .events = POLLIN };
 	int ret;
 
@@ -766,7 +766,7 @@ static unsigned long spin_rounds(struct dh_client *c)
 static void spin_progress(struct dh_client *c, unsigned long more)
 {
 	unsigned long start = spin_rounds(c), now;
-	long long deadline = dh_now_ms() + DH_CLIENT_MS;
+	long long deadline = dh_deadline(DH_CLIENT_MS);
 
 	do {
 		DH_ASSERT(dh_now_ms() < deadline,
@@ -873,7 +873,7 @@ START_TEST(test_sigkill_mid_fault)
 
 	DH_ASSERT(kill(dmn.pid, SIGSTOP) == 0, "SIGSTOP");
 	DH_ASSERT(dh_client_say(&b, "go") == 0, "block: stdin");
-	deadline = dh_now_ms() + DH_SETTLE_MS;
+	deadline = dh_deadline(DH_SETTLE_MS);
 	while ((pending = dh_uffd_waiting(b.pid)) < 1 &&
 	       dh_now_ms() < deadline)
 		dh_sleep_ms(5);
@@ -985,7 +985,7 @@ START_TEST(test_sigterm_during_fault)
 	start_ready(&b, block);
 	DH_ASSERT(kill(dmn.pid, SIGSTOP) == 0, "SIGSTOP");
 	DH_ASSERT(dh_client_say(&b, "go") == 0, "block: stdin");
-	deadline = dh_now_ms() + DH_SETTLE_MS;
+	deadline = dh_deadline(DH_SETTLE_MS);
 	while ((pending = dh_uffd_waiting(b.pid)) < 1 &&
 	       dh_now_ms() < deadline)
 		dh_sleep_ms(5);
@@ -1057,7 +1057,7 @@ START_TEST(test_connection_close_unregisters)
 	raw_close(&r);
 	/* the other connection of the process sees the region go */
 	{
-		long long deadline = dh_now_ms() + DH_SETTLE_MS;
+		long long deadline = dh_deadline(DH_SETTLE_MS);
 
 		do {
 			ASSERT_STATUS(raw_stats(&r2, &st), 0);

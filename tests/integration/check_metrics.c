@@ -427,7 +427,7 @@ static bool has_header(const char *resp, const char *header)
  * off: end of file (or a reset), within CUTOFF_MS. */
 static void wait_cut_off(int fd)
 {
-	long long deadline = dh_now_ms() + CUTOFF_MS;
+	long long deadline = dh_deadline(CUTOFF_MS);
 	char buf[256];
 	ssize_t n;
 
@@ -471,7 +471,7 @@ static char *scrape_at_rest(int port, struct proto_status_reply *st)
 /* Scrapes until no client is left (bounded). */
 static char *scrape_until_no_clients(int port)
 {
-	long long deadline = dh_now_ms() + SETTLE_MS;
+	long long deadline = dh_deadline(SETTLE_MS);
 	char *b;
 
 	for (;;) {
@@ -852,7 +852,7 @@ START_TEST(test_http_slow)
 	/* a byte every 100 ms (then a header value that never ends): never
 	 * idle, still cut off */
 	fd = tcp_connect(port);
-	deadline = dh_now_ms() + CUTOFF_MS;
+	deadline = dh_deadline(CUTOFF_MS);
 	for (k = 0; !cut; k++) {
 		const char *byte = k < strlen(trickle) ? trickle + k : "a";
 

@@ -129,7 +129,7 @@ struct run {
 static bool run_sh(struct run *r, int timeout_ms, const char *script, ...)
 {
 	const char *argv[16];
-	long long deadline = dh_now_ms() + timeout_ms;
+	long long deadline = dh_deadline(timeout_ms);
 	pid_t parent = getpid(), pid, got;
 	int n = 0, out, null, status;
 	ssize_t len;
@@ -1018,7 +1018,7 @@ static bool msg_has(const char *msg, const char *prefix, char *val,
 static void rx_wait(const char *prefix, const char *also,
 		    const char *forbid, char *msg, size_t size, int ms)
 {
-	long long deadline = dh_now_ms() + ms, left;
+	long long deadline = dh_deadline(ms), left;
 	char val[1024];
 
 	for (;;) {
@@ -1050,7 +1050,7 @@ static void status_counts(const char *status, unsigned int *clients,
 static void rx_wait_clients(unsigned int want, unsigned long long min_mib,
 			    char *val, size_t size)
 {
-	long long deadline = dh_now_ms() + DH_CLIENT_MS;
+	long long deadline = dh_deadline(DH_CLIENT_MS);
 	unsigned long long mib;
 	char msg[2048];
 	unsigned int n;
@@ -1258,7 +1258,7 @@ static bool in_epoll_wait(pid_t tid)
  */
 static int fault_threads(pid_t *tids, int max, int want)
 {
-	long long deadline = dh_now_ms() + DH_SETTLE_MS;
+	long long deadline = dh_deadline(DH_SETTLE_MS);
 	char path[64];
 	struct dirent *e;
 	int n;

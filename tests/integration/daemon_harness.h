@@ -29,7 +29,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Bounds of the harness's waits, in milliseconds. */
+#include "tests/ckpart.h"
+
+/* Bounds of the harness's waits, in milliseconds, before dh_scaled_ms(). */
 #define DH_START_MS	10000	/* daemon: until the socket accepts */
 #define DH_STOP_MS	20000	/* daemon: from SIGTERM to its exit */
 #define DH_CLIENT_MS	120000	/* a client program: until it exits */
@@ -69,10 +71,15 @@ void dh_root_remove(void);
 /*
  * dh_main() - what a suite's main() does: ignore SIGPIPE (a client that
  * died must not take the test with it on write()), make the temporary
- * root, run @s (srunner_run_all with CK_ENV), and remove the root unless
- * UZSWAP_ITEST_KEEP is set. Return: the exit status for main().
+ * root, run @s (CK_ENV), and remove the root unless UZSWAP_ITEST_KEEP is
+ * set. Return: the exit status for main().
  */
 int dh_main(const char *name, Suite *s);
+
+/* dh_main() of a suite with parts some machines cannot run (ckpart.h):
+ * runs what ck_part_run(@part, @cannot_run) runs; 77 when it skips. */
+int dh_main_part(const char *name, Suite *s, const char *part,
+		 ck_cannot_run_fn *cannot_run);
 
 /*
  * dh_log_bad_line() - find in @d's log the first line that shows an error
@@ -293,6 +300,17 @@ const char *dh_status_str(int status);
 
 /* Milliseconds on the monotonic clock. */
 long long dh_now_ms(void);
+
+/*
+ * dh_time_scale() - the factor every time limit of the tests is multiplied
+ * by: Check's CK_TIMEOUT_MULTIPLIER (which also scales the tcase
+ * timeouts), set by tests/Makefile.am in slow builds (TSan); 1 if unset.
+ * The harness scales its own waits; dh_scaled_ms() scales @ms, and
+ * dh_deadline() is the monotonic time @ms (scaled) from now.
+ */
+double dh_time_scale(void);
+int dh_scaled_ms(int ms);
+long long dh_deadline(int ms);
 
 /* Sleep @ms milliseconds (for polling loops). */
 void dh_sleep_ms(int ms);
