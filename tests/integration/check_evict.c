@@ -1209,8 +1209,8 @@ START_TEST(test_wb_enospc)
 	const char *args[] = { "--pool-limit", "2M", "--backing-file", path,
 			       NULL };
 
-	ck_assert_msg(small_mounted == 1, "cannot mount a tmpfs on %s: %s",
-		      small_dir, strerror(-small_mounted));
+	DH_CHECK(small_mounted == 1, "cannot mount a tmpfs on %s: %s",
+		 small_dir, strerror(-small_mounted));
 	snprintf(path, sizeof(path), "%s/backing", small_dir);
 	wb_full_scenario(args);
 	{

@@ -18,6 +18,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +350,27 @@ static void dump_file(const char *title, const char *path)
 			break;
 	close(fd);
 	fprintf(stderr, "----- end of %s -----\n", title);
+}
+
+const char *dh_msg(const char *fmt, ...)
+{
+	static const char more[] = " [... the whole message is on stderr]";
+	static char buf[DH_MSG_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < (int)sizeof(buf))
+		return buf;
+	fputs("failure message: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	memcpy(buf + sizeof(buf) - sizeof(more), more, sizeof(more));
+	return buf;
 }
 
 void dh_dump_logs(const struct dh_daemon *d)

@@ -90,13 +90,30 @@ int dh_main_part(const char *name, Suite *s, const char *part,
 bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
 		     char *line, size_t size);
 
+/*
+ * dh_msg() - a failure message that fits Check's limit (4 KiB, and a
+ * longer one is lost with the test): formatted into a static buffer of
+ * DH_MSG_MAX bytes; a longer one goes whole to stderr, and the buffer
+ * ends saying so.
+ */
+#define DH_MSG_MAX	1024
+const char *dh_msg(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* A Check assertion whose message may embed a command's output. */
+#define DH_CHECK(cond, ...)						\
+	do {								\
+		if (!(cond))						\
+			ck_abort_msg("%s", dh_msg(__VA_ARGS__));	\
+	} while (0)
+
 /* Check assertions that dump the logs of daemon @d on failure;
  * DH_ASSERT() is for the suite's own `struct dh_daemon dmn`. */
 #define DH_ASSERT_ON(d, cond, ...)					\
 	do {								\
 		if (!(cond)) {						\
 			dh_dump_logs(d);				\
-			ck_abort_msg(__VA_ARGS__);			\
+			ck_abort_msg("%s", dh_msg(__VA_ARGS__));	\
 		}							\
 	} while (0)
 
