@@ -984,11 +984,10 @@ static bool ipv6_loopback(void)
 	return ok;
 }
 
-/* localhost is 127.0.0.1; [::1] serves IPv6; off serves nothing. */
+/* localhost is 127.0.0.1; off serves nothing. */
 START_TEST(test_addresses)
 {
-	char addr[128], url[160];
-	char *b;
+	char addr[128];
 
 	dh_up(&dmn, (const char *[]){ "--metrics", "localhost:0", NULL });
 	served_address(addr, sizeof(addr));
@@ -997,23 +996,25 @@ START_TEST(test_addresses)
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 	dh_remove(&dmn);
 
-	if (ipv6_loopback()) {
-		dh_up(&dmn, (const char *[]){ "--metrics", "[::1]:0", NULL });
-		served_address(addr, sizeof(addr));
-		DH_ASSERT(!strncmp(addr, "[::1]:", 6), "[::1]: %s", addr);
-		snprintf(url, sizeof(url), "http://%s/metrics", addr);
-		b = slurp(curl_get(url, "v6.txt"));
-		DH_ASSERT(strstr(b, "uzswap_build_info{"), "v6: %s", b);
-		free(b);
-		dh_stop_ok(&dmn, SIGTERM, NULL);
-		dh_remove(&dmn);
-	} else {
-		fprintf(stderr, "test_addresses: no IPv6 loopback, [::1] "
-			"not tried\n");
-	}
-
 	dh_up(&dmn, (const char *[]){ "--metrics", "off", NULL });
 	DH_ASSERT_EQ(dh_log_count(&dmn, "serving http://"), 0);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/* Part "ipv6" (check_metrics_ipv6): [::1] serves IPv6. */
+START_TEST(test_address_ipv6)
+{
+	char addr[128], url[160];
+	char *b;
+
+	dh_up(&dmn, (const char *[]){ "--metrics", "[::1]:0", NULL });
+	served_address(addr, sizeof(addr));
+	DH_ASSERT(!strncmp(addr, "[::1]:", 6), "[::1]: %s", addr);
+	snprintf(url, sizeof(url), "http://%s/metrics", addr);
+	b = slurp(curl_get(url, "v6.txt"));
+	DH_ASSERT(strstr(b, "uzswap_build_info{"), "v6: %s", b);
+	free(b);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
@@ -1050,10 +1051,24 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, test_port_in_use);
 	tcase_add_test(tc, test_addresses);
 	suite_add_tcase(s, tc);
+
+	/* a part of its own (check_metrics_ipv6): it needs IPv6 */
+	tc = tcase_create("ipv6");
+	tcase_set_tags(tc, CK_PART_TAG);
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_address_ipv6);
+	suite_add_tcase(s, tc);
 	return s;
+}
+
+static const char *cannot_run(const char *part)
+{
+	return ipv6_loopback() ? NULL : "no IPv6 loopback ([::1])";
 }
 
 int main(void)
 {
-	return dh_main("check_metrics", metrics_suite());
+	return dh_main_part("check_metrics", metrics_suite(), CK_PART,
+			    cannot_run);
 }
