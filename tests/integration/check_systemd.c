@@ -1085,8 +1085,9 @@ static void rx_wait_clients(unsigned int want, unsigned long long min_mib,
 	unsigned int n;
 
 	for (;;) {
+		/* what is left of the scaled deadline, unscaled */
 		rx_wait("STATUS=", NULL, NULL, msg, sizeof(msg),
-			(int)(deadline - dh_now_ms()));
+			(int)((deadline - dh_now_ms()) / dh_time_scale()));
 		msg_has(msg, "STATUS=", val, size);
 		status_counts(val, &n, &mib);
 		if (n == want && mib >= min_mib)
