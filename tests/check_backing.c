@@ -977,19 +977,15 @@ static Suite *backing_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* parts of their own (check_backing_punch, check_backing_full) */
-	tc = tcase_create("punch");
-	tcase_set_tags(tc, CK_PART_TAG);
+	tc = ck_part_tcase(s, "punch");
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_holes_punched);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("full");
-	tcase_set_tags(tc, CK_PART_TAG);
+	tc = ck_part_tcase(s, "full");
 	tcase_add_unchecked_fixture(tc, mnt_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_full_filesystem);
-	suite_add_tcase(s, tc);
 
 	tc = tcase_create("file");
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);

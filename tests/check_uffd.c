@@ -1048,11 +1048,9 @@ static Suite *uffd_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* a part of its own (check_uffd_user_mode) */
-	tc = tcase_create("user_mode_only");
-	tcase_set_tags(tc, CK_PART_TAG);
+	tc = ck_part_tcase(s, "user_mode_only");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_user_mode_only);
-	suite_add_tcase(s, tc);
 
 	tc = tcase_create("memfd");
 	tcase_add_test(tc, test_memfd);

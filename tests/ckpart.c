@@ -14,6 +14,15 @@
 
 #include "ckpart.h"
 
+TCase *ck_part_tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_tags(tc, CK_PART_TAG);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
 int ck_part_run(SRunner *sr, const char *part, ck_cannot_run_fn *cannot_run)
 {
 	const char *why;

@@ -27,6 +27,9 @@
 /* Why the machine cannot run tcase @part (static text), or NULL if it can. */
 typedef const char *ck_cannot_run_fn(const char *part);
 
+/* A new tcase @name of @s, tagged as a part (added to @s). */
+TCase *ck_part_tcase(Suite *s, const char *name);
+
 /*
  * ck_part_run() - run what @part's program runs of @sr (see above): every
  * untagged tcase if @part is NULL, else tcase @part unless @cannot_run

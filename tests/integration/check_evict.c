@@ -1276,13 +1276,11 @@ static Suite *evict_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* a part of its own (check_evict_enospc): it needs a mount */
-	tc = tcase_create("enospc");
-	tcase_set_tags(tc, CK_PART_TAG);
+	tc = ck_part_tcase(s, "enospc");
 	tcase_add_unchecked_fixture(tc, small_mount, small_umount);
 	tcase_add_checked_fixture(tc, NULL, daemon_down_wb);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_wb_enospc);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -1053,12 +1053,10 @@ static Suite *metrics_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* a part of its own (check_metrics_ipv6): it needs IPv6 */
-	tc = tcase_create("ipv6");
-	tcase_set_tags(tc, CK_PART_TAG);
+	tc = ck_part_tcase(s, "ipv6");
 	tcase_add_checked_fixture(tc, NULL, daemon_down);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_address_ipv6);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -1420,19 +1420,15 @@ static Suite *systemd_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* parts of their own (check_systemd_oom, check_systemd_mlock) */
-	tc = tcase_create("oom");
-	tcase_set_tags(tc, CK_PART_TAG);
+	tc = ck_part_tcase(s, "oom");
 	tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_unit_oom_score);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("mlock");
-	tcase_set_tags(tc, CK_PART_TAG);
+	tc = ck_part_tcase(s, "mlock");
 	tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_unit_mlock);
-	suite_add_tcase(s, tc);
 
 	tc = tcase_create("notify");
 	tcase_add_checked_fixture(tc, notify_setup, notify_teardown);
