@@ -83,7 +83,7 @@ static void dir_teardown(void)
 }
 
 /* A 64 KiB tmpfs at @mnt, to fill up (the part "full" runs only where
- * ck_cannot_mount() says it can; its test asserts @mounted). */
+ * ckpart_cannot_mount() says it can; its test asserts @mounted). */
 static void mnt_setup(void)
 {
 	dir_setup();
@@ -977,12 +977,12 @@ static Suite *backing_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* parts of their own (check_backing_punch, check_backing_full) */
-	tc = ck_part_tcase(s, "punch");
+	tc = ckpart_tcase(s, "punch");
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_holes_punched);
 
-	tc = ck_part_tcase(s, "full");
+	tc = ckpart_tcase(s, "full");
 	tcase_add_unchecked_fixture(tc, mnt_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_full_filesystem);
@@ -1033,7 +1033,7 @@ static const char *cannot_punch(void)
 
 static const char *cannot_run(const char *part)
 {
-	return !strcmp(part, "punch") ? cannot_punch() : ck_cannot_mount();
+	return !strcmp(part, "punch") ? cannot_punch() : ckpart_cannot_mount();
 }
 
 int main(void)
@@ -1041,7 +1041,7 @@ int main(void)
 	SRunner *sr = srunner_create(backing_suite());
 	int ret;
 
-	ret = ck_part_run(sr, CK_PART, cannot_run);
+	ret = ckpart_run(sr, CKPART, cannot_run);
 	srunner_free(sr);
 	return ret;
 }

@@ -1048,7 +1048,7 @@ static Suite *uffd_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* a part of its own (check_uffd_user_mode) */
-	tc = ck_part_tcase(s, "user_mode_only");
+	tc = ckpart_tcase(s, "user_mode_only");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_user_mode_only);
 
@@ -1094,7 +1094,7 @@ int main(void)
 
 	via_kernel = UNDER_VALGRIND();
 	sr = srunner_create(uffd_suite());
-	ret = ck_part_run(sr, CK_PART, cannot_run);
+	ret = ckpart_run(sr, CKPART, cannot_run);
 	srunner_free(sr);
 	return ret;
 }

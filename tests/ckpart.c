@@ -14,33 +14,33 @@
 
 #include "ckpart.h"
 
-TCase *ck_part_tcase(Suite *s, const char *name)
+TCase *ckpart_tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_set_tags(tc, CK_PART_TAG);
+	tcase_set_tags(tc, CKPART_TAG);
 	suite_add_tcase(s, tc);
 	return tc;
 }
 
-int ck_part_run(SRunner *sr, const char *part, ck_cannot_run_fn *cannot_run)
+int ckpart_run(SRunner *sr, const char *part, ckpart_cannot_run_fn *cannot_run)
 {
 	const char *why;
 
 	if (!part) {
-		srunner_run_tagged(sr, NULL, NULL, NULL, CK_PART_TAG, CK_ENV);
+		srunner_run_tagged(sr, NULL, NULL, NULL, CKPART_TAG, CK_ENV);
 	} else {
 		why = cannot_run(part);
 		if (why) {
 			fprintf(stderr, "SKIP %s: %s\n", part, why);
-			return CK_SKIP;
+			return CKPART_SKIP;
 		}
 		srunner_run(sr, NULL, part, CK_ENV);
 	}
 	return srunner_ntests_failed(sr) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
-const char *ck_cannot_mount(void)
+const char *ckpart_cannot_mount(void)
 {
 	static char why[128];
 	char dir[PATH_MAX];

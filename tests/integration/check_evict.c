@@ -1279,7 +1279,7 @@ static Suite *evict_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* a part of its own (check_evict_enospc): it needs a mount */
-	tc = ck_part_tcase(s, "enospc");
+	tc = ckpart_tcase(s, "enospc");
 	tcase_add_unchecked_fixture(tc, small_mount, small_umount);
 	tcase_add_checked_fixture(tc, NULL, daemon_down_wb);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
@@ -1289,10 +1289,10 @@ static Suite *evict_suite(void)
 
 static const char *cannot_run(const char *part)
 {
-	return ck_cannot_mount();
+	return ckpart_cannot_mount();
 }
 
 int main(void)
 {
-	return dh_main_part("check_evict", evict_suite(), CK_PART, cannot_run);
+	return dh_main_part("check_evict", evict_suite(), CKPART, cannot_run);
 }

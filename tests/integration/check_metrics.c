@@ -1053,7 +1053,7 @@ static Suite *metrics_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* a part of its own (check_metrics_ipv6): it needs IPv6 */
-	tc = ck_part_tcase(s, "ipv6");
+	tc = ckpart_tcase(s, "ipv6");
 	tcase_add_checked_fixture(tc, NULL, daemon_down);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_address_ipv6);
@@ -1067,6 +1067,6 @@ static const char *cannot_run(const char *part)
 
 int main(void)
 {
-	return dh_main_part("check_metrics", metrics_suite(), CK_PART,
+	return dh_main_part("check_metrics", metrics_suite(), CKPART,
 			    cannot_run);
 }

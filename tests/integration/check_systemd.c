@@ -1420,12 +1420,12 @@ static Suite *systemd_suite(void)
 	suite_add_tcase(s, tc);
 
 	/* parts of their own (check_systemd_oom, check_systemd_mlock) */
-	tc = ck_part_tcase(s, "oom");
+	tc = ckpart_tcase(s, "oom");
 	tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_unit_oom_score);
 
-	tc = ck_part_tcase(s, "mlock");
+	tc = ckpart_tcase(s, "mlock");
 	tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_unit_mlock);
@@ -1483,6 +1483,6 @@ static const char *cannot_run(const char *part)
 
 int main(void)
 {
-	return dh_main_part("check_systemd", systemd_suite(), CK_PART,
+	return dh_main_part("check_systemd", systemd_suite(), CKPART,
 			    cannot_run);
 }

@@ -865,7 +865,7 @@ int dh_main(const char *name, Suite *s)
 }
 
 int dh_main_part(const char *name, Suite *s, const char *part,
-		 ck_cannot_run_fn *cannot_run)
+		 ckpart_cannot_run_fn *cannot_run)
 {
 	SRunner *sr;
 	int ret;
@@ -878,7 +878,7 @@ int dh_main_part(const char *name, Suite *s, const char *part,
 		return EXIT_FAILURE;
 	}
 	sr = srunner_create(s);
-	ret = ck_part_run(sr, part, cannot_run);
+	ret = ckpart_run(sr, part, cannot_run);
 	srunner_free(sr);
 	if (getenv("UZSWAP_ITEST_KEEP"))
 		fprintf(stderr, "%s: logs kept in %s\n", name, dh_root());

@@ -77,9 +77,9 @@ void dh_root_remove(void);
 int dh_main(const char *name, Suite *s);
 
 /* dh_main() of a suite with parts some machines cannot run (ckpart.h):
- * runs what ck_part_run(@part, @cannot_run) runs; 77 when it skips. */
+ * runs what ckpart_run(@part, @cannot_run) runs; 77 when it skips. */
 int dh_main_part(const char *name, Suite *s, const char *part,
-		 ck_cannot_run_fn *cannot_run);
+		 ckpart_cannot_run_fn *cannot_run);
 
 /*
  * dh_log_bad_line() - find in @d's log the first line that shows an error
