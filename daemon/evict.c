@@ -410,7 +410,7 @@ static size_t merge_records(struct region *r, const struct lru_rec *recs,
  * Evict the run at the tail of @slot's LRU.
  * Return: pages evicted; 0 if the tail only needed tidying (stale pages,
  * an active page, a region gone); -ENODATA when the LRU is empty;
- * -ENOMEM when the store is full.
+ * -ENOMEM when the store is full; -EBUSY when another evictor is on it.
  */
 static long evict_tail(struct evictors *ev, struct mm_slot *slot,
 		       struct compressor *c, uint8_t *buf)
@@ -432,6 +432,13 @@ static long evict_tail(struct evictors *ev, struct mm_slot *slot,
 		goto out_put;
 	}
 	info = atomic_load(&r->pages[rec.first].info);
+	if (page_state(info) == PAGE_EVICTING) {
+		/* the other evictor holds the tail run and consumes its
+		 * record; consumed here, the pages it cannot store would
+		 * stay resident with no record, never evicted again */
+		got = -EBUSY;
+		goto out_put;
+	}
 	if (page_state(info) == PAGE_RESIDENT &&
 	    page_stamp(info) == rec.stamp && (info & PAGE_ACTIVE))
 		second_chance(ev, slot, r, rec.first);
@@ -491,7 +498,7 @@ long evict_slot_now(struct evictors *ev, struct mm_slot *slot, size_t max,
 		got = evict_tail(ev, slot, c, buf);
 		if (got == -ENOMEM)
 			return done ? done : -ENOMEM;
-		if (got == -ENODATA)
+		if (got < 0)	/* empty, busy, or the client is going */
 			break;
 		done += got;
 	}

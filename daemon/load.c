@@ -36,17 +36,19 @@ static uint32_t refault_flags(struct region *r, const struct page_entry *p)
 	return limit && distance < limit ? PAGE_ACTIVE : 0;
 }
 
-/* Publish a loaded page RESIDENT and drop its stored copy. */
+/* Publish a loaded page RESIDENT and drop its stored copy. @data is read
+ * before: once RESIDENT, an evictor may take the page and store it anew. */
 static void loaded(struct region *r, size_t idx, uint32_t stored_info)
 {
 	struct page_entry *p = &r->pages[idx];
 	uint32_t flags = refault_flags(r, p);
 	int stamp = lru_add(&r->slot->lru, r->id, (uint32_t)idx, 1);
+	uint64_t data = p->data;
 	size_t bytes;
 
 	atomic_store(&p->info, page_info(PAGE_RESIDENT, flags,
 					 stamp < 0 ? 0 : (uint16_t)stamp));
-	bytes = store_drop(r->store, stored_info, p->data);
+	bytes = store_drop(r->store, stored_info, data);
 	region_unpool(r, bytes);
 	atomic_fetch_sub(&r->stored, 1);
 	region_account(r, 1);

@@ -35,6 +35,7 @@
 
 #include "daemon/backing.h"
 #include "lib/common/failpoint.h"
+#include "tests/ckpart.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * KiB)
@@ -89,7 +90,8 @@ static void dir_teardown(void)
 			strerror(errno));
 }
 
-/* A 64 KiB tmpfs at @mnt, to fill up; not fatal if mounting is denied. */
+/* A 64 KiB tmpfs at @mnt, to fill up (the part "full" runs only where
+ * ckpart_cannot_mount() says it can; its test asserts @mounted). */
 static void mnt_setup(void)
 {
 	dir_setup();
@@ -100,9 +102,8 @@ static void mnt_setup(void)
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k,mode=0700") == 0)
 		mounted = true;
 	else
-		fprintf(stderr, "check_backing: cannot mount a tmpfs at %s "
-			"(%s): the full-filesystem test is skipped\n", mnt,
-			strerror(errno));
+		fprintf(stderr, "check_backing: cannot mount a tmpfs at %s: "
+			"%s\n", mnt, strerror(errno));
 }
 
 static void setup(void)
@@ -490,11 +491,7 @@ START_TEST(test_holes_punched)
 	/* every other page: half the blocks go back (allow an extent block) */
 	for (i = 0; i < N; i += 2)
 		backing_free(b, slot[i], OBJ);
-	if (!stats().punch) {
-		fprintf(stderr, "check_backing: %s cannot punch holes: "
-			"test_holes_punched skipped\n", dir);
-		return;
-	}
+	ck_assert_msg(stats().punch, "%s cannot punch holes", dir);
 	after = disk_bytes();
 	ck_assert_uint_eq(stats().punched, N / 2);
 	ck_assert_uint_le(after, before - N / 2 * OBJ + 64 * KiB);
@@ -546,11 +543,7 @@ START_TEST(test_full_filesystem)
 	struct backing_stats st;
 	int i, n, ret = 0;
 
-	if (!mounted) {
-		fprintf(stderr, "check_backing: test_full_filesystem skipped "
-			"(no tmpfs mounted)\n");
-		return;
-	}
+	ck_assert_msg(mounted, "no tmpfs mounted on %s", mnt);
 	snprintf(path, sizeof(path), "%s/backing", mnt);
 	open_backing(1 * MiB);	/* the cap is far above the 64 KiB fs */
 	st = stats();
@@ -1118,15 +1111,19 @@ static Suite *backing_suite(void)
 	tc = tcase_create("disk");
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_holes_punched);
 	tcase_add_test(tc, test_write_error);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("full");
+	/* parts of their own (check_backing_punch, check_backing_full) */
+	tc = ckpart_tcase(s, "punch");
+	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_holes_punched);
+
+	tc = ckpart_tcase(s, "full");
 	tcase_add_unchecked_fixture(tc, mnt_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_full_filesystem);
-	suite_add_tcase(s, tc);
 
 	tc = tcase_create("file");
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
@@ -1154,13 +1151,40 @@ static Suite *backing_suite(void)
 	return s;
 }
 
+/* NULL if the filesystem of $TMPDIR (where dir_setup() puts the backing
+ * file) punches holes, else why not. */
+static const char *cannot_punch(void)
+{
+	static char buf[4096], why[128];
+	int fd, err = 0;
+
+	dir_setup();
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || pwrite(fd, buf, sizeof(buf), 0) != sizeof(buf) ||
+	    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		      sizeof(buf)) < 0)
+		err = errno;
+	if (fd >= 0)
+		close(fd);
+	dir_teardown();
+	if (!err)
+		return NULL;
+	snprintf(why, sizeof(why), "cannot punch holes in $TMPDIR: %s",
+		 strerror(err));
+	return why;
+}
+
+static const char *cannot_run(const char *part)
+{
+	return !strcmp(part, "punch") ? cannot_punch() : ckpart_cannot_mount();
+}
+
 int main(void)
 {
 	SRunner *sr = srunner_create(backing_suite());
-	int failed;
+	int ret;
 
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
+	ret = ckpart_run(sr, CKPART, cannot_run);
 	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return ret;
 }

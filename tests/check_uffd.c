@@ -20,8 +20,8 @@
  * (write() from it into a pipe, read() from a pipe into it): such a fault
  * blocks inside a system call, where valgrind lets other threads run.
  * Natively the toucher uses plain loads and stores (user-mode faults).
- * The user-mode-only test needs root to drop to nobody, and is skipped
- * under valgrind.
+ * The user-mode-only test needs root to drop to nobody; it is the part
+ * check_uffd_user_mode (tests/ckpart.h), skipped under valgrind.
  */
 #include "config.h"
 
@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "../lib/uffd/uffd.h"
+#include "ckpart.h"
 #include "send.h"
 
 #if defined(__has_include)
@@ -770,19 +771,8 @@ END_TEST
  */
 START_TEST(test_user_mode_only)
 {
-	char sysctl[8] = "";
-	int status, fd;
+	int status;
 	pid_t pid;
-
-	if (geteuid() != 0 || via_kernel)
-		return;	/* needs root to become nobody; see the header */
-	fd = open("/proc/sys/vm/unprivileged_userfaultfd", O_RDONLY);
-	if (fd >= 0) {
-		ck_assert_int_gt(read(fd, sysctl, sizeof(sysctl) - 1), 0);
-		close(fd);
-	}
-	if (sysctl[0] != '0')
-		return;	/* unprivileged full mode is allowed here */
 
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -1079,8 +1069,12 @@ static Suite *uffd_suite(void)
 	tcase_add_test(tc, test_punch);
 	tcase_add_test(tc, test_eviction_protocol);
 	tcase_add_test(tc, test_dead_client);
-	tcase_add_test(tc, test_user_mode_only);
 	suite_add_tcase(s, tc);
+
+	/* a part of its own (check_uffd_user_mode) */
+	tc = ckpart_tcase(s, "user_mode_only");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_user_mode_only);
 
 	tc = tcase_create("memfd");
 	tcase_add_test(tc, test_memfd);
@@ -1094,15 +1088,38 @@ static Suite *uffd_suite(void)
 	return s;
 }
 
+/* Part "user_mode_only": it needs root (to become nobody), no valgrind
+ * (see the header), and vm.unprivileged_userfaultfd=0 (else nobody gets a
+ * full uffd). */
+static const char *cannot_run(const char *part)
+{
+	char sysctl[8] = "";
+	int fd;
+
+	if (geteuid() != 0)
+		return "needs root to become nobody";
+	if (via_kernel)
+		return "not under valgrind";
+	fd = open("/proc/sys/vm/unprivileged_userfaultfd", O_RDONLY);
+	if (fd >= 0) {
+		if (read(fd, sysctl, sizeof(sysctl) - 1) < 0)
+			sysctl[0] = '\0';
+		close(fd);
+	}
+	if (sysctl[0] != '0')
+		return "vm.unprivileged_userfaultfd is not 0: unprivileged "
+		       "processes get a full uffd here";
+	return NULL;
+}
+
 int main(void)
 {
 	SRunner *sr;
-	int failed;
+	int ret;
 
 	via_kernel = UNDER_VALGRIND();
 	sr = srunner_create(uffd_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
+	ret = ckpart_run(sr, CKPART, cannot_run);
 	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return ret;
 }

@@ -410,7 +410,7 @@ END_TEST
 /* The port of the last "serving http://HOST:PORT/metrics" log line. */
 static int metrics_port(int nth)
 {
-	long long deadline = dh_now_ms() + SETTLE_MS;
+	long long deadline = dh_deadline(SETTLE_MS);
 	char line[1024];
 	const char *p;
 	int port = 0;

@@ -246,7 +246,7 @@ static uint32_t raw_send(struct raw *r, uint16_t type, const void *payload,
 static int raw_read(int sock, struct proto_msg *m)
 {
 	struct proto_reader rd;
-	long long deadline = dh_now_ms() + REPLY_MS;
+	long long deadline = dh_deadline(REPLY_MS);
 	struct pollfd pfd = { .fd = sock, .events = POLLIN };
 	int ret;
 
@@ -831,7 +831,7 @@ static unsigned long spin_rounds(struct dh_client *c)
 static void spin_progress(struct dh_client *c, unsigned long more)
 {
 	unsigned long start = spin_rounds(c), now;
-	long long deadline = dh_now_ms() + DH_CLIENT_MS;
+	long long deadline = dh_deadline(DH_CLIENT_MS);
 
 	do {
 		DH_ASSERT(dh_now_ms() < deadline,
@@ -938,7 +938,7 @@ START_TEST(test_sigkill_mid_fault)
 
 	DH_ASSERT(kill(dmn.pid, SIGSTOP) == 0, "SIGSTOP");
 	DH_ASSERT(dh_client_say(&b, "go") == 0, "block: stdin");
-	deadline = dh_now_ms() + DH_SETTLE_MS;
+	deadline = dh_deadline(DH_SETTLE_MS);
 	while ((pending = dh_uffd_waiting(b.pid)) < 1 &&
 	       dh_now_ms() < deadline)
 		dh_sleep_ms(5);
@@ -1050,7 +1050,7 @@ START_TEST(test_sigterm_during_fault)
 	start_ready(&b, block);
 	DH_ASSERT(kill(dmn.pid, SIGSTOP) == 0, "SIGSTOP");
 	DH_ASSERT(dh_client_say(&b, "go") == 0, "block: stdin");
-	deadline = dh_now_ms() + DH_SETTLE_MS;
+	deadline = dh_deadline(DH_SETTLE_MS);
 	while ((pending = dh_uffd_waiting(b.pid)) < 1 &&
 	       dh_now_ms() < deadline)
 		dh_sleep_ms(5);
@@ -1122,7 +1122,7 @@ START_TEST(test_connection_close_unregisters)
 	raw_close(&r);
 	/* the other connection of the process sees the region go */
 	{
-		long long deadline = dh_now_ms() + DH_SETTLE_MS;
+		long long deadline = dh_deadline(DH_SETTLE_MS);
 
 		do {
 			ASSERT_STATUS(raw_stats(&r2, &st), 0);
@@ -2393,7 +2393,7 @@ static void raw_set_limit(struct raw *r, uint64_t bytes)
  * says); the last answer in *@st. */
 static void wait_stored(uint64_t want, struct proto_status_reply *st)
 {
-	long long deadline = dh_now_ms() + LOOP_SETTLE_MS;
+	long long deadline = dh_deadline(LOOP_SETTLE_MS);
 	uint64_t last = 0;
 
 	for (;;) {
@@ -2444,7 +2444,7 @@ static uint64_t stored_region(struct raw *r, struct mregion *m,
  */
 static int watch_teardown(uint64_t before, uint64_t after, int reply_fd)
 {
-	long long deadline = dh_now_ms() + LOOP_SETTLE_MS;
+	long long deadline = dh_deadline(LOOP_SETTLE_MS);
 	struct pollfd pfd = { .fd = reply_fd, .events = POLLIN };
 	struct proto_status_reply st;
 	bool replied = reply_fd < 0;

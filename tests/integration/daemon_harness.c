@@ -18,6 +18,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,28 @@ long long dh_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+double dh_time_scale(void)
+{
+	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
+	char *end;
+	double f;
+
+	if (!s)
+		return 1;
+	f = strtod(s, &end);
+	return end != s && !*end && f >= 1 ? f : 1;
+}
+
+int dh_scaled_ms(int ms)
+{
+	return (int)(ms * dh_time_scale());
+}
+
+long long dh_deadline(int ms)
+{
+	return dh_now_ms() + dh_scaled_ms(ms);
+}
+
 void dh_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
@@ -100,7 +123,7 @@ const char *dh_status_str(int status)
 /* Reap @pid within @timeout_ms; -ETIMEDOUT if it is still running. */
 static int reap(pid_t pid, int timeout_ms)
 {
-	long long deadline = dh_now_ms() + timeout_ms;
+	long long deadline = dh_deadline(timeout_ms);
 	int status;
 	pid_t r;
 
@@ -341,6 +364,27 @@ static void dump_file(const char *title, const char *path)
 	fprintf(stderr, "----- end of %s -----\n", title);
 }
 
+const char *dh_msg(const char *fmt, ...)
+{
+	static const char more[] = " [... the whole message is on stderr]";
+	static char buf[DH_MSG_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < (int)sizeof(buf))
+		return buf;
+	fputs("failure message: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	memcpy(buf + sizeof(buf) - sizeof(more), more, sizeof(more));
+	return buf;
+}
+
 void dh_dump_logs(const struct dh_daemon *d)
 {
 	dump_file("uzswapd log", d->log);
@@ -392,7 +436,7 @@ void dh_open_socket(const struct dh_daemon *d, mode_t sock_mode)
 void dh_hup_and_wait(const struct dh_daemon *d, const char *needle,
 		     int count)
 {
-	long long deadline = dh_now_ms() + DH_RELOAD_MS;
+	long long deadline = dh_deadline(DH_RELOAD_MS);
 
 	DH_ASSERT_ON(d, kill(d->pid, SIGHUP) == 0, "SIGHUP: %s",
 		     strerror(errno));
@@ -423,7 +467,7 @@ int dh_fd_count(pid_t pid)
 
 int dh_wait_fd_count(const struct dh_daemon *d, int want)
 {
-	long long deadline = dh_now_ms() + DH_SETTLE_MS;
+	long long deadline = dh_deadline(DH_SETTLE_MS);
 	int n;
 
 	for (;;) {
@@ -536,7 +580,7 @@ int dh_sync(const struct dh_daemon *d)
 
 int dh_wait_idle(const struct dh_daemon *d)
 {
-	long long deadline = dh_now_ms() + DH_SETTLE_MS;
+	long long deadline = dh_deadline(DH_SETTLE_MS);
 	int n = dh_sync(d);
 
 	if (n < 0)
@@ -580,7 +624,7 @@ long dh_uffd_waiting(pid_t pid)
 int dh_connect(const struct dh_daemon *d)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 10 };
+	struct timeval tv = { .tv_sec = dh_scaled_ms(10000) / 1000 };
 	int fd, ret;
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -658,13 +702,16 @@ long long dh_rss_shmem(pid_t pid)
  *****************/
 
 /* environ plus UZSWAP_SOCKET and (unless set) a generous request
- * timeout: a loaded machine under ASan must not turn into ETIMEDOUT. */
+ * timeout: a loaded machine under ASan or TSan must not turn into
+ * ETIMEDOUT. */
 static char **client_env(const struct dh_daemon *d, char *sockvar)
 {
-	static char timeout[] = "UZSWAP_TIMEOUT_MS=60000";
+	static char timeout[48];
 	size_t n = 0, i, k = 0;
 	char **env;
 
+	snprintf(timeout, sizeof(timeout), "UZSWAP_TIMEOUT_MS=%d",
+		 dh_scaled_ms(60000));
 	while (environ[n])
 		n++;
 	env = calloc(n + 3, sizeof(*env));
@@ -787,7 +834,7 @@ void dh_client_kill(struct dh_client *c)
 int dh_client_read_line(struct dh_client *c, char *buf, size_t size,
 			int timeout_ms)
 {
-	long long deadline = dh_now_ms() + timeout_ms;
+	long long deadline = dh_deadline(timeout_ms);
 	struct pollfd pfd = { .fd = c->out, .events = POLLIN };
 	size_t n = 0;
 	long long left;
@@ -850,8 +897,14 @@ int dh_run_uzclient(const struct dh_daemon *d, const char *const *argv)
 
 int dh_main(const char *name, Suite *s)
 {
+	return dh_main_part(name, s, NULL, NULL);
+}
+
+int dh_main_part(const char *name, Suite *s, const char *part,
+		 ckpart_cannot_run_fn *cannot_run)
+{
 	SRunner *sr;
-	int failed, ret;
+	int ret;
 
 	signal(SIGPIPE, SIG_IGN);
 	ret = dh_root_create();
@@ -861,14 +914,13 @@ int dh_main(const char *name, Suite *s)
 		return EXIT_FAILURE;
 	}
 	sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
+	ret = ckpart_run(sr, part, cannot_run);
 	srunner_free(sr);
 	if (getenv("UZSWAP_ITEST_KEEP"))
 		fprintf(stderr, "%s: logs kept in %s\n", name, dh_root());
 	else
 		dh_root_remove();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return ret;
 }
 
 bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
@@ -1000,7 +1052,7 @@ int dh_launch(struct dh_daemon *d, const char *const *argv,
 		goto out_close;
 	}
 
-	deadline = dh_now_ms() + DH_START_MS;
+	deadline = dh_deadline(DH_START_MS);
 	for (;;) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			fprintf(stderr, "%s exited at startup: %s\n", argv[0],
@@ -1092,7 +1144,7 @@ int dh_run(const char *const *argv, const struct dh_cred *cred,
 	   const char *in, char *out, size_t out_size, char *err,
 	   size_t err_size, int timeout_ms)
 {
-	long long deadline = dh_now_ms() + timeout_ms;
+	long long deadline = dh_deadline(timeout_ms);
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, fds[2];
 	char *bufs[2] = { out, err };
 	size_t sizes[2] = { out_size, err_size };

@@ -29,7 +29,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Bounds of the harness's waits, in milliseconds. */
+#include "tests/ckpart.h"
+
+/* Bounds of the harness's waits, in milliseconds, before dh_scaled_ms(). */
 #define DH_START_MS	10000	/* daemon: until the socket accepts */
 #define DH_STOP_MS	20000	/* daemon: from SIGTERM to its exit */
 #define DH_CLIENT_MS	120000	/* a client program: until it exits */
@@ -70,10 +72,15 @@ void dh_root_remove(void);
 /*
  * dh_main() - what a suite's main() does: ignore SIGPIPE (a client that
  * died must not take the test with it on write()), make the temporary
- * root, run @s (srunner_run_all with CK_ENV), and remove the root unless
- * UZSWAP_ITEST_KEEP is set. Return: the exit status for main().
+ * root, run @s (CK_ENV), and remove the root unless UZSWAP_ITEST_KEEP is
+ * set. Return: the exit status for main().
  */
 int dh_main(const char *name, Suite *s);
+
+/* dh_main() of a suite with parts some machines cannot run (ckpart.h):
+ * runs what ckpart_run(@part, @cannot_run) runs; 77 when it skips. */
+int dh_main_part(const char *name, Suite *s, const char *part,
+		 ckpart_cannot_run_fn *cannot_run);
 
 /*
  * dh_log_bad_line() - find in @d's log the first line that shows an error
@@ -84,13 +91,30 @@ int dh_main(const char *name, Suite *s);
 bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
 		     char *line, size_t size);
 
+/*
+ * dh_msg() - a failure message that fits Check's limit (4 KiB, and a
+ * longer one is lost with the test): formatted into a static buffer of
+ * DH_MSG_MAX bytes; a longer one goes whole to stderr, and the buffer
+ * ends saying so.
+ */
+#define DH_MSG_MAX	1024
+const char *dh_msg(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* A Check assertion whose message may embed a command's output. */
+#define DH_CHECK(cond, ...)						\
+	do {								\
+		if (!(cond))						\
+			ck_abort_msg("%s", dh_msg(__VA_ARGS__));	\
+	} while (0)
+
 /* Check assertions that dump the logs of daemon @d on failure;
  * DH_ASSERT() is for the suite's own `struct dh_daemon dmn`. */
 #define DH_ASSERT_ON(d, cond, ...)					\
 	do {								\
 		if (!(cond)) {						\
 			dh_dump_logs(d);				\
-			ck_abort_msg(__VA_ARGS__);			\
+			ck_abort_msg("%s", dh_msg(__VA_ARGS__));	\
 		}							\
 	} while (0)
 
@@ -302,6 +326,17 @@ const char *dh_status_str(int status);
 
 /* Milliseconds on the monotonic clock. */
 long long dh_now_ms(void);
+
+/*
+ * dh_time_scale() - the factor every time limit of the tests is multiplied
+ * by: Check's CK_TIMEOUT_MULTIPLIER (which also scales the tcase
+ * timeouts), set by tests/Makefile.am in slow builds (TSan); 1 if unset.
+ * The harness scales its own waits; dh_scaled_ms() scales @ms, and
+ * dh_deadline() is the monotonic time @ms (scaled) from now.
+ */
+double dh_time_scale(void);
+int dh_scaled_ms(int ms);
+long long dh_deadline(int ms);
 
 /* Sleep @ms milliseconds (for polling loops). */
 void dh_sleep_ms(int ms);

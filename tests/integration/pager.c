@@ -124,7 +124,7 @@ void pager_quit(struct dh_client *c)
 void pager_wait_resident(struct dh_client *c, uint64_t bytes,
 				struct pstats *s)
 {
-	long long deadline = dh_now_ms() + SETTLE_MS;
+	long long deadline = dh_deadline(SETTLE_MS);
 
 	for (;;) {
 		pager_stats(c, s);
