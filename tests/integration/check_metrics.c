@@ -1172,7 +1172,7 @@ START_TEST(test_address_ipv6)
 	served_address(addr, sizeof(addr));
 	DH_ASSERT(!strncmp(addr, "[::1]:", 6), "[::1]: %s", addr);
 	snprintf(url, sizeof(url), "http://%s/metrics", addr);
-	b = slurp(curl_get(url, "v6.txt"));
+	b = slurp(curl_get(url, "v6.txt", CURL_MAX_S));
 	DH_ASSERT(strstr(b, "uzswap_build_info{"), "v6: %s", b);
 	free(b);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
