@@ -94,6 +94,7 @@
 #include <unistd.h>
 
 #include "lib/common/fullio.h"
+#include "lib/common/macros.h"
 #include "tests/memimage.h"
 #ifdef WORKLOAD_UZSWAP
 #include "connect.h"
@@ -258,7 +259,7 @@ static const char *const dict[] = {
 	"binary", "form", "reproduce", "materials", "written", "prior",
 	"specific", "promote", "products", "derived", "names", "endorse",
 };
-#define DICT_SIZE (sizeof(dict) / sizeof(dict[0]))
+#define DICT_SIZE (ARRAY_SIZE(dict))
 
 /*
  * Text is phrases: PHRASES fixed phrases of 2 to 6 dictionary words

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "lib/common/macros.h"
 #include "lib/common/size.h"
 #include "uzswap.h"
 
@@ -541,7 +542,7 @@ static const struct command {
 	  "The release of uzswapctl and of the daemon, and the protocol." },
 };
 
-#define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+#define NR_COMMANDS (ARRAY_SIZE(commands))
 
 static void usage(FILE *out)
 {

@@ -35,6 +35,7 @@
 
 #include "daemon/backing.h"
 #include "lib/common/failpoint.h"
+#include "lib/common/macros.h"
 #include "tests/ckpart.h"
 
 #define KiB 1024ull
@@ -80,7 +81,7 @@ static void dir_teardown(void)
 		mounted = false;
 	rmdir(mnt);
 	unlink(path);
-	for (i = 0; i < sizeof(left) / sizeof(left[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(left); i++) {
 		snprintf(p, sizeof(p), "%s/%s", dir, left[i]);
 		if (unlink(p) < 0 && errno == EISDIR)
 			rmdir(p);

@@ -48,6 +48,7 @@
 
 #include "../lib/uffd/uffd.h"
 #include "ckpart.h"
+#include "lib/common/macros.h"
 #include "send.h"
 
 #if defined(__has_include)
@@ -988,7 +989,7 @@ START_TEST(test_fdpass_refuse)
 				    sv), 0);
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 
-	for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(counts); i++) {
 		raw_send_fds(sv[0], p[0], counts[i]);
 		fd_snapshot(before);
 		nfds = -1;

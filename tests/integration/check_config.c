@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "lib/common/macros.h"
 #include "lib/proto/proto.h"
 #include "pager.h"
 
@@ -306,7 +307,7 @@ START_TEST(test_errors)
 	int rc;
 
 	scratch();
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
 		assert_bad_conf(bad[i].text, bad[i].line, bad[i].what);
 
 	memset(longline, 'x', sizeof(longline) - 1);

@@ -62,6 +62,7 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "lib/common/macros.h"
 #include "lib/proto/proto.h"
 #include "lib/uffd/uffd.h"
 #include "pager.h"
@@ -632,7 +633,7 @@ START_TEST(test_bad_command_lines)
 	int status;
 
 	daemon_up();	/* for its directory and log */
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		const char *argv[8] = { UZSWAPD_PATH, "--socket", NULL };
 		char sock[PATH_MAX + 8];
 		int n = 3, k;
@@ -1260,7 +1261,7 @@ START_TEST(test_proto_oversized)
 	struct raw r;
 	size_t i;
 
-	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(lens); i++) {
 		raw_open(&r);
 		send_all(r.fd, buf,
 			 frame(buf, PROTO_MAGIC, PROTO_VERSION, PROTO_STATS,
@@ -1298,11 +1299,11 @@ START_TEST(test_proto_unknown_type)
 
 	raw_open(&r);
 	/* before and after HELLO, the connection stays usable */
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(types); i++)
 		ASSERT_STATUS(raw_call(&r, types[i], "xy", 2, NULL, 0),
 			      -EOPNOTSUPP);
 	raw_hello(&r);
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(types); i++) {
 		int fd = dup(r.uffd);
 
 		/* with a stray fd too: it must be closed */
@@ -1330,7 +1331,7 @@ START_TEST(test_proto_version)
 	int uffd;
 
 	/* a header version this daemon does not speak: refused, closed */
-	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(versions); i++) {
 		raw_open(&r);
 		send_all(r.fd, buf,
 			 frame(buf, PROTO_MAGIC, versions[i], PROTO_STATS, 3,
@@ -2497,7 +2498,7 @@ START_TEST(test_loop_advise_huge)
 
 	raw_open(&r);
 	raw_hello(&r);
-	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(ranges); i++) {
 		seq = raw_send_advise(&r, ranges[i].addr, ranges[i].len,
 				      PROTO_ADVISE_COLD);
 		timed_status(&st);

@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "lib/common/macros.h"
 #include "pager.h"
 #include "lib/proto/proto.h"
 
@@ -333,7 +334,7 @@ static uint64_t check_histogram(const char *body)
 	uint64_t prev = 0, v, count;
 	size_t i;
 
-	for (i = 0; i < sizeof(le) / sizeof(le[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(le); i++) {
 		snprintf(series, sizeof(series),
 			 "uzswap_fault_latency_seconds_bucket{le=\"%s\"}",
 			 le[i]);
@@ -1093,7 +1094,7 @@ START_TEST(test_bad_addresses)
 	size_t i;
 	int status;
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		status = run_daemon_expect_exit(bad[i].listen, log,
 						sizeof(log));
 		DH_ASSERT(status >= 0 && WIFEXITED(status) &&

@@ -72,6 +72,7 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "lib/common/macros.h"
 
 #ifndef TOP_BUILDDIR
 #error "TOP_BUILDDIR must name the build tree"
@@ -294,7 +295,7 @@ static void get_dirs(struct dirs *dd)
 			make, TOP_BUILDDIR, NULL),
 		 "make print-dirs: %s\n%s", dh_status_str(r->status),
 		 r->out);
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(keys); i++) {
 		DH_CHECK(find_line(r->out, keys[i].key, NULL, line,
 				   sizeof(line)) &&
 				 !strncmp(line, keys[i].key,

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "lib/common/macros.h"
 #include "lib/proto/proto.h"
 
 #ifndef UZSWAPD_PATH
@@ -940,7 +941,7 @@ bool dh_log_bad_line(const struct dh_daemon *d, const char *allow,
 		}
 		if (allow && strstr(line, allow))
 			continue;
-		for (i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+		for (i = 0; i < ARRAY_SIZE(errors); i++)
 			if (strstr(line, errors[i]))
 				found = true;
 	}

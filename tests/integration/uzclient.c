@@ -77,6 +77,7 @@
 
 #include "lib/client/uzswap.h"
 #include "lib/common/fullio.h"
+#include "lib/common/macros.h"
 
 #define MIB		(1024ul * 1024)
 #define PAGE		4096ul
@@ -1276,7 +1277,7 @@ static int kind_parse(const char *s, enum kind *k)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(kind_names); i++) {
 		if (!strcmp(s, kind_names[i])) {
 			*k = (enum kind)i;
 			return 0;
@@ -1876,7 +1877,7 @@ static void usage(void)
 
 	fprintf(stderr, "usage: uzclient COMMAND [ARGS]  (socket from "
 		"$UZSWAP_SOCKET)\n");
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(stderr, "  %s %s\n", commands[i].name,
 			commands[i].args);
 }
@@ -1890,7 +1891,7 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (strcmp(argv[1], commands[i].name))
 			continue;
 		cmd = commands[i].name;
