@@ -244,6 +244,9 @@ void log_flush(void)
 
 /* Print the line, or count it if its site is over its burst. */
 static void log_limited(int prio, const char *token, const char *fmt,
+			va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void log_limited(int prio, const char *token, const char *fmt,
 			va_list ap)
 {
 	char line[LOG_LINE_MAX];
