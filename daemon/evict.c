@@ -60,6 +60,7 @@
 #include "log.h"
 #include "registry.h"
 #include "store.h"
+#include "thread.h"
 #include "uffdctx.h"
 
 #define EVICT_MAX_THREADS	8
@@ -67,17 +68,6 @@
 #define EVICT_TICK_MS		100
 #define EVICT_MERGE_RECS	16	/* LRU records one run may cover */
 #define EVICT_TRIM_RECS		4096	/* stale records dropped per visit */
-/*
- * An evictor's stack. The daemon mlockall()s, so glibc's default (8 MiB,
- * from RLIMIT_STACK) would be locked whole for each evictor. Measured
- * (pages resident at thread exit, with --no-mlock, over the check_evict
- * and check_daemon suites: zstd and lz4, writeback, full backing file):
- * at most 24 KiB, glibc's thread descriptor and TLS included. The run
- * buffer is on the heap; the deepest frames are the store's and the
- * backing file's 4 KiB object buffers. 256 KiB is a 10x margin
- * (sanitizer builds' larger frames included).
- */
-#define EVICT_STACK_SIZE	(256 * 1024)
 
 /*
  * struct evictors - the evictor threads, owned by the daemon
@@ -653,7 +643,6 @@ static void *evictor_main(void *arg)
 	struct compressor *c = NULL;
 	uint8_t *buf;
 
-	pthread_setname_np(pthread_self(), "uzswapd-evict");
 	buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
 	if (!buf) {
 		log_err("evict", "no memory for an evictor's buffer");
@@ -676,7 +665,6 @@ struct evictors *evict_start(struct registry *reg, struct region_index *ix,
 			     struct store *store, unsigned int nthreads)
 {
 	struct evictors *ev;
-	pthread_attr_t attr;
 	unsigned int i;
 	int ret = 0;
 
@@ -692,14 +680,12 @@ struct evictors *evict_start(struct registry *reg, struct region_index *ix,
 	ev->store = store;
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, EVICT_STACK_SIZE);
 	for (i = 0; i < nthreads && ret == 0; i++) {
-		ret = -pthread_create(&ev->threads[i], &attr, evictor_main, ev);
+		ret = thread_create(&ev->threads[i], "uzswapd-evict",
+				    evictor_main, ev);
 		if (ret == 0)
 			ev->nr_threads++;
 	}
-	pthread_attr_destroy(&attr);
 	if (ret) {
 		evict_stop(ev);
 		errno = -ret;

@@ -68,6 +68,7 @@
 #include "load.h"
 #include "log.h"
 #include "registry.h"
+#include "thread.h"
 
 #define FAULT_MSG_BATCH		64	/* messages per read() */
 #define FAULT_EVENTS		32	/* epoll events per wait */
@@ -75,14 +76,6 @@
 #define FAULT_RA_MAX		32	/* read-ahead window, pages */
 #define FAULT_RETRY_MS		1
 #define FAULT_MAX_THREADS	16
-/*
- * A fault thread's stack. The daemon mlockall()s, so glibc's default
- * (8 MiB) would be locked whole for each thread. Measured (pages resident
- * at thread exit, with --no-mlock, over the check_evict and check_daemon
- * suites): at most 24 KiB, glibc's thread descriptor and TLS included.
- * 256 KiB is a 10x margin (sanitizer builds' larger frames included).
- */
-#define FAULT_STACK_SIZE	(256 * 1024)
 
 /* A fault to try again later (EAGAIN), read at @t0 (ns, monotonic). */
 struct fault_retry {
@@ -604,7 +597,6 @@ static void *fault_thread_main(void *arg)
 	bool command, stop = false;
 	int n, i;
 
-	pthread_setname_np(pthread_self(), "uzswapd-fault");
 	while (!stop) {
 		n = epoll_wait(t->epfd, ev, FAULT_EVENTS, wait_timeout(t));
 		if (n < 0 && errno != EINTR) {
@@ -665,7 +657,6 @@ static void thread_close(struct fault_thread *t)
 static int thread_start(struct fault_pool *fp, struct fault_thread *t)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = t };
-	pthread_attr_t attr;
 	int ret;
 
 	memset(t, 0, sizeof(*t));
@@ -685,10 +676,7 @@ static int thread_start(struct fault_pool *fp, struct fault_thread *t)
 		ret = -ENOMEM;
 		goto out_close;
 	}
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, FAULT_STACK_SIZE);
-	ret = -pthread_create(&t->tid, &attr, fault_thread_main, t);
-	pthread_attr_destroy(&attr);
+	ret = thread_create(&t->tid, "uzswapd-fault", fault_thread_main, t);
 	if (ret == 0)
 		return 0;
 out_close:

@@ -22,8 +22,8 @@
  * no thread of its own to keep state in, so every job would make its own
  * compressor and buffers. Our workers own a compressor, a page buffer and
  * a run buffer for life (the loop thread's d->comp and d->run_buf are its
- * alone), run on small stacks like the fault threads, and requeue long
- * work step by step.
+ * alone), run on small stacks (thread.h) like the fault threads, and
+ * requeue long work step by step.
  *
  * Lifetimes: a piece of work holds references on what it touches
  * (regions, the slot), never the connection that asked: the connection
@@ -40,10 +40,8 @@
 #include "evict.h"
 #include "log.h"
 #include "store.h"
+#include "thread.h"
 #include "work.h"
-
-/* Workers need little stack (the fault threads' size); cheap to lock. */
-#define WORK_STACK_SIZE	(256 * 1024)
 
 void work_init(struct work *w, work_step_fn step, work_done_fn done,
 	       void *arg)
@@ -54,6 +52,15 @@ void work_init(struct work *w, work_step_fn step, work_done_fn done,
 	w->arg = arg;
 	w->then = NULL;
 	atomic_init(&w->cancelled, false);
+}
+
+/* Put @w at the tail of the queue and wake a worker. */
+static void queue_tail(struct work_pool *p, struct work *w)
+{
+	pthread_mutex_lock(&p->lock);
+	list_add_tail(&w->node, &p->queue);
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
 }
 
 /* The next work to step, or NULL once the pool stops with nothing left. */
@@ -79,7 +86,6 @@ static void *worker_main(void *arg)
 	struct work *w;
 	bool finished;
 
-	pthread_setname_np(pthread_self(), "uzswapd-work");
 	while ((w = next_work(p))) {
 		finished = w->step(w, wc);
 		pthread_mutex_lock(&p->lock);
@@ -110,12 +116,8 @@ static void finished_async_cb(uv_async_t *handle)
 		list_del(pos);
 		then = w->then;
 		w->done(w);
-		if (then) {
-			pthread_mutex_lock(&p->lock);
-			list_add_tail(&then->node, &p->queue);
-			pthread_cond_signal(&p->cond);
-			pthread_mutex_unlock(&p->lock);
-		}
+		if (then)
+			queue_tail(p, then);
 		if (--p->in_flight == 0 && p->idle)
 			p->idle(p->idle_arg);
 	}
@@ -131,7 +133,6 @@ static void ctx_free(struct work_ctx *wc)
 static int worker_start(struct work_pool *p, unsigned int i)
 {
 	struct work_ctx *wc = &p->ctx[i];
-	pthread_attr_t attr;
 	int ret;
 
 	wc->lc.buf = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
@@ -141,10 +142,7 @@ static int worker_start(struct work_pool *p, unsigned int i)
 		ret = -ENOMEM;
 	if (ret)
 		goto out_free;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, WORK_STACK_SIZE);
-	ret = -pthread_create(&p->threads[i], &attr, worker_main, wc);
-	pthread_attr_destroy(&attr);
+	ret = thread_create(&p->threads[i], "uzswapd-work", worker_main, wc);
 	if (ret == 0)
 		return 0;
 out_free:
@@ -196,8 +194,9 @@ int work_start(struct work_pool *p, uv_loop_t *loop, struct store *store,
 	if (ret == 0)
 		return 0;
 	log_err("work", "cannot start the workers: %s", strerror(-ret));
-	stop_workers(p);
-	uv_close((uv_handle_t *)&p->async, NULL);
+	work_stop(p);
+	return ret;
+
 out_destroy:
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
@@ -213,10 +212,7 @@ void work_queue(struct work_pool *p, struct work *w, struct work *after)
 		after->then = w;
 		return;
 	}
-	pthread_mutex_lock(&p->lock);
-	list_add_tail(&w->node, &p->queue);
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
+	queue_tail(p, w);
 }
 
 bool work_idle(const struct work_pool *p)

@@ -7,7 +7,8 @@
 #
 # Layers, bottom up:
 #   0  libc-level parts: the page state, logging, the LRU ring,
-#      compressors, the backing file, HOST:PORT addresses
+#      compressors, the backing file, HOST:PORT addresses, starting
+#      threads
 #   1  what holds pages: regions, uffd contexts, the store
 #   2  the clients: the mm_slot registry
 #   3  the data path's threads and protocols: fault, load, evict
@@ -25,6 +26,7 @@ lru 0
 compress 0
 backing 0
 addr 0
+thread 0
 uffdctx 1
 region 1
 store 1
