@@ -95,6 +95,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "lib/common/debug.h"
 #include "lib/common/failpoint.h"
 #include "lib/common/fullio.h"
 #include "backing.h"
@@ -210,6 +211,7 @@ static inline uint64_t free_bits(const struct backing *b, size_t w)
 	uint64_t first = (uint64_t)w * WORD_BITS;
 	uint64_t f = ~b->bitmap[w];
 
+	assert_held(&b->lock);
 	if (first + WORD_BITS > b->limit_units)
 		f &= first >= b->limit_units ? 0 :
 			(1ull << (b->limit_units - first)) - 1;
@@ -258,6 +260,7 @@ static inline void block_fill(struct backing *b, uint64_t k, bool used)
 static bool units_find_locked(struct backing *b, unsigned int n,
 			      bool straddle, uint64_t *start)
 {
+	assert_held(&b->lock);
 	/* starts 0 .. 8-n of every byte: runs that end in their block */
 	uint64_t in_block = straddle ? ~0ull :
 		((1ull << (BLOCK_UNITS + 1 - n)) - 1) * 0x0101010101010101ull;

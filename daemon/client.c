@@ -311,6 +311,7 @@ void client_detach(struct ctl_conn *c)
 	struct client_teardown *t = c->teardown;
 	struct region *r;
 
+	assert_owner_thread(&c->d->thread);
 	list_del(&c->node);
 	t->restore = uv_is_active((uv_handle_t *)&c->slot->pid_watch);
 	t->slot = c->slot;
@@ -330,6 +331,7 @@ struct work *client_unregister(struct ctl_conn *c, unsigned long start,
 						   unregister_done);
 	struct region *r;
 
+	assert_owner_thread(&c->d->thread);
 	if (!t)
 		return NULL;
 	r = mm_slot_take_region(c->slot, start, c->ctx);

@@ -839,6 +839,7 @@ static int ctl_dispatch(struct ctl_conn *c, struct proto_msg *m)
 	uint16_t type = m->hdr.type;
 	int ret;
 
+	assert_owner_thread(&c->d->thread);
 	if (type < PROTO_TYPE_END)
 		h = &ctl_handlers[type];
 	if (!h || !h->handle)

@@ -64,6 +64,7 @@
 
 #include "evict.h"
 #include "fault.h"
+#include "lib/common/debug.h"
 #include "lib/uffd/uffd.h"
 #include "load.h"
 #include "log.h"
@@ -148,7 +149,8 @@ struct fault_thread {
  * @released_cb, @arg and @ev (the evictors to wake when a fault takes a
  * client over budget) are immutable; @beat is the last heartbeat
  * requested (written by the loop thread); @spin_ns is how long a thread
- * polls after a fault (atomic).
+ * polls after a fault (atomic); @loop is the loop thread, that alone may
+ * attach, detach, heartbeat and stop (recorded by fault_start()).
  */
 struct fault_pool {
 	struct fault_thread threads[FAULT_MAX_THREADS];
@@ -161,6 +163,7 @@ struct fault_pool {
 	struct evictors *ev;
 	atomic_uint beat;
 	atomic_uint_fast64_t spin_ns;
+	struct owner_thread loop;
 };
 
 /* Source of zero-fills; never written, so it stays the zero page. */
@@ -719,6 +722,7 @@ struct fault_pool *fault_start(uv_loop_t *loop, unsigned int nthreads,
 	fp->released_cb = released;
 	fp->arg = arg;
 	fp->ev = ev;
+	owner_thread_set(&fp->loop);
 	fault_set_spin(fp, spin_us);
 	ret = uv_async_init(loop, &fp->async, released_async_cb);
 	if (ret) {
@@ -745,6 +749,7 @@ void fault_stop(struct fault_pool *fp)
 {
 	unsigned int i;
 
+	assert_owner_thread(&fp->loop);
 	for (i = 0; i < fp->nr_threads; i++) {
 		struct fault_thread *t = &fp->threads[i];
 
@@ -770,6 +775,7 @@ int fault_attach(struct fault_pool *fp, struct uffd_ctx *ctx)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ctx };
 
+	assert_owner_thread(&fp->loop);
 	ctx->thread = (unsigned int)ctx->slot->pid % fp->nr_threads;
 	if (epoll_ctl(fp->threads[ctx->thread].epfd, EPOLL_CTL_ADD, ctx->fd,
 		      &ev) < 0)
@@ -781,6 +787,7 @@ void fault_detach(struct fault_pool *fp, struct uffd_ctx *ctx)
 {
 	struct fault_thread *t = &fp->threads[ctx->thread];
 
+	assert_owner_thread(&fp->loop);
 	epoll_ctl(t->epfd, EPOLL_CTL_DEL, ctx->fd, NULL);
 	pthread_mutex_lock(&t->lock);
 	list_add_tail(&ctx->node, &t->releasing);
@@ -797,6 +804,7 @@ void fault_heartbeat(struct fault_pool *fp)
 {
 	unsigned int i;
 
+	assert_owner_thread(&fp->loop);
 	atomic_fetch_add(&fp->beat, 1);
 	for (i = 0; i < fp->nr_threads; i++)
 		post_command(&fp->threads[i]);
@@ -806,6 +814,7 @@ bool fault_threads_alive(struct fault_pool *fp)
 {
 	unsigned int i, beat = atomic_load(&fp->beat);
 
+	assert_owner_thread(&fp->loop);
 	for (i = 0; i < fp->nr_threads; i++)
 		if (atomic_load(&fp->threads[i].beat) != beat)
 			return false;
@@ -837,6 +846,7 @@ void fault_get_latency(struct fault_pool *fp, struct fault_latency *l)
 {
 	unsigned int i, b;
 
+	assert_owner_thread(&fp->loop);
 	memset(l, 0, sizeof(*l));
 	memcpy(l->le_ns, latency_le_ns, sizeof(l->le_ns));
 	for (i = 0; i < fp->nr_threads; i++) {

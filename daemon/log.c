@@ -29,7 +29,6 @@
  */
 #include "config.h"
 
-#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -39,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/common/debug.h"
 #include "lib/common/macros.h"
 #include "log.h"
 
@@ -158,7 +158,7 @@ static size_t log_format(char *line, int prio, const char *token,
 {
 	int n, m;
 
-	assert(log_token_known(token));
+	DEBUG_CHECK(log_token_known(token), "a known log token");
 	n = snprintf(line, LOG_LINE_MAX, "<%d>%s: ", prio, token);
 	*text_off = (size_t)n;
 	m = vsnprintf(line + n, LOG_LINE_MAX - (size_t)n - 1, fmt, ap);
@@ -176,6 +176,7 @@ static uint64_t log_now_locked(void)
 {
 	struct timespec ts;
 
+	assert_held(&rl.lock);
 	if (rl.now)
 		return rl.now();
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -189,6 +190,7 @@ static struct log_site *log_site_locked(const char *fmt)
 	size_t h = ((uintptr_t)fmt >> 3) * 0x9e3779b97f4a7c15ull >> 32;
 	unsigned int i;
 
+	assert_held(&rl.lock);
 	for (i = 0; i < LOG_RL_SITES; i++) {
 		struct log_site *s = &rl.sites[(h + i) % LOG_RL_SITES];
 
@@ -209,6 +211,7 @@ static void log_summarize_locked(struct log_site *s)
 	char line[LOG_LINE_MAX];
 	int n;
 
+	assert_held(&rl.lock);
 	if (!s->suppressed)
 		return;
 	n = snprintf(line, sizeof(line), "<%d>%s: %s ... repeated %lu %s\n",
@@ -226,6 +229,7 @@ static void log_summarize_due_locked(uint64_t now, bool all)
 {
 	unsigned int i;
 
+	assert_held(&rl.lock);
 	for (i = 0; rl.pending && i < LOG_RL_SITES; i++) {
 		struct log_site *s = &rl.sites[i];
 

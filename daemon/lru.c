@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/common/debug.h"
 #include "../lib/common/failpoint.h"
 #include "lru.h"
 
@@ -37,6 +38,7 @@ static int lru_grow(struct lru *l)
 	size_t n = l->head - l->tail, i;
 	struct lru_rec *recs;
 
+	assert_held(&l->lock);
 	if (failpoint_hit() || !(recs = malloc(cap * sizeof(*recs))))
 		return -ENOMEM;
 	for (i = 0; i < n; i++)

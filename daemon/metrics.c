@@ -777,6 +777,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	struct metrics *m = cls;
 	bool page = !strcmp(url, "/");
 
+	assert_owner_thread(&m->d->thread);
 	if (!*con_cls) {
 		*con_cls = m;
 		conn_wait(m, conn_of(c), METRICS_REQUEST_MS);

@@ -116,6 +116,7 @@ struct reclaim_job *reclaim_start(struct uzswapd *d, pid_t pid,
 	struct reclaim_job *job = calloc(1, sizeof(*job));
 	int ret;
 
+	assert_owner_thread(&d->thread);
 	if (!job)
 		return NULL;
 	job->d = d;

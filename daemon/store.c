@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/common/debug.h"
 #include "log.h"
 #include "store.h"
 
@@ -63,6 +64,7 @@ static void rmap_place(struct store *s, const struct store_rmap_entry *e)
 {
 	size_t i = rmap_slot(s, e->handle);
 
+	assert_held(&s->rmap_lock);
 	while (s->rmap[i].handle)
 		i = (i + 1) & (s->rmap_cap - 1);
 	s->rmap[i] = *e;
@@ -74,6 +76,7 @@ static int rmap_grow(struct store *s)
 	struct store_rmap_entry *old = s->rmap;
 	size_t old_cap = s->rmap_cap, i;
 
+	assert_held(&s->rmap_lock);
 	s->rmap = calloc(old_cap ? 2 * old_cap : RMAP_MIN_CAP, sizeof(*old));
 	if (!s->rmap) {
 		s->rmap = old;
@@ -109,6 +112,7 @@ static size_t rmap_find(const struct store *s, unsigned long handle)
 {
 	size_t i;
 
+	assert_held(&s->rmap_lock);
 	if (!s->rmap_cap)
 		return 0;
 	for (i = rmap_slot(s, handle); s->rmap[i].handle;
@@ -439,6 +443,8 @@ static int store_evict(struct z3fold_pool *pool, unsigned long handle,
 	struct store *s = priv;
 	struct store_key key;
 
+	assert_held(&s->reclaim_lock);
+	assert_not_held(&s->rmap_lock);
 	if (!s->backing || !rmap_lookup(s, handle, &key))
 		return -ENOENT;
 	return s->owner.write_back(s->owner.ctx, s, &key, handle);

@@ -410,6 +410,7 @@ int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])
 	struct conf next;
 	int ret;
 
+	assert_owner_thread(&d->thread);
 	notify_reloading();
 	ret = conf_load(&next, &d->src, err);
 	if (ret == 0) {
@@ -457,6 +458,7 @@ void uzswapd_shutdown(struct uzswapd *d)
 {
 	struct list_node *pos, *tmp;
 
+	assert_owner_thread(&d->thread);
 	if (d->stopping)
 		return;
 	d->stopping = true;
@@ -599,6 +601,7 @@ int uzswapd_main(int argc, char **argv)
 		fprintf(stderr, "uzswapd: out of memory\n");
 		return UZSWAPD_EXIT_LOOP;
 	}
+	owner_thread_set(&d->thread);
 	ret = parse_options(argc, argv, &d->src, &check_only);
 	if (ret == 0)
 		ret = load_config(d, check_only, &done);

@@ -14,6 +14,7 @@
 
 #include "conf.h"
 #include "evict.h"
+#include "lib/common/debug.h"
 #include "lib/common/list.h"
 #include "load.h"
 #include "registry.h"
@@ -67,6 +68,8 @@ enum uzswapd_exit {
  * @max_registered: bytes one process may register (4x RAM); immutable
  * @nr_ctxs:   client uffds not yet released by the fault threads
  * @stopping:  shutdown has begun: no new connections
+ * @thread:    the loop thread, the one that runs uzswapd_main(); the
+ *             loop-thread-only calls check it in debug builds
  */
 struct uzswapd {
 	struct conf_source src;
@@ -92,6 +95,7 @@ struct uzswapd {
 	uint64_t max_registered;
 	unsigned int nr_ctxs;
 	bool stopping;
+	struct owner_thread thread;
 };
 
 int uzswapd_main(int argc, char **argv);

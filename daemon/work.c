@@ -104,6 +104,7 @@ static void finished_async_cb(uv_async_t *handle)
 	struct list_node todo, *pos, *tmp;
 	struct work *w, *then;
 
+	assert_owner_thread(&p->loop);
 	list_init(&todo);
 	pthread_mutex_lock(&p->lock);
 	list_for_each_safe(pos, tmp, &p->finished) {
@@ -179,6 +180,7 @@ int work_start(struct work_pool *p, uv_loop_t *loop, struct store *store,
 	list_init(&p->finished);
 	p->idle = idle;
 	p->idle_arg = arg;
+	owner_thread_set(&p->loop);
 	ret = uv_async_init(loop, &p->async, finished_async_cb);
 	if (ret)
 		goto out_destroy;
@@ -205,6 +207,7 @@ out_destroy:
 
 void work_queue(struct work_pool *p, struct work *w, struct work *after)
 {
+	assert_owner_thread(&p->loop);
 	p->in_flight++;
 	if (after) {
 		while (after->then)
@@ -217,11 +220,13 @@ void work_queue(struct work_pool *p, struct work *w, struct work *after)
 
 bool work_idle(const struct work_pool *p)
 {
+	assert_owner_thread(&p->loop);
 	return p->in_flight == 0;
 }
 
 void work_stop(struct work_pool *p)
 {
+	assert_owner_thread(&p->loop);
 	stop_workers(p);
 	uv_close((uv_handle_t *)&p->async, NULL);
 	pthread_cond_destroy(&p->cond);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/common/debug.h"
 #include "lib/common/list.h"
 #include "load.h"
 
@@ -77,6 +78,7 @@ struct work {
  * @async:     wakes the loop thread to run the finished work's @done
  * @in_flight: work queued or chained and not done yet; loop thread only
  * @idle, @idle_arg: called on the loop thread when @in_flight drops to 0
+ * @loop:      the loop thread (recorded by work_start())
  */
 struct work_pool {
 	pthread_mutex_t lock;
@@ -91,6 +93,7 @@ struct work_pool {
 	unsigned int in_flight;
 	void (*idle)(void *arg);
 	void *idle_arg;
+	struct owner_thread loop;
 };
 
 /* Set up @w, to run with @step and end with @done. */
