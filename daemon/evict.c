@@ -241,8 +241,19 @@ static void release_run(int fd, unsigned long addr, size_t stored, size_t k)
 				  (k - stored) << PAGE_SHIFT, false, false);
 }
 
-long evict_run(struct evictors *ev, struct region *r, size_t first,
-	       size_t n, int stamp, struct compressor *c, uint8_t *buf)
+/*
+ * evict_run() - the eviction protocol (DESIGN.md) on pages [@first,
+ * @first + @n) of @r, @n <= EVICT_RUN_PAGES, taking only pages that are
+ * RESIDENT (and, when @stamp >= 0, carry that LRU stamp) from @first on:
+ * write-protect, pread, store, publish, punch, un-protect.
+ * @c: the caller's compressor; @buf: EVICT_RUN_PAGES pages of buffer
+ * Return: pages evicted (0 if @first was not evictable), or -ENOMEM if the
+ * store took nothing, or -errno from the kernel (the pages are then
+ * RESIDENT again, untouched).
+ */
+static long evict_run(struct evictors *ev, struct region *r, size_t first,
+		      size_t n, int stamp, struct compressor *c,
+		      uint8_t *buf)
 {
 	uint32_t old[EVICT_RUN_PAGES];
 	unsigned long addr = r->start + (first << PAGE_SHIFT);

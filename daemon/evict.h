@@ -51,19 +51,6 @@ void evict_set_limits(struct evictors *ev, uint64_t default_limit,
 void evict_check(struct evictors *ev, struct mm_slot *slot);
 
 /*
- * evict_run() - the eviction protocol (DESIGN.md) on pages [@first,
- * @first + @n) of @r, @n <= EVICT_RUN_PAGES, taking only pages that are
- * RESIDENT (and, when @stamp >= 0, carry that LRU stamp) from @first on:
- * write-protect, pread, store, publish, punch, un-protect.
- * @c: the caller's compressor; @buf: EVICT_RUN_PAGES pages of buffer
- * Return: pages evicted (0 if @first was not evictable), or -ENOMEM if the
- * store took nothing, or -errno from the kernel (the pages are then
- * RESIDENT again, untouched).
- */
-long evict_run(struct evictors *ev, struct region *r, size_t first,
-	       size_t n, int stamp, struct compressor *c, uint8_t *buf);
-
-/*
  * evict_range() - evict every RESIDENT page of @r in [@first, @end), at
  * most @max, in runs of EVICT_RUN_PAGES (COLD advice, reclaim).
  * Return: pages evicted, or -ENOMEM if the store took none.
