@@ -739,18 +739,18 @@ int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
 	info = atomic_load(&p->info);
 	if (page_state(info) != PAGE_COMPRESSED || p->data != handle ||
 	    (info & PAGE_UNPUNCHED) ||
-	    !page_cas(p, &info, page_info(PAGE_LOADING, 0, 0))) {
+	    !page_cas(p, &info, page_loading(info))) {
 		region_put(r);
 		return -EBUSY;
 	}
-	ret = store_write_back(s, handle, info, &data);
+	ret = store_write_back(s, handle, &data);
 	if (ret < 0) {
 		atomic_store(&p->info, info);
 	} else {
 		p->data = data;
 		atomic_store(&p->info,
 			     (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
-		region_unpool(r, (size_t)ret);
+		region_unpool(r, store_written_back(s, handle, info));
 		ret = 0;
 	}
 	region_put(r);

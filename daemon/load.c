@@ -71,7 +71,7 @@ static uint32_t take_stored(struct region *r, size_t idx, bool faulted,
 				*res = LOAD_BUSY;
 				return 0;
 			}
-			if (page_cas(p, &info, page_info(PAGE_LOADING, 0, 0)))
+			if (page_cas(p, &info, page_loading(info)))
 				return info & ~PAGE_UNPUNCHED;
 			continue;
 		case PAGE_RESIDENT:

@@ -27,6 +27,15 @@
  * reclaim from the bottom writing its object to the backing file).
  * Every transition is a compare-and-swap of @info, so a page is never
  * taken by two threads at once.
+ *
+ * Every instant is recoverable from the entry and the memfd alone
+ * (docs/architecture.md, "Restart without loss"): @data is written before
+ * the @info that publishes it; LOADING keeps the state and flags it was
+ * entered from (page_loading()), so that what @data names is known; the
+ * one change of @data under LOADING, a write-back's slot replacing the
+ * handle, is tagged (PAGE_DATA_SLOT) so that it is never taken for a
+ * handle; and a stored copy is freed only after the entry stopped naming
+ * it.
  */
 enum page_state {
 	PAGE_NEW = 0,		/* never touched: a hole in the memfd, zeros */
@@ -40,6 +49,9 @@ enum page_state {
 };
 
 #define PAGE_WB_LEN_BITS	13	/* an object is at most 4096 bytes */
+#define PAGE_DATA_SLOT		(1ull << 63)	/* @data is a backing-file
+						   slot; a handle never has
+						   this bit */
 
 #define PAGE_STATE_MASK		0x0fu
 #define PAGE_ACTIVE		0x10u	/* refaulted soon after its eviction */
@@ -48,11 +60,15 @@ enum page_state {
 #define PAGE_UNPUNCHED		0x80u	/* stored, but the evictor has not yet
 					   punched it: only a MISSING fault
 					   (which proves the punch) may load it */
+#define PAGE_FROM_SHIFT		8	/* LOADING: the state it was
+					   entered from */
+#define PAGE_FROM_MASK		(PAGE_STATE_MASK << PAGE_FROM_SHIFT)
 #define PAGE_STAMP_SHIFT	16	/* fault-in stamp, see lru.h */
 
 /*
  * struct page_entry - the per-page state table entry (16 bytes)
- * @info:       state | flags | stamp << PAGE_STAMP_SHIFT (atomic; changed
+ * @info:       state | flags | from << PAGE_FROM_SHIFT (LOADING only) |
+ *              stamp << PAGE_STAMP_SHIFT (atomic; changed
  *              by compare-and-swap only)
  * @evicted_at: the slot's eviction count when the page was evicted (for
  *              the refault distance); owner of the state
@@ -90,6 +106,22 @@ static inline bool page_is_stored(unsigned int state)
 {
 	return state == PAGE_COMPRESSED || state == PAGE_SAME ||
 	       state == PAGE_WRITTEN_BACK;
+}
+
+/* The LOADING info of a page taken from the stable @info: its flags and
+ * stamp kept, the state it leaves recorded, PAGE_UNPUNCHED dropped. */
+static inline uint32_t page_loading(uint32_t info)
+{
+	return (info & ~(PAGE_STATE_MASK | PAGE_FROM_MASK | PAGE_UNPUNCHED)) |
+	       PAGE_LOADING | page_state(info) << PAGE_FROM_SHIFT;
+}
+
+/* The stable info a LOADING @info was taken from (as page_loading() left
+ * it: without PAGE_UNPUNCHED). */
+static inline uint32_t page_loaded_from(uint32_t info)
+{
+	return (info & ~(PAGE_STATE_MASK | PAGE_FROM_MASK)) |
+	       (info & PAGE_FROM_MASK) >> PAGE_FROM_SHIFT;
 }
 
 /* Move a page from *@old to @new; on failure *@old is what it is now. */

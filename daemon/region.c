@@ -239,15 +239,18 @@ void region_drop_stored(struct region *r, size_t first, size_t end)
 	for (i = first; i < end && atomic_load(&r->stored); i++) {
 		struct page_entry *p = &r->pages[i];
 		uint32_t info = atomic_load(&p->info);
+		uint64_t data;
 
 		/* UNPUNCHED: its evictor may still take it back */
 		if (!page_is_stored(page_state(info)) ||
 		    (info & PAGE_UNPUNCHED) ||
-		    !page_cas(p, &info, page_info(PAGE_LOADING, 0, 0)))
+		    !page_cas(p, &info, page_loading(info)))
 			continue;
-		region_unpool(r, store_drop(r->store, info, p->data));
-		atomic_fetch_sub(&r->stored, 1);
+		/* the entry stops naming the copy before it is freed */
+		data = p->data;
 		atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
+		region_unpool(r, store_drop(r->store, info, data));
+		atomic_fetch_sub(&r->stored, 1);
 	}
 }
 

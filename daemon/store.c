@@ -14,7 +14,8 @@
  * page's key through the reverse map and asks the owner to write it back:
  * the owner takes the page (COMPRESSED -> LOADING, so no fault or restore
  * can use it meanwhile), calls store_write_back() (object to the backing
- * file, handle freed) and publishes WRITTEN_BACK. The owner refuses a page
+ * file), publishes WRITTEN_BACK and only then frees the pool's copy with
+ * store_written_back(). The owner refuses a page
  * another thread holds or one not yet punched by its evictor, and a write
  * the backing file refuses fails it: the object then stays in the pool.
  *
@@ -291,7 +292,7 @@ static int decompress(struct compressor *c, uint32_t info, const void *obj,
 
 static uint64_t wb_slot(uint64_t data)
 {
-	return data >> PAGE_WB_LEN_BITS;
+	return (data & ~PAGE_DATA_SLOT) >> PAGE_WB_LEN_BITS;
 }
 
 static size_t wb_len(uint64_t data)
@@ -399,8 +400,7 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data)
  * Reclaim from the bottom
  *****************/
 
-int store_write_back(struct store *s, unsigned long handle, uint32_t info,
-		     uint64_t *data)
+int store_write_back(struct store *s, unsigned long handle, uint64_t *data)
 {
 	size_t n = z3fold_object_size(s->pool, handle);
 	const void *obj;
@@ -422,7 +422,15 @@ int store_write_back(struct store *s, unsigned long handle, uint32_t info,
 				strerror(-ret));
 		return ret;
 	}
-	*data = slot << PAGE_WB_LEN_BITS | n;
+	*data = PAGE_DATA_SLOT | slot << PAGE_WB_LEN_BITS | n;
+	return (int)n;
+}
+
+size_t store_written_back(struct store *s, unsigned long handle,
+			  uint32_t info)
+{
+	size_t n = z3fold_object_size(s->pool, handle);
+
 	rmap_del(s, handle);
 	z3fold_free(s->pool, handle);
 	STAT_ADD(s, payload_bytes, -(int64_t)n);
@@ -432,7 +440,7 @@ int store_write_back(struct store *s, unsigned long handle, uint32_t info,
 		STAT_ADD(s, compressed, -1);
 	STAT_ADD(s, written_back, 1);
 	STAT_ADD(s, writebacks, 1);
-	return (int)n;
+	return n;
 }
 
 /* z3fold's evict handler: 0 once the owner wrote @handle back and freed

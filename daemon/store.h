@@ -46,8 +46,9 @@ struct store_key {
  * @write_back: reclaim from the bottom wants the object of @handle, held
  *      for page @key, out of the pool: the owner takes the page (or
  *      refuses with -errno: gone, held by another thread, not yet punched),
- *      calls store_write_back() and publishes what it returns. Returns 0
- *      only once @handle is freed. Called on an evictor thread, with no
+ *      calls store_write_back(), publishes what it returns, and frees
+ *      @handle with store_written_back(). Returns 0 only once @handle is
+ *      freed. Called on an evictor thread, with no
  *      store or pool lock held.
  * @ctx:        passed to @write_back
  */
@@ -161,15 +162,20 @@ int store_get(struct store *s, struct compressor *c, uint32_t info,
 size_t store_drop(struct store *s, uint32_t info, uint64_t data);
 
 /*
- * store_write_back() - for the owner's write_back: move the object of
- * @handle, stored as @info, to the backing file and free it from the pool.
- * The owner holds the page (it is LOADING) and publishes WRITTEN_BACK with
- * *@data once this returns.
- * Return: the pool bytes freed, or -errno (the object stays in the pool;
- * counted, and an I/O error is logged once).
+ * store_write_back() - for the owner's write_back: copy the object of
+ * @handle to the backing file. The owner holds the page (it is LOADING),
+ * publishes WRITTEN_BACK with *@data (a slot, tagged PAGE_DATA_SLOT), and
+ * only then frees the pool's copy with store_written_back(): at every
+ * instant one copy the entry can name exists.
+ * Return: the object's size, or -errno (nothing changed; counted, and an
+ * I/O error is logged once).
  */
-int store_write_back(struct store *s, unsigned long handle, uint32_t info,
-		     uint64_t *data);
+int store_write_back(struct store *s, unsigned long handle, uint64_t *data);
+
+/* The object of @handle, stored as @info, is in the backing file and its
+ * page names it there: free the pool's copy. Return: the bytes freed. */
+size_t store_written_back(struct store *s, unsigned long handle,
+			  uint32_t info);
 
 /*
  * store_reclaim() - if the pool is at its limit, reclaim from the bottom

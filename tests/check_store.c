@@ -22,6 +22,7 @@
 
 #include "daemon/pagestate.h"
 #include "daemon/store.h"
+#include "lib/common/macros.h"
 
 #define NREGIONS 3
 #define NPAGES 256
@@ -35,6 +36,7 @@ static struct {
 	unsigned int asked[NREGIONS + 1][NPAGES];
 	unsigned long calls;
 	int refuse;		/* -errno to refuse every call with, or 0 */
+	uint8_t seen[2 * PAGE_SIZE];	/* both copies of a write-back */
 } own;
 
 static struct store st;
@@ -64,14 +66,23 @@ static int test_write_back(void *ctx, struct store *s,
 	ck_assert_uint_eq(p->data, handle);
 	if (own.refuse)
 		return own.refuse;
-	ck_assert(page_cas(p, &info, page_info(PAGE_LOADING, 0, 0)));
-	ret = store_write_back(s, handle, info, &data);
+	ck_assert(page_cas(p, &info, page_loading(info)));
+	ret = store_write_back(s, handle, &data);
 	if (ret < 0) {
 		atomic_store(&p->info, info);
 		return ret;
 	}
+	/* the object is written; until the entry names the slot, the pool's
+	 * copy is what a successor would find: it must still be there */
+	ck_assert(data & PAGE_DATA_SLOT);
+	ck_assert_int_eq(store_get(s, comp, info, handle, own.seen), 0);
+	ck_assert_int_eq(store_get(s, comp, (info & ~PAGE_STATE_MASK) |
+				   PAGE_WRITTEN_BACK, data, own.seen + PAGE_SIZE),
+			 0);
+	ck_assert_mem_eq(own.seen, own.seen + PAGE_SIZE, PAGE_SIZE);
 	p->data = data;
 	atomic_store(&p->info, (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
+	ck_assert_uint_eq(store_written_back(s, handle, info), (size_t)ret);
 	return 0;
 }
 
@@ -173,6 +184,27 @@ START_TEST(test_page_cas)
 	ck_assert(page_is_stored(PAGE_COMPRESSED));
 	ck_assert(page_is_stored(PAGE_SAME));
 	ck_assert(page_is_stored(PAGE_WRITTEN_BACK));
+}
+END_TEST
+
+/* LOADING says what it was taken from, flags and stamp included, so that a
+ * successor knows what the entry's data names. */
+START_TEST(test_loading_keeps_its_origin)
+{
+	static const unsigned int stable[] = {
+		PAGE_COMPRESSED, PAGE_SAME, PAGE_WRITTEN_BACK,
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(stable); i++) {
+		uint32_t info = page_info(stable[i], PAGE_ZSTD | PAGE_ACTIVE,
+					  0x1234);
+		uint32_t l = page_loading(info | PAGE_UNPUNCHED);
+
+		ck_assert_uint_eq(page_state(l), PAGE_LOADING);
+		ck_assert_uint_eq(page_stamp(l), 0x1234);
+		ck_assert_uint_eq(page_loaded_from(l), info);
+	}
 }
 END_TEST
 
@@ -321,6 +353,7 @@ static Suite *store_suite(void)
 	TCase *tc = tcase_create("store");
 
 	tcase_add_test(ps, test_page_cas);
+	tcase_add_test(ps, test_loading_keeps_its_origin);
 	suite_add_tcase(s, ps);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_put_get_drop);
