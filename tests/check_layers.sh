@@ -8,7 +8,7 @@
 # Layers, bottom up:
 #   0  libc-level parts: the page state, logging, the LRU ring,
 #      compressors, the backing file, HOST:PORT addresses, starting
-#      threads
+#      threads, taking a client's descriptors back
 #   1  what holds pages: regions, uffd contexts, the store
 #   2  the clients: the mm_slot registry
 #   3  the data path's threads and protocols: fault, load, evict
@@ -27,6 +27,7 @@ compress 0
 backing 0
 addr 0
 thread 0
+adopt 0
 uffdctx 1
 region 1
 store 1
