@@ -548,6 +548,20 @@ static void assert_matches_status(const char *b,
 	DH_ASSERT_EQ(u64(b, "uzswap_backing_limit_bytes"), st->backing_limit);
 }
 
+/* A daemon serving /metrics (its port returned) with a client whose 16
+ * MiB, under a 2 MiB budget, were evicted and read back. */
+static int served_with_paged_client(struct dh_client *c)
+{
+	metrics_up();
+	pager_start(&dmn, c);
+	pager_ok(c, "limit 2");
+	pager_ok(c, "alloc text 16");
+	pager_settle(c, 3 * MIB);
+	pager_ok(c, "verify 0");
+	pager_settle(c, 3 * MIB);
+	return served_port();
+}
+
 /*
  * A client with a 2 MiB budget fills 16 MiB (evicted), reads it all back
  * (faults loading stored pages): promtool takes the scrape, the client's
@@ -564,14 +578,7 @@ START_TEST(test_scrape_with_client)
 	int port;
 	char *b;
 
-	metrics_up();
-	port = served_port();
-	pager_start(&dmn, &c);
-	pager_ok(&c, "limit 2");
-	pager_ok(&c, "alloc text 16");
-	pager_settle(&c, 3 * MIB);
-	pager_ok(&c, "verify 0");
-	pager_settle(&c, 3 * MIB);
+	port = served_with_paged_client(&c);
 
 	b = scrape_at_rest(port, &st);
 	assert_matches_status(b, &st);
@@ -788,14 +795,7 @@ START_TEST(test_every_listed_counter)
 	int port;
 	char *b;
 
-	metrics_up();
-	port = served_port();
-	pager_start(&dmn, &p);
-	pager_ok(&p, "limit 2");
-	pager_ok(&p, "alloc text 16");
-	pager_settle(&p, 3 * MIB);
-	pager_ok(&p, "verify 0");
-	pager_settle(&p, 3 * MIB);
+	port = served_with_paged_client(&p);
 	c = uzswap_admin_connect(dmn.sock);
 	DH_ASSERT(c, "uzswap_admin_connect: %s", strerror(errno));
 
