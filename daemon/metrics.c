@@ -11,6 +11,12 @@
  * and the clients with stats_client_rows(), as the control socket does,
  * and nothing in this file takes a lock of its own.
  *
+ * What is exported comes from the lists of lib/proto/counters.h, looped
+ * over: every counter there that names a metric, the daemon's from
+ * stats_status() (as STATUS sends them), each client's from its row. Only
+ * uzswap_build_info, uzswap_start_time_seconds, the fault-latency
+ * histogram and uzswap_metrics_clients_omitted are written here by hand.
+ *
  * A scrape: GET /metrics -> one snapshot of the counters -> every client's
  * row, in pages of PROTO_CLIENTS_PER_PAGE, keeping the @max_clients with
  * the most resident bytes in a min-heap (the others are only counted, in
