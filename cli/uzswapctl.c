@@ -242,10 +242,9 @@ static void print_status_human(const struct uzswap_status *st)
 	       human_limit(st->default_limit, c, 32));
 	printf("%-20s %" PRIu64 " pages (%s): %" PRIu64 " compressed, %"
 	       PRIu64 " same-filled, %" PRIu64 " raw; %" PRIu64
-	       " written back; %" PRIu64 " stored since start\n", "stored",
-	       st->stored_pages, human(st->stored_pages * 4096, a, 32),
-	       st->compressed_pages, st->same_pages, st->raw_pages,
-	       st->written_back_pages, st->stores);
+	       " written back\n", "stored", st->stored_pages,
+	       human(st->stored_pages * 4096, a, 32), st->compressed_pages,
+	       st->same_pages, st->raw_pages, st->written_back_pages);
 	printf("%-20s %s of %s%s (compressed data %s), full %" PRIu64
 	       " times\n", "pool",
 	       human(st->pool_bytes, a, 32), human_limit(st->pool_limit, b, 32),
@@ -254,30 +253,33 @@ static void print_status_human(const struct uzswap_status *st)
 	printf("%-20s %.2f (%s, zstd level %u)\n", "compression ratio",
 	       ratio(st->stored_pages - st->same_pages, st->compressed_bytes),
 	       compressor_name(st->compressor), st->zstd_level);
-	if (st->backing_limit)
-		printf("%-20s %s of %s (%s on disk), %" PRIu64 " writebacks, %"
-		       PRIu64 " failed; %" PRIu64 " read and %" PRIu64
-		       " write errors\n", "backing file",
+	if (st->backing_limit) {
+		printf("%-20s %s of %s (%s on disk), %" PRIu64
+		       " writebacks, %" PRIu64 " failed\n", "backing file",
 		       human(st->backing_bytes, a, 32),
 		       human(st->backing_limit, b, 32),
 		       human(st->backing_file_bytes, c, 32), st->writebacks,
-		       st->writeback_failures, st->backing_read_errors,
+		       st->writeback_failures);
+		printf("%-20s %" PRIu64 " reads, %" PRIu64 " writes\n",
+		       "backing I/O errors", st->backing_read_errors,
 		       st->backing_write_errors);
-	else
+	} else {
 		printf("%-20s none\n", "backing file");
-	printf("%-20s %" PRIu64 " (%.1f/s over 10 s): %" PRIu64
-	       " zero-filled pages, %" PRIu64 " pages loaded, %" PRIu64
-	       " read ahead; %" PRIu64 " woken, %" PRIu64 " write-protect, %"
-	       PRIu64 " retried\n", "faults", st->faults,
-	       (double)st->fault_rate_milli / 1000.0, st->fault_zero_pages,
-	       st->fault_loads, st->read_ahead, st->fault_wakes, st->fault_wp,
-	       st->fault_retries);
+	}
+	printf("%-20s %" PRIu64 " (%.1f/s over 10 s), %" PRIu64
+	       " pages read ahead\n", "faults", st->faults,
+	       (double)st->fault_rate_milli / 1000.0, st->read_ahead);
+	printf("%-20s %" PRIu64 " zero-filled, %" PRIu64 " loaded, %" PRIu64
+	       " woken, %" PRIu64 " write-protect, %" PRIu64 " retried\n",
+	       "fault pages", st->fault_zero_pages, st->fault_loads,
+	       st->fault_wakes, st->fault_wp, st->fault_retries);
 	printf("%-20s %" PRIu64 " pages out, %" PRIu64 " back in, %" PRIu64
 	       " refused by the pool\n", "evictions", st->evictions, st->loads,
 	       st->store_failures);
 	printf("%-20s %" PRIu64 " (%" PRIu64 " cut short by a full store), %"
-	       PRIu64 " second chances\n", "eviction runs", st->eviction_runs,
-	       st->eviction_store_full, st->lru_second_chances);
+	       PRIu64 " second chances, %" PRIu64 " pages stored\n",
+	       "eviction runs", st->eviction_runs, st->eviction_store_full,
+	       st->lru_second_chances, st->stores);
 	printf("%-20s %" PRIu64 "d %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64
 	       "\n", "uptime", st->uptime_sec / 86400,
 	       st->uptime_sec / 3600 % 24, st->uptime_sec / 60 % 60,

@@ -296,20 +296,20 @@ struct uzswap_status {
 	uint32_t zstd_level;
 	/* From here: sent by daemons of protocol 3 or later, 0 from older
 	 * ones (uzswap_daemon_version() tells the protocol). */
-	uint64_t compressed_pages;	/* pages in the pool, compressed */
-	uint64_t backing_file_bytes;	/* disk space the backing file takes */
-	uint64_t fault_zero_pages;	/* first touches, filled with zeros */
-	uint64_t fault_loads;		/* stored pages a fault brought back */
+	uint64_t compressed_pages;	/* compressed in the pool */
+	uint64_t backing_file_bytes;	/* disk the backing file takes */
+	uint64_t fault_zero_pages;	/* first touches, zero-filled */
+	uint64_t fault_loads;		/* loaded by their fault */
 	uint64_t fault_wakes;		/* faults found resolved: woken */
 	uint64_t fault_wp;		/* write-protect faults resolved */
 	uint64_t fault_retries;		/* faults retried: page busy */
-	uint64_t eviction_runs;		/* eviction runs, up to 64 pages */
-	uint64_t eviction_store_full;	/* ... cut short: store took no more */
-	uint64_t lru_second_chances;	/* used pages spared another trip */
+	uint64_t eviction_runs;		/* runs of up to 64 pages */
+	uint64_t eviction_store_full;	/* ... cut short: store full */
+	uint64_t lru_second_chances;	/* used pages kept another trip */
 	uint64_t stores;		/* pages stored since start */
-	uint64_t pool_full_events;	/* times the pool reached its cap */
-	uint64_t backing_read_errors;	/* failed reads of the backing file */
-	uint64_t backing_write_errors;	/* writes failed by an I/O error */
+	uint64_t pool_full_events;	/* times the pool hit its cap */
+	uint64_t backing_read_errors;	/* failed backing-file reads */
+	uint64_t backing_write_errors;	/* writes failed by I/O errors */
 	uint64_t reserved[2];		/* zero */
 };
 
