@@ -25,6 +25,7 @@
 
 #include "lib/common/macros.h"
 #include "lib/common/size.h"
+#include "lib/proto/counters.h"
 #include "uzswap.h"
 
 /* Exit statuses (listed in uzswapctl(8)). */
@@ -189,34 +190,44 @@ struct cmd_args {
 	const char *target;	/* set-limit: as given */
 };
 
+static const char *compressor_name(uint64_t compressor)
+{
+	return compressor == UZSWAP_COMPRESSOR_ZSTD ? "zstd" : "lz4";
+}
+
+/* A member of a JSON object after the first: ,"@key":@v as @show says. */
+static void json_counter(const char *key, enum counter_show show,
+			 uint64_t v)
+{
+	printf(",\"%s\":", key);
+	switch (show) {
+	case COUNTER_BOOL:
+		printf("%s", v ? "true" : "false");
+		break;
+	case COUNTER_MILLI:
+		printf("%.3f", (double)v / 1000.0);
+		break;
+	case COUNTER_COMPRESSOR:
+		json_string(compressor_name(v));
+		break;
+	case COUNTER_NUMBER:
+		printf("%" PRIu64, v);
+		break;
+	}
+}
+
+#define CTL_STATUS_JSON(x, name, since, pub, json, show, ...)		\
+	json_counter(json, show, st->pub);
+#define CTL_CLIENT_JSON(x, type, name, since, pub, json, ...)		\
+	json_counter(json, COUNTER_NUMBER, cl->pub);
+
+/* Every counter of the list, and the ratio derived from them. */
 static void print_status_json(const struct uzswap_status *st)
 {
-	printf("{\"clients\":%" PRIu64 ",\"registered_bytes\":%" PRIu64
-	       ",\"resident_bytes\":%" PRIu64 ",\"resident_limit_bytes\":%"
-	       PRIu64 ",\"default_limit_bytes\":%" PRIu64
-	       ",\"stored_pages\":%" PRIu64 ",\"same_pages\":%" PRIu64
-	       ",\"raw_pages\":%" PRIu64 ",\"written_back_pages\":%" PRIu64
-	       ",\"compressed_bytes\":%" PRIu64 ",\"pool_bytes\":%" PRIu64
-	       ",\"pool_limit_bytes\":%" PRIu64 ",\"pool_full\":%s"
-	       ",\"compression_ratio\":%.3f,\"backing_bytes\":%" PRIu64
-	       ",\"backing_limit_bytes\":%" PRIu64 ",\"faults\":%" PRIu64
-	       ",\"fault_rate\":%.3f,\"evictions\":%" PRIu64
-	       ",\"loads\":%" PRIu64 ",\"read_ahead\":%" PRIu64
-	       ",\"store_failures\":%" PRIu64 ",\"writebacks\":%" PRIu64
-	       ",\"writeback_failures\":%" PRIu64 ",\"uptime_seconds\":%"
-	       PRIu64 ",\"compressor\":\"%s\",\"zstd_level\":%u}\n",
-	       st->clients, st->registered_bytes, st->resident_bytes,
-	       st->resident_limit, st->default_limit, st->stored_pages,
-	       st->same_pages, st->raw_pages, st->written_back_pages,
-	       st->compressed_bytes, st->pool_bytes, st->pool_limit,
-	       st->pool_full ? "true" : "false",
-	       ratio(st->stored_pages - st->same_pages, st->compressed_bytes),
-	       st->backing_bytes, st->backing_limit, st->faults,
-	       (double)st->fault_rate_milli / 1000.0, st->evictions, st->loads,
-	       st->read_ahead, st->store_failures, st->writebacks,
-	       st->writeback_failures, st->uptime_sec,
-	       st->compressor == UZSWAP_COMPRESSOR_ZSTD ? "zstd" : "lz4",
-	       st->zstd_level);
+	printf("{\"compression_ratio\":%.3f",
+	       ratio(st->stored_pages - st->same_pages, st->compressed_bytes));
+	COUNTERS_STATUS(CTL_STATUS_JSON, _)
+	printf("}\n");
 }
 
 static void print_status_human(const struct uzswap_status *st)
@@ -229,32 +240,46 @@ static void print_status_human(const struct uzswap_status *st)
 	       "resident", human(st->resident_bytes, a, 32),
 	       human_limit(st->resident_limit, b, 32),
 	       human_limit(st->default_limit, c, 32));
-	printf("%-20s %" PRIu64 " pages (%s): %" PRIu64 " same-filled, %"
-	       PRIu64 " raw; %" PRIu64 " written back\n", "stored",
-	       st->stored_pages, human(st->stored_pages * 4096, a, 32),
+	printf("%-20s %" PRIu64 " pages (%s): %" PRIu64 " compressed, %"
+	       PRIu64 " same-filled, %" PRIu64 " raw; %" PRIu64
+	       " written back\n", "stored", st->stored_pages,
+	       human(st->stored_pages * 4096, a, 32), st->compressed_pages,
 	       st->same_pages, st->raw_pages, st->written_back_pages);
-	printf("%-20s %s of %s%s (compressed data %s)\n", "pool",
+	printf("%-20s %s of %s%s (compressed data %s), full %" PRIu64
+	       " times\n", "pool",
 	       human(st->pool_bytes, a, 32), human_limit(st->pool_limit, b, 32),
 	       st->pool_full ? ", FULL" : "",
-	       human(st->compressed_bytes, c, 32));
+	       human(st->compressed_bytes, c, 32), st->pool_full_events);
 	printf("%-20s %.2f (%s, zstd level %u)\n", "compression ratio",
 	       ratio(st->stored_pages - st->same_pages, st->compressed_bytes),
-	       st->compressor == UZSWAP_COMPRESSOR_ZSTD ? "zstd" : "lz4",
-	       st->zstd_level);
-	if (st->backing_limit)
-		printf("%-20s %s of %s, %" PRIu64 " writebacks, %" PRIu64
-		       " failed\n", "backing file",
+	       compressor_name(st->compressor), st->zstd_level);
+	if (st->backing_limit) {
+		printf("%-20s %s of %s (%s on disk), %" PRIu64
+		       " writebacks, %" PRIu64 " failed\n", "backing file",
 		       human(st->backing_bytes, a, 32),
-		       human(st->backing_limit, b, 32), st->writebacks,
+		       human(st->backing_limit, b, 32),
+		       human(st->backing_file_bytes, c, 32), st->writebacks,
 		       st->writeback_failures);
-	else
+		printf("%-20s %" PRIu64 " reads, %" PRIu64 " writes\n",
+		       "backing I/O errors", st->backing_read_errors,
+		       st->backing_write_errors);
+	} else {
 		printf("%-20s none\n", "backing file");
+	}
 	printf("%-20s %" PRIu64 " (%.1f/s over 10 s), %" PRIu64
 	       " pages read ahead\n", "faults", st->faults,
 	       (double)st->fault_rate_milli / 1000.0, st->read_ahead);
+	printf("%-20s %" PRIu64 " zero-filled, %" PRIu64 " loaded, %" PRIu64
+	       " woken, %" PRIu64 " write-protect, %" PRIu64 " retried\n",
+	       "fault pages", st->fault_zero_pages, st->fault_loads,
+	       st->fault_wakes, st->fault_wp, st->fault_retries);
 	printf("%-20s %" PRIu64 " pages out, %" PRIu64 " back in, %" PRIu64
 	       " refused by the pool\n", "evictions", st->evictions, st->loads,
 	       st->store_failures);
+	printf("%-20s %" PRIu64 " (%" PRIu64 " cut short by a full store), %"
+	       PRIu64 " second chances, %" PRIu64 " pages stored\n",
+	       "eviction runs", st->eviction_runs, st->eviction_store_full,
+	       st->lru_second_chances, st->stores);
 	printf("%-20s %" PRIu64 "d %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64
 	       "\n", "uptime", st->uptime_sec / 86400,
 	       st->uptime_sec / 3600 % 24, st->uptime_sec / 60 % 60,
@@ -314,21 +339,14 @@ static int cmd_status(const struct cmd_args *a)
 	return EXIT_OK;
 }
 
+/* Who the client is, every counter of the list, and the ratio. */
 static void print_client_json(const struct uzswap_client *cl)
 {
 	printf("{\"pid\":%d,\"uid\":%u,\"command\":", (int)cl->pid, cl->uid);
 	json_string(cl->comm);
-	printf(",\"regions\":%u,\"registered_bytes\":%" PRIu64
-	       ",\"resident_bytes\":%" PRIu64 ",\"limit_bytes\":%" PRIu64
-	       ",\"own_limit_bytes\":%" PRIu64 ",\"stored_pages\":%" PRIu64
-	       ",\"pool_pages\":%" PRIu64 ",\"compressed_bytes\":%" PRIu64
-	       ",\"compression_ratio\":%.3f"
-	       ",\"faults\":%" PRIu64 ",\"evictions\":%" PRIu64 "}",
-	       cl->regions, cl->registered_bytes, cl->resident_bytes,
-	       cl->limit_bytes, cl->own_limit_bytes, cl->stored_pages,
-	       cl->pool_pages, cl->compressed_bytes,
-	       ratio(cl->pool_pages, cl->compressed_bytes), cl->faults,
-	       cl->evictions);
+	COUNTERS_CLIENT(CTL_CLIENT_JSON, _)
+	printf(",\"compression_ratio\":%.3f}",
+	       ratio(cl->pool_pages, cl->compressed_bytes));
 }
 
 #define CLIENT_HEADER "%7s  %-16s %7s %11s %11s %11s %11s %6s %10s\n"
@@ -400,9 +418,9 @@ static int cmd_client(const struct cmd_args *a)
 	printf("%-20s %s\n", "resident", human(cl.resident_bytes, h1, 32));
 	printf("%-20s %s (%s)\n", "limit", human_limit(cl.limit_bytes, h1, 32),
 	       cl.own_limit_bytes ? "its own" : "the daemon's default");
-	printf("%-20s %" PRIu64 " pages (%s) in %s\n", "stored",
-	       cl.stored_pages, human(cl.stored_pages * 4096, h1, 32),
-	       human(cl.compressed_bytes, h2, 32));
+	printf("%-20s %" PRIu64 " pages (%s), %" PRIu64 " compressed in %s\n",
+	       "stored", cl.stored_pages, human(cl.stored_pages * 4096, h1, 32),
+	       cl.pool_pages, human(cl.compressed_bytes, h2, 32));
 	if (cl.compressed_bytes)
 		printf("%-20s %.2f\n", "compression ratio",
 		       ratio(cl.pool_pages, cl.compressed_bytes));

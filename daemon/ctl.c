@@ -511,6 +511,11 @@ static int ctl_advise(struct ctl_conn *c, struct proto_msg *m,
 	return CTL_DEFERRED;
 }
 
+/* The STATS reply's fields are fields of the client row, by name. */
+#define CTL_STATS_FROM_ROW(type, name, since, def)	s.name = row.name;
+#define CTL_STATS_STR_FROM_ROW(name, size, since)			\
+	memcpy(s.name, row.name, size);
+
 static int ctl_stats(struct ctl_conn *c, struct proto_msg *m,
 		     struct ctl_reply *rep)
 {
@@ -520,16 +525,7 @@ static int ctl_stats(struct ctl_conn *c, struct proto_msg *m,
 	if (m->hdr.len != 0)
 		return fail(rep, -EBADMSG, "STATS takes no payload");
 	stats_client_row(c->slot, &row);
-	s = (struct proto_stats_reply){
-		.resident_bytes = row.resident_bytes,
-		.limit_bytes = row.limit_bytes,
-		.registered_bytes = row.registered_bytes,
-		.stored_pages = row.stored_pages,
-		.compressed_bytes = row.compressed_bytes,
-		.faults = row.faults,
-		.evictions = row.evictions,
-		.regions = row.regions,
-	};
+	PROTO_STATS_REPLY_FIELDS(CTL_STATS_FROM_ROW, CTL_STATS_STR_FROM_ROW)
 	rep->len = proto_encode_stats_reply(rep->body, &s, c->rd.version);
 	return 0;
 }
@@ -543,35 +539,7 @@ static int ctl_status(struct ctl_conn *c, struct proto_msg *m,
 	if (m->hdr.len != 0)
 		return fail(rep, -EBADMSG, "STATUS takes no payload");
 	stats_snapshot(c->d, &ss);
-	s = (struct proto_status_reply){
-		.clients = ss.clients,
-		.registered_bytes = ss.registered_bytes,
-		.resident_bytes = ss.resident_bytes,
-		.resident_limit = ss.resident_limit,
-		.default_limit = ss.default_limit,
-		.stored_pages = ss.store.compressed + ss.store.raw +
-				ss.store.same,
-		.same_pages = ss.store.same,
-		.raw_pages = ss.store.raw,
-		.payload_bytes = ss.store.payload_bytes,
-		.pool_bytes = ss.store.pool_bytes,
-		.evictions = ss.evict.evicted,
-		.loads = ss.store.loads,
-		.faults = ss.fault.faults,
-		.store_failures = ss.store.failures,
-		.read_ahead = ss.fault.read_ahead,
-		.pool_limit = ss.store.pool_limit,
-		.pool_full = ss.store.full,
-		.written_back_pages = ss.store.written_back,
-		.writebacks = ss.store.writebacks,
-		.writeback_failures = ss.store.writeback_failures,
-		.backing_bytes = ss.backing.used_bytes,
-		.backing_limit = ss.backing.limit_bytes,
-		.uptime_sec = ss.uptime_sec,
-		.fault_rate_milli = (uint64_t)(ss.fault_rate * 1000),
-		.compressor = ss.algo,
-		.zstd_level = (uint64_t)ss.zstd_level,
-	};
+	stats_status(&ss, &s);
 	rep->len = proto_encode_status_reply(rep->body, &s, c->rd.version);
 	return 0;
 }

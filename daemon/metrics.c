@@ -11,6 +11,12 @@
  * and the clients with stats_client_rows(), as the control socket does,
  * and nothing in this file takes a lock of its own.
  *
+ * What is exported comes from the lists of lib/proto/counters.h, looped
+ * over: every counter there that names a metric, the daemon's from
+ * stats_status() (as STATUS sends them), each client's from its row. Only
+ * uzswap_build_info, uzswap_start_time_seconds, the fault-latency
+ * histogram and uzswap_metrics_clients_omitted are written here by hand.
+ *
  * A scrape: GET /metrics -> one snapshot of the counters -> every client's
  * row, in pages of PROTO_CLIENTS_PER_PAGE, keeping the @max_clients with
  * the most resident bytes in a min-heap (the others are only counted, in
@@ -67,6 +73,7 @@
 #include "compress.h"
 #include "fault.h"
 #include "lib/common/list.h"
+#include "lib/common/macros.h"
 #include "log.h"
 #include "metrics.h"
 #include "stats.h"
@@ -294,13 +301,6 @@ static void put_gauge(struct mbuf *b, const char *name, const char *help,
 	mbuf_printf(b, "%s %" PRIu64 "\n", name, v);
 }
 
-static void put_counter(struct mbuf *b, const char *name, const char *help,
-			uint64_t v)
-{
-	put_family(b, name, "counter", help);
-	mbuf_printf(b, "%s %" PRIu64 "\n", name, v);
-}
-
 /* @ns nanoseconds as decimal seconds, exactly ("0.000005", "0.1"). */
 static void put_seconds(struct mbuf *b, uint64_t ns)
 {
@@ -334,115 +334,96 @@ static void put_info(struct mbuf *b, const struct metrics *m,
 	mbuf_printf(b, "uzswap_start_time_seconds %.3f\n", m->start_time);
 }
 
-static void put_memory(struct mbuf *b, const struct stats_snapshot *s)
+/*
+ * struct metrics_series - a counter of counters.h that /metrics exports
+ * @type:  "gauge" or "counter"; NULL: not exported
+ * @name:  its family
+ * @label: its labels within the family, or ""
+ * @help:  the family's help text
+ * @off:   where its value is in the struct the list expands into
+ * @size:  the value's bytes: 4 or 8
+ */
+struct metrics_series {
+	const char *type;
+	const char *name;
+	const char *label;
+	const char *help;
+	size_t off;
+	size_t size;
+};
+
+#define METRICS_STATUS_SERIES(x, name, since, pub, json, show, mtype,	\
+			      metric, label, help)			\
+	{ mtype, metric, label, help,					\
+	  offsetof(struct proto_status_reply, name), sizeof(uint64_t) },
+#define METRICS_CLIENT_SERIES(x, type, name, since, pub, json, mtype,	\
+			      metric, help)				\
+	{ mtype, metric, "", help,					\
+	  offsetof(struct proto_client_row, name), sizeof(type) },
+
+static const struct metrics_series status_series[] = {
+	COUNTERS_STATUS(METRICS_STATUS_SERIES, _)
+};
+
+static const struct metrics_series client_series[] = {
+	COUNTERS_CLIENT(METRICS_CLIENT_SERIES, _)
+};
+
+/* The value of @s in @base, a struct the list expanded into. */
+static uint64_t series_value(const struct metrics_series *s,
+			     const void *base)
 {
-	put_gauge(b, "uzswap_clients", "Client processes connected.",
-		  s->clients);
-	put_gauge(b, "uzswap_registered_bytes",
-		  "Bytes of memory the clients registered with uzswapd.",
-		  s->registered_bytes);
-	put_gauge(b, "uzswap_resident_bytes",
-		  "Bytes of the clients' registered memory resident in RAM "
-		  "uncompressed.", s->resident_bytes);
-	put_gauge(b, "uzswap_resident_limit_bytes",
-		  "Budget of resident bytes of all clients together "
-		  "(0: none).", s->resident_limit);
-	put_gauge(b, "uzswap_default_limit_bytes",
-		  "Budget of resident bytes of each client without a budget "
-		  "of its own (0: none).", s->default_limit);
+	const char *p = (const char *)base + s->off;
+	uint32_t v32;
+	uint64_t v64;
+
+	if (s->size == sizeof(v32)) {
+		memcpy(&v32, p, sizeof(v32));
+		return v32;
+	}
+	memcpy(&v64, p, sizeof(v64));
+	return v64;
 }
 
-static void put_store(struct mbuf *b, const struct stats_snapshot *s)
+/* Whether @s[@i] is exported and first of its family in @s. */
+static bool family_first(const struct metrics_series *s, size_t i)
 {
-	put_family(b, "uzswap_stored_pages", "gauge",
-		   "Pages evicted and kept by uzswapd, by how: compressed in "
-		   "the pool, same-filled (kept as one word), raw in the pool "
-		   "(incompressible), or written back to the backing file.");
-	mbuf_printf(b,
-		    "uzswap_stored_pages{kind=\"compressed\"} %" PRIu64 "\n"
-		    "uzswap_stored_pages{kind=\"same\"} %" PRIu64 "\n"
-		    "uzswap_stored_pages{kind=\"raw\"} %" PRIu64 "\n"
-		    "uzswap_stored_pages{kind=\"written_back\"} %" PRIu64 "\n",
-		    s->store.compressed, s->store.same, s->store.raw,
-		    s->store.written_back);
-	put_gauge(b, "uzswap_pool_payload_bytes",
-		  "Bytes of the objects stored in the pool.",
-		  s->store.payload_bytes);
-	put_gauge(b, "uzswap_pool_bytes",
-		  "Bytes of the pool's pages (objects and fragmentation).",
-		  s->store.pool_bytes);
-	put_gauge(b, "uzswap_pool_limit_bytes",
-		  "Cap of the pool in bytes (0: none).", s->store.pool_limit);
-	put_gauge(b, "uzswap_pool_full",
-		  "1 while the pool is at its cap and refuses pages.",
-		  s->store.full ? 1 : 0);
-	put_gauge(b, "uzswap_backing_bytes",
-		  "Bytes stored in the backing file (0: no backing file).",
-		  s->backing.used_bytes);
-	put_gauge(b, "uzswap_backing_limit_bytes",
-		  "Cap of the backing file in bytes (0: no backing file).",
-		  s->backing.limit_bytes);
-	put_gauge(b, "uzswap_backing_file_bytes",
-		  "Disk space the backing file takes, in bytes.",
-		  s->backing.file_bytes);
+	size_t j;
+
+	if (!s[i].type)
+		return false;
+	for (j = 0; j < i; j++)
+		if (s[j].type && !strcmp(s[j].name, s[i].name))
+			return false;
+	return true;
 }
 
-static void put_counters(struct mbuf *b, const struct stats_snapshot *s)
+/*
+ * Every counter of COUNTERS_STATUS that names a metric, each family once
+ * (HELP and TYPE, then its members), in the order of the list's first
+ * member of each. O(entries^2) string compares: about 1,600.
+ */
+static void put_status(struct mbuf *b, const struct proto_status_reply *r)
 {
-	const struct fault_stats *f = &s->fault;
+	size_t i, j;
 
-	put_counter(b, "uzswap_faults_total",
-		    "Page faults on managed memory served by uzswapd.",
-		    f->faults);
-	put_counter(b, "uzswap_fault_zero_fill_pages_total",
-		    "Pages touched for the first time, filled with zeros.",
-		    f->zero_pages);
-	put_counter(b, "uzswap_fault_loads_total",
-		    "Stored pages brought back by the fault that needed them.",
-		    f->loads);
-	put_counter(b, "uzswap_fault_read_ahead_pages_total",
-		    "Stored pages brought back ahead of a sequential stream "
-		    "of faults.", f->read_ahead);
-	put_counter(b, "uzswap_fault_wakes_total",
-		    "Faults already resolved by another thread's: only woken.",
-		    f->wakes);
-	put_counter(b, "uzswap_fault_wp_total",
-		    "Write-protect faults resolved.", f->wp_faults);
-	put_counter(b, "uzswap_fault_retries_total",
-		    "Faults retried because their page was busy.", f->retries);
-	put_counter(b, "uzswap_evicted_pages_total",
-		    "Pages evicted from the clients' memory into the store.",
-		    s->evict.evicted);
-	put_counter(b, "uzswap_eviction_runs_total",
-		    "Eviction runs (up to 64 pages each).", s->evict.runs);
-	put_counter(b, "uzswap_eviction_store_full_total",
-		    "Eviction runs cut short because the store took no more.",
-		    s->evict.store_full);
-	put_counter(b, "uzswap_lru_second_chances_total",
-		    "Recently used pages given another trip on the LRU "
-		    "instead of being evicted.", s->evict.second_chances);
-	put_counter(b, "uzswap_stores_total", "Pages stored.",
-		    s->store.stores);
-	put_counter(b, "uzswap_loads_total",
-		    "Stored pages brought back (by faults, read-ahead, "
-		    "advice or shutdown).", s->store.loads);
-	put_counter(b, "uzswap_store_rejects_total",
-		    "Pages the store refused (pool at its cap, no memory).",
-		    s->store.failures);
-	put_counter(b, "uzswap_pool_full_events_total",
-		    "Times the pool reached its cap.", s->store.full_events);
-	put_counter(b, "uzswap_writeback_pages_total",
-		    "Pages written back from the pool to the backing file.",
-		    s->store.writebacks);
-	put_counter(b, "uzswap_writeback_failures_total",
-		    "Objects the backing file did not take.",
-		    s->store.writeback_failures);
-	put_counter(b, "uzswap_backing_read_errors_total",
-		    "Reads of the backing file that failed.",
-		    s->backing.read_errors);
-	put_counter(b, "uzswap_backing_write_errors_total",
-		    "Writes to the backing file that failed with an I/O "
-		    "error.", s->backing.write_errors);
+	for (i = 0; i < ARRAY_SIZE(status_series); i++) {
+		const struct metrics_series *f = &status_series[i];
+
+		if (!family_first(status_series, i))
+			continue;
+		put_family(b, f->name, f->type, f->help);
+		for (j = i; j < ARRAY_SIZE(status_series); j++) {
+			const struct metrics_series *m = &status_series[j];
+
+			if (!m->type || strcmp(m->name, f->name))
+				continue;
+			mbuf_printf(b, "%s%s%s%s %" PRIu64 "\n", m->name,
+				    m->label[0] ? "{" : "", m->label,
+				    m->label[0] ? "}" : "",
+				    series_value(m, r));
+		}
+	}
 }
 
 static void put_latency(struct mbuf *b, struct fault_pool *fp)
@@ -594,54 +575,33 @@ static void put_client_labels(struct mbuf *b,
 	mbuf_printf(b, "\"}");
 }
 
-/* One per-client family: a line per row kept, the value at @off (a
- * uint64_t field of struct proto_client_row). */
+/* One per-client family: a line per row kept. */
 static void put_client_family(struct mbuf *b, const struct top_clients *t,
-			      const char *name, const char *type,
-			      const char *help, size_t off)
+			      const struct metrics_series *f)
 {
 	size_t i;
 
-	put_family(b, name, type, help);
+	put_family(b, f->name, f->type, f->help);
 	for (i = 0; i < t->n; i++) {
-		uint64_t v;
-
-		memcpy(&v, (const char *)&t->rows[i] + off, sizeof(v));
-		mbuf_printf(b, "%s", name);
+		mbuf_printf(b, "%s", f->name);
 		put_client_labels(b, &t->rows[i]);
-		mbuf_printf(b, " %" PRIu64 "\n", v);
+		mbuf_printf(b, " %" PRIu64 "\n",
+			    series_value(f, &t->rows[i]));
 	}
 }
 
+/* Every counter of COUNTERS_CLIENT that names a metric, for the clients
+ * kept. */
 static void put_clients(struct mbuf *b, struct metrics *m)
 {
 	struct top_clients t = { .max = m->max_clients };
 	char help[160];
+	size_t i;
 
 	top_collect(&t, m->d);
-	put_client_family(b, &t, "uzswap_client_resident_bytes", "gauge",
-			  "Bytes of the client's registered memory resident "
-			  "in RAM.",
-			  offsetof(struct proto_client_row, resident_bytes));
-	put_client_family(b, &t, "uzswap_client_registered_bytes", "gauge",
-			  "Bytes of memory the client registered.",
-			  offsetof(struct proto_client_row, registered_bytes));
-	put_client_family(b, &t, "uzswap_client_limit_bytes", "gauge",
-			  "The client's budget of resident bytes in force "
-			  "(0: none).",
-			  offsetof(struct proto_client_row, limit_bytes));
-	put_client_family(b, &t, "uzswap_client_stored_pages", "gauge",
-			  "Pages of the client kept by uzswapd.",
-			  offsetof(struct proto_client_row, stored_pages));
-	put_client_family(b, &t, "uzswap_client_compressed_bytes", "gauge",
-			  "Pool bytes the client's stored pages take.",
-			  offsetof(struct proto_client_row, compressed_bytes));
-	put_client_family(b, &t, "uzswap_client_faults_total", "counter",
-			  "Page faults of the client served.",
-			  offsetof(struct proto_client_row, faults));
-	put_client_family(b, &t, "uzswap_client_evictions_total", "counter",
-			  "Pages of the client evicted.",
-			  offsetof(struct proto_client_row, evictions));
+	for (i = 0; i < ARRAY_SIZE(client_series); i++)
+		if (client_series[i].type)
+			put_client_family(b, &t, &client_series[i]);
 	snprintf(help, sizeof(help),
 		 "Clients without uzswap_client_* series: only the %u with "
 		 "the most resident bytes get them.", m->max_clients);
@@ -652,14 +612,14 @@ static void put_clients(struct mbuf *b, struct metrics *m)
 /* The whole exposition; NULL if out of memory. */
 static char *metrics_render(struct metrics *m, size_t *len)
 {
+	struct proto_status_reply r;
 	struct stats_snapshot s;
 	struct mbuf b = { 0 };
 
 	stats_snapshot(m->d, &s);
+	stats_status(&s, &r);
 	put_info(&b, m, &s);
-	put_memory(&b, &s);
-	put_store(&b, &s);
-	put_counters(&b, &s);
+	put_status(&b, &r);
 	put_latency(&b, m->d->faults);
 	put_clients(&b, m);
 	if (b.failed) {

@@ -47,6 +47,7 @@ static struct {
 /* Send STATUS= with the live counts, if its text changed. */
 static void notify_status(struct uzswapd *d)
 {
+	struct proto_status_reply r;
 	struct stats_snapshot s;
 	char text[sizeof(ns.status)];
 	int n;
@@ -54,14 +55,15 @@ static void notify_status(struct uzswapd *d)
 	if (!getenv("NOTIFY_SOCKET"))
 		return;
 	stats_snapshot(d, &s);
+	stats_status(&s, &r);
 	n = snprintf(text, sizeof(text),
-		     "%u clients, %llu MiB resident, %llu pages stored in "
+		     "%llu clients, %llu MiB resident, %llu pages stored in "
 		     "%llu MiB, %.0f faults/s",
-		     s.clients, (unsigned long long)(s.resident_bytes >> 20),
-		     (unsigned long long)(s.store.compressed + s.store.raw +
-					  s.store.same),
-		     (unsigned long long)(s.store.pool_bytes >> 20),
-		     s.fault_rate);
+		     (unsigned long long)r.clients,
+		     (unsigned long long)(r.resident_bytes >> 20),
+		     (unsigned long long)r.stored_pages,
+		     (unsigned long long)(r.pool_bytes >> 20),
+		     (double)r.fault_rate_milli / 1000.0);
 	if (n > 0 && (size_t)n < sizeof(text) && ns.stuck)
 		n += snprintf(text + n, sizeof(text) - (size_t)n,
 			      "; a fault thread does not answer");

@@ -81,6 +81,54 @@ void stats_snapshot(struct uzswapd *d, struct stats_snapshot *s)
 	s->fault_rate = fault_rate(&d->rate);
 }
 
+void stats_status(const struct stats_snapshot *s,
+		  struct proto_status_reply *r)
+{
+	*r = (struct proto_status_reply){
+		.clients = s->clients,
+		.registered_bytes = s->registered_bytes,
+		.resident_bytes = s->resident_bytes,
+		.resident_limit = s->resident_limit,
+		.default_limit = s->default_limit,
+		.stored_pages = s->store.compressed + s->store.raw +
+				s->store.same,
+		.same_pages = s->store.same,
+		.raw_pages = s->store.raw,
+		.payload_bytes = s->store.payload_bytes,
+		.pool_bytes = s->store.pool_bytes,
+		.evictions = s->evict.evicted,
+		.loads = s->store.loads,
+		.faults = s->fault.faults,
+		.store_failures = s->store.failures,
+		.read_ahead = s->fault.read_ahead,
+		.pool_limit = s->store.pool_limit,
+		.pool_full = s->store.full,
+		.written_back_pages = s->store.written_back,
+		.writebacks = s->store.writebacks,
+		.writeback_failures = s->store.writeback_failures,
+		.backing_bytes = s->backing.used_bytes,
+		.backing_limit = s->backing.limit_bytes,
+		.uptime_sec = s->uptime_sec,
+		.fault_rate_milli = (uint64_t)(s->fault_rate * 1000),
+		.compressor = s->algo,
+		.zstd_level = (uint64_t)s->zstd_level,
+		.compressed_pages = s->store.compressed,
+		.backing_file_bytes = s->backing.file_bytes,
+		.fault_zero_pages = s->fault.zero_pages,
+		.fault_loads = s->fault.loads,
+		.fault_wakes = s->fault.wakes,
+		.fault_wp = s->fault.wp_faults,
+		.fault_retries = s->fault.retries,
+		.eviction_runs = s->evict.runs,
+		.eviction_store_full = s->evict.store_full,
+		.lru_second_chances = s->evict.second_chances,
+		.stores = s->store.stores,
+		.pool_full_events = s->store.full_events,
+		.backing_read_errors = s->backing.read_errors,
+		.backing_write_errors = s->backing.write_errors,
+	};
+}
+
 void stats_client_row(struct mm_slot *slot, struct proto_client_row *row)
 {
 	struct list_node *pos;

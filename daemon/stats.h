@@ -68,6 +68,15 @@ void stats_tick(struct stats_rate *r, struct fault_pool *fp);
 /* Gather every counter. O(clients). Loop thread (reads @d's rate). */
 void stats_snapshot(struct uzswapd *d, struct stats_snapshot *s);
 
+/*
+ * stats_status() - every counter of COUNTERS_STATUS from @s, as STATUS
+ * sends them and /metrics exports them: the one place that maps the
+ * owners' counters to the list's names, and computes the derived ones
+ * (pages stored, the fault rate). O(1).
+ */
+void stats_status(const struct stats_snapshot *s,
+		  struct proto_status_reply *r);
+
 /* The row describing @slot. O(regions of the slot). Any thread. */
 void stats_client_row(struct mm_slot *slot, struct proto_client_row *row);
 

@@ -3,11 +3,12 @@
  * message's round trip at every version, the growth rule (a longer
  * payload's tail ignored, a payload ending at an older version's layout
  * completed with defaults, any other length refused) on the real messages
- * and on a generated one of three versions, the CLIENTS reply's rows,
- * decoders against truncated, extended and random payloads, the
- * incremental reader fed a byte at a time over a real socket and held to
- * its connection's version, file descriptors that arrive with the right or
- * the wrong bytes, broken frames, and replies.
+ * and on a generated one of three versions, STATUS at versions 2 and 3
+ * (a version-2 decoder takes the version-3 reply's prefix), the CLIENTS
+ * reply's rows, decoders against truncated, extended and random
+ * payloads, the incremental reader fed a byte at a time over a real socket
+ * and held to its connection's version, file descriptors that arrive with
+ * the right or the wrong bytes, broken frames, and replies.
  *
  * lib/proto allocates nothing, so it has no allocation failure to inject.
  *
@@ -283,6 +284,69 @@ START_TEST(test_growth_rule)
 	in.b = 0xdead;
 	n = proto_encode_grown(buf, &in, 1);
 	ck_assert_int_eq(proto_decode_grown(buf, n, &out), -EBADMSG);
+}
+END_TEST
+
+/*
+ * STATUS across versions, pinned in bytes: versions 1 and 2 carry the 26
+ * counters of the first release, version 3 appends the 14 that only
+ * /metrics showed before. A version-2 peer decodes strictly (its decoder
+ * knows no newer field): the prefix of a version-3 reply that ends where
+ * version 2 ended is its whole reply, field for field.
+ */
+#define STATUS_V2_SIZE	(26 * 8)
+#define STATUS_V3_SIZE	(40 * 8)
+
+/* Field @i (in list order) gets the value @i + 1. */
+#define STATUS_SET(F, name, since, ...)	in.name = ++i;
+#define STATUS_CMP(F, name, since, ...)					\
+	ck_assert_uint_eq(out.name, ++i);
+/* A strict decoder of version 2: its fields, then nothing. */
+#define STATUS_GET_V2(F, name, since, ...)				\
+	if ((since) <= 2)						\
+		ck_assert(proto_cur_get(&c, &v2[n++], 8, (since)));
+
+START_TEST(test_status_versions)
+{
+	struct proto_status_reply in, out;
+	uint8_t v3buf[PROTO_MAX_PAYLOAD], v2buf[PROTO_MAX_PAYLOAD];
+	uint64_t v2[STATUS_V3_SIZE / 8], i = 0;
+	struct proto_cur c = { .r = v3buf, .len = STATUS_V2_SIZE,
+			       .since = PROTO_VERSION_MIN };
+	size_t n = 0, k;
+
+	ck_assert_int_eq(PROTO_VERSION, 3);
+	COUNTERS_STATUS(STATUS_SET, _)
+	ck_assert_uint_eq(proto_size_status_reply(1), STATUS_V2_SIZE);
+	ck_assert_uint_eq(proto_size_status_reply(2), STATUS_V2_SIZE);
+	ck_assert_uint_eq(proto_size_status_reply(3), STATUS_V3_SIZE);
+	ck_assert_uint_eq(proto_encode_status_reply(v2buf, &in, 2),
+			  STATUS_V2_SIZE);
+	ck_assert_uint_eq(proto_encode_status_reply(v3buf, &in, 3),
+			  STATUS_V3_SIZE);
+	ck_assert_mem_eq(v2buf, v3buf, STATUS_V2_SIZE);
+
+	/* version 2's decoder on the prefix: every byte, in order */
+	COUNTERS_STATUS(STATUS_GET_V2, _)
+	ck_assert_int_eq(proto_cur_end(&c), 0);
+	ck_assert_uint_eq(c.off, STATUS_V2_SIZE);
+	for (k = 0; k < n; k++)
+		ck_assert_uint_eq(v2[k], k + 1);
+
+	/* this build's decoder: the prefix leaves the new counters 0 */
+	ck_assert_int_eq(proto_decode_status_reply(v3buf, STATUS_V2_SIZE,
+						   &out), 0);
+	ck_assert_uint_eq(out.zstd_level, n);
+	ck_assert_uint_eq(out.stores, 0);
+	ck_assert_uint_eq(out.backing_write_errors, 0);
+
+	/* version 3 round trip, every counter its own value */
+	memset(&out, 0, sizeof(out));
+	ck_assert_int_eq(proto_decode_status_reply(v3buf, STATUS_V3_SIZE,
+						   &out), 0);
+	i = 0;
+	COUNTERS_STATUS(STATUS_CMP, _)
+	ck_assert_uint_eq(i, STATUS_V3_SIZE / 8);
 }
 END_TEST
 
@@ -637,6 +701,7 @@ static Suite *proto_suite(void)
 	tcase_add_test(tc, test_small_codecs);
 	tcase_add_test(tc, test_every_message_round_trips);
 	tcase_add_test(tc, test_growth_rule);
+	tcase_add_test(tc, test_status_versions);
 	tcase_add_test(tc, test_clients_codec);
 	tcase_add_test(tc, test_decoders_random_input);
 	suite_add_tcase(s, tc);

@@ -26,6 +26,18 @@ static int ask(uzswap_t *c, uint16_t type, const uint8_t *payload,
 			    NULL, 0);
 }
 
+/* The public structs are ABI: counters only ever take reserved space. */
+_Static_assert(sizeof(struct uzswap_status) == 328,
+	       "struct uzswap_status changed size");
+_Static_assert(sizeof(struct uzswap_client) == 168,
+	       "struct uzswap_client changed size");
+
+/* Each counter of the lists into its public field. */
+#define ADMIN_STATUS_COUNTER(x, name, since, pub, ...)			\
+	st->pub = (__typeof__(st->pub))r.name;
+#define ADMIN_CLIENT_COUNTER(x, type, name, since, pub, ...)		\
+	cl->pub = row->name;
+
 int uzswap_status(uzswap_t *c, struct uzswap_status *st)
 {
 	struct proto_status_reply r;
@@ -40,34 +52,8 @@ int uzswap_status(uzswap_t *c, struct uzswap_status *st)
 		ret = proto_decode_status_reply(body, len, &r);
 	if (ret)
 		return ret;
-	*st = (struct uzswap_status){
-		.clients = r.clients,
-		.registered_bytes = r.registered_bytes,
-		.resident_bytes = r.resident_bytes,
-		.resident_limit = r.resident_limit,
-		.default_limit = r.default_limit,
-		.stored_pages = r.stored_pages,
-		.same_pages = r.same_pages,
-		.raw_pages = r.raw_pages,
-		.written_back_pages = r.written_back_pages,
-		.compressed_bytes = r.payload_bytes,
-		.pool_bytes = r.pool_bytes,
-		.pool_limit = r.pool_limit,
-		.pool_full = r.pool_full,
-		.backing_bytes = r.backing_bytes,
-		.backing_limit = r.backing_limit,
-		.faults = r.faults,
-		.fault_rate_milli = r.fault_rate_milli,
-		.evictions = r.evictions,
-		.loads = r.loads,
-		.read_ahead = r.read_ahead,
-		.store_failures = r.store_failures,
-		.writebacks = r.writebacks,
-		.writeback_failures = r.writeback_failures,
-		.uptime_sec = r.uptime_sec,
-		.compressor = (uint32_t)r.compressor,
-		.zstd_level = (uint32_t)r.zstd_level,
-	};
+	memset(st, 0, sizeof(*st));
+	COUNTERS_STATUS(ADMIN_STATUS_COUNTER, _)
 	return 0;
 }
 
@@ -78,16 +64,7 @@ static void client_from_row(struct uzswap_client *cl,
 	cl->pid = row->pid;
 	cl->uid = row->uid;
 	memcpy(cl->comm, row->comm, sizeof(cl->comm));
-	cl->regions = row->regions;
-	cl->registered_bytes = row->registered_bytes;
-	cl->resident_bytes = row->resident_bytes;
-	cl->limit_bytes = row->limit_bytes;
-	cl->own_limit_bytes = row->own_limit_bytes;
-	cl->stored_pages = row->stored_pages;
-	cl->pool_pages = row->pooled_pages;
-	cl->compressed_bytes = row->compressed_bytes;
-	cl->faults = row->faults;
-	cl->evictions = row->evictions;
+	COUNTERS_CLIENT(ADMIN_CLIENT_COUNTER, _)
 }
 
 int uzswap_client(uzswap_t *c, pid_t pid, struct uzswap_client *cl)

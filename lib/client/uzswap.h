@@ -264,7 +264,8 @@ UZSWAP_EXTERN const char *uzswap_strerror(int err);
 #define UZSWAP_COMPRESSOR_LZ4	0
 #define UZSWAP_COMPRESSOR_ZSTD	1
 
-/* The daemon's totals, from uzswap_status(). */
+/* The daemon's totals, from uzswap_status(). New counters take the place
+ * of @reserved, so the size of the struct never changes. */
 struct uzswap_status {
 	uint64_t clients;		/* client processes */
 	uint64_t registered_bytes;	/* size of all managed regions */
@@ -293,10 +294,27 @@ struct uzswap_status {
 	uint64_t uptime_sec;
 	uint32_t compressor;		/* UZSWAP_COMPRESSOR_* */
 	uint32_t zstd_level;
-	uint64_t reserved[16];		/* zero */
+	/* From here: sent by daemons of protocol 3 or later, 0 from older
+	 * ones (uzswap_daemon_version() tells the protocol). */
+	uint64_t compressed_pages;	/* compressed in the pool */
+	uint64_t backing_file_bytes;	/* disk the backing file takes */
+	uint64_t fault_zero_pages;	/* first touches, zero-filled */
+	uint64_t fault_loads;		/* loaded by their fault */
+	uint64_t fault_wakes;		/* faults found resolved: woken */
+	uint64_t fault_wp;		/* write-protect faults resolved */
+	uint64_t fault_retries;		/* faults retried: page busy */
+	uint64_t eviction_runs;		/* runs of up to 64 pages */
+	uint64_t eviction_store_full;	/* ... cut short: store full */
+	uint64_t lru_second_chances;	/* used pages kept another trip */
+	uint64_t stores;		/* pages stored since start */
+	uint64_t pool_full_events;	/* times the pool hit its cap */
+	uint64_t backing_read_errors;	/* failed backing-file reads */
+	uint64_t backing_write_errors;	/* writes failed by I/O errors */
+	uint64_t reserved[2];		/* zero */
 };
 
-/* One client process, from uzswap_client() and uzswap_clients(). */
+/* One client process, from uzswap_client() and uzswap_clients(). New
+ * counters take the place of @reserved. */
 struct uzswap_client {
 	int32_t pid;
 	uint32_t uid;

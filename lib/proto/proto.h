@@ -35,7 +35,8 @@
  * than that is not sent at all. What each version brought:
  *   1: the first release;
  *   2: every frame carries the connection's version; ADMIN_HELLO;
- *      CLIENTS rows with an offset and a size.
+ *      CLIENTS rows with an offset and a size;
+ *   3: STATUS carries every counter (counters.h), /metrics' among them.
  *
  * Layouts. Each message is a list of fields, PROTO_<MSG>_FIELDS below,
  * written once: the struct, the encoder, the decoder and the size derive
@@ -67,8 +68,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/proto/counters.h"
+
 #define PROTO_MAGIC		0x55a5f00du
-#define PROTO_VERSION		2	/* the newest version this build speaks */
+#define PROTO_VERSION		3	/* the newest version this build speaks */
 #define PROTO_VERSION_MIN	1	/* the oldest */
 #define PROTO_HDR_SIZE		16
 #define PROTO_MAX_PAYLOAD	4096
@@ -172,36 +175,12 @@ struct proto_hdr {
 	F(uint64_t, evictions, 1, 0)					\
 	F(uint64_t, regions, 1, 0)
 
-/* STATUS reply: the daemon's totals (an admin request). Only u64 fields,
- * so that a list of counters can expand into it. */
+/* STATUS reply: the daemon's totals (an admin request), every counter of
+ * COUNTERS_STATUS as a u64, in its order. */
+#define PROTO_STATUS_COUNTER(F, name, since, ...)			\
+	F(uint64_t, name, since, 0)
 #define PROTO_STATUS_REPLY_FIELDS(F, S)					\
-	F(uint64_t, clients, 1, 0)	/* client processes */		\
-	F(uint64_t, registered_bytes, 1, 0)				\
-	F(uint64_t, resident_bytes, 1, 0)				\
-	F(uint64_t, resident_limit, 1, 0)	/* all clients; 0 = none */ \
-	F(uint64_t, default_limit, 1, 0)	/* per client; 0 = none */ \
-	F(uint64_t, stored_pages, 1, 0)	/* compressed, raw, same */	\
-	F(uint64_t, same_pages, 1, 0)					\
-	F(uint64_t, raw_pages, 1, 0)					\
-	F(uint64_t, payload_bytes, 1, 0)	/* the pool's objects */ \
-	F(uint64_t, pool_bytes, 1, 0)	/* pool pages in use */		\
-	F(uint64_t, evictions, 1, 0)	/* pages evicted so far */	\
-	F(uint64_t, loads, 1, 0)	/* pages brought back so far */	\
-	F(uint64_t, faults, 1, 0)					\
-	F(uint64_t, store_failures, 1, 0)	/* pages the pool refused */ \
-	F(uint64_t, read_ahead, 1, 0)	/* pages read ahead of use */	\
-	F(uint64_t, pool_limit, 1, 0)	/* bytes; 0 = none */		\
-	F(uint64_t, pool_full, 1, 0)	/* 1 while the pool refuses */	\
-	F(uint64_t, written_back_pages, 1, 0)	/* now in the file */	\
-	F(uint64_t, writebacks, 1, 0)	/* pages written back so far */	\
-	F(uint64_t, writeback_failures, 1, 0)	/* objects refused */	\
-	F(uint64_t, backing_bytes, 1, 0)	/* in the backing file */ \
-	F(uint64_t, backing_limit, 1, 0)	/* 0 = no backing file */ \
-	F(uint64_t, uptime_sec, 1, 0)					\
-	F(uint64_t, fault_rate_milli, 1, 0)	/* faults/s over 10 s,	\
-						 * x1000 */		\
-	F(uint64_t, compressor, 1, 0)	/* 0 lz4, 1 zstd (new pages) */	\
-	F(uint64_t, zstd_level, 1, 0)
+	COUNTERS_STATUS(PROTO_STATUS_COUNTER, F)
 
 /* DAEMON_VERSION reply. */
 #define PROTO_RELEASE_MAX 32
@@ -210,22 +189,16 @@ struct proto_hdr {
 	F(uint16_t, proto_max, 1, 1)					\
 	S(release, PROTO_RELEASE_MAX, 1)	/* "0.1.0" */
 
-/* One client process, as CLIENT and CLIENTS describe it. */
+/* One client process, as CLIENT and CLIENTS describe it: who it is, then
+ * every counter of COUNTERS_CLIENT, in its order. */
 #define PROTO_COMM_MAX 16
+#define PROTO_CLIENT_COUNTER(F, type, name, since, ...)		\
+	F(type, name, since, 0)
 #define PROTO_CLIENT_ROW_FIELDS(F, S)					\
 	F(int32_t, pid, 1, 0)						\
 	F(uint32_t, uid, 1, 0)						\
 	S(comm, PROTO_COMM_MAX, 1)					\
-	F(uint32_t, regions, 1, 0)					\
-	F(uint64_t, registered_bytes, 1, 0)				\
-	F(uint64_t, resident_bytes, 1, 0)				\
-	F(uint64_t, limit_bytes, 1, 0)	/* in force; 0 = none */	\
-	F(uint64_t, own_limit_bytes, 1, 0)	/* 0 = the default */	\
-	F(uint64_t, stored_pages, 1, 0)	/* all kinds, written back too */ \
-	F(uint64_t, pooled_pages, 1, 0)	/* compressed in the pool */	\
-	F(uint64_t, compressed_bytes, 1, 0)	/* pool bytes of those */ \
-	F(uint64_t, faults, 1, 0)					\
-	F(uint64_t, evictions, 1, 0)
+	COUNTERS_CLIENT(PROTO_CLIENT_COUNTER, F)
 
 /* CLIENT request; CLIENTS request (rows of pids above @pid, 0: from the
  * first). */

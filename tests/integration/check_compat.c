@@ -17,8 +17,10 @@
  *          fault, STATS, UNREGISTER); an admin peer that sends no HELLO
  *          (STATUS, CLIENTS, DAEMON_VERSION)
  *   v2     HELLO and ADMIN_HELLO pick version 2, a CLIENTS reply says where
- *          its rows are, and a frame of another version than the
- *          connection's is refused with -EPROTONOSUPPORT and closes it
+ *          its rows are, STATUS keeps its version-1 length, and a frame
+ *          of another version than the connection's is refused with
+ *          -EPROTONOSUPPORT and closes it
+ *   v3     ADMIN_HELLO picks version 3, whose STATUS appends 14 counters
  *
  * UZSWAP_ITEST_KEEP=1 keeps the daemon's log.
  */
@@ -55,7 +57,8 @@ enum {
 #define V1_REGISTER	88	/* addr, len u64; flags u32; fdnum i32;
 				 * name[64] */
 #define V1_STATS_REPLY	64	/* 8 x u64 */
-#define V1_STATUS_REPLY	208	/* 26 x u64 */
+#define V1_STATUS_REPLY	208	/* 26 x u64; version 2 too */
+#define V3_STATUS_REPLY	320	/* 40 x u64: version 3 appends 14 */
 #define V1_VERSION_REPLY 36	/* min, max u16; release[32] */
 #define V1_ROW		100	/* pid i32, uid u32, comm[16], regions u32,
 				 * 9 x u64 */
@@ -464,6 +467,10 @@ START_TEST(test_v2_negotiated)
 	a.version = 2;
 	peer_call(&a, T_ADMIN_HELLO, pl, 4, -1, -EISCONN, -1, &r);
 
+	/* STATUS of version 2: the counters of version 1, nothing more */
+	peer_call(&a, T_STATUS, NULL, 0, -1, 0, V1_STATUS_REPLY, &r);
+	DH_ASSERT_EQ(r64(r.body, 0), 1);	/* clients */
+
 	/* CLIENTS of version 2: rows where the fixed part says */
 	memset(pl, 0, sizeof(pl));
 	peer_call(&a, T_CLIENTS, pl, sizeof(pl), -1, 0, -1, &r);
@@ -492,6 +499,33 @@ START_TEST(test_v2_negotiated)
 }
 END_TEST
 
+/* ADMIN_HELLO offering 1..3 picks 3, and STATUS appends its counters
+ * to those of versions 1 and 2, which keep their places. */
+START_TEST(test_v3_status)
+{
+	struct client_peer c;
+	struct peer a;
+	struct reply r;
+	uint8_t pl[4];
+
+	client_peer_open(&c, 1);
+	peer_open(&a, 1);
+	w16(pl, 0, 1);
+	w16(pl, 2, 3);
+	peer_reply(&a, T_ADMIN_HELLO, peer_send(&a, T_ADMIN_HELLO, pl, 4, -1),
+		   &r);
+	DH_ASSERT(r.status == 0 && r.version == 3 && r16(r.body, 0) == 3,
+		  "status %d: picked %u in v%u", r.status, r16(r.body, 0),
+		  r.version);
+	a.version = 3;
+	peer_call(&a, T_STATUS, NULL, 0, -1, 0, V3_STATUS_REPLY, &r);
+	DH_ASSERT_EQ(r64(r.body, 0), 1);	/* clients */
+	DH_ASSERT_EQ(r64(r.body, 8), REGION);	/* registered_bytes */
+	close(a.fd);
+	client_peer_close(&c);
+}
+END_TEST
+
 static Suite *compat_suite(void)
 {
 	Suite *s = suite_create("compat");
@@ -508,6 +542,12 @@ static Suite *compat_suite(void)
 	tcase_add_checked_fixture(tc, daemon_up, daemon_down);
 	tcase_set_timeout(tc, TIMEOUT);
 	tcase_add_test(tc, test_v2_negotiated);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("v3");
+	tcase_add_checked_fixture(tc, daemon_up, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT);
+	tcase_add_test(tc, test_v3_status);
 	suite_add_tcase(s, tc);
 	return s;
 }

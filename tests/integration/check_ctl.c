@@ -9,8 +9,8 @@
  *             arguments: exit 1 with one line on stderr, nothing asked of
  *             any daemon; no daemon at the socket: exit 2
  *   read      status, clients, client PID and version, as tables and as
- *             JSON, agree with what the clients themselves see; an
- *             unknown pid: exit 4
+ *             JSON, agree with what the clients themselves see; the JSON
+ *             has every counter of counters.h; an unknown pid: exit 4
  *   steer     set-limit of a client, of the default and of all clients
  *             moves the budgets live; reclaim of part of a client, all of
  *             it, and of every client evicts what it says, and every byte
@@ -38,6 +38,8 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "lib/common/macros.h"
+#include "lib/proto/counters.h"
 #include "pager.h"
 
 #define MIB		(1024ull * 1024)
@@ -211,6 +213,30 @@ END_TEST
  * read
  *****************/
 
+/* The JSON keys of the lists of counters.h. */
+#define JSON_KEY_STATUS(x, name, since, pub, json, ...)	json,
+#define JSON_KEY_CLIENT(x, type, name, since, pub, json, ...)	json,
+static const char *const status_keys[] = {
+	COUNTERS_STATUS(JSON_KEY_STATUS, _)
+};
+static const char *const client_keys[] = {
+	COUNTERS_CLIENT(JSON_KEY_CLIENT, _)
+};
+
+/* Every key of @keys is a member of the JSON text @json: uzswapctl
+ * prints every listed counter. */
+static void assert_keys(const char *json, const char *const *keys,
+			size_t n)
+{
+	char member[64];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(member, sizeof(member), "\"%s\":", keys[i]);
+		DH_ASSERT(strstr(json, member), "no %s in --json", keys[i]);
+	}
+}
+
 START_TEST(test_status)
 {
 	static const char *const args[] = { "--default-limit", "8M",
@@ -239,14 +265,15 @@ START_TEST(test_status)
 		  ".pool_full == false and .uptime_seconds >= 0",
 		  8 * MIB, 1024 * MIB, 24 * MIB);
 	assert_jq(out, ".resident_bytes <= %llu", 8 * MIB + RUN_BYTES);
+	assert_keys(out, status_keys, ARRAY_SIZE(status_keys));
 
 	ctl_ok("version");
 	DH_ASSERT(strstr(out, "uzswapctl " PACKAGE_VERSION "\n") &&
-		  strstr(out, "uzswapd " PACKAGE_VERSION " (protocol 2)"),
+		  strstr(out, "uzswapd " PACKAGE_VERSION " (protocol 3)"),
 		  "version: %s", out);
 	ctl_ok("--json", "version");
 	assert_jq(out, ".uzswapctl == \"%s\" and .uzswapd == \"%s\" and "
-		  ".protocol == 2", PACKAGE_VERSION, PACKAGE_VERSION);
+		  ".protocol == 3", PACKAGE_VERSION, PACKAGE_VERSION);
 	pager_ok(&c, "verify 0");
 	pager_quit(&c);
 	dh_down(&dmn, NULL);
@@ -286,6 +313,7 @@ START_TEST(test_clients)
 		  pid[0], pid[1], 4 * MIB);
 	assert_jq(out, "map(select(.pid == %s))[0].registered_bytes == %llu",
 		  pid[1], 16 * MIB);
+	assert_keys(out, client_keys, ARRAY_SIZE(client_keys));
 
 	ctl_ok("client", pid[1]);
 	DH_ASSERT_EQ(field(out, "pid"), (uint64_t)c[1].pid);

@@ -8,7 +8,10 @@
  * Test cases of metrics_suite():
  *   scrape   curl | promtool with a client whose pages were evicted and
  *            faulted back: per-client series and histogram buckets filled,
- *            every counter equal to what STATUS says; a client whose
+ *            every counter equal to what STATUS says; walking the lists of
+ *            counters.h, every listed counter is a series equal to what
+ *            libuzswap's STATUS and CLIENT say, and every family is
+ *            listed (or one of the few written by hand); a client whose
  *            command name holds a double quote, a backslash, a space, a
  *            newline and a byte that is not UTF-8 (uzclient run through a
  *            symlink of that name) comes out escaped and promtool takes
@@ -64,6 +67,7 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
+#include "lib/client/uzswap.h"
 #include "lib/common/macros.h"
 #include "pager.h"
 #include "lib/proto/proto.h"
@@ -544,6 +548,20 @@ static void assert_matches_status(const char *b,
 	DH_ASSERT_EQ(u64(b, "uzswap_backing_limit_bytes"), st->backing_limit);
 }
 
+/* A daemon serving /metrics (its port returned) with a client whose 16
+ * MiB, under a 2 MiB budget, were evicted and read back. */
+static int served_with_paged_client(struct dh_client *c)
+{
+	metrics_up();
+	pager_start(&dmn, c);
+	pager_ok(c, "limit 2");
+	pager_ok(c, "alloc text 16");
+	pager_settle(c, 3 * MIB);
+	pager_ok(c, "verify 0");
+	pager_settle(c, 3 * MIB);
+	return served_port();
+}
+
 /*
  * A client with a 2 MiB budget fills 16 MiB (evicted), reads it all back
  * (faults loading stored pages): promtool takes the scrape, the client's
@@ -560,14 +578,7 @@ START_TEST(test_scrape_with_client)
 	int port;
 	char *b;
 
-	metrics_up();
-	port = served_port();
-	pager_start(&dmn, &c);
-	pager_ok(&c, "limit 2");
-	pager_ok(&c, "alloc text 16");
-	pager_settle(&c, 3 * MIB);
-	pager_ok(&c, "verify 0");
-	pager_settle(&c, 3 * MIB);
+	port = served_with_paged_client(&c);
 
 	b = scrape_at_rest(port, &st);
 	assert_matches_status(b, &st);
@@ -621,6 +632,206 @@ START_TEST(test_scrape_with_client)
 	DH_ASSERT_EQ(count_lines(b, "uzswap_client_"), 0);
 	DH_ASSERT_EQ(u64(b, "uzswap_metrics_clients_omitted"), 0);
 	free(b);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/*
+ * A counter of counters.h as the views show it: its series in /metrics
+ * (@type NULL: none) and its field in the public struct, where libuzswap
+ * puts what STATUS, CLIENT or CLIENTS said.
+ */
+struct listed {
+	const char *type;
+	const char *metric;
+	const char *label;
+	size_t off;
+	size_t size;
+};
+
+#define LISTED(st, type, metric, label, pub)				\
+	{ type, metric, label, offsetof(st, pub), sizeof(((st *)0)->pub) },
+#define LISTED_STATUS(x, name, since, pub, json, show, mtype, metric,	\
+		      label, help)					\
+	LISTED(struct uzswap_status, mtype, metric, label, pub)
+#define LISTED_CLIENT(x, type, name, since, pub, json, mtype, metric,	\
+		      help)						\
+	LISTED(struct uzswap_client, mtype, metric, "", pub)
+
+static const struct listed listed_status[] = {
+	COUNTERS_STATUS(LISTED_STATUS, _)
+};
+
+static const struct listed listed_client[] = {
+	COUNTERS_CLIENT(LISTED_CLIENT, _)
+};
+
+/* The families /metrics writes by hand, beside the lists. */
+static const char *const unlisted[] = {
+	"uzswap_build_info", "uzswap_start_time_seconds",
+	"uzswap_fault_latency_seconds", "uzswap_metrics_clients_omitted",
+};
+
+static uint64_t listed_value(const struct listed *l, const void *base)
+{
+	const char *p = (const char *)base + l->off;
+	uint32_t v32;
+	uint64_t v64;
+
+	if (l->size == sizeof(v32)) {
+		memcpy(&v32, p, sizeof(v32));
+		return v32;
+	}
+	memcpy(&v64, p, sizeof(v64));
+	return v64;
+}
+
+/* The type @l[0..@n) gives family @name; NULL if none of them lists it. */
+static const char *listed_type(const struct listed *l, size_t n,
+			       const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (l[i].type && !strcmp(l[i].metric, name))
+			return l[i].type;
+	return NULL;
+}
+
+/* Families in @l[0..@n): entries exported, each family once. */
+static size_t listed_families(const struct listed *l, size_t n)
+{
+	size_t i, count = 0;
+
+	for (i = 0; i < n; i++)
+		count += l[i].type && listed_type(l, i, l[i].metric) == NULL;
+	return count;
+}
+
+/*
+ * Every "# TYPE" of the exposition is a family of the lists, with the
+ * list's type, or one written by hand; and there are exactly as many as
+ * the lists and the hand-written ones make (so none is left out).
+ */
+static void assert_families_listed(const char *b)
+{
+	static const char tag[] = "# TYPE ";
+	size_t seen = 0, i;
+	const char *p;
+
+	for (p = strstr(b, tag); p; p = strstr(p + 1, tag)) {
+		char name[128], type[32];
+		const char *want;
+
+		DH_ASSERT(sscanf(p + strlen(tag), "%127s %31s", name, type) ==
+				  2, "bad TYPE line");
+		seen++;
+		want = listed_type(listed_status, ARRAY_SIZE(listed_status),
+				   name);
+		if (!want)
+			want = listed_type(listed_client,
+					   ARRAY_SIZE(listed_client), name);
+		for (i = 0; !want && i < ARRAY_SIZE(unlisted); i++)
+			if (!strcmp(unlisted[i], name))
+				want = type;
+		DH_ASSERT(want, "%s is in no list", name);
+		DH_ASSERT(!strcmp(want, type), "%s is a %s, listed %s", name,
+			  type, want);
+	}
+	DH_ASSERT_EQ(seen,
+		     listed_families(listed_status,
+				     ARRAY_SIZE(listed_status)) +
+		     listed_families(listed_client,
+				     ARRAY_SIZE(listed_client)) +
+		     ARRAY_SIZE(unlisted));
+}
+
+/* STATUS and one client's row through libuzswap around a scrape, until
+ * nothing moved meanwhile; returns the scrape (free it). */
+static char *scrape_with_lib_at_rest(int port, uzswap_t *c, pid_t pid,
+				     struct uzswap_status *st,
+				     struct uzswap_client *cl)
+{
+	struct uzswap_status st2;
+	struct uzswap_client cl2;
+	int tries;
+	char *body;
+
+	for (tries = 0; tries < 50; tries++) {
+		DH_ASSERT(uzswap_status(c, st) == 0, "uzswap_status");
+		DH_ASSERT(uzswap_client(c, pid, cl) == 0, "uzswap_client");
+		body = scrape_checked(port);
+		DH_ASSERT(uzswap_status(c, &st2) == 0, "uzswap_status");
+		DH_ASSERT(uzswap_client(c, pid, &cl2) == 0, "uzswap_client");
+		/* the clock fields move on their own */
+		st2.uptime_sec = st->uptime_sec;
+		st2.fault_rate_milli = st->fault_rate_milli;
+		if (!memcmp(st, &st2, sizeof(st2)) &&
+		    !memcmp(cl, &cl2, sizeof(cl2)))
+			return body;
+		free(body);
+		dh_sleep_ms(100);
+	}
+	DH_ASSERT(0, "the daemon's counters never stood still");
+	return NULL;
+}
+
+/*
+ * Every counter of counters.h, walked from the lists themselves: each one
+ * the lists export is a series of /metrics equal to what libuzswap's
+ * STATUS (or CLIENT, for a client's) says, and /metrics has no family the
+ * lists do not account for. A counter a view does not expand fails here:
+ * one /metrics shows and STATUS does not carry, one written into /metrics
+ * by hand and not listed.
+ */
+START_TEST(test_every_listed_counter)
+{
+	struct uzswap_status st;
+	struct uzswap_client cl;
+	struct dh_client p;
+	char series[256];
+	uzswap_t *c;
+	size_t i;
+	int port;
+	char *b;
+
+	port = served_with_paged_client(&p);
+	c = uzswap_admin_connect(dmn.sock);
+	DH_ASSERT(c, "uzswap_admin_connect: %s", strerror(errno));
+
+	b = scrape_with_lib_at_rest(port, c, p.pid, &st, &cl);
+	/* counters only /metrics had before version 3 moved */
+	DH_ASSERT(st.stores > 0 && st.eviction_runs > 0 &&
+			  st.fault_zero_pages > 0 && st.compressed_pages > 0,
+		  "STATUS misses counters");
+	for (i = 0; i < ARRAY_SIZE(listed_status); i++) {
+		const struct listed *l = &listed_status[i];
+
+		if (!l->type)
+			continue;
+		snprintf(series, sizeof(series), "%s%s%s%s", l->metric,
+			 l->label[0] ? "{" : "", l->label,
+			 l->label[0] ? "}" : "");
+		DH_ASSERT(u64(b, series) == listed_value(l, &st),
+			  "%s %" PRIu64 ", STATUS %" PRIu64, series,
+			  u64(b, series), listed_value(l, &st));
+	}
+	for (i = 0; i < ARRAY_SIZE(listed_client); i++) {
+		const struct listed *l = &listed_client[i];
+
+		if (!l->type)
+			continue;
+		client_series(series, sizeof(series), l->metric, p.pid,
+			      "uzclient");
+		DH_ASSERT(u64(b, series) == listed_value(l, &cl),
+			  "%s %" PRIu64 ", CLIENT %" PRIu64, l->metric,
+			  u64(b, series), listed_value(l, &cl));
+	}
+	assert_families_listed(b);
+	free(b);
+	uzswap_disconnect(c);
+	pager_ok(&p, "verify 0");
+	pager_quit(&p);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
@@ -1193,6 +1404,7 @@ static Suite *metrics_suite(void)
 	tcase_add_checked_fixture(tc, NULL, daemon_down);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_scrape_with_client);
+	tcase_add_test(tc, test_every_listed_counter);
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_client_cap);
 	suite_add_tcase(s, tc);

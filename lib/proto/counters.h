@@ -1,0 +1,222 @@
+/*
+ * counters.h - every counter uzswapd shows, listed once: the daemon's
+ * totals (COUNTERS_STATUS) and each client process's (COUNTERS_CLIENT).
+ *
+ * This file is private to uzswap, never installed. Each view expands the
+ * lists instead of naming counters itself:
+ *   - proto.h: the fields of the STATUS reply and of the client row, in
+ *     list order, which is their wire order (so entries are only ever
+ *     appended, each with the protocol version that appended it);
+ *   - the daemon: stats.c fills the STATUS reply from its snapshot,
+ *     metrics.c exports every entry that names a metric;
+ *   - libuzswap's admin.c copies each entry into its field of the public
+ *     struct uzswap_status / uzswap_client (uzswap.h: a list entry without
+ *     a public field does not compile);
+ *   - uzswapctl prints each entry under its JSON key.
+ *
+ * COUNTERS_STATUS(C, x): C(x, name, since, pub, json, show, mtype, metric,
+ *                          label, help), every value a uint64_t
+ * COUNTERS_CLIENT(C, x): C(x, type, name, since, pub, json, mtype, metric,
+ *                          help)
+ *   @x:      passed through to C untouched (the field-list macro of
+ *            proto.h, for one)
+ *   @type:   the wire type of a client-row field
+ *   @name:   the field of the protocol's struct
+ *   @since:  the protocol version that appended the field
+ *   @pub:    its field in the public struct (uzswap.h)
+ *   @json:   its key in `uzswapctl --json`
+ *   @show:   how uzswapctl shows it (enum counter_show)
+ *   @mtype:  its Prometheus type, "gauge" or "counter"; NULL: not in
+ *            /metrics (then @metric and @label are NULL too)
+ *   @metric: its metric family's name; entries of one family (told apart
+ *            by @label) are exported together, under the @help and
+ *            @mtype of the family's first entry
+ *   @label:  its labels within the family ("kind=\"raw\""), or ""
+ *   @help:   what it counts, as /metrics says it
+ * A per-client metric's series carry the client's pid and command name as
+ * labels.
+ */
+#ifndef UZSWAP_COUNTERS_H
+#define UZSWAP_COUNTERS_H
+
+#include <stddef.h>
+
+/* How uzswapctl shows a value in JSON. */
+enum counter_show {
+	COUNTER_NUMBER,		/* as it is */
+	COUNTER_BOOL,		/* false for 0, else true */
+	COUNTER_MILLI,		/* thousandths: as a decimal number */
+	COUNTER_COMPRESSOR,	/* UZSWAP_COMPRESSOR_*: its name */
+};
+
+#define COUNTERS_STORED_PAGES_HELP					\
+	"Pages evicted and kept by uzswapd, by how: compressed in the pool, " \
+	"same-filled (kept as one word), raw in the pool (incompressible), " \
+	"or written back to the backing file."
+
+#define COUNTERS_STATUS(C, x)						\
+	C(x, clients, 1, clients, "clients", COUNTER_NUMBER,		\
+	  "gauge", "uzswap_clients", "",				\
+	  "Client processes connected.")				\
+	C(x, registered_bytes, 1, registered_bytes, "registered_bytes",	\
+	  COUNTER_NUMBER, "gauge", "uzswap_registered_bytes", "",	\
+	  "Bytes of memory the clients registered with uzswapd.")	\
+	C(x, resident_bytes, 1, resident_bytes, "resident_bytes",	\
+	  COUNTER_NUMBER, "gauge", "uzswap_resident_bytes", "",		\
+	  "Bytes of the clients' registered memory resident in RAM "	\
+	  "uncompressed.")						\
+	C(x, resident_limit, 1, resident_limit, "resident_limit_bytes",	\
+	  COUNTER_NUMBER, "gauge", "uzswap_resident_limit_bytes", "",	\
+	  "Budget of resident bytes of all clients together (0: none).") \
+	C(x, default_limit, 1, default_limit, "default_limit_bytes",	\
+	  COUNTER_NUMBER, "gauge", "uzswap_default_limit_bytes", "",	\
+	  "Budget of resident bytes of each client without a budget of " \
+	  "its own (0: none).")						\
+	C(x, stored_pages, 1, stored_pages, "stored_pages",		\
+	  COUNTER_NUMBER, NULL, NULL, NULL,				\
+	  "Pages kept in memory: compressed, raw and same-filled.")	\
+	C(x, same_pages, 1, same_pages, "same_pages", COUNTER_NUMBER,	\
+	  "gauge", "uzswap_stored_pages", "kind=\"same\"",		\
+	  COUNTERS_STORED_PAGES_HELP)					\
+	C(x, raw_pages, 1, raw_pages, "raw_pages", COUNTER_NUMBER,	\
+	  "gauge", "uzswap_stored_pages", "kind=\"raw\"",		\
+	  COUNTERS_STORED_PAGES_HELP)					\
+	C(x, payload_bytes, 1, compressed_bytes, "compressed_bytes",	\
+	  COUNTER_NUMBER, "gauge", "uzswap_pool_payload_bytes", "",	\
+	  "Bytes of the objects stored in the pool.")			\
+	C(x, pool_bytes, 1, pool_bytes, "pool_bytes", COUNTER_NUMBER,	\
+	  "gauge", "uzswap_pool_bytes", "",				\
+	  "Bytes of the pool's pages (objects and fragmentation).")	\
+	C(x, evictions, 1, evictions, "evictions", COUNTER_NUMBER,	\
+	  "counter", "uzswap_evicted_pages_total", "",			\
+	  "Pages evicted from the clients' memory into the store.")	\
+	C(x, loads, 1, loads, "loads", COUNTER_NUMBER,			\
+	  "counter", "uzswap_loads_total", "",				\
+	  "Stored pages brought back (by faults, read-ahead, advice or " \
+	  "shutdown).")							\
+	C(x, faults, 1, faults, "faults", COUNTER_NUMBER,		\
+	  "counter", "uzswap_faults_total", "",				\
+	  "Page faults on managed memory served by uzswapd.")		\
+	C(x, store_failures, 1, store_failures, "store_failures",	\
+	  COUNTER_NUMBER, "counter", "uzswap_store_rejects_total", "",	\
+	  "Pages the store refused (pool at its cap, no memory).")	\
+	C(x, read_ahead, 1, read_ahead, "read_ahead", COUNTER_NUMBER,	\
+	  "counter", "uzswap_fault_read_ahead_pages_total", "",		\
+	  "Stored pages brought back ahead of a sequential stream of "	\
+	  "faults.")							\
+	C(x, pool_limit, 1, pool_limit, "pool_limit_bytes",		\
+	  COUNTER_NUMBER, "gauge", "uzswap_pool_limit_bytes", "",	\
+	  "Cap of the pool in bytes (0: none).")			\
+	C(x, pool_full, 1, pool_full, "pool_full", COUNTER_BOOL,	\
+	  "gauge", "uzswap_pool_full", "",				\
+	  "1 while the pool is at its cap and refuses pages.")		\
+	C(x, written_back_pages, 1, written_back_pages,			\
+	  "written_back_pages", COUNTER_NUMBER,				\
+	  "gauge", "uzswap_stored_pages", "kind=\"written_back\"",	\
+	  COUNTERS_STORED_PAGES_HELP)					\
+	C(x, writebacks, 1, writebacks, "writebacks", COUNTER_NUMBER,	\
+	  "counter", "uzswap_writeback_pages_total", "",		\
+	  "Pages written back from the pool to the backing file.")	\
+	C(x, writeback_failures, 1, writeback_failures,			\
+	  "writeback_failures", COUNTER_NUMBER,				\
+	  "counter", "uzswap_writeback_failures_total", "",		\
+	  "Objects the backing file did not take.")			\
+	C(x, backing_bytes, 1, backing_bytes, "backing_bytes",		\
+	  COUNTER_NUMBER, "gauge", "uzswap_backing_bytes", "",		\
+	  "Bytes stored in the backing file (0: no backing file).")	\
+	C(x, backing_limit, 1, backing_limit, "backing_limit_bytes",	\
+	  COUNTER_NUMBER, "gauge", "uzswap_backing_limit_bytes", "",	\
+	  "Cap of the backing file in bytes (0: no backing file).")	\
+	C(x, uptime_sec, 1, uptime_sec, "uptime_seconds",		\
+	  COUNTER_NUMBER, NULL, NULL, NULL,				\
+	  "Seconds since uzswapd started.")				\
+	C(x, fault_rate_milli, 1, fault_rate_milli, "fault_rate",	\
+	  COUNTER_MILLI, NULL, NULL, NULL,				\
+	  "Faults per second over the last 10 s, x1000.")		\
+	C(x, compressor, 1, compressor, "compressor",			\
+	  COUNTER_COMPRESSOR, NULL, NULL, NULL,				\
+	  "The compressor of new pages: 0 lz4, 1 zstd.")		\
+	C(x, zstd_level, 1, zstd_level, "zstd_level", COUNTER_NUMBER,	\
+	  NULL, NULL, NULL,						\
+	  "The zstd level of new pages.")				\
+	C(x, compressed_pages, 3, compressed_pages, "compressed_pages",	\
+	  COUNTER_NUMBER, "gauge", "uzswap_stored_pages",		\
+	  "kind=\"compressed\"", COUNTERS_STORED_PAGES_HELP)		\
+	C(x, backing_file_bytes, 3, backing_file_bytes,			\
+	  "backing_file_bytes", COUNTER_NUMBER,				\
+	  "gauge", "uzswap_backing_file_bytes", "",			\
+	  "Disk space the backing file takes, in bytes.")		\
+	C(x, fault_zero_pages, 3, fault_zero_pages, "fault_zero_pages",	\
+	  COUNTER_NUMBER, "counter",					\
+	  "uzswap_fault_zero_fill_pages_total", "",			\
+	  "Pages touched for the first time, filled with zeros.")	\
+	C(x, fault_loads, 3, fault_loads, "fault_loads",		\
+	  COUNTER_NUMBER, "counter", "uzswap_fault_loads_total", "",	\
+	  "Stored pages brought back by the fault that needed them.")	\
+	C(x, fault_wakes, 3, fault_wakes, "fault_wakes",		\
+	  COUNTER_NUMBER, "counter", "uzswap_fault_wakes_total", "",	\
+	  "Faults already resolved by another thread's: only woken.")	\
+	C(x, fault_wp, 3, fault_wp, "fault_wp", COUNTER_NUMBER,		\
+	  "counter", "uzswap_fault_wp_total", "",			\
+	  "Write-protect faults resolved.")				\
+	C(x, fault_retries, 3, fault_retries, "fault_retries",		\
+	  COUNTER_NUMBER, "counter", "uzswap_fault_retries_total", "",	\
+	  "Faults retried because their page was busy.")		\
+	C(x, eviction_runs, 3, eviction_runs, "eviction_runs",		\
+	  COUNTER_NUMBER, "counter", "uzswap_eviction_runs_total", "",	\
+	  "Eviction runs (up to 64 pages each).")			\
+	C(x, eviction_store_full, 3, eviction_store_full,		\
+	  "eviction_store_full", COUNTER_NUMBER,			\
+	  "counter", "uzswap_eviction_store_full_total", "",		\
+	  "Eviction runs cut short because the store took no more.")	\
+	C(x, lru_second_chances, 3, lru_second_chances,			\
+	  "lru_second_chances", COUNTER_NUMBER,				\
+	  "counter", "uzswap_lru_second_chances_total", "",		\
+	  "Recently used pages given another trip on the LRU instead of " \
+	  "being evicted.")						\
+	C(x, stores, 3, stores, "stores", COUNTER_NUMBER,		\
+	  "counter", "uzswap_stores_total", "", "Pages stored.")	\
+	C(x, pool_full_events, 3, pool_full_events, "pool_full_events",	\
+	  COUNTER_NUMBER, "counter", "uzswap_pool_full_events_total", "", \
+	  "Times the pool reached its cap.")				\
+	C(x, backing_read_errors, 3, backing_read_errors,		\
+	  "backing_read_errors", COUNTER_NUMBER,			\
+	  "counter", "uzswap_backing_read_errors_total", "",		\
+	  "Reads of the backing file that failed.")			\
+	C(x, backing_write_errors, 3, backing_write_errors,		\
+	  "backing_write_errors", COUNTER_NUMBER,			\
+	  "counter", "uzswap_backing_write_errors_total", "",		\
+	  "Writes to the backing file that failed with an I/O error.")
+
+#define COUNTERS_CLIENT(C, x)						\
+	C(x, uint32_t, regions, 1, regions, "regions", NULL, NULL,	\
+	  "Managed regions of the client.")				\
+	C(x, uint64_t, registered_bytes, 1, registered_bytes,		\
+	  "registered_bytes", "gauge", "uzswap_client_registered_bytes", \
+	  "Bytes of memory the client registered.")			\
+	C(x, uint64_t, resident_bytes, 1, resident_bytes,		\
+	  "resident_bytes", "gauge", "uzswap_client_resident_bytes",	\
+	  "Bytes of the client's registered memory resident in RAM.")	\
+	C(x, uint64_t, limit_bytes, 1, limit_bytes, "limit_bytes",	\
+	  "gauge", "uzswap_client_limit_bytes",				\
+	  "The client's budget of resident bytes in force (0: none).")	\
+	C(x, uint64_t, own_limit_bytes, 1, own_limit_bytes,		\
+	  "own_limit_bytes", NULL, NULL,				\
+	  "The client's own budget (0: it follows the default).")	\
+	C(x, uint64_t, stored_pages, 1, stored_pages, "stored_pages",	\
+	  "gauge", "uzswap_client_stored_pages",			\
+	  "Pages of the client kept by uzswapd.")			\
+	C(x, uint64_t, pooled_pages, 1, pool_pages, "pool_pages",	\
+	  NULL, NULL,							\
+	  "Pages of the client compressed in the pool.")		\
+	C(x, uint64_t, compressed_bytes, 1, compressed_bytes,		\
+	  "compressed_bytes", "gauge", "uzswap_client_compressed_bytes", \
+	  "Pool bytes the client's stored pages take.")			\
+	C(x, uint64_t, faults, 1, faults, "faults",			\
+	  "counter", "uzswap_client_faults_total",			\
+	  "Page faults of the client served.")				\
+	C(x, uint64_t, evictions, 1, evictions, "evictions",		\
+	  "counter", "uzswap_client_evictions_total",			\
+	  "Pages of the client evicted.")
+
+#endif /* UZSWAP_COUNTERS_H */
