@@ -271,6 +271,21 @@ static struct region *huge_region(struct mm_slot *s, struct store *st)
 	return r;
 }
 
+/* After a walk over all of @r: its last page went to @state, nothing is
+ * stored, and its table still holds only the one page of entries; then
+ * @r, @st and @s go. */
+static void huge_region_walked(struct mm_slot *s, struct store *st,
+			       struct region *r, unsigned int state)
+{
+	ck_assert_uint_eq(state_of(r, HUGE_LAST), state);
+	ck_assert_uint_eq(atomic_load(&r->stored), 0);
+	ck_assert_msg(table_bytes(r) == PAGE_SIZE, "walk made %zu table bytes",
+		      table_bytes(r));
+	region_put(r);
+	store_destroy(st);
+	drop(s);
+}
+
 /* Dropping the stored pages of a huge region walks all of it, and reads
  * only the one page of its memfd table that holds an entry. */
 START_TEST(test_drop_keeps_table_sparse)
@@ -280,13 +295,7 @@ START_TEST(test_drop_keeps_table_sparse)
 	struct region *r = huge_region(s, &st);
 
 	region_drop_stored(r, 0, HUGE_PAGES);
-	ck_assert_uint_eq(state_of(r, HUGE_LAST), PAGE_NEW);
-	ck_assert_uint_eq(atomic_load(&r->stored), 0);
-	ck_assert_msg(table_bytes(r) == PAGE_SIZE, "walk made %zu table bytes",
-		      table_bytes(r));
-	region_put(r);
-	store_destroy(&st);
-	drop(s);
+	huge_region_walked(s, &st, r, PAGE_NEW);
 }
 END_TEST
 
@@ -300,13 +309,7 @@ START_TEST(test_restore_keeps_table_sparse)
 	struct load_ctx lc = { NULL, buf };
 
 	ck_assert_int_eq(load_region_restore(r, 0, HUGE_PAGES, &lc), 0);
-	ck_assert_uint_eq(state_of(r, HUGE_LAST), PAGE_RESIDENT);
-	ck_assert_uint_eq(atomic_load(&r->stored), 0);
-	ck_assert_msg(table_bytes(r) == PAGE_SIZE, "walk made %zu table bytes",
-		      table_bytes(r));
-	region_put(r);
-	store_destroy(&st);
-	drop(s);
+	huge_region_walked(s, &st, r, PAGE_RESIDENT);
 }
 END_TEST
 

@@ -201,8 +201,10 @@ size_t pagemem_next_data(const struct pagemem *m, size_t off, size_t *end)
 		return m->len;
 	if (m->fd < 0)
 		return off;
+	/* ENXIO: no data at or after @off; on any other error all of it is
+	 * read, which may cost memory but never a wrong answer */
 	data = lseek(m->fd, (off_t)off, SEEK_DATA);
-	if (data < 0)	/* ENXIO: no data at or after @off */
+	if (data < 0)
 		return errno == ENXIO ? m->len : off;
 	if ((size_t)data >= m->len)
 		return m->len;
