@@ -105,7 +105,8 @@ static double throughput(bool use_pool, unsigned int threads,
 	double slowest = 0;
 	unsigned int i;
 
-	if (use_pool && !(pool = z3fold_create_pool("bench", NULL, NULL)))
+	if (use_pool &&
+	    !(pool = z3fold_create_pool("bench", PAGEMEM_ANON, NULL, NULL)))
 		return 0;
 	for (i = 0; i < threads; i++) {
 		a[i] = (struct bench_args){ .pool = pool, .ops = ops, .seed = i };
@@ -123,7 +124,8 @@ static double throughput(bool use_pool, unsigned int threads,
 static int density(enum density_codec codec, const struct memimage *img,
 		   struct density_result *res)
 {
-	struct z3fold_pool *pool = z3fold_create_pool("density", NULL, NULL);
+	struct z3fold_pool *pool =
+		z3fold_create_pool("density", PAGEMEM_ANON, NULL, NULL);
 	int ret;
 
 	if (!pool)

@@ -418,11 +418,12 @@ static struct region *region_in(struct mm_slot *slot, unsigned long s,
 static int advise_pages(struct region *r, size_t first, size_t end,
 			uint32_t advice, struct work_ctx *wc)
 {
-	size_t i;
+	size_t i, span = 0;
 
 	if (advice == PROTO_ADVISE_WILLNEED) {
 		/* one wake for the range, not one per page */
-		for (i = first; i < end; i++)
+		for (i = first; (i = region_next_entry(r, i, end, &span)) < end;
+		     i++)
 			load_page(r, i, &wc->lc, false, true);
 		uffd_wake(r->ctx->fd, r->start + (first << PAGE_SHIFT),
 			  (end - first) << PAGE_SHIFT);

@@ -320,11 +320,13 @@ out_revert:
 long evict_range(struct evictors *ev, struct region *r, size_t first,
 		 size_t end, size_t max, struct compressor *c, uint8_t *buf)
 {
-	size_t i, n, done = 0;
+	size_t i, n, done = 0, span = 0;
 	long got;
 
-	for (i = first; i < end && done < max; i += n) {
-		n = end - i < EVICT_RUN_PAGES ? end - i : EVICT_RUN_PAGES;
+	/* runs never reach into parts of the table nothing was written to */
+	for (i = first; done < max &&
+	     (i = region_next_entry(r, i, end, &span)) < end; i += n) {
+		n = span - i < EVICT_RUN_PAGES ? span - i : EVICT_RUN_PAGES;
 		if (n > max - done)
 			n = max - done;
 		got = evict_run(ev, r, i, n, -1, c, buf);

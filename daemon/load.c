@@ -131,11 +131,12 @@ int load_region_restore(struct region *r, size_t first, size_t end,
 	struct page_entry *p;
 	enum load_result res;
 	uint32_t info;
-	size_t i;
+	size_t i, span = 0;
 	int ret = 0;
 
 	/* every page: one an evictor holds is not counted in @stored yet */
-	for (i = first; i < end; i++) {
+	for (i = first; (i = region_next_entry(r, i, end, &span)) < end;
+	     i++) {
 		p = &r->pages[i];
 		info = take_stored(r, i, false, &res);
 		if (!info) {

@@ -48,7 +48,8 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
  * threads hold are waited for. Call over the whole region before
  * unregistering the range of a live client.
  * Return: 0, or -EIO if a stored page is corrupt (it stays stored).
- * Cost: a look at every page, and one decompression and one pwrite per
+ * Cost: a look at every page whose entry may have been written
+ * (region_next_entry()), and one decompression and one pwrite per
  * stored page (a pread more if written back), on the calling thread (a
  * worker: ~5 us per stored page).
  */

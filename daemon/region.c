@@ -4,12 +4,16 @@
  * the client says it is.
  *
  * The state table is one array with an entry per page, from the page
- * provider (lib/common/pagemem.h) rather than the heap: it holds no
- * pointer, so that a restarted daemon can take it over whole, and it is
- * sparse: registering a huge region that is never touched costs the
- * daemon next to nothing (a heap table would be populated by memset, or
- * by the daemon's memory lock). Every entry starts NEW (zero); only the
- * entries of pages that are touched, or hold data, are ever written.
+ * provider (lib/common/pagemem.h) rather than the heap: anonymous memory,
+ * or a memfd (struct region_index's @tables). It holds no pointer, so that
+ * a restarted daemon can take it over whole, and it is sparse: registering
+ * a huge region that is never touched costs the daemon next to nothing (a
+ * heap table would be populated by memset, or by the daemon's memory
+ * lock). Every entry starts NEW (zero); only the entries of pages that are
+ * touched, or hold data, are ever written. Walkers of a range (dropping or
+ * restoring stored pages, eviction, advice) go by region_next_entry(),
+ * which skips the parts of a file-backed table that were never written:
+ * reading them would allocate them, and a walk would make the table dense.
  * Pages that hold data when the region is registered (an adopted buffer)
  * are found with lseek(SEEK_DATA/SEEK_HOLE), never by touching the memfd:
  * touching a hole would allocate a zero page and hide the truth from the
@@ -45,6 +49,7 @@ void region_index_init(struct region_index *ix)
 	pthread_mutex_init(&ix->lock, NULL);
 	atomic_init(&ix->next_id, 1);
 	atomic_init(&ix->resident, 0);
+	ix->tables = PAGEMEM_ANON;
 }
 
 void region_index_destroy(struct region_index *ix)
@@ -189,8 +194,8 @@ struct region *region_create(struct region_index *ix, struct mm_slot *slot,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		goto out_close;
-	ret = pagemem_alloc(&r->table, npages * sizeof(*r->pages),
-			    "uzswap page states");
+	ret = pagemem_alloc(&r->table, &(struct pagemem_src){ ix->tables, -1 },
+			    npages * sizeof(*r->pages), "uzswap page states");
 	if (ret) {
 		errno = -ret;
 		goto out_free_region;
@@ -227,6 +232,20 @@ out_close:
 	return NULL;
 }
 
+size_t region_seek_entry(struct region *r, size_t i, size_t end,
+			 size_t *span)
+{
+	const size_t size = sizeof(*r->pages);
+	size_t data, data_end;
+
+	if (i >= end)
+		return end;
+	data = pagemem_next_data(&r->table, i * size, &data_end) / size;
+	data_end = (data_end + size - 1) / size;
+	*span = data_end < end ? data_end : end;
+	return data < end ? data : end;
+}
+
 void region_get(struct region *r)
 {
 	atomic_fetch_add(&r->refs, 1);
@@ -234,9 +253,10 @@ void region_get(struct region *r)
 
 void region_drop_stored(struct region *r, size_t first, size_t end)
 {
-	size_t i;
+	size_t i, span = 0;
 
-	for (i = first; i < end && atomic_load(&r->stored); i++) {
+	for (i = first; atomic_load(&r->stored) &&
+	     (i = region_next_entry(r, i, end, &span)) < end; i++) {
 		struct page_entry *p = &r->pages[i];
 		uint32_t info = atomic_load(&p->info);
 		uint64_t data;

@@ -35,14 +35,20 @@ struct region;
  * @next_id:  the id of the next region (atomic)
  * @resident: pages RESIDENT or EVICTING over every attached region (see
  *            region_account(); atomic)
+ * @tables:   what the page-state tables of its regions are made of:
+ *            PAGEMEM_ANON (the daemon's, until a state directory holds
+ *            them) or PAGEMEM_MEMFD (a memfd each); set before the first
+ *            region_create(), immutable after
  */
 struct region_index {
 	pthread_mutex_t lock;
 	struct region *buckets[1u << REGION_INDEX_BITS];
 	atomic_uint_fast64_t next_id;
 	atomic_size_t resident;
+	enum pagemem_kind tables;
 };
 
+/* An empty index whose regions' tables are anonymous memory. */
 void region_index_init(struct region_index *ix);
 /* Every region must have been freed. */
 void region_index_destroy(struct region_index *ix);
@@ -87,8 +93,9 @@ size_t region_index_resident(struct region_index *ix);
  * @table:    the provider's memory @pages lives in: sparse, so that
  *            entries of pages never touched cost nothing; immutable
  * @pages:    @npages entries (@table's base); see struct page_entry.
- *            Walkers only read entries they do not change: a read of an
- *            untouched part allocates nothing
+ *            A walker over a range reads only the entries
+ *            region_next_entry() hands it: in a file-backed table, reading
+ *            an untouched part would allocate it
  */
 struct region {
 	struct list_node node;
@@ -126,6 +133,30 @@ struct region *region_create(struct region_index *ix, struct mm_slot *slot,
 			     struct store *store, unsigned long start,
 			     size_t npages, int memfd, const char *name);
 
+/*
+ * region_seek_entry() - the first entry of @r at or after @i, below @end,
+ * that may be anything but NEW (one whose part of the table may hold
+ * data), or @end if none; *@span is set to the end of the run of such
+ * entries it starts (at most @end). Entries outside these runs are NEW
+ * and must not be read. Cost: two lseek() calls for a file-backed table,
+ * nothing for an anonymous one (all of it is one run).
+ */
+size_t region_seek_entry(struct region *r, size_t i, size_t end,
+			 size_t *span);
+
+/*
+ * region_next_entry() - the next entry of [@i, @end) of @r a walker may
+ * read: @i itself inside the run *@span ends, else region_seek_entry().
+ * A walk:
+ *	size_t span = 0;
+ *	for (i = first; (i = region_next_entry(r, i, end, &span)) < end; i++)
+ */
+static inline size_t region_next_entry(struct region *r, size_t i,
+				       size_t end, size_t *span)
+{
+	return i < *span ? i : region_seek_entry(r, i, end, span);
+}
+
 void region_get(struct region *r);
 /* Drop a reference; the last one drops the pages still stored (the client
  * is gone or unregistered them after restoring) and frees the region. Any
@@ -137,8 +168,9 @@ void region_put(struct region *r);
  * region_drop_stored() - forget the stored pages of @r in [@first, @end)
  * (its process is gone): each goes NEW. Pages another thread holds
  * (LOADING, or stored but not yet punched by their evictor) are left to
- * the last region_put(). Cost: a look at each page, a store_drop() per
- * stored one. Any thread.
+ * the last region_put(). Cost: a look at each page whose entry may have
+ * been written (region_next_entry()), a store_drop() per stored one. Any
+ * thread.
  */
 void region_drop_stored(struct region *r, size_t first, size_t end);
 

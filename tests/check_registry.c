@@ -2,6 +2,9 @@
  * check_registry.c - unit tests of uzswapd's client registry: the mm_slot
  * hash keyed by pid, the scan list and its round-robin cursor, each
  * slot's ordered, non-overlapping region list, and the region index by id.
+ * The tests that make regions run again on page-state tables that are
+ * memfds, where a walk over a huge untouched region must leave its table
+ * without data (reading a hole of a shared file mapping allocates it).
  *
  * Under valgrind: CK_FORK=no valgrind --leak-check=full ./check_registry
  */
@@ -11,9 +14,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/load.h"
 #include "daemon/registry.h"
+#include "daemon/store.h"
 
 static struct registry reg;
 static struct region_index ix;
@@ -22,6 +28,12 @@ static void setup(void)
 {
 	registry_init(&reg);
 	region_index_init(&ix);
+}
+
+static void setup_memfd_tables(void)
+{
+	setup();
+	ix.tables = PAGEMEM_MEMFD;
 }
 
 static void teardown(void)
@@ -209,6 +221,98 @@ START_TEST(test_region_resident_pages)
 }
 END_TEST
 
+/* Bytes of memory the file behind @r's table holds. */
+static size_t table_bytes(struct region *r)
+{
+	struct stat st;
+
+	ck_assert_int_eq(fstat(pagemem_fd(&r->table), &st), 0);
+	return (size_t)st.st_blocks * 512;
+}
+
+#define HUGE_PAGES	(4ul << 20)	/* a 16 GiB region */
+#define HUGE_LAST	(HUGE_PAGES - 1)
+
+/*
+ * A 16 GiB region of @s in @st never touched but for its last page, which
+ * was evicted as a same-filled page: a table with one page of entries.
+ */
+static struct region *huge_region(struct mm_slot *s, struct store *st)
+{
+	static const uint8_t zeros[PAGE_SIZE];
+	struct store_owner owner = { NULL, NULL };
+	int fd = memfd_create("huge", MFD_CLOEXEC);
+	struct store_key key;
+	struct region *r;
+	uint64_t data;
+	uint32_t flags;
+	size_t span;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)(HUGE_PAGES << PAGE_SHIFT)), 0);
+	ck_assert_int_eq(store_init(st, COMPRESS_LZ4, 0, 0, NULL, &owner), 0);
+	r = region_create(&ix, s, NULL, st, 1ul << 40, HUGE_PAGES, fd, "huge");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_ge(pagemem_fd(&r->table), 0);
+	ck_assert_uint_eq(table_bytes(r), 0);
+	/* nothing written: no entry to read anywhere */
+	ck_assert_uint_eq(region_seek_entry(r, 0, HUGE_PAGES, &span),
+			  HUGE_PAGES);
+
+	key = (struct store_key){ r->id, (uint32_t)HUGE_LAST };
+	ck_assert_int_eq(store_put(st, NULL, zeros, &key, &flags, &data), 0);
+	r->pages[HUGE_LAST].data = data;
+	atomic_store(&r->pages[HUGE_LAST].info, page_info(flags, 0, 0));
+	atomic_store(&r->stored, 1);
+	ck_assert_uint_eq(table_bytes(r), PAGE_SIZE);
+	ck_assert_uint_eq(region_seek_entry(r, 0, HUGE_PAGES, &span),
+			  HUGE_LAST & ~(PAGE_SIZE / sizeof(*r->pages) - 1));
+	ck_assert_uint_eq(span, HUGE_PAGES);
+	return r;
+}
+
+/* After a walk over all of @r: its last page went to @state, nothing is
+ * stored, and its table still holds only the one page of entries; then
+ * @r, @st and @s go. */
+static void huge_region_walked(struct mm_slot *s, struct store *st,
+			       struct region *r, unsigned int state)
+{
+	ck_assert_uint_eq(state_of(r, HUGE_LAST), state);
+	ck_assert_uint_eq(atomic_load(&r->stored), 0);
+	ck_assert_msg(table_bytes(r) == PAGE_SIZE, "walk made %zu table bytes",
+		      table_bytes(r));
+	region_put(r);
+	store_destroy(st);
+	drop(s);
+}
+
+/* Dropping the stored pages of a huge region walks all of it, and reads
+ * only the one page of its memfd table that holds an entry. */
+START_TEST(test_drop_keeps_table_sparse)
+{
+	struct mm_slot *s = add(66);
+	struct store st;
+	struct region *r = huge_region(s, &st);
+
+	region_drop_stored(r, 0, HUGE_PAGES);
+	huge_region_walked(s, &st, r, PAGE_NEW);
+}
+END_TEST
+
+/* So does restoring them into the region's memfd. */
+START_TEST(test_restore_keeps_table_sparse)
+{
+	static uint8_t buf[PAGE_SIZE];
+	struct mm_slot *s = add(67);
+	struct store st;
+	struct region *r = huge_region(s, &st);
+	struct load_ctx lc = { NULL, buf };
+
+	ck_assert_int_eq(load_region_restore(r, 0, HUGE_PAGES, &lc), 0);
+	huge_region_walked(s, &st, r, PAGE_RESIDENT);
+}
+END_TEST
+
 START_TEST(test_region_index)
 {
 	enum { N = 3 * (1 << REGION_INDEX_BITS) };	/* chains of 3 */
@@ -294,6 +398,14 @@ static Suite *registry_suite(void)
 	tcase_add_test(tc, test_region_resident_pages);
 	tcase_add_test(tc, test_region_index);
 	tcase_add_test(tc, test_verify_mapping);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("memfd tables");
+	tcase_add_checked_fixture(tc, setup_memfd_tables, teardown);
+	tcase_add_test(tc, test_regions);
+	tcase_add_test(tc, test_region_resident_pages);
+	tcase_add_test(tc, test_drop_keeps_table_sparse);
+	tcase_add_test(tc, test_restore_keeps_table_sparse);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -6,7 +6,10 @@
  * with frees, size limits, invalid handles, pages going back to the OS,
  * allocation-failure injection, a 4-thread stress where every object holds
  * a pattern derived from its handle, and the density reached on lz4-
- * compressed pages of a real process memory image.
+ * compressed pages of a real process memory image. Every test runs twice:
+ * on a pool of anonymous memory and on one whose pages and side table are
+ * memfds, which also shows that a second mapping of the memfds (at another
+ * address, as a restarted daemon would make) holds the same objects.
  *
  * Under valgrind: CK_FORK=no valgrind --leak-check=full ./check_z3fold
  */
@@ -19,8 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/common/failpoint.h"
+#include "lib/common/macros.h"
 #include "lib/z3fold/z3fold.h"
 #include "density.h"
 #include "memimage.h"
@@ -29,6 +34,8 @@
 #define CHUNK 64u
 
 static struct z3fold_pool *pool;
+/* what the pools of this run are made of; set by main() before each run */
+static enum pagemem_kind pool_kind;
 
 static uintptr_t page_of(const void *p)
 {
@@ -108,7 +115,7 @@ static void check_verify(void)
 
 static void setup(void)
 {
-	pool = z3fold_create_pool("test", NULL, NULL);
+	pool = z3fold_create_pool("test", pool_kind, NULL, NULL);
 	ck_assert_ptr_nonnull(pool);
 }
 
@@ -385,7 +392,7 @@ static const struct z3fold_ops evict_ops = { .evict = test_evict };
 static void setup_evict(void)
 {
 	memset(&ev, 0, sizeof(ev));
-	pool = z3fold_create_pool("reclaim", &evict_ops, &ev);
+	pool = z3fold_create_pool("reclaim", pool_kind, &evict_ops, &ev);
 	ck_assert_ptr_nonnull(pool);
 }
 
@@ -572,11 +579,25 @@ END_TEST
  * Pages from and back to the OS, allocation failures
  *****************/
 
+/* Pages of memory the pool's page memfd holds; -1 for anonymous memory. */
+static long arena_file_pages(void)
+{
+	const struct pagemem *pages, *frames;
+	struct stat st;
+
+	z3fold_memory(pool, &pages, &frames);
+	if (pagemem_fd(pages) < 0)
+		return -1;
+	ck_assert_int_eq(fstat(pagemem_fd(pages), &st), 0);
+	return (long)(st.st_blocks * 512 / PAGE);
+}
+
 START_TEST(test_pages_return_to_os)
 {
 	enum { N = 3 * 256 * 3 };
 	static unsigned long h[N];
 	struct z3fold_stats st;
+	long before;
 	int i;
 
 	for (i = 0; i < N; i++)
@@ -585,6 +606,7 @@ START_TEST(test_pages_return_to_os)
 	ck_assert_uint_eq(st.pages, N / 3);
 	ck_assert_uint_ge(st.reserved_pages, N / 3);
 	check_verify();
+	before = arena_file_pages();
 	for (i = 0; i < N; i++) {
 		check_pattern(h[i], 1200);
 		z3fold_free(pool, h[i]);
@@ -594,6 +616,74 @@ START_TEST(test_pages_return_to_os)
 	/* all but one spare batch went back */
 	ck_assert_uint_le(st.reserved_pages, 256);
 	check_verify();
+	/* a memfd's segments were punched: its memory went back too */
+	if (before >= 0) {
+		ck_assert_int_ge(before, N / 3);
+		ck_assert_int_le(arena_file_pages(), 256);
+	}
+}
+END_TEST
+
+/*
+ * The pool's memfds mapped a second time, at another address (what a
+ * restarted daemon does with the fds it is handed): every object is there
+ * at the offset it has in the first mapping, and a write through either
+ * mapping shows in the other.
+ */
+START_TEST(test_arena_mapped_again)
+{
+	enum { N = 600 };
+	static unsigned long h[N];
+	static size_t size[N];
+	const struct pagemem *pages, *frames;
+	struct pagemem again, again_frames;
+	uint8_t *obj;
+	size_t off;
+	struct stat st;
+	int i;
+
+	for (i = 0; i < N; i++) {
+		size[i] = i % 7 ? 64u * (unsigned int)(1 + i % 40) : PAGE;
+		h[i] = alloc_filled(size[i]);
+	}
+	z3fold_memory(pool, &pages, &frames);
+	ck_assert_int_ge(pagemem_fd(pages), 0);
+	ck_assert_int_eq(fstat(pagemem_fd(pages), &st), 0);
+	ck_assert_int_eq(pagemem_alloc(&again, &(struct pagemem_src){
+		PAGEMEM_FILE, pagemem_fd(pages) }, (size_t)st.st_size,
+		"again"), 0);
+	ck_assert_ptr_ne(again.base, pages->base);
+	for (i = 0; i < N; i++) {
+		off = (size_t)((uint8_t *)map_once(h[i]) -
+			       (uint8_t *)pages->base);
+		ck_assert_uint_lt(off + size[i], again.len + 1);
+		ck_assert_msg(pattern_ok((uint8_t *)again.base + off, h[i],
+					 size[i]), "object %d differs", i);
+	}
+	/* a write through the second mapping is the pool's object */
+	obj = map_once(h[0]);
+	off = (size_t)(obj - (uint8_t *)pages->base);
+	((uint8_t *)again.base)[off] ^= 0xff;
+	ck_assert(!pattern_ok(obj, h[0], size[0]));
+	((uint8_t *)again.base)[off] ^= 0xff;
+	check_pattern(h[0], size[0]);
+	/* the side table (links, flags, generations) is the same bytes */
+	ck_assert_int_eq(fstat(pagemem_fd(frames), &st), 0);
+	ck_assert_int_eq(pagemem_alloc(&again_frames, &(struct pagemem_src){
+		PAGEMEM_FILE, pagemem_fd(frames) }, (size_t)st.st_size,
+		"again frames"), 0);
+	ck_assert_int_eq(memcmp(again_frames.base, frames->base,
+				(size_t)st.st_size), 0);
+	pagemem_free(&again_frames);
+	pagemem_free(&again);
+	/* the pool's own descriptors were not the ones closed */
+	check_verify();
+	for (i = 0; i < N; i++) {
+		check_pattern(h[i], size[i]);
+		z3fold_free(pool, h[i]);
+	}
+	ck_assert_int_ge(pagemem_fd(pages), 0);
+	ck_assert_int_eq(fstat(pagemem_fd(pages), &st), 0);
 }
 END_TEST
 
@@ -606,7 +696,7 @@ START_TEST(test_alloc_failure_injection)
 	/* creation: fail the n-th request until it succeeds */
 	for (n = 1; !p; n++) {
 		failpoint_arm(n);
-		p = z3fold_create_pool("inject", NULL, NULL);
+		p = z3fold_create_pool("inject", pool_kind, NULL, NULL);
 		ck_assert(p || failpoint_failures() == 1);
 	}
 	failpoint_arm(0);
@@ -818,7 +908,7 @@ START_TEST(test_stress_threads)
 	uintptr_t i;
 
 	z3fold_destroy_pool(pool);
-	pool = z3fold_create_pool("stress", &stress_ops, NULL);
+	pool = z3fold_create_pool("stress", pool_kind, &stress_ops, NULL);
 	ck_assert_ptr_nonnull(pool);
 	for (i = 0; i < ST_ENTRIES; i++)
 		pthread_mutex_init(&st_entries[i].lock, NULL);
@@ -876,9 +966,10 @@ START_TEST(test_density_real_memory)
 }
 END_TEST
 
-static Suite *z3fold_suite(void)
+/* The suite on pools of @kind, named @name. */
+static Suite *z3fold_suite(const char *name, enum pagemem_kind kind)
 {
-	Suite *s = suite_create("z3fold");
+	Suite *s = suite_create(name);
 	TCase *tc;
 
 	tc = tcase_create("placement");
@@ -910,6 +1001,13 @@ static Suite *z3fold_suite(void)
 	tcase_add_test(tc, test_alloc_failure_injection);
 	suite_add_tcase(s, tc);
 
+	if (kind != PAGEMEM_ANON) {
+		tc = tcase_create("file");
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_add_test(tc, test_arena_mapped_again);
+		suite_add_tcase(s, tc);
+	}
+
 	tc = tcase_create("stress");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
@@ -921,11 +1019,24 @@ static Suite *z3fold_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(z3fold_suite());
-	int failed;
+	static const struct {
+		const char *name;
+		enum pagemem_kind kind;
+	} runs[] = {
+		{ "z3fold", PAGEMEM_ANON },
+		{ "z3fold on memfds", PAGEMEM_MEMFD },
+	};
+	int failed = 0;
+	size_t i;
 
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	for (i = 0; i < ARRAY_SIZE(runs); i++) {
+		SRunner *sr;
+
+		pool_kind = runs[i].kind;
+		sr = srunner_create(z3fold_suite(runs[i].name, runs[i].kind));
+		srunner_run_all(sr, CK_ENV);
+		failed += srunner_ntests_failed(sr);
+		srunner_free(sr);
+	}
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -33,11 +33,14 @@
  *   the HEADLESS/CLAIMED flags. The in-page header holds the rest.
  * - Pages come from one address range reserved at pool creation (as large
  *   as the machine's RAM) from the page provider (lib/common/pagemem.h),
- *   as does the side table. Segments of SEG_PAGES pages are committed as
- *   the pool grows and decommitted (handed back to the OS) when a second
- *   segment becomes empty. Every link and handle holds frame numbers (page
- *   offsets in that range), never pointers, so that a later memfd-backed
- *   range can be handed to a restarted daemon.
+ *   as does the side table: anonymous memory, or a memfd each
+ *   (z3fold_memory()). Segments of SEG_PAGES pages are committed as the
+ *   pool grows and decommitted (handed back to the OS: a memfd's part is
+ *   punched) when a second segment becomes empty. Every link and handle
+ *   holds frame numbers (page offsets in that range), never pointers, so
+ *   that a memfd-backed range can be handed to a restarted daemon. The
+ *   list heads, the segment tables and the counters are in struct
+ *   z3fold_pool, on the heap: a successor rebuilds them from the frames.
  * - Locks: pool->lock is an adaptive pthread mutex instead of the pool
  *   spinlock: it spins briefly, then sleeps, so that a holder preempted by
  *   one of the daemon's other threads (there are more threads than cores)
@@ -847,13 +850,16 @@ static void page_release(struct z3fold_pool *pool, uint32_t f, bool on_lru)
  *****************/
 
 struct z3fold_pool *z3fold_create_pool(const char *name,
+				       enum pagemem_kind kind,
 				       const struct z3fold_ops *ops, void *priv)
 {
+	const struct pagemem_src src = { kind, -1 };
 	long phys = sysconf(_SC_PHYS_PAGES);
 	pthread_mutexattr_t attr;
 	struct z3fold_pool *pool;
 	size_t nr_segs;
 	unsigned int i;
+	int ret = -ENOMEM;
 
 	if (phys <= 0) {
 		errno = EINVAL;
@@ -878,11 +884,14 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
 	if (failpoint_hit() ||
 	    !(pool->seg_state = calloc(nr_segs, sizeof(*pool->seg_state))))
 		goto out_free_seg_used;
-	if (pagemem_reserve(&pool->side, nr_segs * PAGE_SIZE,
-			    "z3fold frames"))
+	ret = pagemem_reserve(&pool->side, &src, nr_segs * PAGE_SIZE,
+			      "z3fold frames");
+	if (ret)
 		goto out_free_seg_state;
-	if (pagemem_reserve(&pool->pages, nr_segs << (SEG_SHIFT + PAGE_SHIFT),
-			    "z3fold pages"))
+	ret = pagemem_reserve(&pool->pages, &src,
+			      nr_segs << (SEG_SHIFT + PAGE_SHIFT),
+			      "z3fold pages");
+	if (ret)
 		goto out_free_side;
 
 	pthread_mutexattr_init(&attr);
@@ -905,8 +914,15 @@ out_free_seg_used:
 	free(pool->seg_used);
 out_free_pool:
 	free(pool);
-	errno = ENOMEM;
+	errno = -ret;
 	return NULL;
+}
+
+void z3fold_memory(struct z3fold_pool *pool, const struct pagemem **pages,
+		   const struct pagemem **frames)
+{
+	*pages = &pool->pages;
+	*frames = &pool->side;
 }
 
 /*

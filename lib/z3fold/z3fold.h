@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/pagemem.h"
+
 #define Z3FOLD_PAGE_SIZE 4096u
 /* Largest object that shares a page; bigger ones get a HEADLESS page. */
 #define Z3FOLD_MAX_SHARED_SIZE (Z3FOLD_PAGE_SIZE - 2 * 64u)
@@ -62,6 +64,8 @@ struct z3fold_stats {
 /*
  * z3fold_create_pool() - create a pool
  * @name: pool name, copied; used in diagnostics
+ * @kind: what its pages and side table are made of: PAGEMEM_ANON, or
+ *        PAGEMEM_MEMFD (a memfd each, see z3fold_memory())
  * @ops:  callbacks (may be NULL: then z3fold_reclaim_page() returns -EINVAL)
  * @priv: passed to every callback; the pool never dereferences it
  *
@@ -70,7 +74,19 @@ struct z3fold_stats {
  * Return: the pool, or NULL with errno set.
  */
 struct z3fold_pool *z3fold_create_pool(const char *name,
+				       enum pagemem_kind kind,
 				       const struct z3fold_ops *ops, void *priv);
+
+/*
+ * z3fold_memory() - the page provider's tables @pool lives in: *@pages
+ * its pool pages (pool page f at byte f * Z3FOLD_PAGE_SIZE, so an object
+ * sits at the same offset wherever the table is mapped), *@frames its side
+ * table (16 bytes per pool page). Both hold frame numbers, never pointers;
+ * file-backed, their descriptors (pagemem_fd()) are what a successor maps
+ * again. Immutable for the pool's life.
+ */
+void z3fold_memory(struct z3fold_pool *pool, const struct pagemem **pages,
+		   const struct pagemem **frames);
 
 /* Destroys a pool; every object must have been freed. */
 void z3fold_destroy_pool(struct z3fold_pool *pool);
