@@ -106,7 +106,7 @@ static double throughput(bool use_pool, unsigned int threads,
 	unsigned int i;
 
 	if (use_pool &&
-	    !(pool = z3fold_create_pool("bench", PAGEMEM_ANON, NULL, NULL)))
+	    !(pool = z3fold_create_pool("bench", NULL, NULL, NULL)))
 		return 0;
 	for (i = 0; i < threads; i++) {
 		a[i] = (struct bench_args){ .pool = pool, .ops = ops, .seed = i };
@@ -125,7 +125,7 @@ static int density(enum density_codec codec, const struct memimage *img,
 		   struct density_result *res)
 {
 	struct z3fold_pool *pool =
-		z3fold_create_pool("density", PAGEMEM_ANON, NULL, NULL);
+		z3fold_create_pool("density", NULL, NULL, NULL);
 	int ret;
 
 	if (!pool)

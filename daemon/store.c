@@ -171,7 +171,7 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	       const struct store_owner *owner)
 {
 	memset(s, 0, sizeof(*s));
-	s->pool = z3fold_create_pool("uzswap", PAGEMEM_ANON, &store_ops, s);
+	s->pool = z3fold_create_pool("uzswap", NULL, &store_ops, s);
 	if (!s->pool)
 		return -errno;
 	s->owner = *owner;

@@ -51,6 +51,13 @@
  * - Handles also carry a 16-bit generation of their frame, so that a freed
  *   or reused handle is detected (counted and reported) instead of touching
  *   another object.
+ * - A pool on a memfd or a file may outlive its owner: a successor makes a
+ *   pool on the same files and recovers it from the handles its records
+ *   name (z3fold_recover_*()), freeing what they do not name and clearing
+ *   what only the dead process meant (frame locks, claims, map counts).
+ *   That is sound because an object's header fields change only while no
+ *   record names it, which is why such a pool never moves an object (the
+ *   middle buddy's move and the first_num rotation rewrite named objects).
  *
  * Lock order: a frame lock may be held while taking pool->lock. While
  * holding pool->lock, the locks of in-use frames are only trylocked; the
@@ -68,6 +75,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/failpoint.h"
@@ -214,6 +222,11 @@ enum seg_state {
  * @empty_segs:      mapped segments without in-use frames; lock
  * @hwm_segs:        segments whose side table is mapped (all below it
  *                   have been mapped once); written under @grow_lock
+ * @persistent:      its pages may outlive the process: no object moves;
+ *                   immutable
+ * @rec:             while recovering: per frame, the buddies a record
+ *                   named (bit per enum buddy); NULL otherwise
+ * @rec_frames:      frames @rec covers
  * @st:              counters; atomic
  */
 struct z3fold_pool {
@@ -234,6 +247,9 @@ struct z3fold_pool {
 	uint8_t *seg_state;
 	uint32_t empty_segs;
 	atomic_uint hwm_segs;
+	bool persistent;
+	uint8_t *rec;
+	uint32_t rec_frames;
 	struct {
 		atomic_uint_fast64_t pages, headless_pages, objects,
 			payload_bytes, reserved_pages, allocs, frees,
@@ -741,12 +757,14 @@ static void move_middle(struct z3fold_pool *pool, uint32_t f,
 	zhdr->start_middle = (uint8_t)new_start;
 }
 
-/* Which start the middle buddy should move to, or 0 if it stays. */
-static unsigned int middle_target(struct z3fold_header *zhdr)
+/* Which start the middle buddy should move to, or 0 if it stays (always,
+ * in a pool whose pages may outlive the process). */
+static unsigned int middle_target(struct z3fold_pool *pool,
+				  struct z3fold_header *zhdr)
 {
 	unsigned int end;
 
-	if (!zhdr->middle_chunks)
+	if (!zhdr->middle_chunks || pool->persistent)
 		return 0;
 	if (!zhdr->first_chunks && !zhdr->last_chunks)
 		return ZHDR_CHUNKS;
@@ -771,7 +789,7 @@ static unsigned int middle_target(struct z3fold_header *zhdr)
 static bool z3fold_compact_page(struct z3fold_pool *pool, uint32_t f)
 {
 	struct z3fold_header *zhdr = frame_hdr(pool, f);
-	unsigned int target = middle_target(zhdr);
+	unsigned int target = middle_target(pool, zhdr);
 
 	if (!target)
 		return false;
@@ -805,7 +823,7 @@ static bool page_settle(struct z3fold_pool *pool, uint32_t f, bool to_lru)
 	bool moved = false, deferred = false;
 
 	if (zhdr->middle_mapped)
-		deferred = middle_target(zhdr) != 0;
+		deferred = middle_target(pool, zhdr) != 0;
 	else
 		moved = z3fold_compact_page(pool, f);
 
@@ -850,10 +868,12 @@ static void page_release(struct z3fold_pool *pool, uint32_t f, bool on_lru)
  *****************/
 
 struct z3fold_pool *z3fold_create_pool(const char *name,
-				       enum pagemem_kind kind,
+				       const struct z3fold_mem *mem,
 				       const struct z3fold_ops *ops, void *priv)
 {
-	const struct pagemem_src src = { kind, -1 };
+	const struct z3fold_mem anon = {
+		{ PAGEMEM_ANON, -1 }, { PAGEMEM_ANON, -1 },
+	};
 	long phys = sysconf(_SC_PHYS_PAGES);
 	pthread_mutexattr_t attr;
 	struct z3fold_pool *pool;
@@ -873,6 +893,9 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (!mem)
+		mem = &anon;
+	pool->persistent = mem->pages.kind != PAGEMEM_ANON;
 	snprintf(pool->name, sizeof(pool->name), "%s", name ? name : "z3fold");
 	if (ops)
 		pool->ops = *ops;
@@ -884,11 +907,11 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
 	if (failpoint_hit() ||
 	    !(pool->seg_state = calloc(nr_segs, sizeof(*pool->seg_state))))
 		goto out_free_seg_used;
-	ret = pagemem_reserve(&pool->side, &src, nr_segs * PAGE_SIZE,
+	ret = pagemem_reserve(&pool->side, &mem->frames, nr_segs * PAGE_SIZE,
 			      "z3fold frames");
 	if (ret)
 		goto out_free_seg_state;
-	ret = pagemem_reserve(&pool->pages, &src,
+	ret = pagemem_reserve(&pool->pages, &mem->pages,
 			      nr_segs << (SEG_SHIFT + PAGE_SHIFT),
 			      "z3fold pages");
 	if (ret)
@@ -943,6 +966,7 @@ void z3fold_destroy_pool(struct z3fold_pool *pool)
 			pool->name, (unsigned long long)left);
 	pagemem_free(&pool->pages);
 	pagemem_free(&pool->side);
+	free(pool->rec);
 	free(pool->seg_state);
 	free(pool->seg_used);
 	pthread_mutex_destroy(&pool->grow_lock);
@@ -1349,13 +1373,12 @@ static int verify_fail(struct z3fold_pool *pool, uint32_t f, const char *what)
 	return -EUCLEAN;
 }
 
-/* What is wrong with the layout of a buddied page, or NULL. */
-static const char *verify_layout(struct z3fold_header *zhdr)
+/* What is wrong with the objects of a buddied page, or NULL. */
+static const char *verify_objects(struct z3fold_header *zhdr)
 {
 	unsigned int first_end = ZHDR_CHUNKS + zhdr->first_chunks;
 	unsigned int last_start = TOTAL_CHUNKS - zhdr->last_chunks;
-	unsigned int nfree = num_free_chunks(zhdr);
-	unsigned int bud, want;
+	unsigned int bud;
 
 	if (first_end > last_start)
 		return "first and last buddies overlap";
@@ -1372,6 +1395,18 @@ static const char *verify_layout(struct z3fold_header *zhdr)
 	}
 	if (page_is_empty(zhdr))
 		return "in-use page holds no object";
+	return NULL;
+}
+
+/* What is wrong with the layout of a buddied page, or NULL. */
+static const char *verify_layout(struct z3fold_header *zhdr)
+{
+	unsigned int nfree = num_free_chunks(zhdr);
+	const char *bad = verify_objects(zhdr);
+	unsigned int want;
+
+	if (bad)
+		return bad;
 	want = page_has_free_slot(zhdr) && nfree ? nfree : NOT_LISTED;
 	if (zhdr->unbuddied != want)
 		return "page is on the wrong unbuddied list";
@@ -1472,4 +1507,194 @@ int z3fold_verify(struct z3fold_pool *pool)
 				  "counters disagree with the pages");
 	pool_unlock(pool);
 	return ret;
+}
+
+/*****************
+ * Recovery
+ *****************/
+
+/* Whether the pages of segment @s hold data in the pool's file (reading a
+ * hole of a shared file mapping would allocate it). */
+static bool seg_has_data(struct z3fold_pool *pool, uint32_t s)
+{
+	size_t start = (size_t)s << (SEG_SHIFT + PAGE_SHIFT), end;
+
+	return pagemem_next_data(&pool->pages, start, &end) <
+	       start + ((size_t)SEG_PAGES << PAGE_SHIFT);
+}
+
+int z3fold_recover_begin(struct z3fold_pool *pool)
+{
+	struct stat sb;
+	uint32_t segs, s;
+
+	if (pagemem_fd(&pool->side) < 0 || pagemem_fd(&pool->pages) < 0 ||
+	    fstat(pagemem_fd(&pool->side), &sb) < 0)
+		return -EINVAL;
+	/* one side-table page per segment */
+	segs = (uint32_t)((uint64_t)sb.st_size >> PAGE_SHIFT);
+	if (segs > pool->nr_segs)
+		segs = pool->nr_segs;
+	if (failpoint_hit() ||
+	    !(pool->rec = calloc((size_t)segs << SEG_SHIFT, 1)))
+		return -ENOMEM;
+	pool->rec_frames = segs << SEG_SHIFT;
+	if (segs && pagemem_commit(&pool->side, 0, (size_t)segs << PAGE_SHIFT))
+		goto out_free;
+	atomic_store(&pool->hwm_segs, segs);
+	for (s = 0; s < segs; s++) {
+		if (!seg_has_data(pool, s))
+			continue;
+		if (pagemem_commit(&pool->pages,
+				   (size_t)s << (SEG_SHIFT + PAGE_SHIFT),
+				   (size_t)SEG_PAGES << PAGE_SHIFT))
+			goto out_free;
+		pool->seg_state[s] = SEG_MAPPED;
+	}
+	return 0;
+
+out_free:
+	free(pool->rec);
+	pool->rec = NULL;
+	pool->rec_frames = 0;
+	return -ENOMEM;
+}
+
+/* Whether buddy @bud of a buddied page is a whole object inside the page,
+ * its size, chunks and generation agreeing. */
+static bool buddy_sound(struct z3fold_header *zhdr, enum buddy bud)
+{
+	unsigned int chunks = *buddy_chunks(zhdr, bud);
+
+	if (!chunks || !zhdr->gen[bud] || chunks > NCHUNKS ||
+	    size_to_chunks(zhdr->size[bud]) != chunks)
+		return false;
+	return bud != MIDDLE ||
+	       (zhdr->start_middle >= ZHDR_CHUNKS &&
+		zhdr->start_middle + chunks <= TOTAL_CHUNKS);
+}
+
+long z3fold_recover_ref(struct z3fold_pool *pool, unsigned long handle)
+{
+	uint32_t f = handle_frame(handle);
+	struct z3fold_header *zhdr;
+	struct z3fold_frame *fr;
+	enum buddy bud;
+
+	if ((handle >> FRAME_SHIFT) > UINT32_MAX || f >= pool->rec_frames ||
+	    pool->seg_state[f >> SEG_SHIFT] != SEG_MAPPED)
+		return -ESTALE;
+	fr = frame_of(pool, f);
+	if (!(fr->flags & FRAME_INUSE))
+		return -ESTALE;
+	if (fr->flags & FRAME_HEADLESS) {
+		if ((handle & BUDDY_MASK) != HEADLESS ||
+		    handle_gen(handle) != fr->gen || !fr->hsize ||
+		    fr->hsize > PAGE_SIZE)
+			return -ESTALE;
+		pool->rec[f] |= 1u << HEADLESS;
+		return fr->hsize;
+	}
+	zhdr = frame_hdr(pool, f);
+	bud = handle_to_buddy(zhdr, handle);
+	if (bud == HEADLESS || zhdr->gen[bud] != handle_gen(handle) ||
+	    !buddy_sound(zhdr, bud))
+		return -ESTALE;
+	pool->rec[f] |= 1u << bud;
+	return zhdr->size[bud];
+}
+
+/* Forget the buddies of a buddied page no record named; what a crash
+ * left of a half-done allocation or free goes with them. */
+static void forget_unnamed(struct z3fold_header *zhdr, uint8_t named)
+{
+	unsigned int bud;
+
+	for (bud = FIRST; bud <= LAST; bud++) {
+		if (named & (1u << bud))
+			continue;
+		*buddy_chunks(zhdr, (enum buddy)bud) = 0;
+		zhdr->gen[bud] = 0;
+		zhdr->size[bud] = 0;
+		if (bud == MIDDLE)
+			zhdr->start_middle = 0;
+	}
+	zhdr->middle_mapped = 0;
+	zhdr->on_compact = 0;
+	zhdr->unbuddied = NOT_LISTED;
+	zhdr->buddy.prev = zhdr->buddy.next = NO_FRAME;
+	zhdr->compact.prev = zhdr->compact.next = NO_FRAME;
+}
+
+/* The side entries of a segment without pages: no lock held, nothing in
+ * use (generations kept, so that handles of its past never match again). */
+static void forget_segment(struct z3fold_pool *pool, uint32_t s)
+{
+	uint32_t i;
+
+	for (i = 0; i < SEG_PAGES; i++) {
+		struct z3fold_frame *fr = frame_of(pool, (s << SEG_SHIFT) + i);
+
+		atomic_store(&fr->lock, 0);
+		fr->flags = 0;
+	}
+}
+
+/* Put frame @f of a recovered segment back: in use with what was named,
+ * or free. Its lock and the marks of the dead owner's operations go. */
+static void recover_frame(struct z3fold_pool *pool, uint32_t f)
+{
+	struct z3fold_frame *fr = frame_of(pool, f);
+	uint8_t named = pool->rec[f];
+	uint64_t objects = 0, payload = 0;
+	const char *bad;
+
+	atomic_store(&fr->lock, 0);
+	if (!named) {
+		fr->flags = 0;
+		flist_add_head(pool, &pool->free_frames, f, lru_links);
+		return;
+	}
+	pool->seg_used[f >> SEG_SHIFT]++;
+	stat_add(&pool->st.pages, 1);
+	if (fr->flags & FRAME_HEADLESS) {
+		fr->flags = FRAME_INUSE | FRAME_HEADLESS;
+		stat_add(&pool->st.headless_pages, 1);
+	} else {
+		fr->flags = FRAME_INUSE;
+		forget_unnamed(frame_hdr(pool, f), named);
+		bad = verify_objects(frame_hdr(pool, f));
+		if (bad)
+			fprintf(stderr, "z3fold %s: recovery: frame %u: %s\n",
+				pool->name, f, bad);
+		unbuddied_add_locked(pool, f);
+	}
+	flist_add_head(pool, &pool->lru, f, lru_links);
+	verify_count(pool, f, &objects, &payload);
+	stat_add(&pool->st.objects, (int64_t)objects);
+	stat_add(&pool->st.payload_bytes, (int64_t)payload);
+}
+
+void z3fold_recover_end(struct z3fold_pool *pool)
+{
+	uint32_t s, i, segs = pool->rec_frames >> SEG_SHIFT;
+
+	pool_lock(pool);
+	for (s = 0; s < segs; s++) {
+		if (pool->seg_state[s] != SEG_MAPPED) {
+			forget_segment(pool, s);
+			continue;
+		}
+		pool->seg_used[s] = 0;
+		for (i = SEG_PAGES; i-- > 0;)
+			recover_frame(pool, (s << SEG_SHIFT) + i);
+		if (pool->seg_used[s] == 0)
+			pool->empty_segs++;
+		stat_add(&pool->st.reserved_pages, SEG_PAGES);
+	}
+	pool_unlock(pool);
+	free(pool->rec);
+	pool->rec = NULL;
+	pool->rec_frames = 0;
+	pool_trim(pool);
 }

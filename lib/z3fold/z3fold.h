@@ -62,20 +62,58 @@ struct z3fold_stats {
 };
 
 /*
+ * struct z3fold_mem - what a pool's pages and its side table are made of
+ * (pagemem.h): both anonymous, a new memfd each, or the caller's files.
+ * A pool made on files that already hold a pool is that pool again, to be
+ * recovered (below) before any other call.
+ */
+struct z3fold_mem {
+	struct pagemem_src pages;
+	struct pagemem_src frames;
+};
+
+/*
  * z3fold_create_pool() - create a pool
  * @name: pool name, copied; used in diagnostics
- * @kind: what its pages and side table are made of: PAGEMEM_ANON, or
- *        PAGEMEM_MEMFD (a memfd each, see z3fold_memory())
+ * @mem:  what its memory is made of; NULL: anonymous memory
  * @ops:  callbacks (may be NULL: then z3fold_reclaim_page() returns -EINVAL)
  * @priv: passed to every callback; the pool never dereferences it
  *
  * The pool reserves address space for as many pages as the machine has
- * RAM, and takes pages from the OS in batches as it grows.
+ * RAM, and takes pages from the OS in batches as it grows. A pool whose
+ * pages may outlive the process (not anonymous) never moves an object it
+ * holds (no compaction): a move rewrites an object a successor may read.
  * Return: the pool, or NULL with errno set.
  */
 struct z3fold_pool *z3fold_create_pool(const char *name,
-				       enum pagemem_kind kind,
+				       const struct z3fold_mem *mem,
 				       const struct z3fold_ops *ops, void *priv);
+
+/*
+ * Recovery. A pool made on the files of a pool whose owner died is rebuilt
+ * from what the owner's records still name, as in a crash any object may
+ * have been half allocated or half freed:
+ *   z3fold_recover_begin(pool);
+ *   z3fold_recover_ref(pool, handle)   for every handle a record names;
+ *   z3fold_recover_end(pool);
+ * Every object no record named is freed, the lists and counters are
+ * rebuilt, and the pool is usable. A handle that names no live object of
+ * its generation (never published, or a record gone wrong) is refused:
+ * its page must not be served from it. The owner's writes follow the rule
+ * that makes this sound: an object's header fields are written only while
+ * no record names it. No other call may run meanwhile.
+ */
+
+/* Start recovering @pool (made on existing files). Return: 0 or -ENOMEM. */
+int z3fold_recover_begin(struct z3fold_pool *pool);
+
+/* A record names @handle. Return: the object's size, or -ESTALE if
+ * @handle names no object the files hold (then nothing is kept for it). */
+long z3fold_recover_ref(struct z3fold_pool *pool, unsigned long handle);
+
+/* Free every object no z3fold_recover_ref() named; rebuild the lists and
+ * the counters. O(pages of the files). */
+void z3fold_recover_end(struct z3fold_pool *pool);
 
 /*
  * z3fold_memory() - the page provider's tables @pool lives in: *@pages
