@@ -131,8 +131,8 @@ struct fault_thread {
 	atomic_uint beat;
 	struct {
 		atomic_uint_fast64_t faults, zero_fills, zero_pages, wakes,
-			wp_faults, retries, client_gone, client_dropped, loads,
-			read_ahead;
+			wp_faults, poisoned, retries, client_gone,
+			client_dropped, loads, read_ahead;
 	} st;
 	struct {
 		atomic_uint_fast64_t bucket[FAULT_LATENCY_BUCKETS + 1];
@@ -352,6 +352,23 @@ static size_t read_ahead(struct fault_thread *t, struct uffd_ctx *ctx,
 
 /* A MISSING fault on a stored page: bring it back (and maybe the pages
  * after it), then wake the faulting threads. */
+/* A LOST page: the touch gets SIGBUS (UFFDIO_POISON), never zeros, and
+ * never blocks for ever. */
+static void poison_lost(struct fault_thread *t, struct uffd_ctx *ctx,
+			struct region *r, size_t idx)
+{
+	unsigned long addr = r->start + (idx << PAGE_SHIFT);
+	int ret = uffd_poison(ctx->fd, addr, PAGE_SIZE);
+
+	STAT_INC(t, poisoned, 1);
+	if (ret == -EEXIST)
+		uffd_wake(ctx->fd, addr, PAGE_SIZE);
+	else if (ret && !range_gone(ctx, addr, ret) &&
+		 !client_gone(t, ctx, ret))
+		log_err("fault", "pid %d: poison %#lx of a lost page: %s",
+			(int)ctx->slot->pid, addr, strerror(-ret));
+}
+
 static void fill_stored(struct fault_thread *t, struct uffd_ctx *ctx,
 			struct region *r, size_t idx)
 {
@@ -370,6 +387,9 @@ static void fill_stored(struct fault_thread *t, struct uffd_ctx *ctx,
 		break;
 	case LOAD_NOT_STORED:
 		fill_one(t, ctx, r, idx);
+		break;
+	case LOAD_LOST:
+		poison_lost(t, ctx, r, idx);
 		break;
 	case LOAD_GONE:
 	case LOAD_CORRUPT:
@@ -444,6 +464,7 @@ static void handle_pagefault(struct fault_thread *t, struct uffd_ctx *ctx,
 		case PAGE_COMPRESSED:
 		case PAGE_SAME:
 		case PAGE_WRITTEN_BACK:
+		case PAGE_LOST:
 			fill_stored(t, ctx, r, idx);
 			break;
 		default:
@@ -834,6 +855,7 @@ void fault_get_stats(struct fault_pool *fp, struct fault_stats *st)
 		st->zero_pages += atomic_load(&t->st.zero_pages);
 		st->wakes += atomic_load(&t->st.wakes);
 		st->wp_faults += atomic_load(&t->st.wp_faults);
+		st->poisoned += atomic_load(&t->st.poisoned);
 		st->retries += atomic_load(&t->st.retries);
 		st->client_gone += atomic_load(&t->st.client_gone);
 		st->client_dropped += atomic_load(&t->st.client_dropped);

@@ -21,6 +21,7 @@ struct fault_stats {
 	uint64_t zero_pages;      /* pages those calls filled */
 	uint64_t wakes;           /* faults already resolved: woken */
 	uint64_t wp_faults;       /* write-protect faults un-protected */
+	uint64_t poisoned;        /* faults on LOST pages: SIGBUS */
 	uint64_t retries;         /* copies retried after EAGAIN */
 	uint64_t client_gone;     /* ioctls that found the process gone */
 	uint64_t client_dropped;  /* RESIDENT pages the client itself punched */

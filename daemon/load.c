@@ -80,6 +80,9 @@ static uint32_t take_stored(struct region *r, size_t idx, bool faulted,
 		case PAGE_NEW:
 			*res = LOAD_NOT_STORED;
 			return 0;
+		case PAGE_LOST:
+			*res = LOAD_LOST;
+			return 0;
 		default:
 			*res = LOAD_BUSY;
 			return 0;
@@ -144,6 +147,8 @@ int load_region_restore(struct region *r, size_t first, size_t end,
 				/* an evictor or fault thread is on it */
 				sched_yield();
 				i--;
+			} else if (res == LOAD_LOST) {
+				ret = -EIO;
 			}
 			continue;
 		}

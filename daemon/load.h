@@ -29,6 +29,7 @@ enum load_result {
 	LOAD_AGAIN,	/* the kernel said EAGAIN: later */
 	LOAD_GONE,	/* the range or the process is gone */
 	LOAD_CORRUPT,	/* the stored object does not decompress */
+	LOAD_LOST,	/* LOST: nothing can bring it back */
 };
 
 /*
@@ -47,7 +48,9 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
  * back into its memfd with pwrite() and mark it RESIDENT; pages other
  * threads hold are waited for. Call over the whole region before
  * unregistering the range of a live client.
- * Return: 0, or -EIO if a stored page is corrupt (it stays stored).
+ * Return: 0, or -EIO if a stored page is corrupt (it stays stored) or
+ * LOST: then the range must stay registered, or the client would read
+ * zeros there.
  * Cost: a look at every page whose entry may have been written
  * (region_next_entry()), and one decompression and one pwrite per
  * stored page (a pread more if written back), on the calling thread (a

@@ -20,7 +20,7 @@
 
 /*
  * State of one page of a region. Stable states: NEW, RESIDENT, COMPRESSED,
- * SAME, WRITTEN_BACK. Transient states belong to the thread that entered
+ * SAME, WRITTEN_BACK, LOST. Transient states belong to the thread that entered
  * them, which alone may touch the entry's @data and @evicted_at until it
  * publishes a stable state: EVICTING (an evictor storing the page),
  * LOADING (a thread bringing it back — a fault, advice, a restore — or
@@ -45,7 +45,11 @@ enum page_state {
 	PAGE_SAME,		/* each 64-bit word is @data: no payload */
 	PAGE_LOADING,		/* being brought back, or written back */
 	PAGE_WRITTEN_BACK,	/* in the backing file: @data is
-				   slot << PAGE_WB_LEN_BITS | length */
+				   PAGE_DATA_SLOT | slot << PAGE_WB_LEN_BITS |
+				   length */
+	PAGE_LOST,		/* its content cannot be had again (a
+				   successor found its copy gone): a touch
+				   gets SIGBUS, never zeros */
 };
 
 #define PAGE_WB_LEN_BITS	13	/* an object is at most 4096 bytes */

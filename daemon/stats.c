@@ -126,6 +126,7 @@ void stats_status(const struct stats_snapshot *s,
 		.pool_full_events = s->store.full_events,
 		.backing_read_errors = s->backing.read_errors,
 		.backing_write_errors = s->backing.write_errors,
+		.fault_poisoned = s->fault.poisoned,
 	};
 }
 

@@ -295,7 +295,7 @@ END_TEST
  * version 2 ended is its whole reply, field for field.
  */
 #define STATUS_V2_SIZE	(26 * 8)
-#define STATUS_V3_SIZE	(40 * 8)
+#define STATUS_V3_SIZE	(41 * 8)
 
 /* Field @i (in list order) gets the value @i + 1. */
 #define STATUS_SET(F, name, since, ...)	in.name = ++i;

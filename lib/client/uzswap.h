@@ -310,7 +310,8 @@ struct uzswap_status {
 	uint64_t pool_full_events;	/* times the pool hit its cap */
 	uint64_t backing_read_errors;	/* failed backing-file reads */
 	uint64_t backing_write_errors;	/* writes failed by I/O errors */
-	uint64_t reserved[2];		/* zero */
+	uint64_t fault_poisoned;	/* touches of lost pages: SIGBUS */
+	uint64_t reserved[1];		/* zero */
 };
 
 /* One client process, from uzswap_client() and uzswap_clients(). New

@@ -186,7 +186,11 @@ enum counter_show {
 	C(x, backing_write_errors, 3, backing_write_errors,		\
 	  "backing_write_errors", COUNTER_NUMBER,			\
 	  "counter", "uzswap_backing_write_errors_total", "",		\
-	  "Writes to the backing file that failed with an I/O error.")
+	  "Writes to the backing file that failed with an I/O error.")	\
+	C(x, fault_poisoned, 3, fault_poisoned, "fault_poisoned",	\
+	  COUNTER_NUMBER, "counter", "uzswap_fault_poisoned_total", "",	\
+	  "Faults on pages whose content is lost (a takeover found their " \
+	  "copy gone), answered with SIGBUS, never with zeros.")
 
 #define COUNTERS_CLIENT(C, x)						\
 	C(x, uint32_t, regions, 1, regions, "regions", NULL, NULL,	\

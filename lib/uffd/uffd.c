@@ -319,6 +319,17 @@ int uffd_zeropage(int uffd, unsigned long addr, size_t len, bool dontwake)
 	}
 }
 
+int uffd_poison(int uffd, unsigned long addr, size_t len)
+{
+	struct uffdio_poison po = {
+		.range = { .start = addr, .len = len },
+	};
+
+	if (ioctl(uffd, UFFDIO_POISON, &po) < 0)
+		return -errno;
+	return 0;
+}
+
 int uffd_wake(int uffd, unsigned long addr, size_t len)
 {
 	struct uffdio_range range = { .start = addr, .len = len };

@@ -236,6 +236,15 @@ int uffd_copy_partial(int uffd, unsigned long dst, const void *src,
 int uffd_zeropage(int uffd, unsigned long addr, size_t len, bool dontwake);
 
 /*
+ * uffd_poison() - resolve missing faults in the range with poison: a
+ * touch of it gets SIGBUS (6.6; on shmem without asking UFFDIO_API for
+ * UFFD_FEATURE_POISON). For a page whose content is lost: a client must
+ * never read zeros in its place, nor block on it for ever.
+ * Return: 0; -EEXIST a page is mapped; -ENOTTY before 6.6; as uffd_copy().
+ */
+int uffd_poison(int uffd, unsigned long addr, size_t len);
+
+/*
  * uffd_wake() - wake the threads blocked on faults in the range
  * Return: 0 (also after the process exited); -EINVAL bad range; -errno.
  */

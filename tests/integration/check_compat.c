@@ -58,7 +58,7 @@ enum {
 				 * name[64] */
 #define V1_STATS_REPLY	64	/* 8 x u64 */
 #define V1_STATUS_REPLY	208	/* 26 x u64; version 2 too */
-#define V3_STATUS_REPLY	320	/* 40 x u64: version 3 appends 14 */
+#define V3_STATUS_REPLY	328	/* 41 x u64: version 3 appends 15 */
 #define V1_VERSION_REPLY 36	/* min, max u16; release[32] */
 #define V1_ROW		100	/* pid i32, uid u32, comm[16], regions u32,
 				 * 9 x u64 */
