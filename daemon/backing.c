@@ -847,6 +847,29 @@ void backing_free(struct backing *b, uint64_t slot, size_t len)
 		stat_inc(&b->st.invalid_frees);
 }
 
+int backing_recover_ref(struct backing *b, uint64_t slot, size_t len)
+{
+	unsigned int n = len_to_units(len), i;
+	int ret = -ESTALE;
+
+	if (len == 0 || len > BACKING_MAX_OBJECT)
+		return -ESTALE;
+	pthread_mutex_lock(&b->lock);
+	if (slot > b->limit_units || b->limit_units - slot < n)
+		goto out_unlock;
+	for (i = 0; i < n; i++)
+		if (unit_test(b, slot + i))
+			goto out_unlock;
+	for (i = 0; i < n; i++)
+		unit_set(b, slot + i);
+	b->used_units += n;
+	b->objects++;
+	ret = 0;
+out_unlock:
+	pthread_mutex_unlock(&b->lock);
+	return ret;
+}
+
 int backing_set_limit(struct backing *b, uint64_t limit_bytes)
 {
 	size_t words = words_for(limit_bytes);

@@ -95,6 +95,14 @@ void backing_free(struct backing *b, uint64_t slot, size_t len);
  * Return: 0, -EINVAL for a limit past what off_t addresses, or -ENOMEM
  * (the cap is unchanged).
  */
+/*
+ * backing_recover_ref() - a successor's record names the object of @len
+ * bytes at @slot: mark its units used (a file taken over starts with
+ * none). Return: 0; -ESTALE if it lies past the cap or overlaps an object
+ * already named (a record gone wrong: nothing is marked).
+ */
+int backing_recover_ref(struct backing *b, uint64_t slot, size_t len);
+
 int backing_set_limit(struct backing *b, uint64_t limit_bytes);
 
 struct backing_stats {

@@ -168,10 +168,10 @@ static bool rmap_lookup(struct store *s, unsigned long handle,
 
 int store_init(struct store *s, enum compress_algo algo, int level,
 	       uint64_t pool_limit, struct backing *backing,
-	       const struct store_owner *owner)
+	       const struct store_owner *owner, const struct z3fold_mem *mem)
 {
 	memset(s, 0, sizeof(*s));
-	s->pool = z3fold_create_pool("uzswap", NULL, &store_ops, s);
+	s->pool = z3fold_create_pool("uzswap", mem, &store_ops, s);
 	if (!s->pool)
 		return -errno;
 	s->owner = *owner;
@@ -394,6 +394,53 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data)
 			STAT_ADD(s, compressed, -1);
 		return n;
 	}
+}
+
+/*****************
+ * Recovery
+ *****************/
+
+int store_recover_begin(struct store *s)
+{
+	return z3fold_recover_begin(s->pool);
+}
+
+long store_recover_ref(struct store *s, uint32_t info, uint64_t data,
+		       const struct store_key *key)
+{
+	long n;
+
+	switch (page_state(info)) {
+	case PAGE_SAME:
+		STAT_ADD(s, same, 1);
+		return 0;
+	case PAGE_WRITTEN_BACK:
+		if (!s->backing || !(data & PAGE_DATA_SLOT) ||
+		    backing_recover_ref(s->backing, wb_slot(data),
+					wb_len(data)))
+			return -ESTALE;
+		STAT_ADD(s, written_back, 1);
+		return 0;
+	case PAGE_COMPRESSED:
+		n = z3fold_recover_ref(s->pool, data);
+		if (n < 0)
+			return n;
+		if (rmap_add(s, data, key))
+			return -ENOMEM;
+		STAT_ADD(s, payload_bytes, n);
+		if (info & PAGE_RAW)
+			STAT_ADD(s, raw, 1);
+		else
+			STAT_ADD(s, compressed, 1);
+		return n;
+	default:
+		return -ESTALE;
+	}
+}
+
+void store_recover_end(struct store *s)
+{
+	z3fold_recover_end(s->pool);
 }
 
 /*****************

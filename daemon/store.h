@@ -130,10 +130,11 @@ struct store_stats {
 };
 
 /* @pool_limit: bytes, 0 for none; @backing: NULL for none (taken over:
- * closed by store_destroy()); @owner: copied. Return: 0 or -errno. */
+ * closed by store_destroy()); @owner: copied; @mem: what the pool is made
+ * of (z3fold.h), NULL for anonymous memory. Return: 0 or -errno. */
 int store_init(struct store *s, enum compress_algo algo, int level,
 	       uint64_t pool_limit, struct backing *backing,
-	       const struct store_owner *owner);
+	       const struct store_owner *owner, const struct z3fold_mem *mem);
 /* Every stored page must have been dropped or loaded. */
 void store_destroy(struct store *s);
 
@@ -176,6 +177,23 @@ int store_write_back(struct store *s, unsigned long handle, uint64_t *data);
  * page names it there: free the pool's copy. Return: the bytes freed. */
 size_t store_written_back(struct store *s, unsigned long handle,
 			  uint32_t info);
+
+/*
+ * Recovery (a successor's; see z3fold.h): store_recover_begin(), then
+ * store_recover_ref() for each stored page its records name, then
+ * store_recover_end(), before any other call. Objects no page names are
+ * freed; the counters, the reverse map and the backing file's slot map
+ * are rebuilt from the names.
+ */
+int store_recover_begin(struct store *s);
+
+/* Page @key is stored as @info with @data: keep what it names. Return:
+ * the pool bytes its object takes (0: same-filled or written back), or
+ * -ESTALE if the store holds no such copy (the page is lost), -ENOMEM. */
+long store_recover_ref(struct store *s, uint32_t info, uint64_t data,
+		       const struct store_key *key);
+
+void store_recover_end(struct store *s);
 
 /*
  * store_reclaim() - if the pool is at its limit, reclaim from the bottom

@@ -633,7 +633,7 @@ int uzswapd_main(int argc, char **argv)
 		goto out_close_socket;
 	owner = (struct store_owner){ evict_write_back, &d->regions };
 	if (store_init(&d->store, d->conf.compressor, (int)d->conf.zstd_level,
-		       d->conf.pool_limit, backing, &owner)) {
+		       d->conf.pool_limit, backing, &owner, NULL)) {
 		if (backing)
 			backing_close(backing);
 		log_err("main", "cannot set up the compressed store");

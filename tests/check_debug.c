@@ -109,7 +109,7 @@ static void pool_start(void)
 	struct store_owner owner = { refuse_write_back, NULL };
 
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, NULL, &owner), 0);
+	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, NULL, &owner, NULL), 0);
 	ck_assert_int_eq(work_start(&pool, &loop, &st, NULL, NULL, NULL), 0);
 }
 

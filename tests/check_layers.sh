@@ -11,7 +11,8 @@
 #      threads, taking a client's descriptors back
 #   1  what holds pages: regions, uffd contexts, the store
 #   2  the clients: the mm_slot registry
-#   3  the data path's threads and protocols: fault, load, evict
+#   3  the data path's threads and protocols: fault, load, evict, and
+#      a successor's recovery of a region
 #   4  the control plane, on the loop thread (cycles allowed here)
 set -u
 srcdir=${srcdir:-.}
@@ -35,6 +36,7 @@ registry 2
 fault 3
 load 3
 evict 3
+recover 3
 conf 4
 stats 4
 ctl 4

@@ -250,7 +250,7 @@ static struct region *huge_region(struct mm_slot *s, struct store *st)
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, (off_t)(HUGE_PAGES << PAGE_SHIFT)), 0);
-	ck_assert_int_eq(store_init(st, COMPRESS_LZ4, 0, 0, NULL, &owner), 0);
+	ck_assert_int_eq(store_init(st, COMPRESS_LZ4, 0, 0, NULL, &owner, NULL), 0);
 	r = region_create(&ix, s, NULL, st, 1ul << 40, HUGE_PAGES, fd, "huge");
 	ck_assert_ptr_nonnull(r);
 	ck_assert_int_ge(pagemem_fd(&r->table), 0);
