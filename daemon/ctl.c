@@ -198,6 +198,10 @@ static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
 
 	if (proto_decode_hello(m->payload, m->hdr.len, &h))
 		return fail(rep, -EBADMSG, "malformed HELLO");
+	if (h.flags & PROTO_HELLO_RESUME)
+		return fail(rep, -ESTALE, "uzswapd holds no state of this "
+			    "process: it did not take over from the daemon "
+			    "that served it");
 	ret = hello_pick(c, h.min_version, h.max_version, &version, rep);
 	if (ret == 0)
 		ret = hello_attach(c, m, &h, rep);

@@ -46,23 +46,29 @@ static int open_fds(void)
  * Codecs
  *****************/
 
-/* Growth rule for a message whose fields are all of version 1: every
- * shorter payload is refused, a longer one is accepted (the tail is a
- * newer peer's fields) and decodes to the same message. */
-#define CHECK_GROWTH(decode, buf, n, type, want)                             \
+/* Growth rule for a message whose fields are of version 1, but for those
+ * after byte @old_end (where an older version's layout ended; SIZE_MAX:
+ * none): every shorter payload is refused but one that ends at @old_end,
+ * and a longer one is accepted (the tail is a newer peer's fields) and
+ * decodes to the same message. */
+#define CHECK_GROWTH_FROM(decode, buf, n, type, want, old_end)               \
 	do {                                                                 \
 		type tmp_;                                                   \
 		size_t k_;                                                   \
 		for (k_ = 0; k_ < (n); k_++)                                 \
-			ck_assert_int_eq(decode((buf), k_, &tmp_), -EBADMSG); \
+			if (k_ != (old_end))                                 \
+				ck_assert_int_eq(decode((buf), k_, &tmp_),   \
+						 -EBADMSG);                  \
 		memset((buf) + (n), 0xa5, 8);                                \
 		ck_assert_int_eq(decode((buf), (n) + 8, &tmp_), 0);          \
 		ck_assert_mem_eq(&tmp_, (want), sizeof(tmp_));               \
 	} while (0)
+#define CHECK_GROWTH(decode, buf, n, type, want)                             \
+	CHECK_GROWTH_FROM(decode, buf, n, type, want, SIZE_MAX)
 
 START_TEST(test_hello_codec)
 {
-	struct proto_hello in = { 1, 3, 1, 17 }, out;
+	struct proto_hello in = { 1, 3, 1, 17, PROTO_HELLO_RESUME }, out;
 	uint8_t buf[PROTO_MAX_PAYLOAD + 8] = { 0 };
 	size_t n = proto_encode_hello(buf, &in, PROTO_VERSION);
 
@@ -72,7 +78,19 @@ START_TEST(test_hello_codec)
 	ck_assert_uint_eq(out.max_version, 3);
 	ck_assert_uint_eq(out.uffd_mode, 1);
 	ck_assert_int_eq(out.uffd_fdnum, 17);
-	CHECK_GROWTH(proto_decode_hello, buf, n, struct proto_hello, &out);
+	ck_assert_uint_eq(out.flags, PROTO_HELLO_RESUME);
+	CHECK_GROWTH_FROM(proto_decode_hello, buf, n, struct proto_hello, &out,
+			  PROTO_SIZE_hello - 4);
+	/* a version-2 HELLO has no flags: they read 0 */
+	n = proto_encode_hello(buf, &in, 2);
+	ck_assert_uint_eq(n, PROTO_SIZE_hello - 4);
+	ck_assert_int_eq(proto_decode_hello(buf, n, &out), 0);
+	ck_assert_uint_eq(out.flags, 0);
+	/* flags nobody knows */
+	in.flags = 2;
+	n = proto_encode_hello(buf, &in, PROTO_VERSION);
+	ck_assert_int_eq(proto_decode_hello(buf, n, &out), -EBADMSG);
+	in.flags = 0;
 
 	in.min_version = 4;	/* min above max */
 	n = proto_encode_hello(buf, &in, PROTO_VERSION);

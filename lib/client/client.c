@@ -15,9 +15,22 @@
  * ETIMEDOUT, never a hang. A timeout does not break the stream: the
  * reader keeps the half-read message in the connection, and a reply that
  * arrives after its request gave up is recognized by its sequence number
- * and dropped by the next request. Only a broken stream (end of file, a
- * malformed or oversized message) marks the connection dead; every later
- * request then fails at once with the same error.
+ * and dropped by the next request. A malformed or oversized message marks
+ * the connection dead; every later request then fails at once with the
+ * same error.
+ *
+ * Restarts. When the daemon goes away (its end of the stream closes: a
+ * crash, a restart, an upgrade), the library connects again by itself,
+ * within the request's own timeout (a restart takes well under a second;
+ * meanwhile the socket refuses or does not exist): a client connection
+ * sends HELLO with PROTO_HELLO_RESUME and its uffd again, and the new
+ * daemon, which took the process's regions over, carries on with them;
+ * an admin connection negotiates again. The request is then asked again
+ * if asking twice does what asking once does; otherwise (REGISTER, a
+ * RECLAIM...) it fails with -ECONNRESET, its outcome unknown, and the
+ * next request goes to the new daemon. A daemon that holds no state of
+ * the process refuses the resumption: the connection is then dead with
+ * -ESTALE, said once on stderr, because its evicted pages are gone.
  *
  * Regions. A managed region is a memfd mapped MAP_SHARED, MADV_NOHUGEPAGE
  * and MADV_DONTFORK (why: DESIGN.md, "The memory model"), registered with
@@ -101,6 +114,7 @@ _Static_assert(UZSWAP_VERSION_MAJOR == RELEASE_MAJOR &&
  *****************/
 
 #define COPY_RUN_MAX		(1u << 20)	/* bytes per pwrite()/pread() */
+#define RECONNECT_PAUSE_MS	20	/* between tries while nobody listens */
 
 /* Every connection of the process, for the fork handler. */
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -232,26 +246,24 @@ static int recv_reply(struct uzswap *c, uint16_t type, int64_t deadline)
 }
 
 /*
- * transact() - one request and its reply
+ * transact_once() - one request and its reply, on the stream as it is
  * @status: the daemon's answer, 0 or -errno
  * @body:   where to copy the reply body (status 0), @body_size bytes; a
  *          longer body is -EBADMSG (a shorter one is for the decoder to
  *          judge, through *@body_len)
+ * @deadline: when to stop waiting for the reply (now_ms())
  *
- * @timeout_ms: how long to wait for the reply
- *
- * Called with c->lock held; holds it at most @timeout_ms. A refusal's
+ * Called with c->lock held; holds it until @deadline at most. A refusal's
  * explanation from the daemon is kept in c->errmsg.
  * Return: 0 when the daemon answered (its answer in *@status), or -errno
  * when it did not: -ETIMEDOUT (the stream stays usable), or the error that
- * broke the stream, which every later call returns too.
+ * broke the stream (kept in c->dead).
  */
-static int transact(struct uzswap *c, uint16_t type, const uint8_t *payload,
-		    size_t len, const int *fds, int nfds, int32_t *status,
-		    uint8_t *body, size_t body_size, size_t *body_len,
-		    int timeout_ms)
+static int transact_once(struct uzswap *c, uint16_t type,
+			 const uint8_t *payload, size_t len, const int *fds,
+			 int nfds, int32_t *status, uint8_t *body,
+			 size_t body_size, size_t *body_len, int64_t deadline)
 {
-	int64_t deadline = now_ms() + timeout_ms;
 	const uint8_t *rbody;
 	const char *errmsg;
 	size_t rlen;
@@ -289,6 +301,61 @@ static int transact(struct uzswap *c, uint16_t type, const uint8_t *payload,
 out_dead:
 	c->dead = ret;
 	return ret;
+}
+
+/* Whether @err means the daemon went away: its end of the stream closed. */
+static bool daemon_gone(int err)
+{
+	return err == -ECONNRESET || err == -EPIPE;
+}
+
+/* Whether a request of @type left unanswered by a daemon that went away
+ * may be asked of its successor: asking twice does what asking once does. */
+static bool idempotent(uint16_t type)
+{
+	switch (type) {
+	case PROTO_SET_LIMIT:
+	case PROTO_ADVISE:
+	case PROTO_STATS:
+	case PROTO_STATUS:
+	case PROTO_DAEMON_VERSION:
+	case PROTO_CLIENTS:
+	case PROTO_CLIENT:
+	case PROTO_ADMIN_LIMIT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int reconnect(struct uzswap *c, int64_t deadline);
+
+/*
+ * transact() - transact_once(), across a restart of the daemon: a stream
+ * the daemon closed is connected again first (reconnect()); a request the
+ * daemon left unanswered by going away is asked again of its successor if
+ * it is idempotent(), else it fails with -ECONNRESET once the connection
+ * is back. @timeout_ms bounds it all. c->lock held.
+ */
+static int transact(struct uzswap *c, uint16_t type, const uint8_t *payload,
+		    size_t len, const int *fds, int nfds, int32_t *status,
+		    uint8_t *body, size_t body_size, size_t *body_len,
+		    int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	int ret;
+
+	if (daemon_gone(c->dead)) {
+		ret = reconnect(c, deadline);
+		if (ret)
+			return ret;
+	}
+	ret = transact_once(c, type, payload, len, fds, nfds, status, body,
+			    body_size, body_len, deadline);
+	if (!daemon_gone(ret) || reconnect(c, deadline) || !idempotent(type))
+		return ret;
+	return transact_once(c, type, payload, len, fds, nfds, status, body,
+			     body_size, body_len, deadline);
 }
 
 int uzswap__call(struct uzswap *c, uint16_t type, const uint8_t *payload,
@@ -451,28 +518,45 @@ static int hello_reply_take(struct uzswap *c, const uint8_t *body,
 	return 0;
 }
 
-/* HELLO: hand over the uffd, agree on a version, learn the parameters. */
-static int hello(struct uzswap *c)
+/* A handshake request on a fresh stream, c->lock held: the transport
+ * error, else the daemon's status; the reply's body into @body. */
+static int handshake(struct uzswap *c, uint16_t type, const uint8_t *buf,
+		     size_t len, const int *fds, int nfds, uint8_t *body,
+		     size_t *blen, int64_t deadline)
+{
+	int32_t status = 0;
+	int ret;
+
+	c->errmsg[0] = '\0';
+	ret = transact_once(c, type, buf, len, fds, nfds, &status, body,
+			    PROTO_MAX_PAYLOAD, blen, deadline);
+	return ret ? ret : status;
+}
+
+/* HELLO: hand over the uffd, agree on a version, learn the parameters.
+ * @flags: PROTO_HELLO_*. c->lock held. */
+static int hello(struct uzswap *c, uint32_t flags, int64_t deadline)
 {
 	struct proto_hello h = {
 		.min_version = PROTO_VERSION_MIN,
 		.max_version = PROTO_VERSION,
 		.uffd_mode = c->uffd_mode == UFFD_MODE_USER_ONLY ? 1 : 0,
 		.uffd_fdnum = c->uffd,
+		.flags = flags,
 	};
 	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
 	size_t len;
 	int ret;
 
 	len = proto_encode_hello(buf, &h, c->version);
-	ret = call(c, PROTO_HELLO, buf, len, &c->uffd, 1, body, sizeof(body),
-		   &len);
+	ret = handshake(c, PROTO_HELLO, buf, len, &c->uffd, 1, body, &len,
+			deadline);
 	return ret ? ret : hello_reply_take(c, body, len);
 }
 
 /* ADMIN_HELLO: agree on a version. A daemon of version 1 does not know
- * the request: the connection then stays at version 1. */
-static int admin_hello(struct uzswap *c)
+ * the request: the connection then stays at version 1. c->lock held. */
+static int admin_hello(struct uzswap *c, int64_t deadline)
 {
 	struct proto_admin_hello h = {
 		.min_version = PROTO_VERSION_MIN,
@@ -483,13 +567,67 @@ static int admin_hello(struct uzswap *c)
 	int ret;
 
 	len = proto_encode_admin_hello(buf, &h, c->version);
-	ret = call(c, PROTO_ADMIN_HELLO, buf, len, NULL, 0, body,
-		   sizeof(body), &len);
+	ret = handshake(c, PROTO_ADMIN_HELLO, buf, len, NULL, 0, body, &len,
+			deadline);
 	if (ret == -EOPNOTSUPP) {
 		c->rd.version = c->version;
 		return 0;
 	}
 	return ret ? ret : hello_reply_take(c, body, len);
+}
+
+/* Connect to @path, waiting until @deadline while nobody listens there (a
+ * daemon restarting). Return: the socket, or -errno. */
+static int sock_connect_until(const char *path, int64_t deadline)
+{
+	int64_t left;
+	int fd;
+
+	for (;;) {
+		left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		fd = sock_connect(path, (int)left);
+		if (fd != -ECONNREFUSED && fd != -ENOENT)
+			return fd;
+		poll(NULL, 0, left < RECONNECT_PAUSE_MS ? (int)left :
+							 RECONNECT_PAUSE_MS);
+	}
+}
+
+/*
+ * reconnect() - the daemon went away: a new stream to whatever daemon
+ * serves the socket now, in place of the old one (same descriptor
+ * number), and the handshake again: HELLO with RESUME for a client
+ * connection, ADMIN_HELLO for an admin one. A refused resumption leaves
+ * the connection dead with -ESTALE (see the top of this file).
+ * c->lock held. Return: 0 or -errno (c->dead is set then).
+ */
+static int reconnect(struct uzswap *c, int64_t deadline)
+{
+	int fd = sock_connect_until(c->path, deadline), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = dup3(fd, c->sock, O_CLOEXEC) < 0 ? -errno : 0;
+	close(fd);
+	if (ret)
+		return ret;
+	proto_reader_reset(&c->rd);
+	c->version = PROTO_VERSION_MIN;
+	c->rd.version = 0;
+	c->dead = 0;
+	if (c->uffd < 0)
+		return admin_hello(c, deadline);
+	ret = hello(c, PROTO_HELLO_RESUME, deadline);
+	if (ret == 0 || c->dead)
+		return ret;
+	/* the daemon answered, and will not carry on with this process */
+	fprintf(stderr, "libuzswap: uzswapd restarted without this "
+		"process's state (%s): its managed memory cannot be served\n",
+		c->errmsg[0] ? c->errmsg : strerror(-ret));
+	c->dead = -ESTALE;
+	return -ESTALE;
 }
 
 /* Link @c into the process's connections (for the fork handler). */
@@ -517,11 +655,16 @@ static struct uzswap *conn_open(const char *socket_path, int *err)
 		if (!path || !*path)
 			path = UZSWAP_DEFAULT_SOCKET;
 	}
+	if (strlen(path) >= sizeof(c->path)) {
+		*err = -ENAMETOOLONG;
+		return NULL;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		*err = -ENOMEM;
 		return NULL;
 	}
+	strcpy(c->path, path);
 	*err = -pthread_mutex_init(&c->lock, NULL);
 	if (*err)
 		goto out_free;
@@ -553,7 +696,9 @@ uzswap_t *uzswap_connect(const char *socket_path)
 		ret = c->uffd;
 		goto out_close_sock;
 	}
-	ret = hello(c);
+	pthread_mutex_lock(&c->lock);
+	ret = hello(c, 0, now_ms() + c->timeout_ms);
+	pthread_mutex_unlock(&c->lock);
 	if (ret)
 		goto out_close_uffd;
 
@@ -581,7 +726,9 @@ uzswap_t *uzswap_admin_connect(const char *socket_path)
 	c = conn_open(socket_path, &ret);
 	if (!c)
 		return ptr_err(ret);
-	ret = admin_hello(c);
+	pthread_mutex_lock(&c->lock);
+	ret = admin_hello(c, now_ms() + c->timeout_ms);
+	pthread_mutex_unlock(&c->lock);
 	if (ret) {
 		proto_reader_reset(&c->rd);
 		close(c->sock);

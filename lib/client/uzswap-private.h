@@ -43,8 +43,9 @@ struct region {
  * @lock:          serializes requests; protects @seq, @dead, @rd, @regions
  * @next:          next connection of the process; protected by conns_lock
  * @pid:           the process that connected; immutable
- * @sock:          control socket, non-blocking; immutable (the fork
- *                 handler closes it in the child)
+ * @sock:          control socket, non-blocking; its number is immutable
+ *                 (the fork handler closes it in the child): a new
+ *                 stream after a restart takes the same number
  * @uffd:          the process's userfaultfd, -1 on an admin connection;
  *                 immutable (idem)
  * @uffd_mode:     UFFD_MODE_FULL or UFFD_MODE_USER_ONLY; immutable
@@ -60,6 +61,8 @@ struct region {
  * @rd:            the reply being read (@rd.version: the version a reply
  *                 must carry, 0 until HELLO's reply); @lock
  * @errmsg:        the daemon's explanation of its last refusal; @lock
+ * @path:          the daemon's socket, connected again when the daemon
+ *                 restarts; immutable
  */
 struct uzswap {
 	pthread_mutex_t lock;
@@ -77,6 +80,7 @@ struct uzswap {
 	struct region *regions;
 	struct proto_reader rd;
 	char errmsg[PROTO_MAX_ERRMSG];
+	char path[108];		/* sizeof(sockaddr_un.sun_path) */
 };
 
 /* Whether @c may be used by the caller: 0, -EINVAL for no connection,

@@ -68,7 +68,8 @@ int proto_cur_end(const struct proto_cur *c)
 
 static bool hello_ok(const struct proto_hello *m)
 {
-	return m->min_version <= m->max_version && m->uffd_mode <= 1;
+	return m->min_version <= m->max_version && m->uffd_mode <= 1 &&
+	       !(m->flags & ~PROTO_HELLO_RESUME);
 }
 
 static bool admin_hello_ok(const struct proto_admin_hello *m)

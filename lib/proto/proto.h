@@ -36,7 +36,8 @@
  *   1: the first release;
  *   2: every frame carries the connection's version; ADMIN_HELLO;
  *      CLIENTS rows with an offset and a size;
- *   3: STATUS carries every counter (counters.h), /metrics' among them.
+ *   3: STATUS carries every counter (counters.h), /metrics' among them;
+ *      HELLO's flags (RESUME: a client carries on with a new daemon).
  *
  * Layouts. Each message is a list of fields, PROTO_<MSG>_FIELDS below,
  * written once: the struct, the encoder, the decoder and the size derive
@@ -116,13 +117,19 @@ struct proto_hdr {
  * brings it.
  */
 
+/* HELLO flags. RESUME: the uffd served a daemon before this one, which
+ * is to carry on with the regions it took over (a daemon that holds no
+ * state of the uffd refuses it: -ESTALE). */
+#define PROTO_HELLO_RESUME	0x1u
+
 /* HELLO: the first message of a client's connection; fds: its uffd. */
 #define PROTO_HELLO_FIELDS(F, S)					\
 	F(uint16_t, min_version, 1, 1)					\
 	F(uint16_t, max_version, 1, 1)					\
 	F(uint32_t, uffd_mode, 1, 0)	/* 0 full, 1 user-mode only */	\
 	F(int32_t, uffd_fdnum, 1, -1)	/* the uffd's number in the	\
-					 * client's table */
+					 * client's table */		\
+	F(uint32_t, flags, 3, 0)	/* PROTO_HELLO_* */
 
 /* ADMIN_HELLO: the first message of an admin connection; no fds. Sent,
  * as HELLO, at PROTO_VERSION_MIN: its first layout counts as version 1. */

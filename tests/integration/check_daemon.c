@@ -1215,7 +1215,7 @@ END_TEST
  * message completes later, byte by byte. */
 START_TEST(test_proto_slow_peer)
 {
-	struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0, 0 };
+	struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0, 0, 0 };
 	uint8_t buf[PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD], p[PROTO_MAX_PAYLOAD];
 	struct proto_stats_reply st;
 	struct raw r;
@@ -1563,7 +1563,7 @@ END_TEST
 
 START_TEST(test_proto_fd_counts)
 {
-	struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0, 0 };
+	struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0, 0, 0 };
 	struct proto_unregister u = { 0x10000 };
 	uint8_t buf[PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD], p[PROTO_MAX_PAYLOAD];
 	struct proto_stats_reply st;
@@ -1673,7 +1673,7 @@ END_TEST
 
 START_TEST(test_proto_malformed_payloads)
 {
-	struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0, 0 };
+	struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0, 0, 0 };
 	struct proto_register reg = { 0, PAGE, 0, 0, "x" };
 	struct proto_advise adv = { 0, PAGE, PROTO_ADVISE_COLD };
 	uint8_t p[PROTO_MAX_PAYLOAD + 8];
@@ -1822,7 +1822,7 @@ END_TEST
 
 START_TEST(test_proto_hello_fdnum_lies)
 {
-	struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0, 0 };
+	struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0, 0, 0 };
 	uint8_t buf[PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD], p[PROTO_MAX_PAYLOAD];
 	struct raw r;
 	size_t len;
@@ -1964,7 +1964,7 @@ START_TEST(test_proto_connection_handed_over)
 	DH_ASSERT(pid >= 0, "fork");
 	if (pid == 0) {
 		struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0,
-					 0 };
+					 0, 0 };
 		uint8_t buf[PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD];
 		uint8_t p[PROTO_MAX_PAYLOAD];
 		struct proto_reader rd;
