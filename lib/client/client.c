@@ -335,7 +335,9 @@ static int reconnect(struct uzswap *c, int64_t deadline);
  * the daemon closed is connected again first (reconnect()); a request the
  * daemon left unanswered by going away is asked again of its successor if
  * it is idempotent(), else it fails with -ECONNRESET once the connection
- * is back. @timeout_ms bounds it all. c->lock held.
+ * is back. @timeout_ms bounds it all: a daemon that does not come back
+ * in time is -ETIMEDOUT, one that will not resume the process -ESTALE.
+ * c->lock held.
  */
 static int transact(struct uzswap *c, uint16_t type, const uint8_t *payload,
 		    size_t len, const int *fds, int nfds, int32_t *status,
@@ -352,7 +354,10 @@ static int transact(struct uzswap *c, uint16_t type, const uint8_t *payload,
 	}
 	ret = transact_once(c, type, payload, len, fds, nfds, status, body,
 			    body_size, body_len, deadline);
-	if (!daemon_gone(ret) || reconnect(c, deadline) || !idempotent(type))
+	if (!daemon_gone(ret))
+		return ret;
+	ret = reconnect(c, deadline) ?: (idempotent(type) ? 0 : -ECONNRESET);
+	if (ret)
 		return ret;
 	return transact_once(c, type, payload, len, fds, nfds, status, body,
 			     body_size, body_len, deadline);

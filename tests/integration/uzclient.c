@@ -24,8 +24,11 @@
  *                    "report" (prints "rounds N"), "stop" or end of file;
  *                    prints "ready" after the first round
  *   hold MIB         alloc, write the first half, print "ready", read a
- *                    command: "alive" (the daemon still serves) or "gone"
- *                    (it was stopped); then verify, write and verify all
+ *                    command: "alive" (the daemon still serves), "gone"
+ *                    (it was stopped: calls wait for a successor, in
+ *                    vain) or "restarted" (a daemon without this
+ *                    process's state serves: it refuses to resume);
+ *                    then verify, write and verify all
  *   block MIB        alloc, print "ready", wait for a line, then write
  *                    every page (blocks while the daemon is stopped),
  *                    verify, print "done"; then a command: "alive" or
@@ -1125,7 +1128,7 @@ static int cmd_hold(int argc, char **argv)
 	uzswap_t *c;
 	uint8_t *p;
 	bool alive;
-	int ret;
+	int ret, want;
 
 	if (argc != 1)
 		return 2;
@@ -1137,9 +1140,15 @@ static int cmd_hold(int argc, char **argv)
 	say("ready");
 	if (!read_command(line, sizeof(line)))
 		die("no command on stdin");
-	if (strcmp(line, "alive") && strcmp(line, "gone"))
+	if (!strcmp(line, "alive"))
+		want = 0;
+	else if (!strcmp(line, "gone"))
+		want = -ETIMEDOUT;	/* waited for a successor */
+	else if (!strcmp(line, "restarted"))
+		want = -ESTALE;		/* the successor cannot resume it */
+	else
 		die("unknown command '%s'", line);
-	alive = !strcmp(line, "alive");
+	alive = want == 0;
 
 	ret = uzswap_stats(c, &st);
 	if (alive)
@@ -1148,9 +1157,8 @@ static int cmd_hold(int argc, char **argv)
 		      "stats with the daemon up: %d (%s)", ret,
 		      strerror(-ret));
 	else
-		CHECK(ret == -ECONNRESET || ret == -EPIPE,
-		      "stats with the daemon stopped: %d (%s), want "
-		      "-ECONNRESET or -EPIPE", ret, strerror(-ret));
+		CHECK(ret == want, "stats with the daemon %s: %d (%s), want "
+		      "%d", line, ret, strerror(-ret), want);
 
 	/* the data is in the memfd; the never-touched half reads zeros
 	 * (and must not block) */
