@@ -67,6 +67,7 @@ enum uzswapd_exit {
  * @max_registered: bytes one process may register (4x RAM); immutable
  * @nr_ctxs:   client uffds not yet released by the fault threads
  * @stopping:  shutdown has begun: no new connections
+ * @draining:  a DRAIN runs (drain.h)
  */
 struct uzswapd {
 	struct conf_source src;
@@ -92,6 +93,7 @@ struct uzswapd {
 	uint64_t max_registered;
 	unsigned int nr_ctxs;
 	bool stopping;
+	bool draining;
 };
 
 int uzswapd_main(int argc, char **argv);
