@@ -756,7 +756,7 @@ static int ctl_drain(struct ctl_conn *c, struct proto_msg *m,
 	static char why[PROTO_MAX_ERRMSG];
 	struct proto_drain q;
 
-	if (c->rd.version < 3)
+	if (c->rd.version < PROTO_DRAIN_VERSION)
 		return fail(rep, -EOPNOTSUPP, "unknown message type");
 	if (proto_decode_drain(m->payload, m->hdr.len, &q))
 		return fail(rep, -EBADMSG, "malformed DRAIN");

@@ -246,7 +246,7 @@ int uzswap_admin_drain(uzswap_t *c, unsigned int flags,
 	if (flags & ~UZSWAP_DRAIN_FORCE)
 		return -EINVAL;
 	ret = uzswap__usable(c);
-	if (ret == 0 && c->version < 3)
+	if (ret == 0 && c->version < PROTO_DRAIN_VERSION)
 		ret = -EOPNOTSUPP;	/* a daemon older than DRAIN */
 	if (ret == 0) {
 		len = proto_encode_drain(buf, &q, c->version);

@@ -275,6 +275,8 @@ struct proto_hdr {
 	F(uint64_t, pool_before, 1, 0)	/* pool bytes before, after */	\
 	F(uint64_t, pool_after, 1, 0)
 
+/* The version that brought DRAIN: a peer of an older one never sends it. */
+#define PROTO_DRAIN_VERSION	3
 /* DRAIN: even if the pages do not fit in MemAvailable. */
 #define PROTO_DRAIN_FORCE	0x1u
 

@@ -369,7 +369,7 @@ START_TEST(test_drain_old_versions)
 	int fd;
 
 	dh_up(&dmn, NULL);
-	for (v = PROTO_VERSION_MIN; v < 3; v++) {
+	for (v = PROTO_VERSION_MIN; v < PROTO_DRAIN_VERSION; v++) {
 		fd = raw_open();
 		raw_drain(fd, v, 1, 0);
 		DH_ASSERT_EQ(raw_reply(fd, v, PROTO_DRAIN, 1, NULL, &len),
