@@ -16,7 +16,9 @@
  *           the drain half done before its reply arrives) and a second
  *           DRAIN is refused -EBUSY; DRAIN on a connection of version 2
  *           or 1 is refused -EOPNOTSUPP (as a daemon of that version
- *           does) and the connection goes on
+ *           does) and the connection goes on; with the backing file
+ *           spoilt, the region keeps the pages that cannot be read back,
+ *           stored and managed, and the drain says so (exit 5)
  *   refuse  (a part: it needs a private mount namespace, SKIP where there
  *           is none) a daemon that sees 1 MiB of MemAvailable, through a
  *           /proc/meminfo bind-mounted in its own mount namespace, refuses
@@ -62,6 +64,9 @@
 
 static struct dh_daemon dmn;
 static char out[OUT_SIZE], err[OUT_SIZE];
+/* Error lines the running test expects in the daemon's log (those that
+ * hold it), NULL: none. */
+static const char *log_allow;
 
 /*****************
  * Helpers
@@ -69,7 +74,7 @@ static char out[OUT_SIZE], err[OUT_SIZE];
 
 static void daemon_down(void)
 {
-	dh_down(&dmn, NULL);
+	dh_down(&dmn, log_allow);
 }
 
 static void status(struct proto_status_reply *st)
@@ -359,6 +364,77 @@ START_TEST(test_drain_serves_status)
 }
 END_TEST
 
+/* Overwrite the daemon's backing file with zeros: what was written back
+ * no longer decompresses. */
+static void zero_backing(void)
+{
+	static const uint8_t zeros[65536];
+	off_t off, size;
+	int fd;
+
+	fd = open(dmn.backing, O_WRONLY | O_CLOEXEC);
+	DH_ASSERT(fd >= 0, "%s: %s", dmn.backing, strerror(errno));
+	size = lseek(fd, 0, SEEK_END);
+	for (off = 0; off < size; off += (off_t)sizeof(zeros))
+		DH_ASSERT(pwrite(fd, zeros, sizeof(zeros), off) ==
+				  (ssize_t)sizeof(zeros),
+			  "zeroing the backing file: %s", strerror(errno));
+	DH_ASSERT(fsync(fd) == 0, "fsync: %s", strerror(errno));
+	close(fd);
+}
+
+/*
+ * Pages that cannot be read back are never lost silently: with the
+ * backing file spoilt, the drain restores what it can, keeps the region
+ * managed with the pages it could not restore still stored, says so, and
+ * uzswapctl fails.
+ */
+START_TEST(test_drain_keeps_unreadable)
+{
+	static const char *const args[] = { "--pool-limit", "2M", NULL };
+	struct proto_status_reply st;
+	struct pstats ps, after;
+	struct dh_client c;
+	uint64_t kept;
+	const char *p;
+	int rc;
+
+	log_allow = "restore";	/* "cannot restore page", "could not be
+				 * restored" */
+	dh_up(&dmn, args);
+	pager_start(&dmn, &c);
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "text", 16);
+	settle(&c, 4 * MIB, &ps);
+	status(&st);
+	DH_ASSERT(st.written_back_pages > 0 && st.stored_pages > 0,
+		  "written back %" PRIu64 ", in the pool %" PRIu64,
+		  st.written_back_pages, st.stored_pages);
+	zero_backing();
+
+	rc = ctl_drain(NULL);
+	p = strstr(err, "drain: 1 regions stay managed with ");
+	DH_ASSERT(rc == 5 && p && sscanf(p + 35, "%" SCNu64, &kept) == 1,
+		  "uzswapctl drain: exit %d, stderr: %s", rc, err);
+	DH_ASSERT(kept > 0 && kept <= st.written_back_pages, "%" PRIu64
+		  " pages kept, %" PRIu64 " were written back", kept,
+		  st.written_back_pages);
+	DH_ASSERT(strstr(out, "0 regions of 0 clients released"),
+		  "drain printed: %s", out);
+	/* the evictors may take the pages restored meanwhile back again:
+	 * the region is managed */
+	pager_stats(&c, &after);
+	DH_ASSERT(after.regions == 1 && after.stored >= kept,
+		  "kept: %" PRIu64 " regions, %" PRIu64 " stored", after.regions,
+		  after.stored);
+	status(&st);
+	DH_ASSERT(held(&st) >= kept, "%" PRIu64 " pages held", held(&st));
+	/* the client would block on a spoilt page: it goes without a word */
+	dh_client_kill(&c);
+	dh_stop_ok(&dmn, SIGTERM, log_allow);
+}
+END_TEST
+
 /* DRAIN on a connection of version 2 or 1 is refused as those daemons
  * refuse an unknown type, and the connection goes on; a bad flag is
  * refused. */
@@ -498,6 +574,7 @@ static Suite *drain_suite(void)
 	tcase_add_test(tc, test_drain_all_kinds);
 	tcase_add_test(tc, test_drain_serves_status);
 	tcase_add_test(tc, test_drain_old_versions);
+	tcase_add_test(tc, test_drain_keeps_unreadable);
 	suite_add_tcase(s, tc);
 
 	tc = ckpart_tcase(s, "refuse");
