@@ -229,6 +229,19 @@ static void raw_status_ok(int fd, uint16_t version, uint32_t seq)
 	DH_ASSERT_EQ(raw_reply(fd, version, PROTO_STATUS, seq, body, &len), 0);
 }
 
+/* DRAIN (@flags) at @version, on a connection of its own, is refused
+ * with @want, and the connection goes on. */
+static void raw_drain_refused(uint16_t version, uint32_t flags, int32_t want)
+{
+	int fd = raw_open();
+	size_t len;
+
+	raw_drain(fd, version, 1, flags);
+	DH_ASSERT_EQ(raw_reply(fd, version, PROTO_DRAIN, 1, NULL, &len), want);
+	raw_status_ok(fd, version, 2);
+	close(fd);
+}
+
 /*****************
  * drain
  *****************/
@@ -441,24 +454,11 @@ END_TEST
 START_TEST(test_drain_old_versions)
 {
 	uint16_t v;
-	size_t len;
-	int fd;
 
 	dh_up(&dmn, NULL);
-	for (v = PROTO_VERSION_MIN; v < PROTO_DRAIN_VERSION; v++) {
-		fd = raw_open();
-		raw_drain(fd, v, 1, 0);
-		DH_ASSERT_EQ(raw_reply(fd, v, PROTO_DRAIN, 1, NULL, &len),
-			     -EOPNOTSUPP);
-		raw_status_ok(fd, v, 2);
-		close(fd);
-	}
-	fd = raw_open();
-	raw_drain(fd, PROTO_VERSION, 1, 0x2);
-	DH_ASSERT_EQ(raw_reply(fd, PROTO_VERSION, PROTO_DRAIN, 1, NULL, &len),
-		     -EBADMSG);
-	raw_status_ok(fd, PROTO_VERSION, 2);
-	close(fd);
+	for (v = PROTO_VERSION_MIN; v < PROTO_DRAIN_VERSION; v++)
+		raw_drain_refused(v, 0, -EOPNOTSUPP);
+	raw_drain_refused(PROTO_VERSION, PROTO_DRAIN_FORCE << 1, -EBADMSG);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
