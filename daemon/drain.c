@@ -136,11 +136,11 @@ static size_t collect(struct registry *reg, struct region **out, size_t max,
 							node);
 
 			of_slot += atomic_load(&r->stored);
-			if (out && n < max) {
+			if (!out) {
+				n++;
+			} else if (n < max) {
 				region_get(r);
 				out[n++] = r;
-			} else if (!out) {
-				n++;
 			}
 		}
 		pthread_mutex_unlock(&slot->lock);
