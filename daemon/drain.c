@@ -320,31 +320,38 @@ bool drain_forget(struct ctl_conn *c, unsigned long start)
  * The work, on a worker
  *****************/
 
+/* @r left the drain's hands: its client unregistered it (or closed its
+ * connection), or exited; its own teardown restores or drops it. */
+static void left(struct drain *dr, struct region *r)
+{
+	log_info("client", "pid %d: region %llu was unregistered, or its "
+		 "client exited, during the drain", (int)r->slot->pid,
+		 (unsigned long long)r->id);
+	dr->res.regions_left++;
+}
+
 /* @r (all its pages restored) leaves its slot and its uffd. */
 static void release(struct drain *dr, struct region *r)
 {
-	size_t left = atomic_load(&r->stored);
+	size_t stored = atomic_load(&r->stored);
 	int ret;
 
 	if (!mm_slot_remove_region(r->slot, r)) {
-		dr->res.regions_left++;
+		left(dr, r);
 		return;
 	}
 	ret = uffd_unregister(r->ctx->fd, (void *)r->start,
 			      r->npages << PAGE_SHIFT);
 	region_put(r);			/* the slot list's */
 	if (ret && uffd_unregister_gone(ret)) {
-		log_info("client", "pid %d exited while region %llu was "
-			 "drained", (int)r->slot->pid,
-			 (unsigned long long)r->id);
-		dr->res.regions_left++;
+		left(dr, r);
 		return;
 	}
 	if (ret)
 		log_err("client", "pid %d: drain: unregister %#lx: %s",
 			(int)r->slot->pid, r->start, strerror(-ret));
 	dr->res.regions++;
-	dr->res.pages += dr->stored > left ? dr->stored - left : 0;
+	dr->res.pages += dr->stored > stored ? dr->stored - stored : 0;
 	if (dr->last != r->slot)
 		dr->res.clients++;
 	dr->last = r->slot;
@@ -401,7 +408,7 @@ static bool drain_step(struct work *w, struct work_ctx *wc)
 	r = dr->regions[dr->next];
 	if (!dr->held) {
 		if (!mm_slot_hold_region(r->slot, r, true)) {
-			dr->res.regions_left++;
+			left(dr, r);
 			next_region(dr);
 			return dr->next == dr->nr;
 		}
