@@ -14,12 +14,13 @@
  *           every byte back, its RSS grown by all of it; while a client
  *           with hundreds of MiB stored is drained, the control socket
  *           answers STATUS (a STATUS shows the drain half done before its
- *           reply arrives) and a second DRAIN is refused -EBUSY; DRAIN on
- *           a connection of version 2 or 1 is refused -EOPNOTSUPP (as a
- *           daemon of that version does) and the connection goes on; with
- *           the backing file spoilt, the region keeps the pages that
- *           cannot be read back, stored and managed, and the drain says
- *           so (exit 5)
+ *           reply arrives) and a second DRAIN is refused -EBUSY; a
+ *           client that exits mid-drain is counted as left and leaves
+ *           nothing in the daemon; DRAIN on a connection of version 2 or
+ *           1 is refused -EOPNOTSUPP (as a daemon of that version does)
+ *           and the connection goes on; with the backing file spoilt, the
+ *           region keeps the pages that cannot be read back, stored and
+ *           managed, and the drain says so (exit 5)
  *   refuse  (a part: it needs a private mount namespace, SKIP where there
  *           is none) a daemon that sees 1 MiB of MemAvailable, through a
  *           /proc/meminfo bind-mounted in its own mount namespace, refuses
@@ -323,6 +324,61 @@ START_TEST(test_drain_all_kinds)
 }
 END_TEST
 
+/* A client with BIG_MIB stored under a 4 MiB budget; the pages held. */
+static uint64_t big_client(struct dh_client *c)
+{
+	struct proto_status_reply st;
+	struct pstats ps;
+
+	pager_start(&dmn, c);
+	pager_ok(c, "limit 4");
+	pager_alloc(c, "text", BIG_MIB);
+	settle(c, 4 * MIB, &ps);
+	status(&st);
+	DH_ASSERT(held(&st) >= (BIG_MIB - 8) * MIB / PAGE,
+		  "only %" PRIu64 " pages stored", held(&st));
+	return held(&st);
+}
+
+/*
+ * Send DRAIN on a new connection (returned), then ask STATUS until one
+ * shows fewer than the @total pages held, but not none: the drain is
+ * under way, and the daemon answered while it runs. Fails if the drain's
+ * reply comes first.
+ */
+static int drain_until_half(uint64_t total)
+{
+	struct proto_status_reply st;
+	long long deadline;
+	int fd = raw_open();
+
+	raw_drain(fd, PROTO_VERSION, 1, 0);
+	deadline = dh_deadline(CTL_MS);
+	for (;;) {
+		DH_ASSERT(!raw_ready(fd, 0), "no STATUS answered while the "
+			  "drain ran");
+		status(&st);
+		if (held(&st) && held(&st) < total)
+			return fd;
+		DH_ASSERT(dh_now_ms() < deadline, "no reply to DRAIN");
+	}
+}
+
+/* The reply to drain_until_half()'s DRAIN, which must succeed. */
+static void drain_reply(int fd, struct proto_drain_reply *r)
+{
+	uint8_t body[PROTO_MAX_PAYLOAD];
+	size_t len;
+
+	DH_ASSERT_EQ(raw_reply(fd, PROTO_VERSION, PROTO_DRAIN, 1, body, &len),
+		     0);
+	close(fd);
+	DH_ASSERT(!proto_decode_drain_reply(body, len, r), "DRAIN reply");
+	DH_ASSERT_EQ(r->bytes, r->pages * PAGE);
+	DH_ASSERT(!r->regions_kept && !r->pages_kept, "%" PRIu64 " regions "
+		  "kept", r->regions_kept);
+}
+
 /*
  * The loop thread does nothing proportional to a client's size: while a
  * client with BIG_MIB stored is drained, STATUS is answered, and one
@@ -331,54 +387,59 @@ END_TEST
  */
 START_TEST(test_drain_serves_status)
 {
-	struct proto_status_reply st, st0;
+	struct proto_status_reply st;
 	struct proto_drain_reply r;
-	uint8_t body[PROTO_MAX_PAYLOAD];
-	struct pstats ps;
 	struct dh_client c;
-	long long deadline;
-	bool half = false;
-	int fd, fd2;
+	uint64_t total;
 	size_t len;
+	int fd, fd2;
 
 	dh_up(&dmn, NULL);
-	pager_start(&dmn, &c);
-	pager_ok(&c, "limit 4");
-	pager_alloc(&c, "text", BIG_MIB);
-	settle(&c, 4 * MIB, &ps);
-	status(&st0);
-	DH_ASSERT(held(&st0) >= (BIG_MIB - 8) * MIB / PAGE,
-		  "only %" PRIu64 " pages stored", held(&st0));
-
-	fd = raw_open();
-	raw_drain(fd, PROTO_VERSION, 1, 0);
-	deadline = dh_deadline(CTL_MS);
-	while (!half && !raw_ready(fd, 0)) {
-		status(&st);
-		half = held(&st) && held(&st) < held(&st0);
-		DH_ASSERT(dh_now_ms() < deadline, "no reply to DRAIN");
-	}
-	DH_ASSERT(half, "no STATUS answered while the drain ran");
+	total = big_client(&c);
+	fd = drain_until_half(total);
 	fd2 = raw_open();
 	raw_drain(fd2, PROTO_VERSION, 1, PROTO_DRAIN_FORCE);
 	DH_ASSERT_EQ(raw_reply(fd2, PROTO_VERSION, PROTO_DRAIN, 1, NULL,
 			       &len), -EBUSY);
 	close(fd2);
 
-	DH_ASSERT_EQ(raw_reply(fd, PROTO_VERSION, PROTO_DRAIN, 1, body, &len),
-		     0);
-	close(fd);
-	DH_ASSERT(!proto_decode_drain_reply(body, len, &r), "DRAIN reply");
-	DH_ASSERT(r.regions == 1 && r.clients == 1 && !r.regions_kept &&
-			  !r.regions_left && r.pages >= held(&st0) &&
-			  r.bytes == r.pages * PAGE,
+	drain_reply(fd, &r);
+	DH_ASSERT(r.regions == 1 && r.clients == 1 && !r.regions_left &&
+			  r.pages >= total,
 		  "drained %" PRIu64 " pages of %" PRIu64 " regions, %"
-		  PRIu64 " kept, %" PRIu64 " left", r.pages, r.regions,
-		  r.regions_kept, r.regions_left);
+		  PRIu64 " left", r.pages, r.regions, r.regions_left);
 	status(&st);
 	DH_ASSERT_EQ(held(&st), 0);
 	pager_ok(&c, "verify 0");
 	pager_quit(&c);
+}
+END_TEST
+
+/*
+ * A client that exits while it is drained: its region is its teardown's,
+ * counted as left (or released, if the drain was quicker than the kill),
+ * and the daemon is left with nothing of it.
+ */
+START_TEST(test_drain_client_exits)
+{
+	struct proto_status_reply st;
+	struct proto_drain_reply r;
+	struct dh_client c;
+	int fd;
+
+	dh_up(&dmn, NULL);
+	fd = drain_until_half(big_client(&c));
+	dh_client_kill(&c);
+	drain_reply(fd, &r);
+	DH_ASSERT(r.regions + r.regions_left == 1, "%" PRIu64 " regions "
+		  "released, %" PRIu64 " left", r.regions, r.regions_left);
+	/* the client's teardown may still be dropping its pages */
+	DH_ASSERT(dh_wait_idle(&dmn) >= 0, "the daemon did not settle");
+	DH_ASSERT_EQ(dh_client_fds(dmn.pid), 1);	/* its listening socket */
+	status(&st);
+	DH_ASSERT(held(&st) == 0 && st.registered_bytes == 0 && !st.clients,
+		  "%" PRIu64 " pages held, %" PRIu64 " bytes registered",
+		  held(&st), st.registered_bytes);
 }
 END_TEST
 
@@ -578,6 +639,7 @@ static Suite *drain_suite(void)
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_drain_all_kinds);
 	tcase_add_test(tc, test_drain_serves_status);
+	tcase_add_test(tc, test_drain_client_exits);
 	tcase_add_test(tc, test_drain_old_versions);
 	tcase_add_test(tc, test_drain_keeps_unreadable);
 	suite_add_tcase(s, tc);
