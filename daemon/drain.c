@@ -415,8 +415,7 @@ static bool drain_step(struct work *w, struct work_ctx *wc)
 		dr->held = true;
 		dr->stored = atomic_load(&r->stored);
 	}
-	end = r->npages - dr->page < WORK_STEP_PAGES ? r->npages
-						     : dr->page + WORK_STEP_PAGES;
+	end = work_step_end(dr->page, r->npages);
 	if (load_region_restore(r, dr->page, end, &wc->lc))
 		dr->failed = true;
 	dr->page = end;
