@@ -16,7 +16,9 @@
  *           answers STATUS (a STATUS shows the drain half done before its
  *           reply arrives) and a second DRAIN is refused -EBUSY; a
  *           client that exits mid-drain is counted as left and leaves
- *           nothing in the daemon; DRAIN on a connection of version 2 or
+ *           nothing in the daemon; a drain under checksummed
+ *           read-modify-write (faults, evictions, write-backs under way)
+ *           loses no write; DRAIN on a connection of version 2 or
  *           1 is refused -EOPNOTSUPP (as a daemon of that version does)
  *           and the connection goes on; with the backing file spoilt, the
  *           region keeps the pages that cannot be read back, stored and
@@ -443,6 +445,50 @@ START_TEST(test_drain_client_exits)
 }
 END_TEST
 
+/* Seconds the rmw writers run: the drain comes in the middle. */
+#define RMW_SECONDS	"6"
+
+/*
+ * A drain while writers do checksummed read-modify-write under a small
+ * budget, faults, evictions and write-backs all under way: not one write
+ * is lost, torn or zeroed (uzclient rmw checks every read and every page
+ * at the end, and exits 0 only if all is well), and the writers go on in
+ * plain memory.
+ */
+START_TEST(test_drain_under_writes)
+{
+	static const char *const args[] = { "--pool-limit", "2M", NULL };
+	static const char *const argv[] = { "rmw", "2", "32", "4",
+					     RMW_SECONDS, NULL };
+	struct proto_status_reply st;
+	struct dh_client c;
+	long long deadline;
+	char line[128];
+	int ret;
+
+	dh_up(&dmn, args);
+	DH_ASSERT(dh_uzclient_start(&dmn, &c, argv, true) == 0, "fork");
+	ret = dh_client_read_line(&c, line, sizeof(line), PAGER_MS);
+	DH_ASSERT(ret == 0 && !strcmp(line, "ready"), "uzclient rmw: %s",
+		  ret ? strerror(-ret) : line);
+	deadline = dh_deadline(SETTLE_MS);
+	do {
+		DH_ASSERT(dh_now_ms() < deadline, "no write-back");
+		dh_sleep_ms(20);
+		status(&st);
+	} while (!st.written_back_pages || st.evictions < 8192);
+
+	DH_ASSERT(ctl_drain(NULL) == 0, "uzswapctl drain: %s", err);
+	DH_ASSERT(strstr(out, "1 regions of 1 clients released"),
+		  "drain printed: %s", out);
+	status(&st);
+	DH_ASSERT_EQ(held(&st), 0);
+	ret = dh_client_wait(&c, atoi(RMW_SECONDS) * 1000 + PAGER_MS);
+	DH_ASSERT(dh_exited_ok(ret), "uzclient rmw: %s (see the client log)",
+		  dh_status_str(ret));
+}
+END_TEST
+
 /* Overwrite the daemon's backing file with zeros: what was written back
  * no longer decompresses. */
 static void zero_backing(void)
@@ -640,6 +686,7 @@ static Suite *drain_suite(void)
 	tcase_add_test(tc, test_drain_all_kinds);
 	tcase_add_test(tc, test_drain_serves_status);
 	tcase_add_test(tc, test_drain_client_exits);
+	tcase_add_test(tc, test_drain_under_writes);
 	tcase_add_test(tc, test_drain_old_versions);
 	tcase_add_test(tc, test_drain_keeps_unreadable);
 	suite_add_tcase(s, tc);
