@@ -421,7 +421,9 @@ static bool drain_step(struct work *w, struct work_ctx *wc)
 	dr->page = end;
 	if (end < r->npages)
 		return false;
-	if (dr->failed)
+	/* a range is never unregistered over a page still stored: the client
+	 * would read a hole (zeros) there */
+	if (dr->failed || atomic_load(&r->stored))
 		keep(dr, r);
 	else
 		release(dr, r);
