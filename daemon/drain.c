@@ -421,9 +421,12 @@ static bool drain_step(struct work *w, struct work_ctx *wc)
 	dr->page = end;
 	if (end < r->npages)
 		return false;
-	/* a range is never unregistered over a page still stored: the client
-	 * would read a hole (zeros) there */
-	if (dr->failed || atomic_load(&r->stored))
+	/* every page was seen restored (or never stored), and none can be
+	 * stored again while held: the range may leave the uffd. A page that
+	 * could not be restored keeps it there (the client would read a hole,
+	 * zeros, in its place). (r->stored is no proof: a loader publishes
+	 * a page RESIDENT before it counts it out.) */
+	if (dr->failed)
 		keep(dr, r);
 	else
 		release(dr, r);

@@ -16,7 +16,8 @@
  *           answers STATUS (a STATUS shows the drain half done before its
  *           reply arrives) and a second DRAIN is refused -EBUSY; a
  *           client that exits mid-drain is counted as left and leaves
- *           nothing in the daemon; a drain under checksummed
+ *           nothing in the daemon; SIGTERM mid-drain stops it and the
+ *           shutdown restores the rest; a drain under checksummed
  *           read-modify-write (faults, evictions, write-backs under way)
  *           loses no write; DRAIN on a connection of version 2 or
  *           1 is refused -EOPNOTSUPP (as a daemon of that version does)
@@ -445,6 +446,25 @@ START_TEST(test_drain_client_exits)
 }
 END_TEST
 
+/*
+ * SIGTERM in the middle of a drain: the drain stops, the daemon's
+ * shutdown restores the rest as it always does, and the client reads
+ * every byte back.
+ */
+START_TEST(test_drain_sigterm)
+{
+	struct dh_client c;
+	int fd;
+
+	dh_up(&dmn, NULL);
+	fd = drain_until_half(big_client(&c));
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+	close(fd);
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+}
+END_TEST
+
 /* Seconds the rmw writers run: the drain comes in the middle. */
 #define RMW_SECONDS	"6"
 
@@ -686,6 +706,7 @@ static Suite *drain_suite(void)
 	tcase_add_test(tc, test_drain_all_kinds);
 	tcase_add_test(tc, test_drain_serves_status);
 	tcase_add_test(tc, test_drain_client_exits);
+	tcase_add_test(tc, test_drain_sigterm);
 	tcase_add_test(tc, test_drain_under_writes);
 	tcase_add_test(tc, test_drain_old_versions);
 	tcase_add_test(tc, test_drain_keeps_unreadable);
