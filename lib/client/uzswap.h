@@ -113,7 +113,7 @@ extern "C" {
 #endif
 
 #define UZSWAP_VERSION_MAJOR	0
-#define UZSWAP_VERSION_MINOR	2
+#define UZSWAP_VERSION_MINOR	3
 
 #define UZSWAP_EXTERN __attribute__((visibility("default")))
 
@@ -455,7 +455,7 @@ UZSWAP_EXTERN int uzswap_admin_drain(uzswap_t *c, unsigned int flags,
 				     struct uzswap_drain *result);
 
 /*
- * uzswap_daemon_version() - the daemon's release ("0.2.0") into @release
+ * uzswap_daemon_version() - the daemon's release ("0.3.0") into @release
  * (@len bytes) and the newest protocol version it speaks into *@protocol
  * (may be NULL). Open to every user. Return: 0 or -errno.
  */
