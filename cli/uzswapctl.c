@@ -50,20 +50,7 @@ static uzswap_t *conn;		/* opened by the command, once its
 /* @v bytes as "0 B", "12.0 KiB", "1.5 GiB", into @buf. */
 static const char *human(uint64_t v, char *buf, size_t len)
 {
-	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
-	double d = (double)v;
-	int i = -1;
-
-	if (v < 1024) {
-		snprintf(buf, len, "%" PRIu64 " B", v);
-		return buf;
-	}
-	while (d >= 1024 && i < 3) {
-		d /= 1024;
-		i++;
-	}
-	snprintf(buf, len, "%.1f %s", d, units[i]);
-	return buf;
+	return size_format(v, buf, len);
 }
 
 /* A limit: "none" for 0. */
@@ -188,6 +175,7 @@ struct cmd_args {
 	pid_t pid;		/* client, reclaim, set-limit */
 	uint64_t bytes;		/* reclaim, set-limit */
 	const char *target;	/* set-limit: as given */
+	unsigned int flags;	/* drain: UZSWAP_DRAIN_* */
 };
 
 static const char *compressor_name(uint64_t compressor)
@@ -321,6 +309,14 @@ static int parse_reclaim(int argc, char **argv, struct cmd_args *a)
 				   argv[1]);
 	if (argc == 3 && parse_size(argv[2], &a->bytes))
 		return usage_error("'%s' is not a size (like 512M)", argv[2]);
+	return EXIT_OK;
+}
+
+static int parse_drain(int argc, char **argv, struct cmd_args *a)
+{
+	if (argc == 2 && strcmp(argv[1], "--force"))
+		return usage_error("'%s' is not --force", argv[1]);
+	a->flags = argc == 2 ? UZSWAP_DRAIN_FORCE : 0;
 	return EXIT_OK;
 }
 
@@ -475,6 +471,85 @@ static int cmd_compact(const struct cmd_args *a)
 	return EXIT_OK;
 }
 
+/* What a drain will put back: the stored bytes of every client, and how
+ * many clients have some. */
+static int drain_need(uint64_t *bytes, uint64_t *clients)
+{
+	struct uzswap_client *list;
+	size_t n, i;
+	int ret;
+
+	ret = uzswap_clients(conn, &list, &n);
+	if (ret)
+		return ret;
+	*bytes = 0;
+	*clients = 0;
+	for (i = 0; i < n; i++) {
+		*bytes += list[i].stored_pages * 4096;
+		*clients += list[i].stored_pages != 0;
+	}
+	free(list);
+	return 0;
+}
+
+static void print_drain_json(uint64_t need, const struct uzswap_drain *r)
+{
+	printf("{\"needed_bytes\":%" PRIu64 ",\"restored_bytes\":%" PRIu64
+	       ",\"restored_pages\":%" PRIu64 ",\"regions_released\":%"
+	       PRIu64 ",\"clients\":%" PRIu64 ",\"regions_kept\":%" PRIu64
+	       ",\"pages_kept\":%" PRIu64 ",\"regions_left\":%" PRIu64
+	       "}\n", need, r->bytes, r->pages, r->regions, r->clients,
+	       r->regions_kept, r->pages_kept, r->regions_left);
+}
+
+static void print_drain_human(const struct uzswap_drain *r)
+{
+	char h[32];
+
+	printf("restored %s (%" PRIu64 " pages); %" PRIu64 " regions of %"
+	       PRIu64 " clients released\n", human(r->bytes, h, 32), r->pages,
+	       r->regions, r->clients);
+	if (r->regions_left)
+		printf("%" PRIu64 " regions were unregistered by their "
+		       "clients meanwhile\n", r->regions_left);
+}
+
+/* Print the need, drain, print what was done. A region kept (a page that
+ * could not be restored) makes it a failure. */
+static int cmd_drain(const struct cmd_args *a)
+{
+	struct uzswap_drain r;
+	uint64_t need, clients;
+	char h[32];
+	int ret;
+
+	ret = drain_need(&need, &clients);
+	if (ret)
+		return ret;
+	if (!json) {
+		printf("draining %s back into %" PRIu64 " clients\n",
+		       human(need, h, 32), clients);
+		fflush(stdout);
+	}
+	ret = uzswap_admin_drain(conn, a->flags, &r);
+	if (ret && ret != -EPERM && r.why[0]) {
+		fprintf(stderr, "uzswapctl: drain refused: %s\n", r.why);
+		return EXIT_FAILED;
+	}
+	if (ret)
+		return ret;
+	if (json)
+		print_drain_json(need, &r);
+	else
+		print_drain_human(&r);
+	if (!r.regions_kept)
+		return EXIT_OK;
+	fprintf(stderr, "uzswapctl: drain: %" PRIu64 " regions stay managed "
+		"with %" PRIu64 " pages that could not be restored (see "
+		"uzswapd's log)\n", r.regions_kept, r.pages_kept);
+	return EXIT_FAILED;
+}
+
 static int cmd_reload(const struct cmd_args *a)
 {
 	char why[512];
@@ -552,6 +627,14 @@ static const struct command {
 	  "Prints what was evicted." },
 	{ "compact", NULL, cmd_compact, 0, 0, "",
 	  "Compact the compressed pool; prints the pool memory freed." },
+	{ "drain", parse_drain, cmd_drain, 0, 1, "[--force]",
+	  "Empty uzswap, as swapoff empties a swap device: every stored page\n"
+	  "goes back into its client's memory and every region stops being\n"
+	  "managed (the clients go on with plain memory; they may register\n"
+	  "new regions). Prints what it needs first, then waits and prints\n"
+	  "what was restored. Refused if the pages need more than\n"
+	  "MemAvailable, unless --force. Exit status 5 if a region keeps a\n"
+	  "page that could not be restored (it stays managed)." },
 	{ "reload", NULL, cmd_reload, 0, 0, "",
 	  "Make uzswapd read its configuration again (as SIGHUP does). A\n"
 	  "bad file is refused with its FILE:LINE, and the running\n"

@@ -205,8 +205,7 @@ static bool teardown_step(struct work *w, struct work_ctx *wc)
 	if (list_empty(&t->regions))
 		return true;
 	r = container_of(t->regions.next, struct region, node);
-	end = r->npages - t->next < WORK_STEP_PAGES ? r->npages
-						    : t->next + WORK_STEP_PAGES;
+	end = work_step_end(t->next, r->npages);
 	if (!t->restore)
 		region_drop_stored(r, t->next, end);
 	else if (load_region_restore(r, t->next, end, &wc->lc))

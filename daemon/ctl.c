@@ -30,15 +30,17 @@
  * Limits (each handler runs on the loop thread): at most CTL_BURST
  * messages per readable event per connection, so one chatty client cannot
  * hold the loop; the handlers are O(regions of the client) plus one read
- * of /proc/PID/maps for REGISTER, whatever the sizes a request names.
+ * of /proc/PID/maps for REGISTER, whatever the sizes a request names
+ * (DRAIN: O(regions of every client) and one read of /proc/meminfo).
  * Work that grows with the pages of a range goes to the workers (work.h)
  * and its reply is deferred until they are done: ADVISE (which walks the
  * client's regions overlapping the range, never its pages, and refuses a
- * range past the user address space) and UNREGISTER (a restore). So does
- * RECLAIM, in steps on the loop thread (reclaim.c). A connection with a
- * deferred reply reads no request until it is sent, so its requests are
- * answered in order; if it closes meanwhile, the work goes on without a
- * reply (ADVISE stops at its next step) and its teardown follows it.
+ * range past the user address space), UNREGISTER (a restore) and DRAIN (a
+ * restore of every region, drain.c). So does RECLAIM, in steps on the
+ * loop thread (reclaim.c). A connection with a deferred reply reads no
+ * request until it is sent, so its requests are answered in order; if it
+ * closes meanwhile, the work goes on without a reply (ADVISE and DRAIN
+ * stop at their next step) and its teardown follows it.
  */
 #include "config.h"
 
@@ -54,6 +56,7 @@
 
 #include "client.h"
 #include "ctl.h"
+#include "drain.h"
 #include "evict.h"
 #include "fault.h"
 #include "load.h"
@@ -352,9 +355,15 @@ static int ctl_unregister(struct ctl_conn *c, struct proto_msg *m,
 {
 	struct proto_unregister u;
 
+	bool drained;
+
 	if (proto_decode_unregister(m->payload, m->hdr.len, &u))
 		return fail(rep, -EBADMSG, "malformed UNREGISTER");
+	drained = drain_forget(c, u.addr);
 	c->work = client_unregister(c, u.addr, unregister_reply);
+	if (!c->work && errno == EINVAL && drained)
+		return fail(rep, -ENOENT, "a drain released that region: it "
+			    "is plain memory now");
 	if (!c->work)
 		return errno == EINVAL ?
 			fail(rep, -EINVAL, "no region of yours starts there") :
@@ -700,6 +709,37 @@ static int ctl_compact(struct ctl_conn *c, struct proto_msg *m,
 	return 0;
 }
 
+/* The drain is over: its reply. */
+static void drain_reply(struct ctl_conn *c, const struct proto_drain_reply *r)
+{
+	struct ctl_reply rep = { .len = 0 };
+
+	c->work = NULL;
+	rep.len = proto_encode_drain_reply(rep.body, r, c->rd.version);
+	ctl_conn_complete(c, 0, &rep);
+}
+
+/* DRAIN, from version 3 on: a connection of an older version is answered
+ * as a daemon of that version would. */
+static int ctl_drain(struct ctl_conn *c, struct proto_msg *m,
+		     struct ctl_reply *rep)
+{
+	/* static: the reply's error text points here after we return (loop
+	 * thread only, one request at a time) */
+	static char why[PROTO_MAX_ERRMSG];
+	struct proto_drain q;
+
+	if (c->rd.version < PROTO_DRAIN_VERSION)
+		return fail(rep, -EOPNOTSUPP, "unknown message type");
+	if (proto_decode_drain(m->payload, m->hdr.len, &q))
+		return fail(rep, -EBADMSG, "malformed DRAIN");
+	c->work = drain_start(c, q.flags & PROTO_DRAIN_FORCE, drain_reply,
+			      why);
+	if (!c->work)
+		return fail(rep, -errno, why);
+	return CTL_DEFERRED;
+}
+
 static int ctl_reload(struct ctl_conn *c, struct proto_msg *m,
 		      struct ctl_reply *rep)
 {
@@ -757,6 +797,7 @@ static const struct ctl_handler {
 	[PROTO_COMPACT] = { false, true, 0, ctl_compact },
 	[PROTO_RELOAD] = { false, true, 0, ctl_reload },
 	[PROTO_ADMIN_HELLO] = { false, false, 0, ctl_admin_hello },
+	[PROTO_DRAIN] = { false, true, 0, ctl_drain },
 };
 
 /*****************
@@ -898,6 +939,9 @@ void ctl_conn_close(struct ctl_conn *c)
 	if (c->ctx)
 		client_detach(c);
 	c->work = NULL;
+	free(c->drained);
+	c->drained = NULL;
+	c->nr_drained = 0;
 	proto_reader_reset(&c->rd);
 	if (c->pidfd >= 0)
 		close(c->pidfd);

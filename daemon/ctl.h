@@ -50,6 +50,8 @@ struct work;
  *          (no request is read meanwhile), NULL if none
  * @teardown: what client_detach() will queue, set up by HELLO, so that
  *          a teardown never fails for want of memory; NULL before
+ * @drained: starts of regions of @ctx a drain took (drain.h): UNREGISTER
+ *          of one it released is answered -ENOENT; @nr_drained entries
  * @deferred_type, @deferred_seq: the request that reply answers
  * @closing: being closed
  */
@@ -72,6 +74,8 @@ struct ctl_conn {
 	struct reclaim_job *job;
 	struct work *work;
 	struct client_teardown *teardown;
+	unsigned long *drained;
+	unsigned int nr_drained;
 	uint16_t deferred_type;
 	uint32_t deferred_seq;
 	bool closing;

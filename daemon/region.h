@@ -82,8 +82,9 @@ size_t region_index_resident(struct region_index *ix);
  *            region_detach() takes exactly what the region added
  * @slot_resident: its slot's resident total, which it counts in while
  *            attached (NULL: not attached); @acct_lock
- * @detached: set (for good) when it leaves its slot: no eviction may
- *            start on it after that (atomic)
+ * @detached: set (for good) when it leaves its slot, and while a drain
+ *            holds it (mm_slot_hold_region()): no eviction may start on
+ *            it then (atomic)
  * @resident: pages RESIDENT or EVICTING; @acct_lock (read atomically)
  * @stored:   pages COMPRESSED, SAME, WRITTEN_BACK or LOADING (atomic)
  * @compressed_bytes: pool bytes of its COMPRESSED pages (atomic)

@@ -314,6 +314,15 @@ struct region *mm_slot_find_region_id(struct mm_slot *slot, uint64_t id)
 	return found;
 }
 
+/* Unlink @r from @slot. With slot->lock held. */
+static void unlink_region_locked(struct mm_slot *slot, struct region *r)
+{
+	list_del(&r->node);
+	region_detach(r);
+	slot->nr_regions--;
+	slot->registered -= r->npages << PAGE_SHIFT;
+}
+
 struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
 				   const struct uffd_ctx *ctx)
 {
@@ -327,14 +336,46 @@ struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
 
 		if ((start == REGION_ANY_START || r->start == start) &&
 		    (!ctx || r->ctx == ctx)) {
-			list_del(&r->node);
-			region_detach(r);
-			slot->nr_regions--;
-			slot->registered -= r->npages << PAGE_SHIFT;
+			unlink_region_locked(slot, r);
 			found = r;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&slot->lock);
 	return found;
+}
+
+/* Whether @r is on @slot's list. With slot->lock held. */
+static bool has_region_locked(struct mm_slot *slot, const struct region *r)
+{
+	struct list_node *pos;
+
+	list_for_each(pos, &slot->regions)
+		if (pos == &r->node)
+			return true;
+	return false;
+}
+
+bool mm_slot_hold_region(struct mm_slot *slot, struct region *r, bool hold)
+{
+	bool in;
+
+	pthread_mutex_lock(&slot->lock);
+	in = has_region_locked(slot, r);
+	if (in)
+		atomic_store(&r->detached, hold);
+	pthread_mutex_unlock(&slot->lock);
+	return in;
+}
+
+bool mm_slot_remove_region(struct mm_slot *slot, struct region *r)
+{
+	bool in;
+
+	pthread_mutex_lock(&slot->lock);
+	in = has_region_locked(slot, r);
+	if (in)
+		unlink_region_locked(slot, r);
+	pthread_mutex_unlock(&slot->lock);
+	return in;
 }

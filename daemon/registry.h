@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
@@ -169,5 +170,18 @@ struct region *mm_slot_find_region_id(struct mm_slot *slot, uint64_t id);
 #define REGION_ANY_START (~0ul)
 struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
 				   const struct uffd_ctx *ctx);
+
+/*
+ * mm_slot_hold_region() - with @hold, stop evictions of @r (they see it
+ * detached) while it stays in @slot, its faults served as before, so that
+ * its pages can be restored for good; without, let them resume. Nothing
+ * changes if @r left @slot (its detachment is then for good).
+ * Return: whether @r is in @slot. O(regions).
+ */
+bool mm_slot_hold_region(struct mm_slot *slot, struct region *r, bool hold);
+
+/* Unlink @r from @slot, as mm_slot_take_region() does; the caller gets
+ * the list's reference. Return: false if @r is not in @slot. O(regions). */
+bool mm_slot_remove_region(struct mm_slot *slot, struct region *r);
 
 #endif /* UZSWAPD_REGISTRY_H */

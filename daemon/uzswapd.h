@@ -68,6 +68,7 @@ enum uzswapd_exit {
  * @max_registered: bytes one process may register (4x RAM); immutable
  * @nr_ctxs:   client uffds not yet released by the fault threads
  * @stopping:  shutdown has begun: no new connections
+ * @draining:  a DRAIN runs (drain.h)
  * @thread:    the loop thread, the one that runs uzswapd_main(); the
  *             loop-thread-only calls check it in debug builds
  */
@@ -95,6 +96,7 @@ struct uzswapd {
 	uint64_t max_registered;
 	unsigned int nr_ctxs;
 	bool stopping;
+	bool draining;
 	struct owner_thread thread;
 };
 

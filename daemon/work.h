@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -95,6 +96,14 @@ struct work_pool {
 	void *idle_arg;
 	struct owner_thread loop;
 };
+
+/* The end of a step over pages [@next, @npages): at most WORK_STEP_PAGES
+ * pages further. */
+static inline size_t work_step_end(size_t next, size_t npages)
+{
+	return npages - next < WORK_STEP_PAGES ? npages
+					       : next + WORK_STEP_PAGES;
+}
 
 /* Set up @w, to run with @step and end with @done. */
 void work_init(struct work *w, work_step_fn step, work_done_fn done,

@@ -41,6 +41,7 @@ conf 4
 stats 4
 ctl 4
 client 4
+drain 4
 reclaim 4
 metrics 4
 notify 4

@@ -144,6 +144,7 @@ START_TEST(test_small_codecs)
 	struct proto_set_limit l = { 123456 }, l2;
 	struct proto_advise a = { 0x1000, 0x2000, PROTO_ADVISE_WILLNEED }, a2;
 	struct proto_stats_reply s, s2;
+	struct proto_drain d = { PROTO_DRAIN_FORCE }, d2;
 	size_t n, i;
 
 	n = proto_encode_hello_reply(buf, &hr, PROTO_VERSION);
@@ -187,6 +188,13 @@ START_TEST(test_small_codecs)
 	ck_assert_mem_eq(&s, &s2, sizeof(s));
 	CHECK_GROWTH(proto_decode_stats_reply, buf, n,
 		     struct proto_stats_reply, &s2);
+
+	n = proto_encode_drain(buf, &d, PROTO_VERSION);
+	ck_assert_int_eq(proto_decode_drain(buf, n, &d2), 0);
+	ck_assert_uint_eq(d2.flags, PROTO_DRAIN_FORCE);
+	d.flags = PROTO_DRAIN_FORCE << 1;
+	n = proto_encode_drain(buf, &d, PROTO_VERSION);
+	ck_assert_int_eq(proto_decode_drain(buf, n, &d2), -EBADMSG);
 }
 END_TEST
 
@@ -484,6 +492,7 @@ START_TEST(test_decoders_random_input)
 	ck_assert_str_eq(proto_type_name(PROTO_REGISTER | PROTO_REPLY),
 			 "REGISTER");
 	ck_assert_str_eq(proto_type_name(PROTO_ADMIN_HELLO), "ADMIN_HELLO");
+	ck_assert_str_eq(proto_type_name(PROTO_DRAIN), "DRAIN");
 	ck_assert_str_eq(proto_type_name(999), "?");
 }
 END_TEST

@@ -1,7 +1,7 @@
 /*
  * admin.c - libuzswap's administration calls (uzswap.h, "Administration"):
- * the daemon's totals and clients, budgets, reclaim, compaction, reload
- * and version. Each call is one request through uzswap__call(); the daemon
+ * the daemon's totals and clients, budgets, reclaim, compaction, drain,
+ * reload and version. Each call is one request through uzswap__call(); the daemon
  * decides who may make it (SO_PEERCRED), not this library. The client list
  * comes in pages of PROTO_CLIENTS_PER_PAGE rows, asked for by the last pid
  * seen, so a list longer than one message needs no state in the daemon.
@@ -205,6 +205,47 @@ int uzswap_compact(uzswap_t *c, uint64_t *pages, uint64_t *freed)
 		*freed = r.pool_before > r.pool_after
 				 ? r.pool_before - r.pool_after : 0;
 	return 0;
+}
+
+_Static_assert(UZSWAP_DRAIN_FORCE == PROTO_DRAIN_FORCE,
+	       "uzswap_admin_drain() passes its flags as DRAIN's");
+
+int uzswap_admin_drain(uzswap_t *c, unsigned int flags,
+		       struct uzswap_drain *result)
+{
+	struct proto_drain q = { .flags = flags };
+	struct proto_drain_reply r;
+	struct uzswap_drain res = { .bytes = 0 };
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
+	size_t len;
+	int ret;
+
+	if (flags & ~UZSWAP_DRAIN_FORCE)
+		return -EINVAL;
+	ret = uzswap__usable(c);
+	if (ret == 0 && c->version < PROTO_DRAIN_VERSION)
+		ret = -EOPNOTSUPP;	/* a daemon older than DRAIN */
+	if (ret == 0) {
+		len = proto_encode_drain(buf, &q, c->version);
+		ret = uzswap__call(c, PROTO_DRAIN, buf, len, NULL, 0, body,
+				   sizeof(body), &len, UZSWAP_DRAIN_TIMEOUT_MS,
+				   res.why, sizeof(res.why));
+	}
+	if (ret == 0)
+		ret = proto_decode_drain_reply(body, len, &r);
+	if (ret == 0)
+		res = (struct uzswap_drain){
+			.bytes = r.bytes,
+			.pages = r.pages,
+			.regions = r.regions,
+			.clients = r.clients,
+			.regions_kept = r.regions_kept,
+			.pages_kept = r.pages_kept,
+			.regions_left = r.regions_left,
+		};
+	if (result)
+		*result = res;
+	return ret;
 }
 
 int uzswap_reload(uzswap_t *c, char *why, size_t len)

@@ -46,6 +46,12 @@
  * Writes by other threads between steps 2 and 3 are lost; the header says
  * so.
  *
+ * A drain (uzswap_admin_drain()) releases regions behind the library's
+ * back: the daemon unregisters their ranges, and the memory stays mapped,
+ * plain shared memory. The library learns it only when it frees one: the
+ * daemon answers that UNREGISTER -ENOENT, and the region is unmapped and
+ * its memfd closed as any other.
+ *
  * Failures. Every step is undone in reverse order. The delicate case is a
  * REGISTER that got no answer (timeout, daemon gone): the daemon may still
  * register the range later, and may even have evicted pages of it already.
@@ -1250,7 +1256,8 @@ int uzswap_free(uzswap_t *c, void *addr)
 	pthread_mutex_unlock(&c->lock);
 	munmap(addr, r->len);
 	region_free(r);
-	return ret;
+	/* ENOENT: a drain released the region, which was plain memory */
+	return ret == -ENOENT ? 0 : ret;
 }
 
 int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes)

@@ -69,9 +69,10 @@
  * - the region is never inherited by fork(): the child does not have it
  *   (MADV_DONTFORK), so a child must not touch it;
  * - transparent huge pages are off in the region (MADV_NOHUGEPAGE);
- * - a daemon that stops in order (SIGTERM, systemctl stop or restart)
- *   first puts every evicted page back into the memfd: the program goes
- *   on with plain memory. A daemon that crashes takes the evicted pages
+ * - a daemon that stops in order (SIGTERM, systemctl stop or restart),
+ *   and a drain (uzswapctl drain, uzswap_admin_drain()), first put every
+ *   evicted page back into the memfd: the program goes on with plain
+ *   memory, and uzswap_free() of such a region still unmaps it. A daemon that crashes takes the evicted pages
  *   with it: a touch of one then blocks for good instead of reading wrong
  *   data (a restarted daemon cannot serve it), so the program must be
  *   restarted too;
@@ -112,7 +113,7 @@ extern "C" {
 #endif
 
 #define UZSWAP_VERSION_MAJOR	0
-#define UZSWAP_VERSION_MINOR	2
+#define UZSWAP_VERSION_MINOR	3
 
 #define UZSWAP_EXTERN __attribute__((visibility("default")))
 
@@ -206,8 +207,9 @@ UZSWAP_EXTERN void *uzswap_adopt(uzswap_t *c, void *addr, size_t len,
  * uzswap_free() - unregister and unmap a region
  * @addr: the address uzswap_alloc() or uzswap_adopt() returned
  *
- * Return: 0; -EINVAL if @addr is not a region of @c, -ECHILD (nothing
- * done then). Any other error (-ETIMEDOUT, -ECONNRESET, ...) says that the
+ * Return: 0 (also for a region a drain released: it is unmapped as any
+ * other); -EINVAL if @addr is not a region of @c, -ECHILD (nothing done
+ * then). Any other error (-ETIMEDOUT, -ECONNRESET, ...) says that the
  * daemon did not confirm; the region is unmapped nonetheless.
  */
 UZSWAP_EXTERN int uzswap_free(uzswap_t *c, void *addr);
@@ -408,8 +410,53 @@ UZSWAP_EXTERN int uzswap_compact(uzswap_t *c, uint64_t *pages,
  */
 UZSWAP_EXTERN int uzswap_reload(uzswap_t *c, char *why, size_t len);
 
+/* uzswap_admin_drain()'s @flags. */
+#define UZSWAP_DRAIN_FORCE	0x1u	/* even if it does not fit in memory */
+
+/* What uzswap_admin_drain() did. */
+struct uzswap_drain {
+	uint64_t bytes;			/* put back into the clients' memory */
+	uint64_t pages;			/* the same, in pages */
+	uint64_t regions;		/* released: no longer managed */
+	uint64_t clients;		/* processes they belonged to */
+	uint64_t regions_kept;		/* not released: a page could not be
+					 * restored (see the daemon's log) */
+	uint64_t pages_kept;		/* still stored in those */
+	uint64_t regions_left;		/* unregistered by their client, or
+					 * whose client exited, meanwhile */
+	uint64_t reserved[8];		/* zero */
+	char why[256];			/* the daemon's reason of a refusal,
+					 * "" if none */
+};
+
 /*
- * uzswap_daemon_version() - the daemon's release ("0.2.0") into @release
+ * uzswap_admin_drain() - empty uzswap, as swapoff empties a swap device:
+ * every stored page (compressed, same-filled, kept raw, written back) is
+ * put back into its client's memory, and every region stops being
+ * managed: its client goes on with plain shared memory, the daemon no
+ * longer involved. The daemon keeps running and keeps its clients'
+ * connections; they may register new regions afterwards, and
+ * uzswap_free() and uzswap_disconnect() of a released region work as
+ * before.
+ * @flags:  UZSWAP_DRAIN_FORCE to drain even if the stored pages need more
+ *          memory than MemAvailable; 0 refuses then
+ * @result: filled in (may be NULL); on a refusal, @result->why says why
+ *          ("drain needs 3.2 GiB of memory, 1.1 GiB available; --force
+ *          to drain anyway")
+ * Waits until the daemon is done (at most UZSWAP_DRAIN_TIMEOUT_MS; the
+ * drain goes on if the call gives up, and stops if the connection is
+ * closed). A region holding a page that could not be read back (its
+ * backing file failed) is not released and keeps the page stored: it
+ * stays managed, and @result counts it.
+ * Return: 0; -ENOMEM (it does not fit); -EBUSY (a drain runs already);
+ * -EOPNOTSUPP (a uzswapd too old to drain); -errno.
+ */
+#define UZSWAP_DRAIN_TIMEOUT_MS (60 * 60 * 1000)
+UZSWAP_EXTERN int uzswap_admin_drain(uzswap_t *c, unsigned int flags,
+				     struct uzswap_drain *result);
+
+/*
+ * uzswap_daemon_version() - the daemon's release ("0.3.0") into @release
  * (@len bytes) and the newest protocol version it speaks into *@protocol
  * (may be NULL). Open to every user. Return: 0 or -errno.
  */

@@ -1,9 +1,11 @@
 /*
- * size.c - parsing sizes (see size.h).
+ * size.c - parsing and printing sizes (see size.h).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,4 +58,22 @@ int size_parse(const char *s, unsigned int flags, uint64_t *out)
 		return -EINVAL;
 	*out = (uint64_t)v << shift;
 	return 0;
+}
+
+const char *size_format(uint64_t v, char *buf, size_t len)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+	double d = (double)v;
+	int i = -1;
+
+	if (v < 1024) {
+		snprintf(buf, len, "%" PRIu64 " B", v);
+		return buf;
+	}
+	while (d >= 1024 && i < 3) {
+		d /= 1024;
+		i++;
+	}
+	snprintf(buf, len, "%.1f %s", d, units[i]);
+	return buf;
 }

@@ -1,13 +1,14 @@
 /*
  * size.h - sizes as people write them ("512M", "4G", "none", "20%"), for
- * the daemon's configuration and uzswapctl alike, so both accept the same
- * text.
+ * the daemon's configuration and uzswapctl alike, so both accept (and
+ * print) the same text.
  *
  * Private to uzswap.
  */
 #ifndef UZSWAP_SIZE_H
 #define UZSWAP_SIZE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define SIZE_NONE_OK	0x1u	/* "none" (and 0) mean no limit: 0 */
@@ -24,6 +25,10 @@
  * SIZE_PCT_OK).
  */
 int size_parse(const char *s, unsigned int flags, uint64_t *out);
+
+/* @v bytes as "0 B", "12.0 KiB", "1.5 GiB" into @buf (@len bytes, 16
+ * are enough); returns @buf. */
+const char *size_format(uint64_t v, char *buf, size_t len);
 
 /* The machine's RAM in bytes. */
 uint64_t size_ram_bytes(void);

@@ -104,6 +104,11 @@ static bool reclaim_ok(const struct proto_reclaim *m)
 	return m->pid >= 0;
 }
 
+static bool drain_ok(const struct proto_drain *m)
+{
+	return !(m->flags & ~PROTO_DRAIN_FORCE);
+}
+
 PROTO_MESSAGES(PROTO_CODECS)
 
 /* The fixed part of a CLIENTS reply, with its own codecs. */
@@ -201,6 +206,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_COMPACT] = "COMPACT",
 		[PROTO_RELOAD] = "RELOAD",
 		[PROTO_ADMIN_HELLO] = "ADMIN_HELLO",
+		[PROTO_DRAIN] = "DRAIN",
 	};
 
 	type &= (uint16_t)~PROTO_REPLY;

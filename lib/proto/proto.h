@@ -37,7 +37,9 @@
  *   2: every frame carries the connection's version; ADMIN_HELLO;
  *      CLIENTS rows with an offset and a size;
  *   3: STATUS carries every counter (counters.h), /metrics' among them;
- *      HELLO's flags (RESUME: a client carries on with a new daemon).
+ *      DRAIN (a daemon answers it -EOPNOTSUPP on a connection of an
+ *      older version, as a daemon of that version would); HELLO's flags
+ *      (RESUME: a client carries on with a new daemon).
  *
  * Layouts. Each message is a list of fields, PROTO_<MSG>_FIELDS below,
  * written once: the struct, the encoder, the decoder and the size derive
@@ -98,6 +100,8 @@ enum proto_type {
 	PROTO_COMPACT,		/* admin: compact the pool */
 	PROTO_RELOAD,		/* admin: reread the configuration */
 	PROTO_ADMIN_HELLO,	/* admin: versions (version 2) */
+	PROTO_DRAIN,		/* admin: every stored page back into its
+				 * client, every region released (version 3) */
 	PROTO_TYPE_END,
 };
 
@@ -251,6 +255,30 @@ struct proto_hdr {
 	F(uint64_t, pool_before, 1, 0)	/* pool bytes before, after */	\
 	F(uint64_t, pool_after, 1, 0)
 
+/* The version that brought DRAIN: a peer of an older one never sends it. */
+#define PROTO_DRAIN_VERSION	3
+/* DRAIN: even if the pages do not fit in MemAvailable. */
+#define PROTO_DRAIN_FORCE	0x1u
+
+/* DRAIN: restore every stored page into its client's memfd and release
+ * every region (the daemon unregisters its range). The reply comes when
+ * it is done. */
+#define PROTO_DRAIN_FIELDS(F, S)					\
+	F(uint32_t, flags, 3, 0)	/* PROTO_DRAIN_* */
+
+/* DRAIN reply. A region that kept a page the drain could not restore
+ * stays managed, with that page stored. */
+#define PROTO_DRAIN_REPLY_FIELDS(F, S)					\
+	F(uint64_t, bytes, 3, 0)	/* restored into the memfds */	\
+	F(uint64_t, pages, 3, 0)	/* the same, in pages */	\
+	F(uint64_t, regions, 3, 0)	/* released */			\
+	F(uint64_t, clients, 3, 0)	/* processes they belonged to */ \
+	F(uint64_t, regions_kept, 3, 0)	/* not released: still managed */ \
+	F(uint64_t, pages_kept, 3, 0)	/* still stored in those */	\
+	F(uint64_t, regions_left, 3, 0)	/* unregistered by their client, \
+					 * or whose client exited, while \
+					 * the drain ran */
+
 /*
  * The messages with a flat layout: M(name, FIELDS, CHECK), where CHECK(m)
  * says whether a decoded message's values are in range (proto.c). Each
@@ -282,7 +310,9 @@ struct proto_hdr {
 	M(reclaim, PROTO_RECLAIM_FIELDS, reclaim_ok)			\
 	M(bytes_reply, PROTO_BYTES_REPLY_FIELDS, proto_no_check)	\
 	M(compact_reply, PROTO_COMPACT_REPLY_FIELDS,			\
-	  proto_no_check)
+	  proto_no_check)						\
+	M(drain, PROTO_DRAIN_FIELDS, drain_ok)				\
+	M(drain_reply, PROTO_DRAIN_REPLY_FIELDS, proto_no_check)
 
 /* Expansions of a field list into members and sizes. */
 #define PROTO_F_MEMBER(type, name, since, def)	type name;

@@ -16,7 +16,7 @@
  *             it, and of every client evicts what it says, and every byte
  *             comes back; compact; reload takes a new file, and refuses a
  *             bad one with its FILE:LINE while the old configuration
- *             stays
+ *             stays; drain prints what it needs and what it restored
  *   access    another user: exit 3 (the socket's permissions, then the
  *             daemon's admin check), version still open to all; the
  *             admin-group, as primary or supplementary group, and changed
@@ -188,6 +188,10 @@ START_TEST(test_usage)
 		      "'lots' is not a pid or a size");
 	assert_failed(ctl_as(NULL, none, "status", "now", NULL), 1,
 		      "takes no argument");
+	assert_failed(ctl_as(NULL, none, "drain", "now", NULL), 1,
+		      "'now' is not --force");
+	assert_failed(ctl_as(NULL, none, "drain", "--force", "1", NULL), 1,
+		      "drain takes [--force]");
 	assert_failed(ctl_as(NULL, none, "--bogus", "status", NULL), 1,
 		      "unknown option '--bogus'");
 }
@@ -393,6 +397,44 @@ START_TEST(test_set_limit)
 }
 END_TEST
 
+/* drain: what it needs and what it restored, as JSON and as text; the
+ * clients go on with every byte. */
+START_TEST(test_drain)
+{
+	struct dh_client c[2];
+	struct pstats ps;
+	int i;
+
+	dh_up(&dmn, NULL);
+	for (i = 0; i < 2; i++)
+		pager_with(&c[i], 16);
+	ctl_ok("reclaim");
+	ctl_ok("--json", "drain");
+	assert_jq(out, ".needed_bytes == %llu and .restored_bytes == "
+		  ".needed_bytes and .restored_pages == %llu and "
+		  ".regions_released == 2 and .clients == 2 and "
+		  ".regions_kept == 0 and .pages_kept == 0 and "
+		  ".regions_left == 0", 32 * MIB, 32 * MIB / PAGE);
+	for (i = 0; i < 2; i++) {
+		pager_stats(&c[i], &ps);
+		DH_ASSERT(ps.regions == 0 && ps.stored == 0, "client %d: %"
+			  PRIu64 " regions, %" PRIu64 " stored", i,
+			  ps.regions, ps.stored);
+		pager_ok(&c[i], "verify 0");
+	}
+	ctl_ok("drain");
+	DH_ASSERT(!strcmp(out, "draining 0 B back into 0 clients\nrestored "
+			  "0 B (0 pages); 0 regions of 0 clients released\n"),
+		  "drain of nothing: %s", out);
+	ctl_ok("drain", "--help");
+	DH_ASSERT(strstr(out, "drain [--force]") && strstr(out, "swapoff"),
+		  "drain --help: %s", out);
+	for (i = 0; i < 2; i++)
+		pager_quit(&c[i]);
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
 START_TEST(test_reclaim)
 {
 	struct dh_client c[2];
@@ -580,6 +622,7 @@ static Suite *ctl_suite(void)
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_set_limit);
 	tcase_add_test(tc, test_reclaim);
+	tcase_add_test(tc, test_drain);
 	tcase_add_test(tc, test_reload);
 	suite_add_tcase(s, tc);
 

@@ -231,13 +231,16 @@ static bool socket_accepts(const char *path)
 	return ok;
 }
 
-/* Start uzswapd in @d's directory; it locks its memory if @lock. */
-static int start_in_dir(struct dh_daemon *d, const char *const *extra,
-			bool lock)
+/* Start uzswapd in @d's directory, through @wrapper (a command line that
+ * ends with the daemon's, NULL: none); it locks its memory if @lock. */
+static int start_in_dir(struct dh_daemon *d, const char *const *wrapper,
+			const char *const *extra, bool lock)
 {
 	const char *argv[DH_MAX_ARGS];
 	int n = 0, i;
 
+	for (i = 0; wrapper && wrapper[i] && n < DH_MAX_ARGS / 2; i++)
+		argv[n++] = wrapper[i];
 	argv[n++] = UZSWAPD_PATH;
 	argv[n++] = "--socket";
 	argv[n++] = d->sock;
@@ -261,7 +264,15 @@ int dh_start(struct dh_daemon *d, const char *const *extra)
 {
 	int ret = dh_prepare(d);
 
-	return ret ? ret : start_in_dir(d, extra, false);
+	return ret ? ret : start_in_dir(d, NULL, extra, false);
+}
+
+int dh_start_under(struct dh_daemon *d, const char *const *wrapper,
+		   const char *const *extra)
+{
+	int ret = dh_prepare(d);
+
+	return ret ? ret : start_in_dir(d, wrapper, extra, false);
 }
 
 void dh_up(struct dh_daemon *d, const char *const *extra)
@@ -276,7 +287,7 @@ void dh_up_locked(struct dh_daemon *d, const char *const *extra)
 	int ret = dh_prepare(d);
 
 	if (ret == 0)
-		ret = start_in_dir(d, extra, true);
+		ret = start_in_dir(d, NULL, extra, true);
 	DH_ASSERT_ON(d, ret == 0, "uzswapd did not start: %s", strerror(-ret));
 }
 
@@ -311,7 +322,7 @@ int dh_restart(struct dh_daemon *d, const char *const *extra)
 {
 	if (d->pid)
 		return -EBUSY;
-	return start_in_dir(d, extra, false);
+	return start_in_dir(d, NULL, extra, false);
 }
 
 int dh_stop(struct dh_daemon *d)

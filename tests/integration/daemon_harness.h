@@ -139,6 +139,11 @@ const char *dh_msg(const char *fmt, ...)
  */
 int dh_start(struct dh_daemon *d, const char *const *extra);
 
+/* dh_start() through @wrapper: a command line (argv[0] a path) that runs
+ * the daemon's, appended to it, as its own process (it execs it). */
+int dh_start_under(struct dh_daemon *d, const char *const *wrapper,
+		   const char *const *extra);
+
 /*
  * The same, as assertions that fail the running test with the daemon's
  * logs:
