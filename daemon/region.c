@@ -59,10 +59,8 @@ void region_index_destroy(struct region_index *ix)
 
 static void index_insert(struct region_index *ix, struct region *r)
 {
-	unsigned int h;
+	unsigned int h = id_hash(r->id);
 
-	r->id = atomic_fetch_add(&ix->next_id, 1);
-	h = id_hash(r->id);
 	pthread_mutex_lock(&ix->lock);
 	r->index_next = ix->buckets[h];
 	ix->buckets[h] = r;
@@ -179,10 +177,41 @@ static int mark_resident_pages(struct region *r)
 	return 0;
 }
 
-struct region *region_create(struct region_index *ix, struct mm_slot *slot,
-			     struct uffd_ctx *ctx, struct store *store,
-			     unsigned long start, size_t npages, int memfd,
-			     const char *name)
+/* The table of region @id, @size bytes: @ix's kind of memory, or its
+ * file (made now unless it is a predecessor's, @existing). 0 or -errno. */
+static int table_alloc(struct region_index *ix, struct pagemem *table,
+		       uint64_t id, size_t size, bool existing)
+{
+	struct pagemem_src src = { ix->tables, -1 };
+	struct stat sb;
+	int ret;
+
+	if (ix->files.open) {
+		src = (struct pagemem_src){ PAGEMEM_FILE,
+			ix->files.open(ix->files.ctx, id, !existing) };
+		if (src.fd < 0)
+			return src.fd;
+		/* a predecessor's table covers its region whole */
+		ret = existing && (fstat(src.fd, &sb) < 0 ||
+				   (size_t)sb.st_size < size) ? -ESTALE : 0;
+		if (ret == 0)
+			ret = pagemem_alloc(table, &src, size,
+					    "uzswap page states");
+		close(src.fd);
+		if (ret && !existing && ix->files.remove)
+			ix->files.remove(ix->files.ctx, id);
+		return ret;
+	}
+	return pagemem_alloc(table, &src, size, "uzswap page states");
+}
+
+/* A region numbered @id, not yet in @ix: its table (see table_alloc())
+ * and its fields; @memfd is taken over (closed on failure). */
+static struct region *region_new(struct region_index *ix,
+				 struct mm_slot *slot, struct uffd_ctx *ctx,
+				 struct store *store, unsigned long start,
+				 size_t npages, int memfd, const char *name,
+				 uint64_t id, bool existing)
 {
 	struct region *r;
 	int ret;
@@ -194,12 +223,13 @@ struct region *region_create(struct region_index *ix, struct mm_slot *slot,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		goto out_close;
-	ret = pagemem_alloc(&r->table, &(struct pagemem_src){ ix->tables, -1 },
-			    npages * sizeof(*r->pages), "uzswap page states");
+	ret = table_alloc(ix, &r->table, id, npages * sizeof(*r->pages),
+			  existing);
 	if (ret) {
 		errno = -ret;
 		goto out_free_region;
 	}
+	r->id = id;
 	r->pages = r->table.base;
 	list_init(&r->node);
 	r->index = ix;
@@ -212,24 +242,77 @@ struct region *region_create(struct region_index *ix, struct mm_slot *slot,
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	atomic_init(&r->refs, 1);
 	pthread_mutex_init(&r->acct_lock, NULL);
-	ret = mark_resident_pages(r);
-	if (ret) {
-		errno = -ret;
-		goto out_free_table;
-	}
-	if (ctx)
-		uffd_ctx_get(ctx);
-	index_insert(ix, r);
 	return r;
 
-out_free_table:
-	pthread_mutex_destroy(&r->acct_lock);
-	pagemem_free(&r->table);
 out_free_region:
 	free(r);
 out_close:
 	close(memfd);
 	return NULL;
+}
+
+/* Free what region_new() made of @r, its table's file included. */
+static void region_free(struct region *r)
+{
+	struct region_index *ix = r->index;
+
+	pthread_mutex_destroy(&r->acct_lock);
+	close(r->memfd);
+	pagemem_free(&r->table);
+	if (ix->files.remove)
+		ix->files.remove(ix->files.ctx, r->id);
+	free(r);
+}
+
+struct region *region_create(struct region_index *ix, struct mm_slot *slot,
+			     struct uffd_ctx *ctx, struct store *store,
+			     unsigned long start, size_t npages, int memfd,
+			     const char *name)
+{
+	uint64_t id = atomic_fetch_add(&ix->next_id, 1);
+	struct region *r;
+	int ret;
+
+	r = region_new(ix, slot, ctx, store, start, npages, memfd, name, id,
+		       false);
+	if (!r)
+		return NULL;
+	ret = mark_resident_pages(r);
+	if (ret) {
+		region_free(r);
+		errno = -ret;
+		return NULL;
+	}
+	if (ctx)
+		uffd_ctx_get(ctx);
+	index_insert(ix, r);
+	return r;
+}
+
+struct region *region_adopt(struct region_index *ix, struct mm_slot *slot,
+			    struct uffd_ctx *ctx, struct store *store,
+			    unsigned long start, size_t npages, int memfd,
+			    const char *name, uint64_t id)
+{
+	uint_fast64_t next = atomic_load(&ix->next_id);
+	struct region *r;
+
+	if (!ix->files.open) {
+		close(memfd);
+		errno = EINVAL;
+		return NULL;
+	}
+	r = region_new(ix, slot, ctx, store, start, npages, memfd, name, id,
+		       true);
+	if (!r)
+		return NULL;
+	while (next <= id &&
+	       !atomic_compare_exchange_weak(&ix->next_id, &next, id + 1))
+		;
+	if (ctx)
+		uffd_ctx_get(ctx);
+	index_insert(ix, r);
+	return r;
 }
 
 size_t region_seek_entry(struct region *r, size_t i, size_t end,
@@ -282,10 +365,7 @@ void region_put(struct region *r)
 	region_drop_stored(r, 0, r->npages);
 	if (r->ctx)
 		uffd_ctx_put(r->ctx);
-	pthread_mutex_destroy(&r->acct_lock);
-	close(r->memfd);
-	pagemem_free(&r->table);
-	free(r);
+	region_free(r);
 }
 
 /* One line of /proc/PID/maps; returns whether it parsed. */

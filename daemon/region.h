@@ -28,6 +28,21 @@ struct uffd_ctx;
 struct region;
 
 /*
+ * struct region_files - where a region index's page tables live when they
+ * must outlive the daemon (the state directory): a file per region, named
+ * by the region's id
+ * @open:   the file of region @id, made (empty) when @create, else as a
+ *          predecessor left it: a descriptor, or -errno
+ * @remove: the region is gone for good: its file goes too
+ * @ctx:    passed to both; NULL @open: tables are not files
+ */
+struct region_files {
+	int (*open)(void *ctx, uint64_t id, bool create);
+	void (*remove)(void *ctx, uint64_t id);
+	void *ctx;
+};
+
+/*
  * struct region_index - every region of the daemon, by id (the key the
  * store and the LRU name pages by), and what they hold resident
  * @lock:     protects @buckets
@@ -36,9 +51,10 @@ struct region;
  * @resident: pages RESIDENT or EVICTING over every attached region (see
  *            region_account(); atomic)
  * @tables:   what the page-state tables of its regions are made of:
- *            PAGEMEM_ANON (the daemon's, until a state directory holds
- *            them) or PAGEMEM_MEMFD (a memfd each); set before the first
- *            region_create(), immutable after
+ *            PAGEMEM_ANON or PAGEMEM_MEMFD (a memfd each), unless @files
+ *            says; set before the first region_create(), immutable after
+ * @files:    where the tables live when they must outlive the daemon;
+ *            same rule
  */
 struct region_index {
 	pthread_mutex_t lock;
@@ -46,6 +62,7 @@ struct region_index {
 	atomic_uint_fast64_t next_id;
 	atomic_size_t resident;
 	enum pagemem_kind tables;
+	struct region_files files;
 };
 
 /* An empty index whose regions' tables are anonymous memory. */
@@ -133,6 +150,18 @@ struct region *region_create(struct region_index *ix, struct mm_slot *slot,
 			     struct uffd_ctx *ctx,
 			     struct store *store, unsigned long start,
 			     size_t npages, int memfd, const char *name);
+
+/*
+ * region_adopt() - a region a dead daemon left, numbered @id, over @memfd
+ * (taken over as by region_create()), its table the file it left (@ix's
+ * files). Its entries are as the predecessor left them: recover it
+ * (recover.h) before anything uses it. Takes a reference on @ctx.
+ * Return: the region with one reference, or NULL with errno set.
+ */
+struct region *region_adopt(struct region_index *ix, struct mm_slot *slot,
+			    struct uffd_ctx *ctx, struct store *store,
+			    unsigned long start, size_t npages, int memfd,
+			    const char *name, uint64_t id);
 
 /*
  * region_seek_entry() - the first entry of @r at or after @i, below @end,
