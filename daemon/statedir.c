@@ -74,8 +74,7 @@
  * for @dirfd
  * @dirfd:     the directory; immutable
  * @lockfd:    DIR/lock, flock()ed while open; immutable
- * @page_size: this machine's; immutable
- * @boot_id:   this boot's; immutable
+ * @host:      this machine's page size and boot; immutable
  * @epoch:     written in the superblock
  * @clients, @regions: statedir_save()'s record arrays, kept between calls
  * @nr_clients_max, @nr_regions_max: their capacity
@@ -84,8 +83,7 @@
 struct statedir {
 	int dirfd;
 	int lockfd;
-	uint32_t page_size;
-	uint8_t boot_id[STATEDIR_BOOT_ID_LEN];
+	struct statedir_host host;
 	uint64_t epoch;
 	struct statedir_client *clients;
 	struct statedir_region *regions;
@@ -116,14 +114,16 @@ static bool terminated(const char *s, size_t size)
  * The directory and its lock
  *****************/
 
-/* This boot's id: the 32 hex digits of BOOT_ID_PATH (dashes skipped). */
-static int read_boot_id(uint8_t id[STATEDIR_BOOT_ID_LEN])
+/* The boot id is the 32 hex digits of BOOT_ID_PATH (dashes skipped). */
+int statedir_host_get(struct statedir_host *host)
 {
+	uint8_t *id = host->boot_id;
 	char text[64], *p = text;
 	unsigned int i, byte;
 	ssize_t n;
 	int fd;
 
+	host->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 	fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -251,7 +251,6 @@ struct statedir *statedir_open(const char *path, char err[STATEDIR_ERR_MAX])
 {
 	size_t len = strlen(path);
 	struct statedir *sd;
-	long page = sysconf(_SC_PAGESIZE);
 	int ret;
 
 	sd = calloc(1, sizeof(*sd) + len + 1);
@@ -260,9 +259,8 @@ struct statedir *statedir_open(const char *path, char err[STATEDIR_ERR_MAX])
 		return NULL;
 	}
 	memcpy(sd->path, path, len + 1);
-	sd->page_size = (uint32_t)page;
 	sd->epoch = 1;
-	ret = read_boot_id(sd->boot_id);
+	ret = statedir_host_get(&sd->host);
 	if (ret) {
 		set_err(err, "state directory %s: cannot read %s: %s", path,
 			BOOT_ID_PATH, strerror(-ret));
@@ -323,9 +321,10 @@ int statedir_open_file(struct statedir *sd, const char *name, int flags,
  * Decoding
  *****************/
 
-/* What decoders share: the file's name (for messages), and ours. */
+/* What decoders share: what the file must match, its path (for the
+ * messages), where to say what is wrong. */
 struct decode_ctx {
-	const struct statedir *sd;
+	const struct statedir_host *host;
 	const char *what;
 	char *err;
 };
@@ -414,13 +413,13 @@ static int decode_v1(const struct decode_ctx *dc, const uint8_t *buf,
 	    len != sizeof(h) + h.nr_clients * csize + h.nr_regions * rsize)
 		return refuse(dc, "its header does not match its size "
 			      "(%zu bytes)", len);
-	if (memcmp(h.boot_id, dc->sd->boot_id, sizeof(h.boot_id)))
+	if (memcmp(h.boot_id, dc->host->boot_id, sizeof(h.boot_id)))
 		return refuse(dc, "written before a reboot: its clients are "
 			      "gone (remove it)");
-	if (h.page_size != dc->sd->page_size)
+	if (h.page_size != dc->host->page_size)
 		return refuse(dc, "written with pages of %u bytes; this "
 			      "machine's are %u", h.page_size,
-			      dc->sd->page_size);
+			      dc->host->page_size);
 	st->epoch = h.epoch;
 	st->page_size = h.page_size;
 	memcpy(st->boot_id, h.boot_id, sizeof(st->boot_id));
@@ -476,14 +475,16 @@ static uint64_t checksum(const uint8_t *buf, size_t len)
 	return XXH3_64bits_digest(&s);
 }
 
-int statedir_decode(const struct statedir *sd, const void *buf, size_t len,
-		    const char *what, struct statedir_state *st,
+int statedir_decode(const struct statedir_host *host, const char *dir,
+		    const void *buf, size_t len, struct statedir_state *st,
 		    char err[STATEDIR_ERR_MAX])
 {
-	const struct decode_ctx dc = { sd, what, err };
+	char what[STATEDIR_ERR_MAX / 2];
+	const struct decode_ctx dc = { host, what, err };
 	struct statedir_prefix pre;
 	int ret;
 
+	snprintf(what, sizeof(what), "%s/%s", dir, SB_NAME);
 	memset(st, 0, sizeof(*st));
 	if (len < sizeof(pre))
 		return refuse(&dc, "truncated: %zu bytes, not even a header",
@@ -504,8 +505,7 @@ int statedir_decode(const struct statedir *sd, const void *buf, size_t len,
 	if (pre.format > STATEDIR_FORMAT)
 		return refuse(&dc, "written by uzswapd %s, format %u; this "
 			      "uzswapd reads up to %u: upgrade or remove %s",
-			      pre.release, pre.format, STATEDIR_FORMAT,
-			      sd->path);
+			      pre.release, pre.format, STATEDIR_FORMAT, dir);
 	st->format = pre.format;
 	memcpy(st->release, pre.release, sizeof(st->release));
 	ret = decoders[pre.format - 1](&dc, buf, len, st);
@@ -557,8 +557,8 @@ int statedir_load(struct statedir *sd, struct statedir_state *st,
 	if (ret == 0)
 		ret = fullio_pread(fd, buf, (size_t)sb.st_size, 0);
 	if (ret == 0)
-		ret = statedir_decode(sd, buf, (size_t)sb.st_size, what, st,
-				      err);
+		ret = statedir_decode(&sd->host, sd->path, buf,
+				      (size_t)sb.st_size, st, err);
 	else
 		set_err(err, "%s: cannot read: %s", what, strerror(-ret));
 	free(buf);
@@ -610,7 +610,7 @@ static uint8_t *encode(const struct statedir *sd,
 			.magic = STATEDIR_MAGIC, .format = STATEDIR_FORMAT,
 			.header_size = sizeof(h), .release = PACKAGE_VERSION,
 		},
-		.page_size = sd->page_size, .nr_clients = nr_clients,
+		.page_size = sd->host.page_size, .nr_clients = nr_clients,
 		.nr_regions = nr_regions, .epoch = sd->epoch,
 	};
 	struct statedir_client_v1 c;
@@ -623,7 +623,7 @@ static uint8_t *encode(const struct statedir *sd,
 	if (!buf)
 		return NULL;
 	h.prefix.file_size = *len;
-	memcpy(h.boot_id, sd->boot_id, sizeof(h.boot_id));
+	memcpy(h.boot_id, sd->host.boot_id, sizeof(h.boot_id));
 	p = buf + sizeof(h);
 	for (i = 0; i < nr_clients; i++, p += csize) {
 		encode_client_v1(&clients[i], &c);

@@ -217,10 +217,25 @@ int statedir_open_file(struct statedir *sd, const char *name, int flags,
 int statedir_load(struct statedir *sd, struct statedir_state *st,
 		  char err[STATEDIR_ERR_MAX]);
 
-/* Validate superblock bytes @buf of @len bytes read from @what (for the
- * messages) into @st. Return: 0, or -EINVAL with @err set. */
-int statedir_decode(const struct statedir *sd, const void *buf, size_t len,
-		    const char *what, struct statedir_state *st,
+/* What a superblock must match: this machine's page size and boot. */
+struct statedir_host {
+	uint32_t page_size;
+	uint8_t boot_id[STATEDIR_BOOT_ID_LEN];
+};
+
+/* This machine's (the boot id from /proc/sys/kernel/random/boot_id).
+ * Return: 0 or -errno. */
+int statedir_host_get(struct statedir_host *host);
+
+/*
+ * statedir_decode() - validate the @len superblock bytes at @buf, read
+ * from directory @dir (for the messages), against @host, into @st (free
+ * it with statedir_state_free()). Pure: reads nothing else.
+ * Return: 0, or -EINVAL (or -ENOMEM) with @err naming the file and what
+ * is wrong.
+ */
+int statedir_decode(const struct statedir_host *host, const char *dir,
+		    const void *buf, size_t len, struct statedir_state *st,
 		    char err[STATEDIR_ERR_MAX]);
 
 void statedir_state_free(struct statedir_state *st);

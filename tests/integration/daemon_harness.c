@@ -43,6 +43,8 @@
 #endif
 
 #define DH_MAX_ARGS	32
+/* Room for a command line and the options the harness adds to it. */
+#define DH_EXEC_ARGS	64
 #define DH_POLL_MS	5
 
 extern char **environ;
@@ -145,6 +147,27 @@ static void kill_and_reap(pid_t pid)
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+}
+
+/*
+ * @argv, with "--state-dir @state" after the daemon's path (argv[0], or an
+ * argument of a wrapper that execs it) into @out (DH_EXEC_ARGS entries):
+ * every uzswapd the harness starts for a daemon keeps its state in that
+ * daemon's directory. A --state-dir of @argv comes later and wins.
+ */
+static void with_state_dir(const char *const *argv, const char *state,
+			   const char **out)
+{
+	size_t n = 0, i;
+
+	for (i = 0; argv[i] && n < DH_EXEC_ARGS - 3; i++) {
+		out[n++] = argv[i];
+		if (!strcmp(argv[i], UZSWAPD_PATH)) {
+			out[n++] = "--state-dir";
+			out[n++] = state;
+		}
+	}
+	out[n] = NULL;
 }
 
 /*
@@ -733,6 +756,7 @@ int dh_client_start(const struct dh_daemon *d, struct dh_client *c,
 		    const char *const *argv, bool pipes)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	const char *args[DH_EXEC_ARGS];
 	char sockvar[PATH_MAX + 16];
 	pid_t parent = getpid();
 	int err, null, ret;
@@ -750,12 +774,13 @@ int dh_client_start(const struct dh_daemon *d, struct dh_client *c,
 		goto out_errno;
 	if (pipes && (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0))
 		goto out_errno;
+	with_state_dir(argv, d->state, args);
 
 	c->pid = fork();
 	if (c->pid == 0) {
 		child_setup(parent, pipes ? in[0] : null,
 			    pipes ? out[1] : null, err);
-		execve(argv[0], (char *const *)argv, env);
+		execve(args[0], (char *const *)args, env);
 		_exit(127);
 	}
 	if (c->pid < 0)
@@ -973,6 +998,7 @@ int dh_prepare(struct dh_daemon *d)
 	snprintf(d->log, sizeof(d->log), "%s/uzswapd.log", d->dir);
 	snprintf(d->clog, sizeof(d->clog), "%s/clients.log", d->dir);
 	snprintf(d->backing, sizeof(d->backing), "%s/backing", d->dir);
+	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
 	snprintf(d->conf, sizeof(d->conf), "%s/uzswapd.conf", d->dir);
 	fd = open(d->conf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -1027,11 +1053,13 @@ static char **launch_env(const char *const *env)
 int dh_launch(struct dh_daemon *d, const char *const *argv,
 	      const char *const *env)
 {
+	const char *args[DH_EXEC_ARGS];
 	long long deadline;
 	pid_t parent = getpid();
 	int logfd, null, status, ret;
 	char **envp;
 
+	with_state_dir(argv, d->state, args);
 	envp = launch_env(env);
 	if (!envp)
 		return -ENOMEM;
@@ -1044,7 +1072,7 @@ int dh_launch(struct dh_daemon *d, const char *const *argv,
 	d->pid = fork();
 	if (d->pid == 0) {
 		child_setup(parent, null, null, logfd);
-		execve(argv[0], (char *const *)argv, envp);
+		execve(args[0], (char *const *)args, envp);
 		_exit(127);
 	}
 	if (d->pid < 0) {

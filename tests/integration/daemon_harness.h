@@ -6,8 +6,13 @@
  *
  * Every daemon gets its own directory (mkdtemp under the root the test
  * program made), holding its control socket, its log (the daemon's stderr,
- * "uzswapd.log"), the clients' stderr ("clients.log") and its backing file
- * ("backing": never the system's, which a second daemon could not lock).
+ * "uzswapd.log"), the clients' stderr ("clients.log"), its backing file
+ * ("backing": never the system's, which a second daemon could not lock)
+ * and its state directory ("state": never the system's
+ * /run/uzswap/state, where daemons of tests running at once would refuse
+ * each other). Every uzswapd the harness starts for a daemon
+ * (dh_start(), dh_launch(), dh_client_start()) is given that state
+ * directory; a test that runs uzswapd with dh_run() passes one itself.
  * Every process the harness starts dies with the thread that started it
  * (PR_SET_PDEATHSIG), so a test that fails half-way (Check's fork mode
  * leaves with _exit(), skipping the teardown) leaves no daemon or client
@@ -46,6 +51,7 @@
  * @log:  its stderr, "@dir/uzswapd.log"
  * @clog: the stderr of the clients started against it
  * @backing: its backing file, "@dir/backing"
+ * @state: its state directory, "@dir/state" (the daemon makes it)
  * @conf: its configuration file, "@dir/uzswapd.conf" (empty at first: the
  *        host's /etc/uzswap is never read by a test)
  */
@@ -56,6 +62,7 @@ struct dh_daemon {
 	char log[PATH_MAX];
 	char clog[PATH_MAX];
 	char backing[PATH_MAX];
+	char state[PATH_MAX];
 	char conf[PATH_MAX];
 };
 
