@@ -712,29 +712,20 @@ int statedir_set_aside(struct statedir *sd, uint64_t epoch)
  * From the registry
  *****************/
 
-/* Room for @nr_clients and @nr_regions records in @sd's arrays (grown by
- * doubling). Return: 0 or -ENOMEM. */
-static int records_reserve(struct statedir *sd, uint32_t nr_clients,
-			   uint32_t nr_regions)
+/* Room for @need records of @size bytes in *@arr, which has room for
+ * *@max (grown by doubling). Return: 0 or -ENOMEM. */
+static int records_grow(void **arr, uint32_t *max, uint32_t need,
+			size_t size)
 {
 	void *p;
 
-	if (nr_clients > sd->nr_clients_max) {
-		p = reallocarray(sd->clients, nr_clients * 2,
-				 sizeof(*sd->clients));
-		if (!p)
-			return -ENOMEM;
-		sd->clients = p;
-		sd->nr_clients_max = nr_clients * 2;
-	}
-	if (nr_regions > sd->nr_regions_max) {
-		p = reallocarray(sd->regions, nr_regions * 2,
-				 sizeof(*sd->regions));
-		if (!p)
-			return -ENOMEM;
-		sd->regions = p;
-		sd->nr_regions_max = nr_regions * 2;
-	}
+	if (need <= *max)
+		return 0;
+	p = reallocarray(*arr, (size_t)need * 2, size);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*max = need * 2;
 	return 0;
 }
 
@@ -831,7 +822,11 @@ static int records_collect(struct statedir *sd, struct registry *reg,
 	pthread_mutex_lock(&reg->lock);
 	registry_count_locked(reg, nc, nr);
 	pthread_mutex_unlock(&reg->lock);
-	ret = records_reserve(sd, *nc, *nr);
+	ret = records_grow((void **)&sd->clients, &sd->nr_clients_max, *nc,
+			   sizeof(*sd->clients));
+	if (ret == 0)
+		ret = records_grow((void **)&sd->regions, &sd->nr_regions_max,
+				   *nr, sizeof(*sd->regions));
 	if (ret)
 		return ret;
 	*nc = *nr = 0;
