@@ -700,7 +700,7 @@ int uzswapd_main(int argc, char **argv)
 	fd = open_socket(d);
 	if (fd < 0) {
 		ret = -fd;
-		goto out_close_loop;
+		goto out_free_path;	/* not ours to unlink */
 	}
 	ret = open_state(d);
 	if (ret)
@@ -797,8 +797,8 @@ out_close_socket:
 		close(fd);
 	if (d->bound_path)
 		unlink(d->bound_path);
+out_free_path:
 	free(d->bound_path);
-out_close_loop:
 	uv_walk(&d->loop, close_handle, NULL);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&d->loop)) {
