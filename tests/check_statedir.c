@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/conf.h"
 #include "daemon/statedir.h"
 #include "lib/common/macros.h"
 
@@ -521,6 +522,40 @@ START_TEST(test_start_time)
 }
 END_TEST
 
+/* The configuration from a file holding @text. */
+static void conf_from(struct conf *c, const char *text)
+{
+	struct conf_source src = { .path_given = true };
+	char path[320], err[CONF_ERR_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/uzswapd.conf", t.dir);
+	f = fopen(path, "we");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	src.path = path;
+	ck_assert_msg(conf_load(c, &src, err) == 0, "%s", err);
+}
+
+/* state-dir defaults to /run/uzswap/state, and a reload that changes it
+ * keeps the running one: it is locked and holds the clients. */
+START_TEST(test_state_dir_key_needs_restart)
+{
+	struct conf cur, next;
+
+	conf_from(&cur, "");
+	ck_assert_str_eq(cur.state_dir, "/run/uzswap/state");
+	conf_free(&cur);
+	conf_from(&cur, "[daemon]\nstate-dir = /run/a\n");
+	conf_from(&next, "[daemon]\nstate-dir = /run/b\n");
+	ck_assert_uint_eq(conf_keep_restart_keys(&next, &cur), 1);
+	ck_assert_str_eq(next.state_dir, "/run/a");
+	conf_free(&next);
+	conf_free(&cur);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("statedir");
@@ -541,6 +576,7 @@ int main(void)
 	tcase_add_test(tc, test_missing_parent_refused);
 	tcase_add_test(tc, test_set_aside_keeps_one);
 	tcase_add_test(tc, test_start_time);
+	tcase_add_test(tc, test_state_dir_key_needs_restart);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
