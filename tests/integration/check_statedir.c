@@ -32,6 +32,7 @@
 #include "daemon/statedir.h"
 #include "daemon/uzswapd.h"
 #include "daemon_harness.h"
+#include "lib/client/uzswap.h"
 #include "pager.h"
 
 #define MIB		(1024ull * 1024)
@@ -301,6 +302,38 @@ START_TEST(test_superblock_forgets_dead_client)
 }
 END_TEST
 
+/* The regions a drain released are not the daemon's to hand on: the
+ * superblock forgets them once the drain is done. */
+START_TEST(test_superblock_forgets_drained)
+{
+	struct uzswap_drain dr;
+	struct statedir_state st;
+	struct dh_client c;
+	uzswap_t *admin;
+
+	dh_up(&dmn, NULL);
+	pager_start(&dmn, &c);
+	pager_alloc(&c, "text", 1);
+	pager_alloc(&c, "none", 2);
+	superblock_read(&dmn, &st);
+	DH_ASSERT_EQ(st.nr_regions, 2);
+	statedir_state_free(&st);
+
+	admin = uzswap_admin_connect(dmn.sock);
+	DH_ASSERT(admin, "admin connection: %s", strerror(errno));
+	DH_ASSERT_EQ(uzswap_admin_drain(admin, UZSWAP_DRAIN_FORCE, &dr), 0);
+	uzswap_disconnect(admin);
+	DH_ASSERT_EQ(dr.regions, 2);
+	superblock_read(&dmn, &st);
+	DH_ASSERT_EQ(st.nr_clients, 1);
+	DH_ASSERT_EQ(st.nr_regions, 0);
+	statedir_state_free(&st);
+
+	pager_quit(&c);
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
 /*****************
  * restart
  *****************/
@@ -381,6 +414,7 @@ static Suite *statedir_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_superblock_lists_regions);
 	tcase_add_test(tc, test_superblock_forgets_dead_client);
+	tcase_add_test(tc, test_superblock_forgets_drained);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("restart");
