@@ -89,7 +89,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <sys/vfs.h>
@@ -99,6 +98,7 @@
 #include "lib/common/failpoint.h"
 #include "lib/common/fullio.h"
 #include "backing.h"
+#include "privfile.h"
 
 /*****************
  * Structures
@@ -464,16 +464,14 @@ static int object_read(struct backing *b, uint64_t slot, void *buf,
 
 /*
  * file_dir_open() - open the directory of @path without following a
- * symlink in its last component (O_NOFOLLOW): the file is created and
- * removed relative to this fd, so a directory swapped for a link after
- * the start cannot redirect either. *@name is set to the file's name in
- * @path. Return: the fd, or -errno (-ELOOP for a symlinked directory,
- * -EISDIR for a path that ends in '/').
+ * symlink in its last component (privfile_open_dir()): the file is
+ * created and removed relative to this fd. *@name is set to the file's
+ * name in @path. Return: the fd, or -errno (-ELOOP for a symlinked
+ * directory, -EISDIR for a path that ends in '/').
  */
 static int file_dir_open(const char *path, const char **name)
 {
 	const char *slash = strrchr(path, '/');
-	struct stat sb;
 	char *dir;
 	int fd;
 
@@ -487,11 +485,7 @@ static int file_dir_open(const char *path, const char **name)
 			strndup(path, (size_t)(slash - path));
 	if (!dir)
 		return -ENOMEM;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		/* O_DIRECTORY reports a symlink as ENOTDIR */
-		fd = errno == ENOTDIR && lstat(dir, &sb) == 0 &&
-		     S_ISLNK(sb.st_mode) ? -ELOOP : -errno;
+	fd = privfile_open_dir(dir);
 	free(dir);
 	return fd;
 }
@@ -508,35 +502,6 @@ static bool file_is_ours(int fd, const struct stat *sb)
 
 	return (sb->st_size == 0 && sb->st_blocks == 0) ||
 	       fgetxattr(fd, BACKING_XATTR, &v, sizeof(v)) >= 0;
-}
-
-/*
- * file_check() - whether @fd may be a backing file at all: a regular file
- * (-EINVAL), of the daemon's user (-EPERM: someone else's file, they may
- * hold it open and read what we write), with no other name (-EMLINK: a
- * hard link planted to a file of ours). Checked on the fd, never on the
- * path. Fills *@sb. Return: 0 or -errno.
- */
-static int file_check(int fd, struct stat *sb)
-{
-	if (fstat(fd, sb) < 0)
-		return -errno;
-	if (!S_ISREG(sb->st_mode))
-		return -EINVAL;
-	if (sb->st_uid != geteuid())
-		return -EPERM;
-	if (sb->st_nlink != 1)
-		return -EMLINK;
-	return 0;
-}
-
-/* Lock @fd for the daemon's lifetime: 0, -EBUSY if another process holds
- * it, or -errno. */
-static int file_lock(int fd)
-{
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-		return 0;
-	return errno == EWOULDBLOCK ? -EBUSY : -errno;
 }
 
 /*
@@ -559,9 +524,9 @@ static int file_take_over(int dirfd, const char *name)
 		    O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	ret = file_check(fd, &sb);
+	ret = privfile_check(fd, &sb);
 	if (ret == 0)
-		ret = file_lock(fd);
+		ret = privfile_lock(fd);
 	if (ret < 0)
 		goto out_close;
 	if (!file_is_ours(fd, &sb)) {
@@ -621,9 +586,9 @@ again:
 	}
 	/* a daemon that removed the old file keeps the path (emptied) */
 	b->created = !replaced;
-	ret = file_check(fd, &sb);
+	ret = privfile_check(fd, &sb);
 	if (ret == 0)
-		ret = file_lock(fd);
+		ret = privfile_lock(fd);
 	if (ret < 0)
 		goto out_unlink;
 	if (fsetxattr(fd, BACKING_XATTR, "1", 1, 0) < 0 && errno != ENOTSUP) {

@@ -39,6 +39,7 @@
 #include "load.h"
 #include "log.h"
 #include "registry.h"
+#include "statedir.h"
 #include "uzswapd.h"
 #include "work.h"
 
@@ -151,6 +152,8 @@ static struct mm_slot *slot_get_or_create(struct ctl_conn *c)
 	if (!slot)
 		return NULL;
 	read_comm(slot);
+	/* a process gone already keeps 0, which no process starts at */
+	statedir_start_time(slot->pid, &slot->start_time);
 	slot->pidfd = pidfd_of(c);
 	if (slot->pidfd < 0) {
 		ret = slot->pidfd;
@@ -261,7 +264,8 @@ static struct client_teardown *teardown_alloc(struct uzswapd *d, bool restore,
 	return t;
 }
 
-int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
+int client_attach(struct ctl_conn *c, int uffd, int client_fd,
+		  bool user_mode_only)
 {
 	struct mm_slot *slot;
 	struct uffd_ctx *ctx;
@@ -279,7 +283,8 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 		goto out_free_teardown;
 	}
 	mm_slot_get(slot);		/* the context's */
-	ctx = uffd_ctx_alloc(uffd, slot, mm_slot_put, user_mode_only);
+	ctx = uffd_ctx_alloc(uffd, client_fd, slot, mm_slot_put,
+			     user_mode_only);
 	if (!ctx) {
 		ret = -ENOMEM;
 		goto out_put;
@@ -294,6 +299,7 @@ int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only)
 	c->slot = slot;
 	c->ctx = ctx;
 	list_add_tail(&c->node, &slot->conns);
+	list_add_tail(&ctx->slot_node, &slot->uffds);
 	return 0;
 
 out_put:
@@ -312,6 +318,7 @@ void client_detach(struct ctl_conn *c)
 
 	assert_owner_thread(&c->d->thread);
 	list_del(&c->node);
+	list_del(&c->ctx->slot_node);
 	t->restore = uv_is_active((uv_handle_t *)&c->slot->pid_watch);
 	t->slot = c->slot;
 	t->ctx = c->ctx;
@@ -321,6 +328,7 @@ void client_detach(struct ctl_conn *c)
 	c->teardown = NULL;
 	c->ctx = NULL;
 	c->slot = NULL;
+	statedir_save(c->d->statedir, &c->d->registry);
 }
 
 struct work *client_unregister(struct ctl_conn *c, unsigned long start,
@@ -343,6 +351,7 @@ struct work *client_unregister(struct ctl_conn *c, unsigned long start,
 	t->done = done;
 	t->work.arg = c;
 	work_queue(&c->d->work, &t->work, NULL);
+	statedir_save(c->d->statedir, &c->d->registry);
 	return &t->work;
 }
 

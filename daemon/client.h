@@ -17,10 +17,12 @@ struct work;
 
 /*
  * client_attach() - give connection @c (after a valid HELLO) its process's
- * mm_slot and a uffd context for @uffd (taken over), served by the fault
- * threads from now on. Return: 0 or -errno (@uffd closed then).
+ * mm_slot and a uffd context for @uffd (taken over; @client_fd in the
+ * client's table), served by the fault threads from now on.
+ * Return: 0 or -errno (@uffd closed then).
  */
-int client_attach(struct ctl_conn *c, int uffd, bool user_mode_only);
+int client_attach(struct ctl_conn *c, int uffd, int client_fd,
+		  bool user_mode_only);
 
 /*
  * client_detach() - detach connection @c from its slot: its regions leave

@@ -28,7 +28,7 @@
 #include "log.h"
 
 enum conf_type {
-	CONF_PATH,	/* an absolute path (of a unix socket) */
+	CONF_PATH,	/* an absolute path, shorter than a unix socket's */
 	CONF_BACKING,	/* an absolute path, or "none" */
 	CONF_GROUP,	/* a group name or number; "" for none */
 	CONF_TOKENS,	/* debug subsystem tokens */
@@ -78,6 +78,11 @@ static const struct conf_key {
 	K("daemon", "socket", CONF_PATH, socket, false,
 	  UZSWAPD_DEFAULT_SOCKET, .opt = 's', .option = "socket",
 	  .arg = "PATH", .help = "control socket, unless systemd passes one"),
+	K("daemon", "state-dir", CONF_PATH, state_dir, false,
+	  UZSWAPD_DEFAULT_STATE_DIR, .opt = 'T' | CONF_LONG_ONLY,
+	  .option = "state-dir", .arg = "DIR",
+	  .help = "state a restarted uzswapd takes over (one uzswapd per "
+		  "directory)"),
 	K("daemon", "admin-group", CONF_GROUP, admin_group, true, "",
 	  .opt = 'g', .option = "admin-group", .arg = "GROUP",
 	  .help = "may use admin commands (besides root and the daemon's "

@@ -24,7 +24,9 @@
 #include "compress.h"
 
 #define CONF_DEFAULT_FILE SYSCONFDIR "/uzswap/uzswapd.conf"
-#define UZSWAPD_DEFAULT_SOCKET "/run/uzswap/uzswapd.sock"
+#define UZSWAPD_RUN_DIR "/run/uzswap"
+#define UZSWAPD_DEFAULT_SOCKET UZSWAPD_RUN_DIR "/uzswapd.sock"
+#define UZSWAPD_DEFAULT_STATE_DIR UZSWAPD_RUN_DIR "/state"
 #define UZSWAPD_STATE_DIR LOCALSTATEDIR "/lib/uzswap"
 #define UZSWAPD_DEFAULT_BACKING UZSWAPD_STATE_DIR "/backing"
 #define CONF_ERR_MAX 512
@@ -39,6 +41,7 @@
 struct conf {
 	/* [daemon] */
 	char *socket;			/* bound unless systemd passes one */
+	char *state_dir;		/* what a successor takes over */
 	char *admin_group;		/* NULL: root and the daemon's user only */
 	gid_t admin_gid;		/* of @admin_group */
 	unsigned int fault_threads;

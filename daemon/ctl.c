@@ -64,6 +64,7 @@
 #include "log.h"
 #include "reclaim.h"
 #include "registry.h"
+#include "statedir.h"
 #include "stats.h"
 #include "uzswapd.h"
 #include "work.h"
@@ -185,7 +186,7 @@ static int hello_attach(struct ctl_conn *c, struct proto_msg *m,
 		return fail(rep, -EOPNOTSUPP, "this kernel's userfaultfd "
 			    "cannot serve memfd regions (missing features)");
 	m->fds[0] = -1;
-	ret = client_attach(c, uffd, h->uffd_mode == 1);
+	ret = client_attach(c, uffd, h->uffd_fdnum, h->uffd_mode == 1);
 	if (ret)
 		return fail(rep, ret, "cannot attach the client");
 	return 0;
@@ -212,6 +213,7 @@ static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
 		return ret;
 	log_debug("ctl", "pid %d: HELLO v%u%s", (int)c->pid, version,
 		  h.uffd_mode ? " (user-mode-only uffd)" : "");
+	statedir_save(c->d->statedir, &c->d->registry);
 	return hello_done(c, version, rep);
 }
 
@@ -310,6 +312,11 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 			  p.len >> PAGE_SHIFT, memfd, p.name);
 	if (!r)
 		return fail(rep, -errno, "cannot set up the region");
+	ret = statedir_note_region(r, p.memfd_fdnum, p.flags);
+	if (ret) {
+		region_put(r);
+		return fail(rep, ret, "cannot set up the region");
+	}
 	ret = mm_slot_add_region(c->slot, r);
 	if (ret) {
 		region_put(r);
@@ -335,6 +342,7 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 	log_debug("ctl", "pid %d: region %llu \"%s\" %#llx+%llu",
 		  (int)c->pid, (unsigned long long)r->id, r->name,
 		  (unsigned long long)p.addr, (unsigned long long)p.len);
+	statedir_save(c->d->statedir, &c->d->registry);
 	rr.region_id = r->id;
 	rep->len = proto_encode_register_reply(rep->body, &rr, c->rd.version);
 	return 0;

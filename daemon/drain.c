@@ -455,6 +455,8 @@ static void drain_finished(struct work *w)
 		 (unsigned long long)dr->res.pages_kept,
 		 (unsigned long long)dr->res.regions_left);
 	dr->d->draining = false;
+	/* the regions it released are no longer the daemon's to hand on */
+	statedir_save(dr->d->statedir, &dr->d->registry);
 	if (c)
 		dr->done(c, &dr->res);
 	drain_free(dr);

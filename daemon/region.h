@@ -78,6 +78,18 @@ struct region *region_index_get(struct region_index *ix, uint64_t id);
 size_t region_index_resident(struct region_index *ix);
 
 /*
+ * struct region_client - what a region is in its client: REGISTER's
+ * memfd number (checked with kcmp) and flags (PROTO_REGION_*), and the
+ * memfd's identity
+ */
+struct region_client {
+	int memfd;
+	uint32_t flags;
+	dev_t dev;
+	ino_t ino;
+};
+
+/*
  * struct region - a registered managed region
  * @node:     entry in the slot's region list (protected by slot->lock);
  *            once taken out of it, of the list of the work tearing it
@@ -93,6 +105,9 @@ size_t region_index_resident(struct region_index *ix);
  * @memfd:    the daemon's descriptor of the region's memfd; immutable,
  *            closed when the last reference goes
  * @name:     the client's name for it; immutable
+ * @client:   how the client names it, for the state directory's
+ *            superblock (statedir_note_region()); set before it joins
+ *            its slot, immutable after
  * @refs:     references: the slot's list holds one, each user one (atomic)
  * @acct_lock: makes a change of @resident and of the slot's and the
  *            daemon's totals one step (region_account()), so that
@@ -127,6 +142,7 @@ struct region {
 	size_t npages;
 	int memfd;
 	char name[PROTO_NAME_MAX];
+	struct region_client client;
 	atomic_uint refs;
 	pthread_mutex_t acct_lock;
 	atomic_size_t *slot_resident;

@@ -46,6 +46,7 @@ struct mm_slot *mm_slot_alloc(pid_t pid, uid_t uid)
 	list_init(&slot->mm_node);
 	list_init(&slot->regions);
 	list_init(&slot->conns);
+	list_init(&slot->uffds);
 	lru_init(&slot->lru);
 	atomic_init(&slot->refs, 1);
 	return slot;

@@ -29,6 +29,8 @@
  * @pid:        the process; immutable
  * @uid:        its user at connection time; immutable
  * @comm:       its command name; immutable
+ * @start_time: its start time (field 22 of /proc/PID/stat), telling it
+ *              from a later process with its pid; immutable
  * @lock:       protects @regions and @nr_regions
  * @regions:    struct region list, ordered by start address; @lock
  * @nr_regions: regions on the list; @lock
@@ -49,6 +51,8 @@
  * @pid_watch:  libuv poll on @pidfd, its data the daemon; loop thread
  *              only, freed in its close callback
  * @conns:      control connections of the process; loop thread only
+ * @uffds:      the uffds of those connections (struct uffd_ctx.slot_node),
+ *              for the state directory; loop thread only
  * @ctxs:       uffds of the process not yet released by their fault
  *              thread; loop thread only
  */
@@ -58,6 +62,7 @@ struct mm_slot {
 	pid_t pid;
 	uid_t uid;
 	char comm[16];
+	uint64_t start_time;
 	pthread_mutex_t lock;
 	struct list_node regions;
 	unsigned int nr_regions;
@@ -72,6 +77,7 @@ struct mm_slot {
 	int pidfd;
 	uv_poll_t pid_watch;
 	struct list_node conns;
+	struct list_node uffds;
 	unsigned int ctxs;
 };
 

@@ -14,7 +14,7 @@
 
 #include "uffdctx.h"
 
-struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
+struct uffd_ctx *uffd_ctx_alloc(int fd, int client_fd, struct mm_slot *slot,
 				void (*slot_put)(struct mm_slot *slot),
 				bool user_mode_only)
 {
@@ -30,7 +30,9 @@ struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
 	ctx->slot = slot;
 	ctx->slot_put = slot_put;
 	ctx->user_mode_only = user_mode_only;
+	ctx->client_fd = client_fd;
 	list_init(&ctx->node);
+	list_init(&ctx->slot_node);
 	return ctx;
 }
 

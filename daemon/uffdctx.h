@@ -28,6 +28,10 @@ struct mm_slot;
  * @thread: index of the fault thread serving it; set by fault_attach()
  * @user_mode_only: the client could only get a user-mode-only uffd;
  *          immutable
+ * @client_fd: the uffd's number in the client's table (HELLO's, checked
+ *          with kcmp); immutable
+ * @slot_node: entry of @slot's uffds while its connection is open; loop
+ *          thread only
  * @gone:   an ioctl said the process is gone; its fault thread only
  * @ra_next: the address a sequential stream of faults on stored pages
  *          would fault next; its fault thread only
@@ -43,16 +47,19 @@ struct uffd_ctx {
 	void (*slot_put)(struct mm_slot *slot);
 	unsigned int thread;
 	bool user_mode_only;
+	int client_fd;
+	struct list_node slot_node;
 	bool gone;
 	unsigned long ra_next;
 	unsigned int ra_window;
 	struct list_node node;
 };
 
-/* Allocate a context for @fd (taken over) serving @slot, with one
- * reference; it takes over the caller's reference on @slot, which the
- * last uffd_ctx_put() drops with @slot_put (on failure too). NULL+errno. */
-struct uffd_ctx *uffd_ctx_alloc(int fd, struct mm_slot *slot,
+/* Allocate a context for @fd (taken over; the client's number
+ * @client_fd) serving @slot, with one reference; it takes over the
+ * caller's reference on @slot, which the last uffd_ctx_put() drops with
+ * @slot_put (on failure too). NULL+errno. */
+struct uffd_ctx *uffd_ctx_alloc(int fd, int client_fd, struct mm_slot *slot,
 				void (*slot_put)(struct mm_slot *slot),
 				bool user_mode_only);
 void uffd_ctx_get(struct uffd_ctx *ctx);

@@ -2,7 +2,8 @@
  * uzswapd.c - the daemon's startup, main loop and shutdown.
  *
  * Startup: parse the command line; take the control socket from systemd
- * (sd_listen_fds) or bind it; start the workers and the fault threads
+ * (sd_listen_fds) or bind it; lock the state directory; start the
+ * workers and the fault threads
  * (a later failure stops them again); listen; install the
  * signal handlers; lock the daemon's memory and lower its OOM score (a swap
  * daemon must never be swapped or killed first); tell systemd READY=1.
@@ -247,6 +248,80 @@ static int open_socket(struct uzswapd *d)
 		log_info("main", "using the socket passed by systemd");
 	}
 	return fd;
+}
+
+/*****************
+ * The state directory
+ *****************/
+
+/* Set aside the superblock @st describes, which this release does not
+ * take over, and say so. Return: 0 or an exit code. */
+static int state_set_aside(struct uzswapd *d, const struct statedir_state *st)
+{
+	const char *dir = statedir_path(d->statedir);
+	int ret;
+
+	log_info("main", "found state of %u clients, %u regions from uzswapd "
+		 "%s (epoch %llu)", st->nr_clients, st->nr_regions,
+		 st->release, (unsigned long long)st->epoch);
+	ret = statedir_set_aside(d->statedir, st->epoch);
+	if (ret) {
+		log_err("main", "state directory %s: cannot set its superblock "
+			"aside: %s", dir, strerror(-ret));
+		return UZSWAPD_EXIT_STATE;
+	}
+	log_info("main", "its clients are not taken over: set aside as "
+		 "%s/superblock.old-%llu; starting fresh", dir,
+		 (unsigned long long)st->epoch);
+	return 0;
+}
+
+/*
+ * Lock the state directory, before anything else in it is touched, and
+ * look at what an earlier daemon left there: a valid superblock is set
+ * aside (state_set_aside()) and this daemon counts the next epoch; an
+ * invalid one stops the startup with its reason, and nothing in the
+ * directory changes. Then an empty superblock says that this daemon owns
+ * the directory. Return: 0 or an exit code.
+ */
+static int open_state(struct uzswapd *d)
+{
+	char err[STATEDIR_ERR_MAX];
+	struct statedir_state st;
+	uint64_t epoch = 1;
+	int ret;
+
+	if (!strcmp(d->conf.state_dir, UZSWAPD_DEFAULT_STATE_DIR))
+		make_parent_dir(d->conf.state_dir);
+	d->statedir = statedir_open(d->conf.state_dir, err);
+	if (!d->statedir) {
+		log_err("main", "%s", err);
+		return UZSWAPD_EXIT_STATE;
+	}
+	ret = statedir_load(d->statedir, &st, err);
+	if (ret == 0) {
+		epoch = st.epoch + 1;
+		ret = state_set_aside(d, &st);
+		statedir_state_free(&st);
+		if (ret)
+			goto out_close;
+	} else if (ret != -ENOENT) {
+		log_err("main", "%s", err);
+		goto out_close;
+	}
+	statedir_set_epoch(d->statedir, epoch);
+	ret = statedir_write(d->statedir, NULL, 0, NULL, 0);
+	if (ret) {
+		log_err("main", "state directory %s: cannot write its "
+			"superblock: %s", d->conf.state_dir, strerror(-ret));
+		goto out_close;
+	}
+	return 0;
+
+out_close:
+	statedir_close(d->statedir);
+	d->statedir = NULL;
+	return UZSWAPD_EXIT_STATE;
 }
 
 /*****************
@@ -581,12 +656,14 @@ static void close_handle(uv_handle_t *h, void *arg)
  *      index
  *   2. the event loop
  *   3. the control socket (bound, or passed by systemd)
- *   4. the backing file and the store; the loop thread's compressor
- *   5. the evictor threads (the workers and fault threads wake them)
- *   6. the workers
- *   7. the fault threads
- *   8. the loop handles: the listening socket, signals, the tick
- *   9. /metrics
+ *   4. the state directory: locked, what an earlier daemon left there
+ *      checked and set aside (open_state())
+ *   5. the backing file and the store; the loop thread's compressor
+ *   6. the evictor threads (the workers and fault threads wake them)
+ *   7. the workers
+ *   8. the fault threads
+ *   9. the loop handles: the listening socket, signals, the tick
+ *  10. /metrics
  */
 int uzswapd_main(int argc, char **argv)
 {
@@ -626,11 +703,14 @@ int uzswapd_main(int argc, char **argv)
 	fd = open_socket(d);
 	if (fd < 0) {
 		ret = -fd;
-		goto out_close_loop;
+		goto out_free_path;	/* not ours to unlink */
 	}
-	ret = open_backing(&d->conf, &backing);
+	ret = open_state(d);
 	if (ret)
 		goto out_close_socket;
+	ret = open_backing(&d->conf, &backing);
+	if (ret)
+		goto out_close_state;
 	owner = (struct store_owner){ evict_write_back, &d->regions };
 	if (store_init(&d->store, d->conf.compressor, (int)d->conf.zstd_level,
 		       d->conf.pool_limit, backing, &owner, NULL)) {
@@ -638,7 +718,7 @@ int uzswapd_main(int argc, char **argv)
 			backing_close(backing);
 		log_err("main", "cannot set up the compressed store");
 		ret = UZSWAPD_EXIT_STORE;
-		goto out_close_socket;
+		goto out_close_state;
 	}
 	d->comp = compressor_create(d->conf.compressor,
 				    (int)d->conf.zstd_level);
@@ -713,13 +793,15 @@ out_destroy_store:
 	compressor_destroy(d->comp);
 	free(d->run_buf);
 	store_destroy(&d->store);
+out_close_state:
+	statedir_close(d->statedir);
 out_close_socket:
 	if (fd >= 0)
 		close(fd);
 	if (d->bound_path)
 		unlink(d->bound_path);
+out_free_path:
 	free(d->bound_path);
-out_close_loop:
 	uv_walk(&d->loop, close_handle, NULL);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&d->loop)) {

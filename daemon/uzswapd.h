@@ -18,6 +18,7 @@
 #include "lib/common/list.h"
 #include "load.h"
 #include "registry.h"
+#include "statedir.h"
 #include "stats.h"
 #include "store.h"
 #include "work.h"
@@ -35,6 +36,8 @@ enum uzswapd_exit {
 	UZSWAPD_EXIT_METRICS = 8,	/* the metrics address is unusable */
 	UZSWAPD_EXIT_CONFIG = 9,	/* the configuration file is wrong */
 	UZSWAPD_EXIT_STORE = 10,	/* the compressed store cannot be set up */
+	UZSWAPD_EXIT_STATE = 11,	/* the state directory is unusable, in
+					   use, or holds invalid state */
 };
 
 /*
@@ -46,6 +49,7 @@ enum uzswapd_exit {
  * @loop:      the libuv loop
  * @registry:  the clients; see struct registry for its locking
  * @regions:   every region by id; see struct region_index for its locking
+ * @statedir:  the state directory, locked while the daemon runs
  * @store:     the compressed store; thread-safe
  * @evictors:  the evictor threads (see evict.h); NULL once stopped
  * @faults:    the fault threads (see fault.h); NULL once stopped
@@ -78,6 +82,7 @@ struct uzswapd {
 	uv_loop_t loop;
 	struct registry registry;
 	struct region_index regions;
+	struct statedir *statedir;
 	struct store store;
 	struct evictors *evictors;
 	struct fault_pool *faults;

@@ -7,10 +7,12 @@
 #
 # Layers, bottom up:
 #   0  libc-level parts: the page state, logging, the LRU ring,
-#      compressors, the backing file, HOST:PORT addresses, starting
-#      threads, taking a client's descriptors back
+#      compressors, the backing file and its private-file checks,
+#      HOST:PORT addresses, starting threads, taking a client's
+#      descriptors back
 #   1  what holds pages: regions, uffd contexts, the store
-#   2  the clients: the mm_slot registry
+#   2  the clients: the mm_slot registry, and the state directory
+#      that describes them to a successor
 #   3  the data path's threads and protocols: fault, load, evict, and
 #      a successor's recovery of a region
 #   4  the control plane, on the loop thread (cycles allowed here)
@@ -26,6 +28,7 @@ log 0
 lru 0
 compress 0
 backing 0
+privfile 0
 addr 0
 thread 0
 adopt 0
@@ -33,6 +36,7 @@ uffdctx 1
 region 1
 store 1
 registry 2
+statedir 2
 fault 3
 load 3
 evict 3

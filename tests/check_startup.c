@@ -6,7 +6,8 @@
  * runs), and the startup unwinds: no thread left running, no descriptor
  * left open, the control socket and the backing file removed.
  *
- * Files live in a fresh directory under $TMPDIR (default /tmp).
+ * Files live in a fresh directory under $TMPDIR (default /tmp), the
+ * daemon's state directory too (never the system's /run/uzswap/state).
  */
 #include "config.h"
 
@@ -36,7 +37,7 @@ enum leftover {
 
 /* The scratch directory of a test and the paths in it. */
 static struct {
-	char dir[256], sock[300], conf[300], backing[300];
+	char dir[256], sock[300], conf[300], backing[300], state[300];
 } t;
 
 static void setup(void)
@@ -50,13 +51,30 @@ static void setup(void)
 	snprintf(t.sock, sizeof(t.sock), "%s/sock", t.dir);
 	snprintf(t.conf, sizeof(t.conf), "%s/uzswapd.conf", t.dir);
 	snprintf(t.backing, sizeof(t.backing), "%s/backing", t.dir);
+	snprintf(t.state, sizeof(t.state), "%s/state", t.dir);
 	fd = open(t.conf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 }
 
+/* Remove the state directory's files (the lock, superblocks). */
+static void state_remove(void)
+{
+	struct dirent *e;
+	DIR *dir = opendir(t.state);
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir)))
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(dir), e->d_name, 0);
+	closedir(dir);
+	rmdir(t.state);
+}
+
 static void teardown(void)
 {
+	state_remove();
 	unlink(t.sock);
 	unlink(t.backing);
 	unlink(t.conf);
@@ -138,9 +156,9 @@ START_TEST(test_store_failure_exit_code)
 {
 	char *argv[] = { "uzswapd", "--socket", t.sock, "--config", t.conf,
 			 "--no-mlock", "--backing-file", "none", "--metrics",
-			 "off", NULL };
+			 "off", "--state-dir", t.state, NULL };
 
-	ck_assert_int_eq(run_child(10, argv, 1), UZSWAPD_EXIT_STORE);
+	ck_assert_int_eq(run_child(12, argv, 1), UZSWAPD_EXIT_STORE);
 }
 END_TEST
 
@@ -157,7 +175,7 @@ START_TEST(test_metrics_failure_unwinds)
 	char addr[64];
 	char *argv[] = { "uzswapd", "--socket", t.sock, "--config", t.conf,
 			 "--no-mlock", "--backing-file", t.backing,
-			 "--metrics", addr, NULL };
+			 "--metrics", addr, "--state-dir", t.state, NULL };
 	int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	ck_assert_int_ge(busy, 0);
@@ -167,7 +185,7 @@ START_TEST(test_metrics_failure_unwinds)
 	ck_assert_int_eq(getsockname(busy, (struct sockaddr *)&sa, &len), 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u",
 		 (unsigned int)ntohs(sa.sin_port));
-	ck_assert_int_eq(run_child(10, argv, 0), UZSWAPD_EXIT_METRICS);
+	ck_assert_int_eq(run_child(12, argv, 0), UZSWAPD_EXIT_METRICS);
 	close(busy);
 }
 END_TEST

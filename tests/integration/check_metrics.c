@@ -247,7 +247,8 @@ static char *scrape_checked(int port)
 
 /*
  * Run a second uzswapd with "--metrics @listen" in a new directory of its
- * own (dh_prepare(): socket, empty configuration; no backing file),
+ * own (dh_prepare(): socket, state directory, empty configuration; no
+ * backing file),
  * expecting it to fail at startup. Return: its wait status (-ETIMEDOUT if
  * it had to be killed); what it logged in @log.
  */
@@ -261,6 +262,7 @@ static int run_daemon_expect_exit(const char *listen, char *log,
 	status = dh_run((const char *[]){ UZSWAPD_PATH, "--socket", other.sock,
 					  "--no-mlock", "--backing-file",
 					  "none", "--config", other.conf,
+					  "--state-dir", other.state,
 					  "--metrics", listen, NULL },
 			NULL, NULL, NULL, 0, log, size, EXIT_MS);
 	dh_remove(&other);

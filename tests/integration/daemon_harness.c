@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/magic.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/vfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,11 +45,19 @@
 #endif
 
 #define DH_MAX_ARGS	32
+#define STATE_TMPFS	"/dev/shm"
+/* Room for a command line and the options the harness adds to it. */
+#define DH_EXEC_ARGS	64
 #define DH_POLL_MS	5
 
 extern char **environ;
 
 static char root[256];
+/* Where the daemons' state directories go: on tmpfs, as in production
+ * (/run/uzswap/state), so that the superblock the loop thread writes at
+ * every registration never waits for a disk the tests keep busy; the
+ * root itself when no tmpfs is at hand. */
+static char state_root[256];
 
 /*****************
  * Helpers
@@ -148,6 +158,27 @@ static void kill_and_reap(pid_t pid)
 }
 
 /*
+ * @argv, with "--state-dir @state" after the daemon's path (argv[0], or an
+ * argument of a wrapper that execs it) into @out (DH_EXEC_ARGS entries):
+ * every uzswapd the harness starts for a daemon keeps its state in that
+ * daemon's directory. A --state-dir of @argv comes later and wins.
+ */
+static void with_state_dir(const char *const *argv, const char *state,
+			   const char **out)
+{
+	size_t n = 0, i;
+
+	for (i = 0; argv[i] && n < DH_EXEC_ARGS - 3; i++) {
+		out[n++] = argv[i];
+		if (!strcmp(argv[i], UZSWAPD_PATH)) {
+			out[n++] = "--state-dir";
+			out[n++] = state;
+		}
+	}
+	out[n] = NULL;
+}
+
+/*
  * In a freshly forked child: die with the parent, default signal state,
  * stdin/stdout/stderr from @in/@out/@err, nothing else open. Returns only
  * on failure (the caller then _exit()s).
@@ -177,6 +208,7 @@ static void child_setup(pid_t parent, int in, int out, int err)
 int dh_root_create(void)
 {
 	const char *tmp = getenv("TMPDIR");
+	struct statfs sf;
 
 	/* socket paths must fit sun_path: keep the root short */
 	if (!tmp || !*tmp || strlen(tmp) > 40)
@@ -186,6 +218,13 @@ int dh_root_create(void)
 		root[0] = '\0';
 		return -errno;
 	}
+	if (statfs(STATE_TMPFS, &sf) == 0 && sf.f_type == TMPFS_MAGIC) {
+		snprintf(state_root, sizeof(state_root),
+			 STATE_TMPFS "/uzswap-itest.XXXXXX");
+		if (mkdtemp(state_root))
+			return 0;
+	}
+	snprintf(state_root, sizeof(state_root), "%s", root);
 	return 0;
 }
 
@@ -208,9 +247,11 @@ static void rm_tree(const char *path)
 
 void dh_root_remove(void)
 {
+	if (state_root[0] && strcmp(state_root, root))
+		rm_tree(state_root);
 	if (root[0])
 		rm_tree(root);
-	root[0] = '\0';
+	root[0] = state_root[0] = '\0';
 }
 
 /*****************
@@ -354,9 +395,11 @@ void dh_kill(struct dh_daemon *d)
 
 void dh_remove(struct dh_daemon *d)
 {
+	if (d->state[0])
+		rm_tree(d->state);
 	if (d->dir[0])
 		rm_tree(d->dir);
-	d->dir[0] = '\0';
+	d->dir[0] = d->state[0] = '\0';
 }
 
 static void dump_file(const char *title, const char *path)
@@ -744,6 +787,7 @@ int dh_client_start(const struct dh_daemon *d, struct dh_client *c,
 		    const char *const *argv, bool pipes)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	const char *args[DH_EXEC_ARGS];
 	char sockvar[PATH_MAX + 16];
 	pid_t parent = getpid();
 	int err, null, ret;
@@ -761,12 +805,13 @@ int dh_client_start(const struct dh_daemon *d, struct dh_client *c,
 		goto out_errno;
 	if (pipes && (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0))
 		goto out_errno;
+	with_state_dir(argv, d->state, args);
 
 	c->pid = fork();
 	if (c->pid == 0) {
 		child_setup(parent, pipes ? in[0] : null,
 			    pipes ? out[1] : null, err);
-		execve(argv[0], (char *const *)argv, env);
+		execve(args[0], (char *const *)args, env);
 		_exit(127);
 	}
 	if (c->pid < 0)
@@ -984,6 +1029,9 @@ int dh_prepare(struct dh_daemon *d)
 	snprintf(d->log, sizeof(d->log), "%s/uzswapd.log", d->dir);
 	snprintf(d->clog, sizeof(d->clog), "%s/clients.log", d->dir);
 	snprintf(d->backing, sizeof(d->backing), "%s/backing", d->dir);
+	/* "ROOT/d.XXXXXX" -> "STATE_ROOT/d.XXXXXX.state" */
+	snprintf(d->state, sizeof(d->state), "%s/%s.state", state_root,
+		 strrchr(d->dir, '/') + 1);
 	snprintf(d->conf, sizeof(d->conf), "%s/uzswapd.conf", d->dir);
 	fd = open(d->conf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -1038,11 +1086,13 @@ static char **launch_env(const char *const *env)
 int dh_launch(struct dh_daemon *d, const char *const *argv,
 	      const char *const *env)
 {
+	const char *args[DH_EXEC_ARGS];
 	long long deadline;
 	pid_t parent = getpid();
 	int logfd, null, status, ret;
 	char **envp;
 
+	with_state_dir(argv, d->state, args);
 	envp = launch_env(env);
 	if (!envp)
 		return -ENOMEM;
@@ -1055,7 +1105,7 @@ int dh_launch(struct dh_daemon *d, const char *const *argv,
 	d->pid = fork();
 	if (d->pid == 0) {
 		child_setup(parent, null, null, logfd);
-		execve(argv[0], (char *const *)argv, envp);
+		execve(args[0], (char *const *)args, envp);
 		_exit(127);
 	}
 	if (d->pid < 0) {

@@ -6,8 +6,14 @@
  *
  * Every daemon gets its own directory (mkdtemp under the root the test
  * program made), holding its control socket, its log (the daemon's stderr,
- * "uzswapd.log"), the clients' stderr ("clients.log") and its backing file
- * ("backing": never the system's, which a second daemon could not lock).
+ * "uzswapd.log"), the clients' stderr ("clients.log"), its backing file
+ * ("backing": never the system's, which a second daemon could not lock)
+ * and a state directory of its own: never the system's
+ * /run/uzswap/state, where daemons of tests running at once would refuse
+ * each other, but on tmpfs (/dev/shm) as in production, beside the
+ * directory, in a second root removed with the first. Every uzswapd the harness starts for a daemon
+ * (dh_start(), dh_launch(), dh_client_start()) is given that state
+ * directory; a test that runs uzswapd with dh_run() passes one itself.
  * Every process the harness starts dies with the thread that started it
  * (PR_SET_PDEATHSIG), so a test that fails half-way (Check's fork mode
  * leaves with _exit(), skipping the teardown) leaves no daemon or client
@@ -46,6 +52,9 @@
  * @log:  its stderr, "@dir/uzswapd.log"
  * @clog: the stderr of the clients started against it
  * @backing: its backing file, "@dir/backing"
+ * @state: its state directory, "ROOT/NAME.state" for @dir "ROOT/NAME",
+ *        ROOT on tmpfs where possible (the daemon makes it); removed
+ *        with @dir
  * @conf: its configuration file, "@dir/uzswapd.conf" (empty at first: the
  *        host's /etc/uzswap is never read by a test)
  */
@@ -56,17 +65,19 @@ struct dh_daemon {
 	char log[PATH_MAX];
 	char clog[PATH_MAX];
 	char backing[PATH_MAX];
+	char state[PATH_MAX];
 	char conf[PATH_MAX];
 };
 
-/* Make the root directory under which every daemon's directory goes
- * (removed by dh_root_remove()). Return: 0 or -errno. */
+/* Make the root directory under which every daemon's directory goes, and
+ * the one (on tmpfs) under which their state directories go (removed by
+ * dh_root_remove()). Return: 0 or -errno. */
 int dh_root_create(void);
 const char *dh_root(void);
 /* A new directory "ROOT/@what.XXXXXX" into @buf. Return: 0 or -errno. */
 int dh_mkdtemp(char *buf, size_t size, const char *what);
 
-/* Remove the root and everything under it. */
+/* Remove the roots (dh_root_create()) and everything under them. */
 void dh_root_remove(void);
 
 /*
@@ -182,7 +193,7 @@ int dh_stop_with(struct dh_daemon *d, int sig);
 /* SIGKILL the daemon and reap it (for tests that crash it on purpose). */
 void dh_kill(struct dh_daemon *d);
 
-/* Remove the daemon's directory. */
+/* Remove the daemon's directory and its state directory. */
 void dh_remove(struct dh_daemon *d);
 
 /* Copy the daemon's log (and the clients') to stderr, for a failure. */
