@@ -32,6 +32,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "client.h"
 #include "ctl.h"
 #include "fault.h"
@@ -153,7 +154,7 @@ static struct mm_slot *slot_get_or_create(struct ctl_conn *c)
 		return NULL;
 	read_comm(slot);
 	/* a process gone already keeps 0, which no process starts at */
-	statedir_start_time(slot->pid, &slot->start_time);
+	adopt_start_time(slot->pid, &slot->start_time);
 	slot->pidfd = pidfd_of(c);
 	if (slot->pidfd < 0) {
 		ret = slot->pidfd;

@@ -869,33 +869,3 @@ int statedir_note_region(struct region *r, int memfd_fd, uint32_t flags)
 	};
 	return 0;
 }
-
-int statedir_start_time(pid_t pid, uint64_t *t)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long v;
-	int fd, ret, field;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	ret = n < 0 ? -errno : 0;
-	close(fd);
-	if (ret)
-		return ret;
-	buf[n] = '\0';
-	/* the comm (field 2) may hold spaces and parentheses: fields 3 on
-	 * start after its last ')' */
-	p = strrchr(buf, ')');
-	if (!p)
-		return -EIO;
-	for (field = 3; p && field <= 22; field++)
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%llu", &v) != 1)
-		return -EIO;
-	*t = v;
-	return 0;
-}

@@ -278,8 +278,4 @@ void statedir_save(struct statedir *sd, struct registry *reg);
  * joins its slot. Return: 0 or -errno (fstat failed). */
 int statedir_note_region(struct region *r, int memfd_fd, uint32_t flags);
 
-/* The start time of process @pid (field 22 of /proc/PID/stat, in clock
- * ticks since boot) into *@t. Return: 0 or -errno. */
-int statedir_start_time(pid_t pid, uint64_t *t);
-
 #endif /* UZSWAPD_STATEDIR_H */

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/adopt.h"
 #include "daemon/conf.h"
 #include "daemon/statedir.h"
 #include "lib/common/macros.h"
@@ -487,7 +488,7 @@ START_TEST(test_start_time)
 	char c;
 	pid_t pid;
 
-	ck_assert_int_eq(statedir_start_time(getpid(), &mine), 0);
+	ck_assert_int_eq(adopt_start_time(getpid(), &mine), 0);
 	ck_assert_uint_gt(mine, 0);
 	ck_assert_int_eq(pipe(p), 0);
 	pid = fork();
@@ -514,11 +515,11 @@ START_TEST(test_start_time)
 			break;
 		usleep(1000);
 	}
-	ck_assert_int_eq(statedir_start_time(pid, &child), 0);
+	ck_assert_int_eq(adopt_start_time(pid, &child), 0);
 	ck_assert_uint_ge(child, mine);
 	close(p[1]);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_int_eq(statedir_start_time(pid, &child), -ENOENT);
+	ck_assert_int_eq(adopt_start_time(pid, &child), -ESRCH);
 }
 END_TEST
 

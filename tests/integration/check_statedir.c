@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/adopt.h"
 #include "daemon/statedir.h"
 #include "daemon/uzswapd.h"
 #include "daemon_harness.h"
@@ -139,7 +140,7 @@ static void assert_client(const struct statedir_client *c, pid_t p)
 	struct stat sb;
 
 	DH_ASSERT_EQ(c->pid, p);
-	DH_ASSERT(statedir_start_time(p, &start) == 0, "start time");
+	DH_ASSERT(adopt_start_time(p, &start) == 0, "start time");
 	DH_ASSERT_EQ(c->start_time, start);
 	DH_ASSERT_EQ(c->uid, getuid());
 	client_fd(p, c->uffd_fd, target, sizeof(target), &sb);
