@@ -141,6 +141,8 @@ _Static_assert(BLOCK_UNITS == 8 && MAX_UNITS <= BLOCK_UNITS,
  * @mem_align:   buffer alignment direct I/O needs; immutable
  * @created:     backing_open() created the file where there was none
  *               (it is removed at close); immutable
+ * @kept:        it is a predecessor's file, kept as it was (its objects
+ *               may be named again); immutable
  * @dev, @ino:   identity of the file, checked before unlinking; immutable
  * @punch:       the filesystem punches holes; cleared on EOPNOTSUPP
  * @st:          counters; atomic
@@ -164,6 +166,7 @@ struct backing {
 	bool direct;
 	bool in_memory;
 	bool created;
+	bool kept;
 	unsigned int mem_align;
 	dev_t dev;
 	ino_t ino;
@@ -558,7 +561,35 @@ out_close:
  * gone: it held nothing of value).
  * Return: 0 or -errno (see backing_open()).
  */
-static int file_open(struct backing *b)
+/*
+ * file_keep() - a successor's: the path names its predecessor's backing
+ * file (ours, one name, not locked by a live daemon, marked): use it as it
+ * is. Return: the fd (locked), -ENOENT if there is no file, -EEXIST if it
+ * is no backing file, or -errno.
+ */
+static int file_keep(struct backing *b, struct stat *sb)
+{
+	int fd, ret;
+
+	fd = openat(b->dirfd, b->name, O_RDWR | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	ret = privfile_check(fd, sb);
+	if (ret == 0)
+		ret = privfile_lock(fd);
+	if (ret == 0 && !file_is_ours(fd, sb))
+		ret = -EEXIST;
+	if (ret == 0 && fcntl(fd, F_SETFL, 0) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int file_open(struct backing *b, bool keep)
 {
 	struct stat sb;
 	bool replaced = false;
@@ -568,6 +599,20 @@ static int file_open(struct backing *b)
 	if (ret < 0)
 		return ret;
 	b->dirfd = ret;
+	if (keep) {
+		fd = file_keep(b, &sb);
+		if (fd >= 0) {
+			b->fd = fd;
+			b->dev = sb.st_dev;
+			b->ino = sb.st_ino;
+			b->kept = true;
+			return 0;
+		}
+		if (fd != -ENOENT) {
+			close(b->dirfd);
+			return fd;
+		}
+	}
 again:
 	fd = openat(b->dirfd, b->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
 		    O_CLOEXEC | O_NOCTTY, 0600);
@@ -688,7 +733,8 @@ static int io_setup(struct backing *b)
  * API Functions
  *****************/
 
-struct backing *backing_open(const char *path, uint64_t limit_bytes)
+struct backing *backing_open(const char *path, uint64_t limit_bytes,
+			     bool keep)
 {
 	pthread_mutexattr_t attr;
 	struct backing *b;
@@ -715,7 +761,7 @@ struct backing *backing_open(const char *path, uint64_t limit_bytes)
 		ret = -ENOMEM;
 		goto out_free_backing;
 	}
-	ret = file_open(b);
+	ret = file_open(b, keep);
 	if (ret < 0)
 		goto out_free_bitmap;
 	ret = io_setup(b);
@@ -817,7 +863,8 @@ int backing_recover_ref(struct backing *b, uint64_t slot, size_t len)
 	unsigned int n = len_to_units(len), i;
 	int ret = -ESTALE;
 
-	if (len == 0 || len > BACKING_MAX_OBJECT)
+	/* a file made anew holds none of a predecessor's objects */
+	if (len == 0 || len > BACKING_MAX_OBJECT || !b->kept)
 		return -ESTALE;
 	pthread_mutex_lock(&b->lock);
 	if (slot > b->limit_units || b->limit_units - slot < n)

@@ -40,6 +40,11 @@ struct backing;
  * The file is opened with O_DIRECT where the filesystem does direct I/O at
  * 512-byte granularity, buffered otherwise (see struct backing_stats).
  *
+ * @keep:        a successor takes its predecessor's file over as it is,
+ *               when it is a backing file: its objects are named again
+ *               with backing_recover_ref(); a path that holds none is
+ *               created as without @keep.
+ *
  * Return: the backing, or NULL with errno set and no file left behind
  * (one this call created is removed; a pre-existing one is untouched):
  * EINVAL for an empty path, a limit past what off_t addresses or a path
@@ -50,7 +55,8 @@ struct backing;
  * EBUSY if another process holds the file (flock) or races us to the
  * path, ENOMEM, or open(2)'s.
  */
-struct backing *backing_open(const char *path, uint64_t limit_bytes);
+struct backing *backing_open(const char *path, uint64_t limit_bytes,
+			     bool keep);
 
 /*
  * backing_close() - truncate the file to 0 (clients' data must not linger
@@ -98,8 +104,9 @@ void backing_free(struct backing *b, uint64_t slot, size_t len);
 /*
  * backing_recover_ref() - a successor's record names the object of @len
  * bytes at @slot: mark its units used (a file taken over starts with
- * none). Return: 0; -ESTALE if it lies past the cap or overlaps an object
- * already named (a record gone wrong: nothing is marked).
+ * none). Return: 0; -ESTALE if the file is not the predecessor's (made
+ * anew), or the object lies past the cap or overlaps one already named
+ * (a record gone wrong): nothing is marked.
  */
 int backing_recover_ref(struct backing *b, uint64_t slot, size_t len);
 

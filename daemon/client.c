@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,8 @@ static void slot_maybe_remove(struct uzswapd *d, struct mm_slot *slot)
 	uv_close((uv_handle_t *)&slot->pid_watch, pid_watch_closed);
 }
 
+static void orphan_detach(struct uzswapd *d, struct uffd_ctx *ctx);
+
 static void pid_exited(uv_poll_t *handle, int status, int events)
 {
 	struct mm_slot *slot = container_of(handle, struct mm_slot, pid_watch);
@@ -123,6 +126,13 @@ static void pid_exited(uv_poll_t *handle, int status, int events)
 	mm_slot_get(slot);
 	list_for_each_safe(pos, tmp, &slot->conns)
 		ctl_conn_close(container_of(pos, struct ctl_conn, node));
+	list_for_each_safe(pos, tmp, &slot->uffds) {
+		struct uffd_ctx *ctx = container_of(pos, struct uffd_ctx,
+						    slot_node);
+
+		if (ctx->orphan)
+			orphan_detach(d, ctx);
+	}
 	slot_maybe_remove(d, slot);
 	mm_slot_put(slot);
 }
@@ -139,27 +149,22 @@ static int pidfd_of(struct ctl_conn *c)
 	return fd < 0 ? -errno : fd;
 }
 
-/* The slot of @c's process, created (and watched) if new, with a
- * reference for the connection. */
-static struct mm_slot *slot_get_or_create(struct ctl_conn *c)
+/* A new slot of process @pid (@uid) watched through @pidfd (taken over),
+ * in the registry, with a reference for the caller. NULL+errno. */
+static struct mm_slot *slot_create(struct uzswapd *d, pid_t pid, uid_t uid,
+				   int pidfd)
 {
-	struct uzswapd *d = c->d;
-	struct mm_slot *slot = registry_find(&d->registry, c->pid);
+	struct mm_slot *slot = mm_slot_alloc(pid, uid);
 	int ret;
 
-	if (slot)
-		return slot;
-	slot = mm_slot_alloc(c->pid, c->uid);
-	if (!slot)
+	if (!slot) {
+		close(pidfd);
 		return NULL;
+	}
 	read_comm(slot);
 	/* a process gone already keeps 0, which no process starts at */
 	adopt_start_time(slot->pid, &slot->start_time);
-	slot->pidfd = pidfd_of(c);
-	if (slot->pidfd < 0) {
-		ret = slot->pidfd;
-		goto out_put;
-	}
+	slot->pidfd = pidfd;
 	ret = uv_poll_init(&d->loop, &slot->pid_watch, slot->pidfd);
 	if (ret) {
 		close(slot->pidfd);
@@ -170,13 +175,30 @@ static struct mm_slot *slot_get_or_create(struct ctl_conn *c)
 	registry_insert(&d->registry, slot);	/* pid is new: cannot fail */
 	log_info("client", "pid %d (%s) connected", (int)slot->pid,
 		 slot->comm);
-	mm_slot_get(slot);			/* the connection's */
+	mm_slot_get(slot);			/* the caller's */
 	return slot;
 
 out_put:
 	mm_slot_put(slot);
 	errno = -ret;
 	return NULL;
+}
+
+/* The slot of @c's process, created (and watched) if new, with a
+ * reference for the connection. */
+static struct mm_slot *slot_get_or_create(struct ctl_conn *c)
+{
+	struct mm_slot *slot = registry_find(&c->d->registry, c->pid);
+	int pidfd;
+
+	if (slot)
+		return slot;
+	pidfd = pidfd_of(c);
+	if (pidfd < 0) {
+		errno = -pidfd;
+		return NULL;
+	}
+	return slot_create(c->d, c->pid, c->uid, pidfd);
 }
 
 /* @r (restored into its memfd unless @t->failed) leaves its uffd. */
@@ -354,6 +376,140 @@ struct work *client_unregister(struct ctl_conn *c, unsigned long start,
 	work_queue(&c->d->work, &t->work, NULL);
 	statedir_save(c->d->statedir, &c->d->registry);
 	return &t->work;
+}
+
+/*****************
+ * Clients taken over from a dead daemon
+ *****************/
+
+struct uffd_ctx *client_adopt(struct uzswapd *d, pid_t pid, uid_t uid,
+			      int pidfd, int uffd, int client_fd,
+			      bool user_mode_only)
+{
+	struct mm_slot *slot = registry_find(&d->registry, pid);
+	struct uffd_ctx *ctx;
+
+	assert_owner_thread(&d->thread);
+	if (slot)
+		close(pidfd);
+	else if (!(slot = slot_create(d, pid, uid, pidfd)))
+		goto out_close;
+	mm_slot_get(slot);		/* the context's */
+	ctx = uffd_ctx_alloc(uffd, client_fd, slot, mm_slot_put,
+			     user_mode_only);
+	if (!ctx) {
+		mm_slot_put(slot);
+		slot_maybe_remove(d, slot);
+		return NULL;
+	}
+	ctx->orphan = true;
+	slot->ctxs++;
+	d->nr_ctxs++;
+	list_add_tail(&ctx->slot_node, &slot->uffds);
+	mm_slot_put(slot);		/* the registry keeps it */
+	return ctx;
+
+out_close:
+	close(uffd);
+	return NULL;
+}
+
+int client_serve(struct uzswapd *d, struct uffd_ctx *ctx)
+{
+	assert_owner_thread(&d->thread);
+	return fault_attach(d->faults, ctx);
+}
+
+/* An orphan goes as a closed connection's uffd: a worker restores its
+ * regions (the process runs) or drops their pages (it exited), then it
+ * is released. */
+static void orphan_detach(struct uzswapd *d, struct uffd_ctx *ctx)
+{
+	bool alive = uv_is_active((uv_handle_t *)&ctx->slot->pid_watch);
+	struct client_teardown *t = teardown_alloc(d, alive, detach_done);
+	struct mm_slot *slot = ctx->slot;
+	struct region *r;
+
+	if (!t) {
+		log_err("client", "pid %d: out of memory: its regions stay "
+			"until the daemon stops", (int)slot->pid);
+		return;
+	}
+	list_del(&ctx->slot_node);
+	ctx->orphan = false;
+	mm_slot_get(slot);		/* the teardown's */
+	t->slot = slot;
+	t->ctx = ctx;
+	while ((r = mm_slot_take_region(slot, REGION_ANY_START, ctx)))
+		list_add_tail(&r->node, &t->regions);
+	work_queue(&d->work, &t->work, NULL);
+	statedir_save(d->statedir, &d->registry);
+}
+
+void client_stop_orphans(struct uzswapd *d)
+{
+	struct list_node *pos, *tmp;
+	struct mm_slot *slot;
+	pid_t pid = 0;
+
+	assert_owner_thread(&d->thread);
+	while ((slot = registry_next_after(&d->registry, pid))) {
+		pid = slot->pid;
+		list_for_each_safe(pos, tmp, &slot->uffds) {
+			struct uffd_ctx *ctx = container_of(pos,
+							    struct uffd_ctx,
+							    slot_node);
+
+			if (ctx->orphan)
+				orphan_detach(d, ctx);
+		}
+		mm_slot_put(slot);
+	}
+}
+
+/* Whether descriptors @a and @b of this process are one file. */
+static bool same_file(int a, int b)
+{
+	pid_t me = getpid();
+
+	return syscall(SYS_kcmp, me, me, KCMP_FILE, a, b) == 0;
+}
+
+int client_resume(struct ctl_conn *c, int uffd)
+{
+	struct mm_slot *slot = registry_find(&c->d->registry, c->pid);
+	struct uffd_ctx *ctx = NULL;
+	struct list_node *pos;
+
+	assert_owner_thread(&c->d->thread);
+	if (!slot)
+		goto out_stale;
+	list_for_each(pos, &slot->uffds) {
+		ctx = container_of(pos, struct uffd_ctx, slot_node);
+		if (ctx->orphan && same_file(ctx->fd, uffd))
+			break;
+		ctx = NULL;
+	}
+	if (!ctx)
+		goto out_stale;
+	c->teardown = teardown_alloc(c->d, true, detach_done);
+	if (!c->teardown) {
+		mm_slot_put(slot);
+		close(uffd);
+		return -ENOMEM;
+	}
+	close(uffd);			/* the daemon holds it already */
+	ctx->orphan = false;
+	c->slot = slot;			/* with registry_find()'s reference */
+	c->ctx = ctx;
+	list_add_tail(&c->node, &slot->conns);
+	return 0;
+
+out_stale:
+	if (slot)
+		mm_slot_put(slot);
+	close(uffd);
+	return -ESTALE;
 }
 
 void client_ctx_released(struct uffd_ctx *ctx, void *arg)

@@ -10,9 +10,11 @@
 #define UZSWAPD_CLIENT_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 struct ctl_conn;
 struct uffd_ctx;
+struct uzswapd;
 struct work;
 
 /*
@@ -46,6 +48,34 @@ void client_detach(struct ctl_conn *c);
  */
 struct work *client_unregister(struct ctl_conn *c, unsigned long start,
 			       void (*done)(void *arg));
+
+/*
+ * Clients taken over from a dead daemon. client_adopt() gives process
+ * @pid (@uid, watched through @pidfd: taken over) a slot if it has none,
+ * and a context for its @uffd (taken over; @client_fd in its table) that
+ * no connection holds yet (an orphan: the slot holds it); its regions are
+ * added to the slot by the caller, then client_serve() hands it to the
+ * fault threads. It is torn down as a closed connection's when the
+ * process exits, unless a connection of it resumes it first
+ * (client_resume()). Return: the context, or NULL with errno set (@uffd
+ * and @pidfd closed).
+ */
+struct uffd_ctx *client_adopt(struct uzswapd *d, pid_t pid, uid_t uid,
+			      int pidfd, int uffd, int client_fd,
+			      bool user_mode_only);
+int client_serve(struct uzswapd *d, struct uffd_ctx *ctx);
+
+/* Shutdown: every orphan goes as a closed connection's uffd would. */
+void client_stop_orphans(struct uzswapd *d);
+
+/*
+ * client_resume() - HELLO with RESUME: connection @c carries on with the
+ * orphan context of its process whose uffd is @uffd's file (taken over:
+ * closed), as if it had made it.
+ * Return: 0; -ESTALE if the process has no such orphan (the daemon holds
+ * no state of it); -ENOMEM.
+ */
+int client_resume(struct ctl_conn *c, int uffd);
 
 /* Fault-thread release callback (see fault_start()); @arg is the
  * daemon. */

@@ -192,6 +192,29 @@ static int hello_attach(struct ctl_conn *c, struct proto_msg *m,
 	return 0;
 }
 
+/* HELLO with RESUME: carry on with what a dead daemon held of the
+ * process's uffd, taken over. */
+static int hello_resume(struct ctl_conn *c, struct proto_msg *m,
+			const struct proto_hello *h, struct ctl_reply *rep)
+{
+	int uffd = m->fds[0];
+	int ret;
+
+	ret = peer_holds_file(c, h->uffd_fdnum, uffd);
+	if (ret)
+		return fail(rep, ret, peer_file_error(ret));
+	m->fds[0] = -1;
+	ret = client_resume(c, uffd);
+	if (ret == -ESTALE)
+		return fail(rep, ret, "uzswapd holds no state of this "
+			    "process: it did not take over from the daemon "
+			    "that served it");
+	if (ret)
+		return fail(rep, ret, "cannot resume the client");
+	log_info("ctl", "pid %d resumed", (int)c->pid);
+	return 0;
+}
+
 /* HELLO: agree on a version and become a client. */
 static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
 		     struct ctl_reply *rep)
@@ -202,12 +225,10 @@ static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
 
 	if (proto_decode_hello(m->payload, m->hdr.len, &h))
 		return fail(rep, -EBADMSG, "malformed HELLO");
-	if (h.flags & PROTO_HELLO_RESUME)
-		return fail(rep, -ESTALE, "uzswapd holds no state of this "
-			    "process: it did not take over from the daemon "
-			    "that served it");
 	ret = hello_pick(c, h.min_version, h.max_version, &version, rep);
-	if (ret == 0)
+	if (ret == 0 && (h.flags & PROTO_HELLO_RESUME))
+		ret = hello_resume(c, m, &h, rep);
+	else if (ret == 0)
 		ret = hello_attach(c, m, &h, rep);
 	if (ret)
 		return ret;

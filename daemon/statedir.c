@@ -317,6 +317,37 @@ int statedir_open_file(struct statedir *sd, const char *name, int flags,
 	return fd;
 }
 
+/* The name of the page-table file of region @id. */
+static void table_name(uint64_t id, char name[STATEDIR_FILE_MAX])
+{
+	snprintf(name, STATEDIR_FILE_MAX, "region-%llu.pages",
+		 (unsigned long long)id);
+}
+
+int statedir_table_open(void *ctx, uint64_t id, bool create)
+{
+	char name[STATEDIR_FILE_MAX];
+
+	table_name(id, name);
+	return statedir_open_file(ctx, name, O_RDWR | (create ? O_CREAT |
+						       O_TRUNC : 0), 0600);
+}
+
+void statedir_table_remove(void *ctx, uint64_t id)
+{
+	struct statedir *sd = ctx;
+	char name[STATEDIR_FILE_MAX];
+
+	table_name(id, name);
+	unlinkat(sd->dirfd, name, 0);
+}
+
+int statedir_pool_open(struct statedir *sd, const char *name, bool fresh)
+{
+	return statedir_open_file(sd, name, O_RDWR | O_CREAT |
+				  (fresh ? O_TRUNC : 0), 0600);
+}
+
 /*****************
  * Decoding
  *****************/
@@ -803,8 +834,7 @@ static void slot_records_locked(struct statedir *sd, struct mm_slot *slot,
 			.memfd_dev = r->client.dev, .memfd_ino = r->client.ino,
 		};
 		memcpy(sd->regions[*nr - 1].name, r->name, sizeof(r->name));
-		snprintf(sd->regions[*nr - 1].pages, STATEDIR_FILE_MAX,
-			 "region-%llu.pages", (unsigned long long)r->id);
+		table_name(r->id, sd->regions[*nr - 1].pages);
 	}
 }
 

@@ -273,6 +273,20 @@ int statedir_write(struct statedir *sd, const struct statedir_client *clients,
  */
 void statedir_save(struct statedir *sd, struct registry *reg);
 
+/*
+ * The page tables of the regions, a file each ("region-ID.pages"), as
+ * struct region_files wants them (@ctx: the struct statedir): opened
+ * (made empty when @create) and removed. Any thread.
+ */
+int statedir_table_open(void *ctx, uint64_t id, bool create);
+void statedir_table_remove(void *ctx, uint64_t id);
+
+/* The pool's file @name (STATEDIR_POOL_PAGES, STATEDIR_POOL_FRAMES),
+ * made if missing, emptied if @fresh. Return: the fd or -errno. */
+#define STATEDIR_POOL_PAGES	"pool.pages"
+#define STATEDIR_POOL_FRAMES	"pool.frames"
+int statedir_pool_open(struct statedir *sd, const char *name, bool fresh);
+
 /* Note how the client names @r (its memfd's number @memfd_fd in the
  * client's table, REGISTER's @flags) and the memfd's identity, before @r
  * joins its slot. Return: 0 or -errno (fstat failed). */

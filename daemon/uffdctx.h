@@ -30,8 +30,11 @@ struct mm_slot;
  *          immutable
  * @client_fd: the uffd's number in the client's table (HELLO's, checked
  *          with kcmp); immutable
- * @slot_node: entry of @slot's uffds while its connection is open; loop
- *          thread only
+ * @slot_node: entry of @slot's uffds while its connection is open, or
+ *          while it waits for one (@orphan); loop thread only
+ * @orphan: taken over from a dead daemon, and no connection of the
+ *          client has resumed it yet: the slot holds the reference a
+ *          connection would; loop thread only
  * @gone:   an ioctl said the process is gone; its fault thread only
  * @ra_next: the address a sequential stream of faults on stored pages
  *          would fault next; its fault thread only
@@ -49,6 +52,7 @@ struct uffd_ctx {
 	bool user_mode_only;
 	int client_fd;
 	struct list_node slot_node;
+	bool orphan;
 	bool gone;
 	unsigned long ra_next;
 	unsigned int ra_window;

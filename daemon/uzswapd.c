@@ -39,6 +39,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "takeover.h"
 #include "uzswapd.h"
 
 #define OOM_SCORE_ADJ "-900"
@@ -254,40 +255,29 @@ static int open_socket(struct uzswapd *d)
  * The state directory
  *****************/
 
-/* Set aside the superblock @st describes, which this release does not
- * take over, and say so. Return: 0 or an exit code. */
-static int state_set_aside(struct uzswapd *d, const struct statedir_state *st)
+/* The predecessor's state, taken over or refused: freed. */
+static void state_forget(struct uzswapd *d)
 {
-	const char *dir = statedir_path(d->statedir);
-	int ret;
-
-	log_info("main", "found state of %u clients, %u regions from uzswapd "
-		 "%s (epoch %llu)", st->nr_clients, st->nr_regions,
-		 st->release, (unsigned long long)st->epoch);
-	ret = statedir_set_aside(d->statedir, st->epoch);
-	if (ret) {
-		log_err("main", "state directory %s: cannot set its superblock "
-			"aside: %s", dir, strerror(-ret));
-		return UZSWAPD_EXIT_STATE;
-	}
-	log_info("main", "its clients are not taken over: set aside as "
-		 "%s/superblock.old-%llu; starting fresh", dir,
-		 (unsigned long long)st->epoch);
-	return 0;
+	if (!d->taking)
+		return;
+	statedir_state_free(d->taking);
+	free(d->taking);
+	d->taking = NULL;
 }
 
 /*
  * Lock the state directory, before anything else in it is touched, and
- * look at what an earlier daemon left there: a valid superblock is set
- * aside (state_set_aside()) and this daemon counts the next epoch; an
- * invalid one stops the startup with its reason, and nothing in the
- * directory changes. Then an empty superblock says that this daemon owns
- * the directory. Return: 0 or an exit code.
+ * look at what an earlier daemon left there: a valid superblock is kept
+ * in d->taking, for the takeover, and this daemon counts the next epoch
+ * (its superblock is written once it took over: until then a crash leaves
+ * the predecessor's for the next one); an invalid one stops the startup
+ * with its reason, and nothing in the directory changes. Without one, an
+ * empty superblock says that this daemon owns the directory. Region
+ * tables live there from now on. Return: 0 or an exit code.
  */
 static int open_state(struct uzswapd *d)
 {
 	char err[STATEDIR_ERR_MAX];
-	struct statedir_state st;
 	uint64_t epoch = 1;
 	int ret;
 
@@ -298,18 +288,32 @@ static int open_state(struct uzswapd *d)
 		log_err("main", "%s", err);
 		return UZSWAPD_EXIT_STATE;
 	}
-	ret = statedir_load(d->statedir, &st, err);
+	d->taking = calloc(1, sizeof(*d->taking));
+	if (!d->taking) {
+		log_err("main", "out of memory");
+		goto out_close;
+	}
+	ret = statedir_load(d->statedir, d->taking, err);
 	if (ret == 0) {
-		epoch = st.epoch + 1;
-		ret = state_set_aside(d, &st);
-		statedir_state_free(&st);
-		if (ret)
-			goto out_close;
-	} else if (ret != -ENOENT) {
+		epoch = d->taking->epoch + 1;
+		log_info("main", "found state of %u clients, %u regions from "
+			 "uzswapd %s (epoch %llu): taking over",
+			 d->taking->nr_clients, d->taking->nr_regions,
+			 d->taking->release,
+			 (unsigned long long)d->taking->epoch);
+	} else if (ret == -ENOENT) {
+		free(d->taking);
+		d->taking = NULL;
+	} else {
 		log_err("main", "%s", err);
 		goto out_close;
 	}
 	statedir_set_epoch(d->statedir, epoch);
+	d->regions.files = (struct region_files){
+		statedir_table_open, statedir_table_remove, d->statedir,
+	};
+	if (d->taking)
+		return 0;
 	ret = statedir_write(d->statedir, NULL, 0, NULL, 0);
 	if (ret) {
 		log_err("main", "state directory %s: cannot write its "
@@ -319,9 +323,51 @@ static int open_state(struct uzswapd *d)
 	return 0;
 
 out_close:
+	state_forget(d);
 	statedir_close(d->statedir);
 	d->statedir = NULL;
 	return UZSWAPD_EXIT_STATE;
+}
+
+/*
+ * The store, its pool on the state directory's files: the predecessor's
+ * (then recovering: takeover_run() ends it), or new ones. Return: 0 or an
+ * exit code.
+ */
+static int open_store(struct uzswapd *d, struct backing *backing)
+{
+	struct store_owner owner = { evict_write_back, &d->regions };
+	bool fresh = !d->taking;
+	struct z3fold_mem mem;
+	int pages, frames, ret = -ENOMEM;
+
+	pages = statedir_pool_open(d->statedir, STATEDIR_POOL_PAGES, fresh);
+	frames = statedir_pool_open(d->statedir, STATEDIR_POOL_FRAMES, fresh);
+	if (pages >= 0 && frames >= 0) {
+		mem = (struct z3fold_mem){ { PAGEMEM_FILE, pages },
+					   { PAGEMEM_FILE, frames } };
+		ret = store_init(&d->store, d->conf.compressor,
+				 (int)d->conf.zstd_level, d->conf.pool_limit,
+				 backing, &owner, &mem);
+		backing = NULL;		/* the store's, or closed */
+		if (ret == 0 && d->taking) {
+			ret = store_recover_begin(&d->store);
+			if (ret)
+				store_destroy(&d->store);
+		}
+	}
+	if (backing)
+		backing_close(backing);
+	if (pages >= 0)
+		close(pages);
+	if (frames >= 0)
+		close(frames);
+	if (ret) {
+		log_err("main", "cannot set up the compressed store in %s: %s",
+			statedir_path(d->statedir), strerror(-ret));
+		return UZSWAPD_EXIT_STORE;
+	}
+	return 0;
 }
 
 /*****************
@@ -358,7 +404,8 @@ static const char *backing_open_why(int err)
  * work (exit code otherwise); the default one is best effort: without it
  * the pool simply does not write back. *@b is NULL for no backing file.
  */
-static int open_backing(const struct conf *c, struct backing **b)
+static int open_backing(const struct conf *c, bool keep,
+			struct backing **b)
 {
 	const char *path = c->backing_file;
 	bool is_default = !strcmp(path, UZSWAPD_DEFAULT_BACKING);
@@ -373,7 +420,7 @@ static int open_backing(const struct conf *c, struct backing **b)
 			 UZSWAPD_STATE_DIR, strerror(errno));
 		return 0;
 	}
-	*b = backing_open(path, c->backing_limit);
+	*b = backing_open(path, c->backing_limit, keep);
 	if (!*b) {
 		log_err("main", "cannot use the backing file %s: %s", path,
 			backing_open_why(errno));
@@ -545,6 +592,7 @@ void uzswapd_shutdown(struct uzswapd *d)
 	uv_close((uv_handle_t *)&d->tick, NULL);
 	list_for_each_safe(pos, tmp, &d->conns)
 		ctl_conn_close(container_of(pos, struct ctl_conn, all));
+	client_stop_orphans(d);
 	uzswapd_ctx_released(d);
 }
 
@@ -668,7 +716,6 @@ static void close_handle(uv_handle_t *h, void *arg)
 int uzswapd_main(int argc, char **argv)
 {
 	bool check_only = false, done = false;
-	struct store_owner owner;
 	struct backing *backing;
 	struct uzswapd *d;
 	int ret, fd;
@@ -708,18 +755,11 @@ int uzswapd_main(int argc, char **argv)
 	ret = open_state(d);
 	if (ret)
 		goto out_close_socket;
-	ret = open_backing(&d->conf, &backing);
+	ret = open_backing(&d->conf, d->taking != NULL, &backing);
+	if (ret == 0)
+		ret = open_store(d, backing);
 	if (ret)
 		goto out_close_state;
-	owner = (struct store_owner){ evict_write_back, &d->regions };
-	if (store_init(&d->store, d->conf.compressor, (int)d->conf.zstd_level,
-		       d->conf.pool_limit, backing, &owner, NULL)) {
-		if (backing)
-			backing_close(backing);
-		log_err("main", "cannot set up the compressed store");
-		ret = UZSWAPD_EXIT_STORE;
-		goto out_close_state;
-	}
 	d->comp = compressor_create(d->conf.compressor,
 				    (int)d->conf.zstd_level);
 	d->run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
@@ -746,6 +786,14 @@ int uzswapd_main(int argc, char **argv)
 		log_err("main", "cannot start the fault threads: %s",
 			strerror(errno));
 		goto out_stop_work;
+	}
+	if (d->taking) {
+		if (takeover_run(d, d->taking)) {
+			log_err("main", "cannot take over: out of memory");
+			ret = UZSWAPD_EXIT_STATE;
+			goto out_stop_faults;
+		}
+		state_forget(d);
 	}
 	stats_rate_init(&d->rate);
 	ret = ctl_listen(d, fd);
@@ -784,6 +832,7 @@ int uzswapd_main(int argc, char **argv)
 
 out_close_handles:
 	ctl_stop_listening(d);
+out_stop_faults:
 	fault_stop(d->faults);
 out_stop_work:
 	work_stop(&d->work);
@@ -794,6 +843,7 @@ out_destroy_store:
 	free(d->run_buf);
 	store_destroy(&d->store);
 out_close_state:
+	state_forget(d);
 	statedir_close(d->statedir);
 out_close_socket:
 	if (fd >= 0)

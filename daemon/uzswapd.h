@@ -50,6 +50,8 @@ enum uzswapd_exit {
  * @registry:  the clients; see struct registry for its locking
  * @regions:   every region by id; see struct region_index for its locking
  * @statedir:  the state directory, locked while the daemon runs
+ * @taking:    the predecessor's superblock, until it is taken over (at
+ *             startup); NULL after, or when there was none
  * @store:     the compressed store; thread-safe
  * @evictors:  the evictor threads (see evict.h); NULL once stopped
  * @faults:    the fault threads (see fault.h); NULL once stopped
@@ -83,6 +85,7 @@ struct uzswapd {
 	struct registry registry;
 	struct region_index regions;
 	struct statedir *statedir;
+	struct statedir_state *taking;
 	struct store store;
 	struct evictors *evictors;
 	struct fault_pool *faults;

@@ -122,7 +122,7 @@ static void teardown(void)
 
 static void open_backing(uint64_t limit)
 {
-	b = backing_open(path, limit);
+	b = backing_open(path, limit, false);
 	ck_assert_msg(b, "backing_open(%s): %s", path, strerror(errno));
 }
 
@@ -634,18 +634,18 @@ START_TEST(test_open_refuses)
 	int fd;
 
 	errno = 0;
-	ck_assert_ptr_null(backing_open("/dev/full", 1 * MiB));
+	ck_assert_ptr_null(backing_open("/dev/full", 1 * MiB, false));
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_int_eq(stat("/dev/full", &sb), 0);	/* not removed */
 	ck_assert(S_ISCHR(sb.st_mode));
 
 	snprintf(p, sizeof(p), "%s/fifo", dir);
 	ck_assert_int_eq(mkfifo(p, 0600), 0);
-	ck_assert_ptr_null(backing_open(p, 1 * MiB));	/* did not block */
+	ck_assert_ptr_null(backing_open(p, 1 * MiB, false));	/* did not block */
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_int_eq(unlink(p), 0);
 
-	ck_assert_ptr_null(backing_open(dir, 1 * MiB));
+	ck_assert_ptr_null(backing_open(dir, 1 * MiB, false));
 	ck_assert_int_eq(errno, EISDIR);
 
 	/* another user's file is neither used nor touched */
@@ -655,7 +655,7 @@ START_TEST(test_open_refuses)
 	close(fd);
 	if (geteuid() == 0) {
 		ck_assert_int_eq(chown(path, 65534, 65534), 0);
-		ck_assert_ptr_null(backing_open(path, 1 * MiB));
+		ck_assert_ptr_null(backing_open(path, 1 * MiB, false));
 		ck_assert_int_eq(errno, EPERM);
 		ck_assert_int_eq(stat(path, &sb), 0);
 		ck_assert_int_eq(sb.st_size, 1);
@@ -663,11 +663,11 @@ START_TEST(test_open_refuses)
 	ck_assert_int_eq(unlink(path), 0);
 
 	snprintf(p, sizeof(p), "%s/nodir/backing", dir);
-	ck_assert_ptr_null(backing_open(p, 1 * MiB));
+	ck_assert_ptr_null(backing_open(p, 1 * MiB, false));
 	ck_assert_int_eq(errno, ENOENT);
-	ck_assert_ptr_null(backing_open("", 1 * MiB));
+	ck_assert_ptr_null(backing_open("", 1 * MiB, false));
 	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_ptr_null(backing_open(path, UINT64_MAX));
+	ck_assert_ptr_null(backing_open(path, UINT64_MAX, false));
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_int_eq(access(path, F_OK), -1);
 }
@@ -713,7 +713,7 @@ static void victim_check(const char *victim, const char *data, bool marked)
 static void open_refused(const char *p, int err)
 {
 	errno = 0;
-	b = backing_open(p, 1 * MiB);
+	b = backing_open(p, 1 * MiB, false);
 	ck_assert_ptr_null(b);
 	ck_assert_int_eq(errno, err);
 }
@@ -809,7 +809,7 @@ START_TEST(test_open_busy)
 
 	open_backing(1 * MiB);
 	s = put(2000, 1);
-	ck_assert_ptr_null(backing_open(path, 1 * MiB));
+	ck_assert_ptr_null(backing_open(path, 1 * MiB, false));
 	ck_assert_int_eq(errno, EBUSY);
 	/* the failed opener neither removed nor truncated the file */
 	ck_assert_int_eq(access(path, F_OK), 0);
@@ -876,7 +876,7 @@ START_TEST(test_open_spares_foreign_data)
 	ck_assert_int_eq(write(fd, data, sizeof(data)), sizeof(data));
 	close(fd);
 	errno = 0;
-	ck_assert_ptr_null(backing_open(path, 1 * MiB));
+	ck_assert_ptr_null(backing_open(path, 1 * MiB, false));
 	ck_assert_int_eq(errno, EEXIST);
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_uint_eq(sb.st_mode & 0777, 0644);
@@ -926,7 +926,7 @@ START_TEST(test_alloc_failure_injection)
 	/* created: a failed open leaves no file */
 	for (n = 1; !b; n++) {
 		failpoint_arm(n);
-		b = backing_open(path, 64 * MiB);
+		b = backing_open(path, 64 * MiB, false);
 		if (!b) {
 			ck_assert_int_eq(errno, ENOMEM);
 			ck_assert_uint_eq(failpoint_failures(), 1);
@@ -947,7 +947,7 @@ START_TEST(test_alloc_failure_injection)
 	close(fd);
 	for (n = 1; !b; n++) {
 		failpoint_arm(n);
-		b = backing_open(path, 64 * MiB);
+		b = backing_open(path, 64 * MiB, false);
 		if (!b) {
 			ck_assert_int_eq(stat(path, &sb), 0);
 			ck_assert_int_eq(sb.st_size, sizeof(old));

@@ -50,6 +50,7 @@ reclaim 4
 metrics 4
 notify 4
 uzswapd 4
+takeover 4
 work 4
 main 4
 '

@@ -94,7 +94,7 @@ static void setup(void)
 	memset(&own, 0, sizeof(own));
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(backing_path, sizeof(backing_path), "%s/backing", dir);
-	b = backing_open(backing_path, 64u << 20);
+	b = backing_open(backing_path, 64u << 20, false);
 	ck_assert_ptr_nonnull(b);
 	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, b, &owner, NULL), 0);
 	comp = compressor_create(COMPRESS_LZ4, 0);

@@ -559,7 +559,9 @@ static int hello(struct uzswap *c, uint32_t flags, int64_t deadline)
 	size_t len;
 	int ret;
 
-	len = proto_encode_hello(buf, &h, c->version);
+	/* framed at the oldest version, as every HELLO; flags make it the
+	 * newest layout, which a daemon of version 1 refuses */
+	len = proto_encode_hello(buf, &h, flags ? PROTO_VERSION : c->version);
 	ret = handshake(c, PROTO_HELLO, buf, len, &c->uffd, 1, body, &len,
 			deadline);
 	return ret ? ret : hello_reply_take(c, body, len);

@@ -123,7 +123,9 @@ struct proto_hdr {
 
 /* HELLO flags. RESUME: the uffd served a daemon before this one, which
  * is to carry on with the regions it took over (a daemon that holds no
- * state of the uffd refuses it: -ESTALE). */
+ * state of the uffd refuses it: -ESTALE). A HELLO with flags is framed at
+ * PROTO_VERSION_MIN like any, but laid out at the newest version: a daemon
+ * of version 2 or later reads them, one of version 1 refuses the HELLO. */
 #define PROTO_HELLO_RESUME	0x1u
 
 /* HELLO: the first message of a client's connection; fds: its uffd. */

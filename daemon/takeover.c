@@ -1,0 +1,206 @@
+/*
+ * takeover.c - carrying on with a dead daemon's clients (see takeover.h).
+ *
+ * Order: every client's uffd is taken back and given a slot and an orphan
+ * context (client.h); every region of those is mapped again over its
+ * table file and recovered page by page (recover.h), naming what it has
+ * stored; only then does the store free what nobody named. Then each
+ * context goes to the fault threads, and each region's range is
+ * un-write-protected (a writer blocked by an eviction cut short goes on)
+ * and woken (a reader whose fault message died with the old daemon
+ * faults again, now to us). Regions of clients left behind are not
+ * named: their objects are freed, their table files removed.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adopt.h"
+#include "client.h"
+#include "lib/uffd/uffd.h"
+#include "log.h"
+#include "recover.h"
+#include "statedir.h"
+#include "takeover.h"
+#include "uffdctx.h"
+#include "uzswapd.h"
+
+/* What was taken over of one client record: its pidfd, its context (NULL:
+ * left behind). */
+struct taken {
+	int pidfd;
+	struct uffd_ctx *ctx;
+};
+
+/* What a takeover did, for its log line. */
+struct takeover_stats {
+	unsigned int clients, left, regions, regions_left;
+	struct recover_stats pages;
+};
+
+/* Take client @c's uffd back into @t; a client gone or changed is left. */
+static void take_client(struct uzswapd *d, const struct statedir_client *c,
+			struct taken *t, struct takeover_stats *ts)
+{
+	int uffd, pidfd;
+
+	t->ctx = NULL;
+	t->pidfd = adopt_process(c->pid, c->start_time);
+	if (t->pidfd < 0) {
+		log_info("takeover", "pid %d (%s) is gone: what it stored is "
+			 "freed", (int)c->pid, c->comm);
+		ts->left++;
+		return;
+	}
+	uffd = adopt_uffd(t->pidfd, c->uffd_fd);
+	pidfd = uffd < 0 ? -1 : dup(t->pidfd);
+	if (uffd < 0 || pidfd < 0) {
+		log_err("takeover", "pid %d (%s): cannot take its userfaultfd "
+			"back: %s; its managed memory cannot be served",
+			(int)c->pid, c->comm, strerror(uffd < 0 ? -uffd : errno));
+		if (uffd >= 0)
+			close(uffd);
+		ts->left++;
+		return;
+	}
+	t->ctx = client_adopt(d, c->pid, c->uid, pidfd, uffd, c->uffd_fd,
+			      c->user_mode_only);
+	if (!t->ctx) {
+		log_err("takeover", "pid %d: %s", (int)c->pid,
+			strerror(errno));
+		ts->left++;
+		return;
+	}
+	ts->clients++;
+}
+
+/* Map region @rr of client @t again, recover it and add it to its slot.
+ * Return: 0, -ENOMEM (the store cannot go on), or another -errno (the
+ * region is left). */
+static int take_region(struct uzswapd *d, const struct statedir_region *rr,
+		       struct taken *t, struct takeover_stats *ts)
+{
+	struct recover_stats rs;
+	struct region *r;
+	int memfd, ret;
+
+	memfd = adopt_memfd(t->pidfd, rr->memfd_fd, (dev_t)rr->memfd_dev,
+			    (ino_t)rr->memfd_ino);
+	if (memfd < 0)
+		return memfd;
+	r = region_adopt(&d->regions, t->ctx->slot, t->ctx, &d->store,
+			 rr->start, rr->len >> PAGE_SHIFT, memfd, rr->name,
+			 rr->id);
+	if (!r)
+		return -errno;
+	ret = statedir_note_region(r, rr->memfd_fd, rr->flags);
+	if (ret == 0)
+		ret = recover_region(r, &rs);
+	if (ret == 0)
+		ret = mm_slot_add_region(t->ctx->slot, r);
+	if (ret) {
+		region_put(r);
+		return ret;
+	}
+	ts->regions++;
+	ts->pages.resident += rs.resident;
+	ts->pages.stored += rs.stored;
+	ts->pages.lost += rs.lost;
+	if (rs.lost)
+		log_err("takeover", "pid %d: region %llu \"%s\": %zu pages "
+			"lost (their copy is gone): a touch gets SIGBUS",
+			(int)rr->pid, (unsigned long long)rr->id, rr->name,
+			rs.lost);
+	return 0;
+}
+
+/* Region @rr (of a client left behind) is not the daemon's any more. */
+static void leave_region(struct uzswapd *d, const struct statedir_region *rr,
+			 struct takeover_stats *ts)
+{
+	statedir_table_remove(d->statedir, rr->id);
+	ts->regions_left++;
+}
+
+/* The threads that waited on the dead daemon in @r's range: on. */
+static void wake_region(struct region *r)
+{
+	size_t len = r->npages << PAGE_SHIFT;
+
+	uffd_writeprotect(r->ctx->fd, r->start, len, false, false);
+	uffd_wake(r->ctx->fd, r->start, len);
+}
+
+/* Serve every context taken over, then wake its regions' ranges. */
+static void serve_all(struct uzswapd *d, struct taken *t, uint32_t n)
+{
+	struct list_node *pos;
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!t[i].ctx)
+			continue;
+		if (client_serve(d, t[i].ctx))
+			log_err("takeover", "pid %d: cannot serve its faults",
+				(int)t[i].ctx->slot->pid);
+		pthread_mutex_lock(&t[i].ctx->slot->lock);
+		list_for_each(pos, &t[i].ctx->slot->regions) {
+			struct region *r = container_of(pos, struct region,
+							node);
+
+			if (r->ctx == t[i].ctx)
+				wake_region(r);
+		}
+		pthread_mutex_unlock(&t[i].ctx->slot->lock);
+	}
+}
+
+int takeover_run(struct uzswapd *d, const struct statedir_state *st)
+{
+	struct takeover_stats ts = { 0 };
+	struct taken *t;
+	uint32_t i;
+	int ret = 0;
+
+	t = calloc(st->nr_clients ? st->nr_clients : 1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < st->nr_clients; i++)
+		take_client(d, &st->clients[i], &t[i], &ts);
+	for (i = 0; i < st->nr_regions && ret != -ENOMEM; i++) {
+		const struct statedir_region *rr = &st->regions[i];
+		struct taken *c = &t[rr->client];
+
+		ret = c->ctx ? take_region(d, rr, c, &ts) : -ESRCH;
+		if (ret && ret != -ENOMEM) {
+			if (c->ctx)
+				log_err("takeover", "pid %d: region %llu "
+					"\"%s\" cannot be taken over: %s",
+					(int)rr->pid,
+					(unsigned long long)rr->id, rr->name,
+					strerror(-ret));
+			leave_region(d, rr, &ts);
+		}
+	}
+	if (ret == -ENOMEM) {
+		free(t);
+		return ret;
+	}
+	store_recover_end(&d->store);
+	serve_all(d, t, st->nr_clients);
+	for (i = 0; i < st->nr_clients; i++)
+		if (t[i].pidfd >= 0)
+			close(t[i].pidfd);
+	free(t);
+	statedir_save(d->statedir, &d->registry);
+	log_info("takeover", "took over %u clients, %u regions from uzswapd "
+		 "%s (epoch %llu): %zu pages resident, %zu stored, %zu lost; "
+		 "%u clients and %u regions left", ts.clients, ts.regions,
+		 st->release, (unsigned long long)st->epoch,
+		 ts.pages.resident, ts.pages.stored, ts.pages.lost, ts.left,
+		 ts.regions_left);
+	return 0;
+}

@@ -1,0 +1,95 @@
+/*
+ * check_takeover.c - a uzswapd killed at any moment (SIGKILL) and started
+ * again on the same state directory takes its clients over: every page
+ * of every client reads what it held (compressed, same-filled, raw,
+ * written back to the backing file, resident), a thread blocked on a page
+ * of the dead daemon goes on, and the client library resumes its
+ * connection by itself.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon_harness.h"
+#include "lib/proto/proto.h"
+#include "pager.h"
+
+#define MIB (1024 * 1024)
+
+static struct dh_daemon dmn;
+
+/* STATUS of the daemon. */
+static void status(struct proto_status_reply *s)
+{
+	DH_ASSERT_EQ(dh_status(&dmn, s), 0);
+}
+
+/* Every kind of stored page: compressible text, incompressible (raw)
+ * random and same-filled zero regions of one client, pressed under a
+ * 4 MiB budget with a pool small enough to write back; the daemon
+ * SIGKILLed, started again: every page reads back, and the client's own
+ * connection carries on. */
+START_TEST(test_kill_and_take_over)
+{
+	static const char *const args[] = {
+		"--pool-limit", "6M", "--backing-limit", "256M", NULL,
+	};
+	struct proto_status_reply s0, s1;
+	struct pstats ps;
+	struct dh_client c;
+	int ret;
+
+	dh_up(&dmn, args);
+	pager_start(&dmn, &c);
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "same", 4);
+	pager_alloc(&c, "text", 24);
+	pager_alloc(&c, "random", 8);
+	pager_wait_resident(&c, 5 * MIB, &ps);
+	status(&s0);
+	DH_ASSERT(s0.stored_pages > 0 && s0.raw_pages > 0 &&
+		  s0.same_pages > 0 && s0.written_back_pages > 0,
+		  "not every kind stored: %" PRIu64 " stored, %" PRIu64
+		  " raw, %" PRIu64 " same, %" PRIu64 " written back",
+		  s0.stored_pages, s0.raw_pages, s0.same_pages,
+		  s0.written_back_pages);
+
+	dh_kill(&dmn);
+	ret = dh_restart(&dmn, args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	DH_ASSERT(dh_log_find(&dmn, "took over 1 clients, 3 regions", NULL,
+			      0), "no takeover in the log");
+	status(&s1);
+	DH_ASSERT_EQ(s1.clients, 1);
+	DH_ASSERT_EQ(s1.stored_pages + s1.written_back_pages,
+		     s0.stored_pages + s0.written_back_pages);
+	pager_ok(&c, "verify all");
+	/* the library resumed its connection with the new daemon */
+	pager_stats(&c, &ps);
+	DH_ASSERT_EQ(ps.regions, 3);
+	pager_ok(&c, "rewrite 1");
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
+static Suite *takeover_suite(void)
+{
+	Suite *s = suite_create("takeover");
+	TCase *tc = tcase_create("crash");
+
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_kill_and_take_over);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return dh_main("takeover", takeover_suite());
+}
