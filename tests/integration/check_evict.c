@@ -125,10 +125,12 @@ static void pager_settle(struct dh_client *c, uint64_t bytes,
 		pager_wait_resident(c, bytes, s);
 		status(st);
 		pager_stats(c, &again);
+		/* the daemon's count equal to the client's: no eviction
+		 * run is between storing its pages and publishing them */
 		if (again.evictions == s->evictions &&
 		    again.stored == s->stored &&
 		    again.compressed == s->compressed &&
-		    st->stored_pages >= s->stored)
+		    st->stored_pages == s->stored)
 			return;
 		DH_ASSERT(dh_now_ms() < deadline, "eviction did not come to "
 			  "rest within %d ms", SETTLE_MS);
@@ -943,7 +945,7 @@ static void wb_settle(struct dh_client *c, uint64_t bytes, struct pstats *s,
 		if (again.evictions == s->evictions &&
 		    again.stored == s->stored &&
 		    again.compressed == s->compressed &&
-		    st->stored_pages + st->written_back_pages >= s->stored)
+		    st->stored_pages + st->written_back_pages == s->stored)
 			return;
 		if (dh_now_ms() >= deadline)
 			print_wb("not at rest", st);
