@@ -65,7 +65,6 @@
 
 #define SB_NAME		"superblock"
 #define SB_NEW_NAME	"superblock.new"
-#define SB_OLD_PREFIX	"superblock.old-"
 #define LOCK_NAME	"lock"
 #define BOOT_ID_PATH	"/proc/sys/kernel/random/boot_id"
 
@@ -702,41 +701,6 @@ out_free:
 void statedir_set_epoch(struct statedir *sd, uint64_t epoch)
 {
 	sd->epoch = epoch;
-}
-
-/* Remove every "superblock.old-*" of the directory. Return: 0 or -errno. */
-static int remove_old(struct statedir *sd)
-{
-	struct dirent *e;
-	int fd, ret = 0;
-	DIR *dir;
-
-	fd = openat(sd->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return -errno;
-	}
-	while ((e = readdir(dir)))
-		if (!strncmp(e->d_name, SB_OLD_PREFIX, strlen(SB_OLD_PREFIX)) &&
-		    unlinkat(sd->dirfd, e->d_name, 0) < 0 && errno != ENOENT)
-			ret = -errno;
-	closedir(dir);
-	return ret;
-}
-
-int statedir_set_aside(struct statedir *sd, uint64_t epoch)
-{
-	char name[STATEDIR_FILE_MAX + 16];
-	int ret = remove_old(sd);
-
-	if (ret)
-		return ret;
-	snprintf(name, sizeof(name), SB_OLD_PREFIX "%llu",
-		 (unsigned long long)epoch);
-	return renameat(sd->dirfd, SB_NAME, sd->dirfd, name) < 0 ? -errno : 0;
 }
 
 /*****************

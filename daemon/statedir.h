@@ -240,13 +240,6 @@ int statedir_decode(const struct statedir_host *host, const char *dir,
 
 void statedir_state_free(struct statedir_state *st);
 
-/*
- * statedir_set_aside() - rename the superblock to "superblock.old-@epoch",
- * after removing any other "superblock.old-*" (one is kept at most).
- * Return: 0 or -errno.
- */
-int statedir_set_aside(struct statedir *sd, uint64_t epoch);
-
 /* The epoch written from now on: the number of this daemon among those
  * that have owned the directory. */
 void statedir_set_epoch(struct statedir *sd, uint64_t epoch);

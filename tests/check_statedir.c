@@ -464,22 +464,6 @@ START_TEST(test_missing_parent_refused)
 }
 END_TEST
 
-/* Setting aside keeps one old superblock. */
-START_TEST(test_set_aside_keeps_one)
-{
-	struct statedir *sd = open_ok();
-	char names[512];
-
-	write_records(sd);
-	ck_assert_int_eq(statedir_set_aside(sd, 3), 0);
-	write_records(sd);
-	ck_assert_int_eq(statedir_set_aside(sd, 4), 0);
-	listing(names, sizeof(names));
-	ck_assert_str_eq(names, ". .. lock superblock.old-4 ");
-	statedir_close(sd);
-}
-END_TEST
-
 /* A comm with spaces and parentheses does not shift the fields. */
 START_TEST(test_start_time)
 {
@@ -575,7 +559,6 @@ int main(void)
 	tcase_add_test(tc, test_foreign_dir_refused);
 	tcase_add_test(tc, test_writable_dir_refused);
 	tcase_add_test(tc, test_missing_parent_refused);
-	tcase_add_test(tc, test_set_aside_keeps_one);
 	tcase_add_test(tc, test_start_time);
 	tcase_add_test(tc, test_state_dir_key_needs_restart);
 	suite_add_tcase(s, tc);

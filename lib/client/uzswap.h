@@ -72,10 +72,11 @@
  * - a daemon that stops in order (SIGTERM, systemctl stop or restart),
  *   and a drain (uzswapctl drain, uzswap_admin_drain()), first put every
  *   evicted page back into the memfd: the program goes on with plain
- *   memory, and uzswap_free() of such a region still unmaps it. A daemon that crashes takes the evicted pages
- *   with it: a touch of one then blocks for good instead of reading wrong
- *   data (a restarted daemon cannot serve it), so the program must be
- *   restarted too;
+ *   memory, and uzswap_free() of such a region still unmaps it. A daemon
+ *   that crashes loses nothing: the daemon started again on its state
+ *   directory takes the program over, and a touch of an evicted page
+ *   waits meanwhile (it never reads wrong data); the library reconnects
+ *   by itself (calls wait for the new daemon within their timeout);
  * - if the daemon could only open a "user-mode-only" userfaultfd (a
  *   warning says so at connect), the kernel cannot fault an evicted page
  *   in on a system call's behalf: read(fd, region, n) and friends fail

@@ -339,11 +339,11 @@ END_TEST
  * restart
  *****************/
 
-/* A daemon SIGKILLed with a client: the next one logs what it found,
- * sets it aside and counts on. */
-START_TEST(test_restart_sets_state_aside)
+/* A daemon SIGKILLed with a client that died too: the next one logs what
+ * it found, leaves the dead client (its table file goes) and counts on. */
+START_TEST(test_restart_leaves_dead_client)
 {
-	char old[PATH_MAX + 32], line[512];
+	char table[PATH_MAX + 32], line[512];
 	struct statedir_state st;
 	struct dh_client c;
 	int ret;
@@ -351,6 +351,8 @@ START_TEST(test_restart_sets_state_aside)
 	dh_up(&dmn, NULL);
 	pager_start(&dmn, &c);
 	pager_alloc(&c, "text", 1);
+	snprintf(table, sizeof(table), "%s/region-1.pages", dmn.state);
+	DH_ASSERT(access(table, F_OK) == 0, "no %s", table);
 	dh_kill(&dmn);
 	dh_client_kill(&c);
 
@@ -359,8 +361,11 @@ START_TEST(test_restart_sets_state_aside)
 	DH_ASSERT(dh_log_find(&dmn, "found state of 1 clients, 1 regions "
 			      "from uzswapd " PACKAGE_VERSION " (epoch 1)",
 			      line, sizeof(line)), "nothing found logged");
-	snprintf(old, sizeof(old), "%s/superblock.old-1", dmn.state);
-	DH_ASSERT(access(old, F_OK) == 0, "no %s", old);
+	DH_ASSERT(dh_log_find(&dmn, "took over 0 clients, 0 regions", line,
+			      sizeof(line)), "no takeover logged");
+	DH_ASSERT(strstr(line, "1 clients and 1 regions left"), "%s", line);
+	DH_ASSERT(access(table, F_OK) < 0 && errno == ENOENT,
+		  "%s is still there", table);
 	superblock_read(&dmn, &st);
 	DH_ASSERT_EQ(st.epoch, 2);
 	DH_ASSERT_EQ(st.nr_clients, 0);
@@ -420,7 +425,7 @@ static Suite *statedir_suite(void)
 
 	tc = tcase_create("restart");
 	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, test_restart_sets_state_aside);
+	tcase_add_test(tc, test_restart_leaves_dead_client);
 	tcase_add_test(tc, test_invalid_superblock_stops_start);
 	suite_add_tcase(s, tc);
 	return s;
