@@ -78,6 +78,41 @@ START_TEST(test_kill_and_take_over)
 }
 END_TEST
 
+/* A thread that touched an evicted page while no daemon ran waits, and
+ * goes on once the successor took over, without anything done by its
+ * process. */
+START_TEST(test_blocked_thread_goes_on)
+{
+	long long deadline;
+	struct pstats ps;
+	struct dh_client c;
+	char line[256];
+	int ret;
+
+	dh_up(&dmn, NULL);
+	pager_start(&dmn, &c);
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "text", 24);
+	pager_wait_resident(&c, 5 * MIB, &ps);
+	dh_kill(&dmn);
+
+	DH_ASSERT(dh_client_say(&c, "verify all") == 0, "pager: stdin");
+	deadline = dh_deadline(DH_SETTLE_MS);
+	while (dh_uffd_waiting(c.pid) < 1 && dh_now_ms() < deadline)
+		dh_sleep_ms(5);
+	DH_ASSERT(dh_uffd_waiting(c.pid) >= 1, "the pager never blocked on "
+		  "an evicted page");
+	ret = dh_restart(&dmn, NULL);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	ret = dh_client_read_line(&c, line, sizeof(line), PAGER_MS);
+	DH_ASSERT(ret == 0 && !strncmp(line, "ok", 2),
+		  "the blocked verify did not go on: %s",
+		  ret ? strerror(-ret) : line);
+	pager_quit(&c);
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
 static Suite *takeover_suite(void)
 {
 	Suite *s = suite_create("takeover");
@@ -85,6 +120,7 @@ static Suite *takeover_suite(void)
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_kill_and_take_over);
+	tcase_add_test(tc, test_blocked_thread_goes_on);
 	suite_add_tcase(s, tc);
 	return s;
 }
