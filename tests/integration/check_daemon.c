@@ -807,18 +807,14 @@ static void start_ready(struct dh_client *c, const char *const *argv)
 		  ret ? strerror(-ret) : line);
 }
 
-/* start_ready() a client whose calls wait for a daemon that went away
- * only a few seconds, not the harness's generous minute: it is told the
- * daemon is gone for good. */
+/* start_ready() a client that will be told the daemon is gone for good:
+ * its calls wait for a successor only briefly. */
 static void start_waiting_briefly(struct dh_client *c,
 				  const char *const *argv)
 {
-	char ms[16];
-
-	snprintf(ms, sizeof(ms), "%d", dh_scaled_ms(2000));
-	DH_ASSERT(setenv("UZSWAP_TIMEOUT_MS", ms, 1) == 0, "setenv");
+	dh_brief_timeout(true);
 	start_ready(c, argv);
-	unsetenv("UZSWAP_TIMEOUT_MS");
+	dh_brief_timeout(false);
 }
 
 static void expect_exit_ok(struct dh_client *c, const char *what)

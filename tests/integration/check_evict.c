@@ -223,7 +223,11 @@ static void rmw_start(struct dh_client *c, unsigned int threads,
 	if (daemon_stops)
 		argv[n++] = "daemon-stops";
 	argv[n] = NULL;
-	DH_ASSERT(dh_uzclient_start(&dmn, c, argv, true) == 0, "fork");
+	/* its last call finds no daemon: not worth waiting long for one */
+	dh_brief_timeout(daemon_stops);
+	ret = dh_uzclient_start(&dmn, c, argv, true);
+	dh_brief_timeout(false);
+	DH_ASSERT(ret == 0, "fork");
 	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
 	DH_ASSERT(ret == 0 && !strcmp(line, "ready"),
 		  "uzclient rmw did not get ready: %s",
@@ -835,7 +839,10 @@ START_TEST(test_sigterm_restores)
 	char reply[256];
 
 	dh_up(&dmn, NULL);
+	/* it asks for stats with the daemon stopped for good */
+	dh_brief_timeout(true);
 	pager_start(&dmn, &c);
+	dh_brief_timeout(false);
 	pager_alloc(&c, "text", 8);
 	pager_alloc(&c, "random", 4);
 	pager_alloc(&c, "same", 4);
@@ -884,7 +891,10 @@ START_TEST(test_sigterm_mid_run)
 
 	for (round = 0; round < SIGTERM_ROUNDS; round++) {
 		dh_up(&dmn, args);
+		/* it asks for stats with the daemon stopped for good */
+		dh_brief_timeout(true);
 		pager_start(&dmn, &c);
+		dh_brief_timeout(false);
 		pager_ok(&c, "limit 4");
 		pager_alloc(&c, "text", 32);
 		if (round > 0)

@@ -75,6 +75,17 @@ static int sun_set(struct sockaddr_un *sa, const char *path)
 	return 0;
 }
 
+void dh_brief_timeout(bool brief)
+{
+	char ms[16];
+
+	snprintf(ms, sizeof(ms), "%d", dh_scaled_ms(2000));
+	if (brief)
+		setenv("UZSWAP_TIMEOUT_MS", ms, 1);
+	else
+		unsetenv("UZSWAP_TIMEOUT_MS");
+}
+
 long long dh_now_ms(void)
 {
 	struct timespec ts;

@@ -343,6 +343,11 @@ const char *dh_status_str(int status);
 /* Milliseconds on the monotonic clock. */
 long long dh_now_ms(void);
 
+/* Clients started from now on (@brief) wait for a daemon that went away
+ * a few seconds (scaled), not the generous minute: they are told it is
+ * gone for good. !@brief: the minute again. */
+void dh_brief_timeout(bool brief);
+
 /*
  * dh_time_scale() - the factor every time limit of the tests is multiplied
  * by: Check's CK_TIMEOUT_MULTIPLIER (which also scales the tcase
