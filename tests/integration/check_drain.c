@@ -267,7 +267,10 @@ START_TEST(test_drain_all_kinds)
 	long long rss;
 
 	dh_up(&dmn, args);
+	/* it outlives its daemon (SIGKILL): no successor to wait for */
+	dh_brief_timeout(true);
 	pager_start(&dmn, &c);
+	dh_brief_timeout(false);
 	pager_ok(&c, "limit 4");
 	pager_alloc(&c, "text", 32);
 	pager_alloc(&c, "random", 2);
@@ -457,7 +460,10 @@ START_TEST(test_drain_sigterm)
 	int fd;
 
 	dh_up(&dmn, NULL);
+	/* it outlives its daemon: no successor to wait for */
+	dh_brief_timeout(true);
 	fd = drain_until_half(big_client(&c));
+	dh_brief_timeout(false);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 	close(fd);
 	pager_ok(&c, "verify 0");
