@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <linux/magic.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,7 +26,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/vfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -45,7 +43,6 @@
 #endif
 
 #define DH_MAX_ARGS	32
-#define STATE_TMPFS	"/dev/shm"
 /* Room for a command line and the options the harness adds to it. */
 #define DH_EXEC_ARGS	64
 #define DH_POLL_MS	5
@@ -53,11 +50,6 @@
 extern char **environ;
 
 static char root[256];
-/* Where the daemons' state directories go: on tmpfs, as in production
- * (/run/uzswap/state), so that the superblock the loop thread writes at
- * every registration never waits for a disk the tests keep busy; the
- * root itself when no tmpfs is at hand. */
-static char state_root[256];
 
 /*****************
  * Helpers
@@ -219,7 +211,6 @@ static void child_setup(pid_t parent, int in, int out, int err)
 int dh_root_create(void)
 {
 	const char *tmp = getenv("TMPDIR");
-	struct statfs sf;
 
 	/* socket paths must fit sun_path: keep the root short */
 	if (!tmp || !*tmp || strlen(tmp) > 40)
@@ -229,13 +220,6 @@ int dh_root_create(void)
 		root[0] = '\0';
 		return -errno;
 	}
-	if (statfs(STATE_TMPFS, &sf) == 0 && sf.f_type == TMPFS_MAGIC) {
-		snprintf(state_root, sizeof(state_root),
-			 STATE_TMPFS "/uzswap-itest.XXXXXX");
-		if (mkdtemp(state_root))
-			return 0;
-	}
-	snprintf(state_root, sizeof(state_root), "%s", root);
 	return 0;
 }
 
@@ -258,11 +242,9 @@ static void rm_tree(const char *path)
 
 void dh_root_remove(void)
 {
-	if (state_root[0] && strcmp(state_root, root))
-		rm_tree(state_root);
 	if (root[0])
 		rm_tree(root);
-	root[0] = state_root[0] = '\0';
+	root[0] = '\0';
 }
 
 /*****************
@@ -406,8 +388,7 @@ void dh_kill(struct dh_daemon *d)
 
 void dh_remove(struct dh_daemon *d)
 {
-	if (d->state[0])
-		rm_tree(d->state);
+	/* the state directory is inside */
 	if (d->dir[0])
 		rm_tree(d->dir);
 	d->dir[0] = d->state[0] = '\0';
@@ -1040,9 +1021,7 @@ int dh_prepare(struct dh_daemon *d)
 	snprintf(d->log, sizeof(d->log), "%s/uzswapd.log", d->dir);
 	snprintf(d->clog, sizeof(d->clog), "%s/clients.log", d->dir);
 	snprintf(d->backing, sizeof(d->backing), "%s/backing", d->dir);
-	/* "ROOT/d.XXXXXX" -> "STATE_ROOT/d.XXXXXX.state" */
-	snprintf(d->state, sizeof(d->state), "%s/%s.state", state_root,
-		 strrchr(d->dir, '/') + 1);
+	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
 	snprintf(d->conf, sizeof(d->conf), "%s/uzswapd.conf", d->dir);
 	fd = open(d->conf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)

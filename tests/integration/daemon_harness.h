@@ -52,9 +52,8 @@
  * @log:  its stderr, "@dir/uzswapd.log"
  * @clog: the stderr of the clients started against it
  * @backing: its backing file, "@dir/backing"
- * @state: its state directory, "ROOT/NAME.state" for @dir "ROOT/NAME",
- *        ROOT on tmpfs where possible (the daemon makes it); removed
- *        with @dir
+ * @state: its state directory, "@dir/state" (the daemon makes it): in the
+ *        test's temporary directory, like everything the tests write
  * @conf: its configuration file, "@dir/uzswapd.conf" (empty at first: the
  *        host's /etc/uzswap is never read by a test)
  */
