@@ -37,6 +37,7 @@
 #include "lib/common/failpoint.h"
 #include "lib/common/macros.h"
 #include "tests/ckpart.h"
+#include "tests/tmpdir.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * KiB)
@@ -54,11 +55,7 @@ static struct backing *b;
 
 static void dir_setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/check_backing.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
+	if (tmpdir_make(dir, sizeof(dir), "check_backing")) {
 		perror("mkdtemp");
 		abort();
 	}

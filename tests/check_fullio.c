@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lib/common/fullio.h"
+#include "tests/tmpdir.h"
 
 #define BIG	(8u << 20)	/* through the pipe: 128 times its buffer */
 
@@ -133,13 +134,11 @@ END_TEST
 /* A temporary file of @len bytes of pattern(@len). */
 static int tmpfile_of(size_t len)
 {
-	const char *tmp = getenv("TMPDIR");
 	char path[256];
 	uint8_t *p = pattern(len);
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/check_fullio.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
+	tmpdir_template(path, sizeof(path), "check_fullio");
 	fd = mkostemp(path, O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	unlink(path);

@@ -26,6 +26,7 @@
 
 #include "daemon/uzswapd.h"
 #include "lib/common/failpoint.h"
+#include "tests/tmpdir.h"
 
 /* What a child says when uzswapd_main() returned but left something. */
 enum leftover {
@@ -42,12 +43,9 @@ static struct {
 
 static void setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	int fd;
 
-	snprintf(t.dir, sizeof(t.dir), "%s/check_startup.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(t.dir));
+	ck_assert_int_eq(tmpdir_make(t.dir, sizeof(t.dir), "check_startup"), 0);
 	snprintf(t.sock, sizeof(t.sock), "%s/sock", t.dir);
 	snprintf(t.conf, sizeof(t.conf), "%s/uzswapd.conf", t.dir);
 	snprintf(t.backing, sizeof(t.backing), "%s/backing", t.dir);

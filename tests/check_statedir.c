@@ -32,6 +32,7 @@
 #include "daemon/conf.h"
 #include "daemon/statedir.h"
 #include "lib/common/macros.h"
+#include "tests/tmpdir.h"
 
 /* The scratch directory of a test and the state directory in it. */
 static struct {
@@ -40,11 +41,8 @@ static struct {
 
 static void setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(t.dir, sizeof(t.dir), "%s/check_statedir.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(t.dir));
+	ck_assert_int_eq(tmpdir_make(t.dir, sizeof(t.dir), "check_statedir"),
+			 0);
 	snprintf(t.state, sizeof(t.state), "%s/state", t.dir);
 	snprintf(t.sb, sizeof(t.sb), "%s/superblock", t.state);
 }

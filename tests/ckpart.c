@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ckpart.h"
+#include "tmpdir.h"
 
 TCase *ckpart_tcase(Suite *s, const char *name)
 {
@@ -44,12 +45,10 @@ const char *ckpart_cannot_mount(void)
 {
 	static char why[128];
 	char dir[PATH_MAX];
-	const char *tmp = getenv("TMPDIR");
-	int err = 0;
+	int err = tmpdir_make(dir, sizeof(dir), "uzswap-mnt");
 
-	snprintf(dir, sizeof(dir), "%s/uzswap-mnt.XXXXXX", tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
-		err = errno;
+	if (err) {
+		err = -err;
 	} else {
 		if (mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700") < 0)
 			err = errno;
