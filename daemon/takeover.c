@@ -134,27 +134,25 @@ static void wake_region(struct region *r)
 	uffd_wake(r->ctx->fd, r->start, len);
 }
 
-/* Serve every context taken over, then wake its regions' ranges. */
-static void serve_all(struct uzswapd *d, struct taken *t, uint32_t n)
+/* Serve every context taken over, then wake the ranges of the regions
+ * taken over (found by id, with a reference: no lock held across the
+ * ioctls). */
+static void serve_all(struct uzswapd *d, const struct statedir_state *st,
+		      struct taken *t)
 {
-	struct list_node *pos;
+	struct region *r;
 	uint32_t i;
 
-	for (i = 0; i < n; i++) {
-		if (!t[i].ctx)
-			continue;
-		if (client_serve(d, t[i].ctx))
+	for (i = 0; i < st->nr_clients; i++)
+		if (t[i].ctx && client_serve(d, t[i].ctx))
 			log_err("takeover", "pid %d: cannot serve its faults",
 				(int)t[i].ctx->slot->pid);
-		pthread_mutex_lock(&t[i].ctx->slot->lock);
-		list_for_each(pos, &t[i].ctx->slot->regions) {
-			struct region *r = container_of(pos, struct region,
-							node);
-
-			if (r->ctx == t[i].ctx)
-				wake_region(r);
-		}
-		pthread_mutex_unlock(&t[i].ctx->slot->lock);
+	for (i = 0; i < st->nr_regions; i++) {
+		r = region_index_get(&d->regions, st->regions[i].id);
+		if (!r)
+			continue;
+		wake_region(r);
+		region_put(r);
 	}
 }
 
@@ -190,7 +188,7 @@ int takeover_run(struct uzswapd *d, const struct statedir_state *st)
 		return ret;
 	}
 	store_recover_end(&d->store);
-	serve_all(d, t, st->nr_clients);
+	serve_all(d, st, t);
 	for (i = 0; i < st->nr_clients; i++)
 		if (t[i].pidfd >= 0)
 			close(t[i].pidfd);
