@@ -409,10 +409,9 @@ static int ctl_set_limit(struct ctl_conn *c, struct proto_msg *m,
 		return fail(rep, -EBADMSG, "malformed SET_LIMIT");
 	if (l.bytes && l.bytes < CTL_MIN_LIMIT)
 		return fail(rep, -EINVAL, "a budget must be at least 1 MiB");
-	atomic_store(&c->slot->limit, l.bytes);
+	evict_set_slot_limit(c->d->evictors, c->slot, l.bytes);
 	log_debug("ctl", "pid %d: budget %llu bytes", (int)c->pid,
 		  (unsigned long long)l.bytes);
-	evict_check(c->d->evictors, c->slot);
 	return 0;
 }
 
@@ -660,8 +659,7 @@ static int ctl_admin_limit(struct ctl_conn *c, struct proto_msg *m,
 		if (!slot)
 			return fail(rep, -ESRCH,
 				    "no client process has that pid");
-		atomic_store(&slot->limit, l.bytes);
-		evict_check(c->d->evictors, slot);
+		evict_set_slot_limit(c->d->evictors, slot, l.bytes);
 		mm_slot_put(slot);
 		break;
 	case PROTO_LIMIT_DEFAULT:

@@ -10,7 +10,9 @@
  * khugepaged_scan) and, for each client over budget, evicts from the tail
  * of its LRU until it is EVICT_RUN_PAGES under the budget (the low mark),
  * at most EVICT_QUANTUM pages per visit so that one client cannot hold an
- * evictor while others wait.
+ * evictor while others wait. It looks at the budget again before each
+ * run, and a budget change waits for the runs in flight (@budget_lock):
+ * once a raise is answered, nothing more is evicted for the old budget.
  *
  * The protocol (DESIGN.md, "Eviction protocol"), on a run of contiguous
  * RESIDENT pages of one region (evict_run()):
@@ -79,6 +81,12 @@
  * @stuck:      the pool is full and takes nothing: logged once per
  *              episode (atomic)
  * @st:         counters of the protocol, whoever runs it (atomic)
+ * @budget_lock: an evictor holds it shared from finding a client over
+ *              budget to the end of the run that decision started; a
+ *              budget change takes it exclusive once the new budget is
+ *              stored, so that when the change is answered no eviction
+ *              decided under the old budget is still going (writers
+ *              preferred: evictors take it again for every run)
  */
 struct evictors {
 	struct registry *reg;
@@ -91,6 +99,7 @@ struct evictors {
 	bool kicked;
 	bool stop;
 	atomic_bool stuck;
+	pthread_rwlock_t budget_lock;
 	struct {
 		atomic_uint_fast64_t evicted, runs, store_full, second_chances;
 	} st;
@@ -140,10 +149,26 @@ void evict_check(struct evictors *ev, struct mm_slot *slot)
 		kick(ev);
 }
 
+/* Wait for the runs started under the budgets before a change. */
+static void wait_budget_decisions(struct evictors *ev)
+{
+	pthread_rwlock_wrlock(&ev->budget_lock);
+	pthread_rwlock_unlock(&ev->budget_lock);
+}
+
+void evict_set_slot_limit(struct evictors *ev, struct mm_slot *slot,
+			  uint64_t limit)
+{
+	atomic_store(&slot->limit, limit);
+	wait_budget_decisions(ev);
+	evict_check(ev, slot);
+}
+
 void evict_set_limits(struct evictors *ev, uint64_t default_limit,
 		      uint64_t resident_limit)
 {
 	registry_set_limits(ev->reg, default_limit, resident_limit);
+	wait_budget_decisions(ev);
 	kick(ev);
 }
 
@@ -560,8 +585,16 @@ enum slot_result {
 	SLOT_FULL,	/* the store takes no more */
 };
 
+/* Whether @slot is above its low mark, or the daemon above its own and
+ * @slot has pages to give. */
+static bool still_over(struct evictors *ev, struct mm_slot *slot)
+{
+	return slot_over(slot, true) ||
+	       (daemon_over(ev, true) && atomic_load(&slot->resident));
+}
+
 /* Evict from @slot while it (or the daemon) is over budget, at most
- * EVICT_QUANTUM pages. */
+ * EVICT_QUANTUM pages, one run per look at the budgets. */
 static enum slot_result evict_slot(struct evictors *ev, struct mm_slot *slot,
 				   struct compressor *c, uint8_t *buf)
 {
@@ -569,18 +602,19 @@ static enum slot_result evict_slot(struct evictors *ev, struct mm_slot *slot,
 
 	if (!slot_over(slot, false) && !daemon_over(ev, false))
 		return SLOT_DONE;
-	while (slot_over(slot, true) ||
-	       (daemon_over(ev, true) && atomic_load(&slot->resident))) {
+	for (;;) {
 		if (done >= EVICT_QUANTUM)
 			return SLOT_MORE;
-		got = evict_tail(ev, slot, c, buf);
+		pthread_rwlock_rdlock(&ev->budget_lock);
+		got = still_over(ev, slot) ? evict_tail(ev, slot, c, buf)
+					   : -ENODATA;
+		pthread_rwlock_unlock(&ev->budget_lock);
 		if (got == -ENOMEM)
 			return SLOT_FULL;
 		if (got < 0)
-			break;
+			return SLOT_DONE;
 		done += got ? got : 1;
 	}
-	return SLOT_DONE;
 }
 
 /* The pool is at its limit: reclaim from the bottom. Returns whether it
@@ -674,6 +708,17 @@ static void *evictor_main(void *arg)
 	return NULL;
 }
 
+static void init_budget_lock(pthread_rwlock_t *lock)
+{
+	pthread_rwlockattr_t attr;
+
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+}
+
 struct evictors *evict_start(struct registry *reg, struct region_index *ix,
 			     struct store *store, unsigned int nthreads)
 {
@@ -693,6 +738,7 @@ struct evictors *evict_start(struct registry *reg, struct region_index *ix,
 	ev->store = store;
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
+	init_budget_lock(&ev->budget_lock);
 	for (i = 0; i < nthreads && ret == 0; i++) {
 		ret = thread_create(&ev->threads[i], "uzswapd-evict",
 				    evictor_main, ev);
@@ -717,6 +763,7 @@ void evict_stop(struct evictors *ev)
 	pthread_mutex_unlock(&ev->lock);
 	for (i = 0; i < ev->nr_threads; i++)
 		pthread_join(ev->threads[i], NULL);
+	pthread_rwlock_destroy(&ev->budget_lock);
 	pthread_cond_destroy(&ev->cond);
 	pthread_mutex_destroy(&ev->lock);
 	free(ev);

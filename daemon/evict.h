@@ -42,9 +42,16 @@ struct evictors *evict_start(struct registry *reg, struct region_index *ix,
 void evict_stop(struct evictors *ev);
 
 /* Change the budgets (reload, or an operator's set-limit: see
- * registry_set_limits()) and wake the evictors. */
+ * registry_set_limits()) and wake the evictors. Returns once no eviction
+ * decided under the old budgets is still going (at most one run per
+ * evictor). */
 void evict_set_limits(struct evictors *ev, uint64_t default_limit,
 		      uint64_t resident_limit);
+
+/* Change @slot's budget to @limit bytes (0: the default), as
+ * evict_set_limits() does the daemon's. */
+void evict_set_slot_limit(struct evictors *ev, struct mm_slot *slot,
+			  uint64_t limit);
 
 /* Wake the evictors if @slot or the daemon is over budget. Cheap: two
  * atomic loads. Any thread. */
