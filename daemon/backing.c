@@ -143,6 +143,8 @@ _Static_assert(BLOCK_UNITS == 8 && MAX_UNITS <= BLOCK_UNITS,
  *               (it is removed at close); immutable
  * @kept:        it is a predecessor's file, kept as it was (its objects
  *               may be named again); immutable
+ * @handed_over: backing_close() leaves the file to a successor; set by
+ *               the thread that closes, before
  * @dev, @ino:   identity of the file, checked before unlinking; immutable
  * @punch:       the filesystem punches holes; cleared on EOPNOTSUPP
  * @st:          counters; atomic
@@ -167,6 +169,7 @@ struct backing {
 	bool in_memory;
 	bool created;
 	bool kept;
+	bool handed_over;
 	unsigned int mem_align;
 	dev_t dev;
 	ino_t ino;
@@ -791,15 +794,28 @@ out_free_backing:
  * fails; unlink while still holding the flock, so that a daemon starting
  * meanwhile cannot have its new file removed; close (drops the lock) last.
  */
-void backing_close(struct backing *b)
+void backing_hand_over(struct backing *b)
 {
-	if (!b)
-		return;
+	b->handed_over = true;
+}
+
+/* Nothing of @b's objects may stay: empty the file, and remove it if it
+ * is ours. */
+static void file_discard(struct backing *b)
+{
 	if (ftruncate(b->fd, 0) < 0) {
 		/* nothing to do about it: the data goes with the unlink */
 	}
 	if (b->created)
 		file_unlink(b);
+}
+
+void backing_close(struct backing *b)
+{
+	if (!b)
+		return;
+	if (!b->handed_over)
+		file_discard(b);
 	close(b->fd);
 	close(b->dirfd);
 	pthread_mutex_destroy(&b->lock);

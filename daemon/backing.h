@@ -61,10 +61,16 @@ struct backing *backing_open(const char *path, uint64_t limit_bytes,
 /*
  * backing_close() - truncate the file to 0 (clients' data must not linger
  * on disk), remove it if backing_open() created it (and the path still
- * names it), close it and free @b. Objects still stored are lost. No
- * other call on @b may be running or follow.
+ * names it), close it and free @b. Objects still stored are lost, unless
+ * backing_hand_over() was called: the file then stays as it is, for a
+ * successor's backing_open(keep). No other call on @b may be running or
+ * follow.
  */
 void backing_close(struct backing *b);
+
+/* The objects stored in @b outlive this daemon: backing_close() leaves
+ * the file as it is. */
+void backing_hand_over(struct backing *b);
 
 /*
  * backing_write() - store @len (1..4096) bytes of @buf; *@slot names them

@@ -446,7 +446,23 @@ static void orphan_detach(struct uzswapd *d, struct uffd_ctx *ctx)
 	statedir_save(d->statedir, &d->registry);
 }
 
-void client_stop_orphans(struct uzswapd *d)
+/*****************
+ * Handing over to a successor
+ *****************/
+
+void client_hand_over(struct ctl_conn *c)
+{
+	assert_owner_thread(&c->d->thread);
+	list_del(&c->node);
+	c->ctx->orphan = true;
+	free(c->teardown);
+	c->teardown = NULL;
+	mm_slot_put(c->slot);		/* the connection's */
+	c->ctx = NULL;
+	c->slot = NULL;
+}
+
+void client_release_all(struct uzswapd *d)
 {
 	struct list_node *pos, *tmp;
 	struct mm_slot *slot;
@@ -460,11 +476,22 @@ void client_stop_orphans(struct uzswapd *d)
 							    struct uffd_ctx,
 							    slot_node);
 
-			if (ctx->orphan)
-				orphan_detach(d, ctx);
+			list_del(&ctx->slot_node);
+			ctx->orphan = false;
+			fault_detach(d->faults, ctx);
 		}
 		mm_slot_put(slot);
 	}
+}
+
+/* The last uffd of @slot is released in a handover: its regions leave
+ * the daemon as they are (pages stored, ranges registered, tables kept). */
+static void slot_let_go(struct mm_slot *slot)
+{
+	struct region *r;
+
+	while ((r = mm_slot_take_region(slot, REGION_ANY_START, NULL)))
+		region_put(r);
 }
 
 /* Whether descriptors @a and @b of this process are one file. */
@@ -520,6 +547,8 @@ void client_ctx_released(struct uffd_ctx *ctx, void *arg)
 	mm_slot_get(slot);
 	uffd_ctx_put(ctx);
 	slot->ctxs--;
+	if (d->stopping && !slot->ctxs)
+		slot_let_go(slot);
 	slot_maybe_remove(d, slot);
 	mm_slot_put(slot);
 	d->nr_ctxs--;

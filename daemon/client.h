@@ -65,8 +65,17 @@ struct uffd_ctx *client_adopt(struct uzswapd *d, pid_t pid, uid_t uid,
 			      bool user_mode_only);
 int client_serve(struct uzswapd *d, struct uffd_ctx *ctx);
 
-/* Shutdown: every orphan goes as a closed connection's uffd would. */
-void client_stop_orphans(struct uzswapd *d);
+/*
+ * Handover (a shutdown): nothing is restored, every client is left as it
+ * is for the successor on the state directory. client_hand_over() closes
+ * connection @c's side only: its uffd stays, an orphan, as after a
+ * crash. Once the work in flight is done, client_release_all() hands
+ * every uffd back to its fault thread; as the last one of a process is
+ * released, its regions are let go (their stored pages, registered
+ * ranges and table files stay). Loop thread.
+ */
+void client_hand_over(struct ctl_conn *c);
+void client_release_all(struct uzswapd *d);
 
 /*
  * client_resume() - HELLO with RESUME: connection @c carries on with the

@@ -410,6 +410,7 @@ static int ctl_set_limit(struct ctl_conn *c, struct proto_msg *m,
 	if (l.bytes && l.bytes < CTL_MIN_LIMIT)
 		return fail(rep, -EINVAL, "a budget must be at least 1 MiB");
 	evict_set_slot_limit(c->d->evictors, c->slot, l.bytes);
+	statedir_save(c->d->statedir, &c->d->registry);
 	log_debug("ctl", "pid %d: budget %llu bytes", (int)c->pid,
 		  (unsigned long long)l.bytes);
 	return 0;
@@ -660,6 +661,7 @@ static int ctl_admin_limit(struct ctl_conn *c, struct proto_msg *m,
 			return fail(rep, -ESRCH,
 				    "no client process has that pid");
 		evict_set_slot_limit(c->d->evictors, slot, l.bytes);
+		statedir_save(c->d->statedir, &c->d->registry);
 		mm_slot_put(slot);
 		break;
 	case PROTO_LIMIT_DEFAULT:
@@ -963,7 +965,9 @@ void ctl_conn_close(struct ctl_conn *c)
 		c->work->arg = NULL;
 		atomic_store(&c->work->cancelled, true);
 	}
-	if (c->ctx)
+	if (c->ctx && c->d->stopping)
+		client_hand_over(c);
+	else if (c->ctx)
 		client_detach(c);
 	c->work = NULL;
 	free(c->drained);

@@ -57,6 +57,11 @@ void region_index_destroy(struct region_index *ix)
 	pthread_mutex_destroy(&ix->lock);
 }
 
+void region_index_hand_over(struct region_index *ix)
+{
+	atomic_store(&ix->handed_over, true);
+}
+
 static void index_insert(struct region_index *ix, struct region *r)
 {
 	unsigned int h = id_hash(r->id);
@@ -259,7 +264,7 @@ static void region_free(struct region *r)
 	pthread_mutex_destroy(&r->acct_lock);
 	close(r->memfd);
 	pagemem_free(&r->table);
-	if (ix->files.remove)
+	if (ix->files.remove && !atomic_load(&ix->handed_over))
 		ix->files.remove(ix->files.ctx, r->id);
 	free(r);
 }
@@ -362,7 +367,8 @@ void region_put(struct region *r)
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
 	index_remove(r->index, r);
-	region_drop_stored(r, 0, r->npages);
+	if (!atomic_load(&r->index->handed_over))
+		region_drop_stored(r, 0, r->npages);
 	if (r->ctx)
 		uffd_ctx_put(r->ctx);
 	region_free(r);

@@ -55,6 +55,8 @@ struct region_files {
  *            says; set before the first region_create(), immutable after
  * @files:    where the tables live when they must outlive the daemon;
  *            same rule
+ * @handed_over: the daemon hands over to a successor: a region freed from
+ *            now on keeps its stored pages and its table file (atomic)
  */
 struct region_index {
 	pthread_mutex_t lock;
@@ -63,12 +65,18 @@ struct region_index {
 	atomic_size_t resident;
 	enum pagemem_kind tables;
 	struct region_files files;
+	atomic_bool handed_over;
 };
 
 /* An empty index whose regions' tables are anonymous memory. */
 void region_index_init(struct region_index *ix);
 /* Every region must have been freed. */
 void region_index_destroy(struct region_index *ix);
+
+/* The regions outlive this daemon: those freed from now on leave their
+ * stored pages and their table files (@files) to a successor. Any
+ * thread. */
+void region_index_hand_over(struct region_index *ix);
 
 /* The region numbered @id with a reference taken, or NULL if there is none
  * or its last reference is going. O(1) average. Any thread. */
@@ -205,7 +213,8 @@ static inline size_t region_next_entry(struct region *r, size_t i,
 
 void region_get(struct region *r);
 /* Drop a reference; the last one drops the pages still stored (the client
- * is gone or unregistered them after restoring) and frees the region. Any
+ * is gone or unregistered them after restoring; not in a handover:
+ * region_index_hand_over()) and frees the region. Any
  * thread; it costs a look at every page when some are still stored, so
  * the loop thread never drops the last reference of a stored region. */
 void region_put(struct region *r);

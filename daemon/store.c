@@ -185,6 +185,12 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	return 0;
 }
 
+void store_hand_over(struct store *s)
+{
+	if (s->backing)
+		backing_hand_over(s->backing);
+}
+
 void store_destroy(struct store *s)
 {
 	store_flush_frees(s);

@@ -135,8 +135,14 @@ struct store_stats {
 int store_init(struct store *s, enum compress_algo algo, int level,
 	       uint64_t pool_limit, struct backing *backing,
 	       const struct store_owner *owner, const struct z3fold_mem *mem);
-/* Every stored page must have been dropped or loaded. */
+/* Every stored page must have been dropped or loaded, unless
+ * store_hand_over() was called. */
 void store_destroy(struct store *s);
+
+/* What @s stores outlives this daemon, for a successor on the same state
+ * directory: store_destroy() leaves the pool's files and the backing file
+ * as they are. The pool must be persistent (store_init()'s @mem). */
+void store_hand_over(struct store *s);
 
 /*
  * store_put() - store one page, held for page @key

@@ -74,6 +74,7 @@ static void take_client(struct uzswapd *d, const struct statedir_client *c,
 		ts->left++;
 		return;
 	}
+	atomic_store(&t->ctx->slot->limit, c->limit);
 	ts->clients++;
 }
 

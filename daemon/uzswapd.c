@@ -9,13 +9,18 @@
  * daemon must never be swapped or killed first); tell systemd READY=1.
  * Then the libuv loop runs until SIGTERM or SIGINT.
  *
- * Shutdown (uzswapd_shutdown), in this order: STOPPING=1; stop accepting;
- * close every connection, which has the workers unregister its regions
- * (clients keep their memory: every page is put back in its memfd) and
- * then hands its uffd back to its fault thread; once the workers are idle
- * and the last uffd is released, stop and join the workers and the fault
- * threads; close the signal handles. The loop then has no handle left and
- * returns, and uv_loop_close() must succeed.
+ * Shutdown (uzswapd_shutdown) is a handover to the next daemon on the
+ * state directory, in this order: STOPPING=1; stop accepting; close every
+ * connection, keeping its uffd as an orphan (as after a crash: the client
+ * reconnects to the successor by itself); let the work in flight end (an
+ * UNREGISTER's restore finishes, a drain stops at its next step); write
+ * the superblock a last time; hand every client uffd back to its fault
+ * thread, and as a process's last one is released, let its regions go as
+ * they are (nothing is restored or dropped: the pool's files, the page
+ * tables and the backing file stay for the successor); then stop and join
+ * the workers and the fault threads; close the signal handles. The loop
+ * then has no handle left and returns, and uv_loop_close() must succeed.
+ * `uzswapctl drain` is what gives every page back (drain.c).
  */
 #include "config.h"
 
@@ -576,6 +581,14 @@ static void finish_shutdown(struct uzswapd *d)
 	signal(SIGINT, SIG_IGN);
 }
 
+/* What this daemon stores outlives it, for the next one on its state
+ * directory: pool files, page tables and backing file stay as they are. */
+static void keep_state(struct uzswapd *d)
+{
+	store_hand_over(&d->store);
+	region_index_hand_over(&d->regions);
+}
+
 void uzswapd_shutdown(struct uzswapd *d)
 {
 	struct list_node *pos, *tmp;
@@ -585,20 +598,29 @@ void uzswapd_shutdown(struct uzswapd *d)
 		return;
 	d->stopping = true;
 	notify_stopping();
-	log_info("main", "shutting down");
+	log_info("main", "handing over %u clients to the next uzswapd on %s",
+		 registry_nr_slots(&d->registry), d->conf.state_dir);
+	keep_state(d);
 	ctl_stop_listening(d);
 	metrics_stop(d->metrics);
 	d->metrics = NULL;
 	uv_close((uv_handle_t *)&d->tick, NULL);
 	list_for_each_safe(pos, tmp, &d->conns)
 		ctl_conn_close(container_of(pos, struct ctl_conn, all));
-	client_stop_orphans(d);
 	uzswapd_ctx_released(d);
 }
 
 void uzswapd_ctx_released(struct uzswapd *d)
 {
-	if (d->stopping && d->nr_ctxs == 0 && work_idle(&d->work))
+	if (!d->stopping || !work_idle(&d->work))
+		return;
+	if (!d->released) {
+		/* the last word on the clients, then they are let go */
+		d->released = true;
+		statedir_save(d->statedir, &d->registry);
+		client_release_all(d);
+	}
+	if (d->nr_ctxs == 0)
 		finish_shutdown(d);
 }
 
@@ -839,6 +861,8 @@ out_stop_work:
 out_stop_evictors:
 	evict_stop(d->evictors);
 out_destroy_store:
+	if (d->taking)		/* a failed takeover touches nothing */
+		keep_state(d);
 	compressor_destroy(d->comp);
 	free(d->run_buf);
 	store_destroy(&d->store);
@@ -865,7 +889,8 @@ out_free_conf:
 	conf_free(&d->conf);
 	log_flush();
 	if (ret == UZSWAPD_EXIT_OK)
-		log_info("main", "stopped");
+		log_info("main", "stopped; the clients wait for the next "
+			 "uzswapd");
 out_free:
 	free(d);
 	return ret;

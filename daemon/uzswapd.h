@@ -73,7 +73,9 @@ enum uzswapd_exit {
  * @metrics:   the /metrics server, NULL when off
  * @max_registered: bytes one process may register (4x RAM); immutable
  * @nr_ctxs:   client uffds not yet released by the fault threads
- * @stopping:  shutdown has begun: no new connections
+ * @stopping:  shutdown (a handover) has begun: no new connections
+ * @released:  shutdown: the superblock was written for the last time and
+ *             every client uffd handed back to its fault thread
  * @draining:  a DRAIN runs (drain.h)
  * @thread:    the loop thread, the one that runs uzswapd_main(); the
  *             loop-thread-only calls check it in debug builds
@@ -104,15 +106,19 @@ struct uzswapd {
 	uint64_t max_registered;
 	unsigned int nr_ctxs;
 	bool stopping;
+	bool released;
 	bool draining;
 	struct owner_thread thread;
 };
 
 int uzswapd_main(int argc, char **argv);
 
-/* Begin an orderly shutdown: stop accepting, close every connection
- * (clients keep their memory); the workers and the fault threads stop
- * once the workers are idle and the last client uffd is released
+/* Begin an orderly shutdown, a handover to the next daemon on the state
+ * directory: stop accepting, close every connection (its uffd stays, as
+ * after a crash), let the work in flight end, write the superblock a last
+ * time and hand every client uffd back to its fault thread (nothing is
+ * restored: stored pages, page tables and the backing file stay); the
+ * workers and the fault threads stop once the last uffd is released
  * (uzswapd_ctx_released()). */
 void uzswapd_shutdown(struct uzswapd *d);
 

@@ -961,7 +961,7 @@ void z3fold_destroy_pool(struct z3fold_pool *pool)
 	if (!pool)
 		return;
 	left = atomic_load(&pool->st.objects);
-	if (left)
+	if (left && !pool->persistent)
 		fprintf(stderr, "z3fold %s: destroyed with %llu objects\n",
 			pool->name, (unsigned long long)left);
 	pagemem_free(&pool->pages);

@@ -126,7 +126,8 @@ void z3fold_recover_end(struct z3fold_pool *pool);
 void z3fold_memory(struct z3fold_pool *pool, const struct pagemem **pages,
 		   const struct pagemem **frames);
 
-/* Destroys a pool; every object must have been freed. */
+/* Destroys a pool; every object must have been freed, but in a persistent
+ * pool, whose objects stay in its files for the next user. */
 void z3fold_destroy_pool(struct z3fold_pool *pool);
 
 /*

@@ -4,7 +4,9 @@
  * of every client reads what it held (compressed, same-filled, raw,
  * written back to the backing file, resident), a thread blocked on a page
  * of the dead daemon goes on, and the client library resumes its
- * connection by itself.
+ * connection by itself. A planned stop (SIGTERM) is a handover: the
+ * daemon exits with nothing restored, the client's memory no bigger, and
+ * the next one carries on with every page.
  */
 #include "config.h"
 
@@ -68,9 +70,11 @@ START_TEST(test_kill_and_take_over)
 	DH_ASSERT_EQ(s1.stored_pages + s1.written_back_pages,
 		     s0.stored_pages + s0.written_back_pages);
 	pager_ok(&c, "verify all");
-	/* the library resumed its connection with the new daemon */
+	/* the library resumed its connection with the new daemon, which
+	 * kept the client's budget */
 	pager_stats(&c, &ps);
 	DH_ASSERT_EQ(ps.regions, 3);
+	DH_ASSERT_EQ(ps.limit, 4 * MIB);
 	pager_ok(&c, "rewrite 1");
 	pager_ok(&c, "verify all");
 	pager_quit(&c);
@@ -113,6 +117,79 @@ START_TEST(test_blocked_thread_goes_on)
 }
 END_TEST
 
+/* SIGTERM hands over: the daemon exits cleanly without bringing a page
+ * back (the client's resident memory stays within its budget, every
+ * stored page is still stored when the successor counts), a thread
+ * blocked meanwhile goes on, every page reads back, the connection
+ * resumes; and a second handover in a row carries on the same way. */
+START_TEST(test_handover)
+{
+	static const char *const args[] = {
+		"--pool-limit", "6M", "--backing-limit", "256M", NULL,
+	};
+	struct proto_status_reply s0;
+	long long rss0, rss1, deadline;
+	struct pstats ps;
+	struct dh_client c;
+	char line[512], needle[128];
+	const char *p;
+	uint64_t found;
+	int ret, round;
+
+	dh_up(&dmn, args);
+	pager_start(&dmn, &c);
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "same", 4);
+	pager_alloc(&c, "text", 24);
+	pager_alloc(&c, "random", 8);
+	pager_wait_resident(&c, 5 * MIB, &ps);
+	for (round = 0; round < 2; round++) {
+		status(&s0);
+		DH_ASSERT(s0.stored_pages > 0 && s0.written_back_pages > 0,
+			  "nothing stored or written back: %" PRIu64 ", %"
+			  PRIu64, s0.stored_pages, s0.written_back_pages);
+		rss0 = dh_rss_shmem(c.pid);
+		dh_stop_ok(&dmn, SIGTERM, NULL);
+		DH_ASSERT(dh_log_find(&dmn, "handing over 1 clients", NULL,
+				      0), "no handover in the log");
+		rss1 = dh_rss_shmem(c.pid);
+		DH_ASSERT(rss1 <= rss0, "the stop brought pages back: "
+			  "RssShmem %lld -> %lld", rss0, rss1);
+
+		/* a touch of a stored page waits for the successor */
+		DH_ASSERT(dh_client_say(&c, "verify all") == 0, "pager: stdin");
+		deadline = dh_deadline(DH_SETTLE_MS);
+		while (dh_uffd_waiting(c.pid) < 1 && dh_now_ms() < deadline)
+			dh_sleep_ms(5);
+		DH_ASSERT(dh_uffd_waiting(c.pid) >= 1, "the pager never "
+			  "blocked on a stored page");
+		ret = dh_restart(&dmn, args);
+		DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+		/* what it found stored (the blocked reader is loading now) */
+		snprintf(needle, sizeof(needle), "took over 1 clients, 3 "
+			 "regions from uzswapd " PACKAGE_VERSION " (epoch %d)",
+			 round + 1);
+		DH_ASSERT(dh_log_find(&dmn, needle, line, sizeof(line)) &&
+			  (p = strstr(line, "resident, ")) &&
+			  sscanf(p, "resident, %" SCNu64 " stored", &found) == 1,
+			  "no takeover in the log");
+		DH_ASSERT_EQ(found, s0.stored_pages + s0.written_back_pages);
+		ret = dh_client_read_line(&c, line, sizeof(line), PAGER_MS);
+		DH_ASSERT(ret == 0 && !strncmp(line, "ok", 2),
+			  "the blocked verify did not go on: %s",
+			  ret ? strerror(-ret) : line);
+		pager_stats(&c, &ps);
+		DH_ASSERT_EQ(ps.regions, 3);
+		DH_ASSERT_EQ(ps.limit, 4 * MIB);
+		pager_ok(&c, "rewrite 1");
+		pager_wait_resident(&c, 5 * MIB, &ps);
+	}
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
 static Suite *takeover_suite(void)
 {
 	Suite *s = suite_create("takeover");
@@ -121,6 +198,10 @@ static Suite *takeover_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_kill_and_take_over);
 	tcase_add_test(tc, test_blocked_thread_goes_on);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("handover");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_handover);
 	suite_add_tcase(s, tc);
 	return s;
 }
