@@ -21,6 +21,12 @@
  * connections at once. UNREGISTER restores its one region the same way.
  * Nothing here waits on the loop thread: other clients' faults and
  * control requests go on while a teardown runs.
+ *
+ * A crash in the middle of a teardown loses nothing: until its regions
+ * are unregistered (or dropped), they stay on the slot's leaving list and
+ * their uffd on the slot's list, so the superblock still names them, and
+ * a successor takes them over as managed regions; the superblock is
+ * written again once the teardown is done.
  */
 #include "config.h"
 
@@ -241,6 +247,7 @@ static bool teardown_step(struct work *w, struct work_ctx *wc)
 		return false;
 	if (t->restore)
 		teardown_unregister(t, r);
+	mm_slot_region_left(r->slot, r);
 	list_del(&r->node);
 	region_put(r);
 	t->next = 0;
@@ -256,7 +263,9 @@ static void detach_done(struct work *w)
 						 work);
 	struct mm_slot *slot = t->slot;
 
+	list_del(&t->ctx->slot_node);
 	fault_detach(t->d->faults, t->ctx);
+	statedir_save(t->d->statedir, &t->d->registry);
 	slot_maybe_remove(t->d, slot);
 	free(t);
 	mm_slot_put(slot);
@@ -268,6 +277,7 @@ static void unregister_done(struct work *w)
 	struct client_teardown *t = container_of(w, struct client_teardown,
 						 work);
 
+	statedir_save(t->d->statedir, &t->d->registry);
 	if (w->arg)
 		t->done(w->arg);
 	free(t);
@@ -341,11 +351,11 @@ void client_detach(struct ctl_conn *c)
 
 	assert_owner_thread(&c->d->thread);
 	list_del(&c->node);
-	list_del(&c->ctx->slot_node);
 	t->restore = uv_is_active((uv_handle_t *)&c->slot->pid_watch);
 	t->slot = c->slot;
 	t->ctx = c->ctx;
-	while ((r = mm_slot_take_region(c->slot, REGION_ANY_START, c->ctx)))
+	while ((r = mm_slot_give_back_region(c->slot, REGION_ANY_START,
+					     c->ctx)))
 		list_add_tail(&r->node, &t->regions);
 	work_queue(&c->d->work, &t->work, c->work);
 	c->teardown = NULL;
@@ -364,7 +374,7 @@ struct work *client_unregister(struct ctl_conn *c, unsigned long start,
 	assert_owner_thread(&c->d->thread);
 	if (!t)
 		return NULL;
-	r = mm_slot_take_region(c->slot, start, c->ctx);
+	r = mm_slot_give_back_region(c->slot, start, c->ctx);
 	if (!r) {
 		free(t);
 		errno = EINVAL;
@@ -435,12 +445,11 @@ static void orphan_detach(struct uzswapd *d, struct uffd_ctx *ctx)
 			"until the daemon stops", (int)slot->pid);
 		return;
 	}
-	list_del(&ctx->slot_node);
 	ctx->orphan = false;
 	mm_slot_get(slot);		/* the teardown's */
 	t->slot = slot;
 	t->ctx = ctx;
-	while ((r = mm_slot_take_region(slot, REGION_ANY_START, ctx)))
+	while ((r = mm_slot_give_back_region(slot, REGION_ANY_START, ctx)))
 		list_add_tail(&r->node, &t->regions);
 	work_queue(&d->work, &t->work, NULL);
 	statedir_save(d->statedir, &d->registry);

@@ -237,6 +237,7 @@ static struct region *region_new(struct region_index *ix,
 	r->id = id;
 	r->pages = r->table.base;
 	list_init(&r->node);
+	list_init(&r->leave_node);
 	r->index = ix;
 	r->slot = slot;
 	r->ctx = ctx;

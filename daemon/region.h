@@ -102,6 +102,9 @@ struct region_client {
  * @node:     entry in the slot's region list (protected by slot->lock);
  *            once taken out of it, of the list of the work tearing it
  *            down (that work's only)
+ * @leave_node: entry in the slot's leaving list while a teardown gives it
+ *            back to its client (mm_slot_give_back_region()), so that the
+ *            state directory still names it; slot->lock
  * @index:    the daemon's region index it is in; immutable
  * @index_next: chain of @index; protected by index->lock
  * @slot:     the owning process; immutable
@@ -140,6 +143,7 @@ struct region_client {
  */
 struct region {
 	struct list_node node;
+	struct list_node leave_node;
 	struct region_index *index;
 	struct region *index_next;
 	struct mm_slot *slot;

@@ -45,6 +45,7 @@ struct mm_slot *mm_slot_alloc(pid_t pid, uid_t uid)
 	pthread_mutex_init(&slot->lock, NULL);
 	list_init(&slot->mm_node);
 	list_init(&slot->regions);
+	list_init(&slot->leaving);
 	list_init(&slot->conns);
 	list_init(&slot->uffds);
 	lru_init(&slot->lru);
@@ -324,26 +325,61 @@ static void unlink_region_locked(struct mm_slot *slot, struct region *r)
 	slot->registered -= r->npages << PAGE_SHIFT;
 }
 
-struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
-				   const struct uffd_ctx *ctx)
+/* Unlink the region of @slot starting at @start (or any) on @ctx (or
+ * any), onto the leaving list if @leaving. With slot->lock held. */
+static struct region *take_region_locked(struct mm_slot *slot,
+					 unsigned long start,
+					 const struct uffd_ctx *ctx,
+					 bool leaving)
 {
 	struct list_node *pos;
-	struct region *found = NULL;
 
-	pthread_mutex_lock(&slot->lock);
-	for (pos = slot->regions.next; pos != &slot->regions;
-	     pos = pos->next) {
+	list_for_each(pos, &slot->regions) {
 		struct region *r = container_of(pos, struct region, node);
 
 		if ((start == REGION_ANY_START || r->start == start) &&
 		    (!ctx || r->ctx == ctx)) {
 			unlink_region_locked(slot, r);
-			found = r;
-			break;
+			if (leaving) {
+				list_add_tail(&r->leave_node, &slot->leaving);
+				slot->nr_leaving++;
+			}
+			return r;
 		}
 	}
+	return NULL;
+}
+
+struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
+				   const struct uffd_ctx *ctx)
+{
+	struct region *r;
+
+	pthread_mutex_lock(&slot->lock);
+	r = take_region_locked(slot, start, ctx, false);
 	pthread_mutex_unlock(&slot->lock);
-	return found;
+	return r;
+}
+
+struct region *mm_slot_give_back_region(struct mm_slot *slot,
+					unsigned long start,
+					const struct uffd_ctx *ctx)
+{
+	struct region *r;
+
+	pthread_mutex_lock(&slot->lock);
+	r = take_region_locked(slot, start, ctx, true);
+	pthread_mutex_unlock(&slot->lock);
+	return r;
+}
+
+void mm_slot_region_left(struct mm_slot *slot, struct region *r)
+{
+	pthread_mutex_lock(&slot->lock);
+	list_del(&r->leave_node);
+	list_init(&r->leave_node);
+	slot->nr_leaving--;
+	pthread_mutex_unlock(&slot->lock);
 }
 
 /* Whether @r is on @slot's list. With slot->lock held. */

@@ -31,9 +31,15 @@
  * @comm:       its command name; immutable
  * @start_time: its start time (field 22 of /proc/PID/stat), telling it
  *              from a later process with its pid; immutable
- * @lock:       protects @regions and @nr_regions
+ * @lock:       protects @regions, @nr_regions, @leaving and @nr_leaving
  * @regions:    struct region list, ordered by start address; @lock
  * @nr_regions: regions on the list; @lock
+ * @leaving:    regions out of @regions that a teardown is giving back
+ *              to the process (restoring, then unregistering) or
+ *              dropping (it exited), through struct region.leave_node:
+ *              until that is done, a successor must take them over;
+ *              @lock
+ * @nr_leaving: regions on @leaving; @lock
  * @registered: bytes registered in @regions; @lock
  * @refs:       the registry holds one, each thread using the slot outside
  *              registry->lock one (atomic)
@@ -66,6 +72,8 @@ struct mm_slot {
 	pthread_mutex_t lock;
 	struct list_node regions;
 	unsigned int nr_regions;
+	struct list_node leaving;
+	unsigned int nr_leaving;
 	uint64_t registered;
 	atomic_uint refs;
 	atomic_uint_fast64_t faults;
@@ -176,6 +184,17 @@ struct region *mm_slot_find_region_id(struct mm_slot *slot, uint64_t id);
 #define REGION_ANY_START (~0ul)
 struct region *mm_slot_take_region(struct mm_slot *slot, unsigned long start,
 				   const struct uffd_ctx *ctx);
+
+/*
+ * mm_slot_give_back_region() - mm_slot_take_region() for a teardown: the
+ * region also joins @slot's leaving list, where the state directory still
+ * names it, until mm_slot_region_left() once its teardown is done (its
+ * range unregistered, or its pages dropped).
+ */
+struct region *mm_slot_give_back_region(struct mm_slot *slot,
+					unsigned long start,
+					const struct uffd_ctx *ctx);
+void mm_slot_region_left(struct mm_slot *slot, struct region *r);
 
 /*
  * mm_slot_hold_region() - with @hold, stop evictions of @r (they see it

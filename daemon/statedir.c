@@ -739,7 +739,7 @@ static void registry_count_locked(struct registry *reg, uint32_t *nr_clients,
 		list_for_each(u, &slot->uffds)
 			(*nr_clients)++;
 		pthread_mutex_lock(&slot->lock);
-		*nr_regions += slot->nr_regions;
+		*nr_regions += slot->nr_regions + slot->nr_leaving;
 		pthread_mutex_unlock(&slot->lock);
 	}
 }
@@ -760,13 +760,35 @@ static long uffd_index(struct mm_slot *slot, const struct uffd_ctx *ctx,
 	return -1;
 }
 
+/* The record of @r, a region of @slot whose uffd records start at
+ * @first, appended to @sd's regions. */
+static void region_record_locked(struct statedir *sd, struct mm_slot *slot,
+				 struct region *r, uint32_t first,
+				 uint32_t *nr)
+{
+	long idx = uffd_index(slot, r->ctx, first);
+
+	/* room was counted (records_collect()); a uffd is listed until
+	 * the teardown of its last region is over */
+	if (idx < 0 || *nr == sd->nr_regions_max)
+		return;
+	sd->regions[(*nr)++] = (struct statedir_region){
+		.id = r->id, .client = (uint32_t)idx, .pid = slot->pid,
+		.start = r->start, .len = r->npages << PAGE_SHIFT,
+		.flags = r->client.flags, .memfd_fd = r->client.memfd,
+		.memfd_dev = r->client.dev, .memfd_ino = r->client.ino,
+	};
+	memcpy(sd->regions[*nr - 1].name, r->name, sizeof(r->name));
+	table_name(r->id, sd->regions[*nr - 1].pages);
+}
+
+/* @slot's uffds and regions, those leaving it included (a successor
+ * finishes giving them back: see struct mm_slot.leaving). */
 static void slot_records_locked(struct statedir *sd, struct mm_slot *slot,
 				uint32_t *nc, uint32_t *nr)
 {
 	uint32_t first = *nc;
 	struct list_node *pos;
-	struct region *r;
-	long idx;
 
 	list_for_each(pos, &slot->uffds) {
 		struct uffd_ctx *ctx = container_of(pos, struct uffd_ctx,
@@ -784,22 +806,15 @@ static void slot_records_locked(struct statedir *sd, struct mm_slot *slot,
 		};
 		memcpy(c->comm, slot->comm, sizeof(c->comm));
 	}
-	list_for_each(pos, &slot->regions) {
-		r = container_of(pos, struct region, node);
-		idx = uffd_index(slot, r->ctx, first);
-		/* a region of a closing connection is on its way out; the
-		 * room was counted (records_collect()) */
-		if (idx < 0 || *nr == sd->nr_regions_max)
-			continue;
-		sd->regions[(*nr)++] = (struct statedir_region){
-			.id = r->id, .client = (uint32_t)idx, .pid = slot->pid,
-			.start = r->start, .len = r->npages << PAGE_SHIFT,
-			.flags = r->client.flags, .memfd_fd = r->client.memfd,
-			.memfd_dev = r->client.dev, .memfd_ino = r->client.ino,
-		};
-		memcpy(sd->regions[*nr - 1].name, r->name, sizeof(r->name));
-		table_name(r->id, sd->regions[*nr - 1].pages);
-	}
+	list_for_each(pos, &slot->regions)
+		region_record_locked(sd, slot,
+				     container_of(pos, struct region, node),
+				     first, nr);
+	list_for_each(pos, &slot->leaving)
+		region_record_locked(sd, slot,
+				     container_of(pos, struct region,
+						  leave_node),
+				     first, nr);
 }
 
 /*

@@ -69,11 +69,11 @@
  * - the region is never inherited by fork(): the child does not have it
  *   (MADV_DONTFORK), so a child must not touch it;
  * - transparent huge pages are off in the region (MADV_NOHUGEPAGE);
- * - a daemon that stops in order (SIGTERM, systemctl stop or restart),
- *   and a drain (uzswapctl drain, uzswap_admin_drain()), first put every
- *   evicted page back into the memfd: the program goes on with plain
- *   memory, and uzswap_free() of such a region still unmaps it. A daemon
- *   that crashes loses nothing: the daemon started again on its state
+ * - a drain (uzswapctl drain, uzswap_admin_drain()) puts every evicted
+ *   page back into the memfd: the program goes on with plain memory, and
+ *   uzswap_free() of such a region still unmaps it. A daemon that stops
+ *   (SIGTERM, systemctl stop or restart, an upgrade) or crashes loses
+ *   nothing and gives nothing back: the daemon started again on its state
  *   directory takes the program over, and a touch of an evicted page
  *   waits meanwhile (it never reads wrong data); the library reconnects
  *   by itself (calls wait for the new daemon within their timeout);
