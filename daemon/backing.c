@@ -799,6 +799,13 @@ void backing_hand_over(struct backing *b)
 	b->handed_over = true;
 }
 
+void backing_identity(const struct backing *b, uint64_t *dev,
+		      uint64_t *ino)
+{
+	*dev = (uint64_t)b->dev;
+	*ino = (uint64_t)b->ino;
+}
+
 /* Nothing of @b's objects may stay: empty the file, and remove it if it
  * is ours. */
 static void file_discard(struct backing *b)

@@ -72,6 +72,10 @@ void backing_close(struct backing *b);
  * the file as it is. */
 void backing_hand_over(struct backing *b);
 
+/* The file's identity, as a successor checks it. */
+void backing_identity(const struct backing *b, uint64_t *dev,
+		      uint64_t *ino);
+
 /*
  * backing_write() - store @len (1..4096) bytes of @buf; *@slot names them
  * for backing_read() and backing_free() (pass the same @len to both).

@@ -31,9 +31,10 @@
  * own. The writer writes only the newest format, STATEDIR_FORMAT. The
  * reader checks the prefix (size, magic, checksum), then hands the bytes
  * to the decoder of the file's format: decoders[] keeps one per format
- * ever written, so when format 2 comes, decode_v1() stays and a
- * superblock of the previous release is still taken over; each decoder
- * fills the same in-memory struct statedir_state. A file of a format
+ * ever written (decode_v1() for 0.3.0's format 1, decode_v2() for format
+ * 2, which names the backing file), so a superblock of the previous
+ * release is still taken over; each decoder fills the same in-memory
+ * struct statedir_state. A file of a format
  * newer than the newest decoder is refused, naming its writer ("upgrade
  * or remove DIR"). Validation is complete before anything is used: sizes,
  * magic, checksum, format, then the header (this boot, this page size)
@@ -75,6 +76,7 @@
  * @lockfd:    DIR/lock, flock()ed while open; immutable
  * @host:      this machine's page size and boot; immutable
  * @epoch:     written in the superblock
+ * @backing:   written in the superblock
  * @clients, @regions: statedir_save()'s record arrays, kept between calls
  * @nr_clients_max, @nr_regions_max: their capacity
  * @path:      the directory's path
@@ -84,6 +86,7 @@ struct statedir {
 	int lockfd;
 	struct statedir_host host;
 	uint64_t epoch;
+	struct statedir_backing backing;
 	struct statedir_client *clients;
 	struct statedir_region *regions;
 	uint32_t nr_clients_max;
@@ -422,59 +425,105 @@ static int decode_region_v1(const struct decode_ctx *dc,
 	return 0;
 }
 
-/* Format 1 (the prefix is checked). */
-static int decode_v1(const struct decode_ctx *dc, const uint8_t *buf,
-		     size_t len, struct statedir_state *st)
+/* The v1 header @h of a file of @len bytes whose header is @hsize bytes:
+ * checked against the file and this host, and copied into @st. */
+static int decode_header_v1(const struct decode_ctx *dc,
+			    const struct statedir_header_v1 *h, size_t hsize,
+			    size_t len, struct statedir_state *st)
 {
 	const size_t csize = sizeof(struct statedir_client_v1);
 	const size_t rsize = sizeof(struct statedir_region_v1);
-	struct statedir_header_v1 h;
+
+	if (h->prefix.header_size != hsize || h->reserved ||
+	    len != hsize + h->nr_clients * csize + h->nr_regions * rsize)
+		return refuse(dc, "its header does not match its size "
+			      "(%zu bytes)", len);
+	if (memcmp(h->boot_id, dc->host->boot_id, sizeof(h->boot_id)))
+		return refuse(dc, "written before a reboot: its clients are "
+			      "gone (remove it)");
+	if (h->page_size != dc->host->page_size)
+		return refuse(dc, "written with pages of %u bytes; this "
+			      "machine's are %u", h->page_size,
+			      dc->host->page_size);
+	st->epoch = h->epoch;
+	st->page_size = h->page_size;
+	memcpy(st->boot_id, h->boot_id, sizeof(st->boot_id));
+	return 0;
+}
+
+/* The @nr_clients client and @nr_regions region records at @p, of
+ * formats 1 and 2 alike, into @st. */
+static int decode_records_v1(const struct decode_ctx *dc, const uint8_t *p,
+			     uint32_t nr_clients, uint32_t nr_regions,
+			     struct statedir_state *st)
+{
+	const size_t csize = sizeof(struct statedir_client_v1);
+	const size_t rsize = sizeof(struct statedir_region_v1);
 	struct statedir_client_v1 c;
 	struct statedir_region_v1 r;
-	const uint8_t *p;
 	uint32_t i;
 	int ret;
 
-	if (len < sizeof(h))
-		return refuse(dc, "truncated: %zu of at least %zu bytes", len,
-			      sizeof(h));
-	memcpy(&h, buf, sizeof(h));
-	if (h.prefix.header_size != sizeof(h) || h.reserved ||
-	    len != sizeof(h) + h.nr_clients * csize + h.nr_regions * rsize)
-		return refuse(dc, "its header does not match its size "
-			      "(%zu bytes)", len);
-	if (memcmp(h.boot_id, dc->host->boot_id, sizeof(h.boot_id)))
-		return refuse(dc, "written before a reboot: its clients are "
-			      "gone (remove it)");
-	if (h.page_size != dc->host->page_size)
-		return refuse(dc, "written with pages of %u bytes; this "
-			      "machine's are %u", h.page_size,
-			      dc->host->page_size);
-	st->epoch = h.epoch;
-	st->page_size = h.page_size;
-	memcpy(st->boot_id, h.boot_id, sizeof(st->boot_id));
-	st->clients = calloc(h.nr_clients ?: 1, sizeof(*st->clients));
-	st->regions = calloc(h.nr_regions ?: 1, sizeof(*st->regions));
+	st->clients = calloc(nr_clients ?: 1, sizeof(*st->clients));
+	st->regions = calloc(nr_regions ?: 1, sizeof(*st->regions));
 	if (!st->clients || !st->regions) {
 		set_err(dc->err, "%s: out of memory", dc->what);
 		return -ENOMEM;
 	}
-	st->nr_clients = h.nr_clients;
-	st->nr_regions = h.nr_regions;
-	p = buf + sizeof(h);
-	for (i = 0; i < h.nr_clients; i++, p += csize) {
+	st->nr_clients = nr_clients;
+	st->nr_regions = nr_regions;
+	for (i = 0; i < nr_clients; i++, p += csize) {
 		memcpy(&c, p, csize);
 		ret = decode_client_v1(dc, &c, i, &st->clients[i]);
 		if (ret)
 			return ret;
 	}
-	for (i = 0; i < h.nr_regions; i++, p += rsize) {
+	for (i = 0; i < nr_regions; i++, p += rsize) {
 		memcpy(&r, p, rsize);
 		ret = decode_region_v1(dc, &r, i, st, &st->regions[i]);
 		if (ret)
 			return ret;
 	}
 	return 0;
+}
+
+/* Format 1 (the prefix is checked): no backing file named. */
+static int decode_v1(const struct decode_ctx *dc, const uint8_t *buf,
+		     size_t len, struct statedir_state *st)
+{
+	struct statedir_header_v1 h;
+	int ret;
+
+	if (len < sizeof(h))
+		return refuse(dc, "truncated: %zu of at least %zu bytes", len,
+			      sizeof(h));
+	memcpy(&h, buf, sizeof(h));
+	ret = decode_header_v1(dc, &h, sizeof(h), len, st);
+	if (ret)
+		return ret;
+	return decode_records_v1(dc, buf + sizeof(h), h.nr_clients,
+				 h.nr_regions, st);
+}
+
+/* Format 2: format 1 and the backing file's identity. */
+static int decode_v2(const struct decode_ctx *dc, const uint8_t *buf,
+		     size_t len, struct statedir_state *st)
+{
+	struct statedir_header_v2 h;
+	int ret;
+
+	if (len < sizeof(h))
+		return refuse(dc, "truncated: %zu of at least %zu bytes", len,
+			      sizeof(h));
+	memcpy(&h, buf, sizeof(h));
+	ret = decode_header_v1(dc, &h.v1, sizeof(h), len, st);
+	if (ret)
+		return ret;
+	st->backing_known = true;
+	st->backing = (struct statedir_backing){ h.backing_dev,
+						 h.backing_ino };
+	return decode_records_v1(dc, buf + sizeof(h), h.v1.nr_clients,
+				 h.v1.nr_regions, st);
 }
 
 typedef int decode_fn(const struct decode_ctx *dc, const uint8_t *buf,
@@ -484,6 +533,7 @@ typedef int decode_fn(const struct decode_ctx *dc, const uint8_t *buf,
  * removed, so that a newer uzswapd reads what an older one wrote. */
 static decode_fn *const decoders[] = {
 	decode_v1,
+	decode_v2,
 };
 
 _Static_assert(ARRAY_SIZE(decoders) == STATEDIR_FORMAT,
@@ -635,13 +685,20 @@ static uint8_t *encode(const struct statedir *sd,
 {
 	const size_t csize = sizeof(struct statedir_client_v1);
 	const size_t rsize = sizeof(struct statedir_region_v1);
-	struct statedir_header_v1 h = {
-		.prefix = {
-			.magic = STATEDIR_MAGIC, .format = STATEDIR_FORMAT,
-			.header_size = sizeof(h), .release = PACKAGE_VERSION,
+	struct statedir_header_v2 h = {
+		.v1 = {
+			.prefix = {
+				.magic = STATEDIR_MAGIC,
+				.format = STATEDIR_FORMAT,
+				.header_size = sizeof(h),
+				.release = PACKAGE_VERSION,
+			},
+			.page_size = sd->host.page_size,
+			.nr_clients = nr_clients, .nr_regions = nr_regions,
+			.epoch = sd->epoch,
 		},
-		.page_size = sd->host.page_size, .nr_clients = nr_clients,
-		.nr_regions = nr_regions, .epoch = sd->epoch,
+		.backing_dev = sd->backing.dev,
+		.backing_ino = sd->backing.ino,
 	};
 	struct statedir_client_v1 c;
 	struct statedir_region_v1 r;
@@ -652,8 +709,8 @@ static uint8_t *encode(const struct statedir *sd,
 	buf = malloc(*len);
 	if (!buf)
 		return NULL;
-	h.prefix.file_size = *len;
-	memcpy(h.boot_id, sd->host.boot_id, sizeof(h.boot_id));
+	h.v1.prefix.file_size = *len;
+	memcpy(h.v1.boot_id, sd->host.boot_id, sizeof(h.v1.boot_id));
 	p = buf + sizeof(h);
 	for (i = 0; i < nr_clients; i++, p += csize) {
 		encode_client_v1(&clients[i], &c);
@@ -664,9 +721,9 @@ static uint8_t *encode(const struct statedir *sd,
 		memcpy(p, &r, rsize);
 	}
 	memcpy(buf, &h, sizeof(h));
-	h.prefix.checksum = checksum(buf, *len);
+	h.v1.prefix.checksum = checksum(buf, *len);
 	memcpy(buf + offsetof(struct statedir_prefix, checksum),
-	       &h.prefix.checksum, sizeof(h.prefix.checksum));
+	       &h.v1.prefix.checksum, sizeof(h.v1.prefix.checksum));
 	return buf;
 }
 
@@ -696,6 +753,12 @@ int statedir_write(struct statedir *sd, const struct statedir_client *clients,
 out_free:
 	free(buf);
 	return ret;
+}
+
+void statedir_set_backing(struct statedir *sd,
+			  const struct statedir_backing *b)
+{
+	sd->backing = *b;
 }
 
 void statedir_set_epoch(struct statedir *sd, uint64_t epoch)

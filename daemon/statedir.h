@@ -33,7 +33,7 @@
 
 /* The newest format this uzswapd writes and reads; it reads every older
  * one too. */
-#define STATEDIR_FORMAT		1
+#define STATEDIR_FORMAT		2
 
 /*
  * On-disk layout (host byte order: the file never leaves its host and
@@ -62,9 +62,12 @@ struct statedir_prefix {
 };
 
 /*
- * Format 1: struct statedir_header_v1, then @nr_clients client records,
- * then @nr_regions region records (the fields of struct statedir_client
- * and struct statedir_region, as fixed-size integers and strings).
+ * Format 1 (uzswapd 0.3.0): struct statedir_header_v1, then @nr_clients
+ * client records, then @nr_regions region records (the fields of struct
+ * statedir_client and struct statedir_region, as fixed-size integers and
+ * strings).
+ * Format 2: struct statedir_header_v2, the v1 header and the identity of
+ * the backing file the written-back pages are in, then the same records.
  */
 struct statedir_header_v1 {
 	struct statedir_prefix prefix;
@@ -100,8 +103,22 @@ struct statedir_region_v1 {
 	char pages[STATEDIR_FILE_MAX];
 };
 
+/*
+ * struct statedir_header_v2 - format 2's header
+ * @v1:          format 1's header fields, the same meaning
+ * @backing_dev, @backing_ino: the backing file's device and inode (both 0:
+ *               none), so that a successor never reads written-back pages
+ *               from another file
+ */
+struct statedir_header_v2 {
+	struct statedir_header_v1 v1;
+	uint64_t backing_dev;
+	uint64_t backing_ino;
+};
+
 _Static_assert(sizeof(struct statedir_prefix) == 64, "prefix: 64 bytes");
 _Static_assert(sizeof(struct statedir_header_v1) == 104, "v1 header");
+_Static_assert(sizeof(struct statedir_header_v2) == 120, "v2 header");
 _Static_assert(sizeof(struct statedir_client_v1) == 48, "v1 client");
 _Static_assert(sizeof(struct statedir_region_v1) == 152, "v1 region");
 
@@ -157,6 +174,12 @@ struct statedir_region {
 	char pages[STATEDIR_FILE_MAX];
 };
 
+/* A backing file's identity; both 0: there is none. */
+struct statedir_backing {
+	uint64_t dev;
+	uint64_t ino;
+};
+
 /*
  * struct statedir_state - what a superblock says
  * @format:    the format it was written in
@@ -164,6 +187,8 @@ struct statedir_region {
  * @epoch:     how many daemons have owned the directory (the writer's
  *             number)
  * @page_size, @boot_id: the writer's (checked against ours when read)
+ * @backing_known: the writer named its backing file (format 2 on), in
+ *             @backing; format 1 did not, and its file is taken on trust
  * @clients, @nr_clients: the client uffds (owned: statedir_state_free())
  * @regions, @nr_regions: the regions (owned)
  */
@@ -173,6 +198,8 @@ struct statedir_state {
 	uint64_t epoch;
 	uint32_t page_size;
 	uint8_t boot_id[STATEDIR_BOOT_ID_LEN];
+	bool backing_known;
+	struct statedir_backing backing;
 	struct statedir_client *clients;
 	uint32_t nr_clients;
 	struct statedir_region *regions;
@@ -243,6 +270,10 @@ void statedir_state_free(struct statedir_state *st);
 /* The epoch written from now on: the number of this daemon among those
  * that have owned the directory. */
 void statedir_set_epoch(struct statedir *sd, uint64_t epoch);
+
+/* The backing file named from now on (its identity; zeros: none). */
+void statedir_set_backing(struct statedir *sd,
+			  const struct statedir_backing *b);
 
 /*
  * statedir_write() - write a superblock of the newest format describing

@@ -335,6 +335,40 @@ out_close:
 }
 
 /*
+ * The backing file @b (NULL: none) must be the predecessor's, if it named
+ * one and left regions: written-back pages are read from it by slot
+ * number, and another file would give them wrong data. On a mismatch @b
+ * is closed untouched. From now on the superblock names @b. Return: 0 or
+ * an exit code.
+ */
+static int check_backing(struct uzswapd *d, struct backing *b)
+{
+	struct statedir_backing id = { 0, 0 };
+	const struct statedir_backing *was;
+
+	if (b)
+		backing_identity(b, &id.dev, &id.ino);
+	was = d->taking && d->taking->backing_known && d->taking->nr_regions ?
+	      &d->taking->backing : NULL;
+	if (was && (was->dev || was->ino) &&
+	    (was->dev != id.dev || was->ino != id.ino)) {
+		log_err("main", "%s/superblock: its clients' written-back "
+			"pages are in another backing file (device %llu, "
+			"inode %llu) than backing-file %s: configure that file "
+			"again (drain with it before changing it)",
+			d->conf.state_dir, (unsigned long long)was->dev,
+			(unsigned long long)was->ino, d->conf.backing_file);
+		if (b) {
+			backing_hand_over(b);
+			backing_close(b);
+		}
+		return UZSWAPD_EXIT_STATE;
+	}
+	statedir_set_backing(d->statedir, &id);
+	return 0;
+}
+
+/*
  * The store, its pool on the state directory's files: the predecessor's
  * (then recovering: takeover_run() ends it), or new ones. Return: 0 or an
  * exit code.
@@ -778,6 +812,8 @@ int uzswapd_main(int argc, char **argv)
 	if (ret)
 		goto out_close_socket;
 	ret = open_backing(&d->conf, d->taking != NULL, &backing);
+	if (ret == 0)
+		ret = check_backing(d, backing);
 	if (ret == 0)
 		ret = open_store(d, backing);
 	if (ret)

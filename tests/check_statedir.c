@@ -82,6 +82,9 @@ static const struct statedir_region regions[] = {
 	  .name = "cache", .pages = "region-7.pages" },
 };
 
+/* The backing file the round trip names. */
+static const struct statedir_backing backing = { .dev = 2049, .ino = 77 };
+
 static struct statedir *open_ok(void)
 {
 	char err[STATEDIR_ERR_MAX] = "";
@@ -137,25 +140,16 @@ static void listing(char *out, size_t size)
 	free(names);
 }
 
-START_TEST(test_round_trip)
+/* @st holds clients[] and regions[]. */
+static void assert_records(const struct statedir_state *st)
 {
-	struct statedir *sd = open_ok();
-	struct statedir_state st;
-	char err[STATEDIR_ERR_MAX];
 	unsigned int i;
 
-	statedir_set_epoch(sd, 42);
-	write_records(sd);
-	ck_assert_int_eq(statedir_load(sd, &st, err), 0);
-	ck_assert_uint_eq(st.format, STATEDIR_FORMAT);
-	ck_assert_str_eq(st.release, PACKAGE_VERSION);
-	ck_assert_uint_eq(st.epoch, 42);
-	ck_assert_uint_eq(st.page_size, (uint32_t)sysconf(_SC_PAGESIZE));
-	ck_assert_uint_eq(st.nr_clients, ARRAY_SIZE(clients));
-	ck_assert_uint_eq(st.nr_regions, ARRAY_SIZE(regions));
-	for (i = 0; i < st.nr_clients; i++) {
+	ck_assert_uint_eq(st->nr_clients, ARRAY_SIZE(clients));
+	ck_assert_uint_eq(st->nr_regions, ARRAY_SIZE(regions));
+	for (i = 0; i < st->nr_clients; i++) {
 		const struct statedir_client *a = &clients[i];
-		const struct statedir_client *b = &st.clients[i];
+		const struct statedir_client *b = &st->clients[i];
 
 		ck_assert_int_eq(a->pid, b->pid);
 		ck_assert_uint_eq(a->start_time, b->start_time);
@@ -165,9 +159,9 @@ START_TEST(test_round_trip)
 		ck_assert_uint_eq(a->limit, b->limit);
 		ck_assert_str_eq(a->comm, b->comm);
 	}
-	for (i = 0; i < st.nr_regions; i++) {
+	for (i = 0; i < st->nr_regions; i++) {
 		const struct statedir_region *a = &regions[i];
-		const struct statedir_region *b = &st.regions[i];
+		const struct statedir_region *b = &st->regions[i];
 
 		ck_assert_uint_eq(a->id, b->id);
 		ck_assert_uint_eq(a->client, b->client);
@@ -181,6 +175,26 @@ START_TEST(test_round_trip)
 		ck_assert_str_eq(a->name, b->name);
 		ck_assert_str_eq(a->pages, b->pages);
 	}
+}
+
+START_TEST(test_round_trip)
+{
+	struct statedir *sd = open_ok();
+	struct statedir_state st;
+	char err[STATEDIR_ERR_MAX];
+
+	statedir_set_epoch(sd, 42);
+	statedir_set_backing(sd, &backing);
+	write_records(sd);
+	ck_assert_int_eq(statedir_load(sd, &st, err), 0);
+	ck_assert_uint_eq(st.format, STATEDIR_FORMAT);
+	ck_assert_str_eq(st.release, PACKAGE_VERSION);
+	ck_assert_uint_eq(st.epoch, 42);
+	ck_assert(st.backing_known);
+	ck_assert_uint_eq(st.backing.dev, backing.dev);
+	ck_assert_uint_eq(st.backing.ino, backing.ino);
+	ck_assert_uint_eq(st.page_size, (uint32_t)sysconf(_SC_PAGESIZE));
+	assert_records(&st);
 	statedir_state_free(&st);
 
 	/* an empty one, as a daemon without clients writes */
@@ -237,7 +251,7 @@ static const char *const expect[NR_CORRUPTIONS] = {
 	[C_EMPTY] = "truncated",
 	[C_MAGIC] = "wrong magic",
 	[C_CHECKSUM] = "checksum mismatch",
-	[C_NEWER] = "format 2; this uzswapd reads up to 1: upgrade or remove",
+	[C_NEWER] = "format 3; this uzswapd reads up to 2: upgrade or remove",
 	[C_BOOT] = "written before a reboot",
 	[C_PAGE_SIZE] = "written with pages of 8192 bytes",
 	[C_CLIENT_INDEX] = "region record 1 is out of range",
@@ -247,13 +261,13 @@ static const char *const expect[NR_CORRUPTIONS] = {
 	[C_LONGER] = "bytes written",
 };
 
-#define HDR	sizeof(struct statedir_header_v1)
+#define HDR	sizeof(struct statedir_header_v2)
 #define CREC	sizeof(struct statedir_client_v1)
 #define RREC	sizeof(struct statedir_region_v1)
 
 static size_t corrupt(uint8_t *buf, size_t len, enum corruption c)
 {
-	struct statedir_header_v1 *h = (struct statedir_header_v1 *)buf;
+	struct statedir_header_v1 *h = &((struct statedir_header_v2 *)buf)->v1;
 	uint8_t *regs = buf + HDR + ARRAY_SIZE(clients) * CREC;
 	struct statedir_region_v1 *r;
 
@@ -269,7 +283,7 @@ static size_t corrupt(uint8_t *buf, size_t len, enum corruption c)
 		buf[len - 1] ^= 1;	/* the last region's file name */
 		return len;
 	case C_NEWER:
-		h->prefix.format = 2;
+		h->prefix.format = 3;
 		snprintf(h->prefix.release, sizeof(h->prefix.release),
 			 "9.0.0");
 		break;
@@ -333,6 +347,42 @@ START_TEST(test_bad_superblock_refused)
 	ck_assert_msg(!memcmp(after, bad, n), "the superblock changed");
 	listing(after_names, sizeof(after_names));
 	ck_assert_str_eq(before_names, after_names);
+	statedir_close(sd);
+}
+END_TEST
+
+/* A superblock of format 1 (uzswapd 0.3.0), made from a format 2 one by
+ * taking the backing file's identity out of its header, is read: the
+ * same records, no backing file named. */
+START_TEST(test_reads_format_1)
+{
+	static uint8_t v2[8192], v1[8192];
+	const size_t extra = HDR - sizeof(struct statedir_header_v1);
+	struct statedir_header_v1 h;
+	struct statedir *sd = open_ok();
+	char err[STATEDIR_ERR_MAX] = "";
+	struct statedir_state st;
+	size_t len;
+
+	statedir_set_epoch(sd, 7);
+	statedir_set_backing(sd, &backing);
+	write_records(sd);
+	len = slurp(t.sb, v2, sizeof(v2));
+	memcpy(&h, v2, sizeof(h));
+	h.prefix.format = 1;
+	h.prefix.header_size = sizeof(h);
+	h.prefix.file_size = len - extra;
+	memcpy(v1, &h, sizeof(h));
+	memcpy(v1 + sizeof(h), v2 + HDR, len - HDR);
+	reseal(v1, len - extra);
+	spit(t.sb, v1, len - extra);
+
+	ck_assert_msg(statedir_load(sd, &st, err) == 0, "%s", err);
+	ck_assert_uint_eq(st.format, 1);
+	ck_assert_uint_eq(st.epoch, 7);
+	ck_assert(!st.backing_known);
+	assert_records(&st);
+	statedir_state_free(&st);
 	statedir_close(sd);
 }
 END_TEST
@@ -551,6 +601,7 @@ int main(void)
 	tcase_add_test(tc, test_none_is_enoent);
 	tcase_add_loop_test(tc, test_bad_superblock_refused, 0,
 			    NR_CORRUPTIONS);
+	tcase_add_test(tc, test_reads_format_1);
 	tcase_add_test(tc, test_lock_refuses_second_opener);
 	tcase_add_test(tc, test_symlinked_superblock_refused);
 	tcase_add_test(tc, test_symlinked_dir_refused);

@@ -25,8 +25,11 @@
  * meanwhile the socket refuses or does not exist): a client connection
  * sends HELLO with PROTO_HELLO_RESUME and its uffd again, and the new
  * daemon, which took the process's regions over, carries on with them;
- * an admin connection negotiates again. The request is then asked again
- * if asking twice does what asking once does; otherwise (REGISTER, a
+ * an admin connection negotiates again. A stream the daemon closed
+ * between two requests (a stop hands over that way) is noticed before the
+ * next one is sent, which then goes to the new daemon, whatever it is. A
+ * request left unanswered by a daemon that went away is asked again if
+ * asking twice does what asking once does; otherwise (REGISTER, a
  * RECLAIM...) it fails with -ECONNRESET, its outcome unknown, and the
  * next request goes to the new daemon. A daemon that holds no state of
  * the process refuses the resumption: the connection is then dead with
@@ -336,9 +339,22 @@ static bool idempotent(uint16_t type)
 
 static int reconnect(struct uzswap *c, int64_t deadline);
 
+/* Whether the daemon closed its end of @c's stream since the last reply
+ * (it stopped, handing its clients over): then a request would be lost
+ * unsent, and the successor is asked instead. A reply still owed after a
+ * timeout is data, not a hang-up: it does not count. */
+static bool peer_closed(const struct uzswap *c)
+{
+	struct pollfd p = { .fd = c->sock, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /*
  * transact() - transact_once(), across a restart of the daemon: a stream
- * the daemon closed is connected again first (reconnect()); a request the
+ * the daemon closed (seen by an earlier request, or now by peer_closed())
+ * is connected again first (reconnect()); a request the
  * daemon left unanswered by going away is asked again of its successor if
  * it is idempotent(), else it fails with -ECONNRESET once the connection
  * is back. @timeout_ms bounds it all: a daemon that does not come back
@@ -353,6 +369,8 @@ static int transact(struct uzswap *c, uint16_t type, const uint8_t *payload,
 	int64_t deadline = now_ms() + timeout_ms;
 	int ret;
 
+	if (!c->dead && peer_closed(c))
+		c->dead = -ECONNRESET;
 	if (daemon_gone(c->dead)) {
 		ret = reconnect(c, deadline);
 		if (ret)

@@ -12,8 +12,10 @@
  *   lifecycle  client exit (normal, crash, SIGKILL) returns the daemon to
  *              its baseline of open descriptors; a client SIGKILLed while
  *              blocked in a fault, and spinning clients killed at random,
- *              while others continue; SIGTERM with clients connected (they
- *              keep their data and go on); restart in the same place
+ *              while others continue; SIGTERM with clients connected, and
+ *              with one blocked in a fault, hands them over to the next
+ *              daemon (they keep their data and go on); a restart without
+ *              the state refuses to resume a client (-ESTALE)
  *   protocol   garbage, truncated, oversized and pipelined messages, a
  *              message before HELLO, a second HELLO, wrong descriptor
  *              counts, unknown types and versions, malformed payloads,
@@ -807,16 +809,6 @@ static void start_ready(struct dh_client *c, const char *const *argv)
 		  ret ? strerror(-ret) : line);
 }
 
-/* start_ready() a client that will be told the daemon is gone for good:
- * its calls wait for a successor only briefly. */
-static void start_waiting_briefly(struct dh_client *c,
-				  const char *const *argv)
-{
-	dh_brief_timeout(true);
-	start_ready(c, argv);
-	dh_brief_timeout(false);
-}
-
 static void expect_exit_ok(struct dh_client *c, const char *what)
 {
 	int status = dh_client_wait(c, DH_CLIENT_MS);
@@ -1001,21 +993,23 @@ START_TEST(test_sigkill_spinning)
 END_TEST
 
 /*
- * SIGTERM with clients connected: the daemon exits 0 and its clients keep
- * their data: their regions are unregistered, so pages never touched read
- * zeros instead of blocking, and what was written is in their memfds. The
- * test process holds a region too, registered over a raw connection.
+ * SIGTERM with clients connected hands them over: the daemon exits 0
+ * with their connections closed and their regions as they were (what was
+ * written stays readable meanwhile); its successor takes them over, so
+ * pages never touched read zeros, and every client's library resumes.
+ * The test process holds a region too, registered over a raw connection
+ * that does not resume: the successor serves it all the same.
  */
-START_TEST(test_sigterm_with_clients)
+START_TEST(test_sigterm_hands_over_clients)
 {
 	static const char *const hold[] = { "hold", "8", NULL };
 	struct dh_client h[3];
 	struct mregion m;
 	struct raw r;
-	int i;
+	int i, ret;
 
 	for (i = 0; i < 3; i++)
-		start_waiting_briefly(&h[i], hold);
+		start_ready(&h[i], hold);
 	raw_open(&r);
 	raw_hello(&r);
 	mregion_make(&m, MIB);
@@ -1024,30 +1018,38 @@ START_TEST(test_sigterm_with_clients)
 	fill(m.addr, m.len / 2, 77);
 
 	daemon_stop_ok();
+	assert_closed(r.fd);
+	check_fill(m.addr, m.len / 2, 77);
+	ret = dh_restart(&dmn, NULL);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	DH_ASSERT(dh_log_find(&dmn, "took over 4 clients, 4 regions", NULL,
+			      0), "not every client taken over");
 
-	/* the test's own region: written half intact, the rest zeros,
-	 * and writable */
+	/* the test's own region: written half intact, the rest zeros
+	 * (served by the successor), and writable */
 	check_fill(m.addr, m.len / 2, 77);
 	for (i = (int)(m.len / 2 / 8); i < (int)(m.len / 8); i++)
 		DH_ASSERT(((uint64_t *)m.addr)[i] == 0,
-			  "never-touched word %d not zero after shutdown", i);
+			  "never-touched word %d not zero after the handover",
+			  i);
 	fill(m.addr, m.len, 78);
 	check_fill(m.addr, m.len, 78);
-	assert_closed(r.fd);
+	for (i = 0; i < 3; i++) {
+		DH_ASSERT(dh_client_say(&h[i], "alive") == 0, "hold: stdin");
+		expect_exit_ok(&h[i], "a client handed over");
+	}
+	/* an orphan, the test's uffd stays with the successor until this
+	 * process exits */
 	raw_close(&r);
 	mregion_free(&m);
-
-	for (i = 0; i < 3; i++) {
-		DH_ASSERT(dh_client_say(&h[i], "gone") == 0, "hold: stdin");
-		expect_exit_ok(&h[i], "a client of a stopped daemon");
-	}
 }
 END_TEST
 
 /*
  * SIGTERM while a client is blocked in a fault the daemon has not read
- * (it was stopped): the fault is resolved either way, by the daemon or by
- * the unregistration at shutdown, and the client goes on with its data.
+ * (it was stopped): the fault is resolved either way, by the daemon
+ * before it hands over or by its successor, and the client goes on with
+ * its data.
  */
 START_TEST(test_sigterm_during_fault)
 {
@@ -1058,7 +1060,7 @@ START_TEST(test_sigterm_during_fault)
 	char line[64];
 	int ret;
 
-	start_waiting_briefly(&b, block);
+	start_ready(&b, block);
 	DH_ASSERT(kill(dmn.pid, SIGSTOP) == 0, "SIGSTOP");
 	DH_ASSERT(dh_client_say(&b, "go") == 0, "block: stdin");
 	deadline = dh_deadline(DH_SETTLE_MS);
@@ -1076,27 +1078,35 @@ START_TEST(test_sigterm_during_fault)
 	}
 	kill(dmn.pid, SIGTERM);
 	kill(dmn.pid, SIGCONT);
+	/* no second SIGTERM: it could come after the daemon stopped
+	 * watching signals, and kill it */
+	daemon_stop_with(0);
+	ret = dh_restart(&dmn, NULL);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
 	ret = dh_client_read_line(&b, line, sizeof(line), DH_CLIENT_MS);
 	DH_ASSERT(ret == 0 && !strcmp(line, "done"),
 		  "the blocked client did not finish: %s",
 		  ret ? strerror(-ret) : line);
-	/* no second SIGTERM: it could come after the daemon stopped
-	 * watching signals, and kill it */
-	daemon_stop_with(0);
-	DH_ASSERT(dh_client_say(&b, "gone") == 0, "block: stdin");
+	DH_ASSERT(dh_client_say(&b, "alive") == 0, "block: stdin");
 	expect_exit_ok(&b, "the client that was blocked at shutdown");
 }
 END_TEST
 
-/* A stopped daemon started again in the same place serves new clients. */
-START_TEST(test_restart)
+/* A stopped daemon started again in the same place, but without its
+ * state (the superblock removed), serves new clients; a client of the
+ * previous daemon is refused its resumption (-ESTALE) and keeps what is
+ * resident. */
+START_TEST(test_restart_without_state)
 {
 	static const char *const hold[] = { "hold", "4", NULL };
+	char sb[sizeof(dmn.dir) + 32];
 	struct dh_client h;
 	int ret;
 
 	start_ready(&h, hold);
 	daemon_stop_ok();
+	snprintf(sb, sizeof(sb), "%s/state/superblock", dmn.dir);
+	DH_ASSERT(unlink(sb) == 0, "unlink %s: %s", sb, strerror(errno));
 	ret = dh_restart(&dmn, NULL);
 	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
 	base_fds = dh_wait_idle(&dmn);
@@ -2633,9 +2643,9 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, test_exit_sigkill);
 	tcase_add_test(tc, test_sigkill_mid_fault);
 	tcase_add_test(tc, test_sigkill_spinning);
-	tcase_add_test(tc, test_sigterm_with_clients);
+	tcase_add_test(tc, test_sigterm_hands_over_clients);
 	tcase_add_test(tc, test_sigterm_during_fault);
-	tcase_add_test(tc, test_restart);
+	tcase_add_test(tc, test_restart_without_state);
 	tcase_add_test(tc, test_connection_close_unregisters);
 	suite_add_tcase(s, tc);
 

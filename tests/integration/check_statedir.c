@@ -12,12 +12,19 @@
  *               disconnect and a client's death take them out
  *   restart     a daemon after a SIGKILLed one finds its state, sets it
  *               aside and counts the next epoch; an invalid superblock
- *               stops the next start with its reason, untouched
+ *               stops the next start with its reason, untouched; so does
+ *               a backing file other than the one the pages were written
+ *               back to (none, here), and the right one then takes over;
+ *               a superblock of format 1 (uzswapd 0.3.0) is taken over
+ *               with every kind of stored page
  *
  * One test case: CK_RUN_CASE=superblock ./check_statedir. Logs kept:
  * UZSWAP_ITEST_KEEP=1.
  */
 #include "config.h"
+
+#define XXH_INLINE_ALL		/* the checksum of a rewritten superblock */
+#include <xxhash.h>
 
 #include <check.h>
 #include <errno.h>
@@ -406,6 +413,129 @@ START_TEST(test_invalid_superblock_stops_start)
 }
 END_TEST
 
+/* Options that make a client's pages go to the backing file. */
+static const char *const wb_args[] = {
+	"--pool-limit", "6M", "--backing-limit", "256M", NULL,
+};
+
+/* A client with every kind of stored page, written back ones among them,
+ * under a 4 MiB budget. */
+static void client_with_every_kind(struct dh_client *c)
+{
+	struct proto_status_reply s;
+	struct pstats ps;
+
+	pager_start(&dmn, c);
+	pager_ok(c, "limit 4");
+	pager_alloc(c, "same", 4);
+	pager_alloc(c, "text", 24);
+	pager_alloc(c, "random", 8);
+	pager_wait_resident(c, 5 * MIB, &ps);
+	DH_ASSERT_EQ(dh_status(&dmn, &s), 0);
+	DH_ASSERT(s.written_back_pages > 0 && s.raw_pages > 0 &&
+		  s.same_pages > 0, "not every kind stored");
+}
+
+/* A handover to a daemon whose backing file is another one (none): it
+ * refuses to start (its written-back pages would be read from the wrong
+ * file), touching neither the superblock nor the backing file; started
+ * with the right one, the next daemon takes over every page. */
+START_TEST(test_other_backing_refused)
+{
+	static uint8_t before[SB_MAX], after[SB_MAX];
+	char err[4096], path[PATH_MAX + 16];
+	struct dh_client c;
+	struct stat sb0, sb1;
+	size_t len;
+	int status, ret;
+
+	dh_up(&dmn, wb_args);
+	client_with_every_kind(&c);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+	len = superblock_bytes(&dmn, before);
+	snprintf(path, sizeof(path), "%s/backing", dmn.dir);
+	DH_ASSERT(stat(path, &sb0) == 0 && sb0.st_blocks > 0,
+		  "the backing file %s is empty or gone", path);
+
+	status = run_second(&dmn, err, sizeof(err));
+	DH_ASSERT(exited_with(status, UZSWAPD_EXIT_STATE), "uzswapd without "
+		  "the backing file: %s; stderr: %s", dh_status_str(status),
+		  err);
+	DH_ASSERT(strstr(err, "superblock: its clients' written-back pages "
+			 "are in another backing file"), "stderr: %s", err);
+	DH_ASSERT_EQ(superblock_bytes(&dmn, after), len);
+	DH_ASSERT(!memcmp(before, after, len), "the superblock changed");
+	DH_ASSERT(stat(path, &sb1) == 0 && sb1.st_ino == sb0.st_ino &&
+		  sb1.st_size == sb0.st_size && sb1.st_blocks == sb0.st_blocks,
+		  "the backing file changed");
+
+	ret = dh_restart(&dmn, wb_args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	DH_ASSERT(dh_log_find(&dmn, "took over 1 clients, 3 regions", NULL,
+			      0), "no takeover in the log");
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
+/* @d's superblock rewritten as format 1 (uzswapd 0.3.0) would have
+ * written it: format 2 less the backing file's identity in its header. */
+static void rewrite_as_format_1(const struct dh_daemon *d)
+{
+	static uint8_t v2[SB_MAX], v1[SB_MAX];
+	const size_t off = offsetof(struct statedir_prefix, checksum);
+	const size_t h1 = sizeof(struct statedir_header_v1);
+	const size_t h2 = sizeof(struct statedir_header_v2);
+	struct statedir_header_v1 h;
+	char path[PATH_MAX + 16];
+	size_t len = superblock_bytes(d, v2), len1;
+	uint64_t sum = 0;
+	FILE *f;
+
+	DH_ASSERT(len >= h2, "superblock of %zu bytes", len);
+	len1 = len - (h2 - h1);
+	memcpy(&h, v2, h1);
+	DH_ASSERT_EQ(h.prefix.format, 2);
+	h.prefix.format = 1;
+	h.prefix.header_size = h1;
+	h.prefix.file_size = len1;
+	memcpy(v1, &h, h1);
+	memcpy(v1 + h1, v2 + h2, len - h2);
+	memcpy(v1 + off, &sum, sizeof(sum));
+	sum = XXH3_64bits(v1, len1);
+	memcpy(v1 + off, &sum, sizeof(sum));
+	snprintf(path, sizeof(path), "%s/superblock", d->state);
+	f = fopen(path, "we");
+	DH_ASSERT(f && fwrite(v1, 1, len1, f) == len1 && fclose(f) == 0,
+		  "rewrite %s", path);
+}
+
+/* The previous format: a daemon SIGKILLed, its superblock as 0.3.0 wrote
+ * it; the next daemon takes every page over. */
+START_TEST(test_format_1_taken_over)
+{
+	struct dh_client c;
+	char line[512];
+	int ret;
+
+	dh_up(&dmn, wb_args);
+	client_with_every_kind(&c);
+	dh_kill(&dmn);
+	rewrite_as_format_1(&dmn);
+	ret = dh_restart(&dmn, wb_args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	DH_ASSERT(dh_log_find(&dmn, "took over 1 clients, 3 regions", line,
+			      sizeof(line)), "no takeover in the log");
+	DH_ASSERT(strstr(line, " 0 lost"), "%s", line);
+	pager_ok(&c, "verify all");
+	pager_ok(&c, "rewrite 1");
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
 static Suite *statedir_suite(void)
 {
 	Suite *s = suite_create("statedir");
@@ -427,6 +557,8 @@ static Suite *statedir_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_restart_leaves_dead_client);
 	tcase_add_test(tc, test_invalid_superblock_stops_start);
+	tcase_add_test(tc, test_other_backing_refused);
+	tcase_add_test(tc, test_format_1_taken_over);
 	suite_add_tcase(s, tc);
 	return s;
 }

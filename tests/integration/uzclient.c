@@ -24,15 +24,17 @@
  *                    "report" (prints "rounds N"), "stop" or end of file;
  *                    prints "ready" after the first round
  *   hold MIB         alloc, write the first half, print "ready", read a
- *                    command: "alive" (the daemon still serves), "gone"
- *                    (it was stopped: calls wait for a successor, in
- *                    vain) or "restarted" (a daemon without this
- *                    process's state serves: it refuses to resume);
- *                    then verify, write and verify all
+ *                    command: "alive" (a daemon serves: the same, or a
+ *                    successor that took the process over), "drained"
+ *                    (the region was drained, then the daemon stopped:
+ *                    calls wait for a successor, in vain; the memory is
+ *                    plain) or "restarted" (a daemon without this
+ *                    process's state serves: it refuses to resume, and
+ *                    only the resident first half may be touched); then
+ *                    verify, write and verify what may be touched
  *   block MIB        alloc, print "ready", wait for a line, then write
  *                    every page (blocks while the daemon is stopped),
- *                    verify, print "done"; then a command: "alive" or
- *                    "gone" (the daemon was stopped), verify and free
+ *                    verify, print "done"; then "alive", verify and free
  *   crash MIB        alloc, write, abort()
  *   reserve MIB N    alloc N regions of MIB each until one is refused,
  *                    write and check the first page of each, print
@@ -43,7 +45,7 @@
  *                    incompressible, same-filled or sparse pages, verify,
  *                    rewrite, COLD/WILLNEED advice, free, stats (see
  *                    cmd_pager())
- *   rmw THREADS MIB LIMIT_MIB SECONDS [daemon-stops]
+ *   rmw THREADS MIB LIMIT_MIB SECONDS
  *                    THREADS writers doing checksummed read-modify-write
  *                    of the pages of a MIB region under a LIMIT_MIB budget
  *                    for SECONDS; every lost, stale, torn or zeroed write
@@ -1129,6 +1131,7 @@ static int cmd_hold(int argc, char **argv)
 	uint8_t *p;
 	bool alive;
 	int ret, want;
+	bool served;
 
 	if (argc != 1)
 		return 2;
@@ -1142,13 +1145,16 @@ static int cmd_hold(int argc, char **argv)
 		die("no command on stdin");
 	if (!strcmp(line, "alive"))
 		want = 0;
-	else if (!strcmp(line, "gone"))
+	else if (!strcmp(line, "drained"))
 		want = -ETIMEDOUT;	/* waited for a successor */
 	else if (!strcmp(line, "restarted"))
 		want = -ESTALE;		/* the successor cannot resume it */
 	else
 		die("unknown command '%s'", line);
 	alive = want == 0;
+	/* served by a daemon or plain memory: the whole region may be
+	 * touched; a process nobody resumed would block on a hole */
+	served = want != -ESTALE;
 
 	ret = uzswap_stats(c, &st);
 	if (alive)
@@ -1160,15 +1166,18 @@ static int cmd_hold(int argc, char **argv)
 		CHECK(ret == want, "stats with the daemon %s: %d (%s), want "
 		      "%d", line, ret, strerror(-ret), want);
 
-	/* the data is in the memfd; the never-touched half reads zeros
+	/* the first half is resident; the never-touched half reads zeros
 	 * (and must not block) */
 	check("hold: first half after the command", p, len / 2, seed);
-	check_zero("hold: second half (never touched)", p + len / 2,
-		   len / 2);
-	fill_words(p, len / 16, len / 16, seed);
-	check("hold: all after writing the second half", p, len, seed);
-	fill(p, len, seed + 1);
-	check("hold: all rewritten", p, len, seed + 1);
+	if (served) {
+		check_zero("hold: second half (never touched)", p + len / 2,
+			   len / 2);
+		fill_words(p, len / 16, len / 16, seed);
+		check("hold: all after writing the second half", p, len,
+		      seed);
+	}
+	fill(p, served ? len : len / 2, seed + 1);
+	check("hold: all rewritten", p, served ? len : len / 2, seed + 1);
 
 	ret = uzswap_free(c, p);
 	if (alive)
@@ -1204,12 +1213,10 @@ static int cmd_block(int argc, char **argv)
 	say("done");
 	if (!read_command(line, sizeof(line)))
 		die("no second command on stdin");
+	if (strcmp(line, "alive"))
+		die("unknown command '%s'", line);
 	check("block, after the second command", p, len, seed);
-	if (!strcmp(line, "gone"))
-		CHECK(uzswap_free(c, p) < 0,
-		      "uzswap_free with the daemon stopped succeeded");
-	else
-		CHECK(uzswap_free(c, p) == 0, "uzswap_free");
+	CHECK(uzswap_free(c, p) == 0, "uzswap_free");
 	uzswap_disconnect(c);
 	return failures ? 1 : 0;
 }
@@ -1755,13 +1762,12 @@ static void *rmw_main(void *arg)
 }
 
 /*
- * rmw THREADS MIB LIMIT_MIB SECONDS [daemon-stops]: prints "ready" once
+ * rmw THREADS MIB LIMIT_MIB SECONDS: prints "ready" once
  * every page is written, runs SECONDS, checks every page, then prints
  *   "result ops N bad B"
  *   "stats resident R limit L evictions E faults F stored S" (after
  *   waiting, bounded, for resident to come within the limit), or
- *   "stats fail ERR" (a failure unless daemon-stops was given: the test
- *   stops the daemon meanwhile, and the regions are then plain memory)
+ *   "stats fail ERR" (and the command fails)
  */
 static int cmd_rmw(int argc, char **argv)
 {
@@ -1772,7 +1778,6 @@ static int cmd_rmw(int argc, char **argv)
 	unsigned int n, i;
 	unsigned long secs;
 	uint64_t limit, ops = 0, bad = 0, seed = seed_of(91);
-	bool daemon_stops = false;
 	long long deadline;
 	struct timespec ts;
 	size_t len, j;
@@ -1780,17 +1785,12 @@ static int cmd_rmw(int argc, char **argv)
 	uint8_t *p;
 	int ret;
 
-	if (argc != 4 && argc != 5)
+	if (argc != 4)
 		return 2;
 	n = (unsigned int)parse_ul(argv[0], "THREADS", 16);
 	len = parse_ul(argv[1], "MIB", 4096) * MIB;
 	limit = parse_ul(argv[2], "LIMIT_MIB", 4096) * MIB;
 	secs = parse_ul(argv[3], "SECONDS", 3600);
-	if (argc == 5) {
-		if (strcmp(argv[4], "daemon-stops"))
-			return 2;
-		daemon_stops = true;
-	}
 	c = connect_or_die();
 	MUST(uzswap_set_limit(c, limit));
 	p = alloc_or_die(c, len, "rmw");
@@ -1841,8 +1841,7 @@ static int cmd_rmw(int argc, char **argv)
 		nanosleep(&ts, NULL);
 	}
 	if (ret) {
-		if (!daemon_stops)
-			fail("uzswap_stats: %s", strerror(-ret));
+		fail("uzswap_stats: %s", strerror(-ret));
 		say("stats fail %d", ret);
 	} else {
 		say("stats resident %" PRIu64 " limit %" PRIu64
@@ -1876,7 +1875,7 @@ static const struct command {
 	{ "crash", cmd_crash, "MIB" },
 	{ "reserve", cmd_reserve, "MIB N" },
 	{ "pager", cmd_pager, "" },
-	{ "rmw", cmd_rmw, "THREADS MIB LIMIT_MIB SECONDS [daemon-stops]" },
+	{ "rmw", cmd_rmw, "THREADS MIB LIMIT_MIB SECONDS" },
 };
 
 static void usage(void)
