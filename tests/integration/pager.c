@@ -41,15 +41,21 @@ void pager_start(const struct dh_daemon *d, struct dh_client *c)
 	pager_ready(c);
 }
 
-void pager_start_as(const struct dh_daemon *d, struct dh_client *c,
-		    const char *path)
+void pager_start_prog(const struct dh_daemon *d, struct dh_client *c,
+		      const char *path)
 {
 	const char *argv[] = { path, "pager", NULL };
 
-	PG_ASSERT(symlink(UZCLIENT_PATH, path) == 0, "symlink %s: %s", path,
-		  strerror(errno));
 	PG_ASSERT(dh_client_start(d, c, argv, true) == 0, "fork");
 	pager_ready(c);
+}
+
+void pager_start_as(const struct dh_daemon *d, struct dh_client *c,
+		    const char *path)
+{
+	PG_ASSERT(symlink(UZCLIENT_PATH, path) == 0, "symlink %s: %s", path,
+		  strerror(errno));
+	pager_start_prog(d, c, path);
 }
 
 /* Send a command, read its reply line into @reply. */

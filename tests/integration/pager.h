@@ -25,6 +25,10 @@ struct pstats {
 /* Start uzclient pager against @d and wait for its "ready". */
 void pager_start(const struct dh_daemon *d, struct dh_client *c);
 
+/* The same with the uzclient program at @path (another build of it). */
+void pager_start_prog(const struct dh_daemon *d, struct dh_client *c,
+		      const char *path);
+
 /* The same through a symlink made at @path: the process's command name is
  * the link's name. */
 void pager_start_as(const struct dh_daemon *d, struct dh_client *c,
