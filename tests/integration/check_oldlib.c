@@ -8,8 +8,9 @@
  *    symbol version they need must resolve at startup (LD_BIND_NOW), and
  *    the structs they read (uzswap_stats, uzswap_status, uzswap_client)
  *    must hold what their 0.2.0 header says;
- * each under a budget (pages evicted, faulted back intact), and across a
- * SIGKILL of the daemon and its successor's takeover of the client.
+ * each under a budget (pages evicted, faulted back intact), across a
+ * SIGKILL of the daemon and its successor's takeover of the client, and
+ * after an orderly stop with no successor.
  *
  * 0.2.0's library never reconnects: after a takeover its control calls
  * fail for good with the error that broke its stream (-EPIPE or
@@ -17,7 +18,10 @@
  * serve: every page reads back intact, a touch that blocked while no
  * daemon ran goes on, and pages pressed out again by the operator's
  * set-limit come back. This tree's library resumes by itself and its
- * calls work again.
+ * calls work again. After an orderly stop the old program goes on with
+ * plain memory either way; its calls fail at once with 0.2.0's library,
+ * after UZSWAP_TIMEOUT_MS (-ETIMEDOUT) with this tree's, which waits for
+ * a successor.
  *
  * The old code is built without sanitizers. In the sanitizer builds this
  * tree's library needs its sanitizer's runtime loaded first: the old
@@ -32,6 +36,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -368,6 +373,38 @@ START_TEST(test_blocked_touch_goes_on)
 }
 END_TEST
 
+/* A daemon stopped in order (SIGTERM), none after it: every page was put
+ * back, the program goes on with plain memory. Its calls fail: 0.2.0's
+ * library at once with the error that broke its stream; this tree's
+ * waits for a successor within UZSWAP_TIMEOUT_MS (brief here), then
+ * -ETIMEDOUT. */
+START_TEST(test_orderly_stop)
+{
+	enum lib lib = (enum lib)_i;
+	struct dh_client c;
+	struct pstats ps;
+	char reply[256];
+	int err = 0;
+
+	dh_up(&dmn, NULL);
+	dh_brief_timeout(true);
+	fill_under_budget(lib, &c, &ps);
+	dh_brief_timeout(false);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+	pager_ok(&c, "verify all");
+	pager_do(&c, reply, sizeof(reply), "stats");
+	DH_ASSERT(sscanf(reply, "fail %d", &err) == 1 &&
+		  (lib == LIB_OLD ? err == -EPIPE || err == -ECONNRESET :
+				    err == -ETIMEDOUT),
+		  "stats with %s after the daemon stopped: %s",
+		  lib_names[lib], reply);
+	pager_ok(&c, "rewrite 0");
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
 static Suite *oldlib_suite(void)
 {
 	Suite *s = suite_create("oldlib");
@@ -377,6 +414,7 @@ static Suite *oldlib_suite(void)
 	tcase_add_loop_test(tc, test_budget_and_faults, LIB_OLD, NR_LIBS);
 	tcase_add_loop_test(tc, test_takeover, LIB_OLD, NR_LIBS);
 	tcase_add_loop_test(tc, test_blocked_touch_goes_on, LIB_OLD, NR_LIBS);
+	tcase_add_loop_test(tc, test_orderly_stop, LIB_OLD, NR_LIBS);
 	suite_add_tcase(s, tc);
 	return s;
 }
