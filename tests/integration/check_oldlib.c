@@ -50,7 +50,7 @@
 #include "pager.h"
 
 #define MIB		(1024 * 1024)
-#define BUILD_MS	120000	/* oldlib-build: a dozen files, no wait */
+#define BUILD_MS	120000	/* oldlib-build: ten files to compile */
 #define CTL_MS		60000	/* one uzswapctl command */
 #define MAX_CTL_ARGS	4
 
@@ -100,7 +100,8 @@ static bool sanitizer_runtime(char *buf, size_t size)
 }
 
 /* Programs started from now on load @lib, every symbol bound at startup:
- * a missing symbol version fails the start, not a later call. */
+ * a missing symbol version fails the start, not a later call. This
+ * tree's library, in a sanitizer build, with its runtime preloaded. */
 static void lib_env_set(enum lib lib)
 {
 	char rt[PATH_MAX];
