@@ -4,12 +4,15 @@
  * Order: every client's uffd is taken back and given a slot and an orphan
  * context (client.h); every region of those is mapped again over its
  * table file and recovered page by page (recover.h), naming what it has
- * stored; only then does the store free what nobody named. Then each
- * context goes to the fault threads, and each region's range is
- * un-write-protected (a writer blocked by an eviction cut short goes on)
- * and woken (a reader whose fault message died with the old daemon
+ * stored, and its range is un-write-protected (a writer blocked by an
+ * eviction cut short goes on); only then does the store free what nobody
+ * named. Then each context goes to the fault threads, and each region's
+ * range is woken (a reader whose fault message died with the old daemon
  * faults again, now to us). Regions of clients left behind are not
- * named: their objects are freed, their table files removed.
+ * named: their objects are freed, their table files removed. So is a
+ * region whose range is no longer registered on its uffd: the dead daemon
+ * had given it back (a drain or an UNREGISTER restores every page, then
+ * unregisters, then writes the superblock) when it died.
  */
 #include "config.h"
 
@@ -78,6 +81,32 @@ static void take_client(struct uzswapd *d, const struct statedir_client *c,
 	ts->clients++;
 }
 
+/*
+ * Un-write-protect @r's range: a writer blocked by an eviction cut short
+ * goes on. Return: 0; -EIDRM if the range is no longer registered on its
+ * uffd: given back to its client (logged here, as an error if stored
+ * pages, @rs->stored, are lost with it).
+ */
+static int unprotect_region(struct region *r, const struct recover_stats *rs)
+{
+	int ret = uffd_writeprotect(r->ctx->fd, r->start,
+				    r->npages << PAGE_SHIFT, false, false);
+
+	if (ret != -ENOENT)
+		return 0;
+	ret = -EIDRM;
+	if (rs->stored)
+		log_err("takeover", "pid %d: region %llu \"%s\" is no longer "
+			"registered: %zu stored pages cannot be served",
+			(int)r->slot->pid, (unsigned long long)r->id, r->name,
+			rs->stored);
+	else
+		log_info("takeover", "pid %d: region %llu \"%s\" had been "
+			 "given back", (int)r->slot->pid,
+			 (unsigned long long)r->id, r->name);
+	return ret;
+}
+
 /* Map region @rr of client @t again, recover it and add it to its slot.
  * Return: 0, -ENOMEM (the store cannot go on), or another -errno (the
  * region is left). */
@@ -100,6 +129,8 @@ static int take_region(struct uzswapd *d, const struct statedir_region *rr,
 	ret = statedir_note_region(r, rr->memfd_fd, rr->flags);
 	if (ret == 0)
 		ret = recover_region(r, &rs);
+	if (ret == 0)
+		ret = unprotect_region(r, &rs);
 	if (ret == 0)
 		ret = mm_slot_add_region(t->ctx->slot, r);
 	if (ret) {
@@ -129,10 +160,7 @@ static void leave_region(struct uzswapd *d, const struct statedir_region *rr,
 /* The threads that waited on the dead daemon in @r's range: on. */
 static void wake_region(struct region *r)
 {
-	size_t len = r->npages << PAGE_SHIFT;
-
-	uffd_writeprotect(r->ctx->fd, r->start, len, false, false);
-	uffd_wake(r->ctx->fd, r->start, len);
+	uffd_wake(r->ctx->fd, r->start, r->npages << PAGE_SHIFT);
 }
 
 /* Serve every context taken over, then wake the ranges of the regions
@@ -175,7 +203,7 @@ int takeover_run(struct uzswapd *d, const struct statedir_state *st)
 
 		ret = c->ctx ? take_region(d, rr, c, &ts) : -ESRCH;
 		if (ret && ret != -ENOMEM) {
-			if (c->ctx)
+			if (c->ctx && ret != -EIDRM)
 				log_err("takeover", "pid %d: region %llu "
 					"\"%s\" cannot be taken over: %s",
 					(int)rr->pid,
