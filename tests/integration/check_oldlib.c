@@ -256,6 +256,25 @@ static void kill_and_restart(void)
 			      0), "no takeover in the log");
 }
 
+/* The pager's stats once a successor took it over: 0.2.0's library gave
+ * its connection up for good (the error that broke its stream); this
+ * tree's resumed it. */
+static void assert_stats_after_takeover(enum lib lib, struct dh_client *c)
+{
+	char reply[256];
+	int err = 0;
+
+	pager_do(c, reply, sizeof(reply), "stats");
+	if (lib == LIB_OLD)
+		DH_ASSERT(sscanf(reply, "fail %d", &err) == 1 &&
+			  (err == -EPIPE || err == -ECONNRESET),
+			  "0.2.0's stats after a takeover: %s", reply);
+	else
+		DH_ASSERT(!strncmp(reply, "ok", 2) &&
+			  strstr(reply, " regions 3"),
+			  "stats after a takeover: %s", reply);
+}
+
 /*****************
  * Tests
  *****************/
@@ -303,25 +322,16 @@ START_TEST(test_takeover)
 {
 	enum lib lib = (enum lib)_i;
 	struct proto_status_reply s;
-	char out[4096], reply[256], pid[16];
+	char out[4096], pid[16];
 	struct dh_client c;
 	struct pstats ps;
-	int err = 0;
 
 	dh_up(&dmn, NULL);
 	fill_under_budget(lib, &c, &ps);
 	kill_and_restart();
 	pager_ok(&c, "verify all");
 
-	pager_do(&c, reply, sizeof(reply), "stats");
-	if (lib == LIB_OLD)
-		DH_ASSERT(sscanf(reply, "fail %d", &err) == 1 &&
-			  (err == -EPIPE || err == -ECONNRESET),
-			  "0.2.0's stats after a takeover: %s", reply);
-	else
-		DH_ASSERT(!strncmp(reply, "ok", 2) &&
-			  strstr(reply, " regions 3"),
-			  "stats after a takeover: %s", reply);
+	assert_stats_after_takeover(lib, &c);
 
 	/* the operator's budget presses the pages out of the successor's
 	 * client, and they come back through its faults */
@@ -344,27 +354,17 @@ END_TEST
 START_TEST(test_blocked_touch_goes_on)
 {
 	enum lib lib = (enum lib)_i;
-	long long deadline;
 	struct dh_client c;
 	struct pstats ps;
-	char line[256];
 	int ret;
 
 	dh_up(&dmn, NULL);
 	fill_under_budget(lib, &c, &ps);
 	dh_kill(&dmn);
-	DH_ASSERT(dh_client_say(&c, "verify all") == 0, "pager: stdin");
-	deadline = dh_deadline(DH_SETTLE_MS);
-	while (dh_uffd_waiting(c.pid) < 1 && dh_now_ms() < deadline)
-		dh_sleep_ms(5);
-	DH_ASSERT(dh_uffd_waiting(c.pid) >= 1,
-		  "the pager never blocked on an evicted page");
+	pager_verify_blocked(&c);
 	ret = dh_restart(&dmn, NULL);
 	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
-	ret = dh_client_read_line(&c, line, sizeof(line), PAGER_MS);
-	DH_ASSERT(ret == 0 && !strncmp(line, "ok", 2),
-		  "the blocked verify did not go on: %s",
-		  ret ? strerror(-ret) : line);
+	pager_verify_goes_on(&c);
 	pager_quit(&c);
 	wait_no_clients();
 	dh_down(&dmn, NULL);
@@ -381,39 +381,21 @@ START_TEST(test_handover)
 {
 	enum lib lib = (enum lib)_i;
 	struct proto_status_reply s;
-	long long deadline;
 	struct dh_client c;
 	struct pstats ps;
-	char line[256];
-	int ret, err = 0;
+	int ret;
 
 	dh_up(&dmn, NULL);
 	fill_under_budget(lib, &c, &ps);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
-	DH_ASSERT(dh_client_say(&c, "verify all") == 0, "pager: stdin");
-	deadline = dh_deadline(DH_SETTLE_MS);
-	while (dh_uffd_waiting(c.pid) < 1 && dh_now_ms() < deadline)
-		dh_sleep_ms(5);
-	DH_ASSERT(dh_uffd_waiting(c.pid) >= 1,
-		  "the pager never blocked on an evicted page");
+	pager_verify_blocked(&c);
 	ret = dh_restart(&dmn, NULL);
 	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
 	DH_ASSERT(dh_log_find(&dmn, "took over 1 clients, 3 regions", NULL,
 			      0), "no takeover in the log");
-	ret = dh_client_read_line(&c, line, sizeof(line), PAGER_MS);
-	DH_ASSERT(ret == 0 && !strncmp(line, "ok", 2),
-		  "the blocked verify did not go on: %s",
-		  ret ? strerror(-ret) : line);
+	pager_verify_goes_on(&c);
 
-	pager_do(&c, line, sizeof(line), "stats");
-	if (lib == LIB_OLD)
-		DH_ASSERT(sscanf(line, "fail %d", &err) == 1 &&
-			  (err == -EPIPE || err == -ECONNRESET),
-			  "0.2.0's stats after a handover: %s", line);
-	else
-		DH_ASSERT(!strncmp(line, "ok", 2) &&
-			  strstr(line, " regions 3"),
-			  "stats after a handover: %s", line);
+	assert_stats_after_takeover(lib, &c);
 	pager_ok(&c, "rewrite 0");
 	wait_daemon_resident(5 * MIB, &s);
 	DH_ASSERT(s.stored_pages > 0, "the successor stored nothing");

@@ -425,12 +425,7 @@ static void client_with_every_kind(struct dh_client *c)
 	struct proto_status_reply s;
 	struct pstats ps;
 
-	pager_start(&dmn, c);
-	pager_ok(c, "limit 4");
-	pager_alloc(c, "same", 4);
-	pager_alloc(c, "text", 24);
-	pager_alloc(c, "random", 8);
-	pager_wait_resident(c, 5 * MIB, &ps);
+	pager_start_every_kind(&dmn, c, &ps);
 	DH_ASSERT_EQ(dh_status(&dmn, &s), 0);
 	DH_ASSERT(s.written_back_pages > 0 && s.raw_pages > 0 &&
 		  s.same_pages > 0, "not every kind stored");

@@ -71,12 +71,7 @@ START_TEST(test_kill_and_take_over)
 	int ret;
 
 	dh_up(&dmn, args);
-	pager_start(&dmn, &c);
-	pager_ok(&c, "limit 4");
-	pager_alloc(&c, "same", 4);
-	pager_alloc(&c, "text", 24);
-	pager_alloc(&c, "random", 8);
-	pager_wait_resident(&c, 5 * MIB, &ps);
+	pager_start_every_kind(&dmn, &c, &ps);
 	status(&s0);
 	DH_ASSERT(s0.stored_pages > 0 && s0.raw_pages > 0 &&
 		  s0.same_pages > 0 && s0.written_back_pages > 0,
@@ -112,10 +107,8 @@ END_TEST
  * process. */
 START_TEST(test_blocked_thread_goes_on)
 {
-	long long deadline;
 	struct pstats ps;
 	struct dh_client c;
-	char line[256];
 	int ret;
 
 	dh_up(&dmn, NULL);
@@ -124,19 +117,10 @@ START_TEST(test_blocked_thread_goes_on)
 	pager_alloc(&c, "text", 24);
 	pager_wait_resident(&c, 5 * MIB, &ps);
 	dh_kill(&dmn);
-
-	DH_ASSERT(dh_client_say(&c, "verify all") == 0, "pager: stdin");
-	deadline = dh_deadline(DH_SETTLE_MS);
-	while (dh_uffd_waiting(c.pid) < 1 && dh_now_ms() < deadline)
-		dh_sleep_ms(5);
-	DH_ASSERT(dh_uffd_waiting(c.pid) >= 1, "the pager never blocked on "
-		  "an evicted page");
+	pager_verify_blocked(&c);
 	ret = dh_restart(&dmn, NULL);
 	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
-	ret = dh_client_read_line(&c, line, sizeof(line), PAGER_MS);
-	DH_ASSERT(ret == 0 && !strncmp(line, "ok", 2),
-		  "the blocked verify did not go on: %s",
-		  ret ? strerror(-ret) : line);
+	pager_verify_goes_on(&c);
 	pager_quit(&c);
 	dh_down(&dmn, NULL);
 }
@@ -153,7 +137,7 @@ START_TEST(test_handover)
 		"--pool-limit", "6M", "--backing-limit", "256M", NULL,
 	};
 	struct proto_status_reply s0;
-	long long rss0, rss1, deadline;
+	long long rss0, rss1;
 	struct pstats ps;
 	struct dh_client c;
 	char line[512], needle[128];
@@ -162,12 +146,7 @@ START_TEST(test_handover)
 	int ret, round;
 
 	dh_up(&dmn, args);
-	pager_start(&dmn, &c);
-	pager_ok(&c, "limit 4");
-	pager_alloc(&c, "same", 4);
-	pager_alloc(&c, "text", 24);
-	pager_alloc(&c, "random", 8);
-	pager_wait_resident(&c, 5 * MIB, &ps);
+	pager_start_every_kind(&dmn, &c, &ps);
 	for (round = 0; round < 2; round++) {
 		status_at_rest(&s0);
 		DH_ASSERT(s0.stored_pages > 0 && s0.written_back_pages > 0,
@@ -182,12 +161,7 @@ START_TEST(test_handover)
 			  "RssShmem %lld -> %lld", rss0, rss1);
 
 		/* a touch of a stored page waits for the successor */
-		DH_ASSERT(dh_client_say(&c, "verify all") == 0, "pager: stdin");
-		deadline = dh_deadline(DH_SETTLE_MS);
-		while (dh_uffd_waiting(c.pid) < 1 && dh_now_ms() < deadline)
-			dh_sleep_ms(5);
-		DH_ASSERT(dh_uffd_waiting(c.pid) >= 1, "the pager never "
-			  "blocked on a stored page");
+		pager_verify_blocked(&c);
 		ret = dh_restart(&dmn, args);
 		DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
 		/* what it found stored (the blocked reader is loading now) */
@@ -199,10 +173,7 @@ START_TEST(test_handover)
 			  sscanf(p, "resident, %" SCNu64 " stored", &found) == 1,
 			  "no takeover in the log");
 		DH_ASSERT_EQ(found, held(&s0));
-		ret = dh_client_read_line(&c, line, sizeof(line), PAGER_MS);
-		DH_ASSERT(ret == 0 && !strncmp(line, "ok", 2),
-			  "the blocked verify did not go on: %s",
-			  ret ? strerror(-ret) : line);
+		pager_verify_goes_on(&c);
 		pager_stats(&c, &ps);
 		DH_ASSERT_EQ(ps.regions, 3);
 		DH_ASSERT_EQ(ps.limit, 4 * MIB);

@@ -126,6 +126,37 @@ void pager_quit(struct dh_client *c)
 		  dh_status_str(status));
 }
 
+void pager_start_every_kind(const struct dh_daemon *d, struct dh_client *c,
+			    struct pstats *s)
+{
+	pager_start(d, c);
+	pager_ok(c, "limit 4");
+	pager_alloc(c, "same", 4);
+	pager_alloc(c, "text", 24);
+	pager_alloc(c, "random", 8);
+	pager_wait_resident(c, 5ull << 20, s);
+}
+
+void pager_verify_blocked(struct dh_client *c)
+{
+	long long deadline = dh_deadline(DH_SETTLE_MS);
+
+	PG_ASSERT(dh_client_say(c, "verify all") == 0, "pager: stdin");
+	while (dh_uffd_waiting(c->pid) < 1 && dh_now_ms() < deadline)
+		dh_sleep_ms(5);
+	PG_ASSERT(dh_uffd_waiting(c->pid) >= 1, "the pager never blocked on "
+		  "a stored page");
+}
+
+void pager_verify_goes_on(struct dh_client *c)
+{
+	char line[256];
+	int ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
+
+	PG_ASSERT(ret == 0 && !strncmp(line, "ok", 2), "the blocked verify "
+		  "did not go on: %s", ret ? strerror(-ret) : line);
+}
+
 /* Poll until the pager's resident bytes are at most @bytes. */
 void pager_wait_resident(struct dh_client *c, uint64_t bytes,
 				struct pstats *s)

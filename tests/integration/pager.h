@@ -58,4 +58,16 @@ void pager_quit(struct dh_client *c);
 void pager_wait_resident(struct dh_client *c, uint64_t bytes,
 			 struct pstats *s);
 
+/* Start a pager holding every kind of stored page under a 4 MiB budget:
+ * regions "same" (4 MiB of zeros), "text" (24 MiB, compressible) and
+ * "random" (8 MiB, kept raw), pressed until within 5 MiB resident. */
+void pager_start_every_kind(const struct dh_daemon *d, struct dh_client *c,
+			    struct pstats *s);
+
+/* "verify all" while no daemon runs: a thread of the pager must block on
+ * a stored page (DH_SETTLE_MS at most). pager_verify_goes_on() reads the
+ * verify's reply once a daemon serves again: it must be "ok". */
+void pager_verify_blocked(struct dh_client *c);
+void pager_verify_goes_on(struct dh_client *c);
+
 #endif /* UZSWAP_ITEST_PAGER_H */
