@@ -72,7 +72,7 @@ START_TEST(test_kill_and_take_over)
 
 	dh_up(&dmn, args);
 	pager_start_every_kind(&dmn, &c, &ps);
-	status(&s0);
+	status_at_rest(&s0);
 	DH_ASSERT(s0.stored_pages > 0 && s0.raw_pages > 0 &&
 		  s0.same_pages > 0 && s0.written_back_pages > 0,
 		  "not every kind stored: %" PRIu64 " stored, %" PRIu64
