@@ -331,6 +331,7 @@ static bool idempotent(uint16_t type)
 	case PROTO_CLIENTS:
 	case PROTO_CLIENT:
 	case PROTO_ADMIN_LIMIT:
+	case PROTO_UNREGISTER:	/* see uzswap_free() */
 		return true;
 	default:
 		return false;
@@ -626,15 +627,8 @@ static int sock_connect_until(const char *path, int64_t deadline)
 	}
 }
 
-/*
- * reconnect() - the daemon went away: a new stream to whatever daemon
- * serves the socket now, in place of the old one (same descriptor
- * number), and the handshake again: HELLO with RESUME for a client
- * connection, ADMIN_HELLO for an admin one. A refused resumption leaves
- * the connection dead with -ESTALE (see the top of this file).
- * c->lock held. Return: 0 or -errno (c->dead is set then).
- */
-static int reconnect(struct uzswap *c, int64_t deadline)
+/* One attempt of reconnect(). */
+static int reconnect_once(struct uzswap *c, int64_t deadline)
 {
 	int fd = sock_connect_until(c->path, deadline), ret;
 
@@ -659,6 +653,26 @@ static int reconnect(struct uzswap *c, int64_t deadline)
 		c->errmsg[0] ? c->errmsg : strerror(-ret));
 	c->dead = -ESTALE;
 	return -ESTALE;
+}
+
+/*
+ * reconnect() - the daemon went away: a new stream to whatever daemon
+ * serves the socket now, in place of the old one (same descriptor
+ * number), and the handshake again: HELLO with RESUME for a client
+ * connection, ADMIN_HELLO for an admin one. A stream that breaks during
+ * the handshake met the old daemon on its way out: tried again until
+ * @deadline. A refused resumption leaves the connection dead with
+ * -ESTALE (see the top of this file).
+ * c->lock held. Return: 0 or -errno (c->dead is set then).
+ */
+static int reconnect(struct uzswap *c, int64_t deadline)
+{
+	int ret;
+
+	while (daemon_gone(ret = reconnect_once(c, deadline)) &&
+	       now_ms() < deadline)
+		poll(NULL, 0, RECONNECT_PAUSE_MS);
+	return ret;
 }
 
 /* Link @c into the process's connections (for the fork handler). */
@@ -1276,8 +1290,14 @@ int uzswap_free(uzswap_t *c, void *addr)
 	pthread_mutex_unlock(&c->lock);
 	munmap(addr, r->len);
 	region_free(r);
-	/* ENOENT: a drain released the region, which was plain memory */
-	return ret == -ENOENT ? 0 : ret;
+	/*
+	 * ENOENT: a drain released the region, which was plain memory.
+	 * EINVAL: the daemon does not know it, which the library does: asked
+	 * again of a successor, the UNREGISTER the dead daemon had finished
+	 * (one it had not is finished by the successor, which took the
+	 * region over with its memfd, still open here).
+	 */
+	return ret == -ENOENT || ret == -EINVAL ? 0 : ret;
 }
 
 int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes)
