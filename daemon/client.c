@@ -43,6 +43,7 @@
 #include "client.h"
 #include "ctl.h"
 #include "fault.h"
+#include "lib/common/killpoint.h"
 #include "lib/uffd/uffd.h"
 #include "load.h"
 #include "log.h"
@@ -242,6 +243,7 @@ static bool teardown_step(struct work *w, struct work_ctx *wc)
 		region_drop_stored(r, t->next, end);
 	else if (load_region_restore(r, t->next, end, &wc->lc))
 		t->failed = true;
+	killpoint("unregister.restoring");
 	t->next = end;
 	if (end < r->npages)
 		return false;

@@ -60,6 +60,7 @@
 #include "evict.h"
 #include "fault.h"
 #include "load.h"
+#include "lib/common/killpoint.h"
 #include "lib/uffd/uffd.h"
 #include "log.h"
 #include "reclaim.h"
@@ -363,7 +364,9 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 	log_debug("ctl", "pid %d: region %llu \"%s\" %#llx+%llu",
 		  (int)c->pid, (unsigned long long)r->id, r->name,
 		  (unsigned long long)p.addr, (unsigned long long)p.len);
+	killpoint("register.registered");
 	statedir_save(c->d->statedir, &c->d->registry);
+	killpoint("register.saved");
 	rr.region_id = r->id;
 	rep->len = proto_encode_register_reply(rep->body, &rr, c->rd.version);
 	return 0;

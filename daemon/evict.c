@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "evict.h"
+#include "lib/common/killpoint.h"
 #include "lib/uffd/uffd.h"
 #include "log.h"
 #include "registry.h"
@@ -301,6 +302,7 @@ static long evict_run(struct evictors *ev, struct region *r, size_t first,
 	ret = uffd_writeprotect(fd, addr, len, true, false);
 	if (ret)
 		goto out_revert;
+	killpoint("evict.protected");
 	if (pread(r->memfd, buf, len, off) != (ssize_t)len) {
 		ret = -EIO;
 		goto out_release;
@@ -310,8 +312,10 @@ static long evict_run(struct evictors *ev, struct region *r, size_t first,
 		atomic_store(&r->pages[first + i].info, old[i]);
 	if (stored < k)
 		STAT_ADD(ev, store_full, 1);
+	killpoint("evict.published");
 	if (stored)
 		ret = memfd_punch(r->memfd, off, stored << PAGE_SHIFT);
+	killpoint("evict.punched");
 	if (ret < 0) {
 		log_err("evict", "pid %d: punch of region %llu: %s",
 			(int)r->slot->pid, (unsigned long long)r->id,
@@ -796,9 +800,12 @@ int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
 	if (ret < 0) {
 		atomic_store(&p->info, info);
 	} else {
+		killpoint("writeback.written");
 		p->data = data;
+		killpoint("writeback.slotted");
 		atomic_store(&p->info,
 			     (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
+		killpoint("writeback.published");
 		region_unpool(r, store_written_back(s, handle, info));
 		ret = 0;
 	}

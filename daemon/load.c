@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "evict.h"
+#include "lib/common/killpoint.h"
 #include "lib/uffd/uffd.h"
 #include "load.h"
 #include "log.h"
@@ -48,6 +49,7 @@ static void loaded(struct region *r, size_t idx, uint32_t stored_info)
 
 	atomic_store(&p->info, page_info(PAGE_RESIDENT, flags,
 					 stamp < 0 ? 0 : (uint16_t)stamp));
+	killpoint("load.published");
 	bytes = store_drop(r->store, stored_info, data);
 	region_unpool(r, bytes);
 	atomic_fetch_sub(&r->stored, 1);
@@ -111,10 +113,12 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 	}
 	ret = uffd_copy(r->ctx->fd, addr, lc->buf, PAGE_SIZE,
 			UFFD_COPY_DONTWAKE);
+	killpoint("load.copied");
 	if (ret == 0 || ret == -EEXIST) {
 		/* EEXIST: the client's own write(2) to its memfd refilled the
 		 * hole; what is there is newer than our copy */
 		loaded(r, idx, info);
+		killpoint("load.loaded");
 		if (!dontwake)
 			uffd_wake(r->ctx->fd, addr, PAGE_SIZE);
 		return LOAD_DONE;

@@ -23,6 +23,7 @@
 
 #include "adopt.h"
 #include "client.h"
+#include "lib/common/killpoint.h"
 #include "lib/uffd/uffd.h"
 #include "log.h"
 #include "recover.h"
@@ -176,6 +177,7 @@ static void serve_all(struct uzswapd *d, const struct statedir_state *st,
 		if (t[i].ctx && client_serve(d, t[i].ctx))
 			log_err("takeover", "pid %d: cannot serve its faults",
 				(int)t[i].ctx->slot->pid);
+	killpoint("takeover.served");
 	for (i = 0; i < st->nr_regions; i++) {
 		r = region_index_get(&d->regions, st->regions[i].id);
 		if (!r)
@@ -216,6 +218,7 @@ int takeover_run(struct uzswapd *d, const struct statedir_state *st)
 		free(t);
 		return ret;
 	}
+	killpoint("takeover.adopted");
 	store_recover_end(&d->store);
 	serve_all(d, st, t);
 	for (i = 0; i < st->nr_clients; i++)
