@@ -153,11 +153,17 @@ static int reap(pid_t pid, int timeout_ms)
 	}
 }
 
-static void kill_and_reap(pid_t pid)
+/* SIGKILL @pid (if it still runs) and reap it: its wait status, or
+ * -errno. */
+static int kill_and_reap(pid_t pid)
 {
+	int status;
+
 	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return status;
 }
 
 /*
@@ -373,8 +379,7 @@ int dh_stop_with(struct dh_daemon *d, int sig)
 	if (sig)
 		kill(d->pid, sig);
 	status = reap(d->pid, DH_STOP_MS);
-	if (status == -ETIMEDOUT)
-		kill_and_reap(d->pid);
+	d->status = status == -ETIMEDOUT ? kill_and_reap(d->pid) : status;
 	d->pid = 0;
 	return status;
 }
@@ -382,7 +387,7 @@ int dh_stop_with(struct dh_daemon *d, int sig)
 void dh_kill(struct dh_daemon *d)
 {
 	if (d->pid)
-		kill_and_reap(d->pid);
+		d->status = kill_and_reap(d->pid);
 	d->pid = 0;
 }
 
@@ -1109,6 +1114,7 @@ int dh_launch(struct dh_daemon *d, const char *const *argv,
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			fprintf(stderr, "%s exited at startup: %s\n", argv[0],
 				dh_status_str(status));
+			d->status = status;
 			d->pid = 0;
 			ret = -ECHILD;
 			break;
@@ -1116,13 +1122,13 @@ int dh_launch(struct dh_daemon *d, const char *const *argv,
 		if (socket_accepts(d->sock)) {
 			ret = dh_sync(d);
 			if (ret) {
-				kill_and_reap(d->pid);
+				d->status = kill_and_reap(d->pid);
 				d->pid = 0;
 			}
 			break;
 		}
 		if (dh_now_ms() >= deadline) {
-			kill_and_reap(d->pid);
+			d->status = kill_and_reap(d->pid);
 			d->pid = 0;
 			ret = -ETIMEDOUT;
 			break;

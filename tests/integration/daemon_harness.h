@@ -47,6 +47,9 @@
 /*
  * struct dh_daemon - one uzswapd started by the harness
  * @pid:  the daemon; 0 once reaped
+ * @status: the wait status of the last daemon the harness reaped here
+ *        (by a stop, a kill, or at a failed start: a daemon that died by
+ *        itself before it answered shows what killed it)
  * @dir:  its private directory
  * @sock: its control socket, "@dir/uzswapd.sock"
  * @log:  its stderr, "@dir/uzswapd.log"
@@ -59,6 +62,7 @@
  */
 struct dh_daemon {
 	pid_t pid;
+	int status;
 	char dir[PATH_MAX - 64];
 	char sock[PATH_MAX];
 	char log[PATH_MAX];

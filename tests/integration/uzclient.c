@@ -48,8 +48,9 @@
  *   rmw THREADS MIB LIMIT_MIB SECONDS
  *                    THREADS writers doing checksummed read-modify-write
  *                    of the pages of a MIB region under a LIMIT_MIB budget
- *                    for SECONDS; every lost, stale, torn or zeroed write
- *                    is caught (see cmd_rmw())
+ *                    for SECONDS (0: until a line or end of file on
+ *                    stdin); every lost, stale, torn or zeroed write is
+ *                    caught (see cmd_rmw())
  *
  * Exit status: 0 only when every check passed; 1 when a check failed
  * (what and where on stderr); 2 for a usage error. Every data check uses
@@ -285,6 +286,19 @@ static void *alloc_or_die(uzswap_t *c, size_t len, const char *name)
 	if ((uintptr_t)p & (PAGE - 1))
 		die("uzswap_alloc returned unaligned %p", p);
 	return p;
+}
+
+/* alloc_or_die(), asking again while the daemon restarts under the
+ * REGISTER (-ECONNRESET: its outcome unknown, the library undid it). */
+static void *alloc_across_restarts(uzswap_t *c, size_t len, const char *name)
+{
+	int tries = 10;
+	void *p;
+
+	while (!(p = uzswap_alloc(c, len, name)) && errno == ECONNRESET &&
+	       --tries)
+		;
+	return p ? p : alloc_or_die(c, len, name);
 }
 
 static void stats_or_die(uzswap_t *c, struct uzswap_stats *st)
@@ -1489,6 +1503,62 @@ static void pager_advise(struct pager_region *rs, char **args, int nargs,
 		say("ok");
 }
 
+/* Wait (at most @ms) until @fd has no hole left in its @len bytes. */
+static void wait_no_hole(int fd, size_t len, long long ms)
+{
+	long long deadline = now_ms() + ms;
+	struct timespec ts = { 0, 10 * 1000000L };
+
+	while (lseek(fd, 0, SEEK_HOLE) < (off_t)len && now_ms() < deadline)
+		nanosleep(&ts, NULL);
+}
+
+/*
+ * "free-keep K": uzswap_free region K, holding its memory through a
+ * descriptor of its memfd (/proc/self/map_files: needs CAP_SYS_ADMIN)
+ * meanwhile, then check that memory: the daemon's UNREGISTER restores
+ * every stored page into the memfd before it lets the range go, also when
+ * it is killed in the middle (its successor finishes the job, within
+ * @ms). Replies "ok RET" (uzswap_free's return) or "fail ...".
+ */
+static void pager_free_keep(struct pager_region *r, uzswap_t *c, long long ms)
+{
+	char path[64], what[64];
+	size_t zero = 0, bad;
+	uint8_t *buf;
+	int fd, ret, err;
+
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx",
+		 (unsigned long)r->p, (unsigned long)(r->p + r->len));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	buf = malloc(r->len);
+	if (fd < 0 || !buf) {
+		say("fail %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		return;
+	}
+	ret = uzswap_free(c, r->p);
+	r->p = NULL;
+	wait_no_hole(fd, r->len, ms);
+	if ((err = fullio_pread(fd, buf, r->len, 0))) {
+		say("fail pread %s: %s", path, strerror(-err));
+	} else {
+		snprintf(what, sizeof(what), "freed region (%s)",
+			 kind_names[r->kind]);
+		bad = kind_check(what, buf, 0, r->len / PAGE, r->kind, r->seed,
+				 &zero);
+		if (bad)
+			say("fail %zu pages not restored, %zu of them zeros "
+			    "(uzswap_free: %d)", bad, zero, ret);
+		else
+			say("ok %d", ret);
+	}
+	close(fd);
+	free(buf);
+}
+
 /*
  * pager: a client driven line by line from stdin, for the tests of
  * eviction; every command is answered by one line, "ok ..." or
@@ -1505,6 +1575,8 @@ static void pager_advise(struct pager_region *rs, char **args, int nargs,
  *   cold K [FIRST N]       uzswap_advise COLD (whole region by default)
  *   willneed K [FIRST N]   uzswap_advise WILLNEED
  *   free K                 uzswap_free
+ *   free-keep K            uzswap_free, then check that the memory was
+ *                          all restored into the memfd (pager_free_keep())
  *   stats                  "ok resident R limit L registered G stored S
  *                          compressed C faults F evictions E regions N"
  *   quit                   disconnect and exit
@@ -1610,6 +1682,11 @@ static int cmd_pager(int argc, char **argv)
 				else
 					say("ok");
 			}
+		} else if (!strcmp(verb, "free-keep") && nargs == 1) {
+			struct pager_region *r = pager_region(rs, args[0]);
+
+			if (r)
+				pager_free_keep(r, c, 20000);
 		} else if (!strcmp(verb, "stats") && nargs == 0) {
 			ret = uzswap_stats(c, &st);
 			if (ret)
@@ -1762,8 +1839,10 @@ static void *rmw_main(void *arg)
 }
 
 /*
- * rmw THREADS MIB LIMIT_MIB SECONDS: prints "ready" once
- * every page is written, runs SECONDS, checks every page, then prints
+ * rmw THREADS MIB LIMIT_MIB SECONDS: prints "ready" once every page is
+ * written, runs SECONDS (0: until a line, or end of file, on stdin: the
+ * crash tests run it across many restarts of the daemon), checks every
+ * page, then prints
  *   "result ops N bad B"
  *   "stats resident R limit L evictions E faults F stored S" (after
  *   waiting, bounded, for resident to come within the limit), or
@@ -1790,10 +1869,10 @@ static int cmd_rmw(int argc, char **argv)
 	n = (unsigned int)parse_ul(argv[0], "THREADS", 16);
 	len = parse_ul(argv[1], "MIB", 4096) * MIB;
 	limit = parse_ul(argv[2], "LIMIT_MIB", 4096) * MIB;
-	secs = parse_ul(argv[3], "SECONDS", 3600);
+	secs = strcmp(argv[3], "0") ? parse_ul(argv[3], "SECONDS", 3600) : 0;
 	c = connect_or_die();
 	MUST(uzswap_set_limit(c, limit));
-	p = alloc_or_die(c, len, "rmw");
+	p = alloc_across_restarts(c, len, "rmw");
 	pthread_barrier_init(&bar, NULL, n + 1);
 	for (i = 0; i < n; i++) {
 		size_t own = (len / PAGE - i + n - 1) / n;
@@ -1811,9 +1890,15 @@ static int cmd_rmw(int argc, char **argv)
 	}
 	pthread_barrier_wait(&bar);
 	say("ready");
-	ts = (struct timespec){ (time_t)secs, 0 };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	if (secs) {
+		ts = (struct timespec){ (time_t)secs, 0 };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	} else {
+		char line[64];
+
+		read_command(line, sizeof(line));
+	}
 	atomic_store(&stop, true);
 	for (i = 0; i < n; i++) {
 		pthread_join(thr[i].tid, NULL);
