@@ -87,7 +87,8 @@
  *              budget change takes it exclusive once the new budget is
  *              stored, so that when the change is answered no eviction
  *              decided under the old budget is still going (writers
- *              preferred: evictors take it again for every run)
+ *              preferred: evictors take it again for every run); a
+ *              takeover holds it exclusive throughout (evict_pause())
  */
 struct evictors {
 	struct registry *reg;
@@ -155,6 +156,17 @@ static void wait_budget_decisions(struct evictors *ev)
 {
 	pthread_rwlock_wrlock(&ev->budget_lock);
 	pthread_rwlock_unlock(&ev->budget_lock);
+}
+
+void evict_pause(struct evictors *ev)
+{
+	pthread_rwlock_wrlock(&ev->budget_lock);
+}
+
+void evict_resume(struct evictors *ev)
+{
+	pthread_rwlock_unlock(&ev->budget_lock);
+	kick(ev);
 }
 
 void evict_set_slot_limit(struct evictors *ev, struct mm_slot *slot,

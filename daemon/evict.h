@@ -48,6 +48,21 @@ void evict_stop(struct evictors *ev);
 void evict_set_limits(struct evictors *ev, uint64_t default_limit,
 		      uint64_t resident_limit);
 
+/*
+ * evict_pause() - no eviction runs from its return until evict_resume():
+ * it waits for the runs in flight (at most one per evictor). A takeover
+ * pauses the evictors until it has recovered every region and woken it:
+ * a run then would put objects in the pool that the store's recovery has
+ * not counted (and may free), or be under way when a range is
+ * un-write-protected (a write would land between its pread and its
+ * punch, and be lost). Operator
+ * reclaims and COLD advice (evict_slot_now()) are not paused: they come
+ * from requests, which a takeover does not serve yet. Loop thread; both
+ * calls from the same thread.
+ */
+void evict_pause(struct evictors *ev);
+void evict_resume(struct evictors *ev);
+
 /* Change @slot's budget to @limit bytes (0: the default), as
  * evict_set_limits() does the daemon's. */
 void evict_set_slot_limit(struct evictors *ev, struct mm_slot *slot,

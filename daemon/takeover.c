@@ -13,6 +13,11 @@
  * region whose range is no longer registered on its uffd: the dead daemon
  * had given it back (a drain or an UNREGISTER restores every page, then
  * unregisters, then writes the superblock) when it died.
+ * The evictors, already running, are paused throughout (evict_pause()):
+ * a region joins its slot, where they find it, while the following ones
+ * are still being recovered, and an eviction then would put objects in
+ * the pool that the store's recovery has not counted and may free or
+ * overwrite (store_recover_end()).
  */
 #include "config.h"
 
@@ -23,6 +28,7 @@
 
 #include "adopt.h"
 #include "client.h"
+#include "evict.h"
 #include "lib/common/killpoint.h"
 #include "lib/uffd/uffd.h"
 #include "log.h"
@@ -197,6 +203,7 @@ int takeover_run(struct uzswapd *d, const struct statedir_state *st)
 	t = calloc(st->nr_clients ? st->nr_clients : 1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	evict_pause(d->evictors);
 	for (i = 0; i < st->nr_clients; i++)
 		take_client(d, &st->clients[i], &t[i], &ts);
 	for (i = 0; i < st->nr_regions && ret != -ENOMEM; i++) {
@@ -215,12 +222,14 @@ int takeover_run(struct uzswapd *d, const struct statedir_state *st)
 		}
 	}
 	if (ret == -ENOMEM) {
+		evict_resume(d->evictors);
 		free(t);
 		return ret;
 	}
 	killpoint("takeover.adopted");
 	store_recover_end(&d->store);
 	serve_all(d, st, t);
+	evict_resume(d->evictors);
 	for (i = 0; i < st->nr_clients; i++)
 		if (t[i].pidfd >= 0)
 			close(t[i].pidfd);
