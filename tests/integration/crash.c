@@ -69,8 +69,8 @@ void crash_load_start(const struct dh_daemon *d, struct crash_load *l)
 }
 
 /* The reply to the pager's "alloc KIND MIB" for region @k: a REGISTER
- * that a restart cut off (-ECONNRESET, the library undid it) is asked
- * again. */
+ * that a restart cut off (-ECONNRESET, the library undid it; -EPIPE when
+ * its reconnection met the dying daemon) is asked again. */
 static void pager_alloc_reply(struct dh_client *c, unsigned int k,
 			      const char *cmd)
 {
@@ -80,7 +80,8 @@ static void pager_alloc_reply(struct dh_client *c, unsigned int k,
 	snprintf(want, sizeof(want), "ok %u", k);
 	for (;;) {
 		read_line(c, line, sizeof(line), cmd);
-		if (strncmp(line, "fail alloc", 10) || !strstr(line, "reset") ||
+		if (strncmp(line, "fail alloc", 10) ||
+		    (!strstr(line, "reset") && !strstr(line, "pipe")) ||
 		    !--tries)
 			break;
 		say(c, cmd);
