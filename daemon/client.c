@@ -249,6 +249,7 @@ static bool teardown_step(struct work *w, struct work_ctx *wc)
 		return false;
 	if (t->restore)
 		teardown_unregister(t, r);
+	killpoint("unregister.unregistered");
 	mm_slot_region_left(r->slot, r);
 	list_del(&r->node);
 	region_put(r);

@@ -44,6 +44,7 @@
 
 #include "ctl.h"
 #include "drain.h"
+#include "lib/common/killpoint.h"
 #include "lib/common/size.h"
 #include "lib/uffd/uffd.h"
 #include "load.h"
@@ -342,6 +343,7 @@ static void release(struct drain *dr, struct region *r)
 	}
 	ret = uffd_unregister(r->ctx->fd, (void *)r->start,
 			      r->npages << PAGE_SHIFT);
+	killpoint("drain.released");
 	region_put(r);			/* the slot list's */
 	if (ret && uffd_unregister_gone(ret)) {
 		left(dr, r);

@@ -41,6 +41,7 @@
 #include "client.h"
 #include "ctl.h"
 #include "fault.h"
+#include "lib/common/killpoint.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -652,6 +653,7 @@ void uzswapd_ctx_released(struct uzswapd *d)
 		/* the last word on the clients, then they are let go */
 		d->released = true;
 		statedir_save(d->statedir, &d->registry);
+		killpoint("stop.saved");
 		client_release_all(d);
 	}
 	if (d->nr_ctxs == 0)

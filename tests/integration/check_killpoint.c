@@ -17,6 +17,7 @@
 
 #include <check.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,6 +38,8 @@ enum trigger {
 	BY_FREE,	/* the pager's free of its stored region 0, whose
 			 * memory it keeps to check that all was restored */
 	BY_TAKEOVER,	/* a successor of a daemon killed at random */
+	BY_DRAIN,	/* uzswapctl drain */
+	BY_STOP,	/* SIGTERM: the handover */
 };
 
 /*
@@ -62,6 +65,9 @@ static const struct point {
 	{ "register.registered", 3 + CRASH_RMW, BY_ALLOC },
 	{ "register.saved", 3 + CRASH_RMW, BY_ALLOC },
 	{ "unregister.restoring", 1, BY_FREE },
+	{ "unregister.unregistered", 1, BY_FREE },
+	{ "drain.released", 1, BY_DRAIN },
+	{ "stop.saved", 1, BY_STOP },
 	{ "takeover.adopted", 1, BY_TAKEOVER },
 	{ "takeover.served", 1, BY_TAKEOVER },
 };
@@ -80,6 +86,20 @@ static void wait_written_back(void)
 			  PRIu64 " pages stored", s.stored_pages);
 		dh_sleep_ms(20);
 	}
+}
+
+/* uzswapctl drain, cut by the kill: it must fail (no daemon to answer). */
+static void drain(void)
+{
+	const char *argv[] = { UZSWAPCTL_PATH, "--socket", dmn.sock, "drain",
+			       "--force", NULL };
+	char out[512], err[512];
+	int status;
+
+	status = dh_run(argv, NULL, NULL, out, sizeof(out), err, sizeof(err),
+			SETTLE_MS);
+	DH_ASSERT(!dh_exited_ok(status), "a drain cut by a kill succeeded: "
+		  "%s", out);
 }
 
 /* Provoke point @p (armed in the running daemon, except BY_TAKEOVER:
@@ -106,6 +126,16 @@ static int provoke(const struct point *p, struct crash_load *l,
 				    &ps);
 		DH_ASSERT(dh_client_say(&l->pager, "free-keep 0") == 0,
 			  "pager: stdin");
+		break;
+	case BY_DRAIN:
+		crash_load_ready(l);
+		wait_written_back();
+		drain();
+		break;
+	case BY_STOP:
+		crash_load_ready(l);
+		wait_written_back();
+		DH_ASSERT(kill(dmn.pid, SIGTERM) == 0, "SIGTERM");
 		break;
 	case BY_TAKEOVER:
 		crash_load_ready(l);
