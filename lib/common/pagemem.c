@@ -196,7 +196,8 @@ size_t pagemem_next_data(const struct pagemem *m, size_t off, size_t *end)
 {
 	off_t data, hole;
 
-	*end = m->len;
+	if (end)
+		*end = m->len;
 	if (off >= m->len)
 		return m->len;
 	if (m->fd < 0)
@@ -208,6 +209,8 @@ size_t pagemem_next_data(const struct pagemem *m, size_t off, size_t *end)
 		return errno == ENXIO ? m->len : off;
 	if ((size_t)data >= m->len)
 		return m->len;
+	if (!end)
+		return (size_t)data;
 	hole = lseek(m->fd, data, SEEK_HOLE);
 	if (hole >= 0 && (size_t)hole < m->len)
 		*end = (size_t)hole;

@@ -123,8 +123,12 @@ int pagemem_decommit(struct pagemem *m, size_t off, size_t len);
  * at most @m->len; the start is @m->len when there is none). All of an
  * anonymous table may be read: [@off, @m->len). In a file only the parts
  * that hold data (lseek(SEEK_DATA/SEEK_HOLE), whole pages) may: the rest
- * are holes, which read as zeros without being read. Cost: two lseek()
- * calls for a file, none otherwise.
+ * are holes, which read as zeros without being read. @end may be NULL:
+ * then only the start is looked for. Cost: two lseek() calls for a file
+ * (one without @end), none otherwise; on tmpfs SEEK_HOLE walks every page
+ * of the part it ends, so a caller that only asks whether a range holds
+ * data passes no @end (a walk over each segment of a dense file would
+ * otherwise be quadratic).
  */
 size_t pagemem_next_data(const struct pagemem *m, size_t off, size_t *end);
 

@@ -1514,12 +1514,14 @@ int z3fold_verify(struct z3fold_pool *pool)
  *****************/
 
 /* Whether the pages of segment @s hold data in the pool's file (reading a
- * hole of a shared file mapping would allocate it). */
+ * hole of a shared file mapping would allocate it). One SEEK_DATA: the
+ * end of the data part is not asked, which on a dense file would walk the
+ * rest of it for every segment. */
 static bool seg_has_data(struct z3fold_pool *pool, uint32_t s)
 {
-	size_t start = (size_t)s << (SEG_SHIFT + PAGE_SHIFT), end;
+	size_t start = (size_t)s << (SEG_SHIFT + PAGE_SHIFT);
 
-	return pagemem_next_data(&pool->pages, start, &end) <
+	return pagemem_next_data(&pool->pages, start, NULL) <
 	       start + ((size_t)SEG_PAGES << PAGE_SHIFT);
 }
 
