@@ -20,26 +20,29 @@
  *    daemon keeps them raw and S bytes of data are S bytes stored), a
  *    64-bit checksum of every page kept; then STATUS polled until the
  *    daemon holds S bytes (its compressed_bytes plus backing_bytes);
- * 3. crash: SIGKILL the daemon (by pid), reap it; a thread of this
- *    process touches a stored page (mincore() says it is out) and blocks
- *    on it (the uffd's fdinfo counts its fault); the successor is started
- *    with the same command line. Measured: "ready", from just before the
- *    successor's fork() to the first STATUS it answers on a new
- *    connection (polled every 0.5 ms); "resume", from the same instant to
- *    the blocked thread's read returning;
- * 4. every page read back and compared with its checksum: a difference
- *    voids the run (exit 3). Then STATUS polled until S is stored again;
+ * 3. crash, --runs times (default 3): SIGKILL the daemon (by pid), reap
+ *    it; a thread of this process touches a stored page (mincore() says
+ *    it is out) and blocks on it (the uffd's fdinfo counts its fault);
+ *    the successor is started with the same command line. Measured:
+ *    "ready", from just before the successor's fork() to the first STATUS
+ *    it answers on a new connection (polled every 0.5 ms); "resume", from
+ *    the same instant to the blocked thread's read returning; whether the
+ *    successor still holds this process to its budget (uzswap_stats());
+ * 4. then every page read back and compared with its checksum: a
+ *    difference voids the run (exit 3); the budget set again if a
+ *    successor lost it, and STATUS polled until S is stored again;
  * 5. handover: the same with SIGTERM, plus "stop", from the SIGTERM to the
  *    old daemon's exit (its pidfd polled). Whatever SIGTERM does is
  *    measured: a stop that restores every page first leaves the thread
- *    nothing to block on (resume "-"), and the pages back in memory;
+ *    nothing to block on (resume "-") and its successor nothing to serve
+ *    (the runs end at the first);
  * 6. the bytes of the region in memory (the memfd's allocated blocks,
  *    sampled every 2 ms by a thread) are tracked: their peak during the
- *    gap (signal to resume) and after it (the read-back), against the
- *    budget;
+ *    gaps (signal to resume) and after them (between the runs and during
+ *    the read-back), against the budget;
  * 7. the region freed, the daemon stopped, D removed.
- * Then one table of the figures and the ratios of the last size to the
- * first (flat means about 1).
+ * Then one table of the medians of the runs and the ratios of the last
+ * size to the first (flat means about 1).
  *
  * Every daemon is started with PR_SET_PDEATHSIG (it dies with this
  * program) and stopped by its pid; D is removed after each size and on
@@ -47,8 +50,10 @@
  *
  * Usage: restart [--uzswapd PATH] [--sizes LIST] [--budget MIB]
  *                [--tmp DIR] [--modes crash,handover] [--writeback]
- * Output: progress on stderr; one "result KEY=VALUE ..." line per size
- * and the table on stdout. Exit: 0; 1 setup or daemon failure; 2 usage;
+ *                [--runs N]
+ * Output: progress on stderr; on stdout one "sample KEY=VALUE ..." line
+ * per restart, one "result KEY=VALUE ..." line per mode and size, and
+ * the table. Exit: 0; 1 setup or daemon failure; 2 usage;
  * 3 data mismatch.
  */
 #include "config.h"
@@ -90,7 +95,7 @@
 #define REGION_EXTRA	(4 * MIB)	/* region = S + budget + this */
 #define SAMPLE_NS	2000000l	/* resident bytes sampled this often */
 #define POLL_NS		500000l		/* readiness polled this often */
-#define START_S		60		/* bounds of the waits */
+#define START_S		600		/* bounds of the waits */
 #define STOP_S		600
 #define STORED_S	600
 #define BLOCK_S		5
@@ -106,15 +111,24 @@ static const char *const mode_name[NR_MODES] = { "crash", "handover" };
 enum phase { PH_IDLE, PH_GAP, PH_AFTER, NR_PHASES };
 
 /* What one restart measured; times in ms, NAN when not measured. */
-struct figures {
+struct sample {
 	double stop_ms;		/* signal to the old daemon's exit */
 	double ready_ms;	/* successor's fork to its first STATUS */
 	double resume_ms;	/* successor's fork to the blocked read */
-	bool blocked;		/* the thread did block in the gap */
 	bool served;		/* the successor serves the client */
 	bool budget_kept;	/* ... and holds it to its budget */
+};
+
+/* What the restarts of one mode at one size gave: the medians of the
+ * samples (resume: of those where the thread blocked). */
+struct figures {
+	double stop_ms, ready_ms, resume_ms;
+	int runs;		/* restarts done */
+	int blocked;		/* ... in which the thread blocked */
+	bool served;		/* the last successor served the client */
+	bool budget_kept;	/* every successor held it to its budget */
 	uint64_t peak[NR_PHASES]; /* region bytes in memory, peak */
-	double verify_s;	/* the read-back */
+	double verify_s;	/* the read-back after the last restart */
 };
 
 struct opts {
@@ -125,6 +139,7 @@ struct opts {
 	uint64_t budget;
 	bool mode[NR_MODES];
 	bool writeback;
+	int runs;		/* restarts per mode and size */
 };
 
 /*
@@ -719,43 +734,97 @@ static double blocker_wait(struct blocker *b)
  * One restart
  *****************/
 
-/* Stop the daemon with @sig, block a thread on a stored page in the gap,
- * start the successor; measure, then read everything back. */
+/* Stop the daemon (SIGKILL for a crash, SIGTERM for a handover), block a
+ * thread on a stored page in the gap, start the successor, and time it. */
 static void restart_once(enum mode m, const struct opts *o,
-			 struct client *cl, struct sampler *s,
-			 struct figures *f)
+			 struct client *cl, struct sample *r)
 {
 	size_t page = client_stored_page(cl);
 	double t_sig, t_exit, t_fork, t_ready, t_page;
 	uint64_t limit = 0;
 	struct blocker b;
+	bool blocked;
 
-	sampler_reset(s);
-	sampler_phase(s, PH_GAP);
 	t_sig = now();
 	kill(dmn.pid, m == M_CRASH ? SIGKILL : SIGTERM);
 	t_exit = daemon_wait_exit(&dmn);
 
 	blocker_start(&b, cl->mem + page * PAGE);
-	f->blocked = blocker_blocked(&b, cl);
+	blocked = blocker_blocked(&b, cl);
 
 	t_fork = now();
 	dmn.pid = daemon_spawn(&dmn, o);
 	t_ready = daemon_wait_ready(&dmn);
 	t_page = blocker_wait(&b);
-	sampler_phase(s, PH_AFTER);
-	f->served = client_served(cl, &limit);
-	f->budget_kept = f->served && limit == o->budget;
 	if (page_sum(cl->mem + page * PAGE) != cl->sums[page])
 		die(3, "DATA MISMATCH: the blocked thread's page %zu", page);
+	r->served = client_served(cl, &limit);
+	r->budget_kept = r->served && limit == o->budget;
+	r->stop_ms = (t_exit - t_sig) * 1e3;
+	r->ready_ms = (t_ready - t_fork) * 1e3;
+	r->resume_ms = blocked ? (t_page - t_fork) * 1e3 : NAN;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The median of the values of @v[0..@n) that are not NAN; NAN if none. */
+static double median(double *v, int n)
+{
+	int i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (!isnan(v[i]))
+			v[k++] = v[i];
+	if (!k)
+		return NAN;
+	qsort(v, (size_t)k, sizeof(*v), cmp_double);
+	return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
+/* --runs restarts in mode @m (fewer if a successor no longer serves the
+ * client: a stop that handed every page back), then every page read
+ * back; the medians into @f. */
+static void restart_mode(enum mode m, const struct opts *o,
+			 struct client *cl, struct sampler *s,
+			 struct figures *f)
+{
+	double stop[o->runs], ready[o->runs], resume[o->runs];
+	struct sample r;
+	int i;
+
+	sampler_reset(s);
+	f->budget_kept = true;
+	for (i = 0; i < o->runs; i++) {
+		sampler_phase(s, PH_GAP);
+		restart_once(m, o, cl, &r);
+		sampler_phase(s, PH_AFTER);
+		printf("sample mode=%s run=%d stop_ms=%.1f ready_ms=%.1f "
+		       "resume_ms=%.1f served=%d budget_kept=%d\n",
+		       mode_name[m], i + 1, r.stop_ms, r.ready_ms, r.resume_ms,
+		       r.served, r.budget_kept);
+		fflush(stdout);
+		stop[i] = r.stop_ms;
+		ready[i] = r.ready_ms;
+		resume[i] = r.resume_ms;
+		f->blocked += !isnan(r.resume_ms);
+		f->budget_kept &= r.budget_kept;
+		f->served = r.served;
+		f->runs = i + 1;
+		if (!r.served)
+			break;
+	}
 	f->verify_s = client_verify(cl, mode_name[m]);
 	sampler_phase(s, PH_IDLE);
 	if (f->served && !f->budget_kept)
 		client_set_budget(cl, o->budget);
-
-	f->stop_ms = (t_exit - t_sig) * 1e3;
-	f->ready_ms = (t_ready - t_fork) * 1e3;
-	f->resume_ms = f->blocked ? (t_page - t_fork) * 1e3 : NAN;
+	f->stop_ms = median(stop, f->runs);
+	f->ready_ms = median(ready, f->runs);
+	f->resume_ms = median(resume, f->runs);
 	f->peak[PH_GAP] = atomic_load(&s->peak[PH_GAP]);
 	f->peak[PH_AFTER] = atomic_load(&s->peak[PH_AFTER]);
 }
@@ -766,11 +835,11 @@ static void restart_once(enum mode m, const struct opts *o,
 
 static void print_result(uint64_t size, enum mode m, const struct figures *f)
 {
-	printf("result size_mib=%" PRIu64 " mode=%s stop_ms=%.1f "
+	printf("result size_mib=%" PRIu64 " mode=%s runs=%d stop_ms=%.1f "
 	       "ready_ms=%.1f resume_ms=%.1f blocked=%d served=%d "
 	       "budget_kept=%d gap_peak_mib=%.1f after_peak_mib=%.1f "
-	       "verify_s=%.1f\n", size / MIB, mode_name[m], f->stop_ms,
-	       f->ready_ms, f->resume_ms, f->blocked, f->served,
+	       "verify_s=%.1f\n", size / MIB, mode_name[m], f->runs,
+	       f->stop_ms, f->ready_ms, f->resume_ms, f->blocked, f->served,
 	       f->budget_kept,
 	       (double)f->peak[PH_GAP] / MIB,
 	       (double)f->peak[PH_AFTER] / MIB, f->verify_s);
@@ -806,7 +875,7 @@ static void run_size(const struct opts *o, uint64_t size,
 			settle_s = daemon_wait_stored(&dmn, size);
 			note("%s: stored again after %.1f s", label, settle_s);
 		}
-		restart_once(m, o, &cl, &s, &fig[m]);
+		restart_mode(m, o, &cl, &s, &fig[m]);
 		note("%s %s: read back intact in %.1f s%s", label,
 		     mode_name[m], fig[m].verify_s, !fig[m].served ?
 		     "; the successor does not serve the client" :
@@ -879,10 +948,11 @@ static void print_table(const struct opts *o,
 	       "= bytes of data); budget %" PRIu64 " MiB; write-back %s\n",
 	       o->budget / MIB, o->writeback ? "on (half of it in the "
 	       "backing file)" : "off (all in the pool)");
-	printf("ms: stop = signal to the old daemon's exit; ready = the "
-	       "successor's fork to its\nfirst STATUS answered; resume = the "
-	       "successor's fork to the read of the thread\nblocked on a "
-	       "stored page in the gap (-: it did not block)\n");
+	printf("ms, median of %d restarts each: stop = signal to the old "
+	       "daemon's exit;\nready = the successor's fork to its first "
+	       "STATUS answered; resume = the\nsuccessor's fork to the read "
+	       "of the thread blocked on a stored page in the\ngap (-: it "
+	       "did not block)\n", o->runs);
 	printf("%-16s %15s %15s %15s %15s %15s\n", "stored", "crash ready",
 	       "crash resume", "handover stop", "handover ready",
 	       "handover resume");
@@ -940,7 +1010,7 @@ static void usage(int code)
 {
 	fprintf(stderr, "usage: restart [--uzswapd PATH] [--sizes LIST] "
 		"[--budget MIB] [--tmp DIR]\n               [--modes "
-		"crash,handover] [--writeback]\n");
+		"crash,handover] [--writeback] [--runs N]\n");
 	exit(code);
 }
 
@@ -993,6 +1063,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 		{ "tmp", required_argument, NULL, 't' },
 		{ "modes", required_argument, NULL, 'm' },
 		{ "writeback", no_argument, NULL, 'w' },
+		{ "runs", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1002,6 +1073,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 	o->uzswapd = "../daemon/uzswapd";
 	o->tmp = "/dev/shm";
 	o->budget = 32 * MIB;
+	o->runs = 3;
 	parse_sizes(o, sizes);
 	parse_modes(o, modes);
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1025,6 +1097,11 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 			break;
 		case 'w':
 			o->writeback = true;
+			break;
+		case 'r':
+			o->runs = atoi(optarg);
+			if (o->runs < 1 || o->runs > 100)
+				usage(2);
 			break;
 		case 'h':
 			usage(0);
