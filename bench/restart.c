@@ -106,9 +106,9 @@ enum mode { M_CRASH, M_HANDOVER, NR_MODES };
 
 static const char *const mode_name[NR_MODES] = { "crash", "handover" };
 
-/* Where the region's memory is tracked: not at all, during the gap,
- * during the read-back after it. */
-enum phase { PH_IDLE, PH_GAP, PH_AFTER, NR_PHASES };
+/* Where the region's memory is tracked: not at all, during a read-back
+ * before any restart (the baseline), during the gaps, after them. */
+enum phase { PH_IDLE, PH_BASE, PH_GAP, PH_AFTER, NR_PHASES };
 
 /* What one restart measured; times in ms, NAN when not measured. */
 struct sample {
@@ -129,6 +129,13 @@ struct figures {
 	bool budget_kept;	/* every successor held it to its budget */
 	uint64_t peak[NR_PHASES]; /* region bytes in memory, peak */
 	double verify_s;	/* the read-back after the last restart */
+};
+
+/* One size: the read-back before any restart, then each mode's. */
+struct size_figures {
+	uint64_t base_peak;	/* region bytes in memory, peak */
+	double base_s;		/* its time */
+	struct figures mode[NR_MODES];
 };
 
 struct opts {
@@ -846,14 +853,28 @@ static void print_result(uint64_t size, enum mode m, const struct figures *f)
 	fflush(stdout);
 }
 
-static void run_size(const struct opts *o, uint64_t size,
-		     struct figures fig[NR_MODES])
+/* Read every page back before any restart: how far over its budget the
+ * client goes in normal operation, to compare the read-backs after the
+ * restarts with. */
+static void read_baseline(struct client *cl, struct sampler *s,
+			  struct size_figures *sf)
 {
+	sampler_reset(s);
+	sampler_phase(s, PH_BASE);
+	sf->base_s = client_verify(cl, "fill");
+	sampler_phase(s, PH_IDLE);
+	sf->base_peak = atomic_load(&s->peak[PH_BASE]);
+}
+
+static void run_size(const struct opts *o, uint64_t size,
+		     struct size_figures *sf)
+{
+	struct figures *fig = sf->mode;
 	struct client cl;
 	struct sampler s;
 	char label[32];
 	double t0, fill_s, settle_s;
-	bool settled = true;
+	bool settled = false;
 	int m;
 
 	size_label(size, label, sizeof(label));
@@ -868,6 +889,11 @@ static void run_size(const struct opts *o, uint64_t size,
 	settle_s = daemon_wait_stored(&dmn, size);
 	note("%s: filled in %.1f s, %s stored %.1f s later", label, fill_s,
 	     label, settle_s);
+	read_baseline(&cl, &s, sf);
+	note("%s: read back before any restart in %.1f s", label, sf->base_s);
+	printf("result size_mib=%" PRIu64 " mode=none verify_s=%.1f "
+	       "peak_mib=%.1f\n", size / MIB, sf->base_s,
+	       (double)sf->base_peak / MIB);
 	for (m = 0; m < NR_MODES; m++) {
 		if (!o->mode[m])
 			continue;
@@ -934,12 +960,11 @@ static void print_machine(void)
 	       (double)size_ram_bytes() / GIB, release);
 }
 
-static void print_table(const struct opts *o,
-			struct figures fig[][NR_MODES])
+static void print_table(const struct opts *o, const struct size_figures *sf)
 {
-	const struct figures *a = fig[0], *z = fig[o->nr_sizes - 1];
+	const struct figures *a = sf[0].mode, *z = sf[o->nr_sizes - 1].mode;
 	char label[80], first[32];
-	int i, m;
+	int i, m, marks = 0;
 
 	printf("\nrestart of uzswapd on the same state directory, against "
 	       "the bytes stored\n");
@@ -958,11 +983,11 @@ static void print_table(const struct opts *o,
 	       "handover resume");
 	for (i = 0; i < o->nr_sizes; i++) {
 		printf("%-16s", size_label(o->sizes[i], label, sizeof(label)));
-		print_ms(fig[i][M_CRASH].ready_ms);
-		print_ms(fig[i][M_CRASH].resume_ms);
-		print_ms(fig[i][M_HANDOVER].stop_ms);
-		print_ms(fig[i][M_HANDOVER].ready_ms);
-		print_ms(fig[i][M_HANDOVER].resume_ms);
+		print_ms(sf[i].mode[M_CRASH].ready_ms);
+		print_ms(sf[i].mode[M_CRASH].resume_ms);
+		print_ms(sf[i].mode[M_HANDOVER].stop_ms);
+		print_ms(sf[i].mode[M_HANDOVER].ready_ms);
+		print_ms(sf[i].mode[M_HANDOVER].resume_ms);
 		printf("\n");
 	}
 	if (o->nr_sizes > 1) {
@@ -980,30 +1005,40 @@ static void print_table(const struct opts *o,
 		printf("  (flat: about 1)\n");
 	}
 	printf("\nthe region's bytes in memory, peak MiB (budget %" PRIu64
-	       "): in the gap (signal to resume) / after it (the read-back)\n",
-	       o->budget / MIB);
-	printf("%-16s %19s %19s\n", "stored", "crash gap/after",
-	       "handover gap/after");
+	       "): a read-back of every page\nbefore any restart; in the "
+	       "gaps (signal to resume) / after them (to the end of\nthe "
+	       "read-back after the last restart)\n", o->budget / MIB);
+	printf("%-16s %19s %19s %19s\n", "stored", "read-back",
+	       "crash gap/after", "handover gap/after");
 	for (i = 0; i < o->nr_sizes; i++) {
 		printf("%-16s", size_label(o->sizes[i], label, sizeof(label)));
+		printf(" %19.1f", (double)sf[i].base_peak / MIB);
 		for (m = 0; m < NR_MODES; m++) {
 			char cell[40] = "-";
 
+			const struct figures *f = &sf[i].mode[m];
+
 			if (o->mode[m])
 				snprintf(cell, sizeof(cell), "%.1f/%.1f%s",
-					 (double)fig[i][m].peak[PH_GAP] / MIB,
-					 (double)fig[i][m].peak[PH_AFTER] /
-					 MIB, !fig[i][m].served ? "+" :
-					 !fig[i][m].budget_kept ? "*" : "");
+					 (double)f->peak[PH_GAP] / MIB,
+					 (double)f->peak[PH_AFTER] / MIB,
+					 !f->served ? "+" :
+					 !f->budget_kept ? "*" : "");
+			if (o->mode[m])
+				marks |= !f->served ? 2 :
+					 !f->budget_kept ? 1 : 0;
 			printf(" %19s", cell);
 		}
 		printf("\n");
 	}
-	printf("*: the successor did not hold the client to its budget (it "
-	       "had none for it\n   after the restart; the benchmark set it "
-	       "again after the read-back)\n+: the successor did not serve "
-	       "the client (its regions were handed back by the\n   stop: "
-	       "plain memory since)\n");
+	if (marks & 1)
+		printf("*: the successor did not hold the client to its budget "
+		       "(it had none for it\n   after the restart; the "
+		       "benchmark set it again after the read-back)\n");
+	if (marks & 2)
+		printf("+: the successor did not serve the client (its regions "
+		       "were handed back by the\n   stop: plain memory "
+		       "since)\n");
 }
 
 static void usage(int code)
@@ -1120,7 +1155,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct figures fig[MAX_SIZES][NR_MODES];
+	struct size_figures sf[MAX_SIZES];
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct opts o;
 	size_t i;
@@ -1132,13 +1167,14 @@ int main(int argc, char **argv)
 	for (i = 0; i < ARRAY_SIZE(sigs); i++)
 		sigaction(sigs[i], &sa, NULL);
 	atexit(teardown);
+	memset(sf, 0, sizeof(sf));
 	for (n = 0; n < MAX_SIZES; n++)
 		for (i = 0; i < NR_MODES; i++)
-			fig[n][i] = (struct figures){ .stop_ms = NAN,
-						      .ready_ms = NAN,
-						      .resume_ms = NAN };
+			sf[n].mode[i] = (struct figures){ .stop_ms = NAN,
+							  .ready_ms = NAN,
+							  .resume_ms = NAN };
 	for (n = 0; n < o.nr_sizes; n++)
-		run_size(&o, o.sizes[n], fig[n]);
-	print_table(&o, fig);
+		run_size(&o, o.sizes[n], &sf[n]);
+	print_table(&o, sf);
 	return 0;
 }
