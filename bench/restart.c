@@ -7,7 +7,7 @@
  *
  * For each size S (--sizes, default 256M,1G,4G) of bytes stored:
  * 1. a private uzswapd (--uzswapd, default ../daemon/uzswapd: the build
- *    tree's) in a new directory DIR/S under --tmp (default /dev/shm: the
+ *    tree's) in a new directory D under --tmp (default /dev/shm: the
  *    state directory lives on tmpfs, as in production):
  *      uzswapd --socket D/sock --state-dir D/state --config /dev/null
  *              --metrics off --no-mlock --pool-limit 5S/4+64M
@@ -20,19 +20,27 @@
  *    daemon keeps them raw and S bytes of data are S bytes stored), a
  *    64-bit checksum of every page kept; then STATUS polled until the
  *    daemon holds S bytes (its compressed_bytes plus backing_bytes);
+ *    then every page read back and checked once, before any restart: the
+ *    baseline of the resident peaks below (how far over its budget the
+ *    client goes in normal operation while it reads everything);
  * 3. crash, --runs times (default 3): SIGKILL the daemon (by pid), reap
  *    it; a thread of this process touches a stored page (mincore() says
  *    it is out) and blocks on it (the uffd's fdinfo counts its fault);
  *    the successor is started with the same command line. Measured:
  *    "ready", from just before the successor's fork() to the first STATUS
  *    it answers on a new connection (polled every 0.5 ms); "resume", from
- *    the same instant to the blocked thread's read returning; whether the
+ *    the same instant to the blocked thread's read returning; the
+ *    successor's CPU time until ready (every thread's schedstat: less
+ *    sensitive to a loaded machine than the wall clock); whether the
  *    successor still holds this process to its budget (uzswap_stats());
  * 4. then every page read back and compared with its checksum: a
  *    difference voids the run (exit 3); the budget set again if a
  *    successor lost it, and STATUS polled until S is stored again;
  * 5. handover: the same with SIGTERM, plus "stop", from the SIGTERM to the
- *    old daemon's exit (its pidfd polled). Whatever SIGTERM does is
+ *    old daemon's exit (its pidfd polled): the first restart's alone
+ *    too, since only the first daemon stopped had stored every page itself
+ *    (its successors touched less of the pool, and the kernel's teardown
+ *    of the memory mapped is part of an exit). Whatever SIGTERM does is
  *    measured: a stop that restores every page first leaves the thread
  *    nothing to block on (resume "-") and its successor nothing to serve
  *    (the runs end at the first);
@@ -41,8 +49,9 @@
  *    gaps (signal to resume) and after them (between the runs and during
  *    the read-back), against the budget;
  * 7. the region freed, the daemon stopped, D removed.
- * Then one table of the medians of the runs and the ratios of the last
- * size to the first (flat means about 1).
+ * Then the tables: the medians of the runs (the first stop) and the
+ * ratios of the last size to the first (flat means about 1); the stops
+ * and CPU times; the peaks of the region's bytes in memory.
  *
  * Every daemon is started with PR_SET_PDEATHSIG (it dies with this
  * program) and stopped by its pid; D is removed after each size and on
@@ -115,14 +124,19 @@ struct sample {
 	double stop_ms;		/* signal to the old daemon's exit */
 	double ready_ms;	/* successor's fork to its first STATUS */
 	double resume_ms;	/* successor's fork to the blocked read */
+	double cpu_ms;		/* successor's CPU time until ready */
 	bool served;		/* the successor serves the client */
 	bool budget_kept;	/* ... and holds it to its budget */
 };
 
 /* What the restarts of one mode at one size gave: the medians of the
- * samples (resume: of those where the thread blocked). */
+ * samples (resume: of those where the thread blocked), and the first
+ * stop alone: only the first daemon stopped had stored every page itself
+ * (its successors touched less of the pool), and the kernel's teardown of
+ * its memory is part of its stop. */
 struct figures {
-	double stop_ms, ready_ms, resume_ms;
+	double stop_ms, ready_ms, resume_ms, cpu_ms;
+	double first_stop_ms;
 	int runs;		/* restarts done */
 	int blocked;		/* ... in which the thread blocked */
 	bool served;		/* the last successor served the client */
@@ -399,6 +413,34 @@ static double daemon_wait_ready(const struct daemon *d)
 			    START_S);
 		sleep_ns(POLL_NS);
 	}
+}
+
+/* CPU time of every thread of process @pid so far (schedstat, ns), in
+ * ms; NAN if it cannot be read. */
+static double daemon_cpu_ms(pid_t pid)
+{
+	char path[64], sub[sizeof(((struct dirent *)0)->d_name) + 80];
+	unsigned long long ns, sum = 0;
+	struct dirent *e;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return NAN;
+	while ((e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s/schedstat", path, e->d_name);
+		f = fopen(sub, "re");
+		if (f && fscanf(f, "%llu", &ns) == 1)
+			sum += ns;
+		if (f)
+			fclose(f);
+	}
+	closedir(dir);
+	return (double)sum / 1e6;
 }
 
 /* Wait for the daemon's exit (its pidfd) and reap it. Return: when it
@@ -762,6 +804,7 @@ static void restart_once(enum mode m, const struct opts *o,
 	t_fork = now();
 	dmn.pid = daemon_spawn(&dmn, o);
 	t_ready = daemon_wait_ready(&dmn);
+	r->cpu_ms = daemon_cpu_ms(dmn.pid);
 	t_page = blocker_wait(&b);
 	if (page_sum(cl->mem + page * PAGE) != cl->sums[page])
 		die(3, "DATA MISMATCH: the blocked thread's page %zu", page);
@@ -800,7 +843,7 @@ static void restart_mode(enum mode m, const struct opts *o,
 			 struct client *cl, struct sampler *s,
 			 struct figures *f)
 {
-	double stop[o->runs], ready[o->runs], resume[o->runs];
+	double stop[o->runs], ready[o->runs], resume[o->runs], cpu[o->runs];
 	struct sample r;
 	int i;
 
@@ -811,12 +854,13 @@ static void restart_mode(enum mode m, const struct opts *o,
 		restart_once(m, o, cl, &r);
 		sampler_phase(s, PH_AFTER);
 		printf("sample mode=%s run=%d stop_ms=%.1f ready_ms=%.1f "
-		       "resume_ms=%.1f served=%d budget_kept=%d\n",
+		       "resume_ms=%.1f cpu_ms=%.1f served=%d budget_kept=%d\n",
 		       mode_name[m], i + 1, r.stop_ms, r.ready_ms, r.resume_ms,
-		       r.served, r.budget_kept);
+		       r.cpu_ms, r.served, r.budget_kept);
 		fflush(stdout);
 		stop[i] = r.stop_ms;
 		ready[i] = r.ready_ms;
+		cpu[i] = r.cpu_ms;
 		resume[i] = r.resume_ms;
 		f->blocked += !isnan(r.resume_ms);
 		f->budget_kept &= r.budget_kept;
@@ -829,7 +873,9 @@ static void restart_mode(enum mode m, const struct opts *o,
 	sampler_phase(s, PH_IDLE);
 	if (f->served && !f->budget_kept)
 		client_set_budget(cl, o->budget);
+	f->first_stop_ms = stop[0];
 	f->stop_ms = median(stop, f->runs);
+	f->cpu_ms = median(cpu, f->runs);
 	f->ready_ms = median(ready, f->runs);
 	f->resume_ms = median(resume, f->runs);
 	f->peak[PH_GAP] = atomic_load(&s->peak[PH_GAP]);
@@ -842,12 +888,13 @@ static void restart_mode(enum mode m, const struct opts *o,
 
 static void print_result(uint64_t size, enum mode m, const struct figures *f)
 {
-	printf("result size_mib=%" PRIu64 " mode=%s runs=%d stop_ms=%.1f "
-	       "ready_ms=%.1f resume_ms=%.1f blocked=%d served=%d "
-	       "budget_kept=%d gap_peak_mib=%.1f after_peak_mib=%.1f "
-	       "verify_s=%.1f\n", size / MIB, mode_name[m], f->runs,
-	       f->stop_ms, f->ready_ms, f->resume_ms, f->blocked, f->served,
-	       f->budget_kept,
+	printf("result size_mib=%" PRIu64 " mode=%s runs=%d "
+	       "first_stop_ms=%.1f stop_ms=%.1f ready_ms=%.1f resume_ms=%.1f "
+	       "cpu_ms=%.1f blocked=%d served=%d budget_kept=%d "
+	       "gap_peak_mib=%.1f after_peak_mib=%.1f verify_s=%.1f\n",
+	       size / MIB, mode_name[m], f->runs, f->first_stop_ms,
+	       f->stop_ms, f->ready_ms, f->resume_ms, f->cpu_ms, f->blocked,
+	       f->served, f->budget_kept,
 	       (double)f->peak[PH_GAP] / MIB,
 	       (double)f->peak[PH_AFTER] / MIB, f->verify_s);
 	fflush(stdout);
@@ -960,24 +1007,30 @@ static void print_machine(void)
 	       (double)size_ram_bytes() / GIB, release);
 }
 
-static void print_table(const struct opts *o, const struct size_figures *sf)
+/* "@a/@b" right-aligned in @width columns; "-" for a NAN. */
+static void print_pair(double a, double b, int width)
+{
+	char cell[48];
+
+	if (isnan(a) || isnan(b))
+		snprintf(cell, sizeof(cell), "-");
+	else
+		snprintf(cell, sizeof(cell), "%.1f/%.1f", a, b);
+	printf(" %*s", width, cell);
+}
+
+static void print_times(const struct opts *o, const struct size_figures *sf)
 {
 	const struct figures *a = sf[0].mode, *z = sf[o->nr_sizes - 1].mode;
 	char label[80], first[32];
-	int i, m, marks = 0;
+	int i;
 
-	printf("\nrestart of uzswapd on the same state directory, against "
-	       "the bytes stored\n");
-	print_machine();
-	printf("data: random pages (incompressible, kept raw: bytes stored "
-	       "= bytes of data); budget %" PRIu64 " MiB; write-back %s\n",
-	       o->budget / MIB, o->writeback ? "on (half of it in the "
-	       "backing file)" : "off (all in the pool)");
-	printf("ms, median of %d restarts each: stop = signal to the old "
-	       "daemon's exit;\nready = the successor's fork to its first "
-	       "STATUS answered; resume = the\nsuccessor's fork to the read "
-	       "of the thread blocked on a stored page in the\ngap (-: it "
-	       "did not block)\n", o->runs);
+	printf("ms: ready = the successor's fork to its first STATUS "
+	       "answered; resume = the\nsuccessor's fork to the read of the "
+	       "thread blocked on a stored page in the\ngap (-: it did not "
+	       "block); both the median of %d restarts; stop = SIGTERM to\n"
+	       "the old daemon's exit, the first restart's (the daemon that "
+	       "had stored every\npage itself)\n", o->runs);
 	printf("%-16s %15s %15s %15s %15s %15s\n", "stored", "crash ready",
 	       "crash resume", "handover stop", "handover ready",
 	       "handover resume");
@@ -985,25 +1038,55 @@ static void print_table(const struct opts *o, const struct size_figures *sf)
 		printf("%-16s", size_label(o->sizes[i], label, sizeof(label)));
 		print_ms(sf[i].mode[M_CRASH].ready_ms);
 		print_ms(sf[i].mode[M_CRASH].resume_ms);
-		print_ms(sf[i].mode[M_HANDOVER].stop_ms);
+		print_ms(sf[i].mode[M_HANDOVER].first_stop_ms);
 		print_ms(sf[i].mode[M_HANDOVER].ready_ms);
 		print_ms(sf[i].mode[M_HANDOVER].resume_ms);
 		printf("\n");
 	}
-	if (o->nr_sizes > 1) {
-		size_label(o->sizes[o->nr_sizes - 1], label, sizeof(label));
-		size_label(o->sizes[0], first, sizeof(first));
-		snprintf(label + strlen(label), sizeof(label) - strlen(label),
-			 " / %s", first);
-		printf("%-16s", label);
-		print_ratio(z[M_CRASH].ready_ms, a[M_CRASH].ready_ms);
-		print_ratio(z[M_CRASH].resume_ms, a[M_CRASH].resume_ms);
-		print_ratio(z[M_HANDOVER].stop_ms, a[M_HANDOVER].stop_ms);
-		print_ratio(z[M_HANDOVER].ready_ms, a[M_HANDOVER].ready_ms);
-		print_ratio(z[M_HANDOVER].resume_ms,
-			    a[M_HANDOVER].resume_ms);
-		printf("  (flat: about 1)\n");
+	if (o->nr_sizes < 2)
+		return;
+	size_label(o->sizes[o->nr_sizes - 1], label, sizeof(label));
+	size_label(o->sizes[0], first, sizeof(first));
+	snprintf(label + strlen(label), sizeof(label) - strlen(label), " / %s",
+		 first);
+	printf("%-16s", label);
+	print_ratio(z[M_CRASH].ready_ms, a[M_CRASH].ready_ms);
+	print_ratio(z[M_CRASH].resume_ms, a[M_CRASH].resume_ms);
+	print_ratio(z[M_HANDOVER].first_stop_ms, a[M_HANDOVER].first_stop_ms);
+	print_ratio(z[M_HANDOVER].ready_ms, a[M_HANDOVER].ready_ms);
+	print_ratio(z[M_HANDOVER].resume_ms, a[M_HANDOVER].resume_ms);
+	printf("  (flat: about 1)\n");
+}
+
+static void print_stops(const struct opts *o, const struct size_figures *sf)
+{
+	char label[32];
+	int i;
+
+	printf("\nthe old daemon's stop, ms (signal to exit): the first "
+	       "restart's / the median;\nthe successor's CPU time until "
+	       "ready, ms (all its threads; less sensitive to\nthe machine's "
+	       "load than ready), the median\n");
+	printf("%-16s %19s %19s %15s %15s\n", "stored", "crash stop",
+	       "handover stop", "crash cpu", "handover cpu");
+	for (i = 0; i < o->nr_sizes; i++) {
+		const struct figures *c = &sf[i].mode[M_CRASH];
+		const struct figures *h = &sf[i].mode[M_HANDOVER];
+
+		printf("%-16s", size_label(o->sizes[i], label, sizeof(label)));
+		print_pair(c->first_stop_ms, c->stop_ms, 19);
+		print_pair(h->first_stop_ms, h->stop_ms, 19);
+		print_ms(c->cpu_ms);
+		print_ms(h->cpu_ms);
+		printf("\n");
 	}
+}
+
+static void print_memory(const struct opts *o, const struct size_figures *sf)
+{
+	char label[32];
+	int i, m, marks = 0;
+
 	printf("\nthe region's bytes in memory, peak MiB (budget %" PRIu64
 	       "): a read-back of every page\nbefore any restart; in the "
 	       "gaps (signal to resume) / after them (to the end of\nthe "
@@ -1014,19 +1097,18 @@ static void print_table(const struct opts *o, const struct size_figures *sf)
 		printf("%-16s", size_label(o->sizes[i], label, sizeof(label)));
 		printf(" %19.1f", (double)sf[i].base_peak / MIB);
 		for (m = 0; m < NR_MODES; m++) {
-			char cell[40] = "-";
-
 			const struct figures *f = &sf[i].mode[m];
+			char cell[48] = "-";
 
-			if (o->mode[m])
+			if (o->mode[m]) {
 				snprintf(cell, sizeof(cell), "%.1f/%.1f%s",
 					 (double)f->peak[PH_GAP] / MIB,
 					 (double)f->peak[PH_AFTER] / MIB,
 					 !f->served ? "+" :
 					 !f->budget_kept ? "*" : "");
-			if (o->mode[m])
 				marks |= !f->served ? 2 :
 					 !f->budget_kept ? 1 : 0;
+			}
 			printf(" %19s", cell);
 		}
 		printf("\n");
@@ -1039,6 +1121,20 @@ static void print_table(const struct opts *o, const struct size_figures *sf)
 		printf("+: the successor did not serve the client (its regions "
 		       "were handed back by the\n   stop: plain memory "
 		       "since)\n");
+}
+
+static void print_table(const struct opts *o, const struct size_figures *sf)
+{
+	printf("\nrestart of uzswapd on the same state directory, against "
+	       "the bytes stored\n");
+	print_machine();
+	printf("data: random pages (incompressible, kept raw: bytes stored "
+	       "= bytes of data); budget %" PRIu64 " MiB; write-back %s\n",
+	       o->budget / MIB, o->writeback ? "on (half of it in the "
+	       "backing file)" : "off (all in the pool)");
+	print_times(o, sf);
+	print_stops(o, sf);
+	print_memory(o, sf);
 }
 
 static void usage(int code)
@@ -1170,9 +1266,10 @@ int main(int argc, char **argv)
 	memset(sf, 0, sizeof(sf));
 	for (n = 0; n < MAX_SIZES; n++)
 		for (i = 0; i < NR_MODES; i++)
-			sf[n].mode[i] = (struct figures){ .stop_ms = NAN,
-							  .ready_ms = NAN,
-							  .resume_ms = NAN };
+			sf[n].mode[i] = (struct figures){
+				.stop_ms = NAN, .ready_ms = NAN,
+				.resume_ms = NAN, .cpu_ms = NAN,
+				.first_stop_ms = NAN };
 	for (n = 0; n < o.nr_sizes; n++)
 		run_size(&o, o.sizes[n], &sf[n]);
 	print_table(&o, sf);
