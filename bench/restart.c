@@ -603,17 +603,52 @@ static void client_open(struct client *cl, const struct daemon *d,
 }
 
 /* Every page random bytes of its own seeded stream; record its sum. */
+/* The generator of page @i's bytes. */
+static uint64_t page_seed(size_t i)
+{
+	return SEED ^ (i * 0xd1b54a32d192ed03ull);
+}
+
+/* Every page random bytes of its own seeded stream; record its sum. */
 static void client_fill(struct client *cl)
 {
 	size_t i, w;
 
 	for (i = 0; i < cl->pages; i++) {
 		uint64_t *p = (uint64_t *)(cl->mem + i * PAGE);
-		uint64_t s = SEED ^ (i * 0xd1b54a32d192ed03ull);
+		uint64_t s = page_seed(i);
 
 		for (w = 0; w < WORDS; w++)
 			p[w] = rnd(&s);
 		cl->sums[i] = page_sum(p);
+	}
+}
+
+/* What wrong page @i holds instead, on stderr: zeros, another page's
+ * bytes (found by the first word), or which words differ. */
+static void client_explain(const struct client *cl, size_t i)
+{
+	const uint64_t *p = (const uint64_t *)(cl->mem + i * PAGE);
+	size_t w, j, zero = 0, diff = 0, first = WORDS;
+	uint64_t s = page_seed(i), want;
+
+	for (w = 0; w < WORDS; w++) {
+		want = rnd(&s);
+		zero += !p[w];
+		if (p[w] != want && !diff++)
+			first = w;
+	}
+	note("page %zu (offset %#zx): %zu of %zu words differ from the "
+	     "first at word %zu; %zu words zero", i, i * PAGE, diff, WORDS,
+	     first, zero);
+	for (j = 0; j < cl->pages; j++) {
+		s = page_seed(j);
+		if (j != i && rnd(&s) == p[0]) {
+			note("page %zu starts like page %zu (its checksum %s)",
+			     i, j, page_sum(p) == cl->sums[j] ?
+			     "too: it holds that page's bytes" : "differs");
+			break;
+		}
 	}
 }
 
@@ -624,9 +659,14 @@ static double client_verify(const struct client *cl, const char *what)
 	double t0 = now();
 	size_t i, bad = 0, first = 0;
 
-	for (i = 0; i < cl->pages; i++)
-		if (page_sum(cl->mem + i * PAGE) != cl->sums[i] && !bad++)
+	for (i = 0; i < cl->pages; i++) {
+		if (page_sum(cl->mem + i * PAGE) == cl->sums[i])
+			continue;
+		if (!bad++)
 			first = i;
+		if (bad <= 8)
+			client_explain(cl, i);
+	}
 	if (bad)
 		die(3, "DATA MISMATCH after the %s: %zu of %zu pages differ "
 		    "(the first: page %zu); the figures are void", what, bad,
@@ -806,8 +846,10 @@ static void restart_once(enum mode m, const struct opts *o,
 	t_ready = daemon_wait_ready(&dmn);
 	r->cpu_ms = daemon_cpu_ms(dmn.pid);
 	t_page = blocker_wait(&b);
-	if (page_sum(cl->mem + page * PAGE) != cl->sums[page])
+	if (page_sum(cl->mem + page * PAGE) != cl->sums[page]) {
+		client_explain(cl, page);
 		die(3, "DATA MISMATCH: the blocked thread's page %zu", page);
+	}
 	r->served = client_served(cl, &limit);
 	r->budget_kept = r->served && limit == o->budget;
 	r->stop_ms = (t_exit - t_sig) * 1e3;
