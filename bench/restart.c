@@ -152,6 +152,7 @@ struct size_figures {
 	struct figures mode[NR_MODES];
 };
 
+/* The command line; immutable after parse_opts(). */
 struct opts {
 	const char *uzswapd;
 	const char *tmp;
@@ -164,9 +165,11 @@ struct opts {
 };
 
 /*
- * struct daemon - the uzswapd of one size; main thread only. @pid is also
- * read by the signal handler (teardown()): a pid_t store is atomic on
- * every platform this builds on, and the handler only kills by it.
+ * struct daemon - the uzswapd of one size; written by the main thread
+ * only. @pid and @dir are also read by the signal handler (teardown()),
+ * which only kills by the one and removes the other: a pid_t store is
+ * atomic on every platform this builds on, and @dir is set once per size
+ * before the daemon starts and cleared after it stopped.
  */
 struct daemon {
 	volatile pid_t pid;	/* 0: none runs */
@@ -210,7 +213,7 @@ struct sampler {
 struct blocker {
 	pthread_t thread;
 	volatile const uint8_t *page;
-	uint8_t byte;
+	uint8_t byte;		/* what it read: the read is not elided */
 	double done_at;
 	atomic_bool done;
 };
