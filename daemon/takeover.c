@@ -4,15 +4,16 @@
  * Order: every client's uffd is taken back and given a slot and an orphan
  * context (client.h); every region of those is mapped again over its
  * table file and recovered page by page (recover.h), naming what it has
- * stored, and its range is un-write-protected (a writer blocked by an
+ * stored, once its range is un-write-protected (a writer blocked by an
  * eviction cut short goes on); only then does the store free what nobody
  * named. Then each context goes to the fault threads, and each region's
  * range is woken (a reader whose fault message died with the old daemon
  * faults again, now to us). Regions of clients left behind are not
  * named: their objects are freed, their table files removed. So is a
- * region whose range is no longer registered on its uffd: the dead daemon
- * had given it back (a drain or an UNREGISTER restores every page, then
- * unregisters, then writes the superblock) when it died.
+ * region whose range is no longer registered on its uffd, found first
+ * (un-write-protecting it): the dead daemon had given it back (a drain or
+ * an UNREGISTER restores every page, then unregisters, then writes the
+ * superblock) when it died.
  * The evictors, already running, are paused throughout (evict_pause()):
  * a region joins its slot, where they find it, while the following ones
  * are still being recovered, and an eviction then would put objects in
@@ -89,29 +90,21 @@ static void take_client(struct uzswapd *d, const struct statedir_client *c,
 }
 
 /*
- * Un-write-protect @r's range: a writer blocked by an eviction cut short
- * goes on. Return: 0; -EIDRM if the range is no longer registered on its
- * uffd: given back to its client (logged here, as an error if stored
- * pages, @rs->stored, are lost with it).
+ * Un-write-protect the range of region @rr on @t's uffd: a writer blocked
+ * by an eviction cut short goes on (the memfd decides its page, whatever
+ * it writes: recover.h). Return: 0, or -EIDRM if the range is no longer
+ * registered on the uffd: the dead daemon had given it back (its table
+ * may be gone already), or the client unmapped it.
  */
-static int unprotect_region(struct region *r, const struct recover_stats *rs)
+static int unprotect_range(const struct taken *t,
+			   const struct statedir_region *rr)
 {
-	int ret = uffd_writeprotect(r->ctx->fd, r->start,
-				    r->npages << PAGE_SHIFT, false, false);
-
-	if (ret != -ENOENT)
+	if (uffd_writeprotect(t->ctx->fd, rr->start, rr->len, false,
+			      false) != -ENOENT)
 		return 0;
-	ret = -EIDRM;
-	if (rs->stored)
-		log_err("takeover", "pid %d: region %llu \"%s\" is no longer "
-			"registered: %zu stored pages cannot be served",
-			(int)r->slot->pid, (unsigned long long)r->id, r->name,
-			rs->stored);
-	else
-		log_info("takeover", "pid %d: region %llu \"%s\" had been "
-			 "given back", (int)r->slot->pid,
-			 (unsigned long long)r->id, r->name);
-	return ret;
+	log_info("takeover", "pid %d: region %llu \"%s\" had been given "
+		 "back", (int)rr->pid, (unsigned long long)rr->id, rr->name);
+	return -EIDRM;
 }
 
 /* Map region @rr of client @t again, recover it and add it to its slot.
@@ -124,6 +117,9 @@ static int take_region(struct uzswapd *d, const struct statedir_region *rr,
 	struct region *r;
 	int memfd, ret;
 
+	ret = unprotect_range(t, rr);
+	if (ret)
+		return ret;
 	memfd = adopt_memfd(t->pidfd, rr->memfd_fd, (dev_t)rr->memfd_dev,
 			    (ino_t)rr->memfd_ino);
 	if (memfd < 0)
@@ -136,8 +132,6 @@ static int take_region(struct uzswapd *d, const struct statedir_region *rr,
 	ret = statedir_note_region(r, rr->memfd_fd, rr->flags);
 	if (ret == 0)
 		ret = recover_region(r, &rs);
-	if (ret == 0)
-		ret = unprotect_region(r, &rs);
 	if (ret == 0)
 		ret = mm_slot_add_region(t->ctx->slot, r);
 	if (ret) {
