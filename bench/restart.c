@@ -1182,7 +1182,7 @@ static void print_table(const struct opts *o, const struct size_figures *sf)
 	print_memory(o, sf);
 }
 
-static void usage(int code)
+static __attribute__((noreturn)) void usage(int code)
 {
 	fprintf(stderr, "usage: restart [--uzswapd PATH] [--sizes LIST] "
 		"[--budget MIB] [--tmp DIR]\n               [--modes "
