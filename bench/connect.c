@@ -1,6 +1,6 @@
 /*
  * connect.c - connecting a benchmark to a daemon that may still be
- * starting (see connect.h).
+ * starting, and reading its counters (see connect.h).
  */
 #include "config.h"
 
@@ -21,4 +21,16 @@ uzswap_t *bench_connect(const char *path)
 		usleep(50000);
 	}
 	return NULL;
+}
+
+int bench_daemon_status(const char *path, struct uzswap_status *st)
+{
+	uzswap_t *c = uzswap_admin_connect(path);
+	int ret;
+
+	if (!c)
+		return -errno;
+	ret = uzswap_status(c, st);
+	uzswap_disconnect(c);
+	return ret;
 }

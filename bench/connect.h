@@ -1,6 +1,7 @@
 /*
  * connect.h - how the benchmarks that drive a private uzswapd connect to
- * it: the script that starts the daemon does not wait for it to listen.
+ * it (the script that starts the daemon does not wait for it to listen),
+ * and read its counters.
  *
  * Private to bench/.
  */
@@ -12,5 +13,9 @@
 /* uzswap_connect(@path), retried for up to 2 s while the daemon has not
  * bound or not yet listens on its socket; NULL with errno otherwise. */
 uzswap_t *bench_connect(const char *path);
+
+/* The daemon's counters (an admin request), on a connection of its own
+ * to @path. Return: 0 or -errno. */
+int bench_daemon_status(const char *path, struct uzswap_status *st);
 
 #endif /* UZSWAP_BENCH_CONNECT_H */

@@ -94,6 +94,8 @@
 
 #include "lib/common/macros.h"
 #include "lib/common/size.h"
+#include "connect.h"
+#include "pagesum.h"
 #include "uzswap.h"
 
 #define PAGE		4096ul
@@ -385,18 +387,6 @@ static pid_t daemon_spawn(const struct daemon *d, const struct opts *o)
 	_exit(127);
 }
 
-/* One STATUS on a new admin connection. Return: 0 or -errno. */
-static int daemon_status(const struct daemon *d, struct uzswap_status *st)
-{
-	uzswap_t *c = uzswap_admin_connect(d->sock);
-	int ret;
-
-	if (!c)
-		return -errno;
-	ret = uzswap_status(c, st);
-	uzswap_disconnect(c);
-	return ret;
-}
 
 /* Poll STATUS until the daemon answers. Return: when it first did. */
 static double daemon_wait_ready(const struct daemon *d)
@@ -406,7 +396,7 @@ static double daemon_wait_ready(const struct daemon *d)
 	int status;
 
 	for (;;) {
-		if (daemon_status(d, &st) == 0)
+		if (bench_daemon_status(d->sock, &st) == 0)
 			return now();
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid)
 			die(1, "uzswapd exited at startup (status 0x%x)",
@@ -470,7 +460,7 @@ static double daemon_wait_exit(struct daemon *d)
 static uint64_t daemon_stored(const struct daemon *d)
 {
 	struct uzswap_status st;
-	int ret = daemon_status(d, &st);
+	int ret = bench_daemon_status(d->sock, &st);
 
 	if (ret)
 		die(1, "STATUS: %s", uzswap_strerror(ret));
@@ -496,41 +486,6 @@ static double daemon_wait_stored(const struct daemon *d, uint64_t size)
 /*****************
  * The client: its region, its data, the descriptors the library holds
  *****************/
-
-/* splitmix64 */
-static inline uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl(uint64_t x, int r)
-{
-	return (x << r) | (x >> (64 - r));
-}
-
-/* 64-bit checksum of a page: four xxhash64-style lanes. */
-static uint64_t page_sum(const void *page)
-{
-	const uint64_t P1 = 0x9e3779b185ebca87ull, P2 = 0xc2b2ae3d27d4eb4full;
-	const uint64_t *w = page;
-	uint64_t a = P1, b = P2, c = 0, d = P1 ^ P2;
-	size_t i;
-
-	for (i = 0; i < WORDS; i += 4) {
-		a = rotl(a + w[i] * P2, 31) * P1;
-		b = rotl(b + w[i + 1] * P2, 31) * P1;
-		c = rotl(c + w[i + 2] * P2, 31) * P1;
-		d = rotl(d + w[i + 3] * P2, 31) * P1;
-	}
-	a = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18);
-	a ^= a >> 33;
-	a *= P2;
-	return a ^ (a >> 29);
-}
 
 /* The fd of this process whose link starts with @target, or -1. */
 static int find_fd(const char *target)

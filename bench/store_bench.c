@@ -335,18 +335,6 @@ static int raw_codec(const struct memimage *img, struct codec_bufs *cb,
  * The daemon
  *****************/
 
-/* The daemon's counters (an admin request), on a connection of its own. */
-static int daemon_status(const char *path, struct uzswap_status *st)
-{
-	uzswap_t *c = uzswap_admin_connect(path);
-	int ret;
-
-	if (!c)
-		return -errno;
-	ret = uzswap_status(c, st);
-	uzswap_disconnect(c);
-	return ret;
-}
 
 /* What failed, for the message on stderr. */
 static const char *failed_step;
@@ -489,13 +477,13 @@ static int daemon_rep(uzswap_t *c, const char *sock,
 	STEP("WILLNEED", advise(c, region, len, UZSWAP_ADVISE_WILLNEED));
 	STEP("data after the budget eviction", check_image(region, img));
 	STEP("STATUS (needs root or the daemon's user)",
-	     daemon_status(sock, &a));
+	     bench_daemon_status(sock, &a));
 	STEP("uzswap_stats", uzswap_stats(c, &s0));
 	t0 = now();
 	STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
 	t = now() - t0;
 	STEP("uzswap_stats", uzswap_stats(c, &s1));
-	STEP("STATUS", daemon_status(sock, &b));
+	STEP("STATUS", bench_daemon_status(sock, &b));
 	r->cold_pages = (double)(s1.evictions - s0.evictions);
 	r->mb_s[EVICT_COLD] = mb_s(r->cold_pages, t);
 	r->stored = (double)(b.stored_pages - a.stored_pages);
@@ -510,7 +498,7 @@ static int daemon_rep(uzswap_t *c, const char *sock,
 	s0 = s1;
 	sink += read_pages(region, order, n, us);
 	STEP("uzswap_stats", uzswap_stats(c, &s1));
-	STEP("STATUS", daemon_status(sock, &b));
+	STEP("STATUS", bench_daemon_status(sock, &b));
 	lat_summarize(us, n, (double)(s1.faults - s0.faults),
 		      &r->lat[FAULT_RANDOM]);
 	r->read_ahead[FAULT_RANDOM] = (double)(b.read_ahead - a.read_ahead);
@@ -521,10 +509,10 @@ static int daemon_rep(uzswap_t *c, const char *sock,
 	for (i = 0; i < n; i++)
 		order[i] = i;
 	STEP("uzswap_stats", uzswap_stats(c, &s0));
-	STEP("STATUS", daemon_status(sock, &a));
+	STEP("STATUS", bench_daemon_status(sock, &a));
 	sink += read_pages(region, order, n, us);
 	STEP("uzswap_stats", uzswap_stats(c, &s1));
-	STEP("STATUS", daemon_status(sock, &b));
+	STEP("STATUS", bench_daemon_status(sock, &b));
 	lat_summarize(us, n, (double)(s1.faults - s0.faults),
 		      &r->lat[FAULT_SEQ]);
 	r->read_ahead[FAULT_SEQ] = (double)(b.read_ahead - a.read_ahead);

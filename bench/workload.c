@@ -96,6 +96,7 @@
 #include "lib/common/fullio.h"
 #include "lib/common/macros.h"
 #include "tests/memimage.h"
+#include "pagesum.h"
 #ifdef WORKLOAD_UZSWAP
 #include "connect.h"
 #include "uzswap.h"
@@ -130,18 +131,8 @@ static double now(void)
 }
 
 /*****************
- * Random numbers and checksums
+ * Random numbers (the stream and the checksum: pagesum.h)
  *****************/
-
-/* splitmix64: a seeded stream, the same in both builds. */
-static inline uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 /* Uniform in [0, n). */
 static inline uint64_t rnd_below(uint64_t *s, uint64_t n)
@@ -153,31 +144,6 @@ static inline uint64_t rnd_below(uint64_t *s, uint64_t n)
 static inline double rnd_unit(uint64_t *s)
 {
 	return (double)(rnd(s) >> 11) * 0x1.0p-53;
-}
-
-static inline uint64_t rotl(uint64_t x, int r)
-{
-	return (x << r) | (x >> (64 - r));
-}
-
-/* 64-bit checksum of a page: four xxhash64-style lanes (about 0.2 µs). */
-static uint64_t page_sum(const void *page)
-{
-	const uint64_t P1 = 0x9e3779b185ebca87ull, P2 = 0xc2b2ae3d27d4eb4full;
-	const uint64_t *w = page;
-	uint64_t a = P1, b = P2, c = 0, d = P1 ^ P2;
-	size_t i;
-
-	for (i = 0; i < WORDS; i += 4) {
-		a = rotl(a + w[i] * P2, 31) * P1;
-		b = rotl(b + w[i + 1] * P2, 31) * P1;
-		c = rotl(c + w[i + 2] * P2, 31) * P1;
-		d = rotl(d + w[i + 3] * P2, 31) * P1;
-	}
-	a = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18);
-	a ^= a >> 33;
-	a *= P2;
-	return a ^ (a >> 29);
 }
 
 /*****************
