@@ -112,6 +112,7 @@
 #define BLOCK_S		5
 #define RESUME_S	60
 #define SEED		0x7265737461727431ull
+#define PROBE_NS	200000l		/* the prober's pause between touches */
 
 enum mode { M_CRASH, M_HANDOVER, NR_MODES };
 
@@ -126,6 +127,7 @@ struct sample {
 	double stop_ms;		/* signal to the old daemon's exit */
 	double ready_ms;	/* successor's fork to its first STATUS */
 	double resume_ms;	/* successor's fork to the blocked read */
+	double stall_ms;	/* the prober's longest wait for a page */
 	double cpu_ms;		/* successor's CPU time until ready */
 	bool served;		/* the successor serves the client */
 	bool budget_kept;	/* ... and holds it to its budget */
@@ -137,7 +139,7 @@ struct sample {
  * (its successors touched less of the pool), and the kernel's teardown of
  * its memory is part of its stop. */
 struct figures {
-	double stop_ms, ready_ms, resume_ms, cpu_ms;
+	double stop_ms, ready_ms, resume_ms, cpu_ms, stall_ms;
 	double first_stop_ms;
 	int runs;		/* restarts done */
 	int blocked;		/* ... in which the thread blocked */
@@ -218,6 +220,24 @@ struct blocker {
 	uint8_t byte;		/* what it read: the read is not elided */
 	double done_at;
 	atomic_bool done;
+};
+
+/*
+ * struct prober - the thread that goes on touching stored pages through a
+ * restart, as a busy client would, one every PROBE_NS, each checked
+ * against its checksum: the longest wait between two pages read is how
+ * long the restart held a client up. @cl and @next immutable while it
+ * runs; @stall_ms and @bad (1 + a page that read wrong, 0: none) written
+ * by it and read after the join; @last_ns its last read (atomic).
+ */
+struct prober {
+	pthread_t thread;
+	const struct client *cl;
+	size_t next;
+	atomic_bool stop;
+	atomic_uint_fast64_t last_ns;
+	double stall_ms;
+	size_t bad;
 };
 
 /* The one daemon and directory the signal handler tears down. */
@@ -777,21 +797,79 @@ static double blocker_wait(struct blocker *b)
 	return b->done_at;
 }
 
+static void *prober_run(void *arg)
+{
+	struct prober *p = arg;
+	const struct client *cl = p->cl;
+	double last = now(), t;
+	size_t i = p->next;
+	unsigned char in;
+
+	while (!atomic_load(&p->stop) && !p->bad) {
+		i = (i + 1) % cl->pages;
+		if (mincore(cl->mem + i * PAGE, PAGE, &in) || (in & 1))
+			continue;
+		if (page_sum(cl->mem + i * PAGE) != cl->sums[i])
+			p->bad = i + 1;
+		t = now();
+		if ((t - last) * 1e3 > p->stall_ms)
+			p->stall_ms = (t - last) * 1e3;
+		last = t;
+		atomic_store(&p->last_ns, (uint64_t)(t * 1e9));
+		sleep_ns(PROBE_NS);
+	}
+	return NULL;
+}
+
+static void prober_start(struct prober *p, const struct client *cl,
+			 size_t first)
+{
+	memset(p, 0, sizeof(*p));
+	p->cl = cl;
+	p->next = first;
+	if (pthread_create(&p->thread, NULL, prober_run, p))
+		die(1, "pthread_create failed");
+}
+
+/* Stop it once it has read a page after @t (the successor serves it).
+ * Return: its longest wait, ms. */
+static double prober_stop(struct prober *p, double t)
+{
+	double deadline = now() + RESUME_S;
+
+	while ((double)atomic_load(&p->last_ns) / 1e9 <= t && !p->bad) {
+		if (now() > deadline)
+			die(1, "the prober got no page within %d s of the "
+			    "successor", RESUME_S);
+		sleep_ns(POLL_NS);
+	}
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+	if (p->bad) {
+		client_explain(p->cl, p->bad - 1);
+		die(3, "DATA MISMATCH: the prober's page %zu", p->bad - 1);
+	}
+	return p->stall_ms;
+}
+
 /*****************
  * One restart
  *****************/
 
 /* Stop the daemon (SIGKILL for a crash, SIGTERM for a handover), block a
- * thread on a stored page in the gap, start the successor, and time it. */
+ * thread on a stored page in the gap, start the successor, and time it;
+ * a prober reads stored pages throughout. */
 static void restart_once(enum mode m, const struct opts *o,
 			 struct client *cl, struct sample *r)
 {
 	size_t page = client_stored_page(cl);
 	double t_sig, t_exit, t_fork, t_ready, t_page;
 	uint64_t limit = 0;
+	struct prober p;
 	struct blocker b;
 	bool blocked;
 
+	prober_start(&p, cl, page + cl->pages / 2);
 	t_sig = now();
 	kill(dmn.pid, m == M_CRASH ? SIGKILL : SIGTERM);
 	t_exit = daemon_wait_exit(&dmn);
@@ -804,6 +882,7 @@ static void restart_once(enum mode m, const struct opts *o,
 	t_ready = daemon_wait_ready(&dmn);
 	r->cpu_ms = daemon_cpu_ms(dmn.pid);
 	t_page = blocker_wait(&b);
+	r->stall_ms = prober_stop(&p, t_ready);
 	if (page_sum(cl->mem + page * PAGE) != cl->sums[page]) {
 		client_explain(cl, page);
 		die(3, "DATA MISMATCH: the blocked thread's page %zu", page);
@@ -844,6 +923,7 @@ static void restart_mode(enum mode m, const struct opts *o,
 			 struct figures *f)
 {
 	double stop[o->runs], ready[o->runs], resume[o->runs], cpu[o->runs];
+	double stall[o->runs];
 	struct sample r;
 	int i;
 
@@ -854,14 +934,16 @@ static void restart_mode(enum mode m, const struct opts *o,
 		restart_once(m, o, cl, &r);
 		sampler_phase(s, PH_AFTER);
 		printf("sample mode=%s run=%d stop_ms=%.1f ready_ms=%.1f "
-		       "resume_ms=%.1f cpu_ms=%.1f served=%d budget_kept=%d\n",
-		       mode_name[m], i + 1, r.stop_ms, r.ready_ms, r.resume_ms,
-		       r.cpu_ms, r.served, r.budget_kept);
+		       "resume_ms=%.1f stall_ms=%.1f cpu_ms=%.1f served=%d "
+		       "budget_kept=%d\n", mode_name[m], i + 1, r.stop_ms,
+		       r.ready_ms, r.resume_ms, r.stall_ms, r.cpu_ms, r.served,
+		       r.budget_kept);
 		fflush(stdout);
 		stop[i] = r.stop_ms;
 		ready[i] = r.ready_ms;
 		cpu[i] = r.cpu_ms;
 		resume[i] = r.resume_ms;
+		stall[i] = r.stall_ms;
 		f->blocked += !isnan(r.resume_ms);
 		f->budget_kept &= r.budget_kept;
 		f->served = r.served;
@@ -878,6 +960,7 @@ static void restart_mode(enum mode m, const struct opts *o,
 	f->cpu_ms = median(cpu, f->runs);
 	f->ready_ms = median(ready, f->runs);
 	f->resume_ms = median(resume, f->runs);
+	f->stall_ms = median(stall, f->runs);
 	f->peak[PH_GAP] = atomic_load(&s->peak[PH_GAP]);
 	f->peak[PH_AFTER] = atomic_load(&s->peak[PH_AFTER]);
 }
@@ -890,10 +973,11 @@ static void print_result(uint64_t size, enum mode m, const struct figures *f)
 {
 	printf("result size_mib=%" PRIu64 " mode=%s runs=%d "
 	       "first_stop_ms=%.1f stop_ms=%.1f ready_ms=%.1f resume_ms=%.1f "
-	       "cpu_ms=%.1f blocked=%d served=%d budget_kept=%d "
+	       "stall_ms=%.1f cpu_ms=%.1f blocked=%d served=%d budget_kept=%d "
 	       "gap_peak_mib=%.1f after_peak_mib=%.1f verify_s=%.1f\n",
 	       size / MIB, mode_name[m], f->runs, f->first_stop_ms,
-	       f->stop_ms, f->ready_ms, f->resume_ms, f->cpu_ms, f->blocked,
+	       f->stop_ms, f->ready_ms, f->resume_ms, f->stall_ms, f->cpu_ms,
+	       f->blocked,
 	       f->served, f->budget_kept,
 	       (double)f->peak[PH_GAP] / MIB,
 	       (double)f->peak[PH_AFTER] / MIB, f->verify_s);
@@ -1026,21 +1110,22 @@ static void print_times(const struct opts *o, const struct size_figures *sf)
 	int i;
 
 	printf("ms: ready = the successor's fork to its first STATUS "
-	       "answered; resume = the\nsuccessor's fork to the read of the "
-	       "thread blocked on a stored page in the\ngap (-: it did not "
-	       "block); both the median of %d restarts; stop = SIGTERM to\n"
-	       "the old daemon's exit, the first restart's (the daemon that "
-	       "had stored every\npage itself)\n", o->runs);
+	       "answered; stall = the\nlongest a client reading stored pages "
+	       "throughout waited for one (from before\nthe signal to its "
+	       "first page from the successor); both the median of %d\n"
+	       "restarts; stop = SIGTERM to the old daemon's exit, the first "
+	       "restart's (the\ndaemon that had stored every page itself)\n",
+	       o->runs);
 	printf("%-16s %15s %15s %15s %15s %15s\n", "stored", "crash ready",
-	       "crash resume", "handover stop", "handover ready",
-	       "handover resume");
+	       "crash stall", "handover stop", "handover ready",
+	       "handover stall");
 	for (i = 0; i < o->nr_sizes; i++) {
 		printf("%-16s", size_label(o->sizes[i], label, sizeof(label)));
 		print_ms(sf[i].mode[M_CRASH].ready_ms);
-		print_ms(sf[i].mode[M_CRASH].resume_ms);
+		print_ms(sf[i].mode[M_CRASH].stall_ms);
 		print_ms(sf[i].mode[M_HANDOVER].first_stop_ms);
 		print_ms(sf[i].mode[M_HANDOVER].ready_ms);
-		print_ms(sf[i].mode[M_HANDOVER].resume_ms);
+		print_ms(sf[i].mode[M_HANDOVER].stall_ms);
 		printf("\n");
 	}
 	if (o->nr_sizes < 2)
@@ -1051,10 +1136,10 @@ static void print_times(const struct opts *o, const struct size_figures *sf)
 		 first);
 	printf("%-16s", label);
 	print_ratio(z[M_CRASH].ready_ms, a[M_CRASH].ready_ms);
-	print_ratio(z[M_CRASH].resume_ms, a[M_CRASH].resume_ms);
+	print_ratio(z[M_CRASH].stall_ms, a[M_CRASH].stall_ms);
 	print_ratio(z[M_HANDOVER].first_stop_ms, a[M_HANDOVER].first_stop_ms);
 	print_ratio(z[M_HANDOVER].ready_ms, a[M_HANDOVER].ready_ms);
-	print_ratio(z[M_HANDOVER].resume_ms, a[M_HANDOVER].resume_ms);
+	print_ratio(z[M_HANDOVER].stall_ms, a[M_HANDOVER].stall_ms);
 	printf("  (flat: about 1)\n");
 }
 
@@ -1269,7 +1354,7 @@ int main(int argc, char **argv)
 			sf[n].mode[i] = (struct figures){
 				.stop_ms = NAN, .ready_ms = NAN,
 				.resume_ms = NAN, .cpu_ms = NAN,
-				.first_stop_ms = NAN };
+				.stall_ms = NAN, .first_stop_ms = NAN };
 	for (n = 0; n < o.nr_sizes; n++)
 		run_size(&o, o.sizes[n], &sf[n]);
 	print_table(&o, sf);

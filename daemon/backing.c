@@ -905,6 +905,82 @@ out_unlock:
 	return ret;
 }
 
+/*
+ * The image of the slot map at rest: struct map_image, then the bitmap's
+ * words up to the last one in use.
+ */
+#define MAP_IMAGE_MAGIC	0x757a736c6f746d70ull	/* "uzslotmp" */
+
+struct map_image {
+	uint64_t magic;
+	uint64_t used_units;
+	uint64_t objects;
+	uint64_t cursor;
+	uint64_t nr_words;
+};
+
+/* Words of @b's bitmap up to the last one with a unit in use; lock held. */
+static size_t words_in_use(const struct backing *b)
+{
+	size_t n = b->nr_words;
+
+	while (n && !b->bitmap[n - 1])
+		n--;
+	return n;
+}
+
+size_t backing_image_size(struct backing *b)
+{
+	size_t n;
+
+	pthread_mutex_lock(&b->lock);
+	n = words_in_use(b);
+	pthread_mutex_unlock(&b->lock);
+	return sizeof(struct map_image) + n * sizeof(*b->bitmap);
+}
+
+void backing_save_image(struct backing *b, void *buf)
+{
+	struct map_image *im = buf;
+
+	pthread_mutex_lock(&b->lock);
+	*im = (struct map_image){ MAP_IMAGE_MAGIC, b->used_units, b->objects,
+				  b->cursor, words_in_use(b) };
+	memcpy(im + 1, b->bitmap, im->nr_words * sizeof(*b->bitmap));
+	pthread_mutex_unlock(&b->lock);
+}
+
+bool backing_image_fits(struct backing *b, const void *buf, size_t len)
+{
+	const struct map_image *im = buf;
+	bool fits;
+
+	if (!b->kept || len < sizeof(*im) || im->magic != MAP_IMAGE_MAGIC ||
+	    (len - sizeof(*im)) % sizeof(*b->bitmap) ||
+	    (len - sizeof(*im)) / sizeof(*b->bitmap) != im->nr_words ||
+	    im->used_units > im->nr_words * WORD_BITS)
+		return false;
+	pthread_mutex_lock(&b->lock);
+	fits = im->nr_words <= b->nr_words && !b->used_units;
+	pthread_mutex_unlock(&b->lock);
+	return fits;
+}
+
+int backing_load_image(struct backing *b, const void *buf, size_t len)
+{
+	const struct map_image *im = buf;
+
+	if (!backing_image_fits(b, buf, len))
+		return -EINVAL;
+	pthread_mutex_lock(&b->lock);
+	memcpy(b->bitmap, im + 1, im->nr_words * sizeof(*b->bitmap));
+	b->used_units = im->used_units;
+	b->objects = im->objects;
+	b->cursor = im->cursor < b->nr_words * WORD_BITS ? im->cursor : 0;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
 int backing_set_limit(struct backing *b, uint64_t limit_bytes)
 {
 	size_t words = words_for(limit_bytes);

@@ -120,6 +120,20 @@ void backing_free(struct backing *b, uint64_t slot, size_t len);
  */
 int backing_recover_ref(struct backing *b, uint64_t slot, size_t len);
 
+/*
+ * The slot map's image at rest, for a successor that takes the file over
+ * (backing_hand_over()) instead of rebuilding the map object by object
+ * with backing_recover_ref(). backing_image_size() bytes; saved with no
+ * call in flight. backing_load_image() into a file taken over with no
+ * unit marked yet: 0, or -EINVAL if the image is not one or does not fit
+ * the map (backing_image_fits() says which first; nothing changed:
+ * recover instead).
+ */
+size_t backing_image_size(struct backing *b);
+void backing_save_image(struct backing *b, void *buf);
+bool backing_image_fits(struct backing *b, const void *buf, size_t len);
+int backing_load_image(struct backing *b, const void *buf, size_t len);
+
 int backing_set_limit(struct backing *b, uint64_t limit_bytes);
 
 struct backing_stats {

@@ -168,6 +168,14 @@ static int decide_entries(struct region *r, struct recover_stats *st)
 	return 0;
 }
 
+/* Entry @e of @r, over data, still names a stored copy: it goes. */
+static void drop_stale_copy(struct region *r, struct page_entry *e,
+			    uint32_t info)
+{
+	region_unpool(r, store_drop(r->store, info, e->data));
+	atomic_fetch_sub(&r->stored, 1);
+}
+
 /* Pages [@first, @first + @n) are resident: stamped on the slot's LRU. */
 static void lru_run(struct region *r, size_t first, size_t n)
 {
@@ -177,9 +185,12 @@ static void lru_run(struct region *r, size_t first, size_t n)
 
 	for (i = first; i < first + n; i++) {
 		struct page_entry *e = &r->pages[i];
-		uint32_t flags = atomic_load(&e->info) & PAGE_ACTIVE;
+		uint32_t info = atomic_load(&e->info);
 
-		atomic_store(&e->info, page_info(PAGE_RESIDENT, flags,
+		if (page_is_stored(page_state(info)))
+			drop_stale_copy(r, e, info);
+		atomic_store(&e->info, page_info(PAGE_RESIDENT,
+						 info & PAGE_ACTIVE,
 						 stamp < 0 ? 0 :
 						 (uint16_t)stamp));
 	}
@@ -205,6 +216,16 @@ static int mark_data_resident(struct region *r, struct recover_stats *st)
 		st->resident += c.end - c.start;
 	}
 	return 0;
+}
+
+int recover_region_at_rest(struct region *r, struct recover_stats *st)
+{
+	int ret;
+
+	st->resident = st->lost = 0;
+	ret = mark_data_resident(r, st);
+	st->stored = atomic_load(&r->stored);
+	return ret;
 }
 
 int recover_region(struct region *r, struct recover_stats *st)

@@ -52,4 +52,14 @@ struct recover_stats {
  */
 int recover_region(struct region *r, struct recover_stats *st);
 
+/*
+ * recover_region_at_rest() - the same for a region a daemon left at rest
+ * (atrest.h): its entries are all stable and its counters set from its
+ * tally (region_set_tally()), so only the pages the memfd holds are
+ * looked at: each is RESIDENT and on the LRU, and a stored copy its entry
+ * still names (the client wrote into its memfd meanwhile) is dropped.
+ * Cost: O(pages the memfd holds). Return as recover_region().
+ */
+int recover_region_at_rest(struct region *r, struct recover_stats *st);
+
 #endif /* UZSWAPD_RECOVER_H */

@@ -54,12 +54,57 @@ void region_index_init(struct region_index *ix)
 
 void region_index_destroy(struct region_index *ix)
 {
+	free(ix->tallies);
 	pthread_mutex_destroy(&ix->lock);
 }
 
 void region_index_hand_over(struct region_index *ix)
 {
 	atomic_store(&ix->handed_over, true);
+}
+
+/* Keep the tally of @r, freed after the hand-over. */
+static void index_tally(struct region_index *ix, const struct region *r)
+{
+	struct region_tally *grown;
+	size_t cap;
+
+	pthread_mutex_lock(&ix->lock);
+	if (ix->nr_tallies == ix->cap_tallies) {
+		cap = ix->cap_tallies ? 2 * ix->cap_tallies : 64;
+		grown = realloc(ix->tallies, cap * sizeof(*grown));
+		if (!grown) {
+			ix->tallies_lost = true;
+			goto out_unlock;
+		}
+		ix->tallies = grown;
+		ix->cap_tallies = cap;
+	}
+	ix->tallies[ix->nr_tallies++] = (struct region_tally){
+		r->id, atomic_load(&r->stored), atomic_load(&r->pooled),
+		atomic_load(&r->compressed_bytes) };
+out_unlock:
+	pthread_mutex_unlock(&ix->lock);
+}
+
+bool region_index_tallies(struct region_index *ix,
+			  const struct region_tally **tallies, size_t *n)
+{
+	bool kept;
+
+	pthread_mutex_lock(&ix->lock);
+	*tallies = ix->tallies;
+	*n = ix->nr_tallies;
+	kept = !ix->tallies_lost;
+	pthread_mutex_unlock(&ix->lock);
+	return kept;
+}
+
+void region_set_tally(struct region *r, const struct region_tally *t)
+{
+	atomic_store(&r->stored, t->stored);
+	atomic_store(&r->pooled, t->pooled);
+	atomic_store(&r->compressed_bytes, t->compressed_bytes);
 }
 
 static void index_insert(struct region_index *ix, struct region *r)
@@ -263,9 +308,12 @@ static void region_free(struct region *r)
 	struct region_index *ix = r->index;
 
 	pthread_mutex_destroy(&r->acct_lock);
-	close(r->memfd);
+	if (r->memfd >= 0)
+		close(r->memfd);
 	pagemem_free(&r->table);
-	if (ix->files.remove && !atomic_load(&ix->handed_over))
+	if (atomic_load(&ix->handed_over))
+		index_tally(ix, r);
+	else if (ix->files.remove)
 		ix->files.remove(ix->files.ctx, r->id);
 	free(r);
 }

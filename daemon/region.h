@@ -56,7 +56,11 @@ struct region_files {
  * @files:    where the tables live when they must outlive the daemon;
  *            same rule
  * @handed_over: the daemon hands over to a successor: a region freed from
- *            now on keeps its stored pages and its table file (atomic)
+ *            now on keeps its stored pages and its table file, and leaves
+ *            its tally (atomic)
+ * @tallies, @nr_tallies, @cap_tallies: the tallies of the regions freed
+ *            since the hand-over, for the successor; @lock
+ * @tallies_lost: one could not be kept (out of memory); @lock
  */
 struct region_index {
 	pthread_mutex_t lock;
@@ -66,6 +70,20 @@ struct region_index {
 	enum pagemem_kind tables;
 	struct region_files files;
 	atomic_bool handed_over;
+	struct region_tally *tallies;
+	size_t nr_tallies, cap_tallies;
+	bool tallies_lost;
+};
+
+/*
+ * struct region_tally - what a region handed over holds, as its counters
+ * say (struct region), so that a successor need not count it page by page
+ */
+struct region_tally {
+	uint64_t id;
+	uint64_t stored;
+	uint64_t pooled;
+	uint64_t compressed_bytes;
 };
 
 /* An empty index whose regions' tables are anonymous memory. */
@@ -77,6 +95,15 @@ void region_index_destroy(struct region_index *ix);
  * stored pages and their table files (@files) to a successor. Any
  * thread. */
 void region_index_hand_over(struct region_index *ix);
+
+/* The tallies of every region freed since region_index_hand_over(), in
+ * *@tallies (@ix's, valid until region_index_destroy()); false if one
+ * could not be kept. Call once every region is freed. */
+bool region_index_tallies(struct region_index *ix,
+			  const struct region_tally **tallies, size_t *n);
+
+/* Region @r, just adopted, holds what @t says (its counters set). */
+void region_set_tally(struct region *r, const struct region_tally *t);
 
 /* The region numbered @id with a reference taken, or NULL if there is none
  * or its last reference is going. O(1) average. Any thread. */

@@ -66,6 +66,8 @@
 
 #define SB_NAME		"superblock"
 #define SB_NEW_NAME	"superblock.new"
+#define REST_NAME	"at-rest"
+#define REST_NEW_NAME	"at-rest.new"
 #define LOCK_NAME	"lock"
 #define BOOT_ID_PATH	"/proc/sys/kernel/random/boot_id"
 
@@ -727,31 +729,163 @@ static uint8_t *encode(const struct statedir *sd,
 	return buf;
 }
 
+/* Write @len bytes at @buf as file @name: file @new_name in full, then
+ * renamed over @name. 0 or -errno (@name then stays as it was). */
+static int write_renamed(struct statedir *sd, const char *new_name,
+			 const char *name, const void *buf, size_t len)
+{
+	int fd, ret;
+
+	fd = statedir_open_file(sd, new_name, O_WRONLY | O_CREAT | O_TRUNC,
+				0600);
+	if (fd < 0)
+		return fd;
+	ret = fullio_write(fd, buf, len);
+	close(fd);
+	if (ret == 0 && renameat(sd->dirfd, new_name, sd->dirfd, name) < 0)
+		ret = -errno;
+	if (ret)
+		unlinkat(sd->dirfd, new_name, 0);
+	return ret;
+}
+
 int statedir_write(struct statedir *sd, const struct statedir_client *clients,
 		   uint32_t nr_clients, const struct statedir_region *regions,
 		   uint32_t nr_regions)
 {
 	uint8_t *buf;
 	size_t len;
-	int fd, ret;
+	int ret;
 
 	buf = encode(sd, clients, nr_clients, regions, nr_regions, &len);
 	if (!buf)
 		return -ENOMEM;
-	fd = statedir_open_file(sd, SB_NEW_NAME, O_WRONLY | O_CREAT | O_TRUNC,
-				0600);
-	if (fd < 0) {
-		ret = fd;
-		goto out_free;
-	}
-	ret = fullio_write(fd, buf, len);
-	close(fd);
-	if (ret == 0 && renameat(sd->dirfd, SB_NEW_NAME, sd->dirfd, SB_NAME) < 0)
-		ret = -errno;
-	if (ret)
-		unlinkat(sd->dirfd, SB_NEW_NAME, 0);
-out_free:
+	ret = write_renamed(sd, SB_NEW_NAME, SB_NAME, buf, len);
 	free(buf);
+	return ret;
+}
+
+/*****************
+ * The image at rest
+ *****************/
+
+/*
+ * struct rest_header - the at-rest file's header: the common prefix (its
+ * own magic), then the epoch of the daemon that wrote it, which is the
+ * epoch of the superblock it goes with
+ */
+struct rest_header {
+	struct statedir_prefix prefix;
+	uint64_t epoch;
+};
+_Static_assert(sizeof(struct rest_header) == STATEDIR_REST_HEADER,
+	       "the at-rest header");
+
+int statedir_rest_write(struct statedir *sd, void *buf, size_t len)
+{
+	struct rest_header h = {
+		.prefix = {
+			.magic = STATEDIR_REST_MAGIC,
+			.format = STATEDIR_REST_FORMAT,
+			.header_size = sizeof(h),
+			.file_size = len,
+			.release = PACKAGE_VERSION,
+		},
+		.epoch = sd->epoch,
+	};
+
+	if (len < sizeof(h))
+		return -EINVAL;
+	memcpy(buf, &h, sizeof(h));
+	h.prefix.checksum = checksum(buf, len);
+	memcpy((uint8_t *)buf + offsetof(struct statedir_prefix, checksum),
+	       &h.prefix.checksum, sizeof(h.prefix.checksum));
+	return write_renamed(sd, REST_NEW_NAME, REST_NAME, buf, len);
+}
+
+/* Refuse the at-rest file of @sd: -EINVAL, @err saying why. */
+static int rest_refuse(const struct statedir *sd, char err[STATEDIR_ERR_MAX],
+		       const char *why)
+{
+	set_err(err, "%s/%s: %s", sd->path, REST_NAME, why);
+	return -EINVAL;
+}
+
+/* Whether the @len bytes at @buf are an at-rest file of epoch @epoch. */
+static int rest_check(const struct statedir *sd, const uint8_t *buf,
+		      size_t len, uint64_t epoch, char err[STATEDIR_ERR_MAX])
+{
+	struct rest_header h;
+
+	if (len < sizeof(h))
+		return rest_refuse(sd, err, "truncated");
+	memcpy(&h, buf, sizeof(h));
+	if (memcmp(h.prefix.magic, STATEDIR_REST_MAGIC,
+		   sizeof(h.prefix.magic)))
+		return rest_refuse(sd, err, "not an image at rest");
+	if (h.prefix.format != STATEDIR_REST_FORMAT ||
+	    h.prefix.header_size != sizeof(h))
+		return rest_refuse(sd, err, "another format");
+	if (h.prefix.file_size != len)
+		return rest_refuse(sd, err, "truncated or grown");
+	if (h.prefix.checksum != checksum(buf, len))
+		return rest_refuse(sd, err, "checksum mismatch");
+	if (h.epoch != epoch)
+		return rest_refuse(sd, err, "of another daemon than the "
+				   "superblock's");
+	return 0;
+}
+
+int statedir_rest_remove(struct statedir *sd)
+{
+	return unlinkat(sd->dirfd, REST_NAME, 0) < 0 && errno != ENOENT ?
+		       -errno : 0;
+}
+
+int statedir_rest_take(struct statedir *sd, uint64_t epoch, void **buf,
+		       size_t *len, char err[STATEDIR_ERR_MAX])
+{
+	struct stat sb;
+	uint8_t *p = NULL;
+	int fd, ret;
+
+	*buf = NULL;
+	fd = statedir_open_file(sd, REST_NAME, O_RDONLY | O_NONBLOCK, 0);
+	if (fd == -ENOENT)
+		return fd;
+	/* whatever it holds, it is never read again */
+	if (unlinkat(sd->dirfd, REST_NAME, 0) < 0) {
+		ret = -errno;
+		set_err(err, "%s/%s: cannot remove: %s", sd->path, REST_NAME,
+			strerror(errno));
+		goto out_close;
+	}
+	if (fd < 0) {
+		set_err(err, "%s/%s: %s", sd->path, REST_NAME, strerror(-fd));
+		return fd;
+	}
+	ret = fstat(fd, &sb) < 0 ? -errno : 0;
+	if (ret == 0 && (uint64_t)sb.st_size > STATEDIR_REST_MAX)
+		ret = rest_refuse(sd, err, "too large");
+	else if (ret == 0 && !(p = malloc((size_t)sb.st_size ?: 1)))
+		ret = -ENOMEM;
+	if (ret == 0)
+		ret = fullio_pread(fd, p, (size_t)sb.st_size, 0);
+	if (ret == 0)
+		ret = rest_check(sd, p, (size_t)sb.st_size, epoch, err);
+	else if (ret != -EINVAL)
+		set_err(err, "%s/%s: cannot read: %s", sd->path, REST_NAME,
+			strerror(-ret));
+	if (ret == 0) {
+		*len = (size_t)sb.st_size - sizeof(struct rest_header);
+		memmove(p, p + sizeof(struct rest_header), *len);
+		*buf = p;
+		p = NULL;
+	}
+	free(p);
+out_close:
+	if (fd >= 0)
+		close(fd);
 	return ret;
 }
 

@@ -305,6 +305,33 @@ void statedir_save(struct statedir *sd, struct registry *reg);
 int statedir_table_open(void *ctx, uint64_t id, bool create);
 void statedir_table_remove(void *ctx, uint64_t id);
 
+/*
+ * The image at rest (DIR/at-rest): what a daemon that stopped with nothing
+ * in flight (a handover) knew beside its files, so that its successor
+ * need not rebuild it page by page. Its header is struct
+ * statedir_prefix (magic STATEDIR_REST_MAGIC), then the writer's epoch;
+ * the caller's bytes follow. It is worth something only beside the
+ * superblock of the same epoch, and only until anything changes: the
+ * successor removes it before it reads it.
+ * statedir_rest_write(): @buf's first STATEDIR_REST_HEADER bytes are the
+ * header's (filled here), the rest the caller's; written in full then
+ * renamed into place. 0 or -errno.
+ * statedir_rest_take(): remove the file and give its caller's bytes in a
+ * new *@buf of *@len bytes. Return: 0; -ENOENT (none); -EINVAL (not one,
+ * damaged, or of another epoch than @epoch) or another -errno, @err
+ * saying why.
+ */
+#define STATEDIR_REST_MAGIC	"UZSWAPRS"
+#define STATEDIR_REST_FORMAT	1
+#define STATEDIR_REST_HEADER	72
+/* far above the slot map of the largest backing file, refused beyond */
+#define STATEDIR_REST_MAX	(1ull << 30)
+int statedir_rest_write(struct statedir *sd, void *buf, size_t len);
+int statedir_rest_take(struct statedir *sd, uint64_t epoch, void **buf,
+		       size_t *len, char err[STATEDIR_ERR_MAX]);
+/* No image at rest is left (a daemon starting afresh). 0 or -errno. */
+int statedir_rest_remove(struct statedir *sd);
+
 /* The pool's file @name (STATEDIR_POOL_PAGES, STATEDIR_POOL_FRAMES),
  * made if missing, emptied if @fresh. Return: the fd or -errno. */
 #define STATEDIR_POOL_PAGES	"pool.pages"

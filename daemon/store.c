@@ -187,6 +187,7 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 
 void store_hand_over(struct store *s)
 {
+	z3fold_release_mappings(s->pool);
 	if (s->backing)
 		backing_hand_over(s->backing);
 }
@@ -447,6 +448,92 @@ long store_recover_ref(struct store *s, uint32_t info, uint64_t data,
 void store_recover_end(struct store *s)
 {
 	z3fold_recover_end(s->pool);
+}
+
+/*****************
+ * The image at rest
+ *****************/
+
+#define STORE_IMAGE_MAGIC	0x757a73746f726569ull	/* "uzstorei" */
+
+/*
+ * struct store_image - the counters of what the store holds, then the
+ * pool's image (@pool_len bytes) and the backing file's slot map's
+ * (@backing_len bytes, 0: no backing file)
+ */
+struct store_image {
+	uint64_t magic;
+	uint64_t compressed, same, raw, payload_bytes, written_back;
+	uint64_t pool_len, backing_len;
+};
+
+/* Bytes of the pool's and the slot map's images. */
+static void image_parts(struct store *s, size_t *pool, size_t *backing)
+{
+	*pool = z3fold_image_size(s->pool);
+	*backing = s->backing ? backing_image_size(s->backing) : 0;
+}
+
+size_t store_image_size(struct store *s)
+{
+	size_t pool, backing;
+
+	store_flush_frees(s);
+	image_parts(s, &pool, &backing);
+	return sizeof(struct store_image) + pool + backing;
+}
+
+void store_save_image(struct store *s, void *buf)
+{
+	struct store_image *im = buf;
+	size_t pool, backing;
+
+	image_parts(s, &pool, &backing);
+	*im = (struct store_image){
+		.magic = STORE_IMAGE_MAGIC,
+		.compressed = atomic_load(&s->st.compressed),
+		.same = atomic_load(&s->st.same),
+		.raw = atomic_load(&s->st.raw),
+		.payload_bytes = atomic_load(&s->st.payload_bytes),
+		.written_back = atomic_load(&s->st.written_back),
+		.pool_len = pool,
+		.backing_len = backing,
+	};
+	z3fold_save_image(s->pool, im + 1);
+	if (s->backing)
+		backing_save_image(s->backing, (char *)(im + 1) + pool);
+}
+
+int store_load_image(struct store *s, const void *buf, size_t len,
+		     const char **why)
+{
+	const struct store_image *im = buf;
+	const char *pool = (const char *)(im + 1);
+	const char *map = pool + (len < sizeof(*im) ? 0 : im->pool_len);
+	int ret;
+
+	*why = "not a store image";
+	if (len < sizeof(*im) || im->magic != STORE_IMAGE_MAGIC ||
+	    im->pool_len > len - sizeof(*im) ||
+	    im->backing_len != len - sizeof(*im) - im->pool_len)
+		return -EINVAL;
+	*why = "a backing file's slot map that does not fit this one";
+	if (im->backing_len &&
+	    (!s->backing ||
+	     !backing_image_fits(s->backing, map, im->backing_len)))
+		return -EINVAL;
+	ret = z3fold_load_image(s->pool, pool, im->pool_len, why);
+	if (ret)
+		return ret;
+	if (im->backing_len)
+		backing_load_image(s->backing, map, im->backing_len);
+	atomic_store(&s->st.compressed, im->compressed);
+	atomic_store(&s->st.same, im->same);
+	atomic_store(&s->st.raw, im->raw);
+	atomic_store(&s->st.payload_bytes, im->payload_bytes);
+	atomic_store(&s->st.written_back, im->written_back);
+	*why = NULL;
+	return 0;
 }
 
 /*****************

@@ -141,7 +141,10 @@ void store_destroy(struct store *s);
 
 /* What @s stores outlives this daemon, for a successor on the same state
  * directory: store_destroy() leaves the pool's files and the backing file
- * as they are. The pool must be persistent (store_init()'s @mem). */
+ * as they are. The pool must be persistent (store_init()'s @mem). Its
+ * pages are unmapped now, while the daemon still serves
+ * (z3fold_release_mappings()): O(pages mapped), and the exit then does
+ * not pay it in the handover's gap. */
 void store_hand_over(struct store *s);
 
 /*
@@ -200,6 +203,22 @@ long store_recover_ref(struct store *s, uint32_t info, uint64_t data,
 		       const struct store_key *key);
 
 void store_recover_end(struct store *s);
+
+/*
+ * The image at rest (z3fold.h): what the store holds that is not in its
+ * files, so that a successor on the same files (store_hand_over()) takes
+ * it over in O(1) instead of recovering it page by page.
+ * store_image_size() first releases the slots queued for release, then
+ * gives the image's size; store_save_image() writes it into @buf. Both
+ * with no other call in flight and none to come (the daemon at rest).
+ * store_load_image(), instead of the recovery, on a store just made on
+ * the files of one at rest: 0; -EINVAL (*@why says why; nothing changed:
+ * recover instead); -ENOMEM.
+ */
+size_t store_image_size(struct store *s);
+void store_save_image(struct store *s, void *buf);
+int store_load_image(struct store *s, const void *buf, size_t len,
+		     const char **why);
 
 /*
  * store_reclaim() - if the pool is at its limit, reclaim from the bottom

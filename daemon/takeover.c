@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "adopt.h"
+#include "atrest.h"
 #include "client.h"
 #include "evict.h"
 #include "lib/common/killpoint.h"
@@ -129,9 +130,12 @@ static int take_region(struct uzswapd *d, const struct statedir_region *rr,
 			 rr->id);
 	if (!r)
 		return -errno;
+	if (d->rest)
+		region_set_tally(r, atrest_tally(d->rest, rr->id));
 	ret = statedir_note_region(r, rr->memfd_fd, rr->flags);
 	if (ret == 0)
-		ret = recover_region(r, &rs);
+		ret = d->rest ? recover_region_at_rest(r, &rs) :
+				recover_region(r, &rs);
 	if (ret == 0)
 		ret = mm_slot_add_region(t->ctx->slot, r);
 	if (ret) {
@@ -150,11 +154,24 @@ static int take_region(struct uzswapd *d, const struct statedir_region *rr,
 	return 0;
 }
 
-/* Region @rr (of a client left behind) is not the daemon's any more. */
+/* Region @rr (of a client left behind) is not the daemon's any more: its
+ * table goes, and so do its stored pages (recovering, the store frees
+ * them as nobody names them; from an image at rest, they are dropped
+ * here: the region adopted alone, its tally set, and put). */
 static void leave_region(struct uzswapd *d, const struct statedir_region *rr,
 			 struct takeover_stats *ts)
 {
-	statedir_table_remove(d->statedir, rr->id);
+	struct region *r = NULL;
+
+	if (d->rest)
+		r = region_adopt(&d->regions, NULL, NULL, &d->store, rr->start,
+				 rr->len >> PAGE_SHIFT, -1, rr->name, rr->id);
+	if (r) {
+		region_set_tally(r, atrest_tally(d->rest, rr->id));
+		region_put(r);
+	} else {
+		statedir_table_remove(d->statedir, rr->id);
+	}
 	ts->regions_left++;
 }
 
@@ -221,7 +238,8 @@ int takeover_run(struct uzswapd *d, const struct statedir_state *st)
 		return ret;
 	}
 	killpoint("takeover.adopted");
-	store_recover_end(&d->store);
+	if (!d->rest)
+		store_recover_end(&d->store);
 	serve_all(d, st, t);
 	evict_resume(d->evictors);
 	for (i = 0; i < st->nr_clients; i++)
@@ -231,9 +249,10 @@ int takeover_run(struct uzswapd *d, const struct statedir_state *st)
 	statedir_save(d->statedir, &d->registry);
 	log_info("takeover", "took over %u clients, %u regions from uzswapd "
 		 "%s (epoch %llu): %zu pages resident, %zu stored, %zu lost; "
-		 "%u clients and %u regions left", ts.clients, ts.regions,
+		 "%u clients and %u regions left; %s", ts.clients, ts.regions,
 		 st->release, (unsigned long long)st->epoch,
 		 ts.pages.resident, ts.pages.stored, ts.pages.lost, ts.left,
-		 ts.regions_left);
+		 ts.regions_left, d->rest ? "as its image at rest said" :
+					    "recovered page by page");
 	return 0;
 }

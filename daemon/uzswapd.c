@@ -38,6 +38,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "atrest.h"
 #include "client.h"
 #include "ctl.h"
 #include "fault.h"
@@ -264,6 +265,8 @@ static int open_socket(struct uzswapd *d)
 /* The predecessor's state, taken over or refused: freed. */
 static void state_forget(struct uzswapd *d)
 {
+	atrest_free(d->rest);
+	d->rest = NULL;
 	if (!d->taking)
 		return;
 	statedir_state_free(d->taking);
@@ -281,6 +284,17 @@ static void state_forget(struct uzswapd *d)
  * empty superblock says that this daemon owns the directory. Region
  * tables live there from now on. Return: 0 or an exit code.
  */
+/* The image the predecessor left at rest, if it left one that goes with
+ * its superblock (else the takeover recovers page by page). */
+static void take_rest(struct uzswapd *d)
+{
+	char err[STATEDIR_ERR_MAX];
+
+	d->rest = atrest_take(d->statedir, d->taking, err);
+	if (!d->rest && errno != ENOENT)
+		log_warn("main", "%s: recovering page by page", err);
+}
+
 static int open_state(struct uzswapd *d)
 {
 	char err[STATEDIR_ERR_MAX];
@@ -318,9 +332,13 @@ static int open_state(struct uzswapd *d)
 	d->regions.files = (struct region_files){
 		statedir_table_open, statedir_table_remove, d->statedir,
 	};
-	if (d->taking)
+	if (d->taking) {
+		take_rest(d);
 		return 0;
-	ret = statedir_write(d->statedir, NULL, 0, NULL, 0);
+	}
+	ret = statedir_rest_remove(d->statedir);
+	if (ret == 0)
+		ret = statedir_write(d->statedir, NULL, 0, NULL, 0);
 	if (ret) {
 		log_err("main", "state directory %s: cannot write its "
 			"superblock: %s", d->conf.state_dir, strerror(-ret));
@@ -369,6 +387,25 @@ static int check_backing(struct uzswapd *d, struct backing *b)
 	return 0;
 }
 
+/* The predecessor's store on its files: as its image at rest says, or
+ * recovering (takeover_run() ends it). 0 or -errno. */
+static int take_store(struct uzswapd *d)
+{
+	const char *why;
+	int ret;
+
+	if (d->rest) {
+		ret = atrest_load_store(d->rest, &d->store, &why);
+		if (ret != -EINVAL)
+			return ret;
+		log_warn("main", "%s/at-rest: %s: recovering page by page",
+			 statedir_path(d->statedir), why);
+		atrest_free(d->rest);
+		d->rest = NULL;
+	}
+	return store_recover_begin(&d->store);
+}
+
 /*
  * The store, its pool on the state directory's files: the predecessor's
  * (then recovering: takeover_run() ends it), or new ones. Return: 0 or an
@@ -391,7 +428,7 @@ static int open_store(struct uzswapd *d, struct backing *backing)
 				 backing, &owner, &mem);
 		backing = NULL;		/* the store's, or closed */
 		if (ret == 0 && d->taking) {
-			ret = store_recover_begin(&d->store);
+			ret = take_store(d);
 			if (ret)
 				store_destroy(&d->store);
 		}
@@ -743,6 +780,18 @@ static int load_config(struct uzswapd *d, bool check_only, bool *done)
 	return UZSWAPD_EXIT_OK;
 }
 
+/* The handover is done, every thread stopped: the image at rest, so that
+ * the successor need not recover page by page. */
+static void leave_at_rest(struct uzswapd *d)
+{
+	int ret = atrest_save(d->statedir, &d->store, &d->regions);
+
+	if (ret)
+		log_warn("main", "cannot leave the image at rest in %s: %s; "
+			 "the next uzswapd recovers page by page",
+			 statedir_path(d->statedir), strerror(-ret));
+}
+
 /* A startup step failed after loop handles were set up: close those left
  * open (signals, the tick); the parts that own handles close their own. */
 static void close_handle(uv_handle_t *h, void *arg)
@@ -887,6 +936,7 @@ int uzswapd_main(int argc, char **argv)
 		 (unsigned long long)(d->conf.resident_limit >> 20));
 	notify_ready(d);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
+	leave_at_rest(d);
 	ret = UZSWAPD_EXIT_OK;
 	goto out_destroy_store;
 

@@ -52,6 +52,10 @@ enum uzswapd_exit {
  * @statedir:  the state directory, locked while the daemon runs
  * @taking:    the predecessor's superblock, until it is taken over (at
  *             startup); NULL after, or when there was none
+ * @rest:      the image the predecessor left at rest (atrest.h), until
+ *             it is taken over; NULL after, or when it left none (a
+ *             crash) or one refused: then the takeover recovers page by
+ *             page
  * @store:     the compressed store; thread-safe
  * @evictors:  the evictor threads (see evict.h); NULL once stopped
  * @faults:    the fault threads (see fault.h); NULL once stopped
@@ -80,6 +84,8 @@ enum uzswapd_exit {
  * @thread:    the loop thread, the one that runs uzswapd_main(); the
  *             loop-thread-only calls check it in debug builds
  */
+struct atrest;
+
 struct uzswapd {
 	struct conf_source src;
 	struct conf conf;
@@ -88,6 +94,7 @@ struct uzswapd {
 	struct region_index regions;
 	struct statedir *statedir;
 	struct statedir_state *taking;
+	struct atrest *rest;
 	struct store store;
 	struct evictors *evictors;
 	struct fault_pool *faults;

@@ -1010,8 +1010,9 @@ END_TEST
  *****************/
 
 /* The pool made again on the files of the pool in use, as a successor
- * makes it, and the pool in use dropped as its owner died. */
-static void pool_reborn(void)
+ * makes it, and the pool in use dropped as its owner died or stopped;
+ * not recovered yet. */
+static void pool_made_again(void)
 {
 	const struct pagemem *pages, *frames;
 	struct z3fold_pool *dead = pool;
@@ -1023,6 +1024,12 @@ static void pool_reborn(void)
 	pool = z3fold_create_pool("reborn", &mem, NULL, NULL);
 	ck_assert_ptr_nonnull(pool);
 	z3fold_destroy_pool(dead);
+}
+
+/* The same, then recovering. */
+static void pool_reborn(void)
+{
+	pool_made_again();
 	ck_assert_int_eq(z3fold_recover_begin(pool), 0);
 }
 
@@ -1104,6 +1111,137 @@ START_TEST(test_recover_refuses_stale_handles)
 	ck_assert_uint_eq(z3fold_object_size(pool, b), 0);
 	check_pattern(a, 10 * CHUNK);
 	z3fold_free(pool, a);
+}
+END_TEST
+
+/*****************
+ * The image of a pool at rest
+ *****************/
+
+/* A pool of every placement and size, with holes: what is live is @h[i]
+ * of @size[i] where @live[i]. */
+static void fill_with_holes(unsigned long *h, size_t *size, bool *live,
+			    int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		size[i] = i % 7 ? 64u * (unsigned int)(1 + i % 50) : PAGE;
+		h[i] = alloc_filled(size[i]);
+		live[i] = true;
+	}
+	for (i = 0; i < n; i += 3) {
+		z3fold_free(pool, h[i]);
+		live[i] = false;
+	}
+}
+
+/* The image saved at rest, in a new buffer of *@len bytes. */
+static void *image_of(struct z3fold_pool *p, size_t *len)
+{
+	void *buf;
+
+	*len = z3fold_image_size(p);
+	buf = malloc(*len);
+	ck_assert_ptr_nonnull(buf);
+	z3fold_save_image(p, buf);
+	return buf;
+}
+
+/* A successor that loads the image of a pool at rest has that pool: the
+ * same objects at the same handles, byte for byte, the same counters,
+ * lists that verify; the freed ones stay freed; it allocates and frees as
+ * before. */
+START_TEST(test_image_takes_the_pool_over)
+{
+	enum { N = 1200 };
+	static unsigned long h[N];
+	static size_t size[N];
+	static bool live[N];
+	struct z3fold_stats before, after;
+	const char *why = "unset";
+	size_t len;
+	void *im;
+	int i;
+
+	fill_with_holes(h, size, live, N);
+	z3fold_get_stats(pool, &before);
+	im = image_of(pool, &len);
+	pool_made_again();
+	ck_assert_int_eq(z3fold_load_image(pool, im, len, &why), 0);
+	free(im);
+	check_verify();
+	z3fold_get_stats(pool, &after);
+	ck_assert_uint_eq(after.objects, before.objects);
+	ck_assert_uint_eq(after.payload_bytes, before.payload_bytes);
+	ck_assert_uint_eq(after.pages, before.pages);
+	ck_assert_uint_eq(after.headless_pages, before.headless_pages);
+	for (i = 0; i < N; i++) {
+		if (live[i])
+			check_pattern(h[i], size[i]);
+		else
+			ck_assert_uint_eq(z3fold_object_size(pool, h[i]), 0);
+	}
+	for (i = 0; i < N; i += 3) {
+		h[i] = alloc_filled(size[i]);
+		live[i] = true;
+	}
+	check_verify();
+	for (i = 0; i < N; i++) {
+		check_pattern(h[i], size[i]);
+		z3fold_free(pool, h[i]);
+	}
+	check_verify();
+	z3fold_get_stats(pool, &after);
+	ck_assert_uint_eq(after.objects, 0);
+}
+END_TEST
+
+/* An image that cannot be this pool's is refused with a reason, and the
+ * pool is left as made: recovery then keeps what is named. */
+START_TEST(test_image_refused)
+{
+	enum { N = 300 };
+	static unsigned long h[N];
+	static size_t size[N];
+	static bool live[N];
+	/* byte offsets in the image (struct pool_image): the magic, the
+	 * pool's segments, the first unbuddied list's head */
+	static const size_t spoil[] = { 0, 8, 32 };
+	const char *why;
+	uint8_t *im, *bad;
+	size_t len, i;
+	int j;
+
+	fill_with_holes(h, size, live, N);
+	im = image_of(pool, &len);
+	pool_made_again();
+	bad = malloc(len);
+	ck_assert_ptr_nonnull(bad);
+	for (i = 0; i < ARRAY_SIZE(spoil); i++) {
+		memcpy(bad, im, len);
+		bad[spoil[i] + 3] ^= 0x5a;
+		why = NULL;
+		ck_assert_int_eq(z3fold_load_image(pool, bad, len, &why),
+				 -EINVAL);
+		ck_assert_ptr_nonnull(why);
+	}
+	ck_assert_int_eq(z3fold_load_image(pool, im, len - 1, &why), -EINVAL);
+	ck_assert_int_eq(z3fold_load_image(pool, im, 16, &why), -EINVAL);
+	free(bad);
+	free(im);
+	ck_assert_int_eq(z3fold_recover_begin(pool), 0);
+	for (j = 0; j < N; j++)
+		if (live[j])
+			ck_assert_int_eq(z3fold_recover_ref(pool, h[j]),
+					 (long)size[j]);
+	z3fold_recover_end(pool);
+	check_verify();
+	for (j = 0; j < N; j++)
+		if (live[j]) {
+			check_pattern(h[j], size[j]);
+			z3fold_free(pool, h[j]);
+		}
 }
 END_TEST
 
@@ -1200,6 +1338,8 @@ static Suite *z3fold_suite(const char *name, enum pagemem_kind kind)
 		tcase_add_test(tc, test_recover_keeps_what_is_named);
 		tcase_add_test(tc, test_recover_refuses_stale_handles);
 		tcase_add_test(tc, test_recover_after_a_crash_mid_operation);
+		tcase_add_test(tc, test_image_takes_the_pool_over);
+		tcase_add_test(tc, test_image_refused);
 		suite_add_tcase(s, tc);
 	}
 

@@ -43,6 +43,8 @@ static const struct pagemem_src pagemem_anon = { PAGEMEM_ANON, -1 };
 static void pagemem_prepare(const struct pagemem *m, void *addr, size_t len)
 {
 	madvise(addr, len, MADV_NOHUGEPAGE);
+	if (m->fd >= 0)
+		madvise(addr, len, MADV_RANDOM);
 #ifdef PR_SET_VMA_ANON_NAME
 	if (m->fd < 0)
 		prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)addr,
@@ -189,6 +191,25 @@ int pagemem_decommit(struct pagemem *m, size_t off, size_t len)
 	    MAP_FAILED)
 		return -ENOMEM;
 	pagemem_prepare(m, part, len);
+	return 0;
+}
+
+/* Bytes unmapped per call: each munlock() holds the address space's lock
+ * for writing, so the process's own faults wait for one step at most. */
+#define UNMAP_STEP	(64ul << 20)
+
+int pagemem_unmap_pages(struct pagemem *m)
+{
+	size_t off, len;
+
+	if (m->fd < 0)
+		return -EINVAL;
+	for (off = 0; off < m->len; off += len) {
+		len = m->len - off < UNMAP_STEP ? m->len - off : UNMAP_STEP;
+		/* advice: a part that fails stays mapped, nothing else */
+		munlock((char *)m->base + off, len);
+		madvise((char *)m->base + off, len, MADV_DONTNEED);
+	}
 	return 0;
 }
 

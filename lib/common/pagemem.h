@@ -118,6 +118,17 @@ int pagemem_commit(struct pagemem *m, size_t off, size_t len);
 int pagemem_decommit(struct pagemem *m, size_t off, size_t len);
 
 /*
+ * pagemem_unmap_pages() - a file table's pages, out of this process's page
+ * tables (and unlocked, if mlockall() had locked them): the file keeps
+ * them, a touch maps them again. Tearing a mapping down costs a few
+ * hundred nanoseconds per mapped page, on a VM more; done while the
+ * process still works, its exit need not. Any thread, any time: only
+ * the mappings change, never what they show. Return: 0; -EINVAL for an
+ * anonymous table (its pages would be lost).
+ */
+int pagemem_unmap_pages(struct pagemem *m);
+
+/*
  * pagemem_next_data() - the next part of @m at or after @off that a walker
  * may read: it returns the part's start and sets *@end to its end (both
  * at most @m->len; the start is @m->len when there is none). All of an

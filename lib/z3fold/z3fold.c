@@ -948,6 +948,14 @@ void z3fold_memory(struct z3fold_pool *pool, const struct pagemem **pages,
 	*frames = &pool->side;
 }
 
+void z3fold_release_mappings(struct z3fold_pool *pool)
+{
+	if (!pool->persistent)
+		return;
+	pagemem_unmap_pages(&pool->pages);
+	pagemem_unmap_pages(&pool->side);
+}
+
 /*
  * z3fold_destroy_pool() - destroys an existing z3fold pool
  * The pool should be emptied before; objects still allocated are lost (and
@@ -1513,6 +1521,40 @@ int z3fold_verify(struct z3fold_pool *pool)
  * Recovery
  *****************/
 
+/* The side table of the first @segs segments of the pool's files, mapped
+ * (the high-water mark). 0 or -ENOMEM. */
+static int map_side(struct z3fold_pool *pool, uint32_t segs)
+{
+	if (segs && pagemem_commit(&pool->side, 0, (size_t)segs << PAGE_SHIFT))
+		return -ENOMEM;
+	atomic_store(&pool->hwm_segs, segs);
+	return 0;
+}
+
+/* The pages of segments [@s, @s + @n) of the pool's files, mapped. 0 or
+ * -ENOMEM. */
+static int map_segments(struct z3fold_pool *pool, uint32_t s, uint32_t n)
+{
+	return pagemem_commit(&pool->pages,
+			      (size_t)s << (SEG_SHIFT + PAGE_SHIFT),
+			      (size_t)n << (SEG_SHIFT + PAGE_SHIFT)) ?
+		       -ENOMEM : 0;
+}
+
+/* Segments whose side table the pool's files hold. */
+static int file_segs(struct z3fold_pool *pool, uint32_t *segs)
+{
+	struct stat sb;
+
+	if (pagemem_fd(&pool->side) < 0 || pagemem_fd(&pool->pages) < 0 ||
+	    fstat(pagemem_fd(&pool->side), &sb) < 0)
+		return -EINVAL;
+	*segs = (uint32_t)((uint64_t)sb.st_size >> PAGE_SHIFT);
+	if (*segs > pool->nr_segs)
+		*segs = pool->nr_segs;
+	return 0;
+}
+
 /* Whether the pages of segment @s hold data in the pool's file (reading a
  * hole of a shared file mapping would allocate it). One SEEK_DATA: the
  * end of the data part is not asked, which on a dense file would walk the
@@ -1527,29 +1569,21 @@ static bool seg_has_data(struct z3fold_pool *pool, uint32_t s)
 
 int z3fold_recover_begin(struct z3fold_pool *pool)
 {
-	struct stat sb;
 	uint32_t segs, s;
 
-	if (pagemem_fd(&pool->side) < 0 || pagemem_fd(&pool->pages) < 0 ||
-	    fstat(pagemem_fd(&pool->side), &sb) < 0)
-		return -EINVAL;
 	/* one side-table page per segment */
-	segs = (uint32_t)((uint64_t)sb.st_size >> PAGE_SHIFT);
-	if (segs > pool->nr_segs)
-		segs = pool->nr_segs;
+	if (file_segs(pool, &segs))
+		return -EINVAL;
 	if (failpoint_hit() ||
 	    !(pool->rec = calloc((size_t)segs << SEG_SHIFT, 1)))
 		return -ENOMEM;
 	pool->rec_frames = segs << SEG_SHIFT;
-	if (segs && pagemem_commit(&pool->side, 0, (size_t)segs << PAGE_SHIFT))
+	if (map_side(pool, segs))
 		goto out_free;
-	atomic_store(&pool->hwm_segs, segs);
 	for (s = 0; s < segs; s++) {
 		if (!seg_has_data(pool, s))
 			continue;
-		if (pagemem_commit(&pool->pages,
-				   (size_t)s << (SEG_SHIFT + PAGE_SHIFT),
-				   (size_t)SEG_PAGES << PAGE_SHIFT))
+		if (map_segments(pool, s, 1))
 			goto out_free;
 		pool->seg_state[s] = SEG_MAPPED;
 	}
@@ -1699,4 +1733,153 @@ void z3fold_recover_end(struct z3fold_pool *pool)
 	pool->rec = NULL;
 	pool->rec_frames = 0;
 	pool_trim(pool);
+}
+
+/*****************
+ * The image of a pool at rest
+ *****************/
+
+#define IMAGE_MAGIC	0x7a33666f6c64696dull	/* "z3foldim" */
+
+/*
+ * struct pool_image - what of a pool is not in its files: the list heads,
+ * the segments' state and the counters of what the pool holds; then one
+ * struct seg_image per segment below @hwm_segs
+ */
+struct pool_image {
+	uint64_t magic;
+	uint32_t nr_segs, hwm_segs, empty_segs, reserved;
+	uint64_t unbuddied_mask;
+	struct flist unbuddied[NCHUNKS], lru, compact, free_frames;
+	uint64_t pages, headless_pages, objects, payload_bytes, reserved_pages;
+};
+
+struct seg_image {
+	uint16_t used;
+	uint8_t state;
+	uint8_t reserved;
+};
+
+size_t z3fold_image_size(struct z3fold_pool *pool)
+{
+	return sizeof(struct pool_image) +
+	       atomic_load(&pool->hwm_segs) * sizeof(struct seg_image);
+}
+
+void z3fold_save_image(struct z3fold_pool *pool, void *buf)
+{
+	struct pool_image *im = buf;
+	struct seg_image *seg = (struct seg_image *)(im + 1);
+	uint32_t s;
+
+	memset(im, 0, sizeof(*im));
+	pool_lock(pool);
+	im->magic = IMAGE_MAGIC;
+	im->nr_segs = pool->nr_segs;
+	im->hwm_segs = atomic_load(&pool->hwm_segs);
+	im->empty_segs = pool->empty_segs;
+	im->unbuddied_mask = pool->unbuddied_mask;
+	memcpy(im->unbuddied, pool->unbuddied, sizeof(im->unbuddied));
+	im->lru = pool->lru;
+	im->compact = pool->compact;
+	im->free_frames = pool->free_frames;
+	im->pages = atomic_load(&pool->st.pages);
+	im->headless_pages = atomic_load(&pool->st.headless_pages);
+	im->objects = atomic_load(&pool->st.objects);
+	im->payload_bytes = atomic_load(&pool->st.payload_bytes);
+	im->reserved_pages = atomic_load(&pool->st.reserved_pages);
+	for (s = 0; s < im->hwm_segs; s++)
+		seg[s] = (struct seg_image){ pool->seg_used[s],
+					     pool->seg_state[s], 0 };
+	pool_unlock(pool);
+}
+
+/* Whether list @l of an image names frames of its segments only. */
+static bool image_list_sound(const struct flist *l, uint32_t frames)
+{
+	return (l->head == NO_FRAME) == (l->tail == NO_FRAME) &&
+	       (l->head == NO_FRAME || (l->head < frames && l->tail < frames));
+}
+
+/* Why image @im (@len bytes) cannot be @pool's at rest; NULL if it can. */
+static const char *image_refused(struct z3fold_pool *pool,
+				 const struct pool_image *im, size_t len,
+				 uint32_t file_segs)
+{
+	const struct seg_image *seg = (const struct seg_image *)(im + 1);
+	uint32_t frames, s, empty = 0;
+	unsigned int i;
+
+	if (len < sizeof(*im) || im->magic != IMAGE_MAGIC)
+		return "not a pool image";
+	if (im->nr_segs != pool->nr_segs || im->hwm_segs > file_segs ||
+	    len != sizeof(*im) + (size_t)im->hwm_segs * sizeof(*seg))
+		return "of another pool size or other files";
+	frames = im->hwm_segs << SEG_SHIFT;
+	if (im->compact.head != NO_FRAME)
+		return "a persistent pool compacts nothing";
+	if (!image_list_sound(&im->lru, frames) ||
+	    !image_list_sound(&im->free_frames, frames))
+		return "a list outside its segments";
+	for (i = 0; i < NCHUNKS; i++)
+		if (!image_list_sound(&im->unbuddied[i], frames) ||
+		    ((im->unbuddied_mask >> i) & 1) !=
+			    (im->unbuddied[i].head != NO_FRAME))
+			return "an unbuddied list outside its segments";
+	for (s = 0; s < im->hwm_segs; s++) {
+		if (seg[s].state != SEG_MAPPED && seg[s].state != SEG_UNMAPPED)
+			return "a segment caught changing";
+		if (seg[s].used > SEG_PAGES ||
+		    (seg[s].state == SEG_UNMAPPED && seg[s].used))
+			return "a segment's count";
+		if (seg[s].state == SEG_MAPPED && !seg[s].used)
+			empty++;
+	}
+	if (empty != im->empty_segs)
+		return "the empty segments' count";
+	return NULL;
+}
+
+int z3fold_load_image(struct z3fold_pool *pool, const void *buf, size_t len,
+		      const char **why)
+{
+	const struct pool_image *im = buf;
+	const struct seg_image *seg = (const struct seg_image *)(im + 1);
+	uint32_t segs, s, n;
+
+	if (file_segs(pool, &segs)) {
+		*why = "not a pool on files";
+		return -EINVAL;
+	}
+	*why = image_refused(pool, im, len, segs);
+	if (*why)
+		return -EINVAL;
+	if (map_side(pool, im->hwm_segs))
+		return -ENOMEM;
+	for (s = 0; s < im->hwm_segs; s += n) {
+		/* a run of mapped segments at once: one mprotect() */
+		for (n = 0; s + n < im->hwm_segs &&
+			    seg[s + n].state == SEG_MAPPED; n++)
+			;
+		if (n && map_segments(pool, s, n))
+			return -ENOMEM;
+		n = n ?: 1;
+	}
+	pool_lock(pool);
+	for (s = 0; s < im->hwm_segs; s++) {
+		pool->seg_used[s] = seg[s].used;
+		pool->seg_state[s] = seg[s].state;
+	}
+	pool->empty_segs = im->empty_segs;
+	pool->unbuddied_mask = im->unbuddied_mask;
+	memcpy(pool->unbuddied, im->unbuddied, sizeof(im->unbuddied));
+	pool->lru = im->lru;
+	pool->free_frames = im->free_frames;
+	atomic_store(&pool->st.pages, im->pages);
+	atomic_store(&pool->st.headless_pages, im->headless_pages);
+	atomic_store(&pool->st.objects, im->objects);
+	atomic_store(&pool->st.payload_bytes, im->payload_bytes);
+	atomic_store(&pool->st.reserved_pages, im->reserved_pages);
+	pool_unlock(pool);
+	return 0;
 }

@@ -116,6 +116,32 @@ long z3fold_recover_ref(struct z3fold_pool *pool, unsigned long handle);
 void z3fold_recover_end(struct z3fold_pool *pool);
 
 /*
+ * The image of a pool at rest. A pool on files holds its objects, their
+ * headers and its lists' links there; what it keeps only in memory (list
+ * heads, segments, counters) is its image. An owner that stops with no
+ * call in flight saves the image; a successor that makes a pool on the
+ * same files loads it instead of recovering: O(segments), not O(pages).
+ * Only an image saved at rest is a pool's: if anything could have touched
+ * the files since, recover instead.
+ */
+
+/* Bytes of @pool's image. */
+size_t z3fold_image_size(struct z3fold_pool *pool);
+
+/* Write @pool's image into @buf (z3fold_image_size() bytes). No other call
+ * may run meanwhile. */
+void z3fold_save_image(struct z3fold_pool *pool, void *buf);
+
+/*
+ * z3fold_load_image() - make @pool (just made on the files of a pool at
+ * rest) that pool again from the @len bytes of its image at @buf.
+ * Return: 0; -EINVAL if the image cannot be this pool's (*@why says why;
+ * nothing was changed: recover instead), -ENOMEM (mapping failed).
+ */
+int z3fold_load_image(struct z3fold_pool *pool, const void *buf, size_t len,
+		      const char **why);
+
+/*
  * z3fold_memory() - the page provider's tables @pool lives in: *@pages
  * its pool pages (pool page f at byte f * Z3FOLD_PAGE_SIZE, so an object
  * sits at the same offset wherever the table is mapped), *@frames its side
@@ -125,6 +151,12 @@ void z3fold_recover_end(struct z3fold_pool *pool);
  */
 void z3fold_memory(struct z3fold_pool *pool, const struct pagemem **pages,
 		   const struct pagemem **frames);
+
+/* The pages of a pool on files, out of this process's page tables (they
+ * stay in the files, and come back on the next touch): a pool handed
+ * over unmaps them while its owner still serves, so that the owner's exit
+ * costs nothing per page. Any time; nothing for an anonymous pool. */
+void z3fold_release_mappings(struct z3fold_pool *pool);
 
 /* Destroys a pool; every object must have been freed, but in a persistent
  * pool, whose objects stay in its files for the next user. */

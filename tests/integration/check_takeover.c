@@ -68,6 +68,7 @@ START_TEST(test_kill_and_take_over)
 	struct proto_status_reply s0, s1;
 	struct pstats ps;
 	struct dh_client c;
+	char line[512];
 	int ret;
 
 	dh_up(&dmn, args);
@@ -83,8 +84,11 @@ START_TEST(test_kill_and_take_over)
 	dh_kill(&dmn);
 	ret = dh_restart(&dmn, args);
 	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
-	DH_ASSERT(dh_log_find(&dmn, "took over 1 clients, 3 regions", NULL,
-			      0), "no takeover in the log");
+	DH_ASSERT(dh_log_find(&dmn, "took over 1 clients, 3 regions", line,
+			      sizeof(line)), "no takeover in the log");
+	/* a crash leaves no image at rest */
+	DH_ASSERT(strstr(line, "recovered page by page"),
+		  "a crash was not recovered page by page: %s", line);
 	status(&s1);
 	DH_ASSERT_EQ(s1.clients, 1);
 	DH_ASSERT_EQ(s1.stored_pages + s1.written_back_pages,
@@ -172,6 +176,9 @@ START_TEST(test_handover)
 			  (p = strstr(line, "resident, ")) &&
 			  sscanf(p, "resident, %" SCNu64 " stored", &found) == 1,
 			  "no takeover in the log");
+		/* a handover leaves its image at rest: no page-by-page walk */
+		DH_ASSERT(strstr(line, "as its image at rest said"),
+			  "the handover was recovered page by page: %s", line);
 		DH_ASSERT_EQ(found, held(&s0));
 		pager_verify_goes_on(&c);
 		pager_stats(&c, &ps);
