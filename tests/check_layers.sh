@@ -12,7 +12,7 @@
 #      descriptors back
 #   1  what holds pages: regions, uffd contexts, the store
 #   2  the clients: the mm_slot registry, and the state directory
-#      that describes them to a successor
+#      and the image at rest that describe them to a successor
 #   3  the data path's threads and protocols: fault, load, evict, and
 #      a successor's recovery of a region
 #   4  the control plane, on the loop thread (cycles allowed here)
@@ -37,6 +37,7 @@ region 1
 store 1
 registry 2
 statedir 2
+atrest 2
 fault 3
 load 3
 evict 3

@@ -41,6 +41,8 @@ enum trigger {
 	BY_FREE,	/* the pager's free of its stored region 0, whose
 			 * memory it keeps to check that all was restored */
 	BY_TAKEOVER,	/* a successor of a daemon killed at random */
+	BY_RESTED,	/* a successor of a daemon that handed over: it
+			 * takes over from the image left at rest */
 	BY_DRAIN,	/* uzswapctl drain */
 	BY_STOP,	/* SIGTERM: the handover */
 };
@@ -74,6 +76,8 @@ static const struct point {
 	{ "stop.saved", 1, BY_STOP, true },
 	{ "takeover.adopted", 1, BY_TAKEOVER, false },
 	{ "takeover.served", 1, BY_TAKEOVER, true },
+	{ "takeover.adopted", 1, BY_RESTED, true },
+	{ "takeover.served", 1, BY_RESTED, false },
 };
 
 /*
@@ -160,9 +164,13 @@ static int provoke(const struct point *p, struct crash_load *l,
 		DH_ASSERT(kill(dmn.pid, SIGTERM) == 0, "SIGTERM");
 		break;
 	case BY_TAKEOVER:
+	case BY_RESTED:
 		crash_load_ready(l);
 		wait_written_back();
-		dh_kill(&dmn);
+		if (p->by == BY_TAKEOVER)
+			dh_kill(&dmn);
+		else
+			dh_stop_ok(&dmn, SIGTERM, NULL);
 		crash_arm(spec);
 		ret = dh_restart(&dmn, CRASH_DAEMON_ARGS);
 		crash_arm(NULL);
@@ -208,13 +216,17 @@ START_TEST(test_killpoint)
 
 	snprintf(spec, sizeof(spec), "%s:%u", p->name, p->nth);
 	fprintf(stderr, "--- kill point %s\n", spec);
-	crash_arm(p->by == BY_TAKEOVER ? NULL : spec);
+	crash_arm(p->by == BY_TAKEOVER || p->by == BY_RESTED ? NULL : spec);
 	dh_up(&dmn, CRASH_DAEMON_ARGS);
 	crash_arm(NULL);
 	crash_load_start(&dmn, &l);
 	status = provoke(p, &l, spec);
 	crash_assert_killed_at(&dmn, status, p->name);
 	crash_restart(&dmn);
+	if (p->by == BY_RESTED)
+		/* the image was taken by the daemon that died: recovered */
+		DH_ASSERT(dh_log_find(&dmn, "recovered page by page", NULL, 0),
+			  "the third daemon did not recover page by page");
 	provoked_reply(p, &l);
 	crash_load_finish(&l);
 	dh_down(&dmn, NULL);

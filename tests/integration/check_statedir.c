@@ -531,6 +531,112 @@ START_TEST(test_format_1_taken_over)
 }
 END_TEST
 
+/* The bytes of file @name of @d's state directory into @buf (SB_MAX):
+ * their count, or -1 if there is none. */
+static ssize_t state_file_read(const struct dh_daemon *d, const char *name,
+			       uint8_t *buf)
+{
+	char path[PATH_MAX + 32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", d->state, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return -1;
+	DH_ASSERT_ON(d, fd >= 0, "%s: %s", path, strerror(errno));
+	n = read(fd, buf, SB_MAX);
+	close(fd);
+	DH_ASSERT_ON(d, n >= 0 && n < SB_MAX, "%s: %zd bytes", path, n);
+	return n;
+}
+
+/* Write @len bytes at @buf as file @name of @d's state directory. */
+static void state_file_write(const struct dh_daemon *d, const char *name,
+			     const uint8_t *buf, size_t len)
+{
+	char path[PATH_MAX + 32];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", d->state, name);
+	f = fopen(path, "we");
+	DH_ASSERT_ON(d, f && fwrite(buf, 1, len, f) == len && fclose(f) == 0,
+		     "rewrite %s", path);
+}
+
+/* A handover, the image it left at rest replaced by @image (@len bytes),
+ * the successor started: it refuses the image with @why, recovers page by
+ * page, removes the file, and every page reads back. */
+static void restart_on_image(struct dh_client *c, const uint8_t *image,
+			     size_t len, const char *why)
+{
+	static uint8_t left[SB_MAX];
+	char line[512];
+	int ret;
+
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+	DH_ASSERT(state_file_read(&dmn, "at-rest", left) > 0,
+		  "the handover left no image at rest");
+	state_file_write(&dmn, "at-rest", image, len);
+	ret = dh_restart(&dmn, wb_args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	DH_ASSERT(dh_log_find(&dmn, why, line, sizeof(line)),
+		  "the image was not refused for '%s'", why);
+	DH_ASSERT(strstr(line, "at-rest") && strstr(line, "recovering page "
+							  "by page"), "%s",
+		  line);
+	DH_ASSERT(dh_log_find(&dmn, "recovered page by page", line,
+			      sizeof(line)) && strstr(line, " 0 lost"),
+		  "no takeover page by page without loss");
+	DH_ASSERT(state_file_read(&dmn, "at-rest", left) < 0,
+		  "the refused image is still there");
+	pager_ok(c, "verify all");
+}
+
+/* An image at rest that is damaged, or that another handover left (its
+ * epoch is not the superblock's), is refused with its reason: the
+ * successor recovers page by page and loses nothing. A daemon that finds
+ * no superblock removes an image left. */
+START_TEST(test_image_at_rest_refused)
+{
+	static uint8_t first[SB_MAX], bad[SB_MAX];
+	char sb[PATH_MAX + 16];
+	struct dh_client c;
+	ssize_t len;
+	int ret;
+
+	dh_up(&dmn, wb_args);
+	client_with_every_kind(&c);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+	len = state_file_read(&dmn, "at-rest", first);
+	DH_ASSERT(len > 0, "the handover left no image at rest");
+	ret = dh_restart(&dmn, wb_args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	pager_ok(&c, "rewrite 1");
+
+	restart_on_image(&c, first, (size_t)len,
+			 "of another daemon than the superblock's");
+	memcpy(bad, first, (size_t)len);
+	bad[len - 1] ^= 1;
+	restart_on_image(&c, bad, (size_t)len, "checksum mismatch");
+	restart_on_image(&c, first, (size_t)len / 2, "truncated or grown");
+	pager_ok(&c, "rewrite 1");
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+
+	/* an image beside no superblock goes before anything is made */
+	snprintf(sb, sizeof(sb), "%s/superblock", dmn.state);
+	DH_ASSERT(unlink(sb) == 0, "%s: %s", sb, strerror(errno));
+	DH_ASSERT(state_file_read(&dmn, "at-rest", bad) > 0, "no image");
+	ret = dh_restart(&dmn, wb_args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	DH_ASSERT(state_file_read(&dmn, "at-rest", bad) < 0,
+		  "a daemon starting afresh left an image at rest");
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
 static Suite *statedir_suite(void)
 {
 	Suite *s = suite_create("statedir");
@@ -554,6 +660,7 @@ static Suite *statedir_suite(void)
 	tcase_add_test(tc, test_invalid_superblock_stops_start);
 	tcase_add_test(tc, test_other_backing_refused);
 	tcase_add_test(tc, test_format_1_taken_over);
+	tcase_add_test(tc, test_image_at_rest_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
