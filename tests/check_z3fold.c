@@ -2,14 +2,17 @@
  * check_z3fold.c - unit tests of the z3fold allocator (lib/z3fold).
  *
  * Placement of each buddy and every transition between layouts, handles
- * across compaction, reclaim with handlers that succeed, fail and race
- * with frees, size limits, invalid handles, pages going back to the OS,
+ * and owner words across compaction, reclaim with handlers that succeed,
+ * fail and race with frees, size limits, invalid handles, pages going
+ * back to the OS,
  * allocation-failure injection, a 4-thread stress where every object holds
  * a pattern derived from its handle, and the density reached on lz4-
  * compressed pages of a real process memory image. Every test runs twice:
  * on a pool of anonymous memory and on one whose pages and side table are
  * memfds, which also shows that a second mapping of the memfds (at another
- * address, as a restarted daemon would make) holds the same objects.
+ * address, as a restarted daemon would make) holds the same objects, and
+ * that a pool recovered from its memfds keeps its objects and their owner
+ * words.
  *
  * Under valgrind: CK_FORK=no valgrind --leak-check=full ./check_z3fold
  */
@@ -22,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lib/common/failpoint.h"
 #include "lib/common/macros.h"
@@ -42,7 +47,7 @@ static struct z3fold_pool *make_pool(const char *name,
 				     const struct z3fold_ops *ops, void *priv)
 {
 	const struct z3fold_mem mem = {
-		{ pool_kind, -1 }, { pool_kind, -1 },
+		{ pool_kind, -1 }, { pool_kind, -1 }, { pool_kind, -1 },
 	};
 
 	return z3fold_create_pool(name, &mem, ops, priv);
@@ -342,6 +347,138 @@ START_TEST(test_objects_never_move)
 END_TEST
 
 /*****************
+ * Owner words
+ *****************/
+
+/* An owner word that tells objects (and their neighbours) apart. */
+static uint64_t word_of(unsigned long handle, unsigned int version)
+{
+	return (uint64_t)handle * 0x9e3779b97f4a7c15ull ^ version;
+}
+
+static void set_word(unsigned long handle, unsigned int version)
+{
+	z3fold_set_owner(pool, handle, word_of(handle, version));
+}
+
+static void check_word(unsigned long handle, unsigned int version)
+{
+	ck_assert_msg(z3fold_owner(pool, handle) == word_of(handle, version),
+		      "owner word of %#lx is %#llx", handle,
+		      (unsigned long long)z3fold_owner(pool, handle));
+}
+
+/* FIRST, LAST, MIDDLE in one page and a HEADLESS page: each object has a
+ * word of its own, which reads back what was set, whatever its
+ * neighbours' words do. */
+START_TEST(test_owner_words_every_placement)
+{
+	unsigned long a = alloc_filled(10 * CHUNK);
+	unsigned long b = alloc_filled(5 * CHUNK);
+	unsigned long c = alloc_filled(7 * CHUNK);
+	unsigned long h = alloc_filled(PAGE);
+	unsigned long all[] = { a, b, c, h };
+	unsigned int i, j;
+
+	ck_assert_uint_eq(off_in_page(map_once(a)), CHUNK);
+	ck_assert_uint_eq(off_in_page(map_once(b)), PAGE - 5 * CHUNK);
+	ck_assert_uint_eq(off_in_page(map_once(c)), CHUNK + 10 * CHUNK);
+	ck_assert_uint_eq(page_of(map_once(a)), page_of(map_once(c)));
+	ck_assert_uint_eq(off_in_page(map_once(h)), 0);
+	for (i = 0; i < ARRAY_SIZE(all); i++)
+		set_word(all[i], 1);
+	for (i = 0; i < ARRAY_SIZE(all); i++)
+		check_word(all[i], 1);
+	/* rewriting one word leaves the others as they are */
+	for (i = 0; i < ARRAY_SIZE(all); i++) {
+		set_word(all[i], 2);
+		for (j = 0; j < ARRAY_SIZE(all); j++)
+			check_word(all[j], j <= i ? 2 : 1);
+	}
+	z3fold_set_owner(pool, a, ~0ull);
+	ck_assert_uint_eq(z3fold_owner(pool, a), ~0ull);
+	check_word(c, 2);
+	for (i = 0; i < ARRAY_SIZE(all); i++)
+		z3fold_free(pool, all[i]);
+}
+END_TEST
+
+/* A handle outside the pool reads 0 and is refused as invalid. */
+START_TEST(test_owner_words_outside_the_pool)
+{
+	unsigned long a = alloc_filled(CHUNK);
+	struct z3fold_stats st;
+
+	set_word(a, 1);
+	ck_assert_uint_eq(z3fold_owner(pool, ~0ul), 0);
+	ck_assert_uint_eq(z3fold_owner(pool, a + (1ul << 40)), 0);
+	z3fold_set_owner(pool, a + (1ul << 40), 1);
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.invalid_ops, 1);
+	check_word(a, 1);
+	z3fold_free(pool, a);
+}
+END_TEST
+
+/*
+ * Every move of a middle buddy keeps its owner word: alone, it becomes
+ * FIRST (its handle now decodes as another buddy); it moves next to LAST;
+ * a deferred move (z3fold_compact()). New neighbours of a moved object
+ * get words of their own.
+ */
+START_TEST(test_owner_word_follows_a_moved_middle)
+{
+	unsigned long a = alloc_filled(8 * CHUNK);
+	unsigned long b = alloc_filled(8 * CHUNK);
+	unsigned long c = alloc_filled(6 * CHUNK);
+	unsigned long x, y, d, e, f;
+
+	set_word(a, 1);
+	set_word(b, 1);
+	set_word(c, 1);
+	z3fold_free(pool, a);
+	z3fold_free(pool, b);
+	ck_assert_uint_eq(off_in_page(map_once(c)), CHUNK);
+	check_word(c, 1);
+	/* the page takes a LAST and a MIDDLE around the new FIRST */
+	x = alloc_filled(30 * CHUNK);
+	y = alloc_filled(10 * CHUNK);
+	ck_assert_uint_eq(page_of(map_once(x)), page_of(map_once(c)));
+	ck_assert_uint_eq(page_of(map_once(y)), page_of(map_once(c)));
+	ck_assert_uint_eq(off_in_page(map_once(y)), CHUNK + 6 * CHUNK);
+	set_word(x, 2);
+	set_word(y, 2);
+	check_word(c, 1);
+	check_word(x, 2);
+	check_word(y, 2);
+	/* with c gone, y moves up against x */
+	z3fold_free(pool, c);
+	ck_assert_uint_eq(off_in_page(map_once(y)), PAGE - 40 * CHUNK);
+	check_word(y, 2);
+	check_word(x, 2);
+	z3fold_free(pool, x);
+	z3fold_free(pool, y);
+
+	/* a mapped middle moves later, in z3fold_compact() */
+	d = alloc_filled(8 * CHUNK);
+	e = alloc_filled(8 * CHUNK);
+	f = alloc_filled(6 * CHUNK);
+	set_word(d, 3);
+	set_word(e, 3);
+	set_word(f, 3);
+	ck_assert_ptr_nonnull(z3fold_map(pool, f));
+	z3fold_free(pool, d);
+	z3fold_free(pool, e);
+	z3fold_unmap(pool, f);
+	ck_assert_uint_eq(z3fold_compact(pool, 10), 1);
+	ck_assert_uint_eq(off_in_page(map_once(f)), CHUNK);
+	check_word(f, 3);
+	check_pattern(f, 6 * CHUNK);
+	z3fold_free(pool, f);
+}
+END_TEST
+
+/*****************
  * Invalid handles
  *****************/
 
@@ -617,10 +754,10 @@ END_TEST
 /* Pages of memory the pool's page memfd holds; -1 for anonymous memory. */
 static long arena_file_pages(void)
 {
-	const struct pagemem *pages, *frames;
+	const struct pagemem *pages, *frames, *owners;
 	struct stat st;
 
-	z3fold_memory(pool, &pages, &frames);
+	z3fold_memory(pool, &pages, &frames, &owners);
 	if (pagemem_fd(pages) < 0)
 		return -1;
 	ck_assert_int_eq(fstat(pagemem_fd(pages), &st), 0);
@@ -670,7 +807,7 @@ START_TEST(test_arena_mapped_again)
 	enum { N = 600 };
 	static unsigned long h[N];
 	static size_t size[N];
-	const struct pagemem *pages, *frames;
+	const struct pagemem *pages, *frames, *owners;
 	struct pagemem again, again_frames;
 	uint8_t *obj;
 	size_t off;
@@ -681,7 +818,7 @@ START_TEST(test_arena_mapped_again)
 		size[i] = i % 7 ? 64u * (unsigned int)(1 + i % 40) : PAGE;
 		h[i] = alloc_filled(size[i]);
 	}
-	z3fold_memory(pool, &pages, &frames);
+	z3fold_memory(pool, &pages, &frames, &owners);
 	ck_assert_int_ge(pagemem_fd(pages), 0);
 	ck_assert_int_eq(fstat(pagemem_fd(pages), &st), 0);
 	ck_assert_int_eq(pagemem_alloc(&again, &(struct pagemem_src){
@@ -1011,26 +1148,39 @@ END_TEST
 
 /* The pool made again on the files of the pool in use, as a successor
  * makes it, and the pool in use dropped as its owner died or stopped;
- * not recovered yet. */
-static void pool_made_again(void)
+ * its owner words from file @owners_fd, or from the dead pool's file if
+ * -1. Not recovered yet. */
+static void pool_made_again_with(int owners_fd)
 {
-	const struct pagemem *pages, *frames;
+	const struct pagemem *pages, *frames, *owners;
 	struct z3fold_pool *dead = pool;
 	struct z3fold_mem mem;
 
-	z3fold_memory(dead, &pages, &frames);
+	z3fold_memory(dead, &pages, &frames, &owners);
 	mem.pages = (struct pagemem_src){ PAGEMEM_FILE, pagemem_fd(pages) };
 	mem.frames = (struct pagemem_src){ PAGEMEM_FILE, pagemem_fd(frames) };
+	mem.owners = (struct pagemem_src){
+		PAGEMEM_FILE, owners_fd < 0 ? pagemem_fd(owners) : owners_fd };
 	pool = z3fold_create_pool("reborn", &mem, NULL, NULL);
 	ck_assert_ptr_nonnull(pool);
 	z3fold_destroy_pool(dead);
 }
 
+static void pool_made_again(void)
+{
+	pool_made_again_with(-1);
+}
+
 /* The same, then recovering. */
+static void pool_reborn_with(int owners_fd)
+{
+	pool_made_again_with(owners_fd);
+	ck_assert_int_eq(z3fold_recover_begin(pool), 0);
+}
+
 static void pool_reborn(void)
 {
-	pool_made_again();
-	ck_assert_int_eq(z3fold_recover_begin(pool), 0);
+	pool_reborn_with(-1);
 }
 
 /* What a successor's records name survives, byte for byte and at the same
@@ -1111,6 +1261,79 @@ START_TEST(test_recover_refuses_stale_handles)
 	ck_assert_uint_eq(z3fold_object_size(pool, b), 0);
 	check_pattern(a, 10 * CHUNK);
 	z3fold_free(pool, a);
+}
+END_TEST
+
+/* The owner words of the objects a successor's records name are in the
+ * files: readable during the recovery and after it, and settable. */
+START_TEST(test_recover_keeps_owner_words)
+{
+	enum { N = 900 };
+	static unsigned long h[N];
+	static size_t size[N];
+	int i;
+
+	for (i = 0; i < N; i++) {
+		size[i] = i % 9 ? 64u * (unsigned int)(1 + i % 40) : PAGE;
+		h[i] = alloc_filled(size[i]);
+		set_word(h[i], 1);
+	}
+	for (i = 0; i < N; i += 5)
+		z3fold_free(pool, h[i]);
+	pool_reborn();
+	for (i = 0; i < N; i++) {
+		if (i % 5 == 0)
+			continue;
+		ck_assert_int_eq(z3fold_recover_ref(pool, h[i]),
+				 (long)size[i]);
+		check_word(h[i], 1);
+	}
+	z3fold_recover_end(pool);
+	check_verify();
+	for (i = 0; i < N; i++) {
+		if (i % 5 == 0)
+			continue;
+		check_word(h[i], 1);
+		check_pattern(h[i], size[i]);
+		set_word(h[i], 2);
+	}
+	for (i = 0; i < N; i++) {
+		if (i % 5 == 0)
+			continue;
+		check_word(h[i], 2);
+		z3fold_free(pool, h[i]);
+	}
+}
+END_TEST
+
+/* A pool written before owner words existed: its owners file is new and
+ * empty. The recovered objects' words read 0, and can be set. */
+START_TEST(test_recover_with_a_new_owners_file)
+{
+	enum { N = 600 };
+	static unsigned long h[N];
+	int fd = memfd_create("check_z3fold owners", MFD_CLOEXEC);
+	int i;
+
+	ck_assert_int_ge(fd, 0);
+	for (i = 0; i < N; i++) {
+		h[i] = alloc_filled(i % 7 ? 64u * (unsigned int)(1 + i % 50)
+					  : PAGE);
+		set_word(h[i], 1);
+	}
+	pool_reborn_with(fd);
+	close(fd);
+	for (i = 0; i < N; i++) {
+		ck_assert_int_gt(z3fold_recover_ref(pool, h[i]), 0);
+		ck_assert_uint_eq(z3fold_owner(pool, h[i]), 0);
+		set_word(h[i], 2);
+	}
+	z3fold_recover_end(pool);
+	check_verify();
+	for (i = 0; i < N; i++) {
+		check_word(h[i], 2);
+		z3fold_free(pool, h[i]);
+	}
 }
 END_TEST
 
@@ -1261,13 +1484,13 @@ struct frame_bytes {
  * successor clears both, or its first allocation would wait forever. */
 START_TEST(test_recover_after_a_crash_mid_operation)
 {
-	const struct pagemem *pages, *frames;
+	const struct pagemem *pages, *frames, *owners;
 	struct frame_bytes *fb;
 	unsigned long a = alloc_filled(20 * CHUNK), x;
 	size_t i, n;
 	struct stat sb;
 
-	z3fold_memory(pool, &pages, &frames);
+	z3fold_memory(pool, &pages, &frames, &owners);
 	ck_assert_int_eq(fstat(pagemem_fd(frames), &sb), 0);
 	fb = frames->base;
 	n = (size_t)sb.st_size / sizeof(*fb);
@@ -1307,6 +1530,10 @@ static Suite *z3fold_suite(const char *name, enum pagemem_kind kind)
 		tcase_add_test(tc, test_objects_never_move);
 	}
 	tcase_add_test(tc, test_invalid_handles);
+	tcase_add_test(tc, test_owner_words_every_placement);
+	tcase_add_test(tc, test_owner_words_outside_the_pool);
+	if (kind == PAGEMEM_ANON)
+		tcase_add_test(tc, test_owner_word_follows_a_moved_middle);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reclaim");
@@ -1338,6 +1565,8 @@ static Suite *z3fold_suite(const char *name, enum pagemem_kind kind)
 		tcase_add_test(tc, test_recover_keeps_what_is_named);
 		tcase_add_test(tc, test_recover_refuses_stale_handles);
 		tcase_add_test(tc, test_recover_after_a_crash_mid_operation);
+		tcase_add_test(tc, test_recover_keeps_owner_words);
+		tcase_add_test(tc, test_recover_with_a_new_owners_file);
 		tcase_add_test(tc, test_image_takes_the_pool_over);
 		tcase_add_test(tc, test_image_refused);
 		suite_add_tcase(s, tc);

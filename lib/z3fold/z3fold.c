@@ -31,11 +31,19 @@
  * - No struct page: a side table of struct z3fold_frame (16 bytes per pool
  *   page) holds what the kernel keeps there: the LRU links, the page lock,
  *   the HEADLESS/CLAIMED flags. The in-page header holds the rest.
+ * - Owner words: a third table holds one 64-bit word per object for the
+ *   pool's user (z3fold_set_owner()), as the old kernel zswap kept the
+ *   swp entry in a header at the start of each object: the evict handler
+ *   learns from it whom an object belongs to, and in a file it outlives
+ *   the process. OWNER_WORDS per frame, the one of an object picked by
+ *   its handle's rotated buddy bits, never by its header: a handle keeps
+ *   those bits when the middle buddy becomes FIRST, and they can be read
+ *   without the frame lock or the page (which may be decommitted).
  * - Pages come from one address range reserved at pool creation (as large
  *   as the machine's RAM) from the page provider (lib/common/pagemem.h),
- *   as does the side table: anonymous memory, or a memfd each
- *   (z3fold_memory()). Segments of SEG_PAGES pages are committed as the
- *   pool grows and decommitted (handed back to the OS: a memfd's part is
+ *   as do the side table and the owner words: anonymous memory, or a
+ *   memfd or file each (z3fold_memory()). Segments of SEG_PAGES pages are
+ *   committed as the pool grows and decommitted (handed back to the OS: a memfd's part is
  *   punched) when a second segment becomes empty. Every link and handle
  *   holds frame numbers (page offsets in that range), never pointers, so
  *   that a memfd-backed range can be handed to a restarted daemon. The
@@ -100,6 +108,11 @@
 #define SEG_PAGES	(1u << SEG_SHIFT)	/* pages taken from the OS at once */
 #define SPARE_SEGS	1			/* empty segments kept mapped */
 
+/* Owner words: one per rotated buddy value, so 4 per frame, 32 bytes;
+ * committed per segment with the side table, never decommitted. */
+#define OWNER_WORDS	(BUDDY_MASK + 1)
+#define OWNER_SEG_BYTES	((size_t)SEG_PAGES * OWNER_WORDS * sizeof(uint64_t))
+
 #define NO_FRAME	UINT32_MAX
 #define NOT_LISTED	0xff
 
@@ -110,6 +123,10 @@
 #define FRAME_SHIFT	18
 
 _Static_assert(Z3FOLD_PAGE_SIZE == PAGE_SIZE, "page size");
+_Static_assert(OWNER_SEG_BYTES == 2 * PAGE_SIZE,
+	       "32 bytes of owner words per frame, whole pages per segment");
+_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t),
+	       "an owner word is a plain 64-bit word in the table");
 _Static_assert(Z3FOLD_MAX_SHARED_SIZE == PAGE_SIZE - ZHDR_SIZE - CHUNK_SIZE,
 	       "shared size limit");
 
@@ -216,12 +233,16 @@ enum seg_state {
  * @side:            the side table, struct z3fold_frame per frame;
  *                   immutable, entries of segments below @hwm_segs are
  *                   committed
+ * @owners:          the owner words, OWNER_WORDS per frame; immutable,
+ *                   committed as @side is; each word is its object's
+ *                   user's, read and written atomically (relaxed)
  * @nr_segs:         segments in the reserved range; immutable
  * @seg_used:        in-use frames per segment; lock
  * @seg_state:       enum seg_state per segment; lock
  * @empty_segs:      mapped segments without in-use frames; lock
- * @hwm_segs:        segments whose side table is mapped (all below it
- *                   have been mapped once); written under @grow_lock
+ * @hwm_segs:        segments whose side table and owner words are mapped
+ *                   (all below it have been mapped once); written under
+ *                   @grow_lock
  * @persistent:      its pages may outlive the process: no object moves;
  *                   immutable
  * @rec:             while recovering: per frame, the buddies a record
@@ -242,6 +263,7 @@ struct z3fold_pool {
 	struct flist free_frames;
 	struct pagemem pages;
 	struct pagemem side;
+	struct pagemem owners;
 	uint32_t nr_segs;
 	uint16_t *seg_used;
 	uint8_t *seg_state;
@@ -410,6 +432,15 @@ static inline enum buddy handle_to_buddy(struct z3fold_header *zhdr,
 	return (enum buddy)((handle - zhdr->first_num) & BUDDY_MASK);
 }
 
+/* The owner word of @handle in frame @f: the handle's rotated buddy bits
+ * pick it, so that it is the same word for as long as the handle lives. */
+static inline _Atomic uint64_t *owner_word(struct z3fold_pool *pool,
+					   uint32_t f, unsigned long handle)
+{
+	return (_Atomic uint64_t *)pool->owners.base +
+	       (size_t)f * OWNER_WORDS + (handle & BUDDY_MASK);
+}
+
 static uint16_t frame_next_gen(struct z3fold_frame *fr)
 {
 	if (++fr->gen == 0)
@@ -500,21 +531,35 @@ static void report_invalid(struct z3fold_pool *pool, const char *op,
 }
 
 /*
- * Lock the frame of @handle if it is a page in use; returns the frame
- * number, or NO_FRAME (nothing locked) for a handle that cannot be valid.
- * Only reads the side table, which stays mapped below hwm_segs.
+ * The frame of @handle if its side entry and owner words are mapped (they
+ * stay mapped below hwm_segs), else NO_FRAME. Takes no lock.
  */
-static uint32_t frame_lock_handle(struct z3fold_pool *pool,
-				  unsigned long handle)
+static uint32_t handle_frame_mapped(struct z3fold_pool *pool,
+				    unsigned long handle)
 {
 	uint32_t f = handle_frame(handle);
 	unsigned int hwm;
-	struct z3fold_frame *fr;
 
 	if ((handle >> FRAME_SHIFT) > UINT32_MAX)
 		return NO_FRAME;
 	hwm = atomic_load_explicit(&pool->hwm_segs, memory_order_acquire);
 	if (f >= ((uint64_t)hwm << SEG_SHIFT))
+		return NO_FRAME;
+	return f;
+}
+
+/*
+ * Lock the frame of @handle if it is a page in use; returns the frame
+ * number, or NO_FRAME (nothing locked) for a handle that cannot be valid.
+ * Only reads the side table.
+ */
+static uint32_t frame_lock_handle(struct z3fold_pool *pool,
+				  unsigned long handle)
+{
+	uint32_t f = handle_frame_mapped(pool, handle);
+	struct z3fold_frame *fr;
+
+	if (f == NO_FRAME)
 		return NO_FRAME;
 	fr = frame_of(pool, f);
 	frame_lock(fr);
@@ -554,6 +599,22 @@ static enum buddy handle_buddy_locked(struct z3fold_pool *pool, uint32_t f,
  * Segments: pages from and back to the OS
  *****************/
 
+/* Commit the side entries and owner words of the @n segments from @s
+ * (what was committed already keeps what it holds). Return: 0 or
+ * pagemem_commit()'s -errno. */
+static int segs_commit_tables(struct z3fold_pool *pool, uint32_t s,
+			      uint32_t n)
+{
+	int ret;
+
+	ret = pagemem_commit(&pool->side, (size_t)s << PAGE_SHIFT,
+			     (size_t)n << PAGE_SHIFT);
+	if (ret)
+		return ret;
+	return pagemem_commit(&pool->owners, (size_t)s * OWNER_SEG_BYTES,
+			      (size_t)n * OWNER_SEG_BYTES);
+}
+
 /* Take a segment from the OS and put its frames on the free list.
  * Called with no lock held. */
 static int pool_grow(struct z3fold_pool *pool)
@@ -576,8 +637,7 @@ static int pool_grow(struct z3fold_pool *pool)
 	pool_unlock(pool);
 
 	hwm = atomic_load(&pool->hwm_segs);
-	if ((s >= hwm && pagemem_commit(&pool->side, (size_t)s << PAGE_SHIFT,
-					PAGE_SIZE)) ||
+	if ((s >= hwm && segs_commit_tables(pool, s, 1)) ||
 	    pagemem_commit(&pool->pages, (size_t)s << (SEG_SHIFT + PAGE_SHIFT),
 			   (size_t)SEG_PAGES << PAGE_SHIFT)) {
 		pool_lock(pool);
@@ -783,7 +843,8 @@ static unsigned int middle_target(struct z3fold_pool *pool,
  * z3fold_compact_page() - move the middle buddy where it frees most space
  * Frame lock held, page not claimed, middle not mapped. A middle buddy left
  * alone becomes FIRST: first_num is incremented so that its handle, which
- * says MIDDLE, now decodes as FIRST.
+ * says MIDDLE, now decodes as FIRST. Its owner word stays where it is: the
+ * handle, whose rotated buddy bits pick the word, does not change.
  * Return: whether the page changed.
  */
 static bool z3fold_compact_page(struct z3fold_pool *pool, uint32_t f)
@@ -872,7 +933,7 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
 				       const struct z3fold_ops *ops, void *priv)
 {
 	const struct z3fold_mem anon = {
-		{ PAGEMEM_ANON, -1 }, { PAGEMEM_ANON, -1 },
+		{ PAGEMEM_ANON, -1 }, { PAGEMEM_ANON, -1 }, { PAGEMEM_ANON, -1 },
 	};
 	long phys = sysconf(_SC_PHYS_PAGES);
 	pthread_mutexattr_t attr;
@@ -911,11 +972,15 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
 			      "z3fold frames");
 	if (ret)
 		goto out_free_seg_state;
+	ret = pagemem_reserve(&pool->owners, &mem->owners,
+			      nr_segs * OWNER_SEG_BYTES, "z3fold owners");
+	if (ret)
+		goto out_free_side;
 	ret = pagemem_reserve(&pool->pages, &mem->pages,
 			      nr_segs << (SEG_SHIFT + PAGE_SHIFT),
 			      "z3fold pages");
 	if (ret)
-		goto out_free_side;
+		goto out_free_owners;
 
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
@@ -929,6 +994,8 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
 	flist_init(&pool->free_frames);
 	return pool;
 
+out_free_owners:
+	pagemem_free(&pool->owners);
 out_free_side:
 	pagemem_free(&pool->side);
 out_free_seg_state:
@@ -942,10 +1009,12 @@ out_free_pool:
 }
 
 void z3fold_memory(struct z3fold_pool *pool, const struct pagemem **pages,
-		   const struct pagemem **frames)
+		   const struct pagemem **frames,
+		   const struct pagemem **owners)
 {
 	*pages = &pool->pages;
 	*frames = &pool->side;
+	*owners = &pool->owners;
 }
 
 void z3fold_release_mappings(struct z3fold_pool *pool)
@@ -954,13 +1023,15 @@ void z3fold_release_mappings(struct z3fold_pool *pool)
 		return;
 	pagemem_unmap_pages(&pool->pages);
 	pagemem_unmap_pages(&pool->side);
+	pagemem_unmap_pages(&pool->owners);
 }
 
 /*
  * z3fold_destroy_pool() - destroys an existing z3fold pool
  * The pool should be emptied before; objects still allocated are lost (and
  * reported). Teardown order: the page range first (it holds the headers
- * the lists point into), then the side table, then the segment tables.
+ * the lists point into), then the side table and the owner words, then
+ * the segment tables.
  */
 void z3fold_destroy_pool(struct z3fold_pool *pool)
 {
@@ -974,6 +1045,7 @@ void z3fold_destroy_pool(struct z3fold_pool *pool)
 			pool->name, (unsigned long long)left);
 	pagemem_free(&pool->pages);
 	pagemem_free(&pool->side);
+	pagemem_free(&pool->owners);
 	free(pool->rec);
 	free(pool->seg_state);
 	free(pool->seg_used);
@@ -1220,6 +1292,29 @@ size_t z3fold_object_size(struct z3fold_pool *pool, unsigned long handle)
 		size = frame_hdr(pool, f)->size[bud];
 	frame_unlock(frame_of(pool, f));
 	return size;
+}
+
+void z3fold_set_owner(struct z3fold_pool *pool, unsigned long handle,
+		      uint64_t owner)
+{
+	uint32_t f = handle_frame_mapped(pool, handle);
+
+	if (f == NO_FRAME) {
+		report_invalid(pool, "set_owner", handle);
+		return;
+	}
+	atomic_store_explicit(owner_word(pool, f, handle), owner,
+			      memory_order_relaxed);
+}
+
+uint64_t z3fold_owner(struct z3fold_pool *pool, unsigned long handle)
+{
+	uint32_t f = handle_frame_mapped(pool, handle);
+
+	if (f == NO_FRAME)
+		return 0;
+	return atomic_load_explicit(owner_word(pool, f, handle),
+				    memory_order_relaxed);
 }
 
 /*
@@ -1521,11 +1616,11 @@ int z3fold_verify(struct z3fold_pool *pool)
  * Recovery
  *****************/
 
-/* The side table of the first @segs segments of the pool's files, mapped
- * (the high-water mark). 0 or -ENOMEM. */
+/* The side table and the owner words of the first @segs segments of the
+ * pool's files, mapped (the high-water mark). 0 or -ENOMEM. */
 static int map_side(struct z3fold_pool *pool, uint32_t segs)
 {
-	if (segs && pagemem_commit(&pool->side, 0, (size_t)segs << PAGE_SHIFT))
+	if (segs && segs_commit_tables(pool, 0, segs))
 		return -ENOMEM;
 	atomic_store(&pool->hwm_segs, segs);
 	return 0;

@@ -62,14 +62,17 @@ struct z3fold_stats {
 };
 
 /*
- * struct z3fold_mem - what a pool's pages and its side table are made of
- * (pagemem.h): both anonymous, a new memfd each, or the caller's files.
- * A pool made on files that already hold a pool is that pool again, to be
- * recovered (below) before any other call.
+ * struct z3fold_mem - what a pool's pages, its side table and its owner
+ * words are made of (pagemem.h): anonymous, a new memfd each, or the
+ * caller's files. All zero is anonymous memory for all three. A pool made
+ * on files that already hold a pool is that pool again, to be recovered
+ * (below) before any other call; an empty @owners file (a pool written
+ * before owner words existed) reads as zero words.
  */
 struct z3fold_mem {
 	struct pagemem_src pages;
 	struct pagemem_src frames;
+	struct pagemem_src owners;
 };
 
 /*
@@ -101,7 +104,9 @@ struct z3fold_pool *z3fold_create_pool(const char *name,
  * its generation (never published, or a record gone wrong) is refused:
  * its page must not be served from it. The owner's writes follow the rule
  * that makes this sound: an object's header fields are written only while
- * no record names it. No other call may run meanwhile.
+ * no record names it. No other call may run meanwhile, but
+ * z3fold_set_owner() and z3fold_owner() (a named object's word may be
+ * rewritten: one a crash tore, or one of a pool whose owners file is new).
  */
 
 /* Start recovering @pool (made on existing files). Return: 0 or -ENOMEM. */
@@ -145,12 +150,15 @@ int z3fold_load_image(struct z3fold_pool *pool, const void *buf, size_t len,
  * z3fold_memory() - the page provider's tables @pool lives in: *@pages
  * its pool pages (pool page f at byte f * Z3FOLD_PAGE_SIZE, so an object
  * sits at the same offset wherever the table is mapped), *@frames its side
- * table (16 bytes per pool page). Both hold frame numbers, never pointers;
- * file-backed, their descriptors (pagemem_fd()) are what a successor maps
- * again. Immutable for the pool's life.
+ * table (16 bytes per pool page), *@owners its owner words (32 bytes per
+ * pool page, see z3fold_set_owner()). They hold frame numbers and the
+ * user's words, never pointers; file-backed, their descriptors
+ * (pagemem_fd()) are what a successor maps again. Immutable for the
+ * pool's life.
  */
 void z3fold_memory(struct z3fold_pool *pool, const struct pagemem **pages,
-		   const struct pagemem **frames);
+		   const struct pagemem **frames,
+		   const struct pagemem **owners);
 
 /* The pages of a pool on files, out of this process's page tables (they
  * stay in the files, and come back on the next touch): a pool handed
@@ -209,6 +217,32 @@ unsigned int z3fold_compact(struct z3fold_pool *pool, unsigned int max_pages);
 
 /* Pool size in pages (pages holding objects, all kinds). */
 uint64_t z3fold_get_pool_size(struct z3fold_pool *pool);
+
+/*
+ * Owner words: each object has one 64-bit word for its user, typically
+ * to say whom the object belongs to, so that an evict handler, which is
+ * given only a handle, finds its owner (the old kernel zswap kept the swp
+ * entry in a header at the start of each object). The words live in the
+ * pool's third table (struct z3fold_mem.owners): in a file they outlive
+ * the process with the objects; a recovered object keeps its word. A word
+ * is not cleared when its object is freed, nor set when one is allocated:
+ * a new object's word holds what an earlier object of its slot left.
+ * Each word stays with its object for the object's life, compaction
+ * included. Cost: one atomic access, no lock.
+ *
+ * z3fold_set_owner() - set the owner word of @handle to @owner, with a
+ * relaxed atomic store. The caller owns the object (between its
+ * z3fold_alloc() and its z3fold_free()); a handle outside the pool is
+ * counted and reported as invalid.
+ *
+ * z3fold_owner() - the owner word of @handle, read with a relaxed atomic
+ * load. For a handle that is stale or freed it returns whatever the slot
+ * holds (another object's word, or garbage): the caller checks what the
+ * word names against its own records. A handle outside the pool reads 0.
+ */
+void z3fold_set_owner(struct z3fold_pool *pool, unsigned long handle,
+		      uint64_t owner);
+uint64_t z3fold_owner(struct z3fold_pool *pool, unsigned long handle);
 
 /* Size in bytes of the object of @handle, 0 for an invalid handle. */
 size_t z3fold_object_size(struct z3fold_pool *pool, unsigned long handle);
