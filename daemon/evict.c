@@ -800,6 +800,11 @@ int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
 
 	if (!r)
 		return -ENOENT;
+	if (key->idx >= r->npages) {
+		/* a stale owner word may name any index */
+		region_put(r);
+		return -ENOENT;
+	}
 	p = &r->pages[key->idx];
 	info = atomic_load(&p->info);
 	if (page_state(info) != PAGE_COMPRESSED || p->data != handle ||

@@ -97,9 +97,12 @@ long evict_slot_now(struct evictors *ev, struct mm_slot *slot, size_t max,
  * @ctx: the struct region_index): reclaim from the bottom wants the object
  * of @handle, held for page @key, in the backing file. Takes the page
  * (COMPRESSED -> LOADING), has the store write it back, and publishes
- * WRITTEN_BACK. Return: 0 once @handle is freed; -ENOENT if the region is
- * gone, -EBUSY if another thread holds the page or its evictor has not yet
- * punched it, or the store's -errno (the page is COMPRESSED again).
+ * WRITTEN_BACK. @key comes from the object's owner word and may be stale:
+ * only a page whose entry names @handle is taken. Return: 0 once @handle
+ * is freed; -ENOENT if the region is gone or has no page @key->idx,
+ * -EBUSY if the page does not hold @handle, another thread holds it or
+ * its evictor has not yet punched it, or the store's -errno (the page is
+ * COMPRESSED again).
  */
 int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
 		     unsigned long handle);

@@ -114,19 +114,17 @@ static int cursor_has_data(struct data_cursor *c, size_t i, bool *has)
 }
 
 /* Name the stored copy of page @i to the store; LOST if it is gone. */
-static int name_stored(struct region *r, size_t i, struct recover_stats *st)
+static void name_stored(struct region *r, size_t i, struct recover_stats *st)
 {
 	struct page_entry *e = &r->pages[i];
 	struct store_key key = { r->id, (uint32_t)i };
 	uint32_t info = atomic_load(&e->info);
 	long n = store_recover_ref(r->store, info, e->data, &key);
 
-	if (n == -ENOMEM)
-		return -ENOMEM;
 	if (n < 0) {
 		entry_set(e, PAGE_LOST, 0, 0);
 		st->lost++;
-		return 0;
+		return;
 	}
 	atomic_fetch_add(&r->stored, 1);
 	if (page_state(info) == PAGE_COMPRESSED) {
@@ -134,7 +132,6 @@ static int name_stored(struct region *r, size_t i, struct recover_stats *st)
 		atomic_fetch_add(&r->compressed_bytes, (size_t)n);
 	}
 	st->stored++;
-	return 0;
 }
 
 /* Every entry that may have been written: decided. */
@@ -154,9 +151,7 @@ static int decide_entries(struct region *r, struct recover_stats *st)
 			return ret;
 		switch (recover_entry(&r->pages[i], has)) {
 		case RECOVER_STORED:
-			ret = name_stored(r, i, st);
-			if (ret)
-				return ret;
+			name_stored(r, i, st);
 			break;
 		case RECOVER_LOST:
 			st->lost++;

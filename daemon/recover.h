@@ -47,8 +47,8 @@ struct recover_stats {
  * and store_recover_end()), count what @r holds, and put its resident
  * pages on the slot's LRU. Cost: a look at each entry that may have been
  * written (region_next_entry()) and at each page the memfd holds.
- * Return: 0, or -errno if the memfd or the store failed (the region
- * cannot be trusted then), in which case *@st is partial.
+ * Return: 0, or -errno if the memfd failed (the region cannot be trusted
+ * then), in which case *@st is partial.
  */
 int recover_region(struct region *r, struct recover_stats *st);
 

@@ -332,10 +332,13 @@ int statedir_rest_take(struct statedir *sd, uint64_t epoch, void **buf,
 /* No image at rest is left (a daemon starting afresh). 0 or -errno. */
 int statedir_rest_remove(struct statedir *sd);
 
-/* The pool's file @name (STATEDIR_POOL_PAGES, STATEDIR_POOL_FRAMES),
- * made if missing, emptied if @fresh. Return: the fd or -errno. */
+/* The pool's file @name (STATEDIR_POOL_PAGES, STATEDIR_POOL_FRAMES,
+ * STATEDIR_POOL_OWNERS), made if missing (a directory of a release before
+ * owner words has no pool.owners: it is made empty, and recovery fills
+ * it), emptied if @fresh. Return: the fd or -errno. */
 #define STATEDIR_POOL_PAGES	"pool.pages"
 #define STATEDIR_POOL_FRAMES	"pool.frames"
+#define STATEDIR_POOL_OWNERS	"pool.owners"
 int statedir_pool_open(struct statedir *sd, const char *name, bool fresh);
 
 /* Note how the client names @r (its memfd's number @memfd_fd in the

@@ -4,14 +4,17 @@
  * store_put(): same-filled check (one pass over the page, stops at the
  * first differing word) -> compress into a stack buffer with the raw
  * threshold as capacity (both compressors give up early on incompressible
- * data) -> z3fold_alloc() -> copy in under z3fold_map() -> reverse map
- * entry (handle -> key: region id, page index), which the evict handler
- * needs.
+ * data) -> z3fold_alloc() -> the object's owner word set to the key
+ * (region id, page index), which the evict handler needs -> copy in under
+ * z3fold_map(); only then is the handle handed to the caller, who
+ * publishes it.
  *
  * Reclaim from the bottom, exactly the z3fold flow: store_reclaim() calls
  * z3fold_reclaim_page(), which claims the least recently filled pool page
- * and calls store_evict() for each object on it. store_evict() finds the
- * page's key through the reverse map and asks the owner to write it back:
+ * and calls store_evict() for each object on it. store_evict() reads the
+ * page's key from the object's owner word and asks the owner to write it
+ * back (the word of an object freed meanwhile may name any page: the
+ * owner refuses a page whose entry does not name the handle):
  * the owner takes the page (COMPRESSED -> LOADING, so no fault or restore
  * can use it meanwhile), calls store_write_back() (object to the backing
  * file), publishes WRITTEN_BACK and only then frees the pool's copy with
@@ -20,9 +23,7 @@
  * the backing file refuses fails it: the object then stays in the pool.
  *
  * Lock order: reclaim_lock (one reclaimer at a time), then z3fold's
- * locks, which are never held while calling store_evict(); rmap_lock is
- * taken inside it and inside store_put/store_drop, never around z3fold,
- * owner or backing calls.
+ * locks, which are never held while calling store_evict().
  */
 #include "config.h"
 
@@ -39,7 +40,6 @@
 	atomic_fetch_add_explicit(&(s)->st.field, (uint_fast64_t)(n), \
 				  memory_order_relaxed)
 
-#define RMAP_MIN_CAP	1024
 #define RECLAIM_RETRIES	8
 
 /* A write-back I/O error was logged (once per process). */
@@ -51,115 +51,20 @@ static int store_evict(struct z3fold_pool *pool, unsigned long handle,
 static const struct z3fold_ops store_ops = { .evict = store_evict };
 
 /*****************
- * Reverse map: open addressing, linear probing, backward-shift deletion
+ * Owner words: the page an object holds
  *****************/
 
-static size_t rmap_slot(const struct store *s, unsigned long handle)
+/* The owner word of an object held for @key: its region id (low 32 bits)
+ * over its page index. */
+static uint64_t key_to_owner(const struct store_key *key)
 {
-	return (size_t)((handle * 0x9e3779b97f4a7c15ull) >> 20) &
-	       (s->rmap_cap - 1);
+	return (uint64_t)key->region_id << 32 | key->idx;
 }
 
-/* Insert into a table with room; rmap_lock held. */
-static void rmap_place(struct store *s, const struct store_rmap_entry *e)
+static void owner_to_key(uint64_t owner, struct store_key *key)
 {
-	size_t i = rmap_slot(s, e->handle);
-
-	assert_held(&s->rmap_lock);
-	while (s->rmap[i].handle)
-		i = (i + 1) & (s->rmap_cap - 1);
-	s->rmap[i] = *e;
-}
-
-/* Double the table; rmap_lock held. */
-static int rmap_grow(struct store *s)
-{
-	struct store_rmap_entry *old = s->rmap;
-	size_t old_cap = s->rmap_cap, i;
-
-	assert_held(&s->rmap_lock);
-	s->rmap = calloc(old_cap ? 2 * old_cap : RMAP_MIN_CAP, sizeof(*old));
-	if (!s->rmap) {
-		s->rmap = old;
-		return -ENOMEM;
-	}
-	s->rmap_cap = old_cap ? 2 * old_cap : RMAP_MIN_CAP;
-	for (i = 0; i < old_cap; i++)
-		if (old[i].handle)
-			rmap_place(s, &old[i]);
-	free(old);
-	return 0;
-}
-
-static int rmap_add(struct store *s, unsigned long handle,
-		    const struct store_key *key)
-{
-	struct store_rmap_entry e = { handle, *key };
-	int ret = 0;
-
-	pthread_mutex_lock(&s->rmap_lock);
-	if ((s->rmap_used + 1) * 10 > s->rmap_cap * 7)
-		ret = rmap_grow(s);
-	if (ret == 0) {
-		rmap_place(s, &e);
-		s->rmap_used++;
-	}
-	pthread_mutex_unlock(&s->rmap_lock);
-	return ret;
-}
-
-/* Index of @handle's entry, or rmap_cap; rmap_lock held. */
-static size_t rmap_find(const struct store *s, unsigned long handle)
-{
-	size_t i;
-
-	assert_held(&s->rmap_lock);
-	if (!s->rmap_cap)
-		return 0;
-	for (i = rmap_slot(s, handle); s->rmap[i].handle;
-	     i = (i + 1) & (s->rmap_cap - 1))
-		if (s->rmap[i].handle == handle)
-			return i;
-	return s->rmap_cap;
-}
-
-static void rmap_del(struct store *s, unsigned long handle)
-{
-	size_t i, j, home;
-
-	pthread_mutex_lock(&s->rmap_lock);
-	i = rmap_find(s, handle);
-	if (i < s->rmap_cap) {
-		/* shift back the entries displaced past the hole */
-		for (j = (i + 1) & (s->rmap_cap - 1); s->rmap[j].handle;
-		     j = (j + 1) & (s->rmap_cap - 1)) {
-			home = rmap_slot(s, s->rmap[j].handle);
-			if (((j - home) & (s->rmap_cap - 1)) >=
-			    ((j - i) & (s->rmap_cap - 1))) {
-				s->rmap[i] = s->rmap[j];
-				i = j;
-			}
-		}
-		s->rmap[i].handle = 0;
-		s->rmap_used--;
-	}
-	pthread_mutex_unlock(&s->rmap_lock);
-}
-
-/* The page @handle holds; false if none (freed meanwhile). */
-static bool rmap_lookup(struct store *s, unsigned long handle,
-			struct store_key *key)
-{
-	bool found;
-	size_t i;
-
-	pthread_mutex_lock(&s->rmap_lock);
-	i = rmap_find(s, handle);
-	found = i < s->rmap_cap;
-	if (found)
-		*key = s->rmap[i].key;
-	pthread_mutex_unlock(&s->rmap_lock);
-	return found;
+	key->region_id = owner >> 32;
+	key->idx = (uint32_t)owner;
 }
 
 /*****************
@@ -180,7 +85,6 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	atomic_init(&s->level, level);
 	atomic_init(&s->pool_limit, pool_limit);
 	pthread_mutex_init(&s->reclaim_lock, NULL);
-	pthread_mutex_init(&s->rmap_lock, NULL);
 	pthread_mutex_init(&s->frees_lock, NULL);
 	return 0;
 }
@@ -199,10 +103,8 @@ void store_destroy(struct store *s)
 	s->pool = NULL;
 	if (s->backing)
 		backing_close(s->backing);
-	free(s->rmap);
 	free(s->frees);
 	pthread_mutex_destroy(&s->reclaim_lock);
-	pthread_mutex_destroy(&s->rmap_lock);
 	pthread_mutex_destroy(&s->frees_lock);
 }
 
@@ -262,10 +164,7 @@ int store_put(struct store *s, struct compressor *c, const uint8_t *page,
 	}
 	if (z3fold_alloc(s->pool, n, &handle))
 		goto out_refused;
-	if (rmap_add(s, handle, key)) {
-		z3fold_free(s->pool, handle);
-		goto out_refused;
-	}
+	z3fold_set_owner(s->pool, handle, key_to_owner(key));
 	memcpy(z3fold_map(s->pool, handle), src, n);
 	z3fold_unmap(s->pool, handle);
 	*data = handle;
@@ -392,7 +291,6 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data)
 		return 0;
 	default:
 		n = z3fold_object_size(s->pool, data);
-		rmap_del(s, data);
 		z3fold_free(s->pool, data);
 		STAT_ADD(s, payload_bytes, -(int64_t)n);
 		if (info & PAGE_RAW)
@@ -432,8 +330,7 @@ long store_recover_ref(struct store *s, uint32_t info, uint64_t data,
 		n = z3fold_recover_ref(s->pool, data);
 		if (n < 0)
 			return n;
-		if (rmap_add(s, data, key))
-			return -ENOMEM;
+		z3fold_set_owner(s->pool, data, key_to_owner(key));
 		STAT_ADD(s, payload_bytes, n);
 		if (info & PAGE_RAW)
 			STAT_ADD(s, raw, 1);
@@ -571,7 +468,6 @@ size_t store_written_back(struct store *s, unsigned long handle,
 {
 	size_t n = z3fold_object_size(s->pool, handle);
 
-	rmap_del(s, handle);
 	z3fold_free(s->pool, handle);
 	STAT_ADD(s, payload_bytes, -(int64_t)n);
 	if (info & PAGE_RAW)
@@ -584,7 +480,7 @@ size_t store_written_back(struct store *s, unsigned long handle,
 }
 
 /* z3fold's evict handler: 0 once the owner wrote @handle back and freed
- * it. */
+ * it. The key comes from @handle's owner word, which the owner checks. */
 static int store_evict(struct z3fold_pool *pool, unsigned long handle,
 		       void *priv)
 {
@@ -592,9 +488,9 @@ static int store_evict(struct z3fold_pool *pool, unsigned long handle,
 	struct store_key key;
 
 	assert_held(&s->reclaim_lock);
-	assert_not_held(&s->rmap_lock);
-	if (!s->backing || !rmap_lookup(s, handle, &key))
+	if (!s->backing)
 		return -ENOENT;
+	owner_to_key(z3fold_owner(pool, handle), &key);
 	return s->owner.write_back(s->owner.ctx, s, &key, handle);
 }
 

@@ -10,9 +10,10 @@
  * WRITTEN_BACK) until the pool is under STORE_POOL_LOW_PCT of its limit.
  *
  * The store knows pages, not regions: each object is keyed by the page it
- * holds, (region id, page index), and reclaim from the bottom asks the
- * pages' owner (struct store_owner, given at store_init()) to give an
- * object up, so that nothing in the store points into its users.
+ * holds, (region id, page index), kept in the object's z3fold owner word
+ * (so in the pool's files, for a successor), and reclaim from the bottom
+ * asks the pages' owner (struct store_owner, given at store_init()) to
+ * give an object up, so that nothing in the store points into its users.
  *
  * Private to uzswapd. Every function is thread-safe; compression state is
  * the caller's (one struct compressor per thread).
@@ -35,7 +36,10 @@
 
 struct store;
 
-/* The page a pool object holds: page @idx of region @region_id. */
+/* The page a pool object holds: page @idx of region @region_id. The
+ * object's owner word keeps the low 32 bits of @region_id: a region whose
+ * id is wider has its objects refused by the owner's check at write-back
+ * (they stay in the pool). */
 struct store_key {
 	uint64_t region_id;
 	uint32_t idx;
@@ -45,7 +49,10 @@ struct store_key {
  * struct store_owner - who holds the stored pages' states
  * @write_back: reclaim from the bottom wants the object of @handle, held
  *      for page @key, out of the pool: the owner takes the page (or
- *      refuses with -errno: gone, held by another thread, not yet punched),
+ *      refuses with -errno: gone, held by another thread, not yet punched,
+ *      or not the page of @handle: @key comes from the object's owner
+ *      word, which a handle freed meanwhile may have lost to another
+ *      object, so it may name any page, or none),
  *      calls store_write_back(), publishes what it returns, and frees
  *      @handle with store_written_back(). Returns 0 only once @handle is
  *      freed. Called on an evictor thread, with no
@@ -56,12 +63,6 @@ struct store_owner {
 	int (*write_back)(void *ctx, struct store *s,
 			  const struct store_key *key, unsigned long handle);
 	void *ctx;
-};
-
-/* One entry of the reverse map: the page a pool object holds. */
-struct store_rmap_entry {
-	unsigned long handle;	/* 0: empty */
-	struct store_key key;
 };
 
 /*
@@ -80,8 +81,6 @@ struct store_rmap_entry {
  * @reclaim_lock: serializes reclaim from the bottom (store_reclaim()):
  *              two evictors reclaiming at once would claim each other's
  *              pages and each conclude that the pool cannot shrink
- * @rmap_lock:  protects @rmap, @rmap_cap, @rmap_used
- * @rmap:       open-addressing table, handle -> key
  * @frees_lock: protects @frees and @nr_frees
  * @frees:      backing slots to release (a hole punch is too slow for
  *              the fault path): released by store_flush_frees()
@@ -96,10 +95,6 @@ struct store {
 	atomic_uint_fast64_t pool_limit;
 	atomic_bool full;
 	pthread_mutex_t reclaim_lock;
-	pthread_mutex_t rmap_lock;
-	struct store_rmap_entry *rmap;
-	size_t rmap_cap;
-	size_t rmap_used;
 	pthread_mutex_t frees_lock;
 	uint64_t *frees;
 	size_t nr_frees;
@@ -191,14 +186,16 @@ size_t store_written_back(struct store *s, unsigned long handle,
  * Recovery (a successor's; see z3fold.h): store_recover_begin(), then
  * store_recover_ref() for each stored page its records name, then
  * store_recover_end(), before any other call. Objects no page names are
- * freed; the counters, the reverse map and the backing file's slot map
- * are rebuilt from the names.
+ * freed; the counters and the backing file's slot map are rebuilt from
+ * the names, and each pooled object's owner word is written again.
  */
 int store_recover_begin(struct store *s);
 
-/* Page @key is stored as @info with @data: keep what it names. Return:
- * the pool bytes its object takes (0: same-filled or written back), or
- * -ESTALE if the store holds no such copy (the page is lost), -ENOMEM. */
+/* Page @key is stored as @info with @data: keep what it names (a pooled
+ * object's owner word is set to @key: a pool written before owner words
+ * existed has none, a crash may have torn one). Return: the pool bytes
+ * its object takes (0: same-filled or written back), or -ESTALE if the
+ * store holds no such copy (the page is lost). */
 long store_recover_ref(struct store *s, uint32_t info, uint64_t data,
 		       const struct store_key *key);
 

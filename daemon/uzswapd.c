@@ -416,13 +416,16 @@ static int open_store(struct uzswapd *d, struct backing *backing)
 	struct store_owner owner = { evict_write_back, &d->regions };
 	bool fresh = !d->taking;
 	struct z3fold_mem mem;
-	int pages, frames, ret = -ENOMEM;
+	int pages, frames, owners, ret;
 
 	pages = statedir_pool_open(d->statedir, STATEDIR_POOL_PAGES, fresh);
 	frames = statedir_pool_open(d->statedir, STATEDIR_POOL_FRAMES, fresh);
-	if (pages >= 0 && frames >= 0) {
+	owners = statedir_pool_open(d->statedir, STATEDIR_POOL_OWNERS, fresh);
+	ret = pages < 0 ? pages : frames < 0 ? frames : owners < 0 ? owners : 0;
+	if (ret == 0) {
 		mem = (struct z3fold_mem){ { PAGEMEM_FILE, pages },
-					   { PAGEMEM_FILE, frames } };
+					   { PAGEMEM_FILE, frames },
+					   { PAGEMEM_FILE, owners } };
 		ret = store_init(&d->store, d->conf.compressor,
 				 (int)d->conf.zstd_level, d->conf.pool_limit,
 				 backing, &owner, &mem);
@@ -439,6 +442,8 @@ static int open_store(struct uzswapd *d, struct backing *backing)
 		close(pages);
 	if (frames >= 0)
 		close(frames);
+	if (owners >= 0)
+		close(owners);
 	if (ret) {
 		log_err("main", "cannot set up the compressed store in %s: %s",
 			statedir_path(d->statedir), strerror(-ret));

@@ -1,10 +1,11 @@
 /*
  * check_store.c - unit tests of uzswapd's compressed store and of the
  * page-state layer under it, with no daemon, no region, no event loop:
- * pages go in and out by key (region id, page index), the reverse map
- * hands the owner exactly the key each pool object was stored for, and
- * reclaim from the bottom moves objects to a real backing file only when
- * the owner takes the page.
+ * pages go in and out by key (region id, page index), the objects' owner
+ * words hand the owner exactly the key each pool object was stored for
+ * (and a successor's recovery writes them again, healing a wrong one),
+ * and reclaim from the bottom moves objects to a real backing file only
+ * when the owner takes the page.
  *
  * The test plays the owner: a plain page-state table per "region", driven
  * with the same compare-and-swap transitions the daemon uses.
@@ -86,7 +87,8 @@ static int test_write_back(void *ctx, struct store *s,
 	return 0;
 }
 
-static void setup(void)
+/* The store of a test, its pool made of @mem (NULL: anonymous). */
+static void setup_on(const struct z3fold_mem *mem)
 {
 	struct store_owner owner = { test_write_back, &own };
 	struct backing *b;
@@ -96,15 +98,33 @@ static void setup(void)
 	snprintf(backing_path, sizeof(backing_path), "%s/backing", dir);
 	b = backing_open(backing_path, 64u << 20, false);
 	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, b, &owner, NULL), 0);
+	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, b, &owner, mem), 0);
 	comp = compressor_create(COMPRESS_LZ4, 0);
 	ck_assert_ptr_nonnull(comp);
+}
+
+static void setup(void)
+{
+	setup_on(NULL);
+}
+
+/* A store whose pool is on memfds, as a successor can take it over. */
+static void setup_memfds(void)
+{
+	const struct z3fold_mem mem = {
+		{ PAGEMEM_MEMFD, -1 }, { PAGEMEM_MEMFD, -1 },
+		{ PAGEMEM_MEMFD, -1 },
+	};
+
+	setup_on(&mem);
 }
 
 static void teardown(void)
 {
 	compressor_destroy(comp);
 	store_destroy(&st);
+	/* a backing file taken over is emptied, not removed, at close */
+	unlink(backing_path);
 	rmdir(dir);
 	strcpy(dir, "/tmp/check_store.XXXXXX");
 }
@@ -346,6 +366,94 @@ START_TEST(test_dropped_objects_leave_the_rmap)
 }
 END_TEST
 
+/*
+ * The store of a daemon that died, taken over by its successor as uzswapd
+ * does: a store made on its pool's files and its backing file, each
+ * stored page named to it. The old store's memory is dropped, its files
+ * kept.
+ */
+static void store_reborn(void)
+{
+	const struct pagemem *pages, *frames, *owners;
+	struct store_owner owner = { test_write_back, &own };
+	struct z3fold_mem mem;
+	struct backing *b;
+	uint64_t rid;
+	size_t i;
+	int fd[3];
+
+	z3fold_memory(st.pool, &pages, &frames, &owners);
+	fd[0] = dup(pagemem_fd(pages));
+	fd[1] = dup(pagemem_fd(frames));
+	fd[2] = dup(pagemem_fd(owners));
+	ck_assert(fd[0] >= 0 && fd[1] >= 0 && fd[2] >= 0);
+	store_hand_over(&st);
+	store_destroy(&st);
+	b = backing_open(backing_path, 64u << 20, true);
+	ck_assert_ptr_nonnull(b);
+	mem = (struct z3fold_mem){ { PAGEMEM_FILE, fd[0] },
+				   { PAGEMEM_FILE, fd[1] },
+				   { PAGEMEM_FILE, fd[2] } };
+	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, b, &owner, &mem),
+			 0);
+	for (i = 0; i < ARRAY_SIZE(fd); i++)
+		close(fd[i]);
+	ck_assert_int_eq(store_recover_begin(&st), 0);
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++) {
+			struct page_entry *p = &own.pages[rid][i];
+			struct store_key key = { rid, (uint32_t)i };
+
+			if (page_is_stored(page_state(p->info)))
+				ck_assert_int_ge(store_recover_ref(&st,
+					atomic_load(&p->info), p->data, &key),
+					0);
+		}
+	store_recover_end(&st);
+}
+
+/*
+ * A successor's recovery writes each pooled object's owner word again: the
+ * words of the dead store's objects were made wrong (another page's key,
+ * or garbage), and yet reclaim from the bottom asks the owner for each
+ * object with the key of its own page (test_write_back() checks it).
+ */
+START_TEST(test_recovery_heals_owner_words)
+{
+	struct store_stats ss;
+	uint64_t rid, wrong;
+	size_t i;
+
+	for (i = 0; i < NPAGES; i++)
+		for (rid = 1; rid <= NREGIONS; rid++)
+			ck_assert_int_gt(put(rid, i, i % 5 == 0), 0);
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++) {
+			/* the page of the same index in the next region */
+			wrong = (rid % NREGIONS + 1) << 32 | i;
+			z3fold_set_owner(st.pool, own.pages[rid][i].data,
+					 i % 2 ? wrong : ~0ull);
+		}
+	store_reborn();
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.compressed + ss.raw, NREGIONS * NPAGES);
+	store_set_pool_limit(&st, 64 * PAGE_SIZE);
+	ck_assert(store_reclaim(&st));
+	ck_assert_uint_gt(own.calls, 0);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.written_back, own.calls);
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++) {
+			ck_assert_uint_le(own.asked[rid][i], 1);
+			check_page(rid, i, i % 5 == 0);
+			drop(rid, i);
+		}
+	store_flush_frees(&st);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.written_back + ss.compressed + ss.raw, 0);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -360,6 +468,10 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_reclaim_asks_the_owner_by_key);
 	tcase_add_test(tc, test_reclaim_refused_keeps_objects);
 	tcase_add_test(tc, test_dropped_objects_leave_the_rmap);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("recovery");
+	tcase_add_checked_fixture(tc, setup_memfds, teardown);
+	tcase_add_test(tc, test_recovery_heals_owner_words);
 	suite_add_tcase(s, tc);
 	return s;
 }
