@@ -16,7 +16,9 @@
  *               a backing file other than the one the pages were written
  *               back to (none, here), and the right one then takes over;
  *               a superblock of format 1 (uzswapd 0.3.0) is taken over
- *               with every kind of stored page
+ *               with every kind of stored page, and so is a pool without
+ *               its owners file (a release before owner words), whose
+ *               objects are then written back
  *
  * One test case: CK_RUN_CASE=superblock ./check_statedir. Logs kept:
  * UZSWAP_ITEST_KEEP=1.
@@ -637,6 +639,41 @@ START_TEST(test_image_at_rest_refused)
 }
 END_TEST
 
+/* The pool of a release before owner words: a daemon SIGKILLed, its
+ * pool.owners removed; the next daemon makes the file, takes every page
+ * over, and its reclaim from the bottom writes objects back (a rewrite
+ * fills the pool again). That recovery makes each word right is
+ * check_store's test_recovery_heals_owner_words. */
+START_TEST(test_pool_without_owners_taken_over)
+{
+	struct proto_status_reply s;
+	char path[PATH_MAX + 16], line[512];
+	struct dh_client c;
+	struct pstats ps;
+	int ret;
+
+	dh_up(&dmn, wb_args);
+	client_with_every_kind(&c);
+	dh_kill(&dmn);
+	snprintf(path, sizeof(path), "%s/" STATEDIR_POOL_OWNERS, dmn.state);
+	DH_ASSERT(unlink(path) == 0, "%s: %s", path, strerror(errno));
+	ret = dh_restart(&dmn, wb_args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	DH_ASSERT(dh_log_find(&dmn, "took over 1 clients, 3 regions", line,
+			      sizeof(line)), "no takeover in the log");
+	DH_ASSERT(strstr(line, " 0 lost"), "%s", line);
+	DH_ASSERT(access(path, F_OK) == 0, "%s not made again", path);
+	pager_ok(&c, "rewrite 1");
+	pager_wait_resident(&c, 5 * MIB, &ps);
+	DH_ASSERT_EQ(dh_status(&dmn, &s), 0);
+	DH_ASSERT(s.writebacks > 0, "nothing written back after the "
+		  "takeover");
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	dh_down(&dmn, NULL);
+}
+END_TEST
+
 static Suite *statedir_suite(void)
 {
 	Suite *s = suite_create("statedir");
@@ -661,6 +698,7 @@ static Suite *statedir_suite(void)
 	tcase_add_test(tc, test_other_backing_refused);
 	tcase_add_test(tc, test_format_1_taken_over);
 	tcase_add_test(tc, test_image_at_rest_refused);
+	tcase_add_test(tc, test_pool_without_owners_taken_over);
 	suite_add_tcase(s, tc);
 	return s;
 }
