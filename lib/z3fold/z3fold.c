@@ -43,8 +43,9 @@
  *   as the machine's RAM) from the page provider (lib/common/pagemem.h),
  *   as do the side table and the owner words: anonymous memory, or a
  *   memfd or file each (z3fold_memory()). Segments of SEG_PAGES pages are
- *   committed as the pool grows and decommitted (handed back to the OS: a memfd's part is
- *   punched) when a second segment becomes empty. Every link and handle
+ *   committed as the pool grows and decommitted (handed back to the OS: a
+ *   memfd's part is punched) when a second segment becomes empty; the
+ *   side table and the owner words stay. Every link and handle
  *   holds frame numbers (page offsets in that range), never pointers, so
  *   that a memfd-backed range can be handed to a restarted daemon. The
  *   list heads, the segment tables and the counters are in struct
