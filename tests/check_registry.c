@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/evict.h"
 #include "daemon/load.h"
 #include "daemon/registry.h"
 #include "daemon/store.h"
@@ -386,6 +387,29 @@ START_TEST(test_verify_mapping)
 }
 END_TEST
 
+/* The store's owner callback gets its key from an object's owner word,
+ * which may be stale: a region that is gone, an index past the region's
+ * end (refused before any entry is read) and a page that does not hold
+ * the handle are all refused. */
+START_TEST(test_write_back_refuses_a_stale_key)
+{
+	struct mm_slot *s = add(55);
+	struct region *r = mkregion(s, 0, 8);
+	struct store_key key = { r->id, 8 };
+	unsigned long handle = 0x40001;
+
+	ck_assert_int_eq(evict_write_back(&ix, NULL, &key, handle), -ENOENT);
+	key.idx = UINT32_MAX;
+	ck_assert_int_eq(evict_write_back(&ix, NULL, &key, handle), -ENOENT);
+	key.idx = 7;
+	ck_assert_int_eq(evict_write_back(&ix, NULL, &key, handle), -EBUSY);
+	key.region_id = r->id + 1000;
+	ck_assert_int_eq(evict_write_back(&ix, NULL, &key, handle), -ENOENT);
+	region_put(r);
+	drop(s);
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
 	Suite *s = suite_create("registry");
@@ -397,6 +421,7 @@ static Suite *registry_suite(void)
 	tcase_add_test(tc, test_regions);
 	tcase_add_test(tc, test_region_resident_pages);
 	tcase_add_test(tc, test_region_index);
+	tcase_add_test(tc, test_write_back_refuses_a_stale_key);
 	tcase_add_test(tc, test_verify_mapping);
 	suite_add_tcase(s, tc);
 
