@@ -1,7 +1,8 @@
 /*
  * check_registry.c - unit tests of uzswapd's client registry: the mm_slot
  * hash keyed by pid, the scan list and its round-robin cursor, each
- * slot's ordered, non-overlapping region list, and the region index by id.
+ * slot's ordered, non-overlapping region list, and the region index by id
+ * (and the store owner's lookup through it, which refuses stale keys).
  * The tests that make regions run again on page-state tables that are
  * memfds, where a walk over a huge untouched region must leave its table
  * without data (reading a hole of a shared file mapping allocates it).
