@@ -51,8 +51,7 @@ struct store_key {
  *      for page @key, out of the pool: the owner takes the page (or
  *      refuses with -errno: gone, held by another thread, not yet punched,
  *      or not the page of @handle: @key comes from the object's owner
- *      word, which a handle freed meanwhile may have lost to another
- *      object, so it may name any page, or none),
+ *      word, which may be stale and name any page, or none),
  *      calls store_write_back(), publishes what it returns, and frees
  *      @handle with store_written_back(). Returns 0 only once @handle is
  *      freed. Called on an evictor thread, with no
