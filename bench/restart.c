@@ -33,6 +33,11 @@
  *    successor's CPU time until ready (every thread's schedstat: less
  *    sensitive to a loaded machine than the wall clock); whether the
  *    successor still holds this process to its budget (uzswap_stats());
+ *    Throughout, from just before the signal to its first page read
+ *    from the successor, a prober thread reads stored pages (mincore()
+ *    says out), one every 0.2 ms, each checked against its checksum:
+ *    "stall" is its longest wait between two pages, what a busy client
+ *    sees of the restart;
  * 4. then every page read back and compared with its checksum: a
  *    difference voids the run (exit 3); the budget set again if a
  *    successor lost it, and STATUS polled until S is stored again;
