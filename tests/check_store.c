@@ -182,6 +182,17 @@ static void drop(uint64_t rid, size_t idx)
 	atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
 }
 
+/* Every page dropped: the store holds none, in the pool or written back
+ * (the slots queued for release released). */
+static void check_store_empty(void)
+{
+	struct store_stats ss;
+
+	store_flush_frees(&st);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.written_back + ss.compressed + ss.raw, 0);
+}
+
 START_TEST(test_page_cas)
 {
 	struct page_entry p = { 0 };
@@ -305,9 +316,7 @@ START_TEST(test_reclaim_asks_the_owner_by_key)
 				check_page(rid, i, i % 5 == 0);
 				drop(rid, i);
 			}
-	store_flush_frees(&st);
-	store_get_stats(&st, &ss);
-	ck_assert_uint_eq(ss.written_back + ss.compressed + ss.raw, 0);
+	check_store_empty();
 }
 END_TEST
 
@@ -448,9 +457,7 @@ START_TEST(test_recovery_heals_owner_words)
 			check_page(rid, i, i % 5 == 0);
 			drop(rid, i);
 		}
-	store_flush_frees(&st);
-	store_get_stats(&st, &ss);
-	ck_assert_uint_eq(ss.written_back + ss.compressed + ss.raw, 0);
+	check_store_empty();
 }
 END_TEST
 
