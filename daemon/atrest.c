@@ -64,8 +64,10 @@ int atrest_save(struct statedir *sd, struct store *s, struct region_index *ix)
 	*body = (struct rest_body){ store_len, n };
 	store_save_image(s, buf + head);
 	tallies = (struct region_tally *)(buf + head + store_len);
-	memcpy(tallies, t, n * sizeof(*t));
-	qsort(tallies, n, sizeof(*t), tally_cmp);
+	if (n) {
+		memcpy(tallies, t, n * sizeof(*t));
+		qsort(tallies, n, sizeof(*t), tally_cmp);
+	}
 	ret = statedir_rest_write(sd, buf, len);
 	free(buf);
 	return ret;

@@ -355,14 +355,22 @@ void store_recover_end(struct store *s)
 
 /*
  * struct store_image - the counters of what the store holds, then the
- * pool's image (@pool_len bytes) and the backing file's slot map's
- * (@backing_len bytes, 0: no backing file)
+ * pool's image (@pool_len bytes, zeros after it up to 8-byte alignment)
+ * and the backing file's slot map's (@backing_len bytes, 0: no backing
+ * file)
  */
 struct store_image {
 	uint64_t magic;
 	uint64_t compressed, same, raw, payload_bytes, written_back;
 	uint64_t pool_len, backing_len;
 };
+
+/* Where the slot map's image starts after a pool image of @pool_len
+ * bytes: 8-byte aligned, as are the words in it. */
+static size_t map_offset(uint64_t pool_len)
+{
+	return (size_t)(pool_len + 7) & ~(size_t)7;
+}
 
 /* Bytes of the pool's and the slot map's images. */
 static void image_parts(struct store *s, size_t *pool, size_t *backing)
@@ -377,7 +385,7 @@ size_t store_image_size(struct store *s)
 
 	store_flush_frees(s);
 	image_parts(s, &pool, &backing);
-	return sizeof(struct store_image) + pool + backing;
+	return sizeof(struct store_image) + map_offset(pool) + backing;
 }
 
 void store_save_image(struct store *s, void *buf)
@@ -397,23 +405,26 @@ void store_save_image(struct store *s, void *buf)
 		.backing_len = backing,
 	};
 	z3fold_save_image(s->pool, im + 1);
+	memset((char *)(im + 1) + pool, 0, map_offset(pool) - pool);
 	if (s->backing)
-		backing_save_image(s->backing, (char *)(im + 1) + pool);
+		backing_save_image(s->backing,
+				   (char *)(im + 1) + map_offset(pool));
 }
 
 int store_load_image(struct store *s, const void *buf, size_t len,
 		     const char **why)
 {
 	const struct store_image *im = buf;
-	const char *pool = (const char *)(im + 1);
-	const char *map = pool + (len < sizeof(*im) ? 0 : im->pool_len);
+	const char *pool = (const char *)(im + 1), *map;
 	int ret;
 
 	*why = "not a store image";
 	if (len < sizeof(*im) || im->magic != STORE_IMAGE_MAGIC ||
 	    im->pool_len > len - sizeof(*im) ||
-	    im->backing_len != len - sizeof(*im) - im->pool_len)
+	    map_offset(im->pool_len) > len - sizeof(*im) ||
+	    im->backing_len != len - sizeof(*im) - map_offset(im->pool_len))
 		return -EINVAL;
+	map = pool + map_offset(im->pool_len);
 	*why = "a backing file's slot map that does not fit this one";
 	if (im->backing_len &&
 	    (!s->backing ||
