@@ -45,14 +45,11 @@ static void loaded(struct region *r, size_t idx, uint32_t stored_info)
 	uint32_t flags = refault_flags(r, p);
 	int stamp = lru_add(&r->slot->lru, r->id, (uint32_t)idx, 1);
 	uint64_t data = p->data;
-	size_t bytes;
 
 	atomic_store(&p->info, page_info(PAGE_RESIDENT, flags,
 					 stamp < 0 ? 0 : (uint16_t)stamp));
 	killpoint("load.published");
-	bytes = store_drop(r->store, stored_info, data);
-	region_unpool(r, bytes);
-	atomic_fetch_sub(&r->stored, 1);
+	region_drop_copy(r, stored_info, data);
 	region_account(r, 1);
 }
 

@@ -163,14 +163,6 @@ static int decide_entries(struct region *r, struct recover_stats *st)
 	return 0;
 }
 
-/* Entry @e of @r, over data, still names a stored copy: it goes. */
-static void drop_stale_copy(struct region *r, struct page_entry *e,
-			    uint32_t info)
-{
-	region_unpool(r, store_drop(r->store, info, e->data));
-	atomic_fetch_sub(&r->stored, 1);
-}
-
 /* Pages [@first, @first + @n) are resident: stamped on the slot's LRU. */
 static void lru_run(struct region *r, size_t first, size_t n)
 {
@@ -181,13 +173,16 @@ static void lru_run(struct region *r, size_t first, size_t n)
 	for (i = first; i < first + n; i++) {
 		struct page_entry *e = &r->pages[i];
 		uint32_t info = atomic_load(&e->info);
+		uint64_t data = e->data;
 
-		if (page_is_stored(page_state(info)))
-			drop_stale_copy(r, e, info);
 		atomic_store(&e->info, page_info(PAGE_RESIDENT,
 						 info & PAGE_ACTIVE,
 						 stamp < 0 ? 0 :
 						 (uint16_t)stamp));
+		/* over data, a copy the entry still named goes, once the
+		 * entry no longer names it */
+		if (page_is_stored(page_state(info)))
+			region_drop_copy(r, info, data);
 	}
 }
 

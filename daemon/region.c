@@ -388,6 +388,12 @@ void region_get(struct region *r)
 	atomic_fetch_add(&r->refs, 1);
 }
 
+void region_drop_copy(struct region *r, uint32_t info, uint64_t data)
+{
+	region_unpool(r, store_drop(r->store, info, data));
+	atomic_fetch_sub(&r->stored, 1);
+}
+
 void region_drop_stored(struct region *r, size_t first, size_t end)
 {
 	size_t i, span = 0;
@@ -406,8 +412,7 @@ void region_drop_stored(struct region *r, size_t first, size_t end)
 		/* the entry stops naming the copy before it is freed */
 		data = p->data;
 		atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
-		region_unpool(r, store_drop(r->store, info, data));
-		atomic_fetch_sub(&r->stored, 1);
+		region_drop_copy(r, info, data);
 	}
 }
 

@@ -250,6 +250,11 @@ void region_get(struct region *r);
  * the loop thread never drops the last reference of a stored region. */
 void region_put(struct region *r);
 
+/* A stored copy of a page of @r (@info and @data, as its entry said),
+ * which the entry no longer names: the store frees it and @r no longer
+ * counts it. Any thread. */
+void region_drop_copy(struct region *r, uint32_t info, uint64_t data);
+
 /*
  * region_drop_stored() - forget the stored pages of @r in [@first, @end)
  * (its process is gone): each goes NEW. Pages another thread holds

@@ -616,6 +616,15 @@ static int segs_commit_tables(struct z3fold_pool *pool, uint32_t s,
 			      (size_t)n * OWNER_SEG_BYTES);
 }
 
+/* Commit the pages of the @n segments from @s. 0 or -ENOMEM. */
+static int map_segments(struct z3fold_pool *pool, uint32_t s, uint32_t n)
+{
+	return pagemem_commit(&pool->pages,
+			      (size_t)s << (SEG_SHIFT + PAGE_SHIFT),
+			      (size_t)n << (SEG_SHIFT + PAGE_SHIFT)) ?
+		       -ENOMEM : 0;
+}
+
 /* Take a segment from the OS and put its frames on the free list.
  * Called with no lock held. */
 static int pool_grow(struct z3fold_pool *pool)
@@ -639,8 +648,7 @@ static int pool_grow(struct z3fold_pool *pool)
 
 	hwm = atomic_load(&pool->hwm_segs);
 	if ((s >= hwm && segs_commit_tables(pool, s, 1)) ||
-	    pagemem_commit(&pool->pages, (size_t)s << (SEG_SHIFT + PAGE_SHIFT),
-			   (size_t)SEG_PAGES << PAGE_SHIFT)) {
+	    map_segments(pool, s, 1)) {
 		pool_lock(pool);
 		pool->seg_state[s] = SEG_UNMAPPED;
 		ret = -ENOMEM;
@@ -1625,16 +1633,6 @@ static int map_side(struct z3fold_pool *pool, uint32_t segs)
 		return -ENOMEM;
 	atomic_store(&pool->hwm_segs, segs);
 	return 0;
-}
-
-/* The pages of segments [@s, @s + @n) of the pool's files, mapped. 0 or
- * -ENOMEM. */
-static int map_segments(struct z3fold_pool *pool, uint32_t s, uint32_t n)
-{
-	return pagemem_commit(&pool->pages,
-			      (size_t)s << (SEG_SHIFT + PAGE_SHIFT),
-			      (size_t)n << (SEG_SHIFT + PAGE_SHIFT)) ?
-		       -ENOMEM : 0;
 }
 
 /* Segments whose side table the pool's files hold. */
