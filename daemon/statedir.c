@@ -605,12 +605,36 @@ void statedir_state_free(struct statedir_state *st)
 	st->nr_clients = st->nr_regions = 0;
 }
 
+/* The whole of file @fd, at most @max bytes, into a new *@buf of *@len
+ * bytes. Return: 0; -EFBIG (larger than @max), or another -errno. */
+static int read_whole(int fd, uint64_t max, uint8_t **buf, size_t *len)
+{
+	struct stat sb;
+	int ret;
+
+	*buf = NULL;
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if ((uint64_t)sb.st_size > max)
+		return -EFBIG;
+	*len = (size_t)sb.st_size;
+	*buf = malloc(*len ?: 1);
+	if (!*buf)
+		return -ENOMEM;
+	ret = fullio_pread(fd, *buf, *len, 0);
+	if (ret) {
+		free(*buf);
+		*buf = NULL;
+	}
+	return ret;
+}
+
 int statedir_load(struct statedir *sd, struct statedir_state *st,
 		  char err[STATEDIR_ERR_MAX])
 {
 	char what[STATEDIR_ERR_MAX / 2];
-	struct stat sb;
 	uint8_t *buf;
+	size_t len;
 	int fd, ret;
 
 	snprintf(what, sizeof(what), "%s/%s", sd->path, SB_NAME);
@@ -626,26 +650,19 @@ int statedir_load(struct statedir *sd, struct statedir_state *st,
 		return fd == -ELOOP || fd == -EPERM || fd == -EMLINK ? -EINVAL
 								     : fd;
 	}
-	ret = fstat(fd, &sb) < 0 ? -errno : 0;
-	if (ret == 0 && sb.st_size > STATEDIR_SB_MAX) {
+	ret = read_whole(fd, STATEDIR_SB_MAX, &buf, &len);
+	close(fd);
+	if (ret == -EFBIG) {
 		set_err(err, "%s: larger than %u MiB: not a superblock", what,
 			STATEDIR_SB_MAX >> 20);
-		ret = -EINVAL;
-		goto out_close;
+		return -EINVAL;
 	}
-	buf = ret ? NULL : malloc((size_t)sb.st_size ?: 1);
-	if (!ret && !buf)
-		ret = -ENOMEM;
-	if (ret == 0)
-		ret = fullio_pread(fd, buf, (size_t)sb.st_size, 0);
-	if (ret == 0)
-		ret = statedir_decode(&sd->host, sd->path, buf,
-				      (size_t)sb.st_size, st, err);
-	else
+	if (ret) {
 		set_err(err, "%s: cannot read: %s", what, strerror(-ret));
+		return ret;
+	}
+	ret = statedir_decode(&sd->host, sd->path, buf, len, st, err);
 	free(buf);
-out_close:
-	close(fd);
 	return ret;
 }
 
@@ -845,8 +862,7 @@ int statedir_rest_remove(struct statedir *sd)
 int statedir_rest_take(struct statedir *sd, uint64_t epoch, void **buf,
 		       size_t *len, char err[STATEDIR_ERR_MAX])
 {
-	struct stat sb;
-	uint8_t *p = NULL;
+	uint8_t *p;
 	int fd, ret;
 
 	*buf = NULL;
@@ -858,35 +874,32 @@ int statedir_rest_take(struct statedir *sd, uint64_t epoch, void **buf,
 		ret = -errno;
 		set_err(err, "%s/%s: cannot remove: %s", sd->path, REST_NAME,
 			strerror(errno));
-		goto out_close;
+		if (fd >= 0)
+			close(fd);
+		return ret;
 	}
 	if (fd < 0) {
 		set_err(err, "%s/%s: %s", sd->path, REST_NAME, strerror(-fd));
 		return fd;
 	}
-	ret = fstat(fd, &sb) < 0 ? -errno : 0;
-	if (ret == 0 && (uint64_t)sb.st_size > STATEDIR_REST_MAX)
-		ret = rest_refuse(sd, err, "too large");
-	else if (ret == 0 && !(p = malloc((size_t)sb.st_size ?: 1)))
-		ret = -ENOMEM;
-	if (ret == 0)
-		ret = fullio_pread(fd, p, (size_t)sb.st_size, 0);
-	if (ret == 0)
-		ret = rest_check(sd, p, (size_t)sb.st_size, epoch, err);
-	else if (ret != -EINVAL)
+	ret = read_whole(fd, STATEDIR_REST_MAX, &p, len);
+	close(fd);
+	if (ret == -EFBIG)
+		return rest_refuse(sd, err, "too large");
+	if (ret) {
 		set_err(err, "%s/%s: cannot read: %s", sd->path, REST_NAME,
 			strerror(-ret));
-	if (ret == 0) {
-		*len = (size_t)sb.st_size - sizeof(struct rest_header);
-		memmove(p, p + sizeof(struct rest_header), *len);
-		*buf = p;
-		p = NULL;
+		return ret;
 	}
-	free(p);
-out_close:
-	if (fd >= 0)
-		close(fd);
-	return ret;
+	ret = rest_check(sd, p, *len, epoch, err);
+	if (ret) {
+		free(p);
+		return ret;
+	}
+	*len -= sizeof(struct rest_header);
+	memmove(p, p + sizeof(struct rest_header), *len);
+	*buf = p;
+	return 0;
 }
 
 void statedir_set_backing(struct statedir *sd,
