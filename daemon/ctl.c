@@ -457,7 +457,7 @@ static struct region *region_in(struct mm_slot *slot, unsigned long s,
 /*
  * Apply advice to the pages of @r in [@first, @end): COLD evicts every
  * resident one now (runs of EVICT_RUN_PAGES), WILLNEED brings every stored
- * one back. Cost: the protocol or a load per page, on a worker.
+ * one back that fits under the client's budget. Cost: the protocol or a load per page, on a worker.
  * Return: 0, or -ENOMEM if the store took nothing (COLD).
  */
 static int advise_pages(struct region *r, size_t first, size_t end,
@@ -466,10 +466,11 @@ static int advise_pages(struct region *r, size_t first, size_t end,
 	size_t i, span = 0;
 
 	if (advice == PROTO_ADVISE_WILLNEED) {
-		/* one wake for the range, not one per page */
-		for (i = first; (i = region_next_entry(r, i, end, &span)) < end;
-		     i++)
-			load_page(r, i, &wc->lc, false, true);
+		/* one wake for the range, not one per page; no page past
+		 * the budget (the rest faults in, under back-pressure) */
+		for (i = first; mm_slot_room(r->slot) &&
+		     (i = region_next_entry(r, i, end, &span)) < end; i++)
+			load_page(r, i, &wc->lc, true);
 		uffd_wake(r->ctx->fd, r->start + (first << PAGE_SHIFT),
 			  (end - first) << PAGE_SHIFT);
 		return 0;
@@ -615,7 +616,7 @@ static int ctl_clients(struct ctl_conn *c, struct proto_msg *m,
 	if (proto_decode_client_req(m->payload, m->hdr.len, &q))
 		return fail(rep, -EBADMSG, "malformed CLIENTS");
 	r.count = (uint32_t)stats_client_rows(&c->d->registry, q.pid, r.rows,
-					      PROTO_CLIENTS_PER_PAGE, &more);
+					      PROTO_CLIENTS_SENT, &more);
 	r.more = more;
 	rep->len = proto_encode_clients_reply(rep->body, &r, c->rd.version);
 	return 0;

@@ -35,9 +35,11 @@
  *      failed) are un-protected as before.
  * A region leaving its slot (region_detach()) is restored by the loop
  * thread; an evictor that took pages of it after that puts them back.
- * A page that faults between 4 and 5 is loaded by its fault thread (a
- * MISSING fault proves the punch); WILLNEED and region restores, which do
- * not have that proof, leave UNPUNCHED pages alone. If the store fills up
+ * A page that faults between 4 and 5 waits (its fault is retried) until
+ * step 5: nothing loads an UNPUNCHED page, not even a MISSING fault, whose
+ * message may be older than the run (read-ahead brought the page in since,
+ * and this run took it again): loaded before the punch, the page would be
+ * RESIDENT over a hole. If the store fills up
  * (step 3) the run is cut there; if the punch fails, every page of the
  * run goes back to RESIDENT and its stored copy is dropped.
  *
@@ -51,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +74,9 @@
 #define EVICT_TICK_MS		100
 #define EVICT_MERGE_RECS	16	/* LRU records one run may cover */
 #define EVICT_TRIM_RECS		4096	/* stale records dropped per visit */
+#define EVICT_DIRECT_TRIES	8	/* runs per direct reclaim, at most */
+#define EVICT_DIRECT_BUSY_NS	200000	/* waiting for another evictor's
+					   run on the tail, at most */
 
 /*
  * struct evictors - the evictor threads, owned by the daemon
@@ -103,7 +109,8 @@ struct evictors {
 	atomic_bool stuck;
 	pthread_rwlock_t budget_lock;
 	struct {
-		atomic_uint_fast64_t evicted, runs, store_full, second_chances;
+		atomic_uint_fast64_t evicted, runs, store_full, second_chances,
+			direct;
 	} st;
 };
 
@@ -114,27 +121,40 @@ struct evictors {
  * Budgets
  *****************/
 
-/* The low mark of a budget of @limit pages. */
+/*
+ * The marks of a budget of @limit pages, as the kernel's watermarks: the
+ * evictors wake above the high mark and evict down to the low mark, so
+ * that a fault finds room under the budget itself, where back-pressure
+ * (evict_make_room()) would otherwise stop it.
+ */
+static size_t high_mark(size_t limit)
+{
+	return limit > 4 * EVICT_RUN_PAGES ? limit - EVICT_RUN_PAGES
+					   : limit / 4 * 3;
+}
+
 static size_t low_mark(size_t limit)
 {
-	return limit > 2 * EVICT_RUN_PAGES ? limit - EVICT_RUN_PAGES
+	return limit > 4 * EVICT_RUN_PAGES ? limit - 2 * EVICT_RUN_PAGES
 					   : limit / 2;
+}
+
+static bool over_mark(size_t res, size_t limit, bool to_low)
+{
+	return limit && res > (to_low ? low_mark(limit) : high_mark(limit));
 }
 
 static bool slot_over(struct mm_slot *slot, bool to_low)
 {
-	size_t limit = mm_slot_limit(slot) >> PAGE_SHIFT;
-	size_t res = atomic_load(&slot->resident);
-
-	return limit && res > (to_low ? low_mark(limit) : limit);
+	return over_mark(atomic_load(&slot->resident),
+			 mm_slot_limit(slot) >> PAGE_SHIFT, to_low);
 }
 
 static bool daemon_over(struct evictors *ev, bool to_low)
 {
-	size_t limit = atomic_load(&ev->reg->resident_limit) >> PAGE_SHIFT;
-	size_t res = region_index_resident(ev->index);
-
-	return limit && res > (to_low ? low_mark(limit) : limit);
+	return over_mark(region_index_resident(ev->index),
+			 atomic_load(&ev->reg->resident_limit) >> PAGE_SHIFT,
+			 to_low);
 }
 
 static void kick(struct evictors *ev)
@@ -398,12 +418,14 @@ static bool page_matches(struct region *r, size_t idx, uint16_t stamp)
 	       page_stamp(info) == stamp && !(info & PAGE_ACTIVE);
 }
 
-/* An active page at the LRU tail: clear the mark, give it a new record. */
+/* An active page at the LRU tail, seen as @info: clear the mark, give it
+ * a new record; only if the page is still as seen (another thread may
+ * have taken it since, even stored and punched it: it must not be made
+ * RESIDENT over that). */
 static void second_chance(struct evictors *ev, struct mm_slot *slot,
-			  struct region *r, size_t idx)
+			  struct region *r, size_t idx, uint32_t info)
 {
 	struct page_entry *p = &r->pages[idx];
-	uint32_t info = atomic_load(&p->info);
 	int stamp = lru_add(&slot->lru, r->id, (uint32_t)idx, 1);
 
 	if (stamp >= 0 && page_cas(p, &info,
@@ -485,7 +507,7 @@ static long evict_tail(struct evictors *ev, struct mm_slot *slot,
 	}
 	if (page_state(info) == PAGE_RESIDENT &&
 	    page_stamp(info) == rec.stamp && (info & PAGE_ACTIVE))
-		second_chance(ev, slot, r, rec.first);
+		second_chance(ev, slot, r, rec.first, info);
 	if (!page_matches(r, rec.first, rec.stamp)) {
 		lru_consume(&slot->lru, &rec, 1);
 		got = 0;
@@ -631,6 +653,81 @@ static enum slot_result evict_slot(struct evictors *ev, struct mm_slot *slot,
 			return SLOT_DONE;
 		done += got ? got : 1;
 	}
+}
+
+/*****************
+ * Back-pressure: the fault path's direct reclaim
+ *****************/
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Evict from @slot's LRU tail until a page fits under its budget, at most
+ * EVICT_DIRECT_TRIES runs (stale records, dropped on the way, do not
+ * count). An evictor holding the tail is about to make room itself (a
+ * run takes microseconds): yield to it and look again, for at most
+ * EVICT_DIRECT_BUSY_NS. Returns the last tail's verdict (evict_tail()).
+ * Under @budget_lock, shared. */
+static long reclaim_directly(struct evictors *ev, struct mm_slot *slot,
+			     struct compressor *c, uint8_t *buf)
+{
+	unsigned int tries = 0, tidied = 0;
+	uint64_t busy_since = 0;
+	long got = 0;
+
+	while (!mm_slot_room(slot) && tries < EVICT_DIRECT_TRIES &&
+	       tidied < EVICT_TRIM_RECS) {
+		got = evict_tail(ev, slot, c, buf);
+		if (got == 0) {
+			tidied++;	/* a stale record: cheap, no syscall */
+			continue;
+		}
+		if (got == -EBUSY) {
+			if (!busy_since)
+				busy_since = mono_ns();
+			else if (mono_ns() - busy_since > EVICT_DIRECT_BUSY_NS)
+				break;
+			sched_yield();
+			continue;
+		}
+		tries++;
+		if (got < 0)
+			break;
+		STAT_ADD(ev, direct, got);
+		atomic_fetch_add_explicit(&slot->direct_evictions, got,
+					  memory_order_relaxed);
+	}
+	return got;
+}
+
+enum evict_room evict_make_room(struct evictors *ev, struct mm_slot *slot,
+				struct compressor **c, uint8_t *buf,
+				size_t *room)
+{
+	long got = -EAGAIN;
+
+	*room = mm_slot_room(slot);
+	if (*room)
+		return EVICT_ROOM;
+	/* taken: a budget change or a takeover is under way; wait for it */
+	if (pthread_rwlock_tryrdlock(&ev->budget_lock))
+		return EVICT_ROOM_WAIT;
+	if (store_compressor_current(ev->store, c) == 0)
+		got = reclaim_directly(ev, slot, *c, buf);
+	pthread_rwlock_unlock(&ev->budget_lock);
+	/* the evictors make the room the next faults want */
+	kick(ev);
+	*room = mm_slot_room(slot);
+	if (*room)
+		return EVICT_ROOM;
+	if (got == -ENODATA || (got == -ENOMEM && atomic_load(&ev->stuck)))
+		return EVICT_ROOM_OVER;
+	return EVICT_ROOM_WAIT;
 }
 
 /* The pool is at its limit: reclaim from the bottom. Returns whether it
@@ -836,4 +933,5 @@ void evict_get_stats(struct evictors *ev, struct evict_stats *st)
 	st->runs = atomic_load(&ev->st.runs);
 	st->store_full = atomic_load(&ev->st.store_full);
 	st->second_chances = atomic_load(&ev->st.second_chances);
+	st->direct = atomic_load(&ev->st.direct);
 }

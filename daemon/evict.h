@@ -31,6 +31,8 @@ struct evict_stats {
 	uint64_t runs;		/* protocol runs */
 	uint64_t store_full;	/* runs cut short: the pool took no more */
 	uint64_t second_chances;/* active pages given another LRU trip */
+	uint64_t direct;	/* pages evicted by direct reclaim (fault
+				   threads making room) */
 };
 
 /* Start @nthreads evictor threads over the clients of @reg (and their
@@ -91,6 +93,34 @@ long evict_range(struct evictors *ev, struct region *r, size_t first,
  */
 long evict_slot_now(struct evictors *ev, struct mm_slot *slot, size_t max,
 		    struct compressor *c, uint8_t *buf);
+
+/* What evict_make_room() found. */
+enum evict_room {
+	EVICT_ROOM,		/* pages fit under the budget */
+	EVICT_ROOM_WAIT,	/* none fits yet; room is being made (the
+				   evictors, reclaim from the bottom, a
+				   budget change under way): try again */
+	EVICT_ROOM_OVER,	/* none fits, and nothing can make room now:
+				   the pool and the backing file take no
+				   more, or nothing of the client's is on
+				   its LRU */
+};
+
+/*
+ * evict_make_room() - back-pressure: before a fault brings pages into
+ * @slot, make room for one under its budget. If none fits, evict from
+ * @slot's LRU tail on the calling thread (direct reclaim: the runs the
+ * tail offers, at most a few), and wake the evictors to make room for the
+ * faults after. @c: the caller's compressor (made anew if the store's
+ * algorithm changed); @buf: EVICT_RUN_PAGES pages of buffer.
+ * *@room: set to the pages that fit (SIZE_MAX: no budget).
+ * Cost: two atomic loads while there is room; else up to
+ * EVICT_DIRECT_TRIES runs of the protocol (one to 64 pages each).
+ * Fault threads.
+ */
+enum evict_room evict_make_room(struct evictors *ev, struct mm_slot *slot,
+				struct compressor **c, uint8_t *buf,
+				size_t *room);
 
 /*
  * evict_write_back() - the store's owner callback (struct store_owner,

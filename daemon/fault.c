@@ -11,6 +11,9 @@
  *   fault thread: epoll_wait() on all its uffds
  *     -> read() of up to FAULT_MSG_BATCH messages at once
  *     -> region lookup in the client's mm_slot (slot lock, reference)
+ *     -> back-pressure, for a fault that brings pages in: room under the
+ *        client's budget (fault_room()), made if need be by evicting from
+ *        its LRU tail right here (direct reclaim)
  *     -> by page state:
  *          NEW:      UFFDIO_COPY (DONTWAKE) from a zero buffer of every NEW
  *                    page of the aligned FAULT_BLOCK_PAGES block around
@@ -30,7 +33,22 @@
  *     -> a write-protect fault on a page nobody is evicting is un-protected
  *        at once (wakes the writer)
  *   EEXIST means already resolved: wake. EAGAIN: retried after
- *   FAULT_RETRY_MS. ESRCH/ENOMEM: the client is gone; its uffd is skipped
+ *   FAULT_RETRY_MS.
+ *
+ * Back-pressure: a client's budget is a ceiling, as a memory cgroup's
+ * limit is. The evictors keep each client a little under it (evict.c's
+ * marks); when a fault finds its client at the budget all the same (the
+ * evictors lagged: a fast sequential reader, random faults whose victims
+ * are one page each), the fault thread evicts the client's coldest pages
+ * itself before it serves, as the kernel's direct reclaim does in the
+ * allocating task, and a fault brings in no more pages (zero-fill block,
+ * read-ahead) than fit. When no room can be made at once (another evictor
+ * holds the LRU tail, the pool waits for reclaim from the bottom), the
+ * fault waits, retried every FAULT_RETRY_MS, for at most
+ * FAULT_ROOM_WAIT_MS; past that, or when nothing can make room (the pool
+ * and the backing file take no more), it is served over the budget and
+ * counted (mm_slot.over_budget): a client is never left blocked for want
+ * of room. ESRCH/ENOMEM: the client is gone; its uffd is skipped
  *   until the loop thread, told by the process's pidfd, detaches it.
  *
  * Each fault is timed from the read() that brought it (one clock read per
@@ -76,6 +94,7 @@
 #define FAULT_BLOCK_PAGES	16	/* NEW pages filled per fault, aligned */
 #define FAULT_RA_MAX		32	/* read-ahead window, pages */
 #define FAULT_RETRY_MS		1
+#define FAULT_ROOM_WAIT_MS	1000	/* longest wait for room */
 #define FAULT_MAX_THREADS	16
 
 /* A fault to try again later (EAGAIN), read at @t0 (ns, monotonic). */
@@ -103,7 +122,10 @@ static const uint64_t latency_le_ns[FAULT_LATENCY_BUCKETS] = {
  * @retry:      faults to retry; thread only
  * @nr_retry:   entries in @retry; thread only
  * @cap_retry:  capacity of @retry; thread only
- * @lc:         compressor and page buffer for loads; thread only
+ * @lc:         compressor and page buffer for loads, the compressor also
+ *              for direct reclaim; thread only
+ * @run_buf:    EVICT_RUN_PAGES pages of buffer for direct reclaim; thread
+ *              only
  * @t0:         when the fault being served was read (ns); thread only
  * @last_ns:    when the thread last read a fault (ns); thread only
  * @deferred:   the fault being served was queued for a retry; thread only
@@ -125,6 +147,7 @@ struct fault_thread {
 	size_t nr_retry;
 	size_t cap_retry;
 	struct load_ctx lc;
+	uint8_t *run_buf;
 	uint64_t t0;
 	uint64_t last_ns;
 	bool deferred;
@@ -248,17 +271,33 @@ static bool range_gone(struct uffd_ctx *ctx, unsigned long addr, int err)
  * Zero-fill one page that is NEW, or that is RESIDENT and yet missing
  * (a duplicate fault of threads that touched it together: EEXIST; or the
  * client punched its own page: then it gets what its memfd says, zeros).
- * Wakes its waiters.
+ * A RESIDENT page is claimed meanwhile (RESIDENT -> EVICTING, as
+ * unprotect() claims one), so that no evictor can punch it between the
+ * look at its state and the copy: the copy would then put zeros where the
+ * evictor's stored copy belongs. A page that moved on since the look is
+ * retried. Wakes its waiters.
  */
 static void fill_one(struct fault_thread *t, struct uffd_ctx *ctx,
 		     struct region *r, size_t idx)
 {
+	struct page_entry *p = &r->pages[idx];
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
-	bool was_new = page_state(atomic_load(&r->pages[idx].info)) ==
-		       PAGE_NEW;
-	int ret = uffd_copy(ctx->fd, addr, zero_block, PAGE_SIZE,
-			    UFFD_COPY_DONTWAKE);
+	uint32_t info = atomic_load(&p->info);
+	bool was_new = page_state(info) == PAGE_NEW;
+	bool claimed = false;
+	int ret;
 
+	if (page_state(info) == PAGE_RESIDENT)
+		claimed = page_cas(p, &info, (info & ~PAGE_STATE_MASK) |
+						     PAGE_EVICTING);
+	if (!was_new && !claimed) {
+		retry_later(t, ctx, addr);
+		return;
+	}
+	ret = uffd_copy(ctx->fd, addr, zero_block, PAGE_SIZE,
+			UFFD_COPY_DONTWAKE);
+	if (claimed)
+		atomic_store(&p->info, info);
 	if (ret == 0 || ret == -EEXIST) {
 		if (was_new)
 			mark_filled(r, idx, 1);
@@ -284,11 +323,12 @@ static bool page_is_new(struct region *r, size_t idx)
 
 /*
  * A MISSING fault on NEW page @idx: fill the run of NEW pages around it
- * inside its aligned block with one UFFDIO_COPY; anything unusual (a page
- * already there, a partial copy) falls back to one page at a time.
+ * inside its aligned block, @room pages at most, with one UFFDIO_COPY;
+ * anything unusual (a page already there, a partial copy) falls back to
+ * one page at a time.
  */
 static void fill_new(struct fault_thread *t, struct uffd_ctx *ctx,
-		     struct region *r, size_t idx)
+		     struct region *r, size_t idx, size_t room)
 {
 	size_t block = idx & ~(size_t)(FAULT_BLOCK_PAGES - 1);
 	size_t end = block + FAULT_BLOCK_PAGES, first = idx, last = idx + 1, i;
@@ -297,10 +337,11 @@ static void fill_new(struct fault_thread *t, struct uffd_ctx *ctx,
 
 	if (end > r->npages)
 		end = r->npages;
-	while (first > block && page_is_new(r, first - 1))
-		first--;
-	while (last < end && page_is_new(r, last))
+	while (last < end && last - first < room && page_is_new(r, last))
 		last++;
+	while (first > block && last - first < room &&
+	       page_is_new(r, first - 1))
+		first--;
 
 	ret = uffd_copy_partial(ctx->fd, r->start + (first << PAGE_SHIFT),
 				zero_block, (last - first) << PAGE_SHIFT,
@@ -326,10 +367,11 @@ static void fill_new(struct fault_thread *t, struct uffd_ctx *ctx,
  * waking anyone (each is a DONTWAKE copy; the caller wakes the whole run
  * once). The window doubles while the stream stays sequential, up to
  * FAULT_RA_MAX, and closes at the first gap (a page not stored, or one
- * another thread holds). Returns the pages brought in.
+ * another thread holds) or once @room pages came in: the budget's room
+ * left after the faulting page. Returns the pages brought in.
  */
 static size_t read_ahead(struct fault_thread *t, struct uffd_ctx *ctx,
-			 struct region *r, size_t idx)
+			 struct region *r, size_t idx, size_t room)
 {
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
 	size_t n = 0;
@@ -340,8 +382,9 @@ static size_t read_ahead(struct fault_thread *t, struct uffd_ctx *ctx,
 		ctx->ra_window = ctx->ra_window ? 2 * ctx->ra_window : 2;
 		if (ctx->ra_window > FAULT_RA_MAX)
 			ctx->ra_window = FAULT_RA_MAX;
-		while (n < ctx->ra_window && idx + 1 + n < r->npages &&
-		       load_page(r, idx + 1 + n, &t->lc, false, true) ==
+		while (n < ctx->ra_window && n < room &&
+		       idx + 1 + n < r->npages &&
+		       load_page(r, idx + 1 + n, &t->lc, true) ==
 			       LOAD_DONE)
 			n++;
 		STAT_INC(t, read_ahead, n);
@@ -350,8 +393,6 @@ static size_t read_ahead(struct fault_thread *t, struct uffd_ctx *ctx,
 	return n;
 }
 
-/* A MISSING fault on a stored page: bring it back (and maybe the pages
- * after it), then wake the faulting threads. */
 /* A LOST page: the touch gets SIGBUS (UFFDIO_POISON), never zeros, and
  * never blocks for ever. */
 static void poison_lost(struct fault_thread *t, struct uffd_ctx *ctx,
@@ -369,16 +410,18 @@ static void poison_lost(struct fault_thread *t, struct uffd_ctx *ctx,
 			(int)ctx->slot->pid, addr, strerror(-ret));
 }
 
+/* A MISSING fault on a stored page: bring it back (and, @room allowing,
+ * the pages after it), then wake the faulting threads. */
 static void fill_stored(struct fault_thread *t, struct uffd_ctx *ctx,
-			struct region *r, size_t idx)
+			struct region *r, size_t idx, size_t room)
 {
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
 	size_t more;
 
-	switch (load_page(r, idx, &t->lc, true, true)) {
+	switch (load_page(r, idx, &t->lc, true)) {
 	case LOAD_DONE:
 		STAT_INC(t, loads, 1);
-		more = read_ahead(t, ctx, r, idx);
+		more = read_ahead(t, ctx, r, idx, room - 1);
 		uffd_wake(ctx->fd, addr, (more + 1) << PAGE_SHIFT);
 		break;
 	case LOAD_BUSY:
@@ -433,6 +476,77 @@ static void unprotect(struct fault_thread *t, struct uffd_ctx *ctx,
 			(int)ctx->slot->pid, addr, strerror(-ret));
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Back-pressure (see the top of this file): the pages the fault at @addr
+ * may bring into its client, at least one; or 0 if it was put off to wait
+ * for room (retried later).
+ */
+static size_t fault_room(struct fault_thread *t, struct uffd_ctx *ctx,
+			 unsigned long addr)
+{
+	struct mm_slot *slot = ctx->slot;
+	size_t room;
+
+	switch (evict_make_room(t->pool->ev, slot, &t->lc.comp, t->run_buf,
+				&room)) {
+	case EVICT_ROOM:
+		return room;
+	case EVICT_ROOM_WAIT:
+		if (now_ns() - t->t0 < FAULT_ROOM_WAIT_MS * 1000000ull) {
+			atomic_fetch_add_explicit(&slot->budget_waits, 1,
+						  memory_order_relaxed);
+			retry_later(t, ctx, addr);
+			return 0;
+		}
+		break;
+	case EVICT_ROOM_OVER:
+		break;
+	}
+	atomic_fetch_add_explicit(&slot->over_budget, 1, memory_order_relaxed);
+	return 1;
+}
+
+/* A MISSING fault on page @idx of @r, in state @state. */
+static void fill_missing(struct fault_thread *t, struct uffd_ctx *ctx,
+			 struct region *r, size_t idx, unsigned int state)
+{
+	unsigned long addr = r->start + (idx << PAGE_SHIFT);
+	size_t room;
+
+	switch (state) {
+	case PAGE_RESIDENT:
+		fill_one(t, ctx, r, idx);
+		return;
+	case PAGE_LOST:
+		poison_lost(t, ctx, r, idx);
+		return;
+	case PAGE_NEW:
+	case PAGE_COMPRESSED:
+	case PAGE_SAME:
+	case PAGE_WRITTEN_BACK:
+		room = fault_room(t, ctx, addr);
+		if (!room)
+			return;
+		if (state == PAGE_NEW)
+			fill_new(t, ctx, r, idx, room);
+		else
+			fill_stored(t, ctx, r, idx, room);
+		return;
+	default:
+		/* EVICTING or LOADING: someone else's, for now */
+		retry_later(t, ctx, addr);
+		return;
+	}
+}
+
 static void handle_pagefault(struct fault_thread *t, struct uffd_ctx *ctx,
 			     unsigned long addr, uint64_t flags)
 {
@@ -451,38 +565,13 @@ static void handle_pagefault(struct fault_thread *t, struct uffd_ctx *ctx,
 		return;
 	}
 	idx = (addr - r->start) >> PAGE_SHIFT;
-	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+	if (flags & UFFD_PAGEFAULT_FLAG_WP)
 		unprotect(t, ctx, r, addr);
-	} else {
-		switch (page_state(atomic_load(&r->pages[idx].info))) {
-		case PAGE_NEW:
-			fill_new(t, ctx, r, idx);
-			break;
-		case PAGE_RESIDENT:
-			fill_one(t, ctx, r, idx);
-			break;
-		case PAGE_COMPRESSED:
-		case PAGE_SAME:
-		case PAGE_WRITTEN_BACK:
-		case PAGE_LOST:
-			fill_stored(t, ctx, r, idx);
-			break;
-		default:
-			/* EVICTING or LOADING: someone else's, for now */
-			retry_later(t, ctx, addr);
-			break;
-		}
-	}
+	else
+		fill_missing(t, ctx, r, idx,
+			     page_state(atomic_load(&r->pages[idx].info)));
 	evict_check(t->pool->ev, ctx->slot);
 	region_put(r);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void latency_add(struct fault_thread *t, uint64_t ns)
@@ -676,6 +765,7 @@ static void thread_close(struct fault_thread *t)
 	free(t->retry);
 	compressor_destroy(t->lc.comp);
 	free(t->lc.buf);
+	free(t->run_buf);
 }
 
 static int thread_start(struct fault_pool *fp, struct fault_thread *t)
@@ -696,7 +786,8 @@ static int thread_start(struct fault_pool *fp, struct fault_thread *t)
 	}
 	t->lc.comp = compressor_create(COMPRESS_LZ4, 0);
 	t->lc.buf = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
-	if (!t->lc.comp || !t->lc.buf) {
+	t->run_buf = aligned_alloc(PAGE_SIZE, EVICT_RUN_PAGES * PAGE_SIZE);
+	if (!t->lc.comp || !t->lc.buf || !t->run_buf) {
 		ret = -ENOMEM;
 		goto out_close;
 	}
@@ -710,6 +801,7 @@ out_close:
 		close(t->cmdfd);
 	compressor_destroy(t->lc.comp);
 	free(t->lc.buf);
+	free(t->run_buf);
 	pthread_mutex_destroy(&t->lock);
 	return ret;
 }

@@ -55,7 +55,7 @@ static void loaded(struct region *r, size_t idx, uint32_t stored_info)
 
 /* Take a stored page into LOADING; returns its stored info, or 0 with
  * *@res set if it cannot be taken. */
-static uint32_t take_stored(struct region *r, size_t idx, bool faulted,
+static uint32_t take_stored(struct region *r, size_t idx,
 			    enum load_result *res)
 {
 	struct page_entry *p = &r->pages[idx];
@@ -66,12 +66,13 @@ static uint32_t take_stored(struct region *r, size_t idx, bool faulted,
 		case PAGE_COMPRESSED:
 		case PAGE_SAME:
 		case PAGE_WRITTEN_BACK:
-			if ((info & PAGE_UNPUNCHED) && !faulted) {
+			if (info & PAGE_UNPUNCHED) {
+				/* its evictor clears it in a moment */
 				*res = LOAD_BUSY;
 				return 0;
 			}
 			if (page_cas(p, &info, page_loading(info)))
-				return info & ~PAGE_UNPUNCHED;
+				return info;
 			continue;
 		case PAGE_RESIDENT:
 			*res = LOAD_DONE;
@@ -90,7 +91,7 @@ static uint32_t take_stored(struct region *r, size_t idx, bool faulted,
 }
 
 enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
-			   bool faulted, bool dontwake)
+			   bool dontwake)
 {
 	struct page_entry *p = &r->pages[idx];
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
@@ -98,7 +99,7 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 	uint32_t info;
 	int ret;
 
-	info = take_stored(r, idx, faulted, &res);
+	info = take_stored(r, idx, &res);
 	if (!info)
 		return res;
 	if (store_get(r->store, lc->comp, info, p->data, lc->buf)) {
@@ -142,7 +143,7 @@ int load_region_restore(struct region *r, size_t first, size_t end,
 	for (i = first; (i = region_next_entry(r, i, end, &span)) < end;
 	     i++) {
 		p = &r->pages[i];
-		info = take_stored(r, i, false, &res);
+		info = take_stored(r, i, &res);
 		if (!info) {
 			if (res == LOAD_BUSY) {
 				/* an evictor or fault thread is on it */

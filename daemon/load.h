@@ -35,13 +35,16 @@ enum load_result {
 /*
  * load_page() - bring page @idx of @r from the store into the client with
  * UFFDIO_COPY (without waking the faulting threads when @dontwake: the
- * caller wakes a whole range at once). @faulted: a MISSING fault on the
- * page proves it was punched (see PAGE_UNPUNCHED). The page joins the LRU,
- * marked active if its refault distance is short. Thread context: a fault
- * thread, or a worker for WILLNEED.
+ * caller wakes a whole range at once). A page its evictor has not yet
+ * punched (PAGE_UNPUNCHED) is LOAD_BUSY: not even a MISSING fault proves
+ * the punch, for its message may be stale (read before a read-ahead
+ * brought the page in and an evictor took it again); loaded then, the
+ * page would be RESIDENT over the punch that follows, a hole. The page
+ * joins the LRU, marked active if its refault distance is short. Thread
+ * context: a fault thread, or a worker for WILLNEED.
  */
 enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
-			   bool faulted, bool dontwake);
+			   bool dontwake);
 
 /*
  * load_region_restore() - write every stored page of @r in [@first, @end)

@@ -62,8 +62,8 @@ enum page_state {
 #define PAGE_ZSTD		0x20u	/* COMPRESSED by zstd, else lz4 */
 #define PAGE_RAW		0x40u	/* COMPRESSED object is the page as is */
 #define PAGE_UNPUNCHED		0x80u	/* stored, but the evictor has not yet
-					   punched it: only a MISSING fault
-					   (which proves the punch) may load it */
+					   punched it: nothing may load it
+					   (see load_page()) */
 #define PAGE_FROM_SHIFT		8	/* LOADING: the state it was
 					   entered from */
 #define PAGE_FROM_MASK		(PAGE_STATE_MASK << PAGE_FROM_SHIFT)

@@ -132,6 +132,16 @@ uint64_t mm_slot_limit(struct mm_slot *slot)
 	return own ? own : atomic_load(&slot->registry->default_limit);
 }
 
+size_t mm_slot_room(struct mm_slot *slot)
+{
+	size_t limit = mm_slot_limit(slot) >> PAGE_SHIFT;
+	size_t res = atomic_load(&slot->resident);
+
+	if (!limit)
+		return SIZE_MAX;
+	return res < limit ? limit - res : 0;
+}
+
 unsigned int registry_nr_slots(struct registry *reg)
 {
 	unsigned int n;

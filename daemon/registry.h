@@ -50,6 +50,12 @@
  *              (atomic)
  * @limit:      the process's budget in bytes, 0 for the daemon's default
  *              (atomic)
+ * @direct_evictions: pages evicted by its own faults to make room under
+ *              its budget (direct reclaim; atomic)
+ * @budget_waits: times one of its faults was put off for a moment, at its
+ *              budget with no room made yet (atomic)
+ * @over_budget: pages brought in past its budget because nothing could
+ *              make room (atomic)
  * @registry:   the registry it is in; set by registry_insert(), immutable
  *              after
  * @lru:        its page LRU; see lru.h
@@ -80,6 +86,9 @@ struct mm_slot {
 	atomic_size_t resident;
 	atomic_uint_fast64_t evictions;
 	atomic_uint_fast64_t limit;
+	atomic_uint_fast64_t direct_evictions;
+	atomic_uint_fast64_t budget_waits;
+	atomic_uint_fast64_t over_budget;
 	struct registry *registry;
 	struct lru lru;
 	int pidfd;
@@ -141,6 +150,9 @@ void registry_get_limits(struct registry *reg, uint64_t *default_limit,
 /* A client's budget in bytes: its own, else its registry's default; 0:
  * none. Any thread. */
 uint64_t mm_slot_limit(struct mm_slot *slot);
+/* Pages that still fit under @slot's budget: 0 at or over it, SIZE_MAX
+ * with no budget. Any thread; two atomic loads. */
+size_t mm_slot_room(struct mm_slot *slot);
 
 /* How many slots there are. */
 unsigned int registry_nr_slots(struct registry *reg);

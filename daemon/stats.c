@@ -156,6 +156,9 @@ void stats_client_row(struct mm_slot *slot, struct proto_client_row *row)
 	row->own_limit_bytes = atomic_load(&slot->limit);
 	row->faults = atomic_load(&slot->faults);
 	row->evictions = atomic_load(&slot->evictions);
+	row->direct_evictions = atomic_load(&slot->direct_evictions);
+	row->budget_waits = atomic_load(&slot->budget_waits);
+	row->over_budget = atomic_load(&slot->over_budget);
 }
 
 /*

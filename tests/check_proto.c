@@ -341,11 +341,13 @@ START_TEST(test_status_versions)
 			       .since = PROTO_VERSION_MIN };
 	size_t n = 0, k;
 
-	ck_assert_int_eq(PROTO_VERSION, 3);
+	ck_assert_int_eq(PROTO_VERSION, 4);
 	COUNTERS_STATUS(STATUS_SET, _)
 	ck_assert_uint_eq(proto_size_status_reply(1), STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_size_status_reply(2), STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_size_status_reply(3), STATUS_V3_SIZE);
+	/* version 4 grew client rows only */
+	ck_assert_uint_eq(proto_size_status_reply(4), STATUS_V3_SIZE);
 	ck_assert_uint_eq(proto_encode_status_reply(v2buf, &in, 2),
 			  STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_encode_status_reply(v3buf, &in, 3),
@@ -377,6 +379,15 @@ START_TEST(test_status_versions)
 END_TEST
 
 /* A CLIENTS reply of @count rows, pids 1..count. */
+/* The fixed part of a version-1 CLIENTS reply: @count and @more. */
+static size_t proto_encode_clients_fixed_v1(uint8_t *buf, uint32_t count,
+					    uint32_t more)
+{
+	memcpy(buf, &count, 4);
+	memcpy(buf + 4, &more, 4);
+	return 8;
+}
+
 static void clients_fill(struct proto_clients_reply *r, uint32_t count)
 {
 	uint32_t i;
@@ -395,32 +406,53 @@ START_TEST(test_clients_codec)
 {
 	static struct proto_clients_reply in, out;
 	uint8_t buf[PROTO_MAX_PAYLOAD], grown[PROTO_MAX_PAYLOAD];
-	size_t n, row = PROTO_SIZE_client_row, fixed, i;
+	size_t n, row = PROTO_SIZE_client_row, row1, fixed, i;
 	uint32_t big;
 
 	clients_fill(&in, PROTO_CLIENTS_PER_PAGE);
-	/* version 1: the rows right after count and more */
+	/* version 1: the rows right after count and more, of version 1's
+	 * layout; a page sends PROTO_CLIENTS_SENT rows at most */
+	row1 = proto_size_client_row(1);
+	ck_assert_uint_lt(row1, row);
 	n = proto_encode_clients_reply(buf, &in, 1);
-	ck_assert_uint_eq(n, 8 + PROTO_CLIENTS_PER_PAGE * row);
+	ck_assert_uint_eq(n, 8 + PROTO_CLIENTS_SENT * row1);
 	ck_assert_int_eq(proto_decode_clients_reply(buf, n, &out, 1), 0);
-	ck_assert_uint_eq(out.count, PROTO_CLIENTS_PER_PAGE);
+	ck_assert_uint_eq(out.count, PROTO_CLIENTS_SENT);
 	ck_assert_uint_eq(out.more, 1);
-	ck_assert_int_eq(out.rows[39].pid, 40);
-	ck_assert_str_eq(out.rows[39].comm, "p39");
+	ck_assert_int_eq(out.rows[31].pid, 32);
+	ck_assert_str_eq(out.rows[31].comm, "p31");
 	ck_assert_int_eq(proto_decode_clients_reply(buf, n - 1, &out, 1),
 			 -EBADMSG);
+	/* a daemon before version 4 sends pages of 40 rows: taken */
+	n = proto_encode_clients_fixed_v1(buf, PROTO_CLIENTS_PER_PAGE, 1);
+	for (i = 0; i < PROTO_CLIENTS_PER_PAGE; i++)
+		n += proto_encode_client_row(buf + n, &in.rows[i], 1);
+	ck_assert_int_eq(proto_decode_clients_reply(buf, n, &out, 1), 0);
+	ck_assert_uint_eq(out.count, PROTO_CLIENTS_PER_PAGE);
+	ck_assert_int_eq(out.rows[39].pid, 40);
+	ck_assert_str_eq(out.rows[39].comm, "p39");
+	/* the newest layout: every counter comes through */
+	in.rows[5].over_budget = 7;
+	n = proto_encode_clients_reply(buf, &in, PROTO_VERSION);
+	ck_assert_int_eq(proto_decode_clients_reply(buf, n, &out,
+						    PROTO_VERSION), 0);
+	ck_assert_uint_eq(out.rows[5].over_budget, 7);
+	ck_assert_uint_le(n, PROTO_MAX_PAYLOAD - sizeof(int32_t));
 
 	/* version 2: the fixed part says where rows start and their size */
 	clients_fill(&in, 3);
 	n = proto_encode_clients_reply(buf, &in, 2);
 	fixed = 16;	/* count, more, rows_off, row_size */
-	ck_assert_uint_eq(n, fixed + 3 * row);
+	ck_assert_uint_eq(n, fixed + 3 * row1);
 	ck_assert_int_eq(proto_decode_clients_reply(buf, n, &out, 2), 0);
 	ck_assert_uint_eq(out.rows_off, fixed);
-	ck_assert_uint_eq(out.row_size, row);
+	ck_assert_uint_eq(out.row_size, row1);
 	ck_assert_uint_eq(out.rows[2].evictions, 1002);
 
-	/* a newer peer: 4 more bytes in the fixed part, 8 in each row */
+	/* a peer newer than this build: 4 more bytes in the fixed part, 8
+	 * in each row of the newest layout */
+	n = proto_encode_clients_reply(buf, &in, PROTO_VERSION);
+	ck_assert_uint_eq(n, fixed + 3 * row);
 	memcpy(grown, buf, 8);
 	big = (uint32_t)(fixed + 4);
 	memcpy(grown + 8, &big, 4);

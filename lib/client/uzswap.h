@@ -126,7 +126,8 @@ typedef struct uzswap uzswap_t;
 
 /* Advice for uzswap_advise(). */
 #define UZSWAP_ADVISE_COLD	1	/* not needed soon: evict first */
-#define UZSWAP_ADVISE_WILLNEED	2	/* needed soon: bring back now */
+#define UZSWAP_ADVISE_WILLNEED	2	/* needed soon: bring back now
+					   (what fits under the budget) */
 
 /*
  * Counters of the calling process (all its connections), from
@@ -334,7 +335,14 @@ struct uzswap_client {
 	uint64_t compressed_bytes;	/* what those take in the pool */
 	uint64_t faults;
 	uint64_t evictions;
-	uint64_t reserved[8];		/* zero */
+	/* From here: sent by daemons of protocol 4 or later, 0 from older
+	 * ones. */
+	uint64_t direct_evictions;	/* evicted by its own faults to make
+					 * room under its budget */
+	uint64_t budget_waits;		/* faults put off for room */
+	uint64_t over_budget_pages;	/* brought in past its budget:
+					 * nothing could make room */
+	uint64_t reserved[5];		/* zero */
 };
 
 /* Targets of uzswap_admin_set_limit() besides a pid. */

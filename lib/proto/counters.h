@@ -221,6 +221,20 @@ enum counter_show {
 	  "Page faults of the client served.")				\
 	C(x, uint64_t, evictions, 1, evictions, "evictions",		\
 	  "counter", "uzswap_client_evictions_total",			\
-	  "Pages of the client evicted.")
+	  "Pages of the client evicted.")				\
+	C(x, uint64_t, direct_evictions, 4, direct_evictions,		\
+	  "direct_evictions", "counter",				\
+	  "uzswap_client_direct_evictions_total",			\
+	  "Pages of the client evicted by its own faults, to make room "	\
+	  "under its budget (direct reclaim).")				\
+	C(x, uint64_t, budget_waits, 4, budget_waits, "budget_waits",	\
+	  "counter", "uzswap_client_budget_waits_total",		\
+	  "Times a fault of the client was put off for a moment, at its " \
+	  "budget with no room made yet.")				\
+	C(x, uint64_t, over_budget, 4, over_budget_pages,		\
+	  "over_budget_pages", "counter",				\
+	  "uzswap_client_over_budget_pages_total",			\
+	  "Pages brought into the client past its budget because nothing " \
+	  "could make room (the pool and the backing file took no more).")
 
 #endif /* UZSWAP_COUNTERS_H */

@@ -143,8 +143,8 @@ size_t proto_encode_clients_reply(uint8_t *buf,
 				  uint16_t version)
 {
 	struct proto_clients_fixed f = {
-		.count = m->count < PROTO_CLIENTS_PER_PAGE
-				 ? m->count : PROTO_CLIENTS_PER_PAGE,
+		.count = m->count < PROTO_CLIENTS_SENT
+				 ? m->count : PROTO_CLIENTS_SENT,
 		.more = m->more,
 		.rows_off = (uint32_t)proto_size_clients_fixed(version),
 		.row_size = (uint32_t)proto_size_client_row(version),

@@ -39,7 +39,9 @@
  *   3: STATUS carries every counter (counters.h), /metrics' among them;
  *      DRAIN (a daemon answers it -EOPNOTSUPP on a connection of an
  *      older version, as a daemon of that version would); HELLO's flags
- *      (RESUME: a client carries on with a new daemon).
+ *      (RESUME: a client carries on with a new daemon);
+ *   4: client rows carry the back-pressure counters (direct evictions,
+ *      budget waits, pages over budget).
  *
  * Layouts. Each message is a list of fields, PROTO_<MSG>_FIELDS below,
  * written once: the struct, the encoder, the decoder and the size derive
@@ -74,7 +76,7 @@
 #include "lib/proto/counters.h"
 
 #define PROTO_MAGIC		0x55a5f00du
-#define PROTO_VERSION		3	/* the newest version this build speaks */
+#define PROTO_VERSION		4	/* the newest version this build speaks */
 #define PROTO_VERSION_MIN	1	/* the oldest */
 #define PROTO_HDR_SIZE		16
 #define PROTO_MAX_PAYLOAD	4096
@@ -223,8 +225,11 @@ struct proto_hdr {
  * Version 1 packs rows of the version-1 row layout right after @more;
  * from version 2 the rows start at @rows_off and each takes @row_size
  * bytes (a row layout of that version or a later one). The encoder sets
- * both. */
+ * both. A decoder takes up to PROTO_CLIENTS_PER_PAGE rows (what daemons
+ * before version 4 send); an encoder sends at most PROTO_CLIENTS_SENT,
+ * so that a page of the newest, longest rows fits a reply. */
 #define PROTO_CLIENTS_PER_PAGE 40
+#define PROTO_CLIENTS_SENT 32
 #define PROTO_CLIENTS_REPLY_FIELDS(F, S)				\
 	F(uint32_t, count, 1, 0)					\
 	F(uint32_t, more, 1, 0)						\
@@ -344,10 +349,10 @@ struct proto_clients_reply {
 
 #define PROTO_SIZE_clients_reply					\
 	(0 PROTO_CLIENTS_REPLY_FIELDS(PROTO_F_SIZE, PROTO_S_SIZE) +	\
-	 PROTO_CLIENTS_PER_PAGE * PROTO_SIZE_client_row)
+	 PROTO_CLIENTS_SENT * PROTO_SIZE_client_row)
 
 /* Encode at @version: the fixed part (@rows_off and @row_size set here),
- * then min(@count, PROTO_CLIENTS_PER_PAGE) rows. Returns the length. */
+ * then min(@count, PROTO_CLIENTS_SENT) rows. Returns the length. */
 size_t proto_encode_clients_reply(uint8_t *buf,
 				  const struct proto_clients_reply *m,
 				  uint16_t version);

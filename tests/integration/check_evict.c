@@ -13,6 +13,11 @@
  *   budget    a client's RssShmem settles within its budget plus one
  *             eviction run; set-limit lowered and raised on a running
  *             client; --default-limit; --resident-limit over two clients
+ *   ceiling   back-pressure: a budget holds at every instant, sampled
+ *             every 2 ms (the daemon's count never over it, RssShmem
+ *             never over it by more than 5%, no page let in over it),
+ *             under a fast sequential reader with read-ahead and under
+ *             random writers
  *   store     lz4 and zstd (with a level) round trips, payload well under
  *             the pages stored; same-filled pages (zero pages included)
  *             counted and kept without payload; incompressible pages kept
@@ -48,8 +53,10 @@
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,6 +526,135 @@ START_TEST(test_global_budget)
 	pager_ok(&c[1], "verify 0");
 	for (i = 0; i < 2; i++)
 		pager_quit(&c[i]);
+}
+END_TEST
+
+/*****************
+ * ceiling
+ *****************/
+
+/*
+ * struct sampler - a thread that samples one client's resident memory
+ * every SAMPLE_MS while it works: the daemon's count (its CLIENT row) and
+ * the kernel's (the process's RssShmem). Written by the thread, read by
+ * the test after sampler_stop() joined it.
+ */
+struct sampler {
+	pthread_t tid;
+	pid_t pid;
+	atomic_bool stop;
+	uint64_t samples, max_daemon, max_rss, failures;
+};
+
+#define SAMPLE_MS	2
+
+static void *sampler_main(void *arg)
+{
+	struct sampler *s = arg;
+	struct proto_client_row row;
+	long long rss;
+
+	while (!atomic_load(&s->stop)) {
+		rss = dh_rss_shmem(s->pid);
+		if (rss < 0 || dh_client_row(&dmn, s->pid, &row)) {
+			s->failures++;
+		} else {
+			s->samples++;
+			if ((uint64_t)rss > s->max_rss)
+				s->max_rss = (uint64_t)rss;
+			if (row.resident_bytes > s->max_daemon)
+				s->max_daemon = row.resident_bytes;
+		}
+		dh_sleep_ms(SAMPLE_MS);
+	}
+	return NULL;
+}
+
+static void sampler_start(struct sampler *s, pid_t pid)
+{
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	DH_ASSERT(pthread_create(&s->tid, NULL, sampler_main, s) == 0,
+		  "sampler thread");
+}
+
+/*
+ * Stop sampling and assert the ceiling of a @budget: not one sample over
+ * it in the daemon's count, nor over it plus 5% in the kernel's (which
+ * sees a page copied in a moment before the daemon counts it); and
+ * enough samples that a run over the ceiling had to be seen.
+ */
+static void sampler_assert(struct sampler *s, const char *what,
+			   uint64_t budget)
+{
+	struct proto_client_row row;
+
+	atomic_store(&s->stop, true);
+	pthread_join(s->tid, NULL);
+	DH_ASSERT_EQ(dh_client_row(&dmn, s->pid, &row), 0);
+	fprintf(stderr, "%s: %" PRIu64 " samples (%" PRIu64 " failed), "
+		"resident max %" PRIu64 " (daemon) %" PRIu64 " (RssShmem) of "
+		"budget %" PRIu64 "; faults %" PRIu64 " evictions %" PRIu64
+		" direct %" PRIu64 " waits %" PRIu64 " over budget %" PRIu64
+		"\n", what, s->samples, s->failures, s->max_daemon, s->max_rss,
+		budget, row.faults, row.evictions, row.direct_evictions,
+		row.budget_waits, row.over_budget);
+	DH_ASSERT(s->samples >= 100, "%s: only %" PRIu64 " samples", what,
+		  s->samples);
+	DH_ASSERT(s->max_daemon <= budget, "%s: the daemon counted %" PRIu64
+		  " bytes resident, over the budget of %" PRIu64, what,
+		  s->max_daemon, budget);
+	DH_ASSERT(s->max_rss <= budget + budget / 20, "%s: RssShmem reached "
+		  "%" PRIu64 " bytes, over the budget of %" PRIu64 " + 5%%",
+		  what, s->max_rss, budget);
+	DH_ASSERT_EQ(row.over_budget, 0);
+}
+
+/*
+ * Back-pressure, a fast sequential reader: 128 MiB of text under a
+ * 16 MiB budget, written, then read back twice in order (read-ahead at
+ * its widest): the budget is a ceiling at every sample, not where
+ * eviction settles.
+ */
+START_TEST(test_ceiling_sequential)
+{
+	struct sampler smp;
+	struct dh_client c;
+
+	dh_up(&dmn, NULL);
+	pager_start(&dmn, &c);
+	pager_ok(&c, "limit 16");
+	sampler_start(&smp, c.pid);
+	pager_alloc(&c, "text", 128);
+	pager_ok(&c, "verify 0");
+	pager_ok(&c, "verify 0");
+	sampler_assert(&smp, "sequential", 16 * MIB);
+	pager_quit(&c);
+}
+END_TEST
+
+/*
+ * Back-pressure, random writers: 4 threads of checksummed
+ * read-modify-write over 64 MiB under an 8 MiB budget (every fault's
+ * victim a scattered page): the ceiling holds, and no write is lost.
+ */
+START_TEST(test_ceiling_random)
+{
+#ifdef UZSWAP_SANITIZED
+	const unsigned int secs = 5;
+#else
+	const unsigned int secs = 10;
+#endif
+	struct rmw_result res;
+	struct sampler smp;
+	struct dh_client c;
+
+	dh_up(&dmn, NULL);
+	rmw_start(&c, 4, 64, 8, secs);
+	sampler_start(&smp, c.pid);
+	dh_sleep_ms((int)secs * 1000);
+	sampler_assert(&smp, "random writers", 8 * MIB);
+	rmw_finish(&c, secs, &res);
 }
 END_TEST
 
@@ -1287,6 +1423,13 @@ static Suite *evict_suite(void)
 	tcase_add_test(tc, test_set_limit_live);
 	tcase_add_test(tc, test_default_limit);
 	tcase_add_test(tc, test_global_budget);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("ceiling");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_ceiling_sequential);
+	tcase_add_test(tc, test_ceiling_random);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store");

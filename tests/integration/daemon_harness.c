@@ -696,7 +696,16 @@ int dh_connect(const struct dh_daemon *d)
 	return fd;
 }
 
-int dh_status(const struct dh_daemon *d, struct proto_status_reply *st)
+/*
+ * One request of @type (payload @req, @reqlen bytes) at protocol @version
+ * on a new connection, which is then closed; the reply's body is decoded
+ * with @decode into @out. Return: 0; the reply's status if the daemon
+ * refused; -EBADMSG for a malformed reply; -errno.
+ */
+static int ask(const struct dh_daemon *d, uint16_t version, uint16_t type,
+	       const void *req, size_t reqlen,
+	       int (*decode)(const uint8_t *body, size_t len, void *out),
+	       void *out)
 {
 	struct proto_reader rd;
 	const uint8_t *body;
@@ -708,8 +717,7 @@ int dh_status(const struct dh_daemon *d, struct proto_status_reply *st)
 	if (fd < 0)
 		return fd;
 	memset(&rd, 0, sizeof(rd));
-	ret = proto_send(fd, PROTO_VERSION_MIN, PROTO_STATUS, 1, NULL, 0,
-			 NULL, 0);
+	ret = proto_send(fd, version, type, 1, req, reqlen, NULL, 0);
 	/* a blocking socket: the reader returns a complete message, an
 	 * error, or 0 when the receive timeout ran out */
 	if (ret == 0)
@@ -718,18 +726,45 @@ int dh_status(const struct dh_daemon *d, struct proto_status_reply *st)
 		ret = -ETIMEDOUT;
 	if (ret == 1) {
 		ret = 0;
-		if (rd.msg.hdr.type != (PROTO_STATUS | PROTO_REPLY) ||
+		if (rd.msg.hdr.type != (type | PROTO_REPLY) ||
 		    rd.msg.hdr.seq != 1 || rd.msg.nfds ||
 		    proto_parse_reply(&rd.msg, &status, &body, &len, &errmsg))
 			ret = -EBADMSG;
 		else if (status)
 			ret = status;
-		else if (proto_decode_status_reply(body, len, st))
+		else if (decode(body, len, out))
 			ret = -EBADMSG;
 	}
 	proto_reader_reset(&rd);
 	close(fd);
 	return ret;
+}
+
+static int decode_status(const uint8_t *body, size_t len, void *out)
+{
+	return proto_decode_status_reply(body, len, out);
+}
+
+static int decode_client_row(const uint8_t *body, size_t len, void *out)
+{
+	return proto_decode_client_row(body, len, out);
+}
+
+int dh_status(const struct dh_daemon *d, struct proto_status_reply *st)
+{
+	return ask(d, PROTO_VERSION_MIN, PROTO_STATUS, NULL, 0, decode_status,
+		   st);
+}
+
+int dh_client_row(const struct dh_daemon *d, pid_t pid,
+		  struct proto_client_row *row)
+{
+	struct proto_client_req q = { .pid = (int32_t)pid };
+	uint8_t req[PROTO_MAX_PAYLOAD];
+
+	return ask(d, PROTO_VERSION, PROTO_CLIENT, req,
+		   proto_encode_client_req(req, &q, PROTO_VERSION),
+		   decode_client_row, row);
 }
 
 long long dh_rss_shmem(pid_t pid)

@@ -259,6 +259,7 @@ long dh_uffd_waiting(pid_t pid);
 int dh_connect(const struct dh_daemon *d);
 
 struct proto_status_reply;
+struct proto_client_row;
 
 /*
  * dh_status() - the daemon's totals: one STATUS request (an admin request:
@@ -267,6 +268,11 @@ struct proto_status_reply;
  * -EBADMSG for a malformed reply; -errno (-ETIMEDOUT after 10 s).
  */
 int dh_status(const struct dh_daemon *d, struct proto_status_reply *st);
+
+/* The row of client @pid (a CLIENT request at the newest protocol
+ * version, every counter in it), as dh_status() asks. */
+int dh_client_row(const struct dh_daemon *d, pid_t pid,
+		  struct proto_client_row *row);
 
 /* @pid's RssShmem from /proc/PID/status, in bytes (managed regions are
  * shared memory: this is what the kernel says a client has resident), or
