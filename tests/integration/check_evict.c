@@ -81,9 +81,11 @@
 
 #ifdef UZSWAP_SANITIZED
 #define RMW_SECONDS	20
+#define SHORT_RMW_SECONDS 5	/* the writeback and ceiling cases' */
 #define ROUNDS		2
 #else
 #define RMW_SECONDS	60
+#define SHORT_RMW_SECONDS 10
 #define ROUNDS		3
 #endif
 
@@ -640,11 +642,7 @@ END_TEST
  */
 START_TEST(test_ceiling_random)
 {
-#ifdef UZSWAP_SANITIZED
-	const unsigned int secs = 5;
-#else
-	const unsigned int secs = 10;
-#endif
+	const unsigned int secs = SHORT_RMW_SECONDS;
 	struct rmw_result res;
 	struct sampler smp;
 	struct dh_client c;
@@ -1224,11 +1222,7 @@ END_TEST
 START_TEST(test_wb_rmw)
 {
 	static const char *const args[] = { "--pool-limit", "4M", NULL };
-#ifdef UZSWAP_SANITIZED
-	const unsigned int secs = 5;
-#else
-	const unsigned int secs = 10;
-#endif
+	const unsigned int secs = SHORT_RMW_SECONDS;
 	struct proto_status_reply s;
 	struct rmw_result res;
 	struct dh_client c;
