@@ -52,6 +52,14 @@
  *   but the data lives in RAM either way; buffered, without flush or
  *   advice. The daemon should warn that such a backing file saves nothing.
  *
+ * Batches. backing_write_batch() takes many objects, packed back to back
+ * in whole units by the caller, in one run of contiguous units and one
+ * write: a write of 100 KiB costs little more than one of 2 KiB (direct
+ * I/O on the reference machine: 4 KiB writes 61 MB/s, 64 KiB 408 MB/s,
+ * 256 KiB 713 MB/s). Objects of a batch may straddle 4 KiB blocks. The
+ * run is found by a word-wise next-fit scan (run_find_locked()); when no
+ * run is free the caller writes the objects one by one.
+ *
  * Errors. A write that fails leaves the bitmap as it was: its units are
  * released (and their blocks punched) before returning. ENOSPC and EDQUOT
  * from the filesystem count as full and return -ENOSPC, like the cap;
@@ -177,8 +185,9 @@ struct backing {
 	int dirfd;
 	const char *name;
 	struct {
-		atomic_uint_fast64_t writes, reads, write_errors, read_errors,
-			full, punched, punch_errors, invalid_frees;
+		atomic_uint_fast64_t writes, batches, reads, write_errors,
+			read_errors, full, punched, punch_errors,
+			invalid_frees;
 	} st;
 	char path[];
 };
@@ -327,6 +336,72 @@ static int units_alloc(struct backing *b, unsigned int n, uint64_t *start)
 }
 
 /*
+ * run_find_locked() - find @n free contiguous units below the cap, next-fit
+ * from the word of @cursor, wrapping around once; a run never wraps. Only
+ * runs that start at a word's first free bits after a used one, or span
+ * whole words, are seen: meant for batches (tens to hundreds of units),
+ * not for one object. Cost: one pass over the bitmap's words, worst case.
+ * Return: whether a run was found (in *@start). @lock held.
+ */
+static bool run_find_locked(struct backing *b, uint64_t n, uint64_t *start)
+{
+	size_t nw, w0, w, i;
+	uint64_t run = 0, from = 0, f;
+	unsigned int lo, hi;
+
+	assert_held(&b->lock);
+	if (b->limit_units < n)
+		return false;
+	nw = (size_t)((b->limit_units + WORD_BITS - 1) / WORD_BITS);
+	w0 = (size_t)((b->cursor < b->limit_units ? b->cursor : 0) /
+		      WORD_BITS);
+	for (i = 0; i <= nw; i++) {
+		w = (w0 + i) % nw;
+		if (w == 0 || i == 0)
+			run = 0;
+		f = free_bits(b, w);
+		/* free units at the low end of the word: they continue the
+		 * run; the free ones at its high end start the next */
+		lo = ~f ? (unsigned int)__builtin_ctzll(~f) : WORD_BITS;
+		if (run == 0)
+			from = (uint64_t)w * WORD_BITS;
+		run += lo;
+		if (run >= n)
+			break;
+		if (lo < WORD_BITS) {
+			hi = (unsigned int)__builtin_clzll(~f);
+			run = hi;
+			from = (uint64_t)(w + 1) * WORD_BITS - hi;
+		}
+	}
+	if (run < n)
+		return false;
+	*start = from;
+	return true;
+}
+
+/* Allocate a run of @n units for @nr objects: 0 or -ENOSPC. Takes @lock. */
+static int run_alloc(struct backing *b, uint64_t n, unsigned int nr,
+		     uint64_t *start)
+{
+	int ret = -ENOSPC;
+	uint64_t i;
+
+	pthread_mutex_lock(&b->lock);
+	if (b->used_units + n <= b->limit_units &&
+	    run_find_locked(b, n, start)) {
+		for (i = 0; i < n; i++)
+			unit_set(b, *start + i);
+		b->used_units += n;
+		b->objects += nr;
+		b->cursor = *start + n;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return ret;
+}
+
+/*
  * units_release() - give back @n units at @start, then punch every 4 KiB
  * block that became wholly free. The blocks are marked used while the
  * hole is punched, without @lock (fallocate is I/O), and cleared after.
@@ -414,22 +489,14 @@ static inline bool dio_aligned(const struct backing *b, const void *p)
 	return ((uintptr_t)p & (b->mem_align - 1)) == 0;
 }
 
-/* Write an object of @len bytes to its units at @slot, zero-padded to the
- * unit; synchronous. 0 or -errno. No lock held. */
-static int object_write(struct backing *b, uint64_t slot, const void *buf,
-			size_t len)
+/* Write @bytes (whole units) of @src at unit @slot; synchronous. 0 or
+ * -errno. No lock held. */
+static int units_write(struct backing *b, uint64_t slot, const void *src,
+		       size_t bytes)
 {
-	_Alignas(DIO_MAX_ALIGN) unsigned char bounce[BACKING_MAX_OBJECT];
-	size_t bytes = (size_t)len_to_units(len) << UNIT_SHIFT;
 	off_t off = (off_t)(slot << UNIT_SHIFT);
-	const void *src = buf;
 	int ret;
 
-	if (bytes != len || (b->direct && !dio_aligned(b, buf))) {
-		memcpy(bounce, buf, len);
-		memset(bounce + len, 0, bytes - len);
-		src = bounce;
-	}
 	ret = fullio_pwrite(b->fd, src, bytes, off);
 	if (ret < 0 || b->direct || b->in_memory)
 		return ret;
@@ -443,6 +510,23 @@ static int object_write(struct backing *b, uint64_t slot, const void *buf,
 		return -errno;
 	cache_drop(b, off, bytes);
 	return 0;
+}
+
+/* Write an object of @len bytes to its units at @slot, zero-padded to the
+ * unit; synchronous. 0 or -errno. No lock held. */
+static int object_write(struct backing *b, uint64_t slot, const void *buf,
+			size_t len)
+{
+	_Alignas(DIO_MAX_ALIGN) unsigned char bounce[BACKING_MAX_OBJECT];
+	size_t bytes = (size_t)len_to_units(len) << UNIT_SHIFT;
+	const void *src = buf;
+
+	if (bytes != len || (b->direct && !dio_aligned(b, buf))) {
+		memcpy(bounce, buf, len);
+		memset(bounce + len, 0, bytes - len);
+		src = bounce;
+	}
+	return units_write(b, slot, src, bytes);
 }
 
 /* Read the object of @len bytes at @slot into @buf. 0 or -errno. */
@@ -859,6 +943,53 @@ int backing_write(struct backing *b, const void *buf, size_t len,
 	return 0;
 }
 
+/* A write of units at @start failed with @ret: give back the objects of
+ * @lens there; the error as backing_write() returns it. */
+static int batch_failed(struct backing *b, uint64_t start,
+			const size_t *lens, unsigned int nr, int ret)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++) {
+		units_release(b, start, len_to_units(lens[i]));
+		start += len_to_units(lens[i]);
+	}
+	if (ret == -ENOSPC || ret == -EDQUOT) {
+		stat_inc(&b->st.full);
+		return -ENOSPC;
+	}
+	stat_inc(&b->st.write_errors);
+	return ret;
+}
+
+int backing_write_batch(struct backing *b, const void *buf,
+			const size_t *lens, unsigned int nr, uint64_t *slots)
+{
+	uint64_t units = 0, start;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < nr; i++) {
+		if (lens[i] == 0 || lens[i] > BACKING_MAX_OBJECT)
+			return -EINVAL;
+		units += len_to_units(lens[i]);
+	}
+	if (nr == 0 || (b->direct && !dio_aligned(b, buf)))
+		return -EINVAL;
+	if (run_alloc(b, units, nr, &start) < 0)
+		return -ENOSPC;		/* no run: not counted as full */
+	ret = units_write(b, start, buf, (size_t)units << UNIT_SHIFT);
+	if (ret < 0)
+		return batch_failed(b, start, lens, nr, ret);
+	for (i = 0; i < nr; i++) {
+		slots[i] = start;
+		start += len_to_units(lens[i]);
+	}
+	atomic_fetch_add_explicit(&b->st.writes, nr, memory_order_relaxed);
+	stat_inc(&b->st.batches);
+	return 0;
+}
+
 int backing_read(struct backing *b, uint64_t slot, void *buf, size_t len)
 {
 	uint64_t units = atomic_load_explicit(&b->nr_units,
@@ -1027,6 +1158,7 @@ void backing_get_stats(struct backing *b, struct backing_stats *st)
 	st->objects = b->objects;
 	pthread_mutex_unlock(&b->lock);
 	st->writes = stat_get(&b->st.writes);
+	st->batches = stat_get(&b->st.batches);
 	st->reads = stat_get(&b->st.reads);
 	st->write_errors = stat_get(&b->st.write_errors);
 	st->read_errors = stat_get(&b->st.read_errors);

@@ -89,6 +89,22 @@ int backing_write(struct backing *b, const void *buf, size_t len,
 		  uint64_t *slot);
 
 /*
+ * backing_write_batch() - store @nr objects with one write: object i is
+ * @lens[i] (1..4096) bytes, and they lie in @buf back to back, each
+ * starting at a multiple of BACKING_UNIT and zero-padded to the next
+ * (so @buf holds the sum of each length rounded up to BACKING_UNIT).
+ * @buf is aligned to 4096 bytes (direct I/O writes it as it is). Their
+ * units are one contiguous run; @slots[i] names object i as
+ * backing_write()'s slot does. Blocks for the write.
+ * Return: 0; -ENOSPC when no run of free units is that long (not counted
+ * as full: the caller writes the objects one by one) or, counted, the
+ * filesystem is full; -EINVAL for a bad length or alignment; another
+ * -errno when the write failed. On error nothing is kept.
+ */
+int backing_write_batch(struct backing *b, const void *buf,
+			const size_t *lens, unsigned int nr, uint64_t *slots);
+
+/*
  * backing_read() - read back into @buf exactly the @len bytes that
  * backing_write() stored in @slot. Takes no lock.
  * Return: 0, -EINVAL for a slot or length out of range, -EIO on a short
@@ -141,6 +157,7 @@ struct backing_stats {
 	uint64_t used_bytes;	/* stored, rounded to 512-byte units */
 	uint64_t objects;	/* objects stored (or being written) */
 	uint64_t writes;	/* objects written */
+	uint64_t batches;	/* writes of many objects at once */
 	uint64_t reads;		/* objects read back */
 	uint64_t write_errors;	/* writes failed by an I/O error (not full) */
 	uint64_t read_errors;	/* reads failed */

@@ -43,10 +43,13 @@
  * (step 3) the run is cut there; if the punch fails, every page of the
  * run goes back to RESIDENT and its stored copy is dropped.
  *
- * Reclaim from the bottom asks the pages' owner to give up a pool object
- * (struct store_owner): evict_write_back() finds the page by its key
- * through the region index and takes it for the write-back, as a load
- * would, so that no fault or restore can use it meanwhile.
+ * Reclaim from the bottom asks the pages' owner to give up pool objects
+ * (struct store_owner): evict_wb_take() finds a page by its key through
+ * the region index and takes it for the write-back, as a load would, so
+ * that no fault or restore can use it meanwhile; evict_wb_settle()
+ * publishes it WRITTEN_BACK once its batch is written, then frees the
+ * pool's copy. The store's writer thread, which reclaims ahead of the
+ * evictors, starts and stops with them.
  */
 #include "config.h"
 
@@ -858,6 +861,8 @@ struct evictors *evict_start(struct registry *reg, struct region_index *ix,
 		if (ret == 0)
 			ev->nr_threads++;
 	}
+	if (ret == 0)
+		ret = store_writer_start(store);
 	if (ret) {
 		evict_stop(ev);
 		errno = -ret;
@@ -870,6 +875,7 @@ void evict_stop(struct evictors *ev)
 {
 	unsigned int i;
 
+	store_writer_stop(ev->store);
 	pthread_mutex_lock(&ev->lock);
 	ev->stop = true;
 	pthread_cond_broadcast(&ev->cond);
@@ -886,45 +892,51 @@ void evict_stop(struct evictors *ev)
  * Reclaim from the bottom: the pages' side
  *****************/
 
-int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
-		     unsigned long handle)
+int evict_wb_take(void *ctx, struct store_wb *wb)
 {
-	struct region *r = region_index_get(ctx, key->region_id);
+	struct region *r = region_index_get(ctx, wb->key.region_id);
 	struct page_entry *p;
-	uint64_t data;
 	uint32_t info;
-	int ret;
 
 	if (!r)
 		return -ENOENT;
-	if (key->idx >= r->npages) {
+	if (wb->key.idx >= r->npages) {
 		/* a stale owner word may name any index */
 		region_put(r);
 		return -ENOENT;
 	}
-	p = &r->pages[key->idx];
+	p = &r->pages[wb->key.idx];
 	info = atomic_load(&p->info);
-	if (page_state(info) != PAGE_COMPRESSED || p->data != handle ||
+	if (page_state(info) != PAGE_COMPRESSED || p->data != wb->handle ||
 	    (info & PAGE_UNPUNCHED) ||
 	    !page_cas(p, &info, page_loading(info))) {
 		region_put(r);
 		return -EBUSY;
 	}
-	ret = store_write_back(s, handle, &data);
-	if (ret < 0) {
-		atomic_store(&p->info, info);
+	wb->info = info;
+	wb->ref = r;
+	return 0;
+}
+
+void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
+		     bool written)
+{
+	struct region *r = wb->ref;
+	struct page_entry *p = &r->pages[wb->key.idx];
+
+	(void)ctx;
+	if (!written) {
+		atomic_store(&p->info, wb->info);
 	} else {
 		killpoint("writeback.written");
-		p->data = data;
+		p->data = wb->data;
 		killpoint("writeback.slotted");
-		atomic_store(&p->info,
-			     (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
+		atomic_store(&p->info, (wb->info & ~PAGE_STATE_MASK) |
+				       PAGE_WRITTEN_BACK);
 		killpoint("writeback.published");
-		region_unpool(r, store_written_back(s, handle, info));
-		ret = 0;
+		region_unpool(r, store_written_back(s, wb->handle, wb->info));
 	}
 	region_put(r);
-	return ret;
 }
 
 void evict_get_stats(struct evictors *ev, struct evict_stats *st)

@@ -8,6 +8,7 @@
 #ifndef UZSWAPD_EVICT_H
 #define UZSWAPD_EVICT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +20,7 @@
 struct registry;
 struct mm_slot;
 struct store;
-struct store_key;
+struct store_wb;
 
 /* The evictor threads, owned by the daemon (struct uzswapd); the
  * protocol's counters, whoever runs it. */
@@ -123,19 +124,22 @@ enum evict_room evict_make_room(struct evictors *ev, struct mm_slot *slot,
 				size_t *room);
 
 /*
- * evict_write_back() - the store's owner callback (struct store_owner,
- * @ctx: the struct region_index): reclaim from the bottom wants the object
- * of @handle, held for page @key, in the backing file. Takes the page
- * (COMPRESSED -> LOADING), has the store write it back, and publishes
- * WRITTEN_BACK. @key comes from the object's owner word and may be stale:
- * only a page whose entry names @handle is taken. Return: 0 once @handle
- * is freed; -ENOENT if the region is gone or has no page @key->idx,
- * -EBUSY if the page does not hold @handle, another thread holds it or
- * its evictor has not yet punched it, or the store's -errno (the page is
- * COMPRESSED again).
+ * The store's owner callbacks (struct store_owner, @ctx: the struct
+ * region_index), for reclaim from the bottom:
+ * evict_wb_take() - take page @wb->key, which holds @wb->handle, for its
+ * write-back: COMPRESSED -> LOADING, its region held in @wb->ref. The key
+ * comes from the object's owner word and may be stale: only a page whose
+ * entry names the handle is taken. Return: 0; -ENOENT if the region is
+ * gone or has no page @key->idx; -EBUSY if the page does not hold the
+ * handle, another thread holds it or its evictor has not yet punched it.
+ * evict_wb_settle() - the page taken is written back at @wb->data (if
+ * @written): the entry names the slot, WRITTEN_BACK is published, and
+ * only then is the pool's copy freed; or it is COMPRESSED again. Lets the
+ * region go.
  */
-int evict_write_back(void *ctx, struct store *s, const struct store_key *key,
-		     unsigned long handle);
+int evict_wb_take(void *ctx, struct store_wb *wb);
+void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
+		     bool written);
 
 void evict_get_stats(struct evictors *ev, struct evict_stats *st);
 

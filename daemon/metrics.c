@@ -14,8 +14,10 @@
  * What is exported comes from the lists of lib/proto/counters.h, looped
  * over: every counter there that names a metric, the daemon's from
  * stats_status() (as STATUS sends them), each client's from its row. Only
- * uzswap_build_info, uzswap_start_time_seconds, the fault-latency
- * histogram and uzswap_metrics_clients_omitted are written here by hand.
+ * uzswap_build_info, uzswap_start_time_seconds, the write-back batch
+ * counters (put_writeback(): STATUS has no room left for them), the
+ * fault-latency histogram and uzswap_metrics_clients_omitted are written
+ * here by hand.
  *
  * A scrape: GET /metrics -> one snapshot of the counters -> every client's
  * row, in pages of PROTO_CLIENTS_PER_PAGE, keeping the @max_clients with
@@ -426,6 +428,41 @@ static void put_status(struct mbuf *b, const struct proto_status_reply *r)
 	}
 }
 
+static void put_counter(struct mbuf *b, const char *name, const char *help,
+			uint64_t v)
+{
+	put_family(b, name, "counter", help);
+	mbuf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+/* Reclaim from the bottom in batches: whether it keeps up (STATUS has no
+ * room left for these; they are /metrics only). */
+static void put_writeback(struct mbuf *b, const struct store_stats *st)
+{
+	put_family(b, "uzswap_writeback_batches_total", "counter",
+		   "Batches of pool objects written to the backing file, one "
+		   "write each, by who wrote them: the writer thread ahead of "
+		   "need, or an evictor that found the pool full (direct).");
+	mbuf_printf(b, "uzswap_writeback_batches_total{by=\"writer\"} %"
+		    PRIu64 "\n", st->wb_batches - st->wb_direct_batches);
+	mbuf_printf(b, "uzswap_writeback_batches_total{by=\"direct\"} %"
+		    PRIu64 "\n", st->wb_direct_batches);
+	put_counter(b, "uzswap_writeback_bytes_total",
+		    "Bytes written to the backing file by write-back batches "
+		    "(objects, each padded to 512 bytes).", st->wb_bytes);
+	put_counter(b, "uzswap_writeback_busy_total",
+		    "Pool objects reclaim could not write back because their "
+		    "page was busy (being loaded, or not yet punched).",
+		    st->wb_busy);
+	put_counter(b, "uzswap_writeback_wakeups_total",
+		    "Times the writer thread started writing back because the "
+		    "pool reached its high mark.", st->wb_wakeups);
+	put_gauge(b, "uzswap_writeback_high_mark_bytes",
+		  "Pool bytes at which the writer thread starts writing back "
+		  "(0: no pool limit).",
+		  st->pool_limit / 100 * STORE_WB_HIGH_PCT);
+}
+
 static void put_latency(struct mbuf *b, struct fault_pool *fp)
 {
 	struct fault_latency l;
@@ -620,6 +657,7 @@ static char *metrics_render(struct metrics *m, size_t *len)
 	stats_status(&s, &r);
 	put_info(&b, m, &s);
 	put_status(&b, &r);
+	put_writeback(&b, &s.store);
 	put_latency(&b, m->d->faults);
 	put_clients(&b, m);
 	if (b.failed) {

@@ -5,25 +5,35 @@
  * first differing word) -> compress into a stack buffer with the raw
  * threshold as capacity (both compressors give up early on incompressible
  * data) -> z3fold_alloc() -> the object's owner word set to the key
- * (region id, page index), which the evict handler needs -> copy in under
+ * (region id, page index), which reclaim needs -> copy in under
  * z3fold_map(); only then is the handle handed to the caller, who
- * publishes it.
+ * publishes it. A store that leaves the pool at its writer's high mark
+ * wakes the writer.
  *
- * Reclaim from the bottom, exactly the z3fold flow: store_reclaim() calls
- * z3fold_reclaim_page(), which claims the least recently filled pool page
- * and calls store_evict() for each object on it. store_evict() reads the
- * page's key from the object's owner word and asks the owner to write it
- * back (the word of an object freed meanwhile may name any page: the
- * owner refuses a page whose entry does not name the handle):
- * the owner takes the page (COMPRESSED -> LOADING, so no fault or restore
- * can use it meanwhile), calls store_write_back() (object to the backing
- * file), publishes WRITTEN_BACK and only then frees the pool's copy with
- * store_written_back(). The owner refuses a page
- * another thread holds or one not yet punched by its evictor, and a write
- * the backing file refuses fails it: the object then stays in the pool.
+ * Reclaim from the bottom, a batch at a time (write_back_batch()):
+ * z3fold_reclaim_begin() claims the least recently filled pool pages, up
+ * to STORE_WB_PAGES; for each object on them the key comes from its owner
+ * word, and the owner takes the page (COMPRESSED -> LOADING, so no fault
+ * or restore can use it meanwhile; the word of an object freed meanwhile
+ * may name any page: the owner refuses a page whose entry does not name
+ * the handle, one another thread holds, or one not yet punched by its
+ * evictor); the objects taken are copied into the batch's buffer, back to
+ * back in 512-byte units, and written with one backing_write_batch()
+ * (one by one if the file has no run that long); then the owner publishes
+ * each page WRITTEN_BACK and only then frees the pool's copy
+ * (store_written_back()), or gives the page back if its write failed; and
+ * z3fold_reclaim_end() releases the pool pages emptied (the others go
+ * back on the lists). At every instant the entry names a copy that
+ * exists: the handle until the publish, the slot after.
  *
- * Lock order: reclaim_lock (one reclaimer at a time), then z3fold's
- * locks, which are never held while calling store_evict().
+ * Who reclaims: the writer thread, ahead of need, from STORE_WB_HIGH_PCT
+ * of the limit down to STORE_WB_LOW_PCT, so that evictions rarely find
+ * the pool full; and an evictor that does (store_reclaim(), counted as
+ * direct), down to STORE_POOL_LOW_PCT.
+ *
+ * Lock order: reclaim_lock (one batch at a time), then z3fold's locks,
+ * which are never held while calling the owner; the writer's wlock is
+ * taken alone.
  */
 #include "config.h"
 
@@ -35,20 +45,60 @@
 #include "lib/common/debug.h"
 #include "log.h"
 #include "store.h"
+#include "thread.h"
 
 #define STAT_ADD(s, field, n) \
 	atomic_fetch_add_explicit(&(s)->st.field, (uint_fast64_t)(n), \
 				  memory_order_relaxed)
 
-#define RECLAIM_RETRIES	8
+#define WB_OBJECTS	(3 * STORE_WB_PAGES)
+/* A pool page's objects, each padded to a unit: at most this much. */
+#define WB_PAGE_BYTES	(Z3FOLD_PAGE_SIZE + 3 * BACKING_UNIT)
+#define WB_BUF_BYTES	(STORE_WB_PAGES * WB_PAGE_BYTES)
+#define WB_RETRY_MS	20	/* after a batch that freed nothing */
+
+/*
+ * struct store_batch - a write-back batch; the store's reclaim_lock
+ * @pages:    the pool pages claimed (z3fold_reclaim_begin())
+ * @wb:       the objects whose pages the owner gave up
+ * @lens:     their sizes; @slots where they went; @written whether
+ * @buf:      the objects back to back, each padded to BACKING_UNIT;
+ *            4096-aligned for direct I/O
+ * @bytes:    bytes of @buf in use
+ */
+struct store_batch {
+	unsigned long pages[STORE_WB_PAGES];
+	unsigned int nr_pages, nr;
+	struct store_wb wb[WB_OBJECTS];
+	size_t lens[WB_OBJECTS];
+	uint64_t slots[WB_OBJECTS];
+	bool written[WB_OBJECTS];
+	uint8_t *buf;
+	size_t bytes;
+};
+
+/*
+ * struct store_writer - the writer thread
+ * @thread:  its id; store_writer_start()/stop() only
+ * @wlock:   protects @kicked and @stop
+ * @cond:    where the writer waits for a kick
+ * @kicked:  the pool reached the high mark (or its limit changed)
+ * @stop:    store_writer_stop() asked it to end
+ * @busy:    it is writing back: no need to kick it (atomic)
+ */
+struct store_writer {
+	pthread_t thread;
+	pthread_mutex_t wlock;
+	pthread_cond_t cond;
+	bool kicked;
+	bool stop;
+	atomic_bool busy;
+};
 
 /* A write-back I/O error was logged (once per process). */
 static atomic_bool io_error_logged;
 
-static int store_evict(struct z3fold_pool *pool, unsigned long handle,
-		       void *priv);
-
-static const struct z3fold_ops store_ops = { .evict = store_evict };
+static void writer_kick(struct store *s);
 
 /*****************
  * Owner words: the page an object holds
@@ -71,14 +121,33 @@ static void owner_to_key(uint64_t owner, struct store_key *key)
  * Store and load
  *****************/
 
+/* The store's write-back batch: 0 or -ENOMEM. */
+static int batch_new(struct store *s)
+{
+	s->batch = calloc(1, sizeof(*s->batch));
+	if (!s->batch)
+		return -ENOMEM;
+	s->batch->buf = aligned_alloc(Z3FOLD_PAGE_SIZE, WB_BUF_BYTES);
+	if (!s->batch->buf) {
+		free(s->batch);
+		s->batch = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int store_init(struct store *s, enum compress_algo algo, int level,
 	       uint64_t pool_limit, struct backing *backing,
 	       const struct store_owner *owner, const struct z3fold_mem *mem)
 {
 	memset(s, 0, sizeof(*s));
-	s->pool = z3fold_create_pool("uzswap", mem, &store_ops, s);
+	s->pool = z3fold_create_pool("uzswap", mem, NULL, s);
 	if (!s->pool)
 		return -errno;
+	if (backing && batch_new(s)) {
+		z3fold_destroy_pool(s->pool);
+		return -ENOMEM;
+	}
 	s->owner = *owner;
 	s->backing = backing;
 	atomic_init(&s->algo, algo);
@@ -98,11 +167,15 @@ void store_hand_over(struct store *s)
 
 void store_destroy(struct store *s)
 {
+	store_writer_stop(s);
 	store_flush_frees(s);
 	z3fold_destroy_pool(s->pool);
 	s->pool = NULL;
 	if (s->backing)
 		backing_close(s->backing);
+	if (s->batch)
+		free(s->batch->buf);
+	free(s->batch);
 	free(s->frees);
 	pthread_mutex_destroy(&s->reclaim_lock);
 	pthread_mutex_destroy(&s->frees_lock);
@@ -126,13 +199,18 @@ static uint64_t pool_bytes(struct store *s)
 	return z3fold_get_pool_size(s->pool) * Z3FOLD_PAGE_SIZE;
 }
 
-/* The pool reached its limit: refuse pages until reclaim. */
+/* The pool reached its limit: refuse pages until reclaim. At its
+ * writer's high mark, wake the writer. */
 static void check_limit(struct store *s)
 {
-	uint64_t limit = atomic_load(&s->pool_limit);
+	uint64_t limit = atomic_load(&s->pool_limit), bytes = pool_bytes(s);
 	bool was = false;
 
-	if (limit && pool_bytes(s) >= limit &&
+	if (!limit)
+		return;
+	if (bytes >= limit / 100 * STORE_WB_HIGH_PCT)
+		writer_kick(s);
+	if (bytes >= limit &&
 	    atomic_compare_exchange_strong(&s->full, &was, true))
 		STAT_ADD(s, full_events, 1);
 }
@@ -448,30 +526,149 @@ int store_load_image(struct store *s, const void *buf, size_t len,
  * Reclaim from the bottom
  *****************/
 
-int store_write_back(struct store *s, unsigned long handle, uint64_t *data)
+/* A write to the backing file failed with @ret: full (ENOSPC) is the
+ * evictor's to report; an I/O error is worth an error line, once. */
+static void note_failure(int ret)
 {
-	size_t n = z3fold_object_size(s->pool, handle);
-	const void *obj;
-	uint64_t slot;
-	int ret = -EIO;
+	if (ret != -ENOSPC && !atomic_exchange(&io_error_logged, true))
+		log_err("store", "writing back to the backing file: %s; "
+			"pages stay in the pool (logged once)",
+			strerror(-ret));
+}
 
-	obj = z3fold_map(s->pool, handle);
-	if (obj) {
-		ret = backing_write(s->backing, obj, n, &slot);
-		z3fold_unmap(s->pool, handle);
+/* The object of @wb, which the owner took, appended to @b's buffer. */
+static void batch_add(struct store *s, struct store_batch *b,
+		      struct store_wb *wb)
+{
+	size_t n = z3fold_object_size(s->pool, wb->handle);
+	size_t padded = (n + BACKING_UNIT - 1) & ~(size_t)(BACKING_UNIT - 1);
+	const void *obj = z3fold_map(s->pool, wb->handle);
+
+	if (!obj || n == 0) {
+		if (obj)
+			z3fold_unmap(s->pool, wb->handle);
+		s->owner.settle(s->owner.ctx, s, wb, false);
+		return;
 	}
+	memcpy(b->buf + b->bytes, obj, n);
+	z3fold_unmap(s->pool, wb->handle);
+	memset(b->buf + b->bytes + n, 0, padded - n);
+	b->wb[b->nr] = *wb;
+	b->lens[b->nr++] = n;
+	b->bytes += padded;
+}
+
+/* Claim up to STORE_WB_PAGES pool pages from the bottom, and put in the
+ * batch every object of theirs the owner gives up. */
+static void batch_fill(struct store *s, struct store_batch *b)
+{
+	unsigned long handles[3];
+	struct store_wb wb;
+	int i, nr;
+
+	b->nr = b->nr_pages = 0;
+	b->bytes = 0;
+	while (b->nr_pages < STORE_WB_PAGES) {
+		nr = z3fold_reclaim_begin(s->pool, handles,
+					  &b->pages[b->nr_pages]);
+		if (nr < 0)
+			break;
+		b->nr_pages++;
+		for (i = 0; i < nr; i++) {
+			memset(&wb, 0, sizeof(wb));
+			wb.handle = handles[i];
+			owner_to_key(z3fold_owner(s->pool, wb.handle), &wb.key);
+			if (s->owner.take(s->owner.ctx, &wb))
+				STAT_ADD(s, wb_busy, 1);
+			else
+				batch_add(s, b, &wb);
+		}
+	}
+}
+
+/* The batch's objects are not in one run: write them one by one. Returns
+ * how many were written; b->written[i] says which. */
+static unsigned int batch_write_each(struct store *s, struct store_batch *b)
+{
+	unsigned int i, done = 0;
+	size_t off = 0;
+	int ret;
+
+	for (i = 0; i < b->nr; i++) {
+		ret = backing_write(s->backing, b->buf + off, b->lens[i],
+				    &b->slots[i]);
+		b->written[i] = ret == 0;
+		done += ret == 0;
+		if (ret) {
+			STAT_ADD(s, writeback_failures, 1);
+			note_failure(ret);
+		}
+		off += (b->lens[i] + BACKING_UNIT - 1) &
+		       ~(size_t)(BACKING_UNIT - 1);
+	}
+	return done;
+}
+
+/* Write the batch to the backing file, for an evictor if @direct;
+ * returns the objects written. */
+static unsigned int batch_write(struct store *s, struct store_batch *b,
+				bool direct)
+{
+	unsigned int i;
+	int ret;
+
+	if (b->nr == 0)
+		return 0;
+	ret = backing_write_batch(s->backing, b->buf, b->lens, b->nr,
+				  b->slots);
+	if (ret == -ENOSPC)
+		return batch_write_each(s, b);
+	for (i = 0; i < b->nr; i++)
+		b->written[i] = ret == 0;
 	if (ret) {
-		/* full (ENOSPC) is the evictor's to report; an I/O error is
-		 * worth an error line, once */
-		STAT_ADD(s, writeback_failures, 1);
-		if (ret != -ENOSPC && !atomic_exchange(&io_error_logged, true))
-			log_err("store", "writing back to the backing file: %s; "
-				"pages stay in the pool (logged once)",
-				strerror(-ret));
-		return ret;
+		STAT_ADD(s, writeback_failures, b->nr);
+		note_failure(ret);
+		return 0;
 	}
-	*data = PAGE_DATA_SLOT | slot << PAGE_WB_LEN_BITS | n;
-	return (int)n;
+	STAT_ADD(s, wb_batches, 1);
+	if (direct)
+		STAT_ADD(s, wb_direct_batches, 1);
+	STAT_ADD(s, wb_bytes, b->bytes);
+	return b->nr;
+}
+
+/*
+ * write_back_batch() - one batch of reclaim from the bottom: claim pool
+ * pages, take their pages from the owner, one write to the backing file,
+ * have the owner publish each page written back (and free its object),
+ * release the pool pages emptied. reclaim_lock held; @direct: for an
+ * evictor that found the pool full.
+ * Return: pool pages freed; -ENOENT if there is nothing to claim (or no
+ * backing file).
+ */
+static long write_back_batch(struct store *s, bool direct)
+{
+	struct store_batch *b = s->batch;
+	unsigned int i;
+	long freed = 0;
+
+	assert_held(&s->reclaim_lock);
+	if (!s->backing || !b)
+		return -ENOENT;
+	batch_fill(s, b);
+	if (b->nr_pages == 0)
+		return -ENOENT;
+	batch_write(s, b, direct);
+	for (i = 0; i < b->nr; i++) {
+		if (b->written[i])
+			b->wb[i].data = PAGE_DATA_SLOT |
+					b->slots[i] << PAGE_WB_LEN_BITS |
+					b->lens[i];
+		s->owner.settle(s->owner.ctx, s, &b->wb[i], b->written[i]);
+	}
+	for (i = 0; i < b->nr_pages; i++)
+		freed += z3fold_reclaim_end(s->pool, b->pages[i]);
+	return freed;
 }
 
 size_t store_written_back(struct store *s, unsigned long handle,
@@ -490,47 +687,171 @@ size_t store_written_back(struct store *s, unsigned long handle,
 	return n;
 }
 
-/* z3fold's evict handler: 0 once the owner wrote @handle back and freed
- * it. The key comes from @handle's owner word, which the owner checks. */
-static int store_evict(struct z3fold_pool *pool, unsigned long handle,
-		       void *priv)
+/* The pool's bytes at @pct percent of its limit; 0: no limit. */
+static uint64_t pool_mark(struct store *s, unsigned int pct)
 {
-	struct store *s = priv;
-	struct store_key key;
+	return atomic_load(&s->pool_limit) / 100 * pct;
+}
 
-	assert_held(&s->reclaim_lock);
-	if (!s->backing)
-		return -ENOENT;
-	owner_to_key(z3fold_owner(pool, handle), &key);
-	return s->owner.write_back(s->owner.ctx, s, &key, handle);
+/* A batch under way may have brought the pool under its low mark. */
+static void update_full(struct store *s)
+{
+	if (pool_bytes(s) < pool_mark(s, STORE_POOL_LOW_PCT))
+		atomic_store(&s->full, false);
 }
 
 bool store_reclaim(struct store *s)
 {
-	uint64_t limit = atomic_load(&s->pool_limit);
-	uint64_t low = limit / 100 * STORE_POOL_LOW_PCT;
-	bool ok = true;
+	bool ok;
 
 	if (!atomic_load(&s->full))
 		return true;
 	pthread_mutex_lock(&s->reclaim_lock);
-	while (limit && pool_bytes(s) >= low && s->backing &&
-	       atomic_load(&s->full))
-		if (z3fold_reclaim_page(s->pool, RECLAIM_RETRIES))
+	while (atomic_load(&s->full) && pool_mark(s, 100) &&
+	       pool_bytes(s) >= pool_mark(s, STORE_POOL_LOW_PCT)) {
+		if (write_back_batch(s, true) <= 0)
 			break;
-	if (!limit || pool_bytes(s) < low)
+	}
+	if (!pool_mark(s, 100))
 		atomic_store(&s->full, false);
 	else
-		ok = !atomic_load(&s->full);
+		update_full(s);
+	ok = !atomic_load(&s->full);
 	pthread_mutex_unlock(&s->reclaim_lock);
 	return ok;
 }
 
 bool store_pool_low(struct store *s)
 {
-	uint64_t limit = atomic_load(&s->pool_limit);
+	return !pool_mark(s, 100) ||
+	       pool_bytes(s) < pool_mark(s, STORE_POOL_LOW_PCT);
+}
 
-	return !limit || pool_bytes(s) < limit / 100 * STORE_POOL_LOW_PCT;
+/*****************
+ * The writer
+ *****************/
+
+static void writer_kick(struct store *s)
+{
+	struct store_writer *w = s->writer;
+
+	if (!w || atomic_load_explicit(&w->busy, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&w->wlock);
+	w->kicked = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->wlock);
+}
+
+/* Wait for a kick; or, if @ms, for @ms whatever the kicks (a batch
+ * freed nothing: the pages are busy or the file takes no more). Returns
+ * false once the writer is to stop. */
+static bool writer_wait(struct store_writer *w, long ms)
+{
+	struct timespec ts;
+	bool stop;
+
+	pthread_mutex_lock(&w->wlock);
+	if (ms) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += ms * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		while (!w->stop &&
+		       pthread_cond_timedwait(&w->cond, &w->wlock, &ts) !=
+		       ETIMEDOUT)
+			;
+	} else {
+		while (!w->kicked && !w->stop)
+			pthread_cond_wait(&w->cond, &w->wlock);
+	}
+	w->kicked = false;
+	stop = w->stop;
+	pthread_mutex_unlock(&w->wlock);
+	return !stop;
+}
+
+/* Write batches back until the pool is under the writer's low mark.
+ * Returns false if a batch freed nothing (busy pages, a full file). */
+static bool writer_run(struct store *s)
+{
+	long freed = 1;
+
+	STAT_ADD(s, wb_wakeups, 1);
+	while (pool_mark(s, 100) &&
+	       pool_bytes(s) >= pool_mark(s, STORE_WB_LOW_PCT)) {
+		pthread_mutex_lock(&s->reclaim_lock);
+		freed = write_back_batch(s, false);
+		update_full(s);
+		pthread_mutex_unlock(&s->reclaim_lock);
+		if (freed <= 0)
+			break;
+	}
+	store_flush_frees(s);
+	return freed > 0;
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *s = arg;
+	struct store_writer *w = s->writer;
+	long wait_ms = 0;
+
+	while (writer_wait(w, wait_ms)) {
+		atomic_store(&w->busy, true);
+		wait_ms = writer_run(s) ? 0 : WB_RETRY_MS;
+		atomic_store(&w->busy, false);
+		/* a kick missed while busy: look at the pool again */
+		if (pool_mark(s, 100) &&
+		    pool_bytes(s) >= pool_mark(s, STORE_WB_HIGH_PCT) &&
+		    !wait_ms)
+			writer_kick(s);
+	}
+	return NULL;
+}
+
+int store_writer_start(struct store *s)
+{
+	struct store_writer *w;
+	pthread_condattr_t attr;
+	int ret;
+
+	if (!s->backing)
+		return 0;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	pthread_mutex_init(&w->wlock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	s->writer = w;
+	ret = thread_create(&w->thread, "uzswapd-wb", writer_main, s);
+	if (ret) {
+		s->writer = NULL;
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->wlock);
+		free(w);
+	}
+	return ret;
+}
+
+void store_writer_stop(struct store *s)
+{
+	struct store_writer *w = s->writer;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->wlock);
+	w->stop = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->wlock);
+	pthread_join(w->thread, NULL);
+	s->writer = NULL;
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->wlock);
+	free(w);
 }
 
 void store_set_pool_limit(struct store *s, uint64_t bytes)
@@ -538,8 +859,7 @@ void store_set_pool_limit(struct store *s, uint64_t bytes)
 	atomic_store(&s->pool_limit, bytes);
 	if (!bytes || pool_bytes(s) < bytes / 100 * STORE_POOL_LOW_PCT)
 		atomic_store(&s->full, false);
-	else
-		check_limit(s);
+	check_limit(s);
 }
 
 unsigned int store_compact(struct store *s)
@@ -585,5 +905,10 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	st->writebacks = atomic_load(&s->st.writebacks);
 	st->writeback_failures = atomic_load(&s->st.writeback_failures);
 	st->full_events = atomic_load(&s->st.full_events);
+	st->wb_batches = atomic_load(&s->st.wb_batches);
+	st->wb_bytes = atomic_load(&s->st.wb_bytes);
+	st->wb_direct_batches = atomic_load(&s->st.wb_direct_batches);
+	st->wb_busy = atomic_load(&s->st.wb_busy);
+	st->wb_wakeups = atomic_load(&s->st.wb_wakeups);
 	st->full = atomic_load(&s->full);
 }

@@ -3,11 +3,14 @@
  * back from. A page whose 64-bit words are all equal is kept as that word
  * (SAME, no payload); any other page is compressed (lz4 or zstd) into the
  * z3fold pool, or kept raw in a headless pool page when it compresses to
- * more than STORE_RAW_THRESHOLD bytes. When the pool reaches its limit it
- * stops accepting pages, and the evictors reclaim from the bottom: z3fold
- * hands back its least recently filled pool page, and the store's evict
- * handler writes each object on it to the backing file (the page becomes
- * WRITTEN_BACK) until the pool is under STORE_POOL_LOW_PCT of its limit.
+ * more than STORE_RAW_THRESHOLD bytes. Reclaim from the bottom moves the
+ * pool's least recently filled pages to the backing file (their pages
+ * become WRITTEN_BACK), in batches: the objects of up to STORE_WB_PAGES
+ * pool pages in one write. The writer thread (store_writer_start()) does
+ * it ahead of need: from STORE_WB_HIGH_PCT of the pool's limit down to
+ * STORE_WB_LOW_PCT. Should the pool reach its limit all the same, it
+ * refuses pages and the evictors reclaim themselves (store_reclaim())
+ * until it is under STORE_POOL_LOW_PCT.
  *
  * The store knows pages, not regions: each object is keyed by the page it
  * holds, (region id, page index), kept in the object's z3fold owner word
@@ -33,6 +36,9 @@
 
 #define STORE_RAW_THRESHOLD 3072	/* compressed bytes: ~3 KiB */
 #define STORE_POOL_LOW_PCT 90		/* accept again below this % */
+#define STORE_WB_HIGH_PCT 85		/* the writer starts at this % */
+#define STORE_WB_LOW_PCT 75		/* and stops below this % */
+#define STORE_WB_PAGES 32		/* pool pages per batch, at most */
 
 struct store;
 
@@ -46,23 +52,48 @@ struct store_key {
 };
 
 /*
+ * struct store_wb - one object of a write-back batch
+ * @key:    the page it holds, from its owner word (may be stale)
+ * @handle: the object
+ * @info:   the owner's: the page's state when it took it
+ * @ref:    the owner's: what it holds while the page is taken
+ * @data:   the slot the object was written to (PAGE_DATA_SLOT tagged)
+ */
+struct store_wb {
+	struct store_key key;
+	unsigned long handle;
+	uint32_t info;
+	void *ref;
+	uint64_t data;
+};
+
+/*
  * struct store_owner - who holds the stored pages' states
- * @write_back: reclaim from the bottom wants the object of @handle, held
- *      for page @key, out of the pool: the owner takes the page (or
- *      refuses with -errno: gone, held by another thread, not yet punched,
- *      or not the page of @handle: @key comes from the object's owner
- *      word, which may be stale and name any page, or none),
- *      calls store_write_back(), publishes what it returns, and frees
- *      @handle with store_written_back(). Returns 0 only once @handle is
- *      freed. Called on an evictor thread, with no
- *      store or pool lock held.
- * @ctx:        passed to @write_back
+ * @take:   reclaim from the bottom wants the object of @wb->handle, held
+ *          for page @wb->key, out of the pool: the owner takes the page
+ *          (COMPRESSED -> LOADING: no fault or restore uses it meanwhile)
+ *          and returns 0, or refuses with -errno: gone, held by another
+ *          thread, not yet punched, or not the page of the handle (@key
+ *          comes from the object's owner word, which may be stale and
+ *          name any page, or none)
+ * @settle: after the batch's write, for each page taken: if @written,
+ *          the object is in the backing file at @wb->data: the owner
+ *          makes the entry name it, publishes WRITTEN_BACK, and only then
+ *          frees the pool's copy with store_written_back(); if not, it
+ *          gives the page back as it was (the object stays in the pool)
+ * @ctx:    passed to both
+ * Both are called on the thread that reclaims (the writer, or an
+ * evictor), with the store's reclaim lock held and no pool lock.
  */
 struct store_owner {
-	int (*write_back)(void *ctx, struct store *s,
-			  const struct store_key *key, unsigned long handle);
+	int (*take)(void *ctx, struct store_wb *wb);
+	void (*settle)(void *ctx, struct store *s, struct store_wb *wb,
+		       bool written);
 	void *ctx;
 };
+
+struct store_batch;
+struct store_writer;
 
 /*
  * struct store - the pool, the backing file and their counters
@@ -77,9 +108,14 @@ struct store_owner {
  * @pool_limit: bytes the pool may take, 0 for no limit (atomic)
  * @full:       the pool reached its limit: no page is accepted until
  *              reclaim brings it under STORE_POOL_LOW_PCT (atomic)
- * @reclaim_lock: serializes reclaim from the bottom (store_reclaim()):
- *              two evictors reclaiming at once would claim each other's
- *              pages and each conclude that the pool cannot shrink
+ * @reclaim_lock: serializes reclaim from the bottom, a batch at a time
+ *              (the writer's or an evictor's): two reclaimers at once
+ *              would claim each other's pages and each conclude that the
+ *              pool cannot shrink
+ * @batch:      the batch being written; @reclaim_lock
+ * @writer:     the writer thread, NULL when not started; set and cleared
+ *              by store_writer_start()/store_writer_stop() while no other
+ *              thread uses the store
  * @frees_lock: protects @frees and @nr_frees
  * @frees:      backing slots to release (a hole punch is too slow for
  *              the fault path): released by store_flush_frees()
@@ -94,6 +130,8 @@ struct store {
 	atomic_uint_fast64_t pool_limit;
 	atomic_bool full;
 	pthread_mutex_t reclaim_lock;
+	struct store_batch *batch;
+	struct store_writer *writer;
 	pthread_mutex_t frees_lock;
 	uint64_t *frees;
 	size_t nr_frees;
@@ -101,7 +139,8 @@ struct store {
 	struct {
 		atomic_uint_fast64_t compressed, same, raw, payload_bytes,
 			stores, loads, failures, written_back, writebacks,
-			writeback_failures, full_events;
+			writeback_failures, full_events, wb_batches,
+			wb_bytes, wb_direct_batches, wb_busy, wb_wakeups;
 	} st;
 };
 
@@ -120,6 +159,11 @@ struct store_stats {
 	uint64_t writebacks;    /* pages written back so far */
 	uint64_t writeback_failures; /* objects the handler could not write */
 	uint64_t full_events;   /* times the pool reached its limit */
+	uint64_t wb_batches;    /* write-back batches written */
+	uint64_t wb_bytes;      /* bytes they wrote (objects and padding) */
+	uint64_t wb_direct_batches; /* of which by an evictor, pool full */
+	uint64_t wb_busy;       /* objects the owner could not give up */
+	uint64_t wb_wakeups;    /* times the writer started on a high pool */
 	bool full;              /* the pool refuses pages now */
 };
 
@@ -165,19 +209,9 @@ int store_get(struct store *s, struct compressor *c, uint32_t info,
  * freed. */
 size_t store_drop(struct store *s, uint32_t info, uint64_t data);
 
-/*
- * store_write_back() - for the owner's write_back: copy the object of
- * @handle to the backing file. The owner holds the page (it is LOADING),
- * publishes WRITTEN_BACK with *@data (a slot, tagged PAGE_DATA_SLOT), and
- * only then frees the pool's copy with store_written_back(): at every
- * instant one copy the entry can name exists.
- * Return: the object's size, or -errno (nothing changed; counted, and an
- * I/O error is logged once).
- */
-int store_write_back(struct store *s, unsigned long handle, uint64_t *data);
-
-/* The object of @handle, stored as @info, is in the backing file and its
- * page names it there: free the pool's copy. Return: the bytes freed. */
+/* For the owner's settle: the object of @handle, stored as @info, is in
+ * the backing file and its page names it there: free the pool's copy.
+ * Return: the bytes freed. */
 size_t store_written_back(struct store *s, unsigned long handle,
 			  uint32_t info);
 
@@ -218,15 +252,29 @@ int store_load_image(struct store *s, const void *buf, size_t len,
 
 /*
  * store_reclaim() - if the pool is at its limit, reclaim from the bottom
- * (writing objects back) until it is under STORE_POOL_LOW_PCT of it. One
- * evictor reclaims at a time; the others wait for its verdict.
- * Return: true if the pool accepts pages again. Evictor threads.
+ * (write batches back) until it is under STORE_POOL_LOW_PCT of it, a
+ * batch at a time between the writer's. Return: true if the pool accepts
+ * pages again. Evictor threads.
  */
 bool store_reclaim(struct store *s);
 
 /* Whether the pool is under its low mark (STORE_POOL_LOW_PCT of its
  * limit), or has no limit. */
 bool store_pool_low(struct store *s);
+
+/*
+ * The writer thread: started with the evictors, stopped before
+ * store_hand_over() or store_destroy(). It sleeps until a store
+ * (store_put()) or a new limit (store_set_pool_limit()) finds the pool at
+ * STORE_WB_HIGH_PCT of its limit, then writes batches back until it is
+ * under STORE_WB_LOW_PCT, or a batch frees nothing (it then waits a
+ * little before it tries again). A recovery does neither: the writer
+ * never runs into one. Without a backing file there is none.
+ * store_writer_start(): 0 or -errno (no writer: reclaim stays the
+ * evictors').
+ */
+int store_writer_start(struct store *s);
+void store_writer_stop(struct store *s);
 
 /* Release the backing slots freed since the last call. Evictor threads. */
 void store_flush_frees(struct store *s);

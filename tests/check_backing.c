@@ -349,6 +349,61 @@ START_TEST(test_bad_args)
 }
 END_TEST
 
+/*
+ * A batch: objects of every size class packed back to back in one write
+ * land in one contiguous run, each readable and freeable on its own; a
+ * batch longer than any free run is refused (-ENOSPC, not counted as
+ * full) and nothing is kept; a bad length is refused.
+ */
+START_TEST(test_batch)
+{
+	static const size_t lens[] = { 1, 511, 512, 513, 2000, OBJ, 3000, 7 };
+	const unsigned int nr = sizeof(lens) / sizeof(lens[0]);
+	uint64_t slots[8], units = 0, s;
+	uint8_t *buf = aligned_alloc(4096, 8 * OBJ);
+	size_t off = 0, bad = 0;
+	unsigned int i;
+
+	ck_assert_ptr_nonnull(buf);
+	open_backing(64 * KiB);
+	memset(buf, 0, 8 * OBJ);
+	for (i = 0; i < nr; i++) {
+		fill(buf + off, lens[i], i + 1);
+		off += (lens[i] + 511) & ~(size_t)511;
+	}
+	ck_assert_int_eq(backing_write_batch(b, buf, lens, nr, slots), 0);
+	for (i = 0; i < nr; i++) {
+		ck_assert_uint_eq(slots[i], slots[0] + units);
+		units += (lens[i] + 511) / 512;
+		check(slots[i], lens[i], i + 1);
+	}
+	ck_assert_uint_eq(stats().objects, nr);
+	ck_assert_uint_eq(stats().writes, nr);
+	ck_assert_uint_eq(stats().batches, 1);
+	ck_assert_uint_eq(stats().used_bytes, units * 512);
+	/* 24 units a batch: five fill 120 of the file's 128; a sixth finds
+	 * no run, but one object at a time still finds room */
+	for (i = 1; i < 5; i++)
+		ck_assert_int_eq(backing_write_batch(b, buf, lens, nr, slots),
+				 0);
+	ck_assert_int_eq(backing_write_batch(b, buf, lens, nr, slots),
+			 -ENOSPC);
+	ck_assert_uint_eq(stats().full, 0);
+	ck_assert_uint_eq(stats().objects, 5 * nr);
+	ck_assert_int_eq(backing_write_batch(b, buf, &bad, 1, slots),
+			 -EINVAL);
+	s = put(OBJ, 42);
+	check(s, OBJ, 42);
+	for (i = 0; i < nr; i++) {
+		check(slots[i], lens[i], i + 1);
+		backing_free(b, slots[i], lens[i]);
+	}
+	ck_assert_uint_eq(stats().invalid_frees, 0);
+	ck_assert_uint_eq(stats().objects, 4 * nr + 1);
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_cap)
 {
 	uint64_t slot[16], s;
@@ -1100,6 +1155,7 @@ static Suite *backing_suite(void)
 	tcase_add_test(tc, test_roundtrip_all_sizes);
 	tcase_add_test(tc, test_tail_zeroed_on_disk);
 	tcase_add_test(tc, test_free_reuse);
+	tcase_add_test(tc, test_batch);
 	tcase_add_test(tc, test_bad_args);
 	tcase_add_test(tc, test_cap);
 	tcase_add_test(tc, test_limit_zero);

@@ -98,15 +98,19 @@ static struct store st;
 static struct work_pool pool;
 static uv_loop_t loop;
 
-static int refuse_write_back(void *ctx, struct store *s,
-			     const struct store_key *key, unsigned long handle)
+static int refuse_write_back(void *ctx, struct store_wb *wb)
 {
 	return -ENOENT;
 }
 
+static void settle_nothing(void *ctx, struct store *s, struct store_wb *wb,
+			   bool written)
+{
+}
+
 static void pool_start(void)
 {
-	struct store_owner owner = { refuse_write_back, NULL };
+	struct store_owner owner = { refuse_write_back, settle_nothing, NULL };
 
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, NULL, &owner, NULL), 0);

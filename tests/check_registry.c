@@ -242,7 +242,7 @@ static size_t table_bytes(struct region *r)
 static struct region *huge_region(struct mm_slot *s, struct store *st)
 {
 	static const uint8_t zeros[PAGE_SIZE];
-	struct store_owner owner = { NULL, NULL };
+	struct store_owner owner = { NULL, NULL, NULL };
 	int fd = memfd_create("huge", MFD_CLOEXEC);
 	struct store_key key;
 	struct region *r;
@@ -388,7 +388,7 @@ START_TEST(test_verify_mapping)
 }
 END_TEST
 
-/* The store's owner callback gets its key from an object's owner word,
+/* The store's owner takes a page by the key of an object's owner word,
  * which may be stale: a region that is gone, an index past the region's
  * end (refused before any entry is read) and a page that does not hold
  * the handle are all refused. */
@@ -396,16 +396,15 @@ START_TEST(test_write_back_refuses_a_stale_key)
 {
 	struct mm_slot *s = add(55);
 	struct region *r = mkregion(s, 0, 8);
-	struct store_key key = { r->id, 8 };
-	unsigned long handle = 0x40001;
+	struct store_wb wb = { .key = { r->id, 8 }, .handle = 0x40001 };
 
-	ck_assert_int_eq(evict_write_back(&ix, NULL, &key, handle), -ENOENT);
-	key.idx = UINT32_MAX;
-	ck_assert_int_eq(evict_write_back(&ix, NULL, &key, handle), -ENOENT);
-	key.idx = 7;
-	ck_assert_int_eq(evict_write_back(&ix, NULL, &key, handle), -EBUSY);
-	key.region_id = r->id + 1000;
-	ck_assert_int_eq(evict_write_back(&ix, NULL, &key, handle), -ENOENT);
+	ck_assert_int_eq(evict_wb_take(&ix, &wb), -ENOENT);
+	wb.key.idx = UINT32_MAX;
+	ck_assert_int_eq(evict_wb_take(&ix, &wb), -ENOENT);
+	wb.key.idx = 7;
+	ck_assert_int_eq(evict_wb_take(&ix, &wb), -EBUSY);
+	wb.key.region_id = r->id + 1000;
+	ck_assert_int_eq(evict_wb_take(&ix, &wb), -ENOENT);
 	region_put(r);
 	drop(s);
 }

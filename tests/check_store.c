@@ -30,12 +30,14 @@
 
 /*
  * The owner's side: a state table per region id (1..NREGIONS), what each
- * write_back call was asked, and whether it refuses.
+ * take call was asked, and whether it refuses.
  */
 static struct {
 	struct page_entry pages[NREGIONS + 1][NPAGES];
 	unsigned int asked[NREGIONS + 1][NPAGES];
-	unsigned long calls;
+	atomic_ulong calls;
+	atomic_ulong written;	/* pages published written back */
+	bool concurrent;	/* a writer thread takes pages meanwhile */
 	int refuse;		/* -errno to refuse every call with, or 0 */
 	uint8_t seen[2 * PAGE_SIZE];	/* both copies of a write-back */
 } own;
@@ -45,52 +47,68 @@ static struct compressor *comp;
 static char dir[] = "/tmp/check_store.XXXXXX";
 static char backing_path[64];
 
-static int test_write_back(void *ctx, struct store *s,
-			   const struct store_key *key, unsigned long handle)
+static int test_take(void *ctx, struct store_wb *wb)
 {
 	struct page_entry *p;
 	uint32_t info;
-	uint64_t data;
-	int ret;
 
 	ck_assert_ptr_eq(ctx, &own);
-	ck_assert_ptr_eq(s, &st);
-	ck_assert_uint_ge(key->region_id, 1);
-	ck_assert_uint_le(key->region_id, NREGIONS);
-	ck_assert_uint_lt(key->idx, NPAGES);
+	ck_assert_uint_ge(wb->key.region_id, 1);
+	ck_assert_uint_le(wb->key.region_id, NREGIONS);
+	ck_assert_uint_lt(wb->key.idx, NPAGES);
 	own.calls++;
-	own.asked[key->region_id][key->idx]++;
-	p = &own.pages[key->region_id][key->idx];
+	own.asked[wb->key.region_id][wb->key.idx]++;
+	p = &own.pages[wb->key.region_id][wb->key.idx];
 	info = atomic_load(&p->info);
+	/* with a writer thread, a page may not be published yet */
+	if (own.concurrent && (page_state(info) != PAGE_COMPRESSED ||
+			       p->data != wb->handle))
+		return -EBUSY;
 	/* the key names the page that holds this very object */
 	ck_assert_uint_eq(page_state(info), PAGE_COMPRESSED);
-	ck_assert_uint_eq(p->data, handle);
+	ck_assert_uint_eq(p->data, wb->handle);
 	if (own.refuse)
 		return own.refuse;
 	ck_assert(page_cas(p, &info, page_loading(info)));
-	ret = store_write_back(s, handle, &data);
-	if (ret < 0) {
-		atomic_store(&p->info, info);
-		return ret;
+	wb->info = info;
+	wb->ref = p;
+	return 0;
+}
+
+static void test_settle(void *ctx, struct store *s, struct store_wb *wb,
+			bool written)
+{
+	struct page_entry *p = wb->ref;
+	size_t n;
+
+	ck_assert_ptr_eq(ctx, &own);
+	ck_assert_ptr_eq(s, &st);
+	ck_assert_uint_eq(page_state(atomic_load(&p->info)), PAGE_LOADING);
+	if (!written) {
+		atomic_store(&p->info, wb->info);
+		return;
 	}
 	/* the object is written; until the entry names the slot, the pool's
 	 * copy is what a successor would find: it must still be there */
-	ck_assert(data & PAGE_DATA_SLOT);
-	ck_assert_int_eq(store_get(s, comp, info, handle, own.seen), 0);
-	ck_assert_int_eq(store_get(s, comp, (info & ~PAGE_STATE_MASK) |
-				   PAGE_WRITTEN_BACK, data, own.seen + PAGE_SIZE),
+	ck_assert(wb->data & PAGE_DATA_SLOT);
+	ck_assert_int_eq(store_get(s, comp, wb->info, wb->handle, own.seen),
 			 0);
+	ck_assert_int_eq(store_get(s, comp, (wb->info & ~PAGE_STATE_MASK) |
+				   PAGE_WRITTEN_BACK, wb->data,
+				   own.seen + PAGE_SIZE), 0);
 	ck_assert_mem_eq(own.seen, own.seen + PAGE_SIZE, PAGE_SIZE);
-	p->data = data;
-	atomic_store(&p->info, (info & ~PAGE_STATE_MASK) | PAGE_WRITTEN_BACK);
-	ck_assert_uint_eq(store_written_back(s, handle, info), (size_t)ret);
-	return 0;
+	n = z3fold_object_size(s->pool, wb->handle);
+	p->data = wb->data;
+	atomic_store(&p->info, (wb->info & ~PAGE_STATE_MASK) |
+			       PAGE_WRITTEN_BACK);
+	ck_assert_uint_eq(store_written_back(s, wb->handle, wb->info), n);
+	own.written++;
 }
 
 /* The store of a test, its pool made of @mem (NULL: anonymous). */
 static void setup_on(const struct z3fold_mem *mem)
 {
-	struct store_owner owner = { test_write_back, &own };
+	struct store_owner owner = { test_take, test_settle, &own };
 	struct backing *b;
 
 	memset(&own, 0, sizeof(own));
@@ -309,6 +327,12 @@ START_TEST(test_reclaim_asks_the_owner_by_key)
 		}
 	ck_assert_uint_eq(wb, own.calls);
 	ck_assert_uint_eq(ss.written_back, wb);
+	ck_assert_uint_eq(own.written, wb);
+	/* in batches of many objects, one write each, by this "evictor" */
+	ck_assert_uint_gt(ss.wb_batches, 0);
+	ck_assert_uint_ge(ss.writebacks, 8 * ss.wb_batches);
+	ck_assert_uint_eq(ss.wb_direct_batches, ss.wb_batches);
+	ck_assert_uint_gt(ss.wb_bytes, 0);
 	/* every page, in the pool or written back, reads back intact */
 	for (rid = 1; rid <= NREGIONS; rid++)
 		for (i = 0; i < NPAGES; i++)
@@ -376,6 +400,54 @@ START_TEST(test_dropped_objects_leave_the_rmap)
 END_TEST
 
 /*
+ * The writer thread runs ahead of the evictors: pages are stored into a
+ * pool limited to 64 pages, and each time the pool reaches the writer's
+ * high mark the "evictor" only waits (bounded) for the writer to bring it
+ * under its low mark. The pool never fills: no page is refused, no
+ * evictor reclaims, and every page reads back.
+ */
+START_TEST(test_writer_runs_ahead)
+{
+	const uint64_t limit = 64 * PAGE_SIZE;
+	struct store_stats ss;
+	long long waited;
+	uint64_t rid;
+	size_t i;
+
+	own.concurrent = true;
+	store_set_pool_limit(&st, limit);
+	ck_assert_int_eq(store_writer_start(&st), 0);
+	for (i = 0; i < NPAGES; i++)
+		for (rid = 1; rid <= NREGIONS; rid++) {
+			ck_assert_int_ge(put(rid, i, i % 5 == 0), 0);
+			store_get_stats(&st, &ss);
+			for (waited = 0; ss.pool_bytes >= limit / 100 *
+			     STORE_WB_HIGH_PCT && waited < 10000; waited++) {
+				usleep(1000);
+				store_get_stats(&st, &ss);
+			}
+			ck_assert_uint_lt(ss.pool_bytes,
+					  limit / 100 * STORE_WB_HIGH_PCT);
+		}
+	store_writer_stop(&st);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.failures, 0);
+	ck_assert_uint_eq(ss.full_events, 0);
+	ck_assert_uint_eq(ss.wb_direct_batches, 0);
+	ck_assert_uint_gt(ss.wb_wakeups, 0);
+	ck_assert_uint_gt(ss.wb_batches, 0);
+	ck_assert_uint_eq(ss.written_back, own.written);
+	ck_assert_uint_gt(ss.written_back, NREGIONS * NPAGES / 2);
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++) {
+			check_page(rid, i, i % 5 == 0);
+			drop(rid, i);
+		}
+	check_store_empty();
+}
+END_TEST
+
+/*
  * The store of a daemon that died, taken over by its successor as uzswapd
  * does: a store made on its pool's files and its backing file, each
  * stored page named to it. The old store's memory is dropped, its files
@@ -384,7 +456,7 @@ END_TEST
 static void store_reborn(void)
 {
 	const struct pagemem *pages, *frames, *owners;
-	struct store_owner owner = { test_write_back, &own };
+	struct store_owner owner = { test_take, test_settle, &own };
 	struct z3fold_mem mem;
 	struct backing *b;
 	uint64_t rid;
@@ -425,7 +497,7 @@ static void store_reborn(void)
  * A successor's recovery writes each pooled object's owner word again: the
  * words of the dead store's objects were made wrong (another page's key,
  * or garbage), and yet reclaim from the bottom asks the owner for each
- * object with the key of its own page (test_write_back() checks it).
+ * object with the key of its own page (test_take() checks it).
  */
 START_TEST(test_recovery_heals_owner_words)
 {
@@ -475,6 +547,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_reclaim_asks_the_owner_by_key);
 	tcase_add_test(tc, test_reclaim_refused_keeps_objects);
 	tcase_add_test(tc, test_dropped_objects_leave_the_rmap);
+	tcase_add_test(tc, test_writer_runs_ahead);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("recovery");
 	tcase_add_checked_fixture(tc, setup_memfds, teardown);

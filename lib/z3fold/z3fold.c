@@ -19,6 +19,8 @@
  * the object elsewhere and frees the handle. A free during reclaim only
  * marks the buddy free; the reclaimer releases the page once all buddies are
  * gone, or puts it back on the lists if one could not be evicted.
+ * z3fold_reclaim_begin() and z3fold_reclaim_end() are its two halves, for
+ * a caller that moves the objects of many claimed pages at once.
  *
  * When a neighbour is freed, the middle buddy is moved: to the start of the
  * page if it is alone (then it becomes FIRST; handles stay valid because a
@@ -1397,24 +1399,43 @@ static bool reclaim_finish(struct z3fold_pool *pool, uint32_t f)
 	return false;
 }
 
+int z3fold_reclaim_begin(struct z3fold_pool *pool, unsigned long handles[3],
+			 unsigned long *page)
+{
+	bool empty;
+	int nr;
+	uint32_t f;
+
+	pool_lock(pool);
+	f = reclaim_claim_locked(pool, handles, &nr, &empty);
+	pool_unlock(pool);
+	if (empty)
+		return -EINVAL;
+	if (f == NO_FRAME)
+		return -EAGAIN;
+	*page = f;
+	return nr;
+}
+
+bool z3fold_reclaim_end(struct z3fold_pool *pool, unsigned long page)
+{
+	return reclaim_finish(pool, (uint32_t)page);
+}
+
 int z3fold_reclaim_page(struct z3fold_pool *pool, unsigned int retries)
 {
-	unsigned long handles[3];
+	unsigned long handles[3], page;
 	unsigned int tries;
-	bool empty;
 	int i, nr, ret;
-	uint32_t f;
 
 	if (!pool || !pool->ops.evict || retries == 0)
 		return -EINVAL;
 
 	for (tries = 0; tries < retries; tries++) {
-		pool_lock(pool);
-		f = reclaim_claim_locked(pool, handles, &nr, &empty);
-		pool_unlock(pool);
-		if (empty)
-			return -EINVAL;
-		if (f == NO_FRAME) {
+		nr = z3fold_reclaim_begin(pool, handles, &page);
+		if (nr == -EINVAL)
+			return nr;
+		if (nr < 0) {
 			/* every page is busy this instant */
 			sched_yield();
 			continue;
@@ -1425,7 +1446,7 @@ int z3fold_reclaim_page(struct z3fold_pool *pool, unsigned int retries)
 			if (ret)
 				stat_add(&pool->st.evict_failures, 1);
 		}
-		if (reclaim_finish(pool, f))
+		if (z3fold_reclaim_end(pool, page))
 			return 0;
 	}
 	return -EAGAIN;

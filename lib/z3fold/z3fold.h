@@ -22,6 +22,7 @@
 #ifndef UZSWAP_Z3FOLD_H
 #define UZSWAP_Z3FOLD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,7 +57,7 @@ struct z3fold_stats {
 	uint64_t allocs;          /* successful z3fold_alloc() calls */
 	uint64_t frees;           /* successful z3fold_free() calls */
 	uint64_t compactions;     /* middle buddies moved */
-	uint64_t reclaimed_pages; /* pages freed by z3fold_reclaim_page() */
+	uint64_t reclaimed_pages; /* pages freed by reclaim from the bottom */
 	uint64_t evict_failures;  /* evict handler calls that returned non-zero */
 	uint64_t invalid_ops;     /* invalid handles passed to free/map/unmap */
 };
@@ -206,6 +207,26 @@ void z3fold_unmap(struct z3fold_pool *pool, unsigned long handle);
  * the pool is empty; -EAGAIN when @retries pages were tried.
  */
 int z3fold_reclaim_page(struct z3fold_pool *pool, unsigned int retries);
+
+/*
+ * Reclaim in two steps, for a caller that moves the objects of many pages
+ * at once (one write for all of them) rather than one by one through
+ * ops->evict:
+ * z3fold_reclaim_begin() - claim the LRU tail page (the first one not
+ * busy from the tail): it leaves every list, no allocation goes there,
+ * and a free of one of its objects only marks the buddy free. @handles
+ * receives its objects' handles in evict order, *@page names it for
+ * z3fold_reclaim_end().
+ * Return: how many handles (1..3); -EINVAL if the pool is empty; -EAGAIN
+ * if every page is busy this instant.
+ *
+ * z3fold_reclaim_end() - the caller freed what it could of claimed
+ * @page: the page is released if it is empty (counted as reclaimed), else
+ * put back on the lists, at the LRU head. Return: whether it was freed.
+ */
+int z3fold_reclaim_begin(struct z3fold_pool *pool, unsigned long handles[3],
+			 unsigned long *page);
+bool z3fold_reclaim_end(struct z3fold_pool *pool, unsigned long page);
 
 /*
  * z3fold_compact() - compact pages whose middle buddy could not be moved

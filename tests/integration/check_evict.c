@@ -37,6 +37,9 @@
  *             that takes no more (its cap, or ENOSPC from a 256 KiB tmpfs
  *             the test mounts): evictions stop, the budget is exceeded,
  *             no page is lost
+ *   wbbudget  four rmw clients under 8 MiB budgets with an 8 MiB pool
+ *             writing back: every 20 ms sample of each client's RssShmem
+ *             within 1.25x its budget after the first fill, no lost write
  *
  * The tests assert outcomes, never timings: every wait is a bounded poll
  * whose bound is generous (CI runs this under ASan on 2 cores), and a
@@ -1394,6 +1397,96 @@ START_TEST(test_wb_enospc)
 }
 END_TEST
 
+/*
+ * Write-back that keeps up (issue 12): four clients doing checksummed
+ * read-modify-write (4 threads over 64 MiB each) under 8 MiB budgets,
+ * the pool limited to 8 MiB and a backing file with room. Once every
+ * client has written all its pages and come within the bound once, each
+ * client's RssShmem is sampled every WB_SAMPLE_MS for the rest of the run
+ * and no sample may pass WB_BOUND_PCT % of the budget; then not one
+ * write lost, and the pool's objects went to the backing file in batches.
+ */
+#define WB_CLIENTS	4
+#define WB_BUDGET_MIB	8
+#define WB_BOUND_PCT	125
+#define WB_SAMPLE_MS	20
+
+/* One sample of every client; returns how many are over @bound and
+ * raises @max (each client's largest). */
+static int wb_sample(const struct dh_client *c, long long bound,
+		     long long *max)
+{
+	int i, over = 0;
+
+	for (i = 0; i < WB_CLIENTS; i++) {
+		long long r = dh_rss_shmem(c[i].pid);
+
+		DH_ASSERT(r >= 0, "RssShmem of %d: %s", (int)c[i].pid,
+			  strerror((int)-r));
+		if (r > max[i])
+			max[i] = r;
+		over += r > bound;
+	}
+	return over;
+}
+
+START_TEST(test_wb_budget_holds)
+{
+	static const char *const args[] = { "--pool-limit", "8M", NULL };
+	const long long bound = WB_BUDGET_MIB * MIB * WB_BOUND_PCT / 100;
+#ifdef UZSWAP_SANITIZED
+	const unsigned int secs = 30;
+#else
+	const unsigned int secs = 20;
+#endif
+	long long max[WB_CLIENTS] = { 0 }, end = 0, deadline;
+	unsigned long samples = 0, over = 0;
+	struct dh_client c[WB_CLIENTS];
+	struct rmw_result res;
+	struct proto_status_reply s;
+	int i;
+
+	dh_up(&dmn, args);
+	for (i = 0; i < WB_CLIENTS; i++) {
+		rmw_start(&c[i], 4, 64, WB_BUDGET_MIB, secs);
+		/* sampled until the first one is about to stop */
+		if (i == 0)
+			end = dh_now_ms() + (long long)secs * 1000 - 2000;
+	}
+	/* the first fill is done: each client within the bound once */
+	deadline = dh_deadline(SETTLE_MS);
+	while (wb_sample(c, bound, max)) {
+		DH_ASSERT(dh_now_ms() < deadline, "the clients did not come "
+			  "within %lld bytes after their first fill", bound);
+		dh_sleep_ms(WB_SAMPLE_MS);
+	}
+	memset(max, 0, sizeof(max));
+	while (dh_now_ms() < end) {
+		over += (unsigned long)wb_sample(c, bound, max);
+		samples++;
+		dh_sleep_ms(WB_SAMPLE_MS);
+	}
+	status(&s);
+	print_status("budgets under write-back", &s);
+	print_wb("budgets under write-back", &s);
+	for (i = 0; i < WB_CLIENTS; i++)
+		fprintf(stderr, "client %d: largest RssShmem %lld (%.2fx the "
+			"budget)\n", i, max[i],
+			(double)max[i] / (WB_BUDGET_MIB * MIB));
+	fprintf(stderr, "%lu samples of %d clients, %lu over %lld bytes\n",
+		samples, WB_CLIENTS, over, bound);
+	for (i = 0; i < WB_CLIENTS; i++)
+		rmw_finish(&c[i], secs, &res);
+	DH_ASSERT(samples > 10, "only %lu samples", samples);
+	DH_ASSERT(s.writebacks > 0, "writebacks %" PRIu64, s.writebacks);
+	DH_ASSERT_EQ(s.writeback_failures, 0);
+	DH_ASSERT(over == 0, "%lu of %lu samples over %d%% of the budget "
+		  "(largest %lld %lld %lld %lld)", over, samples * WB_CLIENTS,
+		  WB_BOUND_PCT, max[0], max[1], max[2], max[3]);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
 /*****************
  * Suites
  *****************/
@@ -1450,6 +1543,12 @@ static Suite *evict_suite(void)
 	tcase_add_test(tc, test_wb_pool_limit);
 	tcase_add_test(tc, test_wb_rmw);
 	tcase_add_test(tc, test_wb_backing_full);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("wbbudget");
+	tcase_add_checked_fixture(tc, NULL, daemon_down_wb);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_wb_budget_holds);
 	suite_add_tcase(s, tc);
 
 	/* a part of its own (check_evict_enospc): it needs a mount */

@@ -672,6 +672,9 @@ static const struct listed listed_client[] = {
 static const char *const unlisted[] = {
 	"uzswap_build_info", "uzswap_start_time_seconds",
 	"uzswap_fault_latency_seconds", "uzswap_metrics_clients_omitted",
+	"uzswap_writeback_batches_total", "uzswap_writeback_bytes_total",
+	"uzswap_writeback_busy_total", "uzswap_writeback_wakeups_total",
+	"uzswap_writeback_high_mark_bytes",
 };
 
 static uint64_t listed_value(const struct listed *l, const void *base)
