@@ -56,6 +56,7 @@
 #define WB_PAGE_BYTES	(Z3FOLD_PAGE_SIZE + 3 * BACKING_UNIT)
 #define WB_BUF_BYTES	(STORE_WB_PAGES * WB_PAGE_BYTES)
 #define WB_RETRY_MS	20	/* after a batch that freed nothing */
+#define WB_TICK_MS	100	/* backing slots freed are released */
 
 /*
  * struct store_batch - a write-back batch; the store's reclaim_lock
@@ -743,28 +744,26 @@ static void writer_kick(struct store *s)
 	pthread_mutex_unlock(&w->wlock);
 }
 
-/* Wait for a kick; or, if @ms, for @ms whatever the kicks (a batch
- * freed nothing: the pages are busy or the file takes no more). Returns
- * false once the writer is to stop. */
-static bool writer_wait(struct store_writer *w, long ms)
+/* Wait for a kick, at most WB_TICK_MS; or, if @ms, for @ms whatever the
+ * kicks (a batch freed nothing: the pages are busy or the file takes no
+ * more). *@kicked says whether it came. Returns false once the writer is
+ * to stop. */
+static bool writer_wait(struct store_writer *w, long ms, bool *kicked)
 {
 	struct timespec ts;
 	bool stop;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (ms ? ms : WB_TICK_MS) * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
 	pthread_mutex_lock(&w->wlock);
-	if (ms) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += ms * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		while (!w->stop &&
-		       pthread_cond_timedwait(&w->cond, &w->wlock, &ts) !=
-		       ETIMEDOUT)
-			;
-	} else {
-		while (!w->kicked && !w->stop)
-			pthread_cond_wait(&w->cond, &w->wlock);
-	}
+	if (ms)
+		w->kicked = false;
+	while (!w->kicked && !w->stop &&
+	       pthread_cond_timedwait(&w->cond, &w->wlock, &ts) != ETIMEDOUT)
+		;
+	*kicked = w->kicked;
 	w->kicked = false;
 	stop = w->stop;
 	pthread_mutex_unlock(&w->wlock);
@@ -796,8 +795,14 @@ static void *writer_main(void *arg)
 	struct store *s = arg;
 	struct store_writer *w = s->writer;
 	long wait_ms = 0;
+	bool kicked;
 
-	while (writer_wait(w, wait_ms)) {
+	while (writer_wait(w, wait_ms, &kicked)) {
+		if (!kicked) {
+			store_flush_frees(s);
+			wait_ms = 0;
+			continue;
+		}
 		atomic_store(&w->busy, true);
 		wait_ms = writer_run(s) ? 0 : WB_RETRY_MS;
 		atomic_store(&w->busy, false);
@@ -808,6 +813,11 @@ static void *writer_main(void *arg)
 			writer_kick(s);
 	}
 	return NULL;
+}
+
+bool store_has_writer(struct store *s)
+{
+	return s->writer != NULL;
 }
 
 int store_writer_start(struct store *s)

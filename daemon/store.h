@@ -268,16 +268,20 @@ bool store_pool_low(struct store *s);
  * (store_put()) or a new limit (store_set_pool_limit()) finds the pool at
  * STORE_WB_HIGH_PCT of its limit, then writes batches back until it is
  * under STORE_WB_LOW_PCT, or a batch frees nothing (it then waits a
- * little before it tries again). A recovery does neither: the writer
- * never runs into one. Without a backing file there is none.
+ * little before it tries again); otherwise it only releases the backing
+ * slots freed (store_flush_frees()). A recovery neither stores nor sets
+ * a limit, and frees no slot: the writer never runs into one. Without a backing file there is none.
  * store_writer_start(): 0 or -errno (no writer: reclaim stays the
  * evictors').
  */
 int store_writer_start(struct store *s);
 void store_writer_stop(struct store *s);
 
-/* Release the backing slots freed since the last call. Evictor threads. */
+/* Release the backing slots freed since the last call (their holes are
+ * punched). The writer does it after each run and every 100 ms; the
+ * evictors when there is no writer (store_has_writer()). */
 void store_flush_frees(struct store *s);
+bool store_has_writer(struct store *s);
 
 /* Change the pool limit (bytes, 0 for none). */
 void store_set_pool_limit(struct store *s, uint64_t bytes);
