@@ -763,8 +763,7 @@ static bool evict_pass(struct evictors *ev, struct compressor *c,
 	struct mm_slot *slot;
 	bool again = false;
 
-	if (!store_has_writer(ev->store))
-		store_flush_frees(ev->store);
+	store_flush_frees(ev->store);
 	if (!relieve_store(ev))
 		return false;
 	for (i = 0; i < n; i++) {

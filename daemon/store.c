@@ -815,11 +815,6 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-bool store_has_writer(struct store *s)
-{
-	return s->writer != NULL;
-}
-
 int store_writer_start(struct store *s)
 {
 	struct store_writer *w;

@@ -278,10 +278,9 @@ int store_writer_start(struct store *s);
 void store_writer_stop(struct store *s);
 
 /* Release the backing slots freed since the last call (their holes are
- * punched). The writer does it after each run and every 100 ms; the
- * evictors when there is no writer (store_has_writer()). */
+ * punched). Evictor threads, and the writer between its runs (every
+ * 100 ms while the pool needs no write-back). */
 void store_flush_frees(struct store *s);
-bool store_has_writer(struct store *s);
 
 /* Change the pool limit (bytes, 0 for none). */
 void store_set_pool_limit(struct store *s, uint64_t bytes);
