@@ -670,20 +670,20 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Evict from @slot's LRU tail until a page fits under its budget, at most
+/* Evict from @slot's LRU tail until @want pages fit under its budget, at most
  * EVICT_DIRECT_TRIES runs (stale records, dropped on the way, do not
  * count). An evictor holding the tail is about to make room itself (a
  * run takes microseconds): yield to it and look again, for at most
  * EVICT_DIRECT_BUSY_NS. Returns the last tail's verdict (evict_tail()).
  * Under @budget_lock, shared. */
 static long reclaim_directly(struct evictors *ev, struct mm_slot *slot,
-			     struct compressor *c, uint8_t *buf)
+			     size_t want, struct compressor *c, uint8_t *buf)
 {
 	unsigned int tries = 0, tidied = 0;
 	uint64_t busy_since = 0;
 	long got = 0;
 
-	while (!mm_slot_room(slot) && tries < EVICT_DIRECT_TRIES &&
+	while (mm_slot_room(slot) < want && tries < EVICT_DIRECT_TRIES &&
 	       tidied < EVICT_TRIM_RECS) {
 		got = evict_tail(ev, slot, c, buf);
 		if (got == 0) {
@@ -709,20 +709,20 @@ static long reclaim_directly(struct evictors *ev, struct mm_slot *slot,
 }
 
 enum evict_room evict_make_room(struct evictors *ev, struct mm_slot *slot,
-				struct compressor **c, uint8_t *buf,
-				size_t *room)
+				size_t want, struct compressor **c,
+				uint8_t *buf, size_t *room)
 {
 	long got = -EAGAIN;
 
 	*room = mm_slot_room(slot);
-	if (*room)
+	if (*room >= want)
 		return EVICT_ROOM;
-	/* taken: a budget change or a takeover is under way; wait for it */
-	if (pthread_rwlock_tryrdlock(&ev->budget_lock))
-		return EVICT_ROOM_WAIT;
-	if (store_compressor_current(ev->store, c) == 0)
-		got = reclaim_directly(ev, slot, *c, buf);
-	pthread_rwlock_unlock(&ev->budget_lock);
+	/* not taken: a budget change or a takeover is under way */
+	if (pthread_rwlock_tryrdlock(&ev->budget_lock) == 0) {
+		if (store_compressor_current(ev->store, c) == 0)
+			got = reclaim_directly(ev, slot, want, *c, buf);
+		pthread_rwlock_unlock(&ev->budget_lock);
+	}
 	/* the evictors make the room the next faults want */
 	kick(ev);
 	*room = mm_slot_room(slot);

@@ -108,20 +108,21 @@ enum evict_room {
 };
 
 /*
- * evict_make_room() - back-pressure: before a fault brings pages into
- * @slot, make room for one under its budget. If none fits, evict from
- * @slot's LRU tail on the calling thread (direct reclaim: the runs the
- * tail offers, at most a few), and wake the evictors to make room for the
- * faults after. @c: the caller's compressor (made anew if the store's
- * algorithm changed); @buf: EVICT_RUN_PAGES pages of buffer.
- * *@room: set to the pages that fit (SIZE_MAX: no budget).
+ * evict_make_room() - back-pressure: before a fault brings up to @want
+ * pages into @slot, make room for them under its budget. If fewer fit,
+ * evict from @slot's LRU tail on the calling thread (direct reclaim: the
+ * runs the tail offers, at most a few), and wake the evictors to make
+ * room for the faults after. @c: the caller's compressor (made anew if
+ * the store's algorithm changed); @buf: EVICT_RUN_PAGES pages of buffer.
+ * *@room: set to the pages that fit (SIZE_MAX: no budget); EVICT_ROOM
+ * when at least one does.
  * Cost: two atomic loads while there is room; else up to
  * EVICT_DIRECT_TRIES runs of the protocol (one to 64 pages each).
  * Fault threads.
  */
 enum evict_room evict_make_room(struct evictors *ev, struct mm_slot *slot,
-				struct compressor **c, uint8_t *buf,
-				size_t *room);
+				size_t want, struct compressor **c,
+				uint8_t *buf, size_t *room);
 
 /*
  * The store's owner callbacks (struct store_owner, @ctx: the struct

@@ -41,8 +41,9 @@
  * evictors lagged: a fast sequential reader, random faults whose victims
  * are one page each), the fault thread evicts the client's coldest pages
  * itself before it serves, as the kernel's direct reclaim does in the
- * allocating task, and a fault brings in no more pages (zero-fill block,
- * read-ahead) than fit. When no room can be made at once (another evictor
+ * allocating task, until what the fault would bring in fits (its
+ * zero-fill block, or the page and its read-ahead window); a fault brings
+ * in no more pages than fit. When no room can be made at once (another evictor
  * holds the LRU tail, the pool waits for reclaim from the bottom), the
  * fault waits, retried every FAULT_RETRY_MS, for at most
  * FAULT_ROOM_WAIT_MS; past that, or when nothing can make room (the pool
@@ -361,6 +362,15 @@ static void fill_new(struct fault_thread *t, struct uffd_ctx *ctx,
 			fill_one(t, ctx, r, i);
 }
 
+/* The read-ahead window of a fault that continues @ctx's sequential
+ * stream: double the last one, up to FAULT_RA_MAX. */
+static unsigned int next_window(const struct uffd_ctx *ctx)
+{
+	unsigned int w = ctx->ra_window ? 2 * ctx->ra_window : 2;
+
+	return w < FAULT_RA_MAX ? w : FAULT_RA_MAX;
+}
+
 /*
  * Read-ahead: after a fault on stored page @idx that continues a
  * sequential stream, bring the following stored pages in too, without
@@ -379,9 +389,7 @@ static size_t read_ahead(struct fault_thread *t, struct uffd_ctx *ctx,
 	if (addr != ctx->ra_next) {
 		ctx->ra_window = 0;
 	} else {
-		ctx->ra_window = ctx->ra_window ? 2 * ctx->ra_window : 2;
-		if (ctx->ra_window > FAULT_RA_MAX)
-			ctx->ra_window = FAULT_RA_MAX;
+		ctx->ra_window = next_window(ctx);
 		while (n < ctx->ra_window && n < room &&
 		       idx + 1 + n < r->npages &&
 		       load_page(r, idx + 1 + n, &t->lc, true) ==
@@ -486,17 +494,17 @@ static uint64_t now_ns(void)
 
 /*
  * Back-pressure (see the top of this file): the pages the fault at @addr
- * may bring into its client, at least one; or 0 if it was put off to wait
- * for room (retried later).
+ * may bring into its client, at least one, room made for up to @want; or
+ * 0 if it was put off to wait for room (retried later).
  */
 static size_t fault_room(struct fault_thread *t, struct uffd_ctx *ctx,
-			 unsigned long addr)
+			 unsigned long addr, size_t want)
 {
 	struct mm_slot *slot = ctx->slot;
 	size_t room;
 
-	switch (evict_make_room(t->pool->ev, slot, &t->lc.comp, t->run_buf,
-				&room)) {
+	switch (evict_make_room(t->pool->ev, slot, want, &t->lc.comp,
+				t->run_buf, &room)) {
 	case EVICT_ROOM:
 		return room;
 	case EVICT_ROOM_WAIT:
@@ -532,7 +540,12 @@ static void fill_missing(struct fault_thread *t, struct uffd_ctx *ctx,
 	case PAGE_COMPRESSED:
 	case PAGE_SAME:
 	case PAGE_WRITTEN_BACK:
-		room = fault_room(t, ctx, addr);
+		/* what the fault would bring in: a zero-fill block, or the
+		 * page and, in a sequential stream, its read-ahead */
+		room = fault_room(t, ctx, addr, state == PAGE_NEW ?
+				  FAULT_BLOCK_PAGES :
+				  addr == ctx->ra_next ? 1 + next_window(ctx)
+						       : 1);
 		if (!room)
 			return;
 		if (state == PAGE_NEW)
