@@ -420,6 +420,12 @@ START_TEST(test_clients_codec)
 	ck_assert_uint_eq(out.count, PROTO_CLIENTS_SENT);
 	ck_assert_uint_eq(out.more, 1);
 	ck_assert_int_eq(out.rows[31].pid, 32);
+	/* the rows left out follow: more is set even if the caller's was
+	 * not */
+	in.more = 0;
+	n = proto_encode_clients_reply(buf, &in, 1);
+	ck_assert_int_eq(proto_decode_clients_reply(buf, n, &out, 1), 0);
+	ck_assert_uint_eq(out.more, 1);
 	ck_assert_str_eq(out.rows[31].comm, "p31");
 	ck_assert_int_eq(proto_decode_clients_reply(buf, n - 1, &out, 1),
 			 -EBADMSG);

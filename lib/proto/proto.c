@@ -145,7 +145,8 @@ size_t proto_encode_clients_reply(uint8_t *buf,
 	struct proto_clients_fixed f = {
 		.count = m->count < PROTO_CLIENTS_SENT
 				 ? m->count : PROTO_CLIENTS_SENT,
-		.more = m->more,
+		/* rows left out follow on the next page */
+		.more = m->count > PROTO_CLIENTS_SENT ? 1 : m->more,
 		.rows_off = (uint32_t)proto_size_clients_fixed(version),
 		.row_size = (uint32_t)proto_size_client_row(version),
 	};

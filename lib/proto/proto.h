@@ -352,7 +352,8 @@ struct proto_clients_reply {
 	 PROTO_CLIENTS_SENT * PROTO_SIZE_client_row)
 
 /* Encode at @version: the fixed part (@rows_off and @row_size set here),
- * then min(@count, PROTO_CLIENTS_SENT) rows. Returns the length. */
+ * then min(@count, PROTO_CLIENTS_SENT) rows (@more set if that left rows
+ * out). Returns the length. */
 size_t proto_encode_clients_reply(uint8_t *buf,
 				  const struct proto_clients_reply *m,
 				  uint16_t version);

@@ -62,8 +62,13 @@ static void round_trip_clients_reply(const uint8_t *in, size_t len)
 	n = proto_encode_clients_reply(out, &m, version);
 	FUZZ_CHECK(n > 0 && n <= PROTO_MAX_PAYLOAD);
 	FUZZ_CHECK(proto_decode_clients_reply(out, n, &m2, version) == 0);
-	FUZZ_CHECK(m2.count == m.count && m2.more == m.more);
-	FUZZ_CHECK(!memcmp(m2.rows, m.rows, m.count * sizeof(m.rows[0])));
+	/* a page of an older daemon may hold more rows than this one sends:
+	 * the rest are left for the next page */
+	if (m.count > PROTO_CLIENTS_SENT)
+		FUZZ_CHECK(m2.count == PROTO_CLIENTS_SENT && m2.more == 1);
+	else
+		FUZZ_CHECK(m2.count == m.count && m2.more == m.more);
+	FUZZ_CHECK(!memcmp(m2.rows, m.rows, m2.count * sizeof(m.rows[0])));
 }
 
 /* A reply's payload: status, then a body or a NUL-terminated message
