@@ -875,13 +875,14 @@ void evict_stop(struct evictors *ev)
 {
 	unsigned int i;
 
-	store_writer_stop(ev->store);
 	pthread_mutex_lock(&ev->lock);
 	ev->stop = true;
 	pthread_cond_broadcast(&ev->cond);
 	pthread_mutex_unlock(&ev->lock);
 	for (i = 0; i < ev->nr_threads; i++)
 		pthread_join(ev->threads[i], NULL);
+	/* after the evictors: a store of theirs may still kick the writer */
+	store_writer_stop(ev->store);
 	pthread_rwlock_destroy(&ev->budget_lock);
 	pthread_cond_destroy(&ev->cond);
 	pthread_mutex_destroy(&ev->lock);
