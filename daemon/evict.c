@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "evict.h"
+#include "lib/common/clock.h"
 #include "lib/common/killpoint.h"
 #include "lib/uffd/uffd.h"
 #include "log.h"
@@ -662,14 +663,6 @@ static enum slot_result evict_slot(struct evictors *ev, struct mm_slot *slot,
  * Back-pressure: the fault path's direct reclaim
  *****************/
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Evict from @slot's LRU tail until @want pages fit under its budget, at most
  * EVICT_DIRECT_TRIES runs (stale records, dropped on the way, do not
  * count). An evictor holding the tail is about to make room itself (a
@@ -692,8 +685,9 @@ static long reclaim_directly(struct evictors *ev, struct mm_slot *slot,
 		}
 		if (got == -EBUSY) {
 			if (!busy_since)
-				busy_since = mono_ns();
-			else if (mono_ns() - busy_since > EVICT_DIRECT_BUSY_NS)
+				busy_since = clock_now_ns();
+			else if (clock_now_ns() - busy_since >
+				 EVICT_DIRECT_BUSY_NS)
 				break;
 			sched_yield();
 			continue;

@@ -83,6 +83,7 @@
 
 #include "evict.h"
 #include "fault.h"
+#include "lib/common/clock.h"
 #include "lib/common/debug.h"
 #include "lib/uffd/uffd.h"
 #include "load.h"
@@ -484,14 +485,6 @@ static void unprotect(struct fault_thread *t, struct uffd_ctx *ctx,
 			(int)ctx->slot->pid, addr, strerror(-ret));
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Back-pressure (see the top of this file): the pages the fault at @addr
  * may bring into its client, at least one, room made for up to @want; or
@@ -508,7 +501,7 @@ static size_t fault_room(struct fault_thread *t, struct uffd_ctx *ctx,
 	case EVICT_ROOM:
 		return room;
 	case EVICT_ROOM_WAIT:
-		if (now_ns() - t->t0 < FAULT_ROOM_WAIT_MS * 1000000ull) {
+		if (clock_now_ns() - t->t0 < FAULT_ROOM_WAIT_MS * 1000000ull) {
 			atomic_fetch_add_explicit(&slot->budget_waits, 1,
 						  memory_order_relaxed);
 			retry_later(t, ctx, addr);
@@ -606,7 +599,7 @@ static void serve_fault(struct fault_thread *t, struct uffd_ctx *ctx,
 	t->deferred = false;
 	handle_pagefault(t, ctx, addr, flags);
 	if (!t->deferred)
-		latency_add(t, now_ns() - t0);
+		latency_add(t, clock_now_ns() - t0);
 }
 
 /* Read and serve the pending messages of one uffd; bounded per call so
@@ -624,7 +617,7 @@ static void serve_uffd(struct fault_thread *t, struct uffd_ctx *ctx)
 				client_gone(t, ctx, n == -EBADF ? -ESRCH : n);
 			return;
 		}
-		t0 = now_ns();
+		t0 = clock_now_ns();
 		t->last_ns = t0;
 		for (i = 0; i < n; i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
@@ -711,7 +704,7 @@ static int wait_timeout(const struct fault_thread *t)
 	uint64_t spin = atomic_load_explicit(&t->pool->spin_ns,
 					     memory_order_relaxed);
 
-	if (spin && now_ns() - t->last_ns < spin)
+	if (spin && clock_now_ns() - t->last_ns < spin)
 		return 0;
 	return t->nr_retry ? FAULT_RETRY_MS : -1;
 }
