@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -96,9 +97,39 @@ static int count_entries(const char *path)
 	return n;
 }
 
-static void *nothing(void *arg)
+/*
+ * A joined thread can still be listed in /proc/self/task for a moment:
+ * pthread_join() returns when the kernel clears the thread's tid, before
+ * the task is released. Wait up to 5 s for the count of @path's entries
+ * to be @want; return the count last seen. A thread left running keeps
+ * the count up and is still found.
+ */
+static int settled_entries(const char *path, int want)
 {
-	return arg;
+	struct timespec pause = { 0, 1000000 };
+	int n, tries = 5000;
+
+	while ((n = count_entries(path)) != want && --tries > 0)
+		nanosleep(&pause, NULL);
+	return n;
+}
+
+static void *tell_tid(void *arg)
+{
+	*(pid_t *)arg = gettid();
+	return NULL;
+}
+
+/* Wait until the joined thread @tid has left /proc/self/task. */
+static void wait_released(pid_t tid)
+{
+	struct timespec pause = { 0, 1000000 };
+	char path[64];
+	int tries = 5000;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+	while (access(path, F_OK) == 0 && --tries > 0)
+		nanosleep(&pause, NULL);
 }
 
 /*
@@ -109,7 +140,7 @@ static void *nothing(void *arg)
 static int run_child(int argc, char **argv, unsigned long fail_nth)
 {
 	int status, fds, threads, ret;
-	pid_t pid = fork();
+	pid_t pid = fork(), tid_nr = 0;
 	pthread_t tid;
 
 	ck_assert_int_ge(pid, 0);
@@ -122,15 +153,16 @@ static int run_child(int argc, char **argv, unsigned long fail_nth)
 			_exit(LEFT_FDS);
 		/* ThreadSanitizer starts a thread of its own with the first
 		 * thread created: create one before counting */
-		if (pthread_create(&tid, NULL, nothing, NULL) ||
+		if (pthread_create(&tid, NULL, tell_tid, &tid_nr) ||
 		    pthread_join(tid, NULL))
 			_exit(LEFT_THREADS);
+		wait_released(tid_nr);
 		fds = count_entries("/proc/self/fd");
 		threads = count_entries("/proc/self/task");
 		failpoint_arm(fail_nth);
 		ret = uzswapd_main(argc, argv);
 		failpoint_arm(0);
-		if (count_entries("/proc/self/task") != threads)
+		if (settled_entries("/proc/self/task", threads) != threads)
 			_exit(LEFT_THREADS);
 		if (count_entries("/proc/self/fd") != fds)
 			_exit(LEFT_FDS);
