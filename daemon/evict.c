@@ -32,7 +32,12 @@
  *      6.18: both accesses fault MISSING). That saves the un-protect's
  *      walk and TLB flush, a third of a one-page eviction on a VM.
  *      Pages that were not punched (the store filled up, or the punch
- *      failed) are un-protected as before.
+ *      failed) are un-protected as before, then let go.
+ * A page that kept its pool object since its load (PAGE_RETAINED, clean-
+ * page retention) publishes that object in step 3 instead of a new one; a
+ * run of such pages alone skips steps 1 and 2 (the load protected them):
+ * one lseek(SEEK_HOLE) that proves the memfd still holds them (a client's
+ * own punch must read zeros, never the older copy), then the punch.
  * A region leaving its slot (region_detach()) is restored by the loop
  * thread; an evictor that took pages of it after that puts them back.
  * A page that faults between 4 and 5 waits (its fault is retried) until
@@ -114,7 +119,7 @@ struct evictors {
 	pthread_rwlock_t budget_lock;
 	struct {
 		atomic_uint_fast64_t evicted, runs, store_full, second_chances,
-			direct;
+			direct, clean;
 	} st;
 };
 
@@ -233,26 +238,48 @@ static size_t take_run(struct region *r, size_t first, size_t n, int stamp,
 	return k;
 }
 
-/* Store the pread() pages; returns how many were stored and published. */
+/* The copy page @idx of @r kept (taken as @old) is its stored copy
+ * again: *@flags and *@data say what it is; returns its pool bytes. */
+static int reuse_retained(struct region *r, size_t idx, uint32_t old,
+			  uint32_t *flags, uint64_t *data)
+{
+	*flags = page_retained_copy(old);
+	*data = r->pages[idx].data;
+	atomic_fetch_sub(&r->retained, 1);
+	return (int)store_restore_retained(r->store, *flags, *data);
+}
+
+/* Store the pages taken as @old (pread() into @buf unless all kept their
+ * copy); returns how many were stored and published, *@clean of them by
+ * reusing their retained copy. */
 static size_t store_run(struct region *r, size_t first, size_t k,
-			struct compressor *c, const uint8_t *buf)
+			const uint32_t *old, struct compressor *c,
+			const uint8_t *buf, size_t *clean)
 {
 	uint64_t clock = atomic_load(&r->slot->evictions);
 	size_t i;
 
+	*clean = 0;
 	for (i = 0; i < k; i++) {
 		struct page_entry *p = &r->pages[first + i];
+		struct store_key key = { r->id, (uint32_t)(first + i) };
 		uint32_t flags;
 		uint64_t data;
 		int bytes;
 
-		struct store_key key = { r->id, (uint32_t)(first + i) };
-
-		bytes = store_put(r->store, c, buf + (i << PAGE_SHIFT), &key,
-				  &flags, &data);
-		if (bytes < 0)
-			break;
-		p->data = data;
+		if (old[i] & PAGE_RETAINED) {
+			/* @data names the copy already */
+			bytes = reuse_retained(r, first + i, old[i], &flags,
+					       &data);
+			(*clean)++;
+		} else {
+			bytes = store_put(r->store, c,
+					  buf + (i << PAGE_SHIFT), &key,
+					  &flags, &data);
+			if (bytes < 0)
+				break;
+			p->data = data;
+		}
 		p->evicted_at = (uint32_t)(clock + i);
 		if (bytes) {
 			atomic_fetch_add(&r->compressed_bytes, (size_t)bytes);
@@ -263,9 +290,16 @@ static size_t store_run(struct region *r, size_t first, size_t k,
 	return i;
 }
 
-/* The punch failed: the stored pages are still in the memfd. */
+/* EVICTING, still taken, as taken when it was @old, with no copy kept. */
+static uint32_t still_taken(uint32_t old)
+{
+	return (old & ~(PAGE_STATE_MASK | PAGE_RETAIN_MASK)) | PAGE_EVICTING;
+}
+
+/* The punch failed: the stored pages are still in the memfd; they stay
+ * taken, with no copy (their protection is lifted next). */
 static void unstore_run(struct region *r, size_t first, size_t k,
-			const uint32_t *old)
+			uint32_t *old)
 {
 	size_t i;
 
@@ -273,9 +307,61 @@ static void unstore_run(struct region *r, size_t first, size_t k,
 		struct page_entry *p = &r->pages[first + i];
 		uint32_t info = atomic_load(&p->info);
 
+		atomic_store(&p->info, still_taken(old[i]));
 		region_unpool(r, store_drop(r->store, info, p->data));
-		atomic_store(&p->info, old[i]);
+		old[i] &= ~PAGE_RETAIN_MASK;
 	}
+}
+
+/* A hole where pages of the run taken as @old are: the client punched
+ * them, and the copies they kept are no longer their content. They stay
+ * taken, as pages to store anew. */
+static void forget_copies(struct region *r, size_t first, size_t k,
+			  uint32_t *old)
+{
+	size_t i;
+
+	for (i = 0; i < k; i++) {
+		struct page_entry *p = &r->pages[first + i];
+		uint64_t data = p->data;
+
+		if (!(old[i] & PAGE_RETAINED))
+			continue;
+		atomic_store(&p->info, still_taken(old[i]));
+		region_drop_retained(r, data);
+		old[i] &= ~PAGE_RETAIN_MASK;
+	}
+}
+
+/* Give pages [@from, @k) of the run at @first back as they were taken
+ * (@old), without the copies they kept: their protection was lifted. */
+static void give_back_run(struct region *r, size_t first, size_t from,
+			  size_t k, const uint32_t *old)
+{
+	size_t i;
+
+	for (i = from; i < k; i++)
+		region_unclaim(r, first + i, old[i], true);
+}
+
+/* Pages of the run taken as @old (@k of them) that kept their copy. */
+static size_t count_retained(const uint32_t *old, size_t k)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < k; i++)
+		n += !!(old[i] & PAGE_RETAINED);
+	return n;
+}
+
+/* Whether @len bytes of @fd from @off hold data throughout: a retained
+ * copy is a page's content only while the page is there (the client may
+ * punch its own memory). One lseek(). */
+static bool run_has_data(int fd, off_t off, size_t len)
+{
+	off_t hole = lseek(fd, off, SEEK_HOLE);
+
+	return hole >= off + (off_t)len;
 }
 
 static void mark_punched(struct region *r, size_t first, size_t k)
@@ -307,7 +393,10 @@ static void release_run(int fd, unsigned long addr, size_t stored, size_t k)
  * evict_run() - the eviction protocol (DESIGN.md) on pages [@first,
  * @first + @n) of @r, @n <= EVICT_RUN_PAGES, taking only pages that are
  * RESIDENT (and, when @stamp >= 0, carry that LRU stamp) from @first on:
- * write-protect, pread, store, publish, punch, un-protect.
+ * write-protect, pread, store, publish, punch, un-protect. Pages that
+ * kept their copy (PAGE_RETAINED) publish it instead of a new one; a run
+ * of such pages alone is already protected and needs neither the
+ * write-protect nor the pread: it is a punch.
  * @c: the caller's compressor; @buf: EVICT_RUN_PAGES pages of buffer
  * Return: pages evicted (0 if @first was not evictable), or -ENOMEM if the
  * store took nothing, or -errno from the kernel (the pages are then
@@ -320,32 +409,34 @@ static long evict_run(struct evictors *ev, struct region *r, size_t first,
 	uint32_t old[EVICT_RUN_PAGES];
 	unsigned long addr = r->start + (first << PAGE_SHIFT);
 	off_t off = (off_t)(first << PAGE_SHIFT);
-	size_t k, i, stored = 0, len;
+	size_t k, stored = 0, len, clean;
 	int fd = r->ctx->fd;
-	long ret;
+	long ret = 0;
 
 	if (n > EVICT_RUN_PAGES)
 		n = EVICT_RUN_PAGES;
 	k = take_run(r, first, n, stamp, old);
 	if (k == 0)
 		return 0;
-	if (atomic_load(&r->detached)) {
-		/* leaving its slot: its pages are being restored */
-		ret = 0;
-		goto out_revert;
-	}
+	if (atomic_load(&r->detached))
+		goto out_revert;	/* leaving its slot: being restored */
 	len = k << PAGE_SHIFT;
-	ret = uffd_writeprotect(fd, addr, len, true, false);
-	if (ret)
-		goto out_revert;
-	killpoint("evict.protected");
-	if (pread(r->memfd, buf, len, off) != (ssize_t)len) {
-		ret = -EIO;
-		goto out_release;
+	clean = count_retained(old, k);
+	if (clean && !run_has_data(r->memfd, off, len)) {
+		forget_copies(r, first, k, old);
+		clean = 0;
 	}
-	stored = store_run(r, first, k, c, buf);
-	for (i = stored; i < k; i++)
-		atomic_store(&r->pages[first + i].info, old[i]);
+	if (clean < k) {
+		ret = uffd_writeprotect(fd, addr, len, true, false);
+		if (ret)
+			goto out_revert;
+		killpoint("evict.protected");
+		if (pread(r->memfd, buf, len, off) != (ssize_t)len) {
+			ret = -EIO;
+			goto out_release;
+		}
+	}
+	stored = store_run(r, first, k, old, c, buf, &clean);
 	if (stored < k)
 		STAT_ADD(ev, store_full, 1);
 	killpoint("evict.published");
@@ -361,20 +452,23 @@ static long evict_run(struct evictors *ev, struct region *r, size_t first,
 	}
 	mark_punched(r, first, stored);
 out_release:
+	/* un-protected before they are let go: taken by another evictor
+	 * first, a page would lose that evictor's protection */
 	release_run(fd, addr, stored, k);
+	give_back_run(r, first, stored, k, old);
 	if (stored) {
 		atomic_fetch_add(&r->stored, stored);
 		region_account(r, -(long)stored);
 		atomic_fetch_add(&r->slot->evictions, stored);
 		STAT_ADD(ev, evicted, stored);
+		STAT_ADD(ev, clean, clean);
 		STAT_ADD(ev, runs, 1);
 		return (long)stored;
 	}
 	return ret ? ret : -ENOMEM;
 
 out_revert:
-	for (i = 0; i < k; i++)
-		atomic_store(&r->pages[first + i].info, old[i]);
+	give_back_run(r, first, 0, k, old);
 	if (ret)
 		log_debug("evict", "pid %d: region %llu pages %zu+%zu: %s",
 			  (int)r->slot->pid, (unsigned long long)r->id, first,
@@ -425,16 +519,17 @@ static bool page_matches(struct region *r, size_t idx, uint16_t stamp)
 /* An active page at the LRU tail, seen as @info: clear the mark, give it
  * a new record; only if the page is still as seen (another thread may
  * have taken it since, even stored and punched it: it must not be made
- * RESIDENT over that). */
+ * RESIDENT over that). A retained copy stays the page's. */
 static void second_chance(struct evictors *ev, struct mm_slot *slot,
 			  struct region *r, size_t idx, uint32_t info)
 {
 	struct page_entry *p = &r->pages[idx];
 	int stamp = lru_add(&slot->lru, r->id, (uint32_t)idx, 1);
 
-	if (stamp >= 0 && page_cas(p, &info,
-				   page_info(PAGE_RESIDENT, 0,
-					     (uint16_t)stamp)))
+	if (stamp >= 0 &&
+	    page_cas(p, &info, page_info(PAGE_RESIDENT,
+					 info & PAGE_RETAIN_MASK,
+					 (uint16_t)stamp)))
 		STAT_ADD(ev, second_chances, 1);
 }
 
@@ -892,6 +987,7 @@ int evict_wb_take(void *ctx, struct store_wb *wb)
 	struct region *r = region_index_get(ctx, wb->key.region_id);
 	struct page_entry *p;
 	uint32_t info;
+	int ret;
 
 	if (!r)
 		return -ENOENT;
@@ -902,6 +998,13 @@ int evict_wb_take(void *ctx, struct store_wb *wb)
 	}
 	p = &r->pages[wb->key.idx];
 	info = atomic_load(&p->info);
+	if ((info & PAGE_RETAINED) && p->data == wb->handle) {
+		/* a copy of a resident page: given up, not written */
+		ret = region_give_up_retained(r, wb->key.idx) ? -EALREADY
+							       : -EBUSY;
+		region_put(r);
+		return ret;
+	}
 	if (page_state(info) != PAGE_COMPRESSED || p->data != wb->handle ||
 	    (info & PAGE_UNPUNCHED) ||
 	    !page_cas(p, &info, page_loading(info))) {
@@ -911,6 +1014,20 @@ int evict_wb_take(void *ctx, struct store_wb *wb)
 	wb->info = info;
 	wb->ref = r;
 	return 0;
+}
+
+size_t evict_give_up(void *ctx, struct store *s, const struct store_key *key)
+{
+	struct region *r = region_index_get(ctx, key->region_id);
+	size_t freed = 0;
+
+	(void)s;
+	if (!r)
+		return 0;
+	if (key->idx < r->npages)
+		freed = region_give_up_retained(r, key->idx);
+	region_put(r);
+	return freed;
 }
 
 void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
@@ -941,4 +1058,5 @@ void evict_get_stats(struct evictors *ev, struct evict_stats *st)
 	st->store_full = atomic_load(&ev->st.store_full);
 	st->second_chances = atomic_load(&ev->st.second_chances);
 	st->direct = atomic_load(&ev->st.direct);
+	st->clean = atomic_load(&ev->st.clean);
 }

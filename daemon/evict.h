@@ -20,6 +20,7 @@
 struct registry;
 struct mm_slot;
 struct store;
+struct store_key;
 struct store_wb;
 
 /* The evictor threads, owned by the daemon (struct uzswapd); the
@@ -34,6 +35,9 @@ struct evict_stats {
 	uint64_t second_chances;/* active pages given another LRU trip */
 	uint64_t direct;	/* pages evicted by direct reclaim (fault
 				   threads making room) */
+	uint64_t clean;		/* pages evicted unchanged since their load:
+				   their retained copy published again, no
+				   pread, no compression */
 };
 
 /* Start @nthreads evictor threads over the clients of @reg (and their
@@ -136,11 +140,15 @@ enum evict_room evict_make_room(struct evictors *ev, struct mm_slot *slot,
  * evict_wb_settle() - the page taken is written back at @wb->data (if
  * @written): the entry names the slot, WRITTEN_BACK is published, and
  * only then is the pool's copy freed; or it is COMPRESSED again. Lets the
- * region go.
+ * region go. A page that is resident and keeps the handle as its retained
+ * copy gives the copy up instead: -EALREADY, the object freed.
+ * evict_give_up() - page @key gives up the copy it retained, if it still
+ * keeps one: the pool bytes freed, or 0.
  */
 int evict_wb_take(void *ctx, struct store_wb *wb);
 void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
 		     bool written);
+size_t evict_give_up(void *ctx, struct store *s, const struct store_key *key);
 
 void evict_get_stats(struct evictors *ev, struct evict_stats *st);
 

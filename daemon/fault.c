@@ -27,11 +27,15 @@
  *                    from the backing file first), UFFDIO_COPY, drop
  *                    the stored copy (an exclusive load), RESIDENT; when
  *                    the faults run sequentially, the next stored pages
- *                    too (read-ahead, DONTWAKE copies), then one wake
+ *                    too (read-ahead, DONTWAKE copies), then one wake. A
+ *                    read fault keeps the pool object of what it loads
+ *                    (clean-page retention, load.c): the copy maps the
+ *                    page write-protected, and its first write comes
+ *                    back as a WP fault
  *          EVICTING, LOADING: another thread's for a moment: retried
  *     -> evict_check(): wake the evictors if the client is over budget
  *     -> a write-protect fault on a page nobody is evicting is un-protected
- *        at once (wakes the writer)
+ *        at once (wakes the writer); a page that kept its copy loses it
  *   EEXIST means already resolved: wake. EAGAIN: retried after
  *   FAULT_RETRY_MS.
  *
@@ -99,10 +103,12 @@
 #define FAULT_ROOM_WAIT_MS	1000	/* longest wait for room */
 #define FAULT_MAX_THREADS	16
 
-/* A fault to try again later (EAGAIN), read at @t0 (ns, monotonic). */
+/* A fault to try again later (EAGAIN), read at @t0 (ns, monotonic), with
+ * its message's @flags (UFFD_PAGEFAULT_FLAG_*). */
 struct fault_retry {
 	struct uffd_ctx *ctx;
 	unsigned long addr;
+	uint64_t flags;
 	uint64_t t0;
 };
 
@@ -129,6 +135,7 @@ static const uint64_t latency_le_ns[FAULT_LATENCY_BUCKETS] = {
  * @run_buf:    EVICT_RUN_PAGES pages of buffer for direct reclaim; thread
  *              only
  * @t0:         when the fault being served was read (ns); thread only
+ * @flags:      its message's flags (UFFD_PAGEFAULT_FLAG_*); thread only
  * @last_ns:    when the thread last read a fault (ns); thread only
  * @deferred:   the fault being served was queued for a retry; thread only
  * @beat:       the last heartbeat request the thread answered; written by
@@ -151,6 +158,7 @@ struct fault_thread {
 	struct load_ctx lc;
 	uint8_t *run_buf;
 	uint64_t t0;
+	uint64_t flags;
 	uint64_t last_ns;
 	bool deferred;
 	atomic_uint beat;
@@ -233,7 +241,8 @@ static void retry_later(struct fault_thread *t, struct uffd_ctx *ctx,
 		t->retry = grown;
 		t->cap_retry = cap;
 	}
-	t->retry[t->nr_retry++] = (struct fault_retry){ ctx, addr, t->t0 };
+	t->retry[t->nr_retry++] =
+		(struct fault_retry){ ctx, addr, t->flags, t->t0 };
 	t->deferred = true;
 	STAT_INC(t, retries, 1);
 }
@@ -277,7 +286,9 @@ static bool range_gone(struct uffd_ctx *ctx, unsigned long addr, int err)
  * unprotect() claims one), so that no evictor can punch it between the
  * look at its state and the copy: the copy would then put zeros where the
  * evictor's stored copy belongs. A page that moved on since the look is
- * retried. Wakes its waiters.
+ * retried. A RESIDENT page found missing was punched by the client: it
+ * reads zeros, and a copy it kept (PAGE_RETAINED) is no longer its
+ * content. Wakes its waiters.
  */
 static void fill_one(struct fault_thread *t, struct uffd_ctx *ctx,
 		     struct region *r, size_t idx)
@@ -299,7 +310,7 @@ static void fill_one(struct fault_thread *t, struct uffd_ctx *ctx,
 	ret = uffd_copy(ctx->fd, addr, zero_block, PAGE_SIZE,
 			UFFD_COPY_DONTWAKE);
 	if (claimed)
-		atomic_store(&p->info, info);
+		region_unclaim(r, idx, info, ret == 0);
 	if (ret == 0 || ret == -EEXIST) {
 		if (was_new)
 			mark_filled(r, idx, 1);
@@ -363,6 +374,15 @@ static void fill_new(struct fault_thread *t, struct uffd_ctx *ctx,
 			fill_one(t, ctx, r, i);
 }
 
+/* Whether the pages the fault being served loads keep their stored copy
+ * (clean-page retention): not when it is a write, which would drop the
+ * copy at once at the cost of a write-protect fault; a write stream's
+ * read-ahead is likely written too. */
+static bool retain_loads(const struct fault_thread *t)
+{
+	return !(t->flags & UFFD_PAGEFAULT_FLAG_WRITE);
+}
+
 /* The read-ahead window of a fault that continues @ctx's sequential
  * stream: double the last one, up to FAULT_RA_MAX. */
 static unsigned int next_window(const struct uffd_ctx *ctx)
@@ -393,7 +413,7 @@ static size_t read_ahead(struct fault_thread *t, struct uffd_ctx *ctx,
 		ctx->ra_window = next_window(ctx);
 		while (n < ctx->ra_window && n < room &&
 		       idx + 1 + n < r->npages &&
-		       load_page(r, idx + 1 + n, &t->lc, true) ==
+		       load_page(r, idx + 1 + n, &t->lc, retain_loads(t)) ==
 			       LOAD_DONE)
 			n++;
 		STAT_INC(t, read_ahead, n);
@@ -427,7 +447,7 @@ static void fill_stored(struct fault_thread *t, struct uffd_ctx *ctx,
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
 	size_t more;
 
-	switch (load_page(r, idx, &t->lc, true)) {
+	switch (load_page(r, idx, &t->lc, retain_loads(t))) {
 	case LOAD_DONE:
 		STAT_INC(t, loads, 1);
 		more = read_ahead(t, ctx, r, idx, room - 1);
@@ -450,19 +470,23 @@ static void fill_stored(struct fault_thread *t, struct uffd_ctx *ctx,
 }
 
 /*
- * A write-protect fault. Only an eviction protects pages, and it lifts the
- * protection itself once the page is punched; lifting it earlier would let
- * the write land on a page about to be dropped (a lost write). So the
- * protection is lifted here only when no eviction holds the page: a page
- * being evicted (EVICTING, or stored but not yet punched) is left to its
- * evictor; a RESIDENT page is first claimed (RESIDENT -> EVICTING, as an
- * evictor would) so that no eviction can start on it meanwhile; a page
- * stored and punched is safe (the writer refaults MISSING and loads it).
+ * A write-protect fault. Pages are protected by an eviction, which lifts
+ * the protection itself once the page is punched (lifting it earlier
+ * would let the write land on a page about to be dropped: a lost write),
+ * and by a load that retains the page's copy (PAGE_RETAINED: the first
+ * write must drop it). So the protection is lifted here only when no
+ * eviction holds the page: a page being evicted (EVICTING, or stored but
+ * not yet punched) is left to its evictor; a RESIDENT page is first
+ * claimed (RESIDENT -> EVICTING, as an evictor would) so that no eviction
+ * can start on it meanwhile, and loses its retained copy; a page stored
+ * and punched is safe (the writer refaults MISSING and loads it). A page
+ * that changed under the claim is tried again.
  */
 static void unprotect(struct fault_thread *t, struct uffd_ctx *ctx,
 		      struct region *r, unsigned long addr)
 {
-	struct page_entry *p = &r->pages[(addr - r->start) >> PAGE_SHIFT];
+	size_t idx = (addr - r->start) >> PAGE_SHIFT;
+	struct page_entry *p = &r->pages[idx];
 	uint32_t info = atomic_load(&p->info);
 	bool claimed = false;
 	int ret;
@@ -471,13 +495,15 @@ static void unprotect(struct fault_thread *t, struct uffd_ctx *ctx,
 		return;
 	if (page_state(info) == PAGE_RESIDENT) {
 		if (!page_cas(p, &info, (info & ~PAGE_STATE_MASK) |
-						PAGE_EVICTING))
+						PAGE_EVICTING)) {
+			retry_later(t, ctx, addr);
 			return;
+		}
 		claimed = true;
 	}
 	ret = uffd_writeprotect(ctx->fd, addr, PAGE_SIZE, false, false);
 	if (claimed)
-		atomic_store(&p->info, info);
+		region_unclaim(r, idx, info, true);
 	if (ret == 0)
 		STAT_INC(t, wp_faults, 1);
 	else if (!range_gone(ctx, addr, ret) && !client_gone(t, ctx, ret))
@@ -596,6 +622,7 @@ static void serve_fault(struct fault_thread *t, struct uffd_ctx *ctx,
 			unsigned long addr, uint64_t flags, uint64_t t0)
 {
 	t->t0 = t0;
+	t->flags = flags;
 	t->deferred = false;
 	handle_pagefault(t, ctx, addr, flags);
 	if (!t->deferred)
@@ -645,8 +672,8 @@ static void run_retries(struct fault_thread *t)
 	t->nr_retry = t->cap_retry = 0;
 	for (i = 0; i < n; i++)
 		if (!todo[i].ctx->gone)
-			serve_fault(t, todo[i].ctx, todo[i].addr, 0,
-				    todo[i].t0);
+			serve_fault(t, todo[i].ctx, todo[i].addr,
+				    todo[i].flags, todo[i].t0);
 	free(todo);
 }
 

@@ -8,6 +8,15 @@
  * RESIDENT with a fresh LRU stamp, and only then dropped from the store:
  * until the page is safely back, the stored copy stays. If putting it in
  * place fails, the page returns to its stored state untouched.
+ *
+ * Clean-page retention: a pool object loaded for a caller that asks for
+ * it is kept instead (PAGE_RETAINED, pagestate.h): the copy maps the page
+ * write-protected (UFFDIO_COPY_MODE_WP) and the entry goes on naming the
+ * object, queued with the store for giving up when the pool needs room.
+ * Its first write is a WP fault (fault.c's unprotect()), which drops the
+ * object; an eviction before that reuses it. Only a copy that went in
+ * (not EEXIST, where the client's own write(2) refilled the hole with
+ * something newer) is retained.
  */
 #include "config.h"
 
@@ -37,19 +46,33 @@ static uint32_t refault_flags(struct region *r, const struct page_entry *p)
 	return limit && distance < limit ? PAGE_ACTIVE : 0;
 }
 
-/* Publish a loaded page RESIDENT and drop its stored copy. @data is read
- * before: once RESIDENT, an evictor may take the page and store it anew. */
-static void loaded(struct region *r, size_t idx, uint32_t stored_info)
+/* Publish a loaded page RESIDENT and drop its stored copy, or keep it
+ * if @retain (a pool object only). @data is read before: once RESIDENT,
+ * an evictor may take the page and store it anew. */
+static void loaded(struct region *r, size_t idx, uint32_t stored_info,
+		   bool retain)
 {
 	struct page_entry *p = &r->pages[idx];
 	uint32_t flags = refault_flags(r, p);
-	int stamp = lru_add(&r->slot->lru, r->id, (uint32_t)idx, 1);
+	int ret = lru_add(&r->slot->lru, r->id, (uint32_t)idx, 1);
+	uint16_t stamp = ret < 0 ? 0 : (uint16_t)ret;
+	struct store_key key = { r->id, (uint32_t)idx };
 	uint64_t data = p->data;
 
-	atomic_store(&p->info, page_info(PAGE_RESIDENT, flags,
-					 stamp < 0 ? 0 : (uint16_t)stamp));
-	killpoint("load.published");
-	region_drop_copy(r, stored_info, data);
+	if (retain) {
+		/* counted before the publish: an evictor may reuse it at
+		 * once */
+		region_unpool(r, store_retain(r->store, stored_info, data));
+		atomic_fetch_sub(&r->stored, 1);
+		atomic_fetch_add(&r->retained, 1);
+		atomic_store(&p->info, page_retain(stored_info, flags, stamp));
+		killpoint("load.published");
+		store_queue_retained(r->store, &key);
+	} else {
+		atomic_store(&p->info, page_info(PAGE_RESIDENT, flags, stamp));
+		killpoint("load.published");
+		region_drop_copy(r, stored_info, data);
+	}
 	region_account(r, 1);
 }
 
@@ -91,7 +114,7 @@ static uint32_t take_stored(struct region *r, size_t idx,
 }
 
 enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
-			   bool dontwake)
+			   bool retain)
 {
 	struct page_entry *p = &r->pages[idx];
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
@@ -102,6 +125,7 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 	info = take_stored(r, idx, &res);
 	if (!info)
 		return res;
+	retain = retain && page_state(info) == PAGE_COMPRESSED;
 	if (store_get(r->store, lc->comp, info, p->data, lc->buf)) {
 		atomic_store(&p->info, info);
 		log_err("load", "pid %d: page %#lx of region %llu is corrupt "
@@ -110,15 +134,13 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 		return LOAD_CORRUPT;
 	}
 	ret = uffd_copy(r->ctx->fd, addr, lc->buf, PAGE_SIZE,
-			UFFD_COPY_DONTWAKE);
+			UFFD_COPY_DONTWAKE | (retain ? UFFD_COPY_WP : 0));
 	killpoint("load.copied");
 	if (ret == 0 || ret == -EEXIST) {
 		/* EEXIST: the client's own write(2) to its memfd refilled the
 		 * hole; what is there is newer than our copy */
-		loaded(r, idx, info);
+		loaded(r, idx, info, retain && ret == 0);
 		killpoint("load.loaded");
-		if (!dontwake)
-			uffd_wake(r->ctx->fd, addr, PAGE_SIZE);
 		return LOAD_DONE;
 	}
 	atomic_store(&p->info, info);
@@ -164,7 +186,7 @@ int load_region_restore(struct region *r, size_t first, size_t end,
 			ret = -EIO;
 			continue;
 		}
-		loaded(r, i, info);
+		loaded(r, i, info, false);
 	}
 	return ret;
 }

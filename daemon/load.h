@@ -34,8 +34,10 @@ enum load_result {
 
 /*
  * load_page() - bring page @idx of @r from the store into the client with
- * UFFDIO_COPY (without waking the faulting threads when @dontwake: the
- * caller wakes a whole range at once). A page its evictor has not yet
+ * UFFDIO_COPY, without waking the faulting threads (the caller wakes a
+ * whole range at once). If @retain, a page loaded from the pool keeps its
+ * object and is mapped write-protected (clean-page retention: ask for it
+ * unless the page is about to be written). A page its evictor has not yet
  * punched (PAGE_UNPUNCHED) is LOAD_BUSY: not even a MISSING fault proves
  * the punch, for its message may be stale (read before a read-ahead
  * brought the page in and an evictor took it again); loaded then, the
@@ -44,7 +46,7 @@ enum load_result {
  * context: a fault thread, or a worker for WILLNEED.
  */
 enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
-			   bool dontwake);
+			   bool retain);
 
 /*
  * load_region_restore() - write every stored page of @r in [@first, @end)

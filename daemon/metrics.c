@@ -16,6 +16,7 @@
  * stats_status() (as STATUS sends them), each client's from its row. Only
  * uzswap_build_info, uzswap_start_time_seconds, the write-back batch
  * counters (put_writeback(): STATUS has no room left for them), the
+ * clean-page retention's (put_retention(), for the same reason), the
  * fault-latency histogram and uzswap_metrics_clients_omitted are written
  * here by hand.
  *
@@ -463,6 +464,27 @@ static void put_writeback(struct mbuf *b, const struct store_stats *st)
 		  st->pool_limit / 100 * STORE_WB_HIGH_PCT);
 }
 
+/* Clean-page retention: pool objects kept for resident pages, what
+ * evicting them again saved, and what reclaim gave up (/metrics only, as
+ * put_writeback()'s). */
+static void put_retention(struct mbuf *b, const struct stats_snapshot *s)
+{
+	put_gauge(b, "uzswap_retained_pages",
+		  "Resident pages that kept their pool object since they were "
+		  "loaded unchanged (clean-page retention): evicting one again "
+		  "is a hole punch.", s->store.retained);
+	put_gauge(b, "uzswap_retained_bytes",
+		  "Pool bytes of those objects; they are in uzswap_pool_bytes, "
+		  "not in uzswap_pool_payload_bytes.", s->store.retained_bytes);
+	put_counter(b, "uzswap_evicted_clean_pages_total",
+		    "Pages evicted unchanged since their load: their retained "
+		    "object stored again, with no read, no compression and no "
+		    "allocation.", s->evict.clean);
+	put_counter(b, "uzswap_retained_given_up_total",
+		    "Retained objects freed to make room in the pool, before "
+		    "anything was written back.", s->store.retain_given_up);
+}
+
 static void put_latency(struct mbuf *b, struct fault_pool *fp)
 {
 	struct fault_latency l;
@@ -658,6 +680,7 @@ static char *metrics_render(struct metrics *m, size_t *len)
 	put_info(&b, m, &s);
 	put_status(&b, &r);
 	put_writeback(&b, &s.store);
+	put_retention(&b, &s);
 	put_latency(&b, m->d->faults);
 	put_clients(&b, m);
 	if (b.failed) {

@@ -36,6 +36,13 @@
  * handle, is tagged (PAGE_DATA_SLOT) so that it is never taken for a
  * handle; and a stored copy is freed only after the entry stopped naming
  * it.
+ *
+ * Clean-page retention: a page loaded for a read keeps its pool object
+ * (RESIDENT | PAGE_RETAINED, @data the handle) and is mapped
+ * write-protected, so that while the flag holds the memfd holds exactly
+ * what the object does; evicting it is then a punch. Whoever lifts the
+ * protection or learns the page changed (a WP fault, a hole found where
+ * it was) first takes the flag away, then frees the object.
  */
 enum page_state {
 	PAGE_NEW = 0,		/* never touched: a hole in the memfd, zeros */
@@ -65,9 +72,24 @@ enum page_state {
 					   punched it: nothing may load it
 					   (see load_page()) */
 #define PAGE_FROM_SHIFT		8	/* LOADING: the state it was
-					   entered from */
+					   entered from; RESIDENT with
+					   PAGE_RETAINED: the state of the
+					   copy kept */
 #define PAGE_FROM_MASK		(PAGE_STATE_MASK << PAGE_FROM_SHIFT)
+#define PAGE_RETAINED		0x1000u	/* RESIDENT, and unchanged since it
+					   was loaded: @data still names its
+					   stored copy (a pool object, as
+					   PAGE_ZSTD and PAGE_RAW say), and
+					   the client maps it write-protected:
+					   its first write is a WP fault,
+					   which drops the copy first */
 #define PAGE_STAMP_SHIFT	16	/* fault-in stamp, see lru.h */
+
+/* Flags that describe a pool object (COMPRESSED, or a retained copy). */
+#define PAGE_OBJECT_FLAGS	(PAGE_ZSTD | PAGE_RAW)
+/* Everything PAGE_RETAINED brings to a RESIDENT page's info. */
+#define PAGE_RETAIN_MASK	(PAGE_RETAINED | PAGE_FROM_MASK | \
+				 PAGE_OBJECT_FLAGS)
 
 /*
  * struct page_entry - the per-page state table entry (16 bytes)
@@ -126,6 +148,24 @@ static inline uint32_t page_loaded_from(uint32_t info)
 {
 	return (info & ~(PAGE_STATE_MASK | PAGE_FROM_MASK)) |
 	       (info & PAGE_FROM_MASK) >> PAGE_FROM_SHIFT;
+}
+
+/* The RESIDENT info of a page loaded from the COMPRESSED @stored whose
+ * copy is kept: @flags (PAGE_ACTIVE) and @stamp as for any page loaded. */
+static inline uint32_t page_retain(uint32_t stored, uint32_t flags,
+				   uint16_t stamp)
+{
+	return page_info(PAGE_RESIDENT, flags | PAGE_RETAINED |
+			 (stored & PAGE_OBJECT_FLAGS) |
+			 PAGE_COMPRESSED << PAGE_FROM_SHIFT, stamp);
+}
+
+/* The stored info of the copy a RESIDENT page with PAGE_RETAINED (or an
+ * EVICTING one taken from it) keeps. */
+static inline uint32_t page_retained_copy(uint32_t info)
+{
+	return ((info & PAGE_FROM_MASK) >> PAGE_FROM_SHIFT) |
+	       (info & PAGE_OBJECT_FLAGS);
 }
 
 /* Move a page from *@old to @new; on failure *@old is what it is now. */

@@ -8,7 +8,8 @@
  * left for the store to free; otherwise a stable stored entry is kept, a
  * LOADING one goes back to the state it was taken from (a slot in its
  * data means a write-back had written the object: WRITTEN_BACK), NEW and
- * RESIDENT are NEW (nothing was ever there, or the client punched it),
+ * RESIDENT are NEW (nothing was ever there, or the client punched it;
+ * a copy a RESIDENT page retained is named by no one and freed),
  * and an EVICTING entry over a hole breaks the evict order: its content
  * is lost, and the client will get SIGBUS there rather than zeros.
  */
@@ -180,9 +181,13 @@ static void lru_run(struct region *r, size_t first, size_t n)
 						 stamp < 0 ? 0 :
 						 (uint16_t)stamp));
 		/* over data, a copy the entry still named goes, once the
-		 * entry no longer names it */
+		 * entry no longer names it; so does a copy a page at rest
+		 * retained: a successor keeps none, for its store has not
+		 * queued them for giving up */
 		if (page_is_stored(page_state(info)))
 			region_drop_copy(r, info, data);
+		else if (info & PAGE_RETAINED)
+			region_drop_retained(r, data);
 	}
 }
 

@@ -82,7 +82,7 @@ static void index_tally(struct region_index *ix, const struct region *r)
 	}
 	ix->tallies[ix->nr_tallies++] = (struct region_tally){
 		r->id, atomic_load(&r->stored), atomic_load(&r->pooled),
-		atomic_load(&r->compressed_bytes) };
+		atomic_load(&r->compressed_bytes), atomic_load(&r->retained) };
 out_unlock:
 	pthread_mutex_unlock(&ix->lock);
 }
@@ -105,6 +105,7 @@ void region_set_tally(struct region *r, const struct region_tally *t)
 	atomic_store(&r->stored, t->stored);
 	atomic_store(&r->pooled, t->pooled);
 	atomic_store(&r->compressed_bytes, t->compressed_bytes);
+	atomic_store(&r->retained, t->retained);
 }
 
 static void index_insert(struct region_index *ix, struct region *r)
@@ -394,16 +395,56 @@ void region_drop_copy(struct region *r, uint32_t info, uint64_t data)
 	atomic_fetch_sub(&r->stored, 1);
 }
 
+size_t region_drop_retained(struct region *r, uint64_t data)
+{
+	atomic_fetch_sub(&r->retained, 1);
+	return store_drop_retained(r->store, data);
+}
+
+void region_unclaim(struct region *r, size_t idx, uint32_t info,
+		    bool changed)
+{
+	struct page_entry *p = &r->pages[idx];
+	uint64_t data = p->data;
+
+	if (!changed || !(info & PAGE_RETAINED)) {
+		atomic_store(&p->info, info);
+		return;
+	}
+	atomic_store(&p->info, info & ~PAGE_RETAIN_MASK);
+	region_drop_retained(r, data);
+}
+
+size_t region_give_up_retained(struct region *r, size_t idx)
+{
+	struct page_entry *p = &r->pages[idx];
+	uint32_t info = atomic_load(&p->info);
+	uint64_t data;
+
+	if (page_state(info) != PAGE_RESIDENT || !(info & PAGE_RETAINED))
+		return 0;
+	/* read before the flag goes: then an evictor may store anew */
+	data = p->data;
+	if (!page_cas(p, &info, info & ~PAGE_RETAIN_MASK))
+		return 0;
+	return region_drop_retained(r, data);
+}
+
 void region_drop_stored(struct region *r, size_t first, size_t end)
 {
 	size_t i, span = 0;
 
-	for (i = first; atomic_load(&r->stored) &&
+	for (i = first; (atomic_load(&r->stored) ||
+			 atomic_load(&r->retained)) &&
 	     (i = region_next_entry(r, i, end, &span)) < end; i++) {
 		struct page_entry *p = &r->pages[i];
 		uint32_t info = atomic_load(&p->info);
 		uint64_t data;
 
+		if (info & PAGE_RETAINED) {
+			region_give_up_retained(r, i);
+			continue;
+		}
 		/* UNPUNCHED: its evictor may still take it back */
 		if (!page_is_stored(page_state(info)) ||
 		    (info & PAGE_UNPUNCHED) ||

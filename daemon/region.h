@@ -84,6 +84,7 @@ struct region_tally {
 	uint64_t stored;
 	uint64_t pooled;
 	uint64_t compressed_bytes;
+	uint64_t retained;
 };
 
 /* An empty index whose regions' tables are anonymous memory. */
@@ -161,6 +162,8 @@ struct region_client {
  * @pooled:   its COMPRESSED pages, whose objects are in the pool (not
  *            same-filled, not written back): what @compressed_bytes holds
  *            (atomic)
+ * @retained: its RESIDENT pages that keep their pool object
+ *            (PAGE_RETAINED; atomic)
  * @table:    the provider's memory @pages lives in: sparse, so that
  *            entries of pages never touched cost nothing; immutable
  * @pages:    @npages entries (@table's base); see struct page_entry.
@@ -190,6 +193,7 @@ struct region {
 	atomic_size_t stored;
 	atomic_size_t compressed_bytes;
 	atomic_size_t pooled;
+	atomic_size_t retained;
 	struct pagemem table;
 	struct page_entry *pages;
 };
@@ -255,13 +259,30 @@ void region_put(struct region *r);
  * counts it. Any thread. */
 void region_drop_copy(struct region *r, uint32_t info, uint64_t data);
 
+/* The copy a page of @r kept (PAGE_RETAINED) as @data, which its entry
+ * no longer names: the store frees it and @r no longer counts it.
+ * Returns its pool bytes. Any thread. */
+size_t region_drop_retained(struct region *r, uint64_t data);
+
+/* Let go of page @idx of @r, a RESIDENT page claimed (as EVICTING) when
+ * it was @info: RESIDENT again; if it kept its stored copy and @changed
+ * (its protection is lifted, or a hole was found where it was), no
+ * longer: the flag goes, then the copy. Any thread. */
+void region_unclaim(struct region *r, size_t idx, uint32_t info,
+		    bool changed);
+
+/* If page @idx of @r is RESIDENT and keeps its copy, it no longer does:
+ * the flag goes, then the copy. Returns the pool bytes freed (0: it kept
+ * none, or another thread holds it). Any thread. */
+size_t region_give_up_retained(struct region *r, size_t idx);
+
 /*
  * region_drop_stored() - forget the stored pages of @r in [@first, @end)
- * (its process is gone): each goes NEW. Pages another thread holds
- * (LOADING, or stored but not yet punched by their evictor) are left to
- * the last region_put(). Cost: a look at each page whose entry may have
- * been written (region_next_entry()), a store_drop() per stored one. Any
- * thread.
+ * (its process is gone): each goes NEW; a resident page's retained copy
+ * goes too. Pages another thread holds (LOADING, EVICTING, or stored but
+ * not yet punched by their evictor) are left to the last region_put().
+ * Cost: a look at each page whose entry may have been written
+ * (region_next_entry()), a store_drop() per stored one. Any thread.
  */
 void region_drop_stored(struct region *r, size_t first, size_t end);
 

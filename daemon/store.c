@@ -31,9 +31,15 @@
  * the pool full; and an evictor that does (store_reclaim(), counted as
  * direct), down to STORE_POOL_LOW_PCT.
  *
+ * Retained objects (clean-page retention) are given up before any
+ * write-back: both reclaimers first ask the owner to drop the oldest
+ * queued ones (store_give_up_retained()), and write back only what that
+ * could not free. The queue is a ring of keys; a key goes stale when its
+ * page is written or evicted, and the owner skips it.
+ *
  * Lock order: reclaim_lock (one batch at a time), then z3fold's locks,
- * which are never held while calling the owner; the writer's wlock is
- * taken alone.
+ * which are never held while calling the owner; the writer's wlock and
+ * retain_lock are taken alone.
  */
 #include "config.h"
 
@@ -145,7 +151,9 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	s->pool = z3fold_create_pool("uzswap", mem, NULL, s);
 	if (!s->pool)
 		return -errno;
-	if (backing && batch_new(s)) {
+	s->retained = calloc(STORE_RETAIN_RING, sizeof(*s->retained));
+	if (!s->retained || (backing && batch_new(s))) {
+		free(s->retained);
 		z3fold_destroy_pool(s->pool);
 		return -ENOMEM;
 	}
@@ -156,6 +164,7 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	atomic_init(&s->pool_limit, pool_limit);
 	pthread_mutex_init(&s->reclaim_lock, NULL);
 	pthread_mutex_init(&s->frees_lock, NULL);
+	pthread_mutex_init(&s->retain_lock, NULL);
 	return 0;
 }
 
@@ -178,8 +187,10 @@ void store_destroy(struct store *s)
 		free(s->batch->buf);
 	free(s->batch);
 	free(s->frees);
+	free(s->retained);
 	pthread_mutex_destroy(&s->reclaim_lock);
 	pthread_mutex_destroy(&s->frees_lock);
+	pthread_mutex_destroy(&s->retain_lock);
 }
 
 /* Whether @page repeats one 64-bit word; *@word is that word. */
@@ -381,6 +392,105 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data)
 }
 
 /*****************
+ * Clean-page retention
+ *****************/
+
+/* A pool object's counters: @n bytes of a COMPRESSED page as @info says
+ * leave (@sign -1) or join (+1) the stored ones, and join or leave the
+ * retained ones. */
+static void move_retained(struct store *s, uint32_t info, size_t n, int sign)
+{
+	STAT_ADD(s, payload_bytes, sign * (int64_t)n);
+	if (info & PAGE_RAW)
+		STAT_ADD(s, raw, sign);
+	else
+		STAT_ADD(s, compressed, sign);
+	STAT_ADD(s, retained, -sign);
+	STAT_ADD(s, retained_bytes, -sign * (int64_t)n);
+}
+
+size_t store_retain(struct store *s, uint32_t info, uint64_t data)
+{
+	size_t n = z3fold_object_size(s->pool, data);
+
+	move_retained(s, info, n, -1);
+	return n;
+}
+
+size_t store_restore_retained(struct store *s, uint32_t info, uint64_t data)
+{
+	size_t n = z3fold_object_size(s->pool, data);
+
+	move_retained(s, info, n, 1);
+	return n;
+}
+
+size_t store_drop_retained(struct store *s, uint64_t data)
+{
+	size_t n = z3fold_object_size(s->pool, data);
+
+	z3fold_free(s->pool, data);
+	STAT_ADD(s, retained, -1);
+	STAT_ADD(s, retained_bytes, -(int64_t)n);
+	return n;
+}
+
+/* Take the oldest queued key into *@key; false if none is queued. */
+static bool pop_retained(struct store *s, struct store_key *key)
+{
+	bool got;
+
+	pthread_mutex_lock(&s->retain_lock);
+	got = s->nr_retained > 0;
+	if (got) {
+		*key = s->retained[s->retain_head];
+		s->retain_head = (s->retain_head + 1) % STORE_RETAIN_RING;
+		s->nr_retained--;
+	}
+	pthread_mutex_unlock(&s->retain_lock);
+	return got;
+}
+
+/* Ask the owner to give up the copy of @key; whether it freed one. */
+static bool give_up_one(struct store *s, const struct store_key *key)
+{
+	if (!s->owner.give_up(s->owner.ctx, s, key))
+		return false;
+	STAT_ADD(s, retain_given_up, 1);
+	return true;
+}
+
+void store_queue_retained(struct store *s, const struct store_key *key)
+{
+	struct store_key oldest;
+	bool full;
+
+	pthread_mutex_lock(&s->retain_lock);
+	full = s->nr_retained == STORE_RETAIN_RING;
+	if (full) {
+		oldest = s->retained[s->retain_head];
+		s->retain_head = (s->retain_head + 1) % STORE_RETAIN_RING;
+		s->nr_retained--;
+	}
+	s->retained[(s->retain_head + s->nr_retained) % STORE_RETAIN_RING] =
+		*key;
+	s->nr_retained++;
+	pthread_mutex_unlock(&s->retain_lock);
+	if (full)
+		give_up_one(s, &oldest);
+}
+
+size_t store_give_up_retained(struct store *s, uint64_t mark)
+{
+	struct store_key key;
+	size_t freed = 0;
+
+	while (mark && pool_bytes(s) >= mark && pop_retained(s, &key))
+		freed += give_up_one(s, &key);
+	return freed;
+}
+
+/*****************
  * Recovery
  *****************/
 
@@ -430,10 +540,11 @@ void store_recover_end(struct store *s)
  * The image at rest
  *****************/
 
-#define STORE_IMAGE_MAGIC	0x757a73746f726569ull	/* "uzstorei" */
+#define STORE_IMAGE_MAGIC	0x757a73746f72656aull	/* "uzstorej" */
 
 /*
- * struct store_image - the counters of what the store holds, then the
+ * struct store_image - the counters of what the store holds (retained
+ * objects apart: pagestate.h's PAGE_RETAINED), then the
  * pool's image (@pool_len bytes, zeros after it up to 8-byte alignment)
  * and the backing file's slot map's (@backing_len bytes, 0: no backing
  * file)
@@ -441,6 +552,7 @@ void store_recover_end(struct store *s)
 struct store_image {
 	uint64_t magic;
 	uint64_t compressed, same, raw, payload_bytes, written_back;
+	uint64_t retained, retained_bytes;
 	uint64_t pool_len, backing_len;
 };
 
@@ -480,6 +592,8 @@ void store_save_image(struct store *s, void *buf)
 		.raw = atomic_load(&s->st.raw),
 		.payload_bytes = atomic_load(&s->st.payload_bytes),
 		.written_back = atomic_load(&s->st.written_back),
+		.retained = atomic_load(&s->st.retained),
+		.retained_bytes = atomic_load(&s->st.retained_bytes),
 		.pool_len = pool,
 		.backing_len = backing,
 	};
@@ -519,6 +633,8 @@ int store_load_image(struct store *s, const void *buf, size_t len,
 	atomic_store(&s->st.raw, im->raw);
 	atomic_store(&s->st.payload_bytes, im->payload_bytes);
 	atomic_store(&s->st.written_back, im->written_back);
+	atomic_store(&s->st.retained, im->retained);
+	atomic_store(&s->st.retained_bytes, im->retained_bytes);
 	*why = NULL;
 	return 0;
 }
@@ -565,7 +681,7 @@ static void batch_fill(struct store *s, struct store_batch *b)
 {
 	unsigned long handles[3];
 	struct store_wb wb;
-	int i, nr;
+	int i, nr, ret;
 
 	b->nr = b->nr_pages = 0;
 	b->bytes = 0;
@@ -579,10 +695,13 @@ static void batch_fill(struct store *s, struct store_batch *b)
 			memset(&wb, 0, sizeof(wb));
 			wb.handle = handles[i];
 			owner_to_key(z3fold_owner(s->pool, wb.handle), &wb.key);
-			if (s->owner.take(s->owner.ctx, &wb))
-				STAT_ADD(s, wb_busy, 1);
-			else
+			ret = s->owner.take(s->owner.ctx, &wb);
+			if (ret == 0)
 				batch_add(s, b, &wb);
+			else if (ret == -EALREADY)
+				STAT_ADD(s, retain_given_up, 1);
+			else
+				STAT_ADD(s, wb_busy, 1);
 		}
 	}
 }
@@ -707,7 +826,9 @@ bool store_reclaim(struct store *s)
 
 	if (!atomic_load(&s->full))
 		return true;
+	store_give_up_retained(s, pool_mark(s, STORE_POOL_LOW_PCT));
 	pthread_mutex_lock(&s->reclaim_lock);
+	update_full(s);
 	while (atomic_load(&s->full) && pool_mark(s, 100) &&
 	       pool_bytes(s) >= pool_mark(s, STORE_POOL_LOW_PCT)) {
 		if (write_back_batch(s, true) <= 0)
@@ -777,6 +898,7 @@ static bool writer_run(struct store *s)
 	long freed = 1;
 
 	STAT_ADD(s, wb_wakeups, 1);
+	store_give_up_retained(s, pool_mark(s, STORE_WB_LOW_PCT));
 	while (pool_mark(s, 100) &&
 	       pool_bytes(s) >= pool_mark(s, STORE_WB_LOW_PCT)) {
 		pthread_mutex_lock(&s->reclaim_lock);
@@ -915,5 +1037,8 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	st->wb_direct_batches = atomic_load(&s->st.wb_direct_batches);
 	st->wb_busy = atomic_load(&s->st.wb_busy);
 	st->wb_wakeups = atomic_load(&s->st.wb_wakeups);
+	st->retained = atomic_load(&s->st.retained);
+	st->retained_bytes = atomic_load(&s->st.retained_bytes);
+	st->retain_given_up = atomic_load(&s->st.retain_given_up);
 	st->full = atomic_load(&s->full);
 }

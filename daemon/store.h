@@ -12,6 +12,14 @@
  * refuses pages and the evictors reclaim themselves (store_reclaim())
  * until it is under STORE_POOL_LOW_PCT.
  *
+ * Clean-page retention: a page loaded back may keep its pool object
+ * (store_retain()) while it stays unchanged, so that evicting it again
+ * costs no compression and no allocation (store_restore_retained()).
+ * Retained objects duplicate resident data: they are counted apart from
+ * the stored ones, and they are the first thing reclaim gives up when
+ * the pool needs room (store_give_up_retained(), oldest first), before
+ * anything is written back.
+ *
  * The store knows pages, not regions: each object is keyed by the page it
  * holds, (region id, page index), kept in the object's z3fold owner word
  * (so in the pool's files, for a successor), and reclaim from the bottom
@@ -39,6 +47,9 @@
 #define STORE_WB_HIGH_PCT 85		/* the writer starts at this % */
 #define STORE_WB_LOW_PCT 75		/* and stops below this % */
 #define STORE_WB_PAGES 32		/* pool pages per batch, at most */
+#define STORE_RETAIN_RING (1u << 16)	/* retained objects queued for
+					   giving up, at most: past it the
+					   oldest is given up at once */
 
 struct store;
 
@@ -75,20 +86,30 @@ struct store_wb {
  *          and returns 0, or refuses with -errno: gone, held by another
  *          thread, not yet punched, or not the page of the handle (@key
  *          comes from the object's owner word, which may be stale and
- *          name any page, or none)
+ *          name any page, or none); or, if the object is the retained
+ *          copy of a resident page, gives it up as @give_up does and
+ *          returns -EALREADY
  * @settle: after the batch's write, for each page taken: if @written,
  *          the object is in the backing file at @wb->data: the owner
  *          makes the entry name it, publishes WRITTEN_BACK, and only then
  *          frees the pool's copy with store_written_back(); if not, it
  *          gives the page back as it was (the object stays in the pool)
- * @ctx:    passed to both
- * Both are called on the thread that reclaims (the writer, or an
- * evictor), with the store's reclaim lock held and no pool lock.
+ * @give_up: the pool needs room: if page @key still keeps a retained
+ *          copy (store_retain()), the owner takes the flag away, then
+ *          frees the copy with store_drop_retained(); returns the pool
+ *          bytes freed, 0 if the page keeps none (the key is stale)
+ * @ctx:    passed to all three
+ * @take and @settle are called on the thread that reclaims (the writer,
+ * or an evictor), with the store's reclaim lock held and no pool lock;
+ * @give_up by the writer, an evictor, or a thread whose store_retain()
+ * found the queue full, with no store lock held.
  */
 struct store_owner {
 	int (*take)(void *ctx, struct store_wb *wb);
 	void (*settle)(void *ctx, struct store *s, struct store_wb *wb,
 		       bool written);
+	size_t (*give_up)(void *ctx, struct store *s,
+			  const struct store_key *key);
 	void *ctx;
 };
 
@@ -119,6 +140,10 @@ struct store_writer;
  * @frees_lock: protects @frees and @nr_frees
  * @frees:      backing slots to release (a hole punch is too slow for
  *              the fault path): released by store_flush_frees()
+ * @retain_lock: protects @retained, @retain_head and @nr_retained
+ * @retained:   ring of STORE_RETAIN_RING keys of pages that kept their
+ *              object, oldest at @retain_head (a key may be stale: the
+ *              page was written or evicted since)
  * @st:         counters (atomic)
  */
 struct store {
@@ -136,11 +161,15 @@ struct store {
 	uint64_t *frees;
 	size_t nr_frees;
 	size_t cap_frees;
+	pthread_mutex_t retain_lock;
+	struct store_key *retained;
+	size_t retain_head, nr_retained;
 	struct {
 		atomic_uint_fast64_t compressed, same, raw, payload_bytes,
 			stores, loads, failures, written_back, writebacks,
 			writeback_failures, full_events, wb_batches,
-			wb_bytes, wb_direct_batches, wb_busy, wb_wakeups;
+			wb_bytes, wb_direct_batches, wb_busy, wb_wakeups,
+			retained, retained_bytes, retain_given_up;
 	} st;
 };
 
@@ -164,6 +193,9 @@ struct store_stats {
 	uint64_t wb_direct_batches; /* of which by an evictor, pool full */
 	uint64_t wb_busy;       /* objects the owner could not give up */
 	uint64_t wb_wakeups;    /* times the writer started on a high pool */
+	uint64_t retained;      /* objects kept for resident pages */
+	uint64_t retained_bytes; /* their bytes (not in @payload_bytes) */
+	uint64_t retain_given_up; /* of those, given up for room so far */
 	bool full;              /* the pool refuses pages now */
 };
 
@@ -214,6 +246,28 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data);
  * Return: the bytes freed. */
 size_t store_written_back(struct store *s, unsigned long handle,
 			  uint32_t info);
+
+/*
+ * Clean-page retention. store_retain(): the COMPRESSED copy (@info, @data)
+ * of page @key, just loaded, is kept; store_queue_retained(), once the
+ * page says so, queues it for giving up (the oldest queued is given up
+ * first if the queue is full). store_restore_retained(): the kept copy is
+ * the page's stored copy again (it was evicted unchanged).
+ * store_drop_retained(): free a kept copy no entry names any more.
+ * Each returns the object's pool bytes. Any thread.
+ */
+size_t store_retain(struct store *s, uint32_t info, uint64_t data);
+void store_queue_retained(struct store *s, const struct store_key *key);
+size_t store_restore_retained(struct store *s, uint32_t info, uint64_t data);
+size_t store_drop_retained(struct store *s, uint64_t data);
+
+/*
+ * store_give_up_retained() - ask the owner to give up queued retained
+ * copies, oldest first, until the pool is under @mark bytes or none is
+ * queued (0: the pool has no limit; nothing is given up). Return: the
+ * retained copies freed.
+ */
+size_t store_give_up_retained(struct store *s, uint64_t mark);
 
 /*
  * Recovery (a successor's; see z3fold.h): store_recover_begin(), then

@@ -413,8 +413,10 @@ static int take_store(struct uzswapd *d)
  */
 static int open_store(struct uzswapd *d, struct backing *backing)
 {
-	struct store_owner owner = { evict_wb_take, evict_wb_settle,
-				     &d->regions };
+	struct store_owner owner = { .take = evict_wb_take,
+				     .settle = evict_wb_settle,
+				     .give_up = evict_give_up,
+				     .ctx = &d->regions };
 	bool fresh = !d->taking;
 	struct z3fold_mem mem;
 	int pages, frames, owners, ret;

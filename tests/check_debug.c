@@ -110,7 +110,8 @@ static void settle_nothing(void *ctx, struct store *s, struct store_wb *wb,
 
 static void pool_start(void)
 {
-	struct store_owner owner = { refuse_write_back, settle_nothing, NULL };
+	struct store_owner owner = { .take = refuse_write_back,
+				     .settle = settle_nothing };
 
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, NULL, &owner, NULL), 0);

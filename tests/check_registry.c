@@ -242,7 +242,7 @@ static size_t table_bytes(struct region *r)
 static struct region *huge_region(struct mm_slot *s, struct store *st)
 {
 	static const uint8_t zeros[PAGE_SIZE];
-	struct store_owner owner = { NULL, NULL, NULL };
+	struct store_owner owner = { .ctx = NULL };
 	int fd = memfd_create("huge", MFD_CLOEXEC);
 	struct store_key key;
 	struct region *r;
@@ -410,6 +410,78 @@ START_TEST(test_write_back_refuses_a_stale_key)
 }
 END_TEST
 
+/* Page @idx of @r stored from a text page, then loaded back keeping its
+ * copy, as load.c's loaded() does. */
+static void stored_then_retained(struct region *r, struct compressor *c,
+				 size_t idx)
+{
+	struct store_key key = { r->id, (uint32_t)idx };
+	struct page_entry *p = &r->pages[idx];
+	uint8_t page[PAGE_SIZE];
+	uint32_t flags;
+	uint64_t data;
+
+	memset(page, 'a' + (int)idx, sizeof(page));
+	page[7] = 'z';
+	ck_assert_int_gt(store_put(r->store, c, page, &key, &flags, &data), 0);
+	p->data = data;
+	store_retain(r->store, flags, data);
+	atomic_fetch_add(&r->retained, 1);
+	atomic_store(&p->info, page_retain(flags, 0, 0));
+	store_queue_retained(r->store, &key);
+}
+
+/* A retained copy is never written back: the owner gives it up instead
+ * (-EALREADY) and the page stays RESIDENT without it; the queue gives up
+ * the others; the region's last reference frees what is left. */
+START_TEST(test_retained_copies_given_up)
+{
+	struct store_owner owner = { .take = evict_wb_take,
+				     .settle = evict_wb_settle,
+				     .give_up = evict_give_up, .ctx = &ix };
+	struct compressor *c = compressor_create(COMPRESS_LZ4, 0);
+	struct mm_slot *s = add(68);
+	struct store_stats ss;
+	struct store_wb wb;
+	struct store st;
+	struct region *r;
+	int fd = memfd_create("r", MFD_CLOEXEC);
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 8 << PAGE_SHIFT), 0);
+	ck_assert_int_eq(store_init(&st, COMPRESS_LZ4, 0, 0, NULL, &owner,
+				    NULL), 0);
+	r = region_create(&ix, s, NULL, &st, 1ul << 30, 8, fd, "t");
+	ck_assert_ptr_nonnull(r);
+	stored_then_retained(r, c, 2);
+	stored_then_retained(r, c, 5);
+	stored_then_retained(r, c, 6);
+
+	wb = (struct store_wb){ .key = { r->id, 2 }, .handle = r->pages[2].data };
+	ck_assert_int_eq(evict_wb_take(&ix, &wb), -EALREADY);
+	ck_assert_uint_eq(atomic_load(&r->pages[2].info),
+			  page_info(PAGE_RESIDENT, 0, 0));
+	ck_assert_uint_eq(atomic_load(&r->retained), 2);
+	/* page 2's key is stale now: only page 5 and 6 give theirs up */
+	ck_assert_uint_eq(store_give_up_retained(&st, 1), 2);
+	ck_assert_uint_eq(atomic_load(&r->retained), 0);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.retained, 0);
+	ck_assert_uint_eq(ss.pool_bytes, 0);
+
+	/* the last reference of a region frees the copies still kept */
+	stored_then_retained(r, c, 3);
+	region_put(r);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.retained, 0);
+	ck_assert_uint_eq(ss.pool_bytes, 0);
+	store_destroy(&st);
+	compressor_destroy(c);
+	drop(s);
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
 	Suite *s = suite_create("registry");
@@ -431,6 +503,7 @@ static Suite *registry_suite(void)
 	tcase_add_test(tc, test_region_resident_pages);
 	tcase_add_test(tc, test_drop_keeps_table_sparse);
 	tcase_add_test(tc, test_restore_keeps_table_sparse);
+	tcase_add_test(tc, test_retained_copies_given_up);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,7 +5,9 @@
  * words hand the owner exactly the key each pool object was stored for
  * (and a successor's recovery writes them again, healing a wrong one),
  * and reclaim from the bottom moves objects to a real backing file only
- * when the owner takes the page.
+ * when the owner takes the page; retained objects (clean-page retention)
+ * are counted apart, and given up, oldest first, before anything is
+ * written back.
  *
  * The test plays the owner: a plain page-state table per "region", driven
  * with the same compare-and-swap transitions the daemon uses.
@@ -39,6 +41,8 @@ static struct {
 	atomic_ulong written;	/* pages published written back */
 	bool concurrent;	/* a writer thread takes pages meanwhile */
 	int refuse;		/* -errno to refuse every call with, or 0 */
+	struct store_key order[NPAGES];	/* the retained copies given up */
+	unsigned int given_up;
 	uint8_t seen[2 * PAGE_SIZE];	/* both copies of a write-back */
 } own;
 
@@ -105,10 +109,35 @@ static void test_settle(void *ctx, struct store *s, struct store_wb *wb,
 	own.written++;
 }
 
+/* The owner's give_up: a page still RESIDENT with its retained copy
+ * loses the flag, then the copy; any other key is stale (none at all,
+ * or a page written since). */
+static size_t test_give_up(void *ctx, struct store *s,
+			   const struct store_key *key)
+{
+	struct page_entry *p;
+	uint32_t info;
+
+	ck_assert_ptr_eq(ctx, &own);
+	if (key->region_id < 1 || key->region_id > NREGIONS ||
+	    key->idx >= NPAGES)
+		return 0;
+	p = &own.pages[key->region_id][key->idx];
+	info = atomic_load(&p->info);
+	if (page_state(info) != PAGE_RESIDENT || !(info & PAGE_RETAINED) ||
+	    !page_cas(p, &info, info & ~PAGE_RETAIN_MASK))
+		return 0;
+	if (own.given_up < NPAGES)
+		own.order[own.given_up] = *key;
+	own.given_up++;
+	return store_drop_retained(s, p->data);
+}
+
 /* The store of a test, its pool made of @mem (NULL: anonymous). */
 static void setup_on(const struct z3fold_mem *mem)
 {
-	struct store_owner owner = { test_take, test_settle, &own };
+	struct store_owner owner = { .take = test_take, .settle = test_settle,
+				     .give_up = test_give_up, .ctx = &own };
 	struct backing *b;
 
 	memset(&own, 0, sizeof(own));
@@ -200,6 +229,20 @@ static void drop(uint64_t rid, size_t idx)
 	atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
 }
 
+/* Page (@rid, @idx), stored, is loaded back keeping its copy, as
+ * load.c's loaded() does: counted, published, queued. */
+static void retain(uint64_t rid, size_t idx)
+{
+	struct page_entry *p = &own.pages[rid][idx];
+	struct store_key key = { rid, (uint32_t)idx };
+	uint32_t info = atomic_load(&p->info);
+
+	ck_assert_uint_eq(page_state(info), PAGE_COMPRESSED);
+	store_retain(&st, info, p->data);
+	atomic_store(&p->info, page_retain(info, 0, 0));
+	store_queue_retained(&st, &key);
+}
+
 /* Every page dropped: the store holds none, in the pool or written back
  * (the slots queued for release released). */
 static void check_store_empty(void)
@@ -286,6 +329,161 @@ START_TEST(test_put_get_drop)
 	ck_assert_uint_eq(ss.compressed + ss.raw + ss.same, 0);
 	ck_assert_uint_eq(ss.payload_bytes, 0);
 	ck_assert_uint_eq(ss.pool_bytes, 0);
+}
+END_TEST
+
+/* A page that keeps its copy is RESIDENT, keeps its LRU stamp and flags,
+ * and says what its copy is; taking the retention away leaves the page
+ * as it would be without it. */
+START_TEST(test_retained_names_its_copy)
+{
+	uint32_t stored = page_info(PAGE_COMPRESSED, PAGE_ZSTD, 0);
+	uint32_t info = page_retain(stored, PAGE_ACTIVE, 0x4242);
+
+	ck_assert_uint_eq(page_state(info), PAGE_RESIDENT);
+	ck_assert_uint_eq(page_stamp(info), 0x4242);
+	ck_assert(info & PAGE_RETAINED);
+	ck_assert_uint_eq(page_retained_copy(info), stored);
+	ck_assert_uint_eq(page_retained_copy(info | PAGE_RAW),
+			  stored | PAGE_RAW);
+	ck_assert_uint_eq(info & ~PAGE_RETAIN_MASK,
+			  page_info(PAGE_RESIDENT, PAGE_ACTIVE, 0x4242));
+	ck_assert(!page_is_stored(page_state(info)));
+}
+END_TEST
+
+/* A retained object leaves the stored counters for the retained ones and
+ * stays readable; stored again, it moves back; given up, it is freed. */
+START_TEST(test_retain_moves_counters)
+{
+	struct page_entry *p = &own.pages[1][1];
+	uint8_t want[PAGE_SIZE], got[PAGE_SIZE];
+	struct store_stats ss;
+	uint32_t info;
+	int n = put(1, 1, false);
+
+	ck_assert_int_gt(n, 0);
+	retain(1, 1);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.compressed, 0);
+	ck_assert_uint_eq(ss.payload_bytes, 0);
+	ck_assert_uint_eq(ss.retained, 1);
+	ck_assert_uint_eq(ss.retained_bytes, (uint64_t)n);
+	ck_assert_uint_gt(ss.pool_bytes, 0);
+	info = atomic_load(&p->info);
+	fill(want, 1, 1, false);
+	ck_assert_int_eq(store_get(&st, comp, page_retained_copy(info),
+				   p->data, got), 0);
+	ck_assert_mem_eq(got, want, PAGE_SIZE);
+
+	/* evicted unchanged: the copy is the stored page again */
+	ck_assert_uint_eq(store_restore_retained(&st, page_retained_copy(info),
+						 p->data), (size_t)n);
+	atomic_store(&p->info, page_retained_copy(info));
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.compressed, 1);
+	ck_assert_uint_eq(ss.payload_bytes, (uint64_t)n);
+	ck_assert_uint_eq(ss.retained + ss.retained_bytes, 0);
+	check_page(1, 1, false);
+
+	/* kept again, then given up for room */
+	retain(1, 1);
+	ck_assert_uint_eq(store_give_up_retained(&st, 1), 1);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.retained + ss.retained_bytes, 0);
+	ck_assert_uint_eq(ss.retain_given_up, 1);
+	ck_assert_uint_eq(ss.pool_bytes, 0);
+	ck_assert_uint_eq(atomic_load(&p->info), page_info(PAGE_RESIDENT, 0, 0));
+}
+END_TEST
+
+/* Retained copies are given up oldest first; a stale key (the page was
+ * written since) is skipped; a pool already under the mark gives up
+ * nothing. */
+START_TEST(test_give_up_oldest_first)
+{
+	struct page_entry *p = &own.pages[1][3];
+	struct store_stats ss;
+	uint32_t info;
+	size_t i;
+
+	for (i = 0; i < 10; i++) {
+		ck_assert_int_gt(put(1, i, false), 0);
+		retain(1, i);
+	}
+	/* page 3 is written: the WP fault takes the flag, then the copy */
+	info = atomic_load(&p->info);
+	atomic_store(&p->info, info & ~PAGE_RETAIN_MASK);
+	store_drop_retained(&st, p->data);
+
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(store_give_up_retained(&st, ss.pool_bytes + 1), 0);
+	ck_assert_uint_eq(own.given_up, 0);
+	ck_assert_uint_eq(store_give_up_retained(&st, 1), 9);
+	ck_assert_uint_eq(own.given_up, 9);
+	for (i = 0; i < 9; i++)
+		ck_assert_uint_eq(own.order[i].idx, i < 3 ? i : i + 1);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.retained, 0);
+	ck_assert_uint_eq(ss.pool_bytes, 0);
+	/* nothing left queued */
+	ck_assert_uint_eq(store_give_up_retained(&st, 1), 0);
+}
+END_TEST
+
+/* The queue holds STORE_RETAIN_RING keys: one more gives the oldest up at
+ * once, so that retained copies stay bounded however stale the queue. */
+START_TEST(test_full_queue_gives_up_oldest)
+{
+	struct store_key stale = { NREGIONS, NPAGES + 1 };
+	struct store_stats ss;
+	size_t i;
+
+	ck_assert_int_gt(put(1, 0, false), 0);
+	retain(1, 0);
+	for (i = 1; i < STORE_RETAIN_RING; i++)
+		store_queue_retained(&st, &stale);
+	ck_assert_uint_eq(own.given_up, 0);
+	store_queue_retained(&st, &stale);
+	ck_assert_uint_eq(own.given_up, 1);
+	ck_assert_uint_eq(own.order[0].region_id, 1);
+	ck_assert_uint_eq(own.order[0].idx, 0);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.retained, 0);
+	ck_assert_uint_eq(ss.retain_given_up, 1);
+}
+END_TEST
+
+/* A full pool whose objects are retained copies: reclaim gives them up
+ * and writes nothing back (the owner is never asked to take a page). */
+START_TEST(test_reclaim_gives_up_retained_first)
+{
+	struct store_stats ss;
+	size_t i, n = 0;
+
+	store_set_pool_limit(&st, 64 * PAGE_SIZE);
+	for (i = 0; i < NPAGES && put(1, i, true) >= 0; i++)
+		n++;
+	store_get_stats(&st, &ss);
+	ck_assert(ss.full);
+	for (i = 0; i < n; i++)
+		retain(1, i);
+	ck_assert(store_reclaim(&st));
+	store_get_stats(&st, &ss);
+	ck_assert(!ss.full);
+	ck_assert_uint_gt(ss.retain_given_up, 0);
+	ck_assert_uint_eq(ss.writebacks, 0);
+	ck_assert_uint_eq(own.calls, 0);
+	ck_assert_uint_lt(ss.pool_bytes, 64 * PAGE_SIZE / 100 *
+					 STORE_POOL_LOW_PCT);
+	/* the pages given up are resident and keep no copy; the rest do */
+	for (i = 0; i < n; i++) {
+		uint32_t info = atomic_load(&own.pages[1][i].info);
+
+		ck_assert_uint_eq(page_state(info), PAGE_RESIDENT);
+		if (info & PAGE_RETAINED)
+			store_drop_retained(&st, own.pages[1][i].data);
+	}
 }
 END_TEST
 
@@ -456,7 +654,8 @@ END_TEST
 static void store_reborn(void)
 {
 	const struct pagemem *pages, *frames, *owners;
-	struct store_owner owner = { test_take, test_settle, &own };
+	struct store_owner owner = { .take = test_take, .settle = test_settle,
+				     .give_up = test_give_up, .ctx = &own };
 	struct z3fold_mem mem;
 	struct backing *b;
 	uint64_t rid;
@@ -541,6 +740,7 @@ static Suite *store_suite(void)
 
 	tcase_add_test(ps, test_page_cas);
 	tcase_add_test(ps, test_loading_keeps_its_origin);
+	tcase_add_test(ps, test_retained_names_its_copy);
 	suite_add_tcase(s, ps);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_put_get_drop);
@@ -548,6 +748,10 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_reclaim_refused_keeps_objects);
 	tcase_add_test(tc, test_dropped_objects_leave_the_rmap);
 	tcase_add_test(tc, test_writer_runs_ahead);
+	tcase_add_test(tc, test_retain_moves_counters);
+	tcase_add_test(tc, test_give_up_oldest_first);
+	tcase_add_test(tc, test_full_queue_gives_up_oldest);
+	tcase_add_test(tc, test_reclaim_gives_up_retained_first);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("recovery");
 	tcase_add_checked_fixture(tc, setup_memfds, teardown);

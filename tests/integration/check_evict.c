@@ -40,6 +40,12 @@
  *   wbbudget  four rmw clients under 8 MiB budgets with an 8 MiB pool
  *             writing back: every 20 ms sample of each client's RssShmem
  *             within 1.25x its budget after the first fill, no lost write
+ *   retain    clean-page retention: pages read back keep their pool
+ *             object, and evicting them again compresses nothing (the
+ *             stores counter stands still, every page counted clean);
+ *             written ones lose it (the write reads back, never the old
+ *             copy); a pool that needs room gives up the retained objects
+ *             before it writes anything back
  *
  * The tests assert outcomes, never timings: every wait is a bounded poll
  * whose bound is generous (CI runs this under ASan on 2 cores), and a
@@ -864,6 +870,165 @@ START_TEST(test_advise)
 END_TEST
 
 /*****************
+ * retain
+ *****************/
+
+static const char *const metrics_args[] = { "--metrics", "127.0.0.1:0",
+					    NULL };
+
+/* The value of @series on the daemon's /metrics now. */
+static uint64_t metric(const char *series)
+{
+	char *body = dh_scrape(&dmn);
+	double v = 0;
+	bool found;
+
+	DH_ASSERT(body, "GET /metrics: %s", strerror(errno));
+	found = dh_sample(body, series, &v);
+	free(body);
+	DH_ASSERT(found, "no sample %s on /metrics", series);
+	return (uint64_t)v;
+}
+
+/* The value of @series once it reached at least @want (a fault thread
+ * counts a write-protect fault, and drops the retained copy, after the
+ * un-protect woke the writer), or as it is after SETTLE_MS. */
+static uint64_t metric_at_least(const char *series, uint64_t want)
+{
+	long long deadline = dh_deadline(SETTLE_MS);
+	uint64_t v;
+
+	while ((v = metric(series)) < want && dh_now_ms() < deadline)
+		dh_sleep_ms(10);
+	return v;
+}
+
+/* The same for a value that falls to @want. */
+static uint64_t metric_at_most(const char *series, uint64_t want)
+{
+	long long deadline = dh_deadline(SETTLE_MS);
+	uint64_t v;
+
+	while ((v = metric(series)) > want && dh_now_ms() < deadline)
+		dh_sleep_ms(10);
+	return v;
+}
+
+/*
+ * Issue 12, retention: a page read back keeps its object, so evicting it
+ * again is a punch: no new store, every page counted clean, the pool as
+ * before. A write drops the object first: evicted after it, the page is
+ * stored anew and reads back as written.
+ */
+START_TEST(test_retain_clean_eviction)
+{
+	const uint64_t pages = 16 * MIB / PAGE;
+	struct proto_status_reply s0, s1;
+	uint64_t clean0, stores0, wp0;
+	struct dh_client c;
+
+	dh_up(&dmn, metrics_args);
+	pager_start(&dmn, &c);
+	pager_alloc(&c, "text", 16);
+	pager_ok(&c, "cold 0");
+	status(&s0);
+	clean0 = metric("uzswap_evicted_clean_pages_total");
+	stores0 = metric("uzswap_stores_total");
+	DH_ASSERT_EQ(stores0, pages);
+	DH_ASSERT_EQ(metric("uzswap_retained_pages"), 0);
+
+	/* read back: every page keeps its object, out of the payload */
+	pager_ok(&c, "verify 0");
+	status(&s1);
+	print_status("read back, retained", &s1);
+	DH_ASSERT_EQ(metric("uzswap_retained_pages"), pages);
+	DH_ASSERT_EQ(metric("uzswap_retained_bytes"), s0.payload_bytes);
+	DH_ASSERT_EQ(s1.payload_bytes, 0);
+	DH_ASSERT_EQ(s1.stored_pages, 0);
+	DH_ASSERT_EQ(s1.pool_bytes, s0.pool_bytes);
+
+	/* evicted unchanged: nothing compressed, nothing allocated */
+	pager_ok(&c, "cold 0");
+	status(&s1);
+	print_status("evicted clean", &s1);
+	DH_ASSERT_EQ(metric("uzswap_evicted_clean_pages_total") - clean0,
+		     pages);
+	DH_ASSERT_EQ(metric("uzswap_stores_total"), stores0);
+	DH_ASSERT_EQ(s1.payload_bytes, s0.payload_bytes);
+	DH_ASSERT_EQ(s1.pool_bytes, s0.pool_bytes);
+	DH_ASSERT_EQ(metric("uzswap_retained_pages"), 0);
+	pager_ok(&c, "verify 0");
+
+	/* written after a retained load: the object goes at the first
+	 * write, the write is what comes back */
+	DH_ASSERT_EQ(metric("uzswap_retained_pages"), pages);
+	wp0 = metric("uzswap_fault_wp_total");
+	pager_ok(&c, "rewrite 0");
+	wp0 = metric_at_least("uzswap_fault_wp_total", wp0 + pages) - wp0;
+	DH_ASSERT(wp0 >= pages, "%" PRIu64 " write-protect faults for %"
+		  PRIu64 " retained pages written", wp0, pages);
+	DH_ASSERT_EQ(metric_at_most("uzswap_retained_pages", 0), 0);
+	DH_ASSERT_EQ(metric("uzswap_retained_bytes"), 0);
+	clean0 = metric("uzswap_evicted_clean_pages_total");
+	pager_ok(&c, "cold 0");
+	DH_ASSERT_EQ(metric("uzswap_evicted_clean_pages_total"), clean0);
+	DH_ASSERT_EQ(metric("uzswap_stores_total") - stores0, pages);
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/*
+ * Issue 12, retention: a pool that needs room gives up retained objects
+ * (they duplicate resident pages) before it writes anything back. The
+ * pool limit is 2.5 times what a 16 MiB text region takes compressed
+ * (measured in a first daemon): region A's objects retained, region B's
+ * 24 MiB then take the pool past the writer's high mark (85%), and
+ * giving A's objects up brings it under its low mark (75%) with nothing
+ * written back.
+ */
+START_TEST(test_retain_given_up_first)
+{
+	struct proto_status_reply s;
+	char limit[32];
+	const char *args[] = { "--pool-limit", limit, "--metrics",
+			       "127.0.0.1:0", NULL };
+	struct dh_client c;
+	uint64_t one;
+
+	dh_up(&dmn, NULL);
+	pager_start(&dmn, &c);
+	pager_alloc(&c, "text", 16);
+	pager_ok(&c, "cold 0");
+	status(&s);
+	one = s.pool_bytes;
+	pager_quit(&c);
+	dh_down(&dmn, NULL);
+
+	snprintf(limit, sizeof(limit), "%" PRIu64 "K", one * 5 / 2 / 1024);
+	dh_up(&dmn, args);
+	pager_start(&dmn, &c);
+	pager_alloc(&c, "text", 16);
+	pager_ok(&c, "cold 0");
+	pager_ok(&c, "verify 0");
+	DH_ASSERT_EQ(metric("uzswap_retained_pages"), 16 * MIB / PAGE);
+	pager_alloc(&c, "text", 24);
+	pager_ok(&c, "cold 1");
+	status(&s);
+	print_status("second region evicted", &s);
+	DH_ASSERT(metric_at_least("uzswap_retained_given_up_total", 1) > 0,
+		  "no retained object given up, pool %" PRIu64 " of %s",
+		  s.pool_bytes, limit);
+	DH_ASSERT_EQ(s.writebacks, 0);
+	DH_ASSERT_EQ(s.written_back_pages, 0);
+	pager_ok(&c, "verify all");
+	pager_quit(&c);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/*****************
  * safety
  *****************/
 
@@ -1549,6 +1714,13 @@ static Suite *evict_suite(void)
 	tcase_add_checked_fixture(tc, NULL, daemon_down_wb);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_wb_budget_holds);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("retain");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_retain_clean_eviction);
+	tcase_add_test(tc, test_retain_given_up_first);
 	suite_add_tcase(s, tc);
 
 	/* a part of its own (check_evict_enospc): it needs a mount */

@@ -121,16 +121,8 @@ static void metrics_up(void)
 /* "ADDR:PORT" the daemon serves, from its log line. */
 static void served_address(char *addr, size_t size)
 {
-	static const char tag[] = "serving http://";
-	char line[512], *p, *end;
-
-	DH_ASSERT(dh_log_find(&dmn, tag, line, sizeof(line)),
-		  "no '%s' line in the log", tag);
-	p = strstr(line, tag) + strlen(tag);
-	end = strstr(p, "/metrics");
-	DH_ASSERT(end && (size_t)(end - p) < size, "bad line: %s", line);
-	memcpy(addr, p, (size_t)(end - p));
-	addr[end - p] = '\0';
+	DH_ASSERT(dh_metrics_address(&dmn, addr, size) == 0,
+		  "no 'serving http://.../metrics' line in the log");
 }
 
 static int served_port(void)
@@ -274,28 +266,11 @@ static int run_daemon_expect_exit(const char *listen, char *log,
  *****************/
 
 /* The value of the sample @series ("name" or "name{labels}"), if any. */
-static bool sample(const char *body, const char *series, double *v)
-{
-	size_t n = strlen(series);
-	const char *p = body;
-
-	for (;;) {
-		if (!strncmp(p, series, n) && p[n] == ' ') {
-			*v = strtod(p + n + 1, NULL);
-			return true;
-		}
-		p = strchr(p, '\n');
-		if (!p)
-			return false;
-		p++;
-	}
-}
-
 static double value(const char *body, const char *series)
 {
 	double v = 0;
 
-	DH_ASSERT(sample(body, series, &v), "no sample %s", series);
+	DH_ASSERT(dh_sample(body, series, &v), "no sample %s", series);
 	return v;
 }
 
@@ -908,7 +883,7 @@ static void check_cap(unsigned int cap)
 		client_series(series, sizeof(series),
 			      "uzswap_client_resident_bytes", c[i].pid,
 			      "uzclient");
-		DH_ASSERT(sample(b, series, &v) == kept, "%s %s", series,
+		DH_ASSERT(dh_sample(b, series, &v) == kept, "%s %s", series,
 			  kept ? "missing" : "shown");
 		if (kept)
 			DH_ASSERT_EQ(v, mib[i] * MIB);

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -754,6 +756,115 @@ int dh_status(const struct dh_daemon *d, struct proto_status_reply *st)
 {
 	return ask(d, PROTO_VERSION_MIN, PROTO_STATUS, NULL, 0, decode_status,
 		   st);
+}
+
+int dh_metrics_address(const struct dh_daemon *d, char *addr, size_t size)
+{
+	static const char tag[] = "serving http://";
+	char line[512], *p, *end;
+
+	if (!dh_log_find(d, tag, line, sizeof(line)))
+		return -ENOENT;
+	p = strstr(line, tag) + strlen(tag);
+	end = strstr(p, "/metrics");
+	if (!end || (size_t)(end - p) >= size)
+		return -ENOENT;
+	memcpy(addr, p, (size_t)(end - p));
+	addr[end - p] = '\0';
+	return 0;
+}
+
+/* A connection to @d's /metrics address, or -1 with errno set. */
+static int metrics_connect(const struct dh_daemon *d)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct timeval tv = { .tv_sec = 30 };
+	char addr[128], *colon;
+	int fd;
+
+	if (dh_metrics_address(d, addr, sizeof(addr)) ||
+	    !(colon = strrchr(addr, ':'))) {
+		errno = ENOENT;
+		return -1;
+	}
+	*colon = '\0';
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+char *dh_scrape(const struct dh_daemon *d)
+{
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	size_t got = 0, cap = 1 << 16;
+	char *resp = malloc(cap), *body, *grown;
+	int fd = metrics_connect(d);
+	ssize_t n = 0;
+
+	if (fd < 0 || !resp ||
+	    send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) !=
+		    (ssize_t)(sizeof(req) - 1))
+		goto fail;
+	for (;;) {
+		if (got + 1 == cap) {
+			grown = realloc(resp, 2 * cap);
+			if (!grown)
+				goto fail;
+			resp = grown;
+			cap *= 2;
+		}
+		n = recv(fd, resp + got, cap - 1 - got, 0);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (n < 0)
+		goto fail;
+	close(fd);
+	resp[got] = '\0';
+	body = strstr(resp, "\r\n\r\n");
+	if (strncmp(resp, "HTTP/1.", 7) || !strstr(resp, " 200 ") || !body) {
+		free(resp);
+		errno = EBADMSG;
+		return NULL;
+	}
+	memmove(resp, body + 4, strlen(body + 4) + 1);
+	return resp;
+
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(resp);
+	return NULL;
+}
+
+bool dh_sample(const char *body, const char *series, double *v)
+{
+	size_t n = strlen(series);
+	const char *p = body;
+
+	for (;;) {
+		if (!strncmp(p, series, n) && p[n] == ' ') {
+			*v = strtod(p + n + 1, NULL);
+			return true;
+		}
+		p = strchr(p, '\n');
+		if (!p)
+			return false;
+		p++;
+	}
 }
 
 int dh_client_row(const struct dh_daemon *d, pid_t pid,
