@@ -4,7 +4,10 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "connect.h"
@@ -33,4 +36,33 @@ int bench_daemon_status(const char *path, struct uzswap_status *st)
 	ret = uzswap_status(c, st);
 	uzswap_disconnect(c);
 	return ret;
+}
+
+int bench_daemon_cpu_ns(pid_t pid, double *ns)
+{
+	unsigned long long run;
+	char dir[64], file[384];
+	struct dirent *e;
+	DIR *d;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	*ns = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(file, sizeof(file), "%s/%s/schedstat", dir,
+			 e->d_name);
+		f = fopen(file, "re");
+		if (!f)
+			continue;	/* the thread ended meanwhile */
+		if (fscanf(f, "%llu", &run) == 1)
+			*ns += (double)run;
+		fclose(f);
+	}
+	closedir(d);
+	return 0;
 }

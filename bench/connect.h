@@ -8,6 +8,8 @@
 #ifndef UZSWAP_BENCH_CONNECT_H
 #define UZSWAP_BENCH_CONNECT_H
 
+#include <sys/types.h>
+
 #include "uzswap.h"
 
 /* uzswap_connect(@path), retried for up to 2 s while the daemon has not
@@ -17,5 +19,10 @@ uzswap_t *bench_connect(const char *path);
 /* The daemon's counters (an admin request), on a connection of its own
  * to @path. Return: 0 or -errno. */
 int bench_daemon_status(const char *path, struct uzswap_status *st);
+
+/* The CPU time process @pid (the daemon) has used so far, every thread
+ * of it (/proc/PID/task/TID/schedstat), in nanoseconds. Return: 0 or
+ * -errno. */
+int bench_daemon_cpu_ns(pid_t pid, double *ns);
 
 #endif /* UZSWAP_BENCH_CONNECT_H */

@@ -31,10 +31,12 @@
  *   daemon with --evict-threads 1); it includes the evictor's wakeup and
  *   the polling's granularity (at most 2% of the time);
  * - eviction by advice: after the budget is lifted and the region brought
- *   back (WILLNEED), uzswap_advise(COLD) over the whole region (one
- *   request per 64 MiB), timed. COLD runs the eviction protocol on the
- *   daemon's loop thread, not on an evictor thread; the time includes the
- *   requests' round trips;
+ *   back (WILLNEED) and written again (the image copied in once more: a
+ *   page WILLNEED brings back keeps its pool object until written, and
+ *   this row is about pages to compress), uzswap_advise(COLD) over the
+ *   whole region (one request per 64 MiB), timed. COLD runs the eviction
+ *   protocol on a daemon worker, not on an evictor thread; the time
+ *   includes the requests' round trips;
  * - the store after that COLD, from the daemon's STATUS (an admin
  *   request: root or the daemon's user; differences of the counters
  *   around the COLD): ratio = (stored - same-filled) pages * 4 KiB /
@@ -49,6 +51,14 @@
  *   region evicted again (COLD) and read in order, where read-ahead
  *   brings several pages per fault. µs per read: p50, p99, p99.9 and
  *   mean; faults per read from uzswap_stats().
+ * - eviction CPU per page (with --daemon-pid): the daemon's CPU time
+ *   (every thread's, from /proc/PID/task/TID/schedstat) across a COLD of
+ *   the whole region, divided by the pages it evicted, for four ways the region was brought
+ *   back from the store before: every page or every other page (runs of
+ *   64 pages, or of one), each by a write (dirty pages: write-protect,
+ *   pread, compress, punch) or by a read (clean pages that kept their
+ *   pool object, clean-page retention: a punch); ratios against dirty
+ *   runs of one, the eviction of scattered pages.
  * After each read-back the region is compared with the image: a wrong
  * page ends the benchmark with an error (that is a bug, not a number).
  *
@@ -57,7 +67,10 @@
  * (random order) <= the bare round trip's p50 + 5 µs.
  *
  * Usage: store_bench [--image-mib N] [--budget-mib N] [--reps N]
- *                    [--compressor lz4|zstd] [--socket PATH] [--json]
+ *                    [--compressor lz4|zstd] [--socket PATH]
+ *                    [--daemon-pid PID] [--json]
+ * --daemon-pid names the daemon's process, whose CPU time the eviction
+ * CPU rows read (without it they are not measured: zeros).
  * --compressor names the daemon's codec (labels and the ratio baseline).
  * run-store-bench starts a private daemon with lz4, then with zstd, and
  * runs this against each.
@@ -103,7 +116,7 @@ static const char *const tput_name[NR_TPUT] = {
 	"raw zstd-3 compress",
 	"raw zstd-3 decompress",
 	"daemon eviction, budget (evictor)",
-	"daemon eviction, COLD (loop thread)",
+	"daemon eviction, COLD (worker)",
 };
 
 static const char *const tput_key[NR_TPUT] = {
@@ -113,6 +126,22 @@ static const char *const tput_key[NR_TPUT] = {
 
 enum lat {
 	BARE_THREAD, BARE_PROC, FAULT_RANDOM, FAULT_SEQ, NR_LAT
+};
+
+/* Eviction CPU cases: how the region came back before the COLD. */
+enum ecpu {
+	DIRTY_RUNS, DIRTY_ONES, CLEAN_RUNS, CLEAN_ONES, NR_ECPU
+};
+
+static const char *const ecpu_name[NR_ECPU] = {
+	"dirty (written back in), runs of 64",
+	"dirty, runs of 1 (every other page)",
+	"clean (read back in), runs of 64",
+	"clean, runs of 1 (every other page)",
+};
+
+static const char *const ecpu_key[NR_ECPU] = {
+	"dirty_runs", "dirty_single", "clean_runs", "clean_single",
 };
 
 static const char *const lat_name[NR_LAT] = {
@@ -139,6 +168,8 @@ struct rep {
 	double cold_pages;		/* pages COLD evicted */
 	struct lat_stats lat[NR_LAT];
 	double read_ahead[NR_LAT];	/* pages read ahead (daemon rows) */
+	double ecpu_us[NR_ECPU];	/* daemon CPU per evicted page */
+	double ecpu_pages[NR_ECPU];	/* pages that COLD evicted */
 	/* the store after COLD (STATUS) */
 	double stored, same, raw, payload, pool;
 };
@@ -444,14 +475,57 @@ static void shuffle(size_t *v, size_t n, uint64_t seed)
 
 static volatile unsigned int sink;
 
+/* Bring every @step-th page of @region (all stored) back: by a write of
+ * the byte the image has there (a write fault: the page comes back
+ * without its pool object) or by a read (it keeps it). */
+static void bring_back(char *region, const struct memimage *img, size_t step,
+		       bool write)
+{
+	size_t i;
+
+	for (i = 0; i < img->nr_pages; i += step) {
+		volatile char *p = region + i * PAGE;
+
+		if (write)
+			*p = (char)img->pages[i * PAGE];
+		else
+			sink += (unsigned char)*p;
+	}
+}
+
+/* Case @e of the eviction CPU: @region, all stored, brought back as @e
+ * says, then evicted by one COLD, the daemon's CPU measured across it. */
+static int evict_cpu(uzswap_t *c, pid_t pid, char *region,
+		     const struct memimage *img, enum ecpu e, struct rep *r)
+{
+	size_t len = img->nr_pages * PAGE;
+	struct uzswap_stats s0, s1;
+	double ns0, ns1;
+	int ret;
+
+	bring_back(region, img, e == DIRTY_ONES || e == CLEAN_ONES ? 2 : 1,
+		   e == DIRTY_RUNS || e == DIRTY_ONES);
+	STEP("uzswap_stats", uzswap_stats(c, &s0));
+	STEP("daemon CPU time", bench_daemon_cpu_ns(pid, &ns0));
+	STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
+	STEP("daemon CPU time", bench_daemon_cpu_ns(pid, &ns1));
+	STEP("uzswap_stats", uzswap_stats(c, &s1));
+	r->ecpu_pages[e] = (double)(s1.evictions - s0.evictions);
+	r->ecpu_us[e] = r->ecpu_pages[e] ?
+			(ns1 - ns0) / 1e3 / r->ecpu_pages[e] : 0;
+out:
+	return ret;
+}
+
 /* One run through the daemon: the rows the daemon makes in @r. @order
  * and @us hold nr_pages entries each. */
-static int daemon_rep(uzswap_t *c, const char *sock,
+static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 		      const struct memimage *img, uint64_t budget,
 		      unsigned int k, size_t *order, double *us, struct rep *r)
 {
 	size_t i, n = img->nr_pages, len = n * PAGE;
 	struct uzswap_status a, b;
+	enum ecpu e;
 	struct uzswap_stats s0, s1;
 	char *region;
 	double t0, t;
@@ -476,6 +550,7 @@ static int daemon_rep(uzswap_t *c, const char *sock,
 	/* every page back, then eviction by advice */
 	STEP("WILLNEED", advise(c, region, len, UZSWAP_ADVISE_WILLNEED));
 	STEP("data after the budget eviction", check_image(region, img));
+	memcpy(region, img->pages, len);
 	STEP("STATUS (needs root or the daemon's user)",
 	     bench_daemon_status(sock, &a));
 	STEP("uzswap_stats", uzswap_stats(c, &s0));
@@ -517,6 +592,15 @@ static int daemon_rep(uzswap_t *c, const char *sock,
 		      &r->lat[FAULT_SEQ]);
 	r->read_ahead[FAULT_SEQ] = (double)(b.read_ahead - a.read_ahead);
 	STEP("data after the read in order", check_image(region, img));
+
+	/* eviction CPU per page, from a region all stored each time */
+	for (e = 0; pid && e < NR_ECPU; e++) {
+		STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
+		if ((ret = evict_cpu(c, pid, region, img, e, r)))
+			goto out;
+		STEP("data after the eviction CPU case",
+		     check_image(region, img));
+	}
 out:
 	uzswap_free(c, region);
 	return ret;
@@ -586,6 +670,13 @@ static void print_json(const struct report *p)
 		       m->lat[i].faults_per_page, m->read_ahead[i],
 		       m->lat[i].p50 / p->fault_base,
 		       m->lat[i].mean / m->lat[BARE_PROC].mean);
+	printf("},\"evict_cpu_us_per_page\":{");
+	for (i = 0; i < NR_ECPU; i++)
+		printf("%s\"%s\":{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f,"
+		       "\"pages\":%.0f,\"ratio_dirty_single\":%.3f}",
+		       i ? "," : "", ecpu_key[i], m->ecpu_us[i],
+		       p->lo.ecpu_us[i], p->hi.ecpu_us[i], m->ecpu_pages[i],
+		       m->ecpu_us[i] / m->ecpu_us[DIRTY_ONES]);
 	printf("},\"targets\":{\"evict\":{\"mb_s\":%.1f,\"base_mb_s\":%.1f,"
 	       "\"need_mb_s\":%.1f,\"met\":%s},\"fault_p50\":{\"us\":%.2f,"
 	       "\"base_us\":%.2f,\"need_us\":%.2f,\"met\":%s,"
@@ -650,6 +741,18 @@ static void print_table(const struct report *p)
 	printf("(x: against the bare handler process; ra pg: pages the daemon "
 	       "read ahead)\n");
 
+	printf("\n%-40s %8s %9s %9s\n", "eviction CPU (daemon, all threads)",
+	       "pages", "us/page", "x dirty 1");
+	for (i = 0; i < NR_ECPU; i++)
+		printf("%-40s %8.0f %9.2f %9.2f\n", ecpu_name[i],
+		       m->ecpu_pages[i], m->ecpu_us[i],
+		       m->ecpu_us[i] / m->ecpu_us[DIRTY_ONES]);
+	printf("(min..max us/page over the runs:");
+	for (i = 0; i < NR_ECPU; i++)
+		printf(" %s %.2f..%.2f", ecpu_key[i], p->lo.ecpu_us[i],
+		       p->hi.ecpu_us[i]);
+	printf(")\n");
+
 	printf("\nover the runs (min..max): evict budget %.1f..%.1f MB/s, "
 	       "COLD %.1f..%.1f MB/s,\n  random p50 %.2f..%.2f us, bare "
 	       "process p50 %.2f..%.2f us, bare thread p50 %.2f..%.2f us\n",
@@ -661,7 +764,7 @@ static void print_table(const struct report *p)
 
 	printf("\ntargets: eviction (budget, one evictor thread) >= %.0f%% of "
 	       "raw %s compress:\n  %.1f MB/s = %.0f%% of %.1f: %s (COLD on "
-	       "the loop thread: %.0f%%)%s\n",
+	       "a worker: %.0f%%)%s\n",
 	       EVICT_SHARE * 100, zstd ? "zstd-3" : "lz4",
 	       m->mb_s[EVICT_BUDGET], 100 * m->mb_s[EVICT_BUDGET] /
 	       p->evict_base, p->evict_base,
@@ -682,7 +785,7 @@ static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--image-mib N] [--budget-mib N] "
 		"[--reps N] [--compressor lz4|zstd] [--socket PATH] "
-		"[--json]\n", prog);
+		"[--daemon-pid PID] [--json]\n", prog);
 }
 
 int main(int argc, char **argv)
@@ -690,6 +793,7 @@ int main(int argc, char **argv)
 	static struct rep runs[MAX_REPS];
 	unsigned long mib = 64, budget_mib = 4, reps = 3;
 	const char *socket_path = NULL, *codec = "lz4", *sock;
+	pid_t daemon_pid = 0;
 	struct codec_bufs cb;
 	struct report p = { 0 };
 	struct memimage img;
@@ -713,6 +817,8 @@ int main(int argc, char **argv)
 			codec = argv[++k];
 		else if (!strcmp(argv[k], "--socket") && more)
 			socket_path = argv[++k];
+		else if (!strcmp(argv[k], "--daemon-pid") && more)
+			daemon_pid = (pid_t)strtol(argv[++k], NULL, 0);
 		else if (!strcmp(argv[k], "--json"))
 			json = true;
 		else {
@@ -774,8 +880,8 @@ int main(int argc, char **argv)
 				strerror(-ret));
 			goto out;
 		}
-		ret = daemon_rep(c, sock, &img, budget_mib << 20, k, order, us,
-				 r);
+		ret = daemon_rep(c, sock, daemon_pid, &img, budget_mib << 20,
+				 k, order, us, r);
 		if (ret) {
 			fprintf(stderr, "store_bench: run through the daemon, "
 				"%s: %s\n", failed_step, daemon_error(ret));
