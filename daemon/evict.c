@@ -462,6 +462,8 @@ out_release:
 		atomic_fetch_add(&r->slot->evictions, stored);
 		STAT_ADD(ev, evicted, stored);
 		STAT_ADD(ev, clean, clean);
+		if (clean)
+			mm_slot_retain_credit(r->slot, (int)clean);
 		STAT_ADD(ev, runs, 1);
 		return (long)stored;
 	}

@@ -16,7 +16,9 @@
  * Its first write is a WP fault (fault.c's unprotect()), which drops the
  * object; an eviction before that reuses it. Only a copy that went in
  * (not EEXIST, where the client's own write(2) refilled the hole with
- * something newer) is retained.
+ * something newer) is retained, and only while retention pays for the
+ * client (mm_slot_retains(): its pages are evicted clean more often than
+ * they are written after a retained load).
  */
 #include "config.h"
 
@@ -125,7 +127,8 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 	info = take_stored(r, idx, &res);
 	if (!info)
 		return res;
-	retain = retain && page_state(info) == PAGE_COMPRESSED;
+	retain = retain && page_state(info) == PAGE_COMPRESSED &&
+		 mm_slot_retains(r->slot);
 	if (store_get(r->store, lc->comp, info, p->data, lc->buf)) {
 		atomic_store(&p->info, info);
 		log_err("load", "pid %d: page %#lx of region %llu is corrupt "

@@ -142,6 +142,33 @@ size_t mm_slot_room(struct mm_slot *slot)
 	return res < limit ? limit - res : 0;
 }
 
+bool mm_slot_retains(struct mm_slot *slot)
+{
+	return atomic_load_explicit(&slot->retain_credit,
+				    memory_order_relaxed) >= 0 ||
+	       atomic_fetch_add_explicit(&slot->retain_probes, 1,
+					 memory_order_relaxed) %
+			       MM_SLOT_RETAIN_PROBE == 0;
+}
+
+void mm_slot_retain_credit(struct mm_slot *slot, int delta)
+{
+	int old = atomic_load_explicit(&slot->retain_credit,
+				       memory_order_relaxed), new;
+
+	do {
+		new = old + delta;
+		if (new > MM_SLOT_RETAIN_CREDIT)
+			new = MM_SLOT_RETAIN_CREDIT;
+		if (new < -MM_SLOT_RETAIN_CREDIT)
+			new = -MM_SLOT_RETAIN_CREDIT;
+	} while (new != old &&
+		 !atomic_compare_exchange_weak_explicit(&slot->retain_credit,
+							&old, new,
+							memory_order_relaxed,
+							memory_order_relaxed));
+}
+
 unsigned int registry_nr_slots(struct registry *reg)
 {
 	unsigned int n;

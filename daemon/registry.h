@@ -56,6 +56,12 @@
  *              budget with no room made yet (atomic)
  * @over_budget: pages brought in past its budget because nothing could
  *              make room (atomic)
+ * @retain_credit: what clean-page retention earned the process lately:
+ *              +1 per page evicted clean, -1 per retained page written
+ *              (its copy dropped at the cost of a write-protect fault),
+ *              within +-MM_SLOT_RETAIN_CREDIT (atomic; see
+ *              mm_slot_retains())
+ * @retain_probes: loads counted while the credit is negative (atomic)
  * @registry:   the registry it is in; set by registry_insert(), immutable
  *              after
  * @lru:        its page LRU; see lru.h
@@ -89,6 +95,8 @@ struct mm_slot {
 	atomic_uint_fast64_t direct_evictions;
 	atomic_uint_fast64_t budget_waits;
 	atomic_uint_fast64_t over_budget;
+	atomic_int retain_credit;
+	atomic_uint retain_probes;
 	struct registry *registry;
 	struct lru lru;
 	int pidfd;
@@ -153,6 +161,20 @@ uint64_t mm_slot_limit(struct mm_slot *slot);
 /* Pages that still fit under @slot's budget: 0 at or over it, SIZE_MAX
  * with no budget. Any thread; two atomic loads. */
 size_t mm_slot_room(struct mm_slot *slot);
+
+/*
+ * Clean-page retention, per client: a read-modify-write workload writes
+ * every page it loads, and each retained load then costs it a
+ * write-protect fault and saves nothing. mm_slot_retains(): whether a
+ * load for @slot keeps its copy: while the credit is not negative, and
+ * one load in MM_SLOT_RETAIN_PROBE after (so that a change of workload
+ * is seen). mm_slot_retain_credit(): @delta more (or less) credit. Any
+ * thread; a few atomic operations.
+ */
+#define MM_SLOT_RETAIN_CREDIT	64
+#define MM_SLOT_RETAIN_PROBE	32
+bool mm_slot_retains(struct mm_slot *slot);
+void mm_slot_retain_credit(struct mm_slot *slot, int delta);
 
 /* How many slots there are. */
 unsigned int registry_nr_slots(struct registry *reg);

@@ -482,6 +482,33 @@ START_TEST(test_retained_copies_given_up)
 }
 END_TEST
 
+/* Retention follows the client: kept while its credit is not negative,
+ * then one load in MM_SLOT_RETAIN_PROBE; the credit stays within its
+ * bounds, so that a change of workload turns it around in bounded time. */
+START_TEST(test_retain_credit)
+{
+	struct mm_slot *s = add(69);
+	unsigned int i, kept = 0;
+
+	ck_assert(mm_slot_retains(s));
+	mm_slot_retain_credit(s, -1);
+	for (i = 0; i < 2 * MM_SLOT_RETAIN_PROBE; i++)
+		kept += mm_slot_retains(s);
+	ck_assert_uint_eq(kept, 2);
+	mm_slot_retain_credit(s, -1000);
+	ck_assert_int_eq(atomic_load(&s->retain_credit),
+			 -MM_SLOT_RETAIN_CREDIT);
+	mm_slot_retain_credit(s, MM_SLOT_RETAIN_CREDIT);
+	ck_assert(mm_slot_retains(s));
+	mm_slot_retain_credit(s, 1000);
+	ck_assert_int_eq(atomic_load(&s->retain_credit),
+			 MM_SLOT_RETAIN_CREDIT);
+	mm_slot_retain_credit(s, -MM_SLOT_RETAIN_CREDIT - 1);
+	ck_assert_int_eq(atomic_load(&s->retain_credit), -1);
+	drop(s);
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
 	Suite *s = suite_create("registry");
@@ -504,6 +531,7 @@ static Suite *registry_suite(void)
 	tcase_add_test(tc, test_drop_keeps_table_sparse);
 	tcase_add_test(tc, test_restore_keeps_table_sparse);
 	tcase_add_test(tc, test_retained_copies_given_up);
+	tcase_add_test(tc, test_retain_credit);
 	suite_add_tcase(s, tc);
 	return s;
 }

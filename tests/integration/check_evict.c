@@ -44,8 +44,10 @@
  *             object, and evicting them again compresses nothing (the
  *             stores counter stands still, every page counted clean);
  *             written ones lose it (the write reads back, never the old
- *             copy); a pool that needs room gives up the retained objects
- *             before it writes anything back
+ *             copy); it turns off for a client that writes what it
+ *             reads, and on again once its pages are evicted clean; a
+ *             pool that needs room gives up the retained objects before
+ *             it writes anything back
  *
  * The tests assert outcomes, never timings: every wait is a bounded poll
  * whose bound is generous (CI runs this under ASan on 2 cores), and a
@@ -980,6 +982,46 @@ START_TEST(test_retain_clean_eviction)
 END_TEST
 
 /*
+ * Issue 12, retention: it follows the client's workload. Pages written
+ * after every read (read-modify-write) turn it off for the client, but
+ * for a probe load in 32 (each retained write costs a write-protect fault
+ * and saves nothing); pages read and evicted clean turn it back on.
+ */
+START_TEST(test_retain_follows_the_workload)
+{
+	const uint64_t pages = 16 * MIB / PAGE;
+	struct dh_client c;
+	uint64_t kept;
+
+	dh_up(&dmn, metrics_args);
+	pager_start(&dmn, &c);
+	pager_alloc(&c, "text", 16);
+	pager_ok(&c, "cold 0");
+	/* read, then write: every retained copy wasted */
+	pager_ok(&c, "verify 0");
+	DH_ASSERT_EQ(metric("uzswap_retained_pages"), pages);
+	pager_ok(&c, "rewrite 0");
+	metric_at_most("uzswap_retained_pages", 0);
+	pager_ok(&c, "cold 0");
+	pager_ok(&c, "verify 0");
+	kept = metric("uzswap_retained_pages");
+	DH_ASSERT(kept > 0 && kept <= pages / 16, "%" PRIu64 " of %" PRIu64
+		  " pages retained after a read-modify-write round", kept,
+		  pages);
+	pager_ok(&c, "rewrite 0");
+	metric_at_most("uzswap_retained_pages", 0);
+	/* read only: the probes are evicted clean, retention comes back */
+	pager_ok(&c, "cold 0");
+	pager_ok(&c, "verify 0");
+	pager_ok(&c, "cold 0");
+	pager_ok(&c, "verify 0");
+	DH_ASSERT_EQ(metric("uzswap_retained_pages"), pages);
+	pager_quit(&c);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/*
  * Issue 12, retention: a pool that needs room gives up retained objects
  * (they duplicate resident pages) before it writes anything back. The
  * pool limit is 2.5 times what a 16 MiB text region takes compressed
@@ -1720,6 +1762,7 @@ static Suite *evict_suite(void)
 	tcase_add_checked_fixture(tc, NULL, daemon_down);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_retain_clean_eviction);
+	tcase_add_test(tc, test_retain_follows_the_workload);
 	tcase_add_test(tc, test_retain_given_up_first);
 	suite_add_tcase(s, tc);
 
