@@ -48,7 +48,7 @@ PROTO_MESSAGES(ROUND_TRIP)
 static void round_trip_clients_reply(const uint8_t *in, size_t len)
 {
 	static struct proto_clients_reply m, m2;
-	uint8_t out[PROTO_MAX_PAYLOAD];
+	uint8_t out[PROTO_MAX_PAYLOAD], again[PROTO_MAX_PAYLOAD];
 	uint16_t version;
 	size_t n;
 
@@ -68,7 +68,14 @@ static void round_trip_clients_reply(const uint8_t *in, size_t len)
 		FUZZ_CHECK(m2.count == PROTO_CLIENTS_SENT && m2.more == 1);
 	else
 		FUZZ_CHECK(m2.count == m.count && m2.more == m.more);
-	FUZZ_CHECK(!memcmp(m2.rows, m.rows, m2.count * sizeof(m.rows[0])));
+	/* rows longer than the version's (a newer peer's, from version 2
+	 * on) carry fields the version does not: those are left out, and
+	 * the encoding is then what stays the same */
+	if (m.row_size <= proto_size_client_row(version))
+		FUZZ_CHECK(!memcmp(m2.rows, m.rows,
+				   m2.count * sizeof(m.rows[0])));
+	FUZZ_CHECK(proto_encode_clients_reply(again, &m2, version) == n &&
+		   !memcmp(again, out, n));
 }
 
 /* A reply's payload: status, then a body or a NUL-terminated message
