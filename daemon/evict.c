@@ -36,8 +36,9 @@
  * A page that kept its pool object since its load (PAGE_RETAINED, clean-
  * page retention) publishes that object in step 3 instead of a new one; a
  * run of such pages alone skips steps 1 and 2 (the load protected them):
- * one lseek(SEEK_HOLE) that proves the memfd still holds them (a client's
- * own punch must read zeros, never the older copy), then the punch.
+ * one cachestat(2) over the run proves the memfd still holds them (a
+ * client's own punch must read zeros, never the older copy), then the
+ * punch.
  * A region leaving its slot (region_detach()) is restored by the loop
  * thread; an evictor that took pages of it after that puts them back.
  * A page that faults between 4 and 5 waits (its fault is retried) until
@@ -356,12 +357,11 @@ static size_t count_retained(const uint32_t *old, size_t k)
 
 /* Whether @len bytes of @fd from @off hold data throughout: a retained
  * copy is a page's content only while the page is there (the client may
- * punch its own memory). One lseek(). */
+ * punch its own memory). An error counts as a hole: the copies are then
+ * dropped, never trusted. */
 static bool run_has_data(int fd, off_t off, size_t len)
 {
-	off_t hole = lseek(fd, off, SEEK_HOLE);
-
-	return hole >= off + (off_t)len;
+	return memfd_holds(fd, off, len) == 1;
 }
 
 static void mark_punched(struct region *r, size_t first, size_t k)
@@ -1002,8 +1002,8 @@ int evict_wb_take(void *ctx, struct store_wb *wb)
 	info = atomic_load(&p->info);
 	if ((info & PAGE_RETAINED) && p->data == wb->handle) {
 		/* a copy of a resident page: given up, not written */
-		ret = region_give_up_retained(r, wb->key.idx) ? -EALREADY
-							       : -EBUSY;
+		ret = region_give_up_retained(r, wb->key.idx, -1) ?
+			      -EALREADY : -EBUSY;
 		region_put(r);
 		return ret;
 	}
@@ -1018,7 +1018,8 @@ int evict_wb_take(void *ctx, struct store_wb *wb)
 	return 0;
 }
 
-size_t evict_give_up(void *ctx, struct store *s, const struct store_key *key)
+size_t evict_give_up(void *ctx, struct store *s, const struct store_key *key,
+		     uint32_t tag)
 {
 	struct region *r = region_index_get(ctx, key->region_id);
 	size_t freed = 0;
@@ -1027,7 +1028,7 @@ size_t evict_give_up(void *ctx, struct store *s, const struct store_key *key)
 	if (!r)
 		return 0;
 	if (key->idx < r->npages)
-		freed = region_give_up_retained(r, key->idx);
+		freed = region_give_up_retained(r, key->idx, (int)tag);
 	region_put(r);
 	return freed;
 }

@@ -143,12 +143,14 @@ enum evict_room evict_make_room(struct evictors *ev, struct mm_slot *slot,
  * region go. A page that is resident and keeps the handle as its retained
  * copy gives the copy up instead: -EALREADY, the object freed.
  * evict_give_up() - page @key gives up the copy it retained, if it still
- * keeps one: the pool bytes freed, or 0.
+ * keeps the one it was queued for (@tag: its LRU stamp then): the pool
+ * bytes freed, or 0.
  */
 int evict_wb_take(void *ctx, struct store_wb *wb);
 void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
 		     bool written);
-size_t evict_give_up(void *ctx, struct store *s, const struct store_key *key);
+size_t evict_give_up(void *ctx, struct store *s, const struct store_key *key,
+		     uint32_t tag);
 
 void evict_get_stats(struct evictors *ev, struct evict_stats *st);
 

@@ -505,7 +505,7 @@ static void unprotect(struct fault_thread *t, struct uffd_ctx *ctx,
 	if (claimed)
 		region_unclaim(r, idx, info, true);
 	if (info & PAGE_RETAINED)	/* written: retention cost a fault */
-		mm_slot_retain_credit(ctx->slot, -1);
+		mm_slot_retain_credit(ctx->slot, -MM_SLOT_RETAIN_WRITTEN);
 	if (ret == 0)
 		STAT_INC(t, wp_faults, 1);
 	else if (!range_gone(ctx, addr, ret) && !client_gone(t, ctx, ret))

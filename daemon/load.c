@@ -69,7 +69,7 @@ static void loaded(struct region *r, size_t idx, uint32_t stored_info,
 		atomic_fetch_add(&r->retained, 1);
 		atomic_store(&p->info, page_retain(stored_info, flags, stamp));
 		killpoint("load.published");
-		store_queue_retained(r->store, &key);
+		store_queue_retained(r->store, &key, stamp);
 	} else {
 		atomic_store(&p->info, page_info(PAGE_RESIDENT, flags, stamp));
 		killpoint("load.published");

@@ -415,13 +415,14 @@ void region_unclaim(struct region *r, size_t idx, uint32_t info,
 	region_drop_retained(r, data);
 }
 
-size_t region_give_up_retained(struct region *r, size_t idx)
+size_t region_give_up_retained(struct region *r, size_t idx, int stamp)
 {
 	struct page_entry *p = &r->pages[idx];
 	uint32_t info = atomic_load(&p->info);
 	uint64_t data;
 
-	if (page_state(info) != PAGE_RESIDENT || !(info & PAGE_RETAINED))
+	if (page_state(info) != PAGE_RESIDENT || !(info & PAGE_RETAINED) ||
+	    (stamp >= 0 && page_stamp(info) != stamp))
 		return 0;
 	/* read before the flag goes: then an evictor may store anew */
 	data = p->data;
@@ -442,7 +443,7 @@ void region_drop_stored(struct region *r, size_t first, size_t end)
 		uint64_t data;
 
 		if (info & PAGE_RETAINED) {
-			region_give_up_retained(r, i);
+			region_give_up_retained(r, i, -1);
 			continue;
 		}
 		/* UNPUNCHED: its evictor may still take it back */

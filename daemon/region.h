@@ -271,10 +271,11 @@ size_t region_drop_retained(struct region *r, uint64_t data);
 void region_unclaim(struct region *r, size_t idx, uint32_t info,
 		    bool changed);
 
-/* If page @idx of @r is RESIDENT and keeps its copy, it no longer does:
- * the flag goes, then the copy. Returns the pool bytes freed (0: it kept
- * none, or another thread holds it). Any thread. */
-size_t region_give_up_retained(struct region *r, size_t idx);
+/* If page @idx of @r is RESIDENT and keeps its copy (and carries LRU
+ * stamp @stamp, unless it is -1: the retention queued then), it no longer
+ * does: the flag goes, then the copy. Returns the pool bytes freed (0: it
+ * kept none, not that one, or another thread holds it). Any thread. */
+size_t region_give_up_retained(struct region *r, size_t idx, int stamp);
 
 /*
  * region_drop_stored() - forget the stored pages of @r in [@first, @end)

@@ -57,10 +57,11 @@
  * @over_budget: pages brought in past its budget because nothing could
  *              make room (atomic)
  * @retain_credit: what clean-page retention earned the process lately:
- *              +1 per page evicted clean, -1 per retained page written
- *              (its copy dropped at the cost of a write-protect fault),
- *              within +-MM_SLOT_RETAIN_CREDIT (atomic; see
- *              mm_slot_retains())
+ *              +1 per page evicted clean (a punch instead of a pread and
+ *              a compression), -MM_SLOT_RETAIN_WRITTEN per retained page
+ *              written (its copy dropped at the cost of a write-protect
+ *              fault, a round trip the client waits for), within
+ *              +-MM_SLOT_RETAIN_CREDIT (atomic; see mm_slot_retains())
  * @retain_probes: loads counted while the credit is negative (atomic)
  * @registry:   the registry it is in; set by registry_insert(), immutable
  *              after
@@ -172,6 +173,7 @@ size_t mm_slot_room(struct mm_slot *slot);
  * thread; a few atomic operations.
  */
 #define MM_SLOT_RETAIN_CREDIT	64
+#define MM_SLOT_RETAIN_WRITTEN	2
 #define MM_SLOT_RETAIN_PROBE	32
 bool mm_slot_retains(struct mm_slot *slot);
 void mm_slot_retain_credit(struct mm_slot *slot, int delta);

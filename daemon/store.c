@@ -435,15 +435,15 @@ size_t store_drop_retained(struct store *s, uint64_t data)
 	return n;
 }
 
-/* Take the oldest queued key into *@key; false if none is queued. */
-static bool pop_retained(struct store *s, struct store_key *key)
+/* Take the oldest queued entry into *@e; false if none is queued. */
+static bool pop_retained(struct store *s, struct store_retained *e)
 {
 	bool got;
 
 	pthread_mutex_lock(&s->retain_lock);
 	got = s->nr_retained > 0;
 	if (got) {
-		*key = s->retained[s->retain_head];
+		*e = s->retained[s->retain_head];
 		s->retain_head = (s->retain_head + 1) % STORE_RETAIN_RING;
 		s->nr_retained--;
 	}
@@ -451,18 +451,19 @@ static bool pop_retained(struct store *s, struct store_key *key)
 	return got;
 }
 
-/* Ask the owner to give up the copy of @key; whether it freed one. */
-static bool give_up_one(struct store *s, const struct store_key *key)
+/* Ask the owner to give up the copy @e names; whether it freed one. */
+static bool give_up_one(struct store *s, const struct store_retained *e)
 {
-	if (!s->owner.give_up(s->owner.ctx, s, key))
+	if (!s->owner.give_up(s->owner.ctx, s, &e->key, e->tag))
 		return false;
 	STAT_ADD(s, retain_given_up, 1);
 	return true;
 }
 
-void store_queue_retained(struct store *s, const struct store_key *key)
+void store_queue_retained(struct store *s, const struct store_key *key,
+			  uint32_t tag)
 {
-	struct store_key oldest;
+	struct store_retained oldest;
 	bool full;
 
 	pthread_mutex_lock(&s->retain_lock);
@@ -473,7 +474,7 @@ void store_queue_retained(struct store *s, const struct store_key *key)
 		s->nr_retained--;
 	}
 	s->retained[(s->retain_head + s->nr_retained) % STORE_RETAIN_RING] =
-		*key;
+		(struct store_retained){ *key, tag };
 	s->nr_retained++;
 	pthread_mutex_unlock(&s->retain_lock);
 	if (full)
@@ -482,11 +483,11 @@ void store_queue_retained(struct store *s, const struct store_key *key)
 
 size_t store_give_up_retained(struct store *s, uint64_t mark)
 {
-	struct store_key key;
+	struct store_retained e;
 	size_t freed = 0;
 
-	while (mark && pool_bytes(s) >= mark && pop_retained(s, &key))
-		freed += give_up_one(s, &key);
+	while (mark && pool_bytes(s) >= mark && pop_retained(s, &e))
+		freed += give_up_one(s, &e);
 	return freed;
 }
 

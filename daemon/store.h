@@ -62,6 +62,14 @@ struct store_key {
 	uint32_t idx;
 };
 
+/* A retained copy queued for giving up: page @key's, retained when its
+ * owner tagged it @tag (so that the owner tells it from a later retention
+ * of the same page, which may even keep the same object). */
+struct store_retained {
+	struct store_key key;
+	uint32_t tag;
+};
+
 /*
  * struct store_wb - one object of a write-back batch
  * @key:    the page it holds, from its owner word (may be stale)
@@ -94,10 +102,11 @@ struct store_wb {
  *          makes the entry name it, publishes WRITTEN_BACK, and only then
  *          frees the pool's copy with store_written_back(); if not, it
  *          gives the page back as it was (the object stays in the pool)
- * @give_up: the pool needs room: if page @key still keeps a retained
- *          copy (store_retain()), the owner takes the flag away, then
- *          frees the copy with store_drop_retained(); returns the pool
- *          bytes freed, 0 if the page keeps none (the key is stale)
+ * @give_up: the pool needs room: if page @key still keeps the retained
+ *          copy it was queued for with @tag (store_queue_retained()), the
+ *          owner takes the flag away, then frees the copy with
+ *          store_drop_retained(); returns the pool bytes freed, 0 if the
+ *          page keeps none, or one retained since (the entry is stale)
  * @ctx:    passed to all three
  * @take and @settle are called on the thread that reclaims (the writer,
  * or an evictor), with the store's reclaim lock held and no pool lock;
@@ -109,7 +118,7 @@ struct store_owner {
 	void (*settle)(void *ctx, struct store *s, struct store_wb *wb,
 		       bool written);
 	size_t (*give_up)(void *ctx, struct store *s,
-			  const struct store_key *key);
+			  const struct store_key *key, uint32_t tag);
 	void *ctx;
 };
 
@@ -141,9 +150,9 @@ struct store_writer;
  * @frees:      backing slots to release (a hole punch is too slow for
  *              the fault path): released by store_flush_frees()
  * @retain_lock: protects @retained, @retain_head and @nr_retained
- * @retained:   ring of STORE_RETAIN_RING keys of pages that kept their
- *              object, oldest at @retain_head (a key may be stale: the
- *              page was written or evicted since)
+ * @retained:   ring of STORE_RETAIN_RING pages that kept their object,
+ *              oldest at @retain_head (an entry may be stale: the page
+ *              was written or evicted since)
  * @st:         counters (atomic)
  */
 struct store {
@@ -162,7 +171,7 @@ struct store {
 	size_t nr_frees;
 	size_t cap_frees;
 	pthread_mutex_t retain_lock;
-	struct store_key *retained;
+	struct store_retained *retained;
 	size_t retain_head, nr_retained;
 	struct {
 		atomic_uint_fast64_t compressed, same, raw, payload_bytes,
@@ -250,14 +259,15 @@ size_t store_written_back(struct store *s, unsigned long handle,
 /*
  * Clean-page retention. store_retain(): the COMPRESSED copy (@info, @data)
  * of page @key, just loaded, is kept; store_queue_retained(), once the
- * page says so, queues it for giving up (the oldest queued is given up
- * first if the queue is full). store_restore_retained(): the kept copy is
+ * page says so, queues it for giving up, with the owner's @tag for this
+ * retention (the oldest queued is given up first if the queue is full). store_restore_retained(): the kept copy is
  * the page's stored copy again (it was evicted unchanged).
  * store_drop_retained(): free a kept copy no entry names any more.
  * Each returns the object's pool bytes. Any thread.
  */
 size_t store_retain(struct store *s, uint32_t info, uint64_t data);
-void store_queue_retained(struct store *s, const struct store_key *key);
+void store_queue_retained(struct store *s, const struct store_key *key,
+			  uint32_t tag);
 size_t store_restore_retained(struct store *s, uint32_t info, uint64_t data);
 size_t store_drop_retained(struct store *s, uint64_t data);
 

@@ -428,7 +428,7 @@ static void stored_then_retained(struct region *r, struct compressor *c,
 	store_retain(r->store, flags, data);
 	atomic_fetch_add(&r->retained, 1);
 	atomic_store(&p->info, page_retain(flags, 0, 0));
-	store_queue_retained(r->store, &key);
+	store_queue_retained(r->store, &key, 0);
 }
 
 /* A retained copy is never written back: the owner gives it up instead

@@ -43,6 +43,7 @@ static struct {
 	int refuse;		/* -errno to refuse every call with, or 0 */
 	struct store_key order[NPAGES];	/* the retained copies given up */
 	unsigned int given_up;
+	uint16_t stamp;			/* the last retention's LRU stamp */
 	uint8_t seen[2 * PAGE_SIZE];	/* both copies of a write-back */
 } own;
 
@@ -113,7 +114,7 @@ static void test_settle(void *ctx, struct store *s, struct store_wb *wb,
  * loses the flag, then the copy; any other key is stale (none at all,
  * or a page written since). */
 static size_t test_give_up(void *ctx, struct store *s,
-			   const struct store_key *key)
+			   const struct store_key *key, uint32_t tag)
 {
 	struct page_entry *p;
 	uint32_t info;
@@ -125,6 +126,7 @@ static size_t test_give_up(void *ctx, struct store *s,
 	p = &own.pages[key->region_id][key->idx];
 	info = atomic_load(&p->info);
 	if (page_state(info) != PAGE_RESIDENT || !(info & PAGE_RETAINED) ||
+	    page_stamp(info) != tag ||
 	    !page_cas(p, &info, info & ~PAGE_RETAIN_MASK))
 		return 0;
 	if (own.given_up < NPAGES)
@@ -230,17 +232,19 @@ static void drop(uint64_t rid, size_t idx)
 }
 
 /* Page (@rid, @idx), stored, is loaded back keeping its copy, as
- * load.c's loaded() does: counted, published, queued. */
+ * load.c's loaded() does: counted, published with a new LRU stamp,
+ * queued with it. */
 static void retain(uint64_t rid, size_t idx)
 {
 	struct page_entry *p = &own.pages[rid][idx];
 	struct store_key key = { rid, (uint32_t)idx };
 	uint32_t info = atomic_load(&p->info);
+	uint16_t stamp = ++own.stamp;
 
 	ck_assert_uint_eq(page_state(info), PAGE_COMPRESSED);
 	store_retain(&st, info, p->data);
-	atomic_store(&p->info, page_retain(info, 0, 0));
-	store_queue_retained(&st, &key);
+	atomic_store(&p->info, page_retain(info, 0, stamp));
+	store_queue_retained(&st, &key, stamp);
 }
 
 /* Every page dropped: the store holds none, in the pool or written back
@@ -393,15 +397,17 @@ START_TEST(test_retain_moves_counters)
 	ck_assert_uint_eq(ss.retained + ss.retained_bytes, 0);
 	ck_assert_uint_eq(ss.retain_given_up, 1);
 	ck_assert_uint_eq(ss.pool_bytes, 0);
-	ck_assert_uint_eq(atomic_load(&p->info), page_info(PAGE_RESIDENT, 0, 0));
+	ck_assert_uint_eq(atomic_load(&p->info),
+			  page_info(PAGE_RESIDENT, 0, own.stamp));
 }
 END_TEST
 
-/* Retained copies are given up oldest first; a stale key (the page was
- * written since) is skipped; a pool already under the mark gives up
- * nothing. */
+/* Retained copies are given up oldest first; a stale entry (the page was
+ * written since, or evicted and retained anew) is skipped; a pool already
+ * under the mark gives up nothing. */
 START_TEST(test_give_up_oldest_first)
 {
+	static const uint32_t order[] = { 0, 1, 2, 4, 6, 7, 8, 9, 5 };
 	struct page_entry *p = &own.pages[1][3];
 	struct store_stats ss;
 	uint32_t info;
@@ -415,6 +421,14 @@ START_TEST(test_give_up_oldest_first)
 	info = atomic_load(&p->info);
 	atomic_store(&p->info, info & ~PAGE_RETAIN_MASK);
 	store_drop_retained(&st, p->data);
+	/* page 5 is evicted unchanged (its object stored again), then
+	 * retained anew, the same object with another stamp: its first
+	 * entry is stale, its second is the one */
+	p = &own.pages[1][5];
+	info = atomic_load(&p->info);
+	store_restore_retained(&st, page_retained_copy(info), p->data);
+	atomic_store(&p->info, page_retained_copy(info));
+	retain(1, 5);
 
 	store_get_stats(&st, &ss);
 	ck_assert_uint_eq(store_give_up_retained(&st, ss.pool_bytes + 1), 0);
@@ -422,7 +436,7 @@ START_TEST(test_give_up_oldest_first)
 	ck_assert_uint_eq(store_give_up_retained(&st, 1), 9);
 	ck_assert_uint_eq(own.given_up, 9);
 	for (i = 0; i < 9; i++)
-		ck_assert_uint_eq(own.order[i].idx, i < 3 ? i : i + 1);
+		ck_assert_uint_eq(own.order[i].idx, order[i]);
 	store_get_stats(&st, &ss);
 	ck_assert_uint_eq(ss.retained, 0);
 	ck_assert_uint_eq(ss.pool_bytes, 0);
@@ -442,9 +456,9 @@ START_TEST(test_full_queue_gives_up_oldest)
 	ck_assert_int_gt(put(1, 0, false), 0);
 	retain(1, 0);
 	for (i = 1; i < STORE_RETAIN_RING; i++)
-		store_queue_retained(&st, &stale);
+		store_queue_retained(&st, &stale, 0);
 	ck_assert_uint_eq(own.given_up, 0);
-	store_queue_retained(&st, &stale);
+	store_queue_retained(&st, &stale, 0);
 	ck_assert_uint_eq(own.given_up, 1);
 	ck_assert_uint_eq(own.order[0].region_id, 1);
 	ck_assert_uint_eq(own.order[0].idx, 0);

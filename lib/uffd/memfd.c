@@ -8,6 +8,10 @@
  * the page cache and turn the evicted data into zeros; pread() of a hole
  * returns zeros without allocating anything.
  *
+ * memfd_holds() says whether a range still holds all its pages (the
+ * daemon's proof that a client did not punch a page whose stored copy it
+ * kept), with cachestat(2) bounded to the range.
+ *
  * memfd_punch() removes the pages from the page cache and zaps every
  * mapping of them, so the client's next access faults as missing and
  * reaches the daemon through the uffd (a page write-protected by the uffd
@@ -27,6 +31,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -117,4 +122,40 @@ int memfd_punch(int fd, off_t off, size_t len)
 			return -errno;
 	}
 	return 0;
+}
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451	/* the same on every architecture */
+#endif
+
+/* <linux/mman.h> of Linux 6.5 */
+struct uzswap_cachestat_range {
+	uint64_t off;
+	uint64_t len;
+};
+
+struct uzswap_cachestat {
+	uint64_t nr_cache;
+	uint64_t nr_dirty;
+	uint64_t nr_writeback;
+	uint64_t nr_evicted;
+	uint64_t nr_recently_evicted;
+};
+
+int memfd_holds(int fd, off_t off, size_t len)
+{
+	struct uzswap_cachestat_range range = { (uint64_t)off, len };
+	struct uzswap_cachestat cs;
+	off_t hole;
+
+	if (syscall(__NR_cachestat, fd, &range, &cs, 0) == 0)
+		/* a shmem page in swap is counted evicted, not cached */
+		return cs.nr_cache + cs.nr_evicted ==
+		       len / (uint64_t)sysconf(_SC_PAGESIZE);
+	if (errno != ENOSYS)
+		return -errno;
+	hole = lseek(fd, off, SEEK_HOLE);
+	if (hole < 0)
+		return -errno;
+	return hole >= off + (off_t)len;
 }
