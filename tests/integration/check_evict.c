@@ -916,6 +916,16 @@ static uint64_t metric_at_most(const char *series, uint64_t want)
 	return v;
 }
 
+/* A daemon started with @args, and a pager whose one 16 MiB text region
+ * is all stored (COLD). */
+static void stored_text(const char *const *args, struct dh_client *c)
+{
+	dh_up(&dmn, args);
+	pager_start(&dmn, c);
+	pager_alloc(c, "text", 16);
+	pager_ok(c, "cold 0");
+}
+
 /*
  * Issue 12, retention: a page read back keeps its object, so evicting it
  * again is a punch: no new store, every page counted clean, the pool as
@@ -929,10 +939,7 @@ START_TEST(test_retain_clean_eviction)
 	uint64_t clean0, stores0, wp0;
 	struct dh_client c;
 
-	dh_up(&dmn, metrics_args);
-	pager_start(&dmn, &c);
-	pager_alloc(&c, "text", 16);
-	pager_ok(&c, "cold 0");
+	stored_text(metrics_args, &c);
 	status(&s0);
 	clean0 = metric("uzswap_evicted_clean_pages_total");
 	stores0 = metric("uzswap_stores_total");
@@ -993,10 +1000,7 @@ START_TEST(test_retain_follows_the_workload)
 	struct dh_client c;
 	uint64_t kept;
 
-	dh_up(&dmn, metrics_args);
-	pager_start(&dmn, &c);
-	pager_alloc(&c, "text", 16);
-	pager_ok(&c, "cold 0");
+	stored_text(metrics_args, &c);
 	/* read, then write: every retained copy wasted */
 	pager_ok(&c, "verify 0");
 	DH_ASSERT_EQ(metric("uzswap_retained_pages"), pages);
@@ -1039,20 +1043,14 @@ START_TEST(test_retain_given_up_first)
 	struct dh_client c;
 	uint64_t one;
 
-	dh_up(&dmn, NULL);
-	pager_start(&dmn, &c);
-	pager_alloc(&c, "text", 16);
-	pager_ok(&c, "cold 0");
+	stored_text(NULL, &c);
 	status(&s);
 	one = s.pool_bytes;
 	pager_quit(&c);
 	dh_down(&dmn, NULL);
 
 	snprintf(limit, sizeof(limit), "%" PRIu64 "K", one * 5 / 2 / 1024);
-	dh_up(&dmn, args);
-	pager_start(&dmn, &c);
-	pager_alloc(&c, "text", 16);
-	pager_ok(&c, "cold 0");
+	stored_text(args, &c);
 	pager_ok(&c, "verify 0");
 	DH_ASSERT_EQ(metric("uzswap_retained_pages"), 16 * MIB / PAGE);
 	pager_alloc(&c, "text", 24);
