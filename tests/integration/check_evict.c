@@ -1425,7 +1425,9 @@ END_TEST
 /*
  * Writeback test 2: checksummed read-modify-write (4 threads, 64 MiB,
  * 4 MiB budget) with the pool limited to 4 MiB: pages go to the pool, to
- * the backing file, and back, and not one write is lost.
+ * the backing file, and back, and not one write is lost; the final check
+ * reads the region in address order, so read-ahead brings pages back
+ * from the pool and the backing file too.
  */
 START_TEST(test_wb_rmw)
 {
