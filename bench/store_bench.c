@@ -53,12 +53,16 @@
  *   mean; faults per read from uzswap_stats().
  * - eviction CPU per page (with --daemon-pid): the daemon's CPU time
  *   (every thread's, from /proc/PID/task/TID/schedstat) across a COLD of
- *   the whole region, divided by the pages it evicted, for four ways the region was brought
- *   back from the store before: every page or every other page (runs of
- *   64 pages, or of one), each by a write (dirty pages: write-protect,
- *   pread, compress, punch) or by a read (clean pages that kept their
- *   pool object, clean-page retention: a punch); ratios against dirty
- *   runs of one, the eviction of scattered pages.
+ *   the whole region, divided by the pages it evicted, and the pages per
+ *   run of the protocol (STATUS), for six ways the pages were brought
+ *   back from the store before: every page (runs of 64), one page in two
+ *   with stored pages between (a run spans them: one write-protect and
+ *   one punch for 32 pages), or one page in two of a second region whose
+ *   pages between were never touched (nothing to span: runs of one), each
+ *   by a write (dirty pages: write-protect, pread, compress, punch) or by
+ *   a read (clean pages that kept their pool object, clean-page
+ *   retention: a punch); ratios against dirty runs of one, the eviction
+ *   of scattered pages as it was before spans.
  * After each read-back the region is compared with the image: a wrong
  * page ends the benchmark with an error (that is a bug, not a number).
  *
@@ -128,20 +132,28 @@ enum lat {
 	BARE_THREAD, BARE_PROC, FAULT_RANDOM, FAULT_SEQ, NR_LAT
 };
 
-/* Eviction CPU cases: how the region came back before the COLD. */
+/* Eviction CPU cases: how the pages came back before the COLD. */
 enum ecpu {
-	DIRTY_RUNS, DIRTY_ONES, CLEAN_RUNS, CLEAN_ONES, NR_ECPU
+	DIRTY_RUNS, DIRTY_SPANS, DIRTY_ONES, CLEAN_RUNS, CLEAN_SPANS,
+	CLEAN_ONES, NR_ECPU
 };
 
-static const char *const ecpu_name[NR_ECPU] = {
-	"dirty (written back in), runs of 64",
-	"dirty, runs of 1 (every other page)",
-	"clean (read back in), runs of 64",
-	"clean, runs of 1 (every other page)",
-};
-
-static const char *const ecpu_key[NR_ECPU] = {
-	"dirty_runs", "dirty_single", "clean_runs", "clean_single",
+static const struct ecpu_case {
+	const char *name, *key;
+	bool write;	/* by a write (dirty), else by a read (clean) */
+	size_t step;	/* every page, or one in two */
+	bool sparse;	/* in the region whose pages between are NEW */
+} ecpu_case[NR_ECPU] = {
+	{ "dirty (written back in), every page", "dirty_runs", true, 1,
+	  false },
+	{ "dirty, one in two, stored between", "dirty_spans", true, 2, false },
+	{ "dirty, one in two, nothing between", "dirty_single", true, 1,
+	  true },
+	{ "clean (read back in), every page", "clean_runs", false, 1, false },
+	{ "clean, one in two, stored between", "clean_spans", false, 2,
+	  false },
+	{ "clean, one in two, nothing between", "clean_single", false, 1,
+	  true },
 };
 
 static const char *const lat_name[NR_LAT] = {
@@ -170,6 +182,7 @@ struct rep {
 	double read_ahead[NR_LAT];	/* pages read ahead (daemon rows) */
 	double ecpu_us[NR_ECPU];	/* daemon CPU per evicted page */
 	double ecpu_pages[NR_ECPU];	/* pages that COLD evicted */
+	double ecpu_runs[NR_ECPU];	/* its runs of the protocol */
 	/* the store after COLD (STATUS) */
 	double stored, same, raw, payload, pool;
 };
@@ -391,6 +404,21 @@ static int check_image(const char *region, const struct memimage *img)
 	return memcmp(region, img->pages, img->nr_pages * PAGE) ? -EIO : 0;
 }
 
+/* The sparse region: page 2i holds the image's page i, page 2i + 1 was
+ * never touched and reads zeros. */
+static int check_sparse(const char *sparse, const struct memimage *img)
+{
+	static const char zero[PAGE];
+	size_t i;
+
+	for (i = 0; i < img->nr_pages; i++)
+		if (memcmp(sparse + 2 * i * PAGE, img->pages + i * PAGE,
+			   PAGE) ||
+		    memcmp(sparse + (2 * i + 1) * PAGE, zero, PAGE))
+			return -EIO;
+	return 0;
+}
+
 /*
  * Poll until the evictor has brought the region within @budget. Each poll
  * is a request the daemon's loop thread answers and a wakeup of this
@@ -475,16 +503,17 @@ static void shuffle(size_t *v, size_t n, uint64_t seed)
 
 static volatile unsigned int sink;
 
-/* Bring every @step-th page of @region (all stored) back: by a write of
- * the byte the image has there (a write fault: the page comes back
- * without its pool object) or by a read (it keeps it). */
-static void bring_back(char *region, const struct memimage *img, size_t step,
-		       bool write)
+/* Bring every @step-th image page of @region (all stored, image page i
+ * at page i * @stride) back: by a write of the byte the image has there
+ * (a write fault: the page comes back without its pool object) or by a
+ * read (it keeps it). */
+static void bring_back(char *region, size_t stride,
+		       const struct memimage *img, size_t step, bool write)
 {
 	size_t i;
 
 	for (i = 0; i < img->nr_pages; i += step) {
-		volatile char *p = region + i * PAGE;
+		volatile char *p = region + i * stride * PAGE;
 
 		if (write)
 			*p = (char)img->pages[i * PAGE];
@@ -493,26 +522,57 @@ static void bring_back(char *region, const struct memimage *img, size_t step,
 	}
 }
 
-/* Case @e of the eviction CPU: @region, all stored, brought back as @e
- * says, then evicted by one COLD, the daemon's CPU measured across it. */
-static int evict_cpu(uzswap_t *c, pid_t pid, char *region,
-		     const struct memimage *img, enum ecpu e, struct rep *r)
+/* Case @e of the eviction CPU: @region (image page i at page i *
+ * @stride), all stored, brought back as @e says, then evicted by one
+ * COLD, the daemon's CPU and its runs of the protocol measured across
+ * it. */
+static int evict_cpu(uzswap_t *c, const char *sock, pid_t pid, char *region,
+		     size_t stride, const struct memimage *img, enum ecpu e,
+		     struct rep *r)
 {
-	size_t len = img->nr_pages * PAGE;
+	const struct ecpu_case *ec = &ecpu_case[e];
+	size_t len = img->nr_pages * stride * PAGE;
 	struct uzswap_stats s0, s1;
+	struct uzswap_status a, b;
 	double ns0, ns1;
 	int ret;
 
-	bring_back(region, img, e == DIRTY_ONES || e == CLEAN_ONES ? 2 : 1,
-		   e == DIRTY_RUNS || e == DIRTY_ONES);
+	STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
+	bring_back(region, stride, img, ec->step, ec->write);
 	STEP("uzswap_stats", uzswap_stats(c, &s0));
+	STEP("STATUS", bench_daemon_status(sock, &a));
 	STEP("daemon CPU time", bench_daemon_cpu_ns(pid, &ns0));
 	STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
 	STEP("daemon CPU time", bench_daemon_cpu_ns(pid, &ns1));
 	STEP("uzswap_stats", uzswap_stats(c, &s1));
+	STEP("STATUS", bench_daemon_status(sock, &b));
 	r->ecpu_pages[e] = (double)(s1.evictions - s0.evictions);
+	r->ecpu_runs[e] = (double)(b.eviction_runs - a.eviction_runs);
 	r->ecpu_us[e] = r->ecpu_pages[e] ?
 			(ns1 - ns0) / 1e3 / r->ecpu_pages[e] : 0;
+out:
+	return ret;
+}
+
+/* The eviction CPU cases, each from its region all stored: @region, and
+ * @sparse (twice as long, the image on its even pages). */
+static int evict_cpu_cases(uzswap_t *c, const char *sock, pid_t pid,
+			   char *region, char *sparse,
+			   const struct memimage *img, struct rep *r)
+{
+	enum ecpu e;
+	int ret = 0;
+
+	for (e = 0; e < NR_ECPU; e++) {
+		bool sp = ecpu_case[e].sparse;
+
+		ret = evict_cpu(c, sock, pid, sp ? sparse : region,
+				sp ? 2 : 1, img, e, r);
+		if (ret)
+			return ret;
+		STEP("data after the eviction CPU case",
+		     sp ? check_sparse(sparse, img) : check_image(region, img));
+	}
 out:
 	return ret;
 }
@@ -525,9 +585,8 @@ static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 {
 	size_t i, n = img->nr_pages, len = n * PAGE;
 	struct uzswap_status a, b;
-	enum ecpu e;
 	struct uzswap_stats s0, s1;
-	char *region;
+	char *region, *sparse;
 	double t0, t;
 	int ret;
 
@@ -594,12 +653,18 @@ static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 	STEP("data after the read in order", check_image(region, img));
 
 	/* eviction CPU per page, from a region all stored each time */
-	for (e = 0; pid && e < NR_ECPU; e++) {
-		STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
-		if ((ret = evict_cpu(c, pid, region, img, e, r)))
+	if (pid) {
+		failed_step = "uzswap_alloc";
+		sparse = uzswap_alloc(c, 2 * len, "store_bench sparse");
+		if (!sparse) {
+			ret = -errno;
 			goto out;
-		STEP("data after the eviction CPU case",
-		     check_image(region, img));
+		}
+		for (i = 0; i < n; i++)
+			memcpy(sparse + 2 * i * PAGE, img->pages + i * PAGE,
+			       PAGE);
+		ret = evict_cpu_cases(c, sock, pid, region, sparse, img, r);
+		uzswap_free(c, sparse);
 	}
 out:
 	uzswap_free(c, region);
@@ -673,10 +738,11 @@ static void print_json(const struct report *p)
 	printf("},\"evict_cpu_us_per_page\":{");
 	for (i = 0; i < NR_ECPU; i++)
 		printf("%s\"%s\":{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f,"
-		       "\"pages\":%.0f,\"ratio_dirty_single\":%.3f}",
-		       i ? "," : "", ecpu_key[i], m->ecpu_us[i],
+		       "\"pages\":%.0f,\"runs\":%.0f,"
+		       "\"ratio_dirty_single\":%.3f}",
+		       i ? "," : "", ecpu_case[i].key, m->ecpu_us[i],
 		       p->lo.ecpu_us[i], p->hi.ecpu_us[i], m->ecpu_pages[i],
-		       m->ecpu_us[i] / m->ecpu_us[DIRTY_ONES]);
+		       m->ecpu_runs[i], m->ecpu_us[i] / m->ecpu_us[DIRTY_ONES]);
 	printf("},\"targets\":{\"evict\":{\"mb_s\":%.1f,\"base_mb_s\":%.1f,"
 	       "\"need_mb_s\":%.1f,\"met\":%s},\"fault_p50\":{\"us\":%.2f,"
 	       "\"base_us\":%.2f,\"need_us\":%.2f,\"met\":%s,"
@@ -741,15 +807,18 @@ static void print_table(const struct report *p)
 	printf("(x: against the bare handler process; ra pg: pages the daemon "
 	       "read ahead)\n");
 
-	printf("\n%-40s %8s %9s %9s\n", "eviction CPU (daemon, all threads)",
-	       "pages", "us/page", "x dirty 1");
+	printf("\n%-40s %8s %9s %9s %9s\n",
+	       "eviction CPU (daemon, all threads)", "pages", "pages/run",
+	       "us/page", "x dirty 1");
 	for (i = 0; i < NR_ECPU; i++)
-		printf("%-40s %8.0f %9.2f %9.2f\n", ecpu_name[i],
-		       m->ecpu_pages[i], m->ecpu_us[i],
-		       m->ecpu_us[i] / m->ecpu_us[DIRTY_ONES]);
-	printf("(min..max us/page over the runs:");
+		printf("%-40s %8.0f %9.1f %9.2f %9.2f\n", ecpu_case[i].name,
+		       m->ecpu_pages[i],
+		       m->ecpu_runs[i] ? m->ecpu_pages[i] / m->ecpu_runs[i] : 0,
+		       m->ecpu_us[i], m->ecpu_us[i] / m->ecpu_us[DIRTY_ONES]);
+	printf("(x dirty 1: against dirty, one in two, nothing between; "
+	       "min..max us/page over the runs:");
 	for (i = 0; i < NR_ECPU; i++)
-		printf(" %s %.2f..%.2f", ecpu_key[i], p->lo.ecpu_us[i],
+		printf(" %s %.2f..%.2f", ecpu_case[i].key, p->lo.ecpu_us[i],
 		       p->hi.ecpu_us[i]);
 	printf(")\n");
 

@@ -14,16 +14,21 @@
  * run, and a budget change waits for the runs in flight (@budget_lock):
  * once a raise is answered, nothing more is evicted for the old budget.
  *
- * The protocol (DESIGN.md, "Eviction protocol"), on a run of contiguous
- * RESIDENT pages of one region (evict_run()):
- *   1. each page RESIDENT -> EVICTING (compare-and-swap: nobody else may
- *      take it now), then UFFDIO_WRITEPROTECT the run: writers block;
- *   2. pread() the run from the memfd (never through a mapping: a hole
- *      touched that way would turn into zeros);
- *   3. store each page (same-filled, compressed or raw) and publish its
+ * The protocol (DESIGN.md, "Eviction protocol"), on a span of one region:
+ * its victims, RESIDENT pages, and the stored pages between them, which
+ * are holes in the memfd already (evict_run()):
+ *   1. each victim RESIDENT -> EVICTING, each stored page between them ->
+ *      LOADING (compare-and-swap: nobody else may take it now; a stored
+ *      page is held so that no fault brings it back into the memfd before
+ *      the punch), then UFFDIO_WRITEPROTECT the span: writers block;
+ *   2. pread() the victims from the memfd (never through a mapping: a
+ *      hole touched that way would turn into zeros);
+ *   3. store each victim (same-filled, compressed or raw) and publish its
  *      stored state before the punch, marked PAGE_UNPUNCHED;
- *   4. memfd_punch() the run (fallocate PUNCH_HOLE | KEEP_SIZE);
- *   5. clear PAGE_UNPUNCHED and wake the run (UFFDIO_WAKE): the blocked
+ *   4. memfd_punch() the span (fallocate PUNCH_HOLE | KEEP_SIZE): one
+ *      page-table walk and TLB flush for all its victims;
+ *   5. clear PAGE_UNPUNCHED, let the stored pages between go as they
+ *      were, and wake the span (UFFDIO_WAKE): the blocked
  *      writers refault as MISSING and get the stored copy. The punched
  *      pages need no un-protect: the punch took them out of the page
  *      tables, and what is left of their protection (a uffd-wp marker)
@@ -35,10 +40,16 @@
  *      failed) are un-protected as before, then let go.
  * A page that kept its pool object since its load (PAGE_RETAINED, clean-
  * page retention) publishes that object in step 3 instead of a new one; a
- * run of such pages alone skips steps 1 and 2 (the load protected them):
- * one cachestat(2) over the run proves the memfd still holds them (a
- * client's own punch must read zeros, never the older copy), then the
- * punch.
+ * span of such pages alone skips the write-protect and the pread (the load
+ * protected them): one cachestat(2) over the span proves the memfd holds
+ * them, and nothing between them (a client's own punch must read zeros,
+ * never the older copy), then the punch.
+ * Which pages are victims: on the LRU walk, the tail page and the cold
+ * pages (those of the oldest quarter of the client's LRU records, not
+ * active) in the EVICT_RUN_PAGES after it, up to the first young one:
+ * the records of sequential fault-ins follow one another, and random
+ * faults leave cold pages scattered among stored ones; on advice or an
+ * operator's reclaim, every resident page of the range.
  * A region leaving its slot (region_detach()) is restored by the loop
  * thread; an evictor that took pages of it after that puts them back.
  * A page that faults between 4 and 5 waits (its fault is retried) until
@@ -46,8 +57,9 @@
  * message may be older than the run (read-ahead brought the page in since,
  * and this run took it again): loaded before the punch, the page would be
  * RESIDENT over a hole. If the store fills up
- * (step 3) the run is cut there; if the punch fails, every page of the
- * run goes back to RESIDENT and its stored copy is dropped.
+ * (step 3) the punch stops after the last victim stored; if the punch
+ * fails, every victim goes back to RESIDENT and its stored copy is
+ * dropped.
  *
  * Reclaim from the bottom asks the pages' owner to give up pool objects
  * (struct store_owner): evict_wb_take() finds a page by its key through
@@ -82,7 +94,12 @@
 #define EVICT_MAX_THREADS	8
 #define EVICT_QUANTUM		1024	/* pages per client per visit */
 #define EVICT_TICK_MS		100
-#define EVICT_MERGE_RECS	16	/* LRU records one run may cover */
+#define EVICT_TAIL_RECS		EVICT_RUN_PAGES	/* LRU records tidied
+						   after a run, at most */
+#define EVICT_COLD_SHARE	4	/* the oldest quarter of a client's LRU
+					   records is cold */
+#define EVICT_COLD_MAX		16384	/* cold records at most (a quarter of
+					   the stamps) */
 #define EVICT_TRIM_RECS		4096	/* stale records dropped per visit */
 #define EVICT_DIRECT_TRIES	8	/* runs per direct reclaim, at most */
 #define EVICT_DIRECT_BUSY_NS	200000	/* waiting for another evictor's
@@ -219,24 +236,103 @@ void evict_set_limits(struct evictors *ev, uint64_t default_limit,
  * The protocol
  *****************/
 
-/* Take up to @n pages from @first into EVICTING; returns how many. */
-static size_t take_run(struct region *r, size_t first, size_t n, int stamp,
-		       uint32_t *old)
+/*
+ * Which RESIDENT pages a run takes as victims: any (@stamp < 0: advice,
+ * an operator's reclaim), or the cold ones of an LRU walk: not active,
+ * and stamped by one of the @cold records from @stamp, the tail's, on
+ * (stamps are handed out in order; one that wrapped round only makes a
+ * young page look cold).
+ */
+struct victim_filter {
+	int stamp;
+	uint16_t cold;
+};
+
+/*
+ * struct span - the pages one run of the protocol covers: up to
+ * EVICT_RUN_PAGES pages of one region from @first, each either a victim
+ * (bit i of @victims: page @first + i, taken EVICTING) or, between two
+ * victims, a gap: a stored page, a hole in the memfd already, held
+ * LOADING for the run so that nothing brings it back into the memfd
+ * before the punch that covers it. Private to the evictor running it.
+ * @len:  pages, from a victim to a victim
+ * @old:  each page's info as it was taken
+ */
+struct span {
+	size_t first;
+	size_t len;
+	uint64_t victims;
+	uint32_t old[EVICT_RUN_PAGES];
+};
+
+static bool span_victim(const struct span *s, size_t i)
+{
+	return (s->victims >> i) & 1;
+}
+
+/* Whether a page seen as @info is a victim by @f. */
+static bool victim_matches(uint32_t info, const struct victim_filter *f)
+{
+	if (page_state(info) != PAGE_RESIDENT)
+		return false;
+	if (f->stamp < 0)
+		return true;
+	return !(info & PAGE_ACTIVE) &&
+	       (uint16_t)(page_stamp(info) - f->stamp) < f->cold;
+}
+
+/* Whether a page seen as @info is a hole a span may cover: stored, and
+ * punched by its evictor. */
+static bool gap_matches(uint32_t info)
+{
+	return page_is_stored(page_state(info)) && !(info & PAGE_UNPUNCHED);
+}
+
+/* Put back the gaps of @s in [@from, @to) as they were taken. */
+static void release_gaps(struct region *r, const struct span *s,
+			 size_t from, size_t to)
+{
+	size_t i;
+
+	for (i = from; i < to; i++)
+		if (!span_victim(s, i))
+			atomic_store(&r->pages[s->first + i].info, s->old[i]);
+}
+
+/*
+ * Take a span of at most @n pages from @first into @s: victims by @f, and
+ * the gaps between them. It starts at a victim (none at @first: an empty
+ * span) and ends at the last victim before the first page that is
+ * neither: a page another thread holds, a young or active one, a NEW one
+ * (a fault may be filling it without taking it), a lost one. Returns its
+ * length.
+ */
+static size_t take_span(struct region *r, size_t first, size_t n,
+			const struct victim_filter *f, struct span *s)
 {
 	size_t k;
 
+	s->first = first;
+	s->len = 0;
+	s->victims = 0;
 	for (k = 0; k < n; k++) {
 		struct page_entry *p = &r->pages[first + k];
 		uint32_t info = atomic_load(&p->info);
 
-		if (page_state(info) != PAGE_RESIDENT ||
-		    (stamp >= 0 && page_stamp(info) != stamp) ||
-		    !page_cas(p, &info,
-			      (info & ~PAGE_STATE_MASK) | PAGE_EVICTING))
+		if (victim_matches(info, f)) {
+			if (!page_cas(p, &info, (info & ~PAGE_STATE_MASK) |
+						PAGE_EVICTING))
+				break;
+			s->victims |= 1ull << k;
+			s->len = k + 1;
+		} else if (k == 0 || !gap_matches(info) ||
+			   !page_cas(p, &info, page_loading(info))) {
 			break;
-		old[k] = info;
+		}
+		s->old[k] = info;
 	}
-	return k;
+	release_gaps(r, s, s->len, k);
+	return s->len;
 }
 
 /* The copy page @idx of @r kept (taken as @old) is its stored copy
@@ -250,28 +346,32 @@ static int reuse_retained(struct region *r, size_t idx, uint32_t old,
 	return (int)store_restore_retained(r->store, *flags, *data);
 }
 
-/* Store the pages taken as @old (pread() into @buf unless all kept their
- * copy); returns how many were stored and published, *@clean of them by
- * reusing their retained copy. */
-static size_t store_run(struct region *r, size_t first, size_t k,
-			const uint32_t *old, struct compressor *c,
-			const uint8_t *buf, size_t *clean)
+/* Store the victims of @s, in order (@buf holds page i of the span at
+ * page i, read unless all kept their copy); returns the span's pages
+ * that the victims stored and published cover (the punch's length),
+ * *@stored and *@clean how many were, and of those by reusing their
+ * retained copy. */
+static size_t store_span(struct region *r, const struct span *s,
+			 struct compressor *c, const uint8_t *buf,
+			 size_t *stored, size_t *clean)
 {
 	uint64_t clock = atomic_load(&r->slot->evictions);
-	size_t i;
+	size_t i, covered = 0;
 
-	*clean = 0;
-	for (i = 0; i < k; i++) {
-		struct page_entry *p = &r->pages[first + i];
-		struct store_key key = { r->id, (uint32_t)(first + i) };
+	*stored = *clean = 0;
+	for (i = 0; i < s->len; i++) {
+		struct page_entry *p = &r->pages[s->first + i];
+		struct store_key key = { r->id, (uint32_t)(s->first + i) };
 		uint32_t flags;
 		uint64_t data;
 		int bytes;
 
-		if (old[i] & PAGE_RETAINED) {
+		if (!span_victim(s, i))
+			continue;
+		if (s->old[i] & PAGE_RETAINED) {
 			/* @data names the copy already */
-			bytes = reuse_retained(r, first + i, old[i], &flags,
-					       &data);
+			bytes = reuse_retained(r, s->first + i, s->old[i],
+					       &flags, &data);
 			(*clean)++;
 		} else {
 			bytes = store_put(r->store, c,
@@ -281,14 +381,16 @@ static size_t store_run(struct region *r, size_t first, size_t k,
 				break;
 			p->data = data;
 		}
-		p->evicted_at = (uint32_t)(clock + i);
+		p->evicted_at = (uint32_t)(clock + *stored);
 		if (bytes) {
 			atomic_fetch_add(&r->compressed_bytes, (size_t)bytes);
 			atomic_fetch_add(&r->pooled, 1);
 		}
 		atomic_store(&p->info, flags | PAGE_UNPUNCHED);
+		(*stored)++;
+		covered = i + 1;
 	}
-	return i;
+	return covered;
 }
 
 /* EVICTING, still taken, as taken when it was @old, with no copy kept. */
@@ -297,71 +399,98 @@ static uint32_t still_taken(uint32_t old)
 	return (old & ~(PAGE_STATE_MASK | PAGE_RETAIN_MASK)) | PAGE_EVICTING;
 }
 
-/* The punch failed: the stored pages are still in the memfd; they stay
- * taken, with no copy (their protection is lifted next). */
-static void unstore_run(struct region *r, size_t first, size_t k,
-			uint32_t *old)
+/* The punch failed: the victims stored in the first @covered pages of @s
+ * are still in the memfd; they stay taken, with no copy (their
+ * protection is lifted next). */
+static void unstore_span(struct region *r, struct span *s, size_t covered)
 {
 	size_t i;
 
-	for (i = 0; i < k; i++) {
-		struct page_entry *p = &r->pages[first + i];
+	for (i = 0; i < covered; i++) {
+		struct page_entry *p = &r->pages[s->first + i];
 		uint32_t info = atomic_load(&p->info);
 
-		atomic_store(&p->info, still_taken(old[i]));
+		if (!span_victim(s, i))
+			continue;
+		atomic_store(&p->info, still_taken(s->old[i]));
 		region_unpool(r, store_drop(r->store, info, p->data));
-		old[i] &= ~PAGE_RETAIN_MASK;
+		s->old[i] &= ~PAGE_RETAIN_MASK;
 	}
 }
 
-/* A hole where pages of the run taken as @old are: the client punched
- * them, and the copies they kept are no longer their content. They stay
- * taken, as pages to store anew. */
-static void forget_copies(struct region *r, size_t first, size_t k,
-			  uint32_t *old)
+/* A hole where victims of @s are: the client punched them, and the
+ * copies they kept are no longer their content. They stay taken, as
+ * pages to store anew. */
+static void forget_copies(struct region *r, struct span *s)
 {
 	size_t i;
 
-	for (i = 0; i < k; i++) {
-		struct page_entry *p = &r->pages[first + i];
+	for (i = 0; i < s->len; i++) {
+		struct page_entry *p = &r->pages[s->first + i];
 		uint64_t data = p->data;
 
-		if (!(old[i] & PAGE_RETAINED))
+		if (!span_victim(s, i) || !(s->old[i] & PAGE_RETAINED))
 			continue;
-		atomic_store(&p->info, still_taken(old[i]));
+		atomic_store(&p->info, still_taken(s->old[i]));
 		region_drop_retained(r, data);
-		old[i] &= ~PAGE_RETAIN_MASK;
+		s->old[i] &= ~PAGE_RETAIN_MASK;
 	}
 }
 
-/* Give pages [@from, @k) of the run at @first back as they were taken
- * (@old), without the copies they kept: their protection was lifted. */
-static void give_back_run(struct region *r, size_t first, size_t from,
-			  size_t k, const uint32_t *old)
+/* Give the victims of @s from page @from on back as they were taken,
+ * without the copies they kept: their protection was lifted. */
+static void give_back_victims(struct region *r, const struct span *s,
+			      size_t from)
 {
 	size_t i;
 
-	for (i = from; i < k; i++)
-		region_unclaim(r, first + i, old[i], true);
+	for (i = from; i < s->len; i++)
+		if (span_victim(s, i))
+			region_unclaim(r, s->first + i, s->old[i], true);
 }
 
-/* Pages of the run taken as @old (@k of them) that kept their copy. */
-static size_t count_retained(const uint32_t *old, size_t k)
+/* Victims of @s that kept their copy. */
+static size_t count_retained(const struct span *s)
 {
 	size_t i, n = 0;
 
-	for (i = 0; i < k; i++)
-		n += !!(old[i] & PAGE_RETAINED);
+	for (i = 0; i < s->len; i++)
+		n += span_victim(s, i) && (s->old[i] & PAGE_RETAINED);
 	return n;
 }
 
-/* Whether @len bytes of @fd from @off hold data throughout: a retained
- * copy is a page's content only while the page is there (the client may
- * punch its own memory). An error counts as a hole: the copies are then
- * dropped, never trusted. */
-static bool run_has_data(int fd, off_t off, size_t len)
+/* Whether the memfd holds the victims of @s and nothing else of its
+ * pages: a retained copy is a page's content only while the page is
+ * there (the client may punch its own memory), and a gap is a hole. An
+ * error counts as no: the copies are then dropped, never trusted. */
+static bool span_has_data(const struct region *r, const struct span *s)
 {
-	return memfd_holds(fd, off, len) == 1;
+	long held = memfd_held(r->memfd, (off_t)(s->first << PAGE_SHIFT),
+			       s->len << PAGE_SHIFT);
+
+	return held == __builtin_popcountll(s->victims);
+}
+
+/* Read the victims of @s from the memfd into @buf (page i of the span at
+ * page i), one pread() per run of adjacent victims. 0 or -EIO. */
+static int read_victims(const struct region *r, const struct span *s,
+			uint8_t *buf)
+{
+	uint64_t left = s->victims;
+
+	while (left) {
+		size_t i = (size_t)__builtin_ctzll(left);
+		uint64_t rest = ~(left >> i);
+		size_t n = rest ? (size_t)__builtin_ctzll(rest) : 64 - i;
+		size_t len = n << PAGE_SHIFT;
+
+		if (pread(r->memfd, buf + (i << PAGE_SHIFT), len,
+			  (off_t)((s->first + i) << PAGE_SHIFT)) !=
+		    (ssize_t)len)
+			return -EIO;
+		left &= n + i < 64 ? ~0ull << (n + i) : 0;
+	}
+	return 0;
 }
 
 static void mark_punched(struct region *r, size_t first, size_t k)
@@ -390,72 +519,76 @@ static void release_run(int fd, unsigned long addr, size_t stored, size_t k)
 }
 
 /*
- * evict_run() - the eviction protocol (DESIGN.md) on pages [@first,
- * @first + @n) of @r, @n <= EVICT_RUN_PAGES, taking only pages that are
- * RESIDENT (and, when @stamp >= 0, carry that LRU stamp) from @first on:
- * write-protect, pread, store, publish, punch, un-protect. Pages that
- * kept their copy (PAGE_RETAINED) publish it instead of a new one; a run
- * of such pages alone is already protected and needs neither the
+ * evict_run() - the eviction protocol (DESIGN.md) on a span of @r from
+ * @first, at most @n <= EVICT_RUN_PAGES pages: its victims (@f) taken
+ * EVICTING and the stored pages between them held, write-protect, pread,
+ * store, publish, one punch over the span, un-protect. Pages that kept
+ * their copy (PAGE_RETAINED) publish it instead of a new one; a span of
+ * such pages alone is already protected and needs neither the
  * write-protect nor the pread: it is a punch.
- * @c: the caller's compressor; @buf: EVICT_RUN_PAGES pages of buffer
+ * @c: the caller's compressor; @buf: EVICT_RUN_PAGES pages of buffer;
+ * *@covered: set to the pages of @r the run went over (0: @first was not
+ * a victim).
  * Return: pages evicted (0 if @first was not evictable), or -ENOMEM if the
  * store took nothing, or -errno from the kernel (the pages are then
  * RESIDENT again, untouched).
  */
 static long evict_run(struct evictors *ev, struct region *r, size_t first,
-		      size_t n, int stamp, struct compressor *c,
-		      uint8_t *buf)
+		      size_t n, const struct victim_filter *f,
+		      struct compressor *c, uint8_t *buf, size_t *covered)
 {
-	uint32_t old[EVICT_RUN_PAGES];
 	unsigned long addr = r->start + (first << PAGE_SHIFT);
 	off_t off = (off_t)(first << PAGE_SHIFT);
-	size_t k, stored = 0, len, clean;
+	size_t len, clean, nvictims, stored = 0, punched = 0;
 	int fd = r->ctx->fd;
+	struct span s;
 	long ret = 0;
 
 	if (n > EVICT_RUN_PAGES)
 		n = EVICT_RUN_PAGES;
-	k = take_run(r, first, n, stamp, old);
-	if (k == 0)
+	*covered = take_span(r, first, n, f, &s);
+	if (!s.len)
 		return 0;
 	if (atomic_load(&r->detached))
 		goto out_revert;	/* leaving its slot: being restored */
-	len = k << PAGE_SHIFT;
-	clean = count_retained(old, k);
-	if (clean && !run_has_data(r->memfd, off, len)) {
-		forget_copies(r, first, k, old);
+	len = s.len << PAGE_SHIFT;
+	nvictims = (size_t)__builtin_popcountll(s.victims);
+	clean = count_retained(&s);
+	if (clean && !span_has_data(r, &s)) {
+		forget_copies(r, &s);
 		clean = 0;
 	}
-	if (clean < k) {
+	if (clean < nvictims) {
 		ret = uffd_writeprotect(fd, addr, len, true, false);
 		if (ret)
 			goto out_revert;
 		killpoint("evict.protected");
-		if (pread(r->memfd, buf, len, off) != (ssize_t)len) {
-			ret = -EIO;
+		ret = read_victims(r, &s, buf);
+		if (ret)
 			goto out_release;
-		}
 	}
-	stored = store_run(r, first, k, old, c, buf, &clean);
-	if (stored < k)
+	punched = store_span(r, &s, c, buf, &stored, &clean);
+	if (stored < nvictims)
 		STAT_ADD(ev, store_full, 1);
 	killpoint("evict.published");
-	if (stored)
-		ret = memfd_punch(r->memfd, off, stored << PAGE_SHIFT);
+	if (punched)
+		ret = memfd_punch(r->memfd, off, punched << PAGE_SHIFT);
 	killpoint("evict.punched");
 	if (ret < 0) {
 		log_err("evict", "pid %d: punch of region %llu: %s",
 			(int)r->slot->pid, (unsigned long long)r->id,
 			strerror((int)-ret));
-		unstore_run(r, first, stored, old);
-		stored = 0;
+		unstore_span(r, &s, punched);
+		stored = punched = 0;
 	}
-	mark_punched(r, first, stored);
+	mark_punched(r, first, punched);
 out_release:
+	/* the punch is over: the pages between go before the wake */
+	release_gaps(r, &s, 0, s.len);
 	/* un-protected before they are let go: taken by another evictor
 	 * first, a page would lose that evictor's protection */
-	release_run(fd, addr, stored, k);
-	give_back_run(r, first, stored, k, old);
+	release_run(fd, addr, punched, s.len);
+	give_back_victims(r, &s, punched);
 	if (stored) {
 		atomic_fetch_add(&r->stored, stored);
 		region_account(r, -(long)stored);
@@ -470,18 +603,20 @@ out_release:
 	return ret ? ret : -ENOMEM;
 
 out_revert:
-	give_back_run(r, first, 0, k, old);
+	release_gaps(r, &s, 0, s.len);
+	give_back_victims(r, &s, 0);
 	if (ret)
 		log_debug("evict", "pid %d: region %llu pages %zu+%zu: %s",
 			  (int)r->slot->pid, (unsigned long long)r->id, first,
-			  k, strerror((int)-ret));
+			  s.len, strerror((int)-ret));
 	return ret;
 }
 
 long evict_range(struct evictors *ev, struct region *r, size_t first,
 		 size_t end, size_t max, struct compressor *c, uint8_t *buf)
 {
-	size_t i, n, done = 0, span = 0;
+	static const struct victim_filter any = { -1, 0 };
+	size_t i, n, done = 0, span = 0, covered;
 	long got;
 
 	/* runs never reach into parts of the table nothing was written to */
@@ -490,17 +625,13 @@ long evict_range(struct evictors *ev, struct region *r, size_t first,
 		n = span - i < EVICT_RUN_PAGES ? span - i : EVICT_RUN_PAGES;
 		if (n > max - done)
 			n = max - done;
-		got = evict_run(ev, r, i, n, -1, c, buf);
+		got = evict_run(ev, r, i, n, &any, c, buf, &covered);
 		if (got == -ENOMEM)
 			return done ? (long)done : -ENOMEM;
 		if (got < 0)
 			break;	/* the client is going: leave the region */
-		if (got > 0) {
-			done += (size_t)got;
-			n = (size_t)got;
-		} else {
-			n = 1;	/* not resident: the next page */
-		}
+		done += (size_t)got;
+		n = covered ? covered : 1;	/* none: the next page */
 	}
 	return (long)done;
 }
@@ -535,46 +666,63 @@ static void second_chance(struct evictors *ev, struct mm_slot *slot,
 		STAT_ADD(ev, second_chances, 1);
 }
 
-/* Pages of @rec, from its first, that can be evicted together. */
-static size_t rec_run(struct region *r, const struct lru_rec *rec)
+/* How many records from the tail of @slot's LRU are cold (victims of a
+ * run that starts at the tail): the oldest 1/EVICT_COLD_SHARE, at least
+ * the tail's own. */
+static uint16_t cold_records(struct mm_slot *slot)
 {
-	size_t n = 0;
+	size_t n = lru_records(&slot->lru) / EVICT_COLD_SHARE;
 
-	while (n < rec->npages && rec->first + n < r->npages &&
-	       page_matches(r, rec->first + n, rec->stamp))
-		n++;
-	return n;
+	if (n < 1)
+		return 1;
+	return n > EVICT_COLD_MAX ? EVICT_COLD_MAX : (uint16_t)n;
 }
 
-/*
- * Extend the run of the tail record @recs[0] (@n pages, all of it) with
- * the records after it that continue it in the same region, up to
- * EVICT_RUN_PAGES: sequential fault-ins and read-ahead leave many small
- * records of adjacent pages, and the protocol is cheaper per page in long
- * runs. Returns how many records the run covers; *@n grows accordingly.
- */
-static size_t merge_records(struct region *r, const struct lru_rec *recs,
-			    size_t nrecs, size_t *n)
+/* Pages from the front of @rec that no longer carry it: evicted, or
+ * faulted in again since under a newer record (a page another evictor
+ * holds still does: its run may give it back). */
+static size_t rec_gone(struct region *r, const struct lru_rec *rec)
 {
-	size_t i, k;
+	size_t n;
 
-	for (i = 1; i < nrecs; i++) {
-		const struct lru_rec *next = &recs[i];
+	for (n = 0; n < rec->npages && rec->first + n < r->npages; n++) {
+		uint32_t info = atomic_load(&r->pages[rec->first + n].info);
+		unsigned int state = page_state(info);
 
-		if (next->region_id != r->id ||
-		    next->first != recs[0].first + *n ||
-		    *n + next->npages > EVICT_RUN_PAGES)
+		if ((state == PAGE_RESIDENT || state == PAGE_EVICTING) &&
+		    page_stamp(info) == rec->stamp)
 			break;
-		k = rec_run(r, next);
-		if (k != next->npages)
-			break;
-		*n += k;
 	}
-	return i;
+	return rec->first + n < r->npages ? n : rec->npages;
+}
+
+/* Consume from the tail of @slot's LRU what no longer carries its record,
+ * in @r's records, up to the first page that does (a run just took them).
+ */
+static void consume_gone(struct mm_slot *slot, struct region *r)
+{
+	struct lru_rec recs[EVICT_TAIL_RECS];
+	size_t nrecs = lru_peek(&slot->lru, recs, EVICT_TAIL_RECS);
+	size_t i, n;
+
+	for (i = 0; i < nrecs && recs[i].region_id == r->id; i++) {
+		n = rec_gone(r, &recs[i]);
+		if (n)
+			lru_consume(&slot->lru, &recs[i], (uint16_t)n);
+		if (n < recs[i].npages)
+			break;
+	}
 }
 
 /*
- * Evict the run at the tail of @slot's LRU.
+ * Evict the run that starts at the tail of @slot's LRU: the tail page and,
+ * in the EVICT_RUN_PAGES after it (in its page of the region's table),
+ * the cold pages (cold_records()) up to the first young one, across the
+ * stored pages between them. Sequential fault-ins leave many records of
+ * adjacent pages, random ones leave cold pages scattered among stored
+ * ones: either way one write-protect and one punch cover them. What the run took is consumed from the tail; a cold
+ * page evicted with it leaves a stale record, dropped when it comes to
+ * the tail.
  * Return: pages evicted; 0 if the tail only needed tidying (stale pages,
  * an active page, a region gone); -ENODATA when the LRU is empty;
  * -ENOMEM when the store is full; -EBUSY when another evictor is on it.
@@ -582,16 +730,15 @@ static size_t merge_records(struct region *r, const struct lru_rec *recs,
 static long evict_tail(struct evictors *ev, struct mm_slot *slot,
 		       struct compressor *c, uint8_t *buf)
 {
-	struct lru_rec recs[EVICT_MERGE_RECS], rec;
-	size_t nrecs, covered = 1, i, n;
+	struct victim_filter f;
+	struct lru_rec rec;
 	struct region *r;
+	size_t covered;
 	uint32_t info;
 	long got;
 
-	nrecs = lru_peek(&slot->lru, recs, EVICT_MERGE_RECS);
-	if (!nrecs)
+	if (!lru_peek(&slot->lru, &rec, 1))
 		return -ENODATA;
-	rec = recs[0];
 	r = mm_slot_find_region_id(slot, rec.region_id);
 	if (!r || rec.first >= r->npages) {
 		lru_consume(&slot->lru, &rec, rec.npages);
@@ -614,19 +761,14 @@ static long evict_tail(struct evictors *ev, struct mm_slot *slot,
 		got = 0;
 		goto out_put;
 	}
-	n = rec_run(r, &rec);
-	if (n == rec.npages)
-		covered = merge_records(r, recs, nrecs, &n);
-	got = evict_run(ev, r, rec.first, n, covered > 1 ? -1 : rec.stamp, c,
-			buf);
-	if (covered > 1 && got == (long)n) {
-		for (i = 0; i < covered; i++)
-			lru_consume(&slot->lru, &recs[i], recs[i].npages);
-	} else if (got > 0) {
-		lru_consume(&slot->lru, &rec, (uint16_t)got);
-	} else if (got != -ENOMEM) {
-		lru_consume(&slot->lru, &rec, (uint16_t)n);
-	}
+	f = (struct victim_filter){ rec.stamp, cold_records(slot) };
+	got = evict_run(ev, r, rec.first,
+			region_entries_near(r, rec.first, EVICT_RUN_PAGES), &f,
+			c, buf, &covered);
+	if (got < 0 && got != -ENOMEM)
+		lru_consume(&slot->lru, &rec, rec.npages); /* client going */
+	else
+		consume_gone(slot, r);
 out_put:
 	if (r)
 		region_put(r);

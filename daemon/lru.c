@@ -83,6 +83,16 @@ size_t lru_peek(struct lru *l, struct lru_rec *recs, size_t max)
 	return n;
 }
 
+size_t lru_records(struct lru *l)
+{
+	size_t n;
+
+	pthread_mutex_lock(&l->lock);
+	n = l->head - l->tail;
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
 void lru_consume(struct lru *l, const struct lru_rec *rec, uint16_t npages)
 {
 	struct lru_rec *t;

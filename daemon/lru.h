@@ -70,6 +70,9 @@ int lru_add(struct lru *l, uint64_t region_id, uint32_t first,
  * many. */
 size_t lru_peek(struct lru *l, struct lru_rec *recs, size_t max);
 
+/* How many records the ring holds (stale ones included). */
+size_t lru_records(struct lru *l);
+
 /* Drop @npages pages from the front of the tail record (the whole record
  * when it has no more), if the tail is still @rec's record. */
 void lru_consume(struct lru *l, const struct lru_rec *rec, uint16_t npages);

@@ -246,6 +246,23 @@ static inline size_t region_next_entry(struct region *r, size_t i,
 	return i < *span ? i : region_seek_entry(r, i, end, span);
 }
 
+/*
+ * region_entries_near() - how many entries from @i, at most @n, a walker
+ * that may read entry @i may read too without region_seek_entry(): those
+ * of @i's page of the table (a page of a file-backed table is there or
+ * not as a whole). Cost: nothing.
+ */
+static inline size_t region_entries_near(const struct region *r, size_t i,
+					 size_t n)
+{
+	const size_t per_page = PAGE_SIZE / sizeof(struct page_entry);
+	size_t end = (i / per_page + 1) * per_page;
+
+	if (end > r->npages)
+		end = r->npages;
+	return end - i < n ? end - i : n;
+}
+
 void region_get(struct region *r);
 /* Drop a reference; the last one drops the pages still stored (the client
  * is gone or unregistered them after restoring; not in a handover:

@@ -869,12 +869,13 @@ START_TEST(test_memfd)
 	ck_assert_int_eq(lseek(fd, PAGE_SIZE, SEEK_DATA), 2 * PAGE_SIZE);
 	/* what holds data, bounded to the range asked (the page after a
 	 * range says nothing of it) */
-	ck_assert_int_eq(memfd_holds(fd, 0, PAGE_SIZE), 1);
-	ck_assert_int_eq(memfd_holds(fd, 2 * PAGE_SIZE, PAGE_SIZE), 1);
-	ck_assert_int_eq(memfd_holds(fd, PAGE_SIZE, PAGE_SIZE), 0);
-	ck_assert_int_eq(memfd_holds(fd, 0, 2 * PAGE_SIZE), 0);
-	ck_assert_int_eq(memfd_holds(fd, 0, 3 * PAGE_SIZE), 0);
-	ck_assert_int_eq(memfd_holds(-1, 0, PAGE_SIZE), -EBADF);
+	ck_assert_int_eq(memfd_held(fd, 0, PAGE_SIZE), 1);
+	ck_assert_int_eq(memfd_held(fd, 2 * PAGE_SIZE, PAGE_SIZE), 1);
+	ck_assert_int_eq(memfd_held(fd, PAGE_SIZE, PAGE_SIZE), 0);
+	ck_assert_int_eq(memfd_held(fd, 0, 2 * PAGE_SIZE), 1);
+	ck_assert_int_eq(memfd_held(fd, 0, 3 * PAGE_SIZE), 2);
+	ck_assert_int_eq(memfd_held(fd, PAGE_SIZE, 2 * PAGE_SIZE), 1);
+	ck_assert_int_eq(memfd_held(-1, 0, PAGE_SIZE), -EBADF);
 	ck_assert_int_eq(fstat(fd, &st), 0);
 	ck_assert_int_eq(st.st_size, 3 * PAGE_SIZE);
 	ck_assert_int_eq(memfd_punch(fd, -1, PAGE_SIZE), -EINVAL);

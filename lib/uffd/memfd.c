@@ -8,9 +8,9 @@
  * the page cache and turn the evicted data into zeros; pread() of a hole
  * returns zeros without allocating anything.
  *
- * memfd_holds() says whether a range still holds all its pages (the
- * daemon's proof that a client did not punch a page whose stored copy it
- * kept), with cachestat(2) bounded to the range.
+ * memfd_held() counts the pages of a range that hold data (the daemon's
+ * proof that a client did not punch a page whose stored copy it kept),
+ * with cachestat(2) bounded to the range.
  *
  * memfd_punch() removes the pages from the page cache and zaps every
  * mapping of them, so the client's next access faults as missing and
@@ -142,20 +142,30 @@ struct uzswap_cachestat {
 	uint64_t nr_recently_evicted;
 };
 
-int memfd_holds(int fd, off_t off, size_t len)
+long memfd_held(int fd, off_t off, size_t len)
 {
 	struct uzswap_cachestat_range range = { (uint64_t)off, len };
 	struct uzswap_cachestat cs;
-	off_t hole;
+	off_t end = off + (off_t)len, data, hole;
+	long held = 0;
 
 	if (syscall(__NR_cachestat, fd, &range, &cs, 0) == 0)
 		/* a shmem page in swap is counted evicted, not cached */
-		return cs.nr_cache + cs.nr_evicted ==
-		       len / (uint64_t)sysconf(_SC_PAGESIZE);
+		return (long)(cs.nr_cache + cs.nr_evicted);
 	if (errno != ENOSYS)
 		return -errno;
-	hole = lseek(fd, off, SEEK_HOLE);
-	if (hole < 0)
-		return -errno;
-	return hole >= off + (off_t)len;
+	for (; off < end; off = hole) {
+		data = lseek(fd, off, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? held : -errno;
+		if (data >= end)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if (hole > end)
+			hole = end;
+		held += (long)((hole - data) / sysconf(_SC_PAGESIZE));
+	}
+	return held;
 }

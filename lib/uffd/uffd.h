@@ -296,13 +296,12 @@ int memfd_region_check(int fd, size_t len);
 int memfd_punch(int fd, off_t off, size_t len);
 
 /*
- * memfd_holds() - whether every page of [@off, @off + @len) of the memfd
- * holds data (in memory or in swap): none was punched. One cachestat(2)
- * over the range (Linux 6.5); before it, lseek(SEEK_HOLE), which walks
- * up to the first hole after @off however far it is.
- * Return: 1, 0, or -errno.
+ * memfd_held() - how many pages of [@off, @off + @len) of the memfd hold
+ * data (in memory or in swap). One cachestat(2) over the range (Linux
+ * 6.5); before it, an lseek(SEEK_DATA/SEEK_HOLE) pair per extent of data.
+ * Return: pages, or -errno.
  */
-int memfd_holds(int fd, off_t off, size_t len);
+long memfd_held(int fd, off_t off, size_t len);
 
 /*****************
  * fd passing over unix stream sockets (fdpass.c)

@@ -48,6 +48,11 @@
  *             reads, and on again once its pages are evicted clean; a
  *             pool that needs room gives up the retained objects before
  *             it writes anything back
+ *   span      batched eviction: resident pages one in two, the others
+ *             stored, go in runs that span the stored ones (one per 64
+ *             pages), by COLD advice (written pages and retained ones)
+ *             and by the LRU walk under a lowered budget; every page
+ *             reads back
  *
  * The tests assert outcomes, never timings: every wait is a bounded poll
  * whose bound is generous (CI runs this under ASan on 2 cores), and a
@@ -1069,6 +1074,120 @@ START_TEST(test_retain_given_up_first)
 END_TEST
 
 /*****************
+ * spans (issue 12, batched eviction)
+ *****************/
+
+#define SPAN_PAGES	64	/* EVICT_RUN_PAGES: pages one run covers */
+
+/* The pager's region 0: COLD advice on every other page, one by one (odd
+ * pages when @from is 1). */
+static void cold_every_other(struct dh_client *c, uint64_t pages,
+			     uint64_t from, const char *what)
+{
+	uint64_t i;
+
+	for (i = from; i < pages; i += 2)
+		pager_ok(c, "%s 0 %" PRIu64 " 1", what, i);
+}
+
+/* COLD advice over region 0, whose odd pages are stored and even ones
+ * resident: they go in spans over the stored ones, one run per
+ * SPAN_PAGES of the region, not one per page; @clean of them kept their
+ * copy. */
+static void cold_spans(struct dh_client *c, uint64_t pages, uint64_t clean)
+{
+	uint64_t runs0 = metric("uzswap_eviction_runs_total");
+	uint64_t evicted0 = metric("uzswap_evicted_pages_total");
+	uint64_t clean0 = metric("uzswap_evicted_clean_pages_total");
+	uint64_t runs;
+
+	pager_ok(c, "cold 0");
+	runs = metric("uzswap_eviction_runs_total") - runs0;
+	DH_ASSERT_EQ(metric("uzswap_evicted_pages_total") - evicted0,
+		     pages / 2);
+	DH_ASSERT_EQ(metric("uzswap_evicted_clean_pages_total") - clean0,
+		     clean);
+	printf("spans: %" PRIu64 " pages in %" PRIu64 " runs\n", pages / 2,
+	       runs);
+	DH_ASSERT(runs <= pages / SPAN_PAGES, "%" PRIu64 " runs for %" PRIu64
+		  " pages one in two", runs, pages / 2);
+}
+
+/*
+ * Issue 12, batched eviction: resident pages one in two, the others
+ * stored, are evicted by COLD advice in spans over the stored ones (one
+ * write-protect, one punch per span), written pages and pages that kept
+ * their copy alike, and every page reads back as written.
+ */
+START_TEST(test_span_advice)
+{
+	const uint64_t pages = 4 * MIB / PAGE;
+	struct dh_client c;
+
+	dh_up(&dmn, metrics_args);
+	pager_start(&dmn, &c);
+	/* written: all resident; the odd ones stored, one run each */
+	pager_alloc(&c, "text", 4);
+	cold_every_other(&c, pages, 1, "cold");
+	cold_spans(&c, pages, 0);
+	pager_ok(&c, "verify 0");
+	/* read back, keeping their copies: the odd ones stored again (a
+	 * punch each), then the even ones */
+	cold_every_other(&c, pages, 1, "cold");
+	cold_spans(&c, pages, pages / 2);
+	pager_ok(&c, "verify 0");
+	pager_ok(&c, "rewrite 0");
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/*
+ * Issue 12, batched eviction on the LRU walk: pages brought back one in
+ * two, in address order, are each a record at the LRU's tail; a budget
+ * lowered under them is met by runs that take the tail page and the cold
+ * pages after it over the stored pages between them. Of the 512 pages
+ * brought back, the evictor takes about 384 (down to its low mark, 128
+ * pages under the 1 MiB budget); the cold records are the oldest quarter
+ * of the LRU, at least 32 of them while it does, so a run takes at least
+ * 16 pages (the pages of a window of 64 are one in two).
+ */
+START_TEST(test_span_lru)
+{
+	const uint64_t pages = 4 * MIB / PAGE;
+	uint64_t runs0, evicted0, runs, evicted;
+	struct proto_status_reply s;
+	struct dh_client c;
+	struct pstats ps;
+
+	dh_up(&dmn, metrics_args);
+	pager_start(&dmn, &c);
+	pager_alloc(&c, "text", 4);
+	pager_ok(&c, "cold 0");
+	cold_every_other(&c, pages, 0, "willneed");
+	runs0 = metric("uzswap_eviction_runs_total");
+	evicted0 = metric("uzswap_evicted_pages_total");
+	pager_ok(&c, "limit 1");
+	pager_wait_resident(&c, 1 * MIB, &ps);
+	runs = metric("uzswap_eviction_runs_total") - runs0;
+	evicted = metric("uzswap_evicted_pages_total") - evicted0;
+	status(&s);
+	print_status("budget lowered under pages one in two", &s);
+	printf("spans: %" PRIu64 " pages in %" PRIu64 " runs\n", evicted,
+	       runs);
+	DH_ASSERT(evicted >= pages / 2 - MIB / PAGE, "evicted %" PRIu64,
+		  evicted);
+	DH_ASSERT(evicted >= 16 * runs, "%" PRIu64 " pages in %" PRIu64
+		  " runs", evicted, runs);
+	pager_ok(&c, "limit 0");
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/*****************
  * safety
  *****************/
 
@@ -1764,6 +1883,13 @@ static Suite *evict_suite(void)
 	tcase_add_test(tc, test_retain_clean_eviction);
 	tcase_add_test(tc, test_retain_follows_the_workload);
 	tcase_add_test(tc, test_retain_given_up_first);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("span");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_span_advice);
+	tcase_add_test(tc, test_span_lru);
 	suite_add_tcase(s, tc);
 
 	/* a part of its own (check_evict_enospc): it needs a mount */
