@@ -463,13 +463,9 @@ static bool give_up_one(struct store *s, const struct store_retained *e)
 void store_queue_retained(struct store *s, const struct store_key *key,
 			  uint32_t tag)
 {
-	struct store_retained oldest;
-	bool full;
-
 	pthread_mutex_lock(&s->retain_lock);
-	full = s->nr_retained == STORE_RETAIN_RING;
-	if (full) {
-		oldest = s->retained[s->retain_head];
+	if (s->nr_retained == STORE_RETAIN_RING) {
+		/* forgotten, not given up: see STORE_RETAIN_RING */
 		s->retain_head = (s->retain_head + 1) % STORE_RETAIN_RING;
 		s->nr_retained--;
 	}
@@ -477,8 +473,6 @@ void store_queue_retained(struct store *s, const struct store_key *key,
 		(struct store_retained){ *key, tag };
 	s->nr_retained++;
 	pthread_mutex_unlock(&s->retain_lock);
-	if (full)
-		give_up_one(s, &oldest);
 }
 
 size_t store_give_up_retained(struct store *s, uint64_t mark)

@@ -47,9 +47,14 @@
 #define STORE_WB_HIGH_PCT 85		/* the writer starts at this % */
 #define STORE_WB_LOW_PCT 75		/* and stops below this % */
 #define STORE_WB_PAGES 32		/* pool pages per batch, at most */
-#define STORE_RETAIN_RING (1u << 16)	/* retained objects queued for
-					   giving up, at most: past it the
-					   oldest is given up at once */
+/* Retained objects queued for giving up, at most: past it the oldest
+ * entry is forgotten, not given up. A tag is the retention's 16-bit LRU
+ * stamp, so an entry as old as the ring may name a retention made since
+ * with the same stamp (a sequential reader of 65,536 pages made every
+ * one): given up at once it would undo retention itself. A copy whose
+ * entry was forgotten stays reachable: write-back gives it up when it
+ * meets it, and a write, an eviction or the region's end drops it. */
+#define STORE_RETAIN_RING (1u << 16)
 
 struct store;
 
@@ -260,7 +265,8 @@ size_t store_written_back(struct store *s, unsigned long handle,
  * Clean-page retention. store_retain(): the COMPRESSED copy (@info, @data)
  * of page @key, just loaded, is kept; store_queue_retained(), once the
  * page says so, queues it for giving up, with the owner's @tag for this
- * retention (the oldest queued is given up first if the queue is full). store_restore_retained(): the kept copy is
+ * retention (a full queue forgets its oldest entry).
+ * store_restore_retained(): the kept copy is
  * the page's stored copy again (it was evicted unchanged).
  * store_drop_retained(): free a kept copy no entry names any more.
  * Each returns the object's pool bytes. Any thread.
