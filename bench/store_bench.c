@@ -89,6 +89,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -404,19 +405,41 @@ static int check_image(const char *region, const struct memimage *img)
 	return memcmp(region, img->pages, img->nr_pages * PAGE) ? -EIO : 0;
 }
 
-/* The sparse region: page 2i holds the image's page i, page 2i + 1 was
- * never touched and reads zeros. */
+/* The sparse region: page 2i holds the image's page i. (Page 2i + 1 is
+ * not read: a fault on it would fill it, and its neighbours, with
+ * zeros.) */
 static int check_sparse(const char *sparse, const struct memimage *img)
 {
-	static const char zero[PAGE];
 	size_t i;
 
 	for (i = 0; i < img->nr_pages; i++)
-		if (memcmp(sparse + 2 * i * PAGE, img->pages + i * PAGE,
-			   PAGE) ||
-		    memcmp(sparse + (2 * i + 1) * PAGE, zero, PAGE))
+		if (memcmp(sparse + 2 * i * PAGE, img->pages + i * PAGE, PAGE))
 			return -EIO;
 	return 0;
+}
+
+/* The sparse region: twice @img's pages, page 2i the image's page i,
+ * page 2i + 1 never touched, adopted so that the odd pages are holes the
+ * daemon knows as NEW (its zero-fill of a fault's block would make them
+ * resident zero pages): nothing an eviction may span. NULL with errno. */
+static char *sparse_region(uzswap_t *c, const struct memimage *img)
+{
+	size_t i, len = 2 * img->nr_pages * PAGE;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	for (i = 0; i < img->nr_pages; i++)
+		memcpy(p + 2 * i * PAGE, img->pages + i * PAGE, PAGE);
+	if (!uzswap_adopt(c, p, len, "store_bench sparse")) {
+		int err = errno;
+
+		munmap(p, len);
+		errno = err;
+		return NULL;
+	}
+	return p;
 }
 
 /*
@@ -654,15 +677,12 @@ static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 
 	/* eviction CPU per page, from a region all stored each time */
 	if (pid) {
-		failed_step = "uzswap_alloc";
-		sparse = uzswap_alloc(c, 2 * len, "store_bench sparse");
+		failed_step = "uzswap_adopt";
+		sparse = sparse_region(c, img);
 		if (!sparse) {
 			ret = -errno;
 			goto out;
 		}
-		for (i = 0; i < n; i++)
-			memcpy(sparse + 2 * i * PAGE, img->pages + i * PAGE,
-			       PAGE);
 		ret = evict_cpu_cases(c, sock, pid, region, sparse, img, r);
 		uzswap_free(c, sparse);
 	}
