@@ -69,6 +69,11 @@
  * - the region is never inherited by fork(): the child does not have it
  *   (MADV_DONTFORK), so a child must not touch it;
  * - transparent huge pages are off in the region (MADV_NOHUGEPAGE);
+ * - write the region only through this mapping: a page read back from
+ *   the daemon is mapped write-protected and keeps its compressed copy
+ *   until its first write, so a write that bypasses the mapping (to the
+ *   memfd reached through /proc/self/fd, or a second mapping of it) can
+ *   be lost when the page is evicted again;
  * - a drain (uzswapctl drain, uzswap_admin_drain()) puts every evicted
  *   page back into the memfd: the program goes on with plain memory, and
  *   uzswap_free() of such a region still unmaps it. A daemon that stops
