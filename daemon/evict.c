@@ -720,9 +720,9 @@ static void consume_gone(struct mm_slot *slot, struct region *r)
  * the cold pages (cold_records()) up to the first young one, across the
  * stored pages between them. Sequential fault-ins leave many records of
  * adjacent pages, random ones leave cold pages scattered among stored
- * ones: either way one write-protect and one punch cover them. What the run took is consumed from the tail; a cold
- * page evicted with it leaves a stale record, dropped when it comes to
- * the tail.
+ * ones: either way one write-protect and one punch cover them. What the
+ * run took is consumed from the tail; a cold page evicted with it leaves
+ * a stale record, dropped when it comes to the tail.
  * Return: pages evicted; 0 if the tail only needed tidying (stale pages,
  * an active page, a region gone); -ENODATA when the LRU is empty;
  * -ENOMEM when the store is full; -EBUSY when another evictor is on it.
