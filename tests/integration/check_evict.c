@@ -921,13 +921,14 @@ static uint64_t metric_at_most(const char *series, uint64_t want)
 	return v;
 }
 
-/* A daemon started with @args, and a pager whose one 16 MiB text region
- * is all stored (COLD). */
-static void stored_text(const char *const *args, struct dh_client *c)
+/* A daemon started with @args, and a pager whose one text region of @mib
+ * MiB is all stored (COLD). */
+static void stored_text(const char *const *args, struct dh_client *c,
+			unsigned int mib)
 {
 	dh_up(&dmn, args);
 	pager_start(&dmn, c);
-	pager_alloc(c, "text", 16);
+	pager_alloc(c, "text", mib);
 	pager_ok(c, "cold 0");
 }
 
@@ -944,7 +945,7 @@ START_TEST(test_retain_clean_eviction)
 	uint64_t clean0, stores0, wp0;
 	struct dh_client c;
 
-	stored_text(metrics_args, &c);
+	stored_text(metrics_args, &c, 16);
 	status(&s0);
 	clean0 = metric("uzswap_evicted_clean_pages_total");
 	stores0 = metric("uzswap_stores_total");
@@ -1005,7 +1006,7 @@ START_TEST(test_retain_follows_the_workload)
 	struct dh_client c;
 	uint64_t kept;
 
-	stored_text(metrics_args, &c);
+	stored_text(metrics_args, &c, 16);
 	/* read, then write: every retained copy wasted */
 	pager_ok(&c, "verify 0");
 	DH_ASSERT_EQ(metric("uzswap_retained_pages"), pages);
@@ -1048,14 +1049,14 @@ START_TEST(test_retain_given_up_first)
 	struct dh_client c;
 	uint64_t one;
 
-	stored_text(NULL, &c);
+	stored_text(NULL, &c, 16);
 	status(&s);
 	one = s.pool_bytes;
 	pager_quit(&c);
 	dh_down(&dmn, NULL);
 
 	snprintf(limit, sizeof(limit), "%" PRIu64 "K", one * 5 / 2 / 1024);
-	stored_text(args, &c);
+	stored_text(args, &c, 16);
 	pager_ok(&c, "verify 0");
 	DH_ASSERT_EQ(metric("uzswap_retained_pages"), 16 * MIB / PAGE);
 	pager_alloc(&c, "text", 24);
@@ -1161,10 +1162,7 @@ START_TEST(test_span_lru)
 	struct dh_client c;
 	struct pstats ps;
 
-	dh_up(&dmn, metrics_args);
-	pager_start(&dmn, &c);
-	pager_alloc(&c, "text", 4);
-	pager_ok(&c, "cold 0");
+	stored_text(metrics_args, &c, 4);
 	cold_every_other(&c, pages, 0, "willneed");
 	runs0 = metric("uzswap_eviction_runs_total");
 	evicted0 = metric("uzswap_evicted_pages_total");
