@@ -238,6 +238,11 @@ static void print_status_human(const struct uzswap_status *st)
 	       human(st->pool_bytes, a, 32), human_limit(st->pool_limit, b, 32),
 	       st->pool_full ? ", FULL" : "",
 	       human(st->compressed_bytes, c, 32), st->pool_full_events);
+	printf("%-20s %s: %" PRIu64 " objects shared by %" PRIu64
+	       " more pages, %s saved (index %s)\n", "dedup",
+	       st->dedup ? "on" : "off", st->dedup_pages_shared,
+	       st->dedup_pages_sharing, human(st->dedup_bytes_saved, a, 32),
+	       human(st->dedup_index_bytes, b, 32));
 	printf("%-20s %.2f (%s, zstd level %u)\n", "compression ratio",
 	       ratio(st->stored_pages - st->same_pages, st->compressed_bytes),
 	       compressor_name(st->compressor), st->zstd_level);

@@ -62,6 +62,8 @@ struct conf {
 	enum compress_algo compressor;
 	unsigned int zstd_level;
 	uint64_t pool_limit;		/* bytes; 0: none */
+	bool dedup;			/* equal pages share a copy */
+	unsigned int max_page_sharing;	/* pages per copy, at most */
 	char *backing_file;		/* path, or "none" */
 	uint64_t backing_limit;		/* bytes */
 };

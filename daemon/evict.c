@@ -408,12 +408,13 @@ static void unstore_span(struct region *r, struct span *s, size_t covered)
 
 	for (i = 0; i < covered; i++) {
 		struct page_entry *p = &r->pages[s->first + i];
+		struct store_key key = { r->id, (uint32_t)(s->first + i) };
 		uint32_t info = atomic_load(&p->info);
 
 		if (!span_victim(s, i))
 			continue;
 		atomic_store(&p->info, still_taken(s->old[i]));
-		region_unpool(r, store_drop(r->store, info, p->data));
+		region_unpool(r, store_drop(r->store, &key, info, p->data));
 		s->old[i] &= ~PAGE_RETAIN_MASK;
 	}
 }
@@ -432,7 +433,7 @@ static void forget_copies(struct region *r, struct span *s)
 		if (!span_victim(s, i) || !(s->old[i] & PAGE_RETAINED))
 			continue;
 		atomic_store(&p->info, still_taken(s->old[i]));
-		region_drop_retained(r, data);
+		region_drop_retained(r, s->first + i, data);
 		s->old[i] &= ~PAGE_RETAIN_MASK;
 	}
 }
@@ -1191,7 +1192,7 @@ void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
 		atomic_store(&p->info, (wb->info & ~PAGE_STATE_MASK) |
 				       PAGE_WRITTEN_BACK);
 		killpoint("writeback.published");
-		region_unpool(r, store_written_back(s, wb->handle, wb->info));
+		region_unpool(r, wb->len);
 	}
 	region_put(r);
 }

@@ -73,7 +73,7 @@ static void loaded(struct region *r, size_t idx, uint32_t stored_info,
 	} else {
 		atomic_store(&p->info, page_info(PAGE_RESIDENT, flags, stamp));
 		killpoint("load.published");
-		region_drop_copy(r, stored_info, data);
+		region_drop_copy(r, idx, stored_info, data);
 	}
 	region_account(r, 1);
 }

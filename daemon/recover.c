@@ -185,9 +185,9 @@ static void lru_run(struct region *r, size_t first, size_t n)
 		 * retained: a successor keeps none, for its store has not
 		 * queued them for giving up */
 		if (page_is_stored(page_state(info)))
-			region_drop_copy(r, info, data);
+			region_drop_copy(r, i, info, data);
 		else if (info & PAGE_RETAINED)
-			region_drop_retained(r, data);
+			region_drop_retained(r, i, data);
 	}
 }
 

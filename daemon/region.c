@@ -389,16 +389,21 @@ void region_get(struct region *r)
 	atomic_fetch_add(&r->refs, 1);
 }
 
-void region_drop_copy(struct region *r, uint32_t info, uint64_t data)
+void region_drop_copy(struct region *r, size_t idx, uint32_t info,
+		      uint64_t data)
 {
-	region_unpool(r, store_drop(r->store, info, data));
+	struct store_key key = { r->id, (uint32_t)idx };
+
+	region_unpool(r, store_drop(r->store, &key, info, data));
 	atomic_fetch_sub(&r->stored, 1);
 }
 
-size_t region_drop_retained(struct region *r, uint64_t data)
+size_t region_drop_retained(struct region *r, size_t idx, uint64_t data)
 {
+	struct store_key key = { r->id, (uint32_t)idx };
+
 	atomic_fetch_sub(&r->retained, 1);
-	return store_drop_retained(r->store, data);
+	return store_drop_retained(r->store, &key, data);
 }
 
 void region_unclaim(struct region *r, size_t idx, uint32_t info,
@@ -412,7 +417,7 @@ void region_unclaim(struct region *r, size_t idx, uint32_t info,
 		return;
 	}
 	atomic_store(&p->info, info & ~PAGE_RETAIN_MASK);
-	region_drop_retained(r, data);
+	region_drop_retained(r, idx, data);
 }
 
 size_t region_give_up_retained(struct region *r, size_t idx, int stamp)
@@ -428,7 +433,7 @@ size_t region_give_up_retained(struct region *r, size_t idx, int stamp)
 	data = p->data;
 	if (!page_cas(p, &info, info & ~PAGE_RETAIN_MASK))
 		return 0;
-	return region_drop_retained(r, data);
+	return region_drop_retained(r, idx, data);
 }
 
 void region_drop_stored(struct region *r, size_t first, size_t end)
@@ -454,7 +459,7 @@ void region_drop_stored(struct region *r, size_t first, size_t end)
 		/* the entry stops naming the copy before it is freed */
 		data = p->data;
 		atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
-		region_drop_copy(r, info, data);
+		region_drop_copy(r, i, info, data);
 	}
 }
 

@@ -271,15 +271,17 @@ void region_get(struct region *r);
  * the loop thread never drops the last reference of a stored region. */
 void region_put(struct region *r);
 
-/* A stored copy of a page of @r (@info and @data, as its entry said),
- * which the entry no longer names: the store frees it and @r no longer
- * counts it. Any thread. */
-void region_drop_copy(struct region *r, uint32_t info, uint64_t data);
+/* A stored copy of page @idx of @r (@info and @data, as its entry
+ * said), which the entry no longer names: the store lets it go (frees
+ * it unless other pages share it) and @r no longer counts it. Any
+ * thread. */
+void region_drop_copy(struct region *r, size_t idx, uint32_t info,
+		      uint64_t data);
 
-/* The copy a page of @r kept (PAGE_RETAINED) as @data, which its entry
- * no longer names: the store frees it and @r no longer counts it.
- * Returns its pool bytes. Any thread. */
-size_t region_drop_retained(struct region *r, uint64_t data);
+/* The copy page @idx of @r kept (PAGE_RETAINED) as @data, which its
+ * entry no longer names: the store lets it go and @r no longer counts
+ * it. Returns its pool bytes. Any thread. */
+size_t region_drop_retained(struct region *r, size_t idx, uint64_t data);
 
 /* Let go of page @idx of @r, a RESIDENT page claimed (as EVICTING) when
  * it was @info: RESIDENT again; if it kept its stored copy and @changed

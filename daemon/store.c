@@ -31,6 +31,19 @@
  * the pool full; and an evictor that does (store_reclaim(), counted as
  * direct), down to STORE_POOL_LOW_PCT.
  *
+ * Deduplication (store_put(), while on): the page's seeded XXH3-64
+ * looks up the stable index (dedup.c); each node found is pinned, its
+ * object decompressed and compared with the page byte for byte, and an
+ * equal one is joined: the page names that object, nothing is
+ * compressed or allocated. A page that matches nothing (or a chain whose
+ * nodes are all full, then as a dup) gets a new object and a node. Every
+ * free of a page's copy (store_drop(), store_drop_retained()) goes
+ * through the index, which frees the object only with its last page.
+ * Reclaim takes every page naming an object (dedup_freeze() keeps new
+ * ones off meanwhile, dedup_refs() proves none was missed), writes the
+ * object once, and moves the node to the slot before any page is
+ * published there.
+ *
  * Retained objects (clean-page retention) are given up before any
  * write-back: both reclaimers first ask the owner to drop the oldest
  * queued ones (store_give_up_retained()), and write back only what that
@@ -47,7 +60,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <xxhash.h>
 
+#include "lib/common/clock.h"
 #include "lib/common/debug.h"
 #include "log.h"
 #include "store.h"
@@ -63,12 +80,30 @@
 #define WB_BUF_BYTES	(STORE_WB_PAGES * WB_PAGE_BYTES)
 #define WB_RETRY_MS	20	/* after a batch that freed nothing */
 #define WB_TICK_MS	100	/* backing slots freed are released */
+#define DEDUP_TRIES	4	/* nodes of one hash compared, at most */
+
+/*
+ * struct wb_object - an object of a write-back batch
+ * @handle:  the object
+ * @info:    how it was stored (PAGE_ZSTD, PAGE_RAW)
+ * @first:   its pages: @nr entries of the batch's @wb from @first
+ * @shared:  it has a node in the stable index (frozen while written)
+ */
+struct wb_object {
+	unsigned long handle;
+	uint32_t info;
+	unsigned int first, nr;
+	bool shared;
+};
 
 /*
  * struct store_batch - a write-back batch; the store's reclaim_lock
  * @pages:    the pool pages claimed (z3fold_reclaim_begin())
- * @wb:       the objects whose pages the owner gave up
+ * @obj:      the objects whose pages the owner gave up
  * @lens:     their sizes; @slots where they went; @written whether
+ * @wb:       the pages taken, each object's together (@nr_wb of
+ *            @cap_wb)
+ * @keys:     the pages naming an object (dedup_freeze()), @cap_keys
  * @buf:      the objects back to back, each padded to BACKING_UNIT;
  *            4096-aligned for direct I/O
  * @bytes:    bytes of @buf in use
@@ -76,10 +111,14 @@
 struct store_batch {
 	unsigned long pages[STORE_WB_PAGES];
 	unsigned int nr_pages, nr;
-	struct store_wb wb[WB_OBJECTS];
+	struct wb_object obj[WB_OBJECTS];
 	size_t lens[WB_OBJECTS];
 	uint64_t slots[WB_OBJECTS];
 	bool written[WB_OBJECTS];
+	struct store_wb *wb;
+	size_t nr_wb, cap_wb;
+	uint64_t *keys;
+	size_t cap_keys;
 	uint8_t *buf;
 	size_t bytes;
 };
@@ -143,6 +182,21 @@ static int batch_new(struct store *s)
 	return 0;
 }
 
+static void batch_free(struct store_batch *b)
+{
+	if (!b)
+		return;
+	free(b->buf);
+	free(b->wb);
+	free(b->keys);
+	free(b);
+}
+
+static uint64_t page_hash(const void *page, size_t len, uint64_t seed)
+{
+	return XXH3_64bits_withSeed(page, len, seed);
+}
+
 int store_init(struct store *s, enum compress_algo algo, int level,
 	       uint64_t pool_limit, struct backing *backing,
 	       const struct store_owner *owner, const struct z3fold_mem *mem)
@@ -152,11 +206,14 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	if (!s->pool)
 		return -errno;
 	s->retained = calloc(STORE_RETAIN_RING, sizeof(*s->retained));
-	if (!s->retained || (backing && batch_new(s))) {
-		free(s->retained);
-		z3fold_destroy_pool(s->pool);
-		return -ENOMEM;
-	}
+	if (!s->retained || (backing && batch_new(s)))
+		goto out_free;
+	if (dedup_init(&s->dedup, &s->st.payload_bytes,
+		       &s->st.retained_bytes))
+		goto out_free;
+	if (getrandom(&s->seed, sizeof(s->seed), 0) != sizeof(s->seed))
+		s->seed = (uint64_t)clock_now_ns() ^ (uint64_t)getpid() << 32;
+	s->hash = page_hash;
 	s->owner = *owner;
 	s->backing = backing;
 	atomic_init(&s->algo, algo);
@@ -166,6 +223,13 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	pthread_mutex_init(&s->frees_lock, NULL);
 	pthread_mutex_init(&s->retain_lock, NULL);
 	return 0;
+
+out_free:
+	batch_free(s->batch);
+	s->batch = NULL;
+	free(s->retained);
+	z3fold_destroy_pool(s->pool);
+	return -ENOMEM;
 }
 
 void store_hand_over(struct store *s)
@@ -183,11 +247,10 @@ void store_destroy(struct store *s)
 	s->pool = NULL;
 	if (s->backing)
 		backing_close(s->backing);
-	if (s->batch)
-		free(s->batch->buf);
-	free(s->batch);
+	batch_free(s->batch);
 	free(s->frees);
 	free(s->retained);
+	dedup_destroy(&s->dedup);
 	pthread_mutex_destroy(&s->reclaim_lock);
 	pthread_mutex_destroy(&s->frees_lock);
 	pthread_mutex_destroy(&s->retain_lock);
@@ -227,51 +290,6 @@ static void check_limit(struct store *s)
 		STAT_ADD(s, full_events, 1);
 }
 
-int store_put(struct store *s, struct compressor *c, const uint8_t *page,
-	      const struct store_key *key, uint32_t *flags, uint64_t *data)
-{
-	uint8_t buf[STORE_RAW_THRESHOLD];
-	const uint8_t *src = buf;
-	unsigned long handle;
-	size_t n;
-
-	if (same_filled(page, data)) {
-		*flags = PAGE_SAME;
-		STAT_ADD(s, same, 1);
-		STAT_ADD(s, stores, 1);
-		return 0;
-	}
-	if (atomic_load(&s->full))
-		goto out_refused;
-	n = compressor_compress(c, page, PAGE_SIZE, buf, sizeof(buf));
-	*flags = PAGE_COMPRESSED;
-	if (n == 0) {
-		n = PAGE_SIZE;
-		src = page;
-		*flags |= PAGE_RAW;
-	} else if (compressor_algo(c) == COMPRESS_ZSTD) {
-		*flags |= PAGE_ZSTD;
-	}
-	if (z3fold_alloc(s->pool, n, &handle))
-		goto out_refused;
-	z3fold_set_owner(s->pool, handle, key_to_owner(key));
-	memcpy(z3fold_map(s->pool, handle), src, n);
-	z3fold_unmap(s->pool, handle);
-	*data = handle;
-	STAT_ADD(s, stores, 1);
-	STAT_ADD(s, payload_bytes, n);
-	if (*flags & PAGE_RAW)
-		STAT_ADD(s, raw, 1);
-	else
-		STAT_ADD(s, compressed, 1);
-	check_limit(s);
-	return (int)n;
-
-out_refused:
-	STAT_ADD(s, failures, 1);
-	return -ENOMEM;
-}
-
 static int decompress(struct compressor *c, uint32_t info, const void *obj,
 		      size_t n, uint8_t *page)
 {
@@ -284,6 +302,163 @@ static int decompress(struct compressor *c, uint32_t info, const void *obj,
 	return compressor_decompress(c, info & PAGE_ZSTD ? COMPRESS_ZSTD
 							 : COMPRESS_LZ4,
 				     obj, n, page, PAGE_SIZE);
+}
+
+/* A page counted in (+1) or out (-1) of the stored ones, as @info says. */
+static void count_page(struct store *s, uint32_t info, int sign)
+{
+	if (info & PAGE_RAW)
+		STAT_ADD(s, raw, sign);
+	else
+		STAT_ADD(s, compressed, sign);
+}
+
+/*****************
+ * Deduplication
+ *****************/
+
+/* Whether the object of pinned @m holds exactly @page. */
+static bool same_content(struct store *s, struct compressor *c,
+			 const struct dedup_match *m, const uint8_t *page)
+{
+	uint8_t copy[PAGE_SIZE];
+	const uint8_t *obj = z3fold_map(s->pool, m->data);
+	bool same;
+
+	if (!obj)
+		return false;
+	if (m->flags & PAGE_RAW)
+		same = m->size == PAGE_SIZE && !memcmp(obj, page, PAGE_SIZE);
+	else
+		same = !decompress(c, m->flags, obj, m->size, copy) &&
+		       !memcmp(copy, page, PAGE_SIZE);
+	z3fold_unmap(s->pool, m->data);
+	return same;
+}
+
+/* Release the pin of @m; the object goes if that was its last hold. */
+static void unpin(struct store *s, const struct dedup_match *m,
+		  bool differed)
+{
+	if (dedup_unpin(&s->dedup, m, differed))
+		z3fold_free(s->pool, m->data);
+}
+
+/*
+ * share() - make page @key name an object equal to @page (hash @hash),
+ * if there is one with room: *@flags and *@data say which.
+ * Return: its bytes; 0 if none was joined. *@m is left pinned on the
+ * first node of a chain of equal objects that are all full (@m->node
+ * DEDUP_NO_NODE otherwise): the new object is to be its dup.
+ */
+static int share(struct store *s, struct compressor *c, const uint8_t *page,
+		 uint64_t hash, const struct store_key *key, uint32_t *flags,
+		 uint64_t *data, struct dedup_match *m)
+{
+	unsigned int tries;
+	int ret;
+
+	m->node = DEDUP_NO_NODE;
+	for (tries = 0; tries < DEDUP_TRIES; tries++) {
+		if (!dedup_lookup(&s->dedup, hash, m))
+			break;
+		if (!same_content(s, c, m, page)) {
+			unpin(s, m, true);
+			continue;
+		}
+		ret = dedup_join(&s->dedup, m, key_to_owner(key));
+		if (ret == -ENOSPC)
+			return 0;
+		if (ret)
+			break;
+		*flags = PAGE_COMPRESSED | m->flags;
+		*data = m->data;
+		m->node = DEDUP_NO_NODE;
+		return (int)m->size;
+	}
+	m->node = DEDUP_NO_NODE;
+	return 0;
+}
+
+/* The object @handle (@flags, @n bytes) just made for page @key: into
+ * the stable index (a dup of pinned @m, if it names a node), which
+ * counts its bytes, or counted by the store. */
+static void index_new(struct store *s, uint64_t hash, unsigned long handle,
+		      uint32_t flags, size_t n, const struct store_key *key,
+		      struct dedup_match *m)
+{
+	bool dup = m->node != DEDUP_NO_NODE;
+
+	if (dedup_insert(&s->dedup, &hash, handle, flags, n,
+			 key_to_owner(key), dup ? m : NULL))
+		STAT_ADD(s, payload_bytes, n);
+	if (dup)
+		unpin(s, m, false);
+}
+
+/*****************
+ * Store and load
+ *****************/
+
+int store_put(struct store *s, struct compressor *c, const uint8_t *page,
+	      const struct store_key *key, uint32_t *flags, uint64_t *data)
+{
+	struct dedup_match m = { .node = DEDUP_NO_NODE };
+	bool dedup = atomic_load_explicit(&s->dedup_on, memory_order_relaxed);
+	uint8_t buf[STORE_RAW_THRESHOLD];
+	const uint8_t *src = buf;
+	unsigned long handle;
+	uint64_t hash = 0;
+	size_t n;
+	int shared;
+
+	if (same_filled(page, data)) {
+		*flags = PAGE_SAME;
+		STAT_ADD(s, same, 1);
+		STAT_ADD(s, stores, 1);
+		return 0;
+	}
+	if (atomic_load(&s->full))
+		goto out_refused;
+	if (dedup) {
+		hash = s->hash(page, PAGE_SIZE, s->seed);
+		shared = share(s, c, page, hash, key, flags, data, &m);
+		if (shared) {
+			STAT_ADD(s, stores, 1);
+			count_page(s, *flags, 1);
+			return shared;
+		}
+	}
+	n = compressor_compress(c, page, PAGE_SIZE, buf, sizeof(buf));
+	*flags = PAGE_COMPRESSED;
+	if (n == 0) {
+		n = PAGE_SIZE;
+		src = page;
+		*flags |= PAGE_RAW;
+	} else if (compressor_algo(c) == COMPRESS_ZSTD) {
+		*flags |= PAGE_ZSTD;
+	}
+	if (z3fold_alloc(s->pool, n, &handle)) {
+		if (m.node != DEDUP_NO_NODE)
+			unpin(s, &m, false);
+		goto out_refused;
+	}
+	z3fold_set_owner(s->pool, handle, key_to_owner(key));
+	memcpy(z3fold_map(s->pool, handle), src, n);
+	z3fold_unmap(s->pool, handle);
+	if (dedup)
+		index_new(s, hash, handle, *flags, n, key, &m);
+	else
+		STAT_ADD(s, payload_bytes, n);
+	*data = handle;
+	STAT_ADD(s, stores, 1);
+	count_page(s, *flags, 1);
+	check_limit(s);
+	return (int)n;
+
+out_refused:
+	STAT_ADD(s, failures, 1);
+	return -ENOMEM;
 }
 
 static uint64_t wb_slot(uint64_t data)
@@ -367,8 +542,23 @@ void store_flush_frees(struct store *s)
 	free(todo);
 }
 
-size_t store_drop(struct store *s, uint32_t info, uint64_t data)
+/* Page @key lets go of object @data (a handle, or a slot if @slot),
+ * which it kept as a retained copy if @retained: whether the object
+ * goes, and if so whether the store counts its bytes (it has no node). */
+static bool let_go(struct store *s, const struct store_key *key,
+		   uint64_t data, bool retained, bool *counted)
 {
+	enum dedup_put put = dedup_put(&s->dedup, data, key_to_owner(key),
+				       retained);
+
+	*counted = put == DEDUP_NONE;
+	return put != DEDUP_KEPT;
+}
+
+size_t store_drop(struct store *s, const struct store_key *key,
+		  uint32_t info, uint64_t data)
+{
+	bool counted;
 	size_t n;
 
 	switch (page_state(info)) {
@@ -376,17 +566,17 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data)
 		STAT_ADD(s, same, -1);
 		return 0;
 	case PAGE_WRITTEN_BACK:
-		defer_free(s, data);
+		if (let_go(s, key, data, false, &counted))
+			defer_free(s, data);
 		STAT_ADD(s, written_back, -1);
 		return 0;
 	default:
 		n = z3fold_object_size(s->pool, data);
-		z3fold_free(s->pool, data);
-		STAT_ADD(s, payload_bytes, -(int64_t)n);
-		if (info & PAGE_RAW)
-			STAT_ADD(s, raw, -1);
-		else
-			STAT_ADD(s, compressed, -1);
+		if (let_go(s, key, data, false, &counted))
+			z3fold_free(s->pool, data);
+		if (counted)
+			STAT_ADD(s, payload_bytes, -(int64_t)n);
+		count_page(s, info, -1);
 		return n;
 	}
 }
@@ -395,17 +585,17 @@ size_t store_drop(struct store *s, uint32_t info, uint64_t data)
  * Clean-page retention
  *****************/
 
-/* A pool object's counters: @n bytes of a COMPRESSED page as @info says
- * leave (@sign -1) or join (+1) the stored ones, and join or leave the
- * retained ones. */
-static void move_retained(struct store *s, uint32_t info, size_t n, int sign)
+/* A page whose object is @n bytes (as @info says) leaves (@sign -1) or
+ * joins (+1) the stored pages, and joins or leaves the retained ones.
+ * The object's bytes move with it unless its node keeps them. */
+static void move_retained(struct store *s, uint32_t info, uint64_t data,
+			  size_t n, int sign)
 {
-	STAT_ADD(s, payload_bytes, sign * (int64_t)n);
-	if (info & PAGE_RAW)
-		STAT_ADD(s, raw, sign);
-	else
-		STAT_ADD(s, compressed, sign);
+	count_page(s, info, sign);
 	STAT_ADD(s, retained, -sign);
+	if (dedup_retain(&s->dedup, data, -sign))
+		return;
+	STAT_ADD(s, payload_bytes, sign * (int64_t)n);
 	STAT_ADD(s, retained_bytes, -sign * (int64_t)n);
 }
 
@@ -413,7 +603,7 @@ size_t store_retain(struct store *s, uint32_t info, uint64_t data)
 {
 	size_t n = z3fold_object_size(s->pool, data);
 
-	move_retained(s, info, n, -1);
+	move_retained(s, info, data, n, -1);
 	return n;
 }
 
@@ -421,17 +611,21 @@ size_t store_restore_retained(struct store *s, uint32_t info, uint64_t data)
 {
 	size_t n = z3fold_object_size(s->pool, data);
 
-	move_retained(s, info, n, 1);
+	move_retained(s, info, data, n, 1);
 	return n;
 }
 
-size_t store_drop_retained(struct store *s, uint64_t data)
+size_t store_drop_retained(struct store *s, const struct store_key *key,
+			   uint64_t data)
 {
 	size_t n = z3fold_object_size(s->pool, data);
+	bool counted;
 
-	z3fold_free(s->pool, data);
+	if (let_go(s, key, data, true, &counted))
+		z3fold_free(s->pool, data);
 	STAT_ADD(s, retained, -1);
-	STAT_ADD(s, retained_bytes, -(int64_t)n);
+	if (counted)
+		STAT_ADD(s, retained_bytes, -(int64_t)n);
 	return n;
 }
 
@@ -494,92 +688,119 @@ int store_recover_begin(struct store *s)
 	return z3fold_recover_begin(s->pool);
 }
 
+/* The first page naming object @data (@n bytes, or a slot), just
+ * checked: a node, so that any later page naming it shares it. */
+static long recover_first(struct store *s, uint32_t info, uint64_t data,
+			  long n, const struct store_key *key)
+{
+	if (dedup_insert(&s->dedup, NULL, data, info, (size_t)n,
+			 key_to_owner(key), NULL))
+		return -ENOMEM;
+	return n;
+}
+
 long store_recover_ref(struct store *s, uint32_t info, uint64_t data,
 		       const struct store_key *key)
 {
+	size_t size;
 	long n;
+	int repeat;
 
-	switch (page_state(info)) {
-	case PAGE_SAME:
+	if (page_state(info) == PAGE_SAME) {
 		STAT_ADD(s, same, 1);
 		return 0;
-	case PAGE_WRITTEN_BACK:
-		if (!s->backing || !(data & PAGE_DATA_SLOT) ||
-		    backing_recover_ref(s->backing, wb_slot(data),
-					wb_len(data)))
+	}
+	if (page_state(info) != PAGE_COMPRESSED &&
+	    page_state(info) != PAGE_WRITTEN_BACK)
+		return -ESTALE;
+	repeat = dedup_recover_repeat(&s->dedup, data, key_to_owner(key),
+				      &size);
+	if (repeat < 0)
+		return repeat;
+	if (page_state(info) == PAGE_WRITTEN_BACK) {
+		if (!repeat &&
+		    (!s->backing || !(data & PAGE_DATA_SLOT) ||
+		     backing_recover_ref(s->backing, wb_slot(data),
+					 wb_len(data))))
 			return -ESTALE;
-		STAT_ADD(s, written_back, 1);
-		return 0;
-	case PAGE_COMPRESSED:
+		n = repeat ? 0 : recover_first(s, info, data, 0, key);
+		if (n == 0)
+			STAT_ADD(s, written_back, 1);
+		return n;
+	}
+	if (repeat) {
+		n = (long)size;
+	} else {
 		n = z3fold_recover_ref(s->pool, data);
 		if (n < 0)
 			return n;
 		z3fold_set_owner(s->pool, data, key_to_owner(key));
-		STAT_ADD(s, payload_bytes, n);
-		if (info & PAGE_RAW)
-			STAT_ADD(s, raw, 1);
-		else
-			STAT_ADD(s, compressed, 1);
-		return n;
-	default:
-		return -ESTALE;
+		n = recover_first(s, info, data, n, key);
+		if (n < 0)
+			return n;
 	}
+	count_page(s, info, 1);
+	return n;
 }
 
 void store_recover_end(struct store *s)
 {
 	z3fold_recover_end(s->pool);
+	dedup_recover_end(&s->dedup);
 }
 
 /*****************
  * The image at rest
  *****************/
 
-#define STORE_IMAGE_MAGIC	0x757a73746f72656aull	/* "uzstorej" */
+#define STORE_IMAGE_MAGIC	0x757a73746f72656bull	/* "uzstorek" */
 
 /*
  * struct store_image - the counters of what the store holds (retained
- * objects apart: pagestate.h's PAGE_RETAINED), then the
- * pool's image (@pool_len bytes, zeros after it up to 8-byte alignment)
- * and the backing file's slot map's (@backing_len bytes, 0: no backing
- * file)
+ * objects apart: pagestate.h's PAGE_RETAINED), then the pool's image
+ * (@pool_len bytes), the backing file's slot map's (@backing_len bytes,
+ * 0: no backing file) and the stable index's (@dedup_len bytes), each
+ * starting 8-byte aligned (zeros between)
  */
 struct store_image {
 	uint64_t magic;
 	uint64_t compressed, same, raw, payload_bytes, written_back;
 	uint64_t retained, retained_bytes;
-	uint64_t pool_len, backing_len;
+	uint64_t pool_len, backing_len, dedup_len;
 };
 
-/* Where the slot map's image starts after a pool image of @pool_len
- * bytes: 8-byte aligned, as are the words in it. */
-static size_t map_offset(uint64_t pool_len)
+/* @len bytes, 8-byte aligned. */
+static size_t aligned8(uint64_t len)
 {
-	return (size_t)(pool_len + 7) & ~(size_t)7;
+	return (size_t)(len + 7) & ~(size_t)7;
 }
 
-/* Bytes of the pool's and the slot map's images. */
-static void image_parts(struct store *s, size_t *pool, size_t *backing)
+/* Bytes of the pool's, the slot map's and the stable index's images. */
+static void image_parts(struct store *s, size_t *pool, size_t *backing,
+			size_t *dedup)
 {
 	*pool = z3fold_image_size(s->pool);
 	*backing = s->backing ? backing_image_size(s->backing) : 0;
+	*dedup = dedup_image_size(&s->dedup);
 }
 
 size_t store_image_size(struct store *s)
 {
-	size_t pool, backing;
+	size_t pool, backing, dedup;
 
 	store_flush_frees(s);
-	image_parts(s, &pool, &backing);
-	return sizeof(struct store_image) + map_offset(pool) + backing;
+	image_parts(s, &pool, &backing, &dedup);
+	return sizeof(struct store_image) + aligned8(pool) +
+	       aligned8(backing) + dedup;
 }
 
 void store_save_image(struct store *s, void *buf)
 {
 	struct store_image *im = buf;
-	size_t pool, backing;
+	char *part = (char *)(im + 1);
+	size_t pool, backing, dedup;
 
-	image_parts(s, &pool, &backing);
+	image_parts(s, &pool, &backing, &dedup);
 	*im = (struct store_image){
 		.magic = STORE_IMAGE_MAGIC,
 		.compressed = atomic_load(&s->st.compressed),
@@ -591,36 +812,47 @@ void store_save_image(struct store *s, void *buf)
 		.retained_bytes = atomic_load(&s->st.retained_bytes),
 		.pool_len = pool,
 		.backing_len = backing,
+		.dedup_len = dedup,
 	};
-	z3fold_save_image(s->pool, im + 1);
-	memset((char *)(im + 1) + pool, 0, map_offset(pool) - pool);
+	memset(part, 0, aligned8(pool) + aligned8(backing));
+	z3fold_save_image(s->pool, part);
+	part += aligned8(pool);
 	if (s->backing)
-		backing_save_image(s->backing,
-				   (char *)(im + 1) + map_offset(pool));
+		backing_save_image(s->backing, part);
+	part += aligned8(backing);
+	dedup_save_image(&s->dedup, s->seed, part);
 }
 
 int store_load_image(struct store *s, const void *buf, size_t len,
 		     const char **why)
 {
 	const struct store_image *im = buf;
-	const char *pool = (const char *)(im + 1), *map;
+	const char *pool = (const char *)(im + 1), *map, *dedup;
 	int ret;
 
 	*why = "not a store image";
 	if (len < sizeof(*im) || im->magic != STORE_IMAGE_MAGIC ||
-	    im->pool_len > len - sizeof(*im) ||
-	    map_offset(im->pool_len) > len - sizeof(*im) ||
-	    im->backing_len != len - sizeof(*im) - map_offset(im->pool_len))
+	    im->pool_len > len || im->backing_len > len ||
+	    im->dedup_len > len ||
+	    sizeof(*im) + aligned8(im->pool_len) + aligned8(im->backing_len) +
+			    im->dedup_len != len)
 		return -EINVAL;
-	map = pool + map_offset(im->pool_len);
+	map = pool + aligned8(im->pool_len);
+	dedup = map + aligned8(im->backing_len);
 	*why = "a backing file's slot map that does not fit this one";
 	if (im->backing_len &&
 	    (!s->backing ||
 	     !backing_image_fits(s->backing, map, im->backing_len)))
 		return -EINVAL;
-	ret = z3fold_load_image(s->pool, pool, im->pool_len, why);
+	ret = dedup_load_image(&s->dedup, dedup, im->dedup_len, &s->seed, why);
 	if (ret)
 		return ret;
+	ret = z3fold_load_image(s->pool, pool, im->pool_len, why);
+	if (ret) {
+		/* nothing changed: the index goes back to empty */
+		dedup_clear(&s->dedup);
+		return ret;
+	}
 	if (im->backing_len)
 		backing_load_image(s->backing, map, im->backing_len);
 	atomic_store(&s->st.compressed, im->compressed);
@@ -648,37 +880,139 @@ static void note_failure(int ret)
 			strerror(-ret));
 }
 
-/* The object of @wb, which the owner took, appended to @b's buffer. */
-static void batch_add(struct store *s, struct store_batch *b,
-		      struct store_wb *wb)
+/* Room for @n more pages in @b. 0 or -ENOMEM. */
+static int batch_reserve(struct store_batch *b, size_t n)
 {
-	size_t n = z3fold_object_size(s->pool, wb->handle);
+	struct store_wb *grown;
+	size_t cap;
+
+	if (b->nr_wb + n <= b->cap_wb)
+		return 0;
+	cap = b->nr_wb + n > 2 * b->cap_wb ? b->nr_wb + n : 2 * b->cap_wb;
+	grown = realloc(b->wb, cap * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	b->wb = grown;
+	b->cap_wb = cap;
+	return 0;
+}
+
+/* Give every page of the object being taken (from @first) back. */
+static void batch_untake(struct store *s, struct store_batch *b,
+			 size_t first)
+{
+	for (; b->nr_wb > first; b->nr_wb--)
+		s->owner.settle(s->owner.ctx, s, &b->wb[b->nr_wb - 1], false);
+}
+
+/* Ask the owner for the @nr pages @keys name, holding @handle; they are
+ * appended to @b's pages. Return: false if one refused (busy). */
+static bool batch_take_pages(struct store *s, struct store_batch *b,
+			     unsigned long handle, const uint64_t *keys,
+			     int nr)
+{
+	bool busy = false;
+	int i, ret;
+
+	for (i = 0; i < nr; i++) {
+		struct store_wb *wb = &b->wb[b->nr_wb];
+
+		memset(wb, 0, sizeof(*wb));
+		wb->handle = handle;
+		owner_to_key(keys[i], &wb->key);
+		ret = s->owner.take(s->owner.ctx, wb);
+		if (ret == 0)
+			b->nr_wb++;
+		else if (ret == -EALREADY)
+			STAT_ADD(s, retain_given_up, 1);
+		else
+			busy = true;
+	}
+	return !busy;
+}
+
+/*
+ * batch_take() - take every page naming the object of @handle (one,
+ * from its owner word, or those of its node, frozen meanwhile) into the
+ * batch's pages; all or none. Return: the pages taken; 0 if none (a
+ * page was busy, or each was a retained copy, given up).
+ */
+static unsigned int batch_take(struct store *s, struct store_batch *b,
+			       unsigned long handle, bool *shared)
+{
+	uint64_t owner = z3fold_owner(s->pool, handle);
+	size_t first = b->nr_wb;
+	const uint64_t *keys = &owner;
+	bool all;
+	int nr;
+
+	nr = dedup_freeze(&s->dedup, handle, &b->keys, &b->cap_keys);
+	*shared = nr > 0;
+	if (nr < 0 || batch_reserve(b, nr > 0 ? (size_t)nr : 1)) {
+		if (nr > 0)
+			dedup_thaw(&s->dedup, handle);
+		STAT_ADD(s, wb_busy, 1);
+		return 0;
+	}
+	if (*shared)
+		keys = b->keys;
+	all = batch_take_pages(s, b, handle, keys, *shared ? nr : 1);
+	/* a page that let go since the freeze is not there to take */
+	if (*shared && all &&
+	    dedup_refs(&s->dedup, handle) != b->nr_wb - first)
+		all = false;
+	if (!all) {
+		batch_untake(s, b, first);
+		STAT_ADD(s, wb_busy, 1);
+	}
+	if (*shared && b->nr_wb == first)
+		dedup_thaw(&s->dedup, handle);
+	return (unsigned int)(b->nr_wb - first);
+}
+
+/* The object of @handle, whose pages from @first the owner gave up,
+ * appended to @b's buffer; or its pages given back if it cannot be
+ * read. */
+static void batch_add(struct store *s, struct store_batch *b,
+		      unsigned long handle, size_t first, bool shared)
+{
+	size_t n = z3fold_object_size(s->pool, handle);
 	size_t padded = (n + BACKING_UNIT - 1) & ~(size_t)(BACKING_UNIT - 1);
-	const void *obj = z3fold_map(s->pool, wb->handle);
+	const void *obj = z3fold_map(s->pool, handle);
+	struct wb_object *o = &b->obj[b->nr];
+	size_t i;
 
 	if (!obj || n == 0) {
 		if (obj)
-			z3fold_unmap(s->pool, wb->handle);
-		s->owner.settle(s->owner.ctx, s, wb, false);
+			z3fold_unmap(s->pool, handle);
+		batch_untake(s, b, first);
+		if (shared)
+			dedup_thaw(&s->dedup, handle);
 		return;
 	}
 	memcpy(b->buf + b->bytes, obj, n);
-	z3fold_unmap(s->pool, wb->handle);
+	z3fold_unmap(s->pool, handle);
 	memset(b->buf + b->bytes + n, 0, padded - n);
-	b->wb[b->nr] = *wb;
+	*o = (struct wb_object){ handle, b->wb[first].info & PAGE_OBJECT_FLAGS,
+				 (unsigned int)first,
+				 (unsigned int)(b->nr_wb - first), shared };
+	for (i = first; i < b->nr_wb; i++)
+		b->wb[i].len = n;
 	b->lens[b->nr++] = n;
 	b->bytes += padded;
 }
 
 /* Claim up to STORE_WB_PAGES pool pages from the bottom, and put in the
- * batch every object of theirs the owner gives up. */
+ * batch every object of theirs whose pages the owner gives up. */
 static void batch_fill(struct store *s, struct store_batch *b)
 {
 	unsigned long handles[3];
-	struct store_wb wb;
-	int i, nr, ret;
+	size_t first;
+	bool shared;
+	int i, nr;
 
 	b->nr = b->nr_pages = 0;
+	b->nr_wb = 0;
 	b->bytes = 0;
 	while (b->nr_pages < STORE_WB_PAGES) {
 		nr = z3fold_reclaim_begin(s->pool, handles,
@@ -687,16 +1021,9 @@ static void batch_fill(struct store *s, struct store_batch *b)
 			break;
 		b->nr_pages++;
 		for (i = 0; i < nr; i++) {
-			memset(&wb, 0, sizeof(wb));
-			wb.handle = handles[i];
-			owner_to_key(z3fold_owner(s->pool, wb.handle), &wb.key);
-			ret = s->owner.take(s->owner.ctx, &wb);
-			if (ret == 0)
-				batch_add(s, b, &wb);
-			else if (ret == -EALREADY)
-				STAT_ADD(s, retain_given_up, 1);
-			else
-				STAT_ADD(s, wb_busy, 1);
+			first = b->nr_wb;
+			if (batch_take(s, b, handles[i], &shared))
+				batch_add(s, b, handles[i], first, shared);
 		}
 	}
 }
@@ -752,12 +1079,48 @@ static unsigned int batch_write(struct store *s, struct store_batch *b,
 	return b->nr;
 }
 
+/* Object @o of the batch is in the backing file at @data and its @nr
+ * pages name it there: free the pool's copy. */
+static void written_back(struct store *s, const struct wb_object *o,
+			 size_t n)
+{
+	z3fold_free(s->pool, o->handle);
+	if (!o->shared)
+		STAT_ADD(s, payload_bytes, -(int64_t)n);
+	count_page(s, o->info, -(int)o->nr);
+	STAT_ADD(s, written_back, o->nr);
+	STAT_ADD(s, writebacks, o->nr);
+}
+
+/* Object @i of the batch was written (or not): its node goes to the slot
+ * first, so that a page published there finds it; then each page is
+ * settled; then the pool's copy goes. */
+static void batch_settle(struct store *s, struct store_batch *b,
+			 unsigned int i)
+{
+	const struct wb_object *o = &b->obj[i];
+	uint64_t data = PAGE_DATA_SLOT | b->slots[i] << PAGE_WB_LEN_BITS |
+			b->lens[i];
+	unsigned int k;
+
+	if (o->shared && b->written[i])
+		dedup_move(&s->dedup, o->handle, data, true);
+	else if (o->shared)
+		dedup_thaw(&s->dedup, o->handle);
+	for (k = o->first; k < o->first + o->nr; k++) {
+		b->wb[k].data = data;
+		s->owner.settle(s->owner.ctx, s, &b->wb[k], b->written[i]);
+	}
+	if (b->written[i])
+		written_back(s, o, b->lens[i]);
+}
+
 /*
  * write_back_batch() - one batch of reclaim from the bottom: claim pool
- * pages, take their pages from the owner, one write to the backing file,
- * have the owner publish each page written back (and free its object),
- * release the pool pages emptied. reclaim_lock held; @direct: for an
- * evictor that found the pool full.
+ * pages, take their objects' pages from the owner, one write to the
+ * backing file, have the owner publish each page written back, free
+ * the objects written, release the pool pages emptied. reclaim_lock
+ * held; @direct: for an evictor that found the pool full.
  * Return: pool pages freed; -ENOENT if there is nothing to claim (or no
  * backing file).
  */
@@ -774,32 +1137,11 @@ static long write_back_batch(struct store *s, bool direct)
 	if (b->nr_pages == 0)
 		return -ENOENT;
 	batch_write(s, b, direct);
-	for (i = 0; i < b->nr; i++) {
-		if (b->written[i])
-			b->wb[i].data = PAGE_DATA_SLOT |
-					b->slots[i] << PAGE_WB_LEN_BITS |
-					b->lens[i];
-		s->owner.settle(s->owner.ctx, s, &b->wb[i], b->written[i]);
-	}
+	for (i = 0; i < b->nr; i++)
+		batch_settle(s, b, i);
 	for (i = 0; i < b->nr_pages; i++)
 		freed += z3fold_reclaim_end(s->pool, b->pages[i]);
 	return freed;
-}
-
-size_t store_written_back(struct store *s, unsigned long handle,
-			  uint32_t info)
-{
-	size_t n = z3fold_object_size(s->pool, handle);
-
-	z3fold_free(s->pool, handle);
-	STAT_ADD(s, payload_bytes, -(int64_t)n);
-	if (info & PAGE_RAW)
-		STAT_ADD(s, raw, -1);
-	else
-		STAT_ADD(s, compressed, -1);
-	STAT_ADD(s, written_back, 1);
-	STAT_ADD(s, writebacks, 1);
-	return n;
 }
 
 /* The pool's bytes at @pct percent of its limit; 0: no limit. */
@@ -989,6 +1331,12 @@ unsigned int store_compact(struct store *s)
 	return z3fold_compact(s->pool, UINT_MAX);
 }
 
+void store_set_dedup(struct store *s, bool on, unsigned int max_sharing)
+{
+	dedup_set_max_sharing(&s->dedup, max_sharing);
+	atomic_store(&s->dedup_on, on);
+}
+
 void store_set_compressor(struct store *s, enum compress_algo algo, int level)
 {
 	atomic_store(&s->level, level);
@@ -1036,4 +1384,6 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	st->retained_bytes = atomic_load(&s->st.retained_bytes);
 	st->retain_given_up = atomic_load(&s->st.retain_given_up);
 	st->full = atomic_load(&s->full);
+	st->dedup_on = atomic_load(&s->dedup_on);
+	dedup_get_stats(&s->dedup, &st->dedup);
 }

@@ -20,11 +20,18 @@
  * the pool needs room (store_give_up_retained(), oldest first), before
  * anything is written back.
  *
+ * Deduplication (dedup.h): while it is on, a page equal to one stored
+ * already (a seeded XXH3-64 finds it, a byte compare proves it) names
+ * the same object instead of a new one; objects are refcounted by the
+ * pages naming them. Reclaim from the bottom writes a shared object back
+ * once, with every page naming it.
+ *
  * The store knows pages, not regions: each object is keyed by the page it
  * holds, (region id, page index), kept in the object's z3fold owner word
- * (so in the pool's files, for a successor), and reclaim from the bottom
- * asks the pages' owner (struct store_owner, given at store_init()) to
- * give an object up, so that nothing in the store points into its users.
+ * (so in the pool's files, for a successor) and, for a shared object, in
+ * its node's reverse map; reclaim from the bottom asks the pages' owner
+ * (struct store_owner, given at store_init()) to give an object up, so
+ * that nothing in the store points into its users.
  *
  * Private to uzswapd. Every function is thread-safe; compression state is
  * the caller's (one struct compressor per thread).
@@ -39,6 +46,7 @@
 
 #include "backing.h"
 #include "compress.h"
+#include "dedup.h"
 #include "lib/z3fold/z3fold.h"
 #include "pagestate.h"
 
@@ -76,12 +84,14 @@ struct store_retained {
 };
 
 /*
- * struct store_wb - one object of a write-back batch
- * @key:    the page it holds, from its owner word (may be stale)
+ * struct store_wb - one page of a write-back batch
+ * @key:    the page, from its object's owner word or reverse map (may be
+ *          stale)
  * @handle: the object
  * @info:   the owner's: the page's state when it took it
  * @ref:    the owner's: what it holds while the page is taken
  * @data:   the slot the object was written to (PAGE_DATA_SLOT tagged)
+ * @len:    the object's bytes
  */
 struct store_wb {
 	struct store_key key;
@@ -89,6 +99,7 @@ struct store_wb {
 	uint32_t info;
 	void *ref;
 	uint64_t data;
+	size_t len;
 };
 
 /*
@@ -104,9 +115,10 @@ struct store_wb {
  *          returns -EALREADY
  * @settle: after the batch's write, for each page taken: if @written,
  *          the object is in the backing file at @wb->data: the owner
- *          makes the entry name it, publishes WRITTEN_BACK, and only then
- *          frees the pool's copy with store_written_back(); if not, it
- *          gives the page back as it was (the object stays in the pool)
+ *          makes the entry name it and publishes WRITTEN_BACK (the store
+ *          frees the pool's copy once every page naming it is settled);
+ *          if not, it gives the page back as it was (the object stays in
+ *          the pool)
  * @give_up: the pool needs room: if page @key still keeps the retained
  *          copy it was queued for with @tag (store_queue_retained()), the
  *          owner takes the flag away, then frees the copy with
@@ -158,6 +170,14 @@ struct store_writer;
  * @retained:   ring of STORE_RETAIN_RING pages that kept their object,
  *              oldest at @retain_head (an entry may be stale: the page
  *              was written or evicted since)
+ * @dedup:      the stable index of stored objects; thread-safe
+ * @dedup_on:   new pages are matched against it (atomic: a reload may
+ *              change it; what is shared stays shared)
+ * @seed:       the hash's seed, random per store (so that no client can
+ *              aim a page at another's hash) unless an image at rest
+ *              brought its predecessor's; set before any thread runs
+ * @hash:       the page hash, XXH3-64 with @seed; a test may put one that
+ *              collides in its place, before any page is stored
  * @st:         counters (atomic)
  */
 struct store {
@@ -178,6 +198,10 @@ struct store {
 	pthread_mutex_t retain_lock;
 	struct store_retained *retained;
 	size_t retain_head, nr_retained;
+	struct dedup dedup;
+	atomic_bool dedup_on;
+	uint64_t seed;
+	uint64_t (*hash)(const void *page, size_t len, uint64_t seed);
 	struct {
 		atomic_uint_fast64_t compressed, same, raw, payload_bytes,
 			stores, loads, failures, written_back, writebacks,
@@ -211,6 +235,8 @@ struct store_stats {
 	uint64_t retained_bytes; /* their bytes (not in @payload_bytes) */
 	uint64_t retain_given_up; /* of those, given up for room so far */
 	bool full;              /* the pool refuses pages now */
+	bool dedup_on;          /* new pages are deduplicated */
+	struct dedup_stats dedup; /* pages shared, sharing, bytes saved... */
 };
 
 /* @pool_limit: bytes, 0 for none; @backing: NULL for none (taken over:
@@ -233,11 +259,13 @@ void store_hand_over(struct store *s);
 
 /*
  * store_put() - store one page, held for page @key
- * @c:     the calling thread's compressor (see store_compressor_current())
+ * @c:     the calling thread's compressor (see store_compressor_current());
+ *         also decompresses an object the page may be equal to
  * @flags: set to the page's new state, PAGE_COMPRESSED or PAGE_SAME, with
  *         PAGE_ZSTD or PAGE_RAW as they apply (see pagestate.h)
  * @data:  set to the handle or the fill word
- * Return: the payload bytes taken in the pool (0 for SAME), or -ENOMEM if
+ * Return: the bytes of the object that holds it (0 for SAME; one it
+ * shares with other pages counts whole, as the page's), or -ENOMEM if
  * the pool does not take it (at its limit, or no memory).
  */
 int store_put(struct store *s, struct compressor *c, const uint8_t *page,
@@ -251,15 +279,11 @@ int store_put(struct store *s, struct compressor *c, const uint8_t *page,
 int store_get(struct store *s, struct compressor *c, uint32_t info,
 	      uint64_t data, uint8_t *page);
 
-/* Forget the page stored as (@info, @data); returns the pool bytes
- * freed. */
-size_t store_drop(struct store *s, uint32_t info, uint64_t data);
-
-/* For the owner's settle: the object of @handle, stored as @info, is in
- * the backing file and its page names it there: free the pool's copy.
- * Return: the bytes freed. */
-size_t store_written_back(struct store *s, unsigned long handle,
-			  uint32_t info);
+/* Page @key no longer names its copy, stored as (@info, @data): the
+ * copy is freed unless other pages share it. Returns the object's bytes
+ * (as store_put() counted them). */
+size_t store_drop(struct store *s, const struct store_key *key,
+		  uint32_t info, uint64_t data);
 
 /*
  * Clean-page retention. store_retain(): the COMPRESSED copy (@info, @data)
@@ -268,14 +292,16 @@ size_t store_written_back(struct store *s, unsigned long handle,
  * retention (a full queue forgets its oldest entry).
  * store_restore_retained(): the kept copy is
  * the page's stored copy again (it was evicted unchanged).
- * store_drop_retained(): free a kept copy no entry names any more.
+ * store_drop_retained(): page @key's entry no longer names its kept
+ * copy: freed unless other pages share it.
  * Each returns the object's pool bytes. Any thread.
  */
 size_t store_retain(struct store *s, uint32_t info, uint64_t data);
 void store_queue_retained(struct store *s, const struct store_key *key,
 			  uint32_t tag);
 size_t store_restore_retained(struct store *s, uint32_t info, uint64_t data);
-size_t store_drop_retained(struct store *s, uint64_t data);
+size_t store_drop_retained(struct store *s, const struct store_key *key,
+			   uint64_t data);
 
 /*
  * store_give_up_retained() - ask the owner to give up queued retained
@@ -296,9 +322,12 @@ int store_recover_begin(struct store *s);
 
 /* Page @key is stored as @info with @data: keep what it names (a pooled
  * object's owner word is set to @key: a pool written before owner words
- * existed has none, a crash may have torn one). Return: the pool bytes
- * its object takes (0: same-filled or written back), or -ESTALE if the
- * store holds no such copy (the page is lost). */
+ * existed has none, a crash may have torn one); a copy named by several
+ * pages is shared by them again. Return: the pool bytes its object
+ * takes (0: same-filled or written back); -ESTALE if the store holds no
+ * such copy (the page is lost); -ENOMEM if no memory to count the copy
+ * (the page is lost too: a touch gets SIGBUS, never another page's data
+ * or zeros). */
 long store_recover_ref(struct store *s, uint32_t info, uint64_t data,
 		       const struct store_key *key);
 
@@ -358,6 +387,10 @@ void store_set_pool_limit(struct store *s, uint64_t bytes);
 /* Compact every pool page waiting for it (a middle object that could not
  * move while mapped); returns the pages compacted. O(such pages). */
 unsigned int store_compact(struct store *s);
+
+/* Deduplicate new pages if @on, no node shared by more than
+ * @max_sharing pages; what is shared stays shared either way. */
+void store_set_dedup(struct store *s, bool on, unsigned int max_sharing);
 
 /* Compress new pages with @algo (zstd at @level) from now on; pages
  * stored before keep theirs. */

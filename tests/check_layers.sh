@@ -9,7 +9,7 @@
 #   0  libc-level parts: the page state, logging, the LRU ring,
 #      compressors, the backing file and its private-file checks,
 #      HOST:PORT addresses, starting threads, taking a client's
-#      descriptors back
+#      descriptors back, the stable index of stored objects (dedup)
 #   1  what holds pages: regions, uffd contexts, the store
 #   2  the clients: the mm_slot registry, and the state directory
 #      and the image at rest that describe them to a successor
@@ -32,6 +32,7 @@ privfile 0
 addr 0
 thread 0
 adopt 0
+dedup 0
 uffdctx 1
 region 1
 store 1

@@ -322,6 +322,7 @@ END_TEST
  */
 #define STATUS_V2_SIZE	(26 * 8)
 #define STATUS_V3_SIZE	(41 * 8)
+#define STATUS_V5_SIZE	(50 * 8)
 
 /* Field @i (in list order) gets the value @i + 1. */
 #define STATUS_SET(F, name, since, ...)	in.name = ++i;
@@ -341,13 +342,14 @@ START_TEST(test_status_versions)
 			       .since = PROTO_VERSION_MIN };
 	size_t n = 0, k;
 
-	ck_assert_int_eq(PROTO_VERSION, 4);
+	ck_assert_int_eq(PROTO_VERSION, 5);
 	COUNTERS_STATUS(STATUS_SET, _)
 	ck_assert_uint_eq(proto_size_status_reply(1), STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_size_status_reply(2), STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_size_status_reply(3), STATUS_V3_SIZE);
-	/* version 4 grew client rows only */
+	/* version 4 grew client rows only; 5 the deduplication counters */
 	ck_assert_uint_eq(proto_size_status_reply(4), STATUS_V3_SIZE);
+	ck_assert_uint_eq(proto_size_status_reply(5), STATUS_V5_SIZE);
 	ck_assert_uint_eq(proto_encode_status_reply(v2buf, &in, 2),
 			  STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_encode_status_reply(v3buf, &in, 3),
@@ -368,13 +370,22 @@ START_TEST(test_status_versions)
 	ck_assert_uint_eq(out.stores, 0);
 	ck_assert_uint_eq(out.backing_write_errors, 0);
 
-	/* version 3 round trip, every counter its own value */
+	/* a version-3 reply to this build's decoder: the dedup counters 0 */
 	memset(&out, 0, sizeof(out));
 	ck_assert_int_eq(proto_decode_status_reply(v3buf, STATUS_V3_SIZE,
 						   &out), 0);
+	ck_assert_uint_eq(out.fault_poisoned, STATUS_V3_SIZE / 8);
+	ck_assert_uint_eq(out.dedup_pages_shared, 0);
+
+	/* version 5 round trip, every counter its own value */
+	ck_assert_uint_eq(proto_encode_status_reply(v3buf, &in, 5),
+			  STATUS_V5_SIZE);
+	memset(&out, 0, sizeof(out));
+	ck_assert_int_eq(proto_decode_status_reply(v3buf, STATUS_V5_SIZE,
+						   &out), 0);
 	i = 0;
 	COUNTERS_STATUS(STATUS_CMP, _)
-	ck_assert_uint_eq(i, STATUS_V3_SIZE / 8);
+	ck_assert_uint_eq(i, STATUS_V5_SIZE / 8);
 }
 END_TEST
 

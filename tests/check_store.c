@@ -103,10 +103,10 @@ static void test_settle(void *ctx, struct store *s, struct store_wb *wb,
 				   own.seen + PAGE_SIZE), 0);
 	ck_assert_mem_eq(own.seen, own.seen + PAGE_SIZE, PAGE_SIZE);
 	n = z3fold_object_size(s->pool, wb->handle);
+	ck_assert_uint_eq(wb->len, n);
 	p->data = wb->data;
 	atomic_store(&p->info, (wb->info & ~PAGE_STATE_MASK) |
 			       PAGE_WRITTEN_BACK);
-	ck_assert_uint_eq(store_written_back(s, wb->handle, wb->info), n);
 	own.written++;
 }
 
@@ -132,7 +132,7 @@ static size_t test_give_up(void *ctx, struct store *s,
 	if (own.given_up < NPAGES)
 		own.order[own.given_up] = *key;
 	own.given_up++;
-	return store_drop_retained(s, p->data);
+	return store_drop_retained(s, key, p->data);
 }
 
 /* The store of a test, its pool made of @mem (NULL: anonymous). */
@@ -226,8 +226,9 @@ static void check_page(uint64_t rid, size_t idx, bool noise)
 static void drop(uint64_t rid, size_t idx)
 {
 	struct page_entry *p = &own.pages[rid][idx];
+	struct store_key key = { rid, (uint32_t)idx };
 
-	store_drop(&st, atomic_load(&p->info), p->data);
+	store_drop(&st, &key, atomic_load(&p->info), p->data);
 	atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
 }
 
@@ -328,7 +329,7 @@ START_TEST(test_put_get_drop)
 	ck_assert_uint_eq(ss.raw, 1);
 	drop(1, 1);
 	drop(2, 7);
-	store_drop(&st, PAGE_SAME, data);
+	store_drop(&st, &(struct store_key){ 9, 9 }, PAGE_SAME, data);
 	store_get_stats(&st, &ss);
 	ck_assert_uint_eq(ss.compressed + ss.raw + ss.same, 0);
 	ck_assert_uint_eq(ss.payload_bytes, 0);
@@ -420,7 +421,7 @@ START_TEST(test_give_up_oldest_first)
 	/* page 3 is written: the WP fault takes the flag, then the copy */
 	info = atomic_load(&p->info);
 	atomic_store(&p->info, info & ~PAGE_RETAIN_MASK);
-	store_drop_retained(&st, p->data);
+	store_drop_retained(&st, &(struct store_key){ 1, 3 }, p->data);
 	/* page 5 is evicted unchanged (its object stored again), then
 	 * retained anew, the same object with another stamp: its first
 	 * entry is stale, its second is the one */
@@ -499,7 +500,8 @@ START_TEST(test_reclaim_gives_up_retained_first)
 
 		ck_assert_uint_eq(page_state(info), PAGE_RESIDENT);
 		if (info & PAGE_RETAINED)
-			store_drop_retained(&st, own.pages[1][i].data);
+			store_drop_retained(&st, &(struct store_key){ 1, i },
+					    own.pages[1][i].data);
 	}
 }
 END_TEST
@@ -749,6 +751,231 @@ START_TEST(test_recovery_heals_owner_words)
 }
 END_TEST
 
+/*****************
+ * Deduplication
+ *****************/
+
+/* Text pages (noise off) depend on their index only, and repeat every
+ * 26: these many distinct ones among NPAGES. */
+#define TEXT_KINDS 26
+
+static void dedup_on(void)
+{
+	store_set_dedup(&st, true, DEDUP_MAX_SHARING_DEFAULT);
+}
+
+/* Regions 1 and 2 hold the same text pages, region 3 noise. */
+static void put_twins(void)
+{
+	uint64_t rid;
+	size_t i;
+
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++)
+			ck_assert_int_gt(put(rid, i, rid == 3), 0);
+}
+
+static void drop_all_and_check(void)
+{
+	struct store_stats ss;
+	uint64_t rid;
+	size_t i;
+
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++)
+			if (page_is_stored(page_state(own.pages[rid][i].info))) {
+				check_page(rid, i, rid == 3);
+				drop(rid, i);
+			}
+	check_store_empty();
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.payload_bytes, 0);
+	ck_assert_uint_eq(ss.pool_bytes, 0);
+	ck_assert_uint_eq(ss.dedup.nodes, 0);
+	ck_assert_uint_eq(ss.dedup.pages_sharing, 0);
+}
+
+/*
+ * Equal pages, in one region or across regions, name one object: the
+ * pool holds each content once, counted once; each page reads back its
+ * own; a page letting go leaves the others theirs.
+ */
+START_TEST(test_dedup_shares_equal_pages)
+{
+	struct store_stats ss;
+	size_t i, distinct = 0;
+
+	dedup_on();
+	put_twins();
+	for (i = 0; i < NPAGES; i++) {
+		ck_assert_uint_eq(own.pages[2][i].data, own.pages[1][i].data);
+		ck_assert_uint_eq(own.pages[1][i].data,
+				  own.pages[1][i % TEXT_KINDS].data);
+	}
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.compressed + ss.raw, NREGIONS * NPAGES);
+	ck_assert_uint_eq(ss.dedup.pages_shared, TEXT_KINDS);
+	ck_assert_uint_eq(ss.dedup.pages_sharing, 2 * NPAGES - TEXT_KINDS);
+	ck_assert_uint_eq(ss.dedup.merged, 2 * NPAGES - TEXT_KINDS);
+	ck_assert_uint_eq(ss.dedup.nodes, TEXT_KINDS + NPAGES);
+	/* the pool's bytes: each distinct object once */
+	for (i = 0; i < NPAGES; i++)
+		distinct += z3fold_object_size(st.pool, own.pages[3][i].data) +
+			    (i < TEXT_KINDS ?
+			     z3fold_object_size(st.pool, own.pages[1][i].data) :
+			     0);
+	ck_assert_uint_eq(ss.payload_bytes, distinct);
+	ck_assert_uint_gt(ss.dedup.bytes_saved, 0);
+	/* region 1 goes: region 2 keeps every page */
+	for (i = 0; i < NPAGES; i++)
+		drop(1, i);
+	for (i = 0; i < NPAGES; i++)
+		check_page(2, i, false);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.dedup.pages_sharing, NPAGES - TEXT_KINDS);
+	drop_all_and_check();
+}
+END_TEST
+
+static uint64_t same_hash(const void *page, size_t len, uint64_t seed)
+{
+	(void)page;
+	(void)len;
+	(void)seed;
+	return 42;
+}
+
+/* Every page hashes alike (a forged collision): pages of other content
+ * are never shared, whatever their hash says. */
+START_TEST(test_dedup_collision_never_shares)
+{
+	struct store_stats ss;
+	size_t i, j;
+
+	dedup_on();
+	st.hash = same_hash;
+	put_twins();
+	for (i = 0; i < NPAGES; i++)
+		for (j = 0; j < i; j++)
+			ck_assert_uint_ne(own.pages[3][i].data,
+					  own.pages[3][j].data);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_gt(ss.dedup.collisions, 0);
+	drop_all_and_check();
+}
+END_TEST
+
+/*
+ * Reclaim writes a shared object back once, with every page naming it:
+ * all of them name the same slot, each asked for once, and read back.
+ */
+START_TEST(test_dedup_write_back_once)
+{
+	struct store_stats ss;
+	struct backing_stats bs;
+	uint64_t rid;
+	size_t i, wb = 0;
+
+	dedup_on();
+	put_twins();
+	store_set_pool_limit(&st, 16 * PAGE_SIZE);
+	ck_assert(store_reclaim(&st));
+	store_get_stats(&st, &ss);
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++) {
+			const struct page_entry *p = &own.pages[rid][i];
+
+			ck_assert_uint_le(own.asked[rid][i], 1);
+			if (page_state(p->info) != PAGE_WRITTEN_BACK)
+				continue;
+			wb++;
+			if (rid == 2)
+				ck_assert_uint_eq(p->data,
+						  own.pages[1][i].data);
+		}
+	ck_assert_uint_gt(wb, 2 * TEXT_KINDS);
+	ck_assert_uint_eq(ss.written_back, wb);
+	backing_get_stats(st.backing, &bs);
+	ck_assert_uint_lt(bs.objects, wb);
+	drop_all_and_check();
+}
+END_TEST
+
+/* A shared object one of whose pages is busy stays in the pool, every
+ * page of it as it was. */
+START_TEST(test_dedup_busy_page_keeps_object)
+{
+	struct page_entry *busy = &own.pages[2][5];
+	uint64_t rid;
+	uint32_t info;
+	size_t i;
+
+	dedup_on();
+	put_twins();
+	info = atomic_load(&busy->info);
+	own.concurrent = true;
+	atomic_store(&busy->info, page_loading(info));
+	store_set_pool_limit(&st, 16 * PAGE_SIZE);
+	store_reclaim(&st);
+	for (rid = 1; rid <= 2; rid++)
+		for (i = 5; i < NPAGES; i += TEXT_KINDS)
+			ck_assert_uint_ne(page_state(own.pages[rid][i].info),
+					  PAGE_WRITTEN_BACK);
+	atomic_store(&busy->info, info);
+	drop_all_and_check();
+}
+END_TEST
+
+/* A page loaded back keeping a shared object: the object stays counted
+ * as stored while a stored page names it, retained once only retained
+ * copies do, and goes with the last. */
+START_TEST(test_dedup_retained_shared)
+{
+	struct store_stats ss, shared;
+	size_t n;
+
+	dedup_on();
+	ck_assert_int_gt(put(1, 0, false), 0);
+	n = (size_t)put(2, 0, false);
+	store_get_stats(&st, &shared);
+	retain(1, 0);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.retained, 1);
+	ck_assert_uint_eq(ss.compressed, 1);
+	ck_assert_uint_eq(ss.payload_bytes, shared.payload_bytes);
+	ck_assert_uint_eq(ss.retained_bytes, 0);
+	drop(2, 0);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.payload_bytes, 0);
+	ck_assert_uint_eq(ss.retained_bytes, n);
+	store_drop_retained(&st, &(struct store_key){ 1, 0 },
+			    own.pages[1][0].data);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.retained + ss.retained_bytes, 0);
+	ck_assert_uint_eq(ss.pool_bytes, 0);
+}
+END_TEST
+
+/* A successor's recovery makes the sharing again from the pages'
+ * records: each object counted once, freed with its last page. */
+START_TEST(test_dedup_recovered)
+{
+	struct store_stats before, after;
+
+	dedup_on();
+	put_twins();
+	store_get_stats(&st, &before);
+	store_reborn();
+	store_get_stats(&st, &after);
+	ck_assert_uint_eq(after.compressed + after.raw, NREGIONS * NPAGES);
+	ck_assert_uint_eq(after.payload_bytes, before.payload_bytes);
+	ck_assert_uint_eq(after.dedup.pages_sharing,
+			  before.dedup.pages_sharing);
+	ck_assert_uint_eq(after.dedup.nodes, TEXT_KINDS);
+	drop_all_and_check();
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -769,10 +996,16 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_give_up_oldest_first);
 	tcase_add_test(tc, test_full_queue_forgets_oldest);
 	tcase_add_test(tc, test_reclaim_gives_up_retained_first);
+	tcase_add_test(tc, test_dedup_shares_equal_pages);
+	tcase_add_test(tc, test_dedup_collision_never_shares);
+	tcase_add_test(tc, test_dedup_write_back_once);
+	tcase_add_test(tc, test_dedup_busy_page_keeps_object);
+	tcase_add_test(tc, test_dedup_retained_shared);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("recovery");
 	tcase_add_checked_fixture(tc, setup_memfds, teardown);
 	tcase_add_test(tc, test_recovery_heals_owner_words);
+	tcase_add_test(tc, test_dedup_recovered);
 	suite_add_tcase(s, tc);
 	return s;
 }

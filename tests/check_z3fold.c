@@ -1511,6 +1511,183 @@ START_TEST(test_recover_after_a_crash_mid_operation)
 }
 END_TEST
 
+/*****************
+ * Migration
+ *****************/
+
+/* Move the object @h of @size bytes out of an isolated page, as a user
+ * does: a new object in a packed page, the bytes and the owner word
+ * copied, the old one freed. Returns the new handle, 0 if no page has
+ * room. */
+static unsigned long migrate(unsigned long h, size_t size)
+{
+	unsigned long to = 0;
+	int ret = z3fold_alloc_packed(pool, size, &to);
+
+	if (ret == -ENOSPC)
+		return 0;
+	ck_assert_int_eq(ret, 0);
+	memcpy(z3fold_map(pool, to), map_once(h), size);
+	z3fold_unmap(pool, to);
+	z3fold_set_owner(pool, to, z3fold_owner(pool, h));
+	z3fold_free(pool, h);
+	return to;
+}
+
+/* Whether the object @moved holds what @h (of @size bytes) was filled
+ * with. */
+static void check_moved(unsigned long moved, unsigned long h, size_t size)
+{
+	const uint8_t *p = z3fold_map(pool, moved);
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_msg(pattern_ok(p, h, size), "object %#lx moved wrong", h);
+	z3fold_unmap(pool, moved);
+}
+
+/*
+ * Isolation takes the sparsest page (never a full one, never a HEADLESS
+ * one); its object goes to the fullest page with room; the emptied page
+ * is freed by the put-back.
+ */
+START_TEST(test_isolate_sparsest)
+{
+	/* page 1: a and b (25 chunks free once t goes); page 2: c alone
+	 * (47 free); page 3: headless */
+	unsigned long a = alloc_filled(1200), b = alloc_filled(1200);
+	unsigned long t = alloc_filled(700);
+	unsigned long c = alloc_filled(1000);
+	unsigned long g = alloc_filled(PAGE);
+	unsigned long handles[3], page, moved;
+	struct z3fold_stats st;
+
+	ck_assert_uint_ne(page_of(map_once(c)), page_of(map_once(a)));
+	z3fold_free(pool, t);
+	ck_assert_uint_eq(z3fold_get_pool_size(pool), 3);
+	z3fold_set_owner(pool, c, 0xc0ffee);
+	ck_assert_int_eq(z3fold_isolate(pool, handles, &page), 1);
+	ck_assert_uint_eq(handles[0], c);
+	/* the fullest page with room takes it, never the isolated one */
+	moved = migrate(c, 1000);
+	ck_assert_uint_ne(moved, 0);
+	ck_assert_uint_eq(page_of(map_once(moved)), page_of(map_once(a)));
+	ck_assert_uint_eq(z3fold_owner(pool, moved), 0xc0ffee);
+	check_moved(moved, c, 1000);
+	ck_assert(z3fold_putback(pool, page));
+	ck_assert_uint_eq(z3fold_get_pool_size(pool), 2);
+	z3fold_get_stats(pool, &st);
+	ck_assert_uint_eq(st.migrated_pages, 1);
+	check_verify();
+	/* page 1 is full now, page 3 headless: nothing to isolate */
+	ck_assert_int_eq(z3fold_isolate(pool, handles, &page), -EINVAL);
+	check_pattern(a, 1200);
+	check_pattern(b, 1200);
+	z3fold_free(pool, a);
+	z3fold_free(pool, b);
+	z3fold_free(pool, moved);
+	z3fold_free(pool, g);
+}
+END_TEST
+
+/*
+ * Every placement an isolated page can hold: of three objects, each one
+ * freed in turn leaves the two others in their places; both are moved
+ * out, into pages with room, and read back intact.
+ */
+START_TEST(test_migrate_every_placement)
+{
+	static const size_t sizes[3] = { 600, 500, 700 };
+	unsigned long obj[3], handles[3], page, moved, room[2];
+	int gone, i, nr, k;
+
+	for (gone = 0; gone < 3; gone++) {
+		for (i = 0; i < 3; i++)
+			obj[i] = alloc_filled(sizes[i]);
+		ck_assert_uint_eq(z3fold_get_pool_size(pool), 1);
+		z3fold_free(pool, obj[gone]);
+		nr = z3fold_isolate(pool, handles, &page);
+		ck_assert_int_eq(nr, 2);
+		/* two pages with room, made while the page is isolated:
+		 * neither lands there */
+		room[0] = alloc_filled(2500);
+		room[1] = alloc_filled(2500);
+		ck_assert_uint_eq(z3fold_get_pool_size(pool), 3);
+		for (k = 0; k < nr; k++) {
+			for (i = 0; i < 3 && obj[i] != handles[k]; i++)
+				;
+			ck_assert_int_lt(i, 3);
+			ck_assert_int_ne(i, gone);
+			moved = migrate(handles[k], sizes[i]);
+			ck_assert_uint_ne(moved, 0);
+			check_moved(moved, obj[i], sizes[i]);
+			obj[i] = moved;
+		}
+		ck_assert(z3fold_putback(pool, page));
+		ck_assert_uint_eq(z3fold_get_pool_size(pool), 2);
+		check_verify();
+		for (i = 0; i < 3; i++)
+			if (i != gone)
+				z3fold_free(pool, obj[i]);
+		z3fold_free(pool, room[0]);
+		z3fold_free(pool, room[1]);
+		ck_assert_uint_eq(z3fold_get_pool_size(pool), 0);
+	}
+}
+END_TEST
+
+/* No other page has room: the object stays, the page goes back on the
+ * lists and takes objects again. */
+START_TEST(test_putback_when_no_room)
+{
+	unsigned long a = alloc_filled(3000), b = alloc_filled(3000);
+	unsigned long handles[3], page, c;
+
+	ck_assert_int_eq(z3fold_isolate(pool, handles, &page), 1);
+	ck_assert_uint_eq(migrate(handles[0], 3000), 0);
+	ck_assert(!z3fold_putback(pool, page));
+	check_pattern(a, 3000);
+	check_pattern(b, 3000);
+	check_verify();
+	c = alloc_filled(600);
+	check_pattern(c, 600);
+	ck_assert_uint_eq(z3fold_get_pool_size(pool), 2);
+	ck_assert_int_eq(z3fold_alloc_packed(pool, PAGE, &handles[0]),
+			 -ENOSPC);
+	z3fold_free(pool, a);
+	z3fold_free(pool, b);
+	z3fold_free(pool, c);
+}
+END_TEST
+
+/* An object of an isolated page freed meanwhile (its owner let go): the
+ * put-back frees the page once the others moved. */
+START_TEST(test_free_during_isolation)
+{
+	unsigned long a = alloc_filled(800), b = alloc_filled(900);
+	unsigned long room = alloc_filled(2500);
+	unsigned long room2 = alloc_filled(2500);
+	unsigned long handles[3], page, moved = 0;
+	int nr, k;
+
+	nr = z3fold_isolate(pool, handles, &page);
+	ck_assert_int_eq(nr, 2);
+	z3fold_free(pool, a);
+	for (k = 0; k < nr; k++) {
+		if (handles[k] != b)
+			continue;
+		moved = migrate(b, 900);
+		ck_assert_uint_ne(moved, 0);
+		check_moved(moved, b, 900);
+	}
+	ck_assert(z3fold_putback(pool, page));
+	ck_assert_uint_eq(z3fold_get_pool_size(pool), 2);
+	check_verify();
+	z3fold_free(pool, moved);
+	z3fold_free(pool, room);
+	z3fold_free(pool, room2);
+}
+END_TEST
+
 /* The suite on pools of @kind, named @name. */
 static Suite *z3fold_suite(const char *name, enum pagemem_kind kind)
 {
@@ -1545,6 +1722,14 @@ static Suite *z3fold_suite(const char *name, enum pagemem_kind kind)
 	tcase_add_test(tc, test_reclaim_retries_next_page);
 	tcase_add_test(tc, test_reclaim_concurrent_free);
 	tcase_add_test(tc, test_reclaim_handler_must_free);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("migration");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_isolate_sparsest);
+	tcase_add_test(tc, test_migrate_every_placement);
+	tcase_add_test(tc, test_putback_when_no_room);
+	tcase_add_test(tc, test_free_during_isolation);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("os");

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,34 +28,48 @@ static int ask(uzswap_t *c, uint16_t type, const uint8_t *payload,
 }
 
 /* The public structs are ABI: counters only ever take reserved space. */
-_Static_assert(sizeof(struct uzswap_status) == 328,
-	       "struct uzswap_status changed size");
+/* The first release's struct uzswap_status, all uzswap_status() fills. */
+#define STATUS_SIZE_V1 328
+_Static_assert(offsetof(struct uzswap_status, dedup_pages_shared) ==
+	       STATUS_SIZE_V1, "struct uzswap_status's first release moved");
 _Static_assert(sizeof(struct uzswap_client) == 168,
 	       "struct uzswap_client changed size");
 
-/* Each counter of the lists into its public field. */
+/* Each counter of the lists into its public field; a status counter
+ * only if it is within the caller's @size. */
 #define ADMIN_STATUS_COUNTER(x, name, since, pub, ...)			\
-	st->pub = (__typeof__(st->pub))r.name;
+	if (offsetof(struct uzswap_status, pub) + sizeof(all.pub) <= size) \
+		all.pub = (__typeof__(all.pub))r.name;
 #define ADMIN_CLIENT_COUNTER(x, type, name, since, pub, ...)		\
 	cl->pub = row->name;
 
-int uzswap_status(uzswap_t *c, struct uzswap_status *st)
+int uzswap_status_size(uzswap_t *c, struct uzswap_status *st, size_t size)
 {
+	struct uzswap_status all = { 0 };
 	struct proto_status_reply r;
 	uint8_t body[PROTO_MAX_PAYLOAD];
 	size_t len;
 	int ret;
 
-	if (!st)
+	if (!st || size < STATUS_SIZE_V1)
 		return -EINVAL;
+	if (size > sizeof(all))
+		size = sizeof(all);
 	ret = ask(c, PROTO_STATUS, NULL, 0, body, sizeof(body), &len);
 	if (ret == 0)
 		ret = proto_decode_status_reply(body, len, &r);
 	if (ret)
 		return ret;
-	memset(st, 0, sizeof(*st));
 	COUNTERS_STATUS(ADMIN_STATUS_COUNTER, _)
+	memcpy(st, &all, size);
 	return 0;
+}
+
+/* The first release's symbol, for programs built before the macro of
+ * that name (uzswap.h) existed. */
+int (uzswap_status)(uzswap_t *c, struct uzswap_status *st)
+{
+	return uzswap_status_size(c, st, STATUS_SIZE_V1);
 }
 
 static void client_from_row(struct uzswap_client *cl,

@@ -273,8 +273,9 @@ UZSWAP_EXTERN const char *uzswap_strerror(int err);
 #define UZSWAP_COMPRESSOR_LZ4	0
 #define UZSWAP_COMPRESSOR_ZSTD	1
 
-/* The daemon's totals, from uzswap_status(). New counters take the place
- * of @reserved, so the size of the struct never changes. */
+/* The daemon's totals, from uzswap_status(). New counters are appended:
+ * a program built against an older header passes its smaller size and
+ * gets the fields it knows. */
 struct uzswap_status {
 	uint64_t clients;		/* client processes */
 	uint64_t registered_bytes;	/* size of all managed regions */
@@ -320,7 +321,18 @@ struct uzswap_status {
 	uint64_t backing_read_errors;	/* failed backing-file reads */
 	uint64_t backing_write_errors;	/* writes failed by I/O errors */
 	uint64_t fault_poisoned;	/* touches of lost pages: SIGBUS */
-	uint64_t reserved[1];		/* zero */
+	/* From here: protocol 5 or later, 0 from older daemons. */
+	uint64_t dedup;			/* 1: equal pages share a copy */
+	/* From here: filled by uzswap_status_size() only. */
+	uint64_t dedup_pages_shared;	/* objects 2+ pages name */
+	uint64_t dedup_pages_sharing;	/* pages beyond each one's first */
+	uint64_t dedup_bytes_saved;	/* pool bytes their copies would
+					 * take */
+	uint64_t dedup_merged;		/* pages stored by sharing, so far */
+	uint64_t dedup_collisions;	/* hash found, content differed */
+	uint64_t dedup_chains;		/* objects past max-page-sharing */
+	uint64_t dedup_dups;		/* ... their copies */
+	uint64_t dedup_index_bytes;	/* memory of the index */
 };
 
 /* One client process, from uzswap_client() and uzswap_clients(). New
@@ -364,8 +376,21 @@ struct uzswap_client {
  */
 UZSWAP_EXTERN uzswap_t *uzswap_admin_connect(const char *socket_path);
 
-/* uzswap_status() - the daemon's totals. Return: 0 or -errno. */
+/*
+ * uzswap_status() - the daemon's totals, every field of *@st (a field the
+ * daemon does not send is 0). It is uzswap_status_size() with this
+ * header's sizeof(*st); a program built against a header whose struct
+ * was smaller calls the function of that name, which fills the first
+ * release's 328 bytes (up to @dedup).
+ * uzswap_status_size() - the same into the first @size bytes of *@st;
+ * fields past @size are not written.
+ * Return: 0; -EINVAL if @size is smaller than the first release's struct;
+ * -errno.
+ */
+UZSWAP_EXTERN int uzswap_status_size(uzswap_t *c, struct uzswap_status *st,
+				     size_t size);
 UZSWAP_EXTERN int uzswap_status(uzswap_t *c, struct uzswap_status *st);
+#define uzswap_status(c, st) uzswap_status_size((c), (st), sizeof(*(st)))
 
 /*
  * uzswap_client() - one client process

@@ -190,7 +190,44 @@ enum counter_show {
 	C(x, fault_poisoned, 3, fault_poisoned, "fault_poisoned",	\
 	  COUNTER_NUMBER, "counter", "uzswap_fault_poisoned_total", "",	\
 	  "Faults on pages whose content is lost (a takeover found their " \
-	  "copy gone), answered with SIGBUS, never with zeros.")
+	  "copy gone), answered with SIGBUS, never with zeros.")	\
+	C(x, dedup, 5, dedup, "dedup", COUNTER_BOOL,			\
+	  "gauge", "uzswap_dedup_enabled", "",				\
+	  "1 while new pages are deduplicated (dedup = on).")		\
+	C(x, dedup_pages_shared, 5, dedup_pages_shared,			\
+	  "dedup_pages_shared", COUNTER_NUMBER,				\
+	  "gauge", "uzswap_dedup_pages_shared", "",			\
+	  "Stored objects that two pages or more name (KSM's "		\
+	  "pages_shared).")						\
+	C(x, dedup_pages_sharing, 5, dedup_pages_sharing,		\
+	  "dedup_pages_sharing", COUNTER_NUMBER,			\
+	  "gauge", "uzswap_dedup_pages_sharing", "",			\
+	  "Pages naming a shared object beyond its first: the copies "	\
+	  "deduplication saves (KSM's pages_sharing).")			\
+	C(x, dedup_bytes_saved, 5, dedup_bytes_saved,			\
+	  "dedup_saved_bytes", COUNTER_NUMBER,				\
+	  "gauge", "uzswap_dedup_saved_bytes", "",			\
+	  "Pool bytes those pages would take with a copy each.")	\
+	C(x, dedup_merged, 5, dedup_merged, "dedup_merged_pages",	\
+	  COUNTER_NUMBER, "counter", "uzswap_dedup_merged_pages_total", "", \
+	  "Pages stored by naming an equal object instead of a new one.") \
+	C(x, dedup_collisions, 5, dedup_collisions, "dedup_collisions",	\
+	  COUNTER_NUMBER, "counter", "uzswap_dedup_collisions_total", "", \
+	  "Pages whose hash found an object of other content: the byte " \
+	  "compare kept them apart.")					\
+	C(x, dedup_chains, 5, dedup_chains, "dedup_chains",		\
+	  COUNTER_NUMBER, "gauge", "uzswap_dedup_chains", "",		\
+	  "Shared objects that reached max-page-sharing and have dups "	\
+	  "(KSM's stable_node_chains).")				\
+	C(x, dedup_dups, 5, dedup_dups, "dedup_dups", COUNTER_NUMBER,	\
+	  "gauge", "uzswap_dedup_dups", "",				\
+	  "Copies of those objects, linked into their chains (KSM's "	\
+	  "stable_node_dups).")						\
+	C(x, dedup_index_bytes, 5, dedup_index_bytes,			\
+	  "dedup_index_bytes", COUNTER_NUMBER,				\
+	  "gauge", "uzswap_dedup_index_bytes", "",			\
+	  "Memory of the deduplication index: a node per stored object, " \
+	  "a record per page sharing one, the hash buckets.")
 
 #define COUNTERS_CLIENT(C, x)						\
 	C(x, uint32_t, regions, 1, regions, "regions", NULL, NULL,	\

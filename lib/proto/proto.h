@@ -41,7 +41,8 @@
  *      older version, as a daemon of that version would); HELLO's flags
  *      (RESUME: a client carries on with a new daemon);
  *   4: client rows carry the back-pressure counters (direct evictions,
- *      budget waits, pages over budget).
+ *      budget waits, pages over budget);
+ *   5: STATUS carries the deduplication counters.
  *
  * Layouts. Each message is a list of fields, PROTO_<MSG>_FIELDS below,
  * written once: the struct, the encoder, the decoder and the size derive
@@ -76,7 +77,7 @@
 #include "lib/proto/counters.h"
 
 #define PROTO_MAGIC		0x55a5f00du
-#define PROTO_VERSION		4	/* the newest version this build speaks */
+#define PROTO_VERSION		5	/* the newest version this build speaks */
 #define PROTO_VERSION_MIN	1	/* the oldest */
 #define PROTO_HDR_SIZE		16
 #define PROTO_MAX_PAYLOAD	4096

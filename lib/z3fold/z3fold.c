@@ -21,6 +21,11 @@
  * gone, or puts it back on the lists if one could not be evicted.
  * z3fold_reclaim_begin() and z3fold_reclaim_end() are its two halves, for
  * a caller that moves the objects of many claimed pages at once.
+ * z3fold_isolate() and z3fold_putback() claim the same way the sparsest
+ * page instead, for a caller that migrates its objects into fuller pages
+ * (z3fold_alloc_packed()) to pack the pool (the kernel's
+ * movable_operations, in the user's hands: it alone knows who names an
+ * object).
  *
  * When a neighbour is freed, the middle buddy is moved: to the start of the
  * page if it is alone (then it becomes FIRST; handles stay valid because a
@@ -278,7 +283,8 @@ struct z3fold_pool {
 	struct {
 		atomic_uint_fast64_t pages, headless_pages, objects,
 			payload_bytes, reserved_pages, allocs, frees,
-			compactions, reclaimed_pages, evict_failures,
+			compactions, reclaimed_pages, migrated_pages,
+			evict_failures,
 			invalid_ops;
 	} st;
 };
@@ -1097,11 +1103,12 @@ static void init_buddied_page(struct z3fold_pool *pool, uint32_t f)
 /*
  * Find a page for an object and lock it, with pool->lock held on return:
  * a buddied page from the unbuddied lists when @chunks is non-zero, else
- * (or if none fits) a free frame, growing the pool if need be. *@fresh
- * tells whether the frame was free.
+ * (or if none fits) a free frame, growing the pool if need be; if
+ * @packed, a buddied page only (-ENOSPC: none has room). *@fresh tells
+ * whether the frame was free.
  */
 static int page_find(struct z3fold_pool *pool, unsigned int chunks,
-		     uint32_t *fp, bool *fresh)
+		     bool packed, uint32_t *fp, bool *fresh)
 {
 	int ret;
 
@@ -1113,6 +1120,10 @@ static int page_find(struct z3fold_pool *pool, unsigned int chunks,
 				*fresh = false;
 				return 0;
 			}
+		}
+		if (packed) {
+			pool_unlock(pool);
+			return -ENOSPC;
 		}
 		*fp = frame_take_free_locked(pool);
 		if (*fp != NO_FRAME) {
@@ -1127,7 +1138,9 @@ static int page_find(struct z3fold_pool *pool, unsigned int chunks,
 	}
 }
 
-int z3fold_alloc(struct z3fold_pool *pool, size_t size, unsigned long *handle)
+/* z3fold_alloc(), or z3fold_alloc_packed() if @packed. */
+static int alloc_object(struct z3fold_pool *pool, size_t size, bool packed,
+			unsigned long *handle)
 {
 	unsigned int chunks = size_to_chunks(size);
 	bool headless = size > Z3FOLD_MAX_SHARED_SIZE;
@@ -1139,10 +1152,10 @@ int z3fold_alloc(struct z3fold_pool *pool, size_t size, unsigned long *handle)
 
 	if (!pool || !handle || size == 0)
 		return -EINVAL;
-	if (size > PAGE_SIZE)
+	if (size > PAGE_SIZE || (packed && headless))
 		return -ENOSPC;
 
-	ret = page_find(pool, headless ? 0 : chunks, &f, &fresh);
+	ret = page_find(pool, headless ? 0 : chunks, packed, &f, &fresh);
 	if (ret)
 		return ret;
 	fr = frame_of(pool, f);
@@ -1169,6 +1182,17 @@ int z3fold_alloc(struct z3fold_pool *pool, size_t size, unsigned long *handle)
 	stat_add(&pool->st.payload_bytes, (int64_t)size);
 	stat_add(&pool->st.allocs, 1);
 	return 0;
+}
+
+int z3fold_alloc(struct z3fold_pool *pool, size_t size, unsigned long *handle)
+{
+	return alloc_object(pool, size, false, handle);
+}
+
+int z3fold_alloc_packed(struct z3fold_pool *pool, size_t size,
+			unsigned long *handle)
+{
+	return alloc_object(pool, size, true, handle);
 }
 
 void z3fold_free(struct z3fold_pool *pool, unsigned long handle)
@@ -1329,29 +1353,19 @@ uint64_t z3fold_owner(struct z3fold_pool *pool, unsigned long handle)
 }
 
 /*
- * Claim the LRU tail page (the first lockable one from the tail) for
- * reclaim: off every list, FRAME_CLAIMED set, its handles collected in
- * evict order (middle, first, last). pool->lock held; returns NO_FRAME when
- * every page on the LRU is busy, and sets *@empty when there is none.
+ * Claim page @f, whose frame lock the caller took: off every list,
+ * FRAME_CLAIMED set, its handles collected in evict order (middle, first,
+ * last), the frame unlocked. pool->lock held.
  */
-static uint32_t reclaim_claim_locked(struct z3fold_pool *pool,
-				     unsigned long handles[3], int *nr,
-				     bool *empty)
+static void claim_locked(struct z3fold_pool *pool, uint32_t f,
+			 unsigned long handles[3], int *nr)
 {
 	static const enum buddy order[] = { MIDDLE, FIRST, LAST };
+	struct z3fold_frame *fr = frame_of(pool, f);
 	struct z3fold_header *zhdr;
-	struct z3fold_frame *fr;
-	uint32_t f;
 	unsigned int i;
 
 	*nr = 0;
-	*empty = pool->lru.tail == NO_FRAME;
-	for (f = pool->lru.tail; f != NO_FRAME; f = lru_links(pool, f)->prev)
-		if (frame_trylock(frame_of(pool, f)))
-			break;
-	if (f == NO_FRAME)
-		return NO_FRAME;
-	fr = frame_of(pool, f);
 	flist_del(pool, &pool->lru, f, lru_links);
 	fr->flags |= FRAME_CLAIMED;
 	if (fr->flags & FRAME_HEADLESS) {
@@ -1367,12 +1381,63 @@ static uint32_t reclaim_claim_locked(struct z3fold_pool *pool,
 					zhdr->gen[order[i]]);
 	}
 	frame_unlock(fr);
+}
+
+/*
+ * Claim the LRU tail page (the first lockable one from the tail) for
+ * reclaim. pool->lock held; returns NO_FRAME when every page on the LRU
+ * is busy, and sets *@empty when there is none.
+ */
+static uint32_t reclaim_claim_locked(struct z3fold_pool *pool,
+				     unsigned long handles[3], int *nr,
+				     bool *empty)
+{
+	uint32_t f;
+
+	*empty = pool->lru.tail == NO_FRAME;
+	for (f = pool->lru.tail; f != NO_FRAME; f = lru_links(pool, f)->prev)
+		if (frame_trylock(frame_of(pool, f)))
+			break;
+	if (f == NO_FRAME)
+		return NO_FRAME;
+	claim_locked(pool, f, handles, nr);
 	return f;
 }
 
-/* After the evict handlers ran: free the page if they emptied it, else put
- * it back on the lists. Returns whether the page was freed. */
-static bool reclaim_finish(struct z3fold_pool *pool, uint32_t f)
+/*
+ * Claim the sparsest buddied page (the first lockable one of the
+ * unbuddied list of most free chunks) for isolation. pool->lock held;
+ * returns NO_FRAME when every such page is busy, and sets *@empty when
+ * there is none.
+ */
+static uint32_t isolate_claim_locked(struct z3fold_pool *pool,
+				     unsigned long handles[3], int *nr,
+				     bool *empty)
+{
+	uint64_t mask = pool->unbuddied_mask;
+	unsigned int i;
+	uint32_t f;
+
+	*empty = mask == 0;
+	while (mask) {
+		i = 63 - (unsigned int)__builtin_clzll(mask);
+		mask &= ~(1ull << i);
+		for (f = pool->unbuddied[i].head; f != NO_FRAME;
+		     f = buddy_links(pool, f)->next) {
+			if (frame_trylock(frame_of(pool, f))) {
+				claim_locked(pool, f, handles, nr);
+				return f;
+			}
+		}
+	}
+	return NO_FRAME;
+}
+
+/* After the evict handlers (or the migration) ran: free the page if they
+ * emptied it, counted in @freed, else put it back on the lists. Returns
+ * whether the page was freed. */
+static bool claim_finish(struct z3fold_pool *pool, uint32_t f,
+			 atomic_uint_fast64_t *freed)
 {
 	struct z3fold_frame *fr = frame_of(pool, f);
 	bool empty;
@@ -1385,7 +1450,7 @@ static bool reclaim_finish(struct z3fold_pool *pool, uint32_t f)
 		empty = page_is_empty(frame_hdr(pool, f));
 	if (empty) {
 		page_release(pool, f, false);
-		stat_add(&pool->st.reclaimed_pages, 1);
+		stat_add(freed, 1);
 		return true;
 	}
 	if (fr->flags & FRAME_HEADLESS) {
@@ -1399,15 +1464,18 @@ static bool reclaim_finish(struct z3fold_pool *pool, uint32_t f)
 	return false;
 }
 
-int z3fold_reclaim_begin(struct z3fold_pool *pool, unsigned long handles[3],
-			 unsigned long *page)
+/* z3fold_reclaim_begin() or z3fold_isolate(), as @claim chooses. */
+static int claim_page(struct z3fold_pool *pool, unsigned long handles[3],
+		      unsigned long *page,
+		      uint32_t (*claim)(struct z3fold_pool *, unsigned long *,
+					int *, bool *))
 {
 	bool empty;
-	int nr;
+	int nr = 0;
 	uint32_t f;
 
 	pool_lock(pool);
-	f = reclaim_claim_locked(pool, handles, &nr, &empty);
+	f = claim(pool, handles, &nr, &empty);
 	pool_unlock(pool);
 	if (empty)
 		return -EINVAL;
@@ -1417,9 +1485,26 @@ int z3fold_reclaim_begin(struct z3fold_pool *pool, unsigned long handles[3],
 	return nr;
 }
 
+int z3fold_reclaim_begin(struct z3fold_pool *pool, unsigned long handles[3],
+			 unsigned long *page)
+{
+	return claim_page(pool, handles, page, reclaim_claim_locked);
+}
+
 bool z3fold_reclaim_end(struct z3fold_pool *pool, unsigned long page)
 {
-	return reclaim_finish(pool, (uint32_t)page);
+	return claim_finish(pool, (uint32_t)page, &pool->st.reclaimed_pages);
+}
+
+int z3fold_isolate(struct z3fold_pool *pool, unsigned long handles[3],
+		   unsigned long *page)
+{
+	return claim_page(pool, handles, page, isolate_claim_locked);
+}
+
+bool z3fold_putback(struct z3fold_pool *pool, unsigned long page)
+{
+	return claim_finish(pool, (uint32_t)page, &pool->st.migrated_pages);
 }
 
 int z3fold_reclaim_page(struct z3fold_pool *pool, unsigned int retries)
@@ -1491,6 +1576,7 @@ void z3fold_get_stats(struct z3fold_pool *pool, struct z3fold_stats *st)
 	st->frees = atomic_load(&pool->st.frees);
 	st->compactions = atomic_load(&pool->st.compactions);
 	st->reclaimed_pages = atomic_load(&pool->st.reclaimed_pages);
+	st->migrated_pages = atomic_load(&pool->st.migrated_pages);
 	st->evict_failures = atomic_load(&pool->st.evict_failures);
 	st->invalid_ops = atomic_load(&pool->st.invalid_ops);
 }

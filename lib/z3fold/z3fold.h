@@ -58,6 +58,7 @@ struct z3fold_stats {
 	uint64_t frees;           /* successful z3fold_free() calls */
 	uint64_t compactions;     /* middle buddies moved */
 	uint64_t reclaimed_pages; /* pages freed by reclaim from the bottom */
+	uint64_t migrated_pages;  /* isolated pages freed (objects moved) */
 	uint64_t evict_failures;  /* evict handler calls that returned non-zero */
 	uint64_t invalid_ops;     /* invalid handles passed to free/map/unmap */
 };
@@ -86,7 +87,9 @@ struct z3fold_mem {
  * The pool reserves address space for as many pages as the machine has
  * RAM, and takes pages from the OS in batches as it grows. A pool whose
  * pages may outlive the process (not anonymous) never moves an object it
- * holds (no compaction): a move rewrites an object a successor may read.
+ * holds within its page (no z3fold_compact()): that move rewrites an
+ * object a successor may read. Migration (z3fold_isolate()) moves none in
+ * place and works on any pool.
  * Return: the pool, or NULL with errno set.
  */
 struct z3fold_pool *z3fold_create_pool(const char *name,
@@ -179,6 +182,15 @@ void z3fold_destroy_pool(struct z3fold_pool *pool);
 int z3fold_alloc(struct z3fold_pool *pool, size_t size, unsigned long *handle);
 
 /*
+ * z3fold_alloc_packed() - z3fold_alloc() into a page that holds objects
+ * already (best fit), never a new one: for moving an object out of a
+ * sparse page. Return: 0; -ENOSPC if no page has room (or @size needs a
+ * HEADLESS page); -EINVAL.
+ */
+int z3fold_alloc_packed(struct z3fold_pool *pool, size_t size,
+			unsigned long *handle);
+
+/*
  * z3fold_free() - free the object of @handle
  * If its page is being reclaimed, only marks the buddy free; the reclaimer
  * releases the page once every buddy is gone.
@@ -227,6 +239,29 @@ int z3fold_reclaim_page(struct z3fold_pool *pool, unsigned int retries);
 int z3fold_reclaim_begin(struct z3fold_pool *pool, unsigned long handles[3],
 			 unsigned long *page);
 bool z3fold_reclaim_end(struct z3fold_pool *pool, unsigned long page);
+
+/*
+ * Migration (the kernel's movable_operations: isolate, migrate, put
+ * back), for a caller that moves objects out of sparse pages to pack the
+ * pool:
+ * z3fold_isolate() - claim the sparsest page holding objects (most free
+ * chunks; a HEADLESS page or a full one is never taken): as
+ * z3fold_reclaim_begin() claims one, no allocation goes there and a free
+ * of one of its objects only marks the buddy free. @handles receives its
+ * objects, *@page names it. The caller moves what it can: allocates a
+ * new object elsewhere (z3fold_alloc_packed()), copies the old one into
+ * it, makes its records name the new handle, frees the old one. No
+ * object is rewritten in place, so a pool on files may be migrated too.
+ * Return: how many handles (1..3); -EINVAL if no page has free room;
+ * -EAGAIN if every such page is busy this instant.
+ * z3fold_putback() - the caller moved what it could from @page: the page
+ * is freed if it is empty (counted in migrated_pages), else put back on
+ * the lists (-EAGAIN in the kernel's words: try later). Return: whether
+ * it was freed.
+ */
+int z3fold_isolate(struct z3fold_pool *pool, unsigned long handles[3],
+		   unsigned long *page);
+bool z3fold_putback(struct z3fold_pool *pool, unsigned long page);
 
 /*
  * z3fold_compact() - compact pages whose middle buddy could not be moved

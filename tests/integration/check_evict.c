@@ -886,15 +886,7 @@ static const char *const metrics_args[] = { "--metrics", "127.0.0.1:0",
 /* The value of @series on the daemon's /metrics now. */
 static uint64_t metric(const char *series)
 {
-	char *body = dh_scrape(&dmn);
-	double v = 0;
-	bool found;
-
-	DH_ASSERT(body, "GET /metrics: %s", strerror(errno));
-	found = dh_sample(body, series, &v);
-	free(body);
-	DH_ASSERT(found, "no sample %s on /metrics", series);
-	return (uint64_t)v;
+	return dh_metric(&dmn, series);
 }
 
 /* The value of @series once it reached at least @want (a fault thread

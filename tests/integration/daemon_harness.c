@@ -445,23 +445,34 @@ void dh_dump_logs(const struct dh_daemon *d)
 	dump_file("client stderr", d->clog);
 }
 
-bool dh_log_find(const struct dh_daemon *d, const char *needle, char *line,
-		 size_t size)
+/* dh_log_find(), of the first line holding @needle or of the @last. */
+static bool log_find(const struct dh_daemon *d, const char *needle,
+		     char *line, size_t size, bool last)
 {
-	char buf[2048];
+	char buf[2048], hit[2048];
 	bool found = false;
 	FILE *f = fopen(d->log, "re");
 
 	if (!f)
 		return false;
-	while (!found && fgets(buf, sizeof(buf), f))
-		found = strstr(buf, needle) != NULL;
+	while ((last || !found) && fgets(buf, sizeof(buf), f)) {
+		if (!strstr(buf, needle))
+			continue;
+		found = true;
+		memcpy(hit, buf, sizeof(hit));
+	}
 	fclose(f);
 	if (found && line && size) {
-		buf[strcspn(buf, "\n")] = '\0';
-		snprintf(line, size, "%s", buf);
+		hit[strcspn(hit, "\n")] = '\0';
+		snprintf(line, size, "%s", hit);
 	}
 	return found;
+}
+
+bool dh_log_find(const struct dh_daemon *d, const char *needle, char *line,
+		 size_t size)
+{
+	return log_find(d, needle, line, size, false);
 }
 
 int dh_log_count(const struct dh_daemon *d, const char *needle)
@@ -763,7 +774,8 @@ int dh_metrics_address(const struct dh_daemon *d, char *addr, size_t size)
 	static const char tag[] = "serving http://";
 	char line[512], *p, *end;
 
-	if (!dh_log_find(d, tag, line, sizeof(line)))
+	/* the last: a restarted daemon's */
+	if (!log_find(d, tag, line, sizeof(line), true))
 		return -ENOENT;
 	p = strstr(line, tag) + strlen(tag);
 	end = strstr(p, "/metrics");
@@ -865,6 +877,19 @@ bool dh_sample(const char *body, const char *series, double *v)
 			return false;
 		p++;
 	}
+}
+
+uint64_t dh_metric(const struct dh_daemon *d, const char *series)
+{
+	char *body = dh_scrape(d);
+	double v = 0;
+	bool found;
+
+	DH_ASSERT_ON(d, body, "GET /metrics: %s", strerror(errno));
+	found = dh_sample(body, series, &v);
+	free(body);
+	DH_ASSERT_ON(d, found, "no sample %s on /metrics", series);
+	return (uint64_t)v;
 }
 
 int dh_client_row(const struct dh_daemon *d, pid_t pid,

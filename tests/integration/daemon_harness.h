@@ -276,8 +276,9 @@ int dh_client_row(const struct dh_daemon *d, pid_t pid,
 
 /*
  * /metrics of a daemon started with "--metrics 127.0.0.1:0":
- * dh_metrics_address() - "ADDR:PORT" it serves, from its "serving http://"
- * log line: 0, or -ENOENT if it logged none.
+ * dh_metrics_address() - "ADDR:PORT" it serves, from its last "serving
+ * http://" log line (a restarted daemon's): 0, or -ENOENT if it logged
+ * none.
  * dh_scrape() - one GET /metrics over HTTP/1.0: the body (free() it), or
  * NULL with errno set.
  * dh_sample() - the value of the sample @series (name and labels, as
@@ -286,6 +287,10 @@ int dh_client_row(const struct dh_daemon *d, pid_t pid,
 int dh_metrics_address(const struct dh_daemon *d, char *addr, size_t size);
 char *dh_scrape(const struct dh_daemon *d);
 bool dh_sample(const char *body, const char *series, double *v);
+
+/* The value of @series on @d's /metrics now, as an assertion: the
+ * running test fails if it cannot be had. */
+uint64_t dh_metric(const struct dh_daemon *d, const char *series);
 
 /* @pid's RssShmem from /proc/PID/status, in bytes (managed regions are
  * shared memory: this is what the kernel says a client has resident), or

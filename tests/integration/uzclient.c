@@ -1564,7 +1564,9 @@ static void pager_free_keep(struct pager_region *r, uzswap_t *c, long long ms)
  * eviction; every command is answered by one line, "ok ..." or
  * "fail ...". A data check that fails also makes the exit status 1.
  *   limit MIB              uzswap_set_limit (0: the daemon's default)
- *   alloc KIND MIB         a new region filled by kind: "ok K"
+ *   alloc KIND MIB [SEED]  a new region filled by kind: "ok K"; with a
+ *                          SEED, the content of any pager's region of
+ *                          that kind, size and seed (a twin's)
  *   verify K|all           check every page of region K, or of all
  *   rewrite K              fill region K again with a new seed
  *   touch K FIRST N        on a region of kind none: check that pages
@@ -1613,7 +1615,8 @@ static int cmd_pager(int argc, char **argv)
 				say("fail %d %s", ret, strerror(-ret));
 			else
 				say("ok");
-		} else if (!strcmp(verb, "alloc") && nargs == 2 &&
+		} else if (!strcmp(verb, "alloc") &&
+			   (nargs == 2 || nargs == 3) &&
 			   !kind_parse(args[0], &kind)) {
 			for (k = 0; k < PAGER_MAX_REGIONS && rs[k].p; k++)
 				;
@@ -1629,7 +1632,8 @@ static int cmd_pager(int argc, char **argv)
 				continue;
 			}
 			rs[k].kind = kind;
-			rs[k].seed = seed_of(gen++);
+			rs[k].seed = nargs == 3 ? strtoull(args[2], NULL, 10)
+						: seed_of(gen++);
 			kind_fill(rs[k].p, rs[k].len, kind, rs[k].seed);
 			say("ok %lu", k);
 		} else if (!strcmp(verb, "verify") && nargs == 1 &&

@@ -1,0 +1,304 @@
+/*
+ * check_pool.c - integration tests of the pool across clients: a real
+ * uzswapd (started by daemon_harness.c) and real client programs
+ * (uzclient pager, which links libuzswap) whose stored pages the daemon
+ * deduplicates.
+ *
+ * Test cases of pool_suite():
+ *   dedup   two clients holding the same 32 MiB heap (twins: same kind,
+ *           size and seed) store the second copy for almost nothing (the
+ *           pool grows by under 2%, every page of the second counted as
+ *           sharing), each reads back its own data, also after one of
+ *           them rewrote its pages (then nothing is shared any more, and
+ *           the pool holds both); the same with dedup off grows the pool
+ *           by the whole second copy; when both leave the pool is empty
+ *   shared  shared objects written back (pool limited to 8 MiB, a third
+ *           client pushing it over), read back by both; the sharing
+ *           survives a
+ *           handover (SIGTERM and a successor: the image at rest) and a
+ *           crash (SIGKILL and a successor: the recovery rebuilds the
+ *           sharing from the page tables), every page read back by both
+ *
+ * One test case: CK_RUN_CASE=dedup ./check_pool. Logs kept:
+ * UZSWAP_ITEST_KEEP=1.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_harness.h"
+#include "pager.h"
+
+#define MIB		(1024ull * 1024)
+#define PAGE		4096ull
+#define TIMEOUT_CASE	900		/* seconds, per test */
+#define TWIN_SEED	"4242"
+
+static struct dh_daemon dmn;
+
+static const char *const metrics_args[] = { "--metrics", "127.0.0.1:0",
+					    NULL };
+
+static void daemon_down(void)
+{
+	dh_down(&dmn, NULL);
+}
+
+static uint64_t metric(const char *series)
+{
+	return dh_metric(&dmn, series);
+}
+
+/* A pager holding a text region of @mib MiB with the twins' seed: its
+ * number. */
+static unsigned int twin(struct dh_client *c, unsigned int mib)
+{
+	return (unsigned int)strtoul(pager_ok(c, "alloc text %u " TWIN_SEED,
+					      mib), NULL, 10);
+}
+
+static void print_pool(const char *when)
+{
+	printf("%s: pool %" PRIu64 " payload %" PRIu64 " sharing %" PRIu64
+	       " shared %" PRIu64 " saved %" PRIu64 "\n", when,
+	       metric("uzswap_pool_bytes"),
+	       metric("uzswap_pool_payload_bytes"),
+	       metric("uzswap_dedup_pages_sharing"),
+	       metric("uzswap_dedup_pages_shared"),
+	       metric("uzswap_dedup_saved_bytes"));
+}
+
+/* Wait until the pool is empty (the clients gone and their pages with
+ * them). */
+static void wait_pool_empty(void)
+{
+	long long deadline = dh_deadline(SETTLE_MS);
+
+	while ((metric("uzswap_pool_bytes") ||
+		metric("uzswap_dedup_pages_shared")) &&
+	       dh_now_ms() < deadline)
+		dh_sleep_ms(20);
+	DH_ASSERT_EQ(metric("uzswap_pool_bytes"), 0);
+	DH_ASSERT_EQ(metric("uzswap_pool_payload_bytes"), 0);
+	DH_ASSERT_EQ(metric("uzswap_dedup_pages_shared"), 0);
+	DH_ASSERT_EQ(metric("uzswap_dedup_pages_sharing"), 0);
+}
+
+/*****************
+ * dedup
+ *****************/
+
+/*
+ * Issue 13: a second client holding the same pages as a first grows the
+ * pool by almost nothing; each reads back its own data, also once the
+ * first rewrote its pages.
+ */
+START_TEST(test_dedup_twins)
+{
+	const uint64_t pages = 32 * MIB / PAGE;
+	uint64_t one, two, rewritten;
+	struct dh_client a, b;
+
+	dh_up(&dmn, metrics_args);
+	DH_ASSERT_EQ(metric("uzswap_dedup_enabled"), 1);
+	pager_start(&dmn, &a);
+	twin(&a, 32);
+	pager_ok(&a, "cold 0");
+	one = metric("uzswap_pool_bytes");
+	print_pool("one client");
+	pager_start(&dmn, &b);
+	twin(&b, 32);
+	pager_ok(&b, "cold 0");
+	two = metric("uzswap_pool_bytes");
+	print_pool("its twin");
+	DH_ASSERT(two <= one + one / 50, "the twin grew the pool from %" PRIu64
+		  " to %" PRIu64 " bytes", one, two);
+	DH_ASSERT(metric("uzswap_dedup_pages_sharing") >= pages,
+		  "%" PRIu64 " pages sharing",
+		  metric("uzswap_dedup_pages_sharing"));
+	DH_ASSERT(metric("uzswap_dedup_merged_pages_total") >= pages,
+		  "merged %" PRIu64, metric("uzswap_dedup_merged_pages_total"));
+	pager_ok(&a, "verify 0");
+	pager_ok(&b, "verify 0");
+	/* a rewrites: its new pages share nothing, b keeps the old ones */
+	pager_ok(&a, "rewrite 0");
+	pager_ok(&a, "cold 0");
+	rewritten = metric("uzswap_pool_bytes");
+	print_pool("one rewritten");
+	DH_ASSERT(metric("uzswap_dedup_pages_sharing") < pages / 100,
+		  "%" PRIu64 " pages still sharing",
+		  metric("uzswap_dedup_pages_sharing"));
+	DH_ASSERT(rewritten > one + one / 2, "pool %" PRIu64 " after the "
+		  "rewrite, %" PRIu64 " for one client", rewritten, one);
+	pager_ok(&b, "verify 0");
+	pager_ok(&a, "verify 0");
+	pager_quit(&b);
+	pager_ok(&a, "verify 0");
+	pager_quit(&a);
+	wait_pool_empty();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/* The same twins with dedup off: the second copy takes its room. */
+START_TEST(test_dedup_off)
+{
+	static const char *const args[] = { "--metrics", "127.0.0.1:0",
+					    "--dedup", "off", NULL };
+	struct dh_client a, b;
+	uint64_t one, two;
+
+	dh_up(&dmn, args);
+	DH_ASSERT_EQ(metric("uzswap_dedup_enabled"), 0);
+	pager_start(&dmn, &a);
+	twin(&a, 32);
+	pager_ok(&a, "cold 0");
+	one = metric("uzswap_pool_bytes");
+	pager_start(&dmn, &b);
+	twin(&b, 32);
+	pager_ok(&b, "cold 0");
+	two = metric("uzswap_pool_bytes");
+	print_pool("twins, dedup off");
+	DH_ASSERT(two >= one + one / 10 * 9, "pool %" PRIu64 " for two, %"
+		  PRIu64 " for one", two, one);
+	DH_ASSERT_EQ(metric("uzswap_dedup_pages_sharing"), 0);
+	pager_ok(&a, "verify 0");
+	pager_ok(&b, "verify 0");
+	pager_quit(&a);
+	pager_quit(&b);
+	wait_pool_empty();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/*****************
+ * shared
+ *****************/
+
+/* Twins a and b of 16 MiB each, all stored: every page of b shares
+ * a's object. */
+static void twins_stored(struct dh_client *a, struct dh_client *b)
+{
+	pager_start(&dmn, a);
+	pager_start(&dmn, b);
+	twin(a, 16);
+	twin(b, 16);
+	pager_ok(a, "cold 0");
+	pager_ok(b, "cold 0");
+	DH_ASSERT(metric("uzswap_dedup_pages_sharing") >= 16 * MIB / PAGE,
+		  "%" PRIu64 " pages sharing",
+		  metric("uzswap_dedup_pages_sharing"));
+}
+
+/* Shared objects go to the backing file once and come back to both:
+ * a third client pushes the pool over its limit, and the oldest objects,
+ * the twins', are written back first. */
+START_TEST(test_shared_written_back)
+{
+	static const char *const args[] = { "--metrics", "127.0.0.1:0",
+					    "--pool-limit", "8M", NULL };
+	const uint64_t twin_pages = 2 * 16 * MIB / PAGE;
+	struct dh_client a, b, c;
+	long long deadline;
+	struct pstats ps;
+
+	dh_up(&dmn, args);
+	twins_stored(&a, &b);
+	pager_start(&dmn, &c);
+	pager_ok(&c, "limit 4");
+	pager_alloc(&c, "text", 48);
+	pager_wait_resident(&c, 4 * MIB, &ps);
+	deadline = dh_deadline(SETTLE_MS);
+	while (metric("uzswap_stored_pages{kind=\"written_back\"}") <
+		       twin_pages && dh_now_ms() < deadline)
+		dh_sleep_ms(20);
+	print_pool("twins written back");
+	DH_ASSERT(metric("uzswap_stored_pages{kind=\"written_back\"}") >=
+		  twin_pages, "written back %" PRIu64 " pages",
+		  metric("uzswap_stored_pages{kind=\"written_back\"}"));
+	/* written back, they still share their slots */
+	DH_ASSERT(metric("uzswap_dedup_pages_sharing") >= twin_pages / 2,
+		  "%" PRIu64 " pages sharing",
+		  metric("uzswap_dedup_pages_sharing"));
+	pager_ok(&a, "verify 0");
+	pager_ok(&b, "verify 0");
+	pager_ok(&a, "rewrite 0");
+	pager_ok(&b, "verify 0");
+	pager_ok(&a, "verify 0");
+	pager_quit(&a);
+	pager_quit(&b);
+	pager_quit(&c);
+	wait_pool_empty();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/* A successor takes the sharing over: from the image at rest after a
+ * SIGTERM, rebuilt by the recovery after a SIGKILL. */
+START_TEST(test_shared_across_restarts)
+{
+	struct dh_client a, b;
+	uint64_t sharing, now;
+	int ret;
+
+	dh_up(&dmn, metrics_args);
+	twins_stored(&a, &b);
+	sharing = metric("uzswap_dedup_pages_sharing");
+	print_pool("twins");
+	DH_ASSERT(sharing > 0, "nothing shared");
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+	ret = dh_restart(&dmn, metrics_args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	now = metric("uzswap_dedup_pages_sharing");
+	print_pool("after a handover");
+	DH_ASSERT_EQ(now, sharing);
+	pager_ok(&a, "verify 0");
+	pager_ok(&b, "verify 0");
+	pager_ok(&a, "cold 0");
+	pager_ok(&b, "cold 0");
+	sharing = metric("uzswap_dedup_pages_sharing");
+	dh_kill(&dmn);
+	ret = dh_restart(&dmn, metrics_args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	now = metric("uzswap_dedup_pages_sharing");
+	print_pool("after a crash");
+	DH_ASSERT_EQ(now, sharing);
+	pager_ok(&a, "verify 0");
+	pager_ok(&b, "verify 0");
+	pager_quit(&a);
+	pager_quit(&b);
+	wait_pool_empty();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+static Suite *pool_suite(void)
+{
+	Suite *s = suite_create("pool");
+	TCase *tc;
+
+	tc = tcase_create("dedup");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_dedup_twins);
+	tcase_add_test(tc, test_dedup_off);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("shared");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_shared_written_back);
+	tcase_add_test(tc, test_shared_across_restarts);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return dh_main("check_pool", pool_suite());
+}
