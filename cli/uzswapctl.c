@@ -471,7 +471,7 @@ static int cmd_compact(const struct cmd_args *a)
 		printf("{\"pages_compacted\":%" PRIu64 ",\"freed_bytes\":%"
 		       PRIu64 "}\n", pages, freed);
 	else
-		printf("compacted %" PRIu64 " pool pages, freed %s\n", pages,
+		printf("compacted: freed %" PRIu64 " pool pages, %s\n", pages,
 		       human(freed, h, 32));
 	return EXIT_OK;
 }

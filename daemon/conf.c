@@ -142,6 +142,11 @@ static const struct conf_key {
 	  "256", .min = 2, .max = 65535, .opt = 'P' | CONF_LONG_ONLY,
 	  .option = "max-page-sharing", .arg = "N",
 	  .help = "pages one stored copy serves, at most"),
+	K("store", "compact-ratio", CONF_UINT, compact_ratio, true, "125",
+	  .min = 0, .max = 1000, .opt = 'C' | CONF_LONG_ONLY,
+	  .option = "compact-ratio", .arg = "PCT",
+	  .help = "compact the pool while it takes more than PCT% of its "
+		  "objects' bytes (0: never)"),
 	K("store", "backing-file", CONF_BACKING, backing_file, false,
 	  UZSWAPD_DEFAULT_BACKING, .opt = 'b', .option = "backing-file",
 	  .arg = "PATH|none",

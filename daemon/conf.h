@@ -64,6 +64,9 @@ struct conf {
 	uint64_t pool_limit;		/* bytes; 0: none */
 	bool dedup;			/* equal pages share a copy */
 	unsigned int max_page_sharing;	/* pages per copy, at most */
+	unsigned int compact_ratio;	/* %: pool bytes per object bytes
+					   past which the pool compacts;
+					   0: never */
 	char *backing_file;		/* path, or "none" */
 	uint64_t backing_limit;		/* bytes */
 };

@@ -84,6 +84,8 @@
 
 /* A handler's return when its reply comes later (ctl_conn_complete()). */
 #define CTL_DEFERRED 1
+#define COMPACT_STEP_PAGES 64	/* pool pages a COMPACT step isolates, at
+				   most: ~1 ms */
 
 static int fail(struct ctl_reply *rep, int err, const char *msg)
 {
@@ -725,21 +727,60 @@ static int ctl_reclaim(struct ctl_conn *c, struct proto_msg *m,
 	return CTL_DEFERRED;
 }
 
+/* struct compact_work - a COMPACT request, run by the workers */
+struct compact_work {
+	struct work work;
+	struct proto_compact_reply r;
+	unsigned int freed;
+};
+
+/* One step: COMPACT_STEP_PAGES pool pages at most. Worker. */
+static bool compact_step(struct work *w, struct work_ctx *wc)
+{
+	struct compact_work *cw = container_of(w, struct compact_work, work);
+
+	return atomic_load(&w->cancelled) ||
+	       store_compact(wc->store, COMPACT_STEP_PAGES, &cw->freed);
+}
+
+/* The pool is as packed as it gets: the reply, unless the connection
+ * closed. */
+static void compact_done(struct work *w)
+{
+	struct compact_work *cw = container_of(w, struct compact_work, work);
+	struct ctl_conn *c = w->arg;
+	struct ctl_reply rep = { .len = 0 };
+	struct store_stats ss;
+
+	if (c) {
+		c->work = NULL;
+		store_get_stats(&c->d->store, &ss);
+		cw->r.pages = cw->freed;
+		cw->r.pool_after = ss.pool_bytes;
+		rep.len = proto_encode_compact_reply(rep.body, &cw->r,
+						     c->rd.version);
+		ctl_conn_complete(c, 0, &rep);
+	}
+	free(cw);
+}
+
 static int ctl_compact(struct ctl_conn *c, struct proto_msg *m,
 		       struct ctl_reply *rep)
 {
-	struct proto_compact_reply r;
+	struct compact_work *cw;
 	struct store_stats ss;
 
 	if (m->hdr.len != 0)
 		return fail(rep, -EBADMSG, "COMPACT takes no payload");
+	cw = calloc(1, sizeof(*cw));
+	if (!cw)
+		return fail(rep, -ENOMEM, "no memory for the compaction");
 	store_get_stats(&c->d->store, &ss);
-	r.pool_before = ss.pool_bytes;
-	r.pages = store_compact(&c->d->store);
-	store_get_stats(&c->d->store, &ss);
-	r.pool_after = ss.pool_bytes;
-	rep->len = proto_encode_compact_reply(rep->body, &r, c->rd.version);
-	return 0;
+	cw->r.pool_before = ss.pool_bytes;
+	work_init(&cw->work, compact_step, compact_done, c);
+	c->work = &cw->work;
+	work_queue(&c->d->work, &cw->work, NULL);
+	return CTL_DEFERRED;
 }
 
 /* The drain is over: its reply. */

@@ -1177,15 +1177,23 @@ size_t evict_give_up(void *ctx, struct store *s, const struct store_key *key,
 }
 
 void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
-		     bool written)
+		     enum store_settle how)
 {
 	struct region *r = wb->ref;
 	struct page_entry *p = &r->pages[wb->key.idx];
 
 	(void)ctx;
-	if (!written) {
+	(void)s;
+	switch (how) {
+	case STORE_KEEP:
 		atomic_store(&p->info, wb->info);
-	} else {
+		break;
+	case STORE_MOVED:
+		/* the same bytes in another object: nothing else changes */
+		p->data = wb->data;
+		atomic_store(&p->info, wb->info);
+		break;
+	case STORE_WRITTEN:
 		killpoint("writeback.written");
 		p->data = wb->data;
 		killpoint("writeback.slotted");
@@ -1193,6 +1201,7 @@ void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
 				       PAGE_WRITTEN_BACK);
 		killpoint("writeback.published");
 		region_unpool(r, wb->len);
+		break;
 	}
 	region_put(r);
 }

@@ -14,14 +14,12 @@
 
 #include "compress.h"
 #include "region.h"
+#include "store.h"
 
 #define EVICT_RUN_PAGES 64	/* pages per run of the protocol, at most */
 
 struct registry;
 struct mm_slot;
-struct store;
-struct store_key;
-struct store_wb;
 
 /* The evictor threads, owned by the daemon (struct uzswapd); the
  * protocol's counters, whoever runs it. */
@@ -130,25 +128,28 @@ enum evict_room evict_make_room(struct evictors *ev, struct mm_slot *slot,
 
 /*
  * The store's owner callbacks (struct store_owner, @ctx: the struct
- * region_index), for reclaim from the bottom:
+ * region_index), for reclaim from the bottom and compaction:
  * evict_wb_take() - take page @wb->key, which holds @wb->handle, for its
- * write-back: COMPRESSED -> LOADING, its region held in @wb->ref. The key
- * comes from the object's owner word and may be stale: only a page whose
- * entry names the handle is taken. Return: 0; -ENOENT if the region is
- * gone or has no page @key->idx; -EBUSY if the page does not hold the
- * handle, another thread holds it or its evictor has not yet punched it.
- * evict_wb_settle() - the page taken is written back at @wb->data (if
- * @written): the entry names the slot, WRITTEN_BACK is published, and
- * only then is the pool's copy freed; or it is COMPRESSED again. Lets the
- * region go. A page that is resident and keeps the handle as its retained
- * copy gives the copy up instead: -EALREADY, the object freed.
+ * write-back or its object's move: COMPRESSED -> LOADING, its region
+ * held in @wb->ref. The key comes from the object's owner word or its
+ * node's reverse map and may be stale: only a page whose entry names the
+ * handle is taken. Return: 0; -ENOENT if the region is gone or has no
+ * page @key->idx; -EBUSY if the page does not hold the handle, another
+ * thread holds it or its evictor has not yet punched it. A page that is
+ * resident and keeps the handle as its retained copy gives the copy up
+ * instead: -EALREADY.
+ * evict_wb_settle() - the page taken, as @how says: written back at
+ * @wb->data (the entry names the slot, WRITTEN_BACK is published; the
+ * store frees the pool's copy after), moved to the object @wb->data
+ * (the entry names it, COMPRESSED again), or COMPRESSED again as it was.
+ * Lets the region go.
  * evict_give_up() - page @key gives up the copy it retained, if it still
  * keeps the one it was queued for (@tag: its LRU stamp then): the pool
  * bytes freed, or 0.
  */
 int evict_wb_take(void *ctx, struct store_wb *wb);
 void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
-		     bool written);
+		     enum store_settle how);
 size_t evict_give_up(void *ctx, struct store *s, const struct store_key *key,
 		     uint32_t tag);
 

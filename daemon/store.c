@@ -131,6 +131,8 @@ struct store_batch {
  * @kicked:  the pool reached the high mark (or its limit changed)
  * @stop:    store_writer_stop() asked it to end
  * @busy:    it is writing back: no need to kick it (atomic)
+ * @compact_idle: the pool's generation (allocations and frees) when a
+ *           compaction last gained nothing; the writer's only
  */
 struct store_writer {
 	pthread_t thread;
@@ -139,6 +141,7 @@ struct store_writer {
 	bool kicked;
 	bool stop;
 	atomic_bool busy;
+	uint64_t compact_idle;
 };
 
 /* A write-back I/O error was logged (once per process). */
@@ -206,7 +209,7 @@ int store_init(struct store *s, enum compress_algo algo, int level,
 	if (!s->pool)
 		return -errno;
 	s->retained = calloc(STORE_RETAIN_RING, sizeof(*s->retained));
-	if (!s->retained || (backing && batch_new(s)))
+	if (!s->retained || batch_new(s))
 		goto out_free;
 	if (dedup_init(&s->dedup, &s->st.payload_bytes,
 		       &s->st.retained_bytes))
@@ -902,7 +905,8 @@ static void batch_untake(struct store *s, struct store_batch *b,
 			 size_t first)
 {
 	for (; b->nr_wb > first; b->nr_wb--)
-		s->owner.settle(s->owner.ctx, s, &b->wb[b->nr_wb - 1], false);
+		s->owner.settle(s->owner.ctx, s, &b->wb[b->nr_wb - 1],
+				STORE_KEEP);
 }
 
 /* Ask the owner for the @nr pages @keys name, holding @handle; they are
@@ -934,11 +938,12 @@ static bool batch_take_pages(struct store *s, struct store_batch *b,
 /*
  * batch_take() - take every page naming the object of @handle (one,
  * from its owner word, or those of its node, frozen meanwhile) into the
- * batch's pages; all or none. Return: the pages taken; 0 if none (a
- * page was busy, or each was a retained copy, given up).
+ * batch's pages; all or none. Return: the pages taken; 0 if each was a
+ * retained copy, given up (the object is gone, or about to be); -EBUSY
+ * if a page was busy (none taken).
  */
-static unsigned int batch_take(struct store *s, struct store_batch *b,
-			       unsigned long handle, bool *shared)
+static int batch_take(struct store *s, struct store_batch *b,
+		      unsigned long handle, bool *shared)
 {
 	uint64_t owner = z3fold_owner(s->pool, handle);
 	size_t first = b->nr_wb;
@@ -951,8 +956,7 @@ static unsigned int batch_take(struct store *s, struct store_batch *b,
 	if (nr < 0 || batch_reserve(b, nr > 0 ? (size_t)nr : 1)) {
 		if (nr > 0)
 			dedup_thaw(&s->dedup, handle);
-		STAT_ADD(s, wb_busy, 1);
-		return 0;
+		return -EBUSY;
 	}
 	if (*shared)
 		keys = b->keys;
@@ -961,13 +965,11 @@ static unsigned int batch_take(struct store *s, struct store_batch *b,
 	if (*shared && all &&
 	    dedup_refs(&s->dedup, handle) != b->nr_wb - first)
 		all = false;
-	if (!all) {
+	if (!all)
 		batch_untake(s, b, first);
-		STAT_ADD(s, wb_busy, 1);
-	}
 	if (*shared && b->nr_wb == first)
 		dedup_thaw(&s->dedup, handle);
-	return (unsigned int)(b->nr_wb - first);
+	return all ? (int)(b->nr_wb - first) : -EBUSY;
 }
 
 /* The object of @handle, whose pages from @first the owner gave up,
@@ -1009,7 +1011,7 @@ static void batch_fill(struct store *s, struct store_batch *b)
 	unsigned long handles[3];
 	size_t first;
 	bool shared;
-	int i, nr;
+	int i, nr, ret;
 
 	b->nr = b->nr_pages = 0;
 	b->nr_wb = 0;
@@ -1022,8 +1024,11 @@ static void batch_fill(struct store *s, struct store_batch *b)
 		b->nr_pages++;
 		for (i = 0; i < nr; i++) {
 			first = b->nr_wb;
-			if (batch_take(s, b, handles[i], &shared))
+			ret = batch_take(s, b, handles[i], &shared);
+			if (ret > 0)
 				batch_add(s, b, handles[i], first, shared);
+			else if (ret < 0)
+				STAT_ADD(s, wb_busy, 1);
 		}
 	}
 }
@@ -1109,7 +1114,8 @@ static void batch_settle(struct store *s, struct store_batch *b,
 		dedup_thaw(&s->dedup, o->handle);
 	for (k = o->first; k < o->first + o->nr; k++) {
 		b->wb[k].data = data;
-		s->owner.settle(s->owner.ctx, s, &b->wb[k], b->written[i]);
+		s->owner.settle(s->owner.ctx, s, &b->wb[k],
+				b->written[i] ? STORE_WRITTEN : STORE_KEEP);
 	}
 	if (b->written[i])
 		written_back(s, o, b->lens[i]);
@@ -1187,6 +1193,154 @@ bool store_pool_low(struct store *s)
 }
 
 /*****************
+ * Compaction by migration
+ *****************/
+
+/*
+ * migrate_object() - move the object of @handle, on an isolated pool
+ * page, into a fuller page, with every page naming it: taken (as for a
+ * write-back), the object copied to a new one, its node moved, each page
+ * made to name the new one and given back, the old one freed. At every
+ * instant each entry names a whole copy. reclaim_lock held.
+ * Return: 0 (moved, or gone: its pages gave their retained copies up);
+ * -EBUSY (a page was busy: it stays); -ENOSPC (no page has room: it
+ * stays).
+ */
+static int migrate_object(struct store *s, struct store_batch *b,
+			  unsigned long handle)
+{
+	size_t n = z3fold_object_size(s->pool, handle), k;
+	unsigned long to;
+	bool shared;
+	int ret;
+
+	b->nr_wb = 0;
+	ret = batch_take(s, b, handle, &shared);
+	if (ret <= 0)
+		return ret;
+	if (z3fold_alloc_packed(s->pool, n, &to)) {
+		batch_untake(s, b, 0);
+		if (shared)
+			dedup_thaw(&s->dedup, handle);
+		return -ENOSPC;
+	}
+	memcpy(z3fold_map(s->pool, to), z3fold_map(s->pool, handle), n);
+	z3fold_unmap(s->pool, handle);
+	z3fold_unmap(s->pool, to);
+	z3fold_set_owner(s->pool, to, z3fold_owner(s->pool, handle));
+	if (shared)
+		dedup_move(&s->dedup, handle, to, false);
+	for (k = 0; k < b->nr_wb; k++) {
+		b->wb[k].data = to;
+		s->owner.settle(s->owner.ctx, s, &b->wb[k], STORE_MOVED);
+	}
+	z3fold_free(s->pool, handle);
+	STAT_ADD(s, migrated, 1);
+	return 0;
+}
+
+/*
+ * compact_page() - isolate the pool's sparsest page and move its objects
+ * out (the kernel's isolate / migrate / putback). Takes reclaim_lock.
+ * Return: 1 if the page was freed; 0 if it was put back (an object busy:
+ * try later); -ENOSPC if an object found no room (the pool is as packed
+ * as it gets); -ENOENT if no page can be isolated.
+ */
+static int compact_page(struct store *s)
+{
+	unsigned long handles[3], page;
+	int i, nr, ret = 0;
+
+	pthread_mutex_lock(&s->reclaim_lock);
+	nr = z3fold_isolate(s->pool, handles, &page);
+	if (nr < 0) {
+		pthread_mutex_unlock(&s->reclaim_lock);
+		return -ENOENT;
+	}
+	for (i = 0; i < nr && ret != -ENOSPC; i++)
+		ret = migrate_object(s, s->batch, handles[i]);
+	if (z3fold_putback(s->pool, page))
+		ret = 1;
+	pthread_mutex_unlock(&s->reclaim_lock);
+	return ret == -ENOSPC || ret == 1 ? ret : 0;
+}
+
+/* The bytes of the objects in the pool: stored and retained. */
+static uint64_t object_bytes(struct store *s)
+{
+	return atomic_load(&s->st.payload_bytes) +
+	       atomic_load(&s->st.retained_bytes);
+}
+
+/* Whether the pool takes more than @pct percent of its objects' bytes. */
+static bool pool_looser_than(struct store *s, unsigned int pct)
+{
+	return pool_bytes(s) > object_bytes(s) / 100 * pct;
+}
+
+bool store_compact(struct store *s, unsigned int max_pages,
+		   unsigned int *freed)
+{
+	unsigned int tried, now = 0;
+	int ret = 0;
+
+	/* middle buddies that could not move when a neighbour went */
+	z3fold_compact(s->pool, UINT_MAX);
+	for (tried = 0; tried < max_pages; tried++) {
+		ret = compact_page(s);
+		if (ret < 0)
+			break;
+		now += (unsigned int)ret;
+	}
+	*freed += now;
+	/* no page to isolate, no room, or every page tried was put back:
+	 * its objects are busy now */
+	return ret < 0 || now == 0;
+}
+
+/* A number that changes whenever an object comes or goes. */
+static uint64_t pool_generation(struct store *s)
+{
+	struct z3fold_stats zs;
+
+	z3fold_get_stats(s->pool, &zs);
+	return zs.allocs + zs.frees;
+}
+
+/* The writer's tick: compact while the pool is looser than its ratio
+ * (down to STORE_COMPACT_SLACK_PCT under it), STORE_COMPACT_TICK_PAGES
+ * pool pages at most, stopping at the first page that stays. A run that
+ * freed nothing is not tried again until an object came or went (a
+ * pool of objects too small to pack any tighter stays loose). */
+static void compact_background(struct store *s, struct store_writer *w)
+{
+	unsigned int pct = atomic_load(&s->compact_pct), tried, freed = 0;
+	uint64_t gen = pool_generation(s);
+	int ret = 0;
+
+	if (!pct || pool_bytes(s) < STORE_COMPACT_MIN_BYTES ||
+	    gen == w->compact_idle || !pool_looser_than(s, pct))
+		return;
+	STAT_ADD(s, compact_runs, 1);
+	for (tried = 0; tried < STORE_COMPACT_TICK_PAGES &&
+	     pool_looser_than(s, pct > STORE_COMPACT_SLACK_PCT ?
+				     pct - STORE_COMPACT_SLACK_PCT : pct);
+	     tried++) {
+		ret = compact_page(s);
+		if (ret <= 0)
+			break;
+		freed++;
+	}
+	if (ret <= 0 && !freed)
+		w->compact_idle = pool_generation(s);
+}
+
+void store_set_compact_ratio(struct store *s, unsigned int pct)
+{
+	atomic_store(&s->compact_pct, pct);
+}
+
+/*****************
  * The writer
  *****************/
 
@@ -1194,7 +1348,9 @@ static void writer_kick(struct store *s)
 {
 	struct store_writer *w = s->writer;
 
-	if (!w || atomic_load_explicit(&w->busy, memory_order_relaxed))
+	/* with no backing file there is nothing to write back */
+	if (!w || !s->backing ||
+	    atomic_load_explicit(&w->busy, memory_order_relaxed))
 		return;
 	pthread_mutex_lock(&w->wlock);
 	w->kicked = true;
@@ -1229,7 +1385,8 @@ static bool writer_wait(struct store_writer *w, long ms, bool *kicked)
 }
 
 /* Write batches back until the pool is under the writer's low mark.
- * Returns false if a batch freed nothing (busy pages, a full file). */
+ * Returns false if a batch freed nothing (busy pages, a full file, no
+ * file). */
 static bool writer_run(struct store *s)
 {
 	long freed = 1;
@@ -1259,6 +1416,7 @@ static void *writer_main(void *arg)
 	while (writer_wait(w, wait_ms, &kicked)) {
 		if (!kicked) {
 			store_flush_frees(s);
+			compact_background(s, w);
 			wait_ms = 0;
 			continue;
 		}
@@ -1280,8 +1438,6 @@ int store_writer_start(struct store *s)
 	pthread_condattr_t attr;
 	int ret;
 
-	if (!s->backing)
-		return 0;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
@@ -1326,11 +1482,6 @@ void store_set_pool_limit(struct store *s, uint64_t bytes)
 	check_limit(s);
 }
 
-unsigned int store_compact(struct store *s)
-{
-	return z3fold_compact(s->pool, UINT_MAX);
-}
-
 void store_set_dedup(struct store *s, bool on, unsigned int max_sharing)
 {
 	dedup_set_max_sharing(&s->dedup, max_sharing);
@@ -1362,6 +1513,9 @@ int store_compressor_current(struct store *s, struct compressor **c)
 
 void store_get_stats(struct store *s, struct store_stats *st)
 {
+	struct z3fold_stats zs;
+
+	z3fold_get_stats(s->pool, &zs);
 	st->compressed = atomic_load(&s->st.compressed);
 	st->same = atomic_load(&s->st.same);
 	st->raw = atomic_load(&s->st.raw);
@@ -1383,6 +1537,9 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	st->retained = atomic_load(&s->st.retained);
 	st->retained_bytes = atomic_load(&s->st.retained_bytes);
 	st->retain_given_up = atomic_load(&s->st.retain_given_up);
+	st->migrated = atomic_load(&s->st.migrated);
+	st->compact_runs = atomic_load(&s->st.compact_runs);
+	st->compacted_pages = zs.migrated_pages;
 	st->full = atomic_load(&s->full);
 	st->dedup_on = atomic_load(&s->dedup_on);
 	dedup_get_stats(&s->dedup, &st->dedup);

@@ -12,6 +12,16 @@
  * refuses pages and the evictors reclaim themselves (store_reclaim())
  * until it is under STORE_POOL_LOW_PCT.
  *
+ * Compaction by migration (the seed's movable_operations): the sparsest
+ * pool page is isolated (z3fold_isolate()), each of its objects moved
+ * into a fuller page with every page naming it (taken as for a
+ * write-back, so that a fault waits for the move and nothing reads a
+ * half-moved object; each entry made to name the new copy before the old
+ * one is freed), and the page freed, or put back if an object could not
+ * move. The writer thread does it on its ticks while the pool takes more
+ * than its compact ratio of its objects' bytes; store_compact() does it
+ * now.
+ *
  * Clean-page retention: a page loaded back may keep its pool object
  * (store_retain()) while it stays unchanged, so that evicting it again
  * costs no compression and no allocation (store_restore_retained()).
@@ -55,6 +65,12 @@
 #define STORE_WB_HIGH_PCT 85		/* the writer starts at this % */
 #define STORE_WB_LOW_PCT 75		/* and stops below this % */
 #define STORE_WB_PAGES 32		/* pool pages per batch, at most */
+#define STORE_COMPACT_PCT 125		/* the writer compacts a pool that
+					   takes more than this % of its
+					   objects' bytes... */
+#define STORE_COMPACT_SLACK_PCT 10	/* ...down to this much under it */
+#define STORE_COMPACT_TICK_PAGES 256	/* pool pages per tick, at most */
+#define STORE_COMPACT_MIN_BYTES (64u << 12) /* a smaller pool is left be */
 /* Retained objects queued for giving up, at most: past it the oldest
  * entry is forgotten, not given up. A tag is the retention's 16-bit LRU
  * stamp, so an entry as old as the ring may name a retention made since
@@ -102,6 +118,13 @@ struct store_wb {
 	size_t len;
 };
 
+/* What became of a page the owner gave up (struct store_owner.settle). */
+enum store_settle {
+	STORE_KEEP,	/* nothing: the page is as it was taken */
+	STORE_WRITTEN,	/* its object is in the backing file at @data */
+	STORE_MOVED,	/* its object moved to the pool object @data */
+};
+
 /*
  * struct store_owner - who holds the stored pages' states
  * @take:   reclaim from the bottom wants the object of @wb->handle, held
@@ -113,27 +136,30 @@ struct store_wb {
  *          name any page, or none); or, if the object is the retained
  *          copy of a resident page, gives it up as @give_up does and
  *          returns -EALREADY
- * @settle: after the batch's write, for each page taken: if @written,
- *          the object is in the backing file at @wb->data: the owner
- *          makes the entry name it and publishes WRITTEN_BACK (the store
- *          frees the pool's copy once every page naming it is settled);
- *          if not, it gives the page back as it was (the object stays in
- *          the pool)
+ * @settle: for each page taken, once the store is done with its object:
+ *          STORE_WRITTEN: the object is in the backing file at
+ *          @wb->data: the owner makes the entry name it and publishes
+ *          WRITTEN_BACK; STORE_MOVED: it is the pool object @wb->data
+ *          (compaction): the entry names it, and the page is given back
+ *          COMPRESSED; STORE_KEEP: the page is given back as it was. The
+ *          store frees the old copy once every page naming it is
+ *          settled
  * @give_up: the pool needs room: if page @key still keeps the retained
  *          copy it was queued for with @tag (store_queue_retained()), the
  *          owner takes the flag away, then frees the copy with
  *          store_drop_retained(); returns the pool bytes freed, 0 if the
  *          page keeps none, or one retained since (the entry is stale)
  * @ctx:    passed to all three
- * @take and @settle are called on the thread that reclaims (the writer,
- * or an evictor), with the store's reclaim lock held and no pool lock;
+ * @take and @settle are called on the thread that reclaims or compacts
+ * (the writer, an evictor, a worker), with the store's reclaim lock held
+ * and no pool lock;
  * @give_up by the writer, an evictor, or a thread whose store_retain()
  * found the queue full, with no store lock held.
  */
 struct store_owner {
 	int (*take)(void *ctx, struct store_wb *wb);
 	void (*settle)(void *ctx, struct store *s, struct store_wb *wb,
-		       bool written);
+		       enum store_settle how);
 	size_t (*give_up)(void *ctx, struct store *s,
 			  const struct store_key *key, uint32_t tag);
 	void *ctx;
@@ -156,10 +182,14 @@ struct store_writer;
  * @full:       the pool reached its limit: no page is accepted until
  *              reclaim brings it under STORE_POOL_LOW_PCT (atomic)
  * @reclaim_lock: serializes reclaim from the bottom, a batch at a time
- *              (the writer's or an evictor's): two reclaimers at once
- *              would claim each other's pages and each conclude that the
- *              pool cannot shrink
- * @batch:      the batch being written; @reclaim_lock
+ *              (the writer's or an evictor's), and compaction, a pool
+ *              page at a time: two reclaimers at once would claim each
+ *              other's pages and each conclude that the pool cannot
+ *              shrink
+ * @batch:      the batch being written, or the pages of the object being
+ *              moved; @reclaim_lock
+ * @compact_pct: the writer compacts the pool while it takes more than
+ *              this % of its objects' bytes; 0: never (atomic)
  * @writer:     the writer thread, NULL when not started; set and cleared
  *              by store_writer_start()/store_writer_stop() while no other
  *              thread uses the store
@@ -190,6 +220,7 @@ struct store {
 	atomic_bool full;
 	pthread_mutex_t reclaim_lock;
 	struct store_batch *batch;
+	atomic_uint compact_pct;
 	struct store_writer *writer;
 	pthread_mutex_t frees_lock;
 	uint64_t *frees;
@@ -207,7 +238,8 @@ struct store {
 			stores, loads, failures, written_back, writebacks,
 			writeback_failures, full_events, wb_batches,
 			wb_bytes, wb_direct_batches, wb_busy, wb_wakeups,
-			retained, retained_bytes, retain_given_up;
+			retained, retained_bytes, retain_given_up,
+			migrated, compact_runs;
 	} st;
 };
 
@@ -234,6 +266,9 @@ struct store_stats {
 	uint64_t retained;      /* objects kept for resident pages */
 	uint64_t retained_bytes; /* their bytes (not in @payload_bytes) */
 	uint64_t retain_given_up; /* of those, given up for room so far */
+	uint64_t migrated;      /* objects moved by compaction so far */
+	uint64_t compacted_pages; /* pool pages it freed so far */
+	uint64_t compact_runs;  /* times the writer started compacting */
 	bool full;              /* the pool refuses pages now */
 	bool dedup_on;          /* new pages are deduplicated */
 	struct dedup_stats dedup; /* pages shared, sharing, bytes saved... */
@@ -367,9 +402,11 @@ bool store_pool_low(struct store *s);
  * (store_put()) or a new limit (store_set_pool_limit()) finds the pool at
  * STORE_WB_HIGH_PCT of its limit, then writes batches back until it is
  * under STORE_WB_LOW_PCT, or a batch frees nothing (it then waits a
- * little before it tries again); otherwise it only releases the backing
- * slots freed (store_flush_frees()). A recovery neither stores nor sets
- * a limit, and frees no slot: the writer never runs into one. Without a backing file there is none.
+ * little before it tries again); otherwise, every WB_TICK_MS, it releases
+ * the backing slots freed (store_flush_frees()) and compacts the pool if
+ * it is loose (store_set_compact_ratio()). A recovery neither stores nor
+ * sets a limit, and frees no slot: the writer never runs into one.
+ * Without a backing file it only compacts.
  * store_writer_start(): 0 or -errno (no writer: reclaim stays the
  * evictors').
  */
@@ -384,9 +421,21 @@ void store_flush_frees(struct store *s);
 /* Change the pool limit (bytes, 0 for none). */
 void store_set_pool_limit(struct store *s, uint64_t bytes);
 
-/* Compact every pool page waiting for it (a middle object that could not
- * move while mapped); returns the pages compacted. O(such pages). */
-unsigned int store_compact(struct store *s);
+/*
+ * store_compact() - compact the pool now: move the objects of up to
+ * @max_pages of its sparsest pages into fuller ones (and first compact
+ * every page whose middle object could not move while mapped). *@freed
+ * is increased by the pool pages freed. Return: true when nothing more
+ * is to be gained now (no page to isolate, one whose objects found no
+ * room, or none freed: their pages were busy); false to call again. Any thread but the loop's (each pool page
+ * takes the reclaim lock, which a write-back holds across its I/O).
+ */
+bool store_compact(struct store *s, unsigned int max_pages,
+		   unsigned int *freed);
+
+/* The writer compacts while the pool takes more than @pct % of its
+ * objects' bytes (0: never). */
+void store_set_compact_ratio(struct store *s, unsigned int pct);
 
 /* Deduplicate new pages if @on, no node shared by more than
  * @max_sharing pages; what is shared stays shared either way. */

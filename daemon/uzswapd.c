@@ -433,9 +433,12 @@ static int open_store(struct uzswapd *d, struct backing *backing)
 				 (int)d->conf.zstd_level, d->conf.pool_limit,
 				 backing, &owner, &mem);
 		backing = NULL;		/* the store's, or closed */
-		if (ret == 0)
+		if (ret == 0) {
 			store_set_dedup(&d->store, d->conf.dedup,
 					d->conf.max_page_sharing);
+			store_set_compact_ratio(&d->store,
+						d->conf.compact_ratio);
+		}
 		if (ret == 0 && d->taking) {
 			ret = take_store(d);
 			if (ret)
@@ -614,6 +617,7 @@ static void apply_live_keys(struct uzswapd *d, const struct conf *c)
 	store_set_pool_limit(&d->store, c->pool_limit);
 	store_set_compressor(&d->store, c->compressor, (int)c->zstd_level);
 	store_set_dedup(&d->store, c->dedup, c->max_page_sharing);
+	store_set_compact_ratio(&d->store, c->compact_ratio);
 }
 
 int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])

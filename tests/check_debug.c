@@ -104,7 +104,7 @@ static int refuse_write_back(void *ctx, struct store_wb *wb)
 }
 
 static void settle_nothing(void *ctx, struct store *s, struct store_wb *wb,
-			   bool written)
+			   enum store_settle how)
 {
 }
 

@@ -322,7 +322,7 @@ END_TEST
  */
 #define STATUS_V2_SIZE	(26 * 8)
 #define STATUS_V3_SIZE	(41 * 8)
-#define STATUS_V5_SIZE	(50 * 8)
+#define STATUS_V5_SIZE	(53 * 8)
 
 /* Field @i (in list order) gets the value @i + 1. */
 #define STATUS_SET(F, name, since, ...)	in.name = ++i;

@@ -18,6 +18,8 @@
 
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,7 @@ static struct {
 	unsigned int asked[NREGIONS + 1][NPAGES];
 	atomic_ulong calls;
 	atomic_ulong written;	/* pages published written back */
+	atomic_ulong moved;	/* pages whose object compaction moved */
 	bool concurrent;	/* a writer thread takes pages meanwhile */
 	int refuse;		/* -errno to refuse every call with, or 0 */
 	struct store_key order[NPAGES];	/* the retained copies given up */
@@ -81,7 +84,7 @@ static int test_take(void *ctx, struct store_wb *wb)
 }
 
 static void test_settle(void *ctx, struct store *s, struct store_wb *wb,
-			bool written)
+			enum store_settle how)
 {
 	struct page_entry *p = wb->ref;
 	size_t n;
@@ -89,8 +92,23 @@ static void test_settle(void *ctx, struct store *s, struct store_wb *wb,
 	ck_assert_ptr_eq(ctx, &own);
 	ck_assert_ptr_eq(s, &st);
 	ck_assert_uint_eq(page_state(atomic_load(&p->info)), PAGE_LOADING);
-	if (!written) {
+	if (how == STORE_KEEP) {
 		atomic_store(&p->info, wb->info);
+		return;
+	}
+	if (how == STORE_MOVED) {
+		/* the new object holds what the old one did, which is still
+		 * there until every page names the new one */
+		ck_assert(!(wb->data & PAGE_DATA_SLOT));
+		ck_assert_uint_ne(wb->data, wb->handle);
+		ck_assert_int_eq(store_get(s, comp, wb->info, wb->handle,
+					   own.seen), 0);
+		ck_assert_int_eq(store_get(s, comp, wb->info, wb->data,
+					   own.seen + PAGE_SIZE), 0);
+		ck_assert_mem_eq(own.seen, own.seen + PAGE_SIZE, PAGE_SIZE);
+		p->data = wb->data;
+		atomic_store(&p->info, wb->info);
+		own.moved++;
 		return;
 	}
 	/* the object is written; until the entry names the slot, the pool's
@@ -178,22 +196,32 @@ static void teardown(void)
 	strcpy(dir, "/tmp/check_store.XXXXXX");
 }
 
-/* Page @idx of region @rid: text-like (compressible) unless @noise. */
-static void fill(uint8_t *page, uint64_t rid, size_t idx, bool noise)
+/* What fills a page: text-like (very compressible; a true @noise is
+ * NOISE), noise (incompressible), or MIXED: its first NOISE_PART bytes
+ * noise, the rest text, about 1.25 KiB compressed (three objects fill a
+ * pool page), the same for the same index in every region. */
+#define NOISE 1
+#define MIXED 2
+#define NOISE_PART 1000
+
+/* Page @idx of region @rid, filled as @noise says. */
+static void fill(uint8_t *page, uint64_t rid, size_t idx, int noise)
 {
-	uint64_t x = rid * 1000003u + idx + 1;
+	uint64_t x = (noise == MIXED ? 0 : rid * 1000003u) + idx + 1;
 	size_t i;
 
 	for (i = 0; i < PAGE_SIZE; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		page[i] = noise ? (uint8_t)x : (uint8_t)('a' + (i / 64 + idx) % 26);
+		page[i] = noise == NOISE || (noise == MIXED && i < NOISE_PART) ?
+				  (uint8_t)x :
+				  (uint8_t)('a' + (i / 64 + idx) % 26);
 	}
 }
 
 /* Store page (@rid, @idx) as the evictor would; returns the put's value. */
-static int put(uint64_t rid, size_t idx, bool noise)
+static int put(uint64_t rid, size_t idx, int noise)
 {
 	struct page_entry *p = &own.pages[rid][idx];
 	struct store_key key = { rid, (uint32_t)idx };
@@ -212,7 +240,7 @@ static int put(uint64_t rid, size_t idx, bool noise)
 }
 
 /* The page stored for (@rid, @idx) reads back as it was filled. */
-static void check_page(uint64_t rid, size_t idx, bool noise)
+static void check_page(uint64_t rid, size_t idx, int noise)
 {
 	struct page_entry *p = &own.pages[rid][idx];
 	uint8_t want[PAGE_SIZE], got[PAGE_SIZE];
@@ -976,6 +1004,212 @@ START_TEST(test_dedup_recovered)
 }
 END_TEST
 
+/*****************
+ * Compaction
+ *****************/
+
+/* Every region's pages MIXED, then two of every three dropped from
+ * regions @from..NREGIONS: the pool keeps its pages, a third full. */
+static void fragment(uint64_t from)
+{
+	uint64_t rid;
+	size_t i;
+
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++)
+			ck_assert_int_gt(put(rid, i, MIXED), 0);
+	for (rid = from; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++)
+			if (i % 3)
+				drop(rid, i);
+}
+
+/* store_compact() until it says there is nothing more to gain: the pool
+ * pages it freed. */
+static unsigned int compact_all(void)
+{
+	unsigned int freed = 0, calls;
+
+	for (calls = 0; !store_compact(&st, 16, &freed); calls++)
+		ck_assert_uint_lt(calls, NREGIONS * NPAGES / 16);
+	return freed;
+}
+
+/* Every page still stored reads back, then goes: the store is empty. */
+static void check_and_drop_all(void)
+{
+	uint64_t rid;
+	size_t i;
+
+	for (rid = 1; rid <= NREGIONS; rid++)
+		for (i = 0; i < NPAGES; i++)
+			if (page_is_stored(page_state(own.pages[rid][i].info))) {
+				check_page(rid, i, MIXED);
+				drop(rid, i);
+			}
+	check_store_empty();
+}
+
+/*
+ * A pool two thirds of whose objects were freed compacts: the objects of
+ * its sparsest pages move into fuller ones, the pages emptied are freed
+ * (as many as it says), the pool ends within 1.15 times its objects'
+ * bytes, every page reads back, and each object's owner word still
+ * names its page (reclaim asks for every moved object by its key).
+ */
+START_TEST(test_compact_packs_the_pool)
+{
+	struct store_stats before, after;
+	unsigned int freed;
+
+	fragment(1);
+	store_get_stats(&st, &before);
+	ck_assert_uint_gt(before.pool_bytes, 2 * before.payload_bytes);
+	freed = compact_all();
+	store_get_stats(&st, &after);
+	printf("compaction: pool %" PRIu64 " -> %" PRIu64 " bytes for %"
+	       PRIu64 " of objects, %u pages freed, %" PRIu64 " moved\n",
+	       before.pool_bytes, after.pool_bytes, after.payload_bytes,
+	       freed, after.migrated);
+	ck_assert_uint_gt(freed, 0);
+	ck_assert_uint_eq(before.pool_bytes - after.pool_bytes,
+			  (uint64_t)freed * PAGE_SIZE);
+	ck_assert_uint_eq(after.compacted_pages, freed);
+	ck_assert_uint_le(after.pool_bytes * 100, after.payload_bytes * 115);
+	ck_assert_uint_eq(after.migrated, own.moved);
+	ck_assert_uint_eq(after.payload_bytes, before.payload_bytes);
+	/* the owner words moved with the objects */
+	store_set_pool_limit(&st, after.pool_bytes / 2);
+	ck_assert(store_reclaim(&st));
+	ck_assert_uint_gt(own.calls, 0);
+	check_and_drop_all();
+}
+END_TEST
+
+/* A shared object moves with every page naming it: both name the new
+ * copy, which is still shared, and freed with the last of them. */
+START_TEST(test_compact_shared_objects)
+{
+	struct store_stats ss;
+	size_t i;
+
+	dedup_on();
+	fragment(1);
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.dedup.pages_shared, (NPAGES + 2) / 3);
+	ck_assert_uint_gt(compact_all(), 0);
+	ck_assert_uint_gt(own.moved, 0);
+	for (i = 0; i < NPAGES; i += 3) {
+		ck_assert_uint_eq(own.pages[2][i].data, own.pages[1][i].data);
+		ck_assert_uint_eq(own.pages[3][i].data, own.pages[1][i].data);
+	}
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.dedup.pages_shared, (NPAGES + 2) / 3);
+	ck_assert_uint_eq(ss.dedup.pages_sharing, 2 * ((NPAGES + 2) / 3));
+	check_and_drop_all();
+	store_get_stats(&st, &ss);
+	ck_assert_uint_eq(ss.dedup.nodes, 0);
+}
+END_TEST
+
+/* A page busy (a fault has it) keeps its object where it is; its pool
+ * page is put back, and the rest compacts. */
+START_TEST(test_compact_busy_page_stays)
+{
+	struct page_entry *busy = &own.pages[1][3];
+	uint64_t data;
+	uint32_t info;
+
+	fragment(1);
+	own.concurrent = true;
+	info = atomic_load(&busy->info);
+	data = busy->data;
+	atomic_store(&busy->info, page_loading(info));
+	ck_assert_uint_gt(compact_all(), 0);
+	ck_assert_uint_eq(busy->data, data);
+	atomic_store(&busy->info, info);
+	check_and_drop_all();
+}
+END_TEST
+
+/* struct dropper - a thread that lets pages go while the pool compacts,
+ * as faults would: each taken (COMPRESSED -> LOADING), dropped, NEW */
+struct dropper {
+	pthread_t tid;
+	atomic_bool stop;
+	unsigned long dropped;
+};
+
+static void *dropper_main(void *arg)
+{
+	struct dropper *d = arg;
+	uint64_t x = 88172645463325252ull;
+
+	while (!atomic_load(&d->stop)) {
+		uint64_t rid = 1 + (x % NREGIONS);
+		size_t idx = (size_t)(x >> 8) % NPAGES;
+		struct page_entry *p = &own.pages[rid][idx];
+		struct store_key key = { rid, (uint32_t)idx };
+		uint32_t info = atomic_load(&p->info);
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (page_state(info) != PAGE_COMPRESSED || idx % 6 ||
+		    !page_cas(p, &info, page_loading(info)))
+			continue;
+		store_drop(&st, &key, info, p->data);
+		atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
+		d->dropped++;
+	}
+	return NULL;
+}
+
+/* Frees during migration: pages let go while their objects, or their
+ * neighbours, are moved; what stays reads back. */
+START_TEST(test_compact_concurrent_frees)
+{
+	struct dropper d = { .stop = false };
+	struct store_stats ss;
+
+	fragment(1);
+	own.concurrent = true;
+	ck_assert_int_eq(pthread_create(&d.tid, NULL, dropper_main, &d), 0);
+	compact_all();
+	atomic_store(&d.stop, true);
+	pthread_join(d.tid, NULL);
+	store_get_stats(&st, &ss);
+	printf("concurrent frees: %lu pages dropped, %" PRIu64
+	       " objects moved\n", d.dropped, ss.migrated);
+	ck_assert_uint_gt(ss.migrated, 0);
+	check_and_drop_all();
+}
+END_TEST
+
+/* The writer compacts a loose pool by itself, down under its ratio. */
+START_TEST(test_compact_in_background)
+{
+	struct store_stats ss;
+	int waited;
+
+	store_set_compact_ratio(&st, STORE_COMPACT_PCT);
+	ck_assert_int_eq(store_writer_start(&st), 0);
+	fragment(1);
+	for (waited = 0; waited < 3000; waited++) {
+		store_get_stats(&st, &ss);
+		if (ss.compact_runs &&
+		    ss.pool_bytes * 100 <= ss.payload_bytes * STORE_COMPACT_PCT)
+			break;
+		usleep(1000);
+	}
+	store_writer_stop(&st);
+	ck_assert_uint_gt(ss.compact_runs, 0);
+	ck_assert_uint_le(ss.pool_bytes * 100,
+			  ss.payload_bytes * STORE_COMPACT_PCT);
+	check_and_drop_all();
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1001,6 +1235,11 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_dedup_write_back_once);
 	tcase_add_test(tc, test_dedup_busy_page_keeps_object);
 	tcase_add_test(tc, test_dedup_retained_shared);
+	tcase_add_test(tc, test_compact_packs_the_pool);
+	tcase_add_test(tc, test_compact_shared_objects);
+	tcase_add_test(tc, test_compact_busy_page_stays);
+	tcase_add_test(tc, test_compact_concurrent_frees);
+	tcase_add_test(tc, test_compact_in_background);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("recovery");
 	tcase_add_checked_fixture(tc, setup_memfds, teardown);

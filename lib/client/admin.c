@@ -27,7 +27,9 @@ static int ask(uzswap_t *c, uint16_t type, const uint8_t *payload,
 			    NULL, 0);
 }
 
-/* The public structs are ABI: counters only ever take reserved space. */
+/* The public structs are ABI: struct uzswap_client's counters only ever
+ * take its reserved space; struct uzswap_status grows at its end, and
+ * uzswap_status_size() fills what the caller's size holds. */
 /* The first release's struct uzswap_status, all uzswap_status() fills. */
 #define STATUS_SIZE_V1 328
 _Static_assert(offsetof(struct uzswap_status, dedup_pages_shared) ==
@@ -209,7 +211,9 @@ int uzswap_compact(uzswap_t *c, uint64_t *pages, uint64_t *freed)
 	size_t len;
 	int ret;
 
-	ret = ask(c, PROTO_COMPACT, NULL, 0, body, sizeof(body), &len);
+	ret = uzswap__call(c, PROTO_COMPACT, NULL, 0, NULL, 0, body,
+			   sizeof(body), &len, UZSWAP_RECLAIM_TIMEOUT_MS, NULL,
+			   0);
 	if (ret == 0)
 		ret = proto_decode_compact_reply(body, len, &r);
 	if (ret)

@@ -333,6 +333,9 @@ struct uzswap_status {
 	uint64_t dedup_chains;		/* objects past max-page-sharing */
 	uint64_t dedup_dups;		/* ... their copies */
 	uint64_t dedup_index_bytes;	/* memory of the index */
+	uint64_t compacted_pages;	/* pool pages compaction freed */
+	uint64_t migrated_objects;	/* objects it moved */
+	uint64_t compact_runs;		/* background compactions */
 };
 
 /* One client process, from uzswap_client() and uzswap_clients(). New
@@ -432,10 +435,11 @@ UZSWAP_EXTERN int uzswap_reclaim(uzswap_t *c, pid_t pid, uint64_t bytes,
 				 uint64_t *evicted);
 
 /*
- * uzswap_compact() - compact the compressed pool: every pool page whose
- * objects could not be packed when it changed is packed now
- * @pages: if not NULL, set to the pool pages compacted
+ * uzswap_compact() - compact the compressed pool now: the objects of its
+ * sparsest pages move into fuller ones until no more pages can be freed
+ * @pages: if not NULL, set to the pool pages freed
  * @freed: if not NULL, set to the pool bytes given back
+ * Waits until the daemon is done (at most UZSWAP_RECLAIM_TIMEOUT_MS).
  * Return: 0 or -errno.
  */
 UZSWAP_EXTERN int uzswap_compact(uzswap_t *c, uint64_t *pages,

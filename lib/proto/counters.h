@@ -227,7 +227,19 @@ enum counter_show {
 	  "dedup_index_bytes", COUNTER_NUMBER,				\
 	  "gauge", "uzswap_dedup_index_bytes", "",			\
 	  "Memory of the deduplication index: a node per stored object, " \
-	  "a record per page sharing one, the hash buckets.")
+	  "a record per page sharing one, the hash buckets.")		\
+	C(x, compacted_pages, 5, compacted_pages, "compacted_pages",	\
+	  COUNTER_NUMBER, "counter", "uzswap_pool_compacted_pages_total", \
+	  "", "Pool pages freed by compaction: their objects moved into " \
+	  "fuller pages.")						\
+	C(x, migrated_objects, 5, migrated_objects, "migrated_objects",	\
+	  COUNTER_NUMBER, "counter", "uzswap_pool_migrated_objects_total", \
+	  "", "Pool objects compaction moved, with every page naming "	\
+	  "them.")							\
+	C(x, compact_runs, 5, compact_runs, "compact_runs",		\
+	  COUNTER_NUMBER, "counter", "uzswap_pool_compact_runs_total", "", \
+	  "Times the writer thread found the pool looser than "		\
+	  "compact-ratio and compacted it.")
 
 #define COUNTERS_CLIENT(C, x)						\
 	C(x, uint32_t, regions, 1, regions, "regions", NULL, NULL,	\

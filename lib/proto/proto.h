@@ -259,7 +259,7 @@ struct proto_hdr {
 
 /* COMPACT reply. */
 #define PROTO_COMPACT_REPLY_FIELDS(F, S)				\
-	F(uint64_t, pages, 1, 0)	/* pool pages compacted */	\
+	F(uint64_t, pages, 1, 0)	/* pool pages freed */	\
 	F(uint64_t, pool_before, 1, 0)	/* pool bytes before, after */	\
 	F(uint64_t, pool_after, 1, 0)
 

@@ -1405,10 +1405,11 @@ static uint32_t reclaim_claim_locked(struct z3fold_pool *pool,
 }
 
 /*
- * Claim the sparsest buddied page (the first lockable one of the
- * unbuddied list of most free chunks) for isolation. pool->lock held;
- * returns NO_FRAME when every such page is busy, and sets *@empty when
- * there is none.
+ * Claim the sparsest buddied page (the first lockable one from the tail
+ * of the unbuddied list of most free chunks: a page put back goes to the
+ * head, so the others of its list go first) for isolation. pool->lock
+ * held; returns NO_FRAME when every such page is busy, and sets *@empty
+ * when there is none.
  */
 static uint32_t isolate_claim_locked(struct z3fold_pool *pool,
 				     unsigned long handles[3], int *nr,
@@ -1422,8 +1423,8 @@ static uint32_t isolate_claim_locked(struct z3fold_pool *pool,
 	while (mask) {
 		i = 63 - (unsigned int)__builtin_clzll(mask);
 		mask &= ~(1ull << i);
-		for (f = pool->unbuddied[i].head; f != NO_FRAME;
-		     f = buddy_links(pool, f)->next) {
+		for (f = pool->unbuddied[i].tail; f != NO_FRAME;
+		     f = buddy_links(pool, f)->prev) {
 			if (frame_trylock(frame_of(pool, f))) {
 				claim_locked(pool, f, handles, nr);
 				return f;

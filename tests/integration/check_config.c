@@ -56,21 +56,6 @@ static char out[OUT_SIZE], err[OUT_SIZE];
  * Helpers
  *****************/
 
-static void write_file(const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void write_file(const char *path, const char *fmt, ...)
-{
-	FILE *f = fopen(path, "w");
-	va_list ap;
-
-	DH_ASSERT(f, "%s: %s", path, strerror(errno));
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	DH_ASSERT(fclose(f) == 0, "%s: %s", path, strerror(errno));
-}
-
 /* A scratch directory of the test's own (a daemon's, never started). */
 static void scratch(void)
 {
@@ -122,7 +107,7 @@ static void assert_bad_conf(const char *text, int line, const char *what)
 {
 	char where[PATH_MAX + 16];
 
-	write_file(dmn.conf, "%s", text);
+	dh_write_file(&dmn, dmn.conf, "%s", text);
 	snprintf(where, sizeof(where), "%s:%d: ", dmn.conf, line);
 	assert_refused(check_config(dmn.conf), where, what);
 }
@@ -174,7 +159,7 @@ START_TEST(test_shipped_file)
 	int keys = 0;
 
 	scratch();
-	write_file(dmn.conf, "%s", "");
+	dh_write_file(&dmn, dmn.conf, "%s", "");
 	DH_ASSERT_EQ(check_config(dmn.conf), 0);
 	memcpy(defaults, out, sizeof(out));
 
@@ -220,21 +205,21 @@ START_TEST(test_order)
 	char dropins[PATH_MAX], path[2 * PATH_MAX];
 
 	scratch();
-	write_file(dmn.conf, "[budget]\ndefault-limit = 4M\n"
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4M\n"
 		   "[store]\ncompressor = zstd ; inline comment\n"
 		   "pool-limit = 10%%\n");
 	DH_ASSERT(strlen(dmn.conf) + 3 < sizeof(dropins), "path");
 	strcat(strcpy(dropins, dmn.conf), ".d");
 	DH_ASSERT(mkdir(dropins, 0700) == 0, "mkdir: %s", strerror(errno));
 	snprintf(path, sizeof(path), "%s/20-b.conf", dropins);
-	write_file(path, "[budget]\ndefault-limit = 16M\n");
+	dh_write_file(&dmn, path, "[budget]\ndefault-limit = 16M\n");
 	snprintf(path, sizeof(path), "%s/10-a.conf", dropins);
-	write_file(path, "# a comment\n; another\n[budget]\n"
+	dh_write_file(&dmn, path, "# a comment\n; another\n[budget]\n"
 		   "default-limit = 8M\nresident-limit = 1G\n");
 	snprintf(path, sizeof(path), "%s/30-c.conf.bak", dropins);
-	write_file(path, "this is not read\n");
+	dh_write_file(&dmn, path, "this is not read\n");
 	snprintf(path, sizeof(path), "%s/.hidden.conf", dropins);
-	write_file(path, "nor is this\n");
+	dh_write_file(&dmn, path, "nor is this\n");
 
 	DH_ASSERT_EQ(check_config(dmn.conf), 0);
 	DH_ASSERT(!err[0], "stderr: %s", err);
@@ -257,7 +242,7 @@ START_TEST(test_order)
 
 	/* a bad drop-in names itself */
 	snprintf(path, sizeof(path), "%s/25-bad.conf", dropins);
-	write_file(path, "[store]\n\nzstd-level = 20\n");
+	dh_write_file(&dmn, path, "[store]\n\nzstd-level = 20\n");
 	assert_refused(check_config(dmn.conf), "25-bad.conf:3: ",
 		       "zstd-level: '20' is not a number from 1 to 19");
 	dh_remove(&dmn);
@@ -312,14 +297,14 @@ START_TEST(test_errors)
 
 	memset(longline, 'x', sizeof(longline) - 1);
 	longline[sizeof(longline) - 1] = '\0';
-	write_file(dmn.conf, "[daemon]\nsocket = /%s\n", longline);
+	dh_write_file(&dmn, dmn.conf, "[daemon]\nsocket = /%s\n", longline);
 	snprintf(where, sizeof(where), "%s:2: ", dmn.conf);
 	assert_refused(check_config(dmn.conf), where, "line longer than");
 
 	/* a file that is missing, unreadable, or not a file */
 	snprintf(where, sizeof(where), "%s/none.conf", dmn.dir);
 	assert_refused(check_config(where), where, "cannot read: No such file");
-	write_file(dmn.conf, "[budget]\n");
+	dh_write_file(&dmn, dmn.conf, "[budget]\n");
 	DH_ASSERT(chmod(dh_root(), 0711) == 0 && chmod(dmn.dir, 0711) == 0 &&
 		  chmod(dmn.conf, 0600) == 0, "chmod: %s", strerror(errno));
 	assert_refused(check_config_as(&nobody, dmn.conf, NULL), dmn.conf,
@@ -327,7 +312,7 @@ START_TEST(test_errors)
 	assert_refused(check_config(dmn.dir), dmn.dir, "cannot read");
 
 	/* startup refuses the same way, before it touches anything */
-	write_file(dmn.conf, "[store]\ncompressor = lzma\n");
+	dh_write_file(&dmn, dmn.conf, "[store]\ncompressor = lzma\n");
 	{
 		const char *argv[] = { UZSWAPD_PATH, "--config", dmn.conf,
 				       "--socket", dmn.sock, "--no-mlock",
@@ -360,7 +345,7 @@ START_TEST(test_hup_budget)
 	struct pstats ps;
 
 	dh_up(&dmn, NULL);
-	write_file(dmn.conf, "[budget]\ndefault-limit = 16M\n");
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 16M\n");
 	dh_hup_and_wait(&dmn, "configuration reloaded", 1);
 	status(&st);
 	DH_ASSERT_EQ(st.default_limit, 16 * MIB);
@@ -371,13 +356,13 @@ START_TEST(test_hup_budget)
 	DH_ASSERT_EQ(ps.limit, 16 * MIB);
 
 	/* lowered live: the client is brought down to it */
-	write_file(dmn.conf, "[budget]\ndefault-limit = 4M\n");
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4M\n");
 	dh_hup_and_wait(&dmn, "configuration reloaded", 2);
 	pager_wait_resident(&c, 4 * MIB + RUN_BYTES, &ps);
 	DH_ASSERT_EQ(ps.limit, 4 * MIB);
 
 	/* a bad file: refused, the 4M budget stays */
-	write_file(dmn.conf, "[budget]\ndefault-limit = 4 megs\n");
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4 megs\n");
 	dh_hup_and_wait(&dmn, "reload failed", 1);
 	status(&st);
 	DH_ASSERT_EQ(st.default_limit, 4 * MIB);
@@ -385,7 +370,7 @@ START_TEST(test_hup_budget)
 		  "the log does not say where the error is");
 
 	/* a key that needs a restart keeps its running value */
-	write_file(dmn.conf, "[budget]\ndefault-limit = 4M\n[daemon]\n"
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4M\n[daemon]\n"
 		   "fault-threads = 3\n");
 	dh_hup_and_wait(&dmn, "configuration reloaded", 3);
 	DH_ASSERT(dh_log_count(&dmn, "fault-threads = 3 takes effect only "
@@ -393,7 +378,7 @@ START_TEST(test_hup_budget)
 		  "no warning about fault-threads");
 
 	/* the compressor of new pages; old pages still come back */
-	write_file(dmn.conf, "[budget]\ndefault-limit = 4M\n[store]\n"
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4M\n[store]\n"
 		   "compressor = zstd\nzstd-level = 5\n");
 	dh_hup_and_wait(&dmn, "configuration reloaded", 4);
 	pager_ok(&c, "verify 0");
@@ -451,17 +436,17 @@ START_TEST(test_hup_metrics)
 	int port;
 
 	DH_ASSERT(dh_prepare(&dmn) == 0, "prepare");
-	write_file(dmn.conf, "[daemon]\nmetrics = off\n");
+	dh_write_file(&dmn, dmn.conf, "[daemon]\nmetrics = off\n");
 	DH_ASSERT(dh_launch(&dmn, argv, NULL) == 0, "uzswapd did not start");
 	DH_ASSERT_EQ(dh_log_count(&dmn, "serving http://"), 0);
 
-	write_file(dmn.conf, "[daemon]\nmetrics = 127.0.0.1:0\n");
+	dh_write_file(&dmn, dmn.conf, "[daemon]\nmetrics = 127.0.0.1:0\n");
 	dh_hup_and_wait(&dmn, "configuration reloaded", 1);
 	port = metrics_port(1);
 	DH_ASSERT_EQ(curl_metrics(port), 0);
 	DH_ASSERT(strstr(out, "uzswap_build_info{"), "metrics: %.300s", out);
 
-	write_file(dmn.conf, "[daemon]\nmetrics = off\n");
+	dh_write_file(&dmn, dmn.conf, "[daemon]\nmetrics = off\n");
 	dh_hup_and_wait(&dmn, "configuration reloaded", 2);
 	DH_ASSERT(curl_metrics(port) != 0, "metrics still served after off");
 	dh_down(&dmn, NULL);

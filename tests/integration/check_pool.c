@@ -18,6 +18,13 @@
  *           handover (SIGTERM and a successor: the image at rest) and a
  *           crash (SIGKILL and a successor: the recovery rebuilds the
  *           sharing from the page tables), every page read back by both
+ *   compact a pool fragmented on purpose (three regions evicted page by
+ *           page in turn, two of them freed: each pool page keeps one
+ *           object of three) compacts, once compact-ratio is reloaded in,
+ *           while the client faults its region in and out under a 1 MiB
+ *           budget: to under half its pages, every page of the client
+ *           checked (patterns of its pid and seed, never zero) round
+ *           after round; and `uzswapctl compact` on demand
  *
  * One test case: CK_RUN_CASE=dedup ./check_pool. Logs kept:
  * UZSWAP_ITEST_KEEP=1.
@@ -34,10 +41,11 @@
 #include "daemon_harness.h"
 #include "pager.h"
 
-#define MIB		(1024ull * 1024)
-#define PAGE		4096ull
+#define MIB		((uint64_t)1024 * 1024)
+#define PAGE		((uint64_t)4096)
 #define TIMEOUT_CASE	900		/* seconds, per test */
 #define TWIN_SEED	"4242"
+#define STORE_COMPACT_RATIO 125	/* compact-ratio's default */
 
 static struct dh_daemon dmn;
 
@@ -277,6 +285,117 @@ START_TEST(test_shared_across_restarts)
 }
 END_TEST
 
+/*****************
+ * compact
+ *****************/
+
+/* Regions 0, 1 and 2 of @mib MiB of text evicted page by page in turn,
+ * so that each pool page holds a page of each; then regions 1 and 2
+ * freed: each pool page keeps one object of three. */
+static void fragmented(struct dh_client *c, unsigned int mib)
+{
+	const uint64_t pages = mib * MIB / PAGE;
+	unsigned int k;
+	uint64_t i;
+
+	for (k = 0; k < 3; k++)
+		pager_alloc(c, "text", mib);
+	for (i = 0; i < pages; i++)
+		for (k = 0; k < 3; k++)
+			pager_ok(c, "cold %u %" PRIu64 " 1", k, i);
+	pager_ok(c, "free 1");
+	pager_ok(c, "free 2");
+}
+
+/* Set compact-ratio by a reload. */
+static void reload_compact_ratio(unsigned int pct, int nth)
+{
+	dh_write_file(&dmn, dmn.conf, "[store]\ncompact-ratio = %u\n", pct);
+	dh_hup_and_wait(&dmn, "configuration reloaded", nth);
+}
+
+/*
+ * Issue 13: a fragmented pool compacts to near its packing while faults
+ * run against it. The objects (text pages, about 400 bytes) pack three to
+ * a pool page: from one per page, the pool must come under half its
+ * pages; the client reads and checks its pages throughout, each fault on
+ * an object being moved waiting for the move.
+ */
+START_TEST(test_compact_under_faults)
+{
+	uint64_t before, after, moved;
+	struct dh_client c;
+	long long deadline;
+	int rounds = 0;
+
+	dh_up(&dmn, metrics_args);
+	reload_compact_ratio(0, 1);
+	pager_start(&dmn, &c);
+	fragmented(&c, 8);
+	before = metric("uzswap_pool_bytes");
+	print_pool("fragmented");
+	DH_ASSERT(before > 2 * metric("uzswap_pool_payload_bytes"),
+		  "pool %" PRIu64 " for %" PRIu64 " of objects", before,
+		  metric("uzswap_pool_payload_bytes"));
+	pager_ok(&c, "limit 1");
+	reload_compact_ratio(STORE_COMPACT_RATIO, 2);
+	deadline = dh_deadline(SETTLE_MS);
+	do {
+		pager_ok(&c, "verify 0");
+		rounds++;
+		after = metric("uzswap_pool_bytes");
+	} while (after * 2 > before && dh_now_ms() < deadline);
+	moved = metric("uzswap_pool_migrated_objects_total");
+	print_pool("compacted");
+	printf("compaction under faults: %d rounds of faults, %" PRIu64
+	       " objects moved, %" PRIu64 " pool pages freed\n", rounds,
+	       moved, metric("uzswap_pool_compacted_pages_total"));
+	DH_ASSERT(after * 2 <= before, "pool %" PRIu64 " bytes, from %"
+		  PRIu64, after, before);
+	DH_ASSERT(moved > 0, "no object moved");
+	DH_ASSERT(metric("uzswap_pool_compact_runs_total") > 0,
+		  "the writer never compacted");
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+	wait_pool_empty();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/* uzswapctl compact packs a fragmented pool on demand and says what it
+ * freed. */
+START_TEST(test_compact_on_demand)
+{
+	const char *argv[] = { UZSWAPCTL_PATH, "--socket", dmn.sock,
+			       "compact", NULL };
+	char out[512], err[512];
+	uint64_t before, freed;
+	struct dh_client c;
+	int status;
+
+	dh_up(&dmn, metrics_args);
+	reload_compact_ratio(0, 1);
+	pager_start(&dmn, &c);
+	fragmented(&c, 4);
+	before = metric("uzswap_pool_bytes");
+	status = dh_run(argv, NULL, NULL, out, sizeof(out), err, sizeof(err),
+			SETTLE_MS);
+	DH_ASSERT(dh_exited_ok(status), "uzswapctl compact: %s: %s%s",
+		  dh_status_str(status), out, err);
+	printf("uzswapctl compact: %s", out);
+	DH_ASSERT(sscanf(out, "compacted: freed %" SCNu64, &freed) == 1 &&
+		  freed == metric("uzswap_pool_compacted_pages_total"),
+		  "compact said: %s", out);
+	DH_ASSERT_EQ(before - metric("uzswap_pool_bytes"), freed * PAGE);
+	DH_ASSERT(freed * PAGE * 2 >= before, "freed %" PRIu64 " of %" PRIu64
+		  " bytes", freed * PAGE, before);
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+	wait_pool_empty();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -294,6 +413,13 @@ static Suite *pool_suite(void)
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_shared_written_back);
 	tcase_add_test(tc, test_shared_across_restarts);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("compact");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_compact_under_faults);
+	tcase_add_test(tc, test_compact_on_demand);
 	suite_add_tcase(s, tc);
 	return s;
 }

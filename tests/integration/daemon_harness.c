@@ -879,6 +879,19 @@ bool dh_sample(const char *body, const char *series, double *v)
 	}
 }
 
+void dh_write_file(const struct dh_daemon *d, const char *path,
+		   const char *fmt, ...)
+{
+	FILE *f = fopen(path, "w");
+	va_list ap;
+
+	DH_ASSERT_ON(d, f, "%s: %s", path, strerror(errno));
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	DH_ASSERT_ON(d, fclose(f) == 0, "%s: %s", path, strerror(errno));
+}
+
 uint64_t dh_metric(const struct dh_daemon *d, const char *series)
 {
 	char *body = dh_scrape(d);

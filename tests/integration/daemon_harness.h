@@ -210,6 +210,11 @@ bool dh_log_find(const struct dh_daemon *d, const char *needle, char *line,
 /* Lines of the daemon's log that contain @needle. */
 int dh_log_count(const struct dh_daemon *d, const char *needle);
 
+/* Write @path (a configuration file of @d's, say) with what @fmt makes;
+ * fails the running test (with @d's logs) if it cannot. */
+void dh_write_file(const struct dh_daemon *d, const char *path,
+		   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* SIGHUP the daemon, then wait (DH_RELOAD_MS) until its log has said
  * @needle @count times: fails the test if it does not. */
 void dh_hup_and_wait(const struct dh_daemon *d, const char *needle,
