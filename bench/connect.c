@@ -1,6 +1,6 @@
 /*
  * connect.c - connecting a benchmark to a daemon that may still be
- * starting, and reading its counters (see connect.h).
+ * starting, advising it, and reading its counters (see connect.h).
  */
 #include "config.h"
 
@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "connect.h"
+
+#define ADVISE_CHUNK	(64ul << 20)	/* bytes per advice request */
 
 uzswap_t *bench_connect(const char *path)
 {
@@ -24,6 +26,19 @@ uzswap_t *bench_connect(const char *path)
 		usleep(50000);
 	}
 	return NULL;
+}
+
+int bench_advise(uzswap_t *c, char *region, size_t len, int advice)
+{
+	size_t off, n;
+	int ret;
+
+	for (off = 0; off < len; off += n) {
+		n = len - off < ADVISE_CHUNK ? len - off : ADVISE_CHUNK;
+		if ((ret = uzswap_advise(c, region + off, n, advice)))
+			return ret;
+	}
+	return 0;
 }
 
 int bench_daemon_status(const char *path, struct uzswap_status *st)

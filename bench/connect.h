@@ -1,7 +1,7 @@
 /*
  * connect.h - how the benchmarks that drive a private uzswapd connect to
  * it (the script that starts the daemon does not wait for it to listen),
- * and read its counters.
+ * advise it over whole regions, and read its counters.
  *
  * Private to bench/.
  */
@@ -15,6 +15,12 @@
 /* uzswap_connect(@path), retried for up to 2 s while the daemon has not
  * bound or not yet listens on its socket; NULL with errno otherwise. */
 uzswap_t *bench_connect(const char *path);
+
+/* uzswap_advise(@c, ...) over @len bytes at @region, in requests of at
+ * most 64 MiB: the daemon answers a request when it is done, and a
+ * request longer than the library's timeout (5 s) would fail. Return: 0,
+ * or -errno of the first request that failed (the rest not sent). */
+int bench_advise(uzswap_t *c, char *region, size_t len, int advice);
 
 /* The daemon's counters (an admin request), on a connection of its own
  * to @path. Return: 0 or -errno. */

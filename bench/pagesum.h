@@ -1,7 +1,8 @@
 /*
  * pagesum.h - what the benchmarks fill pages with and check them by: a
- * seeded splitmix64 stream and a 64-bit page checksum (four xxhash64-style
- * lanes, about 0.2 µs a page), the same in every benchmark and build.
+ * seeded splitmix64 stream (and uniform draws from it) and a 64-bit page
+ * checksum (four xxhash64-style lanes, about 0.2 µs a page), the same in
+ * every benchmark and build.
  *
  * Private to bench/.
  */
@@ -21,6 +22,18 @@ static inline uint64_t rnd(uint64_t *s)
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n). */
+static inline uint64_t rnd_below(uint64_t *s, uint64_t n)
+{
+	return (uint64_t)(((unsigned __int128)rnd(s) * n) >> 64);
+}
+
+/* Uniform in [0, 1). */
+static inline double rnd_unit(uint64_t *s)
+{
+	return (double)(rnd(s) >> 11) * 0x1.0p-53;
 }
 
 static inline uint64_t rotl(uint64_t x, int r)

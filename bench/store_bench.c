@@ -98,17 +98,16 @@
 #include "tests/memimage.h"
 #include "uffd_rt.h"
 #include "connect.h"
+#include "reps.h"
 #include "uzswap.h"
 
 #define PAGE		4096ul
-#define MAX_REPS	101
 #define ZSTD_LEVEL	3
 #define POLL_US		1000	/* budget wait: first uzswap_stats() period */
 #define POLL_SHARE	50	/* ... then 1/50 of the time waited so far */
 #define BUDGET_WAIT_S	120	/* give up on the evictor after that */
 #define FAULT_SLACK_US	5.0	/* the fault target: bare p50 + this */
 #define EVICT_SHARE	0.5	/* the eviction target: this * raw speed */
-#define ADVISE_CHUNK	(64ul << 20)	/* bytes per advice request */
 
 enum tput {
 	RAW_LZ4_C, RAW_LZ4_D, RAW_ZSTD_C, RAW_ZSTD_D,
@@ -188,7 +187,6 @@ struct rep {
 	double stored, same, raw, payload, pool;
 };
 
-#define REP_FIELDS (sizeof(struct rep) / sizeof(double))
 _Static_assert(sizeof(struct rep) % sizeof(double) == 0,
 	       "struct rep is made of doubles");
 
@@ -208,19 +206,6 @@ static double mb_s(double pages, double seconds)
 /*****************
  * Statistics
  *****************/
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, unsigned int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* The @p quantile of sorted @v (nearest rank: the ceil(p * n)-th). */
 static double percentile(const double *v, size_t n, double p)
@@ -244,31 +229,12 @@ static void lat_summarize(double *us, size_t n, double faults,
 
 	for (i = 0; i < n; i++)
 		sum += us[i];
-	qsort(us, n, sizeof(*us), cmp_double);
+	qsort(us, n, sizeof(*us), reps_cmp_double);
 	l->p50 = percentile(us, n, 0.50);
 	l->p99 = percentile(us, n, 0.99);
 	l->p999 = percentile(us, n, 0.999);
 	l->mean = sum / (double)n;
 	l->faults_per_page = faults / (double)n;
-}
-
-/* Field-wise median, minimum and maximum of @n runs. */
-static void reps_summarize(const struct rep *r, unsigned int n,
-			   struct rep *med, struct rep *lo, struct rep *hi)
-{
-	double v[MAX_REPS], x;
-	unsigned int i;
-	size_t f;
-
-	for (f = 0; f < REP_FIELDS; f++) {
-		for (i = 0; i < n; i++)
-			memcpy(&v[i], (const char *)&r[i] + f * sizeof(x),
-			       sizeof(x));
-		x = median(v, n);	/* sorts v */
-		memcpy((char *)med + f * sizeof(x), &x, sizeof(x));
-		memcpy((char *)lo + f * sizeof(x), &v[0], sizeof(x));
-		memcpy((char *)hi + f * sizeof(x), &v[n - 1], sizeof(x));
-	}
 }
 
 /*****************
@@ -470,24 +436,6 @@ static int budget_wait(uzswap_t *c, uint64_t budget, double t0,
 	}
 }
 
-/*
- * uzswap_advise() over @len bytes at @region, in requests of at most
- * ADVISE_CHUNK bytes: the daemon answers a request when it is done, and a
- * request longer than the library's timeout (5 s) would fail.
- */
-static int advise(uzswap_t *c, char *region, size_t len, int advice)
-{
-	size_t off, n;
-	int ret;
-
-	for (off = 0; off < len; off += n) {
-		n = len - off < ADVISE_CHUNK ? len - off : ADVISE_CHUNK;
-		if ((ret = uzswap_advise(c, region + off, n, advice)))
-			return ret;
-	}
-	return 0;
-}
-
 /* Read every page of @region once in the order of @order, each read
  * timed alone. */
 static unsigned int read_pages(const char *region, const size_t *order,
@@ -560,12 +508,12 @@ static int evict_cpu(uzswap_t *c, const char *sock, pid_t pid, char *region,
 	double ns0, ns1;
 	int ret;
 
-	STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
+	STEP("COLD", bench_advise(c, region, len, UZSWAP_ADVISE_COLD));
 	bring_back(region, stride, img, ec->step, ec->write);
 	STEP("uzswap_stats", uzswap_stats(c, &s0));
 	STEP("STATUS", bench_daemon_status(sock, &a));
 	STEP("daemon CPU time", bench_daemon_cpu_ns(pid, &ns0));
-	STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
+	STEP("COLD", bench_advise(c, region, len, UZSWAP_ADVISE_COLD));
 	STEP("daemon CPU time", bench_daemon_cpu_ns(pid, &ns1));
 	STEP("uzswap_stats", uzswap_stats(c, &s1));
 	STEP("STATUS", bench_daemon_status(sock, &b));
@@ -630,14 +578,14 @@ static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 	STEP("uzswap_set_limit 0", uzswap_set_limit(c, 0));
 
 	/* every page back, then eviction by advice */
-	STEP("WILLNEED", advise(c, region, len, UZSWAP_ADVISE_WILLNEED));
+	STEP("WILLNEED", bench_advise(c, region, len, UZSWAP_ADVISE_WILLNEED));
 	STEP("data after the budget eviction", check_image(region, img));
 	memcpy(region, img->pages, len);
 	STEP("STATUS (needs root or the daemon's user)",
 	     bench_daemon_status(sock, &a));
 	STEP("uzswap_stats", uzswap_stats(c, &s0));
 	t0 = now();
-	STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
+	STEP("COLD", bench_advise(c, region, len, UZSWAP_ADVISE_COLD));
 	t = now() - t0;
 	STEP("uzswap_stats", uzswap_stats(c, &s1));
 	STEP("STATUS", bench_daemon_status(sock, &b));
@@ -662,7 +610,7 @@ static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 	STEP("data after the random read", check_image(region, img));
 
 	/* fault-in, in order */
-	STEP("COLD", advise(c, region, len, UZSWAP_ADVISE_COLD));
+	STEP("COLD", bench_advise(c, region, len, UZSWAP_ADVISE_COLD));
 	for (i = 0; i < n; i++)
 		order[i] = i;
 	STEP("uzswap_stats", uzswap_stats(c, &s0));
@@ -879,7 +827,7 @@ static void usage(const char *prog)
 
 int main(int argc, char **argv)
 {
-	static struct rep runs[MAX_REPS];
+	static struct rep runs[REPS_MAX];
 	unsigned long mib = 64, budget_mib = 4, reps = 3;
 	const char *socket_path = NULL, *codec = "lz4", *sock;
 	pid_t daemon_pid = 0;
@@ -916,11 +864,11 @@ int main(int argc, char **argv)
 		}
 	}
 	if (mib < 8 || mib > 4096 || budget_mib < 1 || budget_mib * 2 > mib ||
-	    reps < 1 || reps > MAX_REPS ||
+	    reps < 1 || reps > REPS_MAX ||
 	    (strcmp(codec, "lz4") && strcmp(codec, "zstd"))) {
 		fprintf(stderr, "store_bench: --image-mib takes 8 to 4096, "
 			"--budget-mib 1 to half the image, --reps 1 to %d, "
-			"--compressor lz4 or zstd\n", MAX_REPS);
+			"--compressor lz4 or zstd\n", REPS_MAX);
 		return 2;
 	}
 	sock = socket_path ? socket_path : getenv("UZSWAP_SOCKET");
@@ -982,7 +930,8 @@ int main(int argc, char **argv)
 	p.codec = codec;
 	p.reps = reps;
 	p.budget_mib = budget_mib;
-	reps_summarize(runs, (unsigned int)reps, &p.med, &p.lo, &p.hi);
+	reps_summarize(runs, sizeof(*runs), (unsigned int)reps, &p.med,
+		       &p.lo, &p.hi);
 	p.evict_base = strcmp(codec, "zstd") ? p.med.mb_s[RAW_LZ4_C]
 					     : p.med.mb_s[RAW_ZSTD_C];
 	p.fault_base = p.med.lat[BARE_PROC].p50;
