@@ -1144,8 +1144,10 @@ int evict_wb_take(void *ctx, struct store_wb *wb)
 	p = &r->pages[wb->key.idx];
 	info = atomic_load(&p->info);
 	if ((info & PAGE_RETAINED) && p->data == wb->handle) {
-		/* a copy of a resident page: given up, not written */
-		ret = region_give_up_retained(r, wb->key.idx, -1) ?
+		/* a copy of a resident page: given up, not written; kept
+		 * where it is, not moved */
+		ret = !wb->move &&
+		      region_give_up_retained(r, wb->key.idx, -1) ?
 			      -EALREADY : -EBUSY;
 		region_put(r);
 		return ret;
@@ -1191,6 +1193,7 @@ void evict_wb_settle(void *ctx, struct store *s, struct store_wb *wb,
 	case STORE_MOVED:
 		/* the same bytes in another object: nothing else changes */
 		p->data = wb->data;
+		killpoint("migrate.moved");
 		atomic_store(&p->info, wb->info);
 		break;
 	case STORE_WRITTEN:

@@ -137,7 +137,7 @@ enum evict_room evict_make_room(struct evictors *ev, struct mm_slot *slot,
  * page @key->idx; -EBUSY if the page does not hold the handle, another
  * thread holds it or its evictor has not yet punched it. A page that is
  * resident and keeps the handle as its retained copy gives the copy up
- * instead: -EALREADY.
+ * instead: -EALREADY (for a write-back; for a move, -EBUSY: it keeps it).
  * evict_wb_settle() - the page taken, as @how says: written back at
  * @wb->data (the entry names the slot, WRITTEN_BACK is published; the
  * store frees the pool's copy after), moved to the object @wb->data

@@ -20,11 +20,11 @@
  * evictor); the objects taken are copied into the batch's buffer, back to
  * back in 512-byte units, and written with one backing_write_batch()
  * (one by one if the file has no run that long); then the owner publishes
- * each page WRITTEN_BACK and only then frees the pool's copy
- * (store_written_back()), or gives the page back if its write failed; and
- * z3fold_reclaim_end() releases the pool pages emptied (the others go
- * back on the lists). At every instant the entry names a copy that
- * exists: the handle until the publish, the slot after.
+ * each page WRITTEN_BACK and only then does the store free the pool's
+ * copy (written_back()), or the owner gives the page back if its write
+ * failed; and z3fold_reclaim_end() releases the pool pages emptied (the
+ * others go back on the lists). At every instant the entry names a copy
+ * that exists: the handle until the publish, the slot after.
  *
  * Who reclaims: the writer thread, ahead of need, from STORE_WB_HIGH_PCT
  * of the limit down to STORE_WB_LOW_PCT, so that evictions rarely find
@@ -44,15 +44,23 @@
  * object once, and moves the node to the slot before any page is
  * published there.
  *
+ * Compaction (compact_page()): the sparsest pool page is isolated, and
+ * each of its objects moved as a write-back would write it: its pages
+ * taken, the object copied into a new one in a fuller page
+ * (z3fold_alloc_packed(), allocated first: nothing is taken for an
+ * object with no room), the pages settled STORE_MOVED, the old object
+ * freed; then the page is put back, freed if it is empty.
+ *
  * Retained objects (clean-page retention) are given up before any
  * write-back: both reclaimers first ask the owner to drop the oldest
  * queued ones (store_give_up_retained()), and write back only what that
  * could not free. The queue is a ring of keys; a key goes stale when its
  * page is written or evicted, and the owner skips it.
  *
- * Lock order: reclaim_lock (one batch at a time), then z3fold's locks,
- * which are never held while calling the owner; the writer's wlock and
- * retain_lock are taken alone.
+ * Lock order: reclaim_lock (one batch, or one compacted pool page, at a
+ * time), then z3fold's locks, which are never held while calling the
+ * owner; the writer's wlock, retain_lock and the stable index's lock are
+ * taken alone.
  */
 #include "config.h"
 
@@ -909,11 +917,12 @@ static void batch_untake(struct store *s, struct store_batch *b,
 				STORE_KEEP);
 }
 
-/* Ask the owner for the @nr pages @keys name, holding @handle; they are
- * appended to @b's pages. Return: false if one refused (busy). */
+/* Ask the owner for the @nr pages @keys name, holding @handle, for its
+ * write-back, or its move if @move; they are appended to @b's pages.
+ * Return: false if one refused (busy). */
 static bool batch_take_pages(struct store *s, struct store_batch *b,
 			     unsigned long handle, const uint64_t *keys,
-			     int nr)
+			     int nr, bool move)
 {
 	bool busy = false;
 	int i, ret;
@@ -923,6 +932,7 @@ static bool batch_take_pages(struct store *s, struct store_batch *b,
 
 		memset(wb, 0, sizeof(*wb));
 		wb->handle = handle;
+		wb->move = move;
 		owner_to_key(keys[i], &wb->key);
 		ret = s->owner.take(s->owner.ctx, wb);
 		if (ret == 0)
@@ -938,12 +948,13 @@ static bool batch_take_pages(struct store *s, struct store_batch *b,
 /*
  * batch_take() - take every page naming the object of @handle (one,
  * from its owner word, or those of its node, frozen meanwhile) into the
- * batch's pages; all or none. Return: the pages taken; 0 if each was a
- * retained copy, given up (the object is gone, or about to be); -EBUSY
- * if a page was busy (none taken).
+ * batch's pages, for its write-back or, if @move, its move; all or none.
+ * Return: the pages taken; 0 if each was a retained copy, given up (the
+ * object is gone, or about to be); -EBUSY if a page was busy (none
+ * taken).
  */
 static int batch_take(struct store *s, struct store_batch *b,
-		      unsigned long handle, bool *shared)
+		      unsigned long handle, bool move, bool *shared)
 {
 	uint64_t owner = z3fold_owner(s->pool, handle);
 	size_t first = b->nr_wb;
@@ -960,7 +971,7 @@ static int batch_take(struct store *s, struct store_batch *b,
 	}
 	if (*shared)
 		keys = b->keys;
-	all = batch_take_pages(s, b, handle, keys, *shared ? nr : 1);
+	all = batch_take_pages(s, b, handle, keys, *shared ? nr : 1, move);
 	/* a page that let go since the freeze is not there to take */
 	if (*shared && all &&
 	    dedup_refs(&s->dedup, handle) != b->nr_wb - first)
@@ -1024,7 +1035,7 @@ static void batch_fill(struct store *s, struct store_batch *b)
 		b->nr_pages++;
 		for (i = 0; i < nr; i++) {
 			first = b->nr_wb;
-			ret = batch_take(s, b, handles[i], &shared);
+			ret = batch_take(s, b, handles[i], false, &shared);
 			if (ret > 0)
 				batch_add(s, b, handles[i], first, shared);
 			else if (ret < 0)
@@ -1202,9 +1213,8 @@ bool store_pool_low(struct store *s)
  * write-back), the object copied to a new one, its node moved, each page
  * made to name the new one and given back, the old one freed. At every
  * instant each entry names a whole copy. reclaim_lock held.
- * Return: 0 (moved, or gone: its pages gave their retained copies up);
- * -EBUSY (a page was busy: it stays); -ENOSPC (no page has room: it
- * stays).
+ * Return: 0 (moved, or gone); -EBUSY (a page was busy, or keeps it as a
+ * retained copy: it stays); -ENOSPC (no page has room: it stays).
  */
 static int migrate_object(struct store *s, struct store_batch *b,
 			  unsigned long handle)
@@ -1214,15 +1224,14 @@ static int migrate_object(struct store *s, struct store_batch *b,
 	bool shared;
 	int ret;
 
-	b->nr_wb = 0;
-	ret = batch_take(s, b, handle, &shared);
-	if (ret <= 0)
-		return ret;
-	if (z3fold_alloc_packed(s->pool, n, &to)) {
-		batch_untake(s, b, 0);
-		if (shared)
-			dedup_thaw(&s->dedup, handle);
+	/* the room first: no page is taken for an object that cannot move */
+	if (!n || z3fold_alloc_packed(s->pool, n, &to))
 		return -ENOSPC;
+	b->nr_wb = 0;
+	ret = batch_take(s, b, handle, true, &shared);
+	if (ret <= 0) {
+		z3fold_free(s->pool, to);
+		return ret;
 	}
 	memcpy(z3fold_map(s->pool, to), z3fold_map(s->pool, handle), n);
 	z3fold_unmap(s->pool, handle);
@@ -1242,14 +1251,15 @@ static int migrate_object(struct store *s, struct store_batch *b,
 /*
  * compact_page() - isolate the pool's sparsest page and move its objects
  * out (the kernel's isolate / migrate / putback). Takes reclaim_lock.
- * Return: 1 if the page was freed; 0 if it was put back (an object busy:
- * try later); -ENOSPC if an object found no room (the pool is as packed
- * as it gets); -ENOENT if no page can be isolated.
+ * Return: 1 if the page was freed; 0 if it was put back (an object busy,
+ * or with no room elsewhere: the next page of its kind is tried first
+ * next time); -ENOENT if no page can be isolated.
  */
 static int compact_page(struct store *s)
 {
 	unsigned long handles[3], page;
-	int i, nr, ret = 0;
+	bool freed;
+	int i, nr;
 
 	pthread_mutex_lock(&s->reclaim_lock);
 	nr = z3fold_isolate(s->pool, handles, &page);
@@ -1257,12 +1267,11 @@ static int compact_page(struct store *s)
 		pthread_mutex_unlock(&s->reclaim_lock);
 		return -ENOENT;
 	}
-	for (i = 0; i < nr && ret != -ENOSPC; i++)
-		ret = migrate_object(s, s->batch, handles[i]);
-	if (z3fold_putback(s->pool, page))
-		ret = 1;
+	for (i = 0; i < nr; i++)
+		migrate_object(s, s->batch, handles[i]);
+	freed = z3fold_putback(s->pool, page);
 	pthread_mutex_unlock(&s->reclaim_lock);
-	return ret == -ENOSPC || ret == 1 ? ret : 0;
+	return freed;
 }
 
 /* The bytes of the objects in the pool: stored and retained. */
@@ -1293,8 +1302,6 @@ bool store_compact(struct store *s, unsigned int max_pages,
 		now += (unsigned int)ret;
 	}
 	*freed += now;
-	/* no page to isolate, no room, or every page tried was put back:
-	 * its objects are busy now */
 	return ret < 0 || now == 0;
 }
 
@@ -1309,29 +1316,33 @@ static uint64_t pool_generation(struct store *s)
 
 /* The writer's tick: compact while the pool is looser than its ratio
  * (down to STORE_COMPACT_SLACK_PCT under it), STORE_COMPACT_TICK_PAGES
- * pool pages at most, stopping at the first page that stays. A run that
- * freed nothing is not tried again until an object came or went (a
- * pool of objects too small to pack any tighter stays loose). */
+ * pool pages at most, stopping after STORE_COMPACT_MISSES pages in a row
+ * that stayed. A run that freed nothing is not tried again until an
+ * object came or went (a pool of objects too small to pack any tighter
+ * stays loose). */
 static void compact_background(struct store *s, struct store_writer *w)
 {
-	unsigned int pct = atomic_load(&s->compact_pct), tried, freed = 0;
+	unsigned int pct = atomic_load(&s->compact_pct), low, tried;
+	unsigned int freed = 0, misses = 0;
 	uint64_t gen = pool_generation(s);
-	int ret = 0;
+	int ret;
 
 	if (!pct || pool_bytes(s) < STORE_COMPACT_MIN_BYTES ||
 	    gen == w->compact_idle || !pool_looser_than(s, pct))
 		return;
 	STAT_ADD(s, compact_runs, 1);
+	low = pct > STORE_COMPACT_SLACK_PCT ? pct - STORE_COMPACT_SLACK_PCT
+					    : pct;
 	for (tried = 0; tried < STORE_COMPACT_TICK_PAGES &&
-	     pool_looser_than(s, pct > STORE_COMPACT_SLACK_PCT ?
-				     pct - STORE_COMPACT_SLACK_PCT : pct);
+	     misses < STORE_COMPACT_MISSES && pool_looser_than(s, low);
 	     tried++) {
 		ret = compact_page(s);
-		if (ret <= 0)
+		if (ret < 0)
 			break;
-		freed++;
+		freed += (unsigned int)ret;
+		misses = ret ? 0 : misses + 1;
 	}
-	if (ret <= 0 && !freed)
+	if (!freed)
 		w->compact_idle = pool_generation(s);
 }
 

@@ -70,6 +70,7 @@
 					   objects' bytes... */
 #define STORE_COMPACT_SLACK_PCT 10	/* ...down to this much under it */
 #define STORE_COMPACT_TICK_PAGES 256	/* pool pages per tick, at most */
+#define STORE_COMPACT_MISSES 16		/* pages in a row put back: enough */
 #define STORE_COMPACT_MIN_BYTES (64u << 12) /* a smaller pool is left be */
 /* Retained objects queued for giving up, at most: past it the oldest
  * entry is forgotten, not given up. A tag is the retention's 16-bit LRU
@@ -108,6 +109,8 @@ struct store_retained {
  * @ref:    the owner's: what it holds while the page is taken
  * @data:   the slot the object was written to (PAGE_DATA_SLOT tagged)
  * @len:    the object's bytes
+ * @move:   the page is taken for its object's move (compaction), not its
+ *          write-back: a retained copy is refused, never given up
  */
 struct store_wb {
 	struct store_key key;
@@ -116,6 +119,7 @@ struct store_wb {
 	void *ref;
 	uint64_t data;
 	size_t len;
+	bool move;
 };
 
 /* What became of a page the owner gave up (struct store_owner.settle). */
@@ -135,7 +139,8 @@ enum store_settle {
  *          comes from the object's owner word, which may be stale and
  *          name any page, or none); or, if the object is the retained
  *          copy of a resident page, gives it up as @give_up does and
- *          returns -EALREADY
+ *          returns -EALREADY (-EBUSY, keeping it, if @wb->move: a
+ *          compaction does not undo a retention)
  * @settle: for each page taken, once the store is done with its object:
  *          STORE_WRITTEN: the object is in the backing file at
  *          @wb->data: the owner makes the entry name it and publishes
@@ -426,8 +431,9 @@ void store_set_pool_limit(struct store *s, uint64_t bytes);
  * @max_pages of its sparsest pages into fuller ones (and first compact
  * every page whose middle object could not move while mapped). *@freed
  * is increased by the pool pages freed. Return: true when nothing more
- * is to be gained now (no page to isolate, one whose objects found no
- * room, or none freed: their pages were busy); false to call again. Any thread but the loop's (each pool page
+ * is to be gained now (no page to isolate, or none of the @max_pages
+ * freed: their objects were busy or found no room); false to call
+ * again. Any thread but the loop's (each pool page
  * takes the reclaim lock, which a write-back holds across its I/O).
  */
 bool store_compact(struct store *s, unsigned int max_pages,

@@ -24,7 +24,10 @@
  *           while the client faults its region in and out under a 1 MiB
  *           budget: to under half its pages, every page of the client
  *           checked (patterns of its pid and seed, never zero) round
- *           after round; and `uzswapctl compact` on demand
+ *           after round; `uzswapctl compact` on demand; and a daemon
+ *           killed in the middle of a move (kill point migrate.moved):
+ *           its successor recovers every page, from the old copy or
+ *           the new one
  *
  * One test case: CK_RUN_CASE=dedup ./check_pool. Logs kept:
  * UZSWAP_ITEST_KEEP=1.
@@ -38,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash.h"
 #include "daemon_harness.h"
 #include "pager.h"
 
@@ -289,24 +293,6 @@ END_TEST
  * compact
  *****************/
 
-/* Regions 0, 1 and 2 of @mib MiB of text evicted page by page in turn,
- * so that each pool page holds a page of each; then regions 1 and 2
- * freed: each pool page keeps one object of three. */
-static void fragmented(struct dh_client *c, unsigned int mib)
-{
-	const uint64_t pages = mib * MIB / PAGE;
-	unsigned int k;
-	uint64_t i;
-
-	for (k = 0; k < 3; k++)
-		pager_alloc(c, "text", mib);
-	for (i = 0; i < pages; i++)
-		for (k = 0; k < 3; k++)
-			pager_ok(c, "cold %u %" PRIu64 " 1", k, i);
-	pager_ok(c, "free 1");
-	pager_ok(c, "free 2");
-}
-
 /* Set compact-ratio by a reload. */
 static void reload_compact_ratio(unsigned int pct, int nth)
 {
@@ -331,7 +317,7 @@ START_TEST(test_compact_under_faults)
 	dh_up(&dmn, metrics_args);
 	reload_compact_ratio(0, 1);
 	pager_start(&dmn, &c);
-	fragmented(&c, 8);
+	DH_ASSERT_EQ(pager_fragment(&c, 8), 0);
 	before = metric("uzswap_pool_bytes");
 	print_pool("fragmented");
 	DH_ASSERT(before > 2 * metric("uzswap_pool_payload_bytes"),
@@ -351,7 +337,11 @@ START_TEST(test_compact_under_faults)
 	       " objects moved, %" PRIu64 " pool pages freed\n", rounds,
 	       moved, metric("uzswap_pool_compacted_pages_total"));
 	DH_ASSERT(after * 2 <= before, "pool %" PRIu64 " bytes, from %"
-		  PRIu64, after, before);
+		  PRIu64 ", after %d rounds: %" PRIu64 " compactions, %"
+		  PRIu64 " pages retained, %" PRIu64 " resident", after, before,
+		  rounds, metric("uzswap_pool_compact_runs_total"),
+		  metric("uzswap_retained_pages"),
+		  metric("uzswap_resident_bytes") / PAGE);
 	DH_ASSERT(moved > 0, "no object moved");
 	DH_ASSERT(metric("uzswap_pool_compact_runs_total") > 0,
 		  "the writer never compacted");
@@ -376,7 +366,7 @@ START_TEST(test_compact_on_demand)
 	dh_up(&dmn, metrics_args);
 	reload_compact_ratio(0, 1);
 	pager_start(&dmn, &c);
-	fragmented(&c, 4);
+	DH_ASSERT_EQ(pager_fragment(&c, 4), 0);
 	before = metric("uzswap_pool_bytes");
 	status = dh_run(argv, NULL, NULL, out, sizeof(out), err, sizeof(err),
 			SETTLE_MS);
@@ -389,6 +379,37 @@ START_TEST(test_compact_on_demand)
 	DH_ASSERT_EQ(before - metric("uzswap_pool_bytes"), freed * PAGE);
 	DH_ASSERT(freed * PAGE * 2 >= before, "freed %" PRIu64 " of %" PRIu64
 		  " bytes", freed * PAGE, before);
+	pager_ok(&c, "verify 0");
+	pager_quit(&c);
+	wait_pool_empty();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/* A daemon killed between a moved page's new handle and its publish
+ * (the fifth move): the successor's recovery finds, for every page,
+ * the copy its entry names, whole; the client reads back every page. */
+START_TEST(test_compact_killed_mid_move)
+{
+	const char *argv[] = { UZSWAPCTL_PATH, "--socket", dmn.sock,
+			       "compact", NULL };
+	char out[512], err[512];
+	struct dh_client c;
+	int status, ret;
+
+	crash_arm("migrate.moved:5");
+	dh_up(&dmn, metrics_args);
+	crash_arm(NULL);
+	reload_compact_ratio(0, 1);
+	pager_start(&dmn, &c);
+	DH_ASSERT_EQ(pager_fragment(&c, 4), 0);
+	status = dh_run(argv, NULL, NULL, out, sizeof(out), err, sizeof(err),
+			SETTLE_MS);
+	DH_ASSERT(!dh_exited_ok(status), "compact outlived the kill: %s",
+		  out);
+	crash_assert_killed_at(&dmn, dh_stop_with(&dmn, 0), "migrate.moved");
+	ret = dh_restart(&dmn, metrics_args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
 	pager_ok(&c, "verify 0");
 	pager_quit(&c);
 	wait_pool_empty();
@@ -420,6 +441,7 @@ static Suite *pool_suite(void)
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_compact_under_faults);
 	tcase_add_test(tc, test_compact_on_demand);
+	tcase_add_test(tc, test_compact_killed_mid_move);
 	suite_add_tcase(s, tc);
 	return s;
 }

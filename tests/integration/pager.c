@@ -101,6 +101,22 @@ unsigned int pager_alloc(struct dh_client *c, const char *kind,
 	return k;
 }
 
+unsigned int pager_fragment(struct dh_client *c, unsigned int mib)
+{
+	const unsigned long pages = mib * 256ul;	/* of 4 KiB */
+	unsigned int k[3], i;
+	unsigned long p;
+
+	for (i = 0; i < 3; i++)
+		k[i] = pager_alloc(c, "text", mib);
+	for (p = 0; p < pages; p++)
+		for (i = 0; i < 3; i++)
+			pager_ok(c, "cold %u %lu 1", k[i], p);
+	pager_ok(c, "free %u", k[1]);
+	pager_ok(c, "free %u", k[2]);
+	return k[0];
+}
+
 void pager_stats(struct dh_client *c, struct pstats *s)
 {
 	const char *r = pager_ok(c, "stats");

@@ -48,6 +48,12 @@ const char *pager_ok(struct dh_client *c, const char *fmt, ...)
 unsigned int pager_alloc(struct dh_client *c, const char *kind,
 			 unsigned int mib);
 
+/* Three text regions of @mib MiB evicted page by page in turn, so that
+ * each pool page holds a page of each (text pages make objects of about
+ * 400 bytes: three to a pool page), then the second and third freed:
+ * each pool page keeps one object of three. Returns the region kept. */
+unsigned int pager_fragment(struct dh_client *c, unsigned int mib);
+
 void pager_stats(struct dh_client *c, struct pstats *s);
 
 /* "quit": the client disconnects and must exit 0 (all its data checks
