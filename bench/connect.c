@@ -81,3 +81,14 @@ int bench_daemon_cpu_ns(pid_t pid, double *ns)
 	closedir(d);
 	return 0;
 }
+
+const char *bench_step = "";
+
+const char *bench_step_error(int err)
+{
+	if (!strncmp(bench_step, "data", 4))
+		return "pages differ from what was written (a bug)";
+	if (!strncmp(bench_step, "STATUS", 6))
+		return strerror(-err);
+	return uzswap_strerror(err);
+}

@@ -26,6 +26,21 @@ int bench_advise(uzswap_t *c, char *region, size_t len, int advice);
  * to @path. Return: 0 or -errno. */
 int bench_daemon_status(const char *path, struct uzswap_status *st);
 
+/* The step a benchmark is at (STEP()), for its message on stderr. */
+extern const char *bench_step;
+
+/* What went wrong at bench_step with @err: a data check's failure, a
+ * STATUS request's errno, or libuzswap's error. */
+const char *bench_step_error(int err);
+
+/* Run @expr as step @what; an error (in the caller's ret) goes to out. */
+#define STEP(what, expr) \
+	do { \
+		bench_step = (what); \
+		if ((ret = (expr))) \
+			goto out; \
+	} while (0)
+
 /* The CPU time process @pid (the daemon) has used so far, every thread
  * of it (/proc/PID/task/TID/schedstat), in nanoseconds. Return: 0 or
  * -errno. */

@@ -198,25 +198,6 @@ static double ratio(double x, double base)
 	return base > 0 ? x / base : 0;
 }
 
-/* What failed, for the message on stderr. */
-static const char *failed_step;
-
-static const char *step_error(int err)
-{
-	if (!strncmp(failed_step, "data", 4))
-		return "pages differ from what was written (a bug)";
-	if (!strncmp(failed_step, "STATUS", 6))
-		return strerror(-err);
-	return uzswap_strerror(err);
-}
-
-#define STEP(what, expr) \
-	do { \
-		failed_step = (what); \
-		if ((ret = (expr))) \
-			goto out; \
-	} while (0)
-
 static int check_data(const char *region, const uint8_t *want, size_t len)
 {
 	return memcmp(region, want, len) ? -EIO : 0;
@@ -260,10 +241,10 @@ twin_main(const char *sock, const struct memimage *img, int cmd, int ans)
 	uzswap_t *c;
 	double t0;
 
-	failed_step = "uzswap_connect";
+	bench_step = "uzswap_connect";
 	c = bench_connect(sock);
 	if (c) {
-		failed_step = "uzswap_alloc";
+		bench_step = "uzswap_alloc";
 		region = uzswap_alloc(c, len, "pool_bench twin");
 	}
 	if (!region) {
@@ -273,7 +254,7 @@ twin_main(const char *sock, const struct memimage *img, int cmd, int ans)
 	memcpy(region, img->pages, len);
 	while (!fullio_write(ans, &a, sizeof(a)) &&
 	       !fullio_read(cmd, &op, 1) && op == TWIN_COLD) {
-		failed_step = "COLD";
+		bench_step = "COLD";
 		t0 = now();
 		a.ret = bench_advise(c, region, len, UZSWAP_ADVISE_COLD);
 		a.seconds = now() - t0;
@@ -281,7 +262,7 @@ twin_main(const char *sock, const struct memimage *img, int cmd, int ans)
 			goto out;
 	}
 	if (op == TWIN_CHECK) {
-		failed_step = "data after the identical clients";
+		bench_step = "data after the identical clients";
 		a.ret = check_data(region, img->pages, len);
 	}
 out:
@@ -290,7 +271,7 @@ out:
 	uzswap_disconnect(c);
 	if (a.ret)
 		fprintf(stderr, "pool_bench: client %d: %s: %s\n",
-			(int)getpid(), failed_step, step_error(a.ret));
+			(int)getpid(), bench_step, bench_step_error(a.ret));
 	fullio_write(ans, &a, sizeof(a));
 	_exit(a.ret ? 1 : 0);
 }
@@ -457,7 +438,7 @@ static int set_run(const struct daemon *d, const uint8_t *set, size_t len,
 	char *region;
 	int ret;
 
-	failed_step = "uzswap_alloc";
+	bench_step = "uzswap_alloc";
 	region = uzswap_alloc(d->c, len, "pool_bench set");
 	if (!region)
 		return -errno;
@@ -535,7 +516,7 @@ static int compact_run(const struct daemon *d, const struct memimage *img,
 	double t0;
 	int ret;
 
-	failed_step = "uzswap_alloc";
+	bench_step = "uzswap_alloc";
 	region = uzswap_alloc(d->c, len, "pool_bench compact");
 	if (!region)
 		return -errno;
@@ -967,7 +948,7 @@ int main(int argc, char **argv)
 			      &runs[k]);
 		if (ret) {
 			fprintf(stderr, "pool_bench: run %u, %s: %s\n", k + 1,
-				failed_step, step_error(ret));
+				bench_step, bench_step_error(ret));
 			goto out;
 		}
 	}

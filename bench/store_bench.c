@@ -346,26 +346,6 @@ static int raw_codec(const struct memimage *img, struct codec_bufs *cb,
  * The daemon
  *****************/
 
-
-/* What failed, for the message on stderr. */
-static const char *failed_step;
-
-static const char *daemon_error(int err)
-{
-	if (!strncmp(failed_step, "data", 4))
-		return "pages differ from the image (a bug)";
-	if (!strncmp(failed_step, "STATUS", 6))
-		return strerror(-err);
-	return uzswap_strerror(err);
-}
-
-#define STEP(what, expr) \
-	do { \
-		failed_step = (what); \
-		if ((ret = (expr))) \
-			goto out; \
-	} while (0)
-
 static int check_image(const char *region, const struct memimage *img)
 {
 	return memcmp(region, img->pages, img->nr_pages * PAGE) ? -EIO : 0;
@@ -561,7 +541,7 @@ static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 	double t0, t;
 	int ret;
 
-	failed_step = "uzswap_alloc";
+	bench_step = "uzswap_alloc";
 	region = uzswap_alloc(c, len, "store_bench");
 	if (!region)
 		return -errno;
@@ -625,7 +605,7 @@ static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 
 	/* eviction CPU per page, from a region all stored each time */
 	if (pid) {
-		failed_step = "uzswap_adopt";
+		bench_step = "uzswap_adopt";
 		sparse = sparse_region(c, img);
 		if (!sparse) {
 			ret = -errno;
@@ -921,7 +901,7 @@ int main(int argc, char **argv)
 				 k, order, us, r);
 		if (ret) {
 			fprintf(stderr, "store_bench: run through the daemon, "
-				"%s: %s\n", failed_step, daemon_error(ret));
+				"%s: %s\n", bench_step, bench_step_error(ret));
 			goto out;
 		}
 	}

@@ -141,6 +141,8 @@ struct store_batch {
  * @busy:    it is writing back: no need to kick it (atomic)
  * @compact_idle: the pool's generation (allocations and frees) when a
  *           compaction last gained nothing; the writer's only
+ * @compact_allocs: the pool's allocations at the last tick; the
+ *           writer's only
  */
 struct store_writer {
 	pthread_t thread;
@@ -150,6 +152,7 @@ struct store_writer {
 	bool stop;
 	atomic_bool busy;
 	uint64_t compact_idle;
+	uint64_t compact_allocs;
 };
 
 /* A write-back I/O error was logged (once per process). */
@@ -1305,45 +1308,53 @@ bool store_compact(struct store *s, unsigned int max_pages,
 	return ret < 0 || now == 0;
 }
 
-/* A number that changes whenever an object comes or goes. */
-static uint64_t pool_generation(struct store *s)
+/* A number that changes whenever an object comes or goes; *@allocs:
+ * the objects made so far. */
+static uint64_t pool_generation(struct store *s, uint64_t *allocs)
 {
 	struct z3fold_stats zs;
 
 	z3fold_get_stats(s->pool, &zs);
+	*allocs = zs.allocs;
 	return zs.allocs + zs.frees;
 }
 
 /* The writer's tick: compact while the pool is looser than its ratio
  * (down to STORE_COMPACT_SLACK_PCT under it), STORE_COMPACT_TICK_PAGES
- * pool pages at most, stopping after STORE_COMPACT_MISSES pages in a row
- * that stayed. A run that freed nothing is not tried again until an
- * object came or went (a pool of objects too small to pack any tighter
- * stays loose). */
+ * pool pages at most, or STORE_COMPACT_BUSY_PAGES while pages are being
+ * stored (the holes fill up by themselves then, and a page being moved
+ * makes its fault wait), stopping after STORE_COMPACT_MISSES pages in a
+ * row that stayed. A run that found nothing to do (no page to isolate,
+ * or that many pages in a row that stayed, and none freed) is not tried
+ * again until an object came or went (a pool of objects too small to
+ * pack any tighter stays loose). */
 static void compact_background(struct store *s, struct store_writer *w)
 {
-	unsigned int pct = atomic_load(&s->compact_pct), low, tried;
+	unsigned int pct = atomic_load(&s->compact_pct), low, tried, max;
 	unsigned int freed = 0, misses = 0;
-	uint64_t gen = pool_generation(s);
-	int ret;
+	uint64_t allocs, gen = pool_generation(s, &allocs);
+	int ret = 0;
 
+	max = allocs != w->compact_allocs ? STORE_COMPACT_BUSY_PAGES
+					  : STORE_COMPACT_TICK_PAGES;
+	w->compact_allocs = allocs;
 	if (!pct || pool_bytes(s) < STORE_COMPACT_MIN_BYTES ||
 	    gen == w->compact_idle || !pool_looser_than(s, pct))
 		return;
 	STAT_ADD(s, compact_runs, 1);
 	low = pct > STORE_COMPACT_SLACK_PCT ? pct - STORE_COMPACT_SLACK_PCT
 					    : pct;
-	for (tried = 0; tried < STORE_COMPACT_TICK_PAGES &&
-	     misses < STORE_COMPACT_MISSES && pool_looser_than(s, low);
-	     tried++) {
+	for (tried = 0; tried < max && misses < STORE_COMPACT_MISSES &&
+	     pool_looser_than(s, low); tried++) {
 		ret = compact_page(s);
 		if (ret < 0)
 			break;
 		freed += (unsigned int)ret;
 		misses = ret ? 0 : misses + 1;
 	}
-	if (!freed)
-		w->compact_idle = pool_generation(s);
+	/* nothing to isolate, or a whole row of pages stayed */
+	if (!freed && (ret < 0 || misses >= STORE_COMPACT_MISSES))
+		w->compact_idle = pool_generation(s, &allocs);
 }
 
 void store_set_compact_ratio(struct store *s, unsigned int pct)

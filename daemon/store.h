@@ -69,7 +69,8 @@
 					   takes more than this % of its
 					   objects' bytes... */
 #define STORE_COMPACT_SLACK_PCT 10	/* ...down to this much under it */
-#define STORE_COMPACT_TICK_PAGES 256	/* pool pages per tick, at most */
+#define STORE_COMPACT_TICK_PAGES 256	/* pool pages per tick, at most... */
+#define STORE_COMPACT_BUSY_PAGES 8	/* ...while pages are being stored */
 #define STORE_COMPACT_MISSES 16		/* pages in a row put back: enough */
 #define STORE_COMPACT_MIN_BYTES (64u << 12) /* a smaller pool is left be */
 /* Retained objects queued for giving up, at most: past it the oldest

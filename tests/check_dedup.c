@@ -48,6 +48,18 @@ static void insert(uint64_t hash, uint64_t data, size_t size, uint64_t key)
 				      NULL), 0);
 }
 
+/* Page @key finds the chain of @hash full and stores its copy @data as
+ * a dup. */
+static void add_dup(uint64_t hash, uint64_t data, uint64_t key)
+{
+	struct dedup_match m = { .node = DEDUP_NO_NODE };
+
+	ck_assert(dedup_lookup(&d, hash, &m));
+	ck_assert_int_eq(dedup_join(&d, &m, key), -ENOSPC);
+	ck_assert_int_eq(dedup_insert(&d, &hash, data, 0, 300, key, &m), 0);
+	ck_assert(!dedup_unpin(&d, &m, false));
+}
+
 /* Page @key finds the object of @hash and joins it: which one. */
 static uint64_t join(uint64_t hash, uint64_t key)
 {
@@ -145,7 +157,6 @@ END_TEST
  */
 START_TEST(test_chain_of_dups)
 {
-	struct dedup_match m = { .node = DEDUP_NO_NODE };
 	struct dedup_stats st;
 	uint64_t key;
 
@@ -153,22 +164,13 @@ START_TEST(test_chain_of_dups)
 	insert(9, 90, 300, 1);
 	ck_assert_uint_eq(join(9, 2), 90);
 	/* full: a dup */
-	ck_assert(dedup_lookup(&d, 9, &m));
-	ck_assert_int_eq(dedup_join(&d, &m, 3), -ENOSPC);
-	ck_assert_int_eq(dedup_insert(&d, &(uint64_t){ 9 }, 91, 0, 300, 3,
-				      &m), 0);
-	ck_assert(!dedup_unpin(&d, &m, false));
+	add_dup(9, 91, 3);
 	st = stats();
 	ck_assert_uint_eq(st.chains, 1);
 	ck_assert_uint_eq(st.dups, 1);
 	ck_assert_uint_eq(join(9, 4), 91);
 	/* both full: a second dup */
-	m.node = DEDUP_NO_NODE;
-	ck_assert(dedup_lookup(&d, 9, &m));
-	ck_assert_int_eq(dedup_join(&d, &m, 5), -ENOSPC);
-	ck_assert_int_eq(dedup_insert(&d, &(uint64_t){ 9 }, 92, 0, 300, 5,
-				      &m), 0);
-	ck_assert(!dedup_unpin(&d, &m, false));
+	add_dup(9, 92, 5);
 	st = stats();
 	ck_assert_uint_eq(st.dups, 2);
 	ck_assert_uint_eq(st.pages_shared, 2);
@@ -309,11 +311,7 @@ START_TEST(test_image_round_trip)
 	insert(1, 10, 100, 1);
 	for (key = 2; key <= 3; key++)
 		join(1, key);
-	ck_assert(dedup_lookup(&d, 1, &m));
-	ck_assert_int_eq(dedup_join(&d, &m, 4), -ENOSPC);
-	ck_assert_int_eq(dedup_insert(&d, &(uint64_t){ 1 }, 11, 0, 100, 4,
-				      &m), 0);
-	ck_assert(!dedup_unpin(&d, &m, false));
+	add_dup(1, 11, 4);
 	insert(2, 20, 200, 5);
 	ck_assert(dedup_retain(&d, 20, 1));
 	ck_assert_int_eq(dedup_insert(&d, NULL, PAGE_DATA_SLOT | 5, 0, 300, 6,

@@ -293,6 +293,22 @@ END_TEST
  * compact
  *****************/
 
+/* uzswapctl compact: its wait status, its output in @out. */
+static int compact_now(char *out, size_t size)
+{
+	const char *argv[] = { UZSWAPCTL_PATH, "--socket", dmn.sock,
+			       "compact", NULL };
+	char err[512];
+	int status;
+
+	status = dh_run(argv, NULL, NULL, out, size, err, sizeof(err),
+			SETTLE_MS);
+	if (!dh_exited_ok(status))
+		fprintf(stderr, "uzswapctl compact: %s: %s%s\n",
+			dh_status_str(status), out, err);
+	return status;
+}
+
 /* Set compact-ratio by a reload. */
 static void reload_compact_ratio(unsigned int pct, int nth)
 {
@@ -356,22 +372,17 @@ END_TEST
  * freed. */
 START_TEST(test_compact_on_demand)
 {
-	const char *argv[] = { UZSWAPCTL_PATH, "--socket", dmn.sock,
-			       "compact", NULL };
-	char out[512], err[512];
 	uint64_t before, freed;
 	struct dh_client c;
-	int status;
+	char out[512];
 
 	dh_up(&dmn, metrics_args);
 	reload_compact_ratio(0, 1);
 	pager_start(&dmn, &c);
 	DH_ASSERT_EQ(pager_fragment(&c, 4), 0);
 	before = metric("uzswap_pool_bytes");
-	status = dh_run(argv, NULL, NULL, out, sizeof(out), err, sizeof(err),
-			SETTLE_MS);
-	DH_ASSERT(dh_exited_ok(status), "uzswapctl compact: %s: %s%s",
-		  dh_status_str(status), out, err);
+	DH_ASSERT(dh_exited_ok(compact_now(out, sizeof(out))),
+		  "uzswapctl compact failed");
 	printf("uzswapctl compact: %s", out);
 	DH_ASSERT(sscanf(out, "compacted: freed %" SCNu64, &freed) == 1 &&
 		  freed == metric("uzswap_pool_compacted_pages_total"),
@@ -391,11 +402,9 @@ END_TEST
  * the copy its entry names, whole; the client reads back every page. */
 START_TEST(test_compact_killed_mid_move)
 {
-	const char *argv[] = { UZSWAPCTL_PATH, "--socket", dmn.sock,
-			       "compact", NULL };
-	char out[512], err[512];
 	struct dh_client c;
-	int status, ret;
+	char out[512];
+	int ret;
 
 	crash_arm("migrate.moved:5");
 	dh_up(&dmn, metrics_args);
@@ -403,10 +412,8 @@ START_TEST(test_compact_killed_mid_move)
 	reload_compact_ratio(0, 1);
 	pager_start(&dmn, &c);
 	DH_ASSERT_EQ(pager_fragment(&c, 4), 0);
-	status = dh_run(argv, NULL, NULL, out, sizeof(out), err, sizeof(err),
-			SETTLE_MS);
-	DH_ASSERT(!dh_exited_ok(status), "compact outlived the kill: %s",
-		  out);
+	DH_ASSERT(!dh_exited_ok(compact_now(out, sizeof(out))),
+		  "compact outlived the kill: %s", out);
 	crash_assert_killed_at(&dmn, dh_stop_with(&dmn, 0), "migrate.moved");
 	ret = dh_restart(&dmn, metrics_args);
 	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
