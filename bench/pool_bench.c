@@ -180,18 +180,6 @@ struct rep {
 _Static_assert(sizeof(struct rep) % sizeof(double) == 0,
 	       "struct rep is made of doubles");
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double mb_s(double pages, double seconds)
-{
-	return seconds > 0 ? pages * (double)PAGE / seconds / 1e6 : 0;
-}
 
 static double ratio(double x, double base)
 {
@@ -255,9 +243,9 @@ twin_main(const char *sock, const struct memimage *img, int cmd, int ans)
 	while (!fullio_write(ans, &a, sizeof(a)) &&
 	       !fullio_read(cmd, &op, 1) && op == TWIN_COLD) {
 		bench_step = "COLD";
-		t0 = now();
+		t0 = reps_now();
 		a.ret = bench_advise(c, region, len, UZSWAP_ADVISE_COLD);
-		a.seconds = now() - t0;
+		a.seconds = reps_now() - t0;
 		if (a.ret)
 			goto out;
 	}
@@ -386,7 +374,7 @@ static int twin_cold(const struct daemon *d, struct twin *t, unsigned int k,
 	STEP("STATUS", bench_daemon_status(d->sock, &b));
 	pages = (double)(b.evictions - a.evictions);
 	r->evicted[k] = pages;
-	r->mb_s[k] = mb_s(pages, ans.seconds);
+	r->mb_s[k] = reps_mb_s(pages, ans.seconds);
 	r->cpu_us[k] = pages ? (ns1 - ns0) / 1e3 / pages : 0;
 	r->merged[k] = (double)(b.dedup_merged - a.dedup_merged);
 	r->pool[k] = (double)b.pool_bytes - pool0;
@@ -528,9 +516,9 @@ static int compact_run(const struct daemon *d, const struct memimage *img,
 	STEP("uzswap_stats", uzswap_stats(d->c, &own));
 	r->read_ahead = (double)(b.read_ahead - a.read_ahead);
 	r->still_stored = (double)own.stored_pages;
-	t0 = now();
+	t0 = reps_now();
 	STEP("uzswap_compact", uzswap_compact(d->c, &pages, &freed));
-	r->seconds = now() - t0;
+	r->seconds = reps_now() - t0;
 	r->pages = (double)pages;
 	r->freed = (double)freed;
 	STEP("STATUS", stage_status(d, COMPACTED, r, &a));

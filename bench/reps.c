@@ -1,12 +1,13 @@
 /*
- * reps.c - medians, minima and maxima of a benchmark's runs (see
- * reps.h). The fields are copied with memcpy(): the runs are structs of
- * doubles, read as an array of them.
+ * reps.c - medians, minima and maxima of a benchmark's runs, and their
+ * clock (see reps.h). The fields are copied with memcpy(): the runs are
+ * structs of doubles, read as an array of them.
  */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "reps.h"
 
@@ -39,4 +40,17 @@ void reps_summarize(const void *runs, size_t size, unsigned int n,
 		memcpy((char *)lo + off, &v[0], sizeof(x));
 		memcpy((char *)hi + off, &v[n - 1], sizeof(x));
 	}
+}
+
+double reps_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double reps_mb_s(double pages, double seconds)
+{
+	return seconds > 0 ? pages * 4096.0 / seconds / 1e6 : 0;
 }

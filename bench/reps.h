@@ -2,7 +2,8 @@
  * reps.h - the medians of a benchmark's repetitions. Each run's figures
  * sit in a struct made of doubles only (a _Static_assert in the
  * benchmark says so), summarized field by field: the median, the
- * minimum and the maximum over the runs.
+ * minimum and the maximum over the runs; and the clock and the rate the
+ * runs are timed with.
  *
  * Private to bench/.
  */
@@ -26,5 +27,12 @@ double reps_median(double *v, unsigned int n);
  */
 void reps_summarize(const void *runs, size_t size, unsigned int n,
 		    void *med, void *lo, void *hi);
+
+/* CLOCK_MONOTONIC, in seconds. */
+double reps_now(void);
+
+/* MB/s (1 MB = 10^6 bytes) of @pages 4 KiB pages in @seconds; 0 for no
+ * time. */
+double reps_mb_s(double pages, double seconds);
 
 #endif /* UZSWAP_BENCH_REPS_H */

@@ -190,18 +190,6 @@ struct rep {
 _Static_assert(sizeof(struct rep) % sizeof(double) == 0,
 	       "struct rep is made of doubles");
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double mb_s(double pages, double seconds)
-{
-	return seconds > 0 ? pages * (double)PAGE / seconds / 1e6 : 0;
-}
 
 /*****************
  * Statistics
@@ -302,7 +290,7 @@ static int raw_codec(const struct memimage *img, struct codec_bufs *cb,
 	double t0;
 
 	warm_up(img, cb);
-	t0 = now();
+	t0 = reps_now();
 	for (i = 0; i < n; i++) {
 		const uint8_t *src = memimage_page(img, i);
 		uint8_t *dst = cb->out + i * cb->cap;
@@ -321,9 +309,9 @@ static int raw_codec(const struct memimage *img, struct codec_bufs *cb,
 			cb->len[i] = (size_t)r;
 		}
 	}
-	*compress = mb_s((double)n, now() - t0);
+	*compress = reps_mb_s((double)n, reps_now() - t0);
 
-	t0 = now();
+	t0 = reps_now();
 	for (i = 0; i < n; i++) {
 		const uint8_t *src = cb->out + i * cb->cap;
 
@@ -338,7 +326,7 @@ static int raw_codec(const struct memimage *img, struct codec_bufs *cb,
 			return -EIO;
 		}
 	}
-	*decompress = mb_s((double)n, now() - t0);
+	*decompress = reps_mb_s((double)n, reps_now() - t0);
 	return 0;
 }
 
@@ -406,7 +394,7 @@ static int budget_wait(uzswap_t *c, uint64_t budget, double t0,
 			return ret;
 		if (st->resident_bytes <= budget)
 			return 0;
-		waited = now() - t0;
+		waited = reps_now() - t0;
 		if (waited > BUDGET_WAIT_S)
 			return -ETIMEDOUT;
 		if (waited * 1e6 / POLL_SHARE > POLL_US)
@@ -426,10 +414,10 @@ static unsigned int read_pages(const char *region, const size_t *order,
 
 	for (i = 0; i < n; i++) {
 		const volatile char *p = region + order[i] * PAGE;
-		double t = now();
+		double t = reps_now();
 
 		sum += (unsigned char)*p;
-		us[i] = (now() - t) * 1e6;
+		us[i] = (reps_now() - t) * 1e6;
 	}
 	return sum;
 }
@@ -549,12 +537,12 @@ static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 
 	/* eviction by budget, the evictor's work */
 	STEP("uzswap_stats", uzswap_stats(c, &s0));
-	t0 = now();
+	t0 = reps_now();
 	STEP("uzswap_set_limit", uzswap_set_limit(c, budget));
 	STEP("waiting for the evictor", budget_wait(c, budget, t0, &s1));
-	t = now() - t0;
+	t = reps_now() - t0;
 	r->budget_pages = (double)(s1.evictions - s0.evictions);
-	r->mb_s[EVICT_BUDGET] = mb_s(r->budget_pages, t);
+	r->mb_s[EVICT_BUDGET] = reps_mb_s(r->budget_pages, t);
 	STEP("uzswap_set_limit 0", uzswap_set_limit(c, 0));
 
 	/* every page back, then eviction by advice */
@@ -564,13 +552,13 @@ static int daemon_rep(uzswap_t *c, const char *sock, pid_t pid,
 	STEP("STATUS (needs root or the daemon's user)",
 	     bench_daemon_status(sock, &a));
 	STEP("uzswap_stats", uzswap_stats(c, &s0));
-	t0 = now();
+	t0 = reps_now();
 	STEP("COLD", bench_advise(c, region, len, UZSWAP_ADVISE_COLD));
-	t = now() - t0;
+	t = reps_now() - t0;
 	STEP("uzswap_stats", uzswap_stats(c, &s1));
 	STEP("STATUS", bench_daemon_status(sock, &b));
 	r->cold_pages = (double)(s1.evictions - s0.evictions);
-	r->mb_s[EVICT_COLD] = mb_s(r->cold_pages, t);
+	r->mb_s[EVICT_COLD] = reps_mb_s(r->cold_pages, t);
 	r->stored = (double)(b.stored_pages - a.stored_pages);
 	r->same = (double)(b.same_pages - a.same_pages);
 	r->raw = (double)(b.raw_pages - a.raw_pages);

@@ -537,16 +537,13 @@ static bool unpin_locked(struct dedup *d, uint32_t i)
 
 int dedup_join(struct dedup *d, struct dedup_match *m, uint64_t key)
 {
-	struct dedup_node *first = node_at(d, m->node), *n;
+	struct dedup_node *n;
 	uint32_t i;
 	int ret = -ENOSPC;
 
+	/* the first node is pinned: never frozen (dedup_freeze()), never
+	 * gone; a dup of its chain may be frozen (node_has_room()) */
 	pthread_mutex_lock(&d->lock);
-	if (first->flags & NODE_FROZEN) {
-		ret = -EBUSY;
-		unpin_locked(d, m->node);
-		goto out_unlock;
-	}
 	for (i = m->node; i != DEDUP_NO_NODE; i = n->chain) {
 		n = node_at(d, i);
 		if (!node_has_room(d, n))
@@ -562,11 +559,12 @@ int dedup_join(struct dedup *d, struct dedup_match *m, uint64_t key)
 		break;
 	}
 	if (ret == -ENOMEM) {
-		/* no record for it: the caller stores the page alone */
+		/* no record for it: the caller stores the page alone; the
+		 * node keeps its pages (a record is needed only past the
+		 * first), so the pin is not its last hold */
 		ret = -EBUSY;
 		unpin_locked(d, m->node);
 	}
-out_unlock:
 	pthread_mutex_unlock(&d->lock);
 	return ret;
 }

@@ -140,9 +140,10 @@ bool dedup_lookup(struct dedup *d, uint64_t hash, struct dedup_match *m);
  * dedup_join() - the object of pinned @m holds what page @key holds:
  * the page joins its node, or a dup of its chain with room (*@m then
  * names the object joined), and the pin is released.
- * Return: 0; -ENOSPC if every node of the chain is full (the pin stays:
- * make a new object, dedup_insert() it as a dup of @m, then
- * dedup_unpin()); -EBUSY if the node was frozen meanwhile (pin released).
+ * Return: 0; -ENOSPC if every node of the chain is full or frozen (the
+ * pin stays: make a new object, dedup_insert() it as a dup of @m, then
+ * dedup_unpin()); -EBUSY if there is no memory for the page's reverse-map
+ * record (the pin released: store the page alone).
  */
 int dedup_join(struct dedup *d, struct dedup_match *m, uint64_t key);
 

@@ -101,6 +101,16 @@ static void wait_pool_empty(void)
 	DH_ASSERT_EQ(metric("uzswap_dedup_pages_sharing"), 0);
 }
 
+/* The end of a test: the pager @c reads its region 0 back and quits, its
+ * pages leave the pool, the daemon stops cleanly. */
+static void finish(struct dh_client *c)
+{
+	pager_ok(c, "verify 0");
+	pager_quit(c);
+	wait_pool_empty();
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+
 /*****************
  * dedup
  *****************/
@@ -361,10 +371,7 @@ START_TEST(test_compact_under_faults)
 	DH_ASSERT(moved > 0, "no object moved");
 	DH_ASSERT(metric("uzswap_pool_compact_runs_total") > 0,
 		  "the writer never compacted");
-	pager_ok(&c, "verify 0");
-	pager_quit(&c);
-	wait_pool_empty();
-	dh_stop_ok(&dmn, SIGTERM, NULL);
+	finish(&c);
 }
 END_TEST
 
@@ -390,10 +397,7 @@ START_TEST(test_compact_on_demand)
 	DH_ASSERT_EQ(before - metric("uzswap_pool_bytes"), freed * PAGE);
 	DH_ASSERT(freed * PAGE * 2 >= before, "freed %" PRIu64 " of %" PRIu64
 		  " bytes", freed * PAGE, before);
-	pager_ok(&c, "verify 0");
-	pager_quit(&c);
-	wait_pool_empty();
-	dh_stop_ok(&dmn, SIGTERM, NULL);
+	finish(&c);
 }
 END_TEST
 
@@ -417,10 +421,7 @@ START_TEST(test_compact_killed_mid_move)
 	crash_assert_killed_at(&dmn, dh_stop_with(&dmn, 0), "migrate.moved");
 	ret = dh_restart(&dmn, metrics_args);
 	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
-	pager_ok(&c, "verify 0");
-	pager_quit(&c);
-	wait_pool_empty();
-	dh_stop_ok(&dmn, SIGTERM, NULL);
+	finish(&c);
 }
 END_TEST
 
