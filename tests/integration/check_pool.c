@@ -111,6 +111,15 @@ static void finish(struct dh_client *c)
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 
+/* The same for twins @a and @b, each its own region 0. */
+static void finish_twins(struct dh_client *a, struct dh_client *b)
+{
+	pager_ok(a, "verify 0");
+	pager_ok(b, "verify 0");
+	pager_quit(a);
+	finish(b);
+}
+
 /*****************
  * dedup
  *****************/
@@ -189,12 +198,7 @@ START_TEST(test_dedup_off)
 	DH_ASSERT(two >= one + one / 10 * 9, "pool %" PRIu64 " for two, %"
 		  PRIu64 " for one", two, one);
 	DH_ASSERT_EQ(metric("uzswap_dedup_pages_sharing"), 0);
-	pager_ok(&a, "verify 0");
-	pager_ok(&b, "verify 0");
-	pager_quit(&a);
-	pager_quit(&b);
-	wait_pool_empty();
-	dh_stop_ok(&dmn, SIGTERM, NULL);
+	finish_twins(&a, &b);
 }
 END_TEST
 
@@ -290,12 +294,7 @@ START_TEST(test_shared_across_restarts)
 	now = metric("uzswap_dedup_pages_sharing");
 	print_pool("after a crash");
 	DH_ASSERT_EQ(now, sharing);
-	pager_ok(&a, "verify 0");
-	pager_ok(&b, "verify 0");
-	pager_quit(&a);
-	pager_quit(&b);
-	wait_pool_empty();
-	dh_stop_ok(&dmn, SIGTERM, NULL);
+	finish_twins(&a, &b);
 }
 END_TEST
 
