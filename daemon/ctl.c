@@ -59,6 +59,7 @@
 #include "drain.h"
 #include "evict.h"
 #include "fault.h"
+#include "fork.h"
 #include "load.h"
 #include "lib/common/killpoint.h"
 #include "lib/uffd/uffd.h"
@@ -304,6 +305,42 @@ static int register_args_ok(struct ctl_conn *c, const struct proto_register *p,
 	return 0;
 }
 
+/* REGISTER with PROTO_REGION_FORKED: the fork copy the child claims,
+ * its own now; @memfd (the child's descriptor of the copy's memfd) is
+ * closed. NULL with errno and @rep's message if refused. */
+static struct region *claim_copy(struct ctl_conn *c,
+				 const struct proto_register *p, int memfd,
+				 struct ctl_reply *rep)
+{
+	struct region *r = fork_claim(c->d, p->fork_token, c->uid, memfd,
+				      p->addr, p->len);
+	int err = errno;
+
+	close(memfd);
+	if (!r) {
+		fail(rep, -err, err == ENOENT ?
+		     "no copy of the parent's region by that token (it "
+		     "expired, or uzswapd restarted since the fork)" :
+		     err == EPERM ? "that copy is not this memfd's, or not "
+				    "this user's" :
+				    "that copy is of another range");
+		errno = err;
+		return NULL;
+	}
+	region_set_owner(r, c->slot, c->ctx);
+	return r;
+}
+
+/* A region REGISTER set up and must give up before it joined the slot:
+ * a claimed fork copy holds stored pages, which a worker drops. */
+static void region_let_go(struct ctl_conn *c, struct region *r)
+{
+	if (atomic_load(&r->stored))
+		fork_drop(c->d, r);
+	else
+		region_put(r);
+}
+
 static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 			struct ctl_reply *rep)
 {
@@ -332,18 +369,20 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 			    "in the sending process");
 
 	m->fds[0] = -1;
-	r = region_create(&c->d->regions, c->slot, c->ctx, &c->d->store, p.addr,
-			  p.len >> PAGE_SHIFT, memfd, p.name);
+	r = p.flags & PROTO_REGION_FORKED ? claim_copy(c, &p, memfd, rep) :
+		region_create(&c->d->regions, c->slot, c->ctx, &c->d->store,
+			      p.addr, p.len >> PAGE_SHIFT, memfd, p.name);
 	if (!r)
-		return fail(rep, -errno, "cannot set up the region");
+		return rep->errmsg ? -errno :
+			fail(rep, -errno, "cannot set up the region");
 	ret = statedir_note_region(r, p.memfd_fdnum, p.flags);
 	if (ret) {
-		region_put(r);
+		region_let_go(c, r);
 		return fail(rep, ret, "cannot set up the region");
 	}
 	ret = mm_slot_add_region(c->slot, r);
 	if (ret) {
-		region_put(r);
+		region_let_go(c, r);
 		return fail(rep, ret, "the region overlaps a registered one");
 	}
 	ret = uffd_register(c->ctx->fd, (void *)p.addr, p.len,
@@ -459,14 +498,19 @@ static struct region *region_in(struct mm_slot *slot, unsigned long s,
 /*
  * Apply advice to the pages of @r in [@first, @end): COLD evicts every
  * resident one now (runs of EVICT_RUN_PAGES), WILLNEED brings every stored
- * one back that fits under the client's budget. Cost: the protocol or a load per page, on a worker.
- * Return: 0, or -ENOMEM if the store took nothing (COLD).
+ * one back that fits under the client's budget, DISCARD drops them all
+ * (region_discard()). Cost: the protocol, a load or a punch per page, on
+ * a worker.
+ * Return: 0, -ENOMEM if the store took nothing (COLD), or a punch's
+ * -errno (DISCARD).
  */
 static int advise_pages(struct region *r, size_t first, size_t end,
 			uint32_t advice, struct work_ctx *wc)
 {
 	size_t i, span = 0;
 
+	if (advice == PROTO_ADVISE_DISCARD)
+		return region_discard(r, first, end);
 	if (advice == PROTO_ADVISE_WILLNEED) {
 		/* one wake for the range, not one per page; no page past
 		 * the budget (the rest faults in, under back-pressure) */
@@ -518,7 +562,9 @@ static void advise_done(struct work *w)
 	if (c) {
 		c->work = NULL;
 		if (a->status)
-			fail(&rep, a->status, "the compressed pool is full");
+			fail(&rep, a->status, a->advice == PROTO_ADVISE_DISCARD ?
+			     "the memfd refused a punch" :
+			     "the compressed pool is full");
 		ctl_conn_complete(c, a->status, &rep);
 	}
 	mm_slot_put(a->slot);
@@ -540,6 +586,9 @@ static int ctl_advise(struct ctl_conn *c, struct proto_msg *m,
 	if (a.addr >= CTL_USER_END || a.len > CTL_USER_END - a.addr)
 		return fail(rep, -EINVAL, "the range ends past the user "
 			    "address space");
+	if (a.advice == PROTO_ADVISE_DISCARD &&
+	    c->rd.version < PROTO_FORK_VERSION)
+		return fail(rep, -EINVAL, "DISCARD came with protocol 6");
 	/* if the reference dropped here is the last, the work that took the
 	 * region out of its slot has restored or dropped its pages already */
 	r = region_in(c->slot, a.addr, a.addr + a.len);
@@ -557,6 +606,56 @@ static int ctl_advise(struct ctl_conn *c, struct proto_msg *m,
 	aw->advice = a.advice;
 	c->work = &aw->work;
 	work_queue(&c->d->work, &aw->work, NULL);
+	return CTL_DEFERRED;
+}
+
+/* FORK's copy is made (@token), or failed: the reply. */
+static void fork_reply(struct ctl_conn *c, int status, uint64_t token)
+{
+	struct proto_fork_reply fr = { .token = token };
+	struct ctl_reply rep = { .len = 0 };
+
+	c->work = NULL;
+	if (status)
+		fail(&rep, status, status == -ENOSPC ?
+		     "the compressed pool is full: no copy for the child" :
+		     "cannot copy the region for the child");
+	else
+		rep.len = proto_encode_fork_reply(rep.body, &fr,
+						  c->rd.version);
+	ctl_conn_complete(c, status, &rep);
+}
+
+static int ctl_fork(struct ctl_conn *c, struct proto_msg *m,
+		    struct ctl_reply *rep)
+{
+	struct proto_fork f;
+	int memfd = m->fds[0];
+	struct region *r;
+
+	if (c->rd.version < PROTO_FORK_VERSION ||
+	    proto_decode_fork(m->payload, m->hdr.len, &f))
+		return fail(rep, -EBADMSG, "malformed FORK");
+	r = mm_slot_find_region(c->slot, f.addr);
+	if (r && r->start != f.addr) {
+		region_put(r);
+		r = NULL;
+	}
+	if (!r)
+		return fail(rep, -EINVAL, "no region of yours starts there");
+	if (memfd_region_check(memfd, r->npages << PAGE_SHIFT) ||
+	    !memfd_is_empty(memfd)) {
+		region_put(r);
+		return fail(rep, -EBADF, "the child's descriptor is not an "
+			    "empty read-write memfd as long as the region");
+	}
+	m->fds[0] = -1;
+	c->work = fork_start(c, r, memfd, fork_reply);
+	region_put(r);
+	if (!c->work)
+		return fail(rep, -errno, errno == EBUSY ?
+			    "too many copies wait for their child" :
+			    "no memory for the copy");
 	return CTL_DEFERRED;
 }
 
@@ -872,6 +971,7 @@ static const struct ctl_handler {
 	[PROTO_RELOAD] = { false, true, 0, ctl_reload },
 	[PROTO_ADMIN_HELLO] = { false, false, 0, ctl_admin_hello },
 	[PROTO_DRAIN] = { false, true, 0, ctl_drain },
+	[PROTO_FORK] = { true, false, 1, ctl_fork },
 };
 
 /*****************

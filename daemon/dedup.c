@@ -770,6 +770,64 @@ void dedup_move(struct dedup *d, uint64_t data, uint64_t to,
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* A node for object @data, which only page @from names yet and which
+ * the store counted: the node counts it from now on. @d's lock held.
+ * Return: the node, or DEDUP_NO_NODE (no memory). */
+static uint32_t node_for_object(struct dedup *d, uint64_t data,
+				uint32_t flags, size_t size, uint64_t from,
+				bool from_retained)
+{
+	struct dedup_node *n;
+	uint32_t i = slab_alloc(d, &d->nodes);
+
+	if (i == DEDUP_NO_NODE)
+		return i;
+	n = node_at(d, i);
+	*n = (struct dedup_node){
+		.data = data,
+		.owner = from,
+		.rmap = DEDUP_NO_NODE,
+		.chain = DEDUP_NO_NODE,
+		.refs = 1,
+		.retained = from_retained,
+		.size = (uint16_t)size,
+		.flags = (uint8_t)(node_flags(flags) |
+				   (data & PAGE_DATA_SLOT ? NODE_SLOT : 0)),
+	};
+	d->st.nodes++;
+	data_link(d, i);
+	class_add(d, class_of(n), n->size, -1);	/* the store's count */
+	node_count(d, n, 1);
+	maybe_grow(d);
+	return i;
+}
+
+int dedup_share(struct dedup *d, uint64_t data, uint32_t flags, size_t size,
+		uint64_t from, bool from_retained, uint64_t to)
+{
+	struct dedup_node *n;
+	uint32_t i;
+	int ret = -ENOMEM;
+
+	pthread_mutex_lock(&d->lock);
+	i = find_data(d, data);
+	if (i == DEDUP_NO_NODE)
+		i = node_for_object(d, data, flags, size, from, from_retained);
+	if (i == DEDUP_NO_NODE)
+		goto out_unlock;
+	n = node_at(d, i);
+	ret = n->flags & NODE_FROZEN ? -EBUSY :
+	      n->refs >= DEDUP_MAX_SHARING_LIMIT ? -ENOSPC : 0;
+	if (ret)
+		goto out_unlock;
+	node_count(d, n, -1);
+	ret = rmap_add(d, n, to);
+	node_count(d, n, 1);
+out_unlock:
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
 int dedup_recover_repeat(struct dedup *d, uint64_t data, uint64_t key,
 			 size_t *size)
 {

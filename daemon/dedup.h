@@ -195,6 +195,21 @@ void dedup_move(struct dedup *d, uint64_t data, uint64_t to,
 		bool written_back);
 
 /*
+ * dedup_share() - page @to names object @data too (a fork's copy of page
+ * @from, which names it now, as a retained copy if @from_retained): the
+ * object's node counts both, made now if the object has none (no hash:
+ * never matched; @flags, @size bytes; the store's own count of its bytes,
+ * which the node takes over, is handed to it). A node past
+ * max-page-sharing still takes it: a fork copies memory, it does not
+ * look for equal pages.
+ * Return: 0; -EBUSY if the node is frozen (a write-back or migration
+ * takes its pages: try again once they are given back); -ENOSPC if it
+ * names DEDUP_MAX_SHARING_LIMIT pages; -ENOMEM.
+ */
+int dedup_share(struct dedup *d, uint64_t data, uint32_t flags, size_t size,
+		uint64_t from, bool from_retained, uint64_t to);
+
+/*
  * Recovery, for each page the records name: dedup_recover_repeat() says
  * whether an earlier page named object @data: 1 (then @key joins its
  * node, and *@size is its bytes), 0 (the first: the caller checks the

@@ -30,7 +30,7 @@
  */
 #define LOG_DEBUG_SUBSYSTEMS(X) \
 	X(main) X(ctl) X(client) X(fault) X(evict) X(metrics)
-#define LOG_QUIET_SUBSYSTEMS(X) X(config) X(load) X(store) X(work) \
+#define LOG_QUIET_SUBSYSTEMS(X) X(config) X(load) X(store) X(work) X(fork) \
 	X(takeover)
 
 #define LOG_TOKEN_NAME_(t) " " #t

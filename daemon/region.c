@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "lib/uffd/uffd.h"
 #include "region.h"
 #include "store.h"
 #include "uffdctx.h"
@@ -312,7 +314,7 @@ static void region_free(struct region *r)
 	if (r->memfd >= 0)
 		close(r->memfd);
 	pagemem_free(&r->table);
-	if (atomic_load(&ix->handed_over))
+	if (atomic_load(&ix->handed_over) && !atomic_load(&r->unclaimed))
 		index_tally(ix, r);
 	else if (ix->files.remove)
 		ix->files.remove(ix->files.ctx, r->id);
@@ -382,6 +384,20 @@ size_t region_seek_entry(struct region *r, size_t i, size_t end,
 	data_end = (data_end + size - 1) / size;
 	*span = data_end < end ? data_end : end;
 	return data < end ? data : end;
+}
+
+void region_set_unclaimed(struct region *r)
+{
+	atomic_store(&r->unclaimed, true);
+}
+
+void region_set_owner(struct region *r, struct mm_slot *slot,
+		      struct uffd_ctx *ctx)
+{
+	r->slot = slot;
+	r->ctx = ctx;
+	uffd_ctx_get(ctx);
+	atomic_store(&r->unclaimed, false);
 }
 
 void region_get(struct region *r)
@@ -463,12 +479,76 @@ void region_drop_stored(struct region *r, size_t first, size_t end)
 	}
 }
 
+/* Discard page @i of @r: 0, -EAGAIN (another thread holds it) or the
+ * punch's -errno. */
+static int discard_page(struct region *r, size_t i)
+{
+	struct page_entry *p = &r->pages[i];
+	uint32_t info = atomic_load(&p->info);
+	uint64_t data = p->data;
+	int ret;
+
+	switch (page_state(info)) {
+	case PAGE_NEW:
+		return 0;
+	case PAGE_LOST:
+		return page_cas(p, &info, page_info(PAGE_NEW, 0, 0)) ? 0
+								   : -EAGAIN;
+	case PAGE_RESIDENT:
+		if (!page_cas(p, &info,
+			      (info & ~PAGE_STATE_MASK) | PAGE_EVICTING))
+			return -EAGAIN;
+		ret = memfd_punch(r->memfd, (off_t)(i << PAGE_SHIFT),
+				  PAGE_SIZE);
+		if (ret) {
+			atomic_store(&p->info, info);
+			return ret;
+		}
+		atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
+		if (info & PAGE_RETAINED)
+			region_drop_retained(r, i, data);
+		region_account(r, -1);
+		return 0;
+	case PAGE_COMPRESSED:
+	case PAGE_SAME:
+	case PAGE_WRITTEN_BACK:
+		/* UNPUNCHED: its evictor still holds it */
+		if ((info & PAGE_UNPUNCHED) ||
+		    !page_cas(p, &info, page_loading(info)))
+			return -EAGAIN;
+		atomic_store(&p->info, page_info(PAGE_NEW, 0, 0));
+		region_drop_copy(r, i, info, data);
+		return 0;
+	default:
+		return -EAGAIN;
+	}
+}
+
+int region_discard(struct region *r, size_t first, size_t end)
+{
+	size_t i, span = 0;
+	int ret;
+
+	for (i = first; (i = region_next_entry(r, i, end, &span)) < end;) {
+		ret = discard_page(r, i);
+		if (ret == -EAGAIN) {
+			sched_yield();	/* an evictor or a load: a moment */
+			continue;
+		}
+		if (ret)
+			return ret;
+		i++;
+	}
+	return 0;
+}
+
 void region_put(struct region *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
 	index_remove(r->index, r);
-	if (!atomic_load(&r->index->handed_over))
+	if (!atomic_load(&r->index->handed_over) ||
+	    atomic_load(&r->unclaimed))
 		region_drop_stored(r, 0, r->npages);
 	if (r->ctx)
 		uffd_ctx_put(r->ctx);

@@ -135,8 +135,10 @@ struct region_client {
  *            state directory still names it; slot->lock
  * @index:    the daemon's region index it is in; immutable
  * @index_next: chain of @index; protected by index->lock
- * @slot:     the owning process; immutable
- * @ctx:      the uffd the range is registered on; immutable, referenced
+ * @slot:     the owning process; immutable once the region joins it (a
+ *            fork's copy has none until its child claims it:
+ *            region_set_owner())
+ * @ctx:      the uffd the range is registered on; as @slot, referenced
  * @store:    where its evicted pages are; immutable
  * @id:       daemon-wide region number; immutable
  * @start:    first address in the client; immutable
@@ -153,6 +155,8 @@ struct region_client {
  *            region_detach() takes exactly what the region added
  * @slot_resident: its slot's resident total, which it counts in while
  *            attached (NULL: not attached); @acct_lock
+ * @unclaimed: a fork's copy no child has claimed (fork.h): its stored
+ *            pages go with it even in a handover (atomic)
  * @detached: set (for good) when it leaves its slot, and while a drain
  *            holds it (mm_slot_hold_region()): no eviction may start on
  *            it then (atomic)
@@ -188,6 +192,7 @@ struct region {
 	atomic_uint refs;
 	pthread_mutex_t acct_lock;
 	atomic_size_t *slot_resident;
+	atomic_bool unclaimed;
 	atomic_bool detached;
 	atomic_size_t resident;
 	atomic_size_t stored;
@@ -263,6 +268,15 @@ static inline size_t region_entries_near(const struct region *r, size_t i,
 	return end - i < n ? end - i : n;
 }
 
+/* @r, made with no slot and no uffd, is a fork's copy waiting for its
+ * child (see @unclaimed). */
+void region_set_unclaimed(struct region *r);
+
+/* The child claimed fork copy @r: it belongs to @slot and @ctx (a
+ * reference taken) from now on, before it joins @slot. */
+void region_set_owner(struct region *r, struct mm_slot *slot,
+		      struct uffd_ctx *ctx);
+
 void region_get(struct region *r);
 /* Drop a reference; the last one drops the pages still stored (the client
  * is gone or unregistered them after restoring; not in a handover:
@@ -305,6 +319,17 @@ size_t region_give_up_retained(struct region *r, size_t idx, int stamp);
  * (region_next_entry()), a store_drop() per stored one. Any thread.
  */
 void region_drop_stored(struct region *r, size_t first, size_t end);
+
+/*
+ * region_discard() - drop what pages [@first, @end) of @r hold (a client's
+ * discard: MADV_DONTNEED for a managed region): each goes NEW, its
+ * stored or retained copy let go and its data punched out of the memfd,
+ * so that it reads zeros, never an older copy. Pages other threads hold
+ * are waited for. Cost: a look at each page whose entry may have been
+ * written, a punch per resident one. Any thread but the loop's.
+ * Return: 0, or -errno if a punch failed (that page stays RESIDENT).
+ */
+int region_discard(struct region *r, size_t first, size_t end);
 
 /* @pages (negative: fewer) more pages of @r are RESIDENT or EVICTING:
  * counted in @r, and in its slot's and the daemon's totals while @r is

@@ -595,6 +595,34 @@ size_t store_drop(struct store *s, const struct store_key *key,
 	}
 }
 
+long store_share(struct store *s, const struct store_key *from,
+		 uint32_t info, uint64_t data, bool retained,
+		 const struct store_key *to)
+{
+	size_t n = 0;
+	int ret;
+
+	switch (page_state(info)) {
+	case PAGE_SAME:
+		STAT_ADD(s, same, 1);
+		return 0;
+	case PAGE_WRITTEN_BACK:
+		break;
+	default:
+		n = z3fold_object_size(s->pool, data);
+		break;
+	}
+	ret = dedup_share(&s->dedup, data, info & PAGE_OBJECT_FLAGS, n,
+			  key_to_owner(from), retained, key_to_owner(to));
+	if (ret)
+		return ret;
+	if (page_state(info) == PAGE_WRITTEN_BACK)
+		STAT_ADD(s, written_back, 1);
+	else
+		count_page(s, info, 1);
+	return (long)n;
+}
+
 /*****************
  * Clean-page retention
  *****************/

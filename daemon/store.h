@@ -327,6 +327,20 @@ size_t store_drop(struct store *s, const struct store_key *key,
 		  uint32_t info, uint64_t data);
 
 /*
+ * store_share() - page @to holds what page @from holds, stored as
+ * (@info, @data) or kept as a retained copy (@retained: @info is then
+ * the copy's stored info, page_retained_copy()): a fork's copy, which
+ * names the same object (counted as one more page naming it), or the
+ * same fill word. Return: the pool bytes of the object (as store_put()
+ * counts them; 0: same-filled or written back); -EBUSY if the object is
+ * being written back or moved (try again); -ENOSPC if too many pages
+ * name it; -ENOMEM.
+ */
+long store_share(struct store *s, const struct store_key *from,
+		 uint32_t info, uint64_t data, bool retained,
+		 const struct store_key *to);
+
+/*
  * Clean-page retention. store_retain(): the COMPRESSED copy (@info, @data)
  * of page @key, just loaded, is kept; store_queue_retained(), once the
  * page says so, queues it for giving up, with the owner's @tag for this

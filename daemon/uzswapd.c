@@ -42,6 +42,7 @@
 #include "client.h"
 #include "ctl.h"
 #include "fault.h"
+#include "fork.h"
 #include "lib/common/killpoint.h"
 #include "log.h"
 #include "metrics.h"
@@ -685,6 +686,7 @@ void uzswapd_shutdown(struct uzswapd *d)
 	if (d->stopping)
 		return;
 	d->stopping = true;
+	fork_expire(d, true);
 	notify_stopping();
 	log_info("main", "handing over %u clients to the next uzswapd on %s",
 		 registry_nr_slots(&d->registry), d->conf.state_dir);
@@ -737,6 +739,7 @@ static void on_tick(uv_timer_t *t)
 
 	stats_tick(&d->rate, d->faults);
 	notify_tick(d);
+	fork_expire(d, false);
 }
 
 static int start_tick(struct uzswapd *d)
@@ -860,6 +863,7 @@ int uzswapd_main(int argc, char **argv)
 	d->spare_fd = -1;
 	d->max_registered = 4 * phys_bytes();
 	list_init(&d->conns);
+	list_init(&d->forks);
 	registry_init(&d->registry);
 	registry_set_limits(&d->registry, d->conf.default_limit,
 			    d->conf.resident_limit);

@@ -71,8 +71,10 @@ enum uzswapd_exit {
  *             closed to accept and drop one connection, so that the
  *             listening socket does not stay readable forever
  * @conns:     every open control connection (struct ctl_conn.all)
+ * @forks:     fork copies waiting for their child (fork.h)
  * @signals:   SIGTERM, SIGINT, SIGHUP
- * @tick:      the one-second timer: fault rate, systemd STATUS, watchdog
+ * @tick:      the one-second timer: fault rate, systemd STATUS, watchdog,
+ *             fork copies unclaimed too long
  * @rate:      the fault rate and uptime (stats.h)
  * @metrics:   the /metrics server, NULL when off
  * @max_registered: bytes one process may register (4x RAM); immutable
@@ -106,6 +108,7 @@ struct uzswapd {
 	uv_poll_t listen;
 	int spare_fd;
 	struct list_node conns;
+	struct list_node forks;
 	uv_signal_t signals[3];
 	uv_timer_t tick;
 	struct stats_rate rate;

@@ -48,6 +48,7 @@ stats 4
 ctl 4
 client 4
 drain 4
+fork 4
 reclaim 4
 metrics 4
 notify 4

@@ -120,8 +120,21 @@ START_TEST(test_register_codec)
 	ck_assert_uint_eq(out.flags, in.flags);
 	ck_assert_int_eq(out.memfd_fdnum, 9);
 	ck_assert_str_eq(out.name, "heap");
-	CHECK_GROWTH(proto_decode_register, buf, n, struct proto_register,
-		     &out);
+	CHECK_GROWTH_FROM(proto_decode_register, buf, n,
+			  struct proto_register, &out,
+			  PROTO_SIZE_register - sizeof(uint64_t));
+	/* a fork's copy, claimed: by its token only */
+	in.flags = PROTO_REGION_FORKED;
+	in.fork_token = 0x1234;
+	n = proto_encode_register(buf, &in, PROTO_VERSION);
+	ck_assert_int_eq(proto_decode_register(buf, n, &out), 0);
+	ck_assert_uint_eq(out.fork_token, 0x1234);
+	n = proto_encode_register(buf, &in, 5);
+	ck_assert_int_eq(proto_decode_register(buf, n, &out), -EBADMSG);
+	in.flags = PROTO_REGION_FORKED | PROTO_REGION_ADOPTED;
+	n = proto_encode_register(buf, &in, PROTO_VERSION);
+	ck_assert_int_eq(proto_decode_register(buf, n, &out), -EBADMSG);
+	in.flags = PROTO_REGION_ADOPTED;
 
 	/* a name without its NUL */
 	memset(in.name, 'x', sizeof(in.name));
@@ -177,7 +190,10 @@ START_TEST(test_small_codecs)
 	ck_assert(a2.addr == 0x1000 && a2.len == 0x2000 &&
 		  a2.advice == PROTO_ADVISE_WILLNEED);
 	CHECK_GROWTH(proto_decode_advise, buf, n, struct proto_advise, &a2);
-	a.advice = 3;
+	a.advice = PROTO_ADVISE_DISCARD;
+	n = proto_encode_advise(buf, &a, PROTO_VERSION);
+	ck_assert_int_eq(proto_decode_advise(buf, n, &a2), 0);
+	a.advice = 4;
 	n = proto_encode_advise(buf, &a, PROTO_VERSION);
 	ck_assert_int_eq(proto_decode_advise(buf, n, &a2), -EBADMSG);
 
@@ -342,7 +358,7 @@ START_TEST(test_status_versions)
 			       .since = PROTO_VERSION_MIN };
 	size_t n = 0, k;
 
-	ck_assert_int_eq(PROTO_VERSION, 5);
+	ck_assert_int_eq(PROTO_VERSION, 6);
 	COUNTERS_STATUS(STATUS_SET, _)
 	ck_assert_uint_eq(proto_size_status_reply(1), STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_size_status_reply(2), STATUS_V2_SIZE);
@@ -350,6 +366,8 @@ START_TEST(test_status_versions)
 	/* version 4 grew client rows only; 5 the deduplication counters */
 	ck_assert_uint_eq(proto_size_status_reply(4), STATUS_V3_SIZE);
 	ck_assert_uint_eq(proto_size_status_reply(5), STATUS_V5_SIZE);
+	/* version 6 brought fork() and discard, no counter */
+	ck_assert_uint_eq(proto_size_status_reply(6), STATUS_V5_SIZE);
 	ck_assert_uint_eq(proto_encode_status_reply(v2buf, &in, 2),
 			  STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_encode_status_reply(v3buf, &in, 3),

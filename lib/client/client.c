@@ -84,6 +84,22 @@
  * therefore written with single atomic stores, so that the child's
  * snapshot is a consistent list.
  *
+ * Inherited regions (UZSWAP_ALLOC_INHERIT) are the exception: the child
+ * gets a private copy of each, managed in its own name. The prepare
+ * handler takes the connection's lock (held until the fork is over: no
+ * request of another thread splits the stream meanwhile) and sends FORK
+ * for each such region with a new empty memfd, the child's; the daemon
+ * copies the region into it (stored pages shared, not copied: fork.c)
+ * before it answers. In the child, the handler maps each copy's memfd
+ * where the region was (the parent's mapping is MADV_DONTFORK: the child
+ * never touches the parent's memfd), opens its own uffd, connects again
+ * as a new client with the parent's budget and claims each copy with
+ * REGISTER (PROTO_REGION_FORKED): the connection is the child's from
+ * then on. The child handler allocates nothing (the program's heap may
+ * be an inherited region, not mapped yet), and a child that cannot have
+ * its copies exits at once with status UZSWAP_FORK_EXIT and a line on
+ * stderr: it never runs on memory that is not its own.
+ *
  * Locks: conns_lock, then a connection's lock, never the other way. A
  * connection's lock is held across a whole request, so for at most one
  * timeout; the slow parts of alloc and adopt (copy, mmap, madvise) run
@@ -435,43 +451,7 @@ static int request(struct uzswap *c, uint16_t type, const uint8_t *payload,
  * Connection
  *****************/
 
-/* Close the child's copies of every connection's descriptors. */
-static void atfork_prepare(void)
-{
-	pthread_mutex_lock(&conns_lock);
-}
-
-static void atfork_parent(void)
-{
-	pthread_mutex_unlock(&conns_lock);
-}
-
-static void atfork_child(void)
-{
-	struct uzswap *c;
-	struct region *r;
-
-	for (c = conns; c; c = c->next) {
-		if (c->sock >= 0)
-			close(c->sock);
-		if (c->uffd >= 0)
-			close(c->uffd);
-		c->sock = -1;
-		c->uffd = -1;
-		for (r = __atomic_load_n(&c->regions, __ATOMIC_ACQUIRE); r;
-		     r = __atomic_load_n(&r->next, __ATOMIC_ACQUIRE)) {
-			if (r->memfd >= 0)
-				close(r->memfd);
-			r->memfd = -1;
-		}
-	}
-	pthread_mutex_unlock(&conns_lock);
-}
-
-static void atfork_register(void)
-{
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-}
+static void atfork_register(void);
 
 static int env_timeout_ms(void)
 {
@@ -844,8 +824,42 @@ static struct region *region_new(const char *name)
 	if (!r)
 		return NULL;
 	r->memfd = -1;
+	r->fork_memfd = -1;
 	snprintf(r->name, sizeof(r->name), "%s", name ? name : "anon");
 	return r;
+}
+
+/* REGISTER @r (a fork's copy, claimed, if @r->fork_token) and learn its
+ * id; @unsure as for region_register(). c->lock held. */
+static int register_request(struct uzswap *c, struct region *r, bool *unsure)
+{
+	struct proto_register reg = {
+		.addr = r->addr,
+		.len = r->len,
+		.flags = r->adopted ? PROTO_REGION_ADOPTED :
+			 r->fork_token ? PROTO_REGION_FORKED : 0,
+		.memfd_fdnum = r->memfd,
+		.fork_token = r->fork_token,
+	};
+	struct proto_register_reply rep;
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
+	int32_t status = 0;
+	size_t len;
+	int ret;
+
+	memcpy(reg.name, r->name, sizeof(reg.name));
+	len = proto_encode_register(buf, &reg, c->version);
+	*unsure = true;
+	ret = transact(c, PROTO_REGISTER, buf, len, &r->memfd, 1, &status,
+		       body, sizeof(body), &len, c->timeout_ms);
+	if (ret)
+		return ret;
+	/* registered, but an unreadable id: unsure, so that it is taken back */
+	ret = status ? status : proto_decode_register_reply(body, len, &rep);
+	*unsure = !status && ret;
+	if (ret == 0)
+		r->id = rep.region_id;
+	return ret;
 }
 
 /*
@@ -857,34 +871,12 @@ static struct region *region_new(const char *name)
  */
 static int region_register(struct uzswap *c, struct region *r, bool *unsure)
 {
-	struct proto_register reg = {
-		.addr = r->addr,
-		.len = r->len,
-		.flags = r->adopted ? PROTO_REGION_ADOPTED : 0,
-		.memfd_fdnum = r->memfd,
-	};
-	struct proto_register_reply rep;
-	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
-	int32_t status = 0;
-	size_t len;
 	int ret;
 
-	memcpy(reg.name, r->name, sizeof(reg.name));
-	len = proto_encode_register(buf, &reg, c->version);
-	*unsure = true;
 	pthread_mutex_lock(&c->lock);
-	ret = transact(c, PROTO_REGISTER, buf, len, &r->memfd, 1, &status,
-		       body, sizeof(body), &len, c->timeout_ms);
-	if (ret)
-		goto out_unlock;
-	/* registered, but an unreadable id: unsure, so that it is taken back */
-	ret = status ? status : proto_decode_register_reply(body, len, &rep);
-	*unsure = !status && ret;
-	if (ret)
-		goto out_unlock;
-	r->id = rep.region_id;
-	region_link(c, r);
-out_unlock:
+	ret = register_request(c, r, unsure);
+	if (ret == 0)
+		region_link(c, r);
 	pthread_mutex_unlock(&c->lock);
 	return ret;
 }
@@ -914,17 +906,14 @@ static int region_forget(struct uzswap *c, uintptr_t addr)
 	return ret;
 }
 
-/*
- * region_map() - map @r's memfd at a new address with the mandatory
- * advice. Return: the address or MAP_FAILED with errno set.
- */
-static void *region_map(struct region *r)
+/* region_map() at @addr with mmap()'s @flags (MAP_FIXED: in place). */
+static void *region_map_at(struct region *r, void *addr, int flags)
 {
 	void *p;
 	int err;
 
-	p = mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd,
-		 0);
+	p = mmap(addr, r->len, PROT_READ | PROT_WRITE, MAP_SHARED | flags,
+		 r->memfd, 0);
 	if (p == MAP_FAILED)
 		return p;
 	/* Shmem THP would fill holes, fork would copy the mapping: both are
@@ -939,15 +928,30 @@ static void *region_map(struct region *r)
 	return p;
 }
 
-/* The memfd of @r, named "uzswap:NAME" (shown in /proc/PID/maps as
- * "/memfd:uzswap:NAME (deleted)"). */
-static int region_memfd(struct region *r)
+/*
+ * region_map() - map @r's memfd at a new address with the mandatory
+ * advice. Return: the address or MAP_FAILED with errno set.
+ */
+static void *region_map(struct region *r)
+{
+	return region_map_at(r, NULL, 0);
+}
+
+/* A new memfd for @r, named "uzswap:NAME" (shown in /proc/PID/maps as
+ * "/memfd:uzswap:NAME (deleted)"): the descriptor or -errno. */
+static int memfd_of(const struct region *r)
 {
 	char name[sizeof("uzswap:") + PROTO_NAME_MAX];
-	int fd;
 
 	snprintf(name, sizeof(name), "uzswap:%s", r->name);
-	fd = memfd_region_create(name, r->len);
+	return memfd_region_create(name, r->len);
+}
+
+/* The memfd of @r (memfd_of()), kept in @r. */
+static int region_memfd(struct region *r)
+{
+	int fd = memfd_of(r);
+
 	if (fd >= 0)
 		r->memfd = fd;
 	return fd;
@@ -958,6 +962,226 @@ static void region_free(struct region *r)
 	if (r->memfd >= 0)
 		close(r->memfd);
 	free(r);
+}
+
+/*****************
+ * fork()
+ *****************/
+
+#define FORK_CHILD_EXIT_MSG "libuzswap: fork(): the child cannot have its " \
+	"copy of region \"%s\" (%s); it exits with status %d\n"
+
+/* Whether @c has a region a fork()'s child inherits. c->lock held, or
+ * the fork handlers'. */
+static bool conn_inherits(const struct uzswap *c)
+{
+	const struct region *r;
+
+	for (r = c->regions; r; r = r->next)
+		if (r->inherit)
+			return true;
+	return false;
+}
+
+/* FORK: the daemon copies @r into a new memfd for the child of the fork()
+ * under way; @r->fork_memfd and @r->fork_token name the copy, or
+ * @r->fork_err says why there is none. c->lock held. */
+static void fork_copy_region(struct uzswap *c, struct region *r)
+{
+	struct proto_fork f = { .addr = r->addr };
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[PROTO_MAX_PAYLOAD];
+	struct proto_fork_reply rep;
+	int32_t status = 0;
+	size_t len;
+	int ret;
+
+	r->fork_token = 0;
+	r->fork_memfd = memfd_of(r);
+	ret = r->fork_memfd < 0 ? r->fork_memfd : 0;
+	if (!ret) {
+		len = proto_encode_fork(buf, &f, c->version);
+		ret = transact(c, PROTO_FORK, buf, len, &r->fork_memfd, 1,
+			       &status, body, sizeof(body), &len,
+			       c->timeout_ms);
+	}
+	ret = ret ?: status ?: proto_decode_fork_reply(body, len, &rep);
+	r->fork_err = ret;
+	if (!ret)
+		r->fork_token = rep.token;
+}
+
+/* The parent's side of the fork is over: its copies of the child's
+ * memfds go. */
+static void fork_parent_done(struct uzswap *c)
+{
+	struct region *r;
+
+	for (r = c->regions; r; r = r->next) {
+		if (r->fork_memfd >= 0)
+			close(r->fork_memfd);
+		r->fork_memfd = -1;
+		r->fork_token = 0;
+	}
+}
+
+/* A child that inherits none of @c's regions: the parent's descriptors
+ * go (see "fork()" at the top). */
+static void fork_child_close(struct uzswap *c)
+{
+	struct region *r;
+
+	if (c->sock >= 0)
+		close(c->sock);
+	if (c->uffd >= 0)
+		close(c->uffd);
+	c->sock = -1;
+	c->uffd = -1;
+	for (r = __atomic_load_n(&c->regions, __ATOMIC_ACQUIRE); r;
+	     r = __atomic_load_n(&r->next, __ATOMIC_ACQUIRE)) {
+		if (r->memfd >= 0)
+			close(r->memfd);
+		r->memfd = -1;
+	}
+}
+
+/* In the child: @c keeps its inherited regions, each now over its
+ * copy's memfd mapped in place; the others are the parent's alone (not
+ * mapped here: MADV_DONTFORK) and are forgotten, not freed (nothing is
+ * allocated or freed here). Return: 0, or the first copy's error. */
+static int fork_child_regions(struct uzswap *c, const char **name)
+{
+	struct region **pp = &c->regions, *r;
+	int ret = 0;
+
+	while ((r = *pp)) {
+		if (r->memfd >= 0)
+			close(r->memfd);
+		r->memfd = r->fork_memfd;
+		r->fork_memfd = -1;
+		if (!r->inherit) {
+			*pp = r->next;
+			continue;
+		}
+		pp = &r->next;
+		if (ret)
+			continue;
+		*name = r->name;
+		ret = r->memfd < 0 ? r->fork_err ?: -EBADF :
+		      region_map_at(r, (void *)r->addr, MAP_FIXED) ==
+				      MAP_FAILED ? -errno : 0;
+	}
+	return ret;
+}
+
+/* In the child: a uffd of its own and a new stream (on the same
+ * descriptor numbers), HELLO as a new client, the parent's budget, and
+ * each copy claimed. Return: 0 or -errno. */
+static int fork_child_connect(struct uzswap *c, const char **name)
+{
+	int64_t deadline = now_ms() + c->timeout_ms;
+	struct proto_set_limit sl = { .bytes = c->own_limit };
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+	struct region *r;
+	bool unsure;
+	int fd, ret;
+
+	fd = uffd_open(&c->uffd_mode);
+	if (fd < 0)
+		return fd;
+	ret = dup3(fd, c->uffd, O_CLOEXEC) < 0 ? -errno : 0;
+	close(fd);
+	fd = ret ? ret : sock_connect_until(c->path, deadline);
+	if (fd < 0)
+		return fd;
+	ret = dup3(fd, c->sock, O_CLOEXEC) < 0 ? -errno : 0;
+	close(fd);
+	proto_reader_reset(&c->rd);
+	c->version = PROTO_VERSION_MIN;
+	c->rd.version = 0;
+	c->dead = 0;
+	ret = ret ?: hello(c, 0, deadline);
+	if (!ret && c->own_limit)
+		ret = request(c, PROTO_SET_LIMIT, buf,
+			      proto_encode_set_limit(buf, &sl, c->version),
+			      NULL, 0);
+	for (r = c->regions; !ret && r; r = r->next) {
+		*name = r->name;
+		ret = register_request(c, r, &unsure);
+	}
+	return ret;
+}
+
+/* The child of a fork() that inherits regions of @c: the connection is
+ * the child's, or the child exits. */
+static void fork_child_resume(struct uzswap *c)
+{
+	const char *name = "";
+	int ret;
+
+	pthread_mutex_init(&c->lock, NULL);
+	c->pid = getpid();
+	ret = fork_child_regions(c, &name) ?: fork_child_connect(c, &name);
+	if (!ret)
+		return;
+	fprintf(stderr, FORK_CHILD_EXIT_MSG, name, uzswap_strerror(ret),
+		UZSWAP_FORK_EXIT);
+	_exit(UZSWAP_FORK_EXIT);
+}
+
+/* Before fork(): the daemon copies each inherited region for the child;
+ * the connections stay locked until the fork is over. */
+static void atfork_prepare(void)
+{
+	struct uzswap *c;
+	struct region *r;
+
+	pthread_mutex_lock(&conns_lock);
+	for (c = conns; c; c = c->next) {
+		if (in_child(c) || c->uffd < 0)
+			continue;
+		pthread_mutex_lock(&c->lock);
+		if (!conn_inherits(c)) {
+			pthread_mutex_unlock(&c->lock);
+			continue;
+		}
+		c->forking = true;
+		for (r = c->regions; r; r = r->next)
+			if (r->inherit)
+				fork_copy_region(c, r);
+	}
+}
+
+static void atfork_parent(void)
+{
+	struct uzswap *c;
+
+	for (c = conns; c; c = c->next) {
+		if (!c->forking)
+			continue;
+		c->forking = false;
+		fork_parent_done(c);
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_mutex_unlock(&conns_lock);
+}
+
+static void atfork_child(void)
+{
+	struct uzswap *c;
+
+	for (c = conns; c; c = c->next) {
+		if (c->forking)
+			fork_child_resume(c);
+		else
+			fork_child_close(c);
+		c->forking = false;
+	}
+	pthread_mutex_unlock(&conns_lock);
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 /*****************
@@ -1152,6 +1376,12 @@ void uzswap_disconnect(uzswap_t *c)
 
 void *uzswap_alloc(uzswap_t *c, size_t len, const char *name)
 {
+	return uzswap_alloc_flags(c, len, name, 0);
+}
+
+void *uzswap_alloc_flags(uzswap_t *c, size_t len, const char *name,
+			 unsigned int flags)
+{
 	struct region *r;
 	bool unsure;
 	void *p;
@@ -1160,8 +1390,10 @@ void *uzswap_alloc(uzswap_t *c, size_t len, const char *name)
 	ret = uzswap__usable(c);
 	if (ret)
 		return ptr_err(ret);
-	if (!len)
+	if (!len || (flags & ~UZSWAP_ALLOC_INHERIT))
 		return ptr_err(-EINVAL);
+	if ((flags & UZSWAP_ALLOC_INHERIT) && c->version < PROTO_FORK_VERSION)
+		return ptr_err(-EOPNOTSUPP);
 	len = page_round(len, c->page_size);
 	if (!len)
 		return ptr_err(-ENOMEM);
@@ -1170,6 +1402,7 @@ void *uzswap_alloc(uzswap_t *c, size_t len, const char *name)
 	if (!r)
 		return ptr_err(-ENOMEM);
 	r->len = len;
+	r->inherit = flags & UZSWAP_ALLOC_INHERIT;
 	ret = region_memfd(r);
 	if (ret < 0)
 		goto out_free;
@@ -1313,16 +1546,18 @@ int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes)
 	len = proto_encode_set_limit(buf, &sl, c->version);
 	pthread_mutex_lock(&c->lock);
 	ret = request(c, PROTO_SET_LIMIT, buf, len, NULL, 0);
+	if (ret == 0)
+		c->own_limit = resident_bytes;
 	pthread_mutex_unlock(&c->lock);
 	return ret;
 }
 
-int uzswap_advise(uzswap_t *c, void *addr, size_t len, int advice)
+/* ADVISE @advice (PROTO_ADVISE_*) over a range of a region of @c. */
+static int advise(struct uzswap *c, void *addr, size_t len, uint32_t advice)
 {
 	struct proto_advise adv = {
 		.addr = (uintptr_t)addr,
-		.advice = advice == UZSWAP_ADVISE_COLD ? PROTO_ADVISE_COLD
-						       : PROTO_ADVISE_WILLNEED,
+		.advice = advice,
 	};
 	uint8_t buf[PROTO_MAX_PAYLOAD];
 	size_t n;
@@ -1331,8 +1566,6 @@ int uzswap_advise(uzswap_t *c, void *addr, size_t len, int advice)
 	ret = uzswap__usable(c);
 	if (ret)
 		return ret;
-	if (advice != UZSWAP_ADVISE_COLD && advice != UZSWAP_ADVISE_WILLNEED)
-		return -EINVAL;
 	if (!len || (uintptr_t)addr & (c->page_size - 1))
 		return -EINVAL;
 	adv.len = page_round(len, c->page_size);
@@ -1346,6 +1579,29 @@ int uzswap_advise(uzswap_t *c, void *addr, size_t len, int advice)
 		ret = request(c, PROTO_ADVISE, buf, n, NULL, 0);
 	pthread_mutex_unlock(&c->lock);
 	return ret;
+}
+
+int uzswap_advise(uzswap_t *c, void *addr, size_t len, int advice)
+{
+	int ret = uzswap__usable(c);
+
+	if (ret)
+		return ret;
+	if (advice != UZSWAP_ADVISE_COLD && advice != UZSWAP_ADVISE_WILLNEED)
+		return -EINVAL;
+	return advise(c, addr, len, advice == UZSWAP_ADVISE_COLD ?
+				    PROTO_ADVISE_COLD : PROTO_ADVISE_WILLNEED);
+}
+
+int uzswap_discard(uzswap_t *c, void *addr, size_t len)
+{
+	int ret = uzswap__usable(c);
+
+	if (ret)
+		return ret;
+	if (c->version < PROTO_FORK_VERSION)
+		return -EOPNOTSUPP;
+	return advise(c, addr, len, PROTO_ADVISE_DISCARD);
 }
 
 int uzswap_stats(uzswap_t *c, struct uzswap_stats *st)

@@ -26,6 +26,11 @@
  * @memfd:   the memfd mapped at @addr; closed by whoever unlinks the region
  * @id:      the daemon's id of the region; immutable once linked
  * @adopted: made by uzswap_adopt(); immutable
+ * @inherit: UZSWAP_ALLOC_INHERIT: a fork()'s child gets a copy; immutable
+ * @fork_memfd, @fork_token, @fork_err: the copy FORK made for the child
+ *           of the fork() under way (the fork handlers': the connection's
+ *           lock is held from prepare to the end): its memfd (-1: none),
+ *           token, or why there is none
  * @name:    as sent to the daemon; immutable
  */
 struct region {
@@ -35,6 +40,10 @@ struct region {
 	int memfd;
 	uint64_t id;
 	bool adopted;
+	bool inherit;
+	int fork_memfd;
+	uint64_t fork_token;
+	int fork_err;
 	char name[PROTO_NAME_MAX];
 };
 
@@ -42,7 +51,9 @@ struct region {
  * struct uzswap - a connection to uzswapd
  * @lock:          serializes requests; protects @seq, @dead, @rd, @regions
  * @next:          next connection of the process; protected by conns_lock
- * @pid:           the process that connected; immutable
+ * @pid:           the process that connected; immutable, but in the
+ *                 child of a fork() that inherits a region (the fork
+ *                 handler makes the connection the child's)
  * @sock:          control socket, non-blocking; its number is immutable
  *                 (the fork handler closes it in the child): a new
  *                 stream after a restart takes the same number
@@ -55,6 +66,8 @@ struct region {
  *                 carries: PROTO_VERSION_MIN until (ADMIN_)HELLO picks
  *                 one; immutable once the connection is returned
  * @default_limit: the daemon's default budget, bytes (0 = none); immutable
+ * @own_limit:     the budget uzswap_set_limit() set last (0: none), which
+ *                 a forked child asks for too; @lock
  * @seq:           sequence number of the last request; @lock
  * @dead:          0, or the -errno that broke the stream; @lock
  * @regions:       the regions; @lock (see struct region)
@@ -63,6 +76,9 @@ struct region {
  * @errmsg:        the daemon's explanation of its last refusal; @lock
  * @path:          the daemon's socket, connected again when the daemon
  *                 restarts; immutable
+ * @forking:       a fork() is under way that the connection's inherited
+ *                 regions are copied for: its prepare handler holds
+ *                 @lock until the parent's or the child's handler
  */
 struct uzswap {
 	pthread_mutex_t lock;
@@ -75,12 +91,14 @@ struct uzswap {
 	size_t page_size;
 	uint16_t version;
 	uint64_t default_limit;
+	uint64_t own_limit;
 	uint32_t seq;
 	int dead;
 	struct region *regions;
 	struct proto_reader rd;
 	char errmsg[PROTO_MAX_ERRMSG];
 	char path[108];		/* sizeof(sockaddr_un.sun_path) */
+	bool forking;
 };
 
 /* Whether @c may be used by the caller: 0, -EINVAL for no connection,

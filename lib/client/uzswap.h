@@ -66,8 +66,9 @@
  * - the pages count as shared memory (Shmem in /proc/meminfo, RssShmem in
  *   /proc/PID/status), and the region shows in /proc/PID/maps as
  *   "/memfd:uzswap:NAME (deleted)";
- * - the region is never inherited by fork(): the child does not have it
- *   (MADV_DONTFORK), so a child must not touch it;
+ * - the region is not inherited by fork() (MADV_DONTFORK): the child
+ *   does not have it and must not touch it; unless it was made with
+ *   UZSWAP_ALLOC_INHERIT (see "fork()");
  * - transparent huge pages are off in the region (MADV_NOHUGEPAGE);
  * - write the region only through this mapping: a page read back from
  *   the daemon is mapped write-protected and keeps its compressed copy
@@ -100,6 +101,22 @@
  * the child's memory. A child that wants managed memory calls
  * uzswap_connect() itself.
  *
+ * Unless the connection holds regions made with UZSWAP_ALLOC_INHERIT: then
+ * fork() gives the child a private copy of each, at the same address, as
+ * the kernel gives it the rest of the memory: the parent's writes after
+ * the fork are not the child's and the other way round. The copy is made
+ * by the daemon during fork() (pages it holds are shared by reference,
+ * resident ones stored for the child: fork() takes longer the more of the
+ * region is resident, not the bigger it is), and the child is a client of
+ * its own, under the budget the parent set with uzswap_set_limit(). In
+ * the child the connection keeps working (it is the child's now) and holds
+ * only the inherited regions; the others are the parent's. A child that
+ * cannot get its copies (the daemon unreachable or restarting during the
+ * fork) writes one line to stderr and exits at once with status
+ * UZSWAP_FORK_EXIT: it never runs on memory that is not its own. A
+ * thread's write racing the fork() reaches the child or not, page by
+ * page. vfork() and posix_spawn() copy nothing and need nothing.
+ *
  * Versions
  *
  * The library speaks to daemons of other releases: it negotiates the
@@ -128,6 +145,13 @@ extern "C" {
 
 /* A connection to uzswapd; opaque. */
 typedef struct uzswap uzswap_t;
+
+/* Flags of uzswap_alloc_flags(). */
+#define UZSWAP_ALLOC_INHERIT	0x1u	/* fork() gives the child a private
+					   copy (see "fork()") */
+
+/* Exit status of a fork()'s child that could not get its copies. */
+#define UZSWAP_FORK_EXIT	121
 
 /* Advice for uzswap_advise(). */
 #define UZSWAP_ADVISE_COLD	1	/* not needed soon: evict first */
@@ -186,6 +210,14 @@ UZSWAP_EXTERN void uzswap_disconnect(uzswap_t *c);
 UZSWAP_EXTERN void *uzswap_alloc(uzswap_t *c, size_t len, const char *name);
 
 /*
+ * uzswap_alloc_flags() - uzswap_alloc() with @flags: 0 or
+ * UZSWAP_ALLOC_INHERIT. Return: as uzswap_alloc(); EOPNOTSUPP if the
+ * daemon is too old for @flags (uzswap_daemon_version() protocol < 6).
+ */
+UZSWAP_EXTERN void *uzswap_alloc_flags(uzswap_t *c, size_t len,
+				       const char *name, unsigned int flags);
+
+/*
  * uzswap_adopt() - make existing memory managed, in place
  * @addr: page-aligned start of the range
  * @len:  bytes, rounded up to the page size
@@ -242,6 +274,17 @@ UZSWAP_EXTERN int uzswap_set_limit(uzswap_t *c, uint64_t resident_bytes);
  */
 UZSWAP_EXTERN int uzswap_advise(uzswap_t *c, void *addr, size_t len,
 				int advice);
+
+/*
+ * uzswap_discard() - drop the contents of a range, as madvise(MADV_DONTNEED)
+ * drops private anonymous memory (which it does not do for a managed
+ * region, shared memory): the range reads zeros afterwards, and the
+ * memory and the daemon's stored copies of its pages are freed
+ * @addr, @len: as for uzswap_advise()
+ * Return: 0 or -errno; -EINVAL for a bad range; -EOPNOTSUPP from a daemon
+ * too old (protocol < 6). After a failure the contents are undefined.
+ */
+UZSWAP_EXTERN int uzswap_discard(uzswap_t *c, void *addr, size_t len);
 
 /*
  * uzswap_stats() - the counters of this process

@@ -79,13 +79,17 @@ static bool admin_hello_ok(const struct proto_admin_hello *m)
 
 static bool register_ok(const struct proto_register *m)
 {
-	return !(m->flags & ~PROTO_REGION_ADOPTED);
+	return !(m->flags & ~(PROTO_REGION_ADOPTED | PROTO_REGION_FORKED)) &&
+	       !(m->flags & PROTO_REGION_ADOPTED &&
+		 m->flags & PROTO_REGION_FORKED) &&
+	       (!(m->flags & PROTO_REGION_FORKED) || m->fork_token);
 }
 
 static bool advise_ok(const struct proto_advise *m)
 {
 	return m->advice == PROTO_ADVISE_COLD ||
-	       m->advice == PROTO_ADVISE_WILLNEED;
+	       m->advice == PROTO_ADVISE_WILLNEED ||
+	       m->advice == PROTO_ADVISE_DISCARD;
 }
 
 static bool client_req_ok(const struct proto_client_req *m)
@@ -208,6 +212,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_RELOAD] = "RELOAD",
 		[PROTO_ADMIN_HELLO] = "ADMIN_HELLO",
 		[PROTO_DRAIN] = "DRAIN",
+		[PROTO_FORK] = "FORK",
 	};
 
 	type &= (uint16_t)~PROTO_REPLY;

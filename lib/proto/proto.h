@@ -42,7 +42,12 @@
  *      (RESUME: a client carries on with a new daemon);
  *   4: client rows carry the back-pressure counters (direct evictions,
  *      budget waits, pages over budget);
- *   5: STATUS carries the deduplication counters.
+ *   5: STATUS carries the deduplication counters;
+ *   6: fork(): FORK copies a region for the child the client is about
+ *      to make, which claims the copy with REGISTER (PROTO_REGION_FORKED
+ *      and the copy's token); ADVISE takes DISCARD (a daemon of an older
+ *      version refuses it as a malformed message: a peer never sends it
+ *      on a connection of an older version).
  *
  * Layouts. Each message is a list of fields, PROTO_<MSG>_FIELDS below,
  * written once: the struct, the encoder, the decoder and the size derive
@@ -77,7 +82,7 @@
 #include "lib/proto/counters.h"
 
 #define PROTO_MAGIC		0x55a5f00du
-#define PROTO_VERSION		5	/* the newest version this build speaks */
+#define PROTO_VERSION		6	/* the newest version this build speaks */
 #define PROTO_VERSION_MIN	1	/* the oldest */
 #define PROTO_HDR_SIZE		16
 #define PROTO_MAX_PAYLOAD	4096
@@ -105,6 +110,9 @@ enum proto_type {
 	PROTO_ADMIN_HELLO,	/* admin: versions (version 2) */
 	PROTO_DRAIN,		/* admin: every stored page back into its
 				 * client, every region released (version 3) */
+	PROTO_FORK,		/* a region's copy for the child of a fork()
+				 * about to happen; fds: the child's memfd
+				 * (version 6) */
 	PROTO_TYPE_END,
 };
 
@@ -153,6 +161,9 @@ struct proto_hdr {
 	F(uint64_t, default_limit, 1, 0)	/* bytes; 0 = unlimited */
 
 #define PROTO_REGION_ADOPTED 0x1u	/* pages already hold data */
+#define PROTO_REGION_FORKED 0x2u	/* the copy FORK made (@fork_token),
+					 * claimed by the forked child: the
+					 * memfd is the one FORK was sent */
 
 /* REGISTER: a region; fds: its memfd. */
 #define PROTO_REGISTER_FIELDS(F, S)					\
@@ -161,7 +172,8 @@ struct proto_hdr {
 	F(uint32_t, flags, 1, 0)	/* PROTO_REGION_* */		\
 	F(int32_t, memfd_fdnum, 1, -1)	/* the memfd's number in the	\
 					 * client's table */		\
-	S(name, PROTO_NAME_MAX, 1)
+	S(name, PROTO_NAME_MAX, 1)					\
+	F(uint64_t, fork_token, 6, 0)	/* PROTO_REGION_FORKED */
 
 #define PROTO_REGISTER_REPLY_FIELDS(F, S)				\
 	F(uint64_t, region_id, 1, 0)
@@ -174,6 +186,8 @@ struct proto_hdr {
 
 #define PROTO_ADVISE_COLD	1	/* evict now */
 #define PROTO_ADVISE_WILLNEED	2	/* bring back ahead of use */
+#define PROTO_ADVISE_DISCARD	3	/* drop the contents: the range reads
+					 * zeros afterwards (version 6) */
 
 #define PROTO_ADVISE_FIELDS(F, S)					\
 	F(uint64_t, addr, 1, 0)						\
@@ -274,6 +288,21 @@ struct proto_hdr {
 #define PROTO_DRAIN_FIELDS(F, S)					\
 	F(uint32_t, flags, 3, 0)	/* PROTO_DRAIN_* */
 
+/* The version that brought FORK, REGISTER's fork_token and DISCARD. */
+#define PROTO_FORK_VERSION	6
+
+/* FORK: copy the region starting at @addr for a child: the pages it
+ * holds now are the child's, whatever the parent does next; fds: the
+ * child's memfd, empty, as long as the region. The reply's token names
+ * the copy until the child claims it (REGISTER, PROTO_REGION_FORKED),
+ * for at most PROTO_FORK_CLAIM_MS. */
+#define PROTO_FORK_CLAIM_MS	30000
+#define PROTO_FORK_FIELDS(F, S)						\
+	F(uint64_t, addr, 6, 0)
+
+#define PROTO_FORK_REPLY_FIELDS(F, S)					\
+	F(uint64_t, token, 6, 0)
+
 /* DRAIN reply. A region that kept a page the drain could not restore
  * stays managed, with that page stored. */
 #define PROTO_DRAIN_REPLY_FIELDS(F, S)					\
@@ -320,7 +349,9 @@ struct proto_hdr {
 	M(compact_reply, PROTO_COMPACT_REPLY_FIELDS,			\
 	  proto_no_check)						\
 	M(drain, PROTO_DRAIN_FIELDS, drain_ok)				\
-	M(drain_reply, PROTO_DRAIN_REPLY_FIELDS, proto_no_check)
+	M(drain_reply, PROTO_DRAIN_REPLY_FIELDS, proto_no_check)	\
+	M(fork, PROTO_FORK_FIELDS, proto_no_check)			\
+	M(fork_reply, PROTO_FORK_REPLY_FIELDS, proto_no_check)
 
 /* Expansions of a field list into members and sizes. */
 #define PROTO_F_MEMBER(type, name, since, def)	type name;

@@ -112,6 +112,11 @@ int memfd_region_check(int fd, size_t len)
  * @off and @len should be page aligned: a page only partly covered is
  * zeroed in place, not dropped.
  */
+bool memfd_is_empty(int fd)
+{
+	return lseek(fd, 0, SEEK_DATA) < 0 && errno == ENXIO;
+}
+
 int memfd_punch(int fd, off_t off, size_t len)
 {
 	if (off < 0 || len == 0 || (off_t)len < 0)

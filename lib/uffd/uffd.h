@@ -288,6 +288,10 @@ int memfd_region_create(const char *name, size_t len);
  */
 int memfd_region_check(int fd, size_t len);
 
+/* memfd_is_empty() - whether the memfd holds no data at all (holes
+ * only), as a fresh one. */
+bool memfd_is_empty(int fd);
+
 /*
  * memfd_punch() - drop the pages of [@off, @off + @len) from the memfd,
  * keeping the size; the next access through a mapping faults as missing.

@@ -273,11 +273,11 @@ START_TEST(test_status)
 
 	ctl_ok("version");
 	DH_ASSERT(strstr(out, "uzswapctl " PACKAGE_VERSION "\n") &&
-		  strstr(out, "uzswapd " PACKAGE_VERSION " (protocol 5)"),
+		  strstr(out, "uzswapd " PACKAGE_VERSION " (protocol 6)"),
 		  "version: %s", out);
 	ctl_ok("--json", "version");
 	assert_jq(out, ".uzswapctl == \"%s\" and .uzswapd == \"%s\" and "
-		  ".protocol == 5", PACKAGE_VERSION, PACKAGE_VERSION);
+		  ".protocol == 6", PACKAGE_VERSION, PACKAGE_VERSION);
 	pager_ok(&c, "verify 0");
 	pager_quit(&c);
 	dh_down(&dmn, NULL);

@@ -1523,7 +1523,7 @@ START_TEST(test_proto_before_hello)
 	struct proto_unregister u = { 0x10000 };
 	struct proto_set_limit l = { MIB };
 	struct proto_advise a = { 0x10000, PAGE, PROTO_ADVISE_COLD };
-	struct proto_register reg = { 0x10000, PAGE, 0, 0, "x" };
+	struct proto_register reg = { 0x10000, PAGE, 0, 0, "x", 0 };
 	uint8_t buf[PROTO_MAX_PAYLOAD];
 	struct mregion m;
 	struct raw r;
@@ -1694,7 +1694,7 @@ END_TEST
 START_TEST(test_proto_malformed_payloads)
 {
 	struct proto_hello h = { PROTO_VERSION_MIN, PROTO_VERSION, 0, 0, 0 };
-	struct proto_register reg = { 0, PAGE, 0, 0, "x" };
+	struct proto_register reg = { 0, PAGE, 0, 0, "x", 0 };
 	struct proto_advise adv = { 0, PAGE, PROTO_ADVISE_COLD };
 	uint8_t p[PROTO_MAX_PAYLOAD + 8];
 	struct proto_stats_reply st;
@@ -1756,7 +1756,7 @@ START_TEST(test_proto_malformed_payloads)
 			       proto_encode_advise(p, &adv,
 						   PROTO_VERSION), NULL, 0),
 		      -EBADMSG);
-	adv.advice = 3;
+	adv.advice = PROTO_ADVISE_DISCARD + 1;
 	ASSERT_STATUS(raw_call(&r, PROTO_ADVISE, p,
 			       proto_encode_advise(p, &adv,
 						   PROTO_VERSION), NULL, 0),

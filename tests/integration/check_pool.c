@@ -85,29 +85,13 @@ static void print_pool(const char *when)
 	       metric("uzswap_dedup_saved_bytes"));
 }
 
-/* Wait until the pool is empty (the clients gone and their pages with
- * them). */
-static void wait_pool_empty(void)
-{
-	long long deadline = dh_deadline(SETTLE_MS);
-
-	while ((metric("uzswap_pool_bytes") ||
-		metric("uzswap_dedup_pages_shared")) &&
-	       dh_now_ms() < deadline)
-		dh_sleep_ms(20);
-	DH_ASSERT_EQ(metric("uzswap_pool_bytes"), 0);
-	DH_ASSERT_EQ(metric("uzswap_pool_payload_bytes"), 0);
-	DH_ASSERT_EQ(metric("uzswap_dedup_pages_shared"), 0);
-	DH_ASSERT_EQ(metric("uzswap_dedup_pages_sharing"), 0);
-}
-
 /* The end of a test: the pager @c reads its region 0 back and quits, its
  * pages leave the pool, the daemon stops cleanly. */
 static void finish(struct dh_client *c)
 {
 	pager_ok(c, "verify 0");
 	pager_quit(c);
-	wait_pool_empty();
+	dh_wait_pool_empty(&dmn);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 
@@ -171,7 +155,7 @@ START_TEST(test_dedup_twins)
 	pager_quit(&b);
 	pager_ok(&a, "verify 0");
 	pager_quit(&a);
-	wait_pool_empty();
+	dh_wait_pool_empty(&dmn);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
@@ -259,7 +243,7 @@ START_TEST(test_shared_written_back)
 	pager_quit(&a);
 	pager_quit(&b);
 	pager_quit(&c);
-	wait_pool_empty();
+	dh_wait_pool_empty(&dmn);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST

@@ -905,6 +905,27 @@ uint64_t dh_metric(const struct dh_daemon *d, const char *series)
 	return (uint64_t)v;
 }
 
+void dh_wait_pool_empty(const struct dh_daemon *d)
+{
+	long long deadline = dh_deadline(DH_POOL_EMPTY_MS);
+	static const char *const zero[] = {
+		"uzswap_pool_bytes", "uzswap_pool_payload_bytes",
+		"uzswap_dedup_pages_shared", "uzswap_dedup_pages_sharing",
+	};
+	size_t i;
+	uint64_t v;
+
+	while ((dh_metric(d, "uzswap_pool_bytes") ||
+		dh_metric(d, "uzswap_dedup_pages_shared")) &&
+	       dh_now_ms() < deadline)
+		dh_sleep_ms(20);
+	for (i = 0; i < ARRAY_SIZE(zero); i++) {
+		v = dh_metric(d, zero[i]);
+		DH_ASSERT_ON(d, v == 0, "%s is %llu, not 0 once the clients "
+			     "left", zero[i], (unsigned long long)v);
+	}
+}
+
 int dh_client_row(const struct dh_daemon *d, pid_t pid,
 		  struct proto_client_row *row)
 {

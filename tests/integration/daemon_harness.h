@@ -42,6 +42,7 @@
 #define DH_STOP_MS	20000	/* daemon: from SIGTERM to its exit */
 #define DH_CLIENT_MS	120000	/* a client program: until it exits */
 #define DH_SETTLE_MS	10000	/* asynchronous teardown to finish */
+#define DH_POOL_EMPTY_MS 60000	/* ... of the regions holding a pool */
 #define DH_RELOAD_MS	60000	/* a SIGHUP's reload to be logged */
 
 /*
@@ -296,6 +297,12 @@ bool dh_sample(const char *body, const char *series, double *v);
 /* The value of @series on @d's /metrics now, as an assertion: the
  * running test fails if it cannot be had. */
 uint64_t dh_metric(const struct dh_daemon *d, const char *series);
+
+/* Wait (DH_POOL_EMPTY_MS at most: teardowns of big regions, under a
+ * sanitizer) until @d's pool is empty: no object, no
+ * payload, nothing shared (its clients gone and their pages with them);
+ * an assertion. */
+void dh_wait_pool_empty(const struct dh_daemon *d);
 
 /* @pid's RssShmem from /proc/PID/status, in bytes (managed regions are
  * shared memory: this is what the kernel says a client has resident), or

@@ -51,6 +51,14 @@
  *                    for SECONDS (0: until a line or end of file on
  *                    stdin); every lost, stale, torn or zeroed write is
  *                    caught (see cmd_rmw())
+ *   fork MIB LIMIT_MIB
+ *                    an inherited region (UZSWAP_ALLOC_INHERIT) under a
+ *                    LIMIT_MIB budget, of written, same-filled and never
+ *                    touched pages, partly discarded (reads zeros); then
+ *                    children made by fork() check their private copies
+ *                    while the parent rewrites its own, rewrite theirs,
+ *                    two at once, one exec()s; each side checks that it
+ *                    sees its own writes only (see cmd_fork())
  *
  * Exit status: 0 only when every check passed; 1 when a check failed
  * (what and where on stderr); 2 for a usage error. Every data check uses
@@ -1941,6 +1949,194 @@ static int cmd_rmw(int argc, char **argv)
 }
 
 /*****************
+ * fork
+ *****************/
+
+/* The pages of a fork test region filled with @seed: page k is never
+ * written if k % 11 == 5 (zeros), one word repeated (pat(@seed, k)) if
+ * k % 7 == 3 (same-filled), else the pattern. */
+static void fork_fill(uint8_t *p, size_t first, size_t end, uint64_t seed)
+{
+	size_t k, i;
+
+	for (k = first; k < end; k++) {
+		uint64_t *w = (uint64_t *)(p + k * PAGE);
+
+		if (k % 11 == 5)
+			continue;
+		if (k % 7 == 3) {
+			for (i = 0; i < WORDS_PER_PAGE; i++)
+				w[i] = pat(seed, k);
+			continue;
+		}
+		fill_words(p, k * WORDS_PER_PAGE, WORDS_PER_PAGE, seed);
+	}
+}
+
+/* Check pages [@first, @end) against fork_fill(@seed). Return: pages
+ * wrong (it stops at 4). */
+static size_t fork_check(const char *what, const uint8_t *p, size_t first,
+			 size_t end, uint64_t seed)
+{
+	size_t k, i, bad = 0;
+
+	for (k = first; k < end && bad < 4; k++) {
+		const volatile uint64_t *w = (const uint64_t *)(p + k * PAGE);
+
+		if (k % 11 == 5) {
+			bad += check_zero(what, (const void *)w, PAGE);
+			continue;
+		}
+		if (k % 7 != 3) {
+			bad += !!check_words(what, p, k * WORDS_PER_PAGE,
+					     WORDS_PER_PAGE, seed);
+			continue;
+		}
+		for (i = 0; i < WORDS_PER_PAGE && w[i] == pat(seed, k); i++)
+			;
+		if (i < WORDS_PER_PAGE) {
+			fail("%s: same-filled page %zu wrong at word %zu: "
+			     "%#" PRIx64, what, k, i, w[i]);
+			bad++;
+		}
+	}
+	return bad;
+}
+
+/* This process's RssShmem, bytes (-1 if unreadable). */
+static long long rss_shmem(void)
+{
+	char line[256];
+	long long kb = -1;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssShmem: %lld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+/* The child's side: its copy is the parent's region as it was, whatever
+ * the parent writes meanwhile; its writes are its own. */
+static void fork_child(uzswap_t *c, uint8_t *p, size_t npages,
+		       uint64_t limit, uint64_t had, size_t had_end,
+		       uint64_t rest, uint64_t own)
+{
+	struct uzswap_stats st;
+	long long rss;
+
+	cmd = "fork child";
+	fork_check("child's copy", p, 0, had_end, had);
+	fork_check("child's copy", p, had_end, npages, rest);
+	fork_fill(p, 0, npages, own);
+	fork_check("child's rewrite", p, 0, npages, own);
+	MUST(uzswap_stats(c, &st));
+	CHECK(st.regions == 1 && st.registered_bytes == npages * PAGE,
+	      "child: %llu regions, %llu bytes registered",
+	      (unsigned long long)st.regions,
+	      (unsigned long long)st.registered_bytes);
+	CHECK(st.limit_bytes == limit, "child: budget %llu, not %llu",
+	      (unsigned long long)st.limit_bytes, (unsigned long long)limit);
+	rss = rss_shmem();
+	CHECK(rss >= 0 && (uint64_t)rss <= limit + limit / 10,
+	      "child: RssShmem %lld over 1.1 x the budget %llu", rss,
+	      (unsigned long long)limit);
+	fflush(NULL);
+	_exit(failures ? 1 : 0);
+}
+
+/* Wait for child @pid: it must exit 0. */
+static void fork_wait(pid_t pid, const char *what)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		die("waitpid %s: %s", what, strerror(errno));
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "%s: status %#x", what, status);
+}
+
+static pid_t fork_or_die(void)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	return pid;
+}
+
+static int cmd_fork(int argc, char **argv)
+{
+	uint64_t a = seed_of(1), b = seed_of(2), p2 = seed_of(3);
+	size_t len, npages, half, d0, dn;
+	uint64_t limit;
+	uzswap_t *c;
+	uint8_t *p;
+	pid_t pid, two[2];
+	int j;
+
+	if (argc != 2)
+		return 2;
+	len = parse_ul(argv[0], "MIB", 4096) * MIB;
+	limit = parse_ul(argv[1], "LIMIT_MIB", 4096) * MIB;
+	npages = len / PAGE;
+	half = npages / 2;
+	c = connect_or_die();
+	MUST(uzswap_set_limit(c, limit));
+	p = uzswap_alloc_flags(c, len, "fork", UZSWAP_ALLOC_INHERIT);
+	if (!p)
+		die("uzswap_alloc_flags: %s", uzswap_strerror(errno));
+	fork_fill(p, 0, npages, a);
+	fork_check("before fork", p, 0, npages, a);
+
+	/* a discard: resident and stored pages alike read zeros */
+	d0 = npages / 4;
+	dn = npages / 8;
+	MUST(uzswap_discard(c, p + d0 * PAGE, dn * PAGE));
+	check_zero("discarded", p + d0 * PAGE, dn * PAGE);
+	fork_fill(p, d0, d0 + dn, a);
+
+	/* a child checks its copy while the parent rewrites half of its own */
+	pid = fork_or_die();
+	if (!pid)
+		fork_child(c, p, npages, limit, a, npages, a, b);
+	fork_fill(p, 0, half, p2);
+	fork_wait(pid, "first child");
+	fork_check("parent after the first child", p, 0, half, p2);
+	fork_check("parent after the first child", p, half, npages, a);
+
+	/* two children at once, each rewriting its own copy */
+	for (j = 0; j < 2; j++) {
+		two[j] = fork_or_die();
+		if (!two[j])
+			fork_child(c, p, npages, limit, p2, half, a,
+				   seed_of(10 + (uint64_t)j));
+	}
+	for (j = 0; j < 2; j++)
+		fork_wait(two[j], "one of two children");
+
+	/* exec: nothing of the child stays managed */
+	pid = fork_or_die();
+	if (!pid) {
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
+	fork_wait(pid, "the child that exec'd");
+	fork_check("parent at the end", p, 0, half, p2);
+	fork_check("parent at the end", p, half, npages, a);
+	if (!failures)
+		say("forked ok");
+	CHECK(uzswap_free(c, p) == 0, "uzswap_free failed");
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
+/*****************
  * main
  *****************/
 
@@ -1963,6 +2159,7 @@ static const struct command {
 	{ "reserve", cmd_reserve, "MIB N" },
 	{ "pager", cmd_pager, "" },
 	{ "rmw", cmd_rmw, "THREADS MIB LIMIT_MIB SECONDS" },
+	{ "fork", cmd_fork, "MIB LIMIT_MIB" },
 };
 
 static void usage(void)

@@ -1,0 +1,111 @@
+/*
+ * check_fork.c - integration tests of fork() and discard: a real uzswapd
+ * (daemon_harness.c) and a real client program (uzclient fork, which
+ * links libuzswap) whose region is inherited by its children
+ * (UZSWAP_ALLOC_INHERIT): each child checks that its private copy is the
+ * parent's region as it was at the fork, whatever the parent writes
+ * meanwhile, then rewrites its own; the parent checks that it sees none
+ * of it; a discarded range reads zeros; a child that exec()s leaves
+ * nothing managed. After all of them the pool is empty: every object a
+ * fork shared went with its last page.
+ *
+ * Test cases of fork_suite():
+ *   fork       a 32 MiB region under an 8 MiB budget (its stored pages
+ *              shared with the children, its resident ones stored for
+ *              them), with deduplication on, then off (a fork shares
+ *              objects that have no node of the index)
+ *   written    the same with a 2 MiB pool: most pages are in the backing
+ *              file when the children are made, and share their slots
+ *   restart    a child's region is an ordinary region of its own: a
+ *              daemon stopped (SIGTERM) and started again while parent
+ *              and children hold theirs carries on with all of them
+ *
+ * One test case: CK_RUN_CASE=fork ./check_fork. Logs kept:
+ * UZSWAP_ITEST_KEEP=1.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <signal.h>
+#include <string.h>
+
+#include "daemon_harness.h"
+
+#define TIMEOUT_CASE	600		/* seconds, per test */
+
+static struct dh_daemon dmn;
+
+static void daemon_down(void)
+{
+	dh_down(&dmn, NULL);
+}
+
+/* uzclient fork MIB LIMIT_MIB must pass, and leave the pool empty. */
+static void fork_passes(const char *mib, const char *limit_mib)
+{
+	const char *const argv[] = { "fork", mib, limit_mib, NULL };
+	int status = dh_run_uzclient(&dmn, argv);
+
+	DH_ASSERT(dh_exited_ok(status), "uzclient fork: %s",
+		  dh_status_str(status));
+	dh_wait_pool_empty(&dmn);
+}
+
+START_TEST(test_fork_dedup_on)
+{
+	const char *const args[] = { "--metrics", "127.0.0.1:0", NULL };
+
+	dh_up(&dmn, args);
+	fork_passes("32", "8");
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+START_TEST(test_fork_dedup_off)
+{
+	const char *const args[] = { "--metrics", "127.0.0.1:0",
+				     "--dedup", "off", NULL };
+
+	dh_up(&dmn, args);
+	fork_passes("32", "8");
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+START_TEST(test_fork_written_back)
+{
+	const char *const args[] = { "--metrics", "127.0.0.1:0",
+				     "--pool-limit", "2M", NULL };
+
+	dh_up(&dmn, args);
+	fork_passes("32", "4");
+	DH_ASSERT(dh_metric(&dmn, "uzswap_writeback_pages_total") > 0,
+		  "nothing was written back: the test shares no slot");
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+static Suite *fork_suite(void)
+{
+	Suite *s = suite_create("fork");
+	TCase *tc;
+
+	tc = tcase_create("fork");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_fork_dedup_on);
+	tcase_add_test(tc, test_fork_dedup_off);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("written");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_fork_written_back);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return dh_main("check_fork", fork_suite());
+}
