@@ -366,8 +366,9 @@ END_TEST
 /* Every option: their variables, LD_PRELOAD prepended, in the same pid. */
 START_TEST(test_exec_environment)
 {
-	const char *const env[] = { "LD_PRELOAD=/old/libfirst.so", "UZSWAP_LIMIT",
-				    "UZSWAP_NAME", "UZSWAP_SOCKET",
+	const char *const env[] = { "LD_PRELOAD=/old/libfirst.so",
+				    "UZSWAP_LIMIT", "UZSWAP_NAME",
+				    "UZSWAP_SOCKET",
 				    "UZSWAP_REQUIRE", "PYTHONMALLOC=pymalloc",
 				    NULL };
 	char want[OUT_SIZE];
