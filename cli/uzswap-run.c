@@ -54,7 +54,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "cli/run-exit.h"
+#include "lib/common/run-exit.h"
 #include "lib/common/size.h"
 #include "uzswap.h"
 

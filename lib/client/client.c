@@ -817,11 +817,16 @@ static struct region *region_find(struct uzswap *c, uintptr_t addr,
 	return NULL;
 }
 
+/* A region's own memory is a mapping, not malloc()'s: making a region
+ * allocates nothing from the program's heap, so an allocator may call
+ * uzswap_alloc_flags() to grow (the preload library does, from
+ * jemalloc's extent hook). */
 static struct region *region_new(const char *name)
 {
-	struct region *r = calloc(1, sizeof(*r));
+	struct region *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (!r)
+	if (r == MAP_FAILED)
 		return NULL;
 	r->memfd = -1;
 	r->fork_memfd = -1;
@@ -961,7 +966,7 @@ static void region_free(struct region *r)
 {
 	if (r->memfd >= 0)
 		close(r->memfd);
-	free(r);
+	munmap(r, sizeof(*r));
 }
 
 /*****************

@@ -21,14 +21,21 @@
  * constructor: they only call jemalloc, which initializes itself. C++'s
  * operator new goes through malloc() in libstdc++.
  *
- * The region. At load, the constructor connects to uzswapd
+ * The regions. At load, the constructor connects to uzswapd
  * ($UZSWAP_SOCKET), sets the budget ($UZSWAP_LIMIT, uzswapctl's size
- * syntax) and creates one managed region, the reservation: 2x the RAM
- * rounded up to 1 GiB unless $UZSWAP_RESERVE says otherwise, named
- * $UZSWAP_NAME or the command name. It is address space: a page takes
- * memory only once touched, and uzswapd keeps the touched ones within the
- * budget. The alloc hook hands its addresses out with a lock-free bump
- * pointer; nothing is ever handed out twice.
+ * syntax) and creates the heap's first managed region, a chunk of
+ * HEAP_CHUNK_MIN bytes, named $UZSWAP_NAME or the command name. The heap
+ * grows by more chunks as jemalloc asks for memory, each as big as all
+ * before it together (HEAP_CHUNK_MAX at most), up to $UZSWAP_RESERVE
+ * (four times the RAM, the most uzswapd lets one process register):
+ * what a process registers follows what its heap holds, so the daemon's
+ * caps on registered memory count heaps, not reservations, and a
+ * process that forks many children stays within them. A chunk is address
+ * space: a page takes memory only once touched, and uzswapd keeps the
+ * touched ones within the budget. The alloc hook hands addresses out of
+ * the last chunk with a bump pointer; nothing is ever handed out twice.
+ * It makes a new chunk itself, with jemalloc's locks held: libuzswap's
+ * uzswap_alloc_flags() allocates nothing from the heap.
  *
  * The hooks (jemalloc 5.3's extent_hooks_t) go on every automatic arena,
  * the huge one included. With opt.retain (the default on Linux) jemalloc
@@ -62,21 +69,23 @@
  * of opt.oversize_threshold bytes creates it first.
  *
  * What stays unmanaged: what jemalloc mapped before the hooks (its
- * start-up chunk in arena 0, 2 MiB, used up by the first allocations),
- * metadata, arenas a program creates itself (arenas.create), and every
- * allocation once the region is used up.
+ * start-up chunk in arena 0, 2 MiB, whose pieces jemalloc goes on using
+ * for small allocations), metadata, arenas a program creates itself
+ * (arenas.create), and every allocation once the heap reached
+ * $UZSWAP_RESERVE or uzswapd refused it a chunk (said once on stderr).
  *
  * Never take a program down. If the daemon cannot be reached, or refuses
  * the budget or the region, one line on stderr says so and the program
  * runs on plain jemalloc without hooks; with UZSWAP_REQUIRE=1 the line
- * says so and the process exits with PRELOAD_EXIT_UNREACHABLE. Without
+ * says so and the process exits with UZSWAP_RUN_NO_DAEMON (121). Without
  * opt.retain it runs unmanaged too (see heap_retains()). The environment
  * is left as it is: programs exec'ed with it are managed too.
  *
- * fork(): the region is not inherited (MADV_DONTFORK, uzswap.h), so a
- * child of fork() has no heap and must exec (or _exit) without touching
- * it; vfork() and posix_spawn() are fine. Inherited regions come with
- * UZSWAP_ALLOC_INHERIT.
+ * fork(): the chunks are made with UZSWAP_ALLOC_INHERIT: the child of a
+ * fork() gets a private copy of the heap, managed in its own name under
+ * the same budget (libuzswap's fork handlers and uzswapd copy it; the
+ * connection is the child's in the child). No hook runs during the fork:
+ * jemalloc's own fork handler holds every arena's locks.
  */
 #include "config.h"
 
@@ -84,6 +93,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -98,47 +108,66 @@
 #include "lib/client/uzswap.h"
 #include "lib/common/list.h"
 #include "lib/common/macros.h"
+#include "lib/common/run-exit.h"
 #include "lib/common/size.h"
+
+_Static_assert(UZSWAP_FORK_EXIT == UZSWAP_RUN_NO_DAEMON,
+	       "one status for \"uzswapd was needed and could not be had\"");
 
 /*****************
  * Structures
  *****************/
 
-/* The exit status of a process that must be managed (UZSWAP_REQUIRE=1)
- * and cannot be: uzswap-run's for "daemon unreachable with --require".
- * TODO(merge): take it from cli/run-exit.h. */
-#define PRELOAD_EXIT_UNREACHABLE	121
+#define MIB			(1ull << 20)
+#define HEAP_CHUNK_MIN		(64 * MIB)	/* the first chunk */
+#define HEAP_CHUNK_MAX		(8192 * MIB)	/* a chunk, at most */
+#define HEAP_CHUNKS		64		/* chunks, at most */
 
-#define GIB			(1ull << 30)
+/* One managed region of the heap: [@start, @end). */
+struct heap_chunk {
+	uintptr_t start;
+	uintptr_t end;
+};
 
 /*
- * struct heap - the process's heap in its managed region
- * @hooks: what jemalloc calls; each hook gets a pointer to it back and
- *         finds the heap with container_of(); immutable once installed
- * @dflt:  jemalloc's default hooks, for ranges outside the region;
- *         immutable once installed
- * @conn:  the connection to uzswapd; immutable once installed
- * @start: the region; immutable once installed
- * @end:   its end; immutable once installed
- * @page:  the page size; immutable
- * @next:  the first address of the region never handed out; atomic,
- *         moved by compare-and-swap only
+ * struct heap - the process's heap in its managed regions
+ * @hooks:   what jemalloc calls; each hook gets a pointer to it back and
+ *           finds the heap with container_of(); immutable once installed
+ * @dflt:    jemalloc's default hooks, for ranges outside the chunks;
+ *           immutable once installed
+ * @conn:    the connection to uzswapd; immutable once installed
+ * @name:    the chunks' name; immutable
+ * @page:    the page size; immutable
+ * @reserve: bytes the chunks may take together; immutable
+ * @grow_lock: serializes the alloc hook's bump and growth; protects
+ *           @next, @reserved and @refused
+ * @chunks:  the chunks; an entry below @nr_chunks is immutable
+ * @nr_chunks: chunks made (atomic: published after its entry, read by
+ *           every hook without the lock)
+ * @next:    the first address of the last chunk never handed out
+ * @reserved: bytes of all chunks
+ * @refused: uzswapd refused a chunk (said once): no more are asked for
  */
 struct heap {
 	extent_hooks_t hooks;
 	extent_hooks_t *dflt;
 	uzswap_t *conn;
-	uintptr_t start;
-	uintptr_t end;
+	char name[64];
 	size_t page;
-	_Atomic uintptr_t next;
+	uint64_t reserve;
+	pthread_mutex_t grow_lock;
+	struct heap_chunk chunks[HEAP_CHUNKS];
+	_Atomic unsigned int nr_chunks;
+	uintptr_t next;
+	uint64_t reserved;
+	bool refused;
 };
 
 /* What the constructor gathers from the environment. */
 struct heap_config {
 	const char *socket;	/* $UZSWAP_SOCKET or the default */
 	uint64_t limit;		/* $UZSWAP_LIMIT; 0: the daemon's default */
-	uint64_t reserve;	/* $UZSWAP_RESERVE or 2x RAM */
+	uint64_t reserve;	/* $UZSWAP_RESERVE or 4x RAM */
 	char name[64];		/* $UZSWAP_NAME or the command name */
 	bool required;		/* $UZSWAP_REQUIRE=1 */
 };
@@ -276,7 +305,7 @@ UZSWAP_EXTERN size_t malloc_usable_size(void *p)
 }
 
 /*****************
- * The region
+ * The chunks
  *****************/
 
 static struct heap *heap_of(extent_hooks_t *hooks)
@@ -284,39 +313,107 @@ static struct heap *heap_of(extent_hooks_t *hooks)
 	return container_of(hooks, struct heap, hooks);
 }
 
-/* Whether [@addr, @addr + @size) lies in the region. */
-static bool heap_has(const struct heap *h, const void *addr, size_t size)
+/* The chunk holding [@addr, @addr + @size) whole, or -1. */
+static int heap_chunk_of(struct heap *h, const void *addr, size_t size)
 {
+	unsigned int n = atomic_load_explicit(&h->nr_chunks,
+					      memory_order_acquire), i;
 	uintptr_t a = (uintptr_t)addr;
 
-	return a >= h->start && a < h->end && size <= h->end - a;
+	for (i = 0; i < n; i++)
+		if (a >= h->chunks[i].start && a < h->chunks[i].end &&
+		    size <= h->chunks[i].end - a)
+			return (int)i;
+	return -1;
+}
+
+/* Whether [@addr, @addr + @size) lies in the heap's chunks. */
+static bool heap_has(struct heap *h, const void *addr, size_t size)
+{
+	return heap_chunk_of(h, addr, size) >= 0;
 }
 
 /*
- * heap_bump() - @size bytes of the region never handed out before,
- * aligned to @align (a power of two); lock-free
- * Return: the address, or NULL when the region is used up.
+ * heap_bump() - @size bytes of the last chunk never handed out before,
+ * aligned to @align (a power of two). @h->grow_lock held.
+ * Return: the address, or NULL when the chunk has not that much left.
  */
 static void *heap_bump(struct heap *h, size_t size, size_t align)
 {
-	uintptr_t old = atomic_load_explicit(&h->next, memory_order_relaxed);
-	uintptr_t at;
+	unsigned int n = atomic_load_explicit(&h->nr_chunks,
+					      memory_order_relaxed);
+	uintptr_t end = n ? h->chunks[n - 1].end : 0;
+	uintptr_t at = (h->next + align - 1) & ~(uintptr_t)(align - 1);
 
-	do {
-		at = (old + align - 1) & ~(uintptr_t)(align - 1);
-		if (at < old || at > h->end || size > h->end - at)
-			return NULL;
-	} while (!atomic_compare_exchange_weak_explicit(&h->next, &old,
-							at + size,
-							memory_order_relaxed,
-							memory_order_relaxed));
+	if (!n || at < h->next || at > end || size > end - at)
+		return NULL;
+	h->next = at + size;
 	return (void *)at;
 }
 
 /*
- * region_discard() - drop the pages of [@addr, @addr + @len) of the
- * region: the daemon's stored copies freed, the range reading zeros
- * afterwards.
+ * heap_grow() - a new chunk of at least @need bytes: as big as all the
+ * chunks before it together, between HEAP_CHUNK_MIN and HEAP_CHUNK_MAX
+ * (or @need), within @h->reserve. First chunk: @h->conn only, no hook
+ * yet. Otherwise @h->grow_lock held, and jemalloc's locks: the request
+ * to uzswapd allocates nothing (uzswap_alloc_flags()).
+ * Return: 0, or -errno (the heap is as it was; the first refusal by
+ * uzswapd is said on stderr, and no chunk is asked for again).
+ */
+static int heap_grow(struct heap *h, size_t need)
+{
+	unsigned int n = atomic_load_explicit(&h->nr_chunks,
+					      memory_order_relaxed);
+	uint64_t size = h->reserved < HEAP_CHUNK_MIN ? HEAP_CHUNK_MIN :
+			h->reserved > HEAP_CHUNK_MAX ? HEAP_CHUNK_MAX :
+			h->reserved;
+	char a[16], b[16];
+	void *p;
+
+	if (size < need)
+		size = (need + HEAP_CHUNK_MIN - 1) & ~(HEAP_CHUNK_MIN - 1);
+	if (size > h->reserve - h->reserved)
+		size = (h->reserve - h->reserved) & ~(uint64_t)(h->page - 1);
+	if (h->refused || n == HEAP_CHUNKS || !size || size < need)
+		return -ENOSPC;
+	p = uzswap_alloc_flags(h->conn, size, h->name, UZSWAP_ALLOC_INHERIT);
+	if (!p) {
+		if (n)
+			fprintf(stderr, "uzswap: uzswapd gave the heap no "
+				"more than %s (a chunk of %s: %s): larger "
+				"allocations are unmanaged\n",
+				size_format(h->reserved, a, sizeof(a)),
+				size_format(size, b, sizeof(b)),
+				uzswap_strerror(errno));
+		h->refused = n > 0;
+		return -errno;
+	}
+	h->chunks[n] = (struct heap_chunk){ (uintptr_t)p,
+					    (uintptr_t)p + size };
+	h->next = (uintptr_t)p;
+	h->reserved += size;
+	atomic_store_explicit(&h->nr_chunks, n + 1, memory_order_release);
+	return 0;
+}
+
+/* @size bytes of the heap, aligned to @align: from the last chunk, or a
+ * new one. NULL: the heap cannot have them. */
+static void *heap_extent(struct heap *h, size_t size, size_t align)
+{
+	void *p;
+
+	pthread_mutex_lock(&h->grow_lock);
+	p = heap_bump(h, size, align);
+	if (!p && !heap_grow(h, size + align))
+		p = heap_bump(h, size, align);
+	pthread_mutex_unlock(&h->grow_lock);
+	return p;
+}
+
+/*
+ * heap_discard() - drop the pages of [@addr, @addr + @len) of a chunk:
+ * the daemon's stored copies freed, the range reading zeros afterwards
+ * (uzswap_discard()).
  *
  * Runs in jemalloc's purge hook, on an application thread (or jemalloc's
  * background thread) while jemalloc holds arena locks: it must not call
@@ -326,18 +423,14 @@ static void *heap_bump(struct heap *h, size_t size, size_t align)
  * after a restart of the daemon opens a socket and says HELLO, also in
  * stack buffers). Its one stdio call is the line saying that a restarted
  * daemon refused to take the process over, after which no request is
- * made again.
- *
- * TODO(merge): return uzswap_discard(h->conn, addr, len) once
- * lib/client/uzswap.h has it. Until then nothing is discarded: the hook
- * then says "not purged", and jemalloc keeps the pages as they are, which
- * is correct, only not frugal.
+ * made again. A discard that fails leaves the pages as they were: the
+ * hook then says "not purged", and jemalloc keeps them.
  *
  * Return: 0 or -errno.
  */
-static int region_discard(struct heap *h, void *addr, size_t len)
+static int heap_discard(struct heap *h, void *addr, size_t len)
 {
-	return -EOPNOTSUPP;
+	return uzswap_discard(h->conn, addr, len);
 }
 
 /*****************
@@ -354,13 +447,13 @@ static void *hook_alloc(extent_hooks_t *hooks, void *new_addr, size_t size,
 	struct heap *h = heap_of(hooks);
 	void *p;
 
-	/* A fixed address in the region (jemalloc growing an extent in
-	 * place, which it does not do with opt.retain) cannot be had: the
-	 * bump pointer passed it. */
+	/* A fixed address in a chunk (jemalloc growing an extent in place,
+	 * which it does not do with opt.retain) cannot be had: the bump
+	 * pointer passed it. */
 	if (new_addr && heap_has(h, new_addr, size))
 		return NULL;
 	if (!new_addr && align <= h->page) {
-		p = heap_bump(h, size, align);
+		p = heap_extent(h, size, align);
 		if (p) {
 			*zero = true;	/* never touched: holes read zeros */
 			*commit = true;
@@ -424,7 +517,7 @@ static bool hook_purge_forced(extent_hooks_t *hooks, void *addr, size_t size,
 	struct heap *h = heap_of(hooks);
 
 	if (heap_has(h, addr, size))
-		return region_discard(h, (char *)addr + offset, length) != 0;
+		return heap_discard(h, (char *)addr + offset, length) != 0;
 	return h->dflt->purge_forced ?
 	       h->dflt->purge_forced(h->dflt, addr, size, offset, length,
 				     ind) :
@@ -445,19 +538,20 @@ static bool hook_split(extent_hooks_t *hooks, void *addr, size_t size,
 	       true;
 }
 
-/* Two extents merge if both are in the region (they are adjacent), or
- * both outside it and the default agrees: never across its edge. */
+/* Two extents merge if both are in one chunk (they are adjacent), or
+ * both outside the chunks and the default agrees: never across a
+ * chunk's edge (two chunks are two memfds, even if adjacent). */
 static bool hook_merge(extent_hooks_t *hooks, void *addr_a, size_t size_a,
 		       void *addr_b, size_t size_b, bool committed,
 		       unsigned ind)
 {
 	struct heap *h = heap_of(hooks);
-	bool in_a = heap_has(h, addr_a, size_a);
-	bool in_b = heap_has(h, addr_b, size_b);
+	int in_a = heap_chunk_of(h, addr_a, size_a);
+	int in_b = heap_chunk_of(h, addr_b, size_b);
 
 	if (in_a != in_b)
 		return true;
-	if (in_a)
+	if (in_a >= 0)
 		return false;
 	return h->dflt->merge ?
 	       h->dflt->merge(h->dflt, addr_a, size_a, addr_b, size_b,
@@ -470,6 +564,7 @@ static bool hook_merge(extent_hooks_t *hooks, void *addr_a, size_t size_a,
  * opt.retain, the default one declines too (it keeps every extent), and a
  * NULL one spares jemalloc the attempt (ehooks_dalloc_will_fail()). */
 static struct heap the_heap = {
+	.grow_lock = PTHREAD_MUTEX_INITIALIZER,
 	.hooks = {
 		.alloc = hook_alloc,
 		.dalloc = NULL,
@@ -608,16 +703,10 @@ static void comm_read(char *buf, size_t size)
 	buf[strcspn(buf, "\n")] = '\0';
 }
 
-/* Round @v up to a multiple of @unit, a power of two. */
-static uint64_t round_up(uint64_t v, uint64_t unit)
-{
-	return (v + unit - 1) & ~(unit - 1);
-}
-
 /*
  * give_up() - say on stderr, in one line, why the heap is not managed,
  * then carry on unmanaged; or, with UZSWAP_REQUIRE=1, exit with
- * PRELOAD_EXIT_UNREACHABLE.
+ * UZSWAP_RUN_NO_DAEMON.
  */
 __attribute__((format(printf, 2, 3)))
 static void give_up(const struct heap_config *cfg, const char *fmt, ...)
@@ -634,7 +723,7 @@ static void give_up(const struct heap_config *cfg, const char *fmt, ...)
 	}
 	fprintf(stderr, "uzswap: %s: required (UZSWAP_REQUIRE), exiting\n",
 		why);
-	_exit(PRELOAD_EXIT_UNREACHABLE);
+	_exit(UZSWAP_RUN_NO_DAEMON);
 }
 
 /* Read the environment into @cfg. Return: 0, or -EINVAL after saying
@@ -654,7 +743,7 @@ static int config_read(struct heap_config *cfg)
 		return -EINVAL;
 	}
 	s = getenv("UZSWAP_RESERVE");
-	cfg->reserve = round_up(2 * size_ram_bytes(), GIB);
+	cfg->reserve = 4 * size_ram_bytes();
 	if (s && size_parse(s, 0, &cfg->reserve)) {
 		give_up(cfg, "UZSWAP_RESERVE=%s is not a size", s);
 		return -EINVAL;
@@ -668,13 +757,12 @@ static int config_read(struct heap_config *cfg)
 }
 
 /*
- * heap_connect() - connect @h to uzswapd, set the budget, create the
- * region. Return: 0, or -errno after give_up() (nothing left behind).
+ * heap_connect() - connect @h to uzswapd, set the budget, make the first
+ * chunk. Return: 0, or -errno after give_up() (nothing left behind).
  */
 static int heap_connect(struct heap *h, const struct heap_config *cfg)
 {
 	char size[16];
-	void *region;
 	int ret;
 
 	h->conn = uzswap_connect(cfg->socket);
@@ -693,17 +781,16 @@ static int heap_connect(struct heap *h, const struct heap_config *cfg)
 			goto out_disconnect;
 		}
 	}
-	region = uzswap_alloc(h->conn, cfg->reserve, cfg->name);
-	if (!region) {
-		ret = -errno;
+	h->reserve = cfg->reserve;
+	memcpy(h->name, cfg->name, sizeof(h->name));
+	ret = heap_grow(h, 0);
+	if (ret) {
 		give_up(cfg, "uzswapd at %s gave no region of %s (%s)",
-			cfg->socket, size_format(cfg->reserve, size, sizeof(size)),
+			cfg->socket, size_format(HEAP_CHUNK_MIN, size,
+						 sizeof(size)),
 			uzswap_strerror(ret));
 		goto out_disconnect;
 	}
-	h->start = (uintptr_t)region;
-	h->end = h->start + cfg->reserve;
-	atomic_store(&h->next, h->start);
 	return 0;
 
 out_disconnect:

@@ -7,7 +7,8 @@
  * Test cases of preload_suite():
  *   heap      heapuser fills 64 MiB (small, large, huge, aligned blocks,
  *             checksummed) under a budget of a quarter of it: it is a
- *             client with the reservation registered, within its budget,
+ *             client with chunks registered as its heap grew (no more
+ *             than 1 GiB for its 64 MiB), within its budget,
  *             pages stored by the daemon; RssShmem sampled all along never
  *             over 1.1x the budget (plus one eviction run); its blocks lie
  *             in the region; every checksum holds. With the library twice
@@ -49,11 +50,12 @@
 #define PAGE		4096ull
 /* The daemon evicts in runs of 64 pages: a budget holds to within one. */
 #define RUN_BYTES	(64 * PAGE)
-/* What the tests reserve (UZSWAP_RESERVE): less than the default 2x RAM,
- * so that the tests' processes stay under the daemon's caps on
- * registered memory. */
-#define RESERVE		"1G"
-#define RESERVE_BYTES	(1024 * MIB)
+/* The preload's first chunk (HEAP_CHUNK_MIN): what a heap registers at
+ * least. */
+#define FIRST_CHUNK	(64 * MIB)
+/* What a heap of 64 MiB registers at most: the chunks follow the heap
+ * (each as big as all before it), never a reservation of the RAM's size. */
+#define REGISTERED_MAX	(1024 * MIB)
 /* jemalloc's start-up chunk in arena 0, mapped before the hooks: small
  * blocks may still come from it after heapuser's start-up. */
 #define STARTUP_CHUNK	(2 * MIB)
@@ -78,7 +80,7 @@ static void daemon_down(void)
 
 /*
  * preload_start() - run @prog (argv[0] a path) on the preload, with the
- * budget @limit and the test's reservation, against the daemon; stdin and
+ * budget @limit, against the daemon; stdin and
  * stdout piped. Through env(1), which is not preloaded itself and execs
  * @prog in the same process: the pid is the program's.
  */
@@ -87,10 +89,9 @@ static void preload_start(struct dh_client *c, const char *limit,
 {
 	const char *argv[32] = {
 		"/usr/bin/env", "LD_PRELOAD=" PRELOAD_PATH,
-		"UZSWAP_RESERVE=" RESERVE,
 	};
 	char limit_var[64];
-	size_t n = 3;
+	size_t n = 2;
 	int ret;
 
 	snprintf(limit_var, sizeof(limit_var), "UZSWAP_LIMIT=%s", limit);
@@ -116,15 +117,15 @@ static void client_row(pid_t pid, struct proto_client_row *row)
 	DH_ASSERT(ret == 0, "CLIENT %d: %s", (int)pid, strerror(-ret));
 }
 
-/* The client is managed: its reservation registered, pages stored. */
+/* The client is managed: chunks registered as its heap grew (at least
+ * the first), pages stored. */
 static void assert_managed(pid_t pid)
 {
 	struct proto_client_row row;
 
 	client_row(pid, &row);
-	DH_ASSERT(row.registered_bytes >= RESERVE_BYTES,
-		  "registered %" PRIu64 " bytes, reserved %llu",
-		  row.registered_bytes, RESERVE_BYTES);
+	DH_ASSERT(row.registered_bytes >= FIRST_CHUNK,
+		  "registered %" PRIu64 " bytes", row.registered_bytes);
 	DH_ASSERT(row.stored_pages > 0, "no page stored (resident %" PRIu64
 		  ")", row.resident_bytes);
 }
@@ -206,7 +207,10 @@ START_TEST(test_heap_managed)
 		  "resident %" PRIu64 " over the budget %llu",
 		  row.resident_bytes, limit);
 	assert_managed(c.pid);
-	/* Only the region is shared memory: jemalloc's start-up chunk and
+	DH_ASSERT(row.registered_bytes <= REGISTERED_MAX,
+		  "a heap of 64 MiB registered %" PRIu64 " bytes",
+		  row.registered_bytes);
+	/* Only the chunks are shared memory: jemalloc's start-up chunk and
 	 * metadata are anonymous (RssAnon), so no slack but the daemon's
 	 * eviction run for them. */
 	DH_ASSERT(max <= (long long)(limit * 11 / 10 + RUN_BYTES),
@@ -225,8 +229,8 @@ START_TEST(test_heap_loaded_twice)
 {
 	const char *const prog[] = { HEAPUSER_PATH, "fill", "32", NULL };
 	char copy[PATH_MAX], cmd[2 * PATH_MAX + 16], var[2 * PATH_MAX + 32];
-	const char *argv[] = { "/usr/bin/env", var, "UZSWAP_RESERVE=" RESERVE,
-			       prog[0], prog[1], prog[2], NULL };
+	const char *argv[] = { "/usr/bin/env", var, prog[0], prog[1],
+			       prog[2], NULL };
 	struct proto_client_row row;
 	struct dh_client c;
 	char line[256];

@@ -55,7 +55,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "cli/run-exit.h"
+#include "lib/common/run-exit.h"
 #include "daemon_harness.h"
 
 #define TIMEOUT_CASE	120

@@ -11,7 +11,7 @@
  *                       wait for a line on stdin, then print for each kind
  *                       "region KIND IN OUT": how many of its blocks made
  *                       after the start-up (the first WARMUP_BYTES) lie
- *                       in the "/memfd:uzswap:" mapping of
+ *                       in the "/memfd:uzswap:" mappings of
  *                       /proc/self/maps; last "verified BLOCKS", or
  *                       "corrupt BLOCK" and exit 1
  *   heapuser churn SECONDS  4 threads malloc, realloc and free blocks of
@@ -50,7 +50,12 @@ struct block {
 	bool counted;		/* made after the start-up */
 };
 
-static uintptr_t region_lo, region_hi;
+/* The heap's managed regions (the preload's chunks), from maps. */
+#define REGIONS_MAX	64
+static struct {
+	uintptr_t lo, hi;
+} regions[REGIONS_MAX];
+static size_t nr_regions;
 
 /* The word @j of block @seed's pattern: distinct per block and offset,
  * and compressible, as real heaps are. */
@@ -81,7 +86,7 @@ static uint64_t checksum(const uint64_t *p, size_t words)
 	return sum;
 }
 
-/* The managed region's bounds, from /proc/self/maps (none: 0, 0). */
+/* The managed regions' bounds, from /proc/self/maps. */
 static void region_find(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
@@ -89,15 +94,23 @@ static void region_find(void)
 
 	if (!f)
 		return;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, "/memfd:uzswap:"))
-			sscanf(line, "%lx-%lx", &region_lo, &region_hi);
+	while (nr_regions < REGIONS_MAX && fgets(line, sizeof(line), f))
+		if (strstr(line, "/memfd:uzswap:") &&
+		    sscanf(line, "%lx-%lx", &regions[nr_regions].lo,
+			   &regions[nr_regions].hi) == 2)
+			nr_regions++;
 	fclose(f);
 }
 
 static bool in_region(const void *p)
 {
-	return (uintptr_t)p >= region_lo && (uintptr_t)p < region_hi;
+	size_t i;
+
+	for (i = 0; i < nr_regions; i++)
+		if ((uintptr_t)p >= regions[i].lo &&
+		    (uintptr_t)p < regions[i].hi)
+			return true;
+	return false;
 }
 
 /* The @i-th block of a fill: kinds in turn, sizes varied. */

@@ -5,7 +5,10 @@
  * and the daemon cannot be reached. Listed in uzswap-run(1).
  *
  * Private to uzswap: uzswap-run and the preload library include it, so
- * that each status is written once. They sit just below the shell's
+ * that each status is written once. UZSWAP_RUN_NO_DAEMON is also
+ * libuzswap's UZSWAP_FORK_EXIT (uzswap.h), the status of a fork()'s child
+ * that cannot have its copy of the heap: one status for "uzswapd was
+ * needed and could not be had". They sit just below the shell's
  * 126 and 127 (found but not executable, not found: uzswap-run uses them
  * as env(1) does), where programs seldom put their own statuses.
  */
