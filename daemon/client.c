@@ -8,10 +8,12 @@
  *
  * Teardown, for a connection: its regions leave the slot at once (on the
  * loop thread: a list operation per region), then a worker (work.c) takes
- * them in steps of WORK_STEP_PAGES pages: if the process still runs, it
- * restores every stored page into the memfd and unregisters the range
- * from the uffd, so that the process keeps using its memory normally; if
- * the process is gone, it drops the stored pages. The connection's last
+ * them in steps of WORK_STEP_PAGES pages: if the process still runs and
+ * maps the region, it restores every stored page into the memfd and
+ * unregisters the range from the uffd, so that the process keeps using
+ * its memory normally; if the process is gone, or no longer maps the
+ * region (it exec'd another program: its old memory went with its old
+ * image), it drops the stored pages. The connection's last
  * request, if its work is still running, goes first (the teardown is
  * chained after it). Only once the teardown is done is the uffd detached
  * from its fault thread (which serves the range's faults until then), and
@@ -61,6 +63,10 @@
  *           each with the list's reference
  * @restore: restore each into its memfd and unregister its range (a live
  *           process), else drop its stored pages (a dead one)
+ * @mapped:  the first region is still mapped in the process: restored
+ *           (if @restore); one the process no longer maps (it exec'd:
+ *           the old image is gone with its memory) is dropped, not
+ *           restored into memory nobody will read
  * @next:    the next page of the first region
  * @failed:  a page of the first region could not be restored
  * @d:       the daemon
@@ -73,6 +79,7 @@ struct client_teardown {
 	struct work work;
 	struct list_node regions;
 	bool restore;
+	bool mapped;
 	size_t next;
 	bool failed;
 	struct uzswapd *d;
@@ -238,8 +245,13 @@ static bool teardown_step(struct work *w, struct work_ctx *wc)
 	if (list_empty(&t->regions))
 		return true;
 	r = container_of(t->regions.next, struct region, node);
+	if (t->next == 0)
+		t->mapped = t->restore &&
+			    !region_verify_mapping(r->slot->pid, r->start,
+						   r->npages << PAGE_SHIFT,
+						   r->memfd);
 	end = work_step_end(t->next, r->npages);
-	if (!t->restore)
+	if (!t->mapped)
 		region_drop_stored(r, t->next, end);
 	else if (load_region_restore(r, t->next, end, &wc->lc))
 		t->failed = true;
@@ -247,7 +259,7 @@ static bool teardown_step(struct work *w, struct work_ctx *wc)
 	t->next = end;
 	if (end < r->npages)
 		return false;
-	if (t->restore)
+	if (t->mapped)
 		teardown_unregister(t, r);
 	killpoint("unregister.unregistered");
 	mm_slot_region_left(r->slot, r);
