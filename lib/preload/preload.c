@@ -473,16 +473,23 @@ static void hook_destroy(extent_hooks_t *hooks, void *addr, size_t size,
 		h->dflt->destroy(h->dflt, addr, size, committed, ind);
 }
 
+/* A hook over part of an extent (commit, decommit, the purges: one type)
+ * of the default hooks, for an extent outside the chunks. */
+static bool dflt_part(extent_purge_t *fn, extent_hooks_t *dflt, void *addr,
+		      size_t size, size_t offset, size_t length,
+		      unsigned ind)
+{
+	return fn ? fn(dflt, addr, size, offset, length, ind) : true;
+}
+
 static bool hook_commit(extent_hooks_t *hooks, void *addr, size_t size,
 			size_t offset, size_t length, unsigned ind)
 {
 	struct heap *h = heap_of(hooks);
 
-	if (heap_has(h, addr, size))
-		return false;
-	return h->dflt->commit ?
-	       h->dflt->commit(h->dflt, addr, size, offset, length, ind) :
-	       true;
+	return !heap_has(h, addr, size) &&
+	       dflt_part(h->dflt->commit, h->dflt, addr, size, offset, length,
+			 ind);
 }
 
 static bool hook_decommit(extent_hooks_t *hooks, void *addr, size_t size,
@@ -490,11 +497,9 @@ static bool hook_decommit(extent_hooks_t *hooks, void *addr, size_t size,
 {
 	struct heap *h = heap_of(hooks);
 
-	if (heap_has(h, addr, size))
-		return true;
-	return h->dflt->decommit ?
-	       h->dflt->decommit(h->dflt, addr, size, offset, length, ind) :
-	       true;
+	return heap_has(h, addr, size) ||
+	       dflt_part(h->dflt->decommit, h->dflt, addr, size, offset,
+			 length, ind);
 }
 
 /* MADV_FREE, the default's lazy purge, does not apply to shared memory. */
@@ -503,12 +508,9 @@ static bool hook_purge_lazy(extent_hooks_t *hooks, void *addr, size_t size,
 {
 	struct heap *h = heap_of(hooks);
 
-	if (heap_has(h, addr, size))
-		return true;
-	return h->dflt->purge_lazy ?
-	       h->dflt->purge_lazy(h->dflt, addr, size, offset, length,
-				   ind) :
-	       true;
+	return heap_has(h, addr, size) ||
+	       dflt_part(h->dflt->purge_lazy, h->dflt, addr, size, offset,
+			 length, ind);
 }
 
 static bool hook_purge_forced(extent_hooks_t *hooks, void *addr, size_t size,
@@ -518,10 +520,8 @@ static bool hook_purge_forced(extent_hooks_t *hooks, void *addr, size_t size,
 
 	if (heap_has(h, addr, size))
 		return heap_discard(h, (char *)addr + offset, length) != 0;
-	return h->dflt->purge_forced ?
-	       h->dflt->purge_forced(h->dflt, addr, size, offset, length,
-				     ind) :
-	       true;
+	return dflt_part(h->dflt->purge_forced, h->dflt, addr, size, offset,
+			 length, ind);
 }
 
 static bool hook_split(extent_hooks_t *hooks, void *addr, size_t size,

@@ -2086,6 +2086,107 @@ START_TEST(test_proto_register_ok)
 }
 END_TEST
 
+/* FORK of the region at @addr with @memfd for the child; its token in
+ * *@token. */
+static int raw_fork(struct raw *r, uint64_t addr, int memfd, uint64_t *token)
+{
+	struct proto_fork f = { .addr = addr };
+	struct proto_fork_reply fr;
+	uint8_t buf[PROTO_MAX_PAYLOAD], body[64];
+	size_t blen = 0;
+	uint32_t seq;
+	int ret;
+
+	seq = raw_send(r, PROTO_FORK, buf,
+		       proto_encode_fork(buf, &f, PROTO_VERSION), &memfd, 1);
+	ret = raw_reply(r, PROTO_FORK, seq, body, sizeof(body), &blen);
+	if (ret == 0) {
+		DH_ASSERT(proto_decode_fork_reply(body, blen, &fr) == 0,
+			  "malformed FORK reply body");
+		DH_ASSERT(fr.token != 0, "token 0");
+		*token = fr.token;
+	}
+	return ret;
+}
+
+/* REGISTER claiming the fork copy @token, with @memfd mapped at
+ * @m->addr. */
+static int raw_claim(struct raw *r, const struct mregion *m, int memfd,
+		     uint64_t token)
+{
+	struct proto_register reg = {
+		.addr = (uintptr_t)m->addr, .len = m->len,
+		.flags = PROTO_REGION_FORKED, .memfd_fdnum = memfd,
+		.fork_token = token,
+	};
+	uint8_t buf[PROTO_MAX_PAYLOAD];
+
+	snprintf(reg.name, sizeof(reg.name), "claim");
+	return raw_call(r, PROTO_REGISTER, buf,
+			proto_encode_register(buf, &reg, PROTO_VERSION),
+			&memfd, 1);
+}
+
+/*
+ * Issue 14: FORK's refusals (no region there, a memfd too short or not
+ * empty), claims refused (a token nobody gave, the copy's token with
+ * another memfd), and a copy no child claims: dropped after
+ * PROTO_FORK_CLAIM_MS, and the pool with it.
+ */
+START_TEST(test_proto_fork)
+{
+	struct proto_status_reply st;
+	int copy, small, full;
+	uint64_t token = 0;
+	struct mregion m;
+	struct raw r;
+	char line[256];
+	long long deadline;
+
+	mregion_make(&m, MIB);
+	raw_open(&r);
+	raw_hello(&r);
+	ASSERT_STATUS(raw_register(&r, (uintptr_t)m.addr, m.len, 0, m.memfd,
+				   m.memfd, NULL), 0);
+	fill(m.addr, m.len, 5);
+	copy = memfd_region_create("copy", MIB);
+	small = memfd_region_create("small", PAGE);
+	full = memfd_region_create("full", MIB);
+	DH_ASSERT(copy >= 0 && small >= 0 && full >= 0, "memfd_create");
+	DH_ASSERT(pwrite(full, "x", 1, 0) == 1, "pwrite");
+
+	ASSERT_STATUS(raw_fork(&r, (uintptr_t)m.addr + PAGE, copy, &token),
+		      -EINVAL);
+	ASSERT_STATUS(raw_fork(&r, (uintptr_t)m.addr, small, &token),
+		      -EBADF);
+	ASSERT_STATUS(raw_fork(&r, (uintptr_t)m.addr, full, &token), -EBADF);
+	ASSERT_STATUS(raw_fork(&r, (uintptr_t)m.addr, copy, &token), 0);
+	DH_ASSERT(dh_status(&dmn, &st) == 0 && st.pool_bytes > 0,
+		  "the copy stored nothing");
+
+	/* the parent's own memfd is mapped there: the copy is another's */
+	ASSERT_STATUS(raw_claim(&r, &m, m.memfd, token), -EPERM);
+	ASSERT_STATUS(raw_claim(&r, &m, m.memfd, token ^ 1), -ENOENT);
+	check_fill(m.addr, m.len, 5);
+
+	log_allow = "did not claim its copy";
+	deadline = dh_deadline(PROTO_FORK_CLAIM_MS + REPLY_MS);
+	while (!dh_log_find(&dmn, "did not claim its copy", line,
+			    sizeof(line)) && dh_now_ms() < deadline)
+		dh_sleep_ms(100);
+	DH_ASSERT(dh_now_ms() < deadline, "the unclaimed copy stays");
+	ASSERT_STATUS(raw_claim(&r, &m, m.memfd, token), -ENOENT);
+	raw_close(&r);
+	close(copy);
+	close(small);
+	close(full);
+	mregion_free(&m);
+	assert_baseline();
+	DH_ASSERT(dh_status(&dmn, &st) == 0, "STATUS");
+	DH_ASSERT_EQ(st.pool_bytes, 0);
+}
+END_TEST
+
 START_TEST(test_proto_register_bad_ranges)
 {
 	struct mregion m, m2, big;
@@ -2675,6 +2776,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, test_proto_register_bad_memfd);
 	tcase_add_test(tc, test_proto_register_other_pid);
 	tcase_add_test(tc, test_proto_unregister_other_connection);
+	tcase_add_test(tc, test_proto_fork);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("loop");

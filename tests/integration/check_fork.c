@@ -16,9 +16,11 @@
  *              objects that have no node of the index)
  *   written    the same with a 2 MiB pool: most pages are in the backing
  *              file when the children are made, and share their slots
- *   restart    a child's region is an ordinary region of its own: a
- *              daemon stopped (SIGTERM) and started again while parent
- *              and children hold theirs carries on with all of them
+ *   restart    a child's copy is an ordinary region of its own: a daemon
+ *              stopped (SIGTERM: a handover) or killed (SIGKILL: a
+ *              recovery) and started again while parent and child hold
+ *              theirs carries on with both (uzclient fork-hold), every
+ *              page of each its own
  *
  * One test case: CK_RUN_CASE=fork ./check_fork. Logs kept:
  * UZSWAP_ITEST_KEEP=1.
@@ -51,13 +53,21 @@ static void fork_passes(const char *mib, const char *limit_mib)
 	dh_wait_pool_empty(&dmn);
 }
 
+/* A daemon with @args, uzclient fork MIB LIMIT_MIB against it, a clean
+ * stop. */
+static void fork_case(const char *const *args, const char *mib,
+		      const char *limit_mib)
+{
+	dh_up(&dmn, args);
+	fork_passes(mib, limit_mib);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+
 START_TEST(test_fork_dedup_on)
 {
 	const char *const args[] = { "--metrics", "127.0.0.1:0", NULL };
 
-	dh_up(&dmn, args);
-	fork_passes("32", "8");
-	dh_stop_ok(&dmn, SIGTERM, NULL);
+	fork_case(args, "32", "8");
 }
 END_TEST
 
@@ -66,9 +76,7 @@ START_TEST(test_fork_dedup_off)
 	const char *const args[] = { "--metrics", "127.0.0.1:0",
 				     "--dedup", "off", NULL };
 
-	dh_up(&dmn, args);
-	fork_passes("32", "8");
-	dh_stop_ok(&dmn, SIGTERM, NULL);
+	fork_case(args, "32", "8");
 }
 END_TEST
 
@@ -82,6 +90,51 @@ START_TEST(test_fork_written_back)
 	DH_ASSERT(dh_metric(&dmn, "uzswap_writeback_pages_total") > 0,
 		  "nothing was written back: the test shares no slot");
 	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/* Parent and child hold their copies while the daemon is stopped with
+ * @sig and started again; then each checks and rewrites its own. */
+static void fork_survives_restart(int sig)
+{
+	const char *const args[] = { "--metrics", "127.0.0.1:0", NULL };
+	const char *const argv[] = { "fork-hold", "32", "8", NULL };
+	struct dh_client c;
+	char line[256];
+	int ret;
+
+	dh_up(&dmn, args);
+	ret = dh_uzclient_start(&dmn, &c, argv, true);
+	DH_ASSERT(ret == 0, "start uzclient: %s", strerror(-ret));
+	ret = dh_client_read_line(&c, line, sizeof(line), DH_CLIENT_MS);
+	DH_ASSERT(ret == 0 && !strcmp(line, "ready"), "uzclient: %s", line);
+	DH_ASSERT_EQ(dh_metric(&dmn, "uzswap_clients"), 2);
+	if (sig == SIGKILL)
+		dh_kill(&dmn);
+	else
+		dh_stop_ok(&dmn, sig, NULL);
+	ret = dh_restart(&dmn, args);
+	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
+	DH_ASSERT(dh_log_find(&dmn, "took over 2 clients", line,
+			      sizeof(line)), "no takeover of both in the log");
+	DH_ASSERT_EQ(dh_client_say(&c, "alive"), 0);
+	ret = dh_client_read_line(&c, line, sizeof(line), DH_CLIENT_MS);
+	DH_ASSERT(ret == 0 && !strcmp(line, "done"), "uzclient: %s", line);
+	ret = dh_client_wait(&c, DH_CLIENT_MS);
+	DH_ASSERT(dh_exited_ok(ret), "uzclient: %s", dh_status_str(ret));
+	dh_wait_pool_empty(&dmn);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+
+START_TEST(test_fork_handover)
+{
+	fork_survives_restart(SIGTERM);
+}
+END_TEST
+
+START_TEST(test_fork_crash)
+{
+	fork_survives_restart(SIGKILL);
 }
 END_TEST
 
@@ -101,6 +154,13 @@ static Suite *fork_suite(void)
 	tcase_add_checked_fixture(tc, NULL, daemon_down);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_fork_written_back);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("restart");
+	tcase_add_checked_fixture(tc, NULL, daemon_down);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_fork_handover);
+	tcase_add_test(tc, test_fork_crash);
 	suite_add_tcase(s, tc);
 	return s;
 }

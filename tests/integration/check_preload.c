@@ -189,13 +189,24 @@ static void assert_in_region(struct dh_client *c)
 	}
 }
 
+/* heapuser verifies every block, says where they lie, and exits 0. */
+static void verify_and_exit(struct dh_client *c)
+{
+	char line[256];
+
+	DH_ASSERT_EQ(dh_client_say(c, "verify"), 0);
+	assert_in_region(c);
+	read_line(c, line, sizeof(line));
+	DH_ASSERT(!strncmp(line, "verified ", 9), "heapuser: %s", line);
+	client_exits_ok(c);
+}
+
 START_TEST(test_heap_managed)
 {
 	const char *const prog[] = { HEAPUSER_PATH, "fill", "64", NULL };
 	const unsigned long long limit = 16 * MIB;
 	struct proto_client_row row;
 	struct dh_client c;
-	char line[256];
 	long long max;
 
 	dh_up(&dmn, NULL);
@@ -216,11 +227,7 @@ START_TEST(test_heap_managed)
 	DH_ASSERT(max <= (long long)(limit * 11 / 10 + RUN_BYTES),
 		  "RssShmem reached %lld, budget %llu", max, limit);
 
-	DH_ASSERT_EQ(dh_client_say(&c, "verify"), 0);
-	assert_in_region(&c);
-	read_line(&c, line, sizeof(line));
-	DH_ASSERT(!strncmp(line, "verified ", 9), "heapuser: %s", line);
-	client_exits_ok(&c);
+	verify_and_exit(&c);
 }
 END_TEST
 
@@ -233,7 +240,6 @@ START_TEST(test_heap_loaded_twice)
 			       prog[2], NULL };
 	struct proto_client_row row;
 	struct dh_client c;
-	char line[256];
 	int ret;
 
 	dh_up(&dmn, NULL);
@@ -246,11 +252,7 @@ START_TEST(test_heap_loaded_twice)
 	fill_watch(&c);
 	client_row(c.pid, &row);
 	DH_ASSERT_EQ(row.regions, 1);
-	DH_ASSERT_EQ(dh_client_say(&c, "verify"), 0);
-	assert_in_region(&c);
-	read_line(&c, line, sizeof(line));
-	DH_ASSERT(!strncmp(line, "verified ", 9), "heapuser: %s", line);
-	client_exits_ok(&c);
+	verify_and_exit(&c);
 }
 END_TEST
 

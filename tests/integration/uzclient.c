@@ -59,6 +59,12 @@
  *                    while the parent rewrites its own, rewrite theirs,
  *                    two at once, one exec()s; each side checks that it
  *                    sees its own writes only (see cmd_fork())
+ *   fork-hold MIB LIMIT_MIB
+ *                    the same region, one child: both hold their copies
+ *                    and print "ready" (the parent, once the child is
+ *                    ready); on a line "alive" each checks and rewrites
+ *                    its own, the parent waits for the child and prints
+ *                    "done" (a daemon restarted meanwhile serves both)
  *
  * Exit status: 0 only when every check passed; 1 when a check failed
  * (what and where on stderr); 2 for a usage error. Every data check uses
@@ -2070,6 +2076,68 @@ static pid_t fork_or_die(void)
 	return pid;
 }
 
+/* The child of fork-hold: its copy checked, "ready" on @ready_fd, then
+ * on a byte from @go_fd, checked again, rewritten, checked. */
+static void fork_hold_child(uint8_t *p, size_t npages, uint64_t had,
+			    uint64_t own, int ready_fd, int go_fd)
+{
+	char b = 'r';
+
+	cmd = "fork-hold child";
+	fork_check("child's copy", p, 0, npages, had);
+	if (write(ready_fd, &b, 1) != 1 || read(go_fd, &b, 1) != 1)
+		die("fork-hold child: pipes: %s", strerror(errno));
+	fork_check("child's copy after the command", p, 0, npages, had);
+	fork_fill(p, 0, npages, own);
+	fork_check("child's rewrite", p, 0, npages, own);
+	fflush(NULL);
+	_exit(failures ? 1 : 0);
+}
+
+static int cmd_fork_hold(int argc, char **argv)
+{
+	uint64_t a = seed_of(21), b = seed_of(22), own = seed_of(23);
+	int ready[2], go[2];
+	size_t len, npages;
+	char line[64], x;
+	uzswap_t *c;
+	uint8_t *p;
+	pid_t pid;
+
+	if (argc != 2)
+		return 2;
+	len = parse_ul(argv[0], "MIB", 4096) * MIB;
+	npages = len / PAGE;
+	c = connect_or_die();
+	MUST(uzswap_set_limit(c, parse_ul(argv[1], "LIMIT_MIB", 4096) * MIB));
+	p = uzswap_alloc_flags(c, len, "fork-hold", UZSWAP_ALLOC_INHERIT);
+	if (!p)
+		die("uzswap_alloc_flags: %s", uzswap_strerror(errno));
+	fork_fill(p, 0, npages, a);
+	if (pipe(ready) || pipe(go))
+		die("pipe: %s", strerror(errno));
+	pid = fork_or_die();
+	if (!pid)
+		fork_hold_child(p, npages, a, own, ready[1], go[0]);
+	fork_fill(p, 0, npages, b);
+	if (read(ready[0], &x, 1) != 1)
+		die("the child is not ready");
+	say("ready");
+	if (!read_command(line, sizeof(line)) || strcmp(line, "alive"))
+		die("expected \"alive\"");
+	if (write(go[1], &x, 1) != 1)
+		die("the child does not listen");
+	fork_check("parent after the command", p, 0, npages, b);
+	fork_fill(p, 0, npages, a);
+	fork_check("parent's rewrite", p, 0, npages, a);
+	fork_wait(pid, "the child");
+	if (!failures)
+		say("done");
+	CHECK(uzswap_free(c, p) == 0, "uzswap_free failed");
+	uzswap_disconnect(c);
+	return failures ? 1 : 0;
+}
+
 static int cmd_fork(int argc, char **argv)
 {
 	uint64_t a = seed_of(1), b = seed_of(2), p2 = seed_of(3);
@@ -2160,6 +2228,7 @@ static const struct command {
 	{ "pager", cmd_pager, "" },
 	{ "rmw", cmd_rmw, "THREADS MIB LIMIT_MIB SECONDS" },
 	{ "fork", cmd_fork, "MIB LIMIT_MIB" },
+	{ "fork-hold", cmd_fork_hold, "MIB LIMIT_MIB" },
 };
 
 static void usage(void)
