@@ -86,11 +86,13 @@
  *
  * Inherited regions (UZSWAP_ALLOC_INHERIT) are the exception: the child
  * gets a private copy of each, managed in its own name. The prepare
- * handler takes the connection's lock (held until the fork is over: no
- * request of another thread splits the stream meanwhile) and sends FORK
- * for each such region with a new empty memfd, the child's; the daemon
- * copies the region into it (stored pages shared, not copied: fork.c)
- * before it answers. In the child, the handler maps each copy's memfd
+ * handler stops new inherited regions (fork_lock) and sends FORK for each
+ * one with a new empty memfd, the child's; the daemon copies the region
+ * into it (stored pages shared, not copied: fork.c) before it answers.
+ * It holds no connection's lock past its own requests: another thread's
+ * request may wait for it while holding an allocator's lock (a purge
+ * from jemalloc's hook, under the preload library), which the
+ * allocator's own fork handler takes after this one. In the child, the handler maps each copy's memfd
  * where the region was (the parent's mapping is MADV_DONTFORK: the child
  * never touches the parent's memfd), opens its own uffd, connects again
  * as a new client with the parent's budget and claims each copy with
@@ -143,6 +145,13 @@ _Static_assert(UZSWAP_VERSION_MAJOR == RELEASE_MAJOR &&
 
 /* Every connection of the process, for the fork handler. */
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Held for writing by the fork handlers, from prepare until the fork is
+ * over; an inherited region is made under it for reading, tried, never
+ * waited for (-EAGAIN): its maker may be an allocator's hook holding the
+ * allocator's locks, which the allocator's own fork handler is about to
+ * take. So every inherited region either is copied for the child, or is
+ * made after the fork. */
+static pthread_rwlock_t fork_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct uzswap *conns;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static atomic_bool mode_warned;
@@ -973,6 +982,10 @@ static void region_free(struct region *r)
  * fork()
  *****************/
 
+/* FORK's wait for its copy: the daemon stores the resident pages of the
+ * region for the child before it answers, seconds for gigabytes. */
+#define FORK_TIMEOUT_MS	(120 * 1000)
+
 #define FORK_CHILD_EXIT_MSG "libuzswap: fork(): the child cannot have its " \
 	"copy of region \"%s\" (%s); it exits with status %d\n"
 
@@ -1007,7 +1020,7 @@ static void fork_copy_region(struct uzswap *c, struct region *r)
 		len = proto_encode_fork(buf, &f, c->version);
 		ret = transact(c, PROTO_FORK, buf, len, &r->fork_memfd, 1,
 			       &status, body, sizeof(body), &len,
-			       c->timeout_ms);
+			       FORK_TIMEOUT_MS);
 	}
 	ret = ret ?: status ?: proto_decode_fork_reply(body, len, &rep);
 	r->fork_err = ret;
@@ -1140,19 +1153,17 @@ static void atfork_prepare(void)
 	struct uzswap *c;
 	struct region *r;
 
+	pthread_rwlock_wrlock(&fork_lock);
 	pthread_mutex_lock(&conns_lock);
 	for (c = conns; c; c = c->next) {
 		if (in_child(c) || c->uffd < 0)
 			continue;
 		pthread_mutex_lock(&c->lock);
-		if (!conn_inherits(c)) {
-			pthread_mutex_unlock(&c->lock);
-			continue;
-		}
-		c->forking = true;
-		for (r = c->regions; r; r = r->next)
+		c->forking = conn_inherits(c);
+		for (r = c->regions; c->forking && r; r = r->next)
 			if (r->inherit)
 				fork_copy_region(c, r);
+		pthread_mutex_unlock(&c->lock);
 	}
 }
 
@@ -1164,10 +1175,12 @@ static void atfork_parent(void)
 		if (!c->forking)
 			continue;
 		c->forking = false;
+		pthread_mutex_lock(&c->lock);
 		fork_parent_done(c);
 		pthread_mutex_unlock(&c->lock);
 	}
 	pthread_mutex_unlock(&conns_lock);
+	pthread_rwlock_unlock(&fork_lock);
 }
 
 static void atfork_child(void)
@@ -1182,6 +1195,7 @@ static void atfork_child(void)
 		c->forking = false;
 	}
 	pthread_mutex_unlock(&conns_lock);
+	pthread_rwlock_unlock(&fork_lock);
 }
 
 static void atfork_register(void)
@@ -1384,30 +1398,20 @@ void *uzswap_alloc(uzswap_t *c, size_t len, const char *name)
 	return uzswap_alloc_flags(c, len, name, 0);
 }
 
-void *uzswap_alloc_flags(uzswap_t *c, size_t len, const char *name,
-			 unsigned int flags)
+/* uzswap_alloc_flags() once its arguments are checked. */
+static void *alloc_region(struct uzswap *c, size_t len, const char *name,
+			  bool inherit)
 {
 	struct region *r;
 	bool unsure;
 	void *p;
 	int ret;
 
-	ret = uzswap__usable(c);
-	if (ret)
-		return ptr_err(ret);
-	if (!len || (flags & ~UZSWAP_ALLOC_INHERIT))
-		return ptr_err(-EINVAL);
-	if ((flags & UZSWAP_ALLOC_INHERIT) && c->version < PROTO_FORK_VERSION)
-		return ptr_err(-EOPNOTSUPP);
-	len = page_round(len, c->page_size);
-	if (!len)
-		return ptr_err(-ENOMEM);
-
 	r = region_new(name);
 	if (!r)
 		return ptr_err(-ENOMEM);
 	r->len = len;
-	r->inherit = flags & UZSWAP_ALLOC_INHERIT;
+	r->inherit = inherit;
 	ret = region_memfd(r);
 	if (ret < 0)
 		goto out_free;
@@ -1439,6 +1443,35 @@ out_unmap:
 out_free:
 	region_free(r);
 	return ptr_err(ret);
+}
+
+void *uzswap_alloc_flags(uzswap_t *c, size_t len, const char *name,
+			 unsigned int flags)
+{
+	bool inherit = flags & UZSWAP_ALLOC_INHERIT;
+	void *p;
+	int ret;
+
+	ret = uzswap__usable(c);
+	if (ret)
+		return ptr_err(ret);
+	if (!len || (flags & ~UZSWAP_ALLOC_INHERIT))
+		return ptr_err(-EINVAL);
+	if (inherit && c->version < PROTO_FORK_VERSION)
+		return ptr_err(-EOPNOTSUPP);
+	len = page_round(len, c->page_size);
+	if (!len)
+		return ptr_err(-ENOMEM);
+	if (!inherit)
+		return alloc_region(c, len, name, false);
+	/* not while a fork copies the inherited regions: see fork_lock */
+	if (pthread_rwlock_tryrdlock(&fork_lock))
+		return ptr_err(-EAGAIN);
+	p = alloc_region(c, len, name, true);
+	ret = errno;
+	pthread_rwlock_unlock(&fork_lock);
+	errno = ret;
+	return p;
 }
 
 void *uzswap_adopt(uzswap_t *c, void *addr, size_t len, const char *name)

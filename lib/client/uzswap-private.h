@@ -77,8 +77,8 @@ struct region {
  * @path:          the daemon's socket, connected again when the daemon
  *                 restarts; immutable
  * @forking:       a fork() is under way that the connection's inherited
- *                 regions are copied for: its prepare handler holds
- *                 @lock until the parent's or the child's handler
+ *                 regions were copied for (their copies in the regions);
+ *                 the fork handlers', under conns_lock
  */
 struct uzswap {
 	pthread_mutex_t lock;

@@ -212,7 +212,10 @@ UZSWAP_EXTERN void *uzswap_alloc(uzswap_t *c, size_t len, const char *name);
 /*
  * uzswap_alloc_flags() - uzswap_alloc() with @flags: 0 or
  * UZSWAP_ALLOC_INHERIT. Return: as uzswap_alloc(); EOPNOTSUPP if the
- * daemon is too old for @flags (uzswap_daemon_version() protocol < 6).
+ * daemon is too old for @flags (uzswap_daemon_version() protocol < 6);
+ * EAGAIN for an inherited region while another thread forks (try
+ * again: it is not waited for, so that an allocator may call this with
+ * its locks held). It allocates nothing with malloc().
  */
 UZSWAP_EXTERN void *uzswap_alloc_flags(uzswap_t *c, size_t len,
 				       const char *name, unsigned int flags);

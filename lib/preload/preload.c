@@ -358,7 +358,8 @@ static void *heap_bump(struct heap *h, size_t size, size_t align)
  * yet. Otherwise @h->grow_lock held, and jemalloc's locks: the request
  * to uzswapd allocates nothing (uzswap_alloc_flags()).
  * Return: 0, or -errno (the heap is as it was; the first refusal by
- * uzswapd is said on stderr, and no chunk is asked for again).
+ * uzswapd is said on stderr, and no chunk is asked for again; -EAGAIN:
+ * a fork is under way, not a refusal).
  */
 static int heap_grow(struct heap *h, size_t need)
 {
@@ -377,6 +378,9 @@ static int heap_grow(struct heap *h, size_t need)
 	if (h->refused || n == HEAP_CHUNKS || !size || size < need)
 		return -ENOSPC;
 	p = uzswap_alloc_flags(h->conn, size, h->name, UZSWAP_ALLOC_INHERIT);
+	if (!p && errno == EAGAIN)
+		return -EAGAIN;	/* another thread forks: this extent is
+				   unmanaged, the next one may be */
 	if (!p) {
 		if (n)
 			fprintf(stderr, "uzswap: uzswapd gave the heap no "

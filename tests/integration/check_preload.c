@@ -563,6 +563,11 @@ static Suite *preload_suite(void)
 
 int main(void)
 {
+	if (dh_cannot_preload()) {
+		fprintf(stderr, "check_preload: %s: skipped\n",
+			dh_cannot_preload());
+		return CKPART_SKIP;
+	}
 	return dh_main_part("check_preload", preload_suite(), CKPART,
 			    cannot_run);
 }

@@ -1154,6 +1154,17 @@ int dh_run_uzclient(const struct dh_daemon *d, const char *const *argv)
 	return dh_client_wait(&c, DH_CLIENT_MS);
 }
 
+const char *dh_cannot_preload(void)
+{
+#ifdef UZSWAP_SANITIZED
+	return "a sanitizer build's preload library cannot stand in for "
+	       "malloc (the sanitizer's runtime must come first); the plain "
+	       "build runs these tests";
+#else
+	return NULL;
+#endif
+}
+
 int dh_main(const char *name, Suite *s)
 {
 	return dh_main_part(name, s, NULL, NULL);

@@ -97,6 +97,13 @@ int dh_main(const char *name, Suite *s);
 int dh_main_part(const char *name, Suite *s, const char *part,
 		 ckpart_cannot_run_fn *cannot_run);
 
+/* Why this build's preload library cannot be tried (a sanitizer build:
+ * its runtime must come first in a process, so the library cannot load
+ * into an uninstrumented program, and in an instrumented one the
+ * sanitizer's malloc runs instead of the library's), or NULL: for the
+ * cannot_run() of the tests that run programs on it. */
+const char *dh_cannot_preload(void);
+
 /*
  * dh_log_bad_line() - find in @d's log the first line that shows an error
  * (priority <3> or worse) or a sanitizer report, skipping error lines that
