@@ -31,7 +31,7 @@
  *            parent rewrites the other half and checks its own. Output
  *            equal to a plain python3's; a client with pages stored,
  *            listed by `uzswapctl clients` as python3, its region named
- *            by --name in its maps; `uzswapctl set-limit PID 16M` and
+ *            by --name in its maps and the daemon's log; `uzswapctl set-limit PID 16M` and
  *            resident follows; the forked child was a client too;
  *            RssShmem of the parent within 1.1x 32M
  *   redis    Debian's redis-server, 300k keys: a plain one's DEBUG DIGEST
@@ -633,7 +633,11 @@ START_TEST(test_python_fork)
 		  ")", row.resident_bytes);
 	DH_ASSERT(!strcmp(row.comm, "python3"), "client %s", row.comm);
 	assert_listed(c.pid, "python3");
+	/* --name: the region's name, in the maps and to the daemon
+	 * (`uzswapctl clients` lists commands, not region names) */
 	assert_region_named(c.pid, PY_NAME);
+	DH_ASSERT(dh_log_find(&dmn, " \"" PY_NAME "\" ", NULL, 0),
+		  "no region \"%s\" in the daemon's log", PY_NAME);
 
 	/* a new budget, live: resident follows */
 	snprintf(pid_arg, sizeof(pid_arg), "%d", (int)c.pid);
