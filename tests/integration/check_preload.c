@@ -24,6 +24,9 @@
  *             one: DEBUG DIGEST equal; the preloaded one a client with
  *             pages stored
  *
+ * In a sanitizer build every program of this file SKIPs
+ * (dh_cannot_preload()).
+ *
  * Every program started is stopped by pid (the harness's), every file
  * lies in the test's temporary root. One test case: CK_RUN_CASE=heap
  * ./check_preload. Logs kept: UZSWAP_ITEST_KEEP=1.
@@ -480,6 +483,12 @@ static Suite *preload_suite(void)
 
 int main(void)
 {
+	const char *why = dh_cannot_preload();
+
+	if (why) {	/* a sanitizer build */
+		fprintf(stderr, "check_preload: SKIP: %s\n", why);
+		return CKPART_SKIP;
+	}
 	return dh_main_part("check_preload", preload_suite(), CKPART,
 			    cannot_run);
 }

@@ -49,12 +49,8 @@
  * pages, so a budget holds to within one run: 1.1x the budget plus one
  * run, no other slack.
  *
- * Sanitizer builds: the preload library is built with the sanitizer
- * (UZSWAP_CFLAGS), and a sanitizer runtime must come first in a
- * process's libraries: the loader refuses it as an LD_PRELOAD of
- * uninstrumented programs ("ASan runtime does not come first"), and
- * preloading the runtime first would put its malloc, not the preload's,
- * under the programs. Every program of this file SKIPs there.
+ * Sanitizer builds: no program can run under the preload library there
+ * (dh_cannot_preload() says why): every program of this file SKIPs.
  *
  * Every program started is stopped by pid (the harness's), every file
  * lies in the test's temporary root. One test case: CK_RUN_CASE=churn
@@ -970,14 +966,12 @@ static Suite *programs_suite(void)
 
 int main(void)
 {
-#ifdef UZSWAP_SANITIZED
-	/* see the top of the file */
-	fprintf(stderr, "check_programs: SKIP: the preload library is built "
-		"with a sanitizer, whose runtime cannot be preloaded into "
-		"the programs nor leave their malloc to the preload\n");
-	return CKPART_SKIP;
-#else
+	const char *why = dh_cannot_preload();
+
+	if (why) {
+		fprintf(stderr, "check_programs: SKIP: %s\n", why);
+		return CKPART_SKIP;
+	}
 	return dh_main_part("check_programs", programs_suite(), CKPART,
 			    cannot_run);
-#endif
 }

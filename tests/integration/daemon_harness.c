@@ -937,6 +937,17 @@ int dh_client_row(const struct dh_daemon *d, pid_t pid,
 		   decode_client_row, row);
 }
 
+const char *dh_cannot_preload(void)
+{
+#ifdef UZSWAP_SANITIZED
+	return "libuzswap-preload.so is built with a sanitizer, whose "
+	       "runtime cannot be preloaded into a program (it must come "
+	       "first) nor leave its malloc to the library";
+#else
+	return NULL;
+#endif
+}
+
 long long dh_rss_shmem(pid_t pid)
 {
 	char path[64], line[256];

@@ -304,6 +304,17 @@ uint64_t dh_metric(const struct dh_daemon *d, const char *series);
  * an assertion. */
 void dh_wait_pool_empty(const struct dh_daemon *d);
 
+/*
+ * dh_cannot_preload() - why no program can run under this build's
+ * libuzswap-preload.so, or NULL. A sanitizer build instruments the
+ * library (UZSWAP_CFLAGS), and a sanitizer runtime must come first in a
+ * process's libraries: the loader's LD_PRELOAD of it into any program
+ * fails ("ASan runtime does not come first in initial library list"),
+ * and preloading the runtime first would put its malloc, not the
+ * library's, under the program. Static text.
+ */
+const char *dh_cannot_preload(void);
+
 /* @pid's RssShmem from /proc/PID/status, in bytes (managed regions are
  * shared memory: this is what the kernel says a client has resident), or
  * -errno. */
