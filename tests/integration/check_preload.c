@@ -24,6 +24,9 @@
  *             one: DEBUG DIGEST equal; the preloaded one a client with
  *             pages stored
  *
+ * In a sanitizer build every program of this file SKIPs
+ * (dh_cannot_preload()).
+ *
  * Every program started is stopped by pid (the harness's), every file
  * lies in the test's temporary root. One test case: CK_RUN_CASE=heap
  * ./check_preload. Logs kept: UZSWAP_ITEST_KEEP=1.
@@ -38,13 +41,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon_harness.h"
 #include "lib/proto/proto.h"
+#include "resp.h"
 
 #define MIB		(1024ull * 1024)
 #define PAGE		4096ull
@@ -380,83 +382,6 @@ END_TEST
 
 #define REDIS		"/usr/bin/redis-server"
 #define REDIS_KEYS	200000
-#define REDIS_BATCH	1000
-
-/* A connection to the redis-server listening at @path, waiting for it
- * to come up; fails the test if it does not. */
-static int redis_connect(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	long long deadline = dh_deadline(LINE_MS);
-	int fd;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	for (;;) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		DH_ASSERT(fd >= 0, "socket: %s", strerror(errno));
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return fd;
-		close(fd);
-		DH_ASSERT(dh_now_ms() < deadline, "redis at %s: %s", path,
-			  strerror(errno));
-		dh_sleep_ms(50);
-	}
-}
-
-static void redis_send(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, buf, len);
-		DH_ASSERT(n > 0, "write to redis: %s", strerror(errno));
-		buf += n;
-		len -= (size_t)n;
-	}
-}
-
-/* One reply line of redis (a simple string or an error) into @buf. */
-static void redis_line(int fd, char *buf, size_t size)
-{
-	size_t n = 0;
-	char ch;
-
-	for (;;) {
-		DH_ASSERT(read(fd, &ch, 1) == 1, "redis closed the stream");
-		if (ch == '\n')
-			break;
-		if (ch != '\r' && n + 1 < size)
-			buf[n++] = ch;
-	}
-	buf[n] = '\0';
-}
-
-/* SET key:I to a value of its own, for I < REDIS_KEYS, in batches. */
-static void redis_fill(int fd)
-{
-	static char buf[REDIS_BATCH * 256];
-	char key[32], val[160], line[256];
-	size_t len;
-	int i, j;
-
-	for (i = 0; i < REDIS_KEYS; i += REDIS_BATCH) {
-		len = 0;
-		for (j = i; j < i + REDIS_BATCH; j++) {
-			int kl = snprintf(key, sizeof(key), "key:%d", j);
-			int vl = snprintf(val, sizeof(val),
-					  "value-%d-%0*d", j, 80 + j % 40, j);
-
-			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-				"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
-				kl, key, vl, val);
-		}
-		redis_send(fd, buf, len);
-		for (j = i; j < i + REDIS_BATCH; j++) {
-			redis_line(fd, line, sizeof(line));
-			DH_ASSERT(!strcmp(line, "+OK"), "SET: %s", line);
-		}
-	}
-}
 
 /* Start a redis-server on @sock (on the preload if @preload), fill it,
  * and return its DEBUG DIGEST into @digest; it is left running in @c. */
@@ -467,8 +392,8 @@ static void redis_digest(struct dh_client *c, bool preload, const char *sock,
 				     sock, "--save", "", "--appendonly", "no",
 				     "--daemonize", "no",
 				     "--enable-debug-command", "local", NULL };
-	static const char cmd[] = "*2\r\n$5\r\nDEBUG\r\n$6\r\nDIGEST\r\n";
-	int fd, ret;
+	static struct resp r;
+	int ret;
 
 	if (preload) {
 		preload_start(c, "8M", args);
@@ -476,13 +401,10 @@ static void redis_digest(struct dh_client *c, bool preload, const char *sock,
 		ret = dh_client_start(&dmn, c, args, false);
 		DH_ASSERT(ret == 0, "start redis: %s", strerror(-ret));
 	}
-	fd = redis_connect(sock);
-	redis_fill(fd);
-	redis_send(fd, cmd, sizeof(cmd) - 1);
-	redis_line(fd, digest, size);
-	close(fd);
-	DH_ASSERT(digest[0] == '+' && strlen(digest) == 41,
-		  "DEBUG DIGEST: %s", digest);
+	resp_connect(&r, sock, LINE_MS);
+	resp_fill(&r, REDIS_KEYS);
+	resp_digest(&r, digest, size);
+	resp_close(&r);
 }
 
 static void redis_stop(struct dh_client *c)
@@ -563,9 +485,10 @@ static Suite *preload_suite(void)
 
 int main(void)
 {
-	if (dh_cannot_preload()) {
-		fprintf(stderr, "check_preload: %s: skipped\n",
-			dh_cannot_preload());
+	const char *why = dh_cannot_preload();
+
+	if (why) {	/* a sanitizer build */
+		fprintf(stderr, "check_preload: SKIP: %s\n", why);
 		return CKPART_SKIP;
 	}
 	return dh_main_part("check_preload", preload_suite(), CKPART,

@@ -937,6 +937,17 @@ int dh_client_row(const struct dh_daemon *d, pid_t pid,
 		   decode_client_row, row);
 }
 
+const char *dh_cannot_preload(void)
+{
+#ifdef UZSWAP_SANITIZED
+	return "libuzswap-preload.so is built with a sanitizer, whose "
+	       "runtime cannot be preloaded into a program (it must come "
+	       "first) nor leave its malloc to the library";
+#else
+	return NULL;
+#endif
+}
+
 long long dh_rss_shmem(pid_t pid)
 {
 	char path[64], line[256];
@@ -1152,17 +1163,6 @@ int dh_run_uzclient(const struct dh_daemon *d, const char *const *argv)
 	if (ret)
 		return ret;
 	return dh_client_wait(&c, DH_CLIENT_MS);
-}
-
-const char *dh_cannot_preload(void)
-{
-#ifdef UZSWAP_SANITIZED
-	return "a sanitizer build's preload library cannot stand in for "
-	       "malloc (the sanitizer's runtime must come first); the plain "
-	       "build runs these tests";
-#else
-	return NULL;
-#endif
 }
 
 int dh_main(const char *name, Suite *s)

@@ -97,13 +97,6 @@ int dh_main(const char *name, Suite *s);
 int dh_main_part(const char *name, Suite *s, const char *part,
 		 ckpart_cannot_run_fn *cannot_run);
 
-/* Why this build's preload library cannot be tried (a sanitizer build:
- * its runtime must come first in a process, so the library cannot load
- * into an uninstrumented program, and in an instrumented one the
- * sanitizer's malloc runs instead of the library's), or NULL: for the
- * cannot_run() of the tests that run programs on it. */
-const char *dh_cannot_preload(void);
-
 /*
  * dh_log_bad_line() - find in @d's log the first line that shows an error
  * (priority <3> or worse) or a sanitizer report, skipping error lines that
@@ -310,6 +303,17 @@ uint64_t dh_metric(const struct dh_daemon *d, const char *series);
  * payload, nothing shared (its clients gone and their pages with them);
  * an assertion. */
 void dh_wait_pool_empty(const struct dh_daemon *d);
+
+/*
+ * dh_cannot_preload() - why no program can run under this build's
+ * libuzswap-preload.so, or NULL. A sanitizer build instruments the
+ * library (UZSWAP_CFLAGS), and a sanitizer runtime must come first in a
+ * process's libraries: the loader's LD_PRELOAD of it into any program
+ * fails ("ASan runtime does not come first in initial library list"),
+ * and preloading the runtime first would put its malloc, not the
+ * library's, under the program. Static text.
+ */
+const char *dh_cannot_preload(void);
 
 /* @pid's RssShmem from /proc/PID/status, in bytes (managed regions are
  * shared memory: this is what the kernel says a client has resident), or

@@ -1,6 +1,7 @@
 /*
  * heapuser.c - a plain C program that only uses malloc() and friends, for
- * check_preload: it knows nothing of uzswap, and runs under
+ * check_preload and check_programs: it knows nothing of uzswap (nor
+ * links jemalloc: purge finds mallctl() with dlsym()), and runs under
  * libuzswap-preload.so (LD_PRELOAD) to show that an unmodified program's
  * heap is managed.
  *
@@ -18,8 +19,21 @@
  *                       random sizes, each checked against its checksum
  *                       before realloc and free; "churn OPS ERRORS", exit 1
  *                       on an error
+ *   heapuser purge MIB  PURGE_BLOCKS blocks of MIB MiB filled with a
+ *                       pattern of no zero word; "filled PURGE_BLOCKS",
+ *                       wait for a line on stdin (the test sees the daemon
+ *                       evict part of them meanwhile), free them, have
+ *                       jemalloc purge every arena (mallctl, looked up
+ *                       with dlsym(): heapuser does not link jemalloc;
+ *                       "no-jemalloc" and exit 1 without it), then read
+ *                       the freed blocks, still mapped (jemalloc retains
+ *                       its extents): "purged zeros", or "purged STALE N"
+ *                       with N words not zero (exit 1 at the end); on a
+ *                       line of stdin, calloc() them again: "calloc
+ *                       zeros" or "calloc STALE N"
  *   heapuser hello      a few allocations, "ok"
  */
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -301,12 +315,106 @@ static int churn_main(int seconds)
 	return errors ? 1 : 0;
 }
 
+/*****************
+ * purge
+ *****************/
+
+#define PURGE_BLOCKS	4
+/* jemalloc's MALLCTL_ARENAS_ALL: "arena.<i>.purge" of every arena. */
+#define PURGE_ALL_ARENAS "arena.4096.purge"
+
+typedef int mallctl_fn(const char *name, void *oldp, size_t *oldlenp,
+		       void *newp, size_t newlen);
+
+/* Words of @p[0..@words) that are not zero. */
+static size_t nonzero_words(const volatile uint64_t *p, size_t words)
+{
+	size_t j, n = 0;
+
+	for (j = 0; j < words; j++)
+		n += p[j] != 0;
+	return n;
+}
+
+static int purge_main(size_t mib)
+{
+	mallctl_fn *mallctl = (mallctl_fn *)dlsym(RTLD_DEFAULT, "mallctl");
+	size_t words = mib * MIB / 8, stale = 0, j;
+	uint64_t *b[PURGE_BLOCKS];
+	uintptr_t freed[PURGE_BLOCKS];	/* where they were */
+	char line[64];
+	unsigned int i;
+	int ret;
+
+	/* stdout's buffer now, not between the free and the reads */
+	printf("purge %zu\n", mib);
+	fflush(stdout);
+	if (!mallctl) {
+		printf("no-jemalloc\n");
+		return 1;
+	}
+	for (i = 0; i < PURGE_BLOCKS; i++) {
+		b[i] = malloc(words * 8);
+		if (!b[i]) {
+			printf("alloc failed\n");
+			return 1;
+		}
+		for (j = 0; j < words; j++)
+			b[i][j] = pattern(i + 1, j) | 1;
+	}
+	printf("filled %d\n", PURGE_BLOCKS);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		line[0] = '\0';
+
+	for (i = 0; i < PURGE_BLOCKS; i++) {
+		freed[i] = (uintptr_t)b[i];
+		free(b[i]);
+	}
+	ret = mallctl(PURGE_ALL_ARENAS, NULL, NULL, NULL, 0);
+	if (ret) {
+		printf("mallctl %s: %s\n", PURGE_ALL_ARENAS, strerror(ret));
+		return 1;
+	}
+	/* No allocation since the free: the blocks' pages are where
+	 * jemalloc keeps them, purged, in the region it never unmaps. */
+	for (i = 0; i < PURGE_BLOCKS; i++)
+		stale += nonzero_words((const volatile uint64_t *)freed[i],
+				       words);
+	if (stale)
+		printf("purged STALE %zu\n", stale);
+	else
+		printf("purged zeros\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		line[0] = '\0';
+
+	for (i = 0; i < PURGE_BLOCKS; i++) {
+		b[i] = calloc(words, 8);
+		if (!b[i]) {
+			printf("calloc failed\n");
+			return 1;
+		}
+	}
+	for (i = 0, j = 0; i < PURGE_BLOCKS; i++) {
+		j += nonzero_words(b[i], words);
+		free(b[i]);
+	}
+	if (j)
+		printf("calloc STALE %zu\n", j);
+	else
+		printf("calloc zeros\n");
+	return stale || j ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "fill"))
 		return fill_main(strtoul(argv[2], NULL, 10));
 	if (argc == 3 && !strcmp(argv[1], "churn"))
 		return churn_main(atoi(argv[2]));
+	if (argc == 3 && !strcmp(argv[1], "purge"))
+		return purge_main(strtoul(argv[2], NULL, 10));
 	if (argc == 2 && !strcmp(argv[1], "hello")) {
 		char *p = strdup("hello");
 
@@ -314,6 +422,7 @@ int main(int argc, char **argv)
 		printf("ok\n");
 		return 0;
 	}
-	fprintf(stderr, "usage: heapuser fill MIB | churn SECONDS | hello\n");
+	fprintf(stderr, "usage: heapuser fill MIB | churn SECONDS | "
+		"purge MIB | hello\n");
 	return 2;
 }
