@@ -1195,7 +1195,9 @@ static void atfork_child(void)
 		c->forking = false;
 	}
 	pthread_mutex_unlock(&conns_lock);
-	pthread_rwlock_unlock(&fork_lock);
+	/* not unlocked: the child's thread is not the one that took it
+	 * (glibc would take its unlock for a reader's), and it is alone */
+	fork_lock = (pthread_rwlock_t)PTHREAD_RWLOCK_INITIALIZER;
 }
 
 static void atfork_register(void)

@@ -56,8 +56,9 @@
  *                    LIMIT_MIB budget, of written, same-filled and never
  *                    touched pages, partly discarded (reads zeros); then
  *                    children made by fork() check their private copies
- *                    while the parent rewrites its own, rewrite theirs,
- *                    two at once, one exec()s; each side checks that it
+ *                    while the parent rewrites its own, rewrite theirs
+ *                    (and fork a grandchild that checks its copy of
+ *                    that), two at once, one exec()s; each side checks that it
  *                    sees its own writes only (see cmd_fork())
  *   fork-hold MIB LIMIT_MIB
  *                    the same region, one child: both hold their copies
@@ -2025,6 +2026,27 @@ static long long rss_shmem(void)
 	return kb < 0 ? -1 : kb * 1024;
 }
 
+/* A child forks in turn: the grandchild's copy is the child's region,
+ * @seed's. */
+static void fork_grandchild(uint8_t *p, size_t npages, uint64_t seed)
+{
+	pid_t pid;
+	int status;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die("fork in the child: %s", strerror(errno));
+	if (!pid) {
+		cmd = "fork grandchild";
+		fork_check("grandchild's copy", p, 0, npages, seed);
+		fflush(NULL);
+		_exit(failures ? 1 : 0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0, "grandchild: status %#x", status);
+}
+
 /* The child's side: its copy is the parent's region as it was, whatever
  * the parent writes meanwhile; its writes are its own. */
 static void fork_child(uzswap_t *c, uint8_t *p, size_t npages,
@@ -2039,6 +2061,7 @@ static void fork_child(uzswap_t *c, uint8_t *p, size_t npages,
 	fork_check("child's copy", p, had_end, npages, rest);
 	fork_fill(p, 0, npages, own);
 	fork_check("child's rewrite", p, 0, npages, own);
+	fork_grandchild(p, npages, own);
 	MUST(uzswap_stats(c, &st));
 	CHECK(st.regions == 1 && st.registered_bytes == npages * PAGE,
 	      "child: %llu regions, %llu bytes registered",
