@@ -205,8 +205,10 @@ static struct mm_slot *slot_get_or_create(struct ctl_conn *c)
 	struct mm_slot *slot = registry_find(&c->d->registry, c->pid);
 	int pidfd;
 
-	if (slot)
+	if (slot) {
+		read_comm(slot);	/* it may have exec'd another program */
 		return slot;
+	}
 	pidfd = pidfd_of(c);
 	if (pidfd < 0) {
 		errno = -pidfd;

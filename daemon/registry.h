@@ -28,7 +28,8 @@
  *              protected by registry->lock
  * @pid:        the process; immutable
  * @uid:        its user at connection time; immutable
- * @comm:       its command name; immutable
+ * @comm:       its command name, read again by each HELLO (the process
+ *              may have exec'd another program); loop thread
  * @start_time: its start time (field 22 of /proc/PID/stat), telling it
  *              from a later process with its pid; immutable
  * @lock:       protects @regions, @nr_regions, @leaving and @nr_leaving
