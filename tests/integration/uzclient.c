@@ -2140,8 +2140,14 @@ static int cmd_fork_hold(int argc, char **argv)
 	if (pipe(ready) || pipe(go))
 		die("pipe: %s", strerror(errno));
 	pid = fork_or_die();
-	if (!pid)
+	if (!pid) {
+		close(ready[0]);
+		close(go[1]);
 		fork_hold_child(p, npages, a, own, ready[1], go[0]);
+	}
+	/* a child gone early reads as end of file, not a wait forever */
+	close(ready[1]);
+	close(go[0]);
 	fork_fill(p, 0, npages, b);
 	if (read(ready[0], &x, 1) != 1)
 		die("the child is not ready");
