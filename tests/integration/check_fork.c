@@ -166,19 +166,30 @@ static Suite *fork_suite(void)
 	return s;
 }
 
-int main(void)
+/* Why this build cannot run the suite, or NULL. */
+static const char *cannot_fork(void)
 {
 #ifdef __SANITIZE_THREAD__
-	/* ThreadSanitizer runs pthread_atfork() handlers while its runtime is
-	 * locked for the fork; libuzswap's child handler maps the copies,
+	/* ThreadSanitizer runs pthread_atfork() handlers while its runtime
+	 * is locked for the fork; libuzswap's child handler maps the copies,
 	 * connects and registers there, and every child died of SIGSEGV
 	 * before its first line, without a report. The plain and ASan
 	 * builds run these tests; check_daemon's FORK test (raw frames, no
 	 * fork) runs here too. */
-	fprintf(stderr, "check_fork: SKIP: ThreadSanitizer does not run "
-		"libuzswap's fork handler in the child\n");
-	return 77;
+	return "ThreadSanitizer does not run libuzswap's fork handler in the "
+	       "child";
 #else
-	return dh_main("check_fork", fork_suite());
+	return NULL;
 #endif
+}
+
+int main(void)
+{
+	const char *why = cannot_fork();
+
+	if (why) {
+		fprintf(stderr, "check_fork: SKIP: %s\n", why);
+		return 77;
+	}
+	return dh_main("check_fork", fork_suite());
 }
