@@ -929,14 +929,8 @@ static const char *cannot_run(const char *part)
  * daemon, which the fixture stops. */
 static TCase *tcase(Suite *s, const char *name, bool part, bool daemon)
 {
-	TCase *tc = part ? ckpart_tcase(s, name) : tcase_create(name);
-
-	if (daemon)
-		tcase_add_checked_fixture(tc, NULL, daemon_down);
-	tcase_set_timeout(tc, TIMEOUT_CASE);
-	if (!part)
-		suite_add_tcase(s, tc);
-	return tc;
+	return dh_tcase(s, name, part, TIMEOUT_CASE,
+			daemon ? daemon_down : NULL);
 }
 
 static Suite *programs_suite(void)
@@ -966,12 +960,6 @@ static Suite *programs_suite(void)
 
 int main(void)
 {
-	const char *why = dh_cannot_preload();
-
-	if (why) {
-		fprintf(stderr, "check_programs: SKIP: %s\n", why);
-		return CKPART_SKIP;
-	}
-	return dh_main_part("check_programs", programs_suite(), CKPART,
-			    cannot_run);
+	return dh_main_preload("check_programs", programs_suite(), CKPART,
+			       cannot_run);
 }

@@ -948,6 +948,31 @@ const char *dh_cannot_preload(void)
 #endif
 }
 
+int dh_main_preload(const char *name, Suite *s, const char *part,
+		    ckpart_cannot_run_fn *cannot_run)
+{
+	const char *why = dh_cannot_preload();
+
+	if (why) {
+		fprintf(stderr, "%s: SKIP: %s\n", name, why);
+		return CKPART_SKIP;
+	}
+	return dh_main_part(name, s, part, cannot_run);
+}
+
+TCase *dh_tcase(Suite *s, const char *name, bool part, int seconds,
+		void (*teardown)(void))
+{
+	TCase *tc = part ? ckpart_tcase(s, name) : tcase_create(name);
+
+	if (teardown)
+		tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, seconds);
+	if (!part)
+		suite_add_tcase(s, tc);
+	return tc;
+}
+
 long long dh_rss_shmem(pid_t pid)
 {
 	char path[64], line[256];

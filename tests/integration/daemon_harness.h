@@ -315,6 +315,16 @@ void dh_wait_pool_empty(const struct dh_daemon *d);
  */
 const char *dh_cannot_preload(void);
 
+/* dh_main_part() of a suite whose programs run on the preload library:
+ * SKIP (77) with dh_cannot_preload()'s reason where it says so. */
+int dh_main_preload(const char *name, Suite *s, const char *part,
+		    ckpart_cannot_run_fn *cannot_run);
+
+/* A tcase @name of @s with a timeout of @seconds, a part (ckpart.h) if
+ * @part; @teardown (may be NULL) runs after each of its tests. */
+TCase *dh_tcase(Suite *s, const char *name, bool part, int seconds,
+		void (*teardown)(void));
+
 /* @pid's RssShmem from /proc/PID/status, in bytes (managed regions are
  * shared memory: this is what the kernel says a client has resident), or
  * -errno. */
