@@ -581,21 +581,19 @@ bool dedup_unpin(struct dedup *d, const struct dedup_match *m,
 	return last;
 }
 
-int dedup_insert(struct dedup *d, const uint64_t *hash, uint64_t data,
-		 uint32_t flags, size_t size, uint64_t key,
-		 const struct dedup_match *dup_of)
+/* A node for object @data (@flags, @size bytes, a backing slot when
+ * PAGE_DATA_SLOT) named by page @key alone, hashed if @hash, linked by
+ * object only, its bytes not counted yet. @d's lock held. Return: its
+ * number, or DEDUP_NO_NODE (no memory). */
+static uint32_t node_new(struct dedup *d, const uint64_t *hash,
+			 uint64_t data, uint32_t flags, size_t size,
+			 uint64_t key)
 {
-	struct dedup_node *n, *first;
-	uint32_t i;
+	uint32_t i = slab_alloc(d, &d->nodes);
 
-	pthread_mutex_lock(&d->lock);
-	i = slab_alloc(d, &d->nodes);
-	if (i == DEDUP_NO_NODE) {
-		pthread_mutex_unlock(&d->lock);
-		return -ENOMEM;
-	}
-	n = node_at(d, i);
-	*n = (struct dedup_node){
+	if (i == DEDUP_NO_NODE)
+		return i;
+	*node_at(d, i) = (struct dedup_node){
 		.hash = hash ? *hash : 0,
 		.data = data,
 		.owner = key,
@@ -609,6 +607,23 @@ int dedup_insert(struct dedup *d, const uint64_t *hash, uint64_t data,
 	};
 	d->st.nodes++;
 	data_link(d, i);
+	return i;
+}
+
+int dedup_insert(struct dedup *d, const uint64_t *hash, uint64_t data,
+		 uint32_t flags, size_t size, uint64_t key,
+		 const struct dedup_match *dup_of)
+{
+	struct dedup_node *n, *first;
+	uint32_t i;
+
+	pthread_mutex_lock(&d->lock);
+	i = node_new(d, hash, data, flags, size, key);
+	if (i == DEDUP_NO_NODE) {
+		pthread_mutex_unlock(&d->lock);
+		return -ENOMEM;
+	}
+	n = node_at(d, i);
 	if (hash && dup_of) {
 		first = node_at(d, dup_of->node);
 		n->flags |= NODE_DUP;
@@ -778,24 +793,12 @@ static uint32_t node_for_object(struct dedup *d, uint64_t data,
 				bool from_retained)
 {
 	struct dedup_node *n;
-	uint32_t i = slab_alloc(d, &d->nodes);
+	uint32_t i = node_new(d, NULL, data, flags, size, from);
 
 	if (i == DEDUP_NO_NODE)
 		return i;
 	n = node_at(d, i);
-	*n = (struct dedup_node){
-		.data = data,
-		.owner = from,
-		.rmap = DEDUP_NO_NODE,
-		.chain = DEDUP_NO_NODE,
-		.refs = 1,
-		.retained = from_retained,
-		.size = (uint16_t)size,
-		.flags = (uint8_t)(node_flags(flags) |
-				   (data & PAGE_DATA_SLOT ? NODE_SLOT : 0)),
-	};
-	d->st.nodes++;
-	data_link(d, i);
+	n->retained = from_retained;
 	class_add(d, class_of(n), n->size, -1);	/* the store's count */
 	node_count(d, n, 1);
 	maybe_grow(d);

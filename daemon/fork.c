@@ -95,6 +95,20 @@ struct fork_copy {
  * The copy of one page
  *****************/
 
+/* Page @i of the copy is stored as @info (stable state and object flags)
+ * and @data, in an object of @n pool bytes (0: none in the pool). */
+static void copy_stored(struct region *c, size_t i, uint32_t info,
+			uint64_t data, size_t n)
+{
+	c->pages[i].data = data;
+	atomic_store(&c->pages[i].info, info);
+	atomic_fetch_add(&c->stored, 1);
+	if (n) {
+		atomic_fetch_add(&c->pooled, 1);
+		atomic_fetch_add(&c->compressed_bytes, n);
+	}
+}
+
 /* Page @i of the copy names what @info and @data name (a stored page's,
  * or a retained copy's if @retained): the store counts one more page
  * naming it. 0, -EAGAIN (the object is being moved: later) or -errno. */
@@ -108,14 +122,9 @@ static int name_copy(struct fork_copy *f, size_t i, uint32_t info,
 
 	if (n < 0)
 		return n == -EBUSY ? -EAGAIN : (int)n;
-	c->pages[i].data = data;
-	atomic_store(&c->pages[i].info,
-		     page_info(page_state(info), info & PAGE_OBJECT_FLAGS, 0));
-	atomic_fetch_add(&c->stored, 1);
-	if (n) {
-		atomic_fetch_add(&c->pooled, 1);
-		atomic_fetch_add(&c->compressed_bytes, (size_t)n);
-	}
+	copy_stored(c, i, page_info(page_state(info),
+				    info & PAGE_OBJECT_FLAGS, 0),
+		    data, (size_t)n);
 	return 0;
 }
 
@@ -163,13 +172,7 @@ static int store_copy(struct fork_copy *f, size_t i, const uint8_t *page,
 			      &data);
 	if (n < 0)
 		return -ENOSPC;
-	c->pages[i].data = data;
-	atomic_store(&c->pages[i].info, flags);
-	atomic_fetch_add(&c->stored, 1);
-	if (n) {
-		atomic_fetch_add(&c->pooled, 1);
-		atomic_fetch_add(&c->compressed_bytes, (size_t)n);
-	}
+	copy_stored(c, i, flags, data, (size_t)n);
 	return 0;
 }
 
