@@ -479,6 +479,6 @@ static Suite *preload_suite(void)
 
 int main(void)
 {
-	return dh_main_preload("check_preload", preload_suite(), CKPART,
+	return dh_main_preload("check_preload", preload_suite, CKPART,
 			       cannot_run);
 }

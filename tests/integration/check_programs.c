@@ -960,6 +960,6 @@ static Suite *programs_suite(void)
 
 int main(void)
 {
-	return dh_main_preload("check_programs", programs_suite(), CKPART,
+	return dh_main_preload("check_programs", programs_suite, CKPART,
 			       cannot_run);
 }

@@ -948,8 +948,8 @@ const char *dh_cannot_preload(void)
 #endif
 }
 
-int dh_main_preload(const char *name, Suite *s, const char *part,
-		    ckpart_cannot_run_fn *cannot_run)
+int dh_main_preload(const char *name, Suite *(*suite)(void),
+		    const char *part, ckpart_cannot_run_fn *cannot_run)
 {
 	const char *why = dh_cannot_preload();
 
@@ -957,7 +957,7 @@ int dh_main_preload(const char *name, Suite *s, const char *part,
 		fprintf(stderr, "%s: SKIP: %s\n", name, why);
 		return CKPART_SKIP;
 	}
-	return dh_main_part(name, s, part, cannot_run);
+	return dh_main_part(name, suite(), part, cannot_run);
 }
 
 TCase *dh_tcase(Suite *s, const char *name, bool part, int seconds,

@@ -315,10 +315,12 @@ void dh_wait_pool_empty(const struct dh_daemon *d);
  */
 const char *dh_cannot_preload(void);
 
-/* dh_main_part() of a suite whose programs run on the preload library:
- * SKIP (77) with dh_cannot_preload()'s reason where it says so. */
-int dh_main_preload(const char *name, Suite *s, const char *part,
-		    ckpart_cannot_run_fn *cannot_run);
+/* dh_main_part() of the suite @suite builds, whose programs run on the
+ * preload library: SKIP (77) with dh_cannot_preload()'s reason where it
+ * says so, before any suite is built (a sanitizer's leak check would
+ * report a suite built and never run). */
+int dh_main_preload(const char *name, Suite *(*suite)(void),
+		    const char *part, ckpart_cannot_run_fn *cannot_run);
 
 /* A tcase @name of @s with a timeout of @seconds, a part (ckpart.h) if
  * @part; @teardown (may be NULL) runs after each of its tests. */
