@@ -56,11 +56,12 @@ packaged=$(sed -n '1s/^uzswap (\([^)]*\)).*/\1/p' "$debian/changelog")
 	fail "debian/changelog packages ${packaged:-nothing} (its first line), configure.ac says release $release: add an entry (dch -v $release-1)"
 
 previous=0
-for node in $(awk '/^[A-Za-z0-9_.]+[ \t]*\{/ { print $1 }' "$map"); do
+awk '/^[A-Za-z0-9_.]+[ \t]*\{/ { print $1 }' "$map" >"$tmp/nodes"
+while read -r node; do
 	versions=$(awk -v n="$node" '$1 ~ "@" n "$" { print $2 }' "$tmp/symbols" | sort -u)
 	[ -n "$versions" ] || continue
 	if [ "$(echo "$versions" | wc -l)" -gt 1 ]; then
-		fail "debian/libuzswap0.symbols: $node has more than one version:" $versions
+		fail "debian/libuzswap0.symbols: $node has more than one version: $(echo "$versions" | paste -s -d ' ' -)"
 		continue
 	fi
 	dpkg --compare-versions "$versions" ge "$previous" ||
@@ -68,7 +69,7 @@ for node in $(awk '/^[A-Za-z0-9_.]+[ \t]*\{/ { print $1 }' "$map"); do
 	dpkg --compare-versions "$versions" le "$release" ||
 		fail "debian/libuzswap0.symbols: $node's version $versions is past the release packaged ($release)"
 	previous=$versions
-done
+done <"$tmp/nodes"
 
 # 3. What `make install` makes against what the packages take.
 setting() { sed -n "s|^$1 = ||p" "$top_builddir/Makefile"; }
@@ -80,11 +81,9 @@ fi
 root=$tmp/root
 make -s -C "$top_builddir" install DESTDIR="$root" >"$tmp/install.log" 2>&1 ||
 	{ cat "$tmp/install.log"; fail "make install DESTDIR=$root failed"; exit 1; }
-# debian/ names the multiarch library directory; this build's is libdir.
-# shellcheck disable=SC2034 # prefix and exec_prefix: for the evals
-prefix=/usr
-eval "exec_prefix=$(setting exec_prefix)"
-eval "libdir=$(setting libdir)"
+# debian/ names the multiarch library directory; this build's is where
+# libuzswap went.
+libdir=$(cd "$root" && find . -name libuzswap.so.0 | sed 's|^\./||; s|/libuzswap\.so\.0$||')
 (cd "$root" && find . ! -type d | sed 's|^\./||' | sort) >"$tmp/installed"
 
 # Prints the files under $root that the first fields of the lines of
@@ -92,7 +91,7 @@ eval "libdir=$(setting libdir)"
 # each after the package name; a line that names nothing is reported.
 claimed() { # PACKAGE FILE MUST-MATCH
 	sed 's/#.*//' "$debian/$2" | awk 'NF { print $1 }' |
-		sed "s|usr/lib/\${DEB_HOST_MULTIARCH}|${libdir#/}|" |
+		sed "s|usr/lib/\${DEB_HOST_MULTIARCH}|$libdir|" |
 		while read -r pattern; do
 			found=0
 			# shellcheck disable=SC2086
