@@ -317,7 +317,10 @@ static void get_dirs(struct dirs *dd)
  * symlinks into /usr where the host has them), the host's systemd units
  * (sysinit.target and the others ours depend on), then also the daemon,
  * uzswapctl (which ExecReload= runs) with libuzswap, and the man pages:
- * everything `systemd-analyze verify` looks for.
+ * everything `systemd-analyze verify` looks for. Installed under a private
+ * --prefix (make distcheck's), where systemd and udev do not look, the
+ * files are also copied into the root's /etc directories, as an operator
+ * of such an install would link them.
  */
 static const char install_script[] =
 	"set -e\n"
@@ -339,6 +342,17 @@ static const char install_script[] =
 	"	fi\n"
 	"fi\n"
 	"\"$MAKE\" -s -C \"$B/systemd\" install DESTDIR=\"$R\"\n"
+	"eval \"$(\"$MAKE\" -s -C \"$B/systemd\" print-dirs)\"\n"
+	"etc_copy() {\n"
+	"	[ \"$1\" = \"$(pkg-config --variable=\"$2\" \"$3\")$4\" ] && return\n"
+	"	mkdir -p \"$R/etc/$5\"\n"
+	"	cp \"$R$1\"/* \"$R/etc/$5/\"\n"
+	"}\n"
+	"etc_copy \"$systemdsystemunitdir\" systemdsystemunitdir systemd '' "
+	"systemd/system\n"
+	"etc_copy \"$udevrulesdir\" udevdir udev /rules.d udev/rules.d\n"
+	"etc_copy \"$sysusersdir\" sysusersdir systemd '' sysusers.d\n"
+	"etc_copy \"$tmpfilesdir\" tmpfilesdir systemd '' tmpfiles.d\n"
 	"if [ \"$4\" = full ]; then\n"
 	"	\"$MAKE\" -s -C \"$B/daemon\" install-sbinPROGRAMS "
 	"DESTDIR=\"$R\"\n"
