@@ -451,7 +451,7 @@ static void put_writeback(struct mbuf *b, const struct store_stats *st)
 	put_counter(b, "uzswap_writeback_bytes_total",
 		    "Bytes written to the backing file by write-back batches "
 		    "(objects, each padded to 512 bytes).", st->wb_bytes);
-	put_counter(b, "uzswap_writeback_busy_total",
+	put_counter(b, "uzswap_writeback_busy_objects_total",
 		    "Pool objects reclaim could not write back because their "
 		    "page was busy (being loaded, or not yet punched).",
 		    st->wb_busy);
@@ -480,7 +480,7 @@ static void put_retention(struct mbuf *b, const struct stats_snapshot *s)
 		    "Pages evicted unchanged since their load: their retained "
 		    "object stored again, with no read, no compression and no "
 		    "allocation.", s->evict.clean);
-	put_counter(b, "uzswap_retained_given_up_total",
+	put_counter(b, "uzswap_retained_given_up_objects_total",
 		    "Retained objects freed to make room in the pool, before "
 		    "anything was written back.", s->store.retain_given_up);
 }

@@ -940,7 +940,7 @@ START_TEST(test_retain_clean_eviction)
 	stored_text(metrics_args, &c, 16);
 	status(&s0);
 	clean0 = metric("uzswap_evicted_clean_pages_total");
-	stores0 = metric("uzswap_stores_total");
+	stores0 = metric("uzswap_store_accepted_pages_total");
 	DH_ASSERT_EQ(stores0, pages);
 	DH_ASSERT_EQ(metric("uzswap_retained_pages"), 0);
 
@@ -960,7 +960,7 @@ START_TEST(test_retain_clean_eviction)
 	print_status("evicted clean", &s1);
 	DH_ASSERT_EQ(metric("uzswap_evicted_clean_pages_total") - clean0,
 		     pages);
-	DH_ASSERT_EQ(metric("uzswap_stores_total"), stores0);
+	DH_ASSERT_EQ(metric("uzswap_store_accepted_pages_total"), stores0);
 	DH_ASSERT_EQ(s1.payload_bytes, s0.payload_bytes);
 	DH_ASSERT_EQ(s1.pool_bytes, s0.pool_bytes);
 	DH_ASSERT_EQ(metric("uzswap_retained_pages"), 0);
@@ -979,7 +979,8 @@ START_TEST(test_retain_clean_eviction)
 	clean0 = metric("uzswap_evicted_clean_pages_total");
 	pager_ok(&c, "cold 0");
 	DH_ASSERT_EQ(metric("uzswap_evicted_clean_pages_total"), clean0);
-	DH_ASSERT_EQ(metric("uzswap_stores_total") - stores0, pages);
+	DH_ASSERT_EQ(metric("uzswap_store_accepted_pages_total") - stores0,
+		     pages);
 	pager_ok(&c, "verify 0");
 	pager_quit(&c);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
@@ -1055,7 +1056,8 @@ START_TEST(test_retain_given_up_first)
 	pager_ok(&c, "cold 1");
 	status(&s);
 	print_status("second region evicted", &s);
-	DH_ASSERT(metric_at_least("uzswap_retained_given_up_total", 1) > 0,
+	DH_ASSERT(metric_at_least("uzswap_retained_given_up_objects_total",
+				  1) > 0,
 		  "no retained object given up, pool %" PRIu64 " of %s",
 		  s.pool_bytes, limit);
 	DH_ASSERT_EQ(s.writebacks, 0);

@@ -511,15 +511,15 @@ static void assert_matches_status(const char *b,
 	DH_ASSERT_EQ(u64(b, "uzswap_pool_limit_bytes"), st->pool_limit);
 	DH_ASSERT_EQ(u64(b, "uzswap_pool_full"), st->pool_full);
 	DH_ASSERT_EQ(u64(b, "uzswap_evicted_pages_total"), st->evictions);
-	DH_ASSERT_EQ(u64(b, "uzswap_loads_total"), st->loads);
+	DH_ASSERT_EQ(u64(b, "uzswap_loaded_pages_total"), st->loads);
 	/* STATUS sums the faults of the clients connected: one so far */
 	DH_ASSERT_EQ(u64(b, "uzswap_faults_total"), st->faults);
-	DH_ASSERT_EQ(u64(b, "uzswap_store_rejects_total"),
+	DH_ASSERT_EQ(u64(b, "uzswap_store_rejected_pages_total"),
 		     st->store_failures);
 	DH_ASSERT_EQ(u64(b, "uzswap_fault_read_ahead_pages_total"),
 		     st->read_ahead);
 	DH_ASSERT_EQ(u64(b, "uzswap_writeback_pages_total"), st->writebacks);
-	DH_ASSERT_EQ(u64(b, "uzswap_writeback_failures_total"),
+	DH_ASSERT_EQ(u64(b, "uzswap_writeback_failed_objects_total"),
 		     st->writeback_failures);
 	DH_ASSERT_EQ(u64(b, "uzswap_backing_bytes"), st->backing_bytes);
 	DH_ASSERT_EQ(u64(b, "uzswap_backing_limit_bytes"), st->backing_limit);
@@ -582,8 +582,8 @@ START_TEST(test_scrape_with_client)
 	client_series(series, sizeof(series), "uzswap_client_faults_total",
 		      c.pid, "uzclient");
 	DH_ASSERT_EQ(u64(b, series), st.faults);
-	client_series(series, sizeof(series), "uzswap_client_evictions_total",
-		      c.pid, "uzclient");
+	client_series(series, sizeof(series),
+		      "uzswap_client_evicted_pages_total", c.pid, "uzclient");
 	DH_ASSERT_EQ(u64(b, series), st.evictions);
 	client_series(series, sizeof(series), "uzswap_client_stored_pages",
 		      c.pid, "uzclient");
@@ -600,7 +600,7 @@ START_TEST(test_scrape_with_client)
 	DH_ASSERT(u64(b, "uzswap_eviction_runs_total") > 0, "no runs");
 	/* an eviction stores the page, or publishes the object it kept
 	 * since its load (clean-page retention) */
-	DH_ASSERT(u64(b, "uzswap_stores_total") +
+	DH_ASSERT(u64(b, "uzswap_store_accepted_pages_total") +
 		  u64(b, "uzswap_evicted_clean_pages_total") >= st.evictions,
 		  "fewer stores and clean evictions than evictions");
 	free(b);
@@ -651,10 +651,10 @@ static const char *const unlisted[] = {
 	"uzswap_build_info", "uzswap_start_time_seconds",
 	"uzswap_fault_latency_seconds", "uzswap_metrics_clients_omitted",
 	"uzswap_writeback_batches_total", "uzswap_writeback_bytes_total",
-	"uzswap_writeback_busy_total", "uzswap_writeback_wakeups_total",
+	"uzswap_writeback_busy_objects_total", "uzswap_writeback_wakeups_total",
 	"uzswap_writeback_high_mark_bytes", "uzswap_retained_pages",
 	"uzswap_retained_bytes", "uzswap_evicted_clean_pages_total",
-	"uzswap_retained_given_up_total",
+	"uzswap_retained_given_up_objects_total",
 };
 
 static uint64_t listed_value(const struct listed *l, const void *base)
