@@ -43,6 +43,7 @@
 #include "ctl.h"
 #include "fault.h"
 #include "fork.h"
+#include "lib/common/clock.h"
 #include "lib/common/killpoint.h"
 #include "log.h"
 #include "metrics.h"
@@ -635,6 +636,7 @@ int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])
 		if (ret)
 			conf_free(&next);
 	}
+	d->reload_ok = ret == 0;
 	if (ret) {
 		log_err("config", "reload failed, the running configuration "
 			"stays: %s", err);
@@ -644,6 +646,7 @@ int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])
 	apply_live_keys(d, &next);
 	conf_free(&d->conf);
 	d->conf = next;
+	d->conf_time = clock_unix_s();
 	log_info("config", "configuration reloaded: %s, default budget %llu "
 		 "MiB, all clients %llu MiB, pool limit %llu MiB",
 		 compress_algo_name(d->conf.compressor),
@@ -791,6 +794,8 @@ static int load_config(struct uzswapd *d, bool check_only, bool *done)
 		fprintf(stderr, "uzswapd: %s\n", err);
 		return UZSWAPD_EXIT_CONFIG;
 	}
+	d->reload_ok = true;
+	d->conf_time = clock_unix_s();
 	if (check_only) {
 		conf_print(&d->conf, stdout);
 		conf_free(&d->conf);

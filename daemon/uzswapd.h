@@ -77,6 +77,13 @@ enum uzswapd_exit {
  *             fork copies unclaimed too long
  * @rate:      the fault rate and uptime (stats.h)
  * @metrics:   the /metrics server, NULL when off
+ * @reload_ok: whether the last reload (SIGHUP or RELOAD) put its
+ *             configuration in force; true until the first one
+ * @conf_time: when the configuration in force was loaded: at startup, or
+ *             by the last reload that succeeded (seconds since the Unix
+ *             epoch)
+ *             Both loop thread only, as the rest: uzswapd_reload() writes
+ *             them, /metrics reads them (its MHD runs on the loop)
  * @max_registered: bytes one process may register (4x RAM); immutable
  * @nr_ctxs:   client uffds not yet released by the fault threads
  * @stopping:  shutdown (a handover) has begun: no new connections
@@ -113,6 +120,8 @@ struct uzswapd {
 	uv_timer_t tick;
 	struct stats_rate rate;
 	struct metrics *metrics;
+	bool reload_ok;
+	double conf_time;
 	uint64_t max_registered;
 	unsigned int nr_ctxs;
 	bool stopping;
@@ -136,7 +145,9 @@ void uzswapd_shutdown(struct uzswapd *d);
  * uzswapd_reload() - read the configuration again and put what may change
  * live in force (budgets, pool limit, compressor for new pages, metrics
  * address and cap, admin group); keys that need a restart keep their
- * running value (with a warning). On any error nothing changes.
+ * running value (with a warning). On any error nothing changes but
+ * @d->reload_ok, which says whether the configuration read was put in
+ * force (and @d->conf_time, when it was).
  * Return: 0, or -errno with @err saying why. Loop thread.
  */
 int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX]);

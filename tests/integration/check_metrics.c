@@ -16,7 +16,11 @@
  *            newline and a byte that is not UTF-8 (uzclient run through a
  *            symlink of that name) comes out escaped and promtool takes
  *            it; --metrics-clients keeps the clients with the most resident
- *            memory and counts the others in uzswap_metrics_clients_omitted
+ *            memory and counts the others in uzswap_metrics_clients_omitted;
+ *            the process_* series agree with what /proc and prlimit(2) say
+ *            of the daemon; the reload status goes to 0 after a refused
+ *            RELOAD (its timestamp stays), back to 1 after a good SIGHUP
+ *            (its timestamp moves to the reload)
  *   http     GET and HEAD of / and /metrics, 405 with Allow for other
  *            methods, 404 for other paths, 413 for a request body, 431/414
  *            for oversized headers, garbage; a peer that sends half a
@@ -59,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -73,6 +78,9 @@
 #include "lib/proto/proto.h"
 
 #define MIB		(1024ull * 1024)
+/* Clocks read by the test and by the daemon, compared: the daemon prints
+ * times to the millisecond, and a process's start to the clock tick. */
+#define CLOCK_SLACK_S	0.05
 
 /* Generous: CI machines are slow, and run all of this under ASan. */
 #define TIMEOUT_CASE	600		/* seconds, per test */
@@ -655,6 +663,11 @@ static const char *const unlisted[] = {
 	"uzswap_writeback_high_mark_bytes", "uzswap_retained_pages",
 	"uzswap_retained_bytes", "uzswap_evicted_clean_pages_total",
 	"uzswap_retained_given_up_objects_total",
+	"uzswap_config_last_reload_successful",
+	"uzswap_config_last_reload_success_timestamp_seconds",
+	"process_cpu_seconds_total", "process_resident_memory_bytes",
+	"process_virtual_memory_bytes", "process_start_time_seconds",
+	"process_open_fds", "process_max_fds",
 };
 
 static uint64_t listed_value(const struct listed *l, const void *base)
@@ -905,6 +918,143 @@ START_TEST(test_client_cap)
 	check_cap(1);
 	check_cap(2);
 	check_cap(0);
+}
+END_TEST
+
+/* Now, in seconds since the Unix epoch. */
+static double unix_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* User and system time of process @pid, in clock ticks (proc(5): fields
+ * 14 and 15 of /proc/PID/stat, after the command name's last ')'). */
+static uint64_t cpu_ticks(pid_t pid)
+{
+	char path[64], stat[4096], *fields;
+	uint64_t utime, stime;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	DH_ASSERT(fd >= 0, "%s: %s", path, strerror(errno));
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	DH_ASSERT(n > 0, "%s: %s", path, strerror(errno));
+	stat[n] = '\0';
+	fields = strrchr(stat, ')');
+	DH_ASSERT(fields && sscanf(fields + 1, "%*s %*s %*s %*s %*s %*s %*s "
+				   "%*s %*s %*s %*s %" SCNu64 " %" SCNu64,
+				   &utime, &stime) == 2, "%s: %s", path, stat);
+	return utime + stime;
+}
+
+/*
+ * The process_* series say what /proc and prlimit(2) say of the daemon:
+ * its CPU time between what it was before and after the scrape, its
+ * descriptors between those counted before and after (and the scrape's
+ * connection), its limit of them, memory, and a start between the test's
+ * launch and the daemon's own start time.
+ */
+START_TEST(test_process_series)
+{
+	double launched = unix_now(), hz = (double)sysconf(_SC_CLK_TCK);
+	double cpu, start, rss, vsz, fds;
+	uint64_t ticks0, ticks1;
+	int port, fds0, fds1;
+	struct rlimit rl;
+	char *b;
+
+	metrics_up();
+	port = served_port();
+	fds0 = dh_fd_count(dmn.pid);
+	ticks0 = cpu_ticks(dmn.pid);
+	b = scrape_checked(port);
+	ticks1 = cpu_ticks(dmn.pid);
+	fds1 = dh_fd_count(dmn.pid);
+
+	cpu = value(b, "process_cpu_seconds_total");
+	DH_ASSERT(cpu >= ticks0 / hz && cpu <= ticks1 / hz,
+		  "CPU %f s, /proc says %f then %f", cpu, ticks0 / hz,
+		  ticks1 / hz);
+	fds = value(b, "process_open_fds");
+	DH_ASSERT(fds0 > 0 && fds >= (fds0 < fds1 ? fds0 : fds1) &&
+		  fds <= (fds0 > fds1 ? fds0 : fds1) + 1,
+		  "%f fds, /proc says %d then %d (and the scrape's)", fds,
+		  fds0, fds1);
+	DH_ASSERT(prlimit(dmn.pid, RLIMIT_NOFILE, NULL, &rl) == 0,
+		  "prlimit: %s", strerror(errno));
+	DH_ASSERT_EQ(u64(b, "process_max_fds"), rl.rlim_cur);
+	rss = value(b, "process_resident_memory_bytes");
+	vsz = value(b, "process_virtual_memory_bytes");
+	DH_ASSERT(rss >= MIB && rss <= vsz, "resident %f, virtual %f", rss,
+		  vsz);
+	start = value(b, "process_start_time_seconds");
+	DH_ASSERT(start >= launched - CLOCK_SLACK_S &&
+		  start <= value(b, "uzswap_start_time_seconds") +
+			   CLOCK_SLACK_S,
+		  "started at %f: launched at %f, uzswap_start_time_seconds "
+		  "%f", start, launched,
+		  value(b, "uzswap_start_time_seconds"));
+	free(b);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/*
+ * uzswap_config_last_reload_successful is 1 at start, 0 after a RELOAD
+ * (libuzswap's, as uzswapctl's) of a bad file, 1 again after a SIGHUP
+ * with a good one; uzswap_config_last_reload_success_timestamp_seconds is
+ * the start's load, stays through the refused reload, then is the good
+ * reload's time.
+ */
+START_TEST(test_reload_status)
+{
+	double launched = unix_now(), loaded, hup;
+	char why[256];
+	uzswap_t *c;
+	int port;
+	char *b;
+
+	metrics_up();
+	port = served_port();
+	b = scrape_checked(port);
+	DH_ASSERT_EQ(u64(b, "uzswap_config_last_reload_successful"), 1);
+	loaded = value(b, "uzswap_config_last_reload_success_timestamp_seconds");
+	DH_ASSERT(loaded >= launched - CLOCK_SLACK_S &&
+		  loaded <= value(b, "uzswap_start_time_seconds") +
+			    CLOCK_SLACK_S,
+		  "configuration loaded at %f: launched at %f, started %f",
+		  loaded, launched, value(b, "uzswap_start_time_seconds"));
+	free(b);
+
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4 megs\n");
+	c = uzswap_admin_connect(dmn.sock);
+	DH_ASSERT(c, "uzswap_admin_connect: %s", strerror(errno));
+	DH_ASSERT_EQ(uzswap_reload(c, why, sizeof(why)), -EINVAL);
+	uzswap_disconnect(c);
+	b = scrape_checked(port);
+	DH_ASSERT_EQ(u64(b, "uzswap_config_last_reload_successful"), 0);
+	DH_ASSERT(value(b, "uzswap_config_last_reload_success_timestamp_"
+			   "seconds") == loaded, "a refused reload moved the "
+		  "time of the configuration in force");
+	free(b);
+
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4M\n");
+	hup = unix_now();
+	dh_hup_and_wait(&dmn, "configuration reloaded", 1);
+	b = scrape_checked(port);
+	DH_ASSERT_EQ(u64(b, "uzswap_config_last_reload_successful"), 1);
+	loaded = value(b, "uzswap_config_last_reload_success_timestamp_seconds");
+	DH_ASSERT(loaded >= hup - CLOCK_SLACK_S &&
+		  loaded <= unix_now() + CLOCK_SLACK_S,
+		  "configuration loaded at %f, SIGHUP at %f", loaded, hup);
+	free(b);
+	dh_down(&dmn, "reload failed");
 }
 END_TEST
 
@@ -1392,6 +1542,8 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, test_every_listed_counter);
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_client_cap);
+	tcase_add_test(tc, test_process_series);
+	tcase_add_test(tc, test_reload_status);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("http");
