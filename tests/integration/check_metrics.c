@@ -20,7 +20,9 @@
  *            the process_* series agree with what /proc and prlimit(2) say
  *            of the daemon; the reload status goes to 0 after a refused
  *            RELOAD (its timestamp stays), back to 1 after a good SIGHUP
- *            (its timestamp moves to the reload)
+ *            (its timestamp moves to the reload); every metric name that
+ *            monitoring/'s rules, their unit tests and the Grafana
+ *            dashboard use is a family the daemon exports
  *   http     GET and HEAD of / and /metrics, 405 with Allow for other
  *            methods, 404 for other paths, 413 for a request body, 431/414
  *            for oversized headers, garbage; a peer that sends half a
@@ -51,6 +53,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1058,6 +1061,100 @@ START_TEST(test_reload_status)
 }
 END_TEST
 
+/* Whether @c can stand beside a metric name (is not part of a longer
+ * name: a recording rule's "instance:uzswap_pool_fill:ratio" is not
+ * uzswap_pool_fill). */
+static bool name_edge(char c)
+{
+	return !isalnum((unsigned char)c) && c != '_' && c != ':';
+}
+
+/* Whether the exposition @b has the family @name of type @type (any type
+ * if NULL). */
+static bool has_family(const char *b, const char *name, const char *type)
+{
+	char tag[192];
+
+	snprintf(tag, sizeof(tag), "# TYPE %s %s", name, type ? type : "");
+	return strstr(b, tag) != NULL;
+}
+
+/* Whether @name is a family of @b, or a series of one of its histograms
+ * (NAME_bucket, NAME_sum, NAME_count). */
+static bool exported(const char *b, const char *name)
+{
+	static const char *const suffix[] = { "_bucket", "_sum", "_count" };
+	size_t n = strlen(name), i, k;
+	char base[128];
+
+	if (has_family(b, name, NULL))
+		return true;
+	for (i = 0; i < ARRAY_SIZE(suffix); i++) {
+		k = strlen(suffix[i]);
+		if (n <= k || n - k >= sizeof(base) ||
+		    strcmp(name + n - k, suffix[i]))
+			continue;
+		memcpy(base, name, n - k);
+		base[n - k] = '\0';
+		if (has_family(b, base, "histogram\n"))
+			return true;
+	}
+	return false;
+}
+
+/* Every metric name (uzswap_*, process_*) the file @path of the source
+ * tree uses is exported in @b; returns how many names it uses. */
+static int assert_names_exported(const char *b, const char *path)
+{
+	char full[PATH_MAX], name[128];
+	const char *p;
+	char *text;
+	int used = 0;
+	size_t n;
+
+	snprintf(full, sizeof(full), "%s/%s", TOP_SRCDIR, path);
+	text = slurp(full);
+	for (p = text; *p; p += n ? n : 1) {
+		n = 0;
+		if ((strncmp(p, "uzswap_", 7) && strncmp(p, "process_", 8)) ||
+		    (p > text && !name_edge(p[-1])))
+			continue;
+		n = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+		if (!name_edge(p[n]))
+			continue;
+		DH_ASSERT(n < sizeof(name), "%s: a name too long", path);
+		memcpy(name, p, n);
+		name[n] = '\0';
+		DH_ASSERT(exported(b, name), "%s uses %s, which uzswapd does "
+			  "not export", path, name);
+		used++;
+	}
+	free(text);
+	return used;
+}
+
+/* The rules, their tests and the dashboard name only metrics that a real
+ * daemon exports. */
+START_TEST(test_monitoring_names)
+{
+	static const char *const files[] = {
+		"monitoring/uzswap.rules.yml.in",
+		"monitoring/uzswap.rules.test.yml.in",
+		"monitoring/uzswap-dashboard.json",
+	};
+	size_t i;
+	char *b;
+
+	metrics_up();
+	b = scrape_checked(served_port());
+	for (i = 0; i < ARRAY_SIZE(files); i++)
+		DH_ASSERT(assert_names_exported(b, files[i]) > 0,
+			  "%s names no metric", files[i]);
+	free(b);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
 /*****************
  * http
  *****************/
@@ -1544,6 +1641,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, test_client_cap);
 	tcase_add_test(tc, test_process_series);
 	tcase_add_test(tc, test_reload_status);
+	tcase_add_test(tc, test_monitoring_names);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("http");
