@@ -76,6 +76,7 @@
 
 #include "daemon_harness.h"
 #include "lib/client/uzswap.h"
+#include "lib/common/clock.h"
 #include "lib/common/macros.h"
 #include "pager.h"
 #include "lib/proto/proto.h"
@@ -84,6 +85,8 @@
 /* Clocks read by the test and by the daemon, compared: the daemon prints
  * times to the millisecond, and a process's start to the clock tick. */
 #define CLOCK_SLACK_S	0.05
+/* When the configuration in force was loaded. */
+#define LOADED_AT	"uzswap_config_last_reload_success_timestamp_seconds"
 
 /* Generous: CI machines are slow, and run all of this under ASan. */
 #define TIMEOUT_CASE	600		/* seconds, per test */
@@ -924,15 +927,6 @@ START_TEST(test_client_cap)
 }
 END_TEST
 
-/* Now, in seconds since the Unix epoch. */
-static double unix_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* User and system time of process @pid, in clock ticks (proc(5): fields
  * 14 and 15 of /proc/PID/stat, after the command name's last ')'). */
 static uint64_t cpu_ticks(pid_t pid)
@@ -965,7 +959,7 @@ static uint64_t cpu_ticks(pid_t pid)
  */
 START_TEST(test_process_series)
 {
-	double launched = unix_now(), hz = (double)sysconf(_SC_CLK_TCK);
+	double launched = clock_unix_s(), hz = (double)sysconf(_SC_CLK_TCK);
 	double cpu, start, rss, vsz, fds;
 	uint64_t ticks0, ticks1;
 	int port, fds0, fds1;
@@ -1017,7 +1011,7 @@ END_TEST
  */
 START_TEST(test_reload_status)
 {
-	double launched = unix_now(), loaded, hup;
+	double launched = clock_unix_s(), loaded, hup;
 	char why[256];
 	uzswap_t *c;
 	int port;
@@ -1027,7 +1021,7 @@ START_TEST(test_reload_status)
 	port = served_port();
 	b = scrape_checked(port);
 	DH_ASSERT_EQ(u64(b, "uzswap_config_last_reload_successful"), 1);
-	loaded = value(b, "uzswap_config_last_reload_success_timestamp_seconds");
+	loaded = value(b, LOADED_AT);
 	DH_ASSERT(loaded >= launched - CLOCK_SLACK_S &&
 		  loaded <= value(b, "uzswap_start_time_seconds") +
 			    CLOCK_SLACK_S,
@@ -1042,19 +1036,18 @@ START_TEST(test_reload_status)
 	uzswap_disconnect(c);
 	b = scrape_checked(port);
 	DH_ASSERT_EQ(u64(b, "uzswap_config_last_reload_successful"), 0);
-	DH_ASSERT(value(b, "uzswap_config_last_reload_success_timestamp_"
-			   "seconds") == loaded, "a refused reload moved the "
+	DH_ASSERT(value(b, LOADED_AT) == loaded, "a refused reload moved the "
 		  "time of the configuration in force");
 	free(b);
 
 	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4M\n");
-	hup = unix_now();
+	hup = clock_unix_s();
 	dh_hup_and_wait(&dmn, "configuration reloaded", 1);
 	b = scrape_checked(port);
 	DH_ASSERT_EQ(u64(b, "uzswap_config_last_reload_successful"), 1);
-	loaded = value(b, "uzswap_config_last_reload_success_timestamp_seconds");
+	loaded = value(b, LOADED_AT);
 	DH_ASSERT(loaded >= hup - CLOCK_SLACK_S &&
-		  loaded <= unix_now() + CLOCK_SLACK_S,
+		  loaded <= clock_unix_s() + CLOCK_SLACK_S,
 		  "configuration loaded at %f, SIGHUP at %f", loaded, hup);
 	free(b);
 	dh_down(&dmn, "reload failed");
