@@ -199,10 +199,36 @@ static void make_parent_dir(const char *path)
 		log_warn("main", "cannot create %s: %s", dir, strerror(errno));
 }
 
-/* Bind and listen on @path; returns the fd or a negative exit code. */
-static int bind_socket(const char *path)
+/*
+ * Remove the socket file this daemon bound, if @d->bound_path still names
+ * that file (same device and inode): never one this daemon did not
+ * create. A daemon stopping has stopped listening long before it exits,
+ * and a successor may have bound the path anew meanwhile (then the file
+ * is the successor's). The check and the unlink are two steps: a file
+ * replaced between them is removed; nothing replaces it that fast but a
+ * second daemon started in that very instant.
+ */
+static void unbind_socket(const struct uzswapd *d)
+{
+	struct stat st;
+
+	if (!d->bound_ino || lstat(d->bound_path, &st) < 0)
+		return;
+	if (st.st_dev == d->bound_dev && st.st_ino == d->bound_ino)
+		unlink(d->bound_path);
+}
+
+/*
+ * Bind and listen on @d->bound_path, recording the identity of the socket
+ * file made (unbind_socket()). A stale file (no daemon answers there) is
+ * replaced; a served one is left alone. Return: the fd, or a negative
+ * exit code, with nothing left behind.
+ */
+static int bind_socket(struct uzswapd *d)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = d->bound_path;
+	struct stat st;
 	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -217,15 +243,22 @@ static int bind_socket(const char *path)
 	make_parent_dir(path);
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(path, 0660) < 0 || listen(fd, 128) < 0) {
-		log_err("main", "cannot listen on %s: %s", path,
-			strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -UZSWAPD_EXIT_SOCKET;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto out_fail;
+	if (lstat(path, &st) == 0) {
+		d->bound_dev = st.st_dev;
+		d->bound_ino = st.st_ino;
 	}
+	if (chmod(path, 0660) < 0 || listen(fd, 128) < 0)
+		goto out_fail;
 	return fd;
+
+out_fail:
+	log_err("main", "cannot listen on %s: %s", path, strerror(errno));
+	unbind_socket(d);	/* if bound */
+	if (fd >= 0)
+		close(fd);
+	return -UZSWAPD_EXIT_SOCKET;
 }
 
 /* The socket systemd passed, -1 if none, or a negative exit code. */
@@ -252,7 +285,7 @@ static int open_socket(struct uzswapd *d)
 		d->bound_path = strdup(d->conf.socket);
 		if (!d->bound_path)
 			return -UZSWAPD_EXIT_SOCKET;
-		fd = bind_socket(d->bound_path);
+		fd = bind_socket(d);
 	} else if (fd >= 0) {
 		log_info("main", "using the socket passed by systemd");
 	}
@@ -980,8 +1013,7 @@ out_close_state:
 out_close_socket:
 	if (fd >= 0)
 		close(fd);
-	if (d->bound_path)
-		unlink(d->bound_path);
+	unbind_socket(d);
 out_free_path:
 	free(d->bound_path);
 	uv_walk(&d->loop, close_handle, NULL);
