@@ -44,6 +44,7 @@
 #include "fault.h"
 #include "fork.h"
 #include "lib/common/killpoint.h"
+#include "lib/common/size.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -535,6 +536,7 @@ static int open_backing(const struct conf *c, bool keep,
 	const char *path = c->backing_file;
 	bool is_default = !strcmp(path, UZSWAPD_DEFAULT_BACKING);
 	struct backing_stats st;
+	char cap[32];
 
 	*b = NULL;
 	if (!strcmp(path, "none"))
@@ -555,8 +557,8 @@ static int open_backing(const struct conf *c, bool keep,
 	if (st.in_memory)
 		log_warn("main", "the backing file %s is in memory (tmpfs): "
 			 "writing back saves no RAM", path);
-	log_info("main", "backing file %s, cap %llu MiB, %s I/O", path,
-		 (unsigned long long)(c->backing_limit >> 20),
+	log_info("main", "backing file %s, cap %s, %s I/O", path,
+		 size_format(c->backing_limit, cap, sizeof(cap)),
 		 st.direct ? "direct" : "buffered");
 	return 0;
 }
@@ -615,6 +617,22 @@ static void lower_oom_score(void)
  * Signals and shutdown
  *****************/
 
+/* "default budget 512.0 MiB, all clients none, pool limit 1.6 GiB": the
+ * budgets and the pool limit of @c for a log line, into @buf. */
+static const char *limits_text(const struct conf *c, char *buf, size_t len)
+{
+	char def[32], all[32], pool[32];
+
+	snprintf(buf, len, "default budget %s, all clients %s, pool limit %s",
+		 c->default_limit ? size_format(c->default_limit, def,
+						sizeof(def)) : "none",
+		 c->resident_limit ? size_format(c->resident_limit, all,
+						 sizeof(all)) : "none",
+		 c->pool_limit ? size_format(c->pool_limit, pool,
+					     sizeof(pool)) : "none");
+	return buf;
+}
+
 /* Serve /metrics as @next says; the old server stays if the new one
  * cannot start. Return: 0 or -errno (@err set). */
 static int reload_metrics(struct uzswapd *d, const struct conf *next,
@@ -656,6 +674,7 @@ static void apply_live_keys(struct uzswapd *d, const struct conf *c)
 
 int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])
 {
+	char limits[128];
 	struct conf next;
 	int ret;
 
@@ -677,12 +696,9 @@ int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])
 	apply_live_keys(d, &next);
 	conf_free(&d->conf);
 	d->conf = next;
-	log_info("config", "configuration reloaded: %s, default budget %llu "
-		 "MiB, all clients %llu MiB, pool limit %llu MiB",
+	log_info("config", "configuration reloaded: %s, %s",
 		 compress_algo_name(d->conf.compressor),
-		 (unsigned long long)(d->conf.default_limit >> 20),
-		 (unsigned long long)(d->conf.resident_limit >> 20),
-		 (unsigned long long)(d->conf.pool_limit >> 20));
+		 limits_text(&d->conf, limits, sizeof(limits)));
 	notify_reloaded(d, NULL);
 	return 0;
 }
@@ -876,9 +892,11 @@ int uzswapd_main(int argc, char **argv)
 {
 	bool check_only = false, done = false;
 	struct backing *backing;
+	char limits[128];
 	struct uzswapd *d;
 	int ret, fd;
 
+	log_open();
 	d = calloc(1, sizeof(*d));
 	if (!d) {
 		fprintf(stderr, "uzswapd: out of memory\n");
@@ -982,11 +1000,9 @@ int uzswapd_main(int argc, char **argv)
 	lower_oom_score();
 
 	log_info("main", "uzswapd %s ready, %u fault threads, %u evictors, "
-		 "%s, default budget %llu MiB, all clients %llu MiB",
-		 PACKAGE_VERSION, fault_nr_threads(d->faults),
+		 "%s, %s", PACKAGE_VERSION, fault_nr_threads(d->faults),
 		 d->conf.evict_threads, compress_algo_name(d->conf.compressor),
-		 (unsigned long long)(d->conf.default_limit >> 20),
-		 (unsigned long long)(d->conf.resident_limit >> 20));
+		 limits_text(&d->conf, limits, sizeof(limits)));
 	notify_ready(d);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	leave_at_rest(d);
