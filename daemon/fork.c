@@ -94,6 +94,12 @@ struct fork_copy {
 	int status;
 };
 
+/* What a log line about copy @f is about (log.h): the forking process
+ * and the copy's region. */
+#define LOG_COPY(f, ...)						\
+	LOG_ABOUT(.pid = (f)->pid, .region = (f)->copy->id,		\
+		  .name = (f)->copy->name, __VA_ARGS__)
+
 /*****************
  * The copy of one page
  *****************/
@@ -363,10 +369,11 @@ static void copy_done(struct work *w)
 		status = -ECANCELED;
 	if (status) {
 		if (status != -ECANCELED)
-			log_warn("fork", "pid %d: no copy of region %llu for "
-				 "its child: %s", (int)f->pid,
-				 (unsigned long long)f->copy->id,
-				 strerror(-status));
+			log_warn_about("fork", LOG_COPY(f, .err = -status),
+				       "pid %d: no copy of region %llu for "
+				       "its child: %s", (int)f->pid,
+				       (unsigned long long)f->copy->id,
+				       strerror(-status));
 		if (c)
 			f->done(c, status, 0);
 		drop_copy(f);
@@ -488,10 +495,11 @@ void fork_expire(struct uzswapd *d, bool all)
 		if (!all && now < f->deadline)
 			continue;
 		if (!all)
-			log_warn("fork", "pid %d: the child of a fork() did "
-				 "not claim its copy of region %llu in time; "
-				 "dropped", (int)f->pid,
-				 (unsigned long long)f->copy->id);
+			log_warn_about("fork", LOG_COPY(f),
+				       "pid %d: the child of a fork() did not "
+				       "claim its copy of region %llu in "
+				       "time; dropped", (int)f->pid,
+				       (unsigned long long)f->copy->id);
 		list_del(&f->node);
 		drop_copy(f);
 	}

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "conf.h"
@@ -66,6 +67,9 @@ enum uzswapd_exit {
  * @listen_fd: the control socket, -1 once closed
  * @bound_path: where the daemon bound it (removed at exit), NULL if
  *             systemd passed it
+ * @bound_dev, @bound_ino: the socket file it bound there (0 until
+ *             bound): at exit, only that file is removed; immutable once
+ *             bound
  * @listen:    libuv poll on @listen_fd
  * @spare_fd:  a descriptor kept in reserve: out of descriptors, it is
  *             closed to accept and drop one connection, so that the
@@ -112,6 +116,8 @@ struct uzswapd {
 	uint8_t *run_buf;
 	int listen_fd;
 	char *bound_path;
+	dev_t bound_dev;
+	ino_t bound_ino;
 	uv_poll_t listen;
 	int spare_fd;
 	struct list_node conns;
