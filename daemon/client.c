@@ -121,8 +121,8 @@ static void slot_maybe_remove(struct uzswapd *d, struct mm_slot *slot)
 	if (!list_empty(&slot->conns) || slot->ctxs || slot->pidfd < 0 ||
 	    uv_is_closing((uv_handle_t *)&slot->pid_watch))
 		return;
-	log_debug("client", "pid %d (%s) removed", (int)slot->pid,
-		  slot->comm);
+	log_debug_about("client", LOG_CLIENT(slot), "pid %d (%s) removed",
+			(int)slot->pid, slot->comm);
 	registry_remove(&d->registry, slot);
 	uv_close((uv_handle_t *)&slot->pid_watch, pid_watch_closed);
 }
@@ -135,7 +135,8 @@ static void pid_exited(uv_poll_t *handle, int status, int events)
 	struct uzswapd *d = handle->data;
 	struct list_node *pos, *tmp;
 
-	log_info("client", "pid %d (%s) exited", (int)slot->pid, slot->comm);
+	log_info_about("client", LOG_CLIENT(slot), "pid %d (%s) exited",
+		       (int)slot->pid, slot->comm);
 	uv_poll_stop(handle);
 	mm_slot_get(slot);
 	list_for_each_safe(pos, tmp, &slot->conns)
@@ -187,8 +188,8 @@ static struct mm_slot *slot_create(struct uzswapd *d, pid_t pid, uid_t uid,
 	slot->pid_watch.data = d;
 	uv_poll_start(&slot->pid_watch, UV_READABLE, pid_exited);
 	registry_insert(&d->registry, slot);	/* pid is new: cannot fail */
-	log_info("client", "pid %d (%s) connected", (int)slot->pid,
-		 slot->comm);
+	log_info_about("client", LOG_CLIENT(slot), "pid %d (%s) connected",
+		       (int)slot->pid, slot->comm);
 	mm_slot_get(slot);			/* the caller's */
 	return slot;
 
@@ -223,17 +224,19 @@ static void teardown_unregister(struct client_teardown *t, struct region *r)
 	int ret;
 
 	if (t->failed) {
-		log_err("client", "pid %d: region %llu could not be fully "
-			"restored; it stays registered, and a touch of a "
-			"lost page blocks", (int)r->slot->pid,
-			(unsigned long long)r->id);
+		log_err_about("client", LOG_REGION(r),
+			      "pid %d: region %llu could not be fully "
+			      "restored; it stays registered, and a touch of "
+			      "a lost page blocks", (int)r->slot->pid,
+			      (unsigned long long)r->id);
 		return;
 	}
 	ret = uffd_unregister(r->ctx->fd, (void *)r->start,
 			      r->npages << PAGE_SHIFT);
 	if (ret && !uffd_unregister_gone(ret))
-		log_warn("client", "pid %d: unregister %#lx: %s",
-			 (int)r->slot->pid, r->start, strerror(-ret));
+		log_warn_about("client", LOG_REGION(r, .err = -ret),
+			       "pid %d: unregister %#lx: %s",
+			       (int)r->slot->pid, r->start, strerror(-ret));
 }
 
 /* One step: up to WORK_STEP_PAGES pages of the first region. Worker. */
@@ -458,8 +461,9 @@ static void orphan_detach(struct uzswapd *d, struct uffd_ctx *ctx)
 	struct region *r;
 
 	if (!t) {
-		log_err("client", "pid %d: out of memory: its regions stay "
-			"until the daemon stops", (int)slot->pid);
+		log_err_about("client", LOG_CLIENT(slot, .err = ENOMEM),
+			      "pid %d: out of memory: its regions stay until "
+			      "the daemon stops", (int)slot->pid);
 		return;
 	}
 	ctx->orphan = false;

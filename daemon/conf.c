@@ -243,7 +243,7 @@ static const char *key_takes(enum conf_type t)
 {
 	switch (t) {
 	case CONF_PATH:
-		return "an absolute path";
+		return "an absolute path of at most 107 characters";
 	case CONF_BACKING:
 		return "an absolute path, or none";
 	case CONF_LISTEN:

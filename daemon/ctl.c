@@ -62,6 +62,7 @@
 #include "fork.h"
 #include "load.h"
 #include "lib/common/killpoint.h"
+#include "lib/common/size.h"
 #include "lib/uffd/uffd.h"
 #include "log.h"
 #include "reclaim.h"
@@ -88,6 +89,12 @@
 #define COMPACT_STEP_PAGES 64	/* pool pages a COMPACT step isolates, at
 				   most: ~1 ms */
 
+/* What a log line about connection @c is about (log.h): its peer, with
+ * its command name once the peer is a client. */
+#define LOG_CONN(c, ...)						\
+	LOG_ABOUT(.pid = (c)->pid,					\
+		  .comm = (c)->slot ? (c)->slot->comm : NULL, __VA_ARGS__)
+
 static int fail(struct ctl_reply *rep, int err, const char *msg)
 {
 	rep->errmsg = msg;
@@ -110,13 +117,16 @@ static int peer_holds_file(struct ctl_conn *c, int fdnum, int fd)
 	if (r == 0)
 		return 0;
 	if (r < 0 && errno == ENOSYS) {
-		log_warn("ctl", "kcmp unavailable: cannot check that pid %d "
-			 "owns the descriptors it sends", (int)c->pid);
+		log_warn_about("ctl", LOG_CONN(c),
+			       "kcmp unavailable: cannot check that pid %d "
+			       "owns the descriptors it sends", (int)c->pid);
 		return 0;
 	}
 	if (r < 0 && errno == EPERM) {
-		log_err("ctl", "pid %d: not allowed to inspect the process "
-			"(kcmp): uzswapd needs CAP_SYS_PTRACE", (int)c->pid);
+		log_err_about("ctl", LOG_CONN(c, .err = EPERM),
+			      "pid %d: not allowed to inspect the process "
+			      "(kcmp): uzswapd needs CAP_SYS_PTRACE",
+			      (int)c->pid);
 		return -EACCES;
 	}
 	return -EPERM;
@@ -215,7 +225,7 @@ static int hello_resume(struct ctl_conn *c, struct proto_msg *m,
 			    "that served it");
 	if (ret)
 		return fail(rep, ret, "cannot resume the client");
-	log_info("ctl", "pid %d resumed", (int)c->pid);
+	log_info_about("ctl", LOG_CONN(c), "pid %d resumed", (int)c->pid);
 	return 0;
 }
 
@@ -236,8 +246,9 @@ static int ctl_hello(struct ctl_conn *c, struct proto_msg *m,
 		ret = hello_attach(c, m, &h, rep);
 	if (ret)
 		return ret;
-	log_debug("ctl", "pid %d: HELLO v%u%s", (int)c->pid, version,
-		  h.uffd_mode ? " (user-mode-only uffd)" : "");
+	log_debug_about("ctl", LOG_CONN(c), "pid %d: HELLO v%u%s",
+			(int)c->pid, version,
+			h.uffd_mode ? " (user-mode-only uffd)" : "");
 	statedir_save(c->d->statedir, &c->d->registry);
 	return hello_done(c, version, rep);
 }
@@ -255,7 +266,8 @@ static int ctl_admin_hello(struct ctl_conn *c, struct proto_msg *m,
 	ret = hello_pick(c, h.min_version, h.max_version, &version, rep);
 	if (ret)
 		return ret;
-	log_debug("ctl", "pid %d: ADMIN_HELLO v%u", (int)c->pid, version);
+	log_debug_about("ctl", LOG_CONN(c), "pid %d: ADMIN_HELLO v%u",
+			(int)c->pid, version);
 	return hello_done(c, version, rep);
 }
 
@@ -402,9 +414,11 @@ static int ctl_register(struct ctl_conn *c, struct proto_msg *m,
 		return fail(rep, -EPERM, "the userfaultfd sent belongs to "
 			    "another process");
 	}
-	log_debug("ctl", "pid %d: region %llu \"%s\" %#llx+%llu",
-		  (int)c->pid, (unsigned long long)r->id, r->name,
-		  (unsigned long long)p.addr, (unsigned long long)p.len);
+	log_debug_about("ctl", LOG_REGION(r),
+			"pid %d: region %llu \"%s\" %#llx+%llu",
+			(int)c->pid, (unsigned long long)r->id, r->name,
+			(unsigned long long)p.addr,
+			(unsigned long long)p.len);
 	killpoint("register.registered");
 	statedir_save(c->d->statedir, &c->d->registry);
 	killpoint("register.saved");
@@ -455,8 +469,9 @@ static int ctl_set_limit(struct ctl_conn *c, struct proto_msg *m,
 		return fail(rep, -EINVAL, "a budget must be at least 1 MiB");
 	evict_set_slot_limit(c->d->evictors, c->slot, l.bytes);
 	statedir_save(c->d->statedir, &c->d->registry);
-	log_debug("ctl", "pid %d: budget %llu bytes", (int)c->pid,
-		  (unsigned long long)l.bytes);
+	log_debug_about("ctl", LOG_CONN(c), "pid %d: budget %llu bytes%s",
+			(int)c->pid, (unsigned long long)l.bytes,
+			l.bytes ? "" : " (the default)");
 	return 0;
 }
 
@@ -753,6 +768,8 @@ static int ctl_admin_limit(struct ctl_conn *c, struct proto_msg *m,
 	uint64_t def, all;
 	struct proto_admin_limit l;
 	struct mm_slot *slot;
+	const char *to;
+	char size[32];
 
 	if (proto_decode_admin_limit(m->payload, m->hdr.len, &l))
 		return fail(rep, -EBADMSG, "malformed ADMIN_LIMIT");
@@ -776,12 +793,19 @@ static int ctl_admin_limit(struct ctl_conn *c, struct proto_msg *m,
 		evict_set_limits(c->d->evictors, def, l.bytes);
 		break;
 	}
-	log_info("ctl", "pid %d (uid %u) set the %s budget%s to %llu bytes",
-		 (int)c->pid, (unsigned int)c->uid,
-		 l.target == PROTO_LIMIT_PID ? "client" :
-		 l.target == PROTO_LIMIT_DEFAULT ? "default" : "global",
-		 l.target == PROTO_LIMIT_PID ? " of a process" : "",
-		 (unsigned long long)l.bytes);
+	to = l.bytes ? size_format(l.bytes, size, sizeof(size)) : NULL;
+	if (l.target == PROTO_LIMIT_PID)
+		log_info_about("ctl", LOG_ABOUT(.pid = l.pid),
+			       "pid %d (uid %u) set the budget of pid %d to %s",
+			       (int)c->pid, (unsigned int)c->uid, (int)l.pid,
+			       to ? to : "the default");
+	else
+		log_info_about("ctl", LOG_CONN(c),
+			       "pid %d (uid %u) set the %s budget to %s",
+			       (int)c->pid, (unsigned int)c->uid,
+			       l.target == PROTO_LIMIT_DEFAULT ? "default" :
+								 "global",
+			       to ? to : "none");
 	return 0;
 }
 
@@ -800,8 +824,9 @@ static void reclaim_done(void *arg, int status, uint64_t bytes)
 		     "take no more pages");
 	else
 		rep.len = proto_encode_bytes_reply(rep.body, &r, c->rd.version);
-	log_info("ctl", "reclaim for pid %d: %llu bytes evicted", (int)c->pid,
-		 (unsigned long long)bytes);
+	log_info_about("ctl", LOG_CONN(c),
+		       "reclaim for pid %d: %llu bytes evicted", (int)c->pid,
+		       (unsigned long long)bytes);
 	ctl_conn_complete(c, status, &rep);
 }
 
@@ -923,8 +948,8 @@ static int ctl_reload(struct ctl_conn *c, struct proto_msg *m,
 
 	if (m->hdr.len != 0)
 		return fail(rep, -EBADMSG, "RELOAD takes no payload");
-	log_info("ctl", "pid %d (uid %u) asks for a reload", (int)c->pid,
-		 (unsigned int)c->uid);
+	log_info_about("ctl", LOG_CONN(c), "pid %d (uid %u) asks for a reload",
+		       (int)c->pid, (unsigned int)c->uid);
 	ret = uzswapd_reload(c->d, err);
 	return ret ? fail(rep, ret, err) : 0;
 }
@@ -1050,8 +1075,9 @@ static int ctl_dispatch(struct ctl_conn *c, struct proto_msg *m)
 		return -EAGAIN;
 	}
 	if (ret)
-		log_debug("ctl", "pid %d: %s refused: %s", (int)c->pid,
-			  proto_type_name(type), rep.errmsg);
+		log_debug_about("ctl", LOG_CONN(c, .err = -ret),
+				"pid %d: %s refused: %s", (int)c->pid,
+				proto_type_name(type), rep.errmsg);
 	return conn_reply(c, type, m->hdr.seq, ret, &rep);
 }
 
@@ -1154,14 +1180,16 @@ static void conn_io(uv_poll_t *handle, int status, int events)
 	if (ret == 0 || ret == -EAGAIN)
 		return;
 	if (ret == -EBADMSG || ret == -EMSGSIZE || ret == -EPROTONOSUPPORT) {
-		log_warn("ctl", "pid %d: %s; closing its connection",
-			 (int)c->pid, frame_error(ret));
+		log_warn_about("ctl", LOG_CONN(c, .err = -ret),
+			       "pid %d: %s; closing its connection",
+			       (int)c->pid, frame_error(ret));
 		proto_send_reply(c->fd, frame_error_version(c),
 				 c->rd.msg.hdr.type, c->rd.msg.hdr.seq, ret,
 				 NULL, 0, frame_error(ret));
 	} else if (ret != -ECONNRESET) {
-		log_debug("ctl", "pid %d: connection ends: %s", (int)c->pid,
-			  status ? uv_strerror(status) : strerror(-ret));
+		log_debug_about("ctl", LOG_CONN(c),
+				"pid %d: connection ends: %s", (int)c->pid,
+				status ? uv_strerror(status) : strerror(-ret));
 	}
 	ctl_conn_close(c);
 }
@@ -1202,8 +1230,8 @@ static void accept_one(struct uzswapd *d, int fd)
 	}
 	list_add_tail(&c->all, &d->conns);
 	uv_poll_start(&c->poll, UV_READABLE, conn_io);
-	log_debug("ctl", "connection from pid %d uid %u", (int)c->pid,
-		  (unsigned int)c->uid);
+	log_debug_about("ctl", LOG_CONN(c), "connection from pid %d uid %u",
+			(int)c->pid, (unsigned int)c->uid);
 }
 
 /* Out of descriptors (@err): accept and drop one pending connection with

@@ -295,8 +295,9 @@ struct work *drain_start(struct ctl_conn *c, bool force, drain_done_fn *done,
 	dr->done = done;
 	work_init(&dr->work, drain_step, drain_finished, c);
 	d->draining = true;
-	log_info("client", "pid %d (uid %u) drains %zu regions",
-		 (int)c->pid, (unsigned int)c->uid, dr->nr);
+	log_info_about("client", LOG_ABOUT(.pid = c->pid),
+		       "pid %d (uid %u) drains %zu regions", (int)c->pid,
+		       (unsigned int)c->uid, dr->nr);
 	work_queue(&d->work, &dr->work, NULL);
 	return &dr->work;
 
@@ -325,9 +326,10 @@ bool drain_forget(struct ctl_conn *c, unsigned long start)
  * connection), or exited; its own teardown restores or drops it. */
 static void left(struct drain *dr, struct region *r)
 {
-	log_info("client", "pid %d: region %llu was unregistered, or its "
-		 "client exited, during the drain", (int)r->slot->pid,
-		 (unsigned long long)r->id);
+	log_info_about("client", LOG_REGION(r),
+		       "pid %d: region %llu was unregistered, or its client "
+		       "exited, during the drain", (int)r->slot->pid,
+		       (unsigned long long)r->id);
 	dr->res.regions_left++;
 }
 
@@ -350,8 +352,9 @@ static void release(struct drain *dr, struct region *r)
 		return;
 	}
 	if (ret)
-		log_err("client", "pid %d: drain: unregister %#lx: %s",
-			(int)r->slot->pid, r->start, strerror(-ret));
+		log_err_about("client", LOG_REGION(r, .err = -ret),
+			      "pid %d: drain: unregister %#lx: %s",
+			      (int)r->slot->pid, r->start, strerror(-ret));
 	dr->res.regions++;
 	dr->res.pages += dr->stored > stored ? dr->stored - stored : 0;
 	if (dr->last != r->slot)
@@ -364,9 +367,10 @@ static void keep(struct drain *dr, struct region *r)
 {
 	size_t left = atomic_load(&r->stored);
 
-	log_err("client", "pid %d: drain: region %llu keeps %zu pages that "
-		"could not be restored; it stays managed",
-		(int)r->slot->pid, (unsigned long long)r->id, left);
+	log_err_about("client", LOG_REGION(r),
+		      "pid %d: drain: region %llu keeps %zu pages that could "
+		      "not be restored; it stays managed", (int)r->slot->pid,
+		      (unsigned long long)r->id, left);
 	mm_slot_hold_region(r->slot, r, false);
 	dr->res.regions_kept++;
 	dr->res.pages_kept += left;

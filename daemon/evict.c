@@ -576,9 +576,10 @@ static long evict_run(struct evictors *ev, struct region *r, size_t first,
 		ret = memfd_punch(r->memfd, off, punched << PAGE_SHIFT);
 	killpoint("evict.punched");
 	if (ret < 0) {
-		log_err("evict", "pid %d: punch of region %llu: %s",
-			(int)r->slot->pid, (unsigned long long)r->id,
-			strerror((int)-ret));
+		log_err_about("evict", LOG_REGION(r, .err = (int)-ret),
+			      "pid %d: punch of region %llu: %s",
+			      (int)r->slot->pid, (unsigned long long)r->id,
+			      strerror((int)-ret));
 		unstore_span(r, &s, punched);
 		stored = punched = 0;
 	}
@@ -607,9 +608,10 @@ out_revert:
 	release_gaps(r, &s, 0, s.len);
 	give_back_victims(r, &s, 0);
 	if (ret)
-		log_debug("evict", "pid %d: region %llu pages %zu+%zu: %s",
-			  (int)r->slot->pid, (unsigned long long)r->id, first,
-			  s.len, strerror((int)-ret));
+		log_debug_about("evict", LOG_REGION(r, .err = (int)-ret),
+				"pid %d: region %llu pages %zu+%zu: %s",
+				(int)r->slot->pid, (unsigned long long)r->id,
+				first, s.len, strerror((int)-ret));
 	return ret;
 }
 

@@ -233,8 +233,10 @@ static void retry_later(struct fault_thread *t, struct uffd_ctx *ctx,
 		if (!grown) {
 			/* the faulting thread stays asleep until a refault;
 			 * waking it makes it refault */
-			log_err("fault", "pid %d: no memory to queue a retry",
-				(int)ctx->slot->pid);
+			log_err_about("fault",
+				      LOG_CLIENT(ctx->slot, .err = ENOMEM),
+				      "pid %d: no memory to queue a retry",
+				      (int)ctx->slot->pid);
 			uffd_wake(ctx->fd, addr, PAGE_SIZE);
 			return;
 		}
@@ -273,8 +275,9 @@ static bool range_gone(struct uffd_ctx *ctx, unsigned long addr, int err)
 {
 	if (err != -ENOENT)
 		return false;
-	log_debug("fault", "pid %d: %#lx no longer registered",
-		  (int)ctx->slot->pid, addr);
+	log_debug_about("fault", LOG_CLIENT(ctx->slot),
+			"pid %d: %#lx no longer registered",
+			(int)ctx->slot->pid, addr);
 	return true;
 }
 
@@ -324,8 +327,9 @@ static void fill_one(struct fault_thread *t, struct uffd_ctx *ctx,
 	} else if (ret == -EAGAIN) {
 		retry_later(t, ctx, addr);
 	} else if (!range_gone(ctx, addr, ret) && !client_gone(t, ctx, ret)) {
-		log_err("fault", "pid %d: UFFDIO_COPY at %#lx: %s",
-			(int)ctx->slot->pid, addr, strerror(-ret));
+		log_err_about("fault", LOG_REGION(r, .err = -ret),
+			      "pid %d: UFFDIO_COPY at %#lx: %s",
+			      (int)ctx->slot->pid, addr, strerror(-ret));
 	}
 }
 
@@ -435,8 +439,9 @@ static void poison_lost(struct fault_thread *t, struct uffd_ctx *ctx,
 		uffd_wake(ctx->fd, addr, PAGE_SIZE);
 	else if (ret && !range_gone(ctx, addr, ret) &&
 		 !client_gone(t, ctx, ret))
-		log_err("fault", "pid %d: poison %#lx of a lost page: %s",
-			(int)ctx->slot->pid, addr, strerror(-ret));
+		log_err_about("fault", LOG_REGION(r, .err = -ret),
+			      "pid %d: poison %#lx of a lost page: %s",
+			      (int)ctx->slot->pid, addr, strerror(-ret));
 }
 
 /* A MISSING fault on a stored page: bring it back (and, @room allowing,
@@ -509,8 +514,9 @@ static void unprotect(struct fault_thread *t, struct uffd_ctx *ctx,
 	if (ret == 0)
 		STAT_INC(t, wp_faults, 1);
 	else if (!range_gone(ctx, addr, ret) && !client_gone(t, ctx, ret))
-		log_err("fault", "pid %d: un-protect %#lx: %s",
-			(int)ctx->slot->pid, addr, strerror(-ret));
+		log_err_about("fault", LOG_REGION(r, .err = -ret),
+			      "pid %d: un-protect %#lx: %s",
+			      (int)ctx->slot->pid, addr, strerror(-ret));
 }
 
 /*
@@ -650,8 +656,10 @@ static void serve_uffd(struct fault_thread *t, struct uffd_ctx *ctx)
 		t->last_ns = t0;
 		for (i = 0; i < n; i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
-				log_debug("fault", "pid %d: event %u ignored",
-					  (int)ctx->slot->pid, msgs[i].event);
+				log_debug_about("fault", LOG_CLIENT(ctx->slot),
+						"pid %d: event %u ignored",
+						(int)ctx->slot->pid,
+						msgs[i].event);
 				continue;
 			}
 			serve_fault(t, ctx, msgs[i].arg.pagefault.address,

@@ -74,6 +74,8 @@
  *            loop thread
  * @pid, @uid: the forking process; immutable
  * @next:     the next page to copy (or drop); the worker's
+ * @resident: pages the store could not take, resident in the copy; the
+ *            worker's
  * @status:   0, or why the copy failed; the worker's
  */
 struct fork_copy {
@@ -88,8 +90,15 @@ struct fork_copy {
 	pid_t pid;
 	uid_t uid;
 	size_t next;
+	size_t resident;
 	int status;
 };
+
+/* What a log line about copy @f is about (log.h): the forking process
+ * and the copy's region. */
+#define LOG_COPY(f, ...)						\
+	LOG_ABOUT(.pid = (f)->pid, .region = (f)->copy->id,		\
+		  .name = (f)->copy->name, __VA_ARGS__)
 
 /*****************
  * The copy of one page
@@ -157,7 +166,30 @@ static int share_retained(struct fork_copy *f, size_t i, uint32_t info)
 	return ret;
 }
 
-/* Page @i of the copy is @page, stored anew. 0, -ENOSPC or -ENOMEM. */
+/* Page @i of the copy is @page, resident in the copy's memfd: the child
+ * starts over its budget by that page, as a client does while the pool
+ * takes no more (evict.c), rather than the fork failing. 0 or -errno. */
+static int copy_resident(struct fork_copy *f, size_t i, const uint8_t *page)
+{
+	struct region *c = f->copy;
+	ssize_t got = pwrite(c->memfd, page, PAGE_SIZE,
+			     (off_t)(i << PAGE_SHIFT));
+
+	if (got != PAGE_SIZE)
+		return got < 0 ? -errno : -EIO;
+	atomic_store(&c->pages[i].info, page_info(PAGE_RESIDENT, 0, 0));
+	region_account(c, 1);
+	f->resident++;
+	return 0;
+}
+
+/* How often one page of a copy may find the pool full again after
+ * write-back made room (other evictors fill it meanwhile) before it
+ * stays resident. */
+#define FORK_RECLAIM_TRIES	64
+
+/* Page @i of the copy is @page: stored anew, or resident if the store
+ * cannot take it (the pool full and write-back making no room). */
 static int store_copy(struct fork_copy *f, size_t i, const uint8_t *page,
 		      struct work_ctx *wc)
 {
@@ -167,11 +199,14 @@ static int store_copy(struct fork_copy *f, size_t i, const uint8_t *page,
 	uint64_t data;
 	int n = store_put(c->store, wc->lc.comp, page, &key, &flags, &data);
 
-	if (n == -ENOMEM && store_reclaim(c->store))
+	int tries = 0;
+
+	while (n == -ENOMEM && tries++ < FORK_RECLAIM_TRIES &&
+	       store_reclaim(c->store))
 		n = store_put(c->store, wc->lc.comp, page, &key, &flags,
 			      &data);
 	if (n < 0)
-		return -ENOSPC;
+		return copy_resident(f, i, page);
 	copy_stored(c, i, flags, data, (size_t)n);
 	return 0;
 }
@@ -334,15 +369,21 @@ static void copy_done(struct work *w)
 		status = -ECANCELED;
 	if (status) {
 		if (status != -ECANCELED)
-			log_warn("fork", "pid %d: no copy of region %llu for "
-				 "its child: %s", (int)f->pid,
-				 (unsigned long long)f->copy->id,
-				 strerror(-status));
+			log_warn_about("fork", LOG_COPY(f, .err = -status),
+				       "pid %d: no copy of region %llu for "
+				       "its child: %s", (int)f->pid,
+				       (unsigned long long)f->copy->id,
+				       strerror(-status));
 		if (c)
 			f->done(c, status, 0);
 		drop_copy(f);
 		return;
 	}
+	if (f->resident)
+		log_warn("fork", "pid %d: the pool takes no more: %zu pages "
+			 "of region %llu's copy stay resident in its child",
+			 (int)f->pid, f->resident,
+			 (unsigned long long)f->copy->id);
 	f->deadline = clock_now_ns() + PROTO_FORK_CLAIM_MS * 1000000ull;
 	list_add_tail(&f->node, &f->d->forks);
 	f->done(c, 0, f->token);
@@ -362,7 +403,7 @@ static uint64_t new_token(void)
 {
 	uint64_t t = 0;
 
-	while (!t && getrandom(&t, sizeof(t), 0) != sizeof(t))
+	while (getrandom(&t, sizeof(t), 0) != sizeof(t) || !t)
 		;
 	return t;
 }
@@ -454,10 +495,11 @@ void fork_expire(struct uzswapd *d, bool all)
 		if (!all && now < f->deadline)
 			continue;
 		if (!all)
-			log_warn("fork", "pid %d: the child of a fork() did "
-				 "not claim its copy of region %llu in time; "
-				 "dropped", (int)f->pid,
-				 (unsigned long long)f->copy->id);
+			log_warn_about("fork", LOG_COPY(f),
+				       "pid %d: the child of a fork() did not "
+				       "claim its copy of region %llu in "
+				       "time; dropped", (int)f->pid,
+				       (unsigned long long)f->copy->id);
 		list_del(&f->node);
 		drop_copy(f);
 	}

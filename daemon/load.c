@@ -131,9 +131,10 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 		 mm_slot_retains(r->slot);
 	if (store_get(r->store, lc->comp, info, p->data, lc->buf)) {
 		atomic_store(&p->info, info);
-		log_err("load", "pid %d: page %#lx of region %llu is corrupt "
-			"in the store; left unresolved", (int)r->slot->pid,
-			addr, (unsigned long long)r->id);
+		log_err_about("load", LOG_REGION(r),
+			      "pid %d: page %#lx of region %llu is corrupt in "
+			      "the store; left unresolved", (int)r->slot->pid,
+			      addr, (unsigned long long)r->id);
 		return LOAD_CORRUPT;
 	}
 	ret = uffd_copy(r->ctx->fd, addr, lc->buf, PAGE_SIZE,
@@ -150,8 +151,9 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 	if (ret == -EAGAIN)
 		return LOAD_AGAIN;
 	if (ret != -ENOENT && ret != -ESRCH && ret != -ENOMEM)
-		log_err("load", "pid %d: UFFDIO_COPY at %#lx: %s",
-			(int)r->slot->pid, addr, strerror(-ret));
+		log_err_about("load", LOG_REGION(r, .err = -ret),
+			      "pid %d: UFFDIO_COPY at %#lx: %s",
+			      (int)r->slot->pid, addr, strerror(-ret));
 	return LOAD_GONE;
 }
 
@@ -183,9 +185,10 @@ int load_region_restore(struct region *r, size_t first, size_t end,
 		    pwrite(r->memfd, lc->buf, PAGE_SIZE,
 			   (off_t)(i << PAGE_SHIFT)) != PAGE_SIZE) {
 			atomic_store(&p->info, info);
-			log_err("load", "pid %d: cannot restore page %zu of "
-				"region %llu", (int)r->slot->pid, i,
-				(unsigned long long)r->id);
+			log_err_about("load", LOG_REGION(r),
+				      "pid %d: cannot restore page %zu of "
+				      "region %llu", (int)r->slot->pid, i,
+				      (unsigned long long)r->id);
 			ret = -EIO;
 			continue;
 		}

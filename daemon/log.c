@@ -1,7 +1,14 @@
 /*
- * log.c - uzswapd's logging to stderr with syslog priority prefixes; see
- * log.h. The debug token list is written once at startup, before any
- * thread exists, and only read afterwards.
+ * log.c - uzswapd's logging to the journal, a terminal or a file; see
+ * log.h. The sink, the journal's send function and the debug token list
+ * are set at startup, before any thread exists, and only read afterwards.
+ *
+ * A line is formatted once into a struct log_rec ("token: text", its
+ * priority, call site and what it is about), then rendered by the sink:
+ * a journal record (log_send_journal(): one iovec per field), a plain
+ * line for a terminal, a "<N>" line for a file. A journal record that
+ * cannot be sent becomes a "<N>" line on stderr, which is the journal's
+ * stream then: nothing is lost.
  *
  * Rate limiting. A call site that fires in a loop (an evictor meeting a
  * full backing file, a fault thread meeting a dead client) must not flood
@@ -24,8 +31,9 @@
  * Cost: a log call takes rl.lock, hashes the format pointer into a table
  * of LOG_RL_SITES slots (LOG_RL_SITES * ~200 bytes, static, locked with
  * the daemon), and scans the table only when some site has dropped lines
- * (@pending). The lock is held across write(2), so that a summary comes
- * out before the line that follows its window, from any thread.
+ * (@pending). The lock is held across the write(2) or the journal send,
+ * so that a summary comes out before the line that follows its window,
+ * from any thread.
  */
 #include "config.h"
 
@@ -33,8 +41,10 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,9 +56,22 @@
 #define LOG_LINE_MAX 1024
 #define LOG_RL_SITES 128	/* > the daemon's log_err/warn/info sites */
 #define LOG_RL_TEXT 160		/* text kept of a site's last dropped line */
+#define LOG_IDENT "uzswapd"
+#define LOG_MAX_FIELDS 16	/* of a journal record */
 
 static const char *debug_tokens[LOG_MAX_TOKENS];
 static int nr_debug_tokens;
+
+/*
+ * Where lines go; set by log_open() and log_set_sendv() before any thread
+ * starts, read-only afterwards.
+ * @sink:  the sink
+ * @sendv: sends a journal record (sd_journal_sendv())
+ */
+static struct {
+	enum log_sink sink;
+	log_sendv_fn *sendv;
+} out = { LOG_SINK_FILE, sd_journal_sendv };
 
 #define LOG_TOKEN_STRING_(t) #t,
 static const char *const debug_subsystems[] = {
@@ -85,19 +108,43 @@ static bool log_token_known(const char *token)
 }
 
 /*
+ * struct log_rec - one line, formatted, before a sink renders it
+ * @prio:       its syslog priority
+ * @token:      its subsystem token
+ * @file, @line, @func: its call site
+ * @about:      what it is about; NULL if nothing in particular
+ * @suppressed: for a summary of the rate limit, the lines it stands for
+ * @text:       "token: text", NUL-terminated, without a newline
+ */
+struct log_rec {
+	int prio;
+	const char *token;
+	const char *file;
+	int line;
+	const char *func;
+	const struct log_about *about;
+	unsigned long suppressed;
+	char text[LOG_LINE_MAX];
+};
+
+/*
  * struct log_site - one call site's window; all fields protected by rl.lock
  * @fmt:        the site's format string (its key); NULL for a free slot
  * @token:      its subsystem token
  * @prio:       its syslog priority
+ * @file, @line, @func: where it is
  * @start_ms:   when the current window started
  * @printed:    lines printed in the window
  * @suppressed: lines dropped in the window
- * @last:       the last dropped line, without its prefix
+ * @last:       the last dropped line's text, after "token: "
  */
 struct log_site {
 	const char *fmt;
 	const char *token;
 	int prio;
+	const char *file;
+	int line;
+	const char *func;
 	uint64_t start_ms;
 	unsigned int printed;
 	unsigned long suppressed;
@@ -105,7 +152,7 @@ struct log_site {
 };
 
 /*
- * @lock:    protects @sites, @pending and @now; held across the write(2)
+ * @lock:    protects @sites, @pending and @now; held across the output
  *           of a limited line
  * @sites:   open-addressed by the format pointer
  * @pending: sites with dropped lines not yet summarized
@@ -142,6 +189,42 @@ void log_set_clock(uint64_t (*now_ms)(void))
 	pthread_mutex_unlock(&rl.lock);
 }
 
+/*****************
+ * Sinks
+ *****************/
+
+/* Is stderr the stream systemd connected to the journal? $JOURNAL_STREAM
+ * is "DEVICE:INODE" of that stream (systemd.exec(5)), in decimal. */
+static bool stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int end = 0;
+
+	if (!v || sscanf(v, "%llu:%llu%n", &dev, &ino, &end) != 2 || v[end])
+		return false;
+	return fstat(STDERR_FILENO, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+enum log_sink log_open(void)
+{
+	if (stderr_is_journal())
+		out.sink = LOG_SINK_JOURNAL;
+	else if (isatty(STDERR_FILENO))
+		out.sink = LOG_SINK_TERMINAL;
+	else
+		out.sink = LOG_SINK_FILE;
+	return out.sink;
+}
+
+void log_set_sendv(log_sendv_fn *sendv)
+{
+	out.sendv = sendv ? sendv : sd_journal_sendv;
+}
+
 /* Write @len bytes of @line, which ends in '\n'; one write(2). */
 static void log_write(const char *line, size_t len)
 {
@@ -149,27 +232,153 @@ static void log_write(const char *line, size_t len)
 		return; /* nowhere left to report it */
 }
 
-/* Format "<prio>token: text\n" into @line (LOG_LINE_MAX); its length. @text
- * starts at *@text_off. */
-static size_t log_format(char *line, int prio, const char *token,
-			 size_t *text_off, const char *fmt, va_list ap)
-	__attribute__((format(printf, 5, 0)));
-
-static size_t log_format(char *line, int prio, const char *token,
-			 size_t *text_off, const char *fmt, va_list ap)
+/* The word a terminal line gives priority @prio ("" for information). */
+static const char *log_level_word(int prio)
 {
-	int n, m;
+	switch (prio) {
+	case LOG_ERR:
+		return "error: ";
+	case LOG_WARNING:
+		return "warning: ";
+	case LOG_DEBUG:
+		return "debug: ";
+	default:
+		return "";
+	}
+}
 
-	DEBUG_CHECK(log_token_known(token), "a known log token");
-	n = snprintf(line, LOG_LINE_MAX, "<%d>%s: ", prio, token);
-	*text_off = (size_t)n;
-	m = vsnprintf(line + n, LOG_LINE_MAX - (size_t)n - 1, fmt, ap);
-	if (m < 0)
-		m = 0;
-	n += m;
-	if (n > LOG_LINE_MAX - 2)
-		n = LOG_LINE_MAX - 2;
-	line[n++] = '\n';
+/* @r as a line: "<N>token: text" for a file, "uzswapd: LEVEL: token:
+ * text" for a terminal; one write(2). */
+static void log_write_line(const struct log_rec *r, bool terminal)
+{
+	char line[LOG_LINE_MAX + 32];
+	int n;
+
+	if (terminal)
+		n = snprintf(line, sizeof(line), LOG_IDENT ": %s%s\n",
+			     log_level_word(r->prio), r->text);
+	else
+		n = snprintf(line, sizeof(line), "<%d>%s\n", r->prio, r->text);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	log_write(line, (size_t)n);
+}
+
+/*
+ * struct journal_rec - a journal record being built: @iov point into @buf
+ * @n:    fields so far
+ * @used: bytes of @buf used
+ */
+struct journal_rec {
+	struct iovec iov[LOG_MAX_FIELDS];
+	int n;
+	size_t used;
+	char buf[LOG_LINE_MAX + 512];
+};
+
+/* Add the field "NAME=value" that @fmt makes to @f; a value cut short
+ * if @f->buf is full, a field dropped if there is no room at all. */
+static void log_field(struct journal_rec *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void log_field(struct journal_rec *f, const char *fmt, ...)
+{
+	size_t room = sizeof(f->buf) - f->used;
+	va_list ap;
+	int n;
+
+	if (f->n == LOG_MAX_FIELDS || room < 2)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(f->buf + f->used, room, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= room)
+		n = (int)room - 1;
+	f->iov[f->n].iov_base = f->buf + f->used;
+	f->iov[f->n++].iov_len = (size_t)n;
+	f->used += (size_t)n + 1;
+}
+
+/* The source path of a call site without the build's "../" (a VPATH
+ * build compiles "../../daemon/fault.c"): "daemon/fault.c". */
+static const char *log_source_path(const char *file)
+{
+	while (!strncmp(file, "../", 3) || !strncmp(file, "./", 2))
+		file += file[1] == '/' ? 2 : 3;
+	return file;
+}
+
+/* Send @r as a journal record. Return: 0 or -errno. */
+static int log_send_journal(const struct log_rec *r)
+{
+	const struct log_about *a = r->about;
+	struct journal_rec f;
+
+	f.n = 0;
+	f.used = 0;
+	log_field(&f, "MESSAGE=%s", r->text);
+	log_field(&f, "PRIORITY=%d", r->prio);
+	log_field(&f, "SYSLOG_IDENTIFIER=" LOG_IDENT);
+	log_field(&f, "UZSWAP_SUBSYSTEM=%s", r->token);
+	log_field(&f, "CODE_FILE=%s", log_source_path(r->file));
+	log_field(&f, "CODE_LINE=%d", r->line);
+	log_field(&f, "CODE_FUNC=%s", r->func);
+	if (r->suppressed)
+		log_field(&f, "UZSWAP_SUPPRESSED=%lu", r->suppressed);
+	if (a && a->pid)
+		log_field(&f, "CLIENT_PID=%d", (int)a->pid);
+	if (a && a->comm)
+		log_field(&f, "CLIENT_COMM=%s", a->comm);
+	if (a && a->region)
+		log_field(&f, "REGION=%llu", (unsigned long long)a->region);
+	if (a && a->name)
+		log_field(&f, "REGION_NAME=%s", a->name);
+	if (a && a->err)
+		log_field(&f, "ERRNO=%d", a->err);
+	return out.sendv(f.iov, f.n);
+}
+
+/* Output @r where the sink says. */
+static void log_emit(const struct log_rec *r)
+{
+	switch (out.sink) {
+	case LOG_SINK_JOURNAL:
+		if (log_send_journal(r) < 0)
+			log_write_line(r, false);	/* to the stream */
+		return;
+	case LOG_SINK_TERMINAL:
+		log_write_line(r, true);
+		return;
+	case LOG_SINK_FILE:
+		log_write_line(r, false);
+		return;
+	}
+}
+
+/*****************
+ * Formatting and the rate limit
+ *****************/
+
+/* Format "token: text" into @r->text; returns the offset of the text. */
+static size_t log_format(struct log_rec *r, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static size_t log_format(struct log_rec *r, const char *fmt, va_list ap)
+{
+	int n;
+
+	DEBUG_CHECK(log_token_known(r->token), "a known log token");
+	n = snprintf(r->text, sizeof(r->text), "%s: ", r->token);
+	if (n < 0 || (size_t)n >= sizeof(r->text))
+		n = 0;
+	if (vsnprintf(r->text + n, sizeof(r->text) - (size_t)n, fmt, ap) < 0)
+		r->text[n] = '\0';
 	return (size_t)n;
 }
 
@@ -210,16 +419,18 @@ static struct log_site *log_site_locked(const char *fmt)
  * rl.lock held. */
 static void log_summarize_locked(struct log_site *s)
 {
-	char line[LOG_LINE_MAX];
-	int n;
+	struct log_rec r = {
+		.prio = s->prio, .token = s->token, .file = s->file,
+		.line = s->line, .func = s->func, .suppressed = s->suppressed,
+	};
 
 	assert_held(&rl.lock);
 	if (!s->suppressed)
 		return;
-	n = snprintf(line, sizeof(line), "<%d>%s: %s ... repeated %lu %s\n",
-		     s->prio, s->token, s->last, s->suppressed,
-		     s->suppressed == 1 ? "time" : "times");
-	log_write(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	snprintf(r.text, sizeof(r.text), "%s: %s ... repeated %lu %s",
+		 s->token, s->last, s->suppressed,
+		 s->suppressed == 1 ? "time" : "times");
+	log_emit(&r);
 	s->suppressed = 0;
 	rl.pending--;
 }
@@ -248,19 +459,14 @@ void log_flush(void)
 	pthread_mutex_unlock(&rl.lock);
 }
 
-/* Print the line, or count it if its site is over its burst. */
-static void log_limited(int prio, const char *token, const char *fmt,
-			va_list ap) __attribute__((format(printf, 3, 0)));
-
-static void log_limited(int prio, const char *token, const char *fmt,
-			va_list ap)
+/* Output @r, or count it if its site (@fmt) is over its burst; the text
+ * of @r starts at @text_off. */
+static void log_limited(const struct log_rec *r, const char *fmt,
+			size_t text_off)
 {
-	char line[LOG_LINE_MAX];
-	size_t len, text_off;
 	struct log_site *s;
 	uint64_t now;
 
-	len = log_format(line, prio, token, &text_off, fmt, ap);
 	pthread_mutex_lock(&rl.lock);
 	now = log_now_locked();
 	log_summarize_due_locked(now, false);
@@ -272,42 +478,39 @@ static void log_limited(int prio, const char *token, const char *fmt,
 	if (!s || s->printed < LOG_RL_BURST) {
 		if (s)
 			s->printed++;
-		log_write(line, len);
+		log_emit(r);
 	} else {
 		if (!s->suppressed++)
 			rl.pending++;
-		s->token = token;
-		s->prio = prio;
+		s->token = r->token;
+		s->prio = r->prio;
+		s->file = r->file;
+		s->line = r->line;
+		s->func = r->func;
 		snprintf(s->last, sizeof(s->last), "%.*s",
-			 (int)(len - text_off - 1), line + text_off);
+			 (int)sizeof(s->last) - 1, r->text + text_off);
 	}
 	pthread_mutex_unlock(&rl.lock);
 }
 
-#define LOG_FN(name, prio)                                              \
-	void name(const char *token, const char *fmt, ...)              \
-	{                                                               \
-		va_list ap;                                             \
-									\
-		va_start(ap, fmt);                                      \
-		log_limited(prio, token, fmt, ap);                      \
-		va_end(ap);                                             \
-	}
-
-LOG_FN(log_err, LOG_ERR)
-LOG_FN(log_warn, LOG_WARNING)
-LOG_FN(log_info, LOG_INFO)
-
-void log_debug(const char *token, const char *fmt, ...)
+void log_print(int prio, const char *file, int line, const char *func,
+	       const struct log_about *about, const char *token,
+	       const char *fmt, ...)
 {
-	char line[LOG_LINE_MAX];
-	size_t len, text_off;
+	struct log_rec r = {
+		.prio = prio, .token = token, .file = file, .line = line,
+		.func = func, .about = about,
+	};
+	size_t text_off;
 	va_list ap;
 
-	if (!log_debug_enabled(token))
+	if (prio == LOG_DEBUG && !log_debug_enabled(token))
 		return;
 	va_start(ap, fmt);
-	len = log_format(line, LOG_DEBUG, token, &text_off, fmt, ap);
+	text_off = log_format(&r, fmt, ap);
 	va_end(ap);
-	log_write(line, len);
+	if (prio == LOG_DEBUG)
+		log_emit(&r);
+	else
+		log_limited(&r, fmt, text_off);
 }

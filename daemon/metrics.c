@@ -9,16 +9,20 @@
  * Every MHD callback therefore runs on the loop thread: a scrape reads the
  * counters with stats_snapshot(), the histogram with fault_get_latency()
  * and the clients with stats_client_rows(), as the control socket does,
- * and nothing in this file takes a lock of its own.
+ * the reload status from struct uzswapd (loop thread only: the reload
+ * runs there too), and nothing in this file takes a lock of its own.
  *
  * What is exported comes from the lists of lib/proto/counters.h, looped
  * over: every counter there that names a metric, the daemon's from
  * stats_status() (as STATUS sends them), each client's from its row. Only
- * uzswap_build_info, uzswap_start_time_seconds, the write-back batch
- * counters (put_writeback(): STATUS has no room left for them), the
- * clean-page retention's (put_retention(), for the same reason), the
- * fault-latency histogram and uzswap_metrics_clients_omitted are written
- * here by hand.
+ * uzswap_build_info, uzswap_start_time_seconds, the reload status
+ * (uzswap_config_last_reload_*, named as Prometheus names its own), the
+ * write-back batch counters (put_writeback(): STATUS has no room left for
+ * them), the clean-page retention's (put_retention(), for the same
+ * reason), the fault-latency histogram, uzswap_metrics_clients_omitted
+ * and the process_* series every Prometheus client library exports
+ * (put_process(): CPU, memory, descriptors, start time, from /proc/self)
+ * are written here by hand.
  *
  * A scrape: GET /metrics -> one snapshot of the counters -> every client's
  * row, in pages of PROTO_CLIENTS_PER_PAGE, keeping the @max_clients with
@@ -26,8 +30,9 @@
  * uzswap_metrics_clients_omitted) -> text format 0.0.4 into a growable
  * buffer that MHD sends and frees. Cost, on the loop thread: O(clients^2 /
  * PROTO_CLIENTS_PER_PAGE) row visits under the registry lock (each page
- * walks the registry: 25,000 visits for 1,000 clients), and a body of
- * about 6 KiB plus 1 KiB per client shown.
+ * walks the registry: 25,000 visits for 1,000 clients), a read of
+ * /proc/self/stat and a listing of /proc/self/fd (O(descriptors): a few
+ * per client), and a body of about 7 KiB plus 1 KiB per client shown.
  *
  * What a peer can make the daemon do is bounded, and no peer can keep a
  * scrape waiting:
@@ -60,7 +65,9 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -68,6 +75,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +83,7 @@
 #include "addr.h"
 #include "compress.h"
 #include "fault.h"
+#include "lib/common/clock.h"
 #include "lib/common/list.h"
 #include "lib/common/macros.h"
 #include "log.h"
@@ -132,6 +141,8 @@ struct metrics_conn {
  * @open_handles: handles not yet closed; the last close frees the struct
  * @nr_closed:   connections closed so far
  * @start_time:  when the daemon started, Unix time in seconds; immutable
+ * @process_start: when its process started, Unix time in seconds (0:
+ *               unknown, /proc/self/stat unreadable); immutable
  * @listen:      the address as given to metrics_start(); immutable
  * @bound:       the address really bound ("127.0.0.1:9577"); immutable
  * @mhd_error:   MHD's last log message, for a failure at startup
@@ -147,6 +158,7 @@ struct metrics {
 	unsigned int open_handles;
 	uint64_t nr_closed;
 	double start_time;
+	double process_start;
 	char *listen;
 	char bound[ADDR_STRLEN];
 	char mhd_error[160];
@@ -337,6 +349,24 @@ static void put_info(struct mbuf *b, const struct metrics *m,
 	mbuf_printf(b, "uzswap_start_time_seconds %.3f\n", m->start_time);
 }
 
+/* Whether the last reload put its configuration in force, and when the
+ * one in force was loaded: Prometheus's own prometheus_config_last_reload_*
+ * under uzswap's prefix. Loop thread (the reload's). */
+static void put_reload(struct mbuf *b, const struct uzswapd *d)
+{
+	put_gauge(b, "uzswap_config_last_reload_successful",
+		  "1 if the last reload of the configuration (SIGHUP, "
+		  "uzswapctl reload) put it in force, and before any reload; "
+		  "0 if it was refused and the one before stays.",
+		  d->reload_ok);
+	put_family(b, "uzswap_config_last_reload_success_timestamp_seconds",
+		   "gauge", "When the configuration in force was loaded (at "
+		   "startup, or by the last reload that succeeded), in "
+		   "seconds since the Unix epoch.");
+	mbuf_printf(b, "uzswap_config_last_reload_success_timestamp_seconds "
+		    "%.3f\n", d->conf_time);
+}
+
 /*
  * struct metrics_series - a counter of counters.h that /metrics exports
  * @type:  "gauge" or "counter"; NULL: not exported
@@ -451,7 +481,7 @@ static void put_writeback(struct mbuf *b, const struct store_stats *st)
 	put_counter(b, "uzswap_writeback_bytes_total",
 		    "Bytes written to the backing file by write-back batches "
 		    "(objects, each padded to 512 bytes).", st->wb_bytes);
-	put_counter(b, "uzswap_writeback_busy_total",
+	put_counter(b, "uzswap_writeback_busy_objects_total",
 		    "Pool objects reclaim could not write back because their "
 		    "page was busy (being loaded, or not yet punched).",
 		    st->wb_busy);
@@ -480,7 +510,7 @@ static void put_retention(struct mbuf *b, const struct stats_snapshot *s)
 		    "Pages evicted unchanged since their load: their retained "
 		    "object stored again, with no read, no compression and no "
 		    "allocation.", s->evict.clean);
-	put_counter(b, "uzswap_retained_given_up_total",
+	put_counter(b, "uzswap_retained_given_up_objects_total",
 		    "Retained objects freed to make room in the pool, before "
 		    "anything was written back.", s->store.retain_given_up);
 }
@@ -509,6 +539,148 @@ static void put_latency(struct mbuf *b, struct fault_pool *fp)
 	put_seconds(b, l.sum_ns);
 	mbuf_printf(b, "\nuzswap_fault_latency_seconds_count %" PRIu64 "\n",
 		    l.count);
+}
+
+/*****************
+ * The process: the process_* series of the Prometheus clients
+ *****************/
+
+/*
+ * struct proc_stat - what /proc/self/stat (proc(5)) says of the daemon
+ * @cpu_ticks:   user and system time (utime + stime), in clock ticks
+ * @start_ticks: when the process started, in clock ticks after boot
+ * @vsize:       virtual memory size, bytes
+ * @rss:         resident pages
+ */
+struct proc_stat {
+	uint64_t cpu_ticks;
+	uint64_t start_ticks;
+	uint64_t vsize;
+	uint64_t rss;
+};
+
+/* Read /proc/self/stat into @ps; false (errno set) if it cannot be read
+ * or parsed. */
+static bool proc_stat_read(struct proc_stat *ps)
+{
+	char buf[4096];
+	uint64_t utime, stime;
+	const char *fields;
+	ssize_t n;
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* the command name (field 2) may hold spaces and ')': field 3 follows
+	 * the last ')'; then fields 14, 15 (utime, stime) and 22 to 24
+	 * (starttime, vsize, rss) are read */
+	fields = strrchr(buf, ')');
+	errno = EINVAL;
+	if (!fields ||
+	    sscanf(fields + 1, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+		   "%" SCNu64 " %" SCNu64 " %*s %*s %*s %*s %*s %*s %" SCNu64
+		   " %" SCNu64 " %" SCNu64, &utime, &stime, &ps->start_ticks,
+		   &ps->vsize, &ps->rss) != 5)
+		return false;
+	ps->cpu_ticks = utime + stime;
+	return true;
+}
+
+/* @ticks clock ticks (sysconf(_SC_CLK_TCK) a second) in nanoseconds. */
+static uint64_t ticks_ns(uint64_t ticks)
+{
+	uint64_t hz = (uint64_t)sysconf(_SC_CLK_TCK);
+
+	return ticks / hz * 1000000000u + ticks % hz * 1000000000u / hz;
+}
+
+/*
+ * When the process started, in seconds since the Unix epoch; 0 if
+ * /proc/self/stat cannot be read. Its start is in ticks after boot
+ * (suspend included); boot, on the wall clock, is now less the time
+ * since boot (CLOCK_BOOTTIME, suspend included too). The official clients
+ * read boot from /proc/stat (btime, whole seconds), which a unit with
+ * ProcSubset=pid hides.
+ */
+static double process_start_time(void)
+{
+	struct proc_stat ps;
+	struct timespec up;
+	double boot;
+
+	if (!proc_stat_read(&ps))
+		return 0;
+	clock_gettime(CLOCK_BOOTTIME, &up);
+	boot = clock_unix_s() - ((double)up.tv_sec + up.tv_nsec / 1e9);
+	return boot + (double)ticks_ns(ps.start_ticks) / 1e9;
+}
+
+/* Descriptors open, as /proc/self/fd lists them, without the one that
+ * lists them (which the official clients count); -1 with errno set if it
+ * cannot be read. O(descriptors). */
+static long open_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	long n = 0;
+
+	if (!dir)
+		return -1;
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n - 1;
+}
+
+/*
+ * The series the official Prometheus clients (Go, Python) export for
+ * their process, with their names, help texts and meaning: CPU time,
+ * resident and virtual memory, descriptors open and their limit
+ * (RLIMIT_NOFILE's soft one), start time. A source that cannot be read
+ * leaves its series out (logged as a debug line). O(descriptors).
+ */
+static void put_process(struct mbuf *b, const struct metrics *m)
+{
+	struct proc_stat ps;
+	struct rlimit rl;
+	long fds;
+
+	if (proc_stat_read(&ps)) {
+		put_family(b, "process_cpu_seconds_total", "counter",
+			   "Total user and system CPU time spent in seconds.");
+		mbuf_printf(b, "process_cpu_seconds_total ");
+		put_seconds(b, ticks_ns(ps.cpu_ticks));
+		mbuf_printf(b, "\n");
+		put_gauge(b, "process_resident_memory_bytes",
+			  "Resident memory size in bytes.",
+			  ps.rss * (uint64_t)sysconf(_SC_PAGESIZE));
+		put_gauge(b, "process_virtual_memory_bytes",
+			  "Virtual memory size in bytes.", ps.vsize);
+	} else {
+		log_debug("metrics", "/proc/self/stat: %s", strerror(errno));
+	}
+	if (m->process_start) {
+		put_family(b, "process_start_time_seconds", "gauge",
+			   "Start time of the process since unix epoch in "
+			   "seconds.");
+		mbuf_printf(b, "process_start_time_seconds %.3f\n",
+			    m->process_start);
+	}
+	fds = open_fds();
+	if (fds >= 0)
+		put_gauge(b, "process_open_fds",
+			  "Number of open file descriptors.", (uint64_t)fds);
+	else
+		log_debug("metrics", "/proc/self/fd: %s", strerror(errno));
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		put_gauge(b, "process_max_fds",
+			  "Maximum number of open file descriptors.",
+			  rl.rlim_cur);
 }
 
 /*****************
@@ -678,11 +850,13 @@ static char *metrics_render(struct metrics *m, size_t *len)
 	stats_snapshot(m->d, &s);
 	stats_status(&s, &r);
 	put_info(&b, m, &s);
+	put_reload(&b, m->d);
 	put_status(&b, &r);
 	put_writeback(&b, &s.store);
 	put_retention(&b, &s);
 	put_latency(&b, m->d->faults);
 	put_clients(&b, m);
+	put_process(&b, m);
 	if (b.failed) {
 		free(b.p);
 		return NULL;
@@ -1021,11 +1195,10 @@ static int open_listener(struct metrics *m)
 /* When the daemon started, from its monotonic start (stats_rate_init()). */
 static double start_time(const struct uzswapd *d)
 {
-	struct timespec rt, mono;
+	struct timespec mono;
 
-	clock_gettime(CLOCK_REALTIME, &rt);
 	clock_gettime(CLOCK_MONOTONIC, &mono);
-	return (double)rt.tv_sec + rt.tv_nsec / 1e9 -
+	return clock_unix_s() -
 	       ((double)(mono.tv_sec - d->rate.started.tv_sec) +
 		(mono.tv_nsec - d->rate.started.tv_nsec) / 1e9);
 }
@@ -1075,6 +1248,7 @@ struct metrics *metrics_start(struct uzswapd *d, const char *listen,
 	m->d = d;
 	m->max_clients = max_clients;
 	m->start_time = start_time(d);
+	m->process_start = process_start_time();
 	list_init(&m->conns);
 
 	fd = open_listener(m);

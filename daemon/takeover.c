@@ -40,6 +40,11 @@
 #include "uffdctx.h"
 #include "uzswapd.h"
 
+/* What a log line about region record @rr is about (log.h). */
+#define LOG_RR(rr, ...)							\
+	LOG_ABOUT(.pid = (rr)->pid, .region = (rr)->id, .name = (rr)->name, \
+		  __VA_ARGS__)
+
 /* What was taken over of one client record: its pidfd, its context (NULL:
  * left behind). */
 struct taken {
@@ -62,17 +67,21 @@ static void take_client(struct uzswapd *d, const struct statedir_client *c,
 	t->ctx = NULL;
 	t->pidfd = adopt_process(c->pid, c->start_time);
 	if (t->pidfd < 0) {
-		log_info("takeover", "pid %d (%s) is gone: what it stored is "
-			 "freed", (int)c->pid, c->comm);
+		log_info_about("takeover", LOG_CLIENT(c),
+			       "pid %d (%s) is gone: what it stored is freed",
+			       (int)c->pid, c->comm);
 		ts->left++;
 		return;
 	}
 	uffd = adopt_uffd(t->pidfd, c->uffd_fd);
 	pidfd = uffd < 0 ? -1 : dup(t->pidfd);
 	if (uffd < 0 || pidfd < 0) {
-		log_err("takeover", "pid %d (%s): cannot take its userfaultfd "
-			"back: %s; its managed memory cannot be served",
-			(int)c->pid, c->comm, strerror(uffd < 0 ? -uffd : errno));
+		int err = uffd < 0 ? -uffd : errno;
+
+		log_err_about("takeover", LOG_CLIENT(c, .err = err),
+			      "pid %d (%s): cannot take its userfaultfd back: "
+			      "%s; its managed memory cannot be served",
+			      (int)c->pid, c->comm, strerror(err));
 		if (uffd >= 0)
 			close(uffd);
 		ts->left++;
@@ -81,8 +90,8 @@ static void take_client(struct uzswapd *d, const struct statedir_client *c,
 	t->ctx = client_adopt(d, c->pid, c->uid, pidfd, uffd, c->uffd_fd,
 			      c->user_mode_only);
 	if (!t->ctx) {
-		log_err("takeover", "pid %d: %s", (int)c->pid,
-			strerror(errno));
+		log_err_about("takeover", LOG_CLIENT(c, .err = errno),
+			      "pid %d: %s", (int)c->pid, strerror(errno));
 		ts->left++;
 		return;
 	}
@@ -103,8 +112,9 @@ static int unprotect_range(const struct taken *t,
 	if (uffd_writeprotect(t->ctx->fd, rr->start, rr->len, false,
 			      false) != -ENOENT)
 		return 0;
-	log_info("takeover", "pid %d: region %llu \"%s\" had been given "
-		 "back", (int)rr->pid, (unsigned long long)rr->id, rr->name);
+	log_info_about("takeover", LOG_RR(rr),
+		       "pid %d: region %llu \"%s\" had been given back",
+		       (int)rr->pid, (unsigned long long)rr->id, rr->name);
 	return -EIDRM;
 }
 
@@ -147,10 +157,11 @@ static int take_region(struct uzswapd *d, const struct statedir_region *rr,
 	ts->pages.stored += rs.stored;
 	ts->pages.lost += rs.lost;
 	if (rs.lost)
-		log_err("takeover", "pid %d: region %llu \"%s\": %zu pages "
-			"lost (their copy is gone): a touch gets SIGBUS",
-			(int)rr->pid, (unsigned long long)rr->id, rr->name,
-			rs.lost);
+		log_err_about("takeover", LOG_RR(rr),
+			      "pid %d: region %llu \"%s\": %zu pages lost "
+			      "(their copy is gone): a touch gets SIGBUS",
+			      (int)rr->pid, (unsigned long long)rr->id,
+			      rr->name, rs.lost);
 	return 0;
 }
 
@@ -192,8 +203,9 @@ static void serve_all(struct uzswapd *d, const struct statedir_state *st,
 
 	for (i = 0; i < st->nr_clients; i++)
 		if (t[i].ctx && client_serve(d, t[i].ctx))
-			log_err("takeover", "pid %d: cannot serve its faults",
-				(int)t[i].ctx->slot->pid);
+			log_err_about("takeover", LOG_CLIENT(t[i].ctx->slot),
+				      "pid %d: cannot serve its faults",
+				      (int)t[i].ctx->slot->pid);
 	killpoint("takeover.served");
 	for (i = 0; i < st->nr_regions; i++) {
 		r = region_index_get(&d->regions, st->regions[i].id);
@@ -224,11 +236,13 @@ int takeover_run(struct uzswapd *d, const struct statedir_state *st)
 		ret = c->ctx ? take_region(d, rr, c, &ts) : -ESRCH;
 		if (ret && ret != -ENOMEM) {
 			if (c->ctx && ret != -EIDRM)
-				log_err("takeover", "pid %d: region %llu "
-					"\"%s\" cannot be taken over: %s",
-					(int)rr->pid,
-					(unsigned long long)rr->id, rr->name,
-					strerror(-ret));
+				log_err_about("takeover",
+					      LOG_RR(rr, .err = -ret),
+					      "pid %d: region %llu \"%s\" "
+					      "cannot be taken over: %s",
+					      (int)rr->pid,
+					      (unsigned long long)rr->id,
+					      rr->name, strerror(-ret));
 			leave_region(d, rr, &ts);
 		}
 	}

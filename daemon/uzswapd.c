@@ -43,7 +43,9 @@
 #include "ctl.h"
 #include "fault.h"
 #include "fork.h"
+#include "lib/common/clock.h"
 #include "lib/common/killpoint.h"
+#include "lib/common/size.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -199,10 +201,36 @@ static void make_parent_dir(const char *path)
 		log_warn("main", "cannot create %s: %s", dir, strerror(errno));
 }
 
-/* Bind and listen on @path; returns the fd or a negative exit code. */
-static int bind_socket(const char *path)
+/*
+ * Remove the socket file this daemon bound, if @d->bound_path still names
+ * that file (same device and inode): never one this daemon did not
+ * create. A daemon stopping has stopped listening long before it exits,
+ * and a successor may have bound the path anew meanwhile (then the file
+ * is the successor's). The check and the unlink are two steps: a file
+ * replaced between them is removed; nothing replaces it that fast but a
+ * second daemon started in that very instant.
+ */
+static void unbind_socket(const struct uzswapd *d)
+{
+	struct stat st;
+
+	if (!d->bound_ino || lstat(d->bound_path, &st) < 0)
+		return;
+	if (st.st_dev == d->bound_dev && st.st_ino == d->bound_ino)
+		unlink(d->bound_path);
+}
+
+/*
+ * Bind and listen on @d->bound_path, recording the identity of the socket
+ * file made (unbind_socket()). A stale file (no daemon answers there) is
+ * replaced; a served one is left alone. Return: the fd, or a negative
+ * exit code, with nothing left behind.
+ */
+static int bind_socket(struct uzswapd *d)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = d->bound_path;
+	struct stat st;
 	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -217,15 +245,22 @@ static int bind_socket(const char *path)
 	make_parent_dir(path);
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(path, 0660) < 0 || listen(fd, 128) < 0) {
-		log_err("main", "cannot listen on %s: %s", path,
-			strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -UZSWAPD_EXIT_SOCKET;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto out_fail;
+	if (lstat(path, &st) == 0) {
+		d->bound_dev = st.st_dev;
+		d->bound_ino = st.st_ino;
 	}
+	if (chmod(path, 0660) < 0 || listen(fd, 128) < 0)
+		goto out_fail;
 	return fd;
+
+out_fail:
+	log_err("main", "cannot listen on %s: %s", path, strerror(errno));
+	unbind_socket(d);	/* if bound */
+	if (fd >= 0)
+		close(fd);
+	return -UZSWAPD_EXIT_SOCKET;
 }
 
 /* The socket systemd passed, -1 if none, or a negative exit code. */
@@ -252,7 +287,7 @@ static int open_socket(struct uzswapd *d)
 		d->bound_path = strdup(d->conf.socket);
 		if (!d->bound_path)
 			return -UZSWAPD_EXIT_SOCKET;
-		fd = bind_socket(d->bound_path);
+		fd = bind_socket(d);
 	} else if (fd >= 0) {
 		log_info("main", "using the socket passed by systemd");
 	}
@@ -502,6 +537,7 @@ static int open_backing(const struct conf *c, bool keep,
 	const char *path = c->backing_file;
 	bool is_default = !strcmp(path, UZSWAPD_DEFAULT_BACKING);
 	struct backing_stats st;
+	char cap[32];
 
 	*b = NULL;
 	if (!strcmp(path, "none"))
@@ -522,8 +558,8 @@ static int open_backing(const struct conf *c, bool keep,
 	if (st.in_memory)
 		log_warn("main", "the backing file %s is in memory (tmpfs): "
 			 "writing back saves no RAM", path);
-	log_info("main", "backing file %s, cap %llu MiB, %s I/O", path,
-		 (unsigned long long)(c->backing_limit >> 20),
+	log_info("main", "backing file %s, cap %s, %s I/O", path,
+		 size_format(c->backing_limit, cap, sizeof(cap)),
 		 st.direct ? "direct" : "buffered");
 	return 0;
 }
@@ -582,6 +618,22 @@ static void lower_oom_score(void)
  * Signals and shutdown
  *****************/
 
+/* "default budget 512.0 MiB, all clients none, pool limit 1.6 GiB": the
+ * budgets and the pool limit of @c for a log line, into @buf. */
+static const char *limits_text(const struct conf *c, char *buf, size_t len)
+{
+	char def[32], all[32], pool[32];
+
+	snprintf(buf, len, "default budget %s, all clients %s, pool limit %s",
+		 c->default_limit ? size_format(c->default_limit, def,
+						sizeof(def)) : "none",
+		 c->resident_limit ? size_format(c->resident_limit, all,
+						 sizeof(all)) : "none",
+		 c->pool_limit ? size_format(c->pool_limit, pool,
+					     sizeof(pool)) : "none");
+	return buf;
+}
+
 /* Serve /metrics as @next says; the old server stays if the new one
  * cannot start. Return: 0 or -errno (@err set). */
 static int reload_metrics(struct uzswapd *d, const struct conf *next,
@@ -623,6 +675,7 @@ static void apply_live_keys(struct uzswapd *d, const struct conf *c)
 
 int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])
 {
+	char limits[128];
 	struct conf next;
 	int ret;
 
@@ -635,6 +688,7 @@ int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])
 		if (ret)
 			conf_free(&next);
 	}
+	d->reload_ok = ret == 0;
 	if (ret) {
 		log_err("config", "reload failed, the running configuration "
 			"stays: %s", err);
@@ -644,12 +698,10 @@ int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])
 	apply_live_keys(d, &next);
 	conf_free(&d->conf);
 	d->conf = next;
-	log_info("config", "configuration reloaded: %s, default budget %llu "
-		 "MiB, all clients %llu MiB, pool limit %llu MiB",
+	d->conf_time = clock_unix_s();
+	log_info("config", "configuration reloaded: %s, %s",
 		 compress_algo_name(d->conf.compressor),
-		 (unsigned long long)(d->conf.default_limit >> 20),
-		 (unsigned long long)(d->conf.resident_limit >> 20),
-		 (unsigned long long)(d->conf.pool_limit >> 20));
+		 limits_text(&d->conf, limits, sizeof(limits)));
 	notify_reloaded(d, NULL);
 	return 0;
 }
@@ -791,6 +843,8 @@ static int load_config(struct uzswapd *d, bool check_only, bool *done)
 		fprintf(stderr, "uzswapd: %s\n", err);
 		return UZSWAPD_EXIT_CONFIG;
 	}
+	d->reload_ok = true;
+	d->conf_time = clock_unix_s();
 	if (check_only) {
 		conf_print(&d->conf, stdout);
 		conf_free(&d->conf);
@@ -843,9 +897,11 @@ int uzswapd_main(int argc, char **argv)
 {
 	bool check_only = false, done = false;
 	struct backing *backing;
+	char limits[128];
 	struct uzswapd *d;
 	int ret, fd;
 
+	log_open();
 	d = calloc(1, sizeof(*d));
 	if (!d) {
 		fprintf(stderr, "uzswapd: out of memory\n");
@@ -949,11 +1005,9 @@ int uzswapd_main(int argc, char **argv)
 	lower_oom_score();
 
 	log_info("main", "uzswapd %s ready, %u fault threads, %u evictors, "
-		 "%s, default budget %llu MiB, all clients %llu MiB",
-		 PACKAGE_VERSION, fault_nr_threads(d->faults),
+		 "%s, %s", PACKAGE_VERSION, fault_nr_threads(d->faults),
 		 d->conf.evict_threads, compress_algo_name(d->conf.compressor),
-		 (unsigned long long)(d->conf.default_limit >> 20),
-		 (unsigned long long)(d->conf.resident_limit >> 20));
+		 limits_text(&d->conf, limits, sizeof(limits)));
 	notify_ready(d);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	leave_at_rest(d);
@@ -980,8 +1034,7 @@ out_close_state:
 out_close_socket:
 	if (fd >= 0)
 		close(fd);
-	if (d->bound_path)
-		unlink(d->bound_path);
+	unbind_socket(d);
 out_free_path:
 	free(d->bound_path);
 	uv_walk(&d->loop, close_handle, NULL);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "conf.h"
@@ -66,6 +67,9 @@ enum uzswapd_exit {
  * @listen_fd: the control socket, -1 once closed
  * @bound_path: where the daemon bound it (removed at exit), NULL if
  *             systemd passed it
+ * @bound_dev, @bound_ino: the socket file it bound there (0 until
+ *             bound): at exit, only that file is removed; immutable once
+ *             bound
  * @listen:    libuv poll on @listen_fd
  * @spare_fd:  a descriptor kept in reserve: out of descriptors, it is
  *             closed to accept and drop one connection, so that the
@@ -77,6 +81,13 @@ enum uzswapd_exit {
  *             fork copies unclaimed too long
  * @rate:      the fault rate and uptime (stats.h)
  * @metrics:   the /metrics server, NULL when off
+ * @reload_ok: whether the last reload (SIGHUP or RELOAD) put its
+ *             configuration in force; true until the first one
+ * @conf_time: when the configuration in force was loaded: at startup, or
+ *             by the last reload that succeeded (seconds since the Unix
+ *             epoch)
+ *             Both loop thread only, as the rest: uzswapd_reload() writes
+ *             them, /metrics reads them (its MHD runs on the loop)
  * @max_registered: bytes one process may register (4x RAM); immutable
  * @nr_ctxs:   client uffds not yet released by the fault threads
  * @stopping:  shutdown (a handover) has begun: no new connections
@@ -105,6 +116,8 @@ struct uzswapd {
 	uint8_t *run_buf;
 	int listen_fd;
 	char *bound_path;
+	dev_t bound_dev;
+	ino_t bound_ino;
 	uv_poll_t listen;
 	int spare_fd;
 	struct list_node conns;
@@ -113,6 +126,8 @@ struct uzswapd {
 	uv_timer_t tick;
 	struct stats_rate rate;
 	struct metrics *metrics;
+	bool reload_ok;
+	double conf_time;
 	uint64_t max_registered;
 	unsigned int nr_ctxs;
 	bool stopping;
@@ -136,7 +151,9 @@ void uzswapd_shutdown(struct uzswapd *d);
  * uzswapd_reload() - read the configuration again and put what may change
  * live in force (budgets, pool limit, compressor for new pages, metrics
  * address and cap, admin group); keys that need a restart keep their
- * running value (with a warning). On any error nothing changes.
+ * running value (with a warning). On any error nothing changes but
+ * @d->reload_ok, which says whether the configuration read was put in
+ * force (and @d->conf_time, when it was).
  * Return: 0, or -errno with @err saying why. Loop thread.
  */
 int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX]);

@@ -1024,8 +1024,13 @@ static void fork_copy_region(struct uzswap *c, struct region *r)
 	}
 	ret = ret ?: status ?: proto_decode_fork_reply(body, len, &rep);
 	r->fork_err = ret;
-	if (!ret)
+	if (!ret) {
 		r->fork_token = rep.token;
+	} else if (r->fork_memfd >= 0) {
+		/* no copy in it: the child must not run over it */
+		close(r->fork_memfd);
+		r->fork_memfd = -1;
+	}
 }
 
 /* The parent's side of the fork is over: its copies of the child's
@@ -1084,7 +1089,7 @@ static int fork_child_regions(struct uzswap *c, const char **name)
 		if (ret)
 			continue;
 		*name = r->name;
-		ret = r->memfd < 0 ? r->fork_err ?: -EBADF :
+		ret = r->fork_err ?: r->memfd < 0 || !r->fork_token ? -EBADF :
 		      region_map_at(r, (void *)r->addr, MAP_FIXED) ==
 				      MAP_FAILED ? -errno : 0;
 	}

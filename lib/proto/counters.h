@@ -91,14 +91,15 @@ enum counter_show {
 	  "counter", "uzswap_evicted_pages_total", "",			\
 	  "Pages evicted from the clients' memory into the store.")	\
 	C(x, loads, 1, loads, "loads", COUNTER_NUMBER,			\
-	  "counter", "uzswap_loads_total", "",				\
+	  "counter", "uzswap_loaded_pages_total", "",			\
 	  "Stored pages brought back (by faults, read-ahead, advice or " \
 	  "shutdown).")							\
 	C(x, faults, 1, faults, "faults", COUNTER_NUMBER,		\
 	  "counter", "uzswap_faults_total", "",				\
 	  "Page faults on managed memory served by uzswapd.")		\
 	C(x, store_failures, 1, store_failures, "store_failures",	\
-	  COUNTER_NUMBER, "counter", "uzswap_store_rejects_total", "",	\
+	  COUNTER_NUMBER, "counter",					\
+	  "uzswap_store_rejected_pages_total", "",			\
 	  "Pages the store refused (pool at its cap, no memory).")	\
 	C(x, read_ahead, 1, read_ahead, "read_ahead", COUNTER_NUMBER,	\
 	  "counter", "uzswap_fault_read_ahead_pages_total", "",		\
@@ -119,8 +120,9 @@ enum counter_show {
 	  "Pages written back from the pool to the backing file.")	\
 	C(x, writeback_failures, 1, writeback_failures,			\
 	  "writeback_failures", COUNTER_NUMBER,				\
-	  "counter", "uzswap_writeback_failures_total", "",		\
-	  "Objects the backing file did not take.")			\
+	  "counter", "uzswap_writeback_failed_objects_total", "",	\
+	  "Pool objects the backing file did not take (an object holds " \
+	  "one page, or one that several pages share).")		\
 	C(x, backing_bytes, 1, backing_bytes, "backing_bytes",		\
 	  COUNTER_NUMBER, "gauge", "uzswap_backing_bytes", "",		\
 	  "Bytes stored in the backing file (0: no backing file).")	\
@@ -151,7 +153,8 @@ enum counter_show {
 	  "uzswap_fault_zero_fill_pages_total", "",			\
 	  "Pages touched for the first time, filled with zeros.")	\
 	C(x, fault_loads, 3, fault_loads, "fault_loads",		\
-	  COUNTER_NUMBER, "counter", "uzswap_fault_loads_total", "",	\
+	  COUNTER_NUMBER, "counter",					\
+	  "uzswap_fault_loaded_pages_total", "",			\
 	  "Stored pages brought back by the fault that needed them.")	\
 	C(x, fault_wakes, 3, fault_wakes, "fault_wakes",		\
 	  COUNTER_NUMBER, "counter", "uzswap_fault_wakes_total", "",	\
@@ -171,11 +174,14 @@ enum counter_show {
 	  "Eviction runs cut short because the store took no more.")	\
 	C(x, lru_second_chances, 3, lru_second_chances,			\
 	  "lru_second_chances", COUNTER_NUMBER,				\
-	  "counter", "uzswap_lru_second_chances_total", "",		\
+	  "counter", "uzswap_lru_second_chance_pages_total", "",	\
 	  "Recently used pages given another trip on the LRU instead of " \
 	  "being evicted.")						\
 	C(x, stores, 3, stores, "stores", COUNTER_NUMBER,		\
-	  "counter", "uzswap_stores_total", "", "Pages stored.")	\
+	  "counter", "uzswap_store_accepted_pages_total", "",		\
+	  "Pages the store took: compressed, kept raw, same-filled, or " \
+	  "sharing an equal object (its refusals are "			\
+	  "uzswap_store_rejected_pages_total).")			\
 	C(x, pool_full_events, 3, pool_full_events, "pool_full_events",	\
 	  COUNTER_NUMBER, "counter", "uzswap_pool_full_events_total", "", \
 	  "Times the pool reached its cap.")				\
@@ -196,12 +202,12 @@ enum counter_show {
 	  "1 while new pages are deduplicated (dedup = on).")		\
 	C(x, dedup_pages_shared, 5, dedup_pages_shared,			\
 	  "dedup_pages_shared", COUNTER_NUMBER,				\
-	  "gauge", "uzswap_dedup_pages_shared", "",			\
+	  "gauge", "uzswap_dedup_shared_objects", "",			\
 	  "Stored objects that two pages or more name (KSM's "		\
 	  "pages_shared).")						\
 	C(x, dedup_pages_sharing, 5, dedup_pages_sharing,		\
 	  "dedup_pages_sharing", COUNTER_NUMBER,			\
-	  "gauge", "uzswap_dedup_pages_sharing", "",			\
+	  "gauge", "uzswap_dedup_sharing_pages", "",			\
 	  "Pages naming a shared object beyond its first: the copies "	\
 	  "deduplication saves (KSM's pages_sharing).")			\
 	C(x, dedup_bytes_saved, 5, dedup_bytes_saved,			\
@@ -212,7 +218,8 @@ enum counter_show {
 	  COUNTER_NUMBER, "counter", "uzswap_dedup_merged_pages_total", "", \
 	  "Pages stored by naming an equal object instead of a new one.") \
 	C(x, dedup_collisions, 5, dedup_collisions, "dedup_collisions",	\
-	  COUNTER_NUMBER, "counter", "uzswap_dedup_collisions_total", "", \
+	  COUNTER_NUMBER, "counter",					\
+	  "uzswap_dedup_collision_pages_total", "",			\
 	  "Pages whose hash found an object of other content: the byte " \
 	  "compare kept them apart.")					\
 	C(x, dedup_chains, 5, dedup_chains, "dedup_chains",		\
@@ -269,11 +276,11 @@ enum counter_show {
 	  "counter", "uzswap_client_faults_total",			\
 	  "Page faults of the client served.")				\
 	C(x, uint64_t, evictions, 1, evictions, "evictions",		\
-	  "counter", "uzswap_client_evictions_total",			\
+	  "counter", "uzswap_client_evicted_pages_total",		\
 	  "Pages of the client evicted.")				\
 	C(x, uint64_t, direct_evictions, 4, direct_evictions,		\
 	  "direct_evictions", "counter",				\
-	  "uzswap_client_direct_evictions_total",			\
+	  "uzswap_client_direct_evicted_pages_total",			\
 	  "Pages of the client evicted by its own faults, to make room "	\
 	  "under its budget (direct reclaim).")				\
 	C(x, uint64_t, budget_waits, 4, budget_waits, "budget_waits",	\

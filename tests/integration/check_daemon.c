@@ -5,7 +5,9 @@
  *
  * Test cases of daemon_suite():
  *   startup    start/stop, a second daemon on a busy socket, a stale
- *              socket, bad command lines, SIGHUP/SIGINT
+ *              socket, a daemon that fails to start (its /metrics port
+ *              taken, its state directory locked) leaves no socket file,
+ *              bad command lines, SIGHUP/SIGINT
  *   clients    alloc/write/read/free, adoption, 8 threads faulting one
  *              region, kernel-mode accesses, 32 clients at once, stats,
  *              API refusals, several connections in one process
@@ -44,11 +46,13 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -73,6 +77,9 @@
 #define MIB		(1024ul * 1024)
 #define PAGE		4096ul
 #define REPLY_MS	10000
+/* uzswapd's exit codes (uzswapd.h, uzswapd(8)) that tests expect. */
+#define EXIT_METRICS	8
+#define EXIT_STATE	11
 
 /* Generous: CI machines are slow, and run all of this under ASan. */
 #define TIMEOUT_FAST	120
@@ -617,6 +624,69 @@ START_TEST(test_stale_socket)
 	dh_fd_list(dmn.pid, base_list, sizeof(base_list));
 	assert_serving();
 	assert_baseline();
+	daemon_down();
+}
+END_TEST
+
+/*
+ * Run a second uzswapd on the socket "@dmn.sock.failed" with @state and
+ * @metrics, expecting it to fail at startup with exit code @code and a
+ * line holding @why on its stderr, leaving no socket file behind.
+ */
+static void assert_start_fails(const char *state, const char *metrics,
+			       int code, const char *why)
+{
+	char sock[PATH_MAX + 8], err[4096];
+	int status;
+
+	snprintf(sock, sizeof(sock), "%s.failed", dmn.sock);
+	status = dh_run((const char *[]){ UZSWAPD_PATH, "--socket", sock,
+					  "--no-mlock", "--backing-file",
+					  "none", "--config", dmn.conf,
+					  "--state-dir", state, "--metrics",
+					  metrics, NULL },
+			NULL, NULL, NULL, 0, err, sizeof(err), DH_STOP_MS);
+	DH_ASSERT(status >= 0 && WIFEXITED(status) &&
+			  WEXITSTATUS(status) == code,
+		  "uzswapd --metrics %s --state-dir %s: %s, expected exit %d; "
+		  "stderr: %s", metrics, state, dh_status_str(status), code,
+		  err);
+	DH_ASSERT(strstr(err, why), "no '%s' in its stderr: %s", why, err);
+	DH_ASSERT(access(sock, F_OK) < 0 && errno == ENOENT,
+		  "a daemon that failed to start left its socket %s", sock);
+}
+
+/* A daemon that fails at its last startup step (its /metrics address is
+ * taken: everything before is undone) or at the state directory (the
+ * running daemon's, locked) says why and leaves no socket file; the
+ * running daemon serves on, its socket in place. */
+START_TEST(test_failed_start)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	char state[PATH_MAX + 16], metrics[64];
+	int holder;
+
+	daemon_up();
+	holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	DH_ASSERT(holder >= 0 &&
+			  bind(holder, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+			  listen(holder, 1) == 0 &&
+			  getsockname(holder, (struct sockaddr *)&sa,
+				      &len) == 0,
+		  "cannot hold a port: %s", strerror(errno));
+	snprintf(metrics, sizeof(metrics), "127.0.0.1:%d",
+		 (int)ntohs(sa.sin_port));
+	snprintf(state, sizeof(state), "%s/state.failed", dmn.dir);
+	assert_start_fails(state, metrics, EXIT_METRICS, metrics);
+	close(holder);
+
+	assert_start_fails(dmn.state, "off", EXIT_STATE, dmn.state);
+	DH_ASSERT(access(dmn.sock, F_OK) == 0, "the running daemon's socket "
+		  "is gone");
+	assert_alive();
+	assert_serving();
 	daemon_down();
 }
 END_TEST
@@ -2719,6 +2789,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, test_thread_stacks);
 	tcase_add_test(tc, test_second_daemon_refused);
 	tcase_add_test(tc, test_stale_socket);
+	tcase_add_test(tc, test_failed_start);
 	tcase_add_test(tc, test_bad_command_lines);
 	tcase_add_test(tc, test_sighup_sigint);
 	suite_add_tcase(s, tc);

@@ -43,10 +43,12 @@ static void daemon_down(void)
 	dh_down(&dmn, NULL);
 }
 
-/* uzclient fork MIB LIMIT_MIB must pass, and leave the pool empty. */
-static void fork_passes(const char *mib, const char *limit_mib)
+/* uzclient fork MIB LIMIT_MIB [over] (@over: budgets may be exceeded)
+ * must pass, and leave the pool empty. */
+static void fork_passes(const char *mib, const char *limit_mib, bool over)
 {
-	const char *const argv[] = { "fork", mib, limit_mib, NULL };
+	const char *const argv[] = { "fork", mib, limit_mib,
+				     over ? "over" : NULL, NULL };
 	int status = dh_run_uzclient(&dmn, argv);
 
 	DH_ASSERT(dh_exited_ok(status), "uzclient fork: %s",
@@ -54,13 +56,13 @@ static void fork_passes(const char *mib, const char *limit_mib)
 	dh_wait_pool_empty(&dmn);
 }
 
-/* A daemon with @args, uzclient fork MIB LIMIT_MIB against it, a clean
- * stop. */
+/* A daemon with @args, uzclient fork MIB LIMIT_MIB [over] against it, a
+ * clean stop. */
 static void fork_case(const char *const *args, const char *mib,
-		      const char *limit_mib)
+		      const char *limit_mib, bool over)
 {
 	dh_up(&dmn, args);
-	fork_passes(mib, limit_mib);
+	fork_passes(mib, limit_mib, over);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 
@@ -68,7 +70,7 @@ START_TEST(test_fork_dedup_on)
 {
 	const char *const args[] = { "--metrics", "127.0.0.1:0", NULL };
 
-	fork_case(args, "32", "8");
+	fork_case(args, "32", "8", false);
 }
 END_TEST
 
@@ -77,7 +79,7 @@ START_TEST(test_fork_dedup_off)
 	const char *const args[] = { "--metrics", "127.0.0.1:0",
 				     "--dedup", "off", NULL };
 
-	fork_case(args, "32", "8");
+	fork_case(args, "32", "8", false);
 }
 END_TEST
 
@@ -87,10 +89,26 @@ START_TEST(test_fork_written_back)
 				     "--pool-limit", "2M", NULL };
 
 	dh_up(&dmn, args);
-	fork_passes("32", "4");
+	fork_passes("32", "4", false);
 	DH_ASSERT(dh_metric(&dmn, "uzswap_writeback_pages_total") > 0,
 		  "nothing was written back: the test shares no slot");
 	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/* A pool that takes no page (no backing file to write back to): the
+ * child's copy of the dirty pages stays resident in it, and the fork
+ * succeeds (it used to fail with ENOSPC, and the child ran on an empty
+ * memfd: its copy read zeros). */
+START_TEST(test_fork_pool_full)
+{
+	const char *const args[] = { "--metrics", "127.0.0.1:0",
+				     "--pool-limit", "1M",
+				     "--backing-file", "none", NULL };
+
+	fork_case(args, "32", "4", true);
+	DH_ASSERT(dh_log_find(&dmn, "stay resident in its child", NULL, 0),
+		  "no copy kept a page resident: the pool was not full");
 }
 END_TEST
 
@@ -155,6 +173,7 @@ static Suite *fork_suite(void)
 	tcase_add_checked_fixture(tc, NULL, daemon_down);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_fork_written_back);
+	tcase_add_test(tc, test_fork_pool_full);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("restart");

@@ -16,7 +16,13 @@
  *            newline and a byte that is not UTF-8 (uzclient run through a
  *            symlink of that name) comes out escaped and promtool takes
  *            it; --metrics-clients keeps the clients with the most resident
- *            memory and counts the others in uzswap_metrics_clients_omitted
+ *            memory and counts the others in uzswap_metrics_clients_omitted;
+ *            the process_* series agree with what /proc and prlimit(2) say
+ *            of the daemon; the reload status goes to 0 after a refused
+ *            RELOAD (its timestamp stays), back to 1 after a good SIGHUP
+ *            (its timestamp moves to the reload); every metric name that
+ *            monitoring/'s rules, their unit tests and the Grafana
+ *            dashboard use is a family the daemon exports
  *   http     GET and HEAD of / and /metrics, 405 with Allow for other
  *            methods, 404 for other paths, 413 for a request body, 431/414
  *            for oversized headers, garbage; a peer that sends half a
@@ -47,6 +53,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -59,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -68,11 +76,17 @@
 
 #include "daemon_harness.h"
 #include "lib/client/uzswap.h"
+#include "lib/common/clock.h"
 #include "lib/common/macros.h"
 #include "pager.h"
 #include "lib/proto/proto.h"
 
 #define MIB		(1024ull * 1024)
+/* Clocks read by the test and by the daemon, compared: the daemon prints
+ * times to the millisecond, and a process's start to the clock tick. */
+#define CLOCK_SLACK_S	0.05
+/* When the configuration in force was loaded. */
+#define LOADED_AT	"uzswap_config_last_reload_success_timestamp_seconds"
 
 /* Generous: CI machines are slow, and run all of this under ASan. */
 #define TIMEOUT_CASE	600		/* seconds, per test */
@@ -511,15 +525,15 @@ static void assert_matches_status(const char *b,
 	DH_ASSERT_EQ(u64(b, "uzswap_pool_limit_bytes"), st->pool_limit);
 	DH_ASSERT_EQ(u64(b, "uzswap_pool_full"), st->pool_full);
 	DH_ASSERT_EQ(u64(b, "uzswap_evicted_pages_total"), st->evictions);
-	DH_ASSERT_EQ(u64(b, "uzswap_loads_total"), st->loads);
+	DH_ASSERT_EQ(u64(b, "uzswap_loaded_pages_total"), st->loads);
 	/* STATUS sums the faults of the clients connected: one so far */
 	DH_ASSERT_EQ(u64(b, "uzswap_faults_total"), st->faults);
-	DH_ASSERT_EQ(u64(b, "uzswap_store_rejects_total"),
+	DH_ASSERT_EQ(u64(b, "uzswap_store_rejected_pages_total"),
 		     st->store_failures);
 	DH_ASSERT_EQ(u64(b, "uzswap_fault_read_ahead_pages_total"),
 		     st->read_ahead);
 	DH_ASSERT_EQ(u64(b, "uzswap_writeback_pages_total"), st->writebacks);
-	DH_ASSERT_EQ(u64(b, "uzswap_writeback_failures_total"),
+	DH_ASSERT_EQ(u64(b, "uzswap_writeback_failed_objects_total"),
 		     st->writeback_failures);
 	DH_ASSERT_EQ(u64(b, "uzswap_backing_bytes"), st->backing_bytes);
 	DH_ASSERT_EQ(u64(b, "uzswap_backing_limit_bytes"), st->backing_limit);
@@ -582,8 +596,8 @@ START_TEST(test_scrape_with_client)
 	client_series(series, sizeof(series), "uzswap_client_faults_total",
 		      c.pid, "uzclient");
 	DH_ASSERT_EQ(u64(b, series), st.faults);
-	client_series(series, sizeof(series), "uzswap_client_evictions_total",
-		      c.pid, "uzclient");
+	client_series(series, sizeof(series),
+		      "uzswap_client_evicted_pages_total", c.pid, "uzclient");
 	DH_ASSERT_EQ(u64(b, series), st.evictions);
 	client_series(series, sizeof(series), "uzswap_client_stored_pages",
 		      c.pid, "uzclient");
@@ -600,7 +614,7 @@ START_TEST(test_scrape_with_client)
 	DH_ASSERT(u64(b, "uzswap_eviction_runs_total") > 0, "no runs");
 	/* an eviction stores the page, or publishes the object it kept
 	 * since its load (clean-page retention) */
-	DH_ASSERT(u64(b, "uzswap_stores_total") +
+	DH_ASSERT(u64(b, "uzswap_store_accepted_pages_total") +
 		  u64(b, "uzswap_evicted_clean_pages_total") >= st.evictions,
 		  "fewer stores and clean evictions than evictions");
 	free(b);
@@ -651,10 +665,15 @@ static const char *const unlisted[] = {
 	"uzswap_build_info", "uzswap_start_time_seconds",
 	"uzswap_fault_latency_seconds", "uzswap_metrics_clients_omitted",
 	"uzswap_writeback_batches_total", "uzswap_writeback_bytes_total",
-	"uzswap_writeback_busy_total", "uzswap_writeback_wakeups_total",
+	"uzswap_writeback_busy_objects_total", "uzswap_writeback_wakeups_total",
 	"uzswap_writeback_high_mark_bytes", "uzswap_retained_pages",
 	"uzswap_retained_bytes", "uzswap_evicted_clean_pages_total",
-	"uzswap_retained_given_up_total",
+	"uzswap_retained_given_up_objects_total",
+	"uzswap_config_last_reload_successful",
+	"uzswap_config_last_reload_success_timestamp_seconds",
+	"process_cpu_seconds_total", "process_resident_memory_bytes",
+	"process_virtual_memory_bytes", "process_start_time_seconds",
+	"process_open_fds", "process_max_fds",
 };
 
 static uint64_t listed_value(const struct listed *l, const void *base)
@@ -905,6 +924,227 @@ START_TEST(test_client_cap)
 	check_cap(1);
 	check_cap(2);
 	check_cap(0);
+}
+END_TEST
+
+/* User and system time of process @pid, in clock ticks (proc(5): fields
+ * 14 and 15 of /proc/PID/stat, after the command name's last ')'). */
+static uint64_t cpu_ticks(pid_t pid)
+{
+	char path[64], stat[4096], *fields;
+	uint64_t utime, stime;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	DH_ASSERT(fd >= 0, "%s: %s", path, strerror(errno));
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	DH_ASSERT(n > 0, "%s: %s", path, strerror(errno));
+	stat[n] = '\0';
+	fields = strrchr(stat, ')');
+	DH_ASSERT(fields && sscanf(fields + 1, "%*s %*s %*s %*s %*s %*s %*s "
+				   "%*s %*s %*s %*s %" SCNu64 " %" SCNu64,
+				   &utime, &stime) == 2, "%s: %s", path, stat);
+	return utime + stime;
+}
+
+/*
+ * The process_* series say what /proc and prlimit(2) say of the daemon:
+ * its CPU time between what it was before and after the scrape, its
+ * descriptors between those counted before and after (and the scrape's
+ * connection), its limit of them, memory, and a start between the test's
+ * launch and the daemon's own start time.
+ */
+START_TEST(test_process_series)
+{
+	double launched = clock_unix_s(), hz = (double)sysconf(_SC_CLK_TCK);
+	double cpu, start, rss, vsz, fds;
+	uint64_t ticks0, ticks1;
+	int port, fds0, fds1;
+	struct rlimit rl;
+	char *b;
+
+	metrics_up();
+	port = served_port();
+	fds0 = dh_fd_count(dmn.pid);
+	ticks0 = cpu_ticks(dmn.pid);
+	b = scrape_checked(port);
+	ticks1 = cpu_ticks(dmn.pid);
+	fds1 = dh_fd_count(dmn.pid);
+
+	cpu = value(b, "process_cpu_seconds_total");
+	DH_ASSERT(cpu >= ticks0 / hz && cpu <= ticks1 / hz,
+		  "CPU %f s, /proc says %f then %f", cpu, ticks0 / hz,
+		  ticks1 / hz);
+	fds = value(b, "process_open_fds");
+	DH_ASSERT(fds0 > 0 && fds >= (fds0 < fds1 ? fds0 : fds1) &&
+		  fds <= (fds0 > fds1 ? fds0 : fds1) + 1,
+		  "%f fds, /proc says %d then %d (and the scrape's)", fds,
+		  fds0, fds1);
+	DH_ASSERT(prlimit(dmn.pid, RLIMIT_NOFILE, NULL, &rl) == 0,
+		  "prlimit: %s", strerror(errno));
+	DH_ASSERT_EQ(u64(b, "process_max_fds"), rl.rlim_cur);
+	rss = value(b, "process_resident_memory_bytes");
+	vsz = value(b, "process_virtual_memory_bytes");
+	DH_ASSERT(rss >= MIB && rss <= vsz, "resident %f, virtual %f", rss,
+		  vsz);
+	start = value(b, "process_start_time_seconds");
+	DH_ASSERT(start >= launched - CLOCK_SLACK_S &&
+		  start <= value(b, "uzswap_start_time_seconds") +
+			   CLOCK_SLACK_S,
+		  "started at %f: launched at %f, uzswap_start_time_seconds "
+		  "%f", start, launched,
+		  value(b, "uzswap_start_time_seconds"));
+	free(b);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
+/*
+ * uzswap_config_last_reload_successful is 1 at start, 0 after a RELOAD
+ * (libuzswap's, as uzswapctl's) of a bad file, 1 again after a SIGHUP
+ * with a good one; uzswap_config_last_reload_success_timestamp_seconds is
+ * the start's load, stays through the refused reload, then is the good
+ * reload's time.
+ */
+START_TEST(test_reload_status)
+{
+	double launched = clock_unix_s(), loaded, hup;
+	char why[256];
+	uzswap_t *c;
+	int port;
+	char *b;
+
+	metrics_up();
+	port = served_port();
+	b = scrape_checked(port);
+	DH_ASSERT_EQ(u64(b, "uzswap_config_last_reload_successful"), 1);
+	loaded = value(b, LOADED_AT);
+	DH_ASSERT(loaded >= launched - CLOCK_SLACK_S &&
+		  loaded <= value(b, "uzswap_start_time_seconds") +
+			    CLOCK_SLACK_S,
+		  "configuration loaded at %f: launched at %f, started %f",
+		  loaded, launched, value(b, "uzswap_start_time_seconds"));
+	free(b);
+
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4 megs\n");
+	c = uzswap_admin_connect(dmn.sock);
+	DH_ASSERT(c, "uzswap_admin_connect: %s", strerror(errno));
+	DH_ASSERT_EQ(uzswap_reload(c, why, sizeof(why)), -EINVAL);
+	uzswap_disconnect(c);
+	b = scrape_checked(port);
+	DH_ASSERT_EQ(u64(b, "uzswap_config_last_reload_successful"), 0);
+	DH_ASSERT(value(b, LOADED_AT) == loaded, "a refused reload moved the "
+		  "time of the configuration in force");
+	free(b);
+
+	dh_write_file(&dmn, dmn.conf, "[budget]\ndefault-limit = 4M\n");
+	hup = clock_unix_s();
+	dh_hup_and_wait(&dmn, "configuration reloaded", 1);
+	b = scrape_checked(port);
+	DH_ASSERT_EQ(u64(b, "uzswap_config_last_reload_successful"), 1);
+	loaded = value(b, LOADED_AT);
+	DH_ASSERT(loaded >= hup - CLOCK_SLACK_S &&
+		  loaded <= clock_unix_s() + CLOCK_SLACK_S,
+		  "configuration loaded at %f, SIGHUP at %f", loaded, hup);
+	free(b);
+	dh_down(&dmn, "reload failed");
+}
+END_TEST
+
+/* Whether @c can stand beside a metric name (is not part of a longer
+ * name: a recording rule's "instance:uzswap_pool_fill:ratio" is not
+ * uzswap_pool_fill). */
+static bool name_edge(char c)
+{
+	return !isalnum((unsigned char)c) && c != '_' && c != ':';
+}
+
+/* Whether the exposition @b has the family @name of type @type (any type
+ * if NULL). */
+static bool has_family(const char *b, const char *name, const char *type)
+{
+	char tag[192];
+
+	snprintf(tag, sizeof(tag), "# TYPE %s %s", name, type ? type : "");
+	return strstr(b, tag) != NULL;
+}
+
+/* Whether @name is a family of @b, or a series of one of its histograms
+ * (NAME_bucket, NAME_sum, NAME_count). */
+static bool exported(const char *b, const char *name)
+{
+	static const char *const suffix[] = { "_bucket", "_sum", "_count" };
+	size_t n = strlen(name), i, k;
+	char base[128];
+
+	if (has_family(b, name, NULL))
+		return true;
+	for (i = 0; i < ARRAY_SIZE(suffix); i++) {
+		k = strlen(suffix[i]);
+		if (n <= k || n - k >= sizeof(base) ||
+		    strcmp(name + n - k, suffix[i]))
+			continue;
+		memcpy(base, name, n - k);
+		base[n - k] = '\0';
+		if (has_family(b, base, "histogram\n"))
+			return true;
+	}
+	return false;
+}
+
+/* Every metric name (uzswap_*, process_*) the file @path of the source
+ * tree uses is exported in @b; returns how many names it uses. */
+static int assert_names_exported(const char *b, const char *path)
+{
+	char full[PATH_MAX], name[128];
+	const char *p;
+	char *text;
+	int used = 0;
+	size_t n;
+
+	snprintf(full, sizeof(full), "%s/%s", TOP_SRCDIR, path);
+	text = slurp(full);
+	for (p = text; *p; p += n ? n : 1) {
+		n = 0;
+		if ((strncmp(p, "uzswap_", 7) && strncmp(p, "process_", 8)) ||
+		    (p > text && !name_edge(p[-1])))
+			continue;
+		n = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+		if (!name_edge(p[n]))
+			continue;
+		DH_ASSERT(n < sizeof(name), "%s: a name too long", path);
+		memcpy(name, p, n);
+		name[n] = '\0';
+		DH_ASSERT(exported(b, name), "%s uses %s, which uzswapd does "
+			  "not export", path, name);
+		used++;
+	}
+	free(text);
+	return used;
+}
+
+/* The rules, their tests and the dashboard name only metrics that a real
+ * daemon exports. */
+START_TEST(test_monitoring_names)
+{
+	static const char *const files[] = {
+		"monitoring/uzswap.rules.yml.in",
+		"monitoring/uzswap.rules.test.yml.in",
+		"monitoring/uzswap-dashboard.json",
+	};
+	size_t i;
+	char *b;
+
+	metrics_up();
+	b = scrape_checked(served_port());
+	for (i = 0; i < ARRAY_SIZE(files); i++)
+		DH_ASSERT(assert_names_exported(b, files[i]) > 0,
+			  "%s names no metric", files[i]);
+	free(b);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
 
@@ -1392,6 +1632,9 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, test_every_listed_counter);
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_client_cap);
+	tcase_add_test(tc, test_process_series);
+	tcase_add_test(tc, test_reload_status);
+	tcase_add_test(tc, test_monitoring_names);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("http");

@@ -80,8 +80,8 @@ static void print_pool(const char *when)
 	       " shared %" PRIu64 " saved %" PRIu64 "\n", when,
 	       metric("uzswap_pool_bytes"),
 	       metric("uzswap_pool_payload_bytes"),
-	       metric("uzswap_dedup_pages_sharing"),
-	       metric("uzswap_dedup_pages_shared"),
+	       metric("uzswap_dedup_sharing_pages"),
+	       metric("uzswap_dedup_shared_objects"),
 	       metric("uzswap_dedup_saved_bytes"));
 }
 
@@ -133,9 +133,9 @@ START_TEST(test_dedup_twins)
 	print_pool("its twin");
 	DH_ASSERT(two <= one + one / 50, "the twin grew the pool from %" PRIu64
 		  " to %" PRIu64 " bytes", one, two);
-	DH_ASSERT(metric("uzswap_dedup_pages_sharing") >= pages,
+	DH_ASSERT(metric("uzswap_dedup_sharing_pages") >= pages,
 		  "%" PRIu64 " pages sharing",
-		  metric("uzswap_dedup_pages_sharing"));
+		  metric("uzswap_dedup_sharing_pages"));
 	DH_ASSERT(metric("uzswap_dedup_merged_pages_total") >= pages,
 		  "merged %" PRIu64, metric("uzswap_dedup_merged_pages_total"));
 	pager_ok(&a, "verify 0");
@@ -145,9 +145,9 @@ START_TEST(test_dedup_twins)
 	pager_ok(&a, "cold 0");
 	rewritten = metric("uzswap_pool_bytes");
 	print_pool("one rewritten");
-	DH_ASSERT(metric("uzswap_dedup_pages_sharing") < pages / 100,
+	DH_ASSERT(metric("uzswap_dedup_sharing_pages") < pages / 100,
 		  "%" PRIu64 " pages still sharing",
-		  metric("uzswap_dedup_pages_sharing"));
+		  metric("uzswap_dedup_sharing_pages"));
 	DH_ASSERT(rewritten > one + one / 2, "pool %" PRIu64 " after the "
 		  "rewrite, %" PRIu64 " for one client", rewritten, one);
 	pager_ok(&b, "verify 0");
@@ -181,7 +181,7 @@ START_TEST(test_dedup_off)
 	print_pool("twins, dedup off");
 	DH_ASSERT(two >= one + one / 10 * 9, "pool %" PRIu64 " for two, %"
 		  PRIu64 " for one", two, one);
-	DH_ASSERT_EQ(metric("uzswap_dedup_pages_sharing"), 0);
+	DH_ASSERT_EQ(metric("uzswap_dedup_sharing_pages"), 0);
 	finish_twins(&a, &b);
 }
 END_TEST
@@ -200,9 +200,9 @@ static void twins_stored(struct dh_client *a, struct dh_client *b)
 	twin(b, 16);
 	pager_ok(a, "cold 0");
 	pager_ok(b, "cold 0");
-	DH_ASSERT(metric("uzswap_dedup_pages_sharing") >= 16 * MIB / PAGE,
+	DH_ASSERT(metric("uzswap_dedup_sharing_pages") >= 16 * MIB / PAGE,
 		  "%" PRIu64 " pages sharing",
-		  metric("uzswap_dedup_pages_sharing"));
+		  metric("uzswap_dedup_sharing_pages"));
 }
 
 /* Shared objects go to the backing file once and come back to both:
@@ -232,9 +232,9 @@ START_TEST(test_shared_written_back)
 		  twin_pages, "written back %" PRIu64 " pages",
 		  metric("uzswap_stored_pages{kind=\"written_back\"}"));
 	/* written back, they still share their slots */
-	DH_ASSERT(metric("uzswap_dedup_pages_sharing") >= twin_pages / 2,
+	DH_ASSERT(metric("uzswap_dedup_sharing_pages") >= twin_pages / 2,
 		  "%" PRIu64 " pages sharing",
-		  metric("uzswap_dedup_pages_sharing"));
+		  metric("uzswap_dedup_sharing_pages"));
 	pager_ok(&a, "verify 0");
 	pager_ok(&b, "verify 0");
 	pager_ok(&a, "rewrite 0");
@@ -258,24 +258,24 @@ START_TEST(test_shared_across_restarts)
 
 	dh_up(&dmn, metrics_args);
 	twins_stored(&a, &b);
-	sharing = metric("uzswap_dedup_pages_sharing");
+	sharing = metric("uzswap_dedup_sharing_pages");
 	print_pool("twins");
 	DH_ASSERT(sharing > 0, "nothing shared");
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 	ret = dh_restart(&dmn, metrics_args);
 	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
-	now = metric("uzswap_dedup_pages_sharing");
+	now = metric("uzswap_dedup_sharing_pages");
 	print_pool("after a handover");
 	DH_ASSERT_EQ(now, sharing);
 	pager_ok(&a, "verify 0");
 	pager_ok(&b, "verify 0");
 	pager_ok(&a, "cold 0");
 	pager_ok(&b, "cold 0");
-	sharing = metric("uzswap_dedup_pages_sharing");
+	sharing = metric("uzswap_dedup_sharing_pages");
 	dh_kill(&dmn);
 	ret = dh_restart(&dmn, metrics_args);
 	DH_ASSERT(ret == 0, "restart: %s", strerror(-ret));
-	now = metric("uzswap_dedup_pages_sharing");
+	now = metric("uzswap_dedup_sharing_pages");
 	print_pool("after a crash");
 	DH_ASSERT_EQ(now, sharing);
 	finish_twins(&a, &b);

@@ -32,6 +32,12 @@
  *               STOPPING=1 and exit 0; the watchdog is not pinged while the
  *               fault threads are stopped (ptrace) though the loop runs,
  *               and is again once they run
+ *   journal     with $JOURNAL_STREAM naming its stderr, as systemd sets it,
+ *               the daemon sends each line as a journal record with its
+ *               fields (PRIORITY=, SYSLOG_IDENTIFIER=, UZSWAP_SUBSYSTEM=,
+ *               CODE_*=; CLIENT_PID= and CLIENT_COMM= for a client's), to
+ *               the journal socket of its own mount namespace, which the
+ *               test serves: the system's journal gets nothing
  *
  * Nothing is installed into the real system: every install goes to a
  * DESTDIR under the test's root, every systemd tool runs with --root there,
@@ -53,6 +59,7 @@
 #include <ftw.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -317,7 +324,10 @@ static void get_dirs(struct dirs *dd)
  * symlinks into /usr where the host has them), the host's systemd units
  * (sysinit.target and the others ours depend on), then also the daemon,
  * uzswapctl (which ExecReload= runs) with libuzswap, and the man pages:
- * everything `systemd-analyze verify` looks for.
+ * everything `systemd-analyze verify` looks for. Installed under a private
+ * --prefix (make distcheck's), where systemd and udev do not look, the
+ * files are also copied into the root's /etc directories, as an operator
+ * of such an install would link them.
  */
 static const char install_script[] =
 	"set -e\n"
@@ -339,6 +349,17 @@ static const char install_script[] =
 	"	fi\n"
 	"fi\n"
 	"\"$MAKE\" -s -C \"$B/systemd\" install DESTDIR=\"$R\"\n"
+	"eval \"$(\"$MAKE\" -s -C \"$B/systemd\" print-dirs)\"\n"
+	"etc_copy() {\n"
+	"	[ \"$1\" = \"$(pkg-config --variable=\"$2\" \"$3\")$4\" ] && return\n"
+	"	mkdir -p \"$R/etc/$5\"\n"
+	"	cp \"$R$1\"/* \"$R/etc/$5/\"\n"
+	"}\n"
+	"etc_copy \"$systemdsystemunitdir\" systemdsystemunitdir systemd '' "
+	"systemd/system\n"
+	"etc_copy \"$udevrulesdir\" udevdir udev /rules.d udev/rules.d\n"
+	"etc_copy \"$sysusersdir\" sysusersdir systemd '' sysusers.d\n"
+	"etc_copy \"$tmpfilesdir\" tmpfilesdir systemd '' tmpfiles.d\n"
 	"if [ \"$4\" = full ]; then\n"
 	"	\"$MAKE\" -s -C \"$B/daemon\" install-sbinPROGRAMS "
 	"DESTDIR=\"$R\"\n"
@@ -1398,6 +1419,233 @@ START_TEST(test_watchdog_stuck)
 END_TEST
 
 /*****************
+ * The journal
+ *****************/
+
+/*
+ * struct journal - the test's stand-in for journald's native socket
+ * (/run/systemd/journal/socket in the daemon's own mount namespace): a
+ * datagram socket that @thread drains, each record appended to @recs as
+ * "KEY=value" lines and a blank line. The daemon sends a record at a
+ * time and waits when the socket's queue is full: the thread keeps it
+ * short.
+ * @dir:    the directory mounted on /run/systemd/journal
+ * @fd:     the socket, @dir/socket
+ * @lock:   protects @recs, @len and @stop
+ */
+static struct journal {
+	char dir[PATH_MAX];
+	int fd;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	char recs[65536];
+	size_t len;
+	bool stop;
+} jsock = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Append record @buf (@n bytes, the native protocol: "KEY=value\n", or
+ * "KEY\n", a little-endian 64-bit size and the value, "\n") to jsock.recs
+ * as lines. jsock.lock held. */
+static void journal_append_locked(const char *buf, size_t n)
+{
+	const char *p = buf, *end = buf + n, *nl, *eq;
+	uint64_t len = 0;
+	int i;
+
+	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+		eq = memchr(p, '=', (size_t)(nl - p));
+		if (eq) {
+			len = (uint64_t)(nl - p);
+		} else if (end - nl > 9) {
+			for (i = 8; i >= 1; i--)
+				len = len << 8 | (uint8_t)nl[i];
+			if (len > (uint64_t)(end - nl - 9))
+				break;
+			jsock.len += (size_t)snprintf(jsock.recs + jsock.len,
+						   sizeof(jsock.recs) - jsock.len,
+						   "%.*s=", (int)(nl - p), p);
+			p = nl + 9;
+		} else {
+			break;
+		}
+		jsock.len += (size_t)snprintf(jsock.recs + jsock.len,
+					   sizeof(jsock.recs) - jsock.len, "%.*s\n",
+					   (int)len, p);
+		p += len + 1;
+		if (jsock.len >= sizeof(jsock.recs) - 1)
+			jsock.len = sizeof(jsock.recs) - 1;
+	}
+	jsock.len += (size_t)snprintf(jsock.recs + jsock.len, sizeof(jsock.recs) - jsock.len,
+				   "\n");
+	if (jsock.len >= sizeof(jsock.recs) - 1)
+		jsock.len = sizeof(jsock.recs) - 1;
+}
+
+static void *journal_drain(void *arg)
+{
+	struct pollfd pfd = { .fd = jsock.fd, .events = POLLIN };
+	static char buf[65536];
+	bool stop = false;
+	ssize_t n;
+
+	(void)arg;
+	while (!stop) {
+		if (poll(&pfd, 1, 100) == 1) {
+			n = recv(jsock.fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n > 0) {
+				pthread_mutex_lock(&jsock.lock);
+				journal_append_locked(buf, (size_t)n);
+				pthread_mutex_unlock(&jsock.lock);
+			}
+		}
+		pthread_mutex_lock(&jsock.lock);
+		stop = jsock.stop;
+		pthread_mutex_unlock(&jsock.lock);
+	}
+	return NULL;
+}
+
+static void journal_open(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int ret = dh_mkdtemp(jsock.dir, sizeof(jsock.dir), "journal");
+
+	DH_CHECK(ret == 0, "mkdtemp: %s", strerror(-ret));
+	DH_CHECK((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path),
+				  "%s/socket", jsock.dir) < sizeof(sa.sun_path),
+		 "socket path too long");
+	jsock.len = 0;
+	jsock.stop = false;
+	jsock.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	DH_CHECK(jsock.fd >= 0 &&
+			 bind(jsock.fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		 "journal socket %s: %s", sa.sun_path, strerror(errno));
+	DH_CHECK(pthread_create(&jsock.thread, NULL, journal_drain, NULL) == 0,
+		 "pthread_create");
+}
+
+static void journal_close(void)
+{
+	pthread_mutex_lock(&jsock.lock);
+	jsock.stop = true;
+	pthread_mutex_unlock(&jsock.lock);
+	pthread_join(jsock.thread, NULL);
+	close(jsock.fd);
+	jsock.fd = -1;
+}
+
+/* Does record @rec (its lines, a blank line after) hold every line of
+ * @want? A want ending in '*' is a prefix. */
+static bool record_has(const char *rec, const char *const *want)
+{
+	char line[1024];
+	size_t n;
+
+	for (; *want; want++) {
+		n = strlen(*want);
+		if ((*want)[n - 1] == '*')
+			snprintf(line, sizeof(line), "\n%.*s", (int)n - 1,
+				 *want);
+		else
+			snprintf(line, sizeof(line), "\n%s\n", *want);
+		if (!strstr(rec, line))
+			return false;
+	}
+	return true;
+}
+
+/* Wait (at most MSG_MS, scaled) for a record holding every line of
+ * @want (NULL-terminated); fails the test with what came if none does. */
+static void journal_expect(const char *const *want)
+{
+	long long deadline = dh_deadline(MSG_MS);
+	char rec[4096];
+	const char *p, *end;
+	bool found = false;
+
+	do {
+		pthread_mutex_lock(&jsock.lock);
+		for (p = jsock.recs; !found && p < jsock.recs + jsock.len; p = end + 2) {
+			end = strstr(p, "\n\n");
+			if (!end)
+				break;
+			snprintf(rec, sizeof(rec), "\n%.*s\n", (int)(end - p),
+				 p);
+			found = record_has(rec, want);
+		}
+		pthread_mutex_unlock(&jsock.lock);
+		if (!found)
+			dh_sleep_ms(20);
+	} while (!found && dh_now_ms() < deadline);
+	DH_ASSERT(found, "no journal record with %s, %s...; received:\n%.3000s",
+		  want[0], want[1] ? want[1] : "", jsock.recs);
+}
+
+/* In the unshared mount namespace: /run is a tmpfs of its own, the test's
+ * directory ($0) is the journal's, and $JOURNAL_STREAM names stderr, as
+ * systemd sets it for a service whose StandardError= is the journal. */
+static const char journal_script[] =
+	"mount -t tmpfs tmpfs /run\n"
+	"mkdir -p /run/systemd/journal\n"
+	"mount --bind \"$0\" /run/systemd/journal\n"
+	"JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2)\n"
+	"export JOURNAL_STREAM\n"
+	"exec \"$@\"\n";
+
+/*
+ * Under systemd, with its stderr the journal's stream ($JOURNAL_STREAM),
+ * the daemon sends structured records to the journal's socket, which here
+ * is the test's: the daemon runs in a mount namespace of its own (nothing
+ * reaches the system's journal). Its startup line comes with the standard
+ * fields, a client's with CLIENT_PID= and CLIENT_COMM=; nothing goes to
+ * the stream itself.
+ */
+START_TEST(test_journal_stream)
+{
+	char unshare[PATH_MAX], msg[128], pid[32], line[512];
+	const char *first[] = { unshare, "--mount", "--propagation",
+				"private", "/bin/sh", "-ec", journal_script,
+				jsock.dir, NULL };
+	const char *more[] = { "--socket", dmn.sock, NULL };
+	const char *argv[32];
+	struct dh_client c;
+	int ret;
+
+	need_tool("unshare", "util-linux", unshare, sizeof(unshare));
+	journal_open();
+	daemon_argv(argv, 32, first, false, more);
+	ret = dh_launch(&dmn, argv, NULL);
+	DH_ASSERT(ret == 0, "uzswapd with JOURNAL_STREAM did not start: %s",
+		  strerror(-ret));
+	journal_expect((const char *[]){
+		"MESSAGE=main: uzswapd " PACKAGE_VERSION " ready, *",
+		"PRIORITY=6", "SYSLOG_IDENTIFIER=uzswapd",
+		"UZSWAP_SUBSYSTEM=main", "CODE_FILE=daemon/uzswapd.c",
+		"CODE_FUNC=uzswapd_main", "CODE_LINE=*", NULL });
+
+	ret = dh_uzclient_start(&dmn, &c,
+				(const char *[]){ "basic", "4", NULL }, false);
+	DH_ASSERT(ret == 0, "uzclient: %s", strerror(-ret));
+	snprintf(msg, sizeof(msg), "MESSAGE=client: pid %d (uzclient) "
+		 "connected", (int)c.pid);
+	snprintf(pid, sizeof(pid), "CLIENT_PID=%d", (int)c.pid);
+	ret = dh_client_wait(&c, DH_CLIENT_MS);
+	DH_ASSERT(dh_exited_ok(ret), "uzclient basic: %s", dh_status_str(ret));
+	journal_expect((const char *[]){ msg, pid, "CLIENT_COMM=uzclient",
+					 "PRIORITY=6",
+					 "UZSWAP_SUBSYSTEM=client",
+					 "CODE_FILE=daemon/client.c", NULL });
+	dh_stop_ok(&dmn, SIGTERM, log_allow);
+	journal_expect((const char *[]){
+		"MESSAGE=main: stopped; the clients wait for the next uzswapd",
+		NULL });
+	journal_close();
+	DH_ASSERT(!dh_log_find(&dmn, "", line, sizeof(line)),
+		  "a line went to the stream, not as a record: %s", line);
+}
+END_TEST
+
+/*****************
  * Suite
  *****************/
 
@@ -1430,6 +1678,12 @@ static Suite *systemd_suite(void)
 	tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_set_timeout(tc, TIMEOUT_CASE);
 	tcase_add_test(tc, test_unit_mlock);
+
+	tc = tcase_create("journal");
+	tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
+	tcase_set_timeout(tc, TIMEOUT_CASE);
+	tcase_add_test(tc, test_journal_stream);
+	suite_add_tcase(s, tc);
 
 	tc = tcase_create("notify");
 	tcase_add_checked_fixture(tc, notify_setup, notify_teardown);

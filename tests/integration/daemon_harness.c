@@ -910,13 +910,13 @@ void dh_wait_pool_empty(const struct dh_daemon *d)
 	long long deadline = dh_deadline(DH_POOL_EMPTY_MS);
 	static const char *const zero[] = {
 		"uzswap_pool_bytes", "uzswap_pool_payload_bytes",
-		"uzswap_dedup_pages_shared", "uzswap_dedup_pages_sharing",
+		"uzswap_dedup_shared_objects", "uzswap_dedup_sharing_pages",
 	};
 	size_t i;
 	uint64_t v;
 
 	while ((dh_metric(d, "uzswap_pool_bytes") ||
-		dh_metric(d, "uzswap_dedup_pages_shared")) &&
+		dh_metric(d, "uzswap_dedup_shared_objects")) &&
 	       dh_now_ms() < deadline)
 		dh_sleep_ms(20);
 	for (i = 0; i < ARRAY_SIZE(zero); i++) {
