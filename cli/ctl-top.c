@@ -210,12 +210,12 @@ static void print_summary(FILE *f, const struct view *v)
 	const struct rates *r = v->r;
 	char a[32], b[32], c[32], d[32];
 
-	fprintf(f, "uzswapd %s, up %llud %02llu:%02llu:%02llu, %llu clients, "
+	fprintf(f, "uzswapd %s, up %llud %02llu:%02llu:%02llu, %llu client%s, "
 		"%s", v->release, (unsigned long long)st->uptime_sec / 86400,
 		(unsigned long long)st->uptime_sec / 3600 % 24,
 		(unsigned long long)st->uptime_sec / 60 % 60,
 		(unsigned long long)st->uptime_sec % 60,
-		(unsigned long long)st->clients,
+		(unsigned long long)st->clients, st->clients == 1 ? "" : "s",
 		st->compressor == UZSWAP_COMPRESSOR_ZSTD ? "zstd" : "lz4");
 	if (st->compressor == UZSWAP_COMPRESSOR_ZSTD)
 		fprintf(f, " level %u", st->zstd_level);
