@@ -249,8 +249,66 @@ static void assert_help_complete(const char *help)
 	}
 }
 
+/* uzswapctl(8) has an item for column @name: ".BR NAME (key)", or
+ * ".B NAME" for top's only, with groff's \- for each -. */
+static bool documented(const char *man, const char *name)
+{
+	char esc[64], want[80];
+	size_t i, n = 0;
+
+	for (i = 0; name[i] && n < sizeof(esc) - 2; i++) {
+		if (name[i] == '-')
+			esc[n++] = '\\';
+		esc[n++] = name[i];
+	}
+	esc[n] = '\0';
+	snprintf(want, sizeof(want), "\n.BR %s \"", esc);
+	if (strstr(man, want))
+		return true;
+	snprintf(want, sizeof(want), "\n.B %s\n", esc);
+	return strstr(man, want);
+}
+
+/* Every column `uzswapctl @cmd --help` lists is in uzswapctl(8). */
+static void assert_columns_documented(const char *cmd, const char *man)
+{
+	const char *p, *end;
+	char name[64];
+	int rc, n = 0;
+
+	rc = ctl_as(NULL, "/nonexistent/uzswapd.sock", cmd, "--help", NULL);
+	p = strstr(out, "\nColumns");
+	DH_ASSERT(rc == 0 && p, "%s --help: %d %s", cmd, rc, out);
+	for (p = strchr(p + 1, '\n'); p && p[1]; p = strchr(p + 1, '\n')) {
+		if (strncmp(p, "\n  ", 3) || p[3] == ' ')
+			continue;
+		end = p + 3 + strcspn(p + 3, " \n");
+		snprintf(name, sizeof(name), "%.*s", (int)(end - p - 3), p + 3);
+		DH_ASSERT(documented(man, name), "uzswapctl(8) lacks the "
+			  "column %s of %s", name, cmd);
+		n++;
+	}
+	DH_ASSERT(n > 10, "%s --help: %d columns: %s", cmd, n, out);
+}
+
+/* uzswapctl(8), as the tree holds it; free() it. */
+static char *man_page(void)
+{
+	const char *path = TOP_SRCDIR "/docs/uzswapctl.8";
+	FILE *f = fopen(path, "r");
+	char *text = calloc(1, 1 << 17);
+	size_t n;
+
+	DH_ASSERT(f && text, "%s: %s", path, strerror(errno));
+	n = fread(text, 1, (1 << 17) - 1, f);
+	fclose(f);
+	DH_ASSERT(n > 0 && n < (1 << 17) - 1, "%s: %zu bytes", path, n);
+	return text;
+}
+
 START_TEST(test_usage)
 {
+	char *man;
 	static const char *const none = "/nonexistent/uzswapd.sock";
 	int rc;
 
@@ -322,6 +380,11 @@ START_TEST(test_usage)
 		      "an empty column name");
 	assert_failed(ctl_as(NULL, none, "clients", "-o", "FAULTS/S", NULL), 1,
 		      "column 'FAULTS/S' is top's only");
+	/* the man page has every column */
+	man = man_page();
+	assert_columns_documented("status", man);
+	assert_columns_documented("top", man);
+	free(man);
 }
 END_TEST
 
