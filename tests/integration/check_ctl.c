@@ -68,26 +68,40 @@ static char out[OUT_SIZE], err[OUT_SIZE];
  *****************/
 
 /*
- * Run uzswapctl --socket SOCK ARGS... (NULL-terminated) as @cred (NULL:
- * this user); its stdout and stderr land in out and err.
+ * Run uzswapctl --socket SOCK @args (NULL-terminated, 28 at most) as
+ * @cred (NULL: this user); its stdout and stderr land in out and err.
  * Return: its exit status.
  */
-static int ctl_as(const struct dh_cred *cred, const char *sock, ...)
+static int ctl_argv(const struct dh_cred *cred, const char *sock,
+		    const char *const *args)
 {
 	const char *argv[32] = { UZSWAPCTL_PATH, "--socket", sock };
 	int n = 3, status;
-	va_list ap;
 
-	va_start(ap, sock);
-	while (n < 31 && (argv[n] = va_arg(ap, const char *)))
-		n++;
-	va_end(ap);
+	while (n < 31 && *args)
+		argv[n++] = *args++;
 	argv[n] = NULL;
 	status = dh_run(argv, cred, NULL, out, sizeof(out), err, sizeof(err),
 			CTL_MS);
 	DH_ASSERT(status >= 0 && (status & 0x7f) == 0,
-		  "uzswapctl %s: %s", argv[3], dh_status_str(status));
+		  "uzswapctl %s: %s", argv[3] ? argv[3] : "",
+		  dh_status_str(status));
 	return (status >> 8) & 0xff;
+}
+
+/* ctl_argv() of the arguments after @sock, up to a NULL. */
+static int ctl_as(const struct dh_cred *cred, const char *sock, ...)
+{
+	const char *args[29];
+	int n = 0;
+	va_list ap;
+
+	va_start(ap, sock);
+	while (n < 28 && (args[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	args[n] = NULL;
+	return ctl_argv(cred, sock, args);
 }
 
 #define ctl(...) ctl_as(NULL, dmn.sock, __VA_ARGS__, NULL)
@@ -306,8 +320,50 @@ static char *man_page(void)
 	return text;
 }
 
+/* Bad command lines: uzswapctl's arguments (after --socket), and what
+ * its one line on stderr must say. */
+static const struct bad_line {
+	const char *args[6];
+	const char *needle;
+} bad_lines[] = {
+	{ { NULL }, "no command given" },
+	{ { "frobnicate" }, "unknown command 'frobnicate'" },
+	{ { "client" }, "client takes PID" },
+	{ { "client", "x1" }, "'x1' is not a pid" },
+	{ { "set-limit", "12", "8Q" }, "'8Q' is not a budget" },
+	{ { "set-limit", "12", "100K" }, "'100K' is not a budget" },
+	{ { "set-limit", "--all", "8M" }, "unrecognized option '--all'" },
+	{ { "set-limit", "8M" },
+	  "set-limit takes PID SIZE, --default SIZE or --global" },
+	{ { "set-limit", "x8", "8M" },
+	  "'x8' is not a pid, and neither --default nor --global" },
+	{ { "set-limit", "--default", "12", "8M" }, "set-limit takes PID SIZE" },
+	{ { "set-limit", "--default", "--global", "8M" },
+	  "--default and --global" },
+	{ { "reclaim", "1", "2", "3" }, "[PID] [SIZE]" },
+	{ { "reclaim", "lots" }, "'lots' is not a pid or a size" },
+	{ { "status", "now" }, "status takes no argument" },
+	{ { "drain", "now" }, "drain takes no argument" },
+	{ { "--bogus", "status" }, "unrecognized option '--bogus'" },
+	/* options after the command: getopt's own words */
+	{ { "status", "--socket" },
+	  "uzswapctl: option '--socket' requires an argument" },
+	{ { "clients", "-o" }, "uzswapctl: option requires an argument -- 'o'" },
+	{ { "status", "--force" }, "option --force is not for status" },
+	{ { "reload", "-o", "PID" }, "option --output is not for reload" },
+	{ { "top", "--json" }, "option --json is not for top" },
+	{ { "top", "-d", "0" }, "'0' is not a delay" },
+	{ { "top", "--iterations", "x" }, "'x' is not a number of refreshes" },
+	/* columns are checked before any daemon is asked */
+	{ { "clients", "-o", "PID,NOPE" }, "unknown column 'NOPE'" },
+	{ { "status", "-o", "PID" }, "unknown column 'PID' for the status" },
+	{ { "clients", "-o", "PID," }, "an empty column name" },
+	{ { "clients", "-o", "FAULTS/S" }, "column 'FAULTS/S' is top's only" },
+};
+
 START_TEST(test_usage)
 {
+	size_t i;
 	char *man;
 	static const char *const none = "/nonexistent/uzswapd.sock";
 	int rc;
@@ -326,60 +382,9 @@ START_TEST(test_usage)
 	rc = ctl_as(NULL, none, "top", "-h", NULL);
 	DH_ASSERT(rc == 0 && strstr(out, "FAULTS/S") &&
 		  strstr(out, "--iterations"), "top -h: %d %s", rc, out);
-	assert_failed(ctl_as(NULL, none, NULL), 1, "no command given");
-	assert_failed(ctl_as(NULL, none, "frobnicate", NULL), 1,
-		      "unknown command 'frobnicate'");
-	assert_failed(ctl_as(NULL, none, "client", NULL), 1, "client takes PID");
-	assert_failed(ctl_as(NULL, none, "client", "x1", NULL), 1,
-		      "'x1' is not a pid");
-	assert_failed(ctl_as(NULL, none, "set-limit", "12", "8Q", NULL), 1,
-		      "'8Q' is not a budget");
-	assert_failed(ctl_as(NULL, none, "set-limit", "12", "100K", NULL), 1,
-		      "'100K' is not a budget");
-	assert_failed(ctl_as(NULL, none, "set-limit", "--all", "8M", NULL), 1,
-		      "unrecognized option '--all'");
-	assert_failed(ctl_as(NULL, none, "set-limit", "8M", NULL), 1,
-		      "set-limit takes PID SIZE, --default SIZE or --global");
-	assert_failed(ctl_as(NULL, none, "set-limit", "x8", "8M", NULL), 1,
-		      "'x8' is not a pid, and neither --default nor --global");
-	assert_failed(ctl_as(NULL, none, "set-limit", "--default", "12", "8M",
-			     NULL), 1, "set-limit takes PID SIZE");
-	assert_failed(ctl_as(NULL, none, "set-limit", "--default", "--global",
-			     "8M", NULL), 1, "--default and --global");
-	assert_failed(ctl_as(NULL, none, "reclaim", "1", "2", "3", NULL), 1,
-		      "[PID] [SIZE]");
-	assert_failed(ctl_as(NULL, none, "reclaim", "lots", NULL), 1,
-		      "'lots' is not a pid or a size");
-	assert_failed(ctl_as(NULL, none, "status", "now", NULL), 1,
-		      "status takes no argument");
-	assert_failed(ctl_as(NULL, none, "drain", "now", NULL), 1,
-		      "drain takes no argument");
-	assert_failed(ctl_as(NULL, none, "--bogus", "status", NULL), 1,
-		      "unrecognized option '--bogus'");
-	/* options after the command: getopt's own words */
-	assert_failed(ctl_as(NULL, none, "status", "--socket", NULL), 1,
-		      "uzswapctl: option '--socket' requires an argument");
-	assert_failed(ctl_as(NULL, none, "clients", "-o", NULL), 1,
-		      "uzswapctl: option requires an argument -- 'o'");
-	assert_failed(ctl_as(NULL, none, "status", "--force", NULL), 1,
-		      "option --force is not for status");
-	assert_failed(ctl_as(NULL, none, "reload", "-o", "PID", NULL), 1,
-		      "option --output is not for reload");
-	assert_failed(ctl_as(NULL, none, "top", "--json", NULL), 1,
-		      "option --json is not for top");
-	assert_failed(ctl_as(NULL, none, "top", "-d", "0", NULL), 1,
-		      "'0' is not a delay");
-	assert_failed(ctl_as(NULL, none, "top", "--iterations", "x", NULL), 1,
-		      "'x' is not a number of refreshes");
-	/* columns are checked before any daemon is asked */
-	assert_failed(ctl_as(NULL, none, "clients", "-o", "PID,NOPE", NULL), 1,
-		      "unknown column 'NOPE'");
-	assert_failed(ctl_as(NULL, none, "status", "-o", "PID", NULL), 1,
-		      "unknown column 'PID' for the status");
-	assert_failed(ctl_as(NULL, none, "clients", "-o", "PID,", NULL), 1,
-		      "an empty column name");
-	assert_failed(ctl_as(NULL, none, "clients", "-o", "FAULTS/S", NULL), 1,
-		      "column 'FAULTS/S' is top's only");
+	for (i = 0; i < ARRAY_SIZE(bad_lines); i++)
+		assert_failed(ctl_argv(NULL, none, bad_lines[i].args), 1,
+			      bad_lines[i].needle);
 	/* the man page has every column */
 	man = man_page();
 	assert_columns_documented("status", man);
