@@ -97,6 +97,8 @@ static const char *const client_live_defaults[] = {
 	"RATIO", "FAULTS/S", "EVICTIONS/S", NULL
 };
 
+/* The two sets; cols_init() fills in their columns before any other
+ * use, and nothing changes them after (uzswapctl has one thread). */
 static struct colset sets[] = {
 	[COLSET_STATUS] = { "the status", NULL, 0, status_defaults, NULL,
 			    NULL },
