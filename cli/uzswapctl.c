@@ -1016,12 +1016,13 @@ static int run_command(int argc, char **argv, bool help)
  * an exit status (reported). */
 static int take_option(int opt, bool *help, bool *version)
 {
+	if (opt == 'j')
+		opt = 'J';	/* its older spelling */
 	note_given(opt);
 	switch (opt) {
 	case 's':
 		opts.socket = optarg;
 		return EXIT_OK;
-	case 'j':
 	case 'J':
 		opts.json = true;
 		return EXIT_OK;

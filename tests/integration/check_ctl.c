@@ -352,6 +352,7 @@ static const struct bad_line {
 	{ { "status", "--force" }, "option --force is not for status" },
 	{ { "reload", "-o", "PID" }, "option --output is not for reload" },
 	{ { "top", "--json" }, "option --json is not for top" },
+	{ { "top", "-j" }, "option --json is not for top" },
 	{ { "top", "-d", "0" }, "'0' is not a delay" },
 	{ { "top", "--iterations", "x" }, "'x' is not a number of refreshes" },
 	/* columns are checked before any daemon is asked */
