@@ -45,7 +45,9 @@ $outside"
 for f in lib/systemd/system/uzswapd.service lib/systemd/system/uzswapd.socket \
 	lib/udev/rules.d/60-uzswap.rules lib/sysusers.d/uzswap.conf \
 	lib/tmpfiles.d/uzswap.conf etc/uzswap/uzswapd.conf \
-	share/man/man8/uzswapd.8 include/uzswap.h lib/pkgconfig/uzswap.pc; do
+	share/man/man8/uzswapd.8 include/uzswap.h lib/pkgconfig/uzswap.pc \
+	share/bash-completion/completions/uzswapctl \
+	share/bash-completion/completions/uzswap-run; do
 	[ -f "$dest$prefix/$f" ] || fail "not installed: PREFIX/$f"
 done
 grep -qx "ExecStart=$prefix/sbin/uzswapd.*" \

@@ -134,10 +134,10 @@ enum counter_show {
 	  "Seconds since uzswapd started.")				\
 	C(x, fault_rate_milli, 1, fault_rate_milli, "fault_rate",	\
 	  COUNTER_MILLI, NULL, NULL, NULL,				\
-	  "Faults per second over the last 10 s, x1000.")		\
+	  "Faults per second over the last 10 s (sent x1000).")		\
 	C(x, compressor, 1, compressor, "compressor",			\
 	  COUNTER_COMPRESSOR, NULL, NULL, NULL,				\
-	  "The compressor of new pages: 0 lz4, 1 zstd.")		\
+	  "The compressor of new pages: lz4 or zstd (sent as 0 or 1).")		\
 	C(x, zstd_level, 1, zstd_level, "zstd_level", COUNTER_NUMBER,	\
 	  NULL, NULL, NULL,						\
 	  "The zstd level of new pages.")				\
