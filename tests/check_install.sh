@@ -47,7 +47,10 @@ for f in lib/systemd/system/uzswapd.service lib/systemd/system/uzswapd.socket \
 	lib/tmpfiles.d/uzswap.conf etc/uzswap/uzswapd.conf \
 	share/man/man8/uzswapd.8 include/uzswap.h lib/pkgconfig/uzswap.pc \
 	share/bash-completion/completions/uzswapctl \
-	share/bash-completion/completions/uzswap-run; do
+	share/bash-completion/completions/uzswap-run \
+	share/uzswap/monitoring/uzswap.rules.yml \
+	share/uzswap/monitoring/uzswap-dashboard.json \
+	share/doc/uzswap/operations.md share/man/man3/uzswap_alloc.3; do
 	[ -f "$dest$prefix/$f" ] || fail "not installed: PREFIX/$f"
 done
 grep -qx "ExecStart=$prefix/sbin/uzswapd.*" \
