@@ -305,10 +305,20 @@ static void log_field(struct journal_rec *f, const char *fmt, ...)
 	f->used += (size_t)n + 1;
 }
 
-/* The source path of a call site without the build's "../" (a VPATH
- * build compiles "../../daemon/fault.c"): "daemon/fault.c". */
+/* The source path of a call site as the tree names it, "daemon/fault.c",
+ * whatever the build gave the compiler: "../../daemon/fault.c" in a VPATH
+ * build, "/abs/src/daemon/fault.c" when configure was run by its full
+ * path, "./daemon/fault.c" under -ffile-prefix-map; a file of another
+ * directory (a test's) loses its leading "../" and "./". */
 static const char *log_source_path(const char *file)
 {
+	const char *p, *last = NULL;
+
+	for (p = file; (p = strstr(p, "daemon/")); p++)
+		if (p == file || p[-1] == '/')
+			last = p;
+	if (last)
+		return last;
 	while (!strncmp(file, "../", 3) || !strncmp(file, "./", 2))
 		file += file[1] == '/' ? 2 : 3;
 	return file;
