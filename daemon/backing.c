@@ -1,112 +1,89 @@
 /*
- * backing.c - the backing file: where the evict handler puts compressed
- * objects when the z3fold pool is full, and where the fault path reads
- * them back from.
+ * backing.c - the write-back tier: where the evict handler puts
+ * compressed objects when the z3fold pool is full, and where the fault
+ * path reads them back from. This file is the tier's slot map, object
+ * framing and counters; the bytes go to a backend (backing-io.h): the
+ * local file (backing-file.c) or an NBD export (backing-nbd.c), chosen
+ * by what backing_open() is given.
  *
- * Layout. The file is cut into 512-byte units; an object of n bytes (at
- * most one 4 KiB page: lz4/zstd output or a raw page) takes ceil(n/512)
- * contiguous units, at most 8, and its slot is the number of its first
- * unit (offset slot * 512). An object is placed within one 4 KiB block
+ * Layout. The backend's space is cut into 512-byte units; an object of n
+ * bytes (at most one 4 KiB page: lz4/zstd output or a raw page) takes
+ * ceil(n/512) contiguous units (with its frame, below, ceil((n+16)/512)),
+ * and its slot is the number of its first unit (offset slot * 512 in the
+ * backend's data space). An object is placed within one 4 KiB block
  * when some block has room (so a raw page is block-aligned): a read then
- * touches one block, and blocks empty independently of each other. It
- * straddles two blocks only when no block has room. The tail of an
- * object's last unit is written as zeros: no stale bytes from our buffers
- * reach the disk.
+ * touches one block. It straddles two blocks only when no block has room.
+ * The tail of an object's last unit is written as zeros: no stale bytes
+ * from our buffers reach the backend.
+ *
+ * Frames. A backend that is not ours alone to trust (an NBD export: a
+ * server may restart empty, be replaced, or return what another client
+ * wrote) gets framed objects: a 16-byte header (magic, length, and the
+ * XXH3-64 of the object seeded with the export's identity, the slot and
+ * the length) before the object's bytes. A read checks all of it: an
+ * object that does not verify is never returned (-EBADMSG, counted), and
+ * the fault path poisons the page instead of serving wrong data. The
+ * local file's objects are bare, as they always were.
  *
  * Allocation. One bit per unit over the cap, in a bitmap of 64-bit words:
  * the bitmap costs limit/4096 bytes of RAM (256 KiB per GiB of cap), and
  * the daemon's mlockall() keeps it resident. Allocation is next-fit: the
  * search starts at a cursor left after the last allocation and wraps
- * around, so it is usually a few words, O(bitmap words) when the file is
+ * around, so it is usually a few words, O(bitmap words) when the space is
  * nearly full or fragmented (2 M words for a 64 GiB cap), twice when only
  * a straddling run is left. It fails fast when used + n would pass the
- * cap. Units past the cap are never handed out, so the file never extends
- * past it either.
+ * cap. Units past the cap (or past what the backend holds) are never
+ * handed out.
  *
- * Sparse file, holes. The file is never preallocated or extended to the
- * cap; it grows as objects land. Each 4 KiB block is one byte of the
- * bitmap. When a free (or a failed write) leaves a block wholly free, the
- * freeing thread marks the block's byte all-used while it punches the
- * hole (fallocate PUNCH_HOLE | KEEP_SIZE) without the lock, then clears
- * it: no allocator can place an object in a block being punched. On a
- * filesystem that cannot punch (EOPNOTSUPP) this stops after the first try.
- * While a punch is in flight, an allocation may fail to find room that is
- * about to be free again and return -ENOSPC; the caller treats that as
- * full for a while, which is safe.
- *
- * I/O mode, chosen at open and reported in the stats ("direct"): the file
- * is meant to save RAM, so its data must not sit in the page cache.
- * - O_DIRECT when the filesystem does direct I/O at 512-byte offsets:
- *   statx(STATX_DIOALIGN) says so, or, on kernels or filesystems that do
- *   not report it, a 512-byte direct write at offset 0 of the empty file
- *   succeeds. I/O is done in whole units through an aligned bounce buffer
- *   on the caller's stack (4 KiB; no allocation per call), or straight
- *   from/to the caller's buffer when it is aligned and a multiple of 512.
- *   On ext4 (this machine's /, /tmp and /var/lib) this is the mode.
- * - Buffered otherwise (no O_DIRECT, or alignment coarser than 512): each
- *   write is flushed (sync_file_range) so that its errors are seen now and
- *   its pages are clean, then the pages are dropped (POSIX_FADV_DONTNEED
- *   over the enclosing 2 MiB: see cache_drop()); reads are followed by
- *   DONTNEED too, and readahead is off (POSIX_FADV_RANDOM).
- * - tmpfs/ramfs ("in_memory"): the kernel accepts O_DIRECT there (6.6+)
- *   but the data lives in RAM either way; buffered, without flush or
- *   advice. The daemon should warn that such a backing file saves nothing.
+ * Giving space back. The backend gives space back in granules (4 KiB
+ * holes in the file; 1 MiB segments of an export, one TRIM each). When a
+ * free (or a failed write) leaves a granule wholly free, the freeing
+ * thread marks the granule's units all-used while it releases it (punch,
+ * TRIM) without the lock, then clears them: no allocator can place an
+ * object in a granule being released. A backend that cannot release
+ * (EOPNOTSUPP) is not asked again. While a release is in flight, an
+ * allocation may fail to find room that is about to be free again and
+ * return -ENOSPC; the caller treats that as full for a while, which is
+ * safe.
  *
  * Batches. backing_write_batch() takes many objects, packed back to back
  * in whole units by the caller, in one run of contiguous units and one
  * write: a write of 100 KiB costs little more than one of 2 KiB (direct
  * I/O on the reference machine: 4 KiB writes 61 MB/s, 64 KiB 408 MB/s,
- * 256 KiB 713 MB/s). Objects of a batch may straddle 4 KiB blocks. The
- * run is found by a word-wise next-fit scan (run_find_locked()); when no
- * run is free the caller writes the objects one by one.
+ * 256 KiB 713 MB/s; over the network a round trip saved per object). The
+ * run is found by a word-wise next-fit scan (run_find_locked()), which
+ * fills an empty space from its start: an export's segments fill one
+ * after the other. When no run is free the caller writes the objects one
+ * by one.
  *
  * Errors. A write that fails leaves the bitmap as it was: its units are
- * released (and their blocks punched) before returning. ENOSPC and EDQUOT
- * from the filesystem count as full and return -ENOSPC, like the cap;
- * other errors count as write errors and return their -errno. The caller
- * keeps the object in the pool either way.
+ * released before returning. ENOSPC and EDQUOT from the backend count as
+ * full and return -ENOSPC, like the cap; other errors count as write
+ * errors and return their -errno. The caller keeps the object in the pool
+ * either way. A read the backend cannot serve for now (an export that is
+ * away: -EAGAIN) is counted as a wait; once the backend has been away for
+ * longer than the timeout (backing_set_timeout()), such reads fail with
+ * -ETIMEDOUT instead, so that a fault is never left waiting for ever.
  *
  * Locks. b->lock (an adaptive mutex) protects the bitmap and its cursor,
  * cap and usage; it is held only for bitmap work, never across I/O, and
- * takes no other lock. The file descriptor and I/O mode are immutable
- * after backing_open(); counters are atomic. Reads take no lock.
- *
- * Costs, measured on the reference machine (ext4 on virtio, O_DIRECT,
- * objects of 1000-4000 bytes): a write 85-140 us, a read 70-150 us, a
- * free that punches a hole 60-70 us. Every call blocks its thread for
- * that long; none is for the event-loop thread.
- *
- * The file is flock()ed for the daemon's lifetime, so a second daemon
- * pointed at the same path fails with EBUSY instead of truncating it.
- *
- * The path may be in a directory others can write to (/var/tmp): another
- * user can plant a symlink or a hard link there to a file of ours, or
- * hold a file of ours open before the daemon starts, and read every page
- * written back. So the daemon writes only to a file it has just created
- * (O_EXCL, 0600) with one name, opened relative to its directory without
- * following a link, neither the file's nor the directory's; a file found
- * at the path is checked on its fd (regular, ours, one name, empty or
- * marked) and replaced, never reused.
+ * takes no other lock. The backend and its info are immutable after
+ * backing_open(); counters are atomic. Reads take no lock.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/magic.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/xattr.h>
-#include <sys/vfs.h>
-#include <unistd.h>
+#include <xxhash.h>
 
+#include "lib/common/clock.h"
 #include "lib/common/debug.h"
 #include "lib/common/failpoint.h"
-#include "lib/common/fullio.h"
 #include "backing.h"
-#include "privfile.h"
+#include "backing-io.h"
 
 /*****************
  * Structures
@@ -114,53 +91,63 @@
 
 #define UNIT_SHIFT	9
 #define UNIT		(1u << UNIT_SHIFT)			/* 512 */
-#define MAX_UNITS	(BACKING_MAX_OBJECT >> UNIT_SHIFT)	/* 8 */
-#define BLOCK		4096u		/* hole-punch granule */
-#define BLOCK_UNITS	(BLOCK / UNIT)	/* 8: one bitmap byte */
+#define BLOCK_UNITS	(4096u / UNIT)	/* 8: one bitmap byte */
 #define WORD_BITS	64u
-#define BLOCK_MASK	0xffull
-#define DIO_MAX_ALIGN	4096u		/* bounce buffer alignment */
-#define DROP_GRANULE	(2l << 20)	/* largest page cache folio (PMD) */
+#define FRAME_BYTES	16u
+#define FRAME_MAGIC	0x626f7a75u	/* "uzob" */
+/* The largest object with its frame, in units: 9. */
+#define MAX_UNITS	((BACKING_MAX_OBJECT + FRAME_BYTES + UNIT - 1) / UNIT)
+#define BOUNCE_ALIGN	4096u		/* direct I/O's strictest */
 
 /* Largest cap: the last object must end below OFF_MAX. */
-#define LIMIT_MAX	((uint64_t)INT64_MAX - BACKING_MAX_OBJECT)
+#define LIMIT_MAX	((uint64_t)INT64_MAX - MAX_UNITS * UNIT)
 
 _Static_assert(UNIT == BACKING_UNIT, "unit size");
-_Static_assert(BLOCK_UNITS == 8 && MAX_UNITS <= BLOCK_UNITS,
-	       "a block is one bitmap byte and an object spans <= 2 blocks");
+_Static_assert(BACKING_GRANULE_MAX % WORD_BITS == 0, "whole words");
+_Static_assert(MAX_UNITS <= BLOCK_UNITS + 1,
+	       "an object spans <= 2 blocks (and 2 granules)");
 
 /*
- * struct backing - an open backing file
- * @lock:        protects @bitmap, @nr_words, @limit_units, @used_units,
- *               @objects and @cursor; never held across I/O
+ * struct frame - the header of a framed object, in the backend
+ * @magic: FRAME_MAGIC
+ * @len:   the object's bytes (1..4096), which follow
+ * @zero:  0
+ * @sum:   XXH3-64 of the object's bytes (frame_sum())
+ */
+struct frame {
+	uint32_t magic;
+	uint16_t len;
+	uint16_t zero;
+	uint64_t sum;
+};
+
+_Static_assert(sizeof(struct frame) == FRAME_BYTES, "frame size");
+
+/*
+ * struct backing - the write-back tier
+ * @lock:        protects @bitmap, @nr_words, @limit_bytes, @limit_units,
+ *               @used_units, @objects and @cursor; never held across I/O
  * @bitmap:      one bit per 512-byte unit, set while allocated (or while
- *               its block is being punched); @lock
- * @nr_words:    words in @bitmap; only grows; @lock
+ *               its granule is being released); @lock
+ * @nr_words:    words in @bitmap (whole granules); only grows; @lock
  * @nr_units:    units @bitmap covers (@nr_words * 64), for the lockless
  *               range check of reads; only grows; atomic
  * @limit_bytes: the cap as set; @lock
- * @limit_units: the cap in units: allocations stay below it; @lock
- * @used_units:  units allocated to objects (not to punches); @lock
+ * @limit_units: the cap in units, never past what the backend holds:
+ *               allocations stay below it; @lock
+ * @used_units:  units allocated to objects (not to releases); @lock
  * @objects:     objects allocated; @lock
  * @cursor:      next-fit search start, in units; @lock
- * @fd:          the file; immutable
- * @direct:      @fd has O_DIRECT; immutable
- * @in_memory:   the file is on tmpfs/ramfs; immutable
- * @mem_align:   buffer alignment direct I/O needs; immutable
- * @created:     backing_open() created the file where there was none
- *               (it is removed at close); immutable
- * @kept:        it is a predecessor's file, kept as it was (its objects
- *               may be named again); immutable
- * @handed_over: backing_close() leaves the file to a successor; set by
+ * @ops, @io:    the backend; immutable
+ * @info:        what the backend said at open; immutable
+ * @release:     the backend gives space back; cleared on EOPNOTSUPP
+ * @handed_over: backing_close() leaves the objects to a successor; set by
  *               the thread that closes, before
- * @dev, @ino:   identity of the file, checked before unlinking; immutable
- * @punch:       the filesystem punches holes; cleared on EOPNOTSUPP
- * @st:          counters; atomic
- * @dirfd:       the file's directory, opened once without following a
- *               link; the file is created and removed relative to it;
- *               immutable
- * @name:        the file's name in @dirfd (points into @path); immutable
- * @path:        the path; immutable
+ * @timeout_ns:  how long reads wait for a backend that is away; atomic
+ * @away_since:  when reads found the backend away, 0 while it answers;
+ *               atomic
+ * @st:          counters; atomic. @bytes, @latency (one count per
+ *               bucket) and @latency_ns: [IO_READ] and [IO_WRITE]
  */
 struct backing {
 	pthread_mutex_t lock;
@@ -172,24 +159,27 @@ struct backing {
 	uint64_t used_units;
 	uint64_t objects;
 	uint64_t cursor;
-	int fd;
-	bool direct;
-	bool in_memory;
-	bool created;
-	bool kept;
+	const struct backing_ops *ops;
+	struct backing_io *io;
+	struct backing_io_info info;
+	atomic_bool release;
 	bool handed_over;
-	unsigned int mem_align;
-	dev_t dev;
-	ino_t ino;
-	atomic_bool punch;
-	int dirfd;
-	const char *name;
+	atomic_uint_fast64_t timeout_ns;
+	atomic_uint_fast64_t away_since;
 	struct {
 		atomic_uint_fast64_t writes, batches, reads, write_errors,
-			read_errors, full, punched, punch_errors,
-			invalid_frees;
+			read_errors, checksum_errors, read_waits, timeouts,
+			full, punched, punch_errors, invalid_frees;
+		atomic_uint_fast64_t bytes[2];
+		atomic_uint_fast64_t latency[2][BACKING_LATENCY_BUCKETS + 1];
+		atomic_uint_fast64_t latency_ns[2];
 	} st;
-	char path[];
+};
+
+enum { IO_READ, IO_WRITE };
+
+const unsigned int BACKING_LATENCY_US[BACKING_LATENCY_BUCKETS] = {
+	50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 250000,
 };
 
 /*****************
@@ -211,12 +201,31 @@ static inline unsigned int len_to_units(size_t len)
 	return (unsigned int)((len + UNIT - 1) >> UNIT_SHIFT);
 }
 
+/* Units an object of @len bytes takes, with its frame if framed. */
+static inline unsigned int obj_units(const struct backing *b, size_t len)
+{
+	return len_to_units(len + (b->info.framed ? FRAME_BYTES : 0));
+}
+
+/* Words of a bitmap covering @limit_bytes in whole granules of any
+ * backend (BACKING_GRANULE_MAX units); never none. */
 static inline size_t words_for(uint64_t limit_bytes)
 {
 	uint64_t units = limit_bytes >> UNIT_SHIFT;
+	uint64_t span = BACKING_GRANULE_MAX;
 
-	/* at least one word, so that the bitmap is never empty */
-	return (size_t)((units + WORD_BITS - 1) / WORD_BITS) ?: 1;
+	return (size_t)((units + span - 1) / span ?: 1) *
+	       (BACKING_GRANULE_MAX / WORD_BITS);
+}
+
+/* The cap in units: @limit_bytes, never past what the backend holds. */
+static inline uint64_t limit_units(const struct backing *b,
+				   uint64_t limit_bytes)
+{
+	uint64_t bytes = limit_bytes < b->info.size_bytes ?
+			 limit_bytes : b->info.size_bytes;
+
+	return bytes >> UNIT_SHIFT;
 }
 
 /* Free units of word @w as set bits; units at or past the cap are
@@ -246,22 +255,6 @@ static inline void unit_set(struct backing *b, uint64_t u)
 static inline void unit_clear(struct backing *b, uint64_t u)
 {
 	b->bitmap[u / WORD_BITS] &= ~(1ull << (u % WORD_BITS));
-}
-
-/* The bitmap byte of 4 KiB block @k (its 8 units). */
-static inline uint64_t block_bits(const struct backing *b, uint64_t k)
-{
-	return b->bitmap[k / 8] >> (k % 8 * 8) & BLOCK_MASK;
-}
-
-static inline void block_fill(struct backing *b, uint64_t k, bool used)
-{
-	uint64_t mask = BLOCK_MASK << (k % 8 * 8);
-
-	if (used)
-		b->bitmap[k / 8] |= mask;
-	else
-		b->bitmap[k / 8] &= ~mask;
 }
 
 /*
@@ -401,22 +394,66 @@ static int run_alloc(struct backing *b, uint64_t n, unsigned int nr,
 	return ret;
 }
 
+
+/* The mask of granule @k's units in its word (granules under a word). */
+static inline uint64_t granule_mask(const struct backing *b, uint64_t k)
+{
+	unsigned int g = b->info.release_units;
+
+	return ((1ull << g) - 1) << (k * g % WORD_BITS);
+}
+
+/* Whether no unit of granule @k is in use. @lock held. */
+static bool granule_empty(const struct backing *b, uint64_t k)
+{
+	unsigned int g = b->info.release_units;
+	size_t w = (size_t)(k * g / WORD_BITS), end;
+
+	if (g < WORD_BITS)
+		return !(b->bitmap[w] & granule_mask(b, k));
+	for (end = w + g / WORD_BITS; w < end; w++)
+		if (b->bitmap[w])
+			return false;
+	return true;
+}
+
+/* Mark every unit of granule @k used (while it is released) or free.
+ * @lock held. */
+static void granule_fill(struct backing *b, uint64_t k, bool used)
+{
+	unsigned int g = b->info.release_units;
+	size_t w = (size_t)(k * g / WORD_BITS), end;
+
+	if (g < WORD_BITS) {
+		if (used)
+			b->bitmap[w] |= granule_mask(b, k);
+		else
+			b->bitmap[w] &= ~granule_mask(b, k);
+		return;
+	}
+	for (end = w + g / WORD_BITS; w < end; w++)
+		b->bitmap[w] = used ? ~0ull : 0;
+}
+
 /*
- * units_release() - give back @n units at @start, then punch every 4 KiB
- * block that became wholly free. The blocks are marked used while the
- * hole is punched, without @lock (fallocate is I/O), and cleared after.
+ * units_release() - give back @n units at @start, then release every
+ * granule that became wholly free. The granules are marked used while
+ * the backend releases them, without @lock (it is I/O), and cleared
+ * after.
  * Return: false if the units were not all allocated (nothing done). The
  * check is best-effort: a slot carries no generation, so a stale free of
  * units since given to another object is not detected.
- * Takes @lock twice when it punches, once otherwise.
+ * Takes @lock twice when it releases, once otherwise.
  */
 static bool units_release(struct backing *b, uint64_t start, unsigned int n)
 {
-	uint64_t first = start / BLOCK_UNITS;
-	uint64_t last = (start + n - 1) / BLOCK_UNITS;
+	unsigned int g = b->info.release_units;
+	uint64_t first = start / g, last = (start + n - 1) / g;
 	uint64_t lo = UINT64_MAX, hi = 0, k;
-	bool punch = atomic_load_explicit(&b->punch, memory_order_relaxed);
+	bool release = atomic_load_explicit(&b->release,
+					    memory_order_relaxed);
 	unsigned int i;
+	int ret;
 
 	pthread_mutex_lock(&b->lock);
 	if (start + n > (uint64_t)b->nr_words * WORD_BITS ||
@@ -429,10 +466,10 @@ static bool units_release(struct backing *b, uint64_t start, unsigned int n)
 		unit_clear(b, start + i);
 	b->used_units -= n;
 	b->objects--;
-	for (k = first; punch && k <= last; k++) {
-		if (block_bits(b, k))
+	for (k = first; release && k <= last; k++) {
+		if (!granule_empty(b, k))
 			continue;
-		block_fill(b, k, true);
+		granule_fill(b, k, true);
 		if (lo == UINT64_MAX)
 			lo = k;
 		hi = k;
@@ -441,21 +478,21 @@ static bool units_release(struct backing *b, uint64_t start, unsigned int n)
 	if (lo == UINT64_MAX)
 		return true;
 
-	/* lo..hi are contiguous: at most two blocks, both reserved */
-	if (fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(lo * BLOCK),
-		      (off_t)((hi - lo + 1) * BLOCK)) == 0) {
-		atomic_fetch_add_explicit(&b->st.punched, hi - lo + 1,
+	/* lo..hi are contiguous: at most two granules, both reserved */
+	ret = b->ops->release(b->io, lo * g * UNIT, (hi - lo + 1) * g * UNIT);
+	if (ret == 0) {
+		atomic_fetch_add_explicit(&b->st.punched,
+					  (hi - lo + 1) * g / BLOCK_UNITS,
 					  memory_order_relaxed);
 	} else {
-		if (errno == EOPNOTSUPP)
-			atomic_store(&b->punch, false);
+		if (ret == -EOPNOTSUPP)
+			atomic_store(&b->release, false);
 		stat_inc(&b->st.punch_errors);
 	}
 
 	pthread_mutex_lock(&b->lock);
 	for (k = lo; k <= hi; k++)
-		block_fill(b, k, false);
+		granule_fill(b, k, false);
 	pthread_mutex_unlock(&b->lock);
 	return true;
 
@@ -464,420 +501,162 @@ out_invalid:
 	return false;
 }
 
-/*
- * cache_drop() - drop the page cache around [@off, @off + @len). The advice
- * only drops folios wholly inside its range, and the page cache uses large
- * folios (ext4 on the reference machine's 6.18 kernel: advice over the
- * object's own pages dropped almost nothing), so the range is widened to
- * the largest folio, naturally aligned. Other objects' clean pages in it
- * go too, as they should; folios being written by another thread are
- * dirty or locked and skipped (that thread drops them after its own
- * write). The cost is a walk of the cached entries of that range, which
- * stay few.
- */
-static void cache_drop(struct backing *b, off_t off, size_t len)
+/*****************
+ * Timed I/O
+ *****************/
+
+/* A request of @bytes in direction @dir, begun at @t0, ended with @ret. */
+static void io_account(struct backing *b, int dir, uint64_t t0,
+		       size_t bytes, int ret)
 {
-	off_t start = off & ~(off_t)(DROP_GRANULE - 1);
-	off_t end = (off + (off_t)len + DROP_GRANULE - 1) &
-		    ~(off_t)(DROP_GRANULE - 1);
+	uint64_t ns = clock_now_ns() - t0;
+	unsigned int i = 0;
 
-	posix_fadvise(b->fd, start, end - start, POSIX_FADV_DONTNEED);
-}
-
-static inline bool dio_aligned(const struct backing *b, const void *p)
-{
-	return ((uintptr_t)p & (b->mem_align - 1)) == 0;
-}
-
-/* Write @bytes (whole units) of @src at unit @slot; synchronous. 0 or
- * -errno. No lock held. */
-static int units_write(struct backing *b, uint64_t slot, const void *src,
-		       size_t bytes)
-{
-	off_t off = (off_t)(slot << UNIT_SHIFT);
-	int ret;
-
-	ret = fullio_pwrite(b->fd, src, bytes, off);
-	if (ret < 0 || b->direct || b->in_memory)
-		return ret;
-
-	/* buffered: see the write's errors now, and leave clean pages (not
-	 * for durability: the file is truncated at every start) */
-	if (sync_file_range(b->fd, off, (off_t)bytes,
-			    SYNC_FILE_RANGE_WAIT_BEFORE |
-			    SYNC_FILE_RANGE_WRITE |
-			    SYNC_FILE_RANGE_WAIT_AFTER) < 0)
-		return -errno;
-	cache_drop(b, off, bytes);
-	return 0;
-}
-
-/* Write an object of @len bytes to its units at @slot, zero-padded to the
- * unit; synchronous. 0 or -errno. No lock held. */
-static int object_write(struct backing *b, uint64_t slot, const void *buf,
-			size_t len)
-{
-	_Alignas(DIO_MAX_ALIGN) unsigned char bounce[BACKING_MAX_OBJECT];
-	size_t bytes = (size_t)len_to_units(len) << UNIT_SHIFT;
-	const void *src = buf;
-
-	if (bytes != len || (b->direct && !dio_aligned(b, buf))) {
-		memcpy(bounce, buf, len);
-		memset(bounce + len, 0, bytes - len);
-		src = bounce;
-	}
-	return units_write(b, slot, src, bytes);
-}
-
-/* Read the object of @len bytes at @slot into @buf. 0 or -errno. */
-static int object_read(struct backing *b, uint64_t slot, void *buf,
-		       size_t len)
-{
-	_Alignas(DIO_MAX_ALIGN) unsigned char bounce[BACKING_MAX_OBJECT];
-	size_t bytes = (size_t)len_to_units(len) << UNIT_SHIFT;
-	off_t off = (off_t)(slot << UNIT_SHIFT);
-	int ret;
-
-	if (!b->direct) {
-		ret = fullio_pread(b->fd, buf, len, off);
-		if (!b->in_memory)
-			cache_drop(b, off, len);
-		return ret;
-	}
-	if (bytes == len && dio_aligned(b, buf))
-		return fullio_pread(b->fd, buf, len, off);
-	ret = fullio_pread(b->fd, bounce, bytes, off);
+	while (i < BACKING_LATENCY_BUCKETS &&
+	       ns > BACKING_LATENCY_US[i] * 1000ull)
+		i++;
+	stat_inc(&b->st.latency[dir][i]);
+	atomic_fetch_add_explicit(&b->st.latency_ns[dir], ns,
+				  memory_order_relaxed);
 	if (ret == 0)
-		memcpy(buf, bounce, len);
+		atomic_fetch_add_explicit(&b->st.bytes[dir], bytes,
+					  memory_order_relaxed);
+}
+
+static int io_read(struct backing *b, uint64_t off, void *buf, size_t len)
+{
+	uint64_t t0 = clock_now_ns();
+	int ret = b->ops->read(b->io, off, buf, len);
+
+	if (ret != -EAGAIN)
+		io_account(b, IO_READ, t0, len, ret);
 	return ret;
 }
 
-/*
- * file_dir_open() - open the directory of @path without following a
- * symlink in its last component (privfile_open_dir()): the file is
- * created and removed relative to this fd. *@name is set to the file's
- * name in @path. Return: the fd, or -errno (-ELOOP for a symlinked
- * directory, -EISDIR for a path that ends in '/').
- */
-static int file_dir_open(const char *path, const char **name)
+static int io_write(struct backing *b, uint64_t off, const void *buf,
+		    size_t bytes)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd;
+	uint64_t t0 = clock_now_ns();
+	int ret = b->ops->write(b->io, off, buf, bytes);
 
-	*name = slash ? slash + 1 : path;
-	if (!**name)
-		return -EISDIR;
-	if (!slash)
-		dir = strdup(".");
-	else
-		dir = slash == path ? strdup("/") :
-			strndup(path, (size_t)(slash - path));
-	if (!dir)
-		return -ENOMEM;
-	fd = privfile_open_dir(dir);
-	free(dir);
-	return fd;
-}
-
-/*
- * Whether the existing file @fd may be taken over: it is empty, or it
- * carries BACKING_XATTR, the mark every backing file gets (one a crashed
- * daemon left). Anything else is someone's data: a typo in the path must
- * never truncate it.
- */
-static bool file_is_ours(int fd, const struct stat *sb)
-{
-	char v;
-
-	return (sb->st_size == 0 && sb->st_blocks == 0) ||
-	       fgetxattr(fd, BACKING_XATTR, &v, sizeof(v)) >= 0;
-}
-
-/*
- * file_take_over() - the path names an existing file: check it (regular,
- * ours, one name, not locked by a live daemon, empty or a backing file),
- * then unlink it, so that whoever holds it open (it may have been
- * readable once) never sees what we write; file_open() creates a fresh
- * one in its place. Symlinks are not followed. The old file's contents
- * are lost: empty, or a dead daemon's objects that mean nothing now.
- * Return: 0 (path unlinked), -ENOENT if it vanished meanwhile, or -errno
- * with the file untouched.
- */
-static int file_take_over(int dirfd, const char *name)
-{
-	struct stat sb, now;
-	int fd, ret;
-
-	/* O_NONBLOCK: opening a fifo or a device must not block */
-	fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK |
-		    O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	ret = privfile_check(fd, &sb);
-	if (ret == 0)
-		ret = privfile_lock(fd);
-	if (ret < 0)
-		goto out_close;
-	if (!file_is_ours(fd, &sb)) {
-		ret = -EEXIST;
-		goto out_close;
-	}
-	/* the name must still be the file checked and locked */
-	if (fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    now.st_dev != sb.st_dev || now.st_ino != sb.st_ino) {
-		ret = -EBUSY;
-		goto out_close;
-	}
-	ret = unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
-out_close:
-	close(fd);
+	if (ret != -EAGAIN)
+		io_account(b, IO_WRITE, t0, bytes, ret);
 	return ret;
 }
 
-/*
- * file_open() - open @b->path, never through a symlink (neither the file
- * nor its directory): create it (O_EXCL, 0600); or, if a file is there,
- * take it over (file_take_over(): checked, unlinked) and create a fresh
- * one in its place. The new file is locked (flock) and marked
- * (BACKING_XATTR, where the filesystem has extended attributes). The
- * daemon only ever writes to a file it created itself, mode 0600, that
- * nobody else can have opened.
- * On failure no file of this call is left; a pre-existing file is left
- * untouched, unless the failure came after it was replaced (then it is
- * gone: it held nothing of value).
- * Return: 0 or -errno (see backing_open()).
- */
-/*
- * file_keep() - a successor's: the path names its predecessor's backing
- * file (ours, one name, not locked by a live daemon, marked): use it as it
- * is. Return: the fd (locked), -ENOENT if there is no file, -EEXIST if it
- * is no backing file, or -errno.
- */
-static int file_keep(struct backing *b, struct stat *sb)
-{
-	int fd, ret;
+/*****************
+ * Frames
+ *****************/
 
-	fd = openat(b->dirfd, b->name, O_RDWR | O_NOFOLLOW | O_NONBLOCK |
-		    O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	ret = privfile_check(fd, sb);
-	if (ret == 0)
-		ret = privfile_lock(fd);
-	if (ret == 0 && !file_is_ours(fd, sb))
-		ret = -EEXIST;
-	if (ret == 0 && fcntl(fd, F_SETFL, 0) < 0)
-		ret = -errno;
-	if (ret < 0) {
-		close(fd);
-		return ret;
-	}
-	return fd;
+/* The checksum of object @obj of @len bytes at @slot. */
+static uint64_t frame_sum(const struct backing *b, uint64_t slot,
+			  const void *obj, size_t len)
+{
+	return XXH3_64bits_withSeed(obj, len, b->info.seed ^
+				    (slot * 0x9e3779b97f4a7c15ull) ^ len);
 }
 
-static int file_open(struct backing *b, bool keep)
+/* Write object @obj (@len bytes) at @slot into @dst as the backend
+ * keeps it, zero-padded to its last unit: framed or bare. Returns the
+ * bytes of @dst used (whole units). */
+static size_t frame_put(const struct backing *b, uint64_t slot,
+			const void *obj, size_t len, uint8_t *dst)
 {
-	struct stat sb;
-	bool replaced = false;
-	int fd, ret, tries = 0;
+	size_t bytes = (size_t)obj_units(b, len) << UNIT_SHIFT;
+	size_t head = b->info.framed ? FRAME_BYTES : 0;
 
-	ret = file_dir_open(b->path, &b->name);
-	if (ret < 0)
-		return ret;
-	b->dirfd = ret;
-	if (keep) {
-		fd = file_keep(b, &sb);
-		if (fd >= 0) {
-			b->fd = fd;
-			b->dev = sb.st_dev;
-			b->ino = sb.st_ino;
-			b->kept = true;
-			return 0;
-		}
-		if (fd != -ENOENT) {
-			close(b->dirfd);
-			return fd;
-		}
-	}
-again:
-	fd = openat(b->dirfd, b->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC | O_NOCTTY, 0600);
-	if (fd < 0 && errno == EEXIST && !replaced) {
-		ret = file_take_over(b->dirfd, b->name);
-		if (ret == 0)
-			replaced = true;
-		if (ret == 0 || (ret == -ENOENT && tries++ < 3))
-			goto again;	/* replaced, or removed meanwhile */
-		goto out_close_dir;
-	}
-	if (fd < 0) {
-		/* EEXIST after a replace: another process raced us there */
-		ret = errno == EEXIST ? -EBUSY : -errno;
-		goto out_close_dir;
-	}
-	/* a daemon that removed the old file keeps the path (emptied) */
-	b->created = !replaced;
-	ret = privfile_check(fd, &sb);
-	if (ret == 0)
-		ret = privfile_lock(fd);
-	if (ret < 0)
-		goto out_unlink;
-	if (fsetxattr(fd, BACKING_XATTR, "1", 1, 0) < 0 && errno != ENOTSUP) {
-		ret = -errno;
-		goto out_unlink;
-	}
-	b->fd = fd;
-	b->dev = sb.st_dev;
-	b->ino = sb.st_ino;
-	return 0;
+	if (head) {
+		struct frame f = { FRAME_MAGIC, (uint16_t)len, 0,
+				   frame_sum(b, slot, obj, len) };
 
-out_unlink:
-	unlinkat(b->dirfd, b->name, 0);
-	close(fd);
-out_close_dir:
-	close(b->dirfd);
-	return ret;
+		memcpy(dst, &f, sizeof(f));
+	}
+	memcpy(dst + head, obj, len);
+	memset(dst + head + len, 0, bytes - head - len);
+	return bytes;
 }
 
-/* Remove the file if the path still names it. */
-static void file_unlink(struct backing *b)
+/* Whether the framed object read at @slot into @src is the one of @len
+ * bytes written there. */
+static bool frame_check(const struct backing *b, uint64_t slot,
+			const uint8_t *src, size_t len)
 {
-	struct stat sb;
+	struct frame f;
 
-	if (fstatat(b->dirfd, b->name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    sb.st_dev == b->dev && sb.st_ino == b->ino)
-		unlinkat(b->dirfd, b->name, 0);
-}
-
-/*
- * dio_usable() - whether direct I/O at 512-byte offsets works on the
- * (empty) file, @fd already having O_DIRECT. Asks statx(STATX_DIOALIGN);
- * if the kernel or filesystem does not tell, writes 512 zeros at offset 0
- * and truncates the file back to 0.
- * Return: 1 yes, 0 no, or -errno if the file could not be emptied again.
- */
-static int dio_usable(struct backing *b)
-{
-	_Alignas(DIO_MAX_ALIGN) static const unsigned char zeros[UNIT];
-	bool ok;
-
-#ifdef STATX_DIOALIGN
-	struct statx sx;
-
-	if (statx(b->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
-	    (sx.stx_mask & STATX_DIOALIGN)) {
-		unsigned int o = sx.stx_dio_offset_align;
-		unsigned int m = sx.stx_dio_mem_align;
-
-		/* 0: no direct I/O on this file */
-		if (!o || UNIT % o || !m || m > DIO_MAX_ALIGN || (m & (m - 1)))
-			return 0;
-		b->mem_align = m;
-		return 1;
-	}
-#endif
-	ok = pwrite(b->fd, zeros, UNIT, 0) == UNIT;
-	if (ftruncate(b->fd, 0) < 0)
-		return -errno;
-	b->mem_align = UNIT;
-	return ok;
-}
-
-/*
- * io_setup() - choose the I/O mode (see the file header): buffered on
- * tmpfs/ramfs, O_DIRECT where it works at 512 bytes, buffered otherwise.
- * Return: 0 or -errno.
- */
-static int io_setup(struct backing *b)
-{
-	struct statfs sf;
-	int flags, ret;
-
-	if (fstatfs(b->fd, &sf) == 0 &&
-	    (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC)) {
-		b->in_memory = true;
-		return 0;
-	}
-	flags = fcntl(b->fd, F_GETFL);
-	if (flags < 0)
-		return -errno;
-	/* EINVAL: the filesystem has no direct I/O */
-	if (fcntl(b->fd, F_SETFL, flags | O_DIRECT) == 0) {
-		ret = dio_usable(b);
-		if (ret < 0)
-			return ret;
-		if (ret == 0 && fcntl(b->fd, F_SETFL, flags) < 0)
-			return -errno;
-		b->direct = ret;
-	}
-	if (!b->direct)	/* a fault reads one object: no readahead */
-		posix_fadvise(b->fd, 0, 0, POSIX_FADV_RANDOM);
-	return 0;
+	memcpy(&f, src, sizeof(f));
+	return f.magic == FRAME_MAGIC && f.len == len && f.zero == 0 &&
+	       f.sum == frame_sum(b, slot, src + FRAME_BYTES, len);
 }
 
 /*****************
  * API Functions
  *****************/
 
-struct backing *backing_open(const char *path, uint64_t limit_bytes,
+/* Whether @target names an NBD export (libnbd's URI schemes). */
+static bool is_nbd_uri(const char *target)
+{
+	static const char *const schemes[] = {
+		"nbd://", "nbds://", "nbd+unix://", "nbds+unix://",
+		"nbd+vsock://", "nbds+vsock://",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(schemes) / sizeof(*schemes); i++)
+		if (!strncmp(target, schemes[i], strlen(schemes[i])))
+			return true;
+	return false;
+}
+
+bool backing_target_is_nbd(const char *target)
+{
+	return target && is_nbd_uri(target);
+}
+
+struct backing *backing_open(const char *target, uint64_t limit_bytes,
 			     bool keep)
 {
 	pthread_mutexattr_t attr;
 	struct backing *b;
-	size_t plen;
-	int ret;
+	int err;
 
-	if (!path || !*path || limit_bytes > LIMIT_MAX) {
+	if (!target || !*target || limit_bytes > LIMIT_MAX) {
 		errno = EINVAL;
 		return NULL;
 	}
-	plen = strlen(path);
-	if (failpoint_hit() || !(b = calloc(1, sizeof(*b) + plen + 1))) {
+	if (failpoint_hit() || !(b = calloc(1, sizeof(*b)))) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	memcpy(b->path, path, plen + 1);
-	b->limit_bytes = limit_bytes;
-	b->limit_units = limit_bytes >> UNIT_SHIFT;
+	/* the bitmap first: a failed open leaves a file there untouched */
 	b->nr_words = words_for(limit_bytes);
-	atomic_init(&b->nr_units, (uint64_t)b->nr_words * WORD_BITS);
-	atomic_init(&b->punch, true);
 	if (failpoint_hit() ||
 	    !(b->bitmap = calloc(b->nr_words, sizeof(*b->bitmap)))) {
-		ret = -ENOMEM;
-		goto out_free_backing;
+		free(b);
+		errno = ENOMEM;
+		return NULL;
 	}
-	ret = file_open(b, keep);
-	if (ret < 0)
-		goto out_free_bitmap;
-	ret = io_setup(b);
-	if (ret < 0)
-		goto out_close_file;
-
+	b->io = is_nbd_uri(target) ?
+		backing_nbd_open(target, keep, &b->ops, &b->info) :
+		backing_file_open(target, keep, &b->ops, &b->info);
+	if (!b->io) {
+		err = errno;
+		free(b->bitmap);
+		free(b);
+		errno = err;
+		return NULL;
+	}
+	b->limit_bytes = limit_bytes;
+	b->limit_units = limit_units(b, limit_bytes);
+	atomic_init(&b->nr_units, (uint64_t)b->nr_words * WORD_BITS);
+	atomic_init(&b->release, true);
+	atomic_init(&b->timeout_ns, BACKING_TIMEOUT_DEFAULT * 1000000000ull);
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
 	pthread_mutex_init(&b->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 	return b;
-
-out_close_file:
-	file_unlink(b);
-	close(b->fd);
-	close(b->dirfd);
-out_free_bitmap:
-	free(b->bitmap);
-out_free_backing:
-	free(b);
-	errno = -ret;
-	return NULL;
 }
 
-/*
- * Teardown order: truncate first, so the data is gone even if the unlink
- * fails; unlink while still holding the flock, so that a daemon starting
- * meanwhile cannot have its new file removed; close (drops the lock) last.
- */
 void backing_hand_over(struct backing *b)
 {
 	b->handed_over = true;
@@ -886,73 +665,41 @@ void backing_hand_over(struct backing *b)
 void backing_identity(const struct backing *b, uint64_t *dev,
 		      uint64_t *ino)
 {
-	*dev = (uint64_t)b->dev;
-	*ino = (uint64_t)b->ino;
-}
-
-/* Nothing of @b's objects may stay: empty the file, and remove it if it
- * is ours. */
-static void file_discard(struct backing *b)
-{
-	if (ftruncate(b->fd, 0) < 0) {
-		/* nothing to do about it: the data goes with the unlink */
-	}
-	if (b->created)
-		file_unlink(b);
+	*dev = b->info.id_dev;
+	*ino = b->info.id_ino;
 }
 
 void backing_close(struct backing *b)
 {
 	if (!b)
 		return;
-	if (!b->handed_over)
-		file_discard(b);
-	close(b->fd);
-	close(b->dirfd);
+	b->ops->close(b->io, !b->handed_over);
 	pthread_mutex_destroy(&b->lock);
 	free(b->bitmap);
 	free(b);
 }
 
-int backing_write(struct backing *b, const void *buf, size_t len,
-		  uint64_t *slot)
+bool backing_ready(struct backing *b)
 {
-	unsigned int n;
-	uint64_t start;
-	int ret;
-
-	if (len == 0 || len > BACKING_MAX_OBJECT)
-		return -EINVAL;
-	n = len_to_units(len);
-	if (units_alloc(b, n, &start) < 0) {
-		stat_inc(&b->st.full);
-		return -ENOSPC;
-	}
-	ret = object_write(b, start, buf, len);
-	if (ret < 0) {
-		units_release(b, start, n);
-		if (ret == -ENOSPC || ret == -EDQUOT) {
-			stat_inc(&b->st.full);
-			return -ENOSPC;
-		}
-		stat_inc(&b->st.write_errors);
-		return ret;
-	}
-	stat_inc(&b->st.writes);
-	*slot = start;
-	return 0;
+	return b->ops->ready(b->io);
 }
 
-/* A write of units at @start failed with @ret: give back the objects of
- * @lens there; the error as backing_write() returns it. */
-static int batch_failed(struct backing *b, uint64_t start,
+void backing_set_timeout(struct backing *b, unsigned int seconds)
+{
+	atomic_store(&b->timeout_ns, seconds * 1000000000ull);
+}
+
+/* A write of @n units at @start failed with @ret: give them back (as
+ * objects of @lens, @nr of them); the error as backing_write() returns
+ * it. */
+static int write_failed(struct backing *b, uint64_t start,
 			const size_t *lens, unsigned int nr, int ret)
 {
 	unsigned int i;
 
 	for (i = 0; i < nr; i++) {
-		units_release(b, start, len_to_units(lens[i]));
-		start += len_to_units(lens[i]);
+		units_release(b, start, obj_units(b, lens[i]));
+		start += obj_units(b, lens[i]);
 	}
 	if (ret == -ENOSPC || ret == -EDQUOT) {
 		stat_inc(&b->st.full);
@@ -962,32 +709,132 @@ static int batch_failed(struct backing *b, uint64_t start,
 	return ret;
 }
 
+static inline bool aligned_for(const struct backing *b, const void *p)
+{
+	return ((uintptr_t)p & (b->info.mem_align - 1)) == 0;
+}
+
+int backing_write(struct backing *b, const void *buf, size_t len,
+		  uint64_t *slot)
+{
+	_Alignas(BOUNCE_ALIGN) uint8_t bounce[MAX_UNITS * UNIT];
+	const void *src = buf;
+	unsigned int n;
+	uint64_t start;
+	size_t bytes;
+	int ret;
+
+	if (len == 0 || len > BACKING_MAX_OBJECT)
+		return -EINVAL;
+	n = obj_units(b, len);
+	if (units_alloc(b, n, &start) < 0) {
+		stat_inc(&b->st.full);
+		return -ENOSPC;
+	}
+	bytes = (size_t)n << UNIT_SHIFT;
+	if (bytes != len || b->info.framed || !aligned_for(b, buf)) {
+		frame_put(b, start, buf, len, bounce);
+		src = bounce;
+	}
+	ret = io_write(b, start << UNIT_SHIFT, src, bytes);
+	if (ret < 0)
+		return write_failed(b, start, &len, 1, ret);
+	stat_inc(&b->st.writes);
+	*slot = start;
+	return 0;
+}
+
+/* The batch @buf (bare objects of @lens, each padded to a unit) framed
+ * for the run at @start, in a new buffer (free()); NULL if out of
+ * memory. */
+static uint8_t *batch_frame(const struct backing *b, const uint8_t *buf,
+			    const size_t *lens, unsigned int nr,
+			    uint64_t start, uint64_t units)
+{
+	uint8_t *out = aligned_alloc(BOUNCE_ALIGN, (size_t)units * UNIT);
+	size_t in = 0, at = 0;
+	unsigned int i;
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < nr; i++) {
+		at += frame_put(b, start + (at >> UNIT_SHIFT), buf + in,
+				lens[i], out + at);
+		in += (size_t)len_to_units(lens[i]) << UNIT_SHIFT;
+	}
+	return out;
+}
+
 int backing_write_batch(struct backing *b, const void *buf,
 			const size_t *lens, unsigned int nr, uint64_t *slots)
 {
-	uint64_t units = 0, start;
+	uint64_t units = 0, start, at;
+	uint8_t *framed = NULL;
 	unsigned int i;
 	int ret;
 
 	for (i = 0; i < nr; i++) {
 		if (lens[i] == 0 || lens[i] > BACKING_MAX_OBJECT)
 			return -EINVAL;
-		units += len_to_units(lens[i]);
+		units += obj_units(b, lens[i]);
 	}
-	if (nr == 0 || (b->direct && !dio_aligned(b, buf)))
+	if (nr == 0 || !aligned_for(b, buf))
 		return -EINVAL;
 	if (run_alloc(b, units, nr, &start) < 0)
 		return -ENOSPC;		/* no run: not counted as full */
-	ret = units_write(b, start, buf, (size_t)units << UNIT_SHIFT);
+	if (b->info.framed) {
+		framed = batch_frame(b, buf, lens, nr, start, units);
+		if (!framed)
+			return write_failed(b, start, lens, nr, -ENOMEM);
+		buf = framed;
+	}
+	ret = io_write(b, start << UNIT_SHIFT, buf,
+		       (size_t)units << UNIT_SHIFT);
+	free(framed);
 	if (ret < 0)
-		return batch_failed(b, start, lens, nr, ret);
-	for (i = 0; i < nr; i++) {
-		slots[i] = start;
-		start += len_to_units(lens[i]);
+		return write_failed(b, start, lens, nr, ret);
+	for (i = 0, at = start; i < nr; i++) {
+		slots[i] = at;
+		at += obj_units(b, lens[i]);
 	}
 	atomic_fetch_add_explicit(&b->st.writes, nr, memory_order_relaxed);
 	stat_inc(&b->st.batches);
 	return 0;
+}
+
+/* A read found the backend away: wait (-EAGAIN, the caller retries) until
+ * it has been away for the timeout, then -ETIMEDOUT. */
+static int read_away(struct backing *b)
+{
+	uint64_t now = clock_now_ns(), since = 0;
+
+	if (!atomic_compare_exchange_strong(&b->away_since, &since, now))
+		now = clock_now_ns();
+	else
+		since = now;
+	if (now - since <= atomic_load(&b->timeout_ns)) {
+		stat_inc(&b->st.read_waits);
+		return -EAGAIN;
+	}
+	stat_inc(&b->st.timeouts);
+	return -ETIMEDOUT;
+}
+
+/* Read the framed object of @len bytes at @slot into @buf. */
+static int framed_read(struct backing *b, uint64_t slot, void *buf,
+		       size_t len)
+{
+	_Alignas(BOUNCE_ALIGN) uint8_t bounce[MAX_UNITS * UNIT];
+	int ret;
+
+	ret = io_read(b, slot << UNIT_SHIFT, bounce, len + FRAME_BYTES);
+	if (ret == 0 && !frame_check(b, slot, bounce, len)) {
+		stat_inc(&b->st.checksum_errors);
+		return -EBADMSG;
+	}
+	if (ret == 0)
+		memcpy(buf, bounce + FRAME_BYTES, len);
+	return ret;
 }
 
 int backing_read(struct backing *b, uint64_t slot, void *buf, size_t len)
@@ -997,10 +844,17 @@ int backing_read(struct backing *b, uint64_t slot, void *buf, size_t len)
 	int ret;
 
 	if (len == 0 || len > BACKING_MAX_OBJECT || slot > units ||
-	    units - slot < len_to_units(len))
+	    units - slot < obj_units(b, len))
 		return -EINVAL;
-	ret = object_read(b, slot, buf, len);
-	stat_inc(ret < 0 ? &b->st.read_errors : &b->st.reads);
+	ret = b->info.framed ? framed_read(b, slot, buf, len) :
+			       io_read(b, slot << UNIT_SHIFT, buf, len);
+	if (ret == -EAGAIN)
+		return read_away(b);
+	atomic_store_explicit(&b->away_since, 0, memory_order_relaxed);
+	if (ret == 0)
+		stat_inc(&b->st.reads);
+	else if (ret != -EBADMSG)
+		stat_inc(&b->st.read_errors);
 	return ret;
 }
 
@@ -1008,18 +862,19 @@ void backing_free(struct backing *b, uint64_t slot, size_t len)
 {
 	if (len == 0 || len > BACKING_MAX_OBJECT ||
 	    slot > UINT64_MAX - MAX_UNITS ||
-	    !units_release(b, slot, len_to_units(len)))
+	    !units_release(b, slot, obj_units(b, len)))
 		stat_inc(&b->st.invalid_frees);
 }
 
 int backing_recover_ref(struct backing *b, uint64_t slot, size_t len)
 {
-	unsigned int n = len_to_units(len), i;
+	unsigned int n, i;
 	int ret = -ESTALE;
 
 	/* a file made anew holds none of a predecessor's objects */
-	if (len == 0 || len > BACKING_MAX_OBJECT || !b->kept)
+	if (len == 0 || len > BACKING_MAX_OBJECT || !b->info.kept)
 		return -ESTALE;
+	n = obj_units(b, len);
 	pthread_mutex_lock(&b->lock);
 	if (slot > b->limit_units || b->limit_units - slot < n)
 		goto out_unlock;
@@ -1086,7 +941,7 @@ bool backing_image_fits(struct backing *b, const void *buf, size_t len)
 	const struct map_image *im = buf;
 	bool fits;
 
-	if (!b->kept || len < sizeof(*im) || im->magic != MAP_IMAGE_MAGIC ||
+	if (!b->info.kept || len < sizeof(*im) || im->magic != MAP_IMAGE_MAGIC ||
 	    (len - sizeof(*im)) % sizeof(*b->bitmap) ||
 	    (len - sizeof(*im)) / sizeof(*b->bitmap) != im->nr_words ||
 	    im->used_units > im->nr_words * WORD_BITS)
@@ -1141,7 +996,7 @@ int backing_set_limit(struct backing *b, uint64_t limit_bytes)
 			      memory_order_release);
 out_set:
 	b->limit_bytes = limit_bytes;
-	b->limit_units = limit_bytes >> UNIT_SHIFT;
+	b->limit_units = limit_units(b, limit_bytes);
 	pthread_mutex_unlock(&b->lock);
 	free(old);
 	return 0;
@@ -1149,7 +1004,9 @@ out_set:
 
 void backing_get_stats(struct backing *b, struct backing_stats *st)
 {
-	struct stat sb;
+	uint64_t sum;
+	unsigned int i;
+	int dir;
 
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&b->lock);
@@ -1157,18 +1014,28 @@ void backing_get_stats(struct backing *b, struct backing_stats *st)
 	st->used_bytes = b->used_units << UNIT_SHIFT;
 	st->objects = b->objects;
 	pthread_mutex_unlock(&b->lock);
+	st->kind = b->info.kind;
 	st->writes = stat_get(&b->st.writes);
 	st->batches = stat_get(&b->st.batches);
 	st->reads = stat_get(&b->st.reads);
 	st->write_errors = stat_get(&b->st.write_errors);
 	st->read_errors = stat_get(&b->st.read_errors);
+	st->checksum_errors = stat_get(&b->st.checksum_errors);
+	st->read_waits = stat_get(&b->st.read_waits);
+	st->timeouts = stat_get(&b->st.timeouts);
 	st->full = stat_get(&b->st.full);
 	st->punched = stat_get(&b->st.punched);
 	st->punch_errors = stat_get(&b->st.punch_errors);
 	st->invalid_frees = stat_get(&b->st.invalid_frees);
-	if (fstat(b->fd, &sb) == 0)
-		st->file_bytes = (uint64_t)sb.st_blocks * 512;
-	st->direct = b->direct;
-	st->in_memory = b->in_memory;
-	st->punch = atomic_load_explicit(&b->punch, memory_order_relaxed);
+	st->punch = atomic_load_explicit(&b->release, memory_order_relaxed);
+	st->read_bytes = stat_get(&b->st.bytes[IO_READ]);
+	st->write_bytes = stat_get(&b->st.bytes[IO_WRITE]);
+	for (dir = IO_READ; dir <= IO_WRITE; dir++) {
+		for (i = 0, sum = 0; i <= BACKING_LATENCY_BUCKETS; i++) {
+			sum += stat_get(&b->st.latency[dir][i]);
+			st->latency[dir][i] = sum;
+		}
+		st->latency_ns[dir] = stat_get(&b->st.latency_ns[dir]);
+	}
+	b->ops->stats(b->io, st);
 }

@@ -1,12 +1,16 @@
 /*
- * backing.h - the backing file of uzswapd: where the evict handler puts
- * compressed objects (at most one page each) when the z3fold pool is full,
- * and where the fault path reads them back from.
+ * backing.h - the write-back tier of uzswapd: where the evict handler
+ * puts compressed objects (at most one page each) when the z3fold pool is
+ * full, and where the fault path reads them back from. It lives in a
+ * local file (the backing file) or on an NBD export; "backing file"
+ * below means either.
  *
  * Private to uzswapd. Every call is safe from any thread: evictor threads
  * write while fault threads read and free. The daemon keeps (slot, len) in
- * the page's WRITTEN_BACK state; the file layer trusts it. Calls return 0
- * or -errno, backing_open() NULL with errno set; nothing here logs.
+ * the page's WRITTEN_BACK state; this layer trusts it for the file, and
+ * checks what an export returns against the object's frame. Calls return
+ * 0 or -errno, backing_open() NULL with errno set; nothing here logs but
+ * an export's connection events.
  */
 #ifndef UZSWAPD_BACKING_H
 #define UZSWAPD_BACKING_H
@@ -19,12 +23,23 @@
 #define BACKING_MAX_OBJECT	4096u	/* largest object, bytes */
 /* The extended attribute that marks a file as a backing file. */
 #define BACKING_XATTR		"user.uzswap.backing"
+/* How long reads wait for an export that went away, by default (s). */
+#define BACKING_TIMEOUT_DEFAULT	60u
 
 struct backing;
 
+/* The upper bounds of the latency histogram's buckets, microseconds. */
+#define BACKING_LATENCY_BUCKETS	10
+extern const unsigned int BACKING_LATENCY_US[BACKING_LATENCY_BUCKETS];
+
 /*
- * backing_open() - create (or take over) the backing file at @path
- * @path:        a regular file, never reached through a symlink (neither
+ * backing_open() - create (or take over) the backing file at @path, or
+ * open the NBD export @path names
+ * @path:        an NBD URI (nbd://, nbds://, nbd+unix://, nbds+unix://,
+ *               nbd+vsock://: libnbd's forms, TLS where the scheme says
+ *               so): see backing-nbd.c for what is written there and
+ *               when the export is refused. Otherwise
+ *               a regular file, never reached through a symlink (neither
  *               the file nor its directory is followed). Created mode
  *               0600 (O_EXCL); a file already there is taken over only if
  *               it is ours (the daemon's user), has no other hard link,
@@ -57,6 +72,21 @@ struct backing;
  */
 struct backing *backing_open(const char *path, uint64_t limit_bytes,
 			     bool keep);
+
+/* Whether @target (a configured backing-file) names an NBD export. */
+bool backing_target_is_nbd(const char *target);
+
+/* Whether a write may succeed now: false while an export is away
+ * (reclaim then leaves the pool as it is rather than take pages from
+ * clients to fail their write). */
+bool backing_ready(struct backing *b);
+
+/*
+ * backing_set_timeout() - how long reads wait for an export that went
+ * away (live). Until then a read returns -EAGAIN (the caller retries);
+ * after, -ETIMEDOUT. The file never goes away.
+ */
+void backing_set_timeout(struct backing *b, unsigned int seconds);
 
 /*
  * backing_close() - truncate the file to 0 (clients' data must not linger
@@ -108,7 +138,10 @@ int backing_write_batch(struct backing *b, const void *buf,
  * backing_read() - read back into @buf exactly the @len bytes that
  * backing_write() stored in @slot. Takes no lock.
  * Return: 0, -EINVAL for a slot or length out of range, -EIO on a short
- * read, or pread(2)'s -errno.
+ * read, pread(2)'s or the server's -errno; from an export also -EBADMSG
+ * when what it returned is not the object written (its frame or checksum
+ * differs: never served), -EAGAIN while the export is away (retry), and
+ * -ETIMEDOUT once it has been away for the timeout.
  */
 int backing_read(struct backing *b, uint64_t slot, void *buf, size_t len);
 
@@ -153,6 +186,7 @@ int backing_load_image(struct backing *b, const void *buf, size_t len);
 int backing_set_limit(struct backing *b, uint64_t limit_bytes);
 
 struct backing_stats {
+	const char *kind;	/* "file" or "nbd" */
 	uint64_t limit_bytes;	/* the cap, as set */
 	uint64_t used_bytes;	/* stored, rounded to 512-byte units */
 	uint64_t objects;	/* objects stored (or being written) */
@@ -160,15 +194,32 @@ struct backing_stats {
 	uint64_t batches;	/* writes of many objects at once */
 	uint64_t reads;		/* objects read back */
 	uint64_t write_errors;	/* writes failed by an I/O error (not full) */
-	uint64_t read_errors;	/* reads failed */
+	uint64_t read_errors;	/* reads failed (I/O) */
+	uint64_t checksum_errors; /* reads that did not verify */
+	uint64_t read_waits;	/* reads put off: the export was away */
+	uint64_t timeouts;	/* reads failed: away past the timeout */
 	uint64_t full;		/* writes refused by the cap or a full disk */
-	uint64_t punched;	/* 4 KiB blocks given back (holes punched) */
-	uint64_t punch_errors;	/* hole punches that failed */
+	uint64_t punched;	/* 4 KiB blocks given back (holes, TRIMs) */
+	uint64_t punch_errors;	/* hole punches or TRIMs that failed */
 	uint64_t invalid_frees;	/* frees of slots not allocated */
 	uint64_t file_bytes;	/* disk space of the file (st_blocks * 512) */
 	bool direct;		/* O_DIRECT; else buffered + FADV_DONTNEED */
 	bool in_memory;		/* the file is on tmpfs/ramfs: saves no RAM */
-	bool punch;		/* the filesystem punches holes */
+	bool punch;		/* space is given back (holes, TRIM) */
+	uint64_t read_bytes;	/* bytes read from the backend */
+	uint64_t write_bytes;	/* bytes written to it */
+	/* requests' latency: [0] reads, [1] writes; cumulative counts of
+	 * those at most BACKING_LATENCY_US[i] microseconds, then all */
+	uint64_t latency[2][BACKING_LATENCY_BUCKETS + 1];
+	uint64_t latency_ns[2];	/* their total time */
+	struct backing_nbd_stats {	/* kind "nbd" only */
+		bool connected;		/* the export answers now */
+		bool trim;		/* the server takes TRIM */
+		uint64_t size_bytes;	/* the export's size */
+		uint64_t connects;	/* connections made */
+		uint64_t disconnects;	/* connections lost */
+		uint64_t stalls;	/* cut: a request hung */
+	} nbd;
 };
 
 void backing_get_stats(struct backing *b, struct backing_stats *st);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "backing.h"
 #include "conf.h"
 #include "lib/common/macros.h"
 #include "lib/common/size.h"
@@ -29,7 +30,7 @@
 
 enum conf_type {
 	CONF_PATH,	/* an absolute path, shorter than a unix socket's */
-	CONF_BACKING,	/* an absolute path, or "none" */
+	CONF_BACKING,	/* an absolute path, an NBD URI, or "none" */
 	CONF_GROUP,	/* a group name or number; "" for none */
 	CONF_TOKENS,	/* debug subsystem tokens */
 	CONF_LISTEN,	/* HOST:PORT or "off" */
@@ -149,11 +150,18 @@ static const struct conf_key {
 		  "objects' bytes (0: never)"),
 	K("store", "backing-file", CONF_BACKING, backing_file, false,
 	  UZSWAPD_DEFAULT_BACKING, .opt = 'b', .option = "backing-file",
-	  .arg = "PATH|none",
-	  .help = "where the pool writes back when full (none: nowhere)"),
+	  .arg = "PATH|URI|none",
+	  .help = "where the pool writes back when full: a file, an NBD "
+		  "export (nbd://HOST[:PORT]/EXPORT, "
+		  "nbd+unix:///EXPORT?socket=PATH), or none"),
 	K("store", "backing-limit", CONF_SIZE_SOME, backing_limit, false, "1G",
 	  .opt = 'B' | CONF_LONG_ONLY, .option = "backing-limit", .arg = "SIZE",
-	  .help = "cap of the backing file"),
+	  .help = "cap of the backing file (or of what the export takes)"),
+	K("store", "backing-timeout", CONF_UINT, backing_timeout, true, "60",
+	  .min = 1, .max = 86400, .opt = 'W' | CONF_LONG_ONLY,
+	  .option = "backing-timeout", .arg = "SECONDS",
+	  .help = "how long faults wait for an NBD export that went away "
+		  "before they get SIGBUS"),
 #undef K
 };
 
@@ -245,7 +253,8 @@ static const char *key_takes(enum conf_type t)
 	case CONF_PATH:
 		return "an absolute path of at most 107 characters";
 	case CONF_BACKING:
-		return "an absolute path, or none";
+		return "an absolute path, an NBD URI (nbd://, nbds://, "
+		       "nbd+unix://, nbds+unix://, nbd+vsock://), or none";
 	case CONF_LISTEN:
 		return "HOST:PORT ([IPv6]:PORT), or off";
 	case CONF_BOOL:
@@ -313,7 +322,8 @@ static int set_value(struct conf *c, const struct conf_key *k,
 			break;
 		return set_string(FIELD(c, k, char *), value);
 	case CONF_BACKING:
-		if (strcmp(value, "none") && *value != '/')
+		if (strcmp(value, "none") && *value != '/' &&
+		    !backing_target_is_nbd(value))
 			break;
 		return set_string(FIELD(c, k, char *), value);
 	case CONF_GROUP:

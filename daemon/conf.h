@@ -67,8 +67,9 @@ struct conf {
 	unsigned int compact_ratio;	/* %: pool bytes per object bytes
 					   past which the pool compacts;
 					   0: never */
-	char *backing_file;		/* path, or "none" */
+	char *backing_file;		/* path, NBD URI, or "none" */
 	uint64_t backing_limit;		/* bytes */
+	unsigned int backing_timeout;	/* seconds */
 };
 
 /* A value given on the command line, as "section", "key", "value". */

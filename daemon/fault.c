@@ -32,6 +32,11 @@
  *                    (clean-page retention, load.c): the copy maps the
  *                    page write-protected, and its first write comes
  *                    back as a WP fault
+ *                    A copy that cannot be read back (corrupt, an
+ *                    export's that does not verify or stayed away past
+ *                    backing-timeout) is never served: the page is
+ *                    poisoned (SIGBUS on touch) and its copy kept; one
+ *                    on an export that is away for now is retried
  *          EVICTING, LOADING: another thread's for a moment: retried
  *     -> evict_check(): wake the evictors if the client is over budget
  *     -> a write-protect fault on a page nobody is evicting is un-protected
@@ -426,9 +431,11 @@ static size_t read_ahead(struct fault_thread *t, struct uffd_ctx *ctx,
 	return n;
 }
 
-/* A LOST page: the touch gets SIGBUS (UFFDIO_POISON), never zeros, and
- * never blocks for ever. */
-static void poison_lost(struct fault_thread *t, struct uffd_ctx *ctx,
+/* A LOST page, or one whose stored copy cannot be read back (a corrupt
+ * object, an export that returned something else or stayed away past the
+ * timeout): the touch gets SIGBUS (UFFDIO_POISON), never zeros or wrong
+ * data, and never blocks for ever. */
+static void poison_page(struct fault_thread *t, struct uffd_ctx *ctx,
 			struct region *r, size_t idx)
 {
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
@@ -440,7 +447,7 @@ static void poison_lost(struct fault_thread *t, struct uffd_ctx *ctx,
 	else if (ret && !range_gone(ctx, addr, ret) &&
 		 !client_gone(t, ctx, ret))
 		log_err_about("fault", LOG_REGION(r, .err = -ret),
-			      "pid %d: poison %#lx of a lost page: %s",
+			      "pid %d: poison %#lx of an unreadable page: %s",
 			      (int)ctx->slot->pid, addr, strerror(-ret));
 }
 
@@ -466,10 +473,10 @@ static void fill_stored(struct fault_thread *t, struct uffd_ctx *ctx,
 		fill_one(t, ctx, r, idx);
 		break;
 	case LOAD_LOST:
-		poison_lost(t, ctx, r, idx);
+	case LOAD_CORRUPT:
+		poison_page(t, ctx, r, idx);
 		break;
 	case LOAD_GONE:
-	case LOAD_CORRUPT:
 		break;
 	}
 }
@@ -561,7 +568,7 @@ static void fill_missing(struct fault_thread *t, struct uffd_ctx *ctx,
 		fill_one(t, ctx, r, idx);
 		return;
 	case PAGE_LOST:
-		poison_lost(t, ctx, r, idx);
+		poison_page(t, ctx, r, idx);
 		return;
 	case PAGE_NEW:
 	case PAGE_COMPRESSED:

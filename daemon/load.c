@@ -129,12 +129,16 @@ enum load_result load_page(struct region *r, size_t idx, struct load_ctx *lc,
 		return res;
 	retain = retain && page_state(info) == PAGE_COMPRESSED &&
 		 mm_slot_retains(r->slot);
-	if (store_get(r->store, lc->comp, info, p->data, lc->buf)) {
+	ret = store_get(r->store, lc->comp, info, p->data, lc->buf);
+	if (ret) {
 		atomic_store(&p->info, info);
-		log_err_about("load", LOG_REGION(r),
-			      "pid %d: page %#lx of region %llu is corrupt in "
-			      "the store; left unresolved", (int)r->slot->pid,
-			      addr, (unsigned long long)r->id);
+		if (ret == -EAGAIN)
+			return LOAD_AGAIN;
+		log_err_about("load", LOG_REGION(r, .err = -ret),
+			      "pid %d: page %#lx of region %llu cannot be read "
+			      "back from the store (%s); its copy is kept",
+			      (int)r->slot->pid, addr,
+			      (unsigned long long)r->id, strerror(-ret));
 		return LOAD_CORRUPT;
 	}
 	ret = uffd_copy(r->ctx->fd, addr, lc->buf, PAGE_SIZE,

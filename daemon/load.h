@@ -26,9 +26,11 @@ enum load_result {
 	LOAD_DONE,	/* the page is RESIDENT (loaded now, or found so) */
 	LOAD_BUSY,	/* another thread holds it (LOADING, EVICTING): later */
 	LOAD_NOT_STORED,/* NEW: nothing stored to load */
-	LOAD_AGAIN,	/* the kernel said EAGAIN: later */
+	LOAD_AGAIN,	/* the kernel said EAGAIN, or the page is on an
+			 * export that is away: later */
 	LOAD_GONE,	/* the range or the process is gone */
-	LOAD_CORRUPT,	/* the stored object does not decompress */
+	LOAD_CORRUPT,	/* the stored object cannot be read back or does
+			 * not decompress: never to be served */
 	LOAD_LOST,	/* LOST: nothing can bring it back */
 };
 

@@ -52,7 +52,7 @@
 #define LOG_DEBUG_SUBSYSTEMS(X) \
 	X(main) X(ctl) X(client) X(fault) X(evict) X(metrics)
 #define LOG_QUIET_SUBSYSTEMS(X) X(config) X(load) X(store) X(work) X(fork) \
-	X(takeover)
+	X(takeover) X(backing)
 
 #define LOG_TOKEN_NAME_(t) " " #t
 /* "all main ctl ...": the tokens -D accepts, for messages and --help. */

@@ -502,10 +502,10 @@ int store_get(struct store *s, struct compressor *c, uint32_t info,
 		return 0;
 	case PAGE_WRITTEN_BACK:
 		n = wb_len(data);
-		if (!s->backing ||
-		    backing_read(s->backing, wb_slot(data), obj, n))
+		if (!s->backing)
 			return -EIO;
-		return decompress(c, info, obj, n, page);
+		ret = backing_read(s->backing, wb_slot(data), obj, n);
+		return ret ? ret : decompress(c, info, obj, n, page);
 	default:
 		n = z3fold_object_size(s->pool, data);
 		mapped = z3fold_map(s->pool, data);
@@ -1170,7 +1170,7 @@ static void batch_settle(struct store *s, struct store_batch *b,
  * the objects written, release the pool pages emptied. reclaim_lock
  * held; @direct: for an evictor that found the pool full.
  * Return: pool pages freed; -ENOENT if there is nothing to claim (or no
- * backing file).
+ * backing file, or it is an export that is away).
  */
 static long write_back_batch(struct store *s, bool direct)
 {
@@ -1179,7 +1179,8 @@ static long write_back_batch(struct store *s, bool direct)
 	long freed = 0;
 
 	assert_held(&s->reclaim_lock);
-	if (!s->backing || !b)
+	/* an export that is away would fail the write: take no page */
+	if (!s->backing || !b || !backing_ready(s->backing))
 		return -ENOENT;
 	batch_fill(s, b);
 	if (b->nr_pages == 0)

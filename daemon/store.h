@@ -315,7 +315,10 @@ int store_put(struct store *s, struct compressor *c, const uint8_t *page,
 /*
  * store_get() - the page stored as (@info, @data), written to @page; the
  * stored copy stays (drop it with store_drop() once the page is safely
- * back). Return: 0, or -EIO if the stored object is corrupt or unreadable.
+ * back). Return: 0; -EAGAIN if it is written back to an export that is
+ * away for now (try again later); or another -errno if the object is
+ * corrupt or cannot be read back (-EIO, -EBADMSG: the export returned
+ * something else, -ETIMEDOUT: the export stayed away for the timeout).
  */
 int store_get(struct store *s, struct compressor *c, uint32_t info,
 	      uint64_t data, uint8_t *page);

@@ -501,9 +501,13 @@ static int open_store(struct uzswapd *d, struct backing *backing)
  * The backing file
  *****************/
 
-/* Why backing_open() refused a path (its errno), and what to do. */
-static const char *backing_open_why(int err)
+/* Why backing_open() refused a path (its errno), and what to do; for an
+ * NBD export (@nbd) the reason was logged as it was found. */
+static const char *backing_open_why(int err, bool nbd)
 {
+	if (nbd)
+		return err == EEXIST ? "it holds data that is not uzswap's" :
+				       strerror(err);
 	switch (err) {
 	case EEXIST:
 		return "it holds data and is not a uzswap backing file: it is "
@@ -537,7 +541,7 @@ static int open_backing(const struct conf *c, bool keep,
 	const char *path = c->backing_file;
 	bool is_default = !strcmp(path, UZSWAPD_DEFAULT_BACKING);
 	struct backing_stats st;
-	char cap[32];
+	char cap[32], size[32];
 
 	*b = NULL;
 	if (!strcmp(path, "none"))
@@ -551,16 +555,25 @@ static int open_backing(const struct conf *c, bool keep,
 	*b = backing_open(path, c->backing_limit, keep);
 	if (!*b) {
 		log_err("main", "cannot use the backing file %s: %s", path,
-			backing_open_why(errno));
+			backing_open_why(errno, backing_target_is_nbd(path)));
 		return is_default ? 0 : UZSWAPD_EXIT_BACKING;
 	}
+	backing_set_timeout(*b, c->backing_timeout);
 	backing_get_stats(*b, &st);
 	if (st.in_memory)
 		log_warn("main", "the backing file %s is in memory (tmpfs): "
 			 "writing back saves no RAM", path);
-	log_info("main", "backing file %s, cap %s, %s I/O", path,
-		 size_format(c->backing_limit, cap, sizeof(cap)),
-		 st.direct ? "direct" : "buffered");
+	if (!strcmp(st.kind, "nbd"))
+		log_info("main", "writing back to NBD export %s (%s), cap %s%s",
+			 path, size_format(st.nbd.size_bytes, size,
+					   sizeof(size)),
+			 size_format(c->backing_limit, cap, sizeof(cap)),
+			 st.nbd.trim ? "" : ", no TRIM: space is not given "
+					    "back to the server");
+	else
+		log_info("main", "backing file %s, cap %s, %s I/O", path,
+			 size_format(c->backing_limit, cap, sizeof(cap)),
+			 st.direct ? "direct" : "buffered");
 	return 0;
 }
 
@@ -671,6 +684,8 @@ static void apply_live_keys(struct uzswapd *d, const struct conf *c)
 	store_set_compressor(&d->store, c->compressor, (int)c->zstd_level);
 	store_set_dedup(&d->store, c->dedup, c->max_page_sharing);
 	store_set_compact_ratio(&d->store, c->compact_ratio);
+	if (d->store.backing)
+		backing_set_timeout(d->store.backing, c->backing_timeout);
 }
 
 int uzswapd_reload(struct uzswapd *d, char err[CONF_ERR_MAX])

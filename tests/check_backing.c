@@ -986,7 +986,7 @@ START_TEST(test_alloc_failure_injection)
 		}
 	}
 	failpoint_arm(0);
-	ck_assert_uint_eq(n, 4);	/* the struct and the bitmap */
+	ck_assert_uint_eq(n, 5);	/* the tier, the file and the bitmap */
 	check(put(OBJ, 1), OBJ, 1);
 	backing_close(b);
 	b = NULL;

@@ -7,7 +7,8 @@
 #
 # Layers, bottom up:
 #   0  libc-level parts: the page state, logging, the LRU ring,
-#      compressors, the backing file and its private-file checks,
+#      compressors, the write-back tier (its slot map, the backing
+#      file and the NBD export) and its private-file checks,
 #      HOST:PORT addresses, starting threads, taking a client's
 #      descriptors back, the stable index of stored objects (dedup)
 #   1  what holds pages: regions, uffd contexts, the store
@@ -28,6 +29,9 @@ log 0
 lru 0
 compress 0
 backing 0
+backing-io 0
+backing-file 0
+backing-nbd 0
 privfile 0
 addr 0
 thread 0
