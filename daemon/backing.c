@@ -705,7 +705,8 @@ static int write_failed(struct backing *b, uint64_t start,
 		stat_inc(&b->st.full);
 		return -ENOSPC;
 	}
-	stat_inc(&b->st.write_errors);
+	if (ret != -EAGAIN)	/* an export that went away: no I/O error */
+		stat_inc(&b->st.write_errors);
 	return ret;
 }
 

@@ -112,8 +112,9 @@ void backing_identity(const struct backing *b, uint64_t *dev,
  * Blocks for the write (synchronous: O_DIRECT, or buffered and flushed).
  * Return: 0; -ENOSPC when the cap is reached (or no run of free units is
  * left) or the filesystem is full (ENOSPC, EDQUOT), nothing allocated and
- * nothing kept; -EINVAL for a bad @len; another -errno (-EIO) when the
- * write failed, nothing kept.
+ * nothing kept; -EINVAL for a bad @len; -EAGAIN when an export went
+ * away (not counted as an error: try again once backing_ready());
+ * another -errno (-EIO) when the write failed, nothing kept.
  */
 int backing_write(struct backing *b, const void *buf, size_t len,
 		  uint64_t *slot);

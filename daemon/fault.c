@@ -441,6 +441,13 @@ static void poison_page(struct fault_thread *t, struct uffd_ctx *ctx,
 	unsigned long addr = r->start + (idx << PAGE_SHIFT);
 	int ret = uffd_poison(ctx->fd, addr, PAGE_SIZE);
 
+	/* The kernel poisons only an empty PTE, and a page evicted while
+	 * write-protected left a uffd-wp marker there: lifting the
+	 * protection of the missing page clears it (nothing else to
+	 * protect), then the poison takes. */
+	if (ret == -EEXIST &&
+	    uffd_writeprotect(ctx->fd, addr, PAGE_SIZE, false, true) == 0)
+		ret = uffd_poison(ctx->fd, addr, PAGE_SIZE);
 	STAT_INC(t, poisoned, 1);
 	if (ret == -EEXIST)
 		uffd_wake(ctx->fd, addr, PAGE_SIZE);

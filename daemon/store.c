@@ -913,10 +913,12 @@ int store_load_image(struct store *s, const void *buf, size_t len,
  *****************/
 
 /* A write to the backing file failed with @ret: full (ENOSPC) is the
- * evictor's to report; an I/O error is worth an error line, once. */
+ * evictor's to report, an export that went away (EAGAIN) its backend's;
+ * an I/O error is worth an error line, once. */
 static void note_failure(int ret)
 {
-	if (ret != -ENOSPC && !atomic_exchange(&io_error_logged, true))
+	if (ret != -ENOSPC && ret != -EAGAIN &&
+	    !atomic_exchange(&io_error_logged, true))
 		log_err("store", "writing back to the backing file: %s; "
 			"pages stay in the pool (logged once)",
 			strerror(-ret));

@@ -220,74 +220,8 @@ static void wait_store(const struct proto_status_reply *want,
 }
 
 /*****************
- * The rmw client (uzclient rmw)
+ * The rmw client (uzclient rmw: pager.h)
  *****************/
-
-struct rmw_result {
-	uint64_t ops, bad;
-	bool have_stats;
-	uint64_t resident, limit, evictions, faults, stored;
-};
-
-static void rmw_start(struct dh_client *c, unsigned int threads,
-		      unsigned int mib, unsigned int limit_mib,
-		      unsigned int secs)
-{
-	char a[4][16], line[128];
-	const char *argv[8];
-	int ret, n = 0;
-
-	snprintf(a[0], sizeof(a[0]), "%u", threads);
-	snprintf(a[1], sizeof(a[1]), "%u", mib);
-	snprintf(a[2], sizeof(a[2]), "%u", limit_mib);
-	snprintf(a[3], sizeof(a[3]), "%u", secs);
-	argv[n++] = "rmw";
-	argv[n++] = a[0];
-	argv[n++] = a[1];
-	argv[n++] = a[2];
-	argv[n++] = a[3];
-	argv[n] = NULL;
-	ret = dh_uzclient_start(&dmn, c, argv, true);
-	DH_ASSERT(ret == 0, "fork");
-	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
-	DH_ASSERT(ret == 0 && !strcmp(line, "ready"),
-		  "uzclient rmw did not get ready: %s",
-		  ret ? strerror(-ret) : line);
-}
-
-/* Read the rmw client's results and reap it: it must exit 0. */
-static void rmw_finish(struct dh_client *c, unsigned int secs,
-		       struct rmw_result *res)
-{
-	char line[256];
-	int ret, status;
-
-	memset(res, 0, sizeof(*res));
-	ret = dh_client_read_line(c, line, sizeof(line),
-				  (int)secs * 1000 + PAGER_MS);
-	DH_ASSERT(ret == 0 && sscanf(line, "result ops %" SCNu64
-				     " bad %" SCNu64, &res->ops,
-				     &res->bad) == 2,
-		  "uzclient rmw: no result: %s", ret ? strerror(-ret) : line);
-	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
-	DH_ASSERT(ret == 0, "uzclient rmw: no stats: %s", strerror(-ret));
-	res->have_stats = sscanf(line, "stats resident %" SCNu64
-				 " limit %" SCNu64 " evictions %" SCNu64
-				 " faults %" SCNu64 " stored %" SCNu64,
-				 &res->resident, &res->limit,
-				 &res->evictions, &res->faults,
-				 &res->stored) == 5;
-	DH_ASSERT(res->have_stats || !strncmp(line, "stats fail", 10),
-		  "uzclient rmw: bad stats line '%s'", line);
-	fprintf(stderr, "rmw: ops %" PRIu64 " bad %" PRIu64 "; %s\n",
-		res->ops, res->bad, line);
-	status = dh_client_wait(c, PAGER_MS);
-	DH_ASSERT(res->bad == 0, "uzclient rmw: %" PRIu64 " bad pages "
-		  "(lost, stale, torn or zeroed writes; see the client log)",
-		  res->bad);
-	DH_ASSERT(dh_exited_ok(status), "uzclient rmw: %s",
-		  dh_status_str(status));
-}
 
 static unsigned int rmw_seconds(void)
 {
@@ -315,7 +249,7 @@ START_TEST(test_rmw_integrity)
 	struct dh_client c;
 
 	dh_up(&dmn, args);
-	rmw_start(&c, 4, 64, 4, secs);
+	rmw_start(&dmn, &c, 4, 64, 4, secs);
 	rmw_finish(&c, secs, &res);
 	status(&s);
 	print_status("after rmw", &s);
@@ -358,7 +292,7 @@ START_TEST(test_handover_under_pressure)
 	int round, ret;
 
 	dh_up(&dmn, NULL);
-	rmw_start(&c, 4, 32, 4, 4 + 3 * ROUNDS);
+	rmw_start(&dmn, &c, 4, 32, 4, 4 + 3 * ROUNDS);
 	for (round = 0; round < ROUNDS; round++) {
 		/* let it run into the thick of it; not a timing check */
 		dh_sleep_ms(1500 + 500 * round);
@@ -664,7 +598,7 @@ START_TEST(test_ceiling_random)
 	struct dh_client c;
 
 	dh_up(&dmn, NULL);
-	rmw_start(&c, 4, 64, 8, secs);
+	rmw_start(&dmn, &c, 4, 64, 8, secs);
 	sampler_start(&smp, c.pid);
 	dh_sleep_ms((int)secs * 1000);
 	sampler_assert(&smp, "random writers", 8 * MIB);
@@ -1549,7 +1483,7 @@ START_TEST(test_wb_rmw)
 	struct dh_client c;
 
 	dh_up(&dmn, args);
-	rmw_start(&c, 4, 64, 4, secs);
+	rmw_start(&dmn, &c, 4, 64, 4, secs);
 	rmw_finish(&c, secs, &res);
 	status(&s);
 	print_status("after rmw with writeback", &s);
@@ -1768,7 +1702,7 @@ START_TEST(test_wb_budget_holds)
 	dh_up(&dmn, args);
 	/* each runs until told to stop, however long the first fill takes */
 	for (i = 0; i < WB_CLIENTS; i++)
-		rmw_start(&c[i], 4, 64, WB_BUDGET_MIB, 0);
+		rmw_start(&dmn, &c[i], 4, 64, WB_BUDGET_MIB, 0);
 	/* the first fill is done: each client within the bound once */
 	deadline = dh_deadline(SETTLE_MS);
 	while (wb_sample(c, bound, max)) {

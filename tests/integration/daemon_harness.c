@@ -765,7 +765,7 @@ static int decode_client_row(const uint8_t *body, size_t len, void *out)
 
 int dh_status(const struct dh_daemon *d, struct proto_status_reply *st)
 {
-	return ask(d, PROTO_VERSION_MIN, PROTO_STATUS, NULL, 0, decode_status,
+	return ask(d, PROTO_VERSION, PROTO_STATUS, NULL, 0, decode_status,
 		   st);
 }
 

@@ -269,7 +269,9 @@ struct proto_client_row;
 
 /*
  * dh_status() - the daemon's totals: one STATUS request (an admin request:
- * the tests run as root) on a new connection, which is then closed.
+ * the tests run as root) on a new connection, which is then closed. It
+ * speaks the newest version, so every counter of the lists comes (a
+ * daemon of this build answers at it).
  * Return: 0 and *@st filled; the reply's status if the daemon refused;
  * -EBADMSG for a malformed reply; -errno (-ETIMEDOUT after 10 s).
  */

@@ -1,7 +1,8 @@
 /*
  * pager.c - driving uzclient's "pager" subcommand from a test: start it,
  * send it commands, read its one-line replies (see cmd_pager() in
- * uzclient.c), and wait for the daemon to bring it within a budget.
+ * uzclient.c), and wait for the daemon to bring it within a budget; and
+ * its "rmw" subcommand (checksummed read-modify-write writers).
  * Shared by the integration suites; every failure dumps the logs of the
  * client's daemon and fails the test.
  */
@@ -192,3 +193,65 @@ void pager_wait_resident(struct dh_client *c, uint64_t bytes,
 	}
 }
 
+/*****************
+ * The rmw client
+ *****************/
+
+void rmw_start(const struct dh_daemon *d, struct dh_client *c,
+	       unsigned int threads, unsigned int mib, unsigned int limit_mib,
+	       unsigned int secs)
+{
+	char a[4][16], line[128];
+	const char *argv[8];
+	int ret, n = 0;
+
+	snprintf(a[0], sizeof(a[0]), "%u", threads);
+	snprintf(a[1], sizeof(a[1]), "%u", mib);
+	snprintf(a[2], sizeof(a[2]), "%u", limit_mib);
+	snprintf(a[3], sizeof(a[3]), "%u", secs);
+	argv[n++] = "rmw";
+	argv[n++] = a[0];
+	argv[n++] = a[1];
+	argv[n++] = a[2];
+	argv[n++] = a[3];
+	argv[n] = NULL;
+	ret = dh_uzclient_start(d, c, argv, true);
+	PG_ASSERT(ret == 0, "fork");
+	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
+	PG_ASSERT(ret == 0 && !strcmp(line, "ready"),
+		  "uzclient rmw did not get ready: %s",
+		  ret ? strerror(-ret) : line);
+}
+
+void rmw_finish(struct dh_client *c, unsigned int secs,
+		       struct rmw_result *res)
+{
+	char line[256];
+	int ret, status;
+
+	memset(res, 0, sizeof(*res));
+	ret = dh_client_read_line(c, line, sizeof(line),
+				  (int)secs * 1000 + PAGER_MS);
+	PG_ASSERT(ret == 0 && sscanf(line, "result ops %" SCNu64
+				     " bad %" SCNu64, &res->ops,
+				     &res->bad) == 2,
+		  "uzclient rmw: no result: %s", ret ? strerror(-ret) : line);
+	ret = dh_client_read_line(c, line, sizeof(line), PAGER_MS);
+	PG_ASSERT(ret == 0, "uzclient rmw: no stats: %s", strerror(-ret));
+	res->have_stats = sscanf(line, "stats resident %" SCNu64
+				 " limit %" SCNu64 " evictions %" SCNu64
+				 " faults %" SCNu64 " stored %" SCNu64,
+				 &res->resident, &res->limit,
+				 &res->evictions, &res->faults,
+				 &res->stored) == 5;
+	PG_ASSERT(res->have_stats || !strncmp(line, "stats fail", 10),
+		  "uzclient rmw: bad stats line '%s'", line);
+	fprintf(stderr, "rmw: ops %" PRIu64 " bad %" PRIu64 "; %s\n",
+		res->ops, res->bad, line);
+	status = dh_client_wait(c, PAGER_MS);
+	PG_ASSERT(res->bad == 0, "uzclient rmw: %" PRIu64 " bad pages "
+		  "(lost, stale, torn or zeroed writes; see the client log)",
+		  res->bad);
+	PG_ASSERT(dh_exited_ok(status), "uzclient rmw: %s",
+		  dh_status_str(status));
+}

@@ -7,6 +7,7 @@
 #ifndef UZSWAP_ITEST_PAGER_H
 #define UZSWAP_ITEST_PAGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,5 +76,26 @@ void pager_start_every_kind(const struct dh_daemon *d, struct dh_client *c,
  * verify's reply once a daemon serves again: it must be "ok". */
 void pager_verify_blocked(struct dh_client *c);
 void pager_verify_goes_on(struct dh_client *c);
+
+/* What uzclient rmw reports at its end: read-modify-writes done, bad
+ * pages found (lost, stale, torn or zeroed writes: must be 0), and its
+ * last uzswap_stats() if it could take them. */
+struct rmw_result {
+	uint64_t ops, bad;
+	bool have_stats;
+	uint64_t resident, limit, evictions, faults, stored;
+};
+
+/* Start uzclient rmw against @d: @threads writers over a region of @mib
+ * MiB under a @limit_mib budget for @secs seconds (0: until told to
+ * stop), and wait for its "ready". */
+void rmw_start(const struct dh_daemon *d, struct dh_client *c,
+	       unsigned int threads, unsigned int mib, unsigned int limit_mib,
+	       unsigned int secs);
+
+/* Read the rmw client's results and reap it: it must exit 0, with no bad
+ * page. */
+void rmw_finish(struct dh_client *c, unsigned int secs,
+		struct rmw_result *res);
 
 #endif /* UZSWAP_ITEST_PAGER_H */
