@@ -752,12 +752,14 @@ static uint8_t *batch_frame(const struct backing *b, const uint8_t *buf,
 			    const size_t *lens, unsigned int nr,
 			    uint64_t start, uint64_t units)
 {
-	uint8_t *out = aligned_alloc(BOUNCE_ALIGN, (size_t)units * UNIT);
 	size_t in = 0, at = 0;
 	unsigned int i;
+	void *mem;
+	uint8_t *out;
 
-	if (!out)
+	if (posix_memalign(&mem, BOUNCE_ALIGN, (size_t)units * UNIT))
 		return NULL;
+	out = mem;
 	for (i = 0; i < nr; i++) {
 		at += frame_put(b, start + (at >> UNIT_SHIFT), buf + in,
 				lens[i], out + at);

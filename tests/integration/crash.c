@@ -110,7 +110,7 @@ void crash_load_ready(struct crash_load *l)
 
 /* Stop rmw client @c and check what it says: every read and every page
  * right, a clean exit. */
-static void rmw_finish(struct dh_client *c)
+static void rmw_stop(struct dh_client *c)
 {
 	uint64_t ops, bad, limit = 0;
 	char line[256];
@@ -141,7 +141,7 @@ void crash_load_finish(struct crash_load *l)
 	crash_load_ready(l);
 	pager_ok(&l->pager, "verify all");
 	for (i = 0; i < CRASH_RMW; i++)
-		rmw_finish(&l->rmw[i]);
+		rmw_stop(&l->rmw[i]);
 	pager_quit(&l->pager);
 }
 
