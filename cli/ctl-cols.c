@@ -42,6 +42,7 @@ enum cell_kind {
 	CELL_BOOL,		/* yes or no; true or false */
 	CELL_MILLI,		/* thousandths, as a decimal number */
 	CELL_COMPRESSOR,	/* UZSWAP_COMPRESSOR_*: its name */
+	CELL_BACKEND,		/* UZSWAP_BACKING_*: its name */
 	CELL_RATIO,		/* a quotient; 0: nothing to divide, "-" */
 	CELL_RATE,		/* per second; unknown before two samples */
 	CELL_STRING,
@@ -50,7 +51,7 @@ enum cell_kind {
 /* One value, as a column's getter gives it. */
 struct cell {
 	uint64_t n;		/* NUMBER, BYTES, LIMIT, BOOL, MILLI,
-				 * COMPRESSOR */
+				 * COMPRESSOR, BACKEND */
 	double x;		/* RATIO, RATE */
 	const char *s;		/* STRING */
 	bool unknown;		/* RATE: not measured yet */
@@ -271,6 +272,8 @@ static enum cell_kind kind_of_show(enum counter_show show, const char *json)
 		return CELL_MILLI;
 	case COUNTER_COMPRESSOR:
 		return CELL_COMPRESSOR;
+	case COUNTER_BACKEND:
+		return CELL_BACKEND;
 	case COUNTER_NUMBER:
 		break;
 	}
@@ -565,6 +568,8 @@ static const char *cell_text(enum cell_kind kind, const struct cell *c,
 		return buf;
 	case CELL_COMPRESSOR:
 		return compressor_name(c->n);
+	case CELL_BACKEND:
+		return ctl_backend_name(c->n);
 	case CELL_RATIO:
 		if (c->x == 0.0)
 			return "-";
@@ -649,6 +654,9 @@ static void cell_json(enum cell_kind kind, const struct cell *c)
 		break;
 	case CELL_COMPRESSOR:
 		json_string(compressor_name(c->n));
+		break;
+	case CELL_BACKEND:
+		json_string(ctl_backend_name(c->n));
 		break;
 	case CELL_RATIO:
 	case CELL_RATE:

@@ -247,7 +247,12 @@ static void print_summary(FILE *f, const struct view *v)
 		rate_text(r->known, r->writebacks, d, 32));
 	fprintf(f, "%-12s %s, %s saved\n", "dedup", st->dedup ? "on" : "off",
 		ctl_size(st->dedup_bytes_saved, a, 32));
-	if (st->backing_limit)
+	if (st->backing_backend == UZSWAP_BACKING_NBD)
+		fprintf(f, "%-12s %s of %s, %s\n", "backing nbd",
+			ctl_size(st->backing_bytes, a, 32),
+			ctl_size(st->backing_limit, b, 32),
+			st->backing_up ? "connected" : "AWAY");
+	else if (st->backing_limit)
 		fprintf(f, "%-12s %s of %s\n", "backing file",
 			ctl_size(st->backing_bytes, a, 32),
 			ctl_size(st->backing_limit, b, 32));

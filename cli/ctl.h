@@ -57,6 +57,9 @@ const char *ctl_size(uint64_t v, char *buf, size_t len);
 /* A budget: "none" for 0, else as ctl_size() prints it. */
 const char *ctl_limit(uint64_t v, char *buf, size_t len);
 
+/* Where the pool writes back (UZSWAP_BACKING_*): "none", "file", "nbd". */
+const char *ctl_backend_name(uint64_t backend);
+
 /* A ratio as "11.38x", or "-" when it divided by 0; returns @buf. */
 const char *ctl_ratio(double r, char *buf, size_t len);
 

@@ -59,6 +59,18 @@ const char *ctl_limit(uint64_t v, char *buf, size_t len)
 	return ctl_size(v, buf, len);
 }
 
+const char *ctl_backend_name(uint64_t backend)
+{
+	switch (backend) {
+	case UZSWAP_BACKING_FILE:
+		return "file";
+	case UZSWAP_BACKING_NBD:
+		return "nbd";
+	default:
+		return "none";
+	}
+}
+
 void json_string(const char *s)
 {
 	putchar('"');
@@ -364,6 +376,49 @@ struct cmd_args {
 	struct colsel sel;	/* the columns to print */
 };
 
+/* The mean of @ns over @n, in microseconds, as text. */
+static const char *mean_us(uint64_t ns, uint64_t n, char *buf, size_t len)
+{
+	if (!n)
+		return "-";
+	snprintf(buf, len, "%.0f us", (double)ns / (double)n / 1000.0);
+	return buf;
+}
+
+/* The NBD export the pool writes back to. */
+static void print_backing_nbd(const struct uzswap_status *st)
+{
+	char a[32], b[32], c[32];
+
+	printf("%-20s %s of %s (export %s), %s, %" PRIu64 " writebacks, %"
+	       PRIu64 " failed\n", "backing nbd",
+	       ctl_size(st->backing_bytes, a, 32),
+	       ctl_size(st->backing_limit, b, 32),
+	       ctl_size(st->backing_export_bytes, c, 32),
+	       st->backing_up ? "connected" : "AWAY", st->writebacks,
+	       st->writeback_failures);
+	printf("%-20s %" PRIu64 " made, %" PRIu64 " lost; %" PRIu64
+	       " reads waited, %" PRIu64 " timed out; %" PRIu64
+	       " checksum errors\n", "backing connection",
+	       st->backing_connects, st->backing_disconnects,
+	       st->backing_read_waits, st->backing_read_timeouts,
+	       st->backing_checksum_errors);
+}
+
+/* What the write-back tier moved, and how fast it answered. */
+static void print_backing_io(const struct uzswap_status *st)
+{
+	char a[32], b[32], c[32], r[32], w[32];
+
+	printf("%-20s %s read, %s written, %s given back; mean read %s, "
+	       "write %s\n", "backing I/O", ctl_size(st->backing_read_bytes,
+						      a, 32),
+	       ctl_size(st->backing_write_bytes, b, 32),
+	       ctl_size(st->backing_released_bytes, c, 32),
+	       mean_us(st->backing_read_ns, st->backing_reads_timed, r, 32),
+	       mean_us(st->backing_write_ns, st->backing_writes_timed, w, 32));
+}
+
 static void print_status_human(const struct uzswap_status *st)
 {
 	char a[32], b[32], c[32];
@@ -400,18 +455,22 @@ static void print_status_human(const struct uzswap_status *st)
 	       st->dedup ? "on" : "off", st->dedup_pages_shared,
 	       st->dedup_pages_sharing, ctl_size(st->dedup_bytes_saved, a, 32),
 	       ctl_size(st->dedup_index_bytes, b, 32));
-	if (st->backing_limit) {
+	if (st->backing_backend == UZSWAP_BACKING_NBD)
+		print_backing_nbd(st);
+	else if (st->backing_limit)
 		printf("%-20s %s of %s (%s on disk), %" PRIu64
 		       " writebacks, %" PRIu64 " failed\n", "backing file",
 		       ctl_size(st->backing_bytes, a, 32),
 		       ctl_size(st->backing_limit, b, 32),
 		       ctl_size(st->backing_file_bytes, c, 32), st->writebacks,
 		       st->writeback_failures);
+	else
+		printf("%-20s none\n", "backing file");
+	if (st->backing_limit) {
+		print_backing_io(st);
 		printf("%-20s %" PRIu64 " reads, %" PRIu64 " writes\n",
 		       "backing I/O errors", st->backing_read_errors,
 		       st->backing_write_errors);
-	} else {
-		printf("%-20s none\n", "backing file");
 	}
 	printf("%-20s %" PRIu64 " (%.1f/s over 10 s), %" PRIu64
 	       " pages read ahead\n", "faults", st->faults,

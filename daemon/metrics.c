@@ -7,7 +7,8 @@
  * one uv_timer_t calls MHD again when MHD_get_timeout() asks (an idle
  * connection to drop) or when a connection's request deadline passes.
  * Every MHD callback therefore runs on the loop thread: a scrape reads the
- * counters with stats_snapshot(), the histogram with fault_get_latency()
+ * counters with stats_snapshot() (the write-back tier's histogram with
+ * them), the fault histogram with fault_get_latency()
  * and the clients with stats_client_rows(), as the control socket does,
  * the reload status from struct uzswapd (loop thread only: the reload
  * runs there too), and nothing in this file takes a lock of its own.
@@ -19,7 +20,8 @@
  * (uzswap_config_last_reload_*, named as Prometheus names its own), the
  * write-back batch counters (put_writeback(): STATUS has no room left for
  * them), the clean-page retention's (put_retention(), for the same
- * reason), the fault-latency histogram, uzswap_metrics_clients_omitted
+ * reason), the fault-latency histogram, the write-back tier's backend
+ * and request-latency histogram (put_backing()), uzswap_metrics_clients_omitted
  * and the process_* series every Prometheus client library exports
  * (put_process(): CPU, memory, descriptors, start time, from /proc/self)
  * are written here by hand.
@@ -541,6 +543,43 @@ static void put_latency(struct mbuf *b, struct fault_pool *fp)
 		    l.count);
 }
 
+/* The write-back tier: which backend, and the latency of its requests
+ * (the histogram is /metrics only; STATUS has their sums). */
+static void put_backing(struct mbuf *b, const struct stats_snapshot *s)
+{
+	static const char *const op[2] = { "read", "write" };
+	const struct backing_stats *st = &s->backing;
+	unsigned int i, k;
+
+	put_family(b, "uzswap_backing_info", "gauge",
+		   "Always 1: where the pool writes back when full (backend "
+		   "none, file or nbd).");
+	mbuf_printf(b, "uzswap_backing_info{backend=\"%s\"} 1\n",
+		    s->has_backing ? st->kind : "none");
+	put_family(b, "uzswap_backing_request_duration_seconds", "histogram",
+		   "Time of the write-back tier's requests, by operation: a "
+		   "read of one object for a fault, a write of a batch of "
+		   "objects (or of one). An NBD request's includes the round "
+		   "trip to the server.");
+	for (k = 0; k < 2; k++) {
+		for (i = 0; i < BACKING_LATENCY_BUCKETS; i++) {
+			mbuf_printf(b, "uzswap_backing_request_duration_"
+				    "seconds_bucket{op=\"%s\",le=\"", op[k]);
+			put_seconds(b, BACKING_LATENCY_US[i] * 1000ull);
+			mbuf_printf(b, "\"} %" PRIu64 "\n", st->latency[k][i]);
+		}
+		mbuf_printf(b, "uzswap_backing_request_duration_seconds_bucket"
+			    "{op=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", op[k],
+			    st->latency[k][BACKING_LATENCY_BUCKETS]);
+		mbuf_printf(b, "uzswap_backing_request_duration_seconds_sum"
+			    "{op=\"%s\"} ", op[k]);
+		put_seconds(b, st->latency_ns[k]);
+		mbuf_printf(b, "\nuzswap_backing_request_duration_seconds_count"
+			    "{op=\"%s\"} %" PRIu64 "\n", op[k],
+			    st->latency[k][BACKING_LATENCY_BUCKETS]);
+	}
+}
+
 /*****************
  * The process: the process_* series of the Prometheus clients
  *****************/
@@ -855,6 +894,7 @@ static char *metrics_render(struct metrics *m, size_t *len)
 	put_writeback(&b, &s.store);
 	put_retention(&b, &s);
 	put_latency(&b, m->d->faults);
+	put_backing(&b, &s);
 	put_clients(&b, m);
 	put_process(&b, m);
 	if (b.failed) {

@@ -139,6 +139,27 @@ void stats_status(const struct stats_snapshot *s,
 		.backing_read_errors = s->backing.read_errors,
 		.backing_write_errors = s->backing.write_errors,
 		.fault_poisoned = s->fault.poisoned,
+		.backing_backend = !s->has_backing ? PROTO_BACKING_NONE :
+				   !strcmp(s->backing.kind, "nbd") ?
+				   PROTO_BACKING_NBD : PROTO_BACKING_FILE,
+		.backing_up = s->has_backing &&
+			      (strcmp(s->backing.kind, "nbd") ||
+			       s->backing.nbd.connected),
+		.backing_read_bytes = s->backing.read_bytes,
+		.backing_write_bytes = s->backing.write_bytes,
+		.backing_released_bytes = s->backing.punched * 4096,
+		.backing_checksum_errors = s->backing.checksum_errors,
+		.backing_read_waits = s->backing.read_waits,
+		.backing_read_timeouts = s->backing.timeouts,
+		.backing_connects = s->backing.nbd.connects,
+		.backing_disconnects = s->backing.nbd.disconnects,
+		.backing_export_bytes = s->backing.nbd.size_bytes,
+		.backing_read_ns = s->backing.latency_ns[0],
+		.backing_reads_timed =
+			s->backing.latency[0][BACKING_LATENCY_BUCKETS],
+		.backing_write_ns = s->backing.latency_ns[1],
+		.backing_writes_timed =
+			s->backing.latency[1][BACKING_LATENCY_BUCKETS],
 	};
 }
 

@@ -339,11 +339,15 @@ END_TEST
 #define STATUS_V2_SIZE	(26 * 8)
 #define STATUS_V3_SIZE	(41 * 8)
 #define STATUS_V5_SIZE	(53 * 8)
+#define STATUS_V7_SIZE	(68 * 8)
 
 /* Field @i (in list order) gets the value @i + 1. */
 #define STATUS_SET(F, name, since, ...)	in.name = ++i;
+/* A field of a reply decoded from version @cmp_version: its value if
+ * that version sends it, else its default, 0. */
 #define STATUS_CMP(F, name, since, ...)					\
-	ck_assert_uint_eq(out.name, ++i);
+	i++;								\
+	ck_assert_uint_eq(out.name, (since) <= cmp_version ? i : 0);
 /* A strict decoder of version 2: its fields, then nothing. */
 #define STATUS_GET_V2(F, name, since, ...)				\
 	if ((since) <= 2)						\
@@ -357,8 +361,9 @@ START_TEST(test_status_versions)
 	struct proto_cur c = { .r = v3buf, .len = STATUS_V2_SIZE,
 			       .since = PROTO_VERSION_MIN };
 	size_t n = 0, k;
+	unsigned int cmp_version;
 
-	ck_assert_int_eq(PROTO_VERSION, 6);
+	ck_assert_int_eq(PROTO_VERSION, 7);
 	COUNTERS_STATUS(STATUS_SET, _)
 	ck_assert_uint_eq(proto_size_status_reply(1), STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_size_status_reply(2), STATUS_V2_SIZE);
@@ -366,8 +371,10 @@ START_TEST(test_status_versions)
 	/* version 4 grew client rows only; 5 the deduplication counters */
 	ck_assert_uint_eq(proto_size_status_reply(4), STATUS_V3_SIZE);
 	ck_assert_uint_eq(proto_size_status_reply(5), STATUS_V5_SIZE);
-	/* version 6 brought fork() and discard, no counter */
+	/* version 6 brought fork() and discard, no counter; 7 the
+	 * write-back tier's counters */
 	ck_assert_uint_eq(proto_size_status_reply(6), STATUS_V5_SIZE);
+	ck_assert_uint_eq(proto_size_status_reply(7), STATUS_V7_SIZE);
 	ck_assert_uint_eq(proto_encode_status_reply(v2buf, &in, 2),
 			  STATUS_V2_SIZE);
 	ck_assert_uint_eq(proto_encode_status_reply(v3buf, &in, 3),
@@ -402,8 +409,21 @@ START_TEST(test_status_versions)
 	ck_assert_int_eq(proto_decode_status_reply(v3buf, STATUS_V5_SIZE,
 						   &out), 0);
 	i = 0;
+	cmp_version = 5;
 	COUNTERS_STATUS(STATUS_CMP, _)
-	ck_assert_uint_eq(i, STATUS_V5_SIZE / 8);
+	ck_assert_uint_eq(out.compact_runs, STATUS_V5_SIZE / 8);
+
+	/* version 7 round trip: every counter its own value */
+	ck_assert_uint_eq(proto_encode_status_reply(v3buf, &in, 7),
+			  STATUS_V7_SIZE);
+	memset(&out, 0, sizeof(out));
+	ck_assert_int_eq(proto_decode_status_reply(v3buf, STATUS_V7_SIZE,
+						   &out), 0);
+	i = 0;
+	cmp_version = 7;
+	COUNTERS_STATUS(STATUS_CMP, _)
+	ck_assert_uint_eq(i, STATUS_V7_SIZE / 8);
+	ck_assert_uint_eq(out.backing_writes_timed, STATUS_V7_SIZE / 8);
 }
 END_TEST
 

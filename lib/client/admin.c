@@ -36,6 +36,10 @@ _Static_assert(offsetof(struct uzswap_status, dedup_pages_shared) ==
 	       STATUS_SIZE_V1, "struct uzswap_status's first release moved");
 _Static_assert(sizeof(struct uzswap_client) == 168,
 	       "struct uzswap_client changed size");
+_Static_assert(UZSWAP_BACKING_NONE == PROTO_BACKING_NONE &&
+	       UZSWAP_BACKING_FILE == PROTO_BACKING_FILE &&
+	       UZSWAP_BACKING_NBD == PROTO_BACKING_NBD,
+	       "backing_backend passes as STATUS carries it");
 
 /* Each counter of the lists into its public field; a status counter
  * only if it is within the caller's @size. */

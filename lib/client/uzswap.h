@@ -319,6 +319,11 @@ UZSWAP_EXTERN const char *uzswap_strerror(int err);
 #define UZSWAP_COMPRESSOR_LZ4	0
 #define UZSWAP_COMPRESSOR_ZSTD	1
 
+/* Where the pool writes back, in struct uzswap_status. */
+#define UZSWAP_BACKING_NONE	0
+#define UZSWAP_BACKING_FILE	1	/* a local file */
+#define UZSWAP_BACKING_NBD	2	/* an NBD export */
+
 /* The daemon's totals, from uzswap_status(). New counters are appended:
  * a program built against an older header passes its smaller size and
  * gets the fields it knows. */
@@ -382,6 +387,23 @@ struct uzswap_status {
 	uint64_t compacted_pages;	/* pool pages compaction freed */
 	uint64_t migrated_objects;	/* objects it moved */
 	uint64_t compact_runs;		/* background compactions */
+	/* From here: protocol 7 or later, 0 from older daemons. */
+	uint64_t backing_backend;	/* UZSWAP_BACKING_* */
+	uint64_t backing_up;		/* 1: it takes writes now */
+	uint64_t backing_read_bytes;	/* read from it, so far */
+	uint64_t backing_write_bytes;	/* written to it, so far */
+	uint64_t backing_released_bytes; /* punched or trimmed, so far */
+	uint64_t backing_checksum_errors; /* an export's objects that did
+					   * not verify (never served) */
+	uint64_t backing_read_waits;	/* reads put off: export away */
+	uint64_t backing_read_timeouts;	/* ... past backing-timeout */
+	uint64_t backing_connects;	/* connections to the export */
+	uint64_t backing_disconnects;	/* ... lost */
+	uint64_t backing_export_bytes;	/* the export's size; 0: file */
+	uint64_t backing_read_ns;	/* time in reads */
+	uint64_t backing_reads_timed;	/* ... of so many reads */
+	uint64_t backing_write_ns;	/* time in writes */
+	uint64_t backing_writes_timed;	/* ... of so many writes */
 };
 
 /* One client process, from uzswap_client() and uzswap_clients(). New

@@ -47,6 +47,7 @@ enum counter_show {
 	COUNTER_BOOL,		/* false for 0, else true */
 	COUNTER_MILLI,		/* thousandths: as a decimal number */
 	COUNTER_COMPRESSOR,	/* UZSWAP_COMPRESSOR_*: its name */
+	COUNTER_BACKEND,	/* UZSWAP_BACKING_*: its name */
 };
 
 #define COUNTERS_STORED_PAGES_HELP					\
@@ -196,7 +197,9 @@ enum counter_show {
 	C(x, fault_poisoned, 3, fault_poisoned, "fault_poisoned",	\
 	  COUNTER_NUMBER, "counter", "uzswap_fault_poisoned_total", "",	\
 	  "Faults on pages whose content is lost (a takeover found their " \
-	  "copy gone), answered with SIGBUS, never with zeros.")	\
+	  "copy gone) or cannot be read back (a corrupt copy, an NBD "	\
+	  "export's that does not verify or stayed away past "		\
+	  "backing-timeout), answered with SIGBUS, never with zeros.")	\
 	C(x, dedup, 5, dedup, "dedup", COUNTER_BOOL,			\
 	  "gauge", "uzswap_dedup_enabled", "",				\
 	  "1 while new pages are deduplicated (dedup = on).")		\
@@ -246,7 +249,69 @@ enum counter_show {
 	C(x, compact_runs, 5, compact_runs, "compact_runs",		\
 	  COUNTER_NUMBER, "counter", "uzswap_pool_compact_runs_total", "", \
 	  "Times the writer thread found the pool looser than "		\
-	  "compact-ratio and compacted it.")
+	  "compact-ratio and compacted it.")				\
+	C(x, backing_backend, 7, backing_backend, "backing_backend",	\
+	  COUNTER_BACKEND, NULL, NULL, NULL,				\
+	  "Where the pool writes back: none, a file, an NBD export.")	\
+	C(x, backing_up, 7, backing_up, "backing_up", COUNTER_BOOL,	\
+	  "gauge", "uzswap_backing_up", "",				\
+	  "1 while the write-back tier can take writes: a file always, " \
+	  "an NBD export while it is connected.")			\
+	C(x, backing_read_bytes, 7, backing_read_bytes,			\
+	  "backing_read_bytes", COUNTER_NUMBER,				\
+	  "counter", "uzswap_backing_io_bytes_total", "op=\"read\"",	\
+	  "Bytes moved by the write-back tier, by operation: read "	\
+	  "(objects with their frames), write (whole 512-byte units).") \
+	C(x, backing_write_bytes, 7, backing_write_bytes,		\
+	  "backing_written_bytes", COUNTER_NUMBER,			\
+	  "counter", "uzswap_backing_io_bytes_total", "op=\"write\"",	\
+	  "Bytes written to the write-back tier.")			\
+	C(x, backing_released_bytes, 7, backing_released_bytes,		\
+	  "backing_released_bytes", COUNTER_NUMBER,			\
+	  "counter", "uzswap_backing_released_bytes_total", "",		\
+	  "Bytes given back as their last object went: holes punched in " \
+	  "the file, 1 MiB segments trimmed on an NBD export.")		\
+	C(x, backing_checksum_errors, 7, backing_checksum_errors,	\
+	  "backing_checksum_errors", COUNTER_NUMBER,			\
+	  "counter", "uzswap_backing_checksum_errors_total", "",	\
+	  "Objects an NBD export returned that did not verify (frame or " \
+	  "checksum): never served; their pages get SIGBUS.")		\
+	C(x, backing_read_waits, 7, backing_read_waits,			\
+	  "backing_read_waits", COUNTER_NUMBER,				\
+	  "counter", "uzswap_backing_read_waits_total", "",		\
+	  "Reads put off because the NBD export was away (a fault "	\
+	  "retried while it waits counts each time).")			\
+	C(x, backing_read_timeouts, 7, backing_read_timeouts,		\
+	  "backing_read_timeouts", COUNTER_NUMBER,			\
+	  "counter", "uzswap_backing_read_timeouts_total", "",		\
+	  "Reads failed because the NBD export stayed away past "	\
+	  "backing-timeout (their pages get SIGBUS).")			\
+	C(x, backing_connects, 7, backing_connects, "backing_connects",	\
+	  COUNTER_NUMBER, "counter", "uzswap_backing_connects_total", "", \
+	  "Connections made to the NBD export: the first, and one per "	\
+	  "return after it went away.")					\
+	C(x, backing_disconnects, 7, backing_disconnects,		\
+	  "backing_disconnects", COUNTER_NUMBER,			\
+	  "counter", "uzswap_backing_disconnects_total", "",		\
+	  "Connections to the NBD export lost (closed, failed, or cut "	\
+	  "after a request got no answer for 15 s).")			\
+	C(x, backing_export_bytes, 7, backing_export_bytes,		\
+	  "backing_export_bytes", COUNTER_NUMBER,			\
+	  "gauge", "uzswap_backing_export_size_bytes", "",		\
+	  "Size of the NBD export (0: the tier is a file).")		\
+	C(x, backing_read_ns, 7, backing_read_ns, "backing_read_ns",	\
+	  COUNTER_NUMBER, NULL, NULL, NULL,				\
+	  "Time spent in reads of the write-back tier, ns.")		\
+	C(x, backing_reads_timed, 7, backing_reads_timed,		\
+	  "backing_reads_timed", COUNTER_NUMBER, NULL, NULL, NULL,	\
+	  "Reads of the write-back tier timed (answered or failed).")	\
+	C(x, backing_write_ns, 7, backing_write_ns, "backing_write_ns",	\
+	  COUNTER_NUMBER, NULL, NULL, NULL,				\
+	  "Time spent in writes to the write-back tier, ns.")		\
+	C(x, backing_writes_timed, 7, backing_writes_timed,		\
+	  "backing_writes_timed", COUNTER_NUMBER, NULL, NULL, NULL,	\
+	  "Writes to the write-back tier timed (each a batch or an "	\
+	  "object).")
 
 #define COUNTERS_CLIENT(C, x)						\
 	C(x, uint32_t, regions, 1, regions, "regions", NULL, NULL,	\

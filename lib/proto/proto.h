@@ -47,7 +47,10 @@
  *      to make, which claims the copy with REGISTER (PROTO_REGION_FORKED
  *      and the copy's token); ADVISE takes DISCARD (a daemon of an older
  *      version refuses it as a malformed message: a peer never sends it
- *      on a connection of an older version).
+ *      on a connection of an older version);
+ *   7: STATUS carries the write-back tier's counters (its backend: none,
+ *      a file or an NBD export; whether it answers; bytes, releases,
+ *      checksum errors, waits and timeouts, connections, time spent).
  *
  * Layouts. Each message is a list of fields, PROTO_<MSG>_FIELDS below,
  * written once: the struct, the encoder, the decoder and the size derive
@@ -82,7 +85,7 @@
 #include "lib/proto/counters.h"
 
 #define PROTO_MAGIC		0x55a5f00du
-#define PROTO_VERSION		6	/* the newest version this build speaks */
+#define PROTO_VERSION		7	/* the newest version this build speaks */
 #define PROTO_VERSION_MIN	1	/* the oldest */
 #define PROTO_HDR_SIZE		16
 #define PROTO_MAX_PAYLOAD	4096
@@ -281,6 +284,11 @@ struct proto_hdr {
 #define PROTO_DRAIN_VERSION	3
 /* DRAIN: even if the pages do not fit in MemAvailable. */
 #define PROTO_DRAIN_FORCE	0x1u
+
+/* STATUS's backing_backend: where the pool writes back (version 7). */
+#define PROTO_BACKING_NONE	0
+#define PROTO_BACKING_FILE	1
+#define PROTO_BACKING_NBD	2
 
 /* DRAIN: restore every stored page into its client's memfd and release
  * every region (the daemon unregisters its range). The reply comes when

@@ -525,13 +525,13 @@ START_TEST(test_status)
 
 	ctl_ok("version");
 	DH_ASSERT(strstr(out, "uzswapctl " PACKAGE_VERSION "\n") &&
-		  strstr(out, "uzswapd " PACKAGE_VERSION " (protocol 6)"),
+		  strstr(out, "uzswapd " PACKAGE_VERSION " (protocol 7)"),
 		  "version: %s", out);
 	ctl_ok("--json", "version");
 	assert_jq(out, ".uzswapctl == \"%s\" and .uzswapd == \"%s\" and "
-		  ".protocol == 6", PACKAGE_VERSION, PACKAGE_VERSION);
+		  ".protocol == 7", PACKAGE_VERSION, PACKAGE_VERSION);
 	ctl_ok("--version");
-	DH_ASSERT(strstr(out, "uzswapd " PACKAGE_VERSION " (protocol 6)"),
+	DH_ASSERT(strstr(out, "uzswapd " PACKAGE_VERSION " (protocol 7)"),
 		  "--version: %s", out);
 
 	/* zstd, once it is the compressor in use */

@@ -671,6 +671,7 @@ static const char *const unlisted[] = {
 	"uzswap_retained_given_up_objects_total",
 	"uzswap_config_last_reload_successful",
 	"uzswap_config_last_reload_success_timestamp_seconds",
+	"uzswap_backing_info", "uzswap_backing_request_duration_seconds",
 	"process_cpu_seconds_total", "process_resident_memory_bytes",
 	"process_virtual_memory_bytes", "process_start_time_seconds",
 	"process_open_fds", "process_max_fds",
