@@ -25,11 +25,14 @@
  *    back, all at once. A thread samples the daemon's STATUS every
  *    POLL_MS on an admin connection of its own until the write-back has
  *    settled (nothing written back, evicted or allocated in the backend
- *    for QUIET_MS after the fill ended). The rate: the bytes the backend
- *    took (STATUS backing_bytes: the objects in 512-byte units, frames
- *    included, as written) over the time from the last sample before the
- *    write-back began to the first that saw it done; beside it the same
- *    pages' 4 KiB size over that time (memory moved out per second);
+ *    for QUIET_MS after the fill ended). The rate: the bytes written to
+ *    the backend (STATUS backing_write_bytes: the objects in 512-byte
+ *    units, frames included) over the time from the last sample before
+ *    the write-back began to the first that saw it done; beside it the
+ *    same pages' 4 KiB size over that time (memory moved out per second),
+ *    and the backend's own figures over that window: the mean time of a
+ *    write request (backing_write_ns / backing_writes_timed, daemon side)
+ *    and the bytes a request wrote;
  * 2. read-back fault latency, on that region: the budget is lifted
  *    (nothing is evicted while pages come back). Then --touches distinct
  *    pages (default 4000), drawn at random from the first half of the
@@ -38,10 +41,13 @@
  *    each timed client side (CLOCK_MONOTONIC): the fault, the backend's
  *    read, the decompression and the UFFDIO_COPY, end to end. Each page
  *    is compared with the text set after its read (not timed). p50 and
- *    p99 (nearest rank) of the run's touches; the share of touches the
- *    backend served (the drop of STATUS written_back_pages over the
- *    touches: a page loaded from the backend leaves it; pages read ahead,
- *    if any, counted in, and reported apart);
+ *    p99 (nearest rank) of the run's touches; the mean time of a backend
+ *    read request over the touches (backing_read_ns /
+ *    backing_reads_timed, daemon side: the part of a fault spent in the
+ *    backend); the share of touches the backend served (the drop of
+ *    STATUS written_back_pages over the touches: a page loaded from the
+ *    backend leaves it; pages read ahead, if any, counted in, and
+ *    reported apart);
  * 3. the whole region is read in order and compared with the text set
  *    (most pages from the backend, with read-ahead), timed: MB/s of 4 KiB
  *    pages. Then the region is freed and the backend's space left to be
@@ -62,7 +68,8 @@
  *                 [--region-mib N] [--budget-mib N] [--touches N]
  *                 [--reps N] [--json]
  * STATUS and RELOAD are admin requests: run it as root or as the
- * daemons' user (run-wb-bench's daemons are the caller's).
+ * daemons' user (run-wb-bench's daemons are the caller's). The backend's
+ * counters come with protocol 7: older daemons are refused.
  */
 #include "config.h"
 
@@ -104,11 +111,13 @@ struct daemon {
 
 /* A write-back, from STATUS samples (watch_writeback()). */
 struct wb {
-	double bytes;		/* backing_bytes it added */
+	double bytes;		/* written to the backend */
 	double pages;		/* pages it wrote back */
 	double seconds;		/* its window (see the header) */
 	double mb_s;		/* bytes / seconds */
 	double page_mb_s;	/* pages of 4 KiB / seconds */
+	double write_us;	/* a backend write request, mean */
+	double write_kib;	/* KiB a request wrote, mean */
 	double failures;	/* objects the backend did not take */
 };
 
@@ -117,6 +126,7 @@ struct wb {
 struct rep {
 	struct wb stream, drain;
 	double p50_us, p99_us, max_us;
+	double read_us;		/* a backend read request, mean */
 	double from_backend;	/* share of touches served by the backend */
 	double read_ahead;	/* pages read ahead during the touches */
 	double seq_mb_s;	/* the stream's region read back in order */
@@ -149,6 +159,7 @@ static double ratio(double x, double base)
 struct sample {
 	double t;
 	uint64_t writebacks, evictions, backing_bytes, failures;
+	uint64_t write_bytes, write_ns, writes;	/* the backend's */
 };
 
 /*
@@ -173,7 +184,8 @@ static bool sample_moved(const struct sample *a, const struct sample *b)
 {
 	return a->writebacks != b->writebacks ||
 	       a->evictions != b->evictions ||
-	       a->backing_bytes != b->backing_bytes;
+	       a->backing_bytes != b->backing_bytes ||
+	       a->write_bytes != b->write_bytes;
 }
 
 static int sample_take(uzswap_t *admin, struct sample *s)
@@ -188,6 +200,9 @@ static int sample_take(uzswap_t *admin, struct sample *s)
 	s->evictions = st.evictions;
 	s->backing_bytes = st.backing_bytes;
 	s->failures = st.writeback_failures;
+	s->write_bytes = st.backing_write_bytes;
+	s->write_ns = st.backing_write_ns;
+	s->writes = st.backing_writes_timed;
 	return 0;
 }
 
@@ -241,11 +256,16 @@ static void watch_writeback(const struct watch *w, struct wb *r)
 		a++;
 	while (b > a && s[b - 1].writebacks == end->writebacks)
 		b--;
-	r->bytes = (double)(s[b].backing_bytes - s[a].backing_bytes);
+	double writes = (double)(s[b].writes - s[a].writes);
+
+	r->bytes = (double)(s[b].write_bytes - s[a].write_bytes);
 	r->pages = (double)(s[b].writebacks - s[a].writebacks);
 	r->seconds = s[b].t - s[a].t;
 	r->mb_s = ratio(r->bytes / 1e6, r->seconds);
 	r->page_mb_s = reps_mb_s(r->pages, r->seconds);
+	r->write_us = ratio((double)(s[b].write_ns - s[a].write_ns) / 1e3,
+			    writes);
+	r->write_kib = ratio(r->bytes / 1024, writes);
 	r->failures = (double)(end->failures - s[0].failures);
 }
 
@@ -375,6 +395,9 @@ static int touch_run(struct bench *b, struct daemon *d, char *region,
 	r->p99_us = reps_percentile(b->lat, b->touches, 0.99);
 	r->max_us = b->lat[b->touches - 1];
 	r->read_ahead = (double)(z.read_ahead - a.read_ahead);
+	r->read_us = ratio((double)(z.backing_read_ns - a.backing_read_ns) /
+			   1e3, (double)(z.backing_reads_timed -
+					 a.backing_reads_timed));
 	r->from_backend = ((double)a.written_back_pages -
 			   (double)z.written_back_pages) / (double)b->touches;
 	return 0;
@@ -507,10 +530,11 @@ static void print_json_wb(const char *key, const struct wb *m,
 {
 	printf("\"%s\":{\"bytes\":%.0f,\"pages\":%.0f,\"seconds\":%.3f,"
 	       "\"mb_s\":%.1f,\"mb_s_min\":%.1f,\"mb_s_max\":%.1f,"
-	       "\"page_mb_s\":%.1f,\"failures\":%.0f,\"ratio_mb_s\":%.3f}",
+	       "\"page_mb_s\":%.1f,\"write_us\":%.1f,\"write_kib\":%.1f,"
+	       "\"failures\":%.0f,\"ratio_mb_s\":%.3f}",
 	       key, m->bytes, m->pages, m->seconds, m->mb_s, lo->mb_s,
-	       hi->mb_s, m->page_mb_s, m->failures,
-	       ratio(m->mb_s, base->mb_s));
+	       hi->mb_s, m->page_mb_s, m->write_us, m->write_kib,
+	       m->failures, ratio(m->mb_s, base->mb_s));
 }
 
 static void print_json(const struct report *p)
@@ -537,12 +561,13 @@ static void print_json(const struct report *p)
 		printf(",\"read\":{\"p50_us\":%.1f,\"p50_us_min\":%.1f,"
 		       "\"p50_us_max\":%.1f,\"p99_us\":%.1f,"
 		       "\"p99_us_min\":%.1f,\"p99_us_max\":%.1f,"
-		       "\"max_us\":%.1f,\"from_backend\":%.4f,"
-		       "\"read_ahead\":%.0f,\"seq_mb_s\":%.1f,"
-		       "\"ratio_p50\":%.3f,\"ratio_p99\":%.3f,"
-		       "\"ratio_seq\":%.3f}}", m->p50_us, lo->p50_us,
-		       hi->p50_us, m->p99_us, lo->p99_us, hi->p99_us,
-		       m->max_us, m->from_backend, m->read_ahead, m->seq_mb_s,
+		       "\"max_us\":%.1f,\"backend_read_us\":%.1f,"
+		       "\"from_backend\":%.4f,\"read_ahead\":%.0f,"
+		       "\"seq_mb_s\":%.1f,\"ratio_p50\":%.3f,"
+		       "\"ratio_p99\":%.3f,\"ratio_seq\":%.3f}}", m->p50_us,
+		       lo->p50_us, hi->p50_us, m->p99_us, lo->p99_us,
+		       hi->p99_us, m->max_us, m->read_us, m->from_backend,
+		       m->read_ahead, m->seq_mb_s,
 		       ratio(m->p50_us, base->p50_us),
 		       ratio(m->p99_us, base->p99_us),
 		       ratio(m->seq_mb_s, base->seq_mb_s));
@@ -560,40 +585,47 @@ static void print_table(const struct report *p)
 	       "backends taking turns in each; x: against\n%s, same runs\n\n",
 	       p->region_mib, p->budget_mib, (double)p->dm[0].pool_limit / MIB,
 	       p->reps, p->dm[0].name);
-	printf("%-10s %7s | %9s %6s %8s | %9s %6s %8s | %4s\n", "write-back",
-	       "MiB", "stream MB/s", "x", "pg MB/s", "drain MB/s", "x",
-	       "pg MB/s", "fail");
+	printf("%-10s %5s | %6s %5s %6s %5s | %6s %5s %6s %5s %5s | %4s\n",
+	       "write-back", "MiB", "stream", "x", "pg", "wr us", "drain",
+	       "x", "pg", "wr us", "KiB", "fail");
 	for (i = 0; i < p->nr; i++) {
 		const struct wb *s = &p->med[i].stream, *d = &p->med[i].drain;
 
-		printf("%-10s %7.1f | %11.1f %6.2f %8.0f | %10.1f %6.2f %8.0f "
-		       "| %4.0f\n", p->dm[i].name, s->bytes / MIB, s->mb_s,
+		printf("%-10s %5.1f | %6.1f %5.2f %6.0f %5.0f | %6.1f %5.2f "
+		       "%6.0f %5.0f %5.0f | %4.0f\n", p->dm[i].name,
+		       s->bytes / MIB, s->mb_s,
 		       ratio(s->mb_s, base->stream.mb_s), s->page_mb_s,
-		       d->mb_s, ratio(d->mb_s, base->drain.mb_s),
-		       d->page_mb_s, s->failures + d->failures);
+		       s->write_us, d->mb_s, ratio(d->mb_s, base->drain.mb_s),
+		       d->page_mb_s, d->write_us, d->write_kib,
+		       s->failures + d->failures);
 	}
-	printf("(MiB: what the stream's write-back wrote, objects in 512-byte "
-	       "units, frames\n included; MB/s of those bytes; pg MB/s: the "
-	       "same pages' 4 KiB; stream: while\n evicting under the budget; "
-	       "drain: the writer alone, the pool shrunk by a reload)\n\n");
+	printf("(MiB: what the stream's write-back wrote to the backend, "
+	       "objects in 512-byte\n units, frames included; stream, drain: "
+	       "MB/s of those bytes, stream: while\n evicting under the "
+	       "budget, drain: the writer alone, the pool shrunk by a\n "
+	       "reload; pg: MB/s of the same pages' 4 KiB; wr us: a backend "
+	       "write request,\n mean, daemon side; KiB: what a drain's "
+	       "request wrote, mean)\n\n");
 
-	printf("%-10s %7s %7s %6s %6s %7s %7s | %8s %6s\n", "read-back",
-	       "p50 us", "p99 us", "x p50", "x p99", "max us", "backend",
-	       "seq MB/s", "x");
+	printf("%-10s %6s %6s %5s %5s %6s | %5s %6s | %8s %5s\n",
+	       "read-back", "p50 us", "p99 us", "x p50", "x p99", "max us",
+	       "rd us", "served", "seq MB/s", "x");
 	for (i = 0; i < p->nr; i++) {
 		const struct rep *m = &p->med[i];
 
-		printf("%-10s %7.1f %7.1f %6.2f %6.2f %7.0f %7.3f | %8.1f "
-		       "%6.2f\n", p->dm[i].name, m->p50_us, m->p99_us,
+		printf("%-10s %6.1f %6.1f %5.2f %5.2f %6.0f | %5.1f %6.3f | "
+		       "%8.1f %5.2f\n", p->dm[i].name, m->p50_us, m->p99_us,
 		       ratio(m->p50_us, base->p50_us),
-		       ratio(m->p99_us, base->p99_us), m->max_us,
+		       ratio(m->p99_us, base->p99_us), m->max_us, m->read_us,
 		       m->from_backend, m->seq_mb_s,
 		       ratio(m->seq_mb_s, base->seq_mb_s));
 	}
 	printf("(%zu random touches of written-back pages, one first-byte "
-	       "read each, client side;\n backend: the share of them the "
-	       "backend served; seq: the whole region read back\n in order, "
-	       "verified, 4 KiB pages)\n", p->touches);
+	       "read each, timed\n client side; max: the median of the runs' "
+	       "largest; rd us: a backend read\n request, mean, daemon side; "
+	       "served: the share of touches the backend served;\n seq: the "
+	       "whole region read back in order, verified, 4 KiB pages)\n",
+	       p->touches);
 
 	printf("\nover the runs (min..max):\n");
 	for (i = 0; i < p->nr; i++)
@@ -657,12 +689,13 @@ static int daemons_connect(struct daemon *dm, unsigned int nr)
 				uzswap_strerror(ret));
 			return -1;
 		}
-		if (!st.backing_limit || !st.pool_limit) {
+		if (st.backing_backend == UZSWAP_BACKING_NONE ||
+		    !st.pool_limit) {
 			fprintf(stderr, "wb_bench: uzswapd %s has no %s; "
 				"start it with --backing-file and a pool-limit "
-				"in %s\n", dm[i].name,
-				st.backing_limit ? "pool limit" :
-				"backing file", dm[i].conf);
+				"in %s (a daemon of protocol 7 or later)\n",
+				dm[i].name, st.pool_limit ? "backing tier" :
+				"pool limit", dm[i].conf);
 			return -1;
 		}
 		dm[i].pool_limit = st.pool_limit;
