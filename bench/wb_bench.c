@@ -2,9 +2,10 @@
  * wb_bench.c - benchmark of the write-back tier (issue 16): how fast the
  * pool writes back to each backend, and what a fault on a written-back
  * page costs, for several daemons alike but for their backend (the
- * local file, an NBD export over a unix socket, one over loopback TCP),
- * measured in the same run (not a test: it asserts nothing and its
- * numbers vary with the machine).
+ * local file, an NBD export over a unix socket, one over loopback TCP, a
+ * file on tmpfs as the ceiling: run-wb-bench's), measured in the same
+ * run (not a test: it asserts nothing and its numbers vary with the
+ * machine).
  *
  * The daemons are named on the command line, --daemon NAME=DIR each, the
  * first the baseline of the ratios: the daemon's socket is DIR/s, its
@@ -311,6 +312,7 @@ static int pool_limit_set(struct daemon *d, uint64_t bytes)
  * One daemon's turn
  *****************/
 
+/* The text set into @region, a page at a time. */
 static void fill(const struct bench *b, char *region)
 {
 	size_t i;
