@@ -1,6 +1,6 @@
 /*
- * reps.c - medians, minima and maxima of a benchmark's runs, and their
- * clock (see reps.h). The fields are copied with memcpy(): the runs are
+ * reps.c - medians, minima and maxima of a benchmark's runs, quantiles
+ * of a run's samples, and their clock (see reps.h). The fields are copied with memcpy(): the runs are
  * structs of doubles, read as an array of them.
  */
 #include "config.h"
@@ -22,6 +22,18 @@ double reps_median(double *v, unsigned int n)
 {
 	qsort(v, n, sizeof(*v), reps_cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double reps_percentile(const double *v, size_t n, double p)
+{
+	double x = p * (double)n;
+	size_t rank = (size_t)x;
+
+	if ((double)rank < x)
+		rank++;
+	if (rank > n)
+		rank = n;
+	return v[rank ? rank - 1 : 0];
 }
 
 void reps_summarize(const void *runs, size_t size, unsigned int n,

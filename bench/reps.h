@@ -2,8 +2,8 @@
  * reps.h - the medians of a benchmark's repetitions. Each run's figures
  * sit in a struct made of doubles only (a _Static_assert in the
  * benchmark says so), summarized field by field: the median, the
- * minimum and the maximum over the runs; and the clock and the rate the
- * runs are timed with.
+ * minimum and the maximum over the runs; the quantiles of a run's
+ * samples; and the clock and the rate the runs are timed with.
  *
  * Private to bench/.
  */
@@ -19,6 +19,10 @@ int reps_cmp_double(const void *a, const void *b);
 
 /* The median of @v[0..@n) (@n >= 1), which it sorts. */
 double reps_median(double *v, unsigned int n);
+
+/* The @p quantile (0 < @p <= 1) of @v[0..@n) (@n >= 1), sorted
+ * ascending: the nearest rank, the ceil(@p * @n)-th. */
+double reps_percentile(const double *v, size_t n, double p);
 
 /*
  * reps_summarize() - field-wise median, minimum and maximum of @n runs

@@ -195,19 +195,6 @@ _Static_assert(sizeof(struct rep) % sizeof(double) == 0,
  * Statistics
  *****************/
 
-/* The @p quantile of sorted @v (nearest rank: the ceil(p * n)-th). */
-static double percentile(const double *v, size_t n, double p)
-{
-	double x = p * (double)n;
-	size_t rank = (size_t)x;
-
-	if ((double)rank < x)
-		rank++;
-	if (rank > n)
-		rank = n;
-	return v[rank ? rank - 1 : 0];
-}
-
 /* Latency figures of @n touches in @us (sorted in place). */
 static void lat_summarize(double *us, size_t n, double faults,
 			  struct lat_stats *l)
@@ -218,9 +205,9 @@ static void lat_summarize(double *us, size_t n, double faults,
 	for (i = 0; i < n; i++)
 		sum += us[i];
 	qsort(us, n, sizeof(*us), reps_cmp_double);
-	l->p50 = percentile(us, n, 0.50);
-	l->p99 = percentile(us, n, 0.99);
-	l->p999 = percentile(us, n, 0.999);
+	l->p50 = reps_percentile(us, n, 0.50);
+	l->p99 = reps_percentile(us, n, 0.99);
+	l->p999 = reps_percentile(us, n, 0.999);
 	l->mean = sum / (double)n;
 	l->faults_per_page = faults / (double)n;
 }
