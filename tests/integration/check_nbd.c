@@ -416,15 +416,20 @@ static Suite *nbd_suite(void)
 }
 
 /* A client of a sanitizer build must die of the SIGBUS it gets, as any
- * program does, rather than have AddressSanitizer report it and exit. */
+ * program does, rather than have the sanitizer report it and exit. */
 static void let_sigbus_kill(void)
 {
-	const char *was = getenv("ASAN_OPTIONS");
+	static const char *const vars[] = { "ASAN_OPTIONS", "TSAN_OPTIONS" };
 	char opts[1024];
+	const char *was;
+	size_t i;
 
-	snprintf(opts, sizeof(opts), "%s%shandle_sigbus=0", was ? was : "",
-		 was && *was ? ":" : "");
-	setenv("ASAN_OPTIONS", opts, 1);
+	for (i = 0; i < sizeof(vars) / sizeof(*vars); i++) {
+		was = getenv(vars[i]);
+		snprintf(opts, sizeof(opts), "%s%shandle_sigbus=0",
+			 was ? was : "", was && *was ? ":" : "");
+		setenv(vars[i], opts, 1);
+	}
 }
 
 int main(void)
