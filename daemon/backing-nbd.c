@@ -194,6 +194,35 @@ static void pump_kick(struct nbd_io *io)
 }
 
 /*
+ * conn_turn() - wait up to PUMP_TICK_MS for @h's socket to be ready the
+ * way libnbd wants it, or for a kick (drained), then let libnbd read or
+ * write. Return: 0, or -errno if poll() failed.
+ */
+static int conn_turn(struct nbd_io *io, struct nbd_handle *h)
+{
+	unsigned int dir = nbd_aio_get_direction(h);
+	struct pollfd pfd[2];
+	uint64_t drain;
+
+	pfd[0] = (struct pollfd){
+		nbd_aio_get_fd(h),
+		(short)((dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+			(dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0)), 0 };
+	pfd[1] = (struct pollfd){ io->wake_fd, POLLIN, 0 };
+	if (poll(pfd, 2, PUMP_TICK_MS) < 0)
+		return errno == EINTR ? 0 : -errno;
+	if ((pfd[1].revents & POLLIN) &&
+	    read(io->wake_fd, &drain, sizeof(drain)) < 0) {
+		/* nothing to drain */
+	}
+	if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+		nbd_aio_notify_read(h);
+	else if (pfd[0].revents & POLLOUT)
+		nbd_aio_notify_write(h);
+	return 0;
+}
+
+/*
  * wait_ready() - drive @h's state machine from this thread until it has
  * connected (or failed, or NBD_CONNECT_S passed, or the pump was asked
  * to stop). Return: 0 or -errno.
@@ -201,32 +230,16 @@ static void pump_kick(struct nbd_io *io)
 static int wait_ready(struct nbd_io *io, struct nbd_handle *h)
 {
 	uint64_t deadline = clock_now_ns() + NBD_CONNECT_S * 1000000000ull;
-	struct pollfd pfd[2];
-	unsigned int dir;
-	uint64_t drain;
+	int ret;
 
 	while (nbd_aio_is_connecting(h)) {
 		if (atomic_load(&io->stop))
 			return -ECANCELED;
 		if (clock_now_ns() > deadline)
 			return -ETIMEDOUT;
-		dir = nbd_aio_get_direction(h);
-		pfd[0] = (struct pollfd){
-			nbd_aio_get_fd(h),
-			(short)((dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
-				(dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT
-								   : 0)), 0 };
-		pfd[1] = (struct pollfd){ io->wake_fd, POLLIN, 0 };
-		if (poll(pfd, 2, PUMP_TICK_MS) < 0 && errno != EINTR)
-			return -errno;
-		if ((pfd[1].revents & POLLIN) &&
-		    read(io->wake_fd, &drain, sizeof(drain)) < 0) {
-			/* nothing to drain */
-		}
-		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-			nbd_aio_notify_read(h);
-		else if (pfd[0].revents & POLLOUT)
-			nbd_aio_notify_write(h);
+		ret = conn_turn(io, h);
+		if (ret < 0)
+			return ret;
 	}
 	return nbd_aio_is_ready(h) ? 0 : nbd_err();
 }
@@ -507,30 +520,14 @@ static bool stalled(struct nbd_io *io)
 	return now > since && now - since > NBD_STALL_S * 1000000000ull;
 }
 
-/* One turn of the connected pump: wait for the socket or a kick, then
- * let libnbd read or write. */
+/* One turn of the connected pump: wait for the socket or a kick, let
+ * libnbd read or write, then see whether the connection still holds. */
 static void pump_turn(struct nbd_io *io)
 {
 	struct nbd_handle *h = io->pump_h;
-	unsigned int dir = nbd_aio_get_direction(h);
-	struct pollfd pfd[2];
-	uint64_t drain;
 
-	pfd[0] = (struct pollfd){
-		nbd_aio_get_fd(h),
-		(short)((dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
-			(dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0)), 0 };
-	pfd[1] = (struct pollfd){ io->wake_fd, POLLIN, 0 };
-	if (poll(pfd, 2, PUMP_TICK_MS) < 0)
+	if (conn_turn(io, h) < 0)
 		return;
-	if ((pfd[1].revents & POLLIN) &&
-	    read(io->wake_fd, &drain, sizeof(drain)) < 0) {
-		/* nothing to drain */
-	}
-	if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-		nbd_aio_notify_read(h);
-	else if (pfd[0].revents & POLLOUT)
-		nbd_aio_notify_write(h);
 	if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h)) {
 		conn_lost(io, nbd_get_error() ?: "closed");
 	} else if (stalled(io)) {

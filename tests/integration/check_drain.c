@@ -128,23 +128,6 @@ static void settle(struct dh_client *c, uint64_t bytes, struct pstats *s)
 	}
 }
 
-/* Poll until the backing file is empty (its slots are freed in batches,
- * after the pages). */
-static void wait_backing_empty(void)
-{
-	long long deadline = dh_deadline(SETTLE_MS);
-	struct proto_status_reply st;
-
-	for (;;) {
-		status(&st);
-		if (st.backing_bytes == 0)
-			return;
-		DH_ASSERT(dh_now_ms() < deadline, "%" PRIu64 " bytes left in "
-			  "the backing file", st.backing_bytes);
-		dh_sleep_ms(20);
-	}
-}
-
 /* Whether process @pid maps a region named @name. */
 static bool maps_region(pid_t pid, const char *name)
 {
@@ -296,7 +279,7 @@ START_TEST(test_drain_all_kinds)
 	DH_ASSERT_EQ(held(&st), 0);
 	DH_ASSERT_EQ(st.registered_bytes, 0);
 	DH_ASSERT_EQ(st.clients, 1);
-	wait_backing_empty();
+	dh_wait_backing_empty(&dmn, &st);
 	pager_stats(&c, &ps);
 	DH_ASSERT(ps.regions == 0 && ps.stored == 0 && ps.registered == 0,
 		  "after the drain: %" PRIu64 " regions, %" PRIu64 " stored",

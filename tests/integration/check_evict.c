@@ -1368,26 +1368,6 @@ static void wb_settle(struct dh_client *c, uint64_t bytes, struct pstats *s,
 	}
 }
 
-/* Poll until nothing of any client is left in the backing file. */
-static void wait_backing_empty(struct proto_status_reply *now)
-{
-	long long deadline = dh_deadline(SETTLE_MS);
-
-	for (;;) {
-		status(now);
-		if (now->written_back_pages == 0 && now->backing_bytes == 0)
-			return;
-		if (dh_now_ms() >= deadline)
-			print_wb("not emptied", now);
-		DH_ASSERT(dh_now_ms() < deadline, "the backing file did not "
-			  "empty: %" PRIu64 " pages written back, %" PRIu64
-			  " bytes", now->written_back_pages,
-			  now->backing_bytes);
-		dh_sleep_ms(20);
-	}
-}
-
-
 /* Teardown of the cases whose backing file fills up. */
 static void daemon_down_wb(void)
 {
@@ -1460,7 +1440,7 @@ START_TEST(test_wb_pool_limit)
 	DH_ASSERT(s.pool_bytes <= limit + POOL_SEGMENT, "pool %" PRIu64,
 		  s.pool_bytes);
 	pager_quit(&c);
-	wait_backing_empty(&s);
+	dh_wait_backing_empty(&dmn, &s);
 	DH_ASSERT(!dh_log_find(&dmn, WB_STUCK, NULL, 0),
 		  "the backing file was reported full");
 	dh_stop_ok(&dmn, SIGTERM, NULL);
@@ -1502,7 +1482,7 @@ START_TEST(test_wb_rmw)
 		struct proto_status_reply zero = { 0 }, now;
 
 		wait_store(&zero, &now);
-		wait_backing_empty(&now);
+		dh_wait_backing_empty(&dmn, &now);
 	}
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
@@ -1562,7 +1542,7 @@ static void wb_full_scenario(const char *const *args)
 		  "stored %" PRIu64, ps.stored);
 	pager_ok(&c, "verify all");
 	pager_quit(&c);
-	wait_backing_empty(&s);
+	dh_wait_backing_empty(&dmn, &s);
 	/* two sites ("at its limit", "takes pages again"), each a burst and
 	 * a summary per window */
 	windows = (dh_now_ms() - start) / LOG_RL_INTERVAL_MS + 1;

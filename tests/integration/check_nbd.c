@@ -161,21 +161,6 @@ static void wait_written_back(uint64_t pages, struct proto_status_reply *s)
 	}
 }
 
-/* Poll until nothing is left in the export (the client is gone). */
-static void wait_backing_empty(struct proto_status_reply *s)
-{
-	long long deadline = dh_deadline(SETTLE_MS);
-
-	for (;;) {
-		status(s);
-		if (s->written_back_pages == 0 && s->backing_bytes == 0)
-			return;
-		DH_ASSERT(dh_now_ms() < deadline, "the export keeps %" PRIu64
-			  " bytes", s->backing_bytes);
-		dh_sleep_ms(20);
-	}
-}
-
 /* Whether the export's data segments (after the superblock's) up to
  * @bytes read zeros, over a connection of the test's own. */
 static bool export_data_zero(uint64_t bytes)
@@ -261,7 +246,7 @@ START_TEST(test_rmw)
 		     s.backing_write_errors + s.fault_poisoned, 0);
 	/* the client is gone: its objects too, and their segments were
 	 * trimmed on the server */
-	wait_backing_empty(&s);
+	dh_wait_backing_empty(&dmn, &s);
 	print_backing("client gone", &s);
 	DH_ASSERT(s.backing_released_bytes >= SEG, "released %" PRIu64,
 		  s.backing_released_bytes);
@@ -302,7 +287,7 @@ START_TEST(test_restart)
 	DH_ASSERT(s.backing_read_waits > 0, "no fault waited for the export");
 	DH_ASSERT_EQ(s.backing_checksum_errors + s.backing_read_timeouts +
 		     s.fault_poisoned, 0);
-	wait_backing_empty(&s);
+	dh_wait_backing_empty(&dmn, &s);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
@@ -333,7 +318,7 @@ START_TEST(test_full)
 		  s.backing_bytes);
 	pager_ok(&c, "verify all");
 	pager_quit(&c);
-	wait_backing_empty(&s);
+	dh_wait_backing_empty(&dmn, &s);
 	dh_stop_ok(&dmn, SIGTERM, NULL);
 }
 END_TEST
@@ -356,7 +341,7 @@ START_TEST(test_corrupt)
 	DH_ASSERT(s.backing_checksum_errors > 0, "no checksum error");
 	DH_ASSERT(s.fault_poisoned > 0, "no page poisoned");
 	DH_ASSERT_EQ(s.backing_up, 1);
-	wait_backing_empty(&s);
+	dh_wait_backing_empty(&dmn, &s);
 	dh_stop_ok(&dmn, SIGTERM, UNREADABLE);
 }
 END_TEST

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -923,6 +924,25 @@ void dh_wait_pool_empty(const struct dh_daemon *d)
 		v = dh_metric(d, zero[i]);
 		DH_ASSERT_ON(d, v == 0, "%s is %llu, not 0 once the clients "
 			     "left", zero[i], (unsigned long long)v);
+	}
+}
+
+void dh_wait_backing_empty(const struct dh_daemon *d,
+			   struct proto_status_reply *now)
+{
+	long long deadline = dh_deadline(DH_POOL_EMPTY_MS);
+	int ret;
+
+	for (;;) {
+		ret = dh_status(d, now);
+		DH_ASSERT_ON(d, ret == 0, "STATUS: %s", strerror(-ret));
+		if (now->written_back_pages == 0 && now->backing_bytes == 0)
+			return;
+		DH_ASSERT_ON(d, dh_now_ms() < deadline, "the backing file did "
+			     "not empty: %" PRIu64 " pages written back, %"
+			     PRIu64 " bytes", now->written_back_pages,
+			     now->backing_bytes);
+		dh_sleep_ms(20);
 	}
 }
 

@@ -306,6 +306,12 @@ uint64_t dh_metric(const struct dh_daemon *d, const char *series);
  * an assertion. */
 void dh_wait_pool_empty(const struct dh_daemon *d);
 
+/* Poll STATUS into *@now until nothing is written back any more (no
+ * page, no byte of the backing file or export: its clients gone), for
+ * DH_POOL_EMPTY_MS at most; an assertion. */
+void dh_wait_backing_empty(const struct dh_daemon *d,
+			   struct proto_status_reply *now);
+
 /*
  * dh_cannot_preload() - why no program can run under this build's
  * libuzswap-preload.so, or NULL. A sanitizer build instruments the
