@@ -254,7 +254,10 @@ static struct nbd_handle *export_connect(struct nbd_io *io, int *err)
 		*err = nbd_err();
 		return NULL;
 	}
-	if (nbd_aio_connect_uri(h, io->uri) < 0) {
+	/* the URI is the operator's: its tls-certificates= and
+	 * tls-psk-file= may name local files */
+	if (nbd_set_uri_allow_local_file(h, true) < 0 ||
+	    nbd_aio_connect_uri(h, io->uri) < 0) {
 		*err = nbd_err();
 		goto out_close;
 	}

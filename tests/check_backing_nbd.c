@@ -12,7 +12,8 @@
  * written is read back, writes stop meanwhile and resume); reads that
  * wait for a server that stays away, then time out; a full export; an
  * export holding someone else's data refused; a successor taking the
- * export over with its objects; four threads at once.
+ * export over with its objects; TLS with a PSK (nbds+unix://); four
+ * threads at once.
  *
  * SKIP (77) where nbdkit is not installed. Files and sockets live in a
  * fresh directory under $TMPDIR.
@@ -280,6 +281,36 @@ START_TEST(test_foreign_refused)
 	ck_assert_int_eq(nbd_pread(h, buf, sizeof(buf), 100, 0), 0);
 	ck_assert_str_eq(buf, "a filesystem");
 	nbd_close(h);
+}
+END_TEST
+
+/* TLS when the URI asks for it (nbds+unix://, a PSK): the export is
+ * used as any other; the same URI without TLS is refused by the server. */
+START_TEST(test_tls)
+{
+	char psk[320], pskarg[340], uri[800];
+	const char *args[] = { "--tls=require", pskarg, "memory", "size=16M",
+			       NULL };
+	uint64_t slot;
+	FILE *f;
+
+	snprintf(psk, sizeof(psk), "%s/psk", dir);
+	f = fopen(psk, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "uzswapd:0123456789abcdef0123456789abcdef\n");
+	fclose(f);
+	snprintf(pskarg, sizeof(pskarg), "--tls-psk=%s", psk);
+	serve(args);
+	b = backing_open(srv.uri, 64 * MiB, false);
+	ck_assert_ptr_null(b);
+	snprintf(uri, sizeof(uri),
+		 "nbds+unix://uzswapd@/?socket=%s&tls-psk-file=%s", srv.sock,
+		 psk);
+	b = backing_open(uri, 64 * MiB, false);
+	ck_assert_ptr_nonnull(b);
+	slot = put(3333, 8);
+	check(slot, 3333, 8);
+	unlink(psk);
 }
 END_TEST
 
@@ -601,6 +632,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_full_export);
 	tcase_add_test(tc, test_foreign_refused);
 	tcase_add_test(tc, test_no_server);
+	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_hand_over);
 	tcase_add_test(tc, test_trim_segments);
 	suite_add_tcase(s, tc);
