@@ -14,6 +14,9 @@
  *   restart  the same against nbdkit file, killed in the middle and
  *            started again: writing back stops and resumes, faults on
  *            pages there wait and resume, not one write lost
+ *   handover the daemon stopped (SIGTERM) and started again, twice, while
+ *            the writers work with pages on the export: the successor
+ *            takes the export and its slot map over, not one write lost
  *   full     an export of 4 MiB under 64 MiB of pages: the export fills,
  *            evictions stop and the budget is exceeded, every page reads
  *            back
@@ -292,6 +295,40 @@ START_TEST(test_restart)
 }
 END_TEST
 
+/* A handover while pages are on the export: the successor takes the
+ * export over with its slot map, and the writers go on with every page. */
+START_TEST(test_handover)
+{
+	const char *args[] = { "--pool-limit", "4M", "--backing-file",
+			       srv.uri, "--backing-limit", "1G", NULL };
+	struct proto_status_reply s;
+	struct rmw_result res;
+	struct dh_client c;
+	int round, ret;
+
+	serve_memory("256M");
+	dh_up(&dmn, args);
+	rmw_start(&dmn, &c, 4, 64, 4, 0);
+	for (round = 0; round < 2; round++) {
+		wait_written_back(2048, &s);
+		dh_stop_ok(&dmn, SIGTERM, NULL);
+		ret = dh_restart(&dmn, args);
+		DH_ASSERT(ret == 0, "restart %d: %s", round, strerror(-ret));
+		status(&s);
+		print_backing("successor", &s);
+		DH_ASSERT(s.written_back_pages > 0, "the successor found "
+			  "nothing on the export");
+	}
+	DH_ASSERT(dh_client_say(&c, "stop") == 0, "rmw");
+	rmw_finish(&c, RMW_SECONDS, &res);
+	DH_ASSERT(res.have_stats, "no stats from the last daemon");
+	status(&s);
+	DH_ASSERT_EQ(s.backing_checksum_errors + s.fault_poisoned, 0);
+	dh_wait_backing_empty(&dmn, &s);
+	dh_stop_ok(&dmn, SIGTERM, NULL);
+}
+END_TEST
+
 START_TEST(test_full)
 {
 	struct proto_status_reply s;
@@ -394,6 +431,7 @@ static Suite *nbd_suite(void)
 
 	add_case(s, "rmw", test_rmw);
 	add_case(s, "restart", test_restart);
+	add_case(s, "handover", test_handover);
 	add_case(s, "full", test_full);
 	add_case(s, "corrupt", test_corrupt);
 	add_case(s, "gone", test_gone);
