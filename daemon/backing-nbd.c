@@ -46,7 +46,7 @@
  * another superblock, or a different size, is refused and retried.
  *
  * Locks. @lock protects @h (the connection workers may use; NULL while
- * away) and @gen; a worker holds it only while it issues a command, the
+ * away); a worker holds it only while it issues a command, the
  * pump while it publishes or drops the handle. The pump's own handle
  * (@pump_h) and its retry state are the pump's alone. Counters are
  * atomic; the rest is immutable after backing_nbd_open().
@@ -109,10 +109,9 @@ struct nbd_super {
 
 /*
  * struct nbd_io - an export in use
- * @lock:      protects @h and @gen
+ * @lock:      protects @h
  * @h:         the connection workers issue commands on; NULL while away;
  *             @lock
- * @gen:       connections made so far; @lock
  * @pump_h:    the pump's view of the connection (@h, or the one being
  *             made); the pump's
  * @retry_ms:  the pause before the next attempt; the pump's
@@ -133,7 +132,6 @@ struct nbd_super {
 struct nbd_io {
 	pthread_mutex_t lock;
 	struct nbd_handle *h;
-	uint64_t gen;
 	struct nbd_handle *pump_h;
 	unsigned int retry_ms;
 	uint64_t next_try;
@@ -415,6 +413,9 @@ static void conn_lost(struct nbd_io *io, const char *why)
 {
 	struct nbd_handle *h = io->pump_h;
 
+	/* @why may be libnbd's message: logged before the handle goes */
+	log_warn("backing", "nbd: lost %s (%s): writes back stop, faults on "
+		 "pages there wait; reconnecting", io->uri, why);
 	pthread_mutex_lock(&io->lock);
 	io->h = NULL;
 	atomic_store(&io->connected, false);
@@ -426,8 +427,6 @@ static void conn_lost(struct nbd_io *io, const char *why)
 	io->retry_ms = NBD_RETRY_MIN_MS;
 	io->next_try = io->away_at;
 	io->refused = false;
-	log_warn("backing", "nbd: lost %s (%s): writes back stop, faults on "
-		 "pages there wait; reconnecting", io->uri, why);
 }
 
 /* Whether the export @h reaches is still ours: 0, or -errno with the
@@ -500,7 +499,6 @@ static void conn_retry(struct nbd_io *io)
 	io->pump_h = h;
 	pthread_mutex_lock(&io->lock);
 	io->h = h;
-	io->gen++;
 	atomic_store(&io->connected, true);
 	pthread_mutex_unlock(&io->lock);
 	atomic_fetch_add(&io->st.connects, 1);
