@@ -214,6 +214,18 @@ static void verify_dies_of_sigbus(struct dh_client *c)
 		  "must die of SIGBUS)", dh_status_str(st));
 }
 
+/* nbdkit memory of @export, uzswapd with a 2 MiB pool writing back to it
+ * (and @more), and a pager with @mib MiB of text under a 2 MiB budget. */
+static void pager_on_export(const char *export, const char *const *more,
+			    unsigned int mib, struct dh_client *c)
+{
+	serve_memory(export);
+	daemon_up("2M", more);
+	pager_start(&dmn, c);
+	pager_ok(c, "limit 2");
+	pager_alloc(c, "text", mib);
+}
+
 /*****************
  * Cases
  *****************/
@@ -334,11 +346,7 @@ START_TEST(test_full)
 	struct proto_status_reply s;
 	struct dh_client c;
 
-	serve_memory("4M");
-	daemon_up("2M", NULL);
-	pager_start(&dmn, &c);
-	pager_ok(&c, "limit 2");
-	pager_alloc(&c, "text", 64);
+	pager_on_export("4M", NULL, 64, &c);
 	{
 		long long deadline = dh_deadline(SETTLE_MS);
 
@@ -365,11 +373,7 @@ START_TEST(test_corrupt)
 	struct proto_status_reply s;
 	struct dh_client c;
 
-	serve_memory("64M");
-	daemon_up("2M", NULL);
-	pager_start(&dmn, &c);
-	pager_ok(&c, "limit 2");
-	pager_alloc(&c, "text", 32);
+	pager_on_export("64M", NULL, 32, &c);
 	wait_written_back(1024, &s);
 	export_scribble(4 * MIB);
 	verify_dies_of_sigbus(&c);
@@ -389,11 +393,7 @@ START_TEST(test_gone)
 	struct proto_status_reply s;
 	struct dh_client c;
 
-	serve_memory("64M");
-	daemon_up("2M", more);
-	pager_start(&dmn, &c);
-	pager_ok(&c, "limit 2");
-	pager_alloc(&c, "text", 32);
+	pager_on_export("64M", more, 32, &c);
 	wait_written_back(1024, &s);
 	nbdserver_stop(&srv, SIGKILL);
 	verify_dies_of_sigbus(&c);
