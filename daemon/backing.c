@@ -592,24 +592,19 @@ static bool frame_check(const struct backing *b, uint64_t slot,
  * API Functions
  *****************/
 
-/* Whether @target names an NBD export (libnbd's URI schemes). */
-static bool is_nbd_uri(const char *target)
+bool backing_target_is_nbd(const char *target)
 {
+	/* libnbd's URI schemes */
 	static const char *const schemes[] = {
 		"nbd://", "nbds://", "nbd+unix://", "nbds+unix://",
 		"nbd+vsock://", "nbds+vsock://",
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(schemes) / sizeof(*schemes); i++)
+	for (i = 0; target && i < sizeof(schemes) / sizeof(*schemes); i++)
 		if (!strncmp(target, schemes[i], strlen(schemes[i])))
 			return true;
 	return false;
-}
-
-bool backing_target_is_nbd(const char *target)
-{
-	return target && is_nbd_uri(target);
 }
 
 struct backing *backing_open(const char *target, uint64_t limit_bytes,
@@ -635,7 +630,7 @@ struct backing *backing_open(const char *target, uint64_t limit_bytes,
 		errno = ENOMEM;
 		return NULL;
 	}
-	b->io = is_nbd_uri(target) ?
+	b->io = backing_target_is_nbd(target) ?
 		backing_nbd_open(target, keep, &b->ops, &b->info) :
 		backing_file_open(target, keep, &b->ops, &b->info);
 	if (!b->io) {
